@@ -1,0 +1,57 @@
+//! The command line: `wasmhook run` (and, later, `serve`). Configuration is resolved here,
+//! at the edge, and handed down as typed values.
+
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// wasmhook: a multi-tenant WebAssembly extension host.
+#[derive(Debug, Parser)]
+#[command(name = "wasmhook", version, about)]
+pub struct Cli {
+    /// Where compiled modules are cached [default: $XDG_CACHE_HOME/wasmhook or ~/.cache/wasmhook].
+    #[arg(long, global = true, env = "WASMHOOK_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one extension locally, once, as a hook call would.
+    Run(run::RunArgs),
+}
+
+/// Exit code of a run that completed.
+pub const EXIT_COMPLETED: u8 = 0;
+/// Exit code of a run that failed or timed out.
+pub const EXIT_RUN_FAILED: u8 = 1;
+/// Exit code of bad usage or an unloadable module.
+pub const EXIT_USAGE: u8 = 2;
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WASMHOOK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cache_dir = cli.cache_dir.or_else(default_cache_dir);
+    match cli.command {
+        Command::Run(args) => run::run(&args, cache_dir),
+    }
+}
+
+fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+    Some(base.join("wasmhook"))
+}

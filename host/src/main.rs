@@ -1,0 +1,5 @@
+//! The `wasmhook` binary.
+
+fn main() -> std::process::ExitCode {
+    wasmhook::cli::main()
+}

@@ -1,0 +1,126 @@
+//! Assembling a hook payload in Rossum's shape.
+//!
+//! The order of keys follows Rossum's: request_id, timestamp, hook, action, event,
+//! rossum_authorization_token (when there is a token), base_url, settings, secrets, then the
+//! event's own keys (annotation, document, ...) and any sideloads.
+
+use serde_json::{Map, Value};
+
+use super::event::EventAction;
+
+/// Keys the host sets; the event's own keys may not use them.
+pub const RESERVED_KEYS: &[&str] = &[
+    "request_id",
+    "timestamp",
+    "hook",
+    "action",
+    "event",
+    "rossum_authorization_token",
+    "base_url",
+    "settings",
+    "secrets",
+];
+
+/// Everything a payload is made of.
+#[derive(Clone, Debug)]
+pub struct PayloadParts<'a> {
+    /// Unique id of the call.
+    pub request_id: &'a str,
+    /// When the event happened (RFC 3339, UTC).
+    pub timestamp: &'a str,
+    /// URL of the hook.
+    pub hook_url: &'a str,
+    /// What happened.
+    pub event: &'a EventAction,
+    /// Token minted for the hook's owner.
+    pub token: Option<&'a str>,
+    /// Base URL of the API.
+    pub base_url: &'a str,
+    /// The hook's settings.
+    pub settings: &'a Map<String, Value>,
+    /// The hook's secrets.
+    pub secrets: &'a [(String, String)],
+    /// The event's own keys.
+    pub body: &'a Map<String, Value>,
+}
+
+/// Why a payload could not be assembled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    /// The event's keys tried to set a key the host sets.
+    #[error("the payload key `{0}` is set by the host and cannot come from the event")]
+    ReservedKey(String),
+}
+
+/// The payload object a hook receives.
+pub fn assemble_payload(parts: &PayloadParts<'_>) -> Result<Map<String, Value>, PayloadError> {
+    if let Some(key) = parts.body.keys().find(|key| RESERVED_KEYS.contains(&key.as_str())) {
+        return Err(PayloadError::ReservedKey(key.clone()));
+    }
+    let mut payload = Map::new();
+    payload.insert("request_id".into(), parts.request_id.into());
+    payload.insert("timestamp".into(), parts.timestamp.into());
+    payload.insert("hook".into(), parts.hook_url.into());
+    payload.insert("action".into(), parts.event.action().into());
+    payload.insert("event".into(), parts.event.event().into());
+    if let Some(token) = parts.token {
+        payload.insert("rossum_authorization_token".into(), token.into());
+    }
+    payload.insert("base_url".into(), parts.base_url.into());
+    payload.insert("settings".into(), Value::Object(parts.settings.clone()));
+    let secrets = parts
+        .secrets
+        .iter()
+        .map(|(name, value)| (name.clone(), Value::String(value.clone())))
+        .collect();
+    payload.insert("secrets".into(), Value::Object(secrets));
+    payload.extend(parts.body.iter().map(|(key, value)| (key.clone(), value.clone())));
+    Ok(payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts<'a>(event: &'a EventAction, body: &'a Map<String, Value>, settings: &'a Map<String, Value>, secrets: &'a [(String, String)]) -> PayloadParts<'a> {
+        PayloadParts {
+            request_id: "r-1",
+            timestamp: "2026-01-01T00:00:00.000000Z",
+            hook_url: "http://localhost/api/v1/hooks/1",
+            event,
+            token: None,
+            base_url: "http://localhost",
+            settings,
+            secrets,
+            body,
+        }
+    }
+
+    #[test]
+    fn keys_come_in_rossums_order_then_the_event_keys() -> Result<(), Box<dyn std::error::Error>> {
+        let event = EventAction::new("annotation_content", "initialize")?;
+        let mut body = Map::new();
+        body.insert("annotation".into(), serde_json::json!({"id": 1}));
+        let secrets = vec![("api_key".to_owned(), "v".to_owned())];
+        let settings = Map::new();
+        let payload = assemble_payload(&parts(&event, &body, &settings, &secrets))?;
+        let keys: Vec<&str> = payload.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            ["request_id", "timestamp", "hook", "action", "event", "base_url", "settings", "secrets", "annotation"]
+        );
+        assert_eq!(payload["secrets"], serde_json::json!({"api_key": "v"}));
+        Ok(())
+    }
+
+    #[test]
+    fn event_keys_cannot_overwrite_host_keys() -> Result<(), Box<dyn std::error::Error>> {
+        let event = EventAction::new("upload", "created")?;
+        let mut body = Map::new();
+        body.insert("secrets".into(), serde_json::json!({}));
+        let settings = Map::new();
+        let result = assemble_payload(&parts(&event, &body, &settings, &[]));
+        assert_eq!(result, Err(PayloadError::ReservedKey("secrets".into())));
+        Ok(())
+    }
+}

@@ -1,0 +1,90 @@
+//! The record of one run, with the fields of Rossum's HookRunData.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// How a run ended, in Rossum's words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// The hook answered.
+    Completed,
+    /// The hook failed (an error, a trap, a bad response, a memory limit).
+    Failed,
+    /// The hook ran past its time limit.
+    Timeout,
+    /// The hook was not run because a hook it runs after failed.
+    Cancelled,
+}
+
+impl RunStatus {
+    /// The log level Rossum shows for this status.
+    pub fn log_level(self) -> LogLevel {
+        match self {
+            RunStatus::Completed => LogLevel::Info,
+            RunStatus::Failed | RunStatus::Timeout => LogLevel::Error,
+            RunStatus::Cancelled => LogLevel::Warning,
+        }
+    }
+}
+
+/// Severity of a run log entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum LogLevel {
+    /// A successful run.
+    Info,
+    /// A run that did not happen as asked, without being an error.
+    Warning,
+    /// A failed run.
+    Error,
+}
+
+/// One run of one hook for one event. Secret values are already redacted in every field.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunLog {
+    /// Unique id of this run log entry.
+    pub uuid: String,
+    /// The call's request id (shared by retries of the same call).
+    pub request_id: String,
+    /// When the event happened.
+    pub timestamp: String,
+    /// The event.
+    pub event: String,
+    /// The action.
+    pub action: String,
+    /// The organization that owns the hook.
+    pub organization_id: u64,
+    /// The hook.
+    pub hook_id: u64,
+    /// `function` for wasm hooks.
+    pub hook_type: String,
+    /// The queue of the document, when there is one.
+    pub queue_id: Option<u64>,
+    /// The annotation, for annotation events.
+    pub annotation_id: Option<u64>,
+    /// The email, for email events.
+    pub email_id: Option<u64>,
+    /// How the run ended.
+    pub status: RunStatus,
+    /// Severity for the log view.
+    pub log_level: LogLevel,
+    /// HTTP status for webhooks; none for functions.
+    pub status_code: Option<u16>,
+    /// The response's messages joined, or what went wrong.
+    pub message: String,
+    /// The payload sent (redacted).
+    pub request: Value,
+    /// The response received (redacted), when there was one.
+    pub response: Option<Value>,
+    /// Captured stdout, stderr and log lines.
+    pub output: Option<String>,
+    /// The hook's settings at the time of the run.
+    pub settings: Value,
+    /// When the run started and ended.
+    pub start: String,
+    /// See `start`.
+    pub end: String,
+    /// Wall time of the run in milliseconds.
+    pub duration_ms: f64,
+}

@@ -1,0 +1,312 @@
+//! One call: a fresh store with the call's limits, instantiation, the guest's work, and the
+//! classification of whatever happened into an [`Outcome`].
+
+use std::time::{Instant, SystemTime};
+
+use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
+use wasmtime_wasi::I32Exit;
+
+use super::config::CallLimits;
+use super::invocation::Invocation;
+use super::limiter::CallLimiter;
+use super::outcome::{panic_message, parse_response, Failure, Outcome, RunReport, TrapReport};
+use super::output::{Capture, Captured};
+use super::redact::Redactor;
+use super::state::{command_sandbox, sandbox, CallState, ComponentState, CoreState, HasCallState};
+use super::{LoadedModule, Prepared, Runtime};
+
+/// What the guest gave back when it did not fail at the wasmtime level.
+enum Returned {
+    /// `handle` returned.
+    Response(Result<String, String>),
+    /// A command ran to its end (or called `exit`).
+    Exit { code: i32, stdout: Captured },
+}
+
+/// The raw end of a call, before classification.
+struct Execution {
+    result: wasmtime::Result<Returned>,
+    memory_exceeded: bool,
+}
+
+impl Runtime {
+    /// Calls a module once, in a fresh instance, within `limits`. Never fails: whatever the
+    /// guest does becomes the report's [`Outcome`].
+    pub async fn call(
+        &self,
+        module: &LoadedModule,
+        invocation: &Invocation,
+        limits: &CallLimits,
+    ) -> RunReport {
+        let started_at = SystemTime::now();
+        let start = Instant::now();
+        let deadline = start + limits.timeout;
+        let output = Capture::new(limits.output_bytes);
+        let redactor = invocation.redactor();
+
+        let execution = tokio::time::timeout(
+            limits.timeout,
+            self.execute(module, invocation, limits, deadline, &output),
+        )
+        .await;
+        let duration = start.elapsed();
+        let captured = output.take();
+        let outcome = match execution {
+            Ok(execution) => classify(execution, limits, &captured, &redactor),
+            // The guest was blocked in a host call (a sleep, a poll) past its deadline: the
+            // epoch could not interrupt it, this timer did.
+            Err(_elapsed) => Outcome::Timeout {
+                limit: limits.timeout,
+            },
+        };
+        let (output, output_truncated) = finish_output(&captured, &redactor);
+        RunReport {
+            outcome,
+            output,
+            output_truncated,
+            started_at,
+            duration,
+        }
+    }
+
+    async fn execute(
+        &self,
+        module: &LoadedModule,
+        invocation: &Invocation,
+        limits: &CallLimits,
+        deadline: Instant,
+        output: &Capture,
+    ) -> Execution {
+        let call = CallState {
+            limiter: CallLimiter::new(usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX)),
+            deadline,
+            output: output.clone(),
+        };
+        match &module.prepared {
+            Prepared::Extension(pre) => {
+                let state = ComponentState::new(sandbox(output).build(), call);
+                let mut store = match self.store(state, limits, deadline) {
+                    Ok(store) => store,
+                    Err(error) => return Execution::failed(error),
+                };
+                let request = invocation.to_request();
+                let result = async {
+                    let extension = pre.instantiate_async(&mut store).await?;
+                    extension.call_handle(&mut store, &request).await
+                }
+                .await;
+                Execution::of(&mut store, result.map(Returned::Response))
+            }
+            Prepared::CommandComponent(pre) => {
+                let stdout = Capture::new(limits.response_bytes.saturating_add(1));
+                let wasi = command_sandbox(output, &stdout, &invocation.payload).build();
+                let mut store = match self.store(ComponentState::new(wasi, call), limits, deadline) {
+                    Ok(store) => store,
+                    Err(error) => return Execution::failed(error),
+                };
+                let result = async {
+                    let command = pre.instantiate_async(&mut store).await?;
+                    command.wasi_cli_run().call_run(&mut store).await
+                }
+                .await;
+                let code = match result {
+                    Ok(Ok(())) => Ok(0),
+                    Ok(Err(())) => Ok(1),
+                    Err(error) => exit_code(error),
+                };
+                let stdout = stdout.take();
+                Execution::of(&mut store, code.map(|code| Returned::Exit { code, stdout }))
+            }
+            Prepared::CoreCommand(pre) => {
+                let stdout = Capture::new(limits.response_bytes.saturating_add(1));
+                let wasi = command_sandbox(output, &stdout, &invocation.payload).build_p1();
+                let mut store = match self.store(CoreState { wasi, call }, limits, deadline) {
+                    Ok(store) => store,
+                    Err(error) => return Execution::failed(error),
+                };
+                let result = async {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+                    start.call_async(&mut store, ()).await
+                }
+                .await;
+                let code = match result {
+                    Ok(()) => Ok(0),
+                    Err(error) => exit_code(error),
+                };
+                let stdout = stdout.take();
+                Execution::of(&mut store, code.map(|code| Returned::Exit { code, stdout }))
+            }
+        }
+    }
+
+    /// A fresh store with the call's memory limit, deadline and instruction budget.
+    fn store<T: HasCallState>(
+        &self,
+        state: T,
+        limits: &CallLimits,
+        deadline: Instant,
+    ) -> wasmtime::Result<Store<T>> {
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.call_state().limiter);
+        // Check the deadline at every tick, yielding to the async runtime in between so
+        // that a CPU-bound guest never holds a worker thread for more than one tick.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        match (self.config.fuel_metering, limits.fuel) {
+            (true, budget) => store.set_fuel(budget.unwrap_or(u64::MAX))?,
+            (false, Some(_)) => wasmtime::bail!(
+                "an instruction budget was asked for, but this runtime was built without fuel metering"
+            ),
+            (false, None) => {}
+        }
+        Ok(store)
+    }
+}
+
+impl Execution {
+    fn of<T: HasCallState>(store: &mut Store<T>, result: wasmtime::Result<Returned>) -> Self {
+        Execution {
+            result,
+            memory_exceeded: store.data_mut().call_state().limiter.memory_exceeded(),
+        }
+    }
+
+    fn failed(error: wasmtime::Error) -> Self {
+        Execution {
+            result: Err(error),
+            memory_exceeded: false,
+        }
+    }
+}
+
+/// A command's exit arrives as an `I32Exit` error; anything else is a real failure.
+fn exit_code(error: wasmtime::Error) -> wasmtime::Result<i32> {
+    match error.downcast_ref::<I32Exit>() {
+        Some(exit) => Ok(exit.0),
+        None => Err(error),
+    }
+}
+
+fn classify(
+    execution: Execution,
+    limits: &CallLimits,
+    captured: &Captured,
+    redactor: &Redactor,
+) -> Outcome {
+    let stderr_tail = redactor.redact(&String::from_utf8_lossy(&captured.stderr_tail));
+    let memory_limit = |detail: String| Outcome::MemoryLimitExceeded {
+        limit_bytes: limits.memory_bytes,
+        detail,
+    };
+    match execution.result {
+        Err(error) => {
+            let trap = error.downcast_ref::<Trap>().copied();
+            match trap {
+                Some(Trap::Interrupt) => {
+                    return Outcome::Timeout {
+                        limit: limits.timeout,
+                    }
+                }
+                Some(Trap::OutOfFuel) => {
+                    return Outcome::Failed(Failure::FuelExhausted {
+                        budget: limits.fuel.unwrap_or(u64::MAX),
+                    })
+                }
+                _ => {}
+            }
+            let failure = match trap {
+                Some(trap) => Failure::Trap(TrapReport {
+                    description: describe_trap(trap),
+                    panic: panic_message(&stderr_tail),
+                    backtrace: error.downcast_ref::<WasmBacktrace>().map(ToString::to_string),
+                }),
+                None => Failure::Host(redactor.redact(&format!("{error:#}"))),
+            };
+            if execution.memory_exceeded {
+                memory_limit(failure.to_string())
+            } else {
+                Outcome::Failed(failure)
+            }
+        }
+        Ok(Returned::Response(Ok(text))) => match parse_response(&text, limits.response_bytes) {
+            Ok(response) => Outcome::Completed { response },
+            Err(failure) => Outcome::Failed(failure),
+        },
+        Ok(Returned::Response(Err(message))) => {
+            let message = redactor.redact(&message);
+            if execution.memory_exceeded {
+                memory_limit(message)
+            } else {
+                Outcome::Failed(Failure::Guest(message))
+            }
+        }
+        Ok(Returned::Exit { code: 0, stdout }) => {
+            if stdout.dropped > 0 || stdout.bytes.len() > limits.response_bytes {
+                return Outcome::Failed(Failure::ResponseTooLarge {
+                    size: stdout.bytes.len() as u64 + stdout.dropped,
+                    limit: limits.response_bytes,
+                });
+            }
+            let text = String::from_utf8_lossy(&stdout.bytes);
+            // Events such as annotation_status.changed expect no answer: a command that
+            // prints nothing answered with an empty object.
+            let text = if text.trim().is_empty() { "{}" } else { text.as_ref() };
+            match parse_response(text, limits.response_bytes) {
+                Ok(response) => Outcome::Completed { response },
+                Err(failure) => Outcome::Failed(failure),
+            }
+        }
+        Ok(Returned::Exit { code, .. }) => {
+            let failure = Failure::Exit {
+                code,
+                stderr_tail: last_lines(&stderr_tail, 20),
+            };
+            if execution.memory_exceeded {
+                memory_limit(failure.to_string())
+            } else {
+                Outcome::Failed(failure)
+            }
+        }
+    }
+}
+
+fn describe_trap(trap: Trap) -> String {
+    match trap {
+        Trap::StackOverflow => {
+            "call stack exhausted: the extension recursed too deeply (unbounded recursion?)".into()
+        }
+        Trap::UnreachableCodeReached => {
+            "wasm `unreachable` instruction executed (an abort or a panic)".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+fn last_lines(text: &str, count: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(count)..].join("\n")
+}
+
+/// The output as text: redacted, and marked where it was cut.
+fn finish_output(captured: &Captured, redactor: &Redactor) -> (String, bool) {
+    let text = String::from_utf8_lossy(&captured.bytes);
+    if captured.dropped == 0 {
+        return (redactor.redact(&text), false);
+    }
+    let mut text = redactor.redact_truncated(&text);
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "[output truncated: {} more bytes were dropped]",
+        captured.dropped
+    ));
+    (text, true)
+}

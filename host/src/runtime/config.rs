@@ -1,0 +1,93 @@
+//! How the runtime is sized: one struct, resolved once at start-up and passed in.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Guest memory a call gets when its hook does not say (`config.memory_size_mb`).
+pub const DEFAULT_MEMORY_BYTES: u64 = 256 * MIB;
+/// The least memory a hook may ask for.
+pub const MIN_MEMORY_BYTES: u64 = 16 * MIB;
+/// The most memory a hook may ask for unless the operator raises it. Every pooled memory
+/// slot is reserved at this size, so it is also the engine's hard ceiling.
+pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 512 * MIB;
+/// Wall time a call gets when its hook does not say (`config.timeout_s`).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The bounds of `config.timeout_s` unless the operator raises the upper one.
+pub const MIN_TIMEOUT: Duration = Duration::from_secs(1);
+/// See [`MIN_TIMEOUT`].
+pub const DEFAULT_MAX_TIMEOUT: Duration = Duration::from_secs(60);
+/// Output (stdout, stderr, log lines) kept per call before it is truncated.
+pub const DEFAULT_OUTPUT_BYTES: usize = MIB as usize;
+/// The largest response a guest may return.
+pub const DEFAULT_RESPONSE_BYTES: usize = MIB as usize;
+/// Pre-instantiated modules kept in memory; the rest are reloaded from their artifact.
+pub const DEFAULT_MODULE_CACHE_CAPACITY: usize = 1024;
+/// Instances that may be alive at once (the pool's size). Callers bound their concurrency
+/// below this so that the pool never runs dry.
+pub const DEFAULT_MAX_INSTANCES: u32 = 256;
+/// How often the epoch advances. A guest yields to the async runtime at every tick, so
+/// this bounds how long one CPU-bound guest can hold a worker thread, and how late a
+/// deadline can be noticed.
+pub const DEFAULT_EPOCH_TICK: Duration = Duration::from_millis(1);
+
+const MIB: u64 = 1024 * 1024;
+
+/// How the runtime is sized and where it keeps compiled code.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Directory for compiled artifacts; `None` keeps them in memory only.
+    pub cache_dir: Option<PathBuf>,
+    /// Pre-instantiated modules kept in memory.
+    pub module_cache_capacity: usize,
+    /// Instances alive at once, when the pooling allocator is used.
+    pub max_instances: u32,
+    /// The most linear memory any call may be given.
+    pub max_memory_bytes: u64,
+    /// Use the pooling allocator (falls back to on-demand when it cannot reserve memory).
+    pub pooling: bool,
+    /// Count instructions so that calls may carry an instruction budget (costs some speed).
+    pub fuel_metering: bool,
+    /// How often the epoch advances.
+    pub epoch_tick: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            cache_dir: None,
+            module_cache_capacity: DEFAULT_MODULE_CACHE_CAPACITY,
+            max_instances: DEFAULT_MAX_INSTANCES,
+            max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
+            pooling: true,
+            fuel_metering: false,
+            epoch_tick: DEFAULT_EPOCH_TICK,
+        }
+    }
+}
+
+/// The limits of one call.
+#[derive(Clone, Debug)]
+pub struct CallLimits {
+    /// Wall time from the start of instantiation to the response.
+    pub timeout: Duration,
+    /// Linear memory, all of the instance's memories together.
+    pub memory_bytes: u64,
+    /// Instruction budget; needs [`RuntimeConfig::fuel_metering`].
+    pub fuel: Option<u64>,
+    /// Output kept before truncation.
+    pub output_bytes: usize,
+    /// The largest response accepted.
+    pub response_bytes: usize,
+}
+
+impl Default for CallLimits {
+    fn default() -> Self {
+        CallLimits {
+            timeout: DEFAULT_TIMEOUT,
+            memory_bytes: DEFAULT_MEMORY_BYTES,
+            fuel: None,
+            output_bytes: DEFAULT_OUTPUT_BYTES,
+            response_bytes: DEFAULT_RESPONSE_BYTES,
+        }
+    }
+}

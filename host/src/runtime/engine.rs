@@ -1,0 +1,108 @@
+//! The one wasmtime `Engine` of a process, and the thread that advances its epoch.
+
+use std::time::Duration;
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::config::RuntimeConfig;
+use super::limiter::MAX_TABLE_ELEMENTS;
+
+/// Core instances a component may hold; interpreters built with componentize-py or
+/// componentize-js use a dozen or more.
+const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 64;
+/// Linear memories and tables one component may define.
+const MAX_MEMORIES_PER_COMPONENT: u32 = 4;
+const MAX_TABLES_PER_COMPONENT: u32 = 16;
+/// Size of an instance's VM context; large guests have many functions and globals.
+const MAX_INSTANCE_SIZE: usize = 4 << 20;
+/// Pooled slots kept warm (already mapped) after a call, so the next call skips page faults.
+const WARM_SLOTS: u32 = 100;
+/// Native stack a guest may use; an unbounded recursion traps here, not in the host.
+const MAX_WASM_STACK: usize = 1 << 20;
+/// The fiber stack a call runs on must hold the guest's stack plus host frames.
+const ASYNC_STACK: usize = 2 << 20;
+
+/// How the engine allocates instances, as it turned out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Allocation {
+    /// Pre-reserved slots: fast instantiation, bounded concurrency.
+    Pooling,
+    /// Memory mapped per instance; used when pooling could not reserve its address space.
+    OnDemand,
+}
+
+/// Builds the engine: component model, async calls, epoch interruption, and the pooling
+/// allocator when the address space allows it.
+pub(crate) fn build(config: &RuntimeConfig) -> wasmtime::Result<(Engine, Allocation)> {
+    if config.pooling {
+        let mut wasm = base_config(config);
+        wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(config)));
+        match Engine::new(&wasm) {
+            Ok(engine) => return Ok((engine, Allocation::Pooling)),
+            Err(error) => tracing::warn!(
+                "pooling allocator unavailable ({error:#}); allocating instances on demand"
+            ),
+        }
+    }
+    let wasm = base_config(config);
+    Ok((Engine::new(&wasm)?, Allocation::OnDemand))
+}
+
+fn base_config(config: &RuntimeConfig) -> Config {
+    let mut wasm = Config::new();
+    wasm.wasm_component_model(true)
+        .epoch_interruption(true)
+        .consume_fuel(config.fuel_metering)
+        .max_wasm_stack(MAX_WASM_STACK)
+        .async_stack_size(ASYNC_STACK)
+        .wasm_backtrace_max_frames(std::num::NonZeroUsize::new(64));
+    wasm
+}
+
+fn pooling(config: &RuntimeConfig) -> PoolingAllocationConfig {
+    let instances = config.max_instances.max(1);
+    let max_memory = usize::try_from(config.max_memory_bytes).unwrap_or(usize::MAX);
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(instances)
+        .total_core_instances(instances.saturating_mul(8))
+        .total_memories(instances.saturating_mul(2))
+        .total_tables(instances.saturating_mul(4))
+        .total_stacks(instances)
+        .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
+        .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
+        .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
+        .max_component_instance_size(MAX_INSTANCE_SIZE)
+        .max_core_instance_size(MAX_INSTANCE_SIZE)
+        .table_elements(MAX_TABLE_ELEMENTS)
+        .max_memory_size(max_memory)
+        .max_unused_warm_slots(WARM_SLOTS.min(instances));
+    pool
+}
+
+/// Advances the engine's epoch at a fixed interval until the engine is dropped.
+pub(crate) fn spawn_epoch_ticker(engine: &Engine, tick: Duration) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new()
+        .name("wasmhook-epoch".into())
+        .spawn(move || loop {
+            std::thread::sleep(tick);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => break,
+            }
+        });
+    if let Err(error) = spawned {
+        // Without a ticker no deadline fires through the epoch; the wall-clock timer
+        // around every call still ends it, so the runtime degrades rather than fails.
+        tracing::error!("could not start the epoch thread: {error}");
+    }
+}
+
+/// A stable text for the engine's compatibility hash: artifacts compiled by an engine with
+/// another hash cannot be loaded by this one.
+pub(crate) fn fingerprint(engine: &Engine) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
+}

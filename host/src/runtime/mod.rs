@@ -1,0 +1,332 @@
+//! Running guest modules: loading and validating them, caching their compiled code, and
+//! calling them in a fresh, limited sandbox.
+//!
+//! This part knows nothing of the server: the CLI's `run` and the benchmarks use it
+//! directly. Layout:
+//!
+//! - [`config`]: sizes and limits, resolved once by the caller;
+//! - `engine`: the one `Engine`, the pooling allocator and the epoch ticker;
+//! - `bindings`: the host side of `wit/extension.wit`;
+//! - [`module`]: a module's digest and kind, and the checks that refuse what cannot run;
+//! - `cache`: compiled artifacts on disk;
+//! - `state`, `limiter`, `output`: what a store holds during a call;
+//! - `call`: one call, from a fresh store to its [`RunReport`];
+//! - [`outcome`], [`redact`]: what a call's result is, and how secrets leave it.
+
+mod bindings;
+mod cache;
+mod call;
+pub mod config;
+mod engine;
+mod invocation;
+mod limiter;
+pub mod module;
+pub mod outcome;
+mod output;
+pub mod redact;
+mod state;
+
+use std::num::NonZeroUsize;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use lru::LruCache;
+use wasmtime::component::{Component, HasSelf};
+use wasmtime::{Engine, Precompiled};
+use wasmtime_wasi::p2::bindings::CommandPre;
+
+pub use config::{CallLimits, RuntimeConfig};
+pub use engine::Allocation;
+pub use invocation::Invocation;
+pub use module::{Digest, Encoding, LoadError, ModuleInfo, ModuleKind};
+pub use outcome::{Failure, Outcome, RunReport, TrapReport};
+pub use redact::{Redactor, REDACTED};
+
+use bindings::{Extension, ExtensionPre};
+use cache::ArtifactDir;
+use state::{ComponentState, CoreState};
+
+/// The largest module accepted, unless configured otherwise.
+pub const DEFAULT_MAX_MODULE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Why the runtime could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// wasmtime refused the engine configuration.
+    #[error("could not create the WebAssembly engine: {0}")]
+    Engine(String),
+    /// The artifact directory could not be created.
+    #[error("could not open the compiled-code cache at {path}: {source}")]
+    CacheDir {
+        /// The directory.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The runtime: one engine, its linkers, and the caches of compiled and prepared modules.
+pub struct Runtime {
+    engine: Engine,
+    allocation: Allocation,
+    component_linker: wasmtime::component::Linker<ComponentState>,
+    core_linker: wasmtime::Linker<CoreState>,
+    artifacts: Option<ArtifactDir>,
+    modules: Mutex<LruCache<Digest, Arc<LoadedModule>>>,
+    config: RuntimeConfig,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("allocation", &self.allocation)
+            .field("artifacts", &self.artifacts)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A validated module, ready to be instantiated many times.
+pub struct LoadedModule {
+    info: ModuleInfo,
+    prepared: Prepared,
+}
+
+impl std::fmt::Debug for LoadedModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedModule").field("info", &self.info).finish_non_exhaustive()
+    }
+}
+
+impl LoadedModule {
+    /// What the host learned about the module.
+    pub fn info(&self) -> &ModuleInfo {
+        &self.info
+    }
+}
+
+/// A module linked and type-checked against the host, one variant per way of calling it.
+enum Prepared {
+    Extension(ExtensionPre<ComponentState>),
+    CommandComponent(CommandPre<ComponentState>),
+    CoreCommand(wasmtime::InstancePre<CoreState>),
+}
+
+/// What compiling produced, before it is linked.
+enum Compiled {
+    Component(Component),
+    Core(wasmtime::Module),
+}
+
+impl Runtime {
+    /// Creates the engine, its linkers and caches, and starts the epoch ticker.
+    pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        let (engine, allocation) =
+            engine::build(&config).map_err(|error| RuntimeError::Engine(format!("{error:#}")))?;
+        engine::spawn_epoch_ticker(&engine, config.epoch_tick);
+
+        let mut component_linker = wasmtime::component::Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut component_linker)
+            .and_then(|()| {
+                Extension::add_to_linker::<_, HasSelf<ComponentState>>(
+                    &mut component_linker,
+                    |state| state,
+                )
+            })
+            .map_err(|error| RuntimeError::Engine(format!("{error:#}")))?;
+        let mut core_linker = wasmtime::Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut core_linker, |state: &mut CoreState| {
+            &mut state.wasi
+        })
+        .map_err(|error| RuntimeError::Engine(format!("{error:#}")))?;
+
+        let artifacts = match &config.cache_dir {
+            Some(dir) => Some(
+                ArtifactDir::open(dir, engine::fingerprint(&engine)).map_err(|source| {
+                    RuntimeError::CacheDir {
+                        path: dir.display().to_string(),
+                        source,
+                    }
+                })?,
+            ),
+            None => None,
+        };
+        let capacity = NonZeroUsize::new(config.module_cache_capacity).unwrap_or(NonZeroUsize::MIN);
+        Ok(Runtime {
+            engine,
+            allocation,
+            component_linker,
+            core_linker,
+            artifacts,
+            modules: Mutex::new(LruCache::new(capacity)),
+            config,
+        })
+    }
+
+    /// The configuration the runtime was built with.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
+    /// How instances are allocated (pooling, or on demand after a fallback).
+    pub fn allocation(&self) -> Allocation {
+        self.allocation
+    }
+
+    /// Validates a module and makes it callable: from memory if it was loaded before, from
+    /// its compiled artifact if one is on disk, else by compiling it (seconds for a large
+    /// guest: call this off the async threads). Nothing is cached for a refused module.
+    pub fn load(&self, bytes: &[u8]) -> Result<Arc<LoadedModule>, LoadError> {
+        if bytes.len() > DEFAULT_MAX_MODULE_BYTES {
+            return Err(LoadError::TooLarge {
+                size: bytes.len(),
+                limit: DEFAULT_MAX_MODULE_BYTES,
+            });
+        }
+        let digest = Digest::of(bytes);
+        if let Some(module) = self.modules().get(&digest) {
+            return Ok(Arc::clone(module));
+        }
+        let encoding = module::encoding(bytes)?;
+        let module = match self.load_artifact(&digest) {
+            Some(module) => module,
+            None => self.compile(bytes, digest, encoding)?,
+        };
+        let module = Arc::new(module);
+        self.modules().put(digest, Arc::clone(&module));
+        Ok(module)
+    }
+
+    /// A module loaded before, from memory or from its artifact on disk, without its bytes;
+    /// `None` when neither has it.
+    pub fn load_compiled(&self, digest: &Digest) -> Option<Arc<LoadedModule>> {
+        if let Some(module) = self.modules().get(digest) {
+            return Some(Arc::clone(module));
+        }
+        let module = Arc::new(self.load_artifact(digest)?);
+        self.modules().put(*digest, Arc::clone(&module));
+        Some(module)
+    }
+
+    fn modules(&self) -> MutexGuard<'_, LruCache<Digest, Arc<LoadedModule>>> {
+        // The cache holds no invariant a panic could break halfway.
+        self.modules.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn compile(&self, bytes: &[u8], digest: Digest, encoding: Encoding) -> Result<LoadedModule, LoadError> {
+        let compiled = match encoding {
+            Encoding::Component => Component::new(&self.engine, bytes)
+                .map(Compiled::Component)
+                .map_err(|error| LoadError::Invalid {
+                    encoding: "component",
+                    reason: format!("{error:#}"),
+                })?,
+            Encoding::Core => wasmtime::Module::new(&self.engine, bytes)
+                .map(Compiled::Core)
+                .map_err(|error| LoadError::Invalid {
+                    encoding: "module",
+                    reason: format!("{error:#}"),
+                })?,
+        };
+        let module = self.prepare(&compiled, digest)?;
+        if let Some(artifacts) = &self.artifacts {
+            let serialized = match &compiled {
+                Compiled::Component(component) => component.serialize(),
+                Compiled::Core(module) => module.serialize(),
+            };
+            // A cache that cannot be written costs a recompile after restart, nothing more.
+            match serialized {
+                Ok(serialized) => {
+                    if let Err(error) = artifacts.write(&digest, &serialized) {
+                        tracing::warn!(%digest, "could not write the compiled artifact: {error}");
+                    }
+                }
+                Err(error) => tracing::warn!(%digest, "could not serialize the module: {error:#}"),
+            }
+        }
+        Ok(module)
+    }
+
+    fn load_artifact(&self, digest: &Digest) -> Option<LoadedModule> {
+        let artifacts = self.artifacts.as_ref()?;
+        let path = artifacts.path(digest);
+        if !path.exists() {
+            return None;
+        }
+        match self.deserialize(&path).and_then(|compiled| {
+            self.prepare(&compiled, *digest)
+                .map_err(|error| wasmtime::format_err!("{error}"))
+        }) {
+            Ok(module) => Some(module),
+            Err(error) => {
+                tracing::warn!(%digest, "discarding an unusable compiled artifact: {error:#}");
+                artifacts.discard(digest);
+                None
+            }
+        }
+    }
+
+    #[allow(unsafe_code)]
+    fn deserialize(&self, path: &Path) -> wasmtime::Result<Compiled> {
+        // SAFETY: `deserialize_file` trusts its input to be code this engine compiled. The
+        // artifact directory is the runtime's own: files get their final name only after
+        // being written whole by `ArtifactDir::write`, from `serialize` of a module this
+        // engine compiled, and the name carries the engine's compatibility fingerprint.
+        match Engine::detect_precompiled_file(path)? {
+            Some(Precompiled::Component) => Ok(Compiled::Component(unsafe {
+                Component::deserialize_file(&self.engine, path)?
+            })),
+            Some(Precompiled::Module) => Ok(Compiled::Core(unsafe {
+                wasmtime::Module::deserialize_file(&self.engine, path)?
+            })),
+            None => Err(wasmtime::format_err!("not a compiled artifact")),
+        }
+    }
+
+    fn prepare(&self, compiled: &Compiled, digest: Digest) -> Result<LoadedModule, LoadError> {
+        let mismatch = |error: wasmtime::Error| LoadError::Mismatch {
+            reason: format!("{error:#}"),
+        };
+        match compiled {
+            Compiled::Component(component) => {
+                let (kind, imports, exports) = module::inspect_component(&self.engine, component)?;
+                let pre = self
+                    .component_linker
+                    .instantiate_pre(component)
+                    .map_err(mismatch)?;
+                let prepared = match kind {
+                    ModuleKind::Component => {
+                        Prepared::Extension(ExtensionPre::new(pre).map_err(mismatch)?)
+                    }
+                    ModuleKind::Command => {
+                        Prepared::CommandComponent(CommandPre::new(pre).map_err(mismatch)?)
+                    }
+                };
+                Ok(LoadedModule {
+                    info: ModuleInfo {
+                        digest: digest.to_string(),
+                        kind,
+                        encoding: Encoding::Component,
+                        imports,
+                        exports,
+                    },
+                    prepared,
+                })
+            }
+            Compiled::Core(module) => {
+                let (imports, exports) = module::inspect_core(module)?;
+                let pre = self.core_linker.instantiate_pre(module).map_err(mismatch)?;
+                Ok(LoadedModule {
+                    info: ModuleInfo {
+                        digest: digest.to_string(),
+                        kind: ModuleKind::Command,
+                        encoding: Encoding::Core,
+                        imports,
+                        exports,
+                    },
+                    prepared: Prepared::CoreCommand(pre),
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! Replacing secret values with a marker wherever text leaves a call.
+//!
+//! Secrets and the minted token reach the guest, so a guest can print them, return them in
+//! an error or panic with them. Every text the runtime hands back (output, messages) passes
+//! through a [`Redactor`] first.
+
+/// What a secret value is replaced with.
+pub const REDACTED: &str = "[redacted...]";
+
+/// Values shorter than this are not redacted: replacing every "a" or "1" in a log would
+/// destroy it and hide nothing worth hiding.
+const MIN_SECRET_LEN: usize = 4;
+
+/// Replaces known secret values in text.
+#[derive(Clone, Debug, Default)]
+pub struct Redactor {
+    /// Longest first, so that a secret containing another is replaced whole.
+    needles: Vec<String>,
+}
+
+impl Redactor {
+    /// A redactor for these values (secrets, tokens); short or empty values are ignored.
+    pub fn new<I, S>(values: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut needles: Vec<String> = values
+            .into_iter()
+            .map(|value| value.as_ref().to_owned())
+            .filter(|value| value.len() >= MIN_SECRET_LEN)
+            .collect();
+        needles.sort_by_key(|needle| std::cmp::Reverse(needle.len()));
+        needles.dedup();
+        Redactor { needles }
+    }
+
+    /// Whether there is nothing to redact.
+    pub fn is_empty(&self) -> bool {
+        self.needles.is_empty()
+    }
+
+    /// The text with every secret value replaced by [`REDACTED`].
+    pub fn redact(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        for needle in &self.needles {
+            if text.contains(needle.as_str()) {
+                text = text.replace(needle.as_str(), REDACTED);
+            }
+        }
+        text
+    }
+
+    /// Like [`Redactor::redact`], for text that was cut at its end: a secret whose first part
+    /// survived the cut is removed too.
+    pub fn redact_truncated(&self, text: &str) -> String {
+        let mut text = self.redact(text);
+        for needle in &self.needles {
+            let longest_prefix = (1..needle.len())
+                .rev()
+                .filter(|&len| needle.is_char_boundary(len))
+                .find(|&len| text.ends_with(&needle[..len]));
+            if let Some(len) = longest_prefix {
+                text.truncate(text.len() - len);
+                text.push_str(REDACTED);
+            }
+        }
+        text
+    }
+
+    /// A JSON value with secret values redacted in every string (keys included).
+    pub fn redact_json(&self, value: &serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        if self.is_empty() {
+            return value.clone();
+        }
+        match value {
+            Value::String(text) => Value::String(self.redact(text)),
+            Value::Array(items) => Value::Array(items.iter().map(|v| self.redact_json(v)).collect()),
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(key, v)| (self.redact(key), self.redact_json(v)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_every_occurrence_longest_first() {
+        let redactor = Redactor::new(["s3cr3t", "s3cr3t-value"]);
+        assert_eq!(
+            redactor.redact("a s3cr3t-value and s3cr3t"),
+            "a [redacted...] and [redacted...]"
+        );
+    }
+
+    #[test]
+    fn ignores_short_values() {
+        let redactor = Redactor::new(["", "ab"]);
+        assert!(redactor.is_empty());
+        assert_eq!(redactor.redact("ab"), "ab");
+    }
+
+    #[test]
+    fn removes_a_secret_cut_in_half_at_the_end() {
+        let redactor = Redactor::new(["never-log-me"]);
+        assert_eq!(redactor.redact_truncated("key=never-lo"), "key=[redacted...]");
+        assert_eq!(redactor.redact_truncated("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn redacts_json_strings_and_keys() {
+        let redactor = Redactor::new(["hunter22"]);
+        let value = serde_json::json!({"a": ["x hunter22"], "hunter22": 1});
+        assert_eq!(
+            redactor.redact_json(&value),
+            serde_json::json!({"a": ["x [redacted...]"], "[redacted...]": 1})
+        );
+    }
+}

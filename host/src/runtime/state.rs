@@ -1,0 +1,114 @@
+//! What a Store holds during one call, and the `host` interface the guest imports.
+
+use std::time::Instant;
+
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
+use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::bindings::{wasmhook::extension, Level};
+use super::limiter::CallLimiter;
+use super::output::Capture;
+
+/// What every call's store carries, whatever the module's form.
+#[derive(Debug)]
+pub(crate) struct CallState {
+    pub(crate) limiter: CallLimiter,
+    pub(crate) deadline: Instant,
+    pub(crate) output: Capture,
+}
+
+/// Gives generic store set-up access to the [`CallState`] inside either store type.
+pub(crate) trait HasCallState: Send + 'static {
+    fn call_state(&mut self) -> &mut CallState;
+}
+
+/// Store data for components (extensions and command components).
+pub(crate) struct ComponentState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) call: CallState,
+}
+
+impl ComponentState {
+    pub(crate) fn new(wasi: WasiCtx, call: CallState) -> Self {
+        ComponentState {
+            wasi,
+            table: ResourceTable::new(),
+            call,
+        }
+    }
+}
+
+impl HasCallState for ComponentState {
+    fn call_state(&mut self) -> &mut CallState {
+        &mut self.call
+    }
+}
+
+impl WasiView for ComponentState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Store data for core modules speaking WASI preview 1.
+pub(crate) struct CoreState {
+    pub(crate) wasi: WasiP1Ctx,
+    pub(crate) call: CallState,
+}
+
+impl HasCallState for CoreState {
+    fn call_state(&mut self) -> &mut CallState {
+        &mut self.call
+    }
+}
+
+/// The sandbox every guest gets: no preopened directories, no sockets, no name lookups,
+/// no environment and no arguments; stdout and stderr go to the call's capture.
+pub(crate) fn sandbox(output: &Capture) -> WasiCtxBuilder {
+    let mut builder = WasiCtxBuilder::new();
+    builder
+        .stdout(output.stream(false))
+        .stderr(output.stream(true))
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+    builder
+}
+
+/// The sandbox of a command: the payload on stdin, stdout into its own capture (it is the
+/// response), stderr into the output.
+pub(crate) fn command_sandbox(output: &Capture, stdout: &Capture, payload: &str) -> WasiCtxBuilder {
+    let mut builder = sandbox(output);
+    builder
+        .stdin(MemoryInputPipe::new(payload.as_bytes().to_vec()))
+        .stdout(stdout.stream(false));
+    builder
+}
+
+impl extension::types::Host for ComponentState {}
+
+impl extension::host::Host for ComponentState {
+    fn log(&mut self, level: Level, message: String) {
+        let level = match level {
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warning => "warning",
+            Level::Error => "error",
+        };
+        let mut line = format!("[{level}] {message}");
+        if !line.ends_with('\n') {
+            line.push('\n');
+        }
+        self.call.output.append(line.as_bytes());
+    }
+
+    fn remaining_time_ms(&mut self) -> u64 {
+        let left = self.call.deadline.saturating_duration_since(Instant::now());
+        u64::try_from(left.as_millis()).unwrap_or(u64::MAX)
+    }
+}
