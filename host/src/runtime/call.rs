@@ -222,11 +222,22 @@ fn classify(
                 _ => {}
             }
             let failure = match trap {
-                Some(trap) => Failure::Trap(TrapReport {
-                    description: describe_trap(trap),
-                    panic: panic_message(&stderr_tail),
-                    backtrace: error.downcast_ref::<WasmBacktrace>().map(ToString::to_string),
-                }),
+                Some(trap) => {
+                    let backtrace = error.downcast_ref::<WasmBacktrace>();
+                    let recursion = backtrace.map_or(0, innermost_run);
+                    let mut description = describe_trap(trap);
+                    if recursion >= RECURSION_HINT_FRAMES && trap != Trap::StackOverflow {
+                        description.push_str(&format!(
+                            " after the same function called itself {recursion} times in a row \
+                             (unbounded recursion exhausts the guest's stack)"
+                        ));
+                    }
+                    Failure::Trap(TrapReport {
+                        description,
+                        panic: panic_message(&stderr_tail),
+                        backtrace: backtrace.map(format_backtrace),
+                    })
+                }
                 None => Failure::Host(redactor.redact(&format!("{error:#}"))),
             };
             if execution.memory_exceeded {
@@ -275,6 +286,56 @@ fn classify(
             }
         }
     }
+}
+
+/// Frames of a backtrace shown; the rest are counted.
+const BACKTRACE_FRAMES: usize = 24;
+/// The same function this many times in a row at the top of the stack means recursion ran
+/// away, whatever the trap it ended in (a Rust guest's shadow stack in linear memory runs out
+/// as an out-of-bounds access, not as a stack overflow).
+const RECURSION_HINT_FRAMES: usize = 32;
+
+/// How many frames in a row, from the innermost, run the same function.
+fn innermost_run(backtrace: &WasmBacktrace) -> usize {
+    let mut frames = backtrace.frames().iter();
+    let Some(first) = frames.next() else {
+        return 0;
+    };
+    1 + frames
+        .take_while(|frame| frame.func_index() == first.func_index())
+        .count()
+}
+
+/// A backtrace with function names, repeated frames folded, at most [`BACKTRACE_FRAMES`].
+fn format_backtrace(backtrace: &WasmBacktrace) -> String {
+    let mut text = String::from("wasm backtrace:");
+    let frames = backtrace.frames();
+    let mut index = 0;
+    let mut shown = 0;
+    while index < frames.len() && shown < BACKTRACE_FRAMES {
+        let frame = &frames[index];
+        let repeats = frames[index..]
+            .iter()
+            .take_while(|other| other.func_index() == frame.func_index())
+            .count();
+        let module = frame.module().name().unwrap_or("<module>");
+        let name = frame
+            .func_name()
+            .map_or_else(
+                || format!("<function {}>", frame.func_index()),
+                |name| rustc_demangle::demangle(name).to_string(),
+            );
+        text.push_str(&format!("\n  {index:>3}: {module}!{name}"));
+        if repeats > 1 {
+            text.push_str(&format!(" (and {} more times)", repeats - 1));
+        }
+        index += repeats;
+        shown += 1;
+    }
+    if index < frames.len() {
+        text.push_str(&format!("\n  ... {} more frames", frames.len() - index));
+    }
+    text
 }
 
 fn describe_trap(trap: Trap) -> String {
