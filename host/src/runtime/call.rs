@@ -228,7 +228,7 @@ fn classify(
                     let mut description = describe_trap(trap);
                     if recursion >= RECURSION_HINT_FRAMES && trap != Trap::StackOverflow {
                         description.push_str(&format!(
-                            " after the same function called itself {recursion} times in a row \
+                            " after the same function called itself at least {recursion} times in a row \
                              (unbounded recursion exhausts the guest's stack)"
                         ));
                     }
