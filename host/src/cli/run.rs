@@ -14,10 +14,10 @@ use anyhow::{bail, Context};
 use serde_json::{Map, Value};
 
 use super::{EXIT_COMPLETED, EXIT_RUN_FAILED, EXIT_USAGE};
-use crate::dispatch::{run_log, RunContext};
-use crate::model::{assemble_payload, now_rfc3339, EventAction, PayloadParts, RunLog};
+use crate::dispatch::{HookCall, PreparedCall};
+use crate::model::{EventAction, RunLog};
 use crate::runtime::config::{DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_TIMEOUT, MIN_MEMORY_BYTES, MIN_TIMEOUT};
-use crate::runtime::{CallLimits, Invocation, Runtime, RuntimeConfig};
+use crate::runtime::{CallLimits, Runtime, RuntimeConfig};
 
 /// Base URL the local runner puts in payloads; the URLs in the conformance cases use it.
 const LOCAL_BASE_URL: &str = "http://localhost:8080";
@@ -103,33 +103,16 @@ fn execute(args: &RunArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<RunLog>
         .load(&bytes)
         .with_context(|| format!("cannot load {}", args.module.display()))?;
 
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let timestamp = now_rfc3339();
-    let hook_url = format!("{LOCAL_BASE_URL}/api/v1/hooks/0");
-    let payload = assemble_payload(&PayloadParts {
-        request_id: &request_id,
-        timestamp: &timestamp,
-        hook_url: &hook_url,
+    let call = PreparedCall::new(&HookCall {
         event: &args.event,
-        token: None,
+        hook_id: 0,
+        organization_id: 0,
         base_url: LOCAL_BASE_URL,
         settings: &settings,
         secrets: &args.secrets,
+        token: None,
         body: &body,
     })?;
-    let invocation = Invocation {
-        request_id: request_id.clone(),
-        timestamp: timestamp.clone(),
-        hook_id: 0,
-        organization_id: 0,
-        event: args.event.event().to_owned(),
-        action: args.event.action().to_owned(),
-        payload: Value::Object(payload.clone()).to_string(),
-        settings: Value::Object(settings.clone()).to_string(),
-        secrets: args.secrets.clone(),
-        authorization_token: None,
-        base_url: LOCAL_BASE_URL.to_owned(),
-    };
     let limits = CallLimits {
         timeout: Duration::from_secs(args.timeout_s),
         memory_bytes: args.memory_mb * MIB,
@@ -139,21 +122,8 @@ fn execute(args: &RunArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<RunLog>
         .enable_time()
         .build()
         .context("cannot start the async runtime")?;
-    let report = tokio.block_on(runtime.call(&module, &invocation, &limits));
-    let redactor = invocation.redactor();
-    Ok(run_log(
-        &RunContext {
-            request_id: &request_id,
-            timestamp: &timestamp,
-            event: &args.event,
-            organization_id: 0,
-            hook_id: 0,
-            payload: &payload,
-            settings: &settings,
-            redactor: &redactor,
-        },
-        &report,
-    ))
+    let report = tokio.block_on(runtime.call(&module, &call.invocation, &limits));
+    Ok(call.run_log(&report))
 }
 
 /// A JSON object from a file, or an empty one when no file is given.

@@ -3,6 +3,11 @@
 //! An artifact is written once, after the module has been validated, through a temporary
 //! file and a rename, so a crash never leaves a half-written artifact under its final name.
 //! A restart loads it with `deserialize_file` (an mmap) instead of recompiling.
+//!
+//! Because artifacts are mapped, files in this directory must only ever be replaced by a
+//! rename or removed, never rewritten in place: truncating a mapped file under a running
+//! process makes its next access to that code fail with SIGBUS. The runtime itself only
+//! renames and unlinks; operators cleaning the cache should delete files, not edit them.
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,82 @@
+//! Every conformance case against every Rust example, component and command forms, through
+//! the runtime and the same payload assembly a hook call uses.
+
+use wasmhook::model::EventAction;
+use wasmhook::runtime::Outcome;
+use wasmhook_tests::conformance::{cases, cases_dir, json_equal, Case};
+use wasmhook_tests::guests::EXAMPLES;
+
+use crate::support::{module, Call};
+
+/// Checks one report against a case; returns what differs.
+fn check(case: &Case, report: &wasmhook::runtime::RunReport) -> Result<(), String> {
+    match (case.expect.status.as_str(), &report.outcome) {
+        ("success", Outcome::Completed { response }) => {
+            let actual = serde_json::Value::Object(response.clone());
+            let expected = case.expect.response.clone().unwrap_or_default();
+            if !json_equal(&actual, &expected) {
+                return Err(format!("response {actual}\n  expected {expected}"));
+            }
+        }
+        ("failed", outcome) if !outcome.is_completed() => {
+            let message = outcome.message();
+            for needle in &case.expect.message_contains {
+                if !message.contains(needle.as_str()) {
+                    return Err(format!("message {message:?} lacks {needle:?}"));
+                }
+            }
+        }
+        (expected, outcome) => {
+            return Err(format!("expected {expected}, got {outcome:?} (output: {})", report.output))
+        }
+    }
+    for needle in &case.expect.output_contains {
+        if !report.output.contains(needle.as_str()) {
+            return Err(format!("output {:?} lacks {needle:?}", report.output));
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_case_passes_for_every_rust_example() {
+    let cases = cases();
+    assert!(cases.len() >= 6, "found only {} cases in {}", cases.len(), cases_dir().display());
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for (extension, form, path) in EXAMPLES {
+        let module = module(path);
+        for case in cases.iter().filter(|case| case.extension == *extension) {
+            let call = Call {
+                event: EventAction::new(&case.event, &case.action).expect("cases use known events"),
+                settings: case.settings.clone(),
+                secrets: case.secret_pairs(),
+                body: case.body.clone(),
+                limits: Default::default(),
+            };
+            let report = call.run(&module).await;
+            checked += 1;
+            if let Err(difference) = check(case, &report) {
+                failures.push(format!("{extension} ({form}), case {}: {difference}", case.name));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} of {checked} failed:\n{}", failures.len(), failures.join("\n"));
+    // hello: 2 cases x 3 forms, invoice-check: 4 cases x 2 forms.
+    assert_eq!(checked, 14);
+}
+
+#[test]
+fn the_projects_copy_of_the_cases_matches_the_shared_ones() {
+    let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/cases");
+    let Ok(entries) = std::fs::read_dir(&shared) else {
+        eprintln!("no shared cases beside the project at {}; the project's copy is used as is", shared.display());
+        return;
+    };
+    for entry in entries.flatten() {
+        let ours = cases_dir().join(entry.file_name());
+        let theirs = std::fs::read(entry.path()).expect("a shared case is readable");
+        let mine = std::fs::read(&ours).unwrap_or_else(|_| panic!("{} is missing from conformance/cases", ours.display()));
+        assert_eq!(mine, theirs, "{} differs from the shared case", ours.display());
+    }
+}

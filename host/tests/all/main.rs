@@ -1,0 +1,8 @@
+//! End-to-end tests of wasmhook: real modules built from `examples/` and `tests/guests/`
+//! by the `wasmhook-tests` crate, run through the real runtime and the real binary.
+
+mod cli;
+mod conformance;
+mod hostile;
+mod loading;
+mod support;

@@ -1,0 +1,87 @@
+//! What the tests share: one runtime (as a server has one), modules loaded once, and a
+//! helper to call a guest the way a hook call would.
+
+use std::sync::{Arc, OnceLock};
+
+use serde_json::{Map, Value};
+use wasmhook::dispatch::{HookCall, PreparedCall};
+use wasmhook::model::EventAction;
+use wasmhook::runtime::{CallLimits, LoadedModule, RunReport, Runtime, RuntimeConfig};
+
+/// The base URL put into test payloads, as the conformance cases' URLs use.
+pub const BASE_URL: &str = "http://localhost:8080";
+
+/// The process-wide runtime, built once.
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| Runtime::new(RuntimeConfig::default()).expect("the runtime starts"))
+}
+
+/// A module from its path, loaded (compiled once, then cached by the runtime).
+pub fn module(path: &str) -> Arc<LoadedModule> {
+    let bytes = std::fs::read(path).unwrap_or_else(|error| panic!("cannot read {path}: {error}"));
+    runtime()
+        .load(&bytes)
+        .unwrap_or_else(|error| panic!("cannot load {path}: {error}"))
+}
+
+/// Settings as a JSON object.
+pub fn object(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        other => panic!("expected an object, got {other}"),
+    }
+}
+
+/// One call of a module as a hook would make it.
+pub struct Call {
+    pub event: EventAction,
+    pub settings: Map<String, Value>,
+    pub secrets: Vec<(String, String)>,
+    pub body: Map<String, Value>,
+    pub limits: CallLimits,
+}
+
+impl Call {
+    /// An `annotation_content.initialize` call with these settings and default limits.
+    pub fn with_settings(settings: Value) -> Self {
+        Call {
+            event: EventAction::new("annotation_content", "initialize").expect("a known event"),
+            settings: object(settings),
+            secrets: Vec::new(),
+            body: Map::new(),
+            limits: CallLimits::default(),
+        }
+    }
+
+    /// Prepares the call (payload and invocation) as dispatch does.
+    pub fn prepare(&self) -> PreparedCall {
+        PreparedCall::new(&HookCall {
+            event: &self.event,
+            hook_id: 7,
+            organization_id: 3,
+            base_url: BASE_URL,
+            settings: &self.settings,
+            secrets: &self.secrets,
+            token: None,
+            body: &self.body,
+        })
+        .expect("the payload assembles")
+    }
+
+    /// Runs it on the shared runtime.
+    pub async fn run(&self, module: &LoadedModule) -> RunReport {
+        self.run_on(runtime(), module).await
+    }
+
+    /// Runs it on a given runtime.
+    pub async fn run_on(&self, runtime: &Runtime, module: &LoadedModule) -> RunReport {
+        let prepared = self.prepare();
+        runtime.call(module, &prepared.invocation, &self.limits).await
+    }
+}
+
+/// A hostile guest call doing `behavior`.
+pub fn hostile(behavior: &str) -> Call {
+    Call::with_settings(serde_json::json!({ "behavior": behavior }))
+}
