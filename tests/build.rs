@@ -14,20 +14,54 @@ use std::process::Command;
 /// (constant, package, target, file the build produces)
 const GUESTS: &[(&str, &str, &str, &str)] = &[
     ("HELLO", "hello", "wasm32-wasip2", "hello.wasm"),
-    ("INVOICE_CHECK", "invoice-check", "wasm32-wasip2", "invoice_check.wasm"),
-    ("HELLO_COMMAND", "hello-command", "wasm32-wasip2", "hello-command.wasm"),
-    ("INVOICE_CHECK_COMMAND", "invoice-check-command", "wasm32-wasip2", "invoice-check-command.wasm"),
-    ("HELLO_COMMAND_CORE", "hello-command", "wasm32-wasip1", "hello-command.wasm"),
+    (
+        "INVOICE_CHECK",
+        "invoice-check",
+        "wasm32-wasip2",
+        "invoice_check.wasm",
+    ),
+    (
+        "HELLO_COMMAND",
+        "hello-command",
+        "wasm32-wasip2",
+        "hello-command.wasm",
+    ),
+    (
+        "INVOICE_CHECK_COMMAND",
+        "invoice-check-command",
+        "wasm32-wasip2",
+        "invoice-check-command.wasm",
+    ),
+    (
+        "HELLO_COMMAND_CORE",
+        "hello-command",
+        "wasm32-wasip1",
+        "hello-command.wasm",
+    ),
     ("HOSTILE", "hostile", "wasm32-wasip2", "hostile.wasm"),
-    ("OTHER_WORLD", "other-world", "wasm32-wasip2", "other_world.wasm"),
+    (
+        "OTHER_WORLD",
+        "other-world",
+        "wasm32-wasip2",
+        "other_world.wasm",
+    ),
 ];
 
 fn main() {
     let manifest_dir = PathBuf::from(env("CARGO_MANIFEST_DIR"));
-    let root = manifest_dir.parent().expect("the tests crate lives inside the workspace");
+    let root = manifest_dir
+        .parent()
+        .expect("the tests crate lives inside the workspace");
     let out_dir = PathBuf::from(env("OUT_DIR"));
     let target_dir = root.join("target").join("guests");
-    for watched in ["examples/rust", "tests/guests", "guest-sdk", "wit", "Cargo.toml", "Cargo.lock"] {
+    for watched in [
+        "examples/rust",
+        "tests/guests",
+        "guest-sdk",
+        "wit",
+        "Cargo.toml",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
 
@@ -53,7 +87,16 @@ fn build(root: &Path, target_dir: &Path, package: &str, target: &str) {
     let mut command = Command::new(cargo);
     command
         .current_dir(root)
-        .args(["build", "--quiet", "--profile", "guest", "--target", target, "-p", package])
+        .args([
+            "build",
+            "--quiet",
+            "--profile",
+            "guest",
+            "--target",
+            target,
+            "-p",
+            package,
+        ])
         .arg("--target-dir")
         .arg(target_dir);
     // What the outer build sets for itself must not leak into the guests' build.

@@ -95,9 +95,10 @@ impl Call {
     pub(crate) fn from_request(
         request: crate::bindings::wasmhook::extension::types::Request,
     ) -> Result<Self, Error> {
-        let payload = match serde_json::from_str(&request.payload) {
-            Ok(Value::Object(payload)) => payload,
-            _ => return Err(Error::new("the host sent a payload that is not a JSON object")),
+        let Ok(Value::Object(payload)) = serde_json::from_str(&request.payload) else {
+            return Err(Error::new(
+                "the host sent a payload that is not a JSON object",
+            ));
         };
         let settings = match serde_json::from_str(&request.settings) {
             Ok(Value::Object(settings)) => settings,
@@ -241,7 +242,10 @@ mod tests {
     #[test]
     fn reads_nested_values_by_pointer() -> Result<(), Error> {
         let call = Call::from_payload(serde_json::json!({"annotation": {"content": [1, 2]}}))?;
-        assert_eq!(call.pointer("/annotation/content/1"), Some(&serde_json::json!(2)));
+        assert_eq!(
+            call.pointer("/annotation/content/1"),
+            Some(&serde_json::json!(2))
+        );
         assert_eq!(call.pointer("/annotation/nothing"), None);
         Ok(())
     }

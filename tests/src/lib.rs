@@ -14,8 +14,16 @@ pub mod guests {
     pub const EXAMPLES: &[(&str, &str, &str)] = &[
         ("hello", "rust component", HELLO),
         ("hello", "rust command (wasip2 component)", HELLO_COMMAND),
-        ("hello", "rust command (wasip1 core module)", HELLO_COMMAND_CORE),
+        (
+            "hello",
+            "rust command (wasip1 core module)",
+            HELLO_COMMAND_CORE,
+        ),
         ("invoice-check", "rust component", INVOICE_CHECK),
-        ("invoice-check", "rust command (wasip2 component)", INVOICE_CHECK_COMMAND),
+        (
+            "invoice-check",
+            "rust command (wasip2 component)",
+            INVOICE_CHECK_COMMAND,
+        ),
     ];
 }

@@ -16,7 +16,9 @@ use serde_json::{Map, Value};
 use super::{EXIT_COMPLETED, EXIT_RUN_FAILED, EXIT_USAGE};
 use crate::dispatch::{HookCall, PreparedCall};
 use crate::model::{EventAction, RunLog};
-use crate::runtime::config::{DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_TIMEOUT, MIN_MEMORY_BYTES, MIN_TIMEOUT};
+use crate::runtime::config::{
+    DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_TIMEOUT, MIN_MEMORY_BYTES, MIN_TIMEOUT,
+};
 use crate::runtime::{CallLimits, Runtime, RuntimeConfig};
 
 /// Base URL the local runner puts in payloads; the URLs in the conformance cases use it.
@@ -32,7 +34,11 @@ pub struct RunArgs {
     module: PathBuf,
 
     /// The event and action to call it for.
-    #[arg(long, value_name = "EVENT.ACTION", default_value = "annotation_content.initialize")]
+    #[arg(
+        long,
+        value_name = "EVENT.ACTION",
+        default_value = "annotation_content.initialize"
+    )]
     event: EventAction,
 
     /// A JSON object with the event's own keys (annotation, document, ...).
@@ -78,7 +84,11 @@ pub(super) fn run(args: &RunArgs, cache_dir: Option<PathBuf>) -> ExitCode {
                 eprintln!("error: could not print the result: {error}");
                 return ExitCode::from(EXIT_RUN_FAILED);
             }
-            ExitCode::from(if completed { EXIT_COMPLETED } else { EXIT_RUN_FAILED })
+            ExitCode::from(if completed {
+                EXIT_COMPLETED
+            } else {
+                EXIT_RUN_FAILED
+            })
         }
         Err(error) => {
             eprintln!("error: {error:#}");

@@ -105,7 +105,11 @@ fn run_log(context: &PreparedCall, report: &RunReport) -> RunLog {
     let (message, response) = match &report.outcome {
         Outcome::Completed { response } => (
             response_messages(response),
-            Some(context.redactor.redact_json(&Value::Object(response.clone()))),
+            Some(
+                context
+                    .redactor
+                    .redact_json(&Value::Object(response.clone())),
+            ),
         ),
         other => (other.message(), None),
     };

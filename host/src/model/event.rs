@@ -8,7 +8,14 @@ pub const EVENTS: &[(&str, &[&str])] = &[
     ("annotation_status", &["changed"]),
     (
         "annotation_content",
-        &["initialize", "started", "user_update", "updated", "confirm", "export"],
+        &[
+            "initialize",
+            "started",
+            "user_update",
+            "updated",
+            "confirm",
+            "export",
+        ],
     ),
     ("upload", &["created"]),
     ("email", &["received"]),
@@ -57,7 +64,11 @@ impl EventAction {
             .find(|(name, _)| *name == event)
             .ok_or_else(|| EventError::UnknownEvent {
                 event: event.to_owned(),
-                known: EVENTS.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", "),
+                known: EVENTS
+                    .iter()
+                    .map(|(name, _)| *name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })?;
         let action = actions
             .iter()
@@ -83,7 +94,10 @@ impl EventAction {
     /// Whether a user is waiting on the answer; interactive calls are never retried.
     pub fn is_interactive(&self) -> bool {
         self.event == "annotation_content"
-            && matches!(self.action, "started" | "user_update" | "updated" | "confirm")
+            && matches!(
+                self.action,
+                "started" | "user_update" | "updated" | "confirm"
+            )
             || (self.event == "invocation" && self.action == "manual")
     }
 }
@@ -112,13 +126,22 @@ mod tests {
     #[test]
     fn parses_known_pairs_and_names_the_problem_otherwise() {
         let parsed: Result<EventAction, _> = "annotation_content.initialize".parse();
-        assert_eq!(parsed.map(|e| e.to_string()).as_deref(), Ok("annotation_content.initialize"));
-        assert!(matches!("nope".parse::<EventAction>(), Err(EventError::Malformed(_))));
+        assert_eq!(
+            parsed.map(|e| e.to_string()).as_deref(),
+            Ok("annotation_content.initialize")
+        );
+        assert!(matches!(
+            "nope".parse::<EventAction>(),
+            Err(EventError::Malformed(_))
+        ));
         assert!(matches!(
             "annotation.initialize".parse::<EventAction>(),
             Err(EventError::UnknownEvent { .. })
         ));
-        let error = "upload.deleted".parse::<EventAction>().err().map(|e| e.to_string());
+        let error = "upload.deleted"
+            .parse::<EventAction>()
+            .err()
+            .map(|e| e.to_string());
         assert_eq!(
             error.as_deref(),
             Some("unknown action `deleted` for event `upload`; its actions: created")

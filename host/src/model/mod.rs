@@ -20,9 +20,7 @@ pub fn now_rfc3339() -> String {
 pub fn format_rfc3339(at: std::time::SystemTime) -> String {
     let at = time::OffsetDateTime::from(at);
     let micros = at.microsecond();
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second]"
-    );
+    let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
     match at.format(format) {
         Ok(text) => format!("{text}.{micros:06}Z"),
         Err(_) => String::from("1970-01-01T00:00:00.000000Z"),

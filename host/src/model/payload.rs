@@ -54,7 +54,11 @@ pub enum PayloadError {
 
 /// The payload object a hook receives.
 pub fn assemble_payload(parts: &PayloadParts<'_>) -> Result<Map<String, Value>, PayloadError> {
-    if let Some(key) = parts.body.keys().find(|key| RESERVED_KEYS.contains(&key.as_str())) {
+    if let Some(key) = parts
+        .body
+        .keys()
+        .find(|key| RESERVED_KEYS.contains(&key.as_str()))
+    {
         return Err(PayloadError::ReservedKey(key.clone()));
     }
     let mut payload = Map::new();
@@ -74,7 +78,12 @@ pub fn assemble_payload(parts: &PayloadParts<'_>) -> Result<Map<String, Value>, 
         .map(|(name, value)| (name.clone(), Value::String(value.clone())))
         .collect();
     payload.insert("secrets".into(), Value::Object(secrets));
-    payload.extend(parts.body.iter().map(|(key, value)| (key.clone(), value.clone())));
+    payload.extend(
+        parts
+            .body
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone())),
+    );
     Ok(payload)
 }
 
@@ -82,7 +91,12 @@ pub fn assemble_payload(parts: &PayloadParts<'_>) -> Result<Map<String, Value>, 
 mod tests {
     use super::*;
 
-    fn parts<'a>(event: &'a EventAction, body: &'a Map<String, Value>, settings: &'a Map<String, Value>, secrets: &'a [(String, String)]) -> PayloadParts<'a> {
+    fn parts<'a>(
+        event: &'a EventAction,
+        body: &'a Map<String, Value>,
+        settings: &'a Map<String, Value>,
+        secrets: &'a [(String, String)],
+    ) -> PayloadParts<'a> {
         PayloadParts {
             request_id: "r-1",
             timestamp: "2026-01-01T00:00:00.000000Z",
@@ -107,7 +121,17 @@ mod tests {
         let keys: Vec<&str> = payload.keys().map(String::as_str).collect();
         assert_eq!(
             keys,
-            ["request_id", "timestamp", "hook", "action", "event", "base_url", "settings", "secrets", "annotation"]
+            [
+                "request_id",
+                "timestamp",
+                "hook",
+                "action",
+                "event",
+                "base_url",
+                "settings",
+                "secrets",
+                "annotation"
+            ]
         );
         assert_eq!(payload["secrets"], serde_json::json!({"api_key": "v"}));
         Ok(())

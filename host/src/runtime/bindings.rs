@@ -11,4 +11,3 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::wasmhook::extension::host::Level;
-

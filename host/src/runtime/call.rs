@@ -100,7 +100,8 @@ impl Runtime {
             Prepared::CommandComponent(pre) => {
                 let stdout = Capture::new(limits.response_bytes.saturating_add(1));
                 let wasi = command_sandbox(output, &stdout, &invocation.payload).build();
-                let mut store = match self.store(ComponentState::new(wasi, call), limits, deadline) {
+                let mut store = match self.store(ComponentState::new(wasi, call), limits, deadline)
+                {
                     Ok(store) => store,
                     Err(error) => return Execution::failed(error),
                 };
@@ -268,7 +269,11 @@ fn classify(
             let text = String::from_utf8_lossy(&stdout.bytes);
             // Events such as annotation_status.changed expect no answer: a command that
             // prints nothing answered with an empty object.
-            let text = if text.trim().is_empty() { "{}" } else { text.as_ref() };
+            let text = if text.trim().is_empty() {
+                "{}"
+            } else {
+                text.as_ref()
+            };
             match parse_response(text, limits.response_bytes) {
                 Ok(response) => Outcome::Completed { response },
                 Err(failure) => Outcome::Failed(failure),
@@ -319,12 +324,10 @@ fn format_backtrace(backtrace: &WasmBacktrace) -> String {
             .take_while(|other| other.func_index() == frame.func_index())
             .count();
         let module = frame.module().name().unwrap_or("<module>");
-        let name = frame
-            .func_name()
-            .map_or_else(
-                || format!("<function {}>", frame.func_index()),
-                |name| rustc_demangle::demangle(name).to_string(),
-            );
+        let name = frame.func_name().map_or_else(
+            || format!("<function {}>", frame.func_index()),
+            |name| rustc_demangle::demangle(name).to_string(),
+        );
         text.push_str(&format!("\n  {index:>3}: {module}!{name}"));
         if repeats > 1 {
             text.push_str(&format!(" (and {} more times)", repeats - 1));

@@ -94,7 +94,9 @@ pub struct LoadedModule {
 
 impl std::fmt::Debug for LoadedModule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedModule").field("info", &self.info).finish_non_exhaustive()
+        f.debug_struct("LoadedModule")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
     }
 }
 
@@ -210,10 +212,17 @@ impl Runtime {
 
     fn modules(&self) -> MutexGuard<'_, LruCache<Digest, Arc<LoadedModule>>> {
         // The cache holds no invariant a panic could break halfway.
-        self.modules.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.modules
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn compile(&self, bytes: &[u8], digest: Digest, encoding: Encoding) -> Result<LoadedModule, LoadError> {
+    fn compile(
+        &self,
+        bytes: &[u8],
+        digest: Digest,
+        encoding: Encoding,
+    ) -> Result<LoadedModule, LoadError> {
         let compiled = match encoding {
             Encoding::Component => Component::new(&self.engine, bytes)
                 .map(Compiled::Component)

@@ -173,31 +173,50 @@ pub(crate) fn inspect_component(
     component: &wasmtime::component::Component,
 ) -> Result<(ModuleKind, Vec<String>, Vec<String>), LoadError> {
     let ty = component.component_type();
-    let imports: Vec<String> = ty.imports(engine).map(|(name, _)| name.to_owned()).collect();
+    let imports: Vec<String> = ty
+        .imports(engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
     let exports: Vec<(String, bool)> = ty
         .exports(engine)
-        .map(|(name, item)| (name.to_owned(), matches!(item.ty, ComponentItem::ComponentFunc(_))))
+        .map(|(name, item)| {
+            (
+                name.to_owned(),
+                matches!(item.ty, ComponentItem::ComponentFunc(_)),
+            )
+        })
         .collect();
     if let Some(name) = imports.iter().find(|name| !component_import_provided(name)) {
         return Err(LoadError::UnsupportedImport { name: name.clone() });
     }
-    let kind = if exports.iter().any(|(name, func)| *func && name == HANDLE_EXPORT) {
+    let kind = if exports
+        .iter()
+        .any(|(name, func)| *func && name == HANDLE_EXPORT)
+    {
         ModuleKind::Component
     } else if exports.iter().any(|(name, _)| name.starts_with(RUN_EXPORT)) {
         ModuleKind::Command
     } else {
         return Err(LoadError::MissingExport {
-            expected: "`handle` (world wasmhook:extension/extension) or `wasi:cli/run` (a WASI command)",
+            expected:
+                "`handle` (world wasmhook:extension/extension) or `wasi:cli/run` (a WASI command)",
             found: "is a component that",
         });
     };
-    Ok((kind, imports, exports.into_iter().map(|(name, _)| name).collect()))
+    Ok((
+        kind,
+        imports,
+        exports.into_iter().map(|(name, _)| name).collect(),
+    ))
 }
 
 fn component_import_provided(name: &str) -> bool {
     name.starts_with(HOST_INTERFACE)
         || name.starts_with(TYPES_INTERFACE)
-        || (WASI_PACKAGES.iter().any(|package| name.starts_with(package)) && name.contains("@0.2."))
+        || (WASI_PACKAGES
+            .iter()
+            .any(|package| name.starts_with(package))
+            && name.contains("@0.2."))
 }
 
 /// Checks a core module's imports and exports: it must be a WASI preview 1 command.
@@ -241,8 +260,14 @@ mod tests {
     #[test]
     fn header_decides_the_encoding() {
         assert!(matches!(encoding(b"\0asm\x01\0\0\0"), Ok(Encoding::Core)));
-        assert!(matches!(encoding(b"\0asm\x0d\0\x01\0"), Ok(Encoding::Component)));
-        assert!(matches!(encoding(b"PK\x03\x04...."), Err(LoadError::NotWasm)));
+        assert!(matches!(
+            encoding(b"\0asm\x0d\0\x01\0"),
+            Ok(Encoding::Component)
+        ));
+        assert!(matches!(
+            encoding(b"PK\x03\x04...."),
+            Err(LoadError::NotWasm)
+        ));
         assert!(matches!(encoding(b"\0as"), Err(LoadError::NotWasm)));
     }
 
@@ -250,7 +275,9 @@ mod tests {
     fn only_provided_interfaces_are_accepted() {
         assert!(component_import_provided("wasi:io/streams@0.2.6"));
         assert!(component_import_provided("wasmhook:extension/host@0.1.0"));
-        assert!(!component_import_provided("wasi:http/outgoing-handler@0.2.0"));
+        assert!(!component_import_provided(
+            "wasi:http/outgoing-handler@0.2.0"
+        ));
         assert!(!component_import_provided("wasi:io/streams@0.3.0"));
         assert!(!component_import_provided("wasmhook:extension/host@0.2.0"));
     }

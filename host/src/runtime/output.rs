@@ -63,7 +63,9 @@ impl Capture {
     fn lock(&self) -> MutexGuard<'_, Buffer> {
         // A poisoned lock only means another writer panicked mid-append; the bytes are
         // still a valid prefix, so keep going rather than lose the run's output.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Appends bytes, keeping what fits under the cap.

@@ -76,7 +76,9 @@ impl Redactor {
         }
         match value {
             Value::String(text) => Value::String(self.redact(text)),
-            Value::Array(items) => Value::Array(items.iter().map(|v| self.redact_json(v)).collect()),
+            Value::Array(items) => {
+                Value::Array(items.iter().map(|v| self.redact_json(v)).collect())
+            }
             Value::Object(map) => Value::Object(
                 map.iter()
                     .map(|(key, v)| (self.redact(key), self.redact_json(v)))
@@ -110,7 +112,10 @@ mod tests {
     #[test]
     fn removes_a_secret_cut_in_half_at_the_end() {
         let redactor = Redactor::new(["never-log-me"]);
-        assert_eq!(redactor.redact_truncated("key=never-lo"), "key=[redacted...]");
+        assert_eq!(
+            redactor.redact_truncated("key=never-lo"),
+            "key=[redacted...]"
+        );
         assert_eq!(redactor.redact_truncated("nothing here"), "nothing here");
     }
 

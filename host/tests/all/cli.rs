@@ -29,12 +29,29 @@ fn write_json(dir: &tempfile::TempDir, name: &str, value: &Value) -> String {
 fn run_prints_the_conformance_answers() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     for case in cases() {
-        let module = if case.extension == "hello" { HELLO } else { INVOICE_CHECK };
+        let module = if case.extension == "hello" {
+            HELLO
+        } else {
+            INVOICE_CHECK
+        };
         let event = format!("{}.{}", case.event, case.action);
         let payload = write_json(&dir, "payload.json", &Value::Object(case.body.clone()));
         let settings = write_json(&dir, "settings.json", &Value::Object(case.settings.clone()));
-        let mut args = vec!["run", module, "--event", &event, "--payload", &payload, "--settings", &settings];
-        let secrets: Vec<String> = case.secret_pairs().iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut args = vec![
+            "run",
+            module,
+            "--event",
+            &event,
+            "--payload",
+            &payload,
+            "--settings",
+            &settings,
+        ];
+        let secrets: Vec<String> = case
+            .secret_pairs()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         for secret in &secrets {
             args.extend(["--secret", secret]);
         }
@@ -44,10 +61,18 @@ fn run_prints_the_conformance_answers() {
             assert_eq!(output.status.code(), Some(0), "{}: {stderr}", case.name);
             let response: Value = serde_json::from_slice(&output.stdout).expect("stdout is JSON");
             let expected = case.expect.response.clone().unwrap_or_default();
-            assert!(json_equal(&response, &expected), "{}: {response} != {expected}", case.name);
+            assert!(
+                json_equal(&response, &expected),
+                "{}: {response} != {expected}",
+                case.name
+            );
             assert!(stderr.starts_with("status: completed in "), "{stderr}");
             for needle in &case.expect.output_contains {
-                assert!(stderr.contains(needle.as_str()), "{}: summary lacks {needle}: {stderr}", case.name);
+                assert!(
+                    stderr.contains(needle.as_str()),
+                    "{}: summary lacks {needle}: {stderr}",
+                    case.name
+                );
             }
         } else {
             assert_eq!(output.status.code(), Some(1), "{}: {stderr}", case.name);
@@ -61,26 +86,73 @@ fn run_prints_the_conformance_answers() {
 
 #[test]
 fn json_prints_the_run_log_with_secrets_redacted() {
-    let output = wasmhook(&["run", HELLO, "--event", "upload.created", "--secret", "api_key=very-secret-value", "--json"]);
+    let output = wasmhook(&[
+        "run",
+        HELLO,
+        "--event",
+        "upload.created",
+        "--secret",
+        "api_key=very-secret-value",
+        "--json",
+    ]);
     assert_eq!(output.status.code(), Some(0));
     let log: Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
-    for field in ["status", "log_level", "message", "request", "response", "output", "start", "end", "duration_ms"] {
+    for field in [
+        "status",
+        "log_level",
+        "message",
+        "request",
+        "response",
+        "output",
+        "start",
+        "end",
+        "duration_ms",
+    ] {
         assert!(log.get(field).is_some(), "no {field} in {log}");
     }
     assert_eq!(log["status"], "completed");
     assert_eq!(log["log_level"], "INFO");
     assert_eq!(log["request"]["secrets"]["api_key"], "[redacted...]");
     assert_eq!(log["request"]["event"], "upload");
-    let keys: Vec<&str> = log["request"].as_object().expect("an object").keys().map(String::as_str).collect();
-    assert_eq!(keys, ["request_id", "timestamp", "hook", "action", "event", "base_url", "settings", "secrets"]);
+    let keys: Vec<&str> = log["request"]
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "request_id",
+            "timestamp",
+            "hook",
+            "action",
+            "event",
+            "base_url",
+            "settings",
+            "secrets"
+        ]
+    );
     assert!(!String::from_utf8_lossy(&output.stdout).contains("very-secret-value"));
 }
 
 #[test]
 fn a_timeout_exits_1_with_the_reason() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let settings = write_json(&dir, "settings.json", &serde_json::json!({"behavior": "loop"}));
-    let output = wasmhook(&["run", HOSTILE, "--settings", &settings, "--timeout-s", "1", "--json"]);
+    let settings = write_json(
+        &dir,
+        "settings.json",
+        &serde_json::json!({"behavior": "loop"}),
+    );
+    let output = wasmhook(&[
+        "run",
+        HOSTILE,
+        "--settings",
+        &settings,
+        "--timeout-s",
+        "1",
+        "--json",
+    ]);
     assert_eq!(output.status.code(), Some(1));
     let log: Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
     assert_eq!(log["status"], "timeout");
@@ -101,11 +173,20 @@ fn bad_usage_and_unloadable_modules_exit_2_with_the_reason() {
     let cases: &[(&[&str], &str)] = &[
         (&["run", &noise], "not a WebAssembly module"),
         (&["run", "/no/such/module.wasm"], "cannot read the module"),
-        (&["run", HELLO, "--event", "annotation_content.explode"], "unknown action `explode`"),
+        (
+            &["run", HELLO, "--event", "annotation_content.explode"],
+            "unknown action `explode`",
+        ),
         (&["run", HELLO, "--event", "nope"], "EVENT.ACTION"),
         (&["run", HELLO, "--settings", &not_json], "not valid JSON"),
-        (&["run", HELLO, "--payload", &array], "must hold a JSON object"),
-        (&["run", HELLO, "--payload", &reserved], "`secrets` is set by the host"),
+        (
+            &["run", HELLO, "--payload", &array],
+            "must hold a JSON object",
+        ),
+        (
+            &["run", HELLO, "--payload", &reserved],
+            "`secrets` is set by the host",
+        ),
         (&["run", HELLO, "--secret", "no-equals-sign"], "NAME=VALUE"),
         (&["run", HELLO, "--timeout-s", "0"], "--timeout-s"),
         (&["run", HELLO, "--memory-mb", "4096"], "--memory-mb"),
@@ -115,7 +196,10 @@ fn bad_usage_and_unloadable_modules_exit_2_with_the_reason() {
         let output = wasmhook(args);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(stderr.contains(reason), "{args:?}: expected {reason:?} in {stderr}");
+        assert!(
+            stderr.contains(reason),
+            "{args:?}: expected {reason:?} in {stderr}"
+        );
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }

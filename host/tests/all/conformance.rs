@@ -27,7 +27,10 @@ fn check(case: &Case, report: &wasmhook::runtime::RunReport) -> Result<(), Strin
             }
         }
         (expected, outcome) => {
-            return Err(format!("expected {expected}, got {outcome:?} (output: {})", report.output))
+            return Err(format!(
+                "expected {expected}, got {outcome:?} (output: {})",
+                report.output
+            ))
         }
     }
     for needle in &case.expect.output_contains {
@@ -41,7 +44,12 @@ fn check(case: &Case, report: &wasmhook::runtime::RunReport) -> Result<(), Strin
 #[tokio::test]
 async fn every_case_passes_for_every_rust_example() {
     let cases = cases();
-    assert!(cases.len() >= 6, "found only {} cases in {}", cases.len(), cases_dir().display());
+    assert!(
+        cases.len() >= 6,
+        "found only {} cases in {}",
+        cases.len(),
+        cases_dir().display()
+    );
     let mut failures = Vec::new();
     let mut checked = 0;
     for (extension, form, path) in EXAMPLES {
@@ -57,26 +65,44 @@ async fn every_case_passes_for_every_rust_example() {
             let report = call.run(&module).await;
             checked += 1;
             if let Err(difference) = check(case, &report) {
-                failures.push(format!("{extension} ({form}), case {}: {difference}", case.name));
+                failures.push(format!(
+                    "{extension} ({form}), case {}: {difference}",
+                    case.name
+                ));
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {checked} failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     // hello: 2 cases x 3 forms, invoice-check: 4 cases x 2 forms.
     assert_eq!(checked, 14);
 }
 
 #[test]
 fn the_projects_copy_of_the_cases_matches_the_shared_ones() {
-    let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/cases");
+    let shared =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/cases");
     let Ok(entries) = std::fs::read_dir(&shared) else {
-        eprintln!("no shared cases beside the project at {}; the project's copy is used as is", shared.display());
+        eprintln!(
+            "no shared cases beside the project at {}; the project's copy is used as is",
+            shared.display()
+        );
         return;
     };
     for entry in entries.flatten() {
         let ours = cases_dir().join(entry.file_name());
         let theirs = std::fs::read(entry.path()).expect("a shared case is readable");
-        let mine = std::fs::read(&ours).unwrap_or_else(|_| panic!("{} is missing from conformance/cases", ours.display()));
-        assert_eq!(mine, theirs, "{} differs from the shared case", ours.display());
+        let mine = std::fs::read(&ours)
+            .unwrap_or_else(|_| panic!("{} is missing from conformance/cases", ours.display()));
+        assert_eq!(
+            mine,
+            theirs,
+            "{} differs from the shared case",
+            ours.display()
+        );
     }
 }

@@ -22,9 +22,21 @@ async fn an_infinite_loop_is_stopped_at_its_deadline() {
     let mut call = hostile("loop");
     call.limits.timeout = Duration::from_secs(1);
     let report = call.run(&module(HOSTILE)).await;
-    assert!(matches!(report.outcome, Outcome::Timeout { limit } if limit == Duration::from_secs(1)), "{:?}", report.outcome);
-    assert!(report.duration >= Duration::from_secs(1), "stopped early: {:?}", report.duration);
-    assert!(report.duration < Duration::from_secs(1) + STOP_SLACK, "stopped late: {:?}", report.duration);
+    assert!(
+        matches!(report.outcome, Outcome::Timeout { limit } if limit == Duration::from_secs(1)),
+        "{:?}",
+        report.outcome
+    );
+    assert!(
+        report.duration >= Duration::from_secs(1),
+        "stopped early: {:?}",
+        report.duration
+    );
+    assert!(
+        report.duration < Duration::from_secs(1) + STOP_SLACK,
+        "stopped late: {:?}",
+        report.duration
+    );
     assert!(report.outcome.message().contains("time limit of 1 s"));
 }
 
@@ -34,8 +46,16 @@ async fn sleeping_past_the_deadline_is_a_timeout() {
     call.settings.insert("ms".into(), 10_000.into());
     call.limits.timeout = Duration::from_secs(1);
     let report = call.run(&module(HOSTILE)).await;
-    assert!(matches!(report.outcome, Outcome::Timeout { .. }), "{:?}", report.outcome);
-    assert!(report.duration < Duration::from_secs(1) + STOP_SLACK, "stopped late: {:?}", report.duration);
+    assert!(
+        matches!(report.outcome, Outcome::Timeout { .. }),
+        "{:?}",
+        report.outcome
+    );
+    assert!(
+        report.duration < Duration::from_secs(1) + STOP_SLACK,
+        "stopped late: {:?}",
+        report.duration
+    );
 }
 
 #[tokio::test]
@@ -55,7 +75,10 @@ async fn unbounded_recursion_fails_and_says_so() {
     let report = hostile("recurse").run(&module(HOSTILE)).await;
     let message = failure(&report.outcome).to_string();
     assert!(message.contains("recursion"), "{message}");
-    assert!(message.contains("hostile::recurse"), "no symbolized frame in: {message}");
+    assert!(
+        message.contains("hostile::recurse"),
+        "no symbolized frame in: {message}"
+    );
 }
 
 #[tokio::test]
@@ -64,10 +87,16 @@ async fn a_100_mb_stdout_flood_is_truncated_and_the_call_completes() {
     assert!(report.outcome.is_completed(), "{:?}", report.outcome);
     assert!(report.output_truncated);
     let limit = CallLimits::default().output_bytes;
-    assert!(report.output.len() < limit + 200, "output is {} bytes", report.output.len());
+    assert!(
+        report.output.len() < limit + 200,
+        "output is {} bytes",
+        report.output.len()
+    );
     let dropped = 100 * 1024 * 1024 - limit;
     assert!(
-        report.output.ends_with(&format!("[output truncated: {dropped} more bytes were dropped]")),
+        report.output.ends_with(&format!(
+            "[output truncated: {dropped} more bytes were dropped]"
+        )),
         "{}",
         &report.output[report.output.len().saturating_sub(120)..]
     );
@@ -80,29 +109,47 @@ async fn a_panic_fails_with_its_text_and_a_symbolized_backtrace() {
         panic!("expected a trap, got {:?}", report.outcome);
     };
     let panic = trap.panic.as_deref().unwrap_or_default();
-    assert!(panic.contains("the hostile guest panics on purpose"), "{panic}");
+    assert!(
+        panic.contains("the hostile guest panics on purpose"),
+        "{panic}"
+    );
     let backtrace = trap.backtrace.as_deref().unwrap_or_default();
-    assert!(backtrace.contains("hostile.wasm!") && backtrace.contains("panic"), "{backtrace}");
-    assert!(report.outcome.message().starts_with("the extension panicked: "));
+    assert!(
+        backtrace.contains("hostile.wasm!") && backtrace.contains("panic"),
+        "{backtrace}"
+    );
+    assert!(report
+        .outcome
+        .message()
+        .starts_with("the extension panicked: "));
 }
 
 #[tokio::test]
 async fn an_error_from_handle_is_a_failure_with_its_message() {
     let report = hostile("guest_error").run(&module(HOSTILE)).await;
-    assert!(matches!(failure(&report.outcome), Failure::Guest(m) if m == "the hostile guest refuses this call"));
+    assert!(
+        matches!(failure(&report.outcome), Failure::Guest(m) if m == "the hostile guest refuses this call")
+    );
 }
 
 #[tokio::test]
 async fn invalid_json_is_refused_naming_the_problem() {
     let report = hostile("invalid_json").run(&module(HOSTILE)).await;
-    assert!(matches!(failure(&report.outcome), Failure::ResponseNotJson(_)), "{:?}", report.outcome);
+    assert!(
+        matches!(failure(&report.outcome), Failure::ResponseNotJson(_)),
+        "{:?}",
+        report.outcome
+    );
     assert!(report.outcome.message().contains("not valid JSON"));
 }
 
 #[tokio::test]
 async fn a_response_that_is_not_an_object_is_refused() {
     let report = hostile("not_object").run(&module(HOSTILE)).await;
-    assert!(matches!(failure(&report.outcome), Failure::ResponseNotObject("an array")));
+    assert!(matches!(
+        failure(&report.outcome),
+        Failure::ResponseNotObject("an array")
+    ));
 }
 
 #[tokio::test]
@@ -124,8 +171,18 @@ async fn the_sandbox_has_no_files_environment_arguments_or_network() {
         panic!("{:?}", report.outcome);
     };
     for file in response["files"].as_array().expect("files") {
-        assert!(file["open"].as_str().is_some_and(|s| s.starts_with("denied")), "{file}");
-        assert!(file["read_dir"].as_str().is_some_and(|s| s.starts_with("denied")), "{file}");
+        assert!(
+            file["open"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("denied")),
+            "{file}"
+        );
+        assert!(
+            file["read_dir"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("denied")),
+            "{file}"
+        );
     }
     assert_eq!(response["wrote_file"], false);
     assert_eq!(response["env"], serde_json::json!([]));
@@ -141,12 +198,25 @@ async fn secrets_printed_logged_or_returned_are_redacted() {
         call.secrets.push(("api_key".into(), secret.into()));
         let report = call.run(&module(HOSTILE)).await;
         let message = report.outcome.message();
-        assert!(!report.output.contains(secret), "{behavior}: output leaks: {}", report.output);
-        assert!(!message.contains(secret), "{behavior}: message leaks: {message}");
+        assert!(
+            !report.output.contains(secret),
+            "{behavior}: output leaks: {}",
+            report.output
+        );
+        assert!(
+            !message.contains(secret),
+            "{behavior}: message leaks: {message}"
+        );
         let log = call.prepare().run_log(&report);
         let log_text = serde_json::to_string(&log).expect("a run log serializes");
-        assert!(!log_text.contains(secret), "{behavior}: run log leaks: {log_text}");
-        assert!(log_text.contains(REDACTED), "{behavior}: nothing redacted in {log_text}");
+        assert!(
+            !log_text.contains(secret),
+            "{behavior}: run log leaks: {log_text}"
+        );
+        assert!(
+            log_text.contains(REDACTED),
+            "{behavior}: nothing redacted in {log_text}"
+        );
     }
 }
 
@@ -182,12 +252,22 @@ async fn two_spinning_guests_do_not_keep_hello_from_completing() {
     let report = Call::with_settings(serde_json::json!({})).run(&hello).await;
     let hello_took = started.elapsed();
     assert!(report.outcome.is_completed(), "{:?}", report.outcome);
-    eprintln!("hello beside two spinning guests: {hello_took:?} (guest time {:?})", report.duration);
+    eprintln!(
+        "hello beside two spinning guests: {hello_took:?} (guest time {:?})",
+        report.duration
+    );
     // Hello finished while both spinners were still running, on a machine with two cores.
-    assert!(hello_took < spin_for - Duration::from_millis(500), "hello waited {hello_took:?}");
+    assert!(
+        hello_took < spin_for - Duration::from_millis(500),
+        "hello waited {hello_took:?}"
+    );
     for spinner in spinners {
         let report = spinner.await.expect("the spinner task joins");
-        assert!(matches!(report.outcome, Outcome::Timeout { .. }), "{:?}", report.outcome);
+        assert!(
+            matches!(report.outcome, Outcome::Timeout { .. }),
+            "{:?}",
+            report.outcome
+        );
     }
 }
 
@@ -199,13 +279,24 @@ async fn an_instruction_budget_stops_a_loop_before_its_deadline() {
         ..RuntimeConfig::default()
     })
     .expect("a fuel-metering runtime starts");
-    let load = |path: &str| fueled.load(&std::fs::read(path).expect("readable")).expect("loads");
+    let load = |path: &str| {
+        fueled
+            .load(&std::fs::read(path).expect("readable"))
+            .expect("loads")
+    };
     let (spinning, hello) = (load(HOSTILE), load(HELLO));
 
     let mut call = hostile("loop");
     call.limits.fuel = Some(5_000_000);
     let report = call.run_on(&fueled, &spinning).await;
-    assert!(matches!(failure(&report.outcome), Failure::FuelExhausted { budget: 5_000_000 }), "{:?}", report.outcome);
+    assert!(
+        matches!(
+            failure(&report.outcome),
+            Failure::FuelExhausted { budget: 5_000_000 }
+        ),
+        "{:?}",
+        report.outcome
+    );
     assert!(report.duration < Duration::from_secs(5));
 
     let mut call = Call::with_settings(serde_json::json!({}));
@@ -219,5 +310,9 @@ async fn a_budget_without_fuel_metering_is_refused_clearly() {
     let mut call = Call::with_settings(serde_json::json!({}));
     call.limits.fuel = Some(1000);
     let report = call.run(&module(HELLO)).await;
-    assert!(matches!(failure(&report.outcome), Failure::Host(m) if m.contains("fuel metering")), "{:?}", report.outcome);
+    assert!(
+        matches!(failure(&report.outcome), Failure::Host(m) if m.contains("fuel metering")),
+        "{:?}",
+        report.outcome
+    );
 }

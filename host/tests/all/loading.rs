@@ -1,7 +1,9 @@
 //! Loading modules: what is refused, with which reason, and the compiled-code cache.
 
 use wasmhook::runtime::{Digest, Encoding, LoadError, ModuleKind, Runtime, RuntimeConfig};
-use wasmhook_tests::guests::{HELLO, HELLO_COMMAND, HELLO_COMMAND_CORE, INVOICE_CHECK, OTHER_WORLD};
+use wasmhook_tests::guests::{
+    HELLO, HELLO_COMMAND, HELLO_COMMAND_CORE, INVOICE_CHECK, OTHER_WORLD,
+};
 
 use crate::support::{module, runtime, Call};
 
@@ -14,24 +16,45 @@ fn refuse(bytes: &[u8]) -> LoadError {
 
 #[test]
 fn random_bytes_and_empty_files_are_not_webassembly() {
-    let noise: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let noise: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     assert!(matches!(refuse(&noise), LoadError::NotWasm));
     assert!(matches!(refuse(b""), LoadError::NotWasm));
-    assert!(refuse(b"hello").to_string().contains("not a WebAssembly module"));
+    assert!(refuse(b"hello")
+        .to_string()
+        .contains("not a WebAssembly module"));
 }
 
 #[test]
 fn a_truncated_module_is_invalid_with_wasmtimes_reason() {
     let bytes = std::fs::read(HELLO).expect("hello is built");
     let error = refuse(&bytes[..bytes.len() / 2]);
-    assert!(matches!(error, LoadError::Invalid { encoding: "component", .. }), "{error:?}");
-    assert!(error.to_string().starts_with("not a valid WebAssembly component: "), "{error}");
+    assert!(
+        matches!(
+            error,
+            LoadError::Invalid {
+                encoding: "component",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .starts_with("not a valid WebAssembly component: "),
+        "{error}"
+    );
 }
 
 #[test]
 fn a_component_of_another_world_is_refused_naming_the_missing_export() {
     let error = refuse(&std::fs::read(OTHER_WORLD).expect("other-world is built"));
-    assert!(matches!(error, LoadError::MissingExport { .. }), "{error:?}");
+    assert!(
+        matches!(error, LoadError::MissingExport { .. }),
+        "{error:?}"
+    );
     assert!(error.to_string().contains("`handle`"), "{error}");
 }
 
@@ -45,7 +68,10 @@ fn a_core_module_importing_what_the_host_lacks_is_refused_naming_it() {
     )
     .expect("valid text");
     let error = refuse(&bytes);
-    assert!(matches!(&error, LoadError::UnsupportedImport { name } if name == "env::mystery"), "{error:?}");
+    assert!(
+        matches!(&error, LoadError::UnsupportedImport { name } if name == "env::mystery"),
+        "{error:?}"
+    );
 }
 
 #[test]
@@ -67,7 +93,10 @@ fn a_component_importing_an_unknown_interface_is_refused_naming_it() {
 fn a_core_module_without_start_is_not_a_command() {
     let bytes = wat::parse_str(r#"(module (func (export "run")))"#).expect("valid text");
     let error = refuse(&bytes);
-    assert!(matches!(error, LoadError::MissingExport { .. }), "{error:?}");
+    assert!(
+        matches!(error, LoadError::MissingExport { .. }),
+        "{error:?}"
+    );
     assert!(error.to_string().contains("`_start`"), "{error}");
 }
 
@@ -92,7 +121,13 @@ fn modules_are_classified_by_how_they_are_called() {
         assert_eq!(info.digest, digest.to_string());
     }
     let info = module(HELLO).info().clone();
-    assert!(info.imports.iter().any(|i| i.starts_with("wasmhook:extension/host@0.1")), "{:?}", info.imports);
+    assert!(
+        info.imports
+            .iter()
+            .any(|i| i.starts_with("wasmhook:extension/host@0.1")),
+        "{:?}",
+        info.imports
+    );
     assert!(info.exports.contains(&"handle".to_owned()));
 }
 
@@ -108,19 +143,32 @@ async fn compiled_code_survives_a_restart_and_a_corrupt_artifact_is_recompiled()
     let digest = Digest::of(&bytes);
     {
         let first = Runtime::new(config()).expect("starts");
-        assert!(first.load_compiled(&digest).is_none(), "nothing compiled yet");
+        assert!(
+            first.load_compiled(&digest).is_none(),
+            "nothing compiled yet"
+        );
         first.load(&bytes).expect("loads");
     }
-    let artifacts: Vec<_> = std::fs::read_dir(dir.path()).expect("listable").flatten().collect();
+    let artifacts: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("listable")
+        .flatten()
+        .collect();
     assert_eq!(artifacts.len(), 1, "one artifact, no temporary files left");
     let artifact = artifacts[0].path();
     assert!(artifact.to_string_lossy().contains(&digest.to_string()));
 
     // A new runtime (a restart) gets the module from its artifact, without its bytes.
     let second = Runtime::new(config()).expect("starts");
-    let module = second.load_compiled(&digest).expect("loaded from the artifact");
-    let report = Call::with_settings(serde_json::json!({})).run_on(&second, &module).await;
-    assert!(!report.outcome.is_completed(), "no annotation: invoice-check must fail");
+    let module = second
+        .load_compiled(&digest)
+        .expect("loaded from the artifact");
+    let report = Call::with_settings(serde_json::json!({}))
+        .run_on(&second, &module)
+        .await;
+    assert!(
+        !report.outcome.is_completed(),
+        "no annotation: invoice-check must fail"
+    );
     assert!(report.outcome.message().contains("annotation"));
 
     // A corrupt artifact is discarded, and loading from bytes compiles again. It is replaced

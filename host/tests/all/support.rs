@@ -77,7 +77,9 @@ impl Call {
     /// Runs it on a given runtime.
     pub async fn run_on(&self, runtime: &Runtime, module: &LoadedModule) -> RunReport {
         let prepared = self.prepare();
-        runtime.call(module, &prepared.invocation, &self.limits).await
+        runtime
+            .call(module, &prepared.invocation, &self.limits)
+            .await
     }
 }
 

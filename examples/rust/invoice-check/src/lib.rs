@@ -58,12 +58,13 @@ impl Extension for InvoiceCheck {
                 if !is_number(&normalized) {
                     response = response.error_at(total.id, "amount_total is not a number");
                 } else if exceeds(&normalized, max_total) {
-                    response = response.warning_at(total.id, format!("amount_total exceeds {max_total}"));
+                    response =
+                        response.warning_at(total.id, format!("amount_total exceeds {max_total}"));
                 }
             }
         }
         if let Some(currency_field) = &settings.currency_field {
-            for datapoint in datapoints.iter().filter(|d| &d.schema_id == currency_field) {
+            for datapoint in datapoints.iter().filter(|d| d.schema_id == currency_field) {
                 if let Some(value) = datapoint.value {
                     let normalized = value.trim().to_ascii_uppercase();
                     if normalized != value {
@@ -116,7 +117,11 @@ fn exceeds(number: &str, max: i64) -> bool {
     let (int, frac) = magnitude.split_once('.').unwrap_or((magnitude, ""));
     let fractional = frac.bytes().any(|b| b != b'0');
     let int = int.trim_start_matches('0');
-    let Ok(int) = (if int.is_empty() { Ok(0) } else { int.parse::<i128>() }) else {
+    let Ok(int) = (if int.is_empty() {
+        Ok(0)
+    } else {
+        int.parse::<i128>()
+    }) else {
         // More digits than an i128 holds: far beyond any i64 in either direction.
         return !negative;
     };

@@ -19,6 +19,8 @@
 
 // The generated export glue is unsafe by nature.
 #![allow(unsafe_code)]
+// Printing to stdout is one of the things this guest is for.
+#![allow(clippy::print_stdout)]
 
 use std::io::Write;
 
@@ -37,7 +39,8 @@ struct Hostile;
 impl Guest for Hostile {
     fn handle(request: Request) -> Result<String, String> {
         let settings: Value = serde_json::from_str(&request.settings).map_err(|e| e.to_string())?;
-        let number = |key: &str, default: u64| settings.get(key).and_then(Value::as_u64).unwrap_or(default);
+        let number =
+            |key: &str, default: u64| settings.get(key).and_then(Value::as_u64).unwrap_or(default);
         let secret = || {
             request
                 .secrets
@@ -46,7 +49,11 @@ impl Guest for Hostile {
                 .map(|(_, value)| value.clone())
                 .unwrap_or_default()
         };
-        match settings.get("behavior").and_then(Value::as_str).unwrap_or("") {
+        match settings
+            .get("behavior")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+        {
             "loop" => {
                 let mut counter = 0u64;
                 loop {
@@ -54,7 +61,8 @@ impl Guest for Hostile {
                 }
             }
             "spin" => {
-                let until = std::time::Instant::now() + std::time::Duration::from_millis(number("ms", 100));
+                let until =
+                    std::time::Instant::now() + std::time::Duration::from_millis(number("ms", 100));
                 let mut counter = 0u64;
                 while std::time::Instant::now() < until {
                     counter = std::hint::black_box(counter.wrapping_add(1));
@@ -92,7 +100,10 @@ impl Guest for Hostile {
                 println!("stdout says the secret is {secret}");
                 eprintln!("stderr says the secret is {secret}");
                 log(Level::Warning, &format!("log says the secret is {secret}"));
-                Ok(json!({"messages": [{"type": "info", "content": format!("secret {secret}")}]}).to_string())
+                Ok(
+                    json!({"messages": [{"type": "info", "content": format!("secret {secret}")}]})
+                        .to_string(),
+                )
             }
             "error_with_secret" => Err(format!("cannot use key {}", secret())),
             "panic_with_secret" => panic!("cannot use key {}", secret()),
