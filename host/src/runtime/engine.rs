@@ -17,6 +17,9 @@ const MAX_TABLES_PER_COMPONENT: u32 = 16;
 const MAX_INSTANCE_SIZE: usize = 4 << 20;
 /// Pooled slots kept warm (already mapped) after a call, so the next call skips page faults.
 const WARM_SLOTS: u32 = 100;
+/// Pooled slots whose memory is decommitted together, in one batch of `madvise` calls,
+/// instead of one at a time as each instance ends: fewer TLB shootdowns across cores.
+const DECOMMIT_BATCH: usize = 16;
 /// Native stack a guest may use; an unbounded recursion traps here, not in the host.
 const MAX_WASM_STACK: usize = 1 << 20;
 /// The fiber stack a call runs on must hold the guest's stack plus host frames.
@@ -75,7 +78,8 @@ fn pooling(config: &RuntimeConfig) -> PoolingAllocationConfig {
         .max_core_instance_size(MAX_INSTANCE_SIZE)
         .table_elements(MAX_TABLE_ELEMENTS)
         .max_memory_size(max_memory)
-        .max_unused_warm_slots(WARM_SLOTS.min(instances));
+        .max_unused_warm_slots(WARM_SLOTS.min(instances))
+        .decommit_batch_size(DECOMMIT_BATCH);
     pool
 }
 

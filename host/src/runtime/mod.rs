@@ -210,6 +210,12 @@ impl Runtime {
         Some(module)
     }
 
+    /// Drops a module from the in-memory cache (its artifact stays on disk), e.g. when it is
+    /// deleted or to measure loading from the artifact.
+    pub fn evict(&self, digest: &Digest) {
+        self.modules().pop(digest);
+    }
+
     fn modules(&self) -> MutexGuard<'_, LruCache<Digest, Arc<LoadedModule>>> {
         // The cache holds no invariant a panic could break halfway.
         self.modules

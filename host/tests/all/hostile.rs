@@ -316,3 +316,42 @@ async fn a_budget_without_fuel_metering_is_refused_clearly() {
         report.outcome
     );
 }
+
+#[tokio::test]
+async fn a_command_exiting_non_zero_fails_with_its_code_and_stderr() {
+    use wasmhook_tests::guests::INVOICE_CHECK_COMMAND;
+    // No annotation in the payload: the command prints the reason and exits 1.
+    let report = Call::with_settings(serde_json::json!({}))
+        .run(&module(INVOICE_CHECK_COMMAND))
+        .await;
+    match failure(&report.outcome) {
+        Failure::Exit { code, stderr_tail } => {
+            assert_eq!(*code, 1);
+            assert!(stderr_tail.contains("annotation.content"), "{stderr_tail}");
+        }
+        other => panic!("expected an exit failure, got {other:?}"),
+    }
+    assert!(report
+        .outcome
+        .message()
+        .starts_with("the command exited with code 1; stderr ends with:"));
+}
+
+#[tokio::test]
+async fn without_room_for_the_pool_the_engine_allocates_on_demand() {
+    use wasmhook::runtime::Allocation;
+    // A million slots of several GiB each cannot be reserved in a 47-bit address space.
+    let runtime = Runtime::new(RuntimeConfig {
+        max_instances: 1_000_000,
+        ..RuntimeConfig::default()
+    })
+    .expect("falls back rather than failing");
+    assert_eq!(runtime.allocation(), Allocation::OnDemand);
+    let hello = runtime
+        .load(&std::fs::read(HELLO).expect("built"))
+        .expect("loads");
+    let report = Call::with_settings(serde_json::json!({}))
+        .run_on(&runtime, &hello)
+        .await;
+    assert!(report.outcome.is_completed(), "{:?}", report.outcome);
+}
