@@ -6,9 +6,17 @@
 //!   server;
 //! - [`model`]: events, payloads and run logs in Rossum's terms;
 //! - [`dispatch`]: turns an event into runs and run logs;
-//! - [`cli`]: the command line (`wasmhook run`, and later `serve`).
+//! - [`store`]: persistence (SQLite) behind a narrow interface;
+//! - [`accounts`]: password hashing and account rules;
+//! - [`api`]: the HTTP API, Rossum-compatible;
+//! - [`server`]: `wasmhook serve`, its configuration and lifecycle;
+//! - [`cli`]: the command line (`wasmhook run`, `wasmhook serve`).
 
+pub mod accounts;
+pub mod api;
 pub mod cli;
 pub mod dispatch;
 pub mod model;
 pub mod runtime;
+pub mod server;
+pub mod store;

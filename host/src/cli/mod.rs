@@ -24,6 +24,8 @@ pub struct Cli {
 enum Command {
     /// Run one extension locally, once, as a hook call would.
     Run(run::RunArgs),
+    /// Serve the API.
+    Serve(crate::server::config::ServeArgs),
 }
 
 /// Exit code of a run that completed.
@@ -46,6 +48,7 @@ pub fn main() -> ExitCode {
     let cache_dir = cli.cache_dir.or_else(default_cache_dir);
     match cli.command {
         Command::Run(args) => run::run(&args, cache_dir),
+        Command::Serve(args) => serve(&args),
     }
 }
 
@@ -54,4 +57,20 @@ fn default_cache_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
     Some(base.join("wasmhook"))
+}
+
+fn serve(args: &crate::server::config::ServeArgs) -> ExitCode {
+    let result = crate::server::ServerConfig::resolve(args).and_then(|config| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(crate::server::serve(config))
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
 }

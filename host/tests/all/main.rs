@@ -5,4 +5,5 @@ mod cli;
 mod conformance;
 mod hostile;
 mod loading;
+mod server;
 mod support;

@@ -1,0 +1,119 @@
+//! Who is calling: the `Authorization: Bearer <token>` (or `Token <token>`) header resolved to
+//! the operator or to a user of one organization.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::store::tokens::{self, Owner};
+use crate::store::users;
+
+/// A user's role in its organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Manages everything of its organization.
+    Admin,
+    /// Reads, tests and invokes.
+    Member,
+}
+
+impl Role {
+    /// The role from its stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "admin" => Some(Role::Admin),
+            "member" => Some(Role::Member),
+            _ => None,
+        }
+    }
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// The installation's operator: manages organizations and their first admins.
+    Operator,
+    /// A user of one organization.
+    User {
+        /// The user.
+        id: u64,
+        /// Its organization: everything the caller sees is scoped to it.
+        organization_id: u64,
+        /// What it may do there.
+        role: Role,
+    },
+}
+
+impl Caller {
+    /// The caller's organization, if it is a user.
+    pub fn organization(&self) -> Option<u64> {
+        match self {
+            Caller::Operator => None,
+            Caller::User {
+                organization_id, ..
+            } => Some(*organization_id),
+        }
+    }
+
+    /// Whether the caller may see objects of `organization_id`.
+    pub fn can_see(&self, organization_id: u64) -> bool {
+        self.organization().is_none_or(|own| own == organization_id)
+    }
+}
+
+/// The raw token of a request, from `Authorization: Bearer X` or `Token X`.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let header = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = header.trim().split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token"))
+        .then(|| token.trim())
+        .filter(|token| !token.is_empty())
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(&parts.headers)
+            .ok_or(ApiError::Unauthorized)?
+            .to_owned();
+        let now = unix_now();
+        let caller = state
+            .store
+            .run(move |connection| {
+                let Some(owner) = tokens::owner(connection, &token, now)? else {
+                    return Ok(None);
+                };
+                Ok(match owner {
+                    Owner::Operator => Some(Caller::Operator),
+                    Owner::User(id) => users::get(connection, id)?
+                        .filter(|user| user.is_active)
+                        .and_then(|user| {
+                            Some(Caller::User {
+                                id: user.id,
+                                organization_id: user.organization_id,
+                                role: Role::parse(&user.role)?,
+                            })
+                        }),
+                })
+            })
+            .await?;
+        caller.ok_or(ApiError::Unauthorized)
+    }
+}
+
+/// Now in Unix seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
+}

@@ -1,0 +1,86 @@
+//! The one error type of the HTTP layer, and its mapping to status codes.
+//!
+//! Every failure becomes `{"detail": "..."}` with the right status, as Rossum answers.
+//! Server-side failures (5xx) answer a generic message; their cause goes to the server log.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::store::StoreError;
+
+/// What went wrong with a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed or breaks a rule (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No valid credentials (401).
+    #[error("Invalid token.")]
+    Unauthorized,
+    /// Login failed (400, as Rossum answers a bad login).
+    #[error("Unable to log in with provided credentials.")]
+    BadCredentials,
+    /// Authenticated, but not allowed (403).
+    #[error("You do not have permission to perform this action.")]
+    Forbidden,
+    /// No such object, or not one the caller may see (404).
+    #[error("Not found.")]
+    NotFound,
+    /// The body is larger than the limit (413).
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// Conflicts with the state (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Something on the server failed (500); the detail is logged, not sent.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) | ApiError::BadCredentials => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let detail = match &self {
+            ApiError::Internal(cause) => {
+                tracing::error!("request failed: {cause}");
+                "A server error occurred.".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut response =
+            (self.status(), Json(serde_json::json!({ "detail": detail }))).into_response();
+        if self.status() == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                "www-authenticate",
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict(message) => ApiError::BadRequest(message),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Result of a handler.
+pub type ApiResult<T> = Result<T, ApiError>;

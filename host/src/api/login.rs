@@ -1,0 +1,101 @@
+//! `/auth/login` and `/auth/logout`, as Rossum has them: a username and password (JSON or
+//! form) for `{"key": token}`; logout deletes the token used.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::{bearer, unix_now, Caller};
+use super::error::{ApiError, ApiResult};
+use super::AppState;
+use crate::accounts;
+use crate::model::now_rfc3339;
+use crate::store::tokens::{self, Owner};
+use crate::store::users;
+
+/// How long a login token is valid: 162 hours, as Rossum's.
+pub const LOGIN_TOKEN_LIFETIME_S: i64 = 162 * 3600;
+
+#[derive(Debug, Deserialize)]
+pub(super) struct Credentials {
+    username: String,
+    password: String,
+}
+
+fn parse_credentials(headers: &HeaderMap, body: &[u8]) -> Result<Credentials, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    if content_type.starts_with("application/x-www-form-urlencoded") {
+        serde_urlencoded::from_bytes(body)
+            .map_err(|error| ApiError::BadRequest(format!("invalid form: {error}")))
+    } else {
+        serde_json::from_slice(body).map_err(|error| {
+            ApiError::BadRequest(format!(
+                "expected {{\"username\", \"password\"}} as JSON or a form: {error}"
+            ))
+        })
+    }
+}
+
+pub(super) async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<axum::Json<Value>> {
+    let credentials = parse_credentials(&headers, &body)?;
+    let username = credentials.username.clone();
+    let user = state
+        .store
+        .run(move |connection| users::by_username(connection, &username))
+        .await?
+        .filter(|user| user.is_active);
+    // Verify against a real hash even for unknown users, so timing does not tell which
+    // usernames exist.
+    let hash = user
+        .as_ref()
+        .map(|user| user.password_hash.clone())
+        .unwrap_or_else(|| DUMMY_HASH.to_owned());
+    let password = credentials.password;
+    let verified = tokio::task::spawn_blocking(move || accounts::verify_password(&password, &hash))
+        .await
+        .map_err(|error| ApiError::Internal(error.to_string()))?;
+    let user = user.filter(|_| verified).ok_or(ApiError::BadCredentials)?;
+    let token = tokens::generate()?;
+    let key = token.clone();
+    let expires_at = unix_now() + LOGIN_TOKEN_LIFETIME_S;
+    let created_at = now_rfc3339();
+    state
+        .store
+        .run(move |connection| {
+            tokens::insert(
+                connection,
+                &token,
+                Owner::User(user.id),
+                Some(expires_at),
+                &created_at,
+            )
+        })
+        .await?;
+    Ok(axum::Json(json!({ "key": key, "domain": null })))
+}
+
+pub(super) async fn logout(
+    State(state): State<AppState>,
+    _caller: Caller,
+    headers: HeaderMap,
+) -> ApiResult<axum::Json<Value>> {
+    let token = bearer(&headers).ok_or(ApiError::Unauthorized)?.to_owned();
+    state
+        .store
+        .run(move |connection| tokens::delete(connection, &token))
+        .await?;
+    Ok(axum::Json(json!({ "detail": "Successfully logged out." })))
+}
+
+/// An argon2 hash of a random password, verified against when the user does not exist.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3yBvJ8Pb0QZT3v4Zl1uZl0k8u6Nn3mD4uQm4wZr3kSo";

@@ -1,0 +1,97 @@
+//! Rossum's list shape: `{"pagination": {"total", "total_pages", "next", "previous"},
+//! "results": [...]}`, with `page` (from 1) and `page_size` (20 by default, 100 at most).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::error::ApiError;
+use crate::store::{Page, Window};
+
+/// Rows per page unless asked.
+pub const DEFAULT_PAGE_SIZE: u64 = 20;
+/// The most rows a page may hold.
+pub const MAX_PAGE_SIZE: u64 = 100;
+
+/// The `page` and `page_size` query parameters.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PageQuery {
+    page: Option<String>,
+    page_size: Option<String>,
+}
+
+/// A validated page request.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRequest {
+    page: u64,
+    size: u64,
+}
+
+impl PageQuery {
+    /// Validates the parameters: positive integers, a size of at most [`MAX_PAGE_SIZE`].
+    pub fn validate(&self) -> Result<PageRequest, ApiError> {
+        let parse = |name: &str, text: &Option<String>, default: u64| match text {
+            None => Ok(default),
+            Some(text) => match text.parse::<u64>() {
+                Ok(value) if value >= 1 => Ok(value),
+                _ => Err(ApiError::BadRequest(format!(
+                    "`{name}` must be a positive integer, not `{text}`"
+                ))),
+            },
+        };
+        let page = parse("page", &self.page, 1)?;
+        let size = parse("page_size", &self.page_size, DEFAULT_PAGE_SIZE)?;
+        if size > MAX_PAGE_SIZE {
+            return Err(ApiError::BadRequest(format!(
+                "`page_size` may be at most {MAX_PAGE_SIZE}"
+            )));
+        }
+        Ok(PageRequest { page, size })
+    }
+}
+
+impl PageRequest {
+    /// The rows to fetch.
+    pub fn window(&self) -> Window {
+        Window {
+            offset: (self.page - 1).saturating_mul(self.size),
+            limit: self.size,
+        }
+    }
+}
+
+/// The list answer.
+#[derive(Debug, Serialize)]
+pub struct Paginated {
+    pagination: Pagination,
+    results: Vec<Value>,
+}
+
+#[derive(Debug, Serialize)]
+struct Pagination {
+    total: u64,
+    total_pages: u64,
+    next: Option<String>,
+    previous: Option<String>,
+}
+
+impl Paginated {
+    /// A page of results; `list_url` is the list's own URL (for next and previous).
+    pub fn new<T>(
+        page: &Page<T>,
+        request: PageRequest,
+        list_url: &str,
+        render: impl Fn(&T) -> Value,
+    ) -> Self {
+        let total_pages = page.total.div_ceil(request.size).max(1);
+        let link = |number: u64| format!("{list_url}?page={number}&page_size={}", request.size);
+        Paginated {
+            results: page.rows.iter().map(render).collect(),
+            pagination: Pagination {
+                total: page.total,
+                total_pages,
+                next: (request.page < total_pages).then(|| link(request.page + 1)),
+                previous: (request.page > 1).then(|| link(request.page - 1)),
+            },
+        }
+    }
+}

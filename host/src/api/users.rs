@@ -1,0 +1,176 @@
+//! `/users`: the operator creates an organization's first admin; admins create the rest.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::{Caller, Role};
+use super::error::{ApiError, ApiResult};
+use super::json::Json;
+use super::pagination::{PageQuery, Paginated};
+use super::{id_from, AppState};
+use crate::accounts;
+use crate::model::now_rfc3339;
+use crate::store::organizations;
+use crate::store::users::{self, NewUser, User};
+use crate::store::Page;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewUserBody {
+    username: String,
+    password: String,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    organization: Option<Value>,
+    #[serde(default)]
+    first_name: String,
+    #[serde(default)]
+    last_name: String,
+    #[serde(default)]
+    email: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct UserFilter {
+    organization: Option<String>,
+    #[serde(flatten)]
+    page: PageQuery,
+}
+
+fn render(state: &AppState, user: &User) -> Value {
+    json!({
+        "id": user.id,
+        "url": state.url("users", user.id),
+        "username": user.username,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "email": user.email,
+        "is_active": user.is_active,
+        "organization": state.url("organizations", user.organization_id),
+        "role": user.role,
+    })
+}
+
+pub(super) async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<NewUserBody>,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    let requested = match &body.organization {
+        None => None,
+        Some(reference) => Some(id_from(reference, "organizations").ok_or_else(|| {
+            ApiError::BadRequest("organization: expected an organization URL or id".into())
+        })?),
+    };
+    let organization_id = match caller {
+        Caller::Operator => requested.ok_or_else(|| {
+            ApiError::BadRequest("organization: required when the operator creates a user".into())
+        })?,
+        Caller::User {
+            role: Role::Admin,
+            organization_id,
+            ..
+        } => match requested {
+            Some(other) if other != organization_id => {
+                return Err(ApiError::BadRequest(
+                    "organization: admins create users of their own organization only".into(),
+                ))
+            }
+            _ => organization_id,
+        },
+        Caller::User {
+            role: Role::Member, ..
+        } => return Err(ApiError::Forbidden),
+    };
+    let role = body.role.as_deref().unwrap_or("member").to_owned();
+    if Role::parse(&role).is_none() {
+        return Err(ApiError::BadRequest(format!(
+            "role: `{role}` is not one of admin, member"
+        )));
+    }
+    accounts::validate_username(&body.username).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let password = body.password.clone();
+    let password_hash = tokio::task::spawn_blocking(move || accounts::hash_password(&password))
+        .await
+        .map_err(|error| ApiError::Internal(error.to_string()))?
+        .map_err(|error| match error {
+            accounts::AccountError::Hash(cause) => ApiError::Internal(cause),
+            other => ApiError::BadRequest(other.to_string()),
+        })?;
+    let created_at = now_rfc3339();
+    let user = state
+        .store
+        .run(move |connection| {
+            if organizations::get(connection, organization_id)?.is_none() {
+                return Ok(None);
+            }
+            let user = NewUser {
+                organization_id,
+                username: &body.username,
+                password_hash: &password_hash,
+                role: &role,
+                first_name: &body.first_name,
+                last_name: &body.last_name,
+                email: &body.email,
+            };
+            users::create(connection, &user, &created_at).map(Some)
+        })
+        .await?
+        .ok_or_else(|| ApiError::BadRequest("organization: no such organization".into()))?;
+    Ok((StatusCode::CREATED, axum::Json(render(&state, &user))))
+}
+
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(filter): Query<UserFilter>,
+) -> ApiResult<axum::Json<Paginated>> {
+    let request = filter.page.validate()?;
+    let asked =
+        match &filter.organization {
+            None => None,
+            Some(text) => Some(text.parse::<u64>().map_err(|_| {
+                ApiError::BadRequest(format!("organization: `{text}` is not an id"))
+            })?),
+        };
+    let organization = match (caller.organization(), asked) {
+        (Some(own), Some(asked)) if own != asked => None,
+        (Some(own), _) => Some(Some(own)),
+        (None, asked) => Some(asked),
+    };
+    let page = match organization {
+        // Another organization's users: an empty list, as for any filter matching nothing.
+        None => Page {
+            rows: Vec::new(),
+            total: 0,
+        },
+        Some(organization) => {
+            state
+                .store
+                .run(move |connection| users::list(connection, organization, request.window()))
+                .await?
+        }
+    };
+    let list_url = state.list_url("users");
+    Ok(axum::Json(Paginated::new(&page, request, &list_url, |u| {
+        render(&state, u)
+    })))
+}
+
+pub(super) async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    let id: u64 = id.parse().map_err(|_| ApiError::NotFound)?;
+    let user = state
+        .store
+        .run(move |connection| users::get(connection, id))
+        .await?
+        .filter(|user| caller.can_see(user.organization_id))
+        .ok_or(ApiError::NotFound)?;
+    Ok(axum::Json(render(&state, &user)))
+}

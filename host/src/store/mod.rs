@@ -1,0 +1,100 @@
+//! Persistence behind a narrow interface: SQLite now (WAL, one file in the data directory),
+//! PostgreSQL later behind the same methods.
+//!
+//! SQLite calls block, so every method runs on tokio's blocking pool through
+//! [`Store::run`]; callers on the async threads never wait on the disk. One connection
+//! serializes writes, which SQLite does anyway.
+
+pub mod organizations;
+mod schema;
+pub mod tokens;
+pub mod users;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed.
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+    /// A uniqueness rule was broken (e.g. a username taken).
+    #[error("{0}")]
+    Conflict(String),
+    /// The blocking task running the query could not complete.
+    #[error("the database task failed: {0}")]
+    Task(String),
+}
+
+/// The database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    connection: Arc<Mutex<Connection>>,
+}
+
+/// A page of a list: the rows and how many there are in all.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    /// The rows of this page.
+    pub rows: Vec<T>,
+    /// Rows across all pages.
+    pub total: u64,
+}
+
+/// Which rows of a list to return.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    /// Rows to skip.
+    pub offset: u64,
+    /// Rows to return.
+    pub limit: u64,
+}
+
+impl Store {
+    /// Opens (creating and migrating) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut connection = Connection::open(path)?;
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        connection.pragma_update(None, "synchronous", "NORMAL")?;
+        connection.pragma_update(None, "foreign_keys", "ON")?;
+        connection.busy_timeout(std::time::Duration::from_secs(5))?;
+        schema::migrate(&mut connection)?;
+        Ok(Store {
+            connection: Arc::new(Mutex::new(connection)),
+        })
+    }
+
+    /// Runs a closure with the connection on the blocking pool.
+    pub async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let connection = Arc::clone(&self.connection);
+        tokio::task::spawn_blocking(move || {
+            // A panic inside a query leaves no transaction open (rusqlite rolls back on
+            // drop), so the connection is still usable.
+            let mut connection = connection
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            work(&mut connection)
+        })
+        .await
+        .map_err(|error| StoreError::Task(error.to_string()))?
+    }
+}
+
+/// Maps a uniqueness violation to [`StoreError::Conflict`] with a message.
+pub(crate) fn unique_violation(error: rusqlite::Error, message: &str) -> StoreError {
+    match &error {
+        rusqlite::Error::SqliteFailure(failure, _)
+            if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+        {
+            StoreError::Conflict(message.to_owned())
+        }
+        _ => StoreError::Database(error),
+    }
+}

@@ -1,0 +1,93 @@
+//! API tokens, stored as their sha256 only: a stolen database holds no usable token.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use sha2::{Digest, Sha256};
+
+use super::StoreError;
+
+/// Whose a token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// The installation's operator.
+    Operator,
+    /// A user.
+    User(u64),
+}
+
+/// The stored form of a token.
+pub fn hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A new random token (256 bits, hex).
+pub fn generate() -> Result<String, StoreError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|error| StoreError::Task(format!("no randomness: {error}")))?;
+    Ok(hex::encode(bytes))
+}
+
+/// Stores a token; `expires_at` in Unix seconds, none for no expiry.
+pub fn insert(
+    connection: &Connection,
+    token: &str,
+    owner: Owner,
+    expires_at: Option<i64>,
+    created_at: &str,
+) -> Result<(), StoreError> {
+    let (user_id, operator) = match owner {
+        Owner::Operator => (None, 1),
+        Owner::User(id) => (Some(id), 0),
+    };
+    connection.execute(
+        "INSERT INTO tokens (hash, user_id, operator, expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![hash(token), user_id, operator, expires_at, created_at],
+    )?;
+    Ok(())
+}
+
+/// Who a token belongs to, if it exists and has not expired at `now` (Unix seconds).
+pub fn owner(connection: &Connection, token: &str, now: i64) -> Result<Option<Owner>, StoreError> {
+    let row: Option<(Option<u64>, bool)> = connection
+        .query_row(
+            "SELECT user_id, operator FROM tokens WHERE hash = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+            params![hash(token), now],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    Ok(
+        row.and_then(|(user_id, operator)| match (operator, user_id) {
+            (true, _) => Some(Owner::Operator),
+            (false, Some(id)) => Some(Owner::User(id)),
+            (false, None) => None,
+        }),
+    )
+}
+
+/// Deletes a token (logout).
+pub fn delete(connection: &Connection, token: &str) -> Result<(), StoreError> {
+    connection.execute("DELETE FROM tokens WHERE hash = ?1", [hash(token)])?;
+    Ok(())
+}
+
+/// Whether the operator has any token.
+pub fn operator_exists(connection: &Connection) -> Result<bool, StoreError> {
+    Ok(connection.query_row(
+        "SELECT EXISTS (SELECT 1 FROM tokens WHERE operator = 1)",
+        [],
+        |row| row.get(0),
+    )?)
+}
+
+/// Makes `token` the operator's only token.
+pub fn replace_operator(
+    connection: &mut Connection,
+    token: &str,
+    created_at: &str,
+) -> Result<(), StoreError> {
+    let transaction = connection.transaction()?;
+    transaction.execute("DELETE FROM tokens WHERE operator = 1", [])?;
+    insert(&transaction, token, Owner::Operator, None, created_at)?;
+    transaction.commit()?;
+    Ok(())
+}

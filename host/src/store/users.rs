@@ -1,0 +1,136 @@
+//! Users: people and service accounts of one organization.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{unique_violation, Page, StoreError, Window};
+
+/// A user as stored (the password only as its hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Its id.
+    pub id: u64,
+    /// Its organization.
+    pub organization_id: u64,
+    /// Unique across the installation.
+    pub username: String,
+    /// argon2 hash of the password.
+    pub password_hash: String,
+    /// `admin` or `member`.
+    pub role: String,
+    /// Presentation fields, as Rossum's user has them.
+    pub first_name: String,
+    /// See `first_name`.
+    pub last_name: String,
+    /// See `first_name`.
+    pub email: String,
+    /// Whether the user may log in.
+    pub is_active: bool,
+}
+
+/// A user to create.
+#[derive(Debug, Clone)]
+pub struct NewUser<'a> {
+    /// See [`User`].
+    pub organization_id: u64,
+    /// See [`User`].
+    pub username: &'a str,
+    /// See [`User`].
+    pub password_hash: &'a str,
+    /// See [`User`].
+    pub role: &'a str,
+    /// See [`User`].
+    pub first_name: &'a str,
+    /// See [`User`].
+    pub last_name: &'a str,
+    /// See [`User`].
+    pub email: &'a str,
+}
+
+const COLUMNS: &str =
+    "id, organization_id, username, password_hash, role, first_name, last_name, email, is_active";
+
+fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: row.get(0)?,
+        organization_id: row.get(1)?,
+        username: row.get(2)?,
+        password_hash: row.get(3)?,
+        role: row.get(4)?,
+        first_name: row.get(5)?,
+        last_name: row.get(6)?,
+        email: row.get(7)?,
+        is_active: row.get(8)?,
+    })
+}
+
+/// Creates a user; a taken username is a conflict.
+pub fn create(
+    connection: &Connection,
+    user: &NewUser<'_>,
+    created_at: &str,
+) -> Result<User, StoreError> {
+    connection
+        .execute(
+            "INSERT INTO users (organization_id, username, password_hash, role, first_name,
+                                last_name, email, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                user.organization_id,
+                user.username,
+                user.password_hash,
+                user.role,
+                user.first_name,
+                user.last_name,
+                user.email,
+                created_at
+            ],
+        )
+        .map_err(|error| {
+            unique_violation(error, &format!("the username `{}` is taken", user.username))
+        })?;
+    let id = connection.last_insert_rowid() as u64;
+    get(connection, id)?.ok_or(StoreError::Database(rusqlite::Error::QueryReturnedNoRows))
+}
+
+/// One user.
+pub fn get(connection: &Connection, id: u64) -> Result<Option<User>, StoreError> {
+    Ok(connection
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM users WHERE id = ?1"),
+            [id],
+            from_row,
+        )
+        .optional()?)
+}
+
+/// One user by username.
+pub fn by_username(connection: &Connection, username: &str) -> Result<Option<User>, StoreError> {
+    Ok(connection
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM users WHERE username = ?1"),
+            [username],
+            from_row,
+        )
+        .optional()?)
+}
+
+/// Users by id, of one organization or of all.
+pub fn list(
+    connection: &Connection,
+    organization: Option<u64>,
+    window: Window,
+) -> Result<Page<User>, StoreError> {
+    let total: u64 = connection.query_row(
+        "SELECT COUNT(*) FROM users WHERE ?1 IS NULL OR organization_id = ?1",
+        [organization],
+        |row| row.get(0),
+    )?;
+    let mut statement = connection.prepare(&format!(
+        "SELECT {COLUMNS} FROM users WHERE ?1 IS NULL OR organization_id = ?1
+         ORDER BY id LIMIT ?2 OFFSET ?3"
+    ))?;
+    let rows = statement
+        .query_map(params![organization, window.limit, window.offset], from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Page { rows, total })
+}

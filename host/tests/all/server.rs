@@ -1,0 +1,468 @@
+//! `wasmhook serve`, the real binary on a free port with a temporary data directory, over
+//! real HTTP: accounts, organizations, users, isolation between organizations, bad input,
+//! pagination, and a restart.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use reqwest::blocking::Client;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const OPERATOR_TOKEN: &str = "operator-token-for-tests-0123456789";
+
+/// A running server; stopped (SIGTERM, then waited for) when dropped.
+struct Server {
+    child: Child,
+    base: String,
+    /// What the server printed at start, before "listening".
+    banner: String,
+    client: Client,
+}
+
+impl Server {
+    fn start(data_dir: &Path, operator_token: Option<&str>) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wasmhook"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env_remove("WASMHOOK_OPERATOR_TOKEN")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(token) = operator_token {
+            command.env("WASMHOOK_OPERATOR_TOKEN", token);
+        }
+        let mut child = command.spawn().expect("the server starts");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let mut banner = String::new();
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("the server printed its address before exiting")
+                .expect("readable stderr");
+            if let Some(address) = line.strip_prefix("wasmhook listening on ") {
+                break format!("{address}/api/v1");
+            }
+            banner.push_str(&line);
+            banner.push('\n');
+        };
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Server {
+            child,
+            base,
+            banner,
+            client: Client::new(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().expect("the server answers");
+        let status = response.status();
+        let text = response.text().expect("a body");
+        let value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+        (status, value)
+    }
+
+    fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.send(reqwest::Method::GET, path, Some(token), None)
+    }
+
+    fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        self.send(reqwest::Method::POST, path, token, Some(body))
+    }
+
+    /// Creates an organization with an admin and returns (organization URL, admin token).
+    fn organization_with_admin(&self, name: &str) -> (String, String) {
+        let (status, organization) = self.post(
+            "/organizations",
+            Some(OPERATOR_TOKEN),
+            json!({"name": name}),
+        );
+        assert_eq!(status, StatusCode::CREATED, "{organization}");
+        let url = organization["url"].as_str().expect("a URL").to_owned();
+        let username = format!("{name}-admin");
+        let (status, user) = self.post(
+            "/users",
+            Some(OPERATOR_TOKEN),
+            json!({"username": username, "password": "long enough", "role": "admin", "organization": url}),
+        );
+        assert_eq!(status, StatusCode::CREATED, "{user}");
+        (url, self.login(&username, "long enough"))
+    }
+
+    fn login(&self, username: &str, password: &str) -> String {
+        let (status, body) = self.post(
+            "/auth/login",
+            None,
+            json!({"username": username, "password": password}),
+        );
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["key"].as_str().expect("a key").to_owned()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn id_of(url: &str) -> &str {
+    url.rsplit('/').next().unwrap_or_default()
+}
+
+#[test]
+fn an_organization_gets_an_admin_who_logs_in_creates_members_and_logs_out() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let (organization, admin) = server.organization_with_admin("acme");
+
+    let (status, member) = server.post(
+        "/users",
+        Some(&admin),
+        json!({"username": "ann", "password": "ann's password", "email": "ann@acme.example"}),
+    );
+    assert_eq!(status, StatusCode::CREATED, "{member}");
+    assert_eq!(member["organization"], organization);
+    assert_eq!(member["role"], "member");
+    assert!(member.get("password").is_none());
+
+    // Login also takes a form, as Rossum's does.
+    let response = server
+        .client
+        .post(server.url("/auth/login"))
+        .form(&[("username", "ann"), ("password", "ann's password")])
+        .send()
+        .expect("answers");
+    assert_eq!(response.status(), StatusCode::OK);
+    let ann: Value = response.json().expect("JSON");
+    let ann = ann["key"].as_str().expect("a key").to_owned();
+
+    let (status, users) = server.get("/users", &ann);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(users["pagination"]["total"], 2);
+    // `Token` works as a scheme too.
+    let response = server
+        .client
+        .get(server.url("/users"))
+        .header("Authorization", format!("Token {ann}"))
+        .send()
+        .expect("answers");
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let (status, body) = server.post("/auth/logout", Some(&ann), json!({}));
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = server.get("/users", &ann);
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body, json!({"detail": "Invalid token."}));
+}
+
+#[test]
+fn an_organization_cannot_see_or_touch_another() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let (acme, acme_admin) = server.organization_with_admin("acme");
+    let (globex, globex_admin) = server.organization_with_admin("globex");
+
+    let (_, globex_users) = server.get("/users", &globex_admin);
+    let globex_user = globex_users["results"][0]["id"].as_u64().expect("an id");
+    assert_eq!(
+        server.get(&format!("/users/{globex_user}"), &acme_admin).0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        server
+            .get(&format!("/organizations/{}", id_of(&globex)), &acme_admin)
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        server
+            .get(&format!("/organizations/{}", id_of(&acme)), &acme_admin)
+            .0,
+        StatusCode::OK
+    );
+
+    let (_, organizations) = server.get("/organizations", &acme_admin);
+    assert_eq!(organizations["pagination"]["total"], 1);
+    assert_eq!(organizations["results"][0]["url"], acme);
+    let (_, users) = server.get(
+        &format!("/users?organization={}", id_of(&globex)),
+        &acme_admin,
+    );
+    assert_eq!(users["pagination"]["total"], 0, "{users}");
+
+    let (status, body) = server.post(
+        "/users",
+        Some(&acme_admin),
+        json!({"username": "mole", "password": "long enough", "organization": globex}),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["detail"]
+        .as_str()
+        .is_some_and(|d| d.starts_with("organization:")));
+
+    // Only the operator creates organizations; members create no users.
+    let (status, _) = server.post("/organizations", Some(&acme_admin), json!({"name": "mine"}));
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    server.post(
+        "/users",
+        Some(&acme_admin),
+        json!({"username": "max", "password": "long enough"}),
+    );
+    let max = server.login("max", "long enough");
+    let (status, _) = server.post(
+        "/users",
+        Some(&max),
+        json!({"username": "min", "password": "long enough"}),
+    );
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // The operator sees everything.
+    let (_, organizations) = server.get("/organizations", OPERATOR_TOKEN);
+    assert_eq!(organizations["pagination"]["total"], 2);
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let (organization, admin) = server.organization_with_admin("acme");
+    let user = |body: Value| server.post("/users", Some(&admin), body);
+    let cases: Vec<((StatusCode, Value), StatusCode, &str)> = vec![
+        (
+            user(json!({"username": "x"})),
+            StatusCode::BAD_REQUEST,
+            "password",
+        ),
+        (
+            user(json!({"username": "x", "password": "short"})),
+            StatusCode::BAD_REQUEST,
+            "password: at least 8",
+        ),
+        (
+            user(json!({"username": "has space", "password": "long enough"})),
+            StatusCode::BAD_REQUEST,
+            "username:",
+        ),
+        (
+            user(json!({"username": "acme-admin", "password": "long enough"})),
+            StatusCode::BAD_REQUEST,
+            "is taken",
+        ),
+        (
+            user(json!({"username": "y", "password": "long enough", "role": "owner"})),
+            StatusCode::BAD_REQUEST,
+            "role:",
+        ),
+        (
+            user(json!({"username": "y", "password": "long enough", "shoe_size": 44})),
+            StatusCode::BAD_REQUEST,
+            "shoe_size",
+        ),
+        (
+            user(json!(["not", "an", "object"])),
+            StatusCode::BAD_REQUEST,
+            "expected a JSON object",
+        ),
+        (
+            server.post(
+                "/users",
+                Some(OPERATOR_TOKEN),
+                json!({"username": "z", "password": "long enough"}),
+            ),
+            StatusCode::BAD_REQUEST,
+            "organization: required",
+        ),
+        (
+            server.post(
+                "/users",
+                Some(OPERATOR_TOKEN),
+                json!({"username": "z", "password": "long enough", "organization": 999}),
+            ),
+            StatusCode::BAD_REQUEST,
+            "no such organization",
+        ),
+        (
+            server.post(
+                "/organizations",
+                Some(OPERATOR_TOKEN),
+                json!({"name": "  "}),
+            ),
+            StatusCode::BAD_REQUEST,
+            "name:",
+        ),
+        (
+            server.get("/users?page_size=101", &admin),
+            StatusCode::BAD_REQUEST,
+            "page_size",
+        ),
+        (
+            server.get("/users?page=0", &admin),
+            StatusCode::BAD_REQUEST,
+            "page",
+        ),
+        (
+            server.get("/users", "not-a-token"),
+            StatusCode::UNAUTHORIZED,
+            "Invalid token.",
+        ),
+        (
+            server.send(reqwest::Method::GET, "/users", None, None),
+            StatusCode::UNAUTHORIZED,
+            "Invalid token.",
+        ),
+        (
+            server.get("/users/banana", &admin),
+            StatusCode::NOT_FOUND,
+            "Not found.",
+        ),
+        (
+            server.get("/no/such/thing", &admin),
+            StatusCode::NOT_FOUND,
+            "Not found.",
+        ),
+        (
+            server.post(
+                "/auth/login",
+                None,
+                json!({"username": "acme-admin", "password": "wrong password"}),
+            ),
+            StatusCode::BAD_REQUEST,
+            "Unable to log in",
+        ),
+        (
+            server.post(
+                "/auth/login",
+                None,
+                json!({"username": "nobody", "password": "whatever it is"}),
+            ),
+            StatusCode::BAD_REQUEST,
+            "Unable to log in",
+        ),
+    ];
+    for (index, ((status, body), expected, needle)) in cases.into_iter().enumerate() {
+        assert_eq!(status, expected, "case {index}: {body}");
+        let detail = body["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains(needle),
+            "case {index}: {needle:?} not in {detail:?}"
+        );
+    }
+
+    // Malformed JSON, and a body over the limit.
+    let response = server
+        .client
+        .post(server.url("/users"))
+        .bearer_auth(&admin)
+        .header("Content-Type", "application/json")
+        .body("{\"username\": ")
+        .send()
+        .expect("answers");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    // Its own client: the server closes a connection whose body it refused to read.
+    let response = Client::new()
+        .post(server.url("/organizations"))
+        .bearer_auth(OPERATOR_TOKEN)
+        .header("Content-Type", "application/json")
+        .body(format!("{{\"name\": \"{}\"}}", "x".repeat(3 << 20)))
+        .send()
+        .expect("answers");
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    // Nothing of the refused requests was written.
+    let (_, users) = server.get("/users", &admin);
+    assert_eq!(users["pagination"]["total"], 1, "{users}");
+    let (_, organizations) = server.get("/organizations", OPERATOR_TOKEN);
+    assert_eq!(organizations["pagination"]["total"], 1);
+    assert_eq!(organizations["results"][0]["url"], organization);
+}
+
+#[test]
+fn lists_are_paginated_as_rossum_does() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let (_, admin) = server.organization_with_admin("acme");
+    for name in ["u1", "u2", "u3", "u4"] {
+        let (status, _) = server.post(
+            "/users",
+            Some(&admin),
+            json!({"username": name, "password": "long enough"}),
+        );
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let (status, page) = server.get("/users?page_size=2&page=2", &admin);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["pagination"]["total"], 5);
+    assert_eq!(page["pagination"]["total_pages"], 3);
+    assert_eq!(
+        page["pagination"]["next"],
+        server.url("/users?page=3&page_size=2")
+    );
+    assert_eq!(
+        page["pagination"]["previous"],
+        server.url("/users?page=1&page_size=2")
+    );
+    let names: Vec<&str> = page["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|u| u["username"].as_str())
+        .collect();
+    assert_eq!(names, ["u2", "u3"]);
+}
+
+#[test]
+fn a_restart_keeps_accounts_and_a_generated_operator_token_is_shown_once() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let token = {
+        let server = Server::start(dir.path(), None);
+        let line = server
+            .banner
+            .lines()
+            .find_map(|line| line.strip_prefix("operator token (shown once, keep it): "))
+            .unwrap_or_else(|| panic!("no operator token in: {}", server.banner))
+            .to_owned();
+        let (status, _) = server.post("/organizations", Some(&line), json!({"name": "acme"}));
+        assert_eq!(status, StatusCode::CREATED);
+        line
+    };
+    let server = Server::start(dir.path(), None);
+    assert!(
+        !server.banner.contains("operator token"),
+        "shown again: {}",
+        server.banner
+    );
+    let (status, organizations) = server.get("/organizations", &token);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(organizations["results"][0]["name"], "acme");
+    // The database holds the token's hash, never the token.
+    let database = std::fs::read(dir.path().join("wasmhook.db")).expect("the database file");
+    let text = String::from_utf8_lossy(&database);
+    assert!(!text.contains(&token));
+}
