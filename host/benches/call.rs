@@ -34,6 +34,7 @@ fn subjects() -> Vec<Subject> {
                    secrets: &[(String, String)],
                    body: &Map<String, Value>| {
         PreparedCall::new(&HookCall {
+            queue_id: None,
             event,
             hook_id: 1,
             organization_id: 1,

@@ -7,6 +7,8 @@
 //! - [`model`]: events, payloads and run logs in Rossum's terms;
 //! - [`dispatch`]: turns an event into runs and run logs;
 //! - [`store`]: persistence (SQLite) behind a narrow interface;
+//! - [`modules`]: uploaded modules' files and their (background) compilation;
+//! - [`sealing`]: secrets encrypted at rest;
 //! - [`accounts`]: password hashing and account rules;
 //! - [`api`]: the HTTP API, Rossum-compatible;
 //! - [`server`]: `wasmhook serve`, its configuration and lifecycle;
@@ -17,6 +19,8 @@ pub mod api;
 pub mod cli;
 pub mod dispatch;
 pub mod model;
+pub mod modules;
 pub mod runtime;
+pub mod sealing;
 pub mod server;
 pub mod store;

@@ -56,6 +56,30 @@ impl Caller {
         }
     }
 
+    /// The organization and user of an admin; anyone else may not change things.
+    pub fn admin(&self) -> Result<(u64, u64), ApiError> {
+        match self {
+            Caller::User {
+                id,
+                organization_id,
+                role: Role::Admin,
+            } => Ok((*organization_id, *id)),
+            _ => Err(ApiError::Forbidden),
+        }
+    }
+
+    /// The organization and user of a user of any role (the operator runs no hooks).
+    pub fn member(&self) -> Result<(u64, u64), ApiError> {
+        match self {
+            Caller::User {
+                id,
+                organization_id,
+                ..
+            } => Ok((*organization_id, *id)),
+            Caller::Operator => Err(ApiError::Forbidden),
+        }
+    }
+
     /// Whether the caller may see objects of `organization_id`.
     pub fn can_see(&self, organization_id: u64) -> bool {
         self.organization().is_none_or(|own| own == organization_id)

@@ -33,6 +33,9 @@ pub enum ApiError {
     /// Conflicts with the state (409).
     #[error("{0}")]
     Conflict(String),
+    /// The organization is at its concurrency limit (429, with `Retry-After`).
+    #[error("{0}")]
+    TooManyRequests(String),
     /// Something on the server failed (500); the detail is logged, not sent.
     #[error("internal error")]
     Internal(String),
@@ -47,6 +50,7 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -63,6 +67,12 @@ impl IntoResponse for ApiError {
         };
         let mut response =
             (self.status(), Json(serde_json::json!({ "detail": detail }))).into_response();
+        if self.status() == StatusCode::TOO_MANY_REQUESTS {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
         if self.status() == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 "www-authenticate",
@@ -79,6 +89,34 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(message) => ApiError::BadRequest(message),
             other => ApiError::Internal(other.to_string()),
         }
+    }
+}
+
+impl From<crate::model::hook::HookError> for ApiError {
+    fn from(error: crate::model::hook::HookError) -> Self {
+        ApiError::BadRequest(error.to_string())
+    }
+}
+
+impl From<crate::store::hooks::SaveError> for ApiError {
+    fn from(error: crate::store::hooks::SaveError) -> Self {
+        match error {
+            crate::store::hooks::SaveError::Invalid(invalid) => invalid.into(),
+            crate::store::hooks::SaveError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<crate::dispatch::limits::Busy> for ApiError {
+    fn from(busy: crate::dispatch::limits::Busy) -> Self {
+        ApiError::TooManyRequests(busy.to_string())
+    }
+}
+
+impl From<crate::sealing::SealingError> for ApiError {
+    fn from(error: crate::sealing::SealingError) -> Self {
+        // Never the secret: the error carries none, and the detail is logged generic.
+        ApiError::Internal(error.to_string())
     }
 }
 

@@ -5,11 +5,17 @@
 //! One module per resource; [`router`] assembles them and applies the body limit.
 
 pub mod auth;
+mod calls;
 pub mod error;
+mod extract;
+mod hooks;
 pub mod json;
 mod login;
+mod logs;
+mod modules;
 mod organizations;
 pub mod pagination;
+mod queues;
 mod users;
 
 use std::sync::Arc;
@@ -18,6 +24,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 
+use crate::dispatch::Dispatcher;
+use crate::model::hook::HookBounds;
+use crate::modules::ModuleLibrary;
 use crate::store::Store;
 
 /// The largest request body accepted (modules have their own, larger bound).
@@ -30,6 +39,23 @@ pub struct App {
     pub store: Store,
     /// The public base URL of this installation (no trailing slash), for object URLs.
     pub base_url: String,
+    /// Runs hooks.
+    pub dispatcher: Dispatcher,
+    /// Uploaded modules.
+    pub library: Arc<ModuleLibrary>,
+    /// What a hook's config may ask for.
+    pub bounds: HookBounds,
+    /// Per-organization quotas.
+    pub quotas: Quotas,
+}
+
+/// What one organization may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Quotas {
+    /// Modules.
+    pub modules: u64,
+    /// Module bytes, all together.
+    pub module_bytes: u64,
 }
 
 /// The shared state of the router.
@@ -68,6 +94,34 @@ pub fn router(state: AppState) -> Router {
         .route("/organizations/{id}", get(organizations::show))
         .route("/users", get(users::list).post(users::create))
         .route("/users/{id}", get(users::show))
+        .route("/queues", get(queues::list).post(queues::create))
+        .route(
+            "/queues/{id}",
+            get(queues::show)
+                .put(queues::update)
+                .patch(queues::update)
+                .delete(queues::delete),
+        )
+        .route(
+            "/modules",
+            get(modules::list)
+                .post(modules::upload)
+                .layer(DefaultBodyLimit::max(modules::MAX_UPLOAD_BYTES)),
+        )
+        .route("/modules/{id}", get(modules::show).delete(modules::delete))
+        .route("/hooks", get(hooks::list).post(hooks::create))
+        .route("/hooks/logs", get(logs::list))
+        .route(
+            "/hooks/{id}",
+            get(hooks::show)
+                .put(hooks::replace)
+                .patch(hooks::patch)
+                .delete(hooks::delete),
+        )
+        .route("/hooks/{id}/secrets_keys", get(hooks::secrets_keys))
+        .route("/hooks/{id}/test", post(calls::test))
+        .route("/hooks/{id}/invoke", post(calls::invoke))
+        .route("/events", post(calls::event))
         .fallback(not_found);
     Router::new()
         .nest("/api/v1", api)
@@ -80,17 +134,4 @@ async fn not_found() -> error::ApiError {
     error::ApiError::NotFound
 }
 
-/// Parses an id from a path segment or an object URL (`.../organizations/3`).
-pub fn id_from(reference: &serde_json::Value, collection: &str) -> Option<u64> {
-    match reference {
-        serde_json::Value::Number(number) => number.as_u64(),
-        serde_json::Value::String(text) => {
-            let trimmed = text.trim_end_matches('/');
-            let (path, id) = trimmed.rsplit_once('/')?;
-            path.ends_with(&format!("/{collection}"))
-                .then(|| id.parse().ok())
-                .flatten()
-        }
-        _ => None,
-    }
-}
+pub use crate::model::id_from_reference as id_from;

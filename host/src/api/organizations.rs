@@ -1,12 +1,13 @@
 //! `/organizations`: the operator creates them; a user sees its own.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
+use super::extract::ObjectId;
 use super::json::Json;
 use super::pagination::{PageQuery, Paginated};
 use super::AppState;
@@ -77,9 +78,8 @@ pub(super) async fn list(
 pub(super) async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ObjectId(id): ObjectId,
 ) -> ApiResult<axum::Json<Value>> {
-    let id: u64 = id.parse().map_err(|_| ApiError::NotFound)?;
     if !caller.can_see(id) {
         return Err(ApiError::NotFound);
     }

@@ -1,12 +1,13 @@
 //! `/users`: the operator creates an organization's first admin; admins create the rest.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::{Caller, Role};
 use super::error::{ApiError, ApiResult};
+use super::extract::ObjectId;
 use super::json::Json;
 use super::pagination::{PageQuery, Paginated};
 use super::{id_from, AppState};
@@ -129,13 +130,7 @@ pub(super) async fn list(
     Query(filter): Query<UserFilter>,
 ) -> ApiResult<axum::Json<Paginated>> {
     let request = filter.page.validate()?;
-    let asked =
-        match &filter.organization {
-            None => None,
-            Some(text) => Some(text.parse::<u64>().map_err(|_| {
-                ApiError::BadRequest(format!("organization: `{text}` is not an id"))
-            })?),
-        };
+    let asked = super::extract::id_filter("organization", filter.organization.as_deref())?;
     let organization = match (caller.organization(), asked) {
         (Some(own), Some(asked)) if own != asked => None,
         (Some(own), _) => Some(Some(own)),
@@ -163,9 +158,8 @@ pub(super) async fn list(
 pub(super) async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ObjectId(id): ObjectId,
 ) -> ApiResult<axum::Json<Value>> {
-    let id: u64 = id.parse().map_err(|_| ApiError::NotFound)?;
     let user = state
         .store
         .run(move |connection| users::get(connection, id))

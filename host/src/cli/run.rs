@@ -114,6 +114,7 @@ fn execute(args: &RunArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<RunLog>
         .with_context(|| format!("cannot load {}", args.module.display()))?;
 
     let call = PreparedCall::new(&HookCall {
+        queue_id: None,
         event: &args.event,
         hook_id: 0,
         organization_id: 0,

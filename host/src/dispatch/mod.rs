@@ -1,7 +1,16 @@
-//! From a call to its record: the run log of one run.
+//! From an event to runs and their records: matching hooks, run_after order, limits, the
+//! run log of each run and the writer that makes it durable.
 //!
-//! Later this part also matches events to hooks and orders them by `run_after`; for now it
-//! holds what the CLI and the server share: turning a runtime report into a [`RunLog`].
+//! - this file: a call's payload and its run log, shared by the CLI, tests and benchmarks;
+//! - [`dispatcher`]: running hooks for tests, invocations and events;
+//! - [`limits`]: concurrent runs per organization and in all;
+//! - [`writer`]: the batching run log writer.
+
+pub mod dispatcher;
+pub mod limits;
+pub mod writer;
+
+pub use dispatcher::{DispatchError, Dispatcher, EventRun, HookSecrets, RunResult};
 
 use serde_json::{Map, Value};
 
@@ -30,6 +39,8 @@ pub struct HookCall<'a> {
     pub token: Option<&'a str>,
     /// The event's own keys.
     pub body: &'a Map<String, Value>,
+    /// The queue the event concerns, when there is one.
+    pub queue_id: Option<u64>,
 }
 
 /// A call ready for the runtime: its invocation, and what its run log will need.
@@ -42,6 +53,7 @@ pub struct PreparedCall {
     event: EventAction,
     settings: Map<String, Value>,
     redactor: Redactor,
+    queue_id: Option<u64>,
 }
 
 impl PreparedCall {
@@ -81,12 +93,64 @@ impl PreparedCall {
             event: call.event.clone(),
             settings: call.settings.clone(),
             redactor,
+            queue_id: call.queue_id,
         })
     }
 
     /// The run log of this call once the runtime has reported, every secret redacted.
     pub fn run_log(&self, report: &RunReport) -> RunLog {
         run_log(self, report)
+    }
+
+    /// The run log of this call when it was not run: a hook it runs after failed.
+    pub fn cancelled_log(&self, reason: &str) -> RunLog {
+        let now = now_rfc3339();
+        RunLog {
+            uuid: uuid::Uuid::new_v4().to_string(),
+            request_id: self.invocation.request_id.clone(),
+            timestamp: self.invocation.timestamp.clone(),
+            event: self.event.event().to_owned(),
+            action: self.event.action().to_owned(),
+            organization_id: self.invocation.organization_id,
+            hook_id: self.invocation.hook_id,
+            hook_type: "function".to_owned(),
+            queue_id: self.queue_id,
+            annotation_id: self.annotation_id(),
+            email_id: self.email_id(),
+            status: RunStatus::Cancelled,
+            log_level: RunStatus::Cancelled.log_level(),
+            status_code: None,
+            message: self.redactor.redact(reason),
+            request: self
+                .redactor
+                .redact_json(&Value::Object(self.payload.clone())),
+            response: None,
+            output: None,
+            settings: self
+                .redactor
+                .redact_json(&Value::Object(self.settings.clone())),
+            start: now.clone(),
+            end: now,
+            duration_ms: 0.0,
+        }
+    }
+
+    /// The redactor of this call (its secret values and token).
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    fn annotation_id(&self) -> Option<u64> {
+        self.payload
+            .get("annotation")
+            .and_then(|annotation| annotation.get("id"))
+            .and_then(Value::as_u64)
+    }
+
+    fn email_id(&self) -> Option<u64> {
+        self.payload
+            .get("email")
+            .and_then(|email| crate::model::id_from_reference(email, "emails"))
     }
 }
 
@@ -114,11 +178,6 @@ fn run_log(context: &PreparedCall, report: &RunReport) -> RunLog {
         other => (other.message(), None),
     };
     let end = report.started_at + report.duration;
-    let annotation_id = context
-        .payload
-        .get("annotation")
-        .and_then(|annotation| annotation.get("id"))
-        .and_then(Value::as_u64);
     RunLog {
         uuid: uuid::Uuid::new_v4().to_string(),
         request_id: context.invocation.request_id.clone(),
@@ -128,9 +187,9 @@ fn run_log(context: &PreparedCall, report: &RunReport) -> RunLog {
         organization_id: context.invocation.organization_id,
         hook_id: context.invocation.hook_id,
         hook_type: "function".to_owned(),
-        queue_id: None,
-        annotation_id,
-        email_id: None,
+        queue_id: context.queue_id,
+        annotation_id: context.annotation_id(),
+        email_id: context.email_id(),
         status,
         log_level: status.log_level(),
         status_code: None,

@@ -27,6 +27,13 @@ pub struct ServeArgs {
     /// Public base URL of the API, used in object URLs [default: http://ADDR].
     #[arg(long, value_name = "URL", env = "WASMHOOK_BASE_URL")]
     base_url: Option<String>,
+    /// Also create a demo organization, admin, queue, hello module and hook, and print a
+    /// curl line that calls it (idempotent).
+    #[arg(long)]
+    demo: bool,
+    /// The module the demo hook runs [default: target/examples/hello.wasm].
+    #[arg(long, value_name = "FILE", env = "WASMHOOK_DEMO_MODULE")]
+    demo_module: Option<PathBuf>,
 }
 
 /// The file form of the configuration.
@@ -36,6 +43,81 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     base_url: Option<String>,
+    #[serde(default)]
+    limits: Limits,
+}
+
+/// Per-installation and per-organization limits; each has a default and an environment
+/// variable (`WASMHOOK_<NAME>` in capitals).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Concurrent runs per organization; more get 429.
+    pub runs_per_organization: usize,
+    /// Modules per organization.
+    pub modules_per_organization: u64,
+    /// Module bytes per organization.
+    pub module_bytes_per_organization: u64,
+    /// Modules up to this size compile while their upload waits; larger ones in the
+    /// background.
+    pub foreground_compile_bytes: usize,
+    /// Days run logs are kept.
+    pub log_retention_days: u64,
+    /// The most seconds a hook's `config.timeout_s` may ask.
+    pub max_timeout_s: u64,
+    /// The most MiB a hook's `config.memory_size_mb` may ask.
+    pub max_memory_mb: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            runs_per_organization: crate::dispatch::limits::DEFAULT_RUNS_PER_ORGANIZATION,
+            modules_per_organization: 100,
+            module_bytes_per_organization: 2 * 1024 * 1024 * 1024,
+            foreground_compile_bytes: crate::modules::DEFAULT_FOREGROUND_COMPILE_BYTES,
+            log_retention_days: 7,
+            max_timeout_s: 60,
+            max_memory_mb: 512,
+        }
+    }
+}
+
+impl Limits {
+    /// Overrides from `WASMHOOK_*` environment variables.
+    fn from_environment(mut self) -> anyhow::Result<Self> {
+        fn read<T: std::str::FromStr>(name: &str, into: &mut T) -> anyhow::Result<()> {
+            if let Ok(text) = std::env::var(name) {
+                *into = text.parse().map_err(|_| {
+                    anyhow::anyhow!("{name} must be a non-negative integer, not `{text}`")
+                })?;
+            }
+            Ok(())
+        }
+        read(
+            "WASMHOOK_RUNS_PER_ORGANIZATION",
+            &mut self.runs_per_organization,
+        )?;
+        read(
+            "WASMHOOK_MODULES_PER_ORGANIZATION",
+            &mut self.modules_per_organization,
+        )?;
+        read(
+            "WASMHOOK_MODULE_BYTES_PER_ORGANIZATION",
+            &mut self.module_bytes_per_organization,
+        )?;
+        read(
+            "WASMHOOK_FOREGROUND_COMPILE_BYTES",
+            &mut self.foreground_compile_bytes,
+        )?;
+        read("WASMHOOK_LOG_RETENTION_DAYS", &mut self.log_retention_days)?;
+        read("WASMHOOK_MAX_TIMEOUT_S", &mut self.max_timeout_s)?;
+        read("WASMHOOK_MAX_MEMORY_MB", &mut self.max_memory_mb)?;
+        if self.max_timeout_s == 0 || self.max_memory_mb < 16 {
+            anyhow::bail!("max_timeout_s must be at least 1 and max_memory_mb at least 16");
+        }
+        Ok(self)
+    }
 }
 
 /// The resolved configuration.
@@ -49,6 +131,13 @@ pub struct ServerConfig {
     pub base_url: Option<String>,
     /// The operator's token (`WASMHOOK_OPERATOR_TOKEN`); none keeps or generates one.
     pub operator_token: Option<String>,
+    /// The key sealing secrets (`WASMHOOK_SECRETS_KEY`, 64 hex characters); none uses the
+    /// key file in the data directory, generated on first start.
+    pub secrets_key: Option<String>,
+    /// Limits.
+    pub limits: Limits,
+    /// Create the demo, running this module.
+    pub demo: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -82,6 +171,15 @@ impl ServerConfig {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             base_url: args.base_url.clone().or(file.base_url),
             operator_token,
+            secrets_key: std::env::var("WASMHOOK_SECRETS_KEY")
+                .ok()
+                .filter(|key| !key.is_empty()),
+            limits: file.limits.from_environment()?,
+            demo: args.demo.then(|| {
+                args.demo_module
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("target/examples/hello.wasm"))
+            }),
         })
     }
 }

@@ -1,32 +1,67 @@
 //! `wasmhook serve`: opens the data directory, makes sure the operator can log in, and
-//! serves the API until told to stop, finishing in-flight requests first.
+//! serves the API until told to stop, finishing in-flight requests (and writing their run
+//! logs) first.
 
 pub mod config;
+mod demo;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::api::{self, App, AppState};
+use crate::api::{self, App, AppState, Quotas};
+use crate::dispatch::limits::RunLimits;
+use crate::dispatch::writer::RunLogWriter;
+use crate::dispatch::Dispatcher;
+use crate::model::hook::HookBounds;
 use crate::model::now_rfc3339;
-use crate::store::{tokens, Store};
+use crate::modules::ModuleLibrary;
+use crate::runtime::{Runtime, RuntimeConfig};
+use crate::sealing::Sealer;
+use crate::store::{run_logs, tokens, Store};
 pub use config::ServerConfig;
 
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "wasmhook.db";
+/// Uploaded modules, one file per sha256.
+pub const MODULES_DIR: &str = "modules";
+/// Compiled artifacts.
+pub const ARTIFACTS_DIR: &str = "artifacts";
+/// How often expired run logs and tokens are deleted.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
+
+const MIB: u64 = 1024 * 1024;
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
-        format!(
-            "cannot create the data directory {}",
-            config.data_dir.display()
-        )
-    })?;
-    let store =
-        Store::open(&config.data_dir.join(DATABASE_FILE)).context("cannot open the database")?;
+    let data_dir = &config.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let store = Store::open(&data_dir.join(DATABASE_FILE)).context("cannot open the database")?;
     ensure_operator(&store, config.operator_token.clone()).await?;
+    let sealer = Sealer::open_or_create(data_dir, config.secrets_key.as_deref())
+        .context("cannot set up the secrets key")?;
+    let limits = &config.limits;
+    let runtime_config = RuntimeConfig {
+        cache_dir: Some(data_dir.join(ARTIFACTS_DIR)),
+        max_memory_bytes: limits.max_memory_mb.saturating_mul(MIB),
+        ..RuntimeConfig::default()
+    };
+    let max_instances = runtime_config.max_instances;
+    let runtime = Arc::new(Runtime::new(runtime_config).context("cannot start the runtime")?);
+    let library = ModuleLibrary::open(
+        data_dir.join(MODULES_DIR),
+        Arc::clone(&runtime),
+        store.clone(),
+        limits.foreground_compile_bytes,
+    )
+    .context("cannot open the module directory")?;
+    library
+        .resume()
+        .await
+        .context("cannot resume pending compiles")?;
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -35,17 +70,75 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let base_url = config
         .base_url
         .clone()
-        .unwrap_or_else(|| format!("http://{address}"));
+        .unwrap_or_else(|| format!("http://{address}"))
+        .trim_end_matches('/')
+        .to_owned();
+    let (writer, writer_task) = RunLogWriter::spawn(store.clone());
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        Arc::clone(&library),
+        sealer,
+        writer,
+        RunLimits::new(limits.runs_per_organization, max_instances as usize),
+        base_url.clone(),
+    );
     let state = AppState(Arc::new(App {
-        store,
-        base_url: base_url.trim_end_matches('/').to_owned(),
+        store: store.clone(),
+        base_url,
+        dispatcher,
+        library,
+        bounds: HookBounds {
+            min_timeout_s: 1,
+            max_timeout_s: limits.max_timeout_s,
+            min_memory_mb: 16,
+            max_memory_mb: limits.max_memory_mb,
+        },
+        quotas: Quotas {
+            modules: limits.modules_per_organization,
+            module_bytes: limits.module_bytes_per_organization,
+        },
     }));
+    if let Some(module) = &config.demo {
+        demo::create(&state, module)
+            .await
+            .context("cannot create the demo")?;
+    }
+    let housekeeping = tokio::spawn(housekeeping(store, limits.log_retention_days));
     // Tests and scripts read this line to find the port when listening on port 0.
     eprintln!("wasmhook listening on http://{address}");
-    axum::serve(listener, api::router(state))
+    let served = axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await
-        .context("the server failed")
+        .context("the server failed");
+    housekeeping.abort();
+    // Every handler has returned, so every run log was handed over and acknowledged; the
+    // writer ends once the router's last handle to it is gone.
+    let _ = tokio::time::timeout(Duration::from_secs(10), writer_task).await;
+    served
+}
+
+/// Deletes run logs past their retention and expired tokens, now and then every hour.
+async fn housekeeping(store: Store, retention_days: u64) {
+    loop {
+        let cutoff = std::time::SystemTime::now()
+            .checked_sub(Duration::from_secs(retention_days.saturating_mul(86_400)))
+            .unwrap_or(std::time::UNIX_EPOCH);
+        let cutoff = crate::model::format_rfc3339(cutoff);
+        let now = api::auth::unix_now();
+        let result = store
+            .run(move |connection| {
+                let logs = run_logs::delete_before(connection, &cutoff)?;
+                let tokens = tokens::delete_expired(connection, now)?;
+                Ok((logs, tokens))
+            })
+            .await;
+        match result {
+            Ok((0, _)) => {}
+            Ok((logs, _)) => tracing::info!("deleted {logs} run logs past their retention"),
+            Err(error) => tracing::warn!("housekeeping failed: {error}"),
+        }
+        tokio::time::sleep(HOUSEKEEPING_EVERY).await;
+    }
 }
 
 /// Gives the operator a token: the configured one, or a generated one printed once.

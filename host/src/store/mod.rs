@@ -5,7 +5,11 @@
 //! [`Store::run`]; callers on the async threads never wait on the disk. One connection
 //! serializes writes, which SQLite does anyway.
 
+pub mod hooks;
+pub mod modules;
 pub mod organizations;
+pub mod queues;
+pub mod run_logs;
 mod schema;
 pub mod tokens;
 pub mod users;

@@ -33,6 +33,84 @@ const MIGRATIONS: &[&str] = &[
         created_at TEXT NOT NULL,
         CHECK ((operator = 1) = (user_id IS NULL))
     );",
+    // 2: modules, queues, hooks and their relations, run logs.
+    "CREATE TABLE modules (
+        id INTEGER PRIMARY KEY,
+        organization_id INTEGER NOT NULL REFERENCES organizations(id),
+        name TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'ready', 'failed')),
+        error TEXT,
+        kind TEXT,
+        encoding TEXT,
+        imports TEXT NOT NULL DEFAULT '[]',
+        exports TEXT NOT NULL DEFAULT '[]',
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX modules_by_organization ON modules(organization_id);
+    CREATE INDEX modules_by_sha256 ON modules(sha256);
+    CREATE TABLE queues (
+        id INTEGER PRIMARY KEY,
+        organization_id INTEGER NOT NULL REFERENCES organizations(id),
+        name TEXT NOT NULL,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        modified_at TEXT NOT NULL
+    );
+    CREATE INDEX queues_by_organization ON queues(organization_id);
+    -- A hook's searchable fields are columns; the rest of its Rossum fields are one JSON
+    -- document. Its secrets (and config.secret) are one AEAD-sealed blob.
+    CREATE TABLE hooks (
+        id INTEGER PRIMARY KEY,
+        organization_id INTEGER NOT NULL REFERENCES organizations(id),
+        name TEXT NOT NULL,
+        type TEXT NOT NULL,
+        active INTEGER NOT NULL,
+        module_id INTEGER REFERENCES modules(id),
+        token_owner_id INTEGER REFERENCES users(id),
+        document TEXT NOT NULL,
+        sealed_secrets BLOB,
+        secrets_keys TEXT NOT NULL DEFAULT '[]',
+        created_at TEXT NOT NULL,
+        created_by_id INTEGER,
+        modified_at TEXT NOT NULL,
+        modified_by_id INTEGER
+    );
+    CREATE INDEX hooks_by_organization ON hooks(organization_id);
+    CREATE INDEX hooks_by_module ON hooks(module_id);
+    CREATE TABLE hook_queues (
+        hook_id INTEGER NOT NULL REFERENCES hooks(id) ON DELETE CASCADE,
+        queue_id INTEGER NOT NULL REFERENCES queues(id) ON DELETE CASCADE,
+        PRIMARY KEY (hook_id, queue_id)
+    );
+    CREATE INDEX hook_queues_by_queue ON hook_queues(queue_id);
+    CREATE TABLE hook_run_after (
+        hook_id INTEGER NOT NULL REFERENCES hooks(id) ON DELETE CASCADE,
+        predecessor_id INTEGER NOT NULL REFERENCES hooks(id) ON DELETE CASCADE,
+        PRIMARY KEY (hook_id, predecessor_id)
+    );
+    -- Run logs outlive their hooks (retention decides), so no foreign keys here.
+    CREATE TABLE run_logs (
+        id INTEGER PRIMARY KEY,
+        uuid TEXT NOT NULL UNIQUE,
+        organization_id INTEGER NOT NULL,
+        hook_id INTEGER NOT NULL,
+        request_id TEXT NOT NULL,
+        queue_id INTEGER,
+        annotation_id INTEGER,
+        email_id INTEGER,
+        log_level TEXT NOT NULL,
+        status TEXT NOT NULL,
+        status_code INTEGER,
+        timestamp TEXT NOT NULL,
+        start TEXT NOT NULL,
+        end TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX run_logs_by_organization ON run_logs(organization_id, start);
+    CREATE INDEX run_logs_by_request ON run_logs(request_id);
+    CREATE INDEX run_logs_by_start ON run_logs(start);",
 ];
 
 /// Applies the migrations this database has not seen, each in its own transaction.

@@ -91,3 +91,20 @@ pub fn replace_operator(
     transaction.commit()?;
     Ok(())
 }
+
+/// Sets when a token stops working (Unix seconds).
+pub fn set_expiry(connection: &Connection, token: &str, expires_at: i64) -> Result<(), StoreError> {
+    connection.execute(
+        "UPDATE tokens SET expires_at = ?2 WHERE hash = ?1",
+        params![hash(token), expires_at],
+    )?;
+    Ok(())
+}
+
+/// Deletes tokens that expired before `now`; returns how many.
+pub fn delete_expired(connection: &Connection, now: i64) -> Result<usize, StoreError> {
+    Ok(connection.execute(
+        "DELETE FROM tokens WHERE expires_at IS NOT NULL AND expires_at <= ?1",
+        [now],
+    )?)
+}

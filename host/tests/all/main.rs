@@ -3,6 +3,7 @@
 
 mod cli;
 mod conformance;
+mod hooks;
 mod hostile;
 mod loading;
 mod server;

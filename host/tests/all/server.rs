@@ -10,23 +10,35 @@ use reqwest::blocking::Client;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-const OPERATOR_TOKEN: &str = "operator-token-for-tests-0123456789";
+pub const OPERATOR_TOKEN: &str = "operator-token-for-tests-0123456789";
 
 /// A running server; stopped (SIGTERM, then waited for) when dropped.
-struct Server {
+pub struct Server {
     child: Child,
-    base: String,
+    pub base: String,
     /// What the server printed at start, before "listening".
-    banner: String,
-    client: Client,
+    pub banner: String,
+    pub client: Client,
 }
 
 impl Server {
-    fn start(data_dir: &Path, operator_token: Option<&str>) -> Server {
+    pub fn start(data_dir: &Path, operator_token: Option<&str>) -> Server {
+        Server::start_with(data_dir, operator_token, &[], &[])
+    }
+
+    /// Starts with extra environment variables and arguments.
+    pub fn start_with(
+        data_dir: &Path,
+        operator_token: Option<&str>,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_wasmhook"));
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(args)
+            .envs(env.iter().copied())
             .env_remove("WASMHOOK_OPERATOR_TOKEN")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -58,11 +70,11 @@ impl Server {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    fn send(
+    pub fn send(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -84,16 +96,16 @@ impl Server {
         (status, value)
     }
 
-    fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+    pub fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
         self.send(reqwest::Method::GET, path, Some(token), None)
     }
 
-    fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+    pub fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
         self.send(reqwest::Method::POST, path, token, Some(body))
     }
 
     /// Creates an organization with an admin and returns (organization URL, admin token).
-    fn organization_with_admin(&self, name: &str) -> (String, String) {
+    pub fn organization_with_admin(&self, name: &str) -> (String, String) {
         let (status, organization) = self.post(
             "/organizations",
             Some(OPERATOR_TOKEN),
@@ -111,7 +123,7 @@ impl Server {
         (url, self.login(&username, "long enough"))
     }
 
-    fn login(&self, username: &str, password: &str) -> String {
+    pub fn login(&self, username: &str, password: &str) -> String {
         let (status, body) = self.post(
             "/auth/login",
             None,
@@ -132,7 +144,7 @@ impl Drop for Server {
     }
 }
 
-fn id_of(url: &str) -> &str {
+pub fn id_of(url: &str) -> &str {
     url.rsplit('/').next().unwrap_or_default()
 }
 

@@ -16,6 +16,8 @@
 //! | `sandbox` | tries files, environment, arguments | completed, reporting nothing there |
 //! | `print_secret` | prints, logs and returns secret `api_key` | everything redacted |
 //! | `remaining_time` | reports the host's remaining time | completed |
+//! | `echo_token` | returns the minted API token (`{"token": ...}`) | completed |
+//! | `echo` | returns `settings.operations` and what it saw of `annotation.content` and `updated_datapoints` | completed |
 
 // The generated export glue is unsafe by nature.
 #![allow(unsafe_code)]
@@ -108,6 +110,20 @@ impl Guest for Hostile {
             "error_with_secret" => Err(format!("cannot use key {}", secret())),
             "panic_with_secret" => panic!("cannot use key {}", secret()),
             "remaining_time" => Ok(json!({"remaining_ms": remaining_time_ms()}).to_string()),
+            "echo_token" => Ok(json!({"token": request.authorization_token}).to_string()),
+            "echo" => {
+                let payload: Value =
+                    serde_json::from_str(&request.payload).map_err(|e| e.to_string())?;
+                Ok(json!({
+                    "operations": settings.get("operations").cloned().unwrap_or(json!([])),
+                    "messages": [{"type": "info", "content": "echo"}],
+                    "seen": {
+                        "updated_datapoints": payload.get("updated_datapoints"),
+                        "content": payload.pointer("/annotation/content"),
+                    },
+                })
+                .to_string())
+            }
             other => Err(format!("unknown behavior `{other}`")),
         }
     }

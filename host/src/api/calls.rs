@@ -1,0 +1,357 @@
+//! Calling hooks: `POST /hooks/{id}/test`, `POST /hooks/{id}/invoke` (with a token, or
+//! signed by an outside platform with the hook's `config.secret`), and `POST /events`.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use sha2::Sha256;
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult};
+use super::extract::ObjectId;
+use super::json::Json;
+use super::{hooks, id_from, AppState};
+use crate::dispatch::{DispatchError, RunResult};
+use crate::model::hook::{self, Hook};
+use crate::model::{EventAction, RunStatus, RESERVED_KEYS};
+use crate::modules::ModuleError;
+use crate::store::{hooks as stored, queues};
+
+/// The header an outside platform signs an invocation with.
+pub const SIGNATURE_HEADER: &str = "x-rossum-signature-sha256";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TestBody {
+    payload: Map<String, Value>,
+    #[serde(default)]
+    config: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EventBody {
+    event: String,
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default)]
+    queue: Option<Value>,
+    #[serde(default)]
+    payload: Map<String, Value>,
+}
+
+/// Maps why a hook could not run. `pending` is 409 for tests and 400 for invocations, as
+/// Rossum answers.
+fn not_run(error: DispatchError, pending: fn(String) -> ApiError) -> ApiError {
+    match error {
+        DispatchError::Module(ModuleError::Pending) => pending(
+            "The hook's module is still being compiled (status: pending); retry in a few seconds."
+                .into(),
+        ),
+        DispatchError::Module(ModuleError::Failed(reason)) => ApiError::BadRequest(format!(
+            "The hook's module failed to load (status: failed): {reason}"
+        )),
+        DispatchError::Payload(payload) => ApiError::BadRequest(format!("payload: {payload}")),
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
+fn event_of(event: &Value, action: &Value) -> ApiResult<EventAction> {
+    let (Some(event), Some(action)) = (event.as_str(), action.as_str()) else {
+        return Err(ApiError::BadRequest(
+            "payload: `event` and `action` are required strings".into(),
+        ));
+    };
+    EventAction::new(event, action)
+        .map_err(|error| ApiError::BadRequest(format!("payload: {error}")))
+}
+
+/// The event's own keys: the payload without what the host sets.
+fn event_keys(payload: &Map<String, Value>) -> Map<String, Value> {
+    payload
+        .iter()
+        .filter(|(key, _)| !RESERVED_KEYS.contains(&key.as_str()))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect()
+}
+
+pub(super) async fn test(
+    State(state): State<AppState>,
+    caller: Caller,
+    ObjectId(id): ObjectId,
+    Json(body): Json<TestBody>,
+) -> ApiResult<axum::Json<Value>> {
+    let mut hook = hooks::visible(&state, &caller, id).await?;
+    let (organization_id, _) = caller.member()?;
+    let event = event_of(
+        body.payload.get("event").unwrap_or(&Value::Null),
+        body.payload.get("action").unwrap_or(&Value::Null),
+    )?;
+    if let Some(config) = &body.config {
+        if !config.contains_key("runtime") {
+            return Err(ApiError::BadRequest(
+                "config.runtime: required whenever a config is sent".into(),
+            ));
+        }
+        // The override is laid over the hook's config and validated as a whole.
+        let mut input = hook.as_input();
+        let mut merged = input
+            .get("config")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        merged.extend(config.clone());
+        input.insert("config".into(), Value::Object(merged));
+        let draft = hook::parse_draft(&input, &state.bounds)?;
+        if let Some(module) = draft.module_id {
+            let owned = state
+                .store
+                .run(move |connection| crate::store::modules::get(connection, module))
+                .await?
+                .is_some_and(|m| m.organization_id == organization_id);
+            if !owned {
+                return Err(ApiError::BadRequest(format!(
+                    "config.module: no module {module} in this organization"
+                )));
+            }
+        }
+        hook.module_id = draft.module_id;
+        hook.document.config = draft.document.config;
+    }
+    let _slots = state.dispatcher.limits().try_acquire(organization_id, 1)?;
+    let result = state
+        .dispatcher
+        .run(&hook, &event, &event_keys(&body.payload), None)
+        .await
+        .map_err(|error| not_run(error, ApiError::Conflict))?;
+    Ok(axum::Json(json!({
+        "response": result.response,
+        "log": result.output,
+        "status": result.log.status,
+        "message": result.log.message,
+        "request_id": result.log.request_id,
+    })))
+}
+
+/// Who invokes: a user by token, or an outside platform by signature.
+pub(super) enum Invoker {
+    Token(Caller),
+    Signed(String),
+}
+
+impl FromRequestParts<AppState> for Invoker {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        if super::auth::bearer(&parts.headers).is_none() {
+            if let Some(signature) = parts.headers.get(SIGNATURE_HEADER) {
+                let signature = signature.to_str().map_err(|_| ApiError::Unauthorized)?;
+                return Ok(Invoker::Signed(signature.to_owned()));
+            }
+        }
+        Caller::from_request_parts(parts, state)
+            .await
+            .map(Invoker::Token)
+    }
+}
+
+/// Checks `sha256=<hex HMAC-SHA256 of the body>` with the hook's secret, in constant time.
+fn signature_matches(secret: &str, body: &[u8], header: &str) -> bool {
+    let Some(hex_digest) = header.trim().strip_prefix("sha256=") else {
+        return false;
+    };
+    let Ok(expected) = hex::decode(hex_digest) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+        return false;
+    };
+    mac.update(body);
+    mac.verify_slice(&expected).is_ok()
+}
+
+/// The answer to an invocation: the hook's response, or 400 naming what went wrong.
+fn invocation_answer(result: &RunResult) -> Response {
+    match &result.response {
+        Some(response) => (StatusCode::OK, axum::Json(Value::Object(response.clone()))).into_response(),
+        None => (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({
+                "detail": format!("The hook did not return a response ({}): {}",
+                    serde_json::to_value(result.log.status).ok().and_then(|s| s.as_str().map(str::to_owned)).unwrap_or_default(),
+                    result.log.message),
+                "status": result.log.status,
+                "request_id": result.log.request_id,
+            })),
+        )
+            .into_response(),
+    }
+}
+
+pub(super) async fn invoke(
+    State(state): State<AppState>,
+    ObjectId(id): ObjectId,
+    invoker: Invoker,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let hook: Hook = match &invoker {
+        Invoker::Token(caller) => {
+            let hook = hooks::visible(&state, caller, id).await?;
+            caller.member()?;
+            hook
+        }
+        Invoker::Signed(signature) => {
+            // Unknown hook, no secret, or a wrong signature: all the same 401.
+            let hook = state
+                .store
+                .run(move |connection| stored::get(connection, id))
+                .await?
+                .ok_or(ApiError::Unauthorized)?;
+            let secret = state.dispatcher.open_secrets(&hook)?.config_secret;
+            match secret {
+                Some(secret) if signature_matches(&secret, &body, signature) => hook,
+                _ => return Err(ApiError::Unauthorized),
+            }
+        }
+    };
+    let fields: Map<String, Value> = if body.iter().all(u8::is_ascii_whitespace) {
+        Map::new()
+    } else {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(fields)) => fields,
+            Ok(_) => return Err(ApiError::BadRequest("expected a JSON object".into())),
+            Err(error) => return Err(ApiError::BadRequest(format!("malformed JSON: {error}"))),
+        }
+    };
+    let event = EventAction::new("invocation", "manual")
+        .map_err(|error| ApiError::Internal(error.to_string()))?;
+    if !hook.subscribes_to(&event) {
+        return Err(ApiError::BadRequest(
+            "The hook does not subscribe to invocation.manual; add it to `events`.".into(),
+        ));
+    }
+    if let Some(key) = fields
+        .keys()
+        .find(|key| RESERVED_KEYS.contains(&key.as_str()))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "`{key}` is set by the host and cannot be sent"
+        )));
+    }
+    let _slots = state
+        .dispatcher
+        .limits()
+        .try_acquire(hook.organization_id, 1)?;
+    let result = state
+        .dispatcher
+        .run(&hook, &event, &fields, None)
+        .await
+        .map_err(|error| not_run(error, ApiError::BadRequest))?;
+    Ok(invocation_answer(&result))
+}
+
+pub(super) async fn event(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<EventBody>,
+) -> ApiResult<axum::Json<Value>> {
+    let (organization_id, _) = caller.member()?;
+    let (event_name, action) = match (&body.action, body.event.split_once('.')) {
+        (Some(action), _) => (body.event.clone(), action.clone()),
+        (None, Some((event, action))) => (event.to_owned(), action.to_owned()),
+        (None, None) => {
+            return Err(ApiError::BadRequest(
+                "action: required (or send `event` as EVENT.ACTION)".into(),
+            ))
+        }
+    };
+    let event = EventAction::new(&event_name, &action)
+        .map_err(|error| ApiError::BadRequest(format!("event: {error}")))?;
+    let queue_id = match &body.queue {
+        None | Some(Value::Null) => None,
+        Some(reference) => {
+            let id = id_from(reference, "queues")
+                .ok_or_else(|| ApiError::BadRequest("queue: expected a queue URL".into()))?;
+            let owned = state
+                .store
+                .run(move |connection| queues::owned(connection, organization_id, &[id]))
+                .await?;
+            if owned.is_empty() {
+                return Err(ApiError::BadRequest(format!(
+                    "queue: no queue {id} in this organization"
+                )));
+            }
+            Some(id)
+        }
+    };
+    if let Some(key) = body
+        .payload
+        .keys()
+        .find(|key| RESERVED_KEYS.contains(&key.as_str()))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "payload: `{key}` is set by the host and cannot be sent"
+        )));
+    }
+    let hooks = state
+        .store
+        .run(move |connection| stored::all(connection, Some(organization_id)))
+        .await?;
+    let matching = hooks
+        .iter()
+        .filter(|hook| hook.active && hook.subscribes_to(&event))
+        .count();
+    let _slots = state
+        .dispatcher
+        .limits()
+        .try_acquire(organization_id, matching)?;
+    let runs = state
+        .dispatcher
+        .run_event(&hooks, &event, queue_id, &body.payload)
+        .await
+        .map_err(|error| not_run(error, ApiError::Conflict))?;
+    let mut messages = Vec::new();
+    let mut operations = Vec::new();
+    let mut blockers = Vec::new();
+    let results: Vec<Value> = runs
+        .iter()
+        .map(|run| {
+            if let Some(response) = &run.response {
+                for (key, into) in [
+                    ("messages", &mut messages),
+                    ("operations", &mut operations),
+                    ("automation_blockers", &mut blockers),
+                ] {
+                    if let Some(items) = response.get(key).and_then(Value::as_array) {
+                        into.extend(items.iter().cloned());
+                    }
+                }
+            }
+            json!({
+                "hook": state.url("hooks", run.hook_id),
+                "status": run.status,
+                "message": run.message,
+                "response": run.response,
+                "request_id": run.request_id,
+            })
+        })
+        .collect();
+    let failed = runs
+        .iter()
+        .filter(|run| run.status != RunStatus::Completed)
+        .count();
+    Ok(axum::Json(json!({
+        "event": event_name,
+        "action": action,
+        "results": results,
+        "failed": failed,
+        "messages": messages,
+        "operations": operations,
+        "automation_blockers": blockers,
+    })))
+}

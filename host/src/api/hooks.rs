@@ -1,0 +1,326 @@
+//! `/hooks`: Rossum's Hook object: list with its filters, create, show, PUT, PATCH,
+//! DELETE, and the names of its secrets.
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult};
+use super::extract::{id_filter, ObjectId};
+use super::json::Json;
+use super::pagination::{PageQuery, Paginated};
+use super::AppState;
+use crate::dispatch::HookSecrets;
+use crate::model::hook::{self, Change, Hook, HookDraft};
+use crate::model::now_rfc3339;
+use crate::store::hooks::{self as stored, SaveContext};
+use crate::store::modules::ModuleStatus;
+use crate::store::Page;
+
+#[derive(Debug, Deserialize)]
+pub(super) struct HookFilter {
+    id: Option<String>,
+    name: Option<String>,
+    #[serde(rename = "type")]
+    hook_type: Option<String>,
+    queue: Option<String>,
+    active: Option<String>,
+    extension_source: Option<String>,
+    events: Option<String>,
+    ordering: Option<String>,
+    #[serde(flatten)]
+    page: PageQuery,
+}
+
+/// A hook in Rossum's JSON shape. Secret values never appear; `config.secret` neither.
+pub(super) fn render(state: &AppState, hook: &Hook, status: Option<ModuleStatus>) -> Value {
+    let document = &hook.document;
+    let mut config = Map::new();
+    for (key, value) in &document.config {
+        config.insert(key.clone(), value.clone());
+        if key == "runtime" {
+            if let Some(module) = hook.module_id {
+                config.insert("module".into(), state.url("modules", module).into());
+            }
+        }
+    }
+    let urls = |collection: &str, ids: &[u64]| -> Vec<String> {
+        ids.iter().map(|id| state.url(collection, *id)).collect()
+    };
+    json!({
+        "id": hook.id,
+        "url": state.url("hooks", hook.id),
+        "name": hook.name,
+        "type": hook.hook_type,
+        "organization": state.url("organizations", hook.organization_id),
+        "queues": urls("queues", &hook.queues),
+        "run_after": urls("hooks", &hook.run_after),
+        "active": hook.active,
+        "events": document.events,
+        "sideload": document.sideload,
+        "metadata": document.metadata,
+        "config": config,
+        "test": document.test,
+        "token_owner": hook.token_owner.map(|id| state.url("users", id)),
+        "token_lifetime_s": document.token_lifetime_s,
+        "description": document.description,
+        "extension_source": document.extension_source,
+        "settings": document.settings,
+        "settings_schema": document.settings_schema,
+        "secrets_schema": document.secrets_schema,
+        "guide": document.guide,
+        "read_more_url": document.read_more_url,
+        "extension_image_url": document.extension_image_url,
+        "hook_template": null,
+        "status": status.map(ModuleStatus::as_str),
+        "created_by": hook.created_by.map(|id| state.url("users", id)),
+        "created_at": hook.created_at,
+        "modified_by": hook.modified_by.map(|id| state.url("users", id)),
+        "modified_at": hook.modified_at,
+    })
+}
+
+/// The status of each module of an organization, for hooks' `status`.
+async fn module_statuses(
+    state: &AppState,
+    organization: Option<u64>,
+) -> ApiResult<HashMap<u64, ModuleStatus>> {
+    Ok(state
+        .store
+        .run(move |connection| crate::store::modules::statuses(connection, organization))
+        .await?)
+}
+
+/// A hook the caller may see.
+pub(super) async fn visible(state: &AppState, caller: &Caller, id: u64) -> ApiResult<Hook> {
+    let caller = *caller;
+    state
+        .store
+        .run(move |connection| stored::get(connection, id))
+        .await?
+        .filter(|hook| caller.can_see(hook.organization_id))
+        .ok_or(ApiError::NotFound)
+}
+
+async fn answer(state: &AppState, hook: &Hook) -> ApiResult<Value> {
+    let statuses = module_statuses(state, Some(hook.organization_id)).await?;
+    let status = hook.module_id.and_then(|id| statuses.get(&id).copied());
+    Ok(render(state, hook, status))
+}
+
+fn flag(name: &str, text: &str) -> ApiResult<bool> {
+    match text {
+        "true" | "True" | "1" => Ok(true),
+        "false" | "False" | "0" => Ok(false),
+        _ => Err(ApiError::BadRequest(format!(
+            "{name}: `{text}` is not true or false"
+        ))),
+    }
+}
+
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(filter): Query<HookFilter>,
+) -> ApiResult<axum::Json<Paginated>> {
+    let request = filter.page.validate()?;
+    let id = id_filter("id", filter.id.as_deref())?;
+    let queue = id_filter("queue", filter.queue.as_deref())?;
+    let active = filter
+        .active
+        .as_deref()
+        .map(|text| flag("active", text))
+        .transpose()?;
+    let ordering = filter.ordering.clone().unwrap_or_else(|| "id".into());
+    let (descending, key) = match ordering.strip_prefix('-') {
+        Some(key) => (true, key.to_owned()),
+        None => (false, ordering.clone()),
+    };
+    if !["id", "name", "type", "active", "events"].contains(&key.as_str()) {
+        return Err(ApiError::BadRequest(format!(
+            "ordering: `{ordering}` is not one of id, name, type, active, events (with - to reverse)"
+        )));
+    }
+    let only = caller.organization();
+    let mut hooks = state
+        .store
+        .run(move |connection| stored::all(connection, only))
+        .await?;
+    hooks.retain(|hook| {
+        id.is_none_or(|id| hook.id == id)
+            && filter.name.as_ref().is_none_or(|name| hook.name == *name)
+            && filter
+                .hook_type
+                .as_ref()
+                .is_none_or(|kind| hook.hook_type == *kind)
+            && queue.is_none_or(|queue| hook.queues.contains(&queue))
+            && active.is_none_or(|active| hook.active == active)
+            && filter
+                .extension_source
+                .as_ref()
+                .is_none_or(|source| hook.document.extension_source == *source)
+            && filter.events.as_ref().is_none_or(|wanted| {
+                wanted
+                    .split(',')
+                    .all(|event| hook.document.events.iter().any(|e| e == event))
+            })
+    });
+    hooks.sort_by(|a, b| {
+        let order = match key.as_str() {
+            "name" => a.name.cmp(&b.name),
+            "type" => a.hook_type.cmp(&b.hook_type),
+            "active" => a.active.cmp(&b.active),
+            "events" => a.document.events.cmp(&b.document.events),
+            _ => a.id.cmp(&b.id),
+        }
+        .then(a.id.cmp(&b.id));
+        if descending {
+            order.reverse()
+        } else {
+            order
+        }
+    });
+    let window = request.window();
+    let total = hooks.len() as u64;
+    let rows: Vec<Hook> = hooks
+        .into_iter()
+        .skip(usize::try_from(window.offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(window.limit).unwrap_or(usize::MAX))
+        .collect();
+    let statuses = module_statuses(&state, only).await?;
+    let list_url = state.list_url("hooks");
+    Ok(axum::Json(Paginated::new(
+        &Page { rows, total },
+        request,
+        &list_url,
+        |hook| {
+            render(
+                &state,
+                hook,
+                hook.module_id.and_then(|id| statuses.get(&id).copied()),
+            )
+        },
+    )))
+}
+
+/// Validates `input`, merges write-only values with what is stored, and saves.
+async fn save(
+    state: &AppState,
+    caller: &Caller,
+    input: &Map<String, Value>,
+    existing: Option<&Hook>,
+) -> ApiResult<Hook> {
+    let (organization_id, author) = caller.admin()?;
+    let draft: HookDraft = hook::parse_draft(input, &state.bounds)?;
+    let mut secrets = match existing {
+        Some(hook) => state.dispatcher.open_secrets(hook)?,
+        None => HookSecrets::default(),
+    };
+    match &draft.secrets {
+        Change::Keep => {
+            // A new schema must still accept the secrets already stored.
+            hook::validate_secrets(&draft.document.secrets_schema, &secrets.secrets)?;
+        }
+        Change::Set(values) => secrets.secrets = values.clone(),
+        Change::Remove => secrets.secrets.clear(),
+    }
+    match &draft.config_secret {
+        Change::Keep => {}
+        Change::Set(secret) => secrets.config_secret = Some(secret.clone()),
+        Change::Remove => secrets.config_secret = None,
+    }
+    let sealed = state.dispatcher.seal_secrets(organization_id, &secrets)?;
+    let keys: Vec<String> = secrets.secrets.iter().map(|(key, _)| key.clone()).collect();
+    let hook_id = existing.map(|hook| hook.id);
+    let now = now_rfc3339();
+    let saved = state
+        .store
+        .run(move |connection| {
+            let context = SaveContext {
+                organization_id,
+                hook_id,
+                sealed_secrets: sealed.as_deref(),
+                secrets_keys: &keys,
+                author: Some(author),
+                now: &now,
+            };
+            Ok(stored::save(connection, &draft, &context))
+        })
+        .await??;
+    Ok(saved)
+}
+
+pub(super) async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<Map<String, Value>>,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    let hook = save(&state, &caller, &body, None).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(answer(&state, &hook).await?),
+    ))
+}
+
+pub(super) async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    ObjectId(id): ObjectId,
+) -> ApiResult<axum::Json<Value>> {
+    let hook = visible(&state, &caller, id).await?;
+    Ok(axum::Json(answer(&state, &hook).await?))
+}
+
+/// PUT: the whole hook as sent (write-only values kept when not sent).
+pub(super) async fn replace(
+    State(state): State<AppState>,
+    caller: Caller,
+    ObjectId(id): ObjectId,
+    Json(body): Json<Map<String, Value>>,
+) -> ApiResult<axum::Json<Value>> {
+    let existing = visible(&state, &caller, id).await?;
+    let hook = save(&state, &caller, &body, Some(&existing)).await?;
+    Ok(axum::Json(answer(&state, &hook).await?))
+}
+
+/// PATCH: the fields sent laid over the stored hook.
+pub(super) async fn patch(
+    State(state): State<AppState>,
+    caller: Caller,
+    ObjectId(id): ObjectId,
+    Json(body): Json<Map<String, Value>>,
+) -> ApiResult<axum::Json<Value>> {
+    let existing = visible(&state, &caller, id).await?;
+    let mut input = existing.as_input();
+    input.extend(body);
+    let hook = save(&state, &caller, &input, Some(&existing)).await?;
+    Ok(axum::Json(answer(&state, &hook).await?))
+}
+
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    ObjectId(id): ObjectId,
+) -> ApiResult<StatusCode> {
+    visible(&state, &caller, id).await?;
+    caller.admin()?;
+    state
+        .store
+        .run(move |connection| stored::delete(connection, id))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The names of a hook's secrets; values never leave the server.
+pub(super) async fn secrets_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+    ObjectId(id): ObjectId,
+) -> ApiResult<axum::Json<Value>> {
+    let hook = visible(&state, &caller, id).await?;
+    Ok(axum::Json(json!(hook.secrets_keys)))
+}

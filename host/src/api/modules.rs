@@ -1,0 +1,232 @@
+//! `/modules`: upload (raw `application/wasm` or multipart), list, show, delete.
+
+use axum::extract::{FromRequest, Query, Request, State};
+use axum::http::{header, StatusCode};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult};
+use super::extract::ObjectId;
+use super::pagination::{PageQuery, Paginated};
+use super::AppState;
+use crate::modules::ModuleError;
+use crate::runtime::{LoadError, DEFAULT_MAX_MODULE_BYTES};
+use crate::store::modules::{self, DeleteOutcome, Module};
+
+/// The largest upload body: the largest module plus room for multipart framing.
+pub const MAX_UPLOAD_BYTES: usize = DEFAULT_MAX_MODULE_BYTES + 64 * 1024;
+
+#[derive(Debug, Deserialize)]
+pub(super) struct UploadQuery {
+    name: Option<String>,
+}
+
+fn render(state: &AppState, module: &Module) -> Value {
+    json!({
+        "id": module.id,
+        "url": state.url("modules", module.id),
+        "name": module.name,
+        "organization": state.url("organizations", module.organization_id),
+        "sha256": module.sha256,
+        "size": module.size,
+        "status": module.status.as_str(),
+        "error": module.error,
+        "kind": module.kind,
+        "encoding": module.encoding,
+        "imports": module.imports,
+        "exports": module.exports,
+        "created_at": module.created_at,
+    })
+}
+
+fn too_large() -> ApiError {
+    ApiError::PayloadTooLarge(DEFAULT_MAX_MODULE_BYTES)
+}
+
+/// Reads the module's bytes and name from a raw or a multipart body.
+async fn read_upload(
+    state: &AppState,
+    request: Request,
+    query_name: Option<String>,
+) -> ApiResult<(String, bytes::Bytes)> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if content_type.starts_with("multipart/form-data") {
+        let mut multipart = axum::extract::Multipart::from_request(request, state)
+            .await
+            .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+        let mut name = query_name;
+        let mut file = None;
+        while let Some(field) = multipart.next_field().await.map_err(|error| {
+            if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                too_large()
+            } else {
+                ApiError::BadRequest(format!("unreadable multipart body: {}", error.body_text()))
+            }
+        })? {
+            match field.name() {
+                Some("name") => {
+                    name = Some(field.text().await.map_err(|error| {
+                        ApiError::BadRequest(format!("name: {}", error.body_text()))
+                    })?);
+                }
+                Some("file" | "module") => {
+                    let file_name = field.file_name().map(str::to_owned);
+                    let bytes = field.bytes().await.map_err(|error| {
+                        if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                            too_large()
+                        } else {
+                            ApiError::BadRequest(format!("file: {}", error.body_text()))
+                        }
+                    })?;
+                    if name.is_none() {
+                        name = file_name;
+                    }
+                    file = Some(bytes);
+                }
+                Some(other) => {
+                    return Err(ApiError::BadRequest(format!(
+                        "unknown multipart field `{other}`; send `file` and optionally `name`"
+                    )))
+                }
+                None => {}
+            }
+        }
+        let file = file.ok_or_else(|| {
+            ApiError::BadRequest("file: required (a multipart field named `file`)".into())
+        })?;
+        Ok((name.unwrap_or_else(|| "module.wasm".into()), file))
+    } else if content_type.starts_with("application/wasm")
+        || content_type.starts_with("application/octet-stream")
+    {
+        let bytes = axum::body::to_bytes(request.into_body(), MAX_UPLOAD_BYTES)
+            .await
+            .map_err(|_| too_large())?;
+        Ok((query_name.unwrap_or_else(|| "module.wasm".into()), bytes))
+    } else {
+        Err(ApiError::BadRequest(
+            "send the module as `Content-Type: application/wasm` or as multipart/form-data".into(),
+        ))
+    }
+}
+
+pub(super) async fn upload(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<UploadQuery>,
+    request: Request,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    let (organization_id, _) = caller.admin()?;
+    let (name, bytes) = read_upload(&state, request, query.name).await?;
+    let name = name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::BadRequest(
+            "name: must be 1 to 200 characters".into(),
+        ));
+    }
+    if bytes.len() > DEFAULT_MAX_MODULE_BYTES {
+        return Err(too_large());
+    }
+    let (count, used) = state
+        .store
+        .run(move |connection| modules::usage(connection, organization_id))
+        .await?;
+    if count >= state.quotas.modules {
+        return Err(ApiError::Conflict(format!(
+            "the organization has {count} modules, its limit; delete one first"
+        )));
+    }
+    if used + bytes.len() as u64 > state.quotas.module_bytes {
+        return Err(ApiError::Conflict(format!(
+            "the organization's modules would take {} bytes, over its limit of {}",
+            used + bytes.len() as u64,
+            state.quotas.module_bytes
+        )));
+    }
+    let module = state
+        .library
+        .add(organization_id, name, bytes)
+        .await
+        .map_err(|error| match error {
+            ModuleError::Invalid(LoadError::TooLarge { .. }) => too_large(),
+            ModuleError::Invalid(invalid) => ApiError::BadRequest(format!("module: {invalid}")),
+            ModuleError::Store(store) => store.into(),
+            other => ApiError::Internal(other.to_string()),
+        })?;
+    let status = if module.status == modules::ModuleStatus::Pending {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, axum::Json(render(&state, &module))))
+}
+
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<PageQuery>,
+) -> ApiResult<axum::Json<Paginated>> {
+    let request = query.validate()?;
+    let only = caller.organization();
+    let page = state
+        .store
+        .run(move |connection| modules::list(connection, only, request.window()))
+        .await?;
+    let list_url = state.list_url("modules");
+    Ok(axum::Json(Paginated::new(&page, request, &list_url, |m| {
+        render(&state, m)
+    })))
+}
+
+async fn visible(state: &AppState, caller: &Caller, id: u64) -> ApiResult<Module> {
+    let caller = *caller;
+    state
+        .store
+        .run(move |connection| modules::get(connection, id))
+        .await?
+        .filter(|module| caller.can_see(module.organization_id))
+        .ok_or(ApiError::NotFound)
+}
+
+pub(super) async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    ObjectId(id): ObjectId,
+) -> ApiResult<axum::Json<Value>> {
+    let module = visible(&state, &caller, id).await?;
+    Ok(axum::Json(render(&state, &module)))
+}
+
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    ObjectId(id): ObjectId,
+) -> ApiResult<StatusCode> {
+    let module = visible(&state, &caller, id).await?;
+    caller.admin()?;
+    let sha256 = module.sha256.clone();
+    let outcome = state
+        .store
+        .run(move |connection| modules::delete(connection, &module))
+        .await?;
+    match outcome {
+        DeleteOutcome::InUse(hooks) => {
+            let urls: Vec<String> = hooks.iter().map(|id| state.url("hooks", *id)).collect();
+            Err(ApiError::Conflict(format!(
+                "the module is used by hooks {}; change or delete them first",
+                urls.join(", ")
+            )))
+        }
+        DeleteOutcome::Deleted { last_copy } => {
+            if last_copy {
+                state.library.forget(&sha256);
+            }
+            Ok(StatusCode::NO_CONTENT)
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! `/queues`: where an organization's documents flow; hooks subscribe to them.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult};
+use super::extract::ObjectId;
+use super::json::Json;
+use super::pagination::{PageQuery, Paginated};
+use super::{id_from, AppState};
+use crate::model::hook::MAX_METADATA_BYTES;
+use crate::model::now_rfc3339;
+use crate::store::queues::{self, Queue};
+use crate::store::StoreError;
+
+/// A queue as written; every field optional so that PATCH can send any of them.
+#[derive(Debug, Deserialize)]
+pub(super) struct QueueBody {
+    name: Option<String>,
+    metadata: Option<Map<String, Value>>,
+    hooks: Option<Vec<Value>>,
+    /// Accepted for Rossum's clients: the deprecated alias of `hooks`.
+    webhooks: Option<Vec<Value>>,
+    /// Read-only fields a client may send back; ignored.
+    #[serde(flatten)]
+    _rest: Map<String, Value>,
+}
+
+fn render(state: &AppState, queue: &Queue) -> Value {
+    let hooks: Vec<String> = queue
+        .hooks
+        .iter()
+        .map(|id| state.url("hooks", *id))
+        .collect();
+    json!({
+        "id": queue.id,
+        "url": state.url("queues", queue.id),
+        "name": queue.name,
+        "organization": state.url("organizations", queue.organization_id),
+        "hooks": hooks,
+        "webhooks": hooks,
+        "metadata": queue.metadata,
+        "created_at": queue.created_at,
+        "modified_at": queue.modified_at,
+    })
+}
+
+fn check_name(name: &str) -> ApiResult<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::BadRequest(
+            "name: must be 1 to 200 characters".into(),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn check_metadata(metadata: &Map<String, Value>) -> ApiResult<()> {
+    if Value::Object(metadata.clone()).to_string().len() > MAX_METADATA_BYTES {
+        return Err(ApiError::BadRequest(format!(
+            "metadata: at most {MAX_METADATA_BYTES} bytes of JSON"
+        )));
+    }
+    Ok(())
+}
+
+fn hook_ids(body: &QueueBody) -> ApiResult<Option<Vec<u64>>> {
+    let Some(references) = body.hooks.as_ref().or(body.webhooks.as_ref()) else {
+        return Ok(None);
+    };
+    references
+        .iter()
+        .map(|reference| {
+            id_from(reference, "hooks").ok_or_else(|| {
+                ApiError::BadRequest(format!("hooks: `{reference}` is not a hook URL"))
+            })
+        })
+        .collect::<ApiResult<Vec<u64>>>()
+        .map(Some)
+}
+
+/// Sets a queue's hooks after checking they are the organization's.
+fn set_hooks(
+    connection: &rusqlite::Connection,
+    organization_id: u64,
+    queue_id: u64,
+    hooks: &[u64],
+) -> Result<Result<(), String>, StoreError> {
+    for hook in hooks {
+        let owned = connection
+            .prepare_cached("SELECT 1 FROM hooks WHERE id = ?1 AND organization_id = ?2")?
+            .exists(rusqlite::params![hook, organization_id])?;
+        if !owned {
+            return Ok(Err(format!("hooks: no hook {hook} in this organization")));
+        }
+    }
+    queues::set_hooks(connection, queue_id, hooks)?;
+    Ok(Ok(()))
+}
+
+pub(super) async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<QueueBody>,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    let (organization_id, _) = caller.admin()?;
+    let name = check_name(
+        body.name
+            .as_deref()
+            .ok_or_else(|| ApiError::BadRequest("name: required".into()))?,
+    )?;
+    let metadata = body.metadata.clone().unwrap_or_default();
+    check_metadata(&metadata)?;
+    let hooks = hook_ids(&body)?.unwrap_or_default();
+    let now = now_rfc3339();
+    let queue = state
+        .store
+        .run(move |connection| {
+            let transaction = connection.transaction()?;
+            let queue = queues::create(&transaction, organization_id, &name, &metadata, &now)?;
+            if let Err(message) = set_hooks(&transaction, organization_id, queue.id, &hooks)? {
+                return Ok(Err(message));
+            }
+            let queue = queues::get(&transaction, queue.id)?;
+            transaction.commit()?;
+            Ok(Ok(queue))
+        })
+        .await?
+        .map_err(ApiError::BadRequest)?
+        .ok_or(ApiError::NotFound)?;
+    Ok((StatusCode::CREATED, axum::Json(render(&state, &queue))))
+}
+
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<PageQuery>,
+) -> ApiResult<axum::Json<Paginated>> {
+    let request = query.validate()?;
+    let only = caller.organization();
+    let page = state
+        .store
+        .run(move |connection| queues::list(connection, only, request.window()))
+        .await?;
+    let list_url = state.list_url("queues");
+    Ok(axum::Json(Paginated::new(&page, request, &list_url, |q| {
+        render(&state, q)
+    })))
+}
+
+async fn visible(state: &AppState, caller: &Caller, id: u64) -> ApiResult<Queue> {
+    let caller = *caller;
+    state
+        .store
+        .run(move |connection| queues::get(connection, id))
+        .await?
+        .filter(|queue| caller.can_see(queue.organization_id))
+        .ok_or(ApiError::NotFound)
+}
+
+pub(super) async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    ObjectId(id): ObjectId,
+) -> ApiResult<axum::Json<Value>> {
+    let queue = visible(&state, &caller, id).await?;
+    Ok(axum::Json(render(&state, &queue)))
+}
+
+/// PUT and PATCH: the fields sent replace the stored ones.
+pub(super) async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    ObjectId(id): ObjectId,
+    Json(body): Json<QueueBody>,
+) -> ApiResult<axum::Json<Value>> {
+    let queue = visible(&state, &caller, id).await?;
+    let (organization_id, _) = caller.admin()?;
+    let name = match &body.name {
+        Some(name) => check_name(name)?,
+        None => queue.name.clone(),
+    };
+    let metadata = body.metadata.clone().unwrap_or(queue.metadata.clone());
+    check_metadata(&metadata)?;
+    let hooks = hook_ids(&body)?;
+    let now = now_rfc3339();
+    let queue = state
+        .store
+        .run(move |connection| {
+            let transaction = connection.transaction()?;
+            queues::update(&transaction, id, &name, &metadata, &now)?;
+            if let Some(hooks) = hooks {
+                if let Err(message) = set_hooks(&transaction, organization_id, id, &hooks)? {
+                    return Ok(Err(message));
+                }
+            }
+            let queue = queues::get(&transaction, id)?;
+            transaction.commit()?;
+            Ok(Ok(queue))
+        })
+        .await?
+        .map_err(ApiError::BadRequest)?
+        .ok_or(ApiError::NotFound)?;
+    Ok(axum::Json(render(&state, &queue)))
+}
+
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    ObjectId(id): ObjectId,
+) -> ApiResult<StatusCode> {
+    visible(&state, &caller, id).await?;
+    caller.admin()?;
+    state
+        .store
+        .run(move |connection| queues::delete(connection, id))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

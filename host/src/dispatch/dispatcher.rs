@@ -1,0 +1,480 @@
+//! Running hooks: one hook for a test or an invocation, or every matching hook of an
+//! event in run_after order. Each run opens the hook's secrets, mints its owner's token,
+//! takes a slot, calls the runtime with the hook's limits, and writes its run log before
+//! returning.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::limits::RunLimits;
+use super::writer::{RunLogWriter, WriteError};
+use super::{HookCall, PreparedCall};
+use crate::model::content::apply_operations;
+use crate::model::hook::Hook;
+use crate::model::{EventAction, PayloadError, RunLog, RunStatus};
+use crate::modules::{ModuleError, ModuleLibrary};
+use crate::runtime::{CallLimits, Outcome};
+use crate::sealing::{Sealer, SealingError};
+use crate::store::{modules, tokens, Store, StoreError};
+
+const MIB: u64 = 1024 * 1024;
+
+/// Why a hook could not be run (a run that fails is not an error: it has a run log).
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    /// The module is not ready, or failed, or is gone.
+    #[error(transparent)]
+    Module(#[from] ModuleError),
+    /// The hook has no module.
+    #[error("the hook has no module")]
+    NoModule,
+    /// The secrets do not open.
+    #[error(transparent)]
+    Secrets(#[from] SealingError),
+    /// The event's keys are not a valid payload.
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The run log could not be written.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+/// A hook's write-only values, opened.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HookSecrets {
+    /// `secrets`, in the order written.
+    pub secrets: Vec<(String, String)>,
+    /// `config.secret` (signed invocations are checked with it).
+    pub config_secret: Option<String>,
+}
+
+/// What one run produced.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    /// Its run log (committed).
+    pub log: RunLog,
+    /// The hook's response, when it completed.
+    pub response: Option<Map<String, Value>>,
+    /// Captured output, redacted.
+    pub output: String,
+}
+
+/// Runs hooks.
+#[derive(Debug)]
+pub struct Dispatcher {
+    store: Store,
+    library: Arc<ModuleLibrary>,
+    sealer: Sealer,
+    writer: RunLogWriter,
+    limits: RunLimits,
+    base_url: String,
+}
+
+impl Dispatcher {
+    /// A dispatcher over these parts.
+    pub fn new(
+        store: Store,
+        library: Arc<ModuleLibrary>,
+        sealer: Sealer,
+        writer: RunLogWriter,
+        limits: RunLimits,
+        base_url: String,
+    ) -> Self {
+        Dispatcher {
+            store,
+            library,
+            sealer,
+            writer,
+            limits,
+            base_url,
+        }
+    }
+
+    /// The run limits (the API takes an organization's slots before running).
+    pub fn limits(&self) -> &RunLimits {
+        &self.limits
+    }
+
+    /// Opens a hook's sealed secrets.
+    pub fn open_secrets(&self, hook: &Hook) -> Result<HookSecrets, SealingError> {
+        match &hook.sealed_secrets {
+            None => Ok(HookSecrets::default()),
+            Some(sealed) => {
+                let plain = self.sealer.open(hook.organization_id, sealed)?;
+                serde_json::from_slice(&plain).map_err(|_| SealingError::Open)
+            }
+        }
+    }
+
+    /// Seals a hook's secrets for storage; none when there are none.
+    pub fn seal_secrets(
+        &self,
+        organization_id: u64,
+        secrets: &HookSecrets,
+    ) -> Result<Option<Vec<u8>>, SealingError> {
+        if secrets.secrets.is_empty() && secrets.config_secret.is_none() {
+            return Ok(None);
+        }
+        let plain = serde_json::to_vec(secrets).map_err(|_| SealingError::Open)?;
+        self.sealer.seal(organization_id, &plain).map(Some)
+    }
+
+    /// Runs one hook once for `event` with the event's own keys, and records it.
+    pub async fn run(
+        &self,
+        hook: &Hook,
+        event: &EventAction,
+        body: &Map<String, Value>,
+        queue_id: Option<u64>,
+    ) -> Result<RunResult, DispatchError> {
+        let module_id = hook.module_id.ok_or(DispatchError::NoModule)?;
+        let module = self
+            .store
+            .run(move |connection| modules::get(connection, module_id))
+            .await?
+            .ok_or(DispatchError::NoModule)?;
+        let loaded = self.library.loaded(&module)?;
+        let secrets = self.open_secrets(hook)?;
+        let limits = hook.limits();
+        let timeout = Duration::from_secs(limits.timeout_s);
+        let token = match hook.token_owner {
+            Some(owner) => Some(
+                self.mint_token(owner, timeout, hook.token_lifetime_s())
+                    .await?,
+            ),
+            None => None,
+        };
+        let prepared = PreparedCall::new(&HookCall {
+            event,
+            hook_id: hook.id,
+            organization_id: hook.organization_id,
+            base_url: &self.base_url,
+            settings: &hook.document.settings,
+            secrets: &secrets.secrets,
+            token: token.as_deref(),
+            body,
+            queue_id,
+        })?;
+        let call_limits = CallLimits {
+            timeout,
+            memory_bytes: limits.memory_size_mb.saturating_mul(MIB),
+            ..CallLimits::default()
+        };
+        let report = {
+            let _instance = self.limits.instance().await;
+            self.library
+                .runtime()
+                .call(&loaded, &prepared.invocation, &call_limits)
+                .await
+        };
+        if let Some(token) = token {
+            self.expire_token(token, hook.token_lifetime_s()).await?;
+        }
+        let log = prepared.run_log(&report);
+        self.writer.write(log.clone()).await?;
+        let response = match report.outcome {
+            Outcome::Completed { response } => Some(response),
+            _ => None,
+        };
+        Ok(RunResult {
+            log,
+            response,
+            output: report.output,
+        })
+    }
+
+    /// A token for `owner`, valid during the run and its lifetime after (extended or cut
+    /// when the run ends).
+    async fn mint_token(
+        &self,
+        owner: u64,
+        timeout: Duration,
+        lifetime_s: u64,
+    ) -> Result<String, StoreError> {
+        let token = tokens::generate()?;
+        let expires_at = crate::api::auth::unix_now()
+            .saturating_add(i64::try_from(timeout.as_secs() + lifetime_s + 1).unwrap_or(i64::MAX));
+        let stored = token.clone();
+        let created_at = crate::model::now_rfc3339();
+        self.store
+            .run(move |connection| {
+                tokens::insert(
+                    connection,
+                    &stored,
+                    tokens::Owner::User(owner),
+                    Some(expires_at),
+                    &created_at,
+                )
+            })
+            .await?;
+        Ok(token)
+    }
+
+    async fn expire_token(&self, token: String, lifetime_s: u64) -> Result<(), StoreError> {
+        let expires_at = crate::api::auth::unix_now()
+            .saturating_add(i64::try_from(lifetime_s).unwrap_or(i64::MAX));
+        self.store
+            .run(move |connection| tokens::set_expiry(connection, &token, expires_at))
+            .await
+    }
+
+    /// Runs every hook of `hooks` (an organization's) that subscribes to the event (and the
+    /// queue, when given), in run_after order, and records each.
+    pub async fn run_event(
+        &self,
+        hooks: &[Hook],
+        event: &EventAction,
+        queue_id: Option<u64>,
+        body: &Map<String, Value>,
+    ) -> Result<Vec<EventRun>, DispatchError> {
+        let plan = EventPlan::new(hooks, event, queue_id);
+        let mut finished: HashMap<u64, EventRun> = HashMap::new();
+        let mut order = Vec::new();
+        for layer in &plan.layers {
+            let runs = layer.iter().map(|&id| {
+                let hook = plan.hook(id);
+                let ancestors = plan.ancestors(id);
+                let failed = ancestors
+                    .iter()
+                    .find(|ancestor| {
+                        finished
+                            .get(ancestor)
+                            .is_some_and(|run| run.status != RunStatus::Completed)
+                    })
+                    .copied();
+                let body = match failed {
+                    Some(_) => body.clone(),
+                    None => body_after(body, &ancestors, &finished),
+                };
+                async move {
+                    match failed {
+                        Some(predecessor) => {
+                            let reason = format!(
+                                "not run: hook {predecessor}, which this hook runs after, did not complete"
+                            );
+                            self.cancel(hook, event, &body, queue_id, &reason).await
+                        }
+                        None => match self.run(hook, event, &body, queue_id).await {
+                            Ok(result) => Ok(EventRun::from_result(hook, result)),
+                            Err(DispatchError::Module(error)) => {
+                                let reason = format!("not run: {error}");
+                                self.cancel(hook, event, &body, queue_id, &reason).await
+                            }
+                            Err(other) => Err(other),
+                        },
+                    }
+                }
+            });
+            for run in futures::future::join_all(runs).await {
+                let run = run?;
+                order.push(run.hook_id);
+                finished.insert(run.hook_id, run);
+            }
+        }
+        Ok(order
+            .into_iter()
+            .filter_map(|id| finished.remove(&id))
+            .collect())
+    }
+
+    async fn cancel(
+        &self,
+        hook: &Hook,
+        event: &EventAction,
+        body: &Map<String, Value>,
+        queue_id: Option<u64>,
+        reason: &str,
+    ) -> Result<EventRun, DispatchError> {
+        let prepared = PreparedCall::new(&HookCall {
+            event,
+            hook_id: hook.id,
+            organization_id: hook.organization_id,
+            base_url: &self.base_url,
+            settings: &hook.document.settings,
+            secrets: &[],
+            token: None,
+            body,
+            queue_id,
+        })?;
+        let log = prepared.cancelled_log(reason);
+        self.writer.write(log.clone()).await?;
+        Ok(EventRun {
+            hook_id: hook.id,
+            status: RunStatus::Cancelled,
+            message: log.message.clone(),
+            response: None,
+            request_id: log.request_id.clone(),
+        })
+    }
+}
+
+/// One hook's part in an event.
+#[derive(Debug, Clone)]
+pub struct EventRun {
+    /// The hook.
+    pub hook_id: u64,
+    /// How its run ended.
+    pub status: RunStatus,
+    /// Its run log's message.
+    pub message: String,
+    /// Its response, when it completed.
+    pub response: Option<Map<String, Value>>,
+    /// Its run's request id.
+    pub request_id: String,
+}
+
+impl EventRun {
+    fn from_result(hook: &Hook, result: RunResult) -> Self {
+        EventRun {
+            hook_id: hook.id,
+            status: result.log.status,
+            message: result.log.message,
+            response: result.response,
+            request_id: result.log.request_id,
+        }
+    }
+}
+
+/// The payload keys of a hook whose predecessors have run: `annotation.content` with their
+/// operations applied, `updated_datapoints` with what they changed.
+fn body_after(
+    body: &Map<String, Value>,
+    ancestors: &[u64],
+    finished: &HashMap<u64, EventRun>,
+) -> Map<String, Value> {
+    let mut body = body.clone();
+    let operations: Vec<Value> = ancestors
+        .iter()
+        .filter_map(|id| finished.get(id))
+        .filter_map(|run| run.response.as_ref())
+        .filter_map(|response| response.get("operations").and_then(Value::as_array))
+        .flatten()
+        .cloned()
+        .collect();
+    if operations.is_empty() {
+        return body;
+    }
+    let Some(content) = body
+        .get_mut("annotation")
+        .and_then(|annotation| annotation.get_mut("content"))
+    else {
+        return body;
+    };
+    let changed = apply_operations(content, &operations);
+    let updated = body
+        .entry("updated_datapoints")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if let Some(updated) = updated.as_array_mut() {
+        for id in changed {
+            if !updated.iter().any(|existing| existing.as_u64() == Some(id)) {
+                updated.push(id.into());
+            }
+        }
+    }
+    body
+}
+
+/// The hooks an event runs, and their order: layers of hooks whose predecessors are all in
+/// earlier layers.
+struct EventPlan<'a> {
+    hooks: HashMap<u64, &'a Hook>,
+    /// Each matching hook's matching predecessors, through non-matching hooks too.
+    predecessors: HashMap<u64, Vec<u64>>,
+    layers: Vec<Vec<u64>>,
+}
+
+impl<'a> EventPlan<'a> {
+    fn new(all: &'a [Hook], event: &EventAction, queue_id: Option<u64>) -> Self {
+        let by_id: HashMap<u64, &Hook> = all.iter().map(|hook| (hook.id, hook)).collect();
+        let hooks: HashMap<u64, &Hook> = all
+            .iter()
+            .filter(|hook| {
+                hook.active
+                    && hook.subscribes_to(event)
+                    && queue_id.is_none_or(|queue| hook.queues.contains(&queue))
+            })
+            .map(|hook| (hook.id, hook))
+            .collect();
+        let predecessors: HashMap<u64, Vec<u64>> = hooks
+            .keys()
+            .map(|&id| {
+                let mut found = Vec::new();
+                let mut seen = HashSet::new();
+                let mut stack: Vec<u64> = by_id
+                    .get(&id)
+                    .map(|hook| hook.run_after.clone())
+                    .unwrap_or_default();
+                while let Some(next) = stack.pop() {
+                    if !seen.insert(next) {
+                        continue;
+                    }
+                    if hooks.contains_key(&next) {
+                        found.push(next);
+                    } else if let Some(hook) = by_id.get(&next) {
+                        stack.extend(hook.run_after.iter().copied());
+                    }
+                }
+                (id, found)
+            })
+            .collect();
+        let mut layers = Vec::new();
+        let mut placed: HashSet<u64> = HashSet::new();
+        let mut ids: Vec<u64> = hooks.keys().copied().collect();
+        ids.sort_unstable();
+        while placed.len() < ids.len() {
+            let layer: Vec<u64> = ids
+                .iter()
+                .copied()
+                .filter(|id| !placed.contains(id))
+                .filter(|id| {
+                    predecessors
+                        .get(id)
+                        .is_none_or(|preds| preds.iter().all(|p| placed.contains(p)))
+                })
+                .collect();
+            if layer.is_empty() {
+                // A cycle slipped past validation: run the rest one by one rather than never.
+                layers.extend(
+                    ids.iter()
+                        .filter(|id| !placed.contains(id))
+                        .map(|id| vec![*id]),
+                );
+                break;
+            }
+            placed.extend(layer.iter().copied());
+            layers.push(layer);
+        }
+        EventPlan {
+            hooks,
+            predecessors,
+            layers,
+        }
+    }
+
+    fn hook(&self, id: u64) -> &'a Hook {
+        self.hooks[&id]
+    }
+
+    /// Every matching hook this one runs after, directly or not, in layer order.
+    fn ancestors(&self, id: u64) -> Vec<u64> {
+        let mut seen = HashSet::new();
+        let mut stack = self.predecessors.get(&id).cloned().unwrap_or_default();
+        while let Some(next) = stack.pop() {
+            if seen.insert(next) {
+                stack.extend(self.predecessors.get(&next).into_iter().flatten().copied());
+            }
+        }
+        self.layers
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|id| seen.contains(id))
+            .collect()
+    }
+}

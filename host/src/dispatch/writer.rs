@@ -1,0 +1,75 @@
+//! The run log writer: runs hand their logs to one task, which writes whatever has
+//! gathered in one transaction and then tells each run its log is durable. A call's HTTP
+//! answer waits for that, so an answered call always has its run log.
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::model::RunLog;
+use crate::store::{run_logs, Store};
+
+/// The most logs written in one transaction.
+const MAX_BATCH: usize = 512;
+/// Logs waiting for the writer before runs wait to hand theirs over.
+const QUEUE: usize = 4096;
+
+type Ack = oneshot::Sender<Result<(), String>>;
+
+/// Why a run log was not written.
+#[derive(Debug, thiserror::Error)]
+#[error("the run log could not be written: {0}")]
+pub struct WriteError(String);
+
+/// A handle to the writer task; clones share it.
+#[derive(Debug, Clone)]
+pub struct RunLogWriter {
+    sender: mpsc::Sender<(RunLog, Ack)>,
+}
+
+impl RunLogWriter {
+    /// Starts the writer task. It ends once every handle is dropped and the queue is
+    /// written.
+    pub fn spawn(store: Store) -> (Self, tokio::task::JoinHandle<()>) {
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        let task = tokio::spawn(write_batches(store, receiver));
+        (RunLogWriter { sender }, task)
+    }
+
+    /// Writes one run log; returns once it is committed.
+    pub async fn write(&self, log: RunLog) -> Result<(), WriteError> {
+        let (ack, done) = oneshot::channel();
+        self.sender
+            .send((log, ack))
+            .await
+            .map_err(|_| WriteError("the writer has stopped".into()))?;
+        done.await
+            .map_err(|_| WriteError("the writer has stopped".into()))?
+            .map_err(WriteError)
+    }
+}
+
+async fn write_batches(store: Store, mut receiver: mpsc::Receiver<(RunLog, Ack)>) {
+    while let Some(first) = receiver.recv().await {
+        let mut logs = vec![first.0];
+        let mut acks = vec![first.1];
+        while logs.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok((log, ack)) => {
+                    logs.push(log);
+                    acks.push(ack);
+                }
+                Err(_) => break,
+            }
+        }
+        let result = store
+            .run(move |connection| run_logs::insert_batch(connection, &logs))
+            .await
+            .map_err(|error| error.to_string());
+        if let Err(error) = &result {
+            tracing::error!("writing {} run logs failed: {error}", acks.len());
+        }
+        for ack in acks {
+            // A run that stopped waiting has nothing to be told.
+            let _ = ack.send(result.clone());
+        }
+    }
+}

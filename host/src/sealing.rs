@@ -1,0 +1,176 @@
+//! Secrets at rest: sealed with AES-256-GCM (an AEAD) under the installation's key.
+//!
+//! The key comes from the configuration (64 hex characters) or is generated once into the
+//! data directory with mode 0600. Each sealed value carries its own random 96-bit nonce, and
+//! is bound to its organization through the associated data, so a sealed blob copied to
+//! another organization's row does not open. `aes-gcm` (RustCrypto) is the kept, audited
+//! implementation; nothing here is hand-rolled cryptography.
+
+use std::io::Write;
+use std::path::Path;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+
+/// The key file inside the data directory.
+pub const KEY_FILE: &str = "secrets.key";
+
+const NONCE_BYTES: usize = 12;
+
+/// Why sealing or opening failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SealingError {
+    /// The configured or stored key is not 32 bytes of hex.
+    #[error("the secrets key must be 64 hex characters (32 bytes)")]
+    BadKey,
+    /// The key file could not be read or written.
+    #[error("cannot use the secrets key file {path}: {source}")]
+    KeyFile {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No randomness for a key or a nonce.
+    #[error("no randomness: {0}")]
+    Random(String),
+    /// The blob was not sealed with this key for this organization, or was altered.
+    #[error("sealed secrets do not open with this installation's key")]
+    Open,
+}
+
+/// Seals and opens secrets with the installation's key.
+#[derive(Clone)]
+pub struct Sealer {
+    cipher: Aes256Gcm,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealer(..)")
+    }
+}
+
+impl Sealer {
+    /// The sealer for a configured key (hex), or the key stored in `data_dir`, generated
+    /// there (mode 0600) on first use.
+    pub fn open_or_create(data_dir: &Path, configured: Option<&str>) -> Result<Self, SealingError> {
+        let key = match configured {
+            Some(hex_key) => parse_key(hex_key)?,
+            None => key_from_file(&data_dir.join(KEY_FILE))?,
+        };
+        Ok(Sealer {
+            cipher: Aes256Gcm::new(&key.into()),
+        })
+    }
+
+    /// Seals `plain` for `organization_id`: nonce, then ciphertext and tag.
+    pub fn seal(&self, organization_id: u64, plain: &[u8]) -> Result<Vec<u8>, SealingError> {
+        let mut nonce = [0u8; NONCE_BYTES];
+        getrandom::fill(&mut nonce).map_err(|error| SealingError::Random(error.to_string()))?;
+        let aad = associated_data(organization_id);
+        let sealed = self
+            .cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plain,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| SealingError::Open)?;
+        let mut out = Vec::with_capacity(NONCE_BYTES + sealed.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    /// Opens what [`Sealer::seal`] made for the same organization.
+    pub fn open(&self, organization_id: u64, sealed: &[u8]) -> Result<Vec<u8>, SealingError> {
+        if sealed.len() < NONCE_BYTES {
+            return Err(SealingError::Open);
+        }
+        let (nonce, body) = sealed.split_at(NONCE_BYTES);
+        let aad = associated_data(organization_id);
+        self.cipher
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: body,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| SealingError::Open)
+    }
+}
+
+fn associated_data(organization_id: u64) -> Vec<u8> {
+    format!("wasmhook secrets v1, organization {organization_id}").into_bytes()
+}
+
+fn parse_key(hex_key: &str) -> Result<[u8; 32], SealingError> {
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(hex_key.trim(), &mut key).map_err(|_| SealingError::BadKey)?;
+    Ok(key)
+}
+
+fn key_from_file(path: &Path) -> Result<[u8; 32], SealingError> {
+    let file_error = |source| SealingError::KeyFile {
+        path: path.display().to_string(),
+        source,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => return parse_key(&text),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(file_error(error)),
+    }
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|error| SealingError::Random(error.to_string()))?;
+    // Written whole under a temporary name, then renamed: a crash never leaves half a key.
+    let temporary = path.with_extension("key.tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&temporary).map_err(file_error)?;
+    file.write_all(hex::encode(key).as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(file_error)?;
+    std::fs::rename(&temporary, path).map_err(file_error)?;
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_secrets_open_only_for_their_organization() -> Result<(), SealingError> {
+        let dir = std::env::temp_dir().join(format!("wasmhook-sealing-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|source| SealingError::KeyFile {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let sealer = Sealer::open_or_create(&dir, None)?;
+        let sealed = sealer.seal(1, b"hunter2")?;
+        assert!(!sealed.windows(7).any(|window| window == b"hunter2"));
+        assert_eq!(sealer.open(1, &sealed)?, b"hunter2");
+        assert!(sealer.open(2, &sealed).is_err());
+        // The same key comes back from the file.
+        let again = Sealer::open_or_create(&dir, None)?;
+        assert_eq!(again.open(1, &sealed)?, b"hunter2");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join(KEY_FILE))
+                .map(|metadata| metadata.permissions().mode() & 0o777)
+                .unwrap_or_default();
+            assert_eq!(mode, 0o600);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+}

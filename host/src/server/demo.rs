@@ -1,0 +1,165 @@
+//! `wasmhook serve --demo`: an organization, an admin, a queue, the hello module and a
+//! hook using it, ready to call, and the curl line that calls it. Running it again reuses
+//! what is there and prints a fresh token.
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde_json::json;
+
+use crate::accounts;
+use crate::api::AppState;
+use crate::model::hook::parse_draft;
+use crate::model::now_rfc3339;
+use crate::store::hooks::{self, SaveContext};
+use crate::store::users::{self, NewUser};
+use crate::store::{organizations, queues, tokens, Window};
+
+/// The demo admin's username.
+pub const DEMO_USER: &str = "demo-admin";
+const DEMO_HOOK: &str = "Hello (demo)";
+/// A demo token lives a week.
+const TOKEN_LIFETIME_S: i64 = 7 * 24 * 3600;
+
+/// Creates (or finds) the demo and prints how to call it.
+pub async fn create(state: &AppState, module_path: &Path) -> anyhow::Result<()> {
+    let bytes = std::fs::read(module_path).with_context(|| {
+        format!(
+            "cannot read the demo module {} (build it with `examples/rust/build.sh hello`, \
+             or point --demo-module at a module)",
+            module_path.display()
+        )
+    })?;
+    let existing = state
+        .store
+        .run(|connection| users::by_username(connection, DEMO_USER))
+        .await?;
+    let (organization_id, user_id, password) = match existing {
+        Some(user) => (user.organization_id, user.id, None),
+        None => {
+            let password = tokens::generate()?[..20].to_owned();
+            let hash = accounts::hash_password(&password)
+                .map_err(|error| anyhow::anyhow!("cannot hash the demo password: {error}"))?;
+            let now = now_rfc3339();
+            let user = state
+                .store
+                .run(move |connection| {
+                    let organization = organizations::create(connection, "Demo", &now)?;
+                    users::create(
+                        connection,
+                        &NewUser {
+                            organization_id: organization.id,
+                            username: DEMO_USER,
+                            password_hash: &hash,
+                            role: "admin",
+                            first_name: "Demo",
+                            last_name: "Admin",
+                            email: "",
+                        },
+                        &now,
+                    )
+                })
+                .await?;
+            (user.organization_id, user.id, Some(password))
+        }
+    };
+    let now = now_rfc3339();
+    let queue_id = state
+        .store
+        .run(move |connection| {
+            let page = queues::list(
+                connection,
+                Some(organization_id),
+                Window {
+                    offset: 0,
+                    limit: 1,
+                },
+            )?;
+            match page.rows.first() {
+                Some(queue) => Ok(queue.id),
+                None => queues::create(
+                    connection,
+                    organization_id,
+                    "Invoices",
+                    &Default::default(),
+                    &now,
+                )
+                .map(|queue| queue.id),
+            }
+        })
+        .await?;
+    let hook_id = match find_hook(state, organization_id).await? {
+        Some(id) => id,
+        None => {
+            let module = state
+                .library
+                .add(organization_id, "hello.wasm".into(), bytes.into())
+                .await
+                .context("the demo module was refused")?;
+            let input = json!({
+                "name": DEMO_HOOK,
+                "events": ["annotation_content", "invocation.manual"],
+                "queues": [queue_id],
+                "config": {"runtime": "wasm", "module": module.id, "timeout_s": 10},
+                "settings": {"greeting": "Hello"},
+                "description": "The hello example: answers every event with a greeting.",
+            });
+            let input = input.as_object().cloned().unwrap_or_default();
+            let draft = parse_draft(&input, &state.bounds)?;
+            let now = now_rfc3339();
+            state
+                .store
+                .run(move |connection| {
+                    let context = SaveContext {
+                        organization_id,
+                        hook_id: None,
+                        sealed_secrets: None,
+                        secrets_keys: &[],
+                        author: Some(user_id),
+                        now: &now,
+                    };
+                    Ok(hooks::save(connection, &draft, &context))
+                })
+                .await??
+                .id
+        }
+    };
+    let token = tokens::generate()?;
+    let stored = token.clone();
+    let expires_at = crate::api::auth::unix_now() + TOKEN_LIFETIME_S;
+    let now = now_rfc3339();
+    state
+        .store
+        .run(move |connection| {
+            tokens::insert(
+                connection,
+                &stored,
+                tokens::Owner::User(user_id),
+                Some(expires_at),
+                &now,
+            )
+        })
+        .await?;
+    eprintln!("demo: organization {organization_id}, queue {queue_id}, hook {hook_id}");
+    if let Some(password) = password {
+        eprintln!("demo: user `{DEMO_USER}`, password `{password}` (shown once)");
+    }
+    eprintln!("demo: call the hook with");
+    eprintln!(
+        "  curl -s -X POST {}/api/v1/hooks/{hook_id}/invoke -H 'Authorization: Bearer {token}' \
+         -H 'Content-Type: application/json' -d '{{\"note\": \"hi\"}}'",
+        state.base_url
+    );
+    Ok(())
+}
+
+async fn find_hook(state: &AppState, organization_id: u64) -> anyhow::Result<Option<u64>> {
+    let hooks = state
+        .store
+        .run(move |connection| hooks::all(connection, Some(organization_id)))
+        .await?;
+    Ok(hooks
+        .iter()
+        .find(|hook| hook.name == DEMO_HOOK)
+        .map(|hook| hook.id))
+}

@@ -1,0 +1,358 @@
+//! Hooks, with their queue subscriptions and run_after relations. A save checks every
+//! reference against the hook's organization, and run_after for cycles, in the same
+//! transaction that writes: a refused hook leaves nothing behind.
+
+use std::collections::{HashMap, HashSet};
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use super::StoreError;
+use crate::model::hook::{Hook, HookDocument, HookDraft, HookError};
+
+/// Why a save did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    /// The hook breaks a rule that needs the database to see.
+    #[error(transparent)]
+    Invalid(#[from] HookError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for SaveError {
+    fn from(error: rusqlite::Error) -> Self {
+        SaveError::Store(StoreError::Database(error))
+    }
+}
+
+/// What a save writes besides the draft.
+#[derive(Debug, Clone)]
+pub struct SaveContext<'a> {
+    /// The organization the hook belongs to.
+    pub organization_id: u64,
+    /// The hook to update, or none to create one.
+    pub hook_id: Option<u64>,
+    /// The sealed secrets to store (already merged with what was stored).
+    pub sealed_secrets: Option<&'a [u8]>,
+    /// Names of the stored secrets.
+    pub secrets_keys: &'a [String],
+    /// The user saving it (none for the operator).
+    pub author: Option<u64>,
+    /// Now.
+    pub now: &'a str,
+}
+
+const COLUMNS: &str = "id, organization_id, name, type, active, module_id, token_owner_id, \
+                       document, sealed_secrets, secrets_keys, created_at, created_by_id, \
+                       modified_at, modified_by_id";
+
+fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Hook> {
+    let document: String = row.get(7)?;
+    let document: HookDocument = serde_json::from_str(&document).map_err(|error| {
+        rusqlite::Error::FromSqlConversionFailure(7, rusqlite::types::Type::Text, Box::new(error))
+    })?;
+    let keys: String = row.get(9)?;
+    Ok(Hook {
+        id: row.get(0)?,
+        organization_id: row.get(1)?,
+        name: row.get(2)?,
+        hook_type: row.get(3)?,
+        active: row.get(4)?,
+        module_id: row.get(5)?,
+        token_owner: row.get(6)?,
+        document,
+        sealed_secrets: row.get(8)?,
+        secrets_keys: serde_json::from_str(&keys).unwrap_or_default(),
+        created_at: row.get(10)?,
+        created_by: row.get(11)?,
+        modified_at: row.get(12)?,
+        modified_by: row.get(13)?,
+        queues: Vec::new(),
+        run_after: Vec::new(),
+    })
+}
+
+fn ids(connection: &Connection, sql: &str, id: u64) -> rusqlite::Result<Vec<u64>> {
+    let mut statement = connection.prepare_cached(sql)?;
+    let rows = statement
+        .query_map([id], |row| row.get(0))?
+        .collect::<rusqlite::Result<Vec<u64>>>();
+    rows
+}
+
+fn with_relations(connection: &Connection, mut hook: Hook) -> rusqlite::Result<Hook> {
+    hook.queues = ids(
+        connection,
+        "SELECT queue_id FROM hook_queues WHERE hook_id = ?1 ORDER BY queue_id",
+        hook.id,
+    )?;
+    hook.run_after = ids(
+        connection,
+        "SELECT predecessor_id FROM hook_run_after WHERE hook_id = ?1 ORDER BY predecessor_id",
+        hook.id,
+    )?;
+    Ok(hook)
+}
+
+/// One hook.
+pub fn get(connection: &Connection, id: u64) -> Result<Option<Hook>, StoreError> {
+    let hook = connection
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM hooks WHERE id = ?1"),
+            [id],
+            from_row,
+        )
+        .optional()?;
+    Ok(match hook {
+        Some(hook) => Some(with_relations(connection, hook)?),
+        None => None,
+    })
+}
+
+/// Every hook of an organization (or of all), by id. Organizations have tens or hundreds
+/// of hooks, so filtering and ordering happen on this list.
+pub fn all(connection: &Connection, organization: Option<u64>) -> Result<Vec<Hook>, StoreError> {
+    let mut statement = connection.prepare(&format!(
+        "SELECT {COLUMNS} FROM hooks WHERE ?1 IS NULL OR organization_id = ?1 ORDER BY id"
+    ))?;
+    let hooks = statement
+        .query_map([organization], from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(hooks
+        .into_iter()
+        .map(|hook| with_relations(connection, hook))
+        .collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Creates or updates a hook from a validated draft, after checking its references.
+pub fn save(
+    connection: &mut Connection,
+    draft: &HookDraft,
+    context: &SaveContext<'_>,
+) -> Result<Hook, SaveError> {
+    let transaction = connection.transaction()?;
+    check_references(&transaction, draft, context)?;
+    let document = serde_json::to_string(&draft.document)
+        .map_err(|error| StoreError::Task(format!("cannot serialize a hook: {error}")))?;
+    let keys = serde_json::to_string(context.secrets_keys)
+        .map_err(|error| StoreError::Task(format!("cannot serialize secret names: {error}")))?;
+    let id = match context.hook_id {
+        Some(id) => {
+            transaction.execute(
+                "UPDATE hooks SET name = ?2, type = ?3, active = ?4, module_id = ?5,
+                        token_owner_id = ?6, document = ?7, sealed_secrets = ?8,
+                        secrets_keys = ?9, modified_at = ?10, modified_by_id = ?11
+                 WHERE id = ?1",
+                params![
+                    id,
+                    draft.name,
+                    draft.hook_type,
+                    draft.active,
+                    draft.module_id,
+                    draft.token_owner,
+                    document,
+                    context.sealed_secrets,
+                    keys,
+                    context.now,
+                    context.author
+                ],
+            )?;
+            transaction.execute("DELETE FROM hook_queues WHERE hook_id = ?1", [id])?;
+            transaction.execute("DELETE FROM hook_run_after WHERE hook_id = ?1", [id])?;
+            id
+        }
+        None => {
+            transaction.execute(
+                "INSERT INTO hooks (organization_id, name, type, active, module_id,
+                                    token_owner_id, document, sealed_secrets, secrets_keys,
+                                    created_at, created_by_id, modified_at, modified_by_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?10, ?11)",
+                params![
+                    context.organization_id,
+                    draft.name,
+                    draft.hook_type,
+                    draft.active,
+                    draft.module_id,
+                    draft.token_owner,
+                    document,
+                    context.sealed_secrets,
+                    keys,
+                    context.now,
+                    context.author
+                ],
+            )?;
+            transaction.last_insert_rowid() as u64
+        }
+    };
+    for queue in &draft.queues {
+        transaction.execute(
+            "INSERT INTO hook_queues (hook_id, queue_id) VALUES (?1, ?2)",
+            params![id, queue],
+        )?;
+    }
+    for predecessor in &draft.run_after {
+        transaction.execute(
+            "INSERT INTO hook_run_after (hook_id, predecessor_id) VALUES (?1, ?2)",
+            params![id, predecessor],
+        )?;
+    }
+    let hook =
+        get(&transaction, id)?.ok_or(StoreError::Database(rusqlite::Error::QueryReturnedNoRows))?;
+    transaction.commit()?;
+    Ok(hook)
+}
+
+fn check_references(
+    transaction: &Transaction<'_>,
+    draft: &HookDraft,
+    context: &SaveContext<'_>,
+) -> Result<(), SaveError> {
+    let organization = context.organization_id;
+    let owned = |table: &str, id: u64| -> rusqlite::Result<bool> {
+        transaction
+            .prepare_cached(&format!(
+                "SELECT 1 FROM {table} WHERE id = ?1 AND organization_id = ?2"
+            ))?
+            .exists(params![id, organization])
+    };
+    for queue in &draft.queues {
+        if !owned("queues", *queue)? {
+            return Err(
+                HookError::new("queues", format!("no queue {queue} in this organization")).into(),
+            );
+        }
+    }
+    if let Some(module) = draft.module_id {
+        if !owned("modules", module)? {
+            return Err(HookError::new(
+                "config.module",
+                format!("no module {module} in this organization"),
+            )
+            .into());
+        }
+    }
+    if let Some(owner) = draft.token_owner {
+        let active: Option<bool> = transaction
+            .query_row(
+                "SELECT is_active FROM users WHERE id = ?1 AND organization_id = ?2",
+                params![owner, organization],
+                |row| row.get(0),
+            )
+            .optional()?;
+        match active {
+            Some(true) => {}
+            Some(false) => {
+                return Err(
+                    HookError::new("token_owner", format!("user {owner} is inactive")).into(),
+                )
+            }
+            None => {
+                return Err(HookError::new(
+                    "token_owner",
+                    format!(
+                        "no user {owner} in this organization (the operator cannot own tokens)"
+                    ),
+                )
+                .into())
+            }
+        }
+    }
+    for predecessor in &draft.run_after {
+        if Some(*predecessor) == context.hook_id {
+            return Err(HookError::new("run_after", "a hook cannot run after itself").into());
+        }
+        if !owned("hooks", *predecessor)? {
+            return Err(HookError::new(
+                "run_after",
+                format!("no hook {predecessor} in this organization"),
+            )
+            .into());
+        }
+    }
+    if let Some(id) = context.hook_id {
+        if let Some(cycle) = find_cycle(transaction, organization, id, &draft.run_after)? {
+            let names = hook_names(transaction, organization)?;
+            let path: Vec<String> = cycle
+                .iter()
+                .map(|id| match names.get(id) {
+                    Some(name) => format!("{id} ({name})"),
+                    None => id.to_string(),
+                })
+                .collect();
+            return Err(HookError::new(
+                "run_after",
+                format!(
+                    "this makes a cycle: hook {} (each runs after the next)",
+                    path.join(" -> ")
+                ),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+fn hook_names(
+    connection: &Connection,
+    organization: u64,
+) -> rusqlite::Result<HashMap<u64, String>> {
+    let mut statement =
+        connection.prepare("SELECT id, name FROM hooks WHERE organization_id = ?1")?;
+    let rows = statement
+        .query_map([organization], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<HashMap<u64, String>>>();
+    rows
+}
+
+/// A path `hook -> ... -> hook` along run_after if giving `hook` these predecessors makes a
+/// cycle.
+fn find_cycle(
+    connection: &Connection,
+    organization: u64,
+    hook: u64,
+    predecessors: &[u64],
+) -> rusqlite::Result<Option<Vec<u64>>> {
+    let mut edges: HashMap<u64, Vec<u64>> = HashMap::new();
+    let mut statement = connection.prepare(
+        "SELECT r.hook_id, r.predecessor_id FROM hook_run_after r
+         JOIN hooks h ON h.id = r.hook_id WHERE h.organization_id = ?1",
+    )?;
+    for edge in statement.query_map([organization], |row| Ok((row.get(0)?, row.get(1)?)))? {
+        let (from, to): (u64, u64) = edge?;
+        if from != hook {
+            edges.entry(from).or_default().push(to);
+        }
+    }
+    edges.insert(hook, predecessors.to_vec());
+    // Depth-first from the hook; a path back to it is the cycle.
+    let mut visited = HashSet::new();
+    let mut path = vec![hook];
+    Ok(walk(&edges, hook, hook, &mut visited, &mut path).then_some(path))
+}
+
+fn walk(
+    edges: &HashMap<u64, Vec<u64>>,
+    start: u64,
+    at: u64,
+    visited: &mut HashSet<u64>,
+    path: &mut Vec<u64>,
+) -> bool {
+    for next in edges.get(&at).into_iter().flatten() {
+        path.push(*next);
+        if *next == start {
+            return true;
+        }
+        if visited.insert(*next) && walk(edges, start, *next, visited, path) {
+            return true;
+        }
+        path.pop();
+    }
+    false
+}
+
+/// Deletes a hook (its relations go with it; its run logs stay for their retention).
+pub fn delete(connection: &Connection, id: u64) -> Result<(), StoreError> {
+    connection.execute("DELETE FROM hooks WHERE id = ?1", [id])?;
+    Ok(())
+}

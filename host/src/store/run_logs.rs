@@ -1,0 +1,172 @@
+//! Run logs: one row per run, the searchable fields as columns and the whole record as
+//! JSON. Written in batches by the dispatcher's writer; read newest first with Rossum's
+//! filters; deleted after the retention.
+
+use rusqlite::types::ToSql;
+use rusqlite::{params, Connection};
+
+use super::StoreError;
+use crate::model::RunLog;
+
+/// Rossum's filters of `GET /hooks/logs`; every list is "any of".
+#[derive(Debug, Clone, Default)]
+pub struct RunLogFilter {
+    /// Only this organization's logs (none: the operator sees all).
+    pub organization: Option<u64>,
+    /// Hook ids.
+    pub hooks: Vec<u64>,
+    /// Queue ids.
+    pub queues: Vec<u64>,
+    /// Annotation ids.
+    pub annotations: Vec<u64>,
+    /// Email ids.
+    pub emails: Vec<u64>,
+    /// INFO, WARNING, ERROR.
+    pub log_levels: Vec<String>,
+    /// completed, failed, timeout, cancelled.
+    pub statuses: Vec<String>,
+    /// HTTP status codes.
+    pub status_codes: Vec<u16>,
+    /// One call.
+    pub request_id: Option<String>,
+    /// Bounds on `timestamp`, `start` and `end` (RFC 3339, as stored).
+    pub timestamp_before: Option<String>,
+    /// See `timestamp_before`.
+    pub timestamp_after: Option<String>,
+    /// See `timestamp_before`.
+    pub start_before: Option<String>,
+    /// See `timestamp_before`.
+    pub start_after: Option<String>,
+    /// See `timestamp_before`.
+    pub end_before: Option<String>,
+    /// See `timestamp_before`.
+    pub end_after: Option<String>,
+    /// Text anywhere in the record.
+    pub search: Option<String>,
+    /// The most rows to return.
+    pub limit: u64,
+}
+
+/// Writes a batch of run logs in one transaction.
+pub fn insert_batch(connection: &mut Connection, logs: &[RunLog]) -> Result<(), StoreError> {
+    let transaction = connection.transaction()?;
+    {
+        let mut statement = transaction.prepare_cached(
+            "INSERT INTO run_logs (uuid, organization_id, hook_id, request_id, queue_id,
+                                   annotation_id, email_id, log_level, status, status_code,
+                                   timestamp, start, end, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        )?;
+        for log in logs {
+            let body = serde_json::to_string(log).map_err(|error| {
+                StoreError::Task(format!("cannot serialize a run log: {error}"))
+            })?;
+            statement.execute(params![
+                log.uuid,
+                log.organization_id,
+                log.hook_id,
+                log.request_id,
+                log.queue_id,
+                log.annotation_id,
+                log.email_id,
+                serde_json::to_value(log.log_level)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned)),
+                serde_json::to_value(log.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned)),
+                log.status_code,
+                log.timestamp,
+                log.start,
+                log.end,
+                body
+            ])?;
+        }
+    }
+    transaction.commit()?;
+    Ok(())
+}
+
+/// Run logs matching a filter, newest start first.
+pub fn query(connection: &Connection, filter: &RunLogFilter) -> Result<Vec<RunLog>, StoreError> {
+    let mut sql = String::from("SELECT body FROM run_logs WHERE 1 = 1");
+    let mut values: Vec<Box<dyn ToSql>> = Vec::new();
+    if let Some(organization) = filter.organization {
+        sql.push_str(" AND organization_id = ?");
+        values.push(Box::new(organization));
+    }
+    any_of(&mut sql, &mut values, "hook_id", &filter.hooks);
+    any_of(&mut sql, &mut values, "queue_id", &filter.queues);
+    any_of(&mut sql, &mut values, "annotation_id", &filter.annotations);
+    any_of(&mut sql, &mut values, "email_id", &filter.emails);
+    any_of(&mut sql, &mut values, "log_level", &filter.log_levels);
+    any_of(&mut sql, &mut values, "status", &filter.statuses);
+    any_of(&mut sql, &mut values, "status_code", &filter.status_codes);
+    let mut compare = |column: &str, operator: &str, bound: &Option<String>| {
+        if let Some(bound) = bound {
+            sql.push_str(&format!(" AND {column} {operator} ?"));
+            values.push(Box::new(bound.clone()));
+        }
+    };
+    compare("request_id", "=", &filter.request_id);
+    compare("timestamp", "<", &filter.timestamp_before);
+    compare("timestamp", ">", &filter.timestamp_after);
+    compare("start", "<", &filter.start_before);
+    compare("start", ">", &filter.start_after);
+    compare("end", "<", &filter.end_before);
+    compare("end", ">", &filter.end_after);
+    if let Some(text) = &filter.search {
+        let escaped = text
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        sql.push_str(" AND body LIKE ? ESCAPE '\\'");
+        values.push(Box::new(format!("%{escaped}%")));
+    }
+    sql.push_str(" ORDER BY start DESC, id DESC LIMIT ?");
+    values.push(Box::new(filter.limit));
+    let mut statement = connection.prepare(&sql)?;
+    let parameters: Vec<&dyn ToSql> = values.iter().map(AsRef::as_ref).collect();
+    let bodies = statement
+        .query_map(parameters.as_slice(), |row| row.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    bodies
+        .iter()
+        .map(|body| {
+            serde_json::from_str(body)
+                .map_err(|error| StoreError::Task(format!("unreadable run log: {error}")))
+        })
+        .collect()
+}
+
+fn any_of<T: ToSql + Clone + 'static>(
+    sql: &mut String,
+    values: &mut Vec<Box<dyn ToSql>>,
+    column: &str,
+    wanted: &[T],
+) {
+    if wanted.is_empty() {
+        return;
+    }
+    let marks = vec!["?"; wanted.len()].join(", ");
+    sql.push_str(&format!(" AND {column} IN ({marks})"));
+    values.extend(
+        wanted
+            .iter()
+            .map(|value| Box::new(value.clone()) as Box<dyn ToSql>),
+    );
+}
+
+/// How many run logs a request id has (tests and the load suite count them).
+pub fn count_for_request(connection: &Connection, request_id: &str) -> Result<u64, StoreError> {
+    Ok(connection.query_row(
+        "SELECT COUNT(*) FROM run_logs WHERE request_id = ?1",
+        [request_id],
+        |row| row.get(0),
+    )?)
+}
+
+/// Deletes run logs that started before `cutoff`; returns how many.
+pub fn delete_before(connection: &Connection, cutoff: &str) -> Result<usize, StoreError> {
+    Ok(connection.execute("DELETE FROM run_logs WHERE start < ?1", [cutoff])?)
+}

@@ -1,0 +1,1089 @@
+//! Modules, queues, hooks, calls, tokens, secrets and run logs over HTTP against the real
+//! `wasmhook serve` on a free port with a temporary data directory.
+
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use reqwest::blocking::multipart;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use wasmhook_tests::guests::{HELLO, HOSTILE, INVOICE_CHECK, OTHER_WORLD};
+
+use super::server::{id_of, Server, OPERATOR_TOKEN};
+
+/// One organization ready to work: its admin's token.
+struct Tenant<'a> {
+    server: &'a Server,
+    token: String,
+}
+
+impl<'a> Tenant<'a> {
+    fn new(server: &'a Server, name: &str) -> Self {
+        let (_, token) = server.organization_with_admin(name);
+        Tenant { server, token }
+    }
+
+    fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.server.get(path, &self.token)
+    }
+
+    fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.server.post(path, Some(&self.token), body)
+    }
+
+    fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.server
+            .send(Method::PATCH, path, Some(&self.token), Some(body))
+    }
+
+    fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.server
+            .send(Method::PUT, path, Some(&self.token), Some(body))
+    }
+
+    fn delete(&self, path: &str) -> StatusCode {
+        self.server
+            .client
+            .delete(self.server.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .expect("the server answers")
+            .status()
+    }
+
+    /// Uploads a module's bytes raw; returns the status and the answer.
+    fn upload_bytes(&self, bytes: Vec<u8>, name: &str) -> (StatusCode, Value) {
+        let response = self
+            .server
+            .client
+            .post(self.server.url(&format!("/modules?name={name}")))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/wasm")
+            .body(bytes)
+            .send()
+            .expect("the server answers");
+        let status = response.status();
+        (status, response.json().expect("a JSON answer"))
+    }
+
+    /// Uploads a built guest and returns its module URL.
+    fn upload(&self, path: &str) -> String {
+        let bytes = std::fs::read(path).expect("the guest was built");
+        let (status, module) = self.upload_bytes(bytes, "guest.wasm");
+        assert_eq!(status, StatusCode::CREATED, "{module}");
+        module["url"].as_str().expect("a URL").to_owned()
+    }
+
+    /// Creates a function hook running `module` with these extra fields.
+    fn hook(&self, module: &str, extra: Value) -> Value {
+        let mut body = json!({
+            "name": "a hook",
+            "events": ["annotation_content", "invocation.manual"],
+            "config": {"runtime": "wasm", "module": module, "timeout_s": 5},
+        });
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        let (status, hook) = self.post("/hooks", body);
+        assert_eq!(status, StatusCode::CREATED, "{hook}");
+        hook
+    }
+
+    fn test_call(&self, hook: &Value, payload: Value) -> (StatusCode, Value) {
+        self.post(
+            &format!("/hooks/{}/test", hook["id"]),
+            json!({ "payload": payload }),
+        )
+    }
+
+    fn invoke(&self, hook: &Value, body: Value) -> (StatusCode, Value) {
+        self.post(&format!("/hooks/{}/invoke", hook["id"]), body)
+    }
+}
+
+fn initialize() -> Value {
+    json!({"event": "annotation_content", "action": "initialize", "annotation": {"id": 314, "content": []}})
+}
+
+fn temp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("a temporary directory")
+}
+
+#[test]
+fn a_module_is_uploaded_hooked_tested_invoked_and_logged() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+
+    // Raw upload: validated and compiled at once.
+    let hello = acme.upload(HELLO);
+    let (status, module) = acme.get(&format!("/modules/{}", id_of(&hello)));
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(module["status"], "ready");
+    assert_eq!(module["kind"], "component");
+    assert_eq!(module["sha256"].as_str().map(str::len), Some(64));
+    assert!(module["exports"].to_string().contains("handle"), "{module}");
+
+    // Multipart upload.
+    let form = multipart::Form::new().text("name", "invoice-check").part(
+        "file",
+        multipart::Part::bytes(std::fs::read(INVOICE_CHECK).expect("built"))
+            .file_name("invoice_check.wasm"),
+    );
+    let response = server
+        .client
+        .post(server.url("/modules"))
+        .bearer_auth(&acme.token)
+        .multipart(form)
+        .send()
+        .expect("answers");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let invoice: Value = response.json().expect("JSON");
+    assert_eq!(invoice["name"], "invoice-check");
+    let (_, modules) = acme.get("/modules");
+    assert_eq!(modules["pagination"]["total"], 2);
+
+    let (status, queue) = acme.post(
+        "/queues",
+        json!({"name": "Invoices", "metadata": {"region": "eu"}}),
+    );
+    assert_eq!(status, StatusCode::CREATED, "{queue}");
+    let hook = acme.hook(
+        &hello,
+        json!({
+            "name": "Greeter",
+            "queues": [queue["url"]],
+            "settings": {"greeting": "Ahoj"},
+            "settings_schema": {"type": "object", "properties": {"greeting": {"type": "string"}}},
+            "metadata": {"team": "ap"},
+            "sideload": ["queues"],
+            "description": "says hello",
+            "token_lifetime_s": 60,
+            "test": {"saved_input": {}},
+        }),
+    );
+    for field in [
+        "id",
+        "url",
+        "name",
+        "type",
+        "queues",
+        "run_after",
+        "active",
+        "events",
+        "sideload",
+        "metadata",
+        "config",
+        "test",
+        "token_owner",
+        "token_lifetime_s",
+        "description",
+        "extension_source",
+        "settings",
+        "settings_schema",
+        "secrets_schema",
+        "guide",
+        "read_more_url",
+        "extension_image_url",
+        "status",
+        "created_at",
+        "modified_at",
+        "created_by",
+        "modified_by",
+    ] {
+        assert!(
+            hook.get(field).is_some(),
+            "the hook lacks `{field}`: {hook}"
+        );
+    }
+    assert_eq!(hook["type"], "function");
+    assert_eq!(hook["status"], "ready");
+    assert_eq!(hook["config"]["module"], Value::String(hello.clone()));
+    assert_eq!(hook["extension_source"], "custom");
+    let (_, queue) = acme.get(&format!("/queues/{}", queue["id"]));
+    assert_eq!(queue["hooks"], json!([hook["url"]]));
+
+    // Test: the response and the captured output.
+    let (status, tested) = acme.test_call(&hook, initialize());
+    assert_eq!(status, StatusCode::OK, "{tested}");
+    assert_eq!(
+        tested["response"]["messages"][0]["content"],
+        "Ahoj, annotation_content.initialize!"
+    );
+    assert!(
+        tested["log"].as_str().unwrap_or("").contains("Ahoj"),
+        "{tested}"
+    );
+
+    // Invoke: invocation.manual with the body merged in.
+    let (status, invoked) = acme.invoke(&hook, json!({"SAP_ID": "1234"}));
+    assert_eq!(status, StatusCode::OK, "{invoked}");
+    assert_eq!(
+        invoked["messages"][0]["content"],
+        "Ahoj, invocation.manual!"
+    );
+
+    // Both runs are logged, newest first, in HookRunData's shape.
+    let (status, logs) = acme.get(&format!("/hooks/logs?hook={}", hook["id"]));
+    assert_eq!(status, StatusCode::OK, "{logs}");
+    let results = logs["results"].as_array().cloned().unwrap_or_default();
+    assert_eq!(results.len(), 2, "{logs}");
+    assert_eq!(results[0]["action"], "manual");
+    assert_eq!(results[1]["action"], "initialize");
+    assert_eq!(results[1]["annotation_id"], 314);
+    for log in &results {
+        assert_eq!(log["status"], "completed");
+        assert_eq!(log["log_level"], "INFO");
+        assert_eq!(log["hook_type"], "function");
+        assert!(
+            log["request"].is_string() && log["response"].is_string(),
+            "{log}"
+        );
+        for field in [
+            "uuid",
+            "request_id",
+            "organization_id",
+            "hook_id",
+            "start",
+            "end",
+            "timestamp",
+            "settings",
+            "output",
+            "message",
+            "status_code",
+            "queue_id",
+            "email_id",
+        ] {
+            assert!(log.get(field).is_some(), "a log lacks `{field}`: {log}");
+        }
+    }
+    let request: Value =
+        serde_json::from_str(results[0]["request"].as_str().unwrap_or("")).expect("JSON text");
+    assert_eq!(request["SAP_ID"], "1234");
+    let (_, one) = acme.get(&format!(
+        "/hooks/logs?request_id={}",
+        results[0]["request_id"].as_str().unwrap_or("")
+    ));
+    assert_eq!(one["results"].as_array().map(Vec::len), Some(1));
+    let (_, searched) = acme.get("/hooks/logs?search=SAP_ID");
+    assert_eq!(searched["results"].as_array().map(Vec::len), Some(1));
+    let (_, none) = acme.get("/hooks/logs?status=failed");
+    assert_eq!(none["results"], json!([]));
+
+    // PATCH changes what is sent; PUT replaces the whole.
+    let (status, patched) = acme.patch(
+        &format!("/hooks/{}", hook["id"]),
+        json!({"name": "Renamed", "active": false}),
+    );
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["name"], "Renamed");
+    assert_eq!(patched["settings"]["greeting"], "Ahoj");
+    let (status, replaced) = acme.put(
+        &format!("/hooks/{}", hook["id"]),
+        json!({"name": "Whole", "events": ["invocation"], "config": {"runtime": "wasm", "module": hello}}),
+    );
+    assert_eq!(status, StatusCode::OK, "{replaced}");
+    assert_eq!(replaced["settings"], json!({}));
+    assert_eq!(replaced["queues"], json!([]));
+    assert_eq!(replaced["active"], true);
+    let (_, listed) = acme.get("/hooks?name=Whole");
+    assert_eq!(listed["pagination"]["total"], 1);
+
+    // A module in use cannot be deleted; once its hook is gone, it can.
+    let path = format!("/modules/{}", id_of(&hello));
+    let (status, refused) = server.send(Method::DELETE, &path, Some(&acme.token), None);
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        refused["detail"].as_str().unwrap_or("").contains("/hooks/"),
+        "{refused}"
+    );
+    assert_eq!(
+        acme.delete(&format!("/hooks/{}", hook["id"])),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(acme.delete(&path), StatusCode::NO_CONTENT);
+    assert_eq!(acme.get(&path).0, StatusCode::NOT_FOUND);
+    // The logs outlive the hook.
+    let (_, logs) = acme.get(&format!("/hooks/logs?hook={}", hook["id"]));
+    assert_eq!(logs["results"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn bad_modules_and_hooks_get_a_400_naming_the_reason_and_nothing_is_written() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+
+    let (status, answer) = acme.upload_bytes(b"definitely not wasm".to_vec(), "x.wasm");
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        answer["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not a WebAssembly module"),
+        "{answer}"
+    );
+    let (status, answer) = acme.upload_bytes(std::fs::read(OTHER_WORLD).expect("built"), "x.wasm");
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        answer["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("does not export"),
+        "{answer}"
+    );
+    let mut truncated = std::fs::read(HELLO).expect("built");
+    truncated.truncate(truncated.len() / 2);
+    let (status, answer) = acme.upload_bytes(truncated, "x.wasm");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let (status, answer) = acme.upload_bytes(vec![0; 65 * 1024 * 1024], "big.wasm");
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+    let response = server
+        .client
+        .post(server.url("/modules"))
+        .bearer_auth(&acme.token)
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send()
+        .expect("answers");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let (_, modules) = acme.get("/modules");
+    assert_eq!(
+        modules["pagination"]["total"], 0,
+        "a refused module was stored"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("modules"))
+            .map(|d| d.count())
+            .unwrap_or(0),
+        0
+    );
+
+    let hello = acme.upload(HELLO);
+    let other = Tenant::new(&server, "other");
+    let foreign_module = other.upload(HELLO);
+    let (_, foreign_user) = server.get("/users?organization=2", OPERATOR_TOKEN);
+    let foreign_user = foreign_user["results"][0]["url"].clone();
+    let config = |extra: Value| {
+        let mut config = json!({"runtime": "wasm", "module": hello});
+        if let (Some(config), Some(extra)) = (config.as_object_mut(), extra.as_object()) {
+            config.extend(extra.clone());
+        }
+        config
+    };
+    let cases = [
+        (json!({"events": ["annotation_content.exploded"]}), "events"),
+        (json!({"events": ["nonsense"]}), "events"),
+        (
+            json!({"config": config(json!({"timeout_s": 0}))}),
+            "config.timeout_s",
+        ),
+        (
+            json!({"config": config(json!({"timeout_s": 61}))}),
+            "config.timeout_s",
+        ),
+        (
+            json!({"config": config(json!({"memory_size_mb": 4096}))}),
+            "config.memory_size_mb",
+        ),
+        (
+            json!({"config": config(json!({"retry_count": 9}))}),
+            "config.retry_count",
+        ),
+        (
+            json!({"config": config(json!({"runtime": "python3.12"}))}),
+            "config.runtime",
+        ),
+        (
+            json!({"config": {"runtime": "wasm", "module": foreign_module}}),
+            "config.module",
+        ),
+        (
+            json!({"config": {"runtime": "wasm", "module": "/api/v1/modules/999"}}),
+            "config.module",
+        ),
+        (json!({"token_lifetime_s": 7201}), "token_lifetime_s"),
+        (json!({"token_owner": foreign_user}), "token_owner"),
+        (
+            json!({"settings_schema": {"type": "object", "required": ["greeting"]}}),
+            "settings",
+        ),
+        (
+            json!({"settings_schema": {"type": "nonsense"}}),
+            "settings_schema",
+        ),
+        (
+            json!({"secrets_schema": {"type": "object"}}),
+            "secrets_schema",
+        ),
+        (json!({"secrets": {"k": 5}}), "secrets.k"),
+        (json!({"queues": ["/api/v1/queues/999"]}), "queues"),
+        (json!({"run_after": ["/api/v1/hooks/999"]}), "run_after"),
+        (json!({"type": "webhook"}), "type"),
+        (json!({"name": ""}), "name"),
+        (json!({"unknown_field": 1}), "unknown_field"),
+    ];
+    for (extra, field) in cases {
+        let mut body = json!({"name": "h", "events": ["invocation"], "config": config(json!({}))});
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        let (status, answer) = acme.post("/hooks", body);
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{extra}: {answer}");
+        let detail = answer["detail"].as_str().unwrap_or("");
+        assert!(
+            detail.starts_with(&format!("{field}:")),
+            "{extra}: {detail}"
+        );
+    }
+    // Malformed JSON, and a body that is not an object.
+    let response = server
+        .client
+        .post(server.url("/hooks"))
+        .bearer_auth(&acme.token)
+        .header("content-type", "application/json")
+        .body("{\"name\": ")
+        .send()
+        .expect("answers");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let (status, _) = server.send(Method::POST, "/hooks", Some(&acme.token), Some(json!([1])));
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, hooks) = acme.get("/hooks");
+    assert_eq!(hooks["pagination"]["total"], 0, "a refused hook was stored");
+
+    // Calls with bad input.
+    let hook = acme.hook(&hello, json!({}));
+    let (status, answer) = acme.test_call(
+        &hook,
+        json!({"event": "annotation_content", "action": "exploded"}),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let (status, answer) = acme.post(
+        &format!("/hooks/{}/test", hook["id"]),
+        json!({"nothing": 1}),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let (status, answer) = acme.invoke(&hook, json!({"secrets": {}}));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let (status, answer) = acme.post(
+        "/events",
+        json!({"event": "annotation_content", "action": "nope", "payload": {}}),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let (status, answer) = acme.get("/hooks/logs?page_size=1000");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let (status, answer) = acme.get("/hooks/logs?colour=red");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let (status, answer) = acme.get("/hooks/logs?start_before=yesterday");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(acme.get("/hooks/abc").0, StatusCode::NOT_FOUND);
+    // A hook that does not subscribe to invocation.manual cannot be invoked.
+    let (_, quiet) = acme.patch(
+        &format!("/hooks/{}", hook["id"]),
+        json!({"events": ["annotation_status"]}),
+    );
+    let (status, answer) = acme.invoke(&quiet, json!({}));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        answer["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("invocation.manual"),
+        "{answer}"
+    );
+}
+
+#[test]
+fn run_after_cycles_are_refused_naming_the_cycle() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let hello = acme.upload(HELLO);
+    let a = acme.hook(&hello, json!({"name": "A"}));
+    let b = acme.hook(&hello, json!({"name": "B", "run_after": [a["url"]]}));
+    let c = acme.hook(&hello, json!({"name": "C", "run_after": [b["url"]]}));
+    let (status, answer) = acme.patch(
+        &format!("/hooks/{}", a["id"]),
+        json!({"run_after": [c["url"]]}),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let detail = answer["detail"].as_str().unwrap_or("");
+    assert!(detail.starts_with("run_after:"), "{detail}");
+    for name in ["(A)", "(B)", "(C)"] {
+        assert!(detail.contains(name), "{detail}");
+    }
+    let (status, answer) = acme.patch(
+        &format!("/hooks/{}", a["id"]),
+        json!({"run_after": [a["url"]]}),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let (_, unchanged) = acme.get(&format!("/hooks/{}", a["id"]));
+    assert_eq!(unchanged["run_after"], json!([]));
+}
+
+#[test]
+fn secrets_are_write_only_encrypted_at_rest_and_never_logged() {
+    const SECRET: &str = "s3cr3t-value-that-must-never-leak";
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let hostile = acme.upload(HOSTILE);
+    let hook = acme.hook(
+        &hostile,
+        json!({"settings": {"behavior": "print_secret"}, "secrets": {"api_key": SECRET, "other": "x-other-secret"},
+               "config": {"runtime": "wasm", "module": hostile, "secret": "signing-secret-value"}}),
+    );
+    assert!(!hook.to_string().contains(SECRET), "{hook}");
+    assert!(!hook.to_string().contains("signing-secret-value"), "{hook}");
+    let (_, keys) = acme.get(&format!("/hooks/{}/secrets_keys", hook["id"]));
+    assert_eq!(keys, json!(["api_key", "other"]));
+    let (status, tested) = acme.test_call(&hook, initialize());
+    assert_eq!(status, StatusCode::OK, "{tested}");
+    assert!(
+        !tested["log"].as_str().unwrap_or("").contains(SECRET),
+        "{tested}"
+    );
+    assert!(
+        tested["log"].as_str().unwrap_or("").contains("[redacted"),
+        "{tested}"
+    );
+    // A PATCH without secrets keeps them; a schema that refuses them is refused.
+    let (status, _) = acme.patch(
+        &format!("/hooks/{}", hook["id"]),
+        json!({"name": "renamed"}),
+    );
+    assert_eq!(status, StatusCode::OK);
+    let (status, answer) = acme.patch(
+        &format!("/hooks/{}", hook["id"]),
+        json!({"secrets_schema": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 5}}}),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(!answer.to_string().contains(SECRET), "{answer}");
+    let (status, tested) = acme.test_call(&hook, initialize());
+    assert_eq!(status, StatusCode::OK, "{tested}");
+    let (_, logs) = acme.get("/hooks/logs");
+    assert_eq!(logs["results"].as_array().map(Vec::len), Some(2));
+    assert!(
+        !logs.to_string().contains(SECRET),
+        "a run log holds the secret"
+    );
+    drop(server);
+    let mut stored = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).expect("the data directory") {
+        let path = entry.expect("an entry").path();
+        if path.is_file() {
+            stored.extend(std::fs::read(&path).expect("readable"));
+        }
+    }
+    assert!(!stored.is_empty());
+    for value in [SECRET, "x-other-secret", "signing-secret-value"] {
+        assert!(
+            !stored
+                .windows(value.len())
+                .any(|window| window == value.as_bytes()),
+            "`{value}` is stored in the clear"
+        );
+    }
+}
+
+#[test]
+fn a_minted_token_works_during_its_lifetime_and_not_after() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let hostile = acme.upload(HOSTILE);
+    let (_, me) = acme.get("/users");
+    let owner = me["results"][0]["url"].clone();
+    for (lifetime, alive_after) in [(0, false), (2, true)] {
+        let hook = acme.hook(
+            &hostile,
+            json!({"settings": {"behavior": "echo_token"}, "token_owner": owner, "token_lifetime_s": lifetime}),
+        );
+        let (status, tested) = acme.test_call(&hook, initialize());
+        assert_eq!(status, StatusCode::OK, "{tested}");
+        let token = tested["response"]["token"]
+            .as_str()
+            .expect("a token")
+            .to_owned();
+        let (status, _) = server.get(&format!("/hooks/{}", hook["id"]), &token);
+        assert_eq!(
+            status == StatusCode::OK,
+            alive_after,
+            "lifetime {lifetime}: {status}"
+        );
+        if alive_after {
+            std::thread::sleep(Duration::from_millis(3100));
+            let (status, _) = server.get(&format!("/hooks/{}", hook["id"]), &token);
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "lifetime {lifetime} after it"
+            );
+        }
+        // The token never reaches the run log.
+        let (_, logs) = acme.get(&format!("/hooks/logs?hook={}", hook["id"]));
+        assert!(!logs.to_string().contains(&token));
+    }
+    // Without an owner there is no token.
+    let hook = acme.hook(&hostile, json!({"settings": {"behavior": "echo_token"}}));
+    let (_, tested) = acme.test_call(&hook, initialize());
+    assert_eq!(tested["response"]["token"], Value::Null);
+}
+
+fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+#[test]
+fn a_signed_invocation_needs_the_right_signature() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let hello = acme.upload(HELLO);
+    let hook = acme.hook(
+        &hello,
+        json!({"config": {"runtime": "wasm", "module": hello, "secret": "shared-secret"}}),
+    );
+    let unsigned = acme.hook(&hello, json!({}));
+    let body = br#"{"source": "outside"}"#.to_vec();
+    let call = |id: &Value, signature: Option<String>| {
+        let mut request = server
+            .client
+            .post(server.url(&format!("/hooks/{id}/invoke")))
+            .header("content-type", "application/json")
+            .body(body.clone());
+        if let Some(signature) = signature {
+            request = request.header("X-Rossum-Signature-SHA256", signature);
+        }
+        let response = request.send().expect("answers");
+        (
+            response.status(),
+            response.json::<Value>().unwrap_or(Value::Null),
+        )
+    };
+    let (status, answer) = call(&hook["id"], Some(sign("shared-secret", &body)));
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        answer["messages"][0]["content"],
+        "Hello, invocation.manual!"
+    );
+    assert_eq!(
+        call(&hook["id"], Some(sign("wrong-secret", &body))).0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&hook["id"], Some("sha256=zz".into())).0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(call(&hook["id"], None).0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        call(&unsigned["id"], Some(sign("shared-secret", &body))).0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&json!(999), Some(sign("shared-secret", &body))).0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[test]
+fn an_organization_cannot_see_or_call_anothers_hooks() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let rival = Tenant::new(&server, "rival");
+    let hello = acme.upload(HELLO);
+    let (_, queue) = acme.post("/queues", json!({"name": "q"}));
+    let hook = acme.hook(&hello, json!({"queues": [queue["url"]]}));
+    acme.invoke(&hook, json!({}));
+    let id = hook["id"].clone();
+    for path in [
+        format!("/hooks/{id}"),
+        format!("/hooks/{id}/secrets_keys"),
+        format!("/modules/{}", id_of(&hello)),
+        format!("/queues/{}", queue["id"]),
+    ] {
+        assert_eq!(rival.get(&path).0, StatusCode::NOT_FOUND, "{path}");
+    }
+    assert_eq!(
+        rival.test_call(&hook, initialize()).0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(rival.invoke(&hook, json!({})).0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        rival
+            .patch(&format!("/hooks/{id}"), json!({"name": "mine"}))
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(rival.delete(&format!("/hooks/{id}")), StatusCode::NOT_FOUND);
+    assert_eq!(
+        rival.delete(&format!("/modules/{}", id_of(&hello))),
+        StatusCode::NOT_FOUND
+    );
+    let (_, logs) = rival.get(&format!("/hooks/logs?hook={id}"));
+    assert_eq!(logs["results"], json!([]));
+    let (_, hooks) = rival.get("/hooks");
+    assert_eq!(hooks["pagination"]["total"], 0);
+    let (_, modules) = rival.get("/modules");
+    assert_eq!(modules["pagination"]["total"], 0);
+    let (_, queues) = rival.get("/queues");
+    assert_eq!(queues["pagination"]["total"], 0);
+    let (status, answer) = rival.post("/queues", json!({"name": "steal", "hooks": [hook["url"]]}));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let (status, answer) = rival.post("/events", json!({"event": "annotation_content", "action": "initialize", "queue": queue["url"], "payload": {}}));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    // Members read, test and invoke, but do not write.
+    let (_, created) = server.post(
+        "/users",
+        Some(&acme.token),
+        json!({"username": "acme-member", "password": "long enough"}),
+    );
+    assert_eq!(created["role"], "member");
+    let member = server.login("acme-member", "long enough");
+    assert_eq!(
+        server.get(&format!("/hooks/{id}"), &member).0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        server
+            .post(&format!("/hooks/{id}/invoke"), Some(&member), json!({}))
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        server
+            .post("/queues", Some(&member), json!({"name": "x"}))
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        server
+            .send(
+                Method::PATCH,
+                &format!("/hooks/{id}"),
+                Some(&member),
+                Some(json!({"name": "x"}))
+            )
+            .0,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[test]
+fn an_event_runs_hooks_in_run_after_order_and_cancels_successors_of_a_failure() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let hostile = acme.upload(HOSTILE);
+    let (_, queue) = acme.post("/queues", json!({"name": "q"}));
+    let (_, elsewhere) = acme.post("/queues", json!({"name": "elsewhere"}));
+    let echo = |name: &str, operations: Value, run_after: Vec<Value>, queue: &Value| {
+        acme.hook(
+            &hostile,
+            json!({"name": name, "queues": [queue["url"]], "run_after": run_after,
+                   "settings": {"behavior": "echo", "operations": operations}}),
+        )
+    };
+    let first = echo(
+        "first",
+        json!([{"op": "replace", "id": 2, "value": {"content": {"value": "12"}}}]),
+        vec![],
+        &queue,
+    );
+    let second = echo("second", json!([]), vec![first["url"].clone()], &queue);
+    let failing = acme.hook(
+        &hostile,
+        json!({"name": "failing", "queues": [queue["url"]], "run_after": [first["url"]], "settings": {"behavior": "panic"}}),
+    );
+    let after_failure = echo(
+        "after failure",
+        json!([]),
+        vec![failing["url"].clone()],
+        &queue,
+    );
+    let _other_queue = echo("other queue", json!([]), vec![], &elsewhere);
+    let payload = json!({
+        "annotation": {"id": 7, "content": [{"id": 1, "category": "section", "children": [
+            {"id": 2, "category": "datapoint", "schema_id": "amount", "content": {"value": "10"}}
+        ]}]},
+        "updated_datapoints": [],
+    });
+    let (status, answer) = acme.post(
+        "/events",
+        json!({"event": "annotation_content", "action": "initialize", "queue": queue["url"], "payload": payload}),
+    );
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let results = answer["results"].as_array().cloned().unwrap_or_default();
+    assert_eq!(results.len(), 4, "{answer}");
+    let result = |hook: &Value| {
+        results
+            .iter()
+            .find(|result| result["hook"] == hook["url"])
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(result(&first)["status"], "completed");
+    assert_eq!(
+        result(&first)["response"]["seen"]["content"][0]["children"][0]["content"]["value"],
+        "10"
+    );
+    let seen = &result(&second)["response"]["seen"];
+    assert_eq!(
+        seen["content"][0]["children"][0]["content"]["value"], "12",
+        "{answer}"
+    );
+    assert_eq!(seen["updated_datapoints"], json!([2]));
+    assert_eq!(result(&failing)["status"], "failed");
+    assert_eq!(result(&after_failure)["status"], "cancelled");
+    assert_eq!(answer["operations"].as_array().map(Vec::len), Some(1));
+    // Every hook that was considered has exactly one run log; the cancelled one a warning.
+    let (_, logs) = acme.get("/hooks/logs");
+    assert_eq!(logs["results"].as_array().map(Vec::len), Some(4), "{logs}");
+    let (_, cancelled) = acme.get("/hooks/logs?status=cancelled&log_level=WARNING");
+    assert_eq!(cancelled["results"][0]["hook_id"], after_failure["id"]);
+    assert_eq!(cancelled["results"][0]["queue_id"], queue["id"]);
+}
+
+#[test]
+fn a_busy_organization_gets_429_and_does_not_slow_another() {
+    let dir = temp();
+    let server = Server::start_with(
+        dir.path(),
+        Some(OPERATOR_TOKEN),
+        &[("WASMHOOK_RUNS_PER_ORGANIZATION", "1")],
+        &[],
+    );
+    let acme = Tenant::new(&server, "acme");
+    let other = Tenant::new(&server, "other");
+    let hostile = acme.upload(HOSTILE);
+    let sleeper = acme.hook(
+        &hostile,
+        json!({"settings": {"behavior": "spin", "ms": 3000}}),
+    );
+    let hello = other.upload(HELLO);
+    let greeter = other.hook(&hello, json!({}));
+    std::thread::scope(|scope| {
+        let busy = scope.spawn(|| acme.invoke(&sleeper, json!({})));
+        std::thread::sleep(Duration::from_millis(700));
+        let response = server
+            .client
+            .post(server.url(&format!("/hooks/{}/invoke", sleeper["id"])))
+            .bearer_auth(&acme.token)
+            .json(&json!({}))
+            .send()
+            .expect("answers");
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()),
+            Some("1")
+        );
+        let (status, answer) = other.invoke(&greeter, json!({}));
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(busy.join().expect("no panic").0, StatusCode::OK);
+    });
+}
+
+/// A core module with many large functions: seconds to compile, and no `_start`, so it
+/// fails once compiled.
+fn slow_module() -> Vec<u8> {
+    let mut text = String::from("(module\n");
+    for index in 0..4000 {
+        text.push_str(&format!(
+            "(func $f{index} (param i32) (result i32) local.get 0\n"
+        ));
+        for step in 0..60 {
+            text.push_str(&format!("i32.const {step} i32.add i32.const 3 i32.mul\n"));
+        }
+        text.push_str(")\n");
+    }
+    text.push(')');
+    wat::parse_str(&text).expect("valid text")
+}
+
+#[test]
+fn a_large_module_compiles_in_the_background_while_its_hook_is_pending() {
+    let dir = temp();
+    let server = Server::start_with(
+        dir.path(),
+        Some(OPERATOR_TOKEN),
+        &[("WASMHOOK_FOREGROUND_COMPILE_BYTES", "0")],
+        &[],
+    );
+    let acme = Tenant::new(&server, "acme");
+    // Compiles are one at a time: hello waits behind the slow one.
+    let (status, slow) = acme.upload_bytes(slow_module(), "slow.wasm");
+    assert_eq!(status, StatusCode::ACCEPTED, "{slow}");
+    let (status, module) = acme.upload_bytes(std::fs::read(HELLO).expect("built"), "hello.wasm");
+    assert_eq!(status, StatusCode::ACCEPTED, "{module}");
+    assert_eq!(module["status"], "pending");
+    let url = module["url"].as_str().expect("a URL").to_owned();
+    let hook = acme.hook(&url, json!({}));
+    assert_eq!(hook["status"], "pending");
+    let (status, answer) = acme.test_call(&hook, initialize());
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    let (status, answer) = acme.invoke(&hook, json!({}));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let ready = loop {
+        let (_, hook) = acme.get(&format!("/hooks/{}", hook["id"]));
+        if hook["status"] != "pending" || Instant::now() > deadline {
+            break hook;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(acme.test_call(&hook, initialize()).0, StatusCode::OK);
+    let (_, slow) = acme.get(&format!("/modules/{}", slow["id"]));
+    assert_eq!(slow["status"], "failed");
+    assert!(
+        slow["error"].as_str().unwrap_or("").contains("_start"),
+        "{slow}"
+    );
+}
+
+#[test]
+fn a_restart_keeps_modules_hooks_and_logs_without_recompiling() {
+    let dir = temp();
+    let hook;
+    let artifacts_before;
+    {
+        let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+        let acme = Tenant::new(&server, "acme");
+        let hello = acme.upload(HELLO);
+        hook = acme.hook(&hello, json!({"secrets": {"k": "v"}}));
+        assert_eq!(acme.invoke(&hook, json!({})).0, StatusCode::OK);
+        artifacts_before = artifacts(dir.path());
+        assert_eq!(artifacts_before.len(), 1);
+    }
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let token = server.login("acme-admin", "long enough");
+    let (_, again) = server.get(&format!("/hooks/{}", hook["id"]), &token);
+    assert_eq!(again["status"], "ready");
+    let (status, answer) = server.post(
+        &format!("/hooks/{}/invoke", hook["id"]),
+        Some(&token),
+        json!({}),
+    );
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (_, logs) = server.get("/hooks/logs", &token);
+    assert_eq!(logs["results"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        artifacts(dir.path()),
+        artifacts_before,
+        "the module was recompiled"
+    );
+    let (_, keys) = server.get(&format!("/hooks/{}/secrets_keys", hook["id"]), &token);
+    assert_eq!(keys, json!(["k"]));
+}
+
+/// The compiled artifacts with their modification times.
+fn artifacts(data_dir: &std::path::Path) -> Vec<(String, std::time::SystemTime)> {
+    let mut found: Vec<_> = std::fs::read_dir(data_dir.join("artifacts"))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|entry| {
+                    let modified = entry.metadata().ok()?.modified().ok()?;
+                    Some((entry.file_name().to_string_lossy().into_owned(), modified))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+#[test]
+fn the_demo_is_ready_to_call_and_created_once() {
+    let dir = temp();
+    let args = ["--demo", "--demo-module", HELLO];
+    let curl_line = |server: &Server| {
+        server
+            .banner
+            .lines()
+            .find(|line| line.contains("curl"))
+            .map(str::to_owned)
+            .expect("the demo prints a curl line")
+    };
+    let first = {
+        let server = Server::start_with(dir.path(), None, &[], &args);
+        assert!(server.banner.contains("demo-admin"), "{}", server.banner);
+        let line = curl_line(&server);
+        let url = line
+            .split_whitespace()
+            .find(|word| word.starts_with("http"))
+            .expect("a URL")
+            .to_owned();
+        let token = line
+            .split("Bearer ")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+            .expect("a token")
+            .to_owned();
+        let response = server
+            .client
+            .post(&url)
+            .bearer_auth(&token)
+            .json(&json!({"note": "hi"}))
+            .send()
+            .expect("answers");
+        assert_eq!(response.status(), StatusCode::OK);
+        let answer: Value = response.json().expect("JSON");
+        assert_eq!(
+            answer["messages"][0]["content"],
+            "Hello, invocation.manual!"
+        );
+        // The port changes between starts; the hook's path must not.
+        url.split("/api/v1").nth(1).expect("an API path").to_owned()
+    };
+    let server = Server::start_with(dir.path(), None, &[], &args);
+    assert!(
+        !server.banner.contains("password"),
+        "the password is shown once"
+    );
+    let line = curl_line(&server);
+    assert!(
+        line.contains(&first),
+        "the demo hook was created again: {line}"
+    );
+}
+
+#[test]
+fn old_run_logs_are_deleted_after_the_retention() {
+    let dir = temp();
+    {
+        let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+        let acme = Tenant::new(&server, "acme");
+        let hello = acme.upload(HELLO);
+        let hook = acme.hook(&hello, json!({}));
+        assert_eq!(acme.invoke(&hook, json!({})).0, StatusCode::OK);
+        let (_, logs) = acme.get("/hooks/logs");
+        assert_eq!(logs["results"].as_array().map(Vec::len), Some(1));
+    }
+    let server = Server::start_with(
+        dir.path(),
+        Some(OPERATOR_TOKEN),
+        &[("WASMHOOK_LOG_RETENTION_DAYS", "0")],
+        &[],
+    );
+    let token = server.login("acme-admin", "long enough");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, logs) = server.get("/hooks/logs", &token);
+        if logs["results"] == json!([]) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the old log is still there: {logs}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
