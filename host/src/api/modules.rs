@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::extract::ObjectId;
-use super::pagination::{PageQuery, Paginated};
+use super::pagination::{list_page, PageQuery, Paginated};
 use super::AppState;
 use crate::modules::ModuleError;
 use crate::runtime::{LoadError, DEFAULT_MAX_MODULE_BYTES};
@@ -171,16 +171,15 @@ pub(super) async fn list(
     caller: Caller,
     Query(query): Query<PageQuery>,
 ) -> ApiResult<axum::Json<Paginated>> {
-    let request = query.validate()?;
     let only = caller.organization();
-    let page = state
-        .store
-        .run(move |connection| modules::list(connection, only, request.window()))
-        .await?;
-    let list_url = state.list_url("modules");
-    Ok(axum::Json(Paginated::new(&page, request, &list_url, |m| {
-        render(&state, m)
-    })))
+    list_page(
+        &state,
+        "modules",
+        &query,
+        move |connection, window| modules::list(connection, only, window),
+        |row| render(&state, row),
+    )
+    .await
 }
 
 async fn visible(state: &AppState, caller: &Caller, id: u64) -> ApiResult<Module> {

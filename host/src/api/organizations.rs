@@ -9,7 +9,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::extract::ObjectId;
 use super::json::Json;
-use super::pagination::{PageQuery, Paginated};
+use super::pagination::{list_page, PageQuery, Paginated};
 use super::AppState;
 use crate::model::now_rfc3339;
 use crate::store::organizations::{self, Organization};
@@ -63,16 +63,15 @@ pub(super) async fn list(
     caller: Caller,
     Query(query): Query<PageQuery>,
 ) -> ApiResult<axum::Json<Paginated>> {
-    let request = query.validate()?;
     let only = caller.organization();
-    let page = state
-        .store
-        .run(move |connection| organizations::list(connection, only, request.window()))
-        .await?;
-    let list_url = state.list_url("organizations");
-    Ok(axum::Json(Paginated::new(&page, request, &list_url, |o| {
-        render(&state, o)
-    })))
+    list_page(
+        &state,
+        "organizations",
+        &query,
+        move |connection, window| organizations::list(connection, only, window),
+        |row| render(&state, row),
+    )
+    .await
 }
 
 pub(super) async fn show(

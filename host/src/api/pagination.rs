@@ -95,3 +95,32 @@ impl Paginated {
         }
     }
 }
+
+/// A list answer: validates the page request, fetches the page on the store's thread and
+/// renders each row. Every resource's list handler is this with its own fetch and render.
+pub async fn list_page<T, F>(
+    state: &super::AppState,
+    collection: &str,
+    query: &PageQuery,
+    fetch: F,
+    render: impl Fn(&T) -> Value,
+) -> Result<axum::Json<Paginated>, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&rusqlite::Connection, Window) -> Result<Page<T>, crate::store::StoreError>
+        + Send
+        + 'static,
+{
+    let request = query.validate()?;
+    let window = request.window();
+    let page = state
+        .store
+        .run(move |connection| fetch(connection, window))
+        .await?;
+    Ok(axum::Json(Paginated::new(
+        &page,
+        request,
+        &state.list_url(collection),
+        render,
+    )))
+}

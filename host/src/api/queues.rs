@@ -9,7 +9,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::extract::ObjectId;
 use super::json::Json;
-use super::pagination::{PageQuery, Paginated};
+use super::pagination::{list_page, PageQuery, Paginated};
 use super::{id_from, AppState};
 use crate::model::hook::MAX_METADATA_BYTES;
 use crate::model::now_rfc3339;
@@ -139,16 +139,15 @@ pub(super) async fn list(
     caller: Caller,
     Query(query): Query<PageQuery>,
 ) -> ApiResult<axum::Json<Paginated>> {
-    let request = query.validate()?;
     let only = caller.organization();
-    let page = state
-        .store
-        .run(move |connection| queues::list(connection, only, request.window()))
-        .await?;
-    let list_url = state.list_url("queues");
-    Ok(axum::Json(Paginated::new(&page, request, &list_url, |q| {
-        render(&state, q)
-    })))
+    list_page(
+        &state,
+        "queues",
+        &query,
+        move |connection, window| queues::list(connection, only, window),
+        |row| render(&state, row),
+    )
+    .await
 }
 
 async fn visible(state: &AppState, caller: &Caller, id: u64) -> ApiResult<Queue> {

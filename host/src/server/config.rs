@@ -85,7 +85,7 @@ impl Default for Limits {
 
 impl Limits {
     /// Overrides from `WASMHOOK_*` environment variables.
-    fn from_environment(mut self) -> anyhow::Result<Self> {
+    fn with_environment(mut self) -> anyhow::Result<Self> {
         fn read<T: std::str::FromStr>(name: &str, into: &mut T) -> anyhow::Result<()> {
             if let Ok(text) = std::env::var(name) {
                 *into = text.parse().map_err(|_| {
@@ -174,7 +174,7 @@ impl ServerConfig {
             secrets_key: std::env::var("WASMHOOK_SECRETS_KEY")
                 .ok()
                 .filter(|key| !key.is_empty()),
-            limits: file.limits.from_environment()?,
+            limits: file.limits.with_environment()?,
             demo: args.demo.then(|| {
                 args.demo_module
                     .clone()

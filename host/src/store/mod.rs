@@ -91,6 +91,35 @@ impl Store {
     }
 }
 
+/// One page of `table`'s rows whose `column` equals `value` (all rows when it is none),
+/// by id: the shape every list of the API shares.
+pub(crate) fn page_where<T>(
+    connection: &Connection,
+    table: &str,
+    columns: &str,
+    column: &str,
+    value: Option<u64>,
+    window: Window,
+    mut from_row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Page<T>, StoreError> {
+    let filter = format!("WHERE ?1 IS NULL OR {column} = ?1");
+    let total: u64 = connection.query_row(
+        &format!("SELECT COUNT(*) FROM {table} {filter}"),
+        [value],
+        |row| row.get(0),
+    )?;
+    let mut statement = connection.prepare(&format!(
+        "SELECT {columns} FROM {table} {filter} ORDER BY id LIMIT ?2 OFFSET ?3"
+    ))?;
+    let rows = statement
+        .query_map(
+            rusqlite::params![value, window.limit, window.offset],
+            |row| from_row(row),
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Page { rows, total })
+}
+
 /// Maps a uniqueness violation to [`StoreError::Conflict`] with a message.
 pub(crate) fn unique_violation(error: rusqlite::Error, message: &str) -> StoreError {
     match &error {

@@ -57,17 +57,13 @@ pub fn list(
     only: Option<u64>,
     window: Window,
 ) -> Result<Page<Organization>, StoreError> {
-    let total: u64 = connection.query_row(
-        "SELECT COUNT(*) FROM organizations WHERE ?1 IS NULL OR id = ?1",
-        [only],
-        |row| row.get(0),
-    )?;
-    let mut statement = connection.prepare(
-        "SELECT id, name, created_at FROM organizations WHERE ?1 IS NULL OR id = ?1
-         ORDER BY id LIMIT ?2 OFFSET ?3",
-    )?;
-    let rows = statement
-        .query_map(params![only, window.limit, window.offset], from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(Page { rows, total })
+    super::page_where(
+        connection,
+        "organizations",
+        "id, name, created_at",
+        "id",
+        only,
+        window,
+        from_row,
+    )
 }

@@ -115,21 +115,15 @@ pub fn list(
     organization: Option<u64>,
     window: Window,
 ) -> Result<Page<Queue>, StoreError> {
-    let total: u64 = connection.query_row(
-        "SELECT COUNT(*) FROM queues WHERE ?1 IS NULL OR organization_id = ?1",
-        [organization],
-        |row| row.get(0),
-    )?;
-    let mut statement = connection.prepare(&format!(
-        "SELECT {COLUMNS} FROM queues WHERE ?1 IS NULL OR organization_id = ?1
-         ORDER BY id LIMIT ?2 OFFSET ?3"
-    ))?;
-    let rows = statement
-        .query_map(params![organization, window.limit, window.offset], |row| {
-            from_row(connection, row)
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(Page { rows, total })
+    super::page_where(
+        connection,
+        "queues",
+        COLUMNS,
+        "organization_id",
+        organization,
+        window,
+        |row| from_row(connection, row),
+    )
 }
 
 /// Which of `ids` are queues of `organization_id`.

@@ -120,17 +120,13 @@ pub fn list(
     organization: Option<u64>,
     window: Window,
 ) -> Result<Page<User>, StoreError> {
-    let total: u64 = connection.query_row(
-        "SELECT COUNT(*) FROM users WHERE ?1 IS NULL OR organization_id = ?1",
-        [organization],
-        |row| row.get(0),
-    )?;
-    let mut statement = connection.prepare(&format!(
-        "SELECT {COLUMNS} FROM users WHERE ?1 IS NULL OR organization_id = ?1
-         ORDER BY id LIMIT ?2 OFFSET ?3"
-    ))?;
-    let rows = statement
-        .query_map(params![organization, window.limit, window.offset], from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(Page { rows, total })
+    super::page_where(
+        connection,
+        "users",
+        COLUMNS,
+        "organization_id",
+        organization,
+        window,
+        from_row,
+    )
 }

@@ -82,8 +82,8 @@ impl<'a> Tenant<'a> {
             "events": ["annotation_content", "invocation.manual"],
             "config": {"runtime": "wasm", "module": module, "timeout_s": 5},
         });
-        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
-            body.extend(extra.clone());
+        if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
+            body.extend(extra);
         }
         let (status, hook) = self.post("/hooks", body);
         assert_eq!(status, StatusCode::CREATED, "{hook}");
@@ -91,10 +91,9 @@ impl<'a> Tenant<'a> {
     }
 
     fn test_call(&self, hook: &Value, payload: Value) -> (StatusCode, Value) {
-        self.post(
-            &format!("/hooks/{}/test", hook["id"]),
-            json!({ "payload": payload }),
-        )
+        let mut body = serde_json::Map::new();
+        body.insert("payload".into(), payload);
+        self.post(&format!("/hooks/{}/test", hook["id"]), Value::Object(body))
     }
 
     fn invoke(&self, hook: &Value, body: Value) -> (StatusCode, Value) {
