@@ -1086,3 +1086,97 @@ fn old_run_logs_are_deleted_after_the_retention() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn queues_are_created_changed_listed_and_deleted() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let hello = acme.upload(HELLO);
+    let (status, queue) = acme.post("/queues", json!({"name": "Invoices"}));
+    assert_eq!(status, StatusCode::CREATED, "{queue}");
+    let b = acme.hook(&hello, json!({"name": "b"}));
+    let a = acme.hook(&hello, json!({"name": "a"}));
+    let path = format!("/queues/{}", queue["id"]);
+    let (status, patched) = acme.patch(
+        &path,
+        json!({"hooks": [a["url"], b["url"]], "metadata": {"k": 1}}),
+    );
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["name"], "Invoices");
+    assert_eq!(patched["metadata"], json!({"k": 1}));
+    let (_, hook) = acme.get(&format!("/hooks/{}", a["id"]));
+    assert_eq!(hook["queues"], json!([queue["url"]]));
+    let (status, put) = acme.put(&path, json!({"name": "Receipts", "hooks": []}));
+    assert_eq!(status, StatusCode::OK, "{put}");
+    assert_eq!(put["hooks"], json!([]));
+    let (status, answer) = acme.patch(&path, json!({"name": ""}));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let (status, answer) = acme.patch(&path, json!({"metadata": {"big": "x".repeat(5000)}}));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    // Hooks list with Rossum's filters and ordering.
+    let (_, by_name) = acme.get("/hooks?ordering=-name");
+    let names: Vec<&str> = by_name["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h["name"].as_str())
+        .collect();
+    assert_eq!(names, ["b", "a"]);
+    let (_, filtered) = acme.get("/hooks?events=invocation.manual&active=true&type=function");
+    assert_eq!(filtered["pagination"]["total"], 2);
+    let (status, _) = acme.get("/hooks?ordering=colour");
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(acme.delete(&path), StatusCode::NO_CONTENT);
+    assert_eq!(acme.get(&path).0, StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn an_organization_cannot_store_more_modules_than_its_quota() {
+    let dir = temp();
+    let server = Server::start_with(
+        dir.path(),
+        Some(OPERATOR_TOKEN),
+        &[("WASMHOOK_MODULES_PER_ORGANIZATION", "1")],
+        &[],
+    );
+    let acme = Tenant::new(&server, "acme");
+    acme.upload(HELLO);
+    let (status, answer) =
+        acme.upload_bytes(std::fs::read(INVOICE_CHECK).expect("built"), "second.wasm");
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert!(
+        answer["detail"].as_str().unwrap_or("").contains("limit"),
+        "{answer}"
+    );
+    // Another organization has its own quota.
+    let other = Tenant::new(&server, "other");
+    other.upload(HELLO);
+}
+
+#[test]
+fn a_graceful_stop_finishes_the_run_in_flight_and_writes_its_log() {
+    let dir = temp();
+    let hook;
+    {
+        let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+        let acme = Tenant::new(&server, "acme");
+        let hostile = acme.upload(HOSTILE);
+        hook = acme.hook(
+            &hostile,
+            json!({"settings": {"behavior": "spin", "ms": 1500}}),
+        );
+        std::thread::scope(|scope| {
+            let call = scope.spawn(|| acme.invoke(&hook, json!({})));
+            std::thread::sleep(Duration::from_millis(500));
+            server.terminate();
+            let (status, answer) = call.join().expect("no panic");
+            assert_eq!(status, StatusCode::OK, "{answer}");
+        });
+    }
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let token = server.login("acme-admin", "long enough");
+    let (_, logs) = server.get(&format!("/hooks/logs?hook={}", hook["id"]), &token);
+    assert_eq!(logs["results"].as_array().map(Vec::len), Some(1), "{logs}");
+    assert_eq!(logs["results"][0]["status"], "completed");
+}
