@@ -18,7 +18,7 @@ use crate::model::{EventAction, PayloadError, RunLog, RunStatus};
 use crate::modules::{ModuleError, ModuleLibrary};
 use crate::runtime::{CallLimits, Outcome};
 use crate::sealing::{Sealer, SealingError};
-use crate::store::{modules, tokens, Store, StoreError};
+use crate::store::{modules, queues, tokens, Store, StoreError};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -150,6 +150,7 @@ impl Dispatcher {
             ),
             None => None,
         };
+        let body = self.with_sideloads(hook, body, queue_id).await?;
         let prepared = PreparedCall::new(&HookCall {
             event,
             hook_id: hook.id,
@@ -158,7 +159,7 @@ impl Dispatcher {
             settings: &hook.document.settings,
             secrets: &secrets.secrets,
             token: token.as_deref(),
-            body,
+            body: &body,
             queue_id,
         })?;
         let call_limits = CallLimits {
@@ -187,6 +188,52 @@ impl Dispatcher {
             response,
             output: report.output,
         })
+    }
+
+    /// The event's keys followed by the sideloads the hook asks for that this installation
+    /// holds: `queues` (the event's queue, or the hook's queues when the call names none).
+    /// A key the event already carries is left as sent.
+    async fn with_sideloads(
+        &self,
+        hook: &Hook,
+        body: &Map<String, Value>,
+        queue_id: Option<u64>,
+    ) -> Result<Map<String, Value>, StoreError> {
+        let mut body = body.clone();
+        if !hook.document.sideload.iter().any(|name| name == "queues")
+            || body.contains_key("queues")
+        {
+            return Ok(body);
+        }
+        let wanted: Vec<u64> = match queue_id {
+            Some(queue) => vec![queue],
+            None => hook.queues.clone(),
+        };
+        let found = self
+            .store
+            .run(move |connection| {
+                wanted
+                    .iter()
+                    .filter_map(|id| queues::get(connection, *id).transpose())
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        let url = |collection: &str, id: u64| format!("{}/api/v1/{collection}/{id}", self.base_url);
+        let rendered: Vec<Value> = found
+            .iter()
+            .map(|queue| {
+                serde_json::json!({
+                    "id": queue.id,
+                    "url": url("queues", queue.id),
+                    "name": queue.name,
+                    "organization": url("organizations", queue.organization_id),
+                    "hooks": queue.hooks.iter().map(|id| url("hooks", *id)).collect::<Vec<_>>(),
+                    "metadata": queue.metadata,
+                })
+            })
+            .collect();
+        body.insert("queues".into(), Value::Array(rendered));
+        Ok(body)
     }
 
     /// A token for `owner`, valid during the run and its lifetime after (extended or cut
