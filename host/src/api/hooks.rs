@@ -31,7 +31,6 @@ pub(super) struct HookFilter {
     active: Option<String>,
     extension_source: Option<String>,
     events: Option<String>,
-    ordering: Option<String>,
     #[serde(flatten)]
     page: PageQuery,
 }
@@ -135,7 +134,7 @@ pub(super) async fn list(
         .as_deref()
         .map(|text| flag("active", text))
         .transpose()?;
-    let ordering = filter.ordering.clone().unwrap_or_else(|| "id".into());
+    let ordering = filter.page.ordering().unwrap_or("id").to_owned();
     let (descending, key) = match ordering.strip_prefix('-') {
         Some(key) => (true, key.to_owned()),
         None => (false, ordering.clone()),

@@ -176,6 +176,7 @@ pub(super) async fn list(
         &state,
         "modules",
         &query,
+        &["id", "name", "size", "created_at"],
         move |connection, window| modules::list(connection, only, window),
         |row| render(&state, row),
     )

@@ -68,6 +68,7 @@ pub(super) async fn list(
         &state,
         "organizations",
         &query,
+        &["id", "name"],
         move |connection, window| organizations::list(connection, only, window),
         |row| render(&state, row),
     )

@@ -17,6 +17,7 @@ pub const MAX_PAGE_SIZE: u64 = 100;
 pub struct PageQuery {
     page: Option<String>,
     page_size: Option<String>,
+    ordering: Option<String>,
 }
 
 /// A validated page request.
@@ -24,6 +25,8 @@ pub struct PageQuery {
 pub struct PageRequest {
     page: u64,
     size: u64,
+    order_by: &'static str,
+    descending: bool,
 }
 
 impl PageQuery {
@@ -45,7 +48,40 @@ impl PageQuery {
                 "`page_size` may be at most {MAX_PAGE_SIZE}"
             )));
         }
-        Ok(PageRequest { page, size })
+        Ok(PageRequest {
+            page,
+            size,
+            order_by: "id",
+            descending: false,
+        })
+    }
+
+    /// Validates the parameters and `ordering` (a field of `allowed`, `-` first to reverse).
+    pub fn validate_ordered(&self, allowed: &[&'static str]) -> Result<PageRequest, ApiError> {
+        let mut request = self.validate()?;
+        if let Some(ordering) = &self.ordering {
+            let (descending, name) = match ordering.strip_prefix('-') {
+                Some(name) => (true, name),
+                None => (false, ordering.as_str()),
+            };
+            request.order_by = allowed
+                .iter()
+                .find(|column| **column == name)
+                .copied()
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "ordering: `{ordering}` is not one of {} (with - to reverse)",
+                        allowed.join(", ")
+                    ))
+                })?;
+            request.descending = descending;
+        }
+        Ok(request)
+    }
+
+    /// The `ordering` parameter as sent.
+    pub fn ordering(&self) -> Option<&str> {
+        self.ordering.as_deref()
     }
 }
 
@@ -55,6 +91,8 @@ impl PageRequest {
         Window {
             offset: (self.page - 1).saturating_mul(self.size),
             limit: self.size,
+            order_by: self.order_by,
+            descending: self.descending,
         }
     }
 }
@@ -83,7 +121,18 @@ impl Paginated {
         render: impl Fn(&T) -> Value,
     ) -> Self {
         let total_pages = page.total.div_ceil(request.size).max(1);
-        let link = |number: u64| format!("{list_url}?page={number}&page_size={}", request.size);
+        let ordering = match (request.order_by, request.descending) {
+            ("id", false) => String::new(),
+            (column, descending) => {
+                format!("&ordering={}{column}", if descending { "-" } else { "" })
+            }
+        };
+        let link = |number: u64| {
+            format!(
+                "{list_url}?page={number}&page_size={}{ordering}",
+                request.size
+            )
+        };
         Paginated {
             results: page.rows.iter().map(render).collect(),
             pagination: Pagination {
@@ -102,6 +151,7 @@ pub async fn list_page<T, F>(
     state: &super::AppState,
     collection: &str,
     query: &PageQuery,
+    orderings: &[&'static str],
     fetch: F,
     render: impl Fn(&T) -> Value,
 ) -> Result<axum::Json<Paginated>, ApiError>
@@ -111,7 +161,7 @@ where
         + Send
         + 'static,
 {
-    let request = query.validate()?;
+    let request = query.validate_ordered(orderings)?;
     let window = request.window();
     let page = state
         .store

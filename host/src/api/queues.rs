@@ -144,6 +144,7 @@ pub(super) async fn list(
         &state,
         "queues",
         &query,
+        &["id", "name"],
         move |connection, window| queues::list(connection, only, window),
         |row| render(&state, row),
     )

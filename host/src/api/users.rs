@@ -129,7 +129,7 @@ pub(super) async fn list(
     caller: Caller,
     Query(filter): Query<UserFilter>,
 ) -> ApiResult<axum::Json<Paginated>> {
-    let request = filter.page.validate()?;
+    let request = filter.page.validate_ordered(&["id", "username"])?;
     let asked = super::extract::id_filter("organization", filter.organization.as_deref())?;
     let organization = match (caller.organization(), asked) {
         (Some(own), Some(asked)) if own != asked => None,

@@ -67,14 +67,7 @@ pub async fn create(state: &AppState, module_path: &Path) -> anyhow::Result<()> 
     let queue_id = state
         .store
         .run(move |connection| {
-            let page = queues::list(
-                connection,
-                Some(organization_id),
-                Window {
-                    offset: 0,
-                    limit: 1,
-                },
-            )?;
+            let page = queues::list(connection, Some(organization_id), Window::first(1))?;
             match page.rows.first() {
                 Some(queue) => Ok(queue.id),
                 None => queues::create(

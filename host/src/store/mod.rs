@@ -55,6 +55,22 @@ pub struct Window {
     pub offset: u64,
     /// Rows to return.
     pub limit: u64,
+    /// The column to order by (from the API's allow-list, never from input), then by id.
+    pub order_by: &'static str,
+    /// Largest first.
+    pub descending: bool,
+}
+
+impl Window {
+    /// The first `limit` rows by id.
+    pub fn first(limit: u64) -> Self {
+        Window {
+            offset: 0,
+            limit,
+            order_by: "id",
+            descending: false,
+        }
+    }
 }
 
 impl Store {
@@ -109,7 +125,9 @@ pub(crate) fn page_where<T>(
         |row| row.get(0),
     )?;
     let mut statement = connection.prepare(&format!(
-        "SELECT {columns} FROM {table} {filter} ORDER BY id LIMIT ?2 OFFSET ?3"
+        "SELECT {columns} FROM {table} {filter} ORDER BY {} {}, id LIMIT ?2 OFFSET ?3",
+        window.order_by,
+        if window.descending { "DESC" } else { "ASC" }
     ))?;
     let rows = statement
         .query_map(

@@ -1127,6 +1127,22 @@ fn queues_are_created_changed_listed_and_deleted() {
     assert_eq!(filtered["pagination"]["total"], 2);
     let (status, _) = acme.get("/hooks?ordering=colour");
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    acme.post("/queues", json!({"name": "Archive"}));
+    acme.post("/queues", json!({"name": "Zeta"}));
+    let (_, ordered) = acme.get("/queues?ordering=-name&page_size=2");
+    assert_eq!(ordered["results"][0]["name"], "Zeta");
+    assert_eq!(ordered["results"][1]["name"], "Receipts");
+    assert!(
+        ordered["pagination"]["next"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("&ordering=-name"),
+        "{ordered}"
+    );
+    assert_eq!(
+        acme.get("/queues?ordering=secret").0,
+        StatusCode::BAD_REQUEST
+    );
     assert_eq!(acme.delete(&path), StatusCode::NO_CONTENT);
     assert_eq!(acme.get(&path).0, StatusCode::NOT_FOUND);
 }
