@@ -3,7 +3,10 @@
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 
+use super::auth::Caller;
 use super::error::ApiError;
+use super::AppState;
+use crate::store::StoreError;
 
 /// The numeric id in an object's path (`/hooks/{id}`); anything else is 404, as for an
 /// object that does not exist.
@@ -28,4 +31,44 @@ pub fn id_filter(name: &str, text: Option<&str>) -> Result<Option<u64>, ApiError
             .map_err(|_| ApiError::BadRequest(format!("{name}: `{text}` is not an id")))
     })
     .transpose()
+}
+
+/// An object that belongs to one organization: only its users (and the operator) see it.
+pub trait Owned {
+    /// The organization it belongs to.
+    fn organization_id(&self) -> u64;
+}
+
+impl Owned for crate::store::modules::Module {
+    fn organization_id(&self) -> u64 {
+        self.organization_id
+    }
+}
+
+impl Owned for crate::store::queues::Queue {
+    fn organization_id(&self) -> u64 {
+        self.organization_id
+    }
+}
+
+impl Owned for crate::model::hook::Hook {
+    fn organization_id(&self) -> u64 {
+        self.organization_id
+    }
+}
+
+/// Fetches an object and answers 404 when it does not exist or is another organization's
+/// (the two are indistinguishable to the caller).
+pub async fn visible<T, F>(state: &AppState, caller: &Caller, fetch: F) -> Result<T, ApiError>
+where
+    T: Owned + Send + 'static,
+    F: FnOnce(&rusqlite::Connection) -> Result<Option<T>, StoreError> + Send + 'static,
+{
+    let caller = *caller;
+    state
+        .store
+        .run(move |connection| fetch(connection))
+        .await?
+        .filter(|object| caller.can_see(object.organization_id()))
+        .ok_or(ApiError::NotFound)
 }

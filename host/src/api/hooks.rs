@@ -96,13 +96,7 @@ async fn module_statuses(
 
 /// A hook the caller may see.
 pub(super) async fn visible(state: &AppState, caller: &Caller, id: u64) -> ApiResult<Hook> {
-    let caller = *caller;
-    state
-        .store
-        .run(move |connection| stored::get(connection, id))
-        .await?
-        .filter(|hook| caller.can_see(hook.organization_id))
-        .ok_or(ApiError::NotFound)
+    super::extract::visible(state, caller, move |connection| stored::get(connection, id)).await
 }
 
 async fn answer(state: &AppState, hook: &Hook) -> ApiResult<Value> {

@@ -184,13 +184,10 @@ pub(super) async fn list(
 }
 
 async fn visible(state: &AppState, caller: &Caller, id: u64) -> ApiResult<Module> {
-    let caller = *caller;
-    state
-        .store
-        .run(move |connection| modules::get(connection, id))
-        .await?
-        .filter(|module| caller.can_see(module.organization_id))
-        .ok_or(ApiError::NotFound)
+    super::extract::visible(state, caller, move |connection| {
+        modules::get(connection, id)
+    })
+    .await
 }
 
 pub(super) async fn show(

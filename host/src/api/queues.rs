@@ -152,13 +152,7 @@ pub(super) async fn list(
 }
 
 async fn visible(state: &AppState, caller: &Caller, id: u64) -> ApiResult<Queue> {
-    let caller = *caller;
-    state
-        .store
-        .run(move |connection| queues::get(connection, id))
-        .await?
-        .filter(|queue| caller.can_see(queue.organization_id))
-        .ok_or(ApiError::NotFound)
+    super::extract::visible(state, caller, move |connection| queues::get(connection, id)).await
 }
 
 pub(super) async fn show(
