@@ -1,7 +1,6 @@
 //! Calling hooks: `POST /hooks/{id}/test`, `POST /hooks/{id}/invoke` (with a token, or
 //! signed by an outside platform with the hook's `config.secret`), and `POST /events`.
 
-use axum::body::Bytes;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -14,7 +13,7 @@ use sha2::Sha256;
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::extract::ObjectId;
-use super::json::Json;
+use super::json::{Json, RawBody};
 use super::{hooks, id_from, AppState};
 use crate::dispatch::{DispatchError, RunResult};
 use crate::model::hook::{self, Hook};
@@ -197,7 +196,7 @@ pub(super) async fn invoke(
     State(state): State<AppState>,
     ObjectId(id): ObjectId,
     invoker: Invoker,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     let hook: Hook = match &invoker {
         Invoker::Token(caller) => {

@@ -30,6 +30,14 @@ pub async fn create(state: &AppState, module_path: &Path) -> anyhow::Result<()> 
             module_path.display()
         )
     })?;
+    // Refuse a bad module before anything is created: a demo left half-made would keep an
+    // admin whose password was never shown.
+    let runtime = std::sync::Arc::clone(state.library.runtime());
+    let checked = bytes.clone();
+    tokio::task::spawn_blocking(move || runtime.load(&checked))
+        .await
+        .context("the demo module check stopped")?
+        .with_context(|| format!("the demo module {} was refused", module_path.display()))?;
     let existing = state
         .store
         .run(|connection| users::by_username(connection, DEMO_USER))

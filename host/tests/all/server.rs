@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use reqwest::blocking::Client;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 pub const OPERATOR_TOKEN: &str = "operator-token-for-tests-0123456789";
@@ -76,7 +76,7 @@ impl Server {
 
     pub fn send(
         &self,
-        method: reqwest::Method,
+        method: Method,
         path: &str,
         token: Option<&str>,
         body: Option<Value>,
@@ -97,11 +97,11 @@ impl Server {
     }
 
     pub fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
-        self.send(reqwest::Method::GET, path, Some(token), None)
+        self.send(Method::GET, path, Some(token), None)
     }
 
     pub fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
-        self.send(reqwest::Method::POST, path, token, Some(body))
+        self.send(Method::POST, path, token, Some(body))
     }
 
     /// Creates an organization with an admin and returns (organization URL, admin token).
@@ -151,6 +151,99 @@ impl Drop for Server {
             .arg(self.child.id().to_string())
             .status();
         let _ = self.child.wait();
+    }
+}
+
+/// One organization ready to work: its admin's token.
+pub struct Tenant<'a> {
+    pub server: &'a Server,
+    pub token: String,
+}
+
+impl<'a> Tenant<'a> {
+    pub fn new(server: &'a Server, name: &str) -> Self {
+        let (_, token) = server.organization_with_admin(name);
+        Tenant { server, token }
+    }
+
+    pub fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.server.get(path, &self.token)
+    }
+
+    pub fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.server.post(path, Some(&self.token), body)
+    }
+
+    pub fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.server
+            .send(Method::PATCH, path, Some(&self.token), Some(body))
+    }
+
+    pub fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.server
+            .send(Method::PUT, path, Some(&self.token), Some(body))
+    }
+
+    pub fn delete(&self, path: &str) -> StatusCode {
+        self.server
+            .client
+            .delete(self.server.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .expect("the server answers")
+            .status()
+    }
+
+    /// Uploads a module's bytes raw; returns the status and the answer.
+    pub fn upload_bytes(&self, bytes: Vec<u8>, name: &str) -> (StatusCode, Value) {
+        let response = self
+            .server
+            .client
+            .post(self.server.url(&format!("/modules?name={name}")))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/wasm")
+            .body(bytes)
+            .send()
+            .expect("the server answers");
+        let status = response.status();
+        (status, response.json().expect("a JSON answer"))
+    }
+
+    /// Uploads a built guest and returns its module URL (it may still be compiling).
+    pub fn upload(&self, path: &str) -> String {
+        let bytes = std::fs::read(path).expect("the guest was built");
+        let (status, module) = self.upload_bytes(bytes, "guest.wasm");
+        // 202: a large module compiling in the background.
+        assert!(
+            status == StatusCode::CREATED || status == StatusCode::ACCEPTED,
+            "{status}: {module}"
+        );
+        module["url"].as_str().expect("a URL").to_owned()
+    }
+
+    /// Creates a function hook running `module` with these extra fields.
+    pub fn hook(&self, module: &str, extra: Value) -> Value {
+        let mut body = json!({
+            "name": "a hook",
+            "events": ["annotation_content", "invocation.manual"],
+            "config": {"runtime": "wasm", "module": module, "timeout_s": 5},
+        });
+        if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
+            body.extend(extra);
+        }
+        let (status, hook) = self.post("/hooks", body);
+        assert_eq!(status, StatusCode::CREATED, "{hook}");
+        hook
+    }
+
+    pub fn test_call(&self, hook: &Value, payload: Value) -> (StatusCode, Value) {
+        let mut body = serde_json::Map::new();
+        body.insert("payload".into(), payload);
+        self.post(&format!("/hooks/{}/test", hook["id"]), Value::Object(body))
+    }
+
+    pub fn invoke(&self, hook: &Value, body: Value) -> (StatusCode, Value) {
+        self.post(&format!("/hooks/{}/invoke", hook["id"]), body)
     }
 }
 
@@ -355,7 +448,7 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
             "Invalid token.",
         ),
         (
-            server.send(reqwest::Method::GET, "/users", None, None),
+            server.send(Method::GET, "/users", None, None),
             StatusCode::UNAUTHORIZED,
             "Invalid token.",
         ),
