@@ -1,6 +1,7 @@
-//! The command line: `wasmhook run` (and, later, `serve`). Configuration is resolved here,
-//! at the edge, and handed down as typed values.
+//! The command line: `wasmhook run`, `serve` and `new`. Configuration is resolved here, at
+//! the edge, and handed down as typed values.
 
+mod new;
 mod run;
 
 use std::path::PathBuf;
@@ -26,6 +27,8 @@ enum Command {
     Run(run::RunArgs),
     /// Serve the API.
     Serve(crate::server::config::ServeArgs),
+    /// Create a new extension from a template (Rust, Python or JavaScript).
+    New(new::NewArgs),
 }
 
 /// Exit code of a run that completed.
@@ -49,6 +52,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run::run(&args, cache_dir),
         Command::Serve(args) => serve(&args),
+        Command::New(args) => new::new(&args),
     }
 }
 

@@ -1,5 +1,6 @@
-//! Every conformance case against every Rust example, component and command forms, through
-//! the runtime and the same payload assembly a hook call uses.
+//! Every conformance case against every example in every language (components and commands),
+//! through the runtime and the same payload assembly a hook call uses. The same cases through
+//! the server's test endpoint are in `languages.rs`.
 
 use wasmhook::model::EventAction;
 use wasmhook::runtime::Outcome;
@@ -7,6 +8,17 @@ use wasmhook_tests::conformance::{cases, cases_dir, json_equal, Case};
 use wasmhook_tests::guests::EXAMPLES;
 
 use crate::support::{module, Call};
+
+/// The languages every example must exist in (`examples/<language>/`).
+pub const LANGUAGES: &[&str] = &[
+    "rust",
+    "python",
+    "javascript",
+    "c",
+    "go",
+    "zig",
+    "assemblyscript",
+];
 
 /// Checks one report against a case; returns what differs.
 fn check(case: &Case, report: &wasmhook::runtime::RunReport) -> Result<(), String> {
@@ -41,8 +53,32 @@ fn check(case: &Case, report: &wasmhook::runtime::RunReport) -> Result<(), Strin
     Ok(())
 }
 
+#[test]
+fn every_language_has_both_examples() {
+    for language in LANGUAGES {
+        for extension in ["hello", "invoice-check"] {
+            let form = EXAMPLES
+                .iter()
+                .find(|(name, form, _)| name == &extension && form.starts_with(language));
+            assert!(form.is_some(), "no {extension} example in {language}");
+        }
+    }
+    let from_disk: Vec<String> = std::fs::read_dir(cases_dir().join("../../examples"))
+        .expect("the examples directory")
+        .flatten()
+        .filter(|entry| entry.path().is_dir())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    for language in &from_disk {
+        assert!(
+            LANGUAGES.contains(&language.as_str()),
+            "examples/{language} is not tested"
+        );
+    }
+}
+
 #[tokio::test]
-async fn every_case_passes_for_every_rust_example() {
+async fn every_case_passes_for_every_example() {
     let cases = cases();
     assert!(
         cases.len() >= 6,
@@ -52,7 +88,12 @@ async fn every_case_passes_for_every_rust_example() {
     );
     let mut failures = Vec::new();
     let mut checked = 0;
+    let mut expected = 0;
     for (extension, form, path) in EXAMPLES {
+        expected += cases
+            .iter()
+            .filter(|case| case.extension == *extension)
+            .count();
         let module = module(path);
         for case in cases.iter().filter(|case| case.extension == *extension) {
             let call = Call {
@@ -78,8 +119,9 @@ async fn every_case_passes_for_every_rust_example() {
         failures.len(),
         failures.join("\n")
     );
-    // hello: 2 cases x 3 forms, invoice-check: 4 cases x 2 forms.
-    assert_eq!(checked, 14);
+    assert_eq!(checked, expected);
+    // Rust: hello 2 cases x 3 forms, invoice-check 4 x 2; six more languages, 2 + 4 each.
+    assert_eq!(checked, 14 + 6 * 6);
 }
 
 #[test]

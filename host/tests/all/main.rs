@@ -5,6 +5,8 @@ mod cli;
 mod conformance;
 mod hooks;
 mod hostile;
+mod languages;
 mod loading;
+mod scaffold;
 mod server;
 mod support;

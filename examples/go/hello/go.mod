@@ -1,0 +1,3 @@
+module wasmhook.example/hello
+
+go 1.27

@@ -1,0 +1,3 @@
+module wasmhook.example/invoice-check
+
+go 1.27

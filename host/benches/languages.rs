@@ -1,0 +1,154 @@
+//! The hello example in every language and form: module size, compile-at-upload time and
+//! the warm call time, with each figure also as a ratio to the Rust component measured in
+//! the same run. Prints the Markdown table that docs/languages.md quotes.
+//!
+//! `cargo bench -p wasmhook --bench languages` (about two minutes here: Python and
+//! JavaScript take seconds per compile). A plain harness rather than criterion: a compile of
+//! an 18 MB module takes about ten seconds, so three samples, not a hundred, are affordable.
+
+#![allow(clippy::print_stdout)] // The table on stdout is what this benchmark is for.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Map;
+use wasmhook::dispatch::{HookCall, PreparedCall};
+use wasmhook::model::EventAction;
+use wasmhook::runtime::{CallLimits, Digest, Invocation, Runtime, RuntimeConfig};
+use wasmhook_tests::guests::EXAMPLES;
+
+/// Compiles measured per module; the median is reported.
+const COMPILES: usize = 3;
+/// Warm calls measured per module after [`WARM_UP`] unmeasured ones; p50 is reported.
+const CALLS: usize = 300;
+const WARM_UP: usize = 30;
+
+struct Row {
+    form: &'static str,
+    bytes: usize,
+    compile: Duration,
+    call_p50: Duration,
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn invocation() -> Invocation {
+    let event = EventAction::new("annotation_content", "initialize").expect("a known event");
+    PreparedCall::new(&HookCall {
+        queue_id: None,
+        event: &event,
+        hook_id: 1,
+        organization_id: 1,
+        base_url: "http://localhost:8080",
+        settings: &Map::new(),
+        secrets: &[],
+        token: None,
+        body: &Map::new(),
+    })
+    .expect("the payload assembles")
+    .invocation
+}
+
+fn measure(
+    tokio: &tokio::runtime::Runtime,
+    form: &'static str,
+    path: &str,
+    invocation: &Invocation,
+) -> Row {
+    let bytes = std::fs::read(path).expect("the example was built");
+    // No disk cache: every load compiles, as an upload does.
+    let runtime = Runtime::new(RuntimeConfig::default()).expect("the runtime starts");
+    let digest = Digest::of(&bytes);
+    let compile = median(
+        (0..COMPILES)
+            .map(|_| {
+                runtime.evict(&digest);
+                let start = Instant::now();
+                runtime.load(&bytes).expect("the example loads");
+                start.elapsed()
+            })
+            .collect(),
+    );
+    let module = runtime.load(&bytes).expect("the example loads");
+    let limits = CallLimits::default();
+    let mut samples = Vec::with_capacity(CALLS);
+    for index in 0..WARM_UP + CALLS {
+        let start = Instant::now();
+        let report = tokio.block_on(runtime.call(&module, invocation, &limits));
+        let elapsed = start.elapsed();
+        assert!(
+            report.outcome.is_completed(),
+            "{form}: {:?}",
+            report.outcome
+        );
+        if index >= WARM_UP {
+            samples.push(elapsed);
+        }
+    }
+    Row {
+        form,
+        bytes: bytes.len(),
+        compile,
+        call_p50: median(samples),
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` would pass nothing and must not
+    // spend minutes here.
+    if !std::env::args().any(|arg| arg == "--bench") {
+        return;
+    }
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a tokio runtime");
+    let invocation = invocation();
+    let rows: Vec<Row> = EXAMPLES
+        .iter()
+        .filter(|(extension, _, _)| *extension == "hello")
+        .map(|(_, form, path)| {
+            eprintln!("measuring {form}");
+            measure(&tokio, form, path, &invocation)
+        })
+        .collect();
+    let baseline = rows
+        .iter()
+        .find(|row| row.form == "rust component")
+        .expect("the Rust component is measured");
+
+    println!("| hello | module size | compile at upload (median of {COMPILES}) | warm call (p50 of {CALLS}) |");
+    println!("| --- | --- | --- | --- |");
+    for row in &rows {
+        println!(
+            "| {} | {} | {} ({:.1}x) | {} ({:.1}x) |",
+            row.form,
+            size(row.bytes),
+            time(row.compile),
+            row.compile.as_secs_f64() / baseline.compile.as_secs_f64(),
+            time(row.call_p50),
+            row.call_p50.as_secs_f64() / baseline.call_p50.as_secs_f64(),
+        );
+    }
+}
+
+fn size(bytes: usize) -> String {
+    if bytes >= 1 << 20 {
+        format!("{:.1} MB", bytes as f64 / f64::from(1 << 20))
+    } else {
+        format!("{} KB", bytes.div_ceil(1 << 10))
+    }
+}
+
+fn time(duration: Duration) -> String {
+    let micros = duration.as_secs_f64() * 1e6;
+    if micros >= 1e6 {
+        format!("{:.2} s", micros / 1e6)
+    } else if micros >= 1e3 {
+        format!("{:.1} ms", micros / 1e3)
+    } else {
+        format!("{micros:.0} µs")
+    }
+}
