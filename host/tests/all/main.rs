@@ -7,6 +7,7 @@ mod hooks;
 mod hostile;
 mod languages;
 mod loading;
+mod reliability;
 mod scaffold;
 mod server;
 mod support;

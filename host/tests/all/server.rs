@@ -19,6 +19,8 @@ pub struct Server {
     /// What the server printed at start, before "listening".
     pub banner: String,
     pub client: Client,
+    /// Whether the process was already killed and waited for.
+    reaped: bool,
 }
 
 impl Server {
@@ -67,6 +69,7 @@ impl Server {
             base,
             banner,
             client: Client::new(),
+            reaped: false,
         }
     }
 
@@ -144,8 +147,31 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Kills the server with SIGKILL, as a crash or the OOM killer would, and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.reaped = true;
+    }
+
+    /// The server's resident set size, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the server is running");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("/proc/PID/status has VmRSS")
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
+        if self.reaped {
+            return;
+        }
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
