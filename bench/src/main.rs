@@ -57,6 +57,20 @@ struct CompareArgs {
     /// Modules and hooks in the restart measurement.
     #[arg(long, default_value_t = 1000)]
     modules: usize,
+    /// Which parts to run (comma-separated); all unless given.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Part::Throughput, Part::Noisy, Part::Cold])]
+    only: Vec<Part>,
+}
+
+/// A part of the comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Part {
+    /// (a), (b) and (c) under load.
+    Throughput,
+    /// The noisy neighbour.
+    Noisy,
+    /// Upload to first call, restart with many modules, idle memory.
+    Cold,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -153,14 +167,29 @@ fn unique(bytes: &[u8], tag: &str) -> Vec<u8> {
 }
 
 async fn compare(args: &CompareArgs) -> anyhow::Result<()> {
-    let work = workload()?;
     let wasmhook_binary = servers::sibling("wasmhook")?;
     let seconds = Duration::from_secs(args.seconds);
-
     let data = tempfile::tempdir()?;
+    let c = servers::wasmhook(&wasmhook_binary, data.path()).await?;
+    if args.only.contains(&Part::Throughput) {
+        throughput(args, &c, data.path()).await?;
+    }
+    if args.only.contains(&Part::Noisy) {
+        noisy_neighbour(&c, seconds).await?;
+    }
+    if args.only.contains(&Part::Cold) {
+        cold_paths(&c, &wasmhook_binary, args.modules).await?;
+    }
+    c.stop().await?;
+    Ok(())
+}
+
+/// (a), (b) and (c) interleaved at 16 and 64 connections, and the run logs (c) wrote.
+async fn throughput(args: &CompareArgs, c: &Running, data: &std::path::Path) -> anyhow::Result<()> {
+    let work = workload()?;
+    let seconds = Duration::from_secs(args.seconds);
     let a = servers::native().await?;
     let b = servers::wasmtime_serve(&args.wasmtime, &args.http_component).await?;
-    let c = servers::wasmhook(&wasmhook_binary, data.path()).await?;
     let tenant = Tenant::create(&c.address, "bench").await?;
     let module = tenant
         .upload(
@@ -208,12 +237,16 @@ async fn compare(args: &CompareArgs) -> anyhow::Result<()> {
         ),
     ];
     // Every server answers the same thing before anything is measured.
-    for (_, name, target) in &targets {
+    let mut invoked = 0;
+    for (key, name, target) in &targets {
         let check = load::run(target, 1, Duration::from_millis(300)).await?;
         anyhow::ensure!(
             check.errors == 0 && check.requests > 0,
             "{name} does not answer"
         );
+        if *key == "c" {
+            invoked += check.requests;
+        }
     }
 
     let mut results: Vec<(usize, &str, Report)> = Vec::new();
@@ -226,7 +259,6 @@ async fn compare(args: &CompareArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let logs = count_logs(&tenant, hook).await?;
     println!("## Throughput: invoice-check on the invoice-problems case\n");
     println!(
         "{} s per run, {} rounds interleaved (a b c a b c), 127.0.0.1, same 2 cores for client and server.\n",
@@ -267,21 +299,16 @@ async fn compare(args: &CompareArgs) -> anyhow::Result<()> {
             pc.as_secs_f64() / pa.as_secs_f64()
         );
     }
-    let invoked: usize = results
+    invoked += results
         .iter()
         .filter(|(_, key, _)| *key == "c")
         .map(|(_, _, report)| report.requests - report.errors)
-        .sum();
+        .sum::<usize>();
+    let (logs, distinct) = count_logs(data, hook)?;
     println!(
-        "\nwasmhook answered {invoked} invocations under load and holds {logs} run logs for the hook \
-         (the checks above add a few)."
+        "\nwasmhook answered {invoked} invocations with 200 (checks included) and its database \
+         holds {logs} run logs for the hook, {distinct} distinct request ids."
     );
-    drop(a);
-    drop(b);
-
-    noisy_neighbour(&c, seconds).await?;
-    cold_paths(&c, &wasmhook_binary, args.modules).await?;
-    c.stop().await?;
     Ok(())
 }
 
@@ -299,29 +326,18 @@ fn ms(duration: Duration) -> String {
     format!("{:.2} ms", duration.as_secs_f64() * 1e3)
 }
 
-/// Run logs of a hook, counted through the API (pages of 100 until a short page).
-async fn count_logs(tenant: &Tenant, hook: u64) -> anyhow::Result<usize> {
-    // The logs endpoint lists newest first without pages; count by narrowing `end_before`.
-    let mut total = 0;
-    let mut before: Option<String> = None;
-    loop {
-        let mut path = format!("/hooks/logs?hook={hook}&page_size=100");
-        if let Some(before) = &before {
-            path.push_str(&format!("&timestamp_before={before}"));
-        }
-        let logs = tenant.get(&path).await?;
-        let results = logs["results"].as_array().cloned().unwrap_or_default();
-        total += results.len();
-        if results.len() < 100 {
-            return Ok(total);
-        }
-        let last = results
-            .last()
-            .and_then(|log| log["timestamp"].as_str())
-            .context("a timestamp")?
-            .to_owned();
-        before = Some(last);
-    }
+/// Run logs of a hook and their distinct request ids, counted in the server's database
+/// (read-only, beside the running server: every answered call's log is committed).
+fn count_logs(data: &std::path::Path, hook: u64) -> anyhow::Result<(u64, u64)> {
+    let connection = rusqlite::Connection::open_with_flags(
+        data.join("wasmhook.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )?;
+    Ok(connection.query_row(
+        "SELECT COUNT(*), COUNT(DISTINCT request_id) FROM run_logs WHERE hook_id = ?1",
+        [hook],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?)
 }
 
 /// One organization saturating its runs with CPU-bound guests while another calls hello.

@@ -170,16 +170,6 @@ impl Tenant {
         Ok(body)
     }
 
-    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await?;
-        Ok(response.error_for_status()?.json().await?)
-    }
-
     /// Uploads module bytes; returns the module's URL.
     pub async fn upload(&self, bytes: Vec<u8>, name: &str) -> anyhow::Result<String> {
         let response = self

@@ -6,8 +6,7 @@ use axum::http::request::Parts;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::store::tokens::{self, Owner};
-use crate::store::users;
+use crate::store::tokens::Owner;
 
 /// A user's role in its organization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,27 +107,23 @@ impl FromRequestParts<AppState> for Caller {
         let token = bearer(&parts.headers)
             .ok_or(ApiError::Unauthorized)?
             .to_owned();
-        let now = unix_now();
-        let caller = state
+        let session = state
             .store
-            .run(move |connection| {
-                let Some(owner) = tokens::owner(connection, &token, now)? else {
-                    return Ok(None);
-                };
-                Ok(match owner {
-                    Owner::Operator => Some(Caller::Operator),
-                    Owner::User(id) => users::get(connection, id)?
-                        .filter(|user| user.is_active)
-                        .and_then(|user| {
-                            Some(Caller::User {
-                                id: user.id,
-                                organization_id: user.organization_id,
-                                role: Role::parse(&user.role)?,
-                            })
-                        }),
+            .session(&token)
+            .await?
+            .filter(|session| session.valid_at(unix_now()))
+            .ok_or(ApiError::Unauthorized)?;
+        let caller = match (session.owner, session.user) {
+            (Owner::Operator, _) => Some(Caller::Operator),
+            (Owner::User(_), Some(user)) if user.is_active => {
+                Role::parse(&user.role).map(|role| Caller::User {
+                    id: user.id,
+                    organization_id: user.organization_id,
+                    role,
                 })
-            })
-            .await?;
+            }
+            (Owner::User(_), _) => None,
+        };
         caller.ok_or(ApiError::Unauthorized)
     }
 }

@@ -5,6 +5,8 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -19,7 +21,7 @@ use crate::dispatch::{DispatchError, RunResult};
 use crate::model::hook::{self, Hook};
 use crate::model::{EventAction, RunStatus, RESERVED_KEYS};
 use crate::modules::ModuleError;
-use crate::store::{hooks as stored, queues};
+use crate::store::queues;
 
 /// The header an outside platform signs an invocation with.
 pub const SIGNATURE_HEADER: &str = "x-rossum-signature-sha256";
@@ -85,20 +87,20 @@ pub(super) async fn test(
     ObjectId(id): ObjectId,
     Json(body): Json<TestBody>,
 ) -> ApiResult<axum::Json<Value>> {
-    let mut hook = hooks::visible(&state, &caller, id).await?;
+    let stored = hooks::visible(&state, &caller, id).await?;
     let (organization_id, _) = caller.member()?;
     let event = event_of(
         body.payload.get("event").unwrap_or(&Value::Null),
         body.payload.get("action").unwrap_or(&Value::Null),
     )?;
-    if let Some(config) = &body.config {
+    let overridden = if let Some(config) = &body.config {
         if !config.contains_key("runtime") {
             return Err(ApiError::BadRequest(
                 "config.runtime: required whenever a config is sent".into(),
             ));
         }
         // The override is laid over the hook's config and validated as a whole.
-        let mut input = hook.as_input();
+        let mut input = stored.as_input();
         let mut merged = input
             .get("config")
             .and_then(Value::as_object)
@@ -110,7 +112,7 @@ pub(super) async fn test(
         if let Some(module) = draft.module_id {
             let owned = state
                 .store
-                .run(move |connection| crate::store::modules::get(connection, module))
+                .module(module)
                 .await?
                 .is_some_and(|m| m.organization_id == organization_id);
             if !owned {
@@ -119,13 +121,18 @@ pub(super) async fn test(
                 )));
             }
         }
+        let mut hook = Hook::clone(&stored);
         hook.module_id = draft.module_id;
         hook.document.config = draft.document.config;
-    }
+        Some(hook)
+    } else {
+        None
+    };
+    let hook = overridden.as_ref().unwrap_or(&stored);
     let _slots = state.dispatcher.limits().try_acquire(organization_id, 1)?;
     let result = state
         .dispatcher
-        .run(&hook, &event, &event_keys(&body.payload), None)
+        .run(hook, &event, &event_keys(&body.payload), None)
         .await
         .map_err(|error| not_run(error, ApiError::Conflict))?;
     Ok(axum::Json(json!({
@@ -198,7 +205,7 @@ pub(super) async fn invoke(
     invoker: Invoker,
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
-    let hook: Hook = match &invoker {
+    let hook: Arc<Hook> = match &invoker {
         Invoker::Token(caller) => {
             let hook = hooks::visible(&state, caller, id).await?;
             caller.member()?;
@@ -206,11 +213,7 @@ pub(super) async fn invoke(
         }
         Invoker::Signed(signature) => {
             // Unknown hook, no secret, or a wrong signature: all the same 401.
-            let hook = state
-                .store
-                .run(move |connection| stored::get(connection, id))
-                .await?
-                .ok_or(ApiError::Unauthorized)?;
+            let hook = state.store.hook(id).await?.ok_or(ApiError::Unauthorized)?;
             let secret = state.dispatcher.open_secrets(&hook)?.config_secret;
             match secret {
                 Some(secret) if signature_matches(&secret, &body, signature) => hook,
@@ -297,10 +300,7 @@ pub(super) async fn event(
             "payload: `{key}` is set by the host and cannot be sent"
         )));
     }
-    let hooks = state
-        .store
-        .run(move |connection| stored::all(connection, Some(organization_id)))
-        .await?;
+    let hooks = state.store.organization_hooks(organization_id).await?;
     let matching = hooks
         .iter()
         .filter(|hook| hook.active && hook.subscribes_to(&event))

@@ -51,12 +51,6 @@ impl Owned for crate::store::queues::Queue {
     }
 }
 
-impl Owned for crate::model::hook::Hook {
-    fn organization_id(&self) -> u64 {
-        self.organization_id
-    }
-}
-
 /// Fetches an object and answers 404 when it does not exist or is another organization's
 /// (the two are indistinguishable to the caller).
 pub async fn visible<T, F>(state: &AppState, caller: &Caller, fetch: F) -> Result<T, ApiError>

@@ -2,6 +2,7 @@
 //! DELETE, and the names of its secrets.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -95,8 +96,14 @@ async fn module_statuses(
 }
 
 /// A hook the caller may see.
-pub(super) async fn visible(state: &AppState, caller: &Caller, id: u64) -> ApiResult<Hook> {
-    super::extract::visible(state, caller, move |connection| stored::get(connection, id)).await
+/// A hook the caller may see (another organization's is 404, as a missing one is).
+pub(super) async fn visible(state: &AppState, caller: &Caller, id: u64) -> ApiResult<Arc<Hook>> {
+    state
+        .store
+        .hook(id)
+        .await?
+        .filter(|hook| caller.can_see(hook.organization_id))
+        .ok_or(ApiError::NotFound)
 }
 
 async fn answer(state: &AppState, hook: &Hook) -> ApiResult<Value> {
@@ -276,7 +283,7 @@ pub(super) async fn replace(
     Json(body): Json<Map<String, Value>>,
 ) -> ApiResult<axum::Json<Value>> {
     let existing = visible(&state, &caller, id).await?;
-    let hook = save(&state, &caller, &body, Some(&existing)).await?;
+    let hook = save(&state, &caller, &body, Some(existing.as_ref())).await?;
     Ok(axum::Json(answer(&state, &hook).await?))
 }
 
@@ -290,7 +297,7 @@ pub(super) async fn patch(
     let existing = visible(&state, &caller, id).await?;
     let mut input = existing.as_input();
     input.extend(body);
-    let hook = save(&state, &caller, &input, Some(&existing)).await?;
+    let hook = save(&state, &caller, &input, Some(existing.as_ref())).await?;
     Ok(axum::Json(answer(&state, &hook).await?))
 }
 

@@ -18,7 +18,7 @@ use crate::model::{EventAction, PayloadError, RunLog, RunStatus};
 use crate::modules::{ModuleError, ModuleLibrary};
 use crate::runtime::{CallLimits, Outcome};
 use crate::sealing::{Sealer, SealingError};
-use crate::store::{modules, queues, tokens, Store, StoreError};
+use crate::store::{queues, tokens, Store, StoreError};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -136,7 +136,7 @@ impl Dispatcher {
         let module_id = hook.module_id.ok_or(DispatchError::NoModule)?;
         let module = self
             .store
-            .run(move |connection| modules::get(connection, module_id))
+            .module(module_id)
             .await?
             .ok_or(DispatchError::NoModule)?;
         let loaded = self.library.loaded(&module)?;

@@ -3,8 +3,11 @@
 //!
 //! SQLite calls block, so every method runs on tokio's blocking pool through
 //! [`Store::run`]; callers on the async threads never wait on the disk. One connection
-//! serializes writes, which SQLite does anyway.
+//! serializes writes, which SQLite does anyway. The reads every call makes (its token, its
+//! hook, its module) are answered from [`cache`]'s read-through caches, which SQLite's
+//! update hook keeps exact.
 
+mod cache;
 pub mod hooks;
 pub mod modules;
 pub mod organizations;
@@ -14,10 +17,16 @@ mod schema;
 pub mod tokens;
 pub mod users;
 
+use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
+
+use crate::model::hook::Hook;
+use cache::{Domain, Generations, ReadCache};
+use modules::Module;
+use tokens::Session;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +46,35 @@ pub enum StoreError {
 #[derive(Clone, Debug)]
 pub struct Store {
     connection: Arc<Mutex<Connection>>,
+    cached: Arc<CachedReads>,
+}
+
+/// Cached sessions, hooks and modules; each bounded, filled on first use.
+const CACHED_ROWS: NonZeroUsize = NonZeroUsize::new(4096).expect("nonzero");
+/// Cached per-organization hook lists (for events).
+const CACHED_ORGANIZATIONS: NonZeroUsize = NonZeroUsize::new(256).expect("nonzero");
+
+/// The hot reads and the generations that keep them exact.
+#[derive(Debug)]
+struct CachedReads {
+    generations: Generations,
+    /// By the token's hash, so that memory holds no usable token.
+    sessions: ReadCache<String, Session>,
+    hooks: ReadCache<u64, Arc<Hook>>,
+    organization_hooks: ReadCache<u64, Arc<Vec<Hook>>>,
+    modules: ReadCache<u64, Arc<Module>>,
+}
+
+impl CachedReads {
+    fn new() -> Self {
+        CachedReads {
+            generations: Generations::default(),
+            sessions: ReadCache::new(CACHED_ROWS, &[Domain::Tokens, Domain::Users]),
+            hooks: ReadCache::new(CACHED_ROWS, &[Domain::Hooks]),
+            organization_hooks: ReadCache::new(CACHED_ORGANIZATIONS, &[Domain::Hooks]),
+            modules: ReadCache::new(CACHED_ROWS, &[Domain::Modules]),
+        }
+    }
 }
 
 /// A page of a list: the rows and how many there are in all.
@@ -82,9 +120,98 @@ impl Store {
         connection.pragma_update(None, "foreign_keys", "ON")?;
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
         schema::migrate(&mut connection)?;
+        let cached = Arc::new(CachedReads::new());
+        let reported = Arc::clone(&cached);
+        connection.update_hook(Some(move |action, _database: &str, table: &str, _row| {
+            reported.generations.changed(action, table);
+        }));
         Ok(Store {
             connection: Arc::new(Mutex::new(connection)),
+            cached,
         })
+    }
+
+    /// A token's session (whatever its expiry: the caller checks it), by the token.
+    pub async fn session(&self, token: &str) -> Result<Option<Session>, StoreError> {
+        let hash = tokens::hash(token);
+        self.read_through(
+            |reads| &reads.sessions,
+            hash.clone(),
+            move |connection| tokens::session(connection, &hash),
+        )
+        .await
+    }
+
+    /// One hook.
+    pub async fn hook(&self, id: u64) -> Result<Option<Arc<Hook>>, StoreError> {
+        self.read_through(
+            |reads| &reads.hooks,
+            id,
+            move |connection| Ok(hooks::get(connection, id)?.map(Arc::new)),
+        )
+        .await
+    }
+
+    /// Every hook of an organization, by id.
+    pub async fn organization_hooks(
+        &self,
+        organization_id: u64,
+    ) -> Result<Arc<Vec<Hook>>, StoreError> {
+        let hooks = self
+            .read_through(
+                |reads| &reads.organization_hooks,
+                organization_id,
+                move |connection| {
+                    Ok(Some(Arc::new(hooks::all(
+                        connection,
+                        Some(organization_id),
+                    )?)))
+                },
+            )
+            .await?;
+        Ok(hooks.unwrap_or_default())
+    }
+
+    /// One module.
+    pub async fn module(&self, id: u64) -> Result<Option<Arc<Module>>, StoreError> {
+        self.read_through(
+            |reads| &reads.modules,
+            id,
+            move |connection| Ok(modules::get(connection, id)?.map(Arc::new)),
+        )
+        .await
+    }
+
+    /// The value for `key` from the cache `pick` chooses while it is current, else read by
+    /// `load` (a found value is remembered; an absent one never is).
+    async fn read_through<K, V, L>(
+        &self,
+        pick: fn(&CachedReads) -> &ReadCache<K, V>,
+        key: K,
+        load: L,
+    ) -> Result<Option<V>, StoreError>
+    where
+        K: std::hash::Hash + Eq + Send + 'static,
+        V: Clone + Send + 'static,
+        L: FnOnce(&Connection) -> Result<Option<V>, StoreError> + Send + 'static,
+    {
+        let cache = pick(&self.cached);
+        let current = self.cached.generations.of(cache.domains());
+        if let Some(value) = cache.get(&key, current) {
+            return Ok(Some(value));
+        }
+        let reads = Arc::clone(&self.cached);
+        let (generation, value) = self
+            .run(move |connection| {
+                // Read under the connection's lock, which every write holds too.
+                let generation = reads.generations.of(pick(&reads).domains());
+                Ok((generation, load(connection)?))
+            })
+            .await?;
+        if let Some(value) = &value {
+            cache.put(key, generation, value.clone());
+        }
+        Ok(value)
     }
 
     /// Runs a closure with the connection on the blocking pool.

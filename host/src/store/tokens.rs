@@ -3,6 +3,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
+use super::users::{self, User};
 use super::StoreError;
 
 /// Whose a token is.
@@ -46,22 +47,47 @@ pub fn insert(
     Ok(())
 }
 
-/// Who a token belongs to, if it exists and has not expired at `now` (Unix seconds).
-pub fn owner(connection: &Connection, token: &str, now: i64) -> Result<Option<Owner>, StoreError> {
-    let row: Option<(Option<u64>, bool)> = connection
-        .query_row(
-            "SELECT user_id, operator FROM tokens WHERE hash = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
-            params![hash(token), now],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
+/// A token as the API resolves it: whose it is, until when, and the user behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Whose it is.
+    pub owner: Owner,
+    /// When it stops working (Unix seconds); none for never.
+    pub expires_at: Option<i64>,
+    /// The owner, when it is a user.
+    pub user: Option<User>,
+}
+
+impl Session {
+    /// Whether the token still works at `now` (Unix seconds).
+    pub fn valid_at(&self, now: i64) -> bool {
+        self.expires_at.is_none_or(|expires_at| expires_at > now)
+    }
+}
+
+/// The session of a token, by the token's [`hash`], whatever its expiry: the cache keeps
+/// it, and the caller checks it against its clock on every use.
+pub fn session(connection: &Connection, hash: &str) -> Result<Option<Session>, StoreError> {
+    let row: Option<(Option<u64>, bool, Option<i64>)> = connection
+        .prepare_cached("SELECT user_id, operator, expires_at FROM tokens WHERE hash = ?1")?
+        .query_row([hash], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
         .optional()?;
-    Ok(
-        row.and_then(|(user_id, operator)| match (operator, user_id) {
-            (true, _) => Some(Owner::Operator),
-            (false, Some(id)) => Some(Owner::User(id)),
-            (false, None) => None,
-        }),
-    )
+    let Some((user_id, operator, expires_at)) = row else {
+        return Ok(None);
+    };
+    let (owner, user) = match (operator, user_id) {
+        (true, _) => (Owner::Operator, None),
+        (false, Some(id)) => match users::get(connection, id)? {
+            Some(user) => (Owner::User(id), Some(user)),
+            None => return Ok(None),
+        },
+        (false, None) => return Ok(None),
+    };
+    Ok(Some(Session {
+        owner,
+        expires_at,
+        user,
+    }))
 }
 
 /// Deletes a token (logout).

@@ -1,0 +1,166 @@
+//! Read-through caches for the rows every call reads (the caller's token, the hook, its
+//! module), so that a call touches the database only to write its run log.
+//!
+//! They stay exact without any caller remembering to invalidate them: SQLite's update hook
+//! reports every row this connection inserts, updates or deletes, and each change bumps
+//! the generation of its table's *domain*. A cached entry remembers the generation it was
+//! read at and is used only while that generation is current. Entries are filled under
+//! the connection's lock, which every write also holds, so a write either happened before
+//! the read (and its bump is in the remembered generation) or after (and its bump makes
+//! the entry stale). A rolled-back write bumps too: that only costs a re-read.
+//!
+//! The one change that does not bump is a new token: no cached entry can depend on a row
+//! that did not exist, and minting happens on every run with a token owner. Negative
+//! answers (no such token, no such hook) are never cached, so a new row is always found.
+//!
+//! This holds while this process's connection is the only writer, which [`super::Store`]
+//! is: one connection per data directory.
+
+use std::hash::Hash;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use lru::LruCache;
+use rusqlite::hooks::Action;
+
+/// A group of tables whose rows make up one kind of cached value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Domain {
+    /// `tokens`.
+    Tokens,
+    /// `users`.
+    Users,
+    /// `hooks` and the tables of their relations.
+    Hooks,
+    /// `modules`.
+    Modules,
+}
+
+impl Domain {
+    const COUNT: usize = 4;
+
+    /// The domain a table's rows belong to; none for tables nothing caches.
+    fn of_table(table: &str) -> Option<Self> {
+        match table {
+            "tokens" => Some(Domain::Tokens),
+            "users" => Some(Domain::Users),
+            "hooks" | "hook_queues" | "hook_run_after" => Some(Domain::Hooks),
+            "modules" => Some(Domain::Modules),
+            _ => None,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One counter per domain, bumped by every change to its tables.
+#[derive(Debug, Default)]
+pub struct Generations([AtomicU64; Domain::COUNT]);
+
+impl Generations {
+    /// Records a change SQLite reported (from the connection's update hook).
+    pub fn changed(&self, action: Action, table: &str) {
+        let Some(domain) = Domain::of_table(table) else {
+            return;
+        };
+        if domain == Domain::Tokens && action == Action::SQLITE_INSERT {
+            return;
+        }
+        self.0[domain.index()].fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The combined generation of `domains`: it changes whenever any of them does.
+    pub fn of(&self, domains: &[Domain]) -> u64 {
+        domains
+            .iter()
+            .map(|domain| self.0[domain.index()].load(Ordering::Acquire))
+            .fold(0, u64::wrapping_add)
+    }
+}
+
+/// A bounded map from a key to the value read for it at some generation of `domains`.
+#[derive(Debug)]
+pub struct ReadCache<K: Hash + Eq, V> {
+    domains: &'static [Domain],
+    entries: Mutex<LruCache<K, (u64, V)>>,
+}
+
+impl<K: Hash + Eq, V: Clone> ReadCache<K, V> {
+    /// A cache of at most `capacity` entries whose values are read from `domains`.
+    pub fn new(capacity: NonZeroUsize, domains: &'static [Domain]) -> Self {
+        ReadCache {
+            domains,
+            entries: Mutex::new(LruCache::new(capacity)),
+        }
+    }
+
+    /// The domains its values are read from.
+    pub fn domains(&self) -> &'static [Domain] {
+        self.domains
+    }
+
+    /// The value for `key`, if it was read at the `current` generation.
+    pub fn get(&self, key: &K, current: u64) -> Option<V> {
+        let mut entries = self.lock();
+        match entries.get(key) {
+            Some((generation, value)) if *generation == current => Some(value.clone()),
+            Some(_) => {
+                entries.pop(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Remembers `value`, read for `key` at `generation`.
+    pub fn put(&self, key: K, generation: u64, value: V) {
+        self.lock().put(key, (generation, value));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<K, (u64, V)>> {
+        // The map holds no invariant a panicking holder could break.
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_to_a_domain_makes_its_entries_stale_and_no_other() {
+        let generations = Generations::default();
+        let hooks: ReadCache<u64, &str> = ReadCache::new(NonZeroUsize::MIN, &[Domain::Hooks]);
+        hooks.put(1, generations.of(hooks.domains()), "first");
+        assert_eq!(
+            hooks.get(&1, generations.of(hooks.domains())),
+            Some("first")
+        );
+        generations.changed(Action::SQLITE_UPDATE, "modules");
+        assert_eq!(
+            hooks.get(&1, generations.of(hooks.domains())),
+            Some("first")
+        );
+        generations.changed(Action::SQLITE_DELETE, "hook_run_after");
+        assert_eq!(hooks.get(&1, generations.of(hooks.domains())), None);
+    }
+
+    #[test]
+    fn a_new_token_leaves_cached_sessions_valid_but_a_changed_one_does_not() {
+        let generations = Generations::default();
+        let domains = &[Domain::Tokens, Domain::Users];
+        let at = generations.of(domains);
+        generations.changed(Action::SQLITE_INSERT, "tokens");
+        assert_eq!(generations.of(domains), at);
+        generations.changed(Action::SQLITE_UPDATE, "tokens");
+        assert_ne!(generations.of(domains), at);
+        let at = generations.of(domains);
+        generations.changed(Action::SQLITE_INSERT, "users");
+        assert_ne!(generations.of(domains), at);
+    }
+}
