@@ -138,9 +138,9 @@ pub(super) async fn test(
     Ok(axum::Json(json!({
         "response": result.response,
         "log": result.output,
-        "status": result.log.status,
-        "message": result.log.message,
-        "request_id": result.log.request_id,
+        "status": result.status,
+        "message": result.message,
+        "request_id": result.request_id,
     })))
 }
 
@@ -182,17 +182,19 @@ fn signature_matches(secret: &str, body: &[u8], header: &str) -> bool {
 }
 
 /// The answer to an invocation: the hook's response, or 400 naming what went wrong.
-fn invocation_answer(result: &RunResult) -> Response {
-    match &result.response {
-        Some(response) => (StatusCode::OK, axum::Json(Value::Object(response.clone()))).into_response(),
+fn invocation_answer(result: RunResult) -> Response {
+    match result.response {
+        Some(response) => (StatusCode::OK, axum::Json(Value::Object(response))).into_response(),
         None => (
             StatusCode::BAD_REQUEST,
             axum::Json(json!({
-                "detail": format!("The hook did not return a response ({}): {}",
-                    serde_json::to_value(result.log.status).ok().and_then(|s| s.as_str().map(str::to_owned)).unwrap_or_default(),
-                    result.log.message),
-                "status": result.log.status,
-                "request_id": result.log.request_id,
+                "detail": format!(
+                    "The hook did not return a response ({}): {}",
+                    result.status.as_str(),
+                    result.message
+                ),
+                "status": result.status,
+                "request_id": result.request_id,
             })),
         )
             .into_response(),
@@ -254,7 +256,7 @@ pub(super) async fn invoke(
         .run(&hook, &event, &fields, None)
         .await
         .map_err(|error| not_run(error, ApiError::BadRequest))?;
-    Ok(invocation_answer(&result))
+    Ok(invocation_answer(result))
 }
 
 pub(super) async fn event(

@@ -14,7 +14,7 @@ use super::writer::{RunLogWriter, WriteError};
 use super::{HookCall, PreparedCall};
 use crate::model::content::apply_operations;
 use crate::model::hook::Hook;
-use crate::model::{EventAction, PayloadError, RunLog, RunStatus};
+use crate::model::{EventAction, PayloadError, RunStatus};
 use crate::modules::{ModuleError, ModuleLibrary};
 use crate::runtime::{CallLimits, Outcome};
 use crate::sealing::{Sealer, SealingError};
@@ -54,11 +54,15 @@ pub struct HookSecrets {
     pub config_secret: Option<String>,
 }
 
-/// What one run produced.
+/// What one run produced; its run log is committed.
 #[derive(Debug, Clone)]
 pub struct RunResult {
-    /// Its run log (committed).
-    pub log: RunLog,
+    /// How it ended.
+    pub status: RunStatus,
+    /// Its run log's message.
+    pub message: String,
+    /// Its request id, as in its run log.
+    pub request_id: String,
     /// The hook's response, when it completed.
     pub response: Option<Map<String, Value>>,
     /// Captured output, redacted.
@@ -178,13 +182,15 @@ impl Dispatcher {
             self.expire_token(token, hook.token_lifetime_s()).await?;
         }
         let log = prepared.run_log(&report);
-        self.writer.write(log.clone()).await?;
+        self.writer.write(&log).await?;
         let response = match report.outcome {
             Outcome::Completed { response } => Some(response),
             _ => None,
         };
         Ok(RunResult {
-            log,
+            status: log.status,
+            message: log.message,
+            request_id: log.request_id,
             response,
             output: report.output,
         })
@@ -350,13 +356,13 @@ impl Dispatcher {
             queue_id,
         })?;
         let log = prepared.cancelled_log(reason);
-        self.writer.write(log.clone()).await?;
+        self.writer.write(&log).await?;
         Ok(EventRun {
             hook_id: hook.id,
             status: RunStatus::Cancelled,
-            message: log.message.clone(),
+            message: log.message,
             response: None,
-            request_id: log.request_id.clone(),
+            request_id: log.request_id,
         })
     }
 }
@@ -380,10 +386,10 @@ impl EventRun {
     fn from_result(hook: &Hook, result: RunResult) -> Self {
         EventRun {
             hook_id: hook.id,
-            status: result.log.status,
-            message: result.log.message,
+            status: result.status,
+            message: result.message,
             response: result.response,
-            request_id: result.log.request_id,
+            request_id: result.request_id,
         }
     }
 }

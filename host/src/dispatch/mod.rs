@@ -74,14 +74,16 @@ impl PreparedCall {
             body: call.body,
         })?;
         let invocation = Invocation {
+            payload: serde_json::to_string(&payload)
+                .map_err(|error| PayloadError::Json(error.to_string()))?,
+            settings: serde_json::to_string(call.settings)
+                .map_err(|error| PayloadError::Json(error.to_string()))?,
             request_id,
             timestamp,
             hook_id: call.hook_id,
             organization_id: call.organization_id,
             event: call.event.event().to_owned(),
             action: call.event.action().to_owned(),
-            payload: Value::Object(payload.clone()).to_string(),
-            settings: Value::Object(call.settings.clone()).to_string(),
             secrets: call.secrets.to_vec(),
             authorization_token: call.token.map(str::to_owned),
             base_url: call.base_url.to_owned(),
@@ -98,37 +100,35 @@ impl PreparedCall {
     }
 
     /// The run log of this call once the runtime has reported, every secret redacted.
-    pub fn run_log(&self, report: &RunReport) -> RunLog {
+    pub fn run_log(self, report: &RunReport) -> RunLog {
         run_log(self, report)
     }
 
     /// The run log of this call when it was not run: a hook it runs after failed.
-    pub fn cancelled_log(&self, reason: &str) -> RunLog {
+    pub fn cancelled_log(self, reason: &str) -> RunLog {
         let now = now_rfc3339();
+        let annotation_id = self.annotation_id();
+        let email_id = self.email_id();
         RunLog {
             uuid: uuid::Uuid::new_v4().to_string(),
-            request_id: self.invocation.request_id.clone(),
-            timestamp: self.invocation.timestamp.clone(),
+            request_id: self.invocation.request_id,
+            timestamp: self.invocation.timestamp,
             event: self.event.event().to_owned(),
             action: self.event.action().to_owned(),
             organization_id: self.invocation.organization_id,
             hook_id: self.invocation.hook_id,
             hook_type: "function".to_owned(),
             queue_id: self.queue_id,
-            annotation_id: self.annotation_id(),
-            email_id: self.email_id(),
+            annotation_id,
+            email_id,
             status: RunStatus::Cancelled,
             log_level: RunStatus::Cancelled.log_level(),
             status_code: None,
             message: self.redactor.redact(reason),
-            request: self
-                .redactor
-                .redact_json(&Value::Object(self.payload.clone())),
+            request: self.redactor.redact_json(Value::Object(self.payload)),
             response: None,
             output: None,
-            settings: self
-                .redactor
-                .redact_json(&Value::Object(self.settings.clone())),
+            settings: self.redactor.redact_json(Value::Object(self.settings)),
             start: now.clone(),
             end: now,
             duration_ms: 0.0,
@@ -164,7 +164,7 @@ pub fn run_status(outcome: &Outcome) -> RunStatus {
 }
 
 /// The run log of one finished call, with every secret value redacted.
-fn run_log(context: &PreparedCall, report: &RunReport) -> RunLog {
+fn run_log(context: PreparedCall, report: &RunReport) -> RunLog {
     let status = run_status(&report.outcome);
     let (message, response) = match &report.outcome {
         Outcome::Completed { response } => (
@@ -172,36 +172,36 @@ fn run_log(context: &PreparedCall, report: &RunReport) -> RunLog {
             Some(
                 context
                     .redactor
-                    .redact_json(&Value::Object(response.clone())),
+                    .redact_json(Value::Object(response.clone())),
             ),
         ),
         other => (other.message(), None),
     };
     let end = report.started_at + report.duration;
+    let annotation_id = context.annotation_id();
+    let email_id = context.email_id();
     RunLog {
         uuid: uuid::Uuid::new_v4().to_string(),
-        request_id: context.invocation.request_id.clone(),
-        timestamp: context.invocation.timestamp.clone(),
+        request_id: context.invocation.request_id,
+        timestamp: context.invocation.timestamp,
         event: context.event.event().to_owned(),
         action: context.event.action().to_owned(),
         organization_id: context.invocation.organization_id,
         hook_id: context.invocation.hook_id,
         hook_type: "function".to_owned(),
         queue_id: context.queue_id,
-        annotation_id: context.annotation_id(),
-        email_id: context.email_id(),
+        annotation_id,
+        email_id,
         status,
         log_level: status.log_level(),
         status_code: None,
         message: context.redactor.redact(&message),
-        request: context
-            .redactor
-            .redact_json(&Value::Object(context.payload.clone())),
+        request: context.redactor.redact_json(Value::Object(context.payload)),
         response,
         output: Some(report.output.clone()),
         settings: context
             .redactor
-            .redact_json(&Value::Object(context.settings.clone())),
+            .redact_json(Value::Object(context.settings)),
         start: format_rfc3339(report.started_at),
         end: format_rfc3339(end),
         duration_ms: report.duration.as_secs_f64() * 1000.0,

@@ -5,7 +5,8 @@
 use tokio::sync::{mpsc, oneshot};
 
 use crate::model::RunLog;
-use crate::store::{run_logs, Store};
+use crate::store::run_logs::{self, RunLogRow};
+use crate::store::Store;
 
 /// The most logs written in one transaction.
 const MAX_BATCH: usize = 512;
@@ -22,7 +23,7 @@ pub struct WriteError(String);
 /// A handle to the writer task; clones share it.
 #[derive(Debug, Clone)]
 pub struct RunLogWriter {
-    sender: mpsc::Sender<(RunLog, Ack)>,
+    sender: mpsc::Sender<(RunLogRow, Ack)>,
 }
 
 impl RunLogWriter {
@@ -35,10 +36,11 @@ impl RunLogWriter {
     }
 
     /// Writes one run log; returns once it is committed.
-    pub async fn write(&self, log: RunLog) -> Result<(), WriteError> {
+    pub async fn write(&self, log: &RunLog) -> Result<(), WriteError> {
+        let row = RunLogRow::new(log).map_err(|error| WriteError(error.to_string()))?;
         let (ack, done) = oneshot::channel();
         self.sender
-            .send((log, ack))
+            .send((row, ack))
             .await
             .map_err(|_| WriteError("the writer has stopped".into()))?;
         done.await
@@ -47,21 +49,21 @@ impl RunLogWriter {
     }
 }
 
-async fn write_batches(store: Store, mut receiver: mpsc::Receiver<(RunLog, Ack)>) {
+async fn write_batches(store: Store, mut receiver: mpsc::Receiver<(RunLogRow, Ack)>) {
     while let Some(first) = receiver.recv().await {
-        let mut logs = vec![first.0];
+        let mut rows = vec![first.0];
         let mut acks = vec![first.1];
-        while logs.len() < MAX_BATCH {
+        while rows.len() < MAX_BATCH {
             match receiver.try_recv() {
-                Ok((log, ack)) => {
-                    logs.push(log);
+                Ok((row, ack)) => {
+                    rows.push(row);
                     acks.push(ack);
                 }
                 Err(_) => break,
             }
         }
         let result = store
-            .run(move |connection| run_logs::insert_batch(connection, &logs))
+            .run(move |connection| run_logs::insert_batch(connection, &rows))
             .await
             .map_err(|error| error.to_string());
         if let Err(error) = &result {

@@ -50,6 +50,9 @@ pub enum PayloadError {
     /// The event's keys tried to set a key the host sets.
     #[error("the payload key `{0}` is set by the host and cannot come from the event")]
     ReservedKey(String),
+    /// The payload could not be written as JSON text (a map of JSON values always can).
+    #[error("the payload cannot be written as JSON: {0}")]
+    Json(String),
 }
 
 /// The payload object a hook receives.

@@ -26,6 +26,16 @@ impl RunStatus {
             RunStatus::Cancelled => LogLevel::Warning,
         }
     }
+
+    /// Its name on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Timeout => "timeout",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// Severity of a run log entry.
@@ -38,6 +48,17 @@ pub enum LogLevel {
     Warning,
     /// A failed run.
     Error,
+}
+
+impl LogLevel {
+    /// Its name on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Info => "INFO",
+            LogLevel::Warning => "WARNING",
+            LogLevel::Error => "ERROR",
+        }
+    }
 }
 
 /// One run of one hook for one event. Secret values are already redacted in every field.
@@ -87,4 +108,29 @@ pub struct RunLog {
     pub end: String,
     /// Wall time of the run in milliseconds.
     pub duration_ms: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_serialized_names() {
+        for status in [
+            RunStatus::Completed,
+            RunStatus::Failed,
+            RunStatus::Timeout,
+            RunStatus::Cancelled,
+        ] {
+            assert_eq!(
+                serde_json::to_value(status).ok(),
+                Some(status.as_str().into())
+            );
+            let level = status.log_level();
+            assert_eq!(
+                serde_json::to_value(level).ok(),
+                Some(level.as_str().into())
+            );
+        }
+    }
 }

@@ -68,24 +68,41 @@ impl Redactor {
         text
     }
 
-    /// A JSON value with secret values redacted in every string (keys included).
-    pub fn redact_json(&self, value: &serde_json::Value) -> serde_json::Value {
+    /// A JSON value with secret values redacted in every string (keys included). Strings
+    /// are rewritten only where a secret occurs, so a document with none is not copied.
+    pub fn redact_json(&self, mut value: serde_json::Value) -> serde_json::Value {
+        if !self.is_empty() {
+            self.redact_in_place(&mut value);
+        }
+        value
+    }
+
+    fn redact_in_place(&self, value: &mut serde_json::Value) {
         use serde_json::Value;
-        if self.is_empty() {
-            return value.clone();
-        }
         match value {
-            Value::String(text) => Value::String(self.redact(text)),
-            Value::Array(items) => {
-                Value::Array(items.iter().map(|v| self.redact_json(v)).collect())
+            Value::String(text) => {
+                if self.occurs_in(text) {
+                    *text = self.redact(text);
+                }
             }
-            Value::Object(map) => Value::Object(
-                map.iter()
-                    .map(|(key, v)| (self.redact(key), self.redact_json(v)))
-                    .collect(),
-            ),
-            other => other.clone(),
+            Value::Array(items) => items.iter_mut().for_each(|item| self.redact_in_place(item)),
+            Value::Object(map) => {
+                if map.keys().any(|key| self.occurs_in(key)) {
+                    *map = std::mem::take(map)
+                        .into_iter()
+                        .map(|(key, value)| (self.redact(&key), value))
+                        .collect();
+                }
+                map.values_mut().for_each(|item| self.redact_in_place(item));
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
         }
+    }
+
+    fn occurs_in(&self, text: &str) -> bool {
+        self.needles
+            .iter()
+            .any(|needle| text.contains(needle.as_str()))
     }
 }
 
@@ -122,10 +139,12 @@ mod tests {
     #[test]
     fn redacts_json_strings_and_keys() {
         let redactor = Redactor::new(["hunter22"]);
-        let value = serde_json::json!({"a": ["x hunter22"], "hunter22": 1});
+        let value = serde_json::json!({"a": ["x hunter22"], "hunter22": {"b": "hunter22"}, "c": 2});
         assert_eq!(
-            redactor.redact_json(&value),
-            serde_json::json!({"a": ["x [redacted...]"], "[redacted...]": 1})
+            redactor.redact_json(value),
+            serde_json::json!({"a": ["x [redacted...]"], "[redacted...]": {"b": "[redacted...]"}, "c": 2})
         );
+        let untouched = serde_json::json!({"a": ["nothing"], "b": null});
+        assert_eq!(redactor.redact_json(untouched.clone()), untouched);
     }
 }

@@ -47,8 +47,53 @@ pub struct RunLogFilter {
     pub limit: u64,
 }
 
+/// A run log ready to insert: its indexed columns and its whole record as JSON text.
+/// Made on the run's own task, so that the writer, which holds the connection, only
+/// inserts.
+#[derive(Debug, Clone)]
+pub struct RunLogRow {
+    uuid: String,
+    organization_id: u64,
+    hook_id: u64,
+    request_id: String,
+    queue_id: Option<u64>,
+    annotation_id: Option<u64>,
+    email_id: Option<u64>,
+    log_level: &'static str,
+    status: &'static str,
+    status_code: Option<u16>,
+    timestamp: String,
+    start: String,
+    end: String,
+    body: String,
+}
+
+impl RunLogRow {
+    /// The row of a run log.
+    pub fn new(log: &RunLog) -> Result<Self, StoreError> {
+        let body = serde_json::to_string(log)
+            .map_err(|error| StoreError::Task(format!("cannot serialize a run log: {error}")))?;
+        Ok(RunLogRow {
+            uuid: log.uuid.clone(),
+            organization_id: log.organization_id,
+            hook_id: log.hook_id,
+            request_id: log.request_id.clone(),
+            queue_id: log.queue_id,
+            annotation_id: log.annotation_id,
+            email_id: log.email_id,
+            log_level: log.log_level.as_str(),
+            status: log.status.as_str(),
+            status_code: log.status_code,
+            timestamp: log.timestamp.clone(),
+            start: log.start.clone(),
+            end: log.end.clone(),
+            body,
+        })
+    }
+}
+
 /// Writes a batch of run logs in one transaction.
-pub fn insert_batch(connection: &mut Connection, logs: &[RunLog]) -> Result<(), StoreError> {
+pub fn insert_batch(connection: &mut Connection, rows: &[RunLogRow]) -> Result<(), StoreError> {
     let transaction = connection.transaction()?;
     {
         let mut statement = transaction.prepare_cached(
@@ -57,29 +102,22 @@ pub fn insert_batch(connection: &mut Connection, logs: &[RunLog]) -> Result<(), 
                                    timestamp, start, end, body)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         )?;
-        for log in logs {
-            let body = serde_json::to_string(log).map_err(|error| {
-                StoreError::Task(format!("cannot serialize a run log: {error}"))
-            })?;
+        for row in rows {
             statement.execute(params![
-                log.uuid,
-                log.organization_id,
-                log.hook_id,
-                log.request_id,
-                log.queue_id,
-                log.annotation_id,
-                log.email_id,
-                serde_json::to_value(log.log_level)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned)),
-                serde_json::to_value(log.status)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned)),
-                log.status_code,
-                log.timestamp,
-                log.start,
-                log.end,
-                body
+                row.uuid,
+                row.organization_id,
+                row.hook_id,
+                row.request_id,
+                row.queue_id,
+                row.annotation_id,
+                row.email_id,
+                row.log_level,
+                row.status,
+                row.status_code,
+                row.timestamp,
+                row.start,
+                row.end,
+                row.body
             ])?;
         }
     }
