@@ -8,6 +8,7 @@
 //! update hook keeps exact.
 
 mod cache;
+mod checkpoint;
 pub mod hooks;
 pub mod modules;
 pub mod organizations;
@@ -117,6 +118,7 @@ impl Store {
         let mut connection = Connection::open(path)?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
+        connection.pragma_update(None, "journal_size_limit", 64 << 20)?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
         schema::migrate(&mut connection)?;
@@ -125,10 +127,17 @@ impl Store {
         connection.update_hook(Some(move |action, _database: &str, table: &str, _row| {
             reported.generations.changed(action, table);
         }));
-        Ok(Store {
-            connection: Arc::new(Mutex::new(connection)),
-            cached,
-        })
+        let connection = Arc::new(Mutex::new(connection));
+        match checkpoint::spawn(path, Arc::downgrade(&connection)) {
+            Ok(()) => {
+                let locked = connection
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                locked.pragma_update(None, "wal_autocheckpoint", 0)?;
+            }
+            Err(error) => tracing::warn!("{error}; SQLite checkpoints on commit instead"),
+        }
+        Ok(Store { connection, cached })
     }
 
     /// A token's session (whatever its expiry: the caller checks it), by the token.
