@@ -73,6 +73,13 @@ impl IntoResponse for ApiError {
                 axum::http::HeaderValue::from_static("1"),
             );
         }
+        if self.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            // The body may be partly unread: the connection cannot carry another request.
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
         if self.status() == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 "www-authenticate",

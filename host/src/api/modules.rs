@@ -44,12 +44,48 @@ fn too_large() -> ApiError {
     ApiError::PayloadTooLarge(DEFAULT_MAX_MODULE_BYTES)
 }
 
+/// How long a refused body is read and thrown away after its 413 is answered.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads a refused body to its end (at most `declared` bytes, for at most [`LINGER`]) and throws
+/// it away, after the 413 is already on its way.
+///
+/// Closing a connection with unread bytes in its receive buffer makes the kernel reset it, and
+/// a client still writing its upload may then lose the 413 to a "connection reset" (nginx's
+/// lingering close exists for the same reason). Holding the body keeps hyper reading it, so the
+/// connection closes cleanly once the client has sent what it declared; nothing is buffered.
+fn discard_in_background(body: axum::body::Body, declared: u64) {
+    use futures::StreamExt;
+    tokio::spawn(async move {
+        let mut stream = body.into_data_stream();
+        let mut read = 0u64;
+        let drain = async {
+            while let Some(Ok(chunk)) = stream.next().await {
+                read += chunk.len() as u64;
+                if read >= declared {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER, drain).await;
+    });
+}
+
 /// Reads the module's bytes and name from a raw or a multipart body.
 async fn read_upload(
     state: &AppState,
     request: Request,
     query_name: Option<String>,
 ) -> ApiResult<(String, bytes::Bytes)> {
+    // A body declared too large is refused before a byte of it is read into memory.
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    if let Some(length) = declared.filter(|&length| length > MAX_UPLOAD_BYTES as u64) {
+        discard_in_background(request.into_body(), length);
+        return Err(too_large());
+    }
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)

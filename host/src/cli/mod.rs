@@ -65,7 +65,12 @@ fn default_cache_dir() -> Option<PathBuf> {
 
 fn serve(args: &crate::server::config::ServeArgs) -> ExitCode {
     let result = crate::server::ServerConfig::resolve(args).and_then(|config| {
+        // One async worker more than the runtime's CPU slots (one per core): with every
+        // slot running a guest, requests, answers and slot hand-overs still have a thread
+        // to run on instead of waiting behind guests (BENCHMARKS.md, noisy neighbour).
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cores + 1)
             .enable_all()
             .build()?
             .block_on(crate::server::serve(config))

@@ -169,6 +169,7 @@ impl Dispatcher {
         let call_limits = CallLimits {
             timeout,
             memory_bytes: limits.memory_size_mb.saturating_mul(MIB),
+            fairness_group: hook.organization_id,
             ..CallLimits::default()
         };
         let report = {

@@ -1,6 +1,11 @@
-//! The run log writer: runs hand their logs to one task, which writes whatever has
+//! The run log writer: runs hand their logs to one thread, which writes whatever has
 //! gathered in one transaction and then tells each run its log is durable. A call's HTTP
 //! answer waits for that, so an answered call always has its run log.
+//!
+//! The writer is a thread of its own rather than an async task: when guests keep every
+//! async worker busy, a task would wait behind them in the run queue twice per batch (to
+//! take the rows, and again when the blocking pool hands the commit back), and every
+//! answered call waits for the writer.
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -20,18 +25,18 @@ type Ack = oneshot::Sender<Result<(), String>>;
 #[error("the run log could not be written: {0}")]
 pub struct WriteError(String);
 
-/// A handle to the writer task; clones share it.
+/// A handle to the writer; clones share it.
 #[derive(Debug, Clone)]
 pub struct RunLogWriter {
     sender: mpsc::Sender<(RunLogRow, Ack)>,
 }
 
 impl RunLogWriter {
-    /// Starts the writer task. It ends once every handle is dropped and the queue is
-    /// written.
+    /// Starts the writer on a thread of the blocking pool. It ends once every handle is
+    /// dropped and the queue is written.
     pub fn spawn(store: Store) -> (Self, tokio::task::JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(write_batches(store, receiver));
+        let task = tokio::task::spawn_blocking(move || write_batches(&store, receiver));
         (RunLogWriter { sender }, task)
     }
 
@@ -49,8 +54,8 @@ impl RunLogWriter {
     }
 }
 
-async fn write_batches(store: Store, mut receiver: mpsc::Receiver<(RunLogRow, Ack)>) {
-    while let Some(first) = receiver.recv().await {
+fn write_batches(store: &Store, mut receiver: mpsc::Receiver<(RunLogRow, Ack)>) {
+    while let Some(first) = receiver.blocking_recv() {
         let mut rows = vec![first.0];
         let mut acks = vec![first.1];
         while rows.len() < MAX_BATCH {
@@ -63,8 +68,7 @@ async fn write_batches(store: Store, mut receiver: mpsc::Receiver<(RunLogRow, Ac
             }
         }
         let result = store
-            .run(move |connection| run_logs::insert_batch(connection, &rows))
-            .await
+            .run_here(|connection| run_logs::insert_batch(connection, &rows))
             .map_err(|error| error.to_string());
         if let Err(error) = &result {
             tracing::error!("writing {} run logs failed: {error}", acks.len());

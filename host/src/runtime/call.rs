@@ -7,6 +7,7 @@ use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::I32Exit;
 
 use super::config::CallLimits;
+use super::fair::{FairShare, TickYield};
 use super::invocation::Invocation;
 use super::limiter::CallLimiter;
 use super::outcome::{panic_message, parse_response, Failure, Outcome, RunReport, TrapReport};
@@ -44,9 +45,16 @@ impl Runtime {
         let output = Capture::new(limits.output_bytes);
         let redactor = invocation.redactor();
 
+        let tick = TickYield::default();
+        // Waiting for the group's turn counts against the call's time, as running does.
         let execution = tokio::time::timeout(
             limits.timeout,
-            self.execute(module, invocation, limits, deadline, &output),
+            FairShare::new(
+                &self.cpu,
+                limits.fairness_group,
+                tick.clone(),
+                self.execute(module, invocation, limits, deadline, &output, &tick),
+            ),
         )
         .await;
         let duration = start.elapsed();
@@ -76,6 +84,7 @@ impl Runtime {
         limits: &CallLimits,
         deadline: Instant,
         output: &Capture,
+        tick: &TickYield,
     ) -> Execution {
         let call = CallState {
             limiter: CallLimiter::new(usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX)),
@@ -85,7 +94,7 @@ impl Runtime {
         match &module.prepared {
             Prepared::Extension(pre) => {
                 let state = ComponentState::new(sandbox(output).build(), call);
-                let mut store = match self.store(state, limits, deadline) {
+                let mut store = match self.store(state, limits, deadline, tick) {
                     Ok(store) => store,
                     Err(error) => return Execution::failed(error),
                 };
@@ -100,11 +109,11 @@ impl Runtime {
             Prepared::CommandComponent(pre) => {
                 let stdout = Capture::new(limits.response_bytes.saturating_add(1));
                 let wasi = command_sandbox(output, &stdout, &invocation.payload).build();
-                let mut store = match self.store(ComponentState::new(wasi, call), limits, deadline)
-                {
-                    Ok(store) => store,
-                    Err(error) => return Execution::failed(error),
-                };
+                let mut store =
+                    match self.store(ComponentState::new(wasi, call), limits, deadline, tick) {
+                        Ok(store) => store,
+                        Err(error) => return Execution::failed(error),
+                    };
                 let result = async {
                     let command = pre.instantiate_async(&mut store).await?;
                     command.wasi_cli_run().call_run(&mut store).await
@@ -121,7 +130,7 @@ impl Runtime {
             Prepared::CoreCommand(pre) => {
                 let stdout = Capture::new(limits.response_bytes.saturating_add(1));
                 let wasi = command_sandbox(output, &stdout, &invocation.payload).build_p1();
-                let mut store = match self.store(CoreState { wasi, call }, limits, deadline) {
+                let mut store = match self.store(CoreState { wasi, call }, limits, deadline, tick) {
                     Ok(store) => store,
                     Err(error) => return Execution::failed(error),
                 };
@@ -147,16 +156,20 @@ impl Runtime {
         state: T,
         limits: &CallLimits,
         deadline: Instant,
+        tick: &TickYield,
     ) -> wasmtime::Result<Store<T>> {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.call_state().limiter);
         // Check the deadline at every tick, yielding to the async runtime in between so
-        // that a CPU-bound guest never holds a worker thread for more than one tick.
+        // that a CPU-bound guest never holds a worker thread (or its CPU slot, see `fair`)
+        // for more than one tick.
         store.set_epoch_deadline(1);
+        let tick = tick.clone();
         store.epoch_deadline_callback(move |_| {
             if Instant::now() >= deadline {
                 Ok(UpdateDeadline::Interrupt)
             } else {
+                tick.mark();
                 Ok(UpdateDeadline::Yield(1))
             }
         });

@@ -49,6 +49,8 @@ pub struct RuntimeConfig {
     pub fuel_metering: bool,
     /// How often the epoch advances.
     pub epoch_tick: Duration,
+    /// Guests running wasm at once, shared fairly between fairness groups; the cores.
+    pub cpu_slots: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -61,6 +63,7 @@ impl Default for RuntimeConfig {
             pooling: true,
             fuel_metering: false,
             epoch_tick: DEFAULT_EPOCH_TICK,
+            cpu_slots: std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
         }
     }
 }
@@ -78,6 +81,9 @@ pub struct CallLimits {
     pub output_bytes: usize,
     /// The largest response accepted.
     pub response_bytes: usize,
+    /// Whose share of the CPU the call runs in (the server uses the organization): groups
+    /// take turns, so one cannot slow another by running many calls.
+    pub fairness_group: u64,
 }
 
 impl Default for CallLimits {
@@ -88,6 +94,7 @@ impl Default for CallLimits {
             fuel: None,
             output_bytes: DEFAULT_OUTPUT_BYTES,
             response_bytes: DEFAULT_RESPONSE_BYTES,
+            fairness_group: 0,
         }
     }
 }

@@ -10,6 +10,7 @@
 //! - [`module`]: a module's digest and kind, and the checks that refuse what cannot run;
 //! - `cache`: compiled artifacts on disk;
 //! - `state`, `limiter`, `output`: what a store holds during a call;
+//! - `fair`: the CPU shared between fairness groups, turn by turn;
 //! - `call`: one call, from a fresh store to its [`RunReport`];
 //! - [`outcome`], [`redact`]: what a call's result is, and how secrets leave it.
 
@@ -18,6 +19,7 @@ mod cache;
 mod call;
 pub mod config;
 mod engine;
+mod fair;
 mod invocation;
 mod limiter;
 pub mod module;
@@ -73,6 +75,7 @@ pub struct Runtime {
     core_linker: wasmtime::Linker<CoreState>,
     artifacts: Option<ArtifactDir>,
     modules: Mutex<LruCache<Digest, Arc<LoadedModule>>>,
+    cpu: Arc<fair::CpuScheduler>,
     config: RuntimeConfig,
 }
 
@@ -161,6 +164,7 @@ impl Runtime {
             core_linker,
             artifacts,
             modules: Mutex::new(LruCache::new(capacity)),
+            cpu: fair::CpuScheduler::new(config.cpu_slots),
             config,
         })
     }

@@ -229,17 +229,25 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let connection = Arc::clone(&self.connection);
-        tokio::task::spawn_blocking(move || {
-            // A panic inside a query leaves no transaction open (rusqlite rolls back on
-            // drop), so the connection is still usable.
-            let mut connection = connection
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            work(&mut connection)
-        })
-        .await
-        .map_err(|error| StoreError::Task(error.to_string()))?
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.run_here(work))
+            .await
+            .map_err(|error| StoreError::Task(error.to_string()))?
+    }
+
+    /// Runs a closure with the connection on the calling thread, for a caller that is
+    /// already off the async threads (the run log writer).
+    pub fn run_here<T>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        // A panic inside a query leaves no transaction open (rusqlite rolls back on drop),
+        // so the connection is still usable.
+        let mut connection = self
+            .connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        work(&mut connection)
     }
 }
 

@@ -1,0 +1,397 @@
+//! Fair shares of the CPU between *fairness groups* (to the server, organizations).
+//!
+//! Guests run on the async runtime's worker threads and give them up at every epoch tick.
+//! Left to itself the async runtime puts a yielding guest straight back in its run queue,
+//! first come, first served, so a group with 64 spinning guests gets 64 turns for every
+//! turn of a group with one: a noisy neighbour. Here a call's future is polled only while
+//! it holds one of a few *slots* (as many as there are cores), so no more guests are
+//! runnable than can run. A guest keeps its slot across a tick's yield while nobody waits
+//! for one, and hands it over at its next tick when somebody does; it gives it up at once
+//! when it stops for any other reason (a sleep or another wait in a host call, which must
+//! not hold a core it does not use). A freed slot goes straight to the next waiting call:
+//! the first of the waiting group that has used the least CPU time (so a group calling a
+//! short guest now and then is served before one that keeps long guests spinning), each
+//! group's calls in order. A group that was idle starts level with the group served last,
+//! so idling earns no credit to spend in a burst.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+/// The slots and the guests waiting for one.
+#[derive(Debug)]
+pub struct CpuScheduler {
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// Slots nobody holds. Never more than zero while anyone waits.
+    free: usize,
+    /// Guests waiting, in all groups.
+    waiting: usize,
+    /// Groups that hold a slot or wait for one; an idle group is forgotten.
+    groups: HashMap<u64, Group>,
+    /// The CPU time of the group last served: where a group that was idle starts, so that
+    /// idling earns no credit to spend later in a burst.
+    floor: Duration,
+}
+
+#[derive(Debug, Default)]
+struct Group {
+    /// CPU time charged to the group's slots. The waiting group with the least is served
+    /// first.
+    used: Duration,
+    /// Slots the group's guests hold.
+    held: usize,
+    /// The group's waiting guests, in order.
+    waiters: VecDeque<oneshot::Sender<CpuSlot>>,
+}
+
+/// The right to run wasm on a core; given back, and its time charged to its group, when
+/// dropped.
+#[derive(Debug)]
+pub struct CpuSlot {
+    scheduler: Option<Arc<CpuScheduler>>,
+    group: u64,
+    since: Instant,
+}
+
+impl CpuScheduler {
+    /// A scheduler with `slots` slots (at least one).
+    pub fn new(slots: usize) -> Arc<Self> {
+        Arc::new(CpuScheduler {
+            state: Mutex::new(State {
+                free: slots.max(1),
+                waiting: 0,
+                groups: HashMap::new(),
+                floor: Duration::ZERO,
+            }),
+        })
+    }
+
+    /// A slot for a guest of `group` now, if one is free (none is while anyone waits).
+    pub fn try_acquire(self: &Arc<Self>, group: u64) -> Option<CpuSlot> {
+        let mut state = self.lock();
+        (state.free > 0).then(|| {
+            state.free -= 1;
+            state.grant(group);
+            CpuSlot::of(self, group)
+        })
+    }
+
+    /// A slot for a guest of `group`, once it is this group's turn.
+    pub async fn acquire(self: &Arc<Self>, group: u64) -> CpuSlot {
+        loop {
+            let granted = {
+                let mut state = self.lock();
+                if state.free > 0 {
+                    state.free -= 1;
+                    state.grant(group);
+                    return CpuSlot::of(self, group);
+                }
+                let floor = state.floor;
+                let entry = state.groups.entry(group).or_default();
+                if entry.held == 0 && entry.waiters.is_empty() {
+                    entry.used = entry.used.max(floor);
+                }
+                let (sender, granted) = oneshot::channel();
+                entry.waiters.push_back(sender);
+                state.waiting += 1;
+                granted
+            };
+            // A sender is dropped unsent only if the scheduler is; then ask again.
+            if let Ok(slot) = granted.await {
+                return slot;
+            }
+        }
+    }
+
+    /// Whether any guest is waiting for a slot.
+    pub fn contended(&self) -> bool {
+        self.lock().waiting > 0
+    }
+
+    /// Charges a slot's time to its group and hands the slot to the next waiting guest,
+    /// or keeps it free.
+    fn release(self: &Arc<Self>, group: u64, used: Duration) {
+        let mut state = self.lock();
+        state.charge(group, used);
+        loop {
+            let Some((next_group, sender)) = state.next_waiter() else {
+                state.free += 1;
+                return;
+            };
+            state.grant(next_group);
+            match sender.send(CpuSlot::of(self, next_group)) {
+                Ok(()) => return,
+                // That guest stopped waiting (its call ended); try the next one.
+                Err(mut unsent) => {
+                    unsent.scheduler = None;
+                    state.charge(next_group, Duration::ZERO);
+                }
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every update leaves the state consistent, so a poisoned lock is still usable.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl State {
+    /// Counts a slot as `group`'s.
+    fn grant(&mut self, group: u64) {
+        self.groups.entry(group).or_default().held += 1;
+    }
+
+    /// Takes a slot back from `group`, charging it `used`; forgets the group if it is idle.
+    fn charge(&mut self, group: u64, used: Duration) {
+        let Some(entry) = self.groups.get_mut(&group) else {
+            return;
+        };
+        entry.used += used;
+        entry.held = entry.held.saturating_sub(1);
+        if entry.held == 0 && entry.waiters.is_empty() {
+            self.groups.remove(&group);
+        }
+    }
+
+    /// The first waiter of the waiting group that has used the least CPU.
+    fn next_waiter(&mut self) -> Option<(u64, oneshot::Sender<CpuSlot>)> {
+        let (&group, entry) = self
+            .groups
+            .iter_mut()
+            .filter(|(_, entry)| !entry.waiters.is_empty())
+            .min_by_key(|(&group, entry)| (entry.used, group))?;
+        let waiter = entry.waiters.pop_front()?;
+        self.floor = entry.used;
+        self.waiting -= 1;
+        Some((group, waiter))
+    }
+}
+
+impl CpuSlot {
+    fn of(scheduler: &Arc<CpuScheduler>, group: u64) -> Self {
+        CpuSlot {
+            scheduler: Some(Arc::clone(scheduler)),
+            group,
+            since: Instant::now(),
+        }
+    }
+}
+
+impl Drop for CpuSlot {
+    fn drop(&mut self) {
+        if let Some(scheduler) = self.scheduler.take() {
+            scheduler.release(self.group, self.since.elapsed());
+        }
+    }
+}
+
+/// Marked by the epoch callback just before the guest yields at a tick, so that its share
+/// can tell a tick (keep the slot unless others wait) from a wait in a host call (give it
+/// up).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TickYield(Arc<AtomicBool>);
+
+impl TickYield {
+    /// The guest is about to yield at a tick.
+    pub(crate) fn mark(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn take(&self) -> bool {
+        self.0.swap(false, Ordering::Relaxed)
+    }
+}
+
+/// A future that is polled only while it holds a slot of its group's share: see the
+/// module's documentation.
+pub(crate) struct FairShare<F> {
+    scheduler: Arc<CpuScheduler>,
+    group: u64,
+    tick: TickYield,
+    slot: Option<CpuSlot>,
+    waiting: Option<Pin<Box<dyn Future<Output = CpuSlot> + Send>>>,
+    inner: Pin<Box<F>>,
+}
+
+impl<F: Future> FairShare<F> {
+    /// `inner`, run in `group`'s share of `scheduler`'s slots; `tick` is marked by its
+    /// epoch callback.
+    pub(crate) fn new(
+        scheduler: &Arc<CpuScheduler>,
+        group: u64,
+        tick: TickYield,
+        inner: F,
+    ) -> Self {
+        FairShare {
+            scheduler: Arc::clone(scheduler),
+            group,
+            tick,
+            slot: None,
+            waiting: None,
+            inner: Box::pin(inner),
+        }
+    }
+}
+
+impl<F: Future> Future for FairShare<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        if this.slot.is_none() && this.waiting.is_none() {
+            this.slot = this.scheduler.try_acquire(this.group);
+        }
+        if this.slot.is_none() {
+            let waiting = this.waiting.get_or_insert_with(|| {
+                let scheduler = Arc::clone(&this.scheduler);
+                let group = this.group;
+                Box::pin(async move { scheduler.acquire(group).await })
+            });
+            match waiting.as_mut().poll(cx) {
+                Poll::Ready(slot) => {
+                    this.waiting = None;
+                    this.slot = Some(slot);
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        this.tick.take();
+        let polled = this.inner.as_mut().poll(cx);
+        let keep = polled.is_pending() && this.tick.take() && !this.scheduler.contended();
+        if !keep {
+            this.slot = None;
+        }
+        polled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn the_group_that_used_least_goes_first() {
+        let scheduler = CpuScheduler::new(1);
+        let held = scheduler.acquire(1).await;
+        let (order_tx, mut order) = tokio::sync::mpsc::unbounded_channel();
+        let mut waiters = Vec::new();
+        // Group 1 queues two guests before group 2 queues two, while group 1 uses 30 ms.
+        for (group, name) in [(1, "1a"), (1, "1b"), (2, "2a"), (2, "2b")] {
+            let scheduler = Arc::clone(&scheduler);
+            let order_tx = order_tx.clone();
+            waiters.push(tokio::spawn(async move {
+                let slot = scheduler.acquire(group).await;
+                let _ = order_tx.send(name);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                drop(slot);
+            }));
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        assert!(scheduler.contended());
+        drop(held);
+        for waiter in waiters {
+            waiter.await.expect("a waiter");
+        }
+        let mut served = Vec::new();
+        while let Ok(name) = order.try_recv() {
+            served.push(name);
+        }
+        // Group 2 used 10 ms in all, less than group 1's 30 before it was served again.
+        assert_eq!(served, ["2a", "2b", "1a", "1b"]);
+        assert!(!scheduler.contended());
+        assert!(
+            scheduler.lock().groups.is_empty(),
+            "idle groups are forgotten"
+        );
+        assert!(scheduler.try_acquire(3).is_some());
+    }
+
+    #[tokio::test]
+    async fn a_waiter_that_gave_up_does_not_keep_the_slot() {
+        let scheduler = CpuScheduler::new(1);
+        let held = scheduler.acquire(1).await;
+        let gave_up = tokio::time::timeout(Duration::from_millis(5), scheduler.acquire(2)).await;
+        assert!(gave_up.is_err());
+        drop(held);
+        let next = tokio::time::timeout(Duration::from_millis(100), scheduler.acquire(3)).await;
+        assert!(next.is_ok(), "the slot went to a waiter that was gone");
+    }
+
+    #[tokio::test]
+    async fn a_share_holds_its_slot_only_while_it_runs() {
+        let scheduler = CpuScheduler::new(1);
+        let (release, released) = oneshot::channel::<()>();
+        let inner_scheduler = Arc::clone(&scheduler);
+        let share = tokio::spawn(FairShare::new(
+            &scheduler,
+            1,
+            TickYield::default(),
+            async move {
+                // Running: the one slot is this future's.
+                let busy = inner_scheduler.try_acquire(9).is_none();
+                // Stopped in a wait: the slot is free for another group meanwhile.
+                let _ = released.await;
+                busy
+            },
+        ));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let other = tokio::time::timeout(Duration::from_millis(100), scheduler.acquire(2))
+            .await
+            .expect("the stopped share's slot is free");
+        let _ = release.send(());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!share.is_finished(), "the share ran without a slot");
+        drop(other);
+        assert!(
+            share.await.expect("the share finishes"),
+            "it ran without its slot"
+        );
+        assert!(scheduler.try_acquire(9).is_some(), "the slot came back");
+    }
+
+    #[test]
+    fn a_share_keeps_its_slot_at_a_tick_until_someone_waits() {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let scheduler = CpuScheduler::new(1);
+        let tick = TickYield::default();
+        let marking = tick.clone();
+        let mut share = Box::pin(FairShare::new(&scheduler, 1, tick, async move {
+            for _ in 0..3 {
+                marking.mark();
+                tokio::task::yield_now().await;
+            }
+        }));
+        assert!(share.as_mut().poll(&mut cx).is_pending());
+        assert!(
+            scheduler.try_acquire(9).is_none(),
+            "the slot was given up at a tick"
+        );
+        let mut other = Box::pin(scheduler.acquire(2));
+        assert!(other.as_mut().poll(&mut cx).is_pending());
+        // At its next tick the share hands the slot to the waiting group and queues.
+        assert!(share.as_mut().poll(&mut cx).is_pending());
+        let Poll::Ready(other_slot) = other.as_mut().poll(&mut cx) else {
+            panic!("the waiting group did not get the slot");
+        };
+        assert!(share.as_mut().poll(&mut cx).is_pending());
+        drop(other_slot);
+        assert!(share.as_mut().poll(&mut cx).is_pending());
+        assert!(share.as_mut().poll(&mut cx).is_ready());
+        assert!(scheduler.try_acquire(9).is_some(), "the slot came back");
+    }
+}
