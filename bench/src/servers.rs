@@ -88,7 +88,9 @@ pub async fn wasmhook(binary: &Path, data_dir: &Path) -> anyhow::Result<Running>
     command
         .args(["serve", "--listen", &address, "--data-dir"])
         .arg(data_dir)
-        .env("WASMHOOK_OPERATOR_TOKEN", OPERATOR_TOKEN);
+        .env("WASMHOOK_OPERATOR_TOKEN", OPERATOR_TOKEN)
+        // The cold-path measurement keeps 1,000 modules in one organization (default limit 100).
+        .env("WASMHOOK_MODULES_PER_ORGANIZATION", "100000");
     spawn(command, address).await
 }
 

@@ -37,7 +37,7 @@ use wasmtime::component::{Component, HasSelf};
 use wasmtime::{Engine, Precompiled};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
-pub use config::{CallLimits, RuntimeConfig};
+pub use config::{CallLimits, RuntimeConfig, DEFAULT_MODULE_CACHE_CAPACITY};
 pub use engine::Allocation;
 pub use invocation::Invocation;
 pub use module::{Digest, Encoding, LoadError, ModuleInfo, ModuleKind};

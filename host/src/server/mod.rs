@@ -47,6 +47,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let runtime_config = RuntimeConfig {
         cache_dir: Some(data_dir.join(ARTIFACTS_DIR)),
         max_memory_bytes: limits.max_memory_mb.saturating_mul(MIB),
+        module_cache_capacity: limits.loaded_modules,
         ..RuntimeConfig::default()
     };
     let max_instances = runtime_config.max_instances;
