@@ -23,9 +23,9 @@ pub const DEFAULT_RESPONSE_BYTES: usize = MIB as usize;
 /// Pre-instantiated modules kept in memory; the rest are reloaded from their artifact.
 ///
 /// A loaded Rust module holds about 1 MB resident (its mapped code and wasmtime's metadata):
-/// 1,000 loaded modules made an idle server 837 MB, while reloading one from its artifact
-/// costs about 0.3 ms. 128 keeps the hot set of a busy installation and an idle server small.
-pub const DEFAULT_MODULE_CACHE_CAPACITY: usize = 128;
+/// 1,000 loaded modules made an idle server 837 MB, 128 made it 222 MB and 64 made it 191 MB,
+/// while reloading one from its artifact costs about 0.3 ms (BENCHMARKS.md, cold paths).
+pub const DEFAULT_MODULE_CACHE_CAPACITY: usize = 64;
 /// Instances that may be alive at once (the pool's size). Callers bound their concurrency
 /// below this so that the pool never runs dry.
 pub const DEFAULT_MAX_INSTANCES: u32 = 256;
