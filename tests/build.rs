@@ -96,6 +96,7 @@ const GUESTS: &[(&str, &str, &str, &str)] = &[
         "hello-command.wasm",
     ),
     ("HOSTILE", "hostile", "wasm32-wasip2", "hostile.wasm"),
+    ("FETCHER", "fetcher", "wasm32-wasip2", "fetcher.wasm"),
     (
         "OTHER_WORLD",
         "other-world",

@@ -8,6 +8,8 @@
 //! - [`dispatch`]: turns an event into runs and run logs;
 //! - [`store`]: persistence (SQLite) behind a narrow interface;
 //! - [`modules`]: uploaded modules' files and their (background) compilation;
+//! - [`outbound`]: every request to the network (guests' `wasi:http`, webhooks) and its
+//!   rules;
 //! - [`sealing`]: secrets encrypted at rest;
 //! - [`accounts`]: password hashing and account rules;
 //! - [`api`]: the HTTP API, Rossum-compatible;
@@ -20,6 +22,7 @@ pub mod cli;
 pub mod dispatch;
 pub mod model;
 pub mod modules;
+pub mod outbound;
 pub mod runtime;
 pub mod sealing;
 pub mod server;

@@ -2,7 +2,7 @@
 //! the operator or to a user of one organization.
 
 use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
+use http::request::Parts;
 
 use super::error::ApiError;
 use super::AppState;
@@ -86,11 +86,8 @@ impl Caller {
 }
 
 /// The raw token of a request, from `Authorization: Bearer X` or `Token X`.
-pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
-    let header = headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
+pub fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    let header = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = header.trim().split_once(' ')?;
     (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token"))
         .then(|| token.trim())

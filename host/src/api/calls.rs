@@ -94,10 +94,20 @@ pub(super) async fn test(
         body.payload.get("action").unwrap_or(&Value::Null),
     )?;
     let overridden = if let Some(config) = &body.config {
-        if !config.contains_key("runtime") {
+        if stored.runs_module() && !config.contains_key("runtime") {
             return Err(ApiError::BadRequest(
                 "config.runtime: required whenever a config is sent".into(),
             ));
+        }
+        if stored.is_private() {
+            if let Some(key) = ["url", "module", "secret"]
+                .into_iter()
+                .find(|key| config.contains_key(*key))
+            {
+                return Err(ApiError::BadRequest(format!(
+                    "config.{key}: hidden and fixed on a private hook; it cannot be overridden"
+                )));
+            }
         }
         // The override is laid over the hook's config and validated as a whole.
         let mut input = stored.as_input();

@@ -3,9 +3,9 @@
 //! Every failure becomes `{"detail": "..."}` with the right status, as Rossum answers.
 //! Server-side failures (5xx) answer a generic message; their cause goes to the server log.
 
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use http::StatusCode;
 
 use crate::store::StoreError;
 
@@ -69,22 +69,21 @@ impl IntoResponse for ApiError {
             (self.status(), Json(serde_json::json!({ "detail": detail }))).into_response();
         if self.status() == StatusCode::TOO_MANY_REQUESTS {
             response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("1"),
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("1"),
             );
         }
         if self.status() == StatusCode::PAYLOAD_TOO_LARGE {
             // The body may be partly unread: the connection cannot carry another request.
             response.headers_mut().insert(
-                axum::http::header::CONNECTION,
-                axum::http::HeaderValue::from_static("close"),
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
             );
         }
         if self.status() == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                "www-authenticate",
-                axum::http::HeaderValue::from_static("Bearer"),
-            );
+            response
+                .headers_mut()
+                .insert("www-authenticate", http::HeaderValue::from_static("Bearer"));
         }
         response
     }

@@ -39,10 +39,16 @@ pub(super) struct HookFilter {
 /// A hook in Rossum's JSON shape. Secret values never appear; `config.secret` neither.
 pub(super) fn render(state: &AppState, hook: &Hook, status: Option<ModuleStatus>) -> Value {
     let document = &hook.document;
+    let private = hook.is_private();
     let mut config = Map::new();
     for (key, value) in &document.config {
+        // A private hook's URL and module are hidden, as Rossum hides a private function's
+        // code.
+        if private && key == "url" {
+            continue;
+        }
         config.insert(key.clone(), value.clone());
-        if key == "runtime" {
+        if key == "runtime" && !private {
             if let Some(module) = hook.module_id {
                 config.insert("module".into(), state.url("modules", module).into());
             }
@@ -215,6 +221,14 @@ async fn save(
     existing: Option<&Hook>,
 ) -> ApiResult<Hook> {
     let (organization_id, author) = caller.admin()?;
+    let fixed;
+    let input = match existing.filter(|hook| hook.is_private()) {
+        Some(hook) => {
+            fixed = private_input(hook, input)?;
+            &fixed
+        }
+        None => input,
+    };
     let draft: HookDraft = hook::parse_draft(input, &state.bounds)?;
     let mut secrets = match existing {
         Some(hook) => state.dispatcher.open_secrets(hook)?,
@@ -252,6 +266,44 @@ async fn save(
         })
         .await??;
     Ok(saved)
+}
+
+/// A private hook's write as it may be saved: `private` stays true, the hidden URL or
+/// module is kept when not sent and may not be changed, and the secret may not be changed.
+fn private_input(hook: &Hook, input: &Map<String, Value>) -> ApiResult<Map<String, Value>> {
+    let refuse = |key: &str, why: &str| {
+        ApiError::from(hook::HookError::new(
+            format!("config.{key}"),
+            format!("{why} on a private hook"),
+        ))
+    };
+    let mut input = input.clone();
+    let Some(Value::Object(config)) = input.get_mut("config") else {
+        return Ok(input);
+    };
+    if config.get("private") == Some(&Value::Bool(false)) {
+        return Err(refuse("private", "cannot be switched back to false"));
+    }
+    config.insert("private".into(), Value::Bool(true));
+    if config.contains_key("secret") {
+        return Err(refuse("secret", "cannot be changed"));
+    }
+    let kept = match (hook.webhook_url(), hook.module_id) {
+        (Some(url), _) => Some(("url", Value::from(url))),
+        (None, Some(module)) => Some(("module", Value::from(module))),
+        (None, None) => None,
+    };
+    if let Some((key, stored)) = kept {
+        match config.get(key) {
+            None | Some(Value::Null) => {
+                config.insert(key.into(), stored);
+            }
+            Some(sent) if key == "module" && hook::module_reference_is(sent, hook.module_id) => {}
+            Some(sent) if *sent == stored => {}
+            Some(_) => return Err(refuse(key, "cannot be changed")),
+        }
+    }
+    Ok(input)
 }
 
 pub(super) async fn create(

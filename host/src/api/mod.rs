@@ -40,7 +40,7 @@ pub struct App {
     /// The public base URL of this installation (no trailing slash), for object URLs.
     pub base_url: String,
     /// Runs hooks.
-    pub dispatcher: Dispatcher,
+    pub dispatcher: Arc<Dispatcher>,
     /// Uploaded modules.
     pub library: Arc<ModuleLibrary>,
     /// What a hook's config may ask for.

@@ -10,13 +10,15 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::limits::RunLimits;
+use super::webhook::{self, DeliveryOutcome, Polling};
 use super::writer::{RunLogWriter, WriteError};
 use super::{HookCall, PreparedCall};
 use crate::model::content::apply_operations;
 use crate::model::hook::Hook;
 use crate::model::{EventAction, PayloadError, RunStatus};
 use crate::modules::{ModuleError, ModuleLibrary};
-use crate::runtime::{CallLimits, Outcome};
+use crate::outbound::Outbound;
+use crate::runtime::{CallLimits, LoadedModule, NetworkGrant, Outcome};
 use crate::sealing::{Sealer, SealingError};
 use crate::store::{queues, tokens, Store, StoreError};
 
@@ -69,6 +71,60 @@ pub struct RunResult {
     pub output: String,
 }
 
+/// How retries wait and webhooks poll.
+#[derive(Debug, Clone, Copy)]
+pub struct DispatchSettings {
+    /// The wait before the first retry; each next one waits twice as long, up to the cap.
+    pub retry_delay: Duration,
+    /// The longest wait between two attempts (Rossum retries "within 30 s").
+    pub retry_delay_cap: Duration,
+    /// How the async webhook protocol polls.
+    pub polling: Polling,
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        DispatchSettings {
+            retry_delay: Duration::from_secs(1),
+            retry_delay_cap: Duration::from_secs(30),
+            polling: Polling {
+                interval: Duration::from_secs(30),
+            },
+        }
+    }
+}
+
+impl DispatchSettings {
+    /// The wait after failed attempt number `attempt` (from 1).
+    pub fn retry_delay(&self, attempt: u64) -> Duration {
+        let factor = 1u32 << attempt.saturating_sub(1).min(16);
+        self.retry_delay
+            .saturating_mul(factor)
+            .min(self.retry_delay_cap)
+    }
+}
+
+/// The parts a dispatcher runs hooks with.
+#[derive(Debug)]
+pub struct DispatcherParts {
+    /// The database.
+    pub store: Store,
+    /// Modules, loaded.
+    pub library: Arc<ModuleLibrary>,
+    /// Opens secrets.
+    pub sealer: Sealer,
+    /// Makes run logs durable.
+    pub writer: RunLogWriter,
+    /// Concurrent runs.
+    pub limits: RunLimits,
+    /// The installation's base URL.
+    pub base_url: String,
+    /// Outgoing HTTP: webhooks and guests' requests.
+    pub outbound: Arc<Outbound>,
+    /// Retries and polling.
+    pub settings: DispatchSettings,
+}
+
 /// Runs hooks.
 #[derive(Debug)]
 pub struct Dispatcher {
@@ -78,26 +134,28 @@ pub struct Dispatcher {
     writer: RunLogWriter,
     limits: RunLimits,
     base_url: String,
+    outbound: Arc<Outbound>,
+    settings: DispatchSettings,
 }
 
 impl Dispatcher {
     /// A dispatcher over these parts.
-    pub fn new(
-        store: Store,
-        library: Arc<ModuleLibrary>,
-        sealer: Sealer,
-        writer: RunLogWriter,
-        limits: RunLimits,
-        base_url: String,
-    ) -> Self {
+    pub fn new(parts: DispatcherParts) -> Self {
         Dispatcher {
-            store,
-            library,
-            sealer,
-            writer,
-            limits,
-            base_url,
+            store: parts.store,
+            library: parts.library,
+            sealer: parts.sealer,
+            writer: parts.writer,
+            limits: parts.limits,
+            base_url: parts.base_url,
+            outbound: parts.outbound,
+            settings: parts.settings,
         }
+    }
+
+    /// The database (the scheduler reads hooks and claims ticks through it).
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// The run limits (the API takes an organization's slots before running).
@@ -129,7 +187,8 @@ impl Dispatcher {
         self.sealer.seal(organization_id, &plain).map(Some)
     }
 
-    /// Runs one hook once for `event` with the event's own keys, and records it.
+    /// Runs one hook once for `event` with the event's own keys, and records it: a test or
+    /// an invocation, where someone waits for this one answer.
     pub async fn run(
         &self,
         hook: &Hook,
@@ -137,19 +196,66 @@ impl Dispatcher {
         body: &Map<String, Value>,
         queue_id: Option<u64>,
     ) -> Result<RunResult, DispatchError> {
-        let module_id = hook.module_id.ok_or(DispatchError::NoModule)?;
-        let module = self
-            .store
-            .module(module_id)
-            .await?
-            .ok_or(DispatchError::NoModule)?;
-        let loaded = self.library.loaded(&module)?;
+        self.attempt_runs(hook, event, body, queue_id, 1).await
+    }
+
+    /// Runs one hook for an event, retrying a failed or timed-out run of a non-interactive
+    /// event up to the hook's `retry_count` times, as Rossum does. Each attempt has its own
+    /// run log, all with the same request id; the last attempt's result is returned.
+    pub async fn run_retrying(
+        &self,
+        hook: &Hook,
+        event: &EventAction,
+        body: &Map<String, Value>,
+        queue_id: Option<u64>,
+    ) -> Result<RunResult, DispatchError> {
+        let attempts = if event.is_interactive() {
+            1
+        } else {
+            1 + hook.retry_policy().retry_count
+        };
+        self.attempt_runs(hook, event, body, queue_id, attempts)
+            .await
+    }
+
+    async fn attempt_runs(
+        &self,
+        hook: &Hook,
+        event: &EventAction,
+        body: &Map<String, Value>,
+        queue_id: Option<u64>,
+        attempts: u64,
+    ) -> Result<RunResult, DispatchError> {
+        let loaded = match hook.runs_module() {
+            true => {
+                let module_id = hook.module_id.ok_or(DispatchError::NoModule)?;
+                let module = self
+                    .store
+                    .module(module_id)
+                    .await?
+                    .ok_or(DispatchError::NoModule)?;
+                Some(self.library.loaded(&module)?)
+            }
+            false => None,
+        };
         let secrets = self.open_secrets(hook)?;
         let limits = hook.limits();
         let timeout = Duration::from_secs(limits.timeout_s);
+        // One token for every attempt, valid until the last could end; cut to the hook's
+        // lifetime once it has.
+        let per_attempt = match hook.runs_module() {
+            true => timeout,
+            false => {
+                let options = hook.webhook_options();
+                Duration::from_secs(options.timeout_s.max(webhook::INTERACTIVE_TIMEOUT_S))
+                    + Duration::from_secs(options.max_polling_time_s)
+            }
+        };
+        let worst_case = (per_attempt + self.settings.retry_delay_cap)
+            .saturating_mul(u32::try_from(attempts).unwrap_or(u32::MAX));
         let token = match hook.token_owner {
             Some(owner) => Some(
-                self.mint_token(owner, timeout, hook.token_lifetime_s())
+                self.mint_token(owner, worst_case, hook.token_lifetime_s())
                     .await?,
             ),
             None => None,
@@ -166,35 +272,107 @@ impl Dispatcher {
             body: &body,
             queue_id,
         })?;
+        let mut attempt = 0;
+        let result = loop {
+            attempt += 1;
+            let (result, retryable) = match &loaded {
+                Some(loaded) => self.call_module(hook, loaded, &prepared, timeout).await?,
+                None => {
+                    self.call_webhook(hook, event, &prepared, secrets.config_secret.as_deref())
+                        .await?
+                }
+            };
+            if !retryable || attempt >= attempts {
+                break result;
+            }
+            tokio::time::sleep(self.settings.retry_delay(attempt)).await;
+        };
+        if let Some(token) = token {
+            self.expire_token(token, hook.token_lifetime_s()).await?;
+        }
+        Ok(result)
+    }
+
+    /// One run of a hook's module, recorded; whether it is worth another attempt.
+    async fn call_module(
+        &self,
+        hook: &Hook,
+        loaded: &LoadedModule,
+        prepared: &PreparedCall,
+        timeout: Duration,
+    ) -> Result<(RunResult, bool), DispatchError> {
+        let limits = hook.limits();
         let call_limits = CallLimits {
             timeout,
             memory_bytes: limits.memory_size_mb.saturating_mul(MIB),
             fairness_group: hook.organization_id,
+            network: Some(NetworkGrant {
+                outbound: Arc::clone(&self.outbound),
+                allowed: hook.allowed_hosts(),
+                organization: hook.organization_id,
+            }),
             ..CallLimits::default()
         };
         let report = {
             let _instance = self.limits.instance().await;
             self.library
                 .runtime()
-                .call(&loaded, &prepared.invocation, &call_limits)
+                .call(loaded, &prepared.invocation, &call_limits)
                 .await
         };
-        if let Some(token) = token {
-            self.expire_token(token, hook.token_lifetime_s()).await?;
-        }
-        let log = prepared.run_log(&report);
+        let mut log = prepared.clone().run_log(&report);
+        log.hook_type.clone_from(&hook.hook_type);
         self.writer.write(&log).await?;
         let response = match report.outcome {
             Outcome::Completed { response } => Some(response),
             _ => None,
         };
-        Ok(RunResult {
-            status: log.status,
-            message: log.message,
-            request_id: log.request_id,
-            response,
-            output: report.output,
-        })
+        let retryable = log.status != RunStatus::Completed;
+        Ok((
+            RunResult {
+                status: log.status,
+                message: log.message,
+                request_id: log.request_id,
+                response,
+                output: report.output,
+            },
+            retryable,
+        ))
+    }
+
+    /// One call of a webhook, recorded; whether it is worth another attempt.
+    async fn call_webhook(
+        &self,
+        hook: &Hook,
+        event: &EventAction,
+        prepared: &PreparedCall,
+        secret: Option<&str>,
+    ) -> Result<(RunResult, bool), DispatchError> {
+        let delivery = webhook::deliver(
+            &self.outbound,
+            hook,
+            secret,
+            event,
+            &prepared.payload,
+            self.settings.polling,
+        )
+        .await;
+        let log = prepared.clone().webhook_log(&delivery);
+        self.writer.write(&log).await?;
+        let response = match delivery.outcome {
+            DeliveryOutcome::Completed(response) => Some(response),
+            _ => None,
+        };
+        Ok((
+            RunResult {
+                status: log.status,
+                message: log.message,
+                request_id: log.request_id,
+                response,
+                output: String::new(),
+            },
+            delivery.retryable,
+        ))
     }
 
     /// The event's keys followed by the sideloads the hook asks for that this installation
@@ -314,7 +492,7 @@ impl Dispatcher {
                             );
                             self.cancel(hook, event, &body, queue_id, &reason).await
                         }
-                        None => match self.run(hook, event, &body, queue_id).await {
+                        None => match self.run_retrying(hook, event, &body, queue_id).await {
                             Ok(result) => Ok(EventRun::from_result(hook, result)),
                             Err(DispatchError::Module(error)) => {
                                 let reason = format!("not run: {error}");
@@ -356,7 +534,8 @@ impl Dispatcher {
             body,
             queue_id,
         })?;
-        let log = prepared.cancelled_log(reason);
+        let mut log = prepared.cancelled_log(reason);
+        log.hook_type.clone_from(&hook.hook_type);
         self.writer.write(&log).await?;
         Ok(EventRun {
             hook_id: hook.id,

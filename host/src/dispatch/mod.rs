@@ -4,13 +4,19 @@
 //! - this file: a call's payload and its run log, shared by the CLI, tests and benchmarks;
 //! - [`dispatcher`]: running hooks for tests, invocations and events;
 //! - [`limits`]: concurrent runs per organization and in all;
+//! - [`webhook`]: calling a webhook hook, signed, with the async protocol;
+//! - [`scheduler`]: scheduled hooks, one run per tick;
 //! - [`writer`]: the batching run log writer.
 
 pub mod dispatcher;
 pub mod limits;
+pub mod scheduler;
+pub mod webhook;
 pub mod writer;
 
-pub use dispatcher::{DispatchError, Dispatcher, EventRun, HookSecrets, RunResult};
+pub use dispatcher::{
+    DispatchError, DispatchSettings, Dispatcher, DispatcherParts, EventRun, HookSecrets, RunResult,
+};
 
 use serde_json::{Map, Value};
 
@@ -102,6 +108,49 @@ impl PreparedCall {
     /// The run log of this call once the runtime has reported, every secret redacted.
     pub fn run_log(self, report: &RunReport) -> RunLog {
         run_log(self, report)
+    }
+
+    /// The run log of a webhook call: its status code, no `output` (webhooks have none).
+    pub fn webhook_log(self, delivery: &webhook::Delivery) -> RunLog {
+        let (status, message, response) = match &delivery.outcome {
+            webhook::DeliveryOutcome::Completed(response) => (
+                RunStatus::Completed,
+                response_messages(response),
+                Some(self.redactor.redact_json(Value::Object(response.clone()))),
+            ),
+            webhook::DeliveryOutcome::Failed(reason) => (RunStatus::Failed, reason.clone(), None),
+            webhook::DeliveryOutcome::Timeout(limit) => (
+                RunStatus::Timeout,
+                format!("the webhook did not answer within {} s", limit.as_secs()),
+                None,
+            ),
+        };
+        let annotation_id = self.annotation_id();
+        let email_id = self.email_id();
+        RunLog {
+            uuid: uuid::Uuid::new_v4().to_string(),
+            request_id: self.invocation.request_id,
+            timestamp: self.invocation.timestamp,
+            event: self.event.event().to_owned(),
+            action: self.event.action().to_owned(),
+            organization_id: self.invocation.organization_id,
+            hook_id: self.invocation.hook_id,
+            hook_type: "webhook".to_owned(),
+            queue_id: self.queue_id,
+            annotation_id,
+            email_id,
+            status,
+            log_level: status.log_level(),
+            status_code: delivery.status_code,
+            message: self.redactor.redact(&message),
+            request: self.redactor.redact_json(Value::Object(self.payload)),
+            response,
+            output: None,
+            settings: self.redactor.redact_json(Value::Object(self.settings)),
+            start: format_rfc3339(delivery.started_at),
+            end: format_rfc3339(delivery.started_at + delivery.duration),
+            duration_ms: delivery.duration.as_secs_f64() * 1000.0,
+        }
     }
 
     /// The run log of this call when it was not run: a hook it runs after failed.

@@ -11,6 +11,8 @@ use serde_json::{Map, Value};
 
 use super::event::{EventAction, EVENTS};
 use super::id_from_reference;
+use super::schedule::Schedule;
+use crate::outbound::AllowList;
 
 /// The longest name and description accepted.
 pub const MAX_NAME_CHARS: usize = 200;
@@ -48,6 +50,7 @@ pub const SIDELOADS: &[&str] = &[
 const READ_ONLY: &[&str] = &[
     "id",
     "url",
+    "organization",
     "status",
     "created_at",
     "created_by",
@@ -56,7 +59,7 @@ const READ_ONLY: &[&str] = &[
     "hook_template",
     "secrets_keys",
 ];
-/// The keys of a function hook's config.
+/// The keys of a function (or job) hook's config.
 const FUNCTION_CONFIG_KEYS: &[&str] = &[
     "runtime",
     "module",
@@ -68,7 +71,35 @@ const FUNCTION_CONFIG_KEYS: &[&str] = &[
     "schedule",
     "secret",
     "app",
+    "allowed_hosts",
 ];
+/// The keys of a webhook hook's config.
+const WEBHOOK_CONFIG_KEYS: &[&str] = &[
+    "url",
+    "secret",
+    "insecure_ssl",
+    "client_ssl_certificate",
+    "client_ssl_key",
+    "private",
+    "schedule",
+    "timeout_s",
+    "retry_count",
+    "max_polling_time_s",
+    "retry_after_polling_failure",
+    "retry_on_any_non_2xx",
+    "payload_logging_enabled",
+    "app",
+];
+/// The bounds of a webhook's `config.timeout_s`, and its default.
+pub const MAX_WEBHOOK_TIMEOUT_S: u64 = 60;
+/// See [`MAX_WEBHOOK_TIMEOUT_S`].
+pub const DEFAULT_TIMEOUT_S: u64 = 30;
+/// The bounds of `config.max_polling_time_s`, and its default.
+pub const MAX_POLLING_TIME_S: u64 = 3600;
+/// See [`MAX_POLLING_TIME_S`].
+pub const DEFAULT_POLLING_TIME_S: u64 = 300;
+/// The hook types: a module run here, a URL called, a module run on a schedule.
+pub const HOOK_TYPES: &[&str] = &["function", "webhook", "job"];
 
 /// A rule a hook broke: the field, and what is wrong with it. Never holds a secret value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -173,6 +204,38 @@ pub struct Hook {
     pub modified_by: Option<u64>,
 }
 
+/// How failed non-interactive runs are retried, from the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts after the first (`config.retry_count`, 0 to 4, default 4).
+    pub retry_count: u64,
+    /// Retry a webhook on any status that is not 2xx, not only 408, 429, 500, 502-504.
+    pub retry_on_any_non_2xx: bool,
+}
+
+impl RetryPolicy {
+    /// Whether a webhook's answer with `status` is worth another attempt.
+    pub fn retries_status(&self, status: u16) -> bool {
+        if (200..300).contains(&status) {
+            return false;
+        }
+        self.retry_on_any_non_2xx || matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+    }
+}
+
+/// How a webhook is called, from its config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebhookOptions {
+    /// Seconds to wait for an answer to a non-interactive call (0 to 60, default 30).
+    pub timeout_s: u64,
+    /// Skip TLS certificate checks.
+    pub insecure_ssl: bool,
+    /// How long the async protocol may poll (`upload.created`, `invocation.scheduled`).
+    pub max_polling_time_s: u64,
+    /// Call again when polling fails.
+    pub retry_after_polling_failure: bool,
+}
+
 /// The call limits and retry policy of a function hook, from its config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FunctionLimits {
@@ -203,10 +266,87 @@ impl Hook {
                 .unwrap_or(default)
         };
         FunctionLimits {
-            timeout_s: number("timeout_s", 30),
+            timeout_s: number("timeout_s", DEFAULT_TIMEOUT_S),
             memory_size_mb: number("memory_size_mb", 256),
             retry_count: number("retry_count", MAX_RETRY_COUNT),
         }
+    }
+
+    /// Whether the hook runs a module here (`function`, `job`) rather than calling a URL.
+    pub fn runs_module(&self) -> bool {
+        self.hook_type != "webhook"
+    }
+
+    /// `config.schedule`, when the hook has one (validated when saved).
+    pub fn schedule(&self) -> Option<Schedule> {
+        let expression = self
+            .document
+            .config
+            .get("schedule")?
+            .get("cron")?
+            .as_str()?;
+        Schedule::parse(expression).ok()
+    }
+
+    /// The hosts its guest may call (`config.allowed_hosts`, validated when saved).
+    pub fn allowed_hosts(&self) -> AllowList {
+        let patterns = self
+            .document
+            .config
+            .get("allowed_hosts")
+            .and_then(Value::as_array)
+            .map(|patterns| {
+                patterns
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        AllowList::parse(patterns).unwrap_or_default()
+    }
+
+    /// Whether `config.private` is set: the URL or module and the secret are hidden and can
+    /// no longer be changed.
+    pub fn is_private(&self) -> bool {
+        self.config_flag("private", false)
+    }
+
+    /// `config.url` of a webhook.
+    pub fn webhook_url(&self) -> Option<&str> {
+        self.document.config.get("url").and_then(Value::as_str)
+    }
+
+    /// How a failed non-interactive run is retried.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            retry_count: self.limits().retry_count,
+            retry_on_any_non_2xx: self.config_flag("retry_on_any_non_2xx", false),
+        }
+    }
+
+    /// How a webhook is called (defaults filled in).
+    pub fn webhook_options(&self) -> WebhookOptions {
+        let config = &self.document.config;
+        WebhookOptions {
+            timeout_s: config
+                .get("timeout_s")
+                .and_then(Value::as_u64)
+                .unwrap_or(DEFAULT_TIMEOUT_S),
+            insecure_ssl: self.config_flag("insecure_ssl", false),
+            max_polling_time_s: config
+                .get("max_polling_time_s")
+                .and_then(Value::as_u64)
+                .unwrap_or(DEFAULT_POLLING_TIME_S),
+            retry_after_polling_failure: self.config_flag("retry_after_polling_failure", true),
+        }
+    }
+
+    fn config_flag(&self, key: &str, default: bool) -> bool {
+        self.document
+            .config
+            .get(key)
+            .and_then(Value::as_bool)
+            .unwrap_or(default)
     }
 
     /// Seconds a minted token stays valid after the response.
@@ -347,15 +487,7 @@ pub fn parse_draft(
     }
     let hook_type = match field("type") {
         None => "function".to_owned(),
-        Some(Value::String(kind)) if kind == "function" => kind.clone(),
-        Some(Value::String(kind)) if kind == "webhook" || kind == "job" => {
-            return Err(HookError::new(
-                "type",
-                format!(
-                    "`{kind}` hooks are not supported yet; this installation runs `function` hooks"
-                ),
-            ))
-        }
+        Some(Value::String(kind)) if HOOK_TYPES.contains(&kind.as_str()) => kind.clone(),
         Some(other) => {
             return Err(HookError::new(
                 "type",
@@ -387,7 +519,16 @@ pub fn parse_draft(
             format!("at most {MAX_METADATA_BYTES} bytes of JSON"),
         ));
     }
-    let (config, module_id, config_secret) = function_config(input, bounds)?;
+    let (config, module_id, config_secret) = match hook_type.as_str() {
+        "webhook" => webhook_config(input)?,
+        _ => function_config(input, bounds, &hook_type)?,
+    };
+    if hook_type == "job" && !config.contains_key("schedule") {
+        return Err(HookError::new(
+            "config.schedule",
+            "required: a job hook runs on its schedule, e.g. {\"cron\": \"*/10 * * * *\"}",
+        ));
+    }
     let settings = object(input, "settings")?;
     let settings_schema = match field("settings_schema") {
         None => None,
@@ -585,32 +726,120 @@ fn events(input: &Map<String, Value>) -> Result<Vec<String>, HookError> {
 
 type ConfigParts = (Map<String, Value>, Option<u64>, Change<String>);
 
-fn function_config(
+/// The config object, refusing keys that are not `allowed`.
+fn config_object(
     input: &Map<String, Value>,
-    bounds: &HookBounds,
-) -> Result<ConfigParts, HookError> {
-    let mut config = match input.get("config") {
+    allowed: &[&str],
+    kind: &str,
+    required: &str,
+) -> Result<Map<String, Value>, HookError> {
+    let config = match input.get("config") {
         None | Some(Value::Null) => {
             return Err(HookError::new(
                 "config",
-                "required: a function hook needs `runtime` and `module`",
+                format!("required: a {kind} hook needs {required}"),
             ))
         }
         Some(Value::Object(config)) => config.clone(),
         Some(_) => return Err(HookError::new("config", "must be an object")),
     };
-    if let Some(key) = config
-        .keys()
-        .find(|key| !FUNCTION_CONFIG_KEYS.contains(&key.as_str()))
-    {
+    if let Some(key) = config.keys().find(|key| !allowed.contains(&key.as_str())) {
         return Err(HookError::new(
             format!("config.{key}"),
             format!(
-                "not a key of a function hook's config; the keys are: {}",
-                FUNCTION_CONFIG_KEYS.join(", ")
+                "not a key of a {kind} hook's config; the keys are: {}",
+                allowed.join(", ")
             ),
         ));
     }
+    Ok(config)
+}
+
+/// `config.key`, when set, is an integer from `low` to `high`.
+fn bounded(config: &Map<String, Value>, key: &str, low: u64, high: u64) -> Result<(), HookError> {
+    match config.get(key) {
+        None | Some(Value::Null) => Ok(()),
+        Some(value) => match value.as_u64() {
+            Some(number) if (low..=high).contains(&number) => Ok(()),
+            _ => Err(HookError::new(
+                format!("config.{key}"),
+                format!("must be an integer from {low} to {high}"),
+            )),
+        },
+    }
+}
+
+/// `config.key`, when set, is true or false.
+fn flags(config: &Map<String, Value>, keys: &[&str]) -> Result<(), HookError> {
+    for key in keys {
+        if let Some(value) = config.get(*key) {
+            if !value.is_boolean() && !value.is_null() {
+                return Err(HookError::new(
+                    format!("config.{key}"),
+                    "must be true or false",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the config shares whatever the type: schedule, app, and the write-only secret
+/// (taken out of the config, to be sealed).
+fn common_config(config: &mut Map<String, Value>) -> Result<Change<String>, HookError> {
+    match config.get("schedule") {
+        None | Some(Value::Null) => {
+            config.remove("schedule");
+        }
+        Some(Value::Object(schedule)) if schedule.is_empty() => {
+            config.remove("schedule");
+        }
+        Some(Value::Object(schedule)) => {
+            if let Some(key) = schedule.keys().find(|key| key.as_str() != "cron") {
+                return Err(HookError::new(
+                    format!("config.schedule.{key}"),
+                    "not a key of a schedule; it has only `cron`",
+                ));
+            }
+            match schedule.get("cron") {
+                Some(Value::String(expression)) => {
+                    Schedule::parse(expression)
+                        .map_err(|reason| HookError::new("config.schedule.cron", reason))?;
+                }
+                _ => {
+                    return Err(HookError::new(
+                        "config.schedule.cron",
+                        "required: a five-field cron expression in UTC, e.g. \"*/10 * * * *\"",
+                    ))
+                }
+            }
+        }
+        Some(_) => return Err(HookError::new("config.schedule", "must be an object")),
+    }
+    if let Some(app) = config.get("app") {
+        if !app.is_object() && !app.is_null() {
+            return Err(HookError::new("config.app", "must be an object"));
+        }
+    }
+    flags(config, &["private", "payload_logging_enabled"])?;
+    match config.remove("secret") {
+        None => Ok(Change::Keep),
+        Some(Value::Null) => Ok(Change::Remove),
+        Some(Value::String(secret)) if !secret.is_empty() => Ok(Change::Set(secret)),
+        Some(_) => Err(HookError::new(
+            "config.secret",
+            "must be a non-empty string or null",
+        )),
+    }
+}
+
+/// The config of a hook that runs a module: `function`, or `job` (on its schedule).
+fn function_config(
+    input: &Map<String, Value>,
+    bounds: &HookBounds,
+    kind: &str,
+) -> Result<ConfigParts, HookError> {
+    let mut config = config_object(input, FUNCTION_CONFIG_KEYS, kind, "`runtime` and `module`")?;
     match config.get("runtime") {
         Some(Value::String(runtime)) if runtime == WASM_RUNTIME => {}
         None | Some(Value::Null) => {
@@ -640,59 +869,96 @@ fn function_config(
             )
         })?,
     };
-    let bounded = |key: &str, low: u64, high: u64| -> Result<(), HookError> {
-        match config.get(key) {
-            None | Some(Value::Null) => Ok(()),
-            Some(value) => match value.as_u64() {
-                Some(number) if (low..=high).contains(&number) => Ok(()),
-                _ => Err(HookError::new(
-                    format!("config.{key}"),
-                    format!("must be an integer from {low} to {high}"),
-                )),
-            },
-        }
-    };
-    bounded("timeout_s", bounds.min_timeout_s, bounds.max_timeout_s)?;
-    bounded("memory_size_mb", bounds.min_memory_mb, bounds.max_memory_mb)?;
-    bounded("retry_count", 0, MAX_RETRY_COUNT)?;
-    for key in ["private", "payload_logging_enabled"] {
-        if let Some(value) = config.get(key) {
-            if !value.is_boolean() && !value.is_null() {
-                return Err(HookError::new(
-                    format!("config.{key}"),
-                    "must be true or false",
-                ));
-            }
-        }
-    }
-    match config.get("schedule") {
+    bounded(
+        &config,
+        "timeout_s",
+        bounds.min_timeout_s,
+        bounds.max_timeout_s,
+    )?;
+    bounded(
+        &config,
+        "memory_size_mb",
+        bounds.min_memory_mb,
+        bounds.max_memory_mb,
+    )?;
+    bounded(&config, "retry_count", 0, MAX_RETRY_COUNT)?;
+    match config.get("allowed_hosts") {
         None | Some(Value::Null) => {}
-        Some(Value::Object(schedule)) if schedule.is_empty() => {}
-        Some(Value::Object(_)) => {
-            return Err(HookError::new(
-                "config.schedule",
-                "schedules are not supported yet; leave it empty",
-            ))
+        Some(Value::Array(patterns)) => {
+            let mut texts = Vec::with_capacity(patterns.len());
+            for pattern in patterns {
+                match pattern {
+                    Value::String(text) => texts.push(text.as_str()),
+                    _ => {
+                        return Err(HookError::new(
+                            "config.allowed_hosts",
+                            "must be a list of host or host:port strings",
+                        ))
+                    }
+                }
+            }
+            AllowList::parse(texts)
+                .map_err(|reason| HookError::new("config.allowed_hosts", reason))?;
         }
-        Some(_) => return Err(HookError::new("config.schedule", "must be an object")),
-    }
-    if let Some(app) = config.get("app") {
-        if !app.is_object() && !app.is_null() {
-            return Err(HookError::new("config.app", "must be an object"));
-        }
-    }
-    let config_secret = match config.remove("secret") {
-        None => Change::Keep,
-        Some(Value::Null) => Change::Remove,
-        Some(Value::String(secret)) if !secret.is_empty() => Change::Set(secret),
         Some(_) => {
             return Err(HookError::new(
-                "config.secret",
-                "must be a non-empty string or null",
+                "config.allowed_hosts",
+                "must be a list of host or host:port strings",
             ))
         }
-    };
+    }
+    let config_secret = common_config(&mut config)?;
     Ok((config, Some(module_id), config_secret))
+}
+
+/// The config of a webhook: the URL it calls and how.
+fn webhook_config(input: &Map<String, Value>) -> Result<ConfigParts, HookError> {
+    let mut config = config_object(input, WEBHOOK_CONFIG_KEYS, "webhook", "`url`")?;
+    match config.get("url") {
+        Some(Value::String(url)) => match reqwest::Url::parse(url) {
+            Ok(parsed)
+                if matches!(parsed.scheme(), "http" | "https") && parsed.host_str().is_some() => {}
+            _ => {
+                return Err(HookError::new(
+                    "config.url",
+                    format!("`{url}` is not an absolute http or https URL"),
+                ))
+            }
+        },
+        None | Some(Value::Null) => {
+            return Err(HookError::new(
+                "config.url",
+                "required: the URL the webhook calls",
+            ))
+        }
+        Some(_) => return Err(HookError::new("config.url", "must be a string")),
+    }
+    for key in ["client_ssl_certificate", "client_ssl_key"] {
+        if config.get(key).is_some_and(|value| !value.is_null()) {
+            return Err(HookError::new(
+                format!("config.{key}"),
+                "client certificates are not supported by this installation; sign with `secret`",
+            ));
+        }
+    }
+    bounded(&config, "timeout_s", 0, MAX_WEBHOOK_TIMEOUT_S)?;
+    bounded(&config, "retry_count", 0, MAX_RETRY_COUNT)?;
+    bounded(&config, "max_polling_time_s", 1, MAX_POLLING_TIME_S)?;
+    flags(
+        &config,
+        &[
+            "insecure_ssl",
+            "retry_after_polling_failure",
+            "retry_on_any_non_2xx",
+        ],
+    )?;
+    let config_secret = common_config(&mut config)?;
+    Ok((config, None, config_secret))
+}
+
+/// Whether a sent `config.module` (an id or a URL) names `module`.
+pub fn module_reference_is(reference: &Value, module: Option<u64>) -> bool {
+    module.is_some() && id_from_reference(reference, "modules") == module
 }
 
 /// Checks `settings` against its JSON Schema.
@@ -849,7 +1115,40 @@ mod tests {
                 "secrets_schema",
             ),
             (json!({"secrets": {"k": 1}}), "secrets.k"),
-            (json!({"type": "webhook"}), "type"),
+            (json!({"type": "cron"}), "type"),
+            (json!({"type": "webhook"}), "config.runtime"),
+            (
+                json!({"type": "job", "config": {"runtime": "wasm", "module": 1}}),
+                "config.schedule",
+            ),
+            (
+                json!({"config": {"runtime": "wasm", "module": 1, "schedule": {"cron": "*/5 * * * *"}}}),
+                "config.schedule.cron",
+            ),
+            (
+                json!({"config": {"runtime": "wasm", "module": 1, "allowed_hosts": ["http://a.com"]}}),
+                "config.allowed_hosts",
+            ),
+            (
+                json!({"type": "webhook", "config": {"url": "ftp://a.com"}}),
+                "config.url",
+            ),
+            (
+                json!({"type": "webhook", "config": {"url": "https://a.com", "timeout_s": 61}}),
+                "config.timeout_s",
+            ),
+            (
+                json!({"type": "webhook", "config": {"url": "https://a.com", "retry_count": 5}}),
+                "config.retry_count",
+            ),
+            (
+                json!({"type": "webhook", "config": {"url": "https://a.com", "max_polling_time_s": 0}}),
+                "config.max_polling_time_s",
+            ),
+            (
+                json!({"type": "webhook", "config": {"url": "https://a.com", "insecure_ssl": "yes"}}),
+                "config.insecure_ssl",
+            ),
             (json!({"sideload": ["everything"]}), "sideload"),
             (json!({"colour": "red"}), "colour"),
         ];
@@ -861,6 +1160,27 @@ mod tests {
                 Ok(_) => panic!("{patch} was accepted"),
             }
         }
+    }
+
+    #[test]
+    fn webhooks_and_jobs_are_accepted_with_rossums_defaults() -> Result<(), HookError> {
+        let mut body = minimal();
+        body.extend(input(json!({
+            "type": "webhook",
+            "config": {"url": "https://example.com/hook", "secret": "s3cret", "timeout_s": 0},
+        })));
+        let draft = parse_draft(&body, &BOUNDS)?;
+        assert_eq!(draft.module_id, None);
+        assert_eq!(draft.config_secret, Change::Set("s3cret".into()));
+        assert!(!draft.document.config.contains_key("secret"));
+        let mut job = minimal();
+        job.extend(input(json!({
+            "type": "job",
+            "events": [],
+            "config": {"runtime": "wasm", "module": 2, "schedule": {"cron": "0 * * * *"}},
+        })));
+        assert_eq!(parse_draft(&job, &BOUNDS)?.module_id, Some(2));
+        Ok(())
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod event;
 pub mod hook;
 pub mod payload;
 pub mod run_log;
+pub mod schedule;
 
 pub use event::{EventAction, EventError};
 pub use payload::{assemble_payload, PayloadError, PayloadParts, RESERVED_KEYS};

@@ -78,7 +78,7 @@ pub struct RunLog {
     pub organization_id: u64,
     /// The hook.
     pub hook_id: u64,
-    /// `function` for wasm hooks.
+    /// The hook's type: `function`, `webhook` or `job`.
     pub hook_type: String,
     /// The queue of the document, when there is one.
     pub queue_id: Option<u64>,
@@ -98,7 +98,9 @@ pub struct RunLog {
     pub request: Value,
     /// The response received (redacted), when there was one.
     pub response: Option<Value>,
-    /// Captured stdout, stderr and log lines.
+    /// Captured stdout, stderr and log lines of a module; never present for webhooks, as
+    /// in Rossum's HookRunData.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
     /// The hook's settings at the time of the run.
     pub settings: Value,

@@ -8,6 +8,7 @@ use wasmtime_wasi::I32Exit;
 
 use super::config::CallLimits;
 use super::fair::{FairShare, TickYield};
+use super::http::GuestHttp;
 use super::invocation::Invocation;
 use super::limiter::CallLimiter;
 use super::outcome::{panic_message, parse_response, Failure, Outcome, RunReport, TrapReport};
@@ -93,7 +94,8 @@ impl Runtime {
         };
         match &module.prepared {
             Prepared::Extension(pre) => {
-                let state = ComponentState::new(sandbox(output).build(), call);
+                let http = GuestHttp::new(limits.network.clone(), output.clone());
+                let state = ComponentState::new(sandbox(output).build(), call, http);
                 let mut store = match self.store(state, limits, deadline, tick) {
                     Ok(store) => store,
                     Err(error) => return Execution::failed(error),
@@ -109,11 +111,16 @@ impl Runtime {
             Prepared::CommandComponent(pre) => {
                 let stdout = Capture::new(limits.response_bytes.saturating_add(1));
                 let wasi = command_sandbox(output, &stdout, &invocation.payload).build();
-                let mut store =
-                    match self.store(ComponentState::new(wasi, call), limits, deadline, tick) {
-                        Ok(store) => store,
-                        Err(error) => return Execution::failed(error),
-                    };
+                let http = GuestHttp::new(limits.network.clone(), output.clone());
+                let mut store = match self.store(
+                    ComponentState::new(wasi, call, http),
+                    limits,
+                    deadline,
+                    tick,
+                ) {
+                    Ok(store) => store,
+                    Err(error) => return Execution::failed(error),
+                };
                 let result = async {
                     let command = pre.instantiate_async(&mut store).await?;
                     command.wasi_cli_run().call_run(&mut store).await

@@ -88,6 +88,8 @@ pub struct CallLimits {
     /// Whose share of the CPU the call runs in (the server uses the organization): groups
     /// take turns, so one cannot slow another by running many calls.
     pub fairness_group: u64,
+    /// Outgoing HTTP the guest may make (`wasi:http`); none denies every request.
+    pub network: Option<super::http::NetworkGrant>,
 }
 
 impl Default for CallLimits {
@@ -99,6 +101,7 @@ impl Default for CallLimits {
             output_bytes: DEFAULT_OUTPUT_BYTES,
             response_bytes: DEFAULT_RESPONSE_BYTES,
             fairness_group: 0,
+            network: None,
         }
     }
 }

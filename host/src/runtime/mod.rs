@@ -11,6 +11,7 @@
 //! - `cache`: compiled artifacts on disk;
 //! - `state`, `limiter`, `output`: what a store holds during a call;
 //! - `fair`: the CPU shared between fairness groups, turn by turn;
+//! - [`http`]: a guest's outgoing `wasi:http` requests, denied unless granted;
 //! - `call`: one call, from a fresh store to its [`RunReport`];
 //! - [`outcome`], [`redact`]: what a call's result is, and how secrets leave it.
 
@@ -20,6 +21,7 @@ mod call;
 pub mod config;
 mod engine;
 mod fair;
+pub mod http;
 mod invocation;
 mod limiter;
 pub mod module;
@@ -39,6 +41,7 @@ use wasmtime_wasi::p2::bindings::CommandPre;
 
 pub use config::{CallLimits, RuntimeConfig, DEFAULT_MODULE_CACHE_CAPACITY};
 pub use engine::Allocation;
+pub use http::NetworkGrant;
 pub use invocation::Invocation;
 pub use module::{Digest, Encoding, LoadError, ModuleInfo, ModuleKind};
 pub use outcome::{Failure, Outcome, RunReport, TrapReport};
@@ -132,6 +135,9 @@ impl Runtime {
 
         let mut component_linker = wasmtime::component::Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut component_linker)
+            .and_then(|()| {
+                wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut component_linker)
+            })
             .and_then(|()| {
                 Extension::add_to_linker::<_, HasSelf<ComponentState>>(
                     &mut component_linker,

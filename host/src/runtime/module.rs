@@ -17,6 +17,7 @@ const WASI_PACKAGES: &[&str] = &[
     "wasi:cli/",
     "wasi:clocks/",
     "wasi:filesystem/",
+    "wasi:http/",
     "wasi:io/",
     "wasi:random/",
     "wasi:sockets/",
@@ -275,9 +276,10 @@ mod tests {
     fn only_provided_interfaces_are_accepted() {
         assert!(component_import_provided("wasi:io/streams@0.2.6"));
         assert!(component_import_provided("wasmhook:extension/host@0.1.0"));
-        assert!(!component_import_provided(
+        assert!(component_import_provided(
             "wasi:http/outgoing-handler@0.2.0"
         ));
+        assert!(!component_import_provided("wasi:keyvalue/store@0.2.0"));
         assert!(!component_import_provided("wasi:io/streams@0.3.0"));
         assert!(!component_import_provided("wasmhook:extension/host@0.2.0"));
     }

@@ -5,8 +5,10 @@ use std::time::Instant;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::{wasmhook::extension, Level};
+use super::http::GuestHttp;
 use super::limiter::CallLimiter;
 use super::output::Capture;
 
@@ -26,14 +28,18 @@ pub(crate) trait HasCallState: Send + 'static {
 /// Store data for components (extensions and command components).
 pub(crate) struct ComponentState {
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    http_hooks: GuestHttp,
     table: ResourceTable,
     pub(crate) call: CallState,
 }
 
 impl ComponentState {
-    pub(crate) fn new(wasi: WasiCtx, call: CallState) -> Self {
+    pub(crate) fn new(wasi: WasiCtx, call: CallState, http_hooks: GuestHttp) -> Self {
         ComponentState {
             wasi,
+            http: WasiHttpCtx::new(),
+            http_hooks,
             table: ResourceTable::new(),
             call,
         }
@@ -51,6 +57,16 @@ impl WasiView for ComponentState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for ComponentState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
         }
     }
 }

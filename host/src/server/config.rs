@@ -45,6 +45,115 @@ struct FileConfig {
     base_url: Option<String>,
     #[serde(default)]
     limits: Limits,
+    #[serde(default)]
+    network: Network,
+}
+
+/// Outgoing requests (guests' `wasi:http`, webhooks), retries and schedules; each has a
+/// default and an environment variable (`WASMHOOK_<NAME>` in capitals).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Network {
+    /// Let hooks reach loopback, private and other non-public addresses (the installation's
+    /// own API is always reachable).
+    pub allow_private_addresses: bool,
+    /// Milliseconds a connection may take.
+    pub connect_timeout_ms: u64,
+    /// Milliseconds a guest's request waits for the first byte of its answer.
+    pub first_byte_timeout_ms: u64,
+    /// The largest response body read.
+    pub max_response_bytes: u64,
+    /// Outgoing requests one organization may have in flight at once.
+    pub requests_per_organization: usize,
+    /// Milliseconds before the first retry of a failed non-interactive run; each next
+    /// retry waits twice as long, at most 30 s.
+    pub retry_delay_ms: u64,
+    /// Seconds between polls of an async webhook (Rossum: 30).
+    pub webhook_poll_interval_ms: u64,
+    /// For tests: read the scheduler's clock from this file (an RFC 3339 time) instead of
+    /// the system clock.
+    pub test_clock_file: Option<PathBuf>,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        let outbound = crate::outbound::OutboundConfig::default();
+        Network {
+            allow_private_addresses: false,
+            connect_timeout_ms: millis(outbound.connect_timeout),
+            first_byte_timeout_ms: millis(outbound.first_byte_timeout),
+            max_response_bytes: outbound.max_response_bytes,
+            requests_per_organization: outbound.requests_per_organization,
+            retry_delay_ms: 1000,
+            webhook_poll_interval_ms: 30_000,
+            test_clock_file: None,
+        }
+    }
+}
+
+fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Network {
+    fn with_environment(mut self) -> anyhow::Result<Self> {
+        if let Ok(text) = std::env::var("WASMHOOK_ALLOW_PRIVATE_ADDRESSES") {
+            self.allow_private_addresses = match text.as_str() {
+                "1" | "true" | "yes" => true,
+                "0" | "false" | "no" | "" => false,
+                _ => anyhow::bail!(
+                    "WASMHOOK_ALLOW_PRIVATE_ADDRESSES must be true or false, not `{text}`"
+                ),
+            };
+        }
+        read("WASMHOOK_CONNECT_TIMEOUT_MS", &mut self.connect_timeout_ms)?;
+        read(
+            "WASMHOOK_FIRST_BYTE_TIMEOUT_MS",
+            &mut self.first_byte_timeout_ms,
+        )?;
+        read("WASMHOOK_MAX_RESPONSE_BYTES", &mut self.max_response_bytes)?;
+        read(
+            "WASMHOOK_REQUESTS_PER_ORGANIZATION",
+            &mut self.requests_per_organization,
+        )?;
+        read("WASMHOOK_RETRY_DELAY_MS", &mut self.retry_delay_ms)?;
+        read(
+            "WASMHOOK_WEBHOOK_POLL_INTERVAL_MS",
+            &mut self.webhook_poll_interval_ms,
+        )?;
+        if let Ok(path) = std::env::var("WASMHOOK_TEST_CLOCK_FILE") {
+            self.test_clock_file =
+                Some(PathBuf::from(path)).filter(|path| !path.as_os_str().is_empty());
+        }
+        if self.requests_per_organization == 0 || self.webhook_poll_interval_ms == 0 {
+            anyhow::bail!(
+                "requests_per_organization and webhook_poll_interval_ms must be at least 1"
+            );
+        }
+        Ok(self)
+    }
+
+    /// The outbound client's configuration.
+    pub fn outbound(&self) -> crate::outbound::OutboundConfig {
+        use std::time::Duration;
+        crate::outbound::OutboundConfig {
+            allow_private_addresses: self.allow_private_addresses,
+            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
+            first_byte_timeout: Duration::from_millis(self.first_byte_timeout_ms),
+            max_response_bytes: self.max_response_bytes,
+            requests_per_organization: self.requests_per_organization,
+        }
+    }
+}
+
+/// Reads `WASMHOOK_*` variable `name` into `into` when it is set.
+fn read<T: std::str::FromStr>(name: &str, into: &mut T) -> anyhow::Result<()> {
+    if let Ok(text) = std::env::var(name) {
+        *into = text
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{name} must be a non-negative integer, not `{text}`"))?;
+    }
+    Ok(())
 }
 
 /// Per-installation and per-organization limits; each has a default and an environment
@@ -91,14 +200,6 @@ impl Default for Limits {
 impl Limits {
     /// Overrides from `WASMHOOK_*` environment variables.
     fn with_environment(mut self) -> anyhow::Result<Self> {
-        fn read<T: std::str::FromStr>(name: &str, into: &mut T) -> anyhow::Result<()> {
-            if let Ok(text) = std::env::var(name) {
-                *into = text.parse().map_err(|_| {
-                    anyhow::anyhow!("{name} must be a non-negative integer, not `{text}`")
-                })?;
-            }
-            Ok(())
-        }
         read(
             "WASMHOOK_RUNS_PER_ORGANIZATION",
             &mut self.runs_per_organization,
@@ -142,6 +243,8 @@ pub struct ServerConfig {
     pub secrets_key: Option<String>,
     /// Limits.
     pub limits: Limits,
+    /// Outgoing requests, retries and schedules.
+    pub network: Network,
     /// Create the demo, running this module.
     pub demo: Option<PathBuf>,
 }
@@ -181,6 +284,7 @@ impl ServerConfig {
                 .ok()
                 .filter(|key| !key.is_empty()),
             limits: file.limits.with_environment()?,
+            network: file.network.with_environment()?,
             demo: args.demo.then(|| {
                 args.demo_module
                     .clone()

@@ -13,11 +13,14 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, App, AppState, Quotas};
 use crate::dispatch::limits::RunLimits;
+use crate::dispatch::scheduler::{run_schedules, Clock};
+use crate::dispatch::webhook::Polling;
 use crate::dispatch::writer::RunLogWriter;
-use crate::dispatch::Dispatcher;
+use crate::dispatch::{DispatchSettings, Dispatcher, DispatcherParts};
 use crate::model::hook::HookBounds;
 use crate::model::now_rfc3339;
 use crate::modules::ModuleLibrary;
+use crate::outbound::Outbound;
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::sealing::Sealer;
 use crate::store::{run_logs, tokens, Store};
@@ -75,14 +78,30 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         .trim_end_matches('/')
         .to_owned();
     let (writer, writer_task) = RunLogWriter::spawn(store.clone());
-    let dispatcher = Dispatcher::new(
-        store.clone(),
-        Arc::clone(&library),
+    let network = &config.network;
+    let outbound = Outbound::new(network.outbound(), Some(&base_url))
+        .context("cannot set up outgoing HTTP")?;
+    let dispatcher = Arc::new(Dispatcher::new(DispatcherParts {
+        store: store.clone(),
+        library: Arc::clone(&library),
         sealer,
         writer,
-        RunLimits::new(limits.runs_per_organization, max_instances as usize),
-        base_url.clone(),
-    );
+        limits: RunLimits::new(limits.runs_per_organization, max_instances as usize),
+        base_url: base_url.clone(),
+        outbound: Arc::new(outbound),
+        settings: DispatchSettings {
+            retry_delay: Duration::from_millis(network.retry_delay_ms),
+            polling: Polling {
+                interval: Duration::from_millis(network.webhook_poll_interval_ms),
+            },
+            ..DispatchSettings::default()
+        },
+    }));
+    let clock = match &network.test_clock_file {
+        Some(path) => Clock::File(path.clone()),
+        None => Clock::System,
+    };
+    let schedules = tokio::spawn(run_schedules(Arc::clone(&dispatcher), clock));
     let state = AppState(Arc::new(App {
         store: store.clone(),
         base_url,
@@ -112,6 +131,8 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         .await
         .context("the server failed");
     housekeeping.abort();
+    schedules.abort();
+    let _ = schedules.await;
     // Every handler has returned, so every run log was handed over and acknowledged; the
     // writer ends once the router's last handle to it is gone.
     let _ = tokio::time::timeout(Duration::from_secs(10), writer_task).await;

@@ -163,11 +163,20 @@ pub fn save(
             id
         }
         None => {
+            // Never an id given before: a deleted hook's run logs must not become a new
+            // hook's.
+            let id: u64 = transaction.query_row(
+                "UPDATE id_high_water
+                 SET last_id = MAX(last_id, COALESCE((SELECT MAX(id) FROM hooks), 0)) + 1
+                 WHERE name = 'hooks' RETURNING last_id",
+                [],
+                |row| row.get(0),
+            )?;
             transaction.execute(
-                "INSERT INTO hooks (organization_id, name, type, active, module_id,
+                "INSERT INTO hooks (id, organization_id, name, type, active, module_id,
                                     token_owner_id, document, sealed_secrets, secrets_keys,
                                     created_at, created_by_id, modified_at, modified_by_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?10, ?11)",
+                 VALUES (?12, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?10, ?11)",
                 params![
                     context.organization_id,
                     draft.name,
@@ -179,10 +188,11 @@ pub fn save(
                     context.sealed_secrets,
                     keys,
                     context.now,
-                    context.author
+                    context.author,
+                    id
                 ],
             )?;
-            transaction.last_insert_rowid() as u64
+            id
         }
     };
     for queue in &draft.queues {

@@ -14,6 +14,7 @@ pub mod modules;
 pub mod organizations;
 pub mod queues;
 pub mod run_logs;
+pub mod schedules;
 mod schema;
 pub mod tokens;
 pub mod users;

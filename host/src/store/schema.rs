@@ -111,6 +111,22 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX run_logs_by_organization ON run_logs(organization_id, start);
     CREATE INDEX run_logs_by_request ON run_logs(request_id);
     CREATE INDEX run_logs_by_start ON run_logs(start);",
+    // 3: the last tick each scheduled hook ran for, and the expression it was counted under.
+    "CREATE TABLE schedule_ticks (
+        hook_id INTEGER PRIMARY KEY REFERENCES hooks(id) ON DELETE CASCADE,
+        expression TEXT NOT NULL,
+        last_tick TEXT NOT NULL
+    );",
+    // 4: the highest hook id ever given, so that a deleted hook's id (and its run logs) is
+    // never given to a new hook; seeded from the hooks and run logs already there.
+    "CREATE TABLE id_high_water (
+        name TEXT PRIMARY KEY,
+        last_id INTEGER NOT NULL
+    );
+    INSERT INTO id_high_water (name, last_id) VALUES ('hooks', MAX(
+        COALESCE((SELECT MAX(id) FROM hooks), 0),
+        COALESCE((SELECT MAX(hook_id) FROM run_logs), 0)
+    ));",
 ];
 
 /// Applies the migrations this database has not seen, each in its own transaction.

@@ -377,7 +377,7 @@ fn bad_modules_and_hooks_get_a_400_naming_the_reason_and_nothing_is_written() {
     let (status, answer) = acme.invoke(&hook, json!({"secrets": {}}));
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     // An invoke body over the limit: 413 in the API's shape, like every other body.
-    let response = reqwest::blocking::Client::new()
+    let response = super::server::http_client()
         .post(server.url(&format!("/hooks/{}/invoke", hook["id"])))
         .bearer_auth(&acme.token)
         .header("Content-Type", "application/json")

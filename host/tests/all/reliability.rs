@@ -203,7 +203,7 @@ fn a_kill_in_the_middle_of_a_load_loses_no_answered_call() {
         artifacts_before = artifacts(dir.path());
         let url = server.url(&format!("/hooks/{}/test", hook["id"]));
         let token = tenant.token;
-        let client = reqwest::blocking::Client::builder()
+        let client = super::server::http_client_builder()
             .timeout(Duration::from_secs(10))
             .build()
             .expect("a client");
@@ -323,7 +323,7 @@ fn bad_input_at_volume_gets_4xx_every_time_and_memory_stays_flat() {
         .collect();
     // Just over the 2 MiB body limit.
     let oversized_json = format!("{{\"note\": \"{}\"}}", "x".repeat(2 << 20)).into_bytes();
-    let oversized_client = reqwest::blocking::Client::new();
+    let oversized_client = super::server::http_client();
     let client = &server.client;
     let url = |path: &str| server.url(path);
     let token = tenant.token.as_str();

@@ -68,7 +68,7 @@ impl Server {
             child,
             base,
             banner,
-            client: Client::new(),
+            client: http_client(),
             reaped: false,
         }
     }
@@ -268,9 +268,25 @@ impl<'a> Tenant<'a> {
         self.post(&format!("/hooks/{}/test", hook["id"]), Value::Object(body))
     }
 
+    /// Deletes a hook; the status.
+    pub fn delete_hook(&self, hook: &Value) -> StatusCode {
+        self.delete(&format!("/hooks/{}", hook["id"]))
+    }
+
     pub fn invoke(&self, hook: &Value, body: Value) -> (StatusCode, Value) {
         self.post(&format!("/hooks/{}/invoke", hook["id"]), body)
     }
+}
+
+/// A blocking HTTP client for the tests (reqwest, with the TLS provider wasmhook installs).
+pub fn http_client() -> Client {
+    http_client_builder().build().expect("an HTTP client")
+}
+
+/// See [`http_client`].
+pub fn http_client_builder() -> reqwest::blocking::ClientBuilder {
+    wasmhook::outbound::install_crypto_provider();
+    Client::builder()
 }
 
 pub fn id_of(url: &str) -> &str {
@@ -527,7 +543,7 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
         .expect("answers");
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     // Its own client: the server closes a connection whose body it refused to read.
-    let response = Client::new()
+    let response = http_client()
         .post(server.url("/organizations"))
         .bearer_auth(OPERATOR_TOKEN)
         .header("Content-Type", "application/json")

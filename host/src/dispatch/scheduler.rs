@@ -1,0 +1,133 @@
+//! Scheduled hooks: every active hook with `config.schedule` (function, webhook or job) is
+//! run with `invocation.scheduled` once per tick of its cron expression, in UTC.
+//!
+//! Each pass reads the clock, finds each hook's latest tick at or before now, and claims it
+//! in the database (`store::schedules`) before running: a tick runs once even when the
+//! server restarts in between, and ticks missed while it was down run once, not once each.
+//! Runs are non-interactive, so a failed one is retried as the hook's `retry_count` says.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Map;
+
+use super::Dispatcher;
+use crate::model::hook::Hook;
+use crate::model::EventAction;
+use crate::store::{hooks, schedules};
+
+/// Where the scheduler reads the time.
+#[derive(Debug, Clone)]
+pub enum Clock {
+    /// The system's clock.
+    System,
+    /// An RFC 3339 time read from this file at every pass: for tests, which move time
+    /// forward by writing the file instead of waiting ten minutes.
+    File(PathBuf),
+}
+
+impl Clock {
+    /// Now, by this clock; none when the file cannot be read.
+    pub fn now(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Clock::System => Some(Utc::now()),
+            Clock::File(path) => {
+                let text = std::fs::read_to_string(path).ok()?;
+                DateTime::parse_from_rfc3339(text.trim())
+                    .ok()
+                    .map(|time| time.with_timezone(&Utc))
+            }
+        }
+    }
+
+    /// How often the clock is looked at.
+    fn pass_every(&self) -> Duration {
+        match self {
+            Clock::System => Duration::from_secs(1),
+            Clock::File(_) => Duration::from_millis(100),
+        }
+    }
+}
+
+/// Runs the schedules of every organization until the future is dropped.
+pub async fn run_schedules(dispatcher: Arc<Dispatcher>, clock: Clock) {
+    let scheduled = EventAction::new("invocation", "scheduled");
+    let Ok(scheduled) = scheduled else {
+        tracing::error!("invocation.scheduled is not a known event; schedules are off");
+        return;
+    };
+    loop {
+        if let Some(now) = clock.now() {
+            if let Err(error) = pass(&dispatcher, &scheduled, now).await {
+                tracing::warn!("scheduler: {error}");
+            }
+        }
+        tokio::time::sleep(clock.pass_every()).await;
+    }
+}
+
+/// One look at every scheduled hook: claims and starts the runs that are due.
+async fn pass(
+    dispatcher: &Arc<Dispatcher>,
+    scheduled: &EventAction,
+    now: DateTime<Utc>,
+) -> Result<(), crate::store::StoreError> {
+    let all = dispatcher
+        .store()
+        .run(|connection| hooks::all(connection, None))
+        .await?;
+    for hook in all.into_iter().filter(|hook| hook.active) {
+        let Some(schedule) = hook.schedule() else {
+            continue;
+        };
+        let Some(latest) = schedule.latest_at_or_before(now) else {
+            continue;
+        };
+        let counted_from = DateTime::parse_from_rfc3339(&hook.modified_at)
+            .map(|time| time.with_timezone(&Utc))
+            .unwrap_or(now);
+        let expression = schedule.expression().to_owned();
+        let hook_id = hook.id;
+        let due = dispatcher
+            .store()
+            .run(move |connection| {
+                schedules::claim(connection, hook_id, &expression, latest, counted_from)
+            })
+            .await?;
+        if due {
+            tokio::spawn(run_once(Arc::clone(dispatcher), hook, scheduled.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// How long a scheduled run waits for its organization's turn before it is given up.
+const TURN_WAIT: Duration = Duration::from_secs(60);
+
+async fn run_once(dispatcher: Arc<Dispatcher>, hook: Hook, scheduled: EventAction) {
+    let waited = tokio::time::Instant::now();
+    let _slots = loop {
+        match dispatcher.limits().try_acquire(hook.organization_id, 1) {
+            Ok(slots) => break slots,
+            Err(_) if waited.elapsed() < TURN_WAIT => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "scheduled run of hook {} skipped: its organization's runs stayed at the limit for {} s",
+                    hook.id,
+                    TURN_WAIT.as_secs()
+                );
+                return;
+            }
+        }
+    };
+    if let Err(error) = dispatcher
+        .run_retrying(&hook, &scheduled, &Map::new(), None)
+        .await
+    {
+        tracing::warn!("scheduled run of hook {} not run: {error}", hook.id);
+    }
+}

@@ -1,0 +1,315 @@
+//! Calling a webhook hook once: the payload a function would get, POSTed as JSON and signed
+//! as Rossum signs it (`X-Rossum-Signature-SHA256: sha256=<hex HMAC-SHA256 of the body>`),
+//! its JSON answer taken as the hook's response, and Rossum's async protocol for
+//! non-interactive calls (202 with `Location`, polled until 201).
+
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use http::header::{CONTENT_TYPE, LOCATION};
+use serde_json::{Map, Value};
+use sha2::Sha256;
+
+use crate::model::hook::{Hook, RetryPolicy, DEFAULT_POLLING_TIME_S, DEFAULT_TIMEOUT_S};
+use crate::model::EventAction;
+use crate::outbound::{Outbound, OutboundError, OutboundRequest};
+
+/// The header a signed call carries.
+pub const SIGNATURE_HEADER: &str = "X-Rossum-Signature-SHA256";
+/// Seconds an interactive call waits, whatever `timeout_s` says (as Rossum does).
+pub const INTERACTIVE_TIMEOUT_S: u64 = 30;
+
+/// How a webhook call ended.
+#[derive(Debug, Clone)]
+pub enum DeliveryOutcome {
+    /// A 2xx answer whose body is a JSON object (or empty).
+    Completed(Map<String, Value>),
+    /// Anything else; the reason names the status or the failure, never the URL's query.
+    Failed(String),
+    /// No answer in time.
+    Timeout(Duration),
+}
+
+/// One webhook call, done.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// How it ended.
+    pub outcome: DeliveryOutcome,
+    /// The HTTP status of the last answer, when there was one.
+    pub status_code: Option<u16>,
+    /// Whether another attempt may help (a retryable status, no answer, or failed polling
+    /// with `retry_after_polling_failure`).
+    pub retryable: bool,
+    /// When the call started.
+    pub started_at: SystemTime,
+    /// How long it took, polling included.
+    pub duration: Duration,
+}
+
+/// How the async protocol polls.
+#[derive(Debug, Clone, Copy)]
+pub struct Polling {
+    /// Time between polls (Rossum: 30 s).
+    pub interval: Duration,
+}
+
+/// The signature header's value for `body` signed with `secret`.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+        return String::new();
+    };
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Calls `hook`'s URL once with `payload`.
+pub async fn deliver(
+    outbound: &Outbound,
+    hook: &Hook,
+    secret: Option<&str>,
+    event: &EventAction,
+    payload: &Map<String, Value>,
+    polling: Polling,
+) -> Delivery {
+    let started_at = SystemTime::now();
+    let start = Instant::now();
+    let policy = hook.retry_policy();
+    let (outcome, status_code, retryable) =
+        call(outbound, hook, secret, event, payload, polling, policy).await;
+    Delivery {
+        outcome,
+        status_code,
+        retryable,
+        started_at,
+        duration: start.elapsed(),
+    }
+}
+
+async fn call(
+    outbound: &Outbound,
+    hook: &Hook,
+    secret: Option<&str>,
+    event: &EventAction,
+    payload: &Map<String, Value>,
+    polling: Polling,
+    policy: RetryPolicy,
+) -> (DeliveryOutcome, Option<u16>, bool) {
+    let options = hook.webhook_options();
+    let failed = |reason: String| (DeliveryOutcome::Failed(reason), None, false);
+    let Some(url) = hook.webhook_url() else {
+        return failed("the webhook has no config.url".into());
+    };
+    let Ok(url) = reqwest::Url::parse(url) else {
+        return failed("config.url is not a URL".into());
+    };
+    let route = match outbound.webhook_route(&url) {
+        Ok(route) => route,
+        Err(error) => return failed(format!("not called: {error}")),
+    };
+    let body = match serde_json::to_vec(payload) {
+        Ok(body) => Bytes::from(body),
+        Err(error) => return failed(format!("the payload is not JSON: {error}")),
+    };
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    if let Some(secret) = secret {
+        if let Ok(value) = http::HeaderValue::from_str(&signature(secret, &body)) {
+            headers.insert(SIGNATURE_HEADER, value);
+        }
+    }
+    let timeout_s = if event.is_interactive() {
+        INTERACTIVE_TIMEOUT_S
+    } else if options.timeout_s == 0 {
+        DEFAULT_TIMEOUT_S
+    } else {
+        options.timeout_s
+    };
+    let timeout = Duration::from_secs(timeout_s);
+    let request = OutboundRequest {
+        method: http::Method::POST,
+        url: url.clone(),
+        headers,
+        body,
+        first_byte_timeout: Some(timeout),
+        insecure_tls: options.insecure_ssl,
+    };
+    let answer = tokio::time::timeout(timeout, async {
+        outbound
+            .send(hook.organization_id, route, request)
+            .await?
+            .bytes()
+            .await
+    })
+    .await;
+    let (status, headers, body) = match answer {
+        Err(_) | Ok(Err(OutboundError::Timeout(_))) => {
+            return (DeliveryOutcome::Timeout(timeout), None, true)
+        }
+        Ok(Err(error)) => {
+            let retryable = !matches!(
+                error,
+                OutboundError::BadUrl(_) | OutboundError::PrivateAddress(_)
+            );
+            return (
+                DeliveryOutcome::Failed(format!("the webhook was not reached: {error}")),
+                None,
+                retryable,
+            );
+        }
+        Ok(Ok(answer)) => answer,
+    };
+    let code = status.as_u16();
+    if code == 202 && !event.is_interactive() {
+        if let Some(location) = headers.get(LOCATION).and_then(|value| value.to_str().ok()) {
+            let Ok(target) = url.join(location) else {
+                return (
+                    DeliveryOutcome::Failed("the 202's Location is not a URL".into()),
+                    Some(code),
+                    false,
+                );
+            };
+            // Only upload.created and invocation.scheduled may set their own bound.
+            let bound = if matches!(
+                (event.event(), event.action()),
+                ("upload", "created") | ("invocation", "scheduled")
+            ) {
+                options.max_polling_time_s
+            } else {
+                DEFAULT_POLLING_TIME_S
+            };
+            return poll(
+                outbound,
+                hook,
+                &target,
+                polling,
+                Duration::from_secs(bound),
+                timeout,
+                options.retry_after_polling_failure,
+            )
+            .await;
+        }
+    }
+    if status.is_success() {
+        return match response_object(&body) {
+            Ok(response) => (DeliveryOutcome::Completed(response), Some(code), false),
+            Err(reason) => (DeliveryOutcome::Failed(reason), Some(code), false),
+        };
+    }
+    (
+        DeliveryOutcome::Failed(format!("the webhook answered {status}")),
+        Some(code),
+        policy.retries_status(code),
+    )
+}
+
+/// Polls `target` until it answers 201 (its body is the result), a non-retryable error, or
+/// `bound` has passed.
+async fn poll(
+    outbound: &Outbound,
+    hook: &Hook,
+    target: &reqwest::Url,
+    polling: Polling,
+    bound: Duration,
+    timeout: Duration,
+    retry_after_failure: bool,
+) -> (DeliveryOutcome, Option<u16>, bool) {
+    let deadline = Instant::now() + bound;
+    let failure = |reason: String, code: Option<u16>| {
+        (
+            DeliveryOutcome::Failed(format!("polling failed: {reason}")),
+            code,
+            retry_after_failure,
+        )
+    };
+    let route = match outbound.webhook_route(target) {
+        Ok(route) => route,
+        Err(error) => return failure(format!("not polled: {error}"), None),
+    };
+    let options = hook.webhook_options();
+    let mut last_code = Some(202);
+    loop {
+        if Instant::now() + polling.interval > deadline {
+            return failure(
+                format!(
+                    "no result within max_polling_time_s ({} s)",
+                    bound.as_secs()
+                ),
+                last_code,
+            );
+        }
+        tokio::time::sleep(polling.interval).await;
+        let request = OutboundRequest {
+            method: http::Method::GET,
+            url: target.clone(),
+            headers: http::HeaderMap::new(),
+            body: Bytes::new(),
+            first_byte_timeout: Some(timeout),
+            insecure_tls: options.insecure_ssl,
+        };
+        let answer = tokio::time::timeout(timeout, async {
+            outbound
+                .send(hook.organization_id, route, request)
+                .await?
+                .bytes()
+                .await
+        })
+        .await;
+        let (status, _, body) = match answer {
+            // No answer to a poll is retried, as a 5xx is.
+            Err(_) | Ok(Err(OutboundError::Timeout(_) | OutboundError::Connect(_))) => continue,
+            Ok(Err(error)) => return failure(error.to_string(), last_code),
+            Ok(Ok(answer)) => answer,
+        };
+        let code = status.as_u16();
+        last_code = Some(code);
+        match code {
+            201 => {
+                return match response_object(&body) {
+                    Ok(response) => (DeliveryOutcome::Completed(response), Some(code), false),
+                    Err(reason) => failure(reason, Some(code)),
+                }
+            }
+            200 | 202 | 408 | 429 | 500 | 502 | 503 | 504 => continue,
+            _ => return failure(format!("the poll answered {status}"), Some(code)),
+        }
+    }
+}
+
+/// A 2xx body as the hook's response: a JSON object, or nothing.
+fn response_object(body: &[u8]) -> Result<Map<String, Value>, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(response)) => Ok(response),
+        Ok(_) => Err("the webhook answered with JSON that is not an object".into()),
+        Err(_) => Err("the webhook's answer is not JSON".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signature_is_rossums() {
+        // Python: hmac.new(b"secret", b'{"a":1}', hashlib.sha256).hexdigest()
+        assert_eq!(
+            signature("secret", br#"{"a":1}"#),
+            "sha256=aa9e2e3575f5d7098b6caccd790888c36d5fdb63342a73bada2d6a51747a8494"
+        );
+    }
+
+    #[test]
+    fn answers_are_objects_or_nothing() {
+        assert_eq!(response_object(b""), Ok(Map::new()));
+        assert!(response_object(b"{\"messages\": []}").is_ok());
+        assert!(response_object(b"[1]").is_err());
+        assert!(response_object(b"<html>").is_err());
+    }
+}

@@ -1,0 +1,652 @@
+//! Every request wasmhook makes to the network: a guest's `wasi:http` request and a
+//! webhook delivery go through the one [`Outbound`] here, so that the rules are in one
+//! place.
+//!
+//! - A guest may reach only the hosts its hook's `config.allowed_hosts` names, plus the
+//!   installation's own API (its base URL), where the token minted for it works.
+//! - Loopback, private, link-local and other non-public addresses are refused, whether a
+//!   URL names them or a name resolves to them (the resolver checks every address it
+//!   returns, so a name cannot be pointed at the inside after it was allowed), unless the
+//!   operator allows them. The installation's own base URL is exempt: it is ours.
+//! - Redirects are not followed: a guest sees the 3xx and may follow it itself, through
+//!   the same checks.
+//! - Connecting and waiting for the first byte have their own timeouts; the response body is
+//!   capped; each organization has a cap on requests in flight at once, so one cannot
+//!   hold every connection.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// How long a connection may take unless the operator says.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the first byte of an answer may take unless the operator says.
+pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest response body read unless the operator says.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 8 * 1024 * 1024;
+/// Requests one organization may have in flight at once unless the operator says.
+pub const DEFAULT_REQUESTS_PER_ORGANIZATION: usize = 16;
+
+/// How outbound requests are bounded; resolved once by the server.
+#[derive(Debug, Clone)]
+pub struct OutboundConfig {
+    /// Allow loopback, private and other non-public addresses (for installations whose
+    /// hooks call services on the same network, and for tests).
+    pub allow_private_addresses: bool,
+    /// Connecting may take this long.
+    pub connect_timeout: Duration,
+    /// The answer's first byte may take this long (webhooks have their own `timeout_s`).
+    pub first_byte_timeout: Duration,
+    /// Response bodies larger than this are cut off with an error.
+    pub max_response_bytes: u64,
+    /// Requests one organization may have in flight at once; more wait for a turn.
+    pub requests_per_organization: usize,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        OutboundConfig {
+            allow_private_addresses: false,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            first_byte_timeout: DEFAULT_FIRST_BYTE_TIMEOUT,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            requests_per_organization: DEFAULT_REQUESTS_PER_ORGANIZATION,
+        }
+    }
+}
+
+/// Why a request was not sent, or got no answer. Never holds a header or a body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutboundError {
+    /// The URL is not an absolute http(s) URL.
+    #[error("`{0}` is not an http or https URL")]
+    BadUrl(String),
+    /// The host is not on the hook's allow-list.
+    #[error("{0} is not in this hook's config.allowed_hosts")]
+    NotAllowed(String),
+    /// The host is, or resolves to, an address that is not public.
+    #[error("{0} is a loopback, private or otherwise non-public address; the operator has not allowed those")]
+    PrivateAddress(String),
+    /// The name does not resolve.
+    #[error("{0} does not resolve")]
+    Unresolved(String),
+    /// Connecting failed or took too long.
+    #[error("cannot connect to {0}")]
+    Connect(String),
+    /// No answer in time.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The answer's body is larger than the cap.
+    #[error("the response body is larger than {0} bytes")]
+    TooLarge(u64),
+    /// The exchange failed otherwise.
+    #[error("the request failed: {0}")]
+    Failed(String),
+}
+
+/// One `host` or `host:port` pattern of `config.allowed_hosts`; `*.example.com` matches any
+/// subdomain of example.com (not example.com itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPattern {
+    host: String,
+    wildcard: bool,
+    port: Option<u16>,
+}
+
+impl HostPattern {
+    /// Parses a pattern, saying what is wrong with a bad one.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim().to_ascii_lowercase();
+        if text.contains("://") || text.contains('/') {
+            return Err(format!(
+                "`{text}`: a host or host:port, without scheme or path"
+            ));
+        }
+        let (host, port) = split_host_port(&text)
+            .ok_or_else(|| format!("`{text}`: a host or host:port, with a port from 1 to 65535"))?;
+        let (host, wildcard) = match host.strip_prefix("*.") {
+            Some(rest) => (rest, true),
+            None => (host, false),
+        };
+        let valid_name = !host.is_empty()
+            && host.len() <= 253
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            });
+        let literal = host.parse::<IpAddr>().is_ok();
+        if !(valid_name || literal) || (wildcard && literal) {
+            return Err(format!("`{text}` is not a host name or an IP address"));
+        }
+        Ok(HostPattern {
+            host: host.to_owned(),
+            wildcard,
+            port,
+        })
+    }
+
+    fn matches(&self, host: &str, port: u16) -> bool {
+        let host_matches = if self.wildcard {
+            host.strip_suffix(&self.host)
+                .is_some_and(|prefix| prefix.len() > 1 && prefix.ends_with('.'))
+        } else {
+            host == self.host
+        };
+        host_matches && self.port.is_none_or(|wanted| wanted == port)
+    }
+}
+
+impl fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.wildcard {
+            f.write_str("*.")?;
+        }
+        match (self.host.contains(':'), self.port) {
+            (true, Some(port)) => write!(f, "[{}]:{port}", self.host),
+            (false, Some(port)) => write!(f, "{}:{port}", self.host),
+            (_, None) => f.write_str(&self.host),
+        }
+    }
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port`, or a bare IPv6 address.
+fn split_host_port(text: &str) -> Option<(&str, Option<u16>)> {
+    if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        return match after.strip_prefix(':') {
+            Some(port) => Some((host, Some(parse_port(port)?))),
+            None if after.is_empty() => Some((host, None)),
+            None => None,
+        };
+    }
+    if text.parse::<Ipv6Addr>().is_ok() {
+        return Some((text, None));
+    }
+    match text.rsplit_once(':') {
+        Some((host, port)) => Some((host, Some(parse_port(port)?))),
+        None => Some((text, None)),
+    }
+}
+
+fn parse_port(text: &str) -> Option<u16> {
+    text.parse::<u16>().ok().filter(|port| *port != 0)
+}
+
+/// The hosts one hook's guest may call (besides the installation's own API).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowList(Vec<HostPattern>);
+
+impl AllowList {
+    /// The list from its patterns.
+    pub fn new(patterns: Vec<HostPattern>) -> Self {
+        AllowList(patterns)
+    }
+
+    /// Parses `config.allowed_hosts`-style strings.
+    pub fn parse<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
+        patterns
+            .into_iter()
+            .map(HostPattern::parse)
+            .collect::<Result<_, _>>()
+            .map(AllowList)
+    }
+
+    fn allows(&self, host: &str, port: u16) -> bool {
+        self.0.iter().any(|pattern| pattern.matches(host, port))
+    }
+}
+
+/// An absolute URL's parts that the rules look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Origin {
+    https: bool,
+    host: String,
+    port: u16,
+}
+
+impl Origin {
+    fn of(url: &reqwest::Url) -> Result<Self, OutboundError> {
+        let https = match url.scheme() {
+            "https" => true,
+            "http" => false,
+            _ => return Err(OutboundError::BadUrl(url.to_string())),
+        };
+        let host = url
+            .host_str()
+            .ok_or_else(|| OutboundError::BadUrl(url.to_string()))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| OutboundError::BadUrl(url.to_string()))?;
+        Ok(Origin { https, host, port })
+    }
+
+    fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Whose rules a request is sent under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// The installation's own API: its base URL, whatever its address.
+    OwnApi,
+    /// Anywhere else: public addresses only, unless the operator allows the others.
+    Public,
+}
+
+/// What one request asks for.
+#[derive(Debug)]
+pub struct OutboundRequest {
+    /// The method.
+    pub method: http::Method,
+    /// The absolute URL.
+    pub url: reqwest::Url,
+    /// Headers to send.
+    pub headers: http::HeaderMap,
+    /// The body.
+    pub body: Bytes,
+    /// How long the first byte of the answer may take; the configured default if none.
+    pub first_byte_timeout: Option<Duration>,
+    /// Skip the TLS certificate checks (a webhook's `insecure_ssl`).
+    pub insecure_tls: bool,
+}
+
+/// An answer whose body is being read, with its organization's turn held until it is
+/// dropped.
+#[derive(Debug)]
+pub struct OutboundResponse {
+    /// The answer.
+    pub response: reqwest::Response,
+    /// The cap on its body.
+    pub max_body_bytes: u64,
+    permit: OwnedSemaphorePermit,
+}
+
+impl OutboundResponse {
+    /// Reads the whole body, up to the cap.
+    pub async fn bytes(
+        mut self,
+    ) -> Result<(http::StatusCode, http::HeaderMap, Bytes), OutboundError> {
+        let status = self.response.status();
+        let headers = self.response.headers().clone();
+        let mut body = Vec::new();
+        while let Some(chunk) = self
+            .response
+            .chunk()
+            .await
+            .map_err(|error| OutboundError::Failed(describe(&error)))?
+        {
+            if (body.len() + chunk.len()) as u64 > self.max_body_bytes {
+                return Err(OutboundError::TooLarge(self.max_body_bytes));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        drop(self.permit);
+        Ok((status, headers, Bytes::from(body)))
+    }
+
+    /// The parts, for streaming the body elsewhere; the permit must live as long as the body.
+    pub fn into_parts(self) -> (reqwest::Response, u64, OwnedSemaphorePermit) {
+        (self.response, self.max_body_bytes, self.permit)
+    }
+}
+
+/// Makes ring the process's TLS crypto provider, unless one is installed already.
+///
+/// reqwest is built without a provider of its own (so that no second C crypto library is
+/// built beside ring), so every process that builds a reqwest client, this crate's tests
+/// among them, calls this first. Calling it again does nothing.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The outbound HTTP client of an installation.
+#[derive(Debug)]
+pub struct Outbound {
+    config: OutboundConfig,
+    own_api: Option<Origin>,
+    public: reqwest::Client,
+    public_insecure: reqwest::Client,
+    own: reqwest::Client,
+    turns: Mutex<HashMap<u64, Arc<Semaphore>>>,
+}
+
+impl Outbound {
+    /// A client under `config`; `base_url` is the installation's own API, reachable from
+    /// guests whatever its address.
+    pub fn new(config: OutboundConfig, base_url: Option<&str>) -> Result<Self, OutboundError> {
+        install_crypto_provider();
+        let own_api = base_url
+            .map(|url| {
+                reqwest::Url::parse(url)
+                    .map_err(|_| OutboundError::BadUrl(url.to_owned()))
+                    .and_then(|url| Origin::of(&url))
+            })
+            .transpose()?;
+        let resolver = Arc::new(CheckingResolver {
+            allow_private: config.allow_private_addresses,
+        });
+        let build = |insecure: bool, checked: bool| {
+            let mut builder = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(config.connect_timeout)
+                .pool_idle_timeout(Duration::from_secs(30))
+                .user_agent(concat!("wasmhook/", env!("CARGO_PKG_VERSION")))
+                .tls_danger_accept_invalid_certs(insecure);
+            if checked {
+                builder = builder.dns_resolver(Arc::clone(&resolver));
+            }
+            builder
+                .build()
+                .map_err(|error| OutboundError::Failed(describe(&error)))
+        };
+        Ok(Outbound {
+            public: build(false, true)?,
+            public_insecure: build(true, true)?,
+            own: build(false, false)?,
+            config,
+            own_api,
+            turns: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> &OutboundConfig {
+        &self.config
+    }
+
+    /// Which rules `url` falls under for a guest with `allowed`, or why it may not be called.
+    pub fn route(&self, url: &reqwest::Url, allowed: &AllowList) -> Result<Route, OutboundError> {
+        let origin = Origin::of(url)?;
+        if self.own_api.as_ref() == Some(&origin) {
+            return Ok(Route::OwnApi);
+        }
+        if !allowed.allows(&origin.host, origin.port) {
+            return Err(OutboundError::NotAllowed(origin.authority()));
+        }
+        self.public_route(&origin)
+    }
+
+    /// The rules for a URL a hook names itself (a webhook's `url`): public addresses only,
+    /// unless the operator allows the others.
+    pub fn webhook_route(&self, url: &reqwest::Url) -> Result<Route, OutboundError> {
+        self.public_route(&Origin::of(url)?)
+    }
+
+    fn public_route(&self, origin: &Origin) -> Result<Route, OutboundError> {
+        if let Ok(address) = origin.host.parse::<IpAddr>() {
+            if !self.config.allow_private_addresses && !is_public(address) {
+                return Err(OutboundError::PrivateAddress(origin.authority()));
+            }
+        }
+        Ok(Route::Public)
+    }
+
+    /// Sends a request under `route` for `organization`, waiting for the organization's
+    /// turn first, and returns the answer once its headers are in.
+    pub async fn send(
+        &self,
+        organization: u64,
+        route: Route,
+        request: OutboundRequest,
+    ) -> Result<OutboundResponse, OutboundError> {
+        let permit = self
+            .turns_of(organization)
+            .acquire_owned()
+            .await
+            .map_err(|_| OutboundError::Failed("the client is shutting down".into()))?;
+        let client = match (route, request.insecure_tls) {
+            (Route::OwnApi, _) => &self.own,
+            (Route::Public, false) => &self.public,
+            (Route::Public, true) => &self.public_insecure,
+        };
+        let host = request.url.host_str().unwrap_or_default().to_owned();
+        let wait = request
+            .first_byte_timeout
+            .unwrap_or(self.config.first_byte_timeout);
+        let sent = client
+            .request(request.method, request.url)
+            .headers(request.headers)
+            .body(request.body)
+            .send();
+        let response = match tokio::time::timeout(wait, sent).await {
+            Err(_) => return Err(OutboundError::Timeout(wait)),
+            Ok(Err(error)) => return Err(classify(&error, &host)),
+            Ok(Ok(response)) => response,
+        };
+        if let Some(length) = response.content_length() {
+            if length > self.config.max_response_bytes {
+                return Err(OutboundError::TooLarge(self.config.max_response_bytes));
+            }
+        }
+        Ok(OutboundResponse {
+            response,
+            max_body_bytes: self.config.max_response_bytes,
+            permit,
+        })
+    }
+
+    fn turns_of(&self, organization: u64) -> Arc<Semaphore> {
+        let mut turns = self
+            .turns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(turns.entry(organization).or_insert_with(|| {
+            Arc::new(Semaphore::new(self.config.requests_per_organization.max(1)))
+        }))
+    }
+}
+
+/// The reason of a failed exchange, from reqwest's error and its sources (without the URL,
+/// which may hold a query the caller did not mean to log).
+fn classify(error: &reqwest::Error, host: &str) -> OutboundError {
+    let text = describe(error);
+    if text.contains(PRIVATE_MARK) {
+        return OutboundError::PrivateAddress(host.to_owned());
+    }
+    if text.contains(UNRESOLVED_MARK) {
+        return OutboundError::Unresolved(host.to_owned());
+    }
+    if error.is_connect() {
+        return OutboundError::Connect(host.to_owned());
+    }
+    if error.is_timeout() {
+        return OutboundError::Failed("timed out".into());
+    }
+    OutboundError::Failed(text)
+}
+
+/// An error and its causes on one line, without the URL (its query may hold what the caller
+/// did not mean to log).
+fn describe(error: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut text = match error.url() {
+        Some(url) => error.to_string().replace(url.as_str(), "the URL"),
+        None => error.to_string(),
+    };
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+const PRIVATE_MARK: &str = "resolves only to non-public addresses";
+const UNRESOLVED_MARK: &str = "does not resolve";
+
+/// Resolves names and keeps only the addresses the rules allow.
+#[derive(Debug)]
+struct CheckingResolver {
+    allow_private: bool,
+}
+
+impl reqwest::dns::Resolve for CheckingResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow_private = self.allow_private;
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map_err(|_| format!("{host} {UNRESOLVED_MARK}"))?
+                .collect();
+            if found.is_empty() {
+                return Err(format!("{host} {UNRESOLVED_MARK}").into());
+            }
+            let kept: Vec<SocketAddr> = found
+                .into_iter()
+                .filter(|address| allow_private || is_public(address.ip()))
+                .collect();
+            if kept.is_empty() {
+                return Err(format!("{host} {PRIVATE_MARK}").into());
+            }
+            Ok(Box::new(kept.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// Whether an address is on the public internet: not loopback, private, link-local,
+/// shared (CGNAT), documentation, benchmarking, multicast, broadcast or unspecified.
+pub fn is_public(address: IpAddr) -> bool {
+    match address {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public_v4(v4),
+            None => is_public_v6(v6),
+        },
+    }
+}
+
+fn is_public_v4(address: Ipv4Addr) -> bool {
+    let [a, b, c, _] = address.octets();
+    !(address.is_unspecified()
+        || address.is_loopback()
+        || address.is_private()
+        || address.is_link_local()
+        || address.is_broadcast()
+        || address.is_documentation()
+        || address.is_multicast()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b))
+        || (a == 192 && b == 0 && c == 0)
+        || (a == 198 && (18..20).contains(&b))
+        || a >= 240)
+}
+
+fn is_public_v6(address: Ipv6Addr) -> bool {
+    let first = address.segments()[0];
+    !(address.is_unspecified()
+        || address.is_loopback()
+        || address.is_multicast()
+        || (first & 0xfe00) == 0xfc00
+        || (first & 0xffc0) == 0xfe80
+        || (first == 0x2001 && address.segments()[1] == 0x0db8)
+        || (first == 0x0064 && address.segments()[1] == 0xff9b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_host_and_port() -> Result<(), String> {
+        let list = AllowList::parse(["api.example.com", "*.partner.io:8443", "10.1.2.3:80"])?;
+        assert!(list.allows("api.example.com", 443));
+        assert!(list.allows("api.example.com", 8080));
+        assert!(!list.allows("example.com", 443));
+        assert!(!list.allows("evil-api.example.com", 443));
+        assert!(list.allows("eu.partner.io", 8443));
+        assert!(!list.allows("eu.partner.io", 443));
+        assert!(!list.allows("partner.io", 8443));
+        assert!(!list.allows("xpartner.io", 8443));
+        assert!(list.allows("10.1.2.3", 80));
+        Ok(())
+    }
+
+    #[test]
+    fn bad_patterns_say_why() {
+        for bad in [
+            "https://a.com",
+            "a.com/path",
+            "a.com:0",
+            "a.com:99999",
+            "",
+            "a..com",
+            "*.1.2.3.4",
+            "bad host",
+        ] {
+            assert!(HostPattern::parse(bad).is_err(), "{bad} was accepted");
+        }
+        assert!(HostPattern::parse("[::1]:8080").is_ok());
+    }
+
+    #[test]
+    fn only_public_addresses_are_public() {
+        for inside in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            let address: IpAddr = inside.parse().expect("an address");
+            assert!(!is_public(address), "{inside}");
+        }
+        for outside in ["1.1.1.1", "93.184.216.34", "2606:4700::1111"] {
+            let address: IpAddr = outside.parse().expect("an address");
+            assert!(is_public(address), "{outside}");
+        }
+    }
+
+    #[test]
+    fn guests_reach_their_hosts_and_the_own_api_only() -> Result<(), OutboundError> {
+        let outbound = Outbound::new(OutboundConfig::default(), Some("http://127.0.0.1:8080"))?;
+        let allowed = AllowList::parse(["api.example.com", "127.0.0.1:9000"])
+            .map_err(OutboundError::BadUrl)?;
+        let url =
+            |text: &str| reqwest::Url::parse(text).map_err(|_| OutboundError::BadUrl(text.into()));
+        assert_eq!(
+            outbound.route(&url("http://127.0.0.1:8080/api/v1/hooks/1")?, &allowed)?,
+            Route::OwnApi
+        );
+        assert_eq!(
+            outbound.route(&url("https://api.example.com/x")?, &allowed)?,
+            Route::Public
+        );
+        assert!(matches!(
+            outbound.route(&url("https://other.example.com/")?, &allowed),
+            Err(OutboundError::NotAllowed(_))
+        ));
+        assert!(matches!(
+            outbound.route(&url("http://127.0.0.1:9000/")?, &allowed),
+            Err(OutboundError::PrivateAddress(_))
+        ));
+        assert!(matches!(
+            outbound.route(&url("ftp://api.example.com/")?, &allowed),
+            Err(OutboundError::BadUrl(_))
+        ));
+        Ok(())
+    }
+}

@@ -1,0 +1,143 @@
+//! Scheduled hooks, driven by a test clock (a file the server reads the time from) rather
+//! than by waiting ten minutes: one run per tick, for a job and a webhook, even across a
+//! restart, where the ticks missed while the server was down run once.
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use wasmhook_tests::guests::HELLO;
+
+use super::server::{Server, Tenant, OPERATOR_TOKEN};
+use super::upstream::Upstream;
+
+fn set_clock(file: &Path, now: DateTime<Utc>) {
+    std::fs::write(file, now.to_rfc3339()).expect("the clock file is writable");
+}
+
+fn start(dir: &Path, clock: &Path) -> Server {
+    let clock = clock.to_string_lossy().into_owned();
+    Server::start_with(
+        dir,
+        Some(OPERATOR_TOKEN),
+        &[
+            ("WASMHOOK_TEST_CLOCK_FILE", clock.as_str()),
+            ("WASMHOOK_ALLOW_PRIVATE_ADDRESSES", "true"),
+        ],
+        &[],
+    )
+}
+
+fn runs(tenant: &Tenant<'_>, hook: &Value) -> Vec<Value> {
+    let (_, logs) = tenant.get(&format!("/hooks/logs?hook={}", hook["id"]));
+    logs["results"].as_array().cloned().unwrap_or_default()
+}
+
+/// Waits until the hook has `count` run logs, then a little longer to see no more come.
+fn settle(tenant: &Tenant<'_>, hook: &Value, count: usize) -> Vec<Value> {
+    let start = std::time::Instant::now();
+    while runs(tenant, hook).len() < count && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(600));
+    runs(tenant, hook)
+}
+
+#[test]
+fn a_schedule_runs_once_per_tick_even_across_a_restart() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let clock = dir.path().join("clock");
+    let data = dir.path().join("data");
+    let upstream = Upstream::start();
+    let now = Utc::now();
+    set_clock(&clock, now);
+    let server = start(&data, &clock);
+    let acme = Tenant::new(&server, "acme");
+
+    // Schedules are checked when saved: five fields, at most every ten minutes.
+    let hello = acme.upload(HELLO);
+    for (schedule, reason) in [
+        (
+            json!({"cron": "*/5 * * * *"}),
+            "at most once every 10 minutes",
+        ),
+        (
+            json!({"cron": "61 * * * *"}),
+            "not a five-field cron expression",
+        ),
+        (json!({"every": "hour"}), "config.schedule.every"),
+    ] {
+        let (status, refused) = acme.post(
+            "/hooks",
+            json!({"name": "job", "type": "job", "events": [],
+                   "config": {"runtime": "wasm", "module": hello, "schedule": schedule}}),
+        );
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{schedule}: {refused}");
+        assert!(refused.to_string().contains(reason), "{refused}");
+    }
+
+    let (status, job) = acme.post(
+        "/hooks",
+        json!({"name": "nightly", "type": "job", "events": [],
+               "config": {"runtime": "wasm", "module": hello, "schedule": {"cron": "*/10 * * * *"}}}),
+    );
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let (status, webhook) = acme.post(
+        "/hooks",
+        json!({"name": "report", "type": "webhook", "events": ["invocation.scheduled"],
+               "config": {"url": format!("{}/tick", upstream.base), "schedule": {"cron": "*/10 * * * *"}}}),
+    );
+    assert_eq!(status, StatusCode::CREATED, "{webhook}");
+    // Nothing has run yet: no tick has passed since they were saved.
+    assert!(settle(&acme, &job, 0).is_empty());
+
+    // The next tick: each runs once with invocation.scheduled.
+    let tick = now
+        .duration_trunc(TimeDelta::minutes(10))
+        .expect("a whole ten minutes")
+        + TimeDelta::minutes(10);
+    set_clock(&clock, tick + TimeDelta::seconds(1));
+    let logs = settle(&acme, &job, 1);
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert_eq!(logs[0]["event"], "invocation");
+    assert_eq!(logs[0]["action"], "scheduled");
+    assert_eq!(logs[0]["hook_type"], "job");
+    assert_eq!(logs[0]["status"], "completed", "{}", logs[0]);
+    let ticks = upstream.wait_for("/tick", 1, Duration::from_secs(10));
+    assert_eq!(ticks.len(), 1);
+    let payload: Value = serde_json::from_slice(&ticks[0].body).expect("JSON");
+    assert_eq!(payload["event"], "invocation");
+    assert_eq!(payload["action"], "scheduled");
+
+    // Time passing within the tick runs nothing more; the next tick runs once more.
+    set_clock(&clock, tick + TimeDelta::minutes(5));
+    assert_eq!(settle(&acme, &job, 1).len(), 1);
+    set_clock(&clock, tick + TimeDelta::minutes(10));
+    assert_eq!(settle(&acme, &job, 2).len(), 2);
+
+    // Down for three ticks: one run when it is back, not three.
+    drop(acme);
+    drop(server);
+    set_clock(&clock, tick + TimeDelta::minutes(45));
+    let server = start(&data, &clock);
+    let token = server.login("acme-admin", "long enough");
+    let acme = Tenant {
+        server: &server,
+        token,
+    };
+    assert_eq!(settle(&acme, &job, 3).len(), 3);
+    assert_eq!(
+        upstream.wait_for("/tick", 3, Duration::from_secs(10)).len(),
+        3
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(upstream.received("/tick").len(), 3);
+
+    // An inactive hook is not run.
+    let (status, _) = acme.patch(&format!("/hooks/{}", job["id"]), json!({"active": false}));
+    assert_eq!(status, StatusCode::OK);
+    set_clock(&clock, tick + TimeDelta::minutes(50));
+    assert_eq!(settle(&acme, &job, 3).len(), 3);
+}

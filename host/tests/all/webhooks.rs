@@ -1,0 +1,481 @@
+//! Webhook hooks against a real receiver on loopback: the signed payload, the answer as the
+//! response, run logs with status codes, retries of non-interactive calls (never of
+//! interactive ones), the async protocol, private hooks; and retries of function hooks.
+
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sha2::Sha256;
+use wasmhook_tests::guests::HOSTILE;
+
+use super::server::{Server, Tenant, OPERATOR_TOKEN};
+use super::upstream::{Reply, Upstream};
+
+fn server(dir: &std::path::Path) -> Server {
+    Server::start_with(
+        dir,
+        Some(OPERATOR_TOKEN),
+        &[
+            ("WASMHOOK_ALLOW_PRIVATE_ADDRESSES", "true"),
+            ("WASMHOOK_RETRY_DELAY_MS", "20"),
+            ("WASMHOOK_WEBHOOK_POLL_INTERVAL_MS", "50"),
+        ],
+        &[],
+    )
+}
+
+fn webhook(tenant: &Tenant<'_>, url: &str, config: Value) -> Value {
+    let mut full = json!({"url": url});
+    if let (Some(full), Value::Object(extra)) = (full.as_object_mut(), config) {
+        full.extend(extra);
+    }
+    let (status, hook) = tenant.post(
+        "/hooks",
+        json!({
+            "name": "a webhook",
+            "type": "webhook",
+            "events": ["annotation_content", "upload.created", "invocation.manual"],
+            "config": full,
+            "settings": {"region": "eu"},
+        }),
+    );
+    assert_eq!(status, StatusCode::CREATED, "{hook}");
+    hook
+}
+
+/// Sends an event through `/events` and returns the answer.
+fn event(tenant: &Tenant<'_>, event: &str, action: &str, payload: &Value) -> Value {
+    let (status, answer) = tenant.post(
+        "/events",
+        json!({"event": event, "action": action, "payload": payload}),
+    );
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    answer
+}
+
+fn logs(tenant: &Tenant<'_>, hook: &Value) -> Vec<Value> {
+    let (_, logs) = tenant.get(&format!("/hooks/logs?hook={}", hook["id"]));
+    let mut logs = logs["results"].as_array().cloned().unwrap_or_default();
+    // Oldest first.
+    logs.reverse();
+    logs
+}
+
+fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+#[test]
+fn a_webhook_gets_the_signed_payload_and_its_answer_is_the_response() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let upstream = Upstream::start();
+    let server = server(dir.path());
+    let acme = Tenant::new(&server, "acme");
+    let hook = webhook(
+        &acme,
+        &format!("{}/hook", upstream.base),
+        json!({"secret": "webhook-signing-secret"}),
+    );
+    assert!(hook["config"].get("secret").is_none(), "{hook}");
+    assert_eq!(hook["type"], "webhook");
+    let answer = json!({"messages": [{"content": "checked by the webhook", "type": "info"}], "operations": []});
+    upstream.script("/hook", vec![Reply::Json(200, answer.clone())]);
+
+    let (status, tested) = acme.test_call(
+        &hook,
+        json!({"event": "annotation_content", "action": "initialize", "annotation": {"id": 7, "content": []}}),
+    );
+    assert_eq!(status, StatusCode::OK, "{tested}");
+    assert_eq!(tested["response"], answer);
+
+    let received = upstream.received("/hook");
+    assert_eq!(received.len(), 1);
+    let request = &received[0];
+    assert_eq!(request.method, "POST");
+    assert_eq!(request.headers["content-type"], "application/json");
+    assert_eq!(
+        request.headers["x-rossum-signature-sha256"],
+        sign("webhook-signing-secret", &request.body),
+        "the signature is HMAC-SHA256 of the raw body"
+    );
+    let payload: Value = serde_json::from_slice(&request.body).expect("a JSON payload");
+    assert_eq!(payload["event"], "annotation_content");
+    assert_eq!(payload["action"], "initialize");
+    assert_eq!(payload["hook"], hook["url"]);
+    assert_eq!(payload["settings"], json!({"region": "eu"}));
+    assert_eq!(payload["annotation"]["id"], 7);
+
+    let logs = logs(&acme, &hook);
+    assert_eq!(logs.len(), 1);
+    assert_eq!(logs[0]["hook_type"], "webhook");
+    assert_eq!(logs[0]["status"], "completed");
+    assert_eq!(logs[0]["status_code"], 200);
+    assert_eq!(logs[0]["message"], "checked by the webhook");
+    assert!(logs[0].get("output").is_none(), "{}", logs[0]);
+    assert!(!logs[0].to_string().contains("webhook-signing-secret"));
+
+    // A private webhook hides its URL; the URL, the secret and `private` are then fixed.
+    let path = format!("/hooks/{}", hook["id"]);
+    let (status, private) = acme.patch(
+        &path,
+        json!({"config": {"url": format!("{}/hook", upstream.base), "private": true}}),
+    );
+    assert_eq!(status, StatusCode::OK, "{private}");
+    assert!(private["config"].get("url").is_none(), "{private}");
+    for (change, field) in [
+        (json!({"config": {"private": false}}), "config.private"),
+        (
+            json!({"config": {"url": "http://elsewhere.example/"}}),
+            "config.url",
+        ),
+        (json!({"config": {"secret": "new"}}), "config.secret"),
+    ] {
+        let (status, refused) = acme.patch(&path, change.clone());
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{change}: {refused}");
+        assert!(refused.to_string().contains(field), "{refused}");
+    }
+    // Writing it back as read keeps it calling the same URL with the same secret.
+    let (status, written) = acme.put(&path, private);
+    assert_eq!(status, StatusCode::OK, "{written}");
+    let (status, _) = acme.invoke(&hook, json!({"note": "hi"}));
+    assert_eq!(status, StatusCode::OK);
+    let received = upstream.received("/hook");
+    assert_eq!(received.len(), 2);
+    assert_eq!(
+        received[1].headers["x-rossum-signature-sha256"],
+        sign("webhook-signing-secret", &received[1].body)
+    );
+}
+
+#[test]
+fn bad_webhook_configs_are_refused_naming_the_field() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = server(dir.path());
+    let acme = Tenant::new(&server, "acme");
+    for (config, field) in [
+        (json!({}), "config.url"),
+        (json!({"url": "not a url"}), "config.url"),
+        (json!({"url": "ftp://files.example/"}), "config.url"),
+        (
+            json!({"url": "https://a.example", "timeout_s": 61}),
+            "config.timeout_s",
+        ),
+        (
+            json!({"url": "https://a.example", "retry_count": 5}),
+            "config.retry_count",
+        ),
+        (
+            json!({"url": "https://a.example", "max_polling_time_s": 0}),
+            "config.max_polling_time_s",
+        ),
+        (
+            json!({"url": "https://a.example", "insecure_ssl": "no"}),
+            "config.insecure_ssl",
+        ),
+        (
+            json!({"url": "https://a.example", "runtime": "wasm"}),
+            "config.runtime",
+        ),
+        (
+            json!({"url": "https://a.example", "schedule": {"cron": "*/5 * * * *"}}),
+            "config.schedule.cron",
+        ),
+    ] {
+        let (status, refused) = acme.post(
+            "/hooks",
+            json!({"name": "w", "type": "webhook", "events": ["invocation.manual"], "config": config}),
+        );
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{config}: {refused}");
+        assert!(refused.to_string().contains(field), "{config}: {refused}");
+    }
+    let (_, hooks) = acme.get("/hooks");
+    assert_eq!(hooks["pagination"]["total"], 0, "nothing was written");
+}
+
+#[test]
+fn non_interactive_calls_are_retried_as_rossum_does_and_interactive_ones_never() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let upstream = Upstream::start();
+    let server = server(dir.path());
+    let acme = Tenant::new(&server, "acme");
+
+    // 503 and 500 are retried; the third attempt answers.
+    let flaky = webhook(&acme, &format!("{}/flaky", upstream.base), json!({}));
+    upstream.script(
+        "/flaky",
+        vec![
+            Reply::Json(503, json!({})),
+            Reply::Json(500, json!({})),
+            Reply::Json(200, json!({"messages": [], "operations": []})),
+        ],
+    );
+    let answer = event(
+        &acme,
+        "annotation_content",
+        "initialize",
+        &json!({"annotation": {"id": 1, "content": []}}),
+    );
+    assert_eq!(answer["results"][0]["status"], "completed", "{answer}");
+    assert_eq!(upstream.received("/flaky").len(), 3);
+    let attempts = logs(&acme, &flaky);
+    let codes: Vec<&Value> = attempts.iter().map(|log| &log["status_code"]).collect();
+    assert_eq!(codes, [&json!(503), &json!(500), &json!(200)]);
+    let statuses: Vec<&Value> = attempts.iter().map(|log| &log["status"]).collect();
+    assert_eq!(
+        statuses,
+        [&json!("failed"), &json!("failed"), &json!("completed")]
+    );
+    assert!(
+        attempts
+            .iter()
+            .all(|log| log["request_id"] == attempts[0]["request_id"]),
+        "every attempt has the call's request id"
+    );
+    assert_eq!(
+        attempts
+            .iter()
+            .map(|log| log["uuid"].clone())
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
+        3
+    );
+    assert_eq!(acme.delete_hook(&flaky), StatusCode::NO_CONTENT);
+
+    // retry_count bounds the attempts; 404 is retried only with retry_on_any_non_2xx.
+    for (config, status, attempts) in [
+        (json!({"retry_count": 1}), 500, 2),
+        (json!({}), 404, 1),
+        (
+            json!({"retry_count": 2, "retry_on_any_non_2xx": true}),
+            404,
+            3,
+        ),
+        (json!({"retry_count": 0}), 503, 1),
+    ] {
+        let path = format!("/status-{status}-{attempts}");
+        let hook = webhook(&acme, &format!("{}{path}", upstream.base), config.clone());
+        upstream.script(&path, vec![Reply::Json(status, json!({})); 8]);
+        let answer = event(
+            &acme,
+            "annotation_content",
+            "initialize",
+            &json!({"annotation": {"id": 1, "content": []}}),
+        );
+        assert_eq!(answer["results"][0]["status"], "failed", "{answer}");
+        assert_eq!(
+            upstream.received(&path).len(),
+            attempts,
+            "{config} on {status}"
+        );
+        assert_eq!(logs(&acme, &hook).len(), attempts);
+        assert_eq!(acme.delete_hook(&hook), StatusCode::NO_CONTENT);
+    }
+
+    // An interactive event is never retried.
+    let interactive = webhook(&acme, &format!("{}/interactive", upstream.base), json!({}));
+    upstream.script("/interactive", vec![Reply::Json(503, json!({})); 5]);
+    let answer = event(
+        &acme,
+        "annotation_content",
+        "updated",
+        &json!({"annotation": {"id": 1, "content": []}}),
+    );
+    assert_eq!(answer["results"][0]["status"], "failed", "{answer}");
+    assert_eq!(upstream.received("/interactive").len(), 1);
+    assert_eq!(logs(&acme, &interactive).len(), 1);
+}
+
+#[test]
+fn the_async_protocol_polls_the_location_until_201() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let upstream = Upstream::start();
+    let server = server(dir.path());
+    let acme = Tenant::new(&server, "acme");
+    let files = json!({"files": [{"id": 1, "values": []}]});
+
+    let hook = webhook(
+        &acme,
+        &format!("{}/async", upstream.base),
+        json!({"retry_count": 0}),
+    );
+    upstream.script("/async", vec![Reply::Accepted("/async/result/1".into())]);
+    upstream.script(
+        "/async/result/1",
+        vec![
+            Reply::Json(202, json!({})),
+            Reply::Json(503, json!({})),
+            Reply::Json(201, files.clone()),
+        ],
+    );
+    let answer = event(
+        &acme,
+        "upload",
+        "created",
+        &json!({"files": [], "documents": []}),
+    );
+    assert_eq!(answer["results"][0]["status"], "completed", "{answer}");
+    assert_eq!(answer["results"][0]["response"], files, "{answer}");
+    assert_eq!(upstream.received("/async/result/1").len(), 3);
+    let logs_of = logs(&acme, &hook);
+    assert_eq!(logs_of.len(), 1);
+    assert_eq!(logs_of[0]["status_code"], 201);
+    assert_eq!(acme.delete_hook(&hook), StatusCode::NO_CONTENT);
+
+    // A poll that fails is a polling failure: the call is sent again (retry_count 1).
+    let hook = webhook(
+        &acme,
+        &format!("{}/async2", upstream.base),
+        json!({"retry_count": 1}),
+    );
+    upstream.script(
+        "/async2",
+        vec![
+            Reply::Accepted("/async2/result".into()),
+            Reply::Accepted("/async2/result".into()),
+        ],
+    );
+    upstream.script("/async2/result", vec![Reply::Json(404, json!({})); 2]);
+    let answer = event(&acme, "upload", "created", &json!({"files": []}));
+    assert_eq!(answer["results"][0]["status"], "failed", "{answer}");
+    assert_eq!(upstream.received("/async2").len(), 2);
+    let logs_of = logs(&acme, &hook);
+    assert!(
+        logs_of[0]["message"]
+            .as_str()
+            .is_some_and(|message| message.starts_with("polling failed")),
+        "{}",
+        logs_of[0]
+    );
+    assert_eq!(acme.delete_hook(&hook), StatusCode::NO_CONTENT);
+
+    // max_polling_time_s bounds the polling (the result answers 200, never 201).
+    let hook = webhook(
+        &acme,
+        &format!("{}/async3", upstream.base),
+        json!({"retry_count": 0, "max_polling_time_s": 1}),
+    );
+    upstream.script("/async3", vec![Reply::Accepted("/async3/result".into())]);
+    let answer = event(&acme, "upload", "created", &json!({"files": []}));
+    assert_eq!(answer["results"][0]["status"], "failed", "{answer}");
+    let polls = upstream.received("/async3/result").len();
+    assert!((5..=25).contains(&polls), "{polls} polls in 1 s at 50 ms");
+    let logs_of = logs(&acme, &hook);
+    assert!(
+        logs_of[0]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("max_polling_time_s")),
+        "{}",
+        logs_of[0]
+    );
+}
+
+#[test]
+fn a_slow_or_unreachable_webhook_is_a_logged_timeout_or_failure() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let upstream = Upstream::start();
+    let server = server(dir.path());
+    let acme = Tenant::new(&server, "acme");
+    let slow = webhook(
+        &acme,
+        &format!("{}/slow", upstream.base),
+        json!({"timeout_s": 1, "retry_count": 0}),
+    );
+    upstream.script("/slow", vec![Reply::Slow(Duration::from_secs(3))]);
+    let answer = event(
+        &acme,
+        "annotation_content",
+        "initialize",
+        &json!({"annotation": {"id": 1, "content": []}}),
+    );
+    assert_eq!(answer["results"][0]["status"], "timeout", "{answer}");
+    assert_eq!(acme.delete_hook(&slow), StatusCode::NO_CONTENT);
+
+    // Nothing listens on port 9 of loopback.
+    let gone = webhook(&acme, "http://127.0.0.1:9/hook", json!({"retry_count": 1}));
+    let answer = event(
+        &acme,
+        "annotation_content",
+        "initialize",
+        &json!({"annotation": {"id": 1, "content": []}}),
+    );
+    assert_eq!(answer["results"][0]["status"], "failed", "{answer}");
+    let logs_of = logs(&acme, &gone);
+    assert_eq!(logs_of.len(), 2, "a connection failure is retried");
+    assert!(logs_of[0]["status_code"].is_null());
+}
+
+#[test]
+fn webhooks_to_private_addresses_are_refused_unless_the_operator_allows_them() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let upstream = Upstream::start();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let hook = webhook(&acme, &format!("{}/inside", upstream.base), json!({}));
+    let (status, tested) =
+        acme.test_call(&hook, json!({"event": "invocation", "action": "manual"}));
+    assert_eq!(status, StatusCode::OK, "{tested}");
+    assert!(upstream.received("/inside").is_empty());
+    let logs_of = logs(&acme, &hook);
+    assert_eq!(logs_of[0]["status"], "failed");
+    assert!(
+        logs_of[0]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("non-public address")),
+        "{}",
+        logs_of[0]
+    );
+}
+
+#[test]
+fn failed_function_runs_of_non_interactive_events_are_retried() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = server(dir.path());
+    let acme = Tenant::new(&server, "acme");
+    let hostile = acme.upload(HOSTILE);
+    let hook = acme.hook(
+        &hostile,
+        json!({
+            "config": {"runtime": "wasm", "module": hostile, "timeout_s": 5, "retry_count": 2},
+            "settings": {"behavior": "guest_error"},
+        }),
+    );
+    let answer = event(
+        &acme,
+        "annotation_content",
+        "initialize",
+        &json!({"annotation": {"id": 1, "content": []}}),
+    );
+    assert_eq!(answer["results"][0]["status"], "failed", "{answer}");
+    let logs_of = logs(&acme, &hook);
+    assert_eq!(logs_of.len(), 3, "one run and two retries");
+    assert!(logs_of
+        .iter()
+        .all(|log| log["request_id"] == logs_of[0]["request_id"]));
+    assert!(logs_of.iter().all(|log| log["hook_type"] == "function"));
+
+    // Interactive: one run.
+    event(
+        &acme,
+        "annotation_content",
+        "updated",
+        &json!({"annotation": {"id": 1, "content": []}}),
+    );
+    assert_eq!(logs(&acme, &hook).len(), 4);
+    // A completed run is not repeated.
+    let (status, _) = acme.patch(
+        &format!("/hooks/{}", hook["id"]),
+        json!({"settings": {"behavior": "echo"}}),
+    );
+    assert_eq!(status, StatusCode::OK);
+    event(
+        &acme,
+        "annotation_content",
+        "initialize",
+        &json!({"annotation": {"id": 1, "content": []}}),
+    );
+    assert_eq!(logs(&acme, &hook).len(), 5);
+}
