@@ -74,11 +74,8 @@ async fn pass(
     scheduled: &EventAction,
     now: DateTime<Utc>,
 ) -> Result<(), crate::store::StoreError> {
-    let all = dispatcher
-        .store()
-        .run(|connection| hooks::all(connection, None))
-        .await?;
-    for hook in all.into_iter().filter(|hook| hook.active) {
+    let hooks = dispatcher.store().run(hooks::scheduled).await?;
+    for hook in hooks {
         let Some(schedule) = hook.schedule() else {
             continue;
         };

@@ -285,7 +285,7 @@ impl Hook {
             .get("schedule")?
             .get("cron")?
             .as_str()?;
-        Schedule::parse(expression).ok()
+        Schedule::saved(expression).ok()
     }
 
     /// The hosts its guest may call (`config.allowed_hosts`, validated when saved).

@@ -34,6 +34,14 @@ impl Schedule {
     /// Parses a five-field cron expression (minute, hour, day of month, month, day of week)
     /// and checks that it fires, and never twice within ten minutes. The error says why.
     pub fn parse(expression: &str) -> Result<Self, String> {
+        let schedule = Schedule::saved(expression)?;
+        schedule.check_interval()?;
+        Ok(schedule)
+    }
+
+    /// Parses an expression that [`Schedule::parse`] accepted when its hook was saved,
+    /// without walking a year of ticks again (the scheduler reads schedules every second).
+    pub fn saved(expression: &str) -> Result<Self, String> {
         let parser = CronParser::builder()
             .seconds(Seconds::Disallowed)
             .year(Year::Disallowed)
@@ -41,12 +49,10 @@ impl Schedule {
         let cron = parser.parse(expression).map_err(|error| {
             format!("`{expression}` is not a five-field cron expression: {error}")
         })?;
-        let schedule = Schedule {
+        Ok(Schedule {
             cron,
             expression: expression.trim().to_owned(),
-        };
-        schedule.check_interval()?;
-        Ok(schedule)
+        })
     }
 
     /// The expression as written.

@@ -125,6 +125,22 @@ pub fn all(connection: &Connection, organization: Option<u64>) -> Result<Vec<Hoo
         .collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
+/// The active hooks with a schedule, of every organization (for the scheduler).
+pub fn scheduled(connection: &mut Connection) -> Result<Vec<Hook>, StoreError> {
+    let mut statement = connection.prepare(&format!(
+        "SELECT {COLUMNS} FROM hooks
+         WHERE active = 1 AND json_extract(document, '$.config.schedule.cron') IS NOT NULL
+         ORDER BY id"
+    ))?;
+    let hooks = statement
+        .query_map([], from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(hooks
+        .into_iter()
+        .map(|hook| with_relations(connection, hook))
+        .collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
 /// Creates or updates a hook from a validated draft, after checking its references.
 pub fn save(
     connection: &mut Connection,

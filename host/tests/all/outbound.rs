@@ -226,3 +226,30 @@ fn an_organization_has_a_cap_on_requests_in_flight() {
     assert_eq!(upstream.received("/slow").len(), 3);
     assert_eq!(upstream.most_in_flight(), 1, "the cap of 1 was not kept");
 }
+
+#[test]
+fn a_guests_requests_count_against_its_time_limit() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let upstream = Upstream::start();
+    let server = Server::start_with(
+        dir.path(),
+        Some(OPERATOR_TOKEN),
+        &[("WASMHOOK_ALLOW_PRIVATE_ADDRESSES", "true")],
+        &[],
+    );
+    let acme = Tenant::new(&server, "acme");
+    let fetcher = acme.upload(FETCHER);
+    upstream.script("/stalls", vec![Reply::Slow(Duration::from_secs(5))]);
+    let hook = acme.hook(
+        &fetcher,
+        json!({
+            "config": {"runtime": "wasm", "module": fetcher, "timeout_s": 1, "allowed_hosts": [upstream.authority]},
+            "settings": {"requests": [{"method": "GET", "url": format!("{}/stalls", upstream.base)}]},
+        }),
+    );
+    let (status, tested) = acme.test_call(&hook, initialize());
+    assert_eq!(status, StatusCode::OK, "{tested}");
+    assert_eq!(tested["status"], "timeout", "{tested}");
+    let (_, logs) = acme.get(&format!("/hooks/logs?hook={}", hook["id"]));
+    assert_eq!(logs["results"][0]["status"], "timeout");
+}

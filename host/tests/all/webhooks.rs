@@ -479,3 +479,53 @@ fn failed_function_runs_of_non_interactive_events_are_retried() {
     );
     assert_eq!(logs(&acme, &hook).len(), 5);
 }
+
+#[test]
+fn a_private_function_hides_its_module_and_keeps_it() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = server(dir.path());
+    let acme = Tenant::new(&server, "acme");
+    let hostile = acme.upload(HOSTILE);
+    let other = acme.upload(wasmhook_tests::guests::HELLO);
+    let hook = acme.hook(
+        &hostile,
+        json!({
+            "config": {"runtime": "wasm", "module": hostile, "private": true},
+            "settings": {"behavior": "echo"},
+        }),
+    );
+    assert!(hook["config"].get("module").is_none(), "{hook}");
+    let path = format!("/hooks/{}", hook["id"]);
+    let (status, refused) = acme.patch(
+        &path,
+        json!({"config": {"runtime": "wasm", "module": other, "private": true}}),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(refused.to_string().contains("config.module"), "{refused}");
+    // Written back as read, it still runs the hidden module.
+    let (status, written) = acme.put(&path, hook);
+    assert_eq!(status, StatusCode::OK, "{written}");
+    let (status, tested) = acme.test_call(
+        &written,
+        json!({"event": "annotation_content", "action": "initialize", "annotation": {"id": 1, "content": []}}),
+    );
+    assert_eq!(status, StatusCode::OK, "{tested}");
+    assert_eq!(tested["status"], "completed", "{tested}");
+}
+
+#[test]
+fn a_deleted_hooks_id_is_never_given_again() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let upstream = Upstream::start();
+    let server = server(dir.path());
+    let acme = Tenant::new(&server, "acme");
+    let first = webhook(&acme, &format!("{}/first", upstream.base), json!({}));
+    acme.invoke(&first, json!({}));
+    assert_eq!(acme.delete_hook(&first), StatusCode::NO_CONTENT);
+    let second = webhook(&acme, &format!("{}/second", upstream.base), json!({}));
+    assert_ne!(first["id"], second["id"]);
+    assert!(
+        logs(&acme, &second).is_empty(),
+        "the deleted hook's logs are not the new one's"
+    );
+}

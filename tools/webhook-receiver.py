@@ -4,7 +4,7 @@
 It checks the X-Rossum-Signature-SHA256 header against the shared secret, the way Rossum's
 documentation tells receivers to, prints what arrived, and answers with a message:
 
-    python3 examples/webhook-receiver/receiver.py --port 9000 --secret my-webhook-secret
+    python3 tools/webhook-receiver.py --port 9000 --secret my-webhook-secret
 
 Standard library only.
 """
