@@ -15,7 +15,7 @@ use super::writer::{RunLogWriter, WriteError};
 use super::{HookCall, PreparedCall};
 use crate::model::content::apply_operations;
 use crate::model::hook::Hook;
-use crate::model::{EventAction, PayloadError, RunStatus};
+use crate::model::{EventAction, PayloadError, RunLog, RunStatus};
 use crate::modules::{ModuleError, ModuleLibrary};
 use crate::outbound::Outbound;
 use crate::runtime::{CallLimits, LoadedModule, NetworkGrant, Outcome};
@@ -123,6 +123,19 @@ pub struct DispatcherParts {
     pub outbound: Arc<Outbound>,
     /// Retries and polling.
     pub settings: DispatchSettings,
+}
+
+impl RunResult {
+    /// The result of a run whose log is `log`.
+    fn of(log: RunLog, response: Option<Map<String, Value>>, output: String) -> Self {
+        RunResult {
+            status: log.status,
+            message: log.message,
+            request_id: log.request_id,
+            response,
+            output,
+        }
+    }
 }
 
 /// Runs hooks.
@@ -328,16 +341,7 @@ impl Dispatcher {
             _ => None,
         };
         let retryable = log.status != RunStatus::Completed;
-        Ok((
-            RunResult {
-                status: log.status,
-                message: log.message,
-                request_id: log.request_id,
-                response,
-                output: report.output,
-            },
-            retryable,
-        ))
+        Ok((RunResult::of(log, response, report.output), retryable))
     }
 
     /// One call of a webhook, recorded; whether it is worth another attempt.
@@ -364,13 +368,7 @@ impl Dispatcher {
             _ => None,
         };
         Ok((
-            RunResult {
-                status: log.status,
-                message: log.message,
-                request_id: log.request_id,
-                response,
-                output: String::new(),
-            },
+            RunResult::of(log, response, String::new()),
             delivery.retryable,
         ))
     }

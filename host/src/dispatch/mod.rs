@@ -18,6 +18,8 @@ pub use dispatcher::{
     DispatchError, DispatchSettings, Dispatcher, DispatcherParts, EventRun, HookSecrets, RunResult,
 };
 
+use std::time::{Duration, SystemTime};
+
 use serde_json::{Map, Value};
 
 use crate::model::{
@@ -107,7 +109,21 @@ impl PreparedCall {
 
     /// The run log of this call once the runtime has reported, every secret redacted.
     pub fn run_log(self, report: &RunReport) -> RunLog {
-        run_log(self, report)
+        let status = run_status(&report.outcome);
+        let (message, response) = match &report.outcome {
+            Outcome::Completed { response } => (response_messages(response), Some(response)),
+            other => (other.message(), None),
+        };
+        self.log(Ending {
+            hook_type: "function",
+            status,
+            status_code: None,
+            message,
+            response,
+            output: Some(report.output.clone()),
+            started_at: report.started_at,
+            duration: report.duration,
+        })
     }
 
     /// The run log of a webhook call: its status code, no `output` (webhooks have none).
@@ -116,7 +132,7 @@ impl PreparedCall {
             webhook::DeliveryOutcome::Completed(response) => (
                 RunStatus::Completed,
                 response_messages(response),
-                Some(self.redactor.redact_json(Value::Object(response.clone()))),
+                Some(response),
             ),
             webhook::DeliveryOutcome::Failed(reason) => (RunStatus::Failed, reason.clone(), None),
             webhook::DeliveryOutcome::Timeout(limit) => (
@@ -125,39 +141,37 @@ impl PreparedCall {
                 None,
             ),
         };
-        let annotation_id = self.annotation_id();
-        let email_id = self.email_id();
-        RunLog {
-            uuid: uuid::Uuid::new_v4().to_string(),
-            request_id: self.invocation.request_id,
-            timestamp: self.invocation.timestamp,
-            event: self.event.event().to_owned(),
-            action: self.event.action().to_owned(),
-            organization_id: self.invocation.organization_id,
-            hook_id: self.invocation.hook_id,
-            hook_type: "webhook".to_owned(),
-            queue_id: self.queue_id,
-            annotation_id,
-            email_id,
+        self.log(Ending {
+            hook_type: "webhook",
             status,
-            log_level: status.log_level(),
             status_code: delivery.status_code,
-            message: self.redactor.redact(&message),
-            request: self.redactor.redact_json(Value::Object(self.payload)),
+            message,
             response,
             output: None,
-            settings: self.redactor.redact_json(Value::Object(self.settings)),
-            start: format_rfc3339(delivery.started_at),
-            end: format_rfc3339(delivery.started_at + delivery.duration),
-            duration_ms: delivery.duration.as_secs_f64() * 1000.0,
-        }
+            started_at: delivery.started_at,
+            duration: delivery.duration,
+        })
     }
 
     /// The run log of this call when it was not run: a hook it runs after failed.
     pub fn cancelled_log(self, reason: &str) -> RunLog {
-        let now = now_rfc3339();
+        self.log(Ending {
+            hook_type: "function",
+            status: RunStatus::Cancelled,
+            status_code: None,
+            message: reason.to_owned(),
+            response: None,
+            output: None,
+            started_at: SystemTime::now(),
+            duration: Duration::ZERO,
+        })
+    }
+
+    /// The run log of this call ending as `ending` says, every secret redacted.
+    fn log(self, ending: Ending<'_>) -> RunLog {
         let annotation_id = self.annotation_id();
         let email_id = self.email_id();
+        let redactor = &self.redactor;
         RunLog {
             uuid: uuid::Uuid::new_v4().to_string(),
             request_id: self.invocation.request_id,
@@ -166,21 +180,23 @@ impl PreparedCall {
             action: self.event.action().to_owned(),
             organization_id: self.invocation.organization_id,
             hook_id: self.invocation.hook_id,
-            hook_type: "function".to_owned(),
+            hook_type: ending.hook_type.to_owned(),
             queue_id: self.queue_id,
             annotation_id,
             email_id,
-            status: RunStatus::Cancelled,
-            log_level: RunStatus::Cancelled.log_level(),
-            status_code: None,
-            message: self.redactor.redact(reason),
-            request: self.redactor.redact_json(Value::Object(self.payload)),
-            response: None,
-            output: None,
-            settings: self.redactor.redact_json(Value::Object(self.settings)),
-            start: now.clone(),
-            end: now,
-            duration_ms: 0.0,
+            status: ending.status,
+            log_level: ending.status.log_level(),
+            status_code: ending.status_code,
+            message: redactor.redact(&ending.message),
+            request: redactor.redact_json(Value::Object(self.payload)),
+            response: ending
+                .response
+                .map(|response| redactor.redact_json(Value::Object(response.clone()))),
+            output: ending.output,
+            settings: redactor.redact_json(Value::Object(self.settings)),
+            start: format_rfc3339(ending.started_at),
+            end: format_rfc3339(ending.started_at + ending.duration),
+            duration_ms: ending.duration.as_secs_f64() * 1000.0,
         }
     }
 
@@ -212,49 +228,16 @@ pub fn run_status(outcome: &Outcome) -> RunStatus {
     }
 }
 
-/// The run log of one finished call, with every secret value redacted.
-fn run_log(context: PreparedCall, report: &RunReport) -> RunLog {
-    let status = run_status(&report.outcome);
-    let (message, response) = match &report.outcome {
-        Outcome::Completed { response } => (
-            response_messages(response),
-            Some(
-                context
-                    .redactor
-                    .redact_json(Value::Object(response.clone())),
-            ),
-        ),
-        other => (other.message(), None),
-    };
-    let end = report.started_at + report.duration;
-    let annotation_id = context.annotation_id();
-    let email_id = context.email_id();
-    RunLog {
-        uuid: uuid::Uuid::new_v4().to_string(),
-        request_id: context.invocation.request_id,
-        timestamp: context.invocation.timestamp,
-        event: context.event.event().to_owned(),
-        action: context.event.action().to_owned(),
-        organization_id: context.invocation.organization_id,
-        hook_id: context.invocation.hook_id,
-        hook_type: "function".to_owned(),
-        queue_id: context.queue_id,
-        annotation_id,
-        email_id,
-        status,
-        log_level: status.log_level(),
-        status_code: None,
-        message: context.redactor.redact(&message),
-        request: context.redactor.redact_json(Value::Object(context.payload)),
-        response,
-        output: Some(report.output.clone()),
-        settings: context
-            .redactor
-            .redact_json(Value::Object(context.settings)),
-        start: format_rfc3339(report.started_at),
-        end: format_rfc3339(end),
-        duration_ms: report.duration.as_secs_f64() * 1000.0,
-    }
+/// How one call ended, for its run log.
+struct Ending<'a> {
+    hook_type: &'static str,
+    status: RunStatus,
+    status_code: Option<u16>,
+    message: String,
+    response: Option<&'a Map<String, Value>>,
+    output: Option<String>,
+    started_at: SystemTime,
+    duration: Duration,
 }
 
 /// Rossum's run log `message` for a completed call: the contents of the response's messages.

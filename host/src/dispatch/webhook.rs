@@ -13,7 +13,7 @@ use sha2::Sha256;
 
 use crate::model::hook::{Hook, RetryPolicy, DEFAULT_POLLING_TIME_S, DEFAULT_TIMEOUT_S};
 use crate::model::EventAction;
-use crate::outbound::{Outbound, OutboundError, OutboundRequest};
+use crate::outbound::{Outbound, OutboundError, OutboundRequest, Route};
 
 /// The header a signed call carries.
 pub const SIGNATURE_HEADER: &str = "X-Rossum-Signature-SHA256";
@@ -138,19 +138,9 @@ async fn call(
         first_byte_timeout: Some(timeout),
         insecure_tls: options.insecure_ssl,
     };
-    let answer = tokio::time::timeout(timeout, async {
-        outbound
-            .send(hook.organization_id, route, request)
-            .await?
-            .bytes()
-            .await
-    })
-    .await;
-    let (status, headers, body) = match answer {
-        Err(_) | Ok(Err(OutboundError::Timeout(_))) => {
-            return (DeliveryOutcome::Timeout(timeout), None, true)
-        }
-        Ok(Err(error)) => {
+    let (status, headers, body) = match exchange(outbound, hook, route, request, timeout).await {
+        Err(OutboundError::Timeout(_)) => return (DeliveryOutcome::Timeout(timeout), None, true),
+        Err(error) => {
             let retryable = !matches!(
                 error,
                 OutboundError::BadUrl(_) | OutboundError::PrivateAddress(_)
@@ -161,7 +151,7 @@ async fn call(
                 retryable,
             );
         }
-        Ok(Ok(answer)) => answer,
+        Ok(answer) => answer,
     };
     let code = status.as_u16();
     if code == 202 && !event.is_interactive() {
@@ -251,19 +241,11 @@ async fn poll(
             first_byte_timeout: Some(timeout),
             insecure_tls: options.insecure_ssl,
         };
-        let answer = tokio::time::timeout(timeout, async {
-            outbound
-                .send(hook.organization_id, route, request)
-                .await?
-                .bytes()
-                .await
-        })
-        .await;
-        let (status, _, body) = match answer {
+        let (status, _, body) = match exchange(outbound, hook, route, request, timeout).await {
             // No answer to a poll is retried, as a 5xx is.
-            Err(_) | Ok(Err(OutboundError::Timeout(_) | OutboundError::Connect(_))) => continue,
-            Ok(Err(error)) => return failure(error.to_string(), last_code),
-            Ok(Ok(answer)) => answer,
+            Err(OutboundError::Timeout(_) | OutboundError::Connect(_)) => continue,
+            Err(error) => return failure(error.to_string(), last_code),
+            Ok(answer) => answer,
         };
         let code = status.as_u16();
         last_code = Some(code);
@@ -278,6 +260,26 @@ async fn poll(
             _ => return failure(format!("the poll answered {status}"), Some(code)),
         }
     }
+}
+
+/// Sends `request` and reads the whole answer, all within `timeout`.
+async fn exchange(
+    outbound: &Outbound,
+    hook: &Hook,
+    route: Route,
+    request: OutboundRequest,
+    timeout: Duration,
+) -> Result<(http::StatusCode, http::HeaderMap, Bytes), OutboundError> {
+    let answer = async {
+        outbound
+            .send(hook.organization_id, route, request)
+            .await?
+            .bytes()
+            .await
+    };
+    tokio::time::timeout(timeout, answer)
+        .await
+        .unwrap_or(Err(OutboundError::Timeout(timeout)))
 }
 
 /// A 2xx body as the hook's response: a JSON object, or nothing.

@@ -553,7 +553,7 @@ fn a_minted_token_works_during_its_lifetime_and_not_after() {
     assert_eq!(tested["response"]["token"], Value::Null);
 }
 
-fn sign(secret: &str, body: &[u8]) -> String {
+pub fn sign(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))

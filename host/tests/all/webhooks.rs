@@ -4,12 +4,11 @@
 
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use sha2::Sha256;
 use wasmhook_tests::guests::HOSTILE;
 
+use super::hooks::sign;
 use super::server::{Server, Tenant, OPERATOR_TOKEN};
 use super::upstream::{Reply, Upstream};
 
@@ -61,12 +60,6 @@ fn logs(tenant: &Tenant<'_>, hook: &Value) -> Vec<Value> {
     // Oldest first.
     logs.reverse();
     logs
-}
-
-fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 #[test]
