@@ -66,6 +66,9 @@ pub enum OutboundError {
     /// The URL is not an absolute http(s) URL.
     #[error("`{0}` is not an http or https URL")]
     BadUrl(String),
+    /// The call was given no network at all (`wasmhook run`, or a caller that grants none).
+    #[error("this call has no network access")]
+    NoNetwork,
     /// The host is not on the hook's allow-list.
     #[error("{0} is not in this hook's config.allowed_hosts")]
     NotAllowed(String),

@@ -69,9 +69,7 @@ impl WasiHttpHooks for GuestHttp {
             output.append(format!("[network] {method} {target}: refused: {error}\n").as_bytes());
         };
         let Some(grant) = self.grant.clone() else {
-            refuse(&OutboundError::NotAllowed(
-                "any host (this call has no network)".into(),
-            ));
+            refuse(&OutboundError::NoNetwork);
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         };
         let url = reqwest::Url::parse(&request.uri().to_string())
@@ -146,7 +144,7 @@ impl WasiHttpHooks for GuestHttp {
 fn wasi_error(error: &OutboundError) -> HttpError {
     match error {
         OutboundError::BadUrl(_) => HttpError::HttpRequestUriInvalid,
-        OutboundError::NotAllowed(_) => HttpError::HttpRequestDenied,
+        OutboundError::NoNetwork | OutboundError::NotAllowed(_) => HttpError::HttpRequestDenied,
         OutboundError::PrivateAddress(_) => HttpError::DestinationIpProhibited,
         OutboundError::Unresolved(_) => HttpError::DestinationNotFound,
         OutboundError::Connect(_) => HttpError::ConnectionRefused,

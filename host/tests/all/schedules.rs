@@ -93,8 +93,8 @@ fn a_schedule_runs_once_per_tick_even_across_a_restart() {
     // Nothing has run yet: no tick has passed since they were saved.
     assert!(settle(&acme, &job, 0).is_empty());
 
-    // The next tick: each runs once with invocation.scheduled.
-    let tick = now
+    // The next tick after the hooks were saved: each runs once with invocation.scheduled.
+    let tick = Utc::now()
         .duration_trunc(TimeDelta::minutes(10))
         .expect("a whole ten minutes")
         + TimeDelta::minutes(10);
