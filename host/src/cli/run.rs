@@ -2,12 +2,13 @@
 //!
 //! Other tools depend on this interface: `wasmhook run MODULE [--event EVENT.ACTION]
 //! [--payload FILE] [--settings FILE] [--secret NAME=VALUE]... [--timeout-s N]
-//! [--memory-mb N] [--json]`. Exit 0: completed; 1: the run failed or timed out; 2: bad
+//! [--memory-mb N] [--allow-host HOST]... [--allow-private-addresses] [--json]`. Exit 0: completed; 1: the run failed or timed out; 2: bad
 //! usage or a module that cannot be loaded.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -16,10 +17,11 @@ use serde_json::{Map, Value};
 use super::{EXIT_COMPLETED, EXIT_RUN_FAILED, EXIT_USAGE};
 use crate::dispatch::{HookCall, PreparedCall};
 use crate::model::{EventAction, RunLog};
+use crate::outbound::{AllowList, HostPattern, Outbound, OutboundConfig};
 use crate::runtime::config::{
     DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_TIMEOUT, MIN_MEMORY_BYTES, MIN_TIMEOUT,
 };
-use crate::runtime::{CallLimits, Runtime, RuntimeConfig};
+use crate::runtime::{CallLimits, NetworkGrant, Runtime, RuntimeConfig};
 
 /// Base URL the local runner puts in payloads; the URLs in the conformance cases use it.
 const LOCAL_BASE_URL: &str = "http://localhost:8080";
@@ -63,9 +65,22 @@ pub struct RunArgs {
           value_parser = clap::value_parser!(u64).range(MIN_MEMORY_BYTES / MIB..=DEFAULT_MAX_MEMORY_BYTES / MIB))]
     memory_mb: u64,
 
+    /// A host (or host:port, or *.domain) the module may call through wasi:http, as a
+    /// hook's `config.allowed_hosts` allows it; may be repeated. None: no network.
+    #[arg(long = "allow-host", value_name = "HOST", value_parser = parse_host)]
+    allow_hosts: Vec<HostPattern>,
+
+    /// Also let it reach loopback and private addresses (a service on this machine).
+    #[arg(long)]
+    allow_private_addresses: bool,
+
     /// Print the whole run log as one JSON object instead of the response.
     #[arg(long)]
     json: bool,
+}
+
+fn parse_host(text: &str) -> Result<HostPattern, String> {
+    HostPattern::parse(text)
 }
 
 fn parse_secret(text: &str) -> Result<(String, String), String> {
@@ -124,13 +139,31 @@ fn execute(args: &RunArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<RunLog>
         token: None,
         body: &body,
     })?;
+    let network = match args.allow_hosts.is_empty() {
+        true => None,
+        false => {
+            let outbound = Outbound::new(
+                OutboundConfig {
+                    allow_private_addresses: args.allow_private_addresses,
+                    ..OutboundConfig::default()
+                },
+                None,
+            )?;
+            Some(NetworkGrant {
+                outbound: Arc::new(outbound),
+                allowed: AllowList::new(args.allow_hosts.clone()),
+                organization: 0,
+            })
+        }
+    };
     let limits = CallLimits {
         timeout: Duration::from_secs(args.timeout_s),
         memory_bytes: args.memory_mb * MIB,
+        network,
         ..CallLimits::default()
     };
     let tokio = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
+        .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     let report = tokio.block_on(runtime.call(&module, &call.invocation, &limits));

@@ -5,7 +5,9 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 use wasmhook_tests::conformance::{cases, json_equal};
-use wasmhook_tests::guests::{HELLO, HOSTILE, INVOICE_CHECK};
+use wasmhook_tests::guests::{FETCHER, HELLO, HOSTILE, INVOICE_CHECK};
+
+use super::upstream::Upstream;
 
 fn wasmhook(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wasmhook"))
@@ -190,6 +192,10 @@ fn bad_usage_and_unloadable_modules_exit_2_with_the_reason() {
         (&["run", HELLO, "--secret", "no-equals-sign"], "NAME=VALUE"),
         (&["run", HELLO, "--timeout-s", "0"], "--timeout-s"),
         (&["run", HELLO, "--memory-mb", "4096"], "--memory-mb"),
+        (
+            &["run", HELLO, "--allow-host", "https://a.example/x"],
+            "without scheme or path",
+        ),
         (&["run"], "MODULE"),
     ];
     for (args, reason) in cases {
@@ -202,4 +208,39 @@ fn bad_usage_and_unloadable_modules_exit_2_with_the_reason() {
         );
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn run_gives_network_only_to_the_hosts_allowed() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let upstream = Upstream::start();
+    let settings = write_json(
+        &dir,
+        "settings.json",
+        &serde_json::json!({"requests": [{"method": "GET", "url": format!("{}/local", upstream.base)}]}),
+    );
+    let answer = |extra: &[&str]| -> Value {
+        let mut args = vec!["run", FETCHER, "--settings", settings.as_str()];
+        args.extend_from_slice(extra);
+        let output = wasmhook(&args);
+        assert_eq!(output.status.code(), Some(0), "{args:?}");
+        serde_json::from_slice(&output.stdout).expect("the response")
+    };
+    // No network unless asked; loopback only when asked too.
+    let closed = answer(&[]);
+    assert!(closed["results"][0]["error"]
+        .as_str()
+        .is_some_and(|error| error.contains("HttpRequestDenied")));
+    let private = answer(&["--allow-host", &upstream.authority]);
+    assert!(private["results"][0]["error"]
+        .as_str()
+        .is_some_and(|error| error.contains("DestinationIpProhibited")));
+    assert!(upstream.received("/local").is_empty());
+    let open = answer(&[
+        "--allow-host",
+        &upstream.authority,
+        "--allow-private-addresses",
+    ]);
+    assert_eq!(open["results"][0]["status"], 200, "{open}");
+    assert_eq!(upstream.received("/local").len(), 1);
 }
