@@ -513,7 +513,8 @@ impl Dispatcher {
             .collect())
     }
 
-    async fn cancel(
+    /// Records that `hook` was not run for `event`, and why (a `cancelled` run log).
+    pub(crate) async fn cancel(
         &self,
         hook: &Hook,
         event: &EventAction,

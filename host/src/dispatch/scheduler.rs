@@ -112,11 +112,16 @@ async fn run_once(dispatcher: Arc<Dispatcher>, hook: Hook, scheduled: EventActio
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Err(_) => {
-                tracing::warn!(
-                    "scheduled run of hook {} skipped: its organization's runs stayed at the limit for {} s",
-                    hook.id,
+                let reason = format!(
+                    "not run: the organization's runs stayed at their limit for {} s",
                     TURN_WAIT.as_secs()
                 );
+                if let Err(error) = dispatcher
+                    .cancel(&hook, &scheduled, &Map::new(), None, &reason)
+                    .await
+                {
+                    tracing::warn!("scheduled run of hook {} {reason}: {error}", hook.id);
+                }
                 return;
             }
         }
