@@ -78,6 +78,9 @@ pub enum OutboundError {
     /// The name does not resolve.
     #[error("{0} does not resolve")]
     Unresolved(String),
+    /// The TLS handshake failed: most often a certificate that does not verify.
+    #[error("TLS failed: {0}")]
+    Tls(String),
     /// Connecting failed or took too long.
     #[error("cannot connect to {0}")]
     Connect(String),
@@ -464,6 +467,9 @@ fn classify(error: &reqwest::Error, host: &str) -> OutboundError {
     }
     if text.contains(UNRESOLVED_MARK) {
         return OutboundError::Unresolved(host.to_owned());
+    }
+    if text.contains("certificate") || text.contains("TLS") || text.contains("tls") {
+        return OutboundError::Tls(text);
     }
     if error.is_connect() {
         return OutboundError::Connect(host.to_owned());

@@ -141,9 +141,10 @@ async fn call(
     let (status, headers, body) = match exchange(outbound, hook, route, request, timeout).await {
         Err(OutboundError::Timeout(_)) => return (DeliveryOutcome::Timeout(timeout), None, true),
         Err(error) => {
+            // A refusal or a certificate that does not verify will not change on its own.
             let retryable = !matches!(
                 error,
-                OutboundError::BadUrl(_) | OutboundError::PrivateAddress(_)
+                OutboundError::BadUrl(_) | OutboundError::PrivateAddress(_) | OutboundError::Tls(_)
             );
             return (
                 DeliveryOutcome::Failed(format!("the webhook was not reached: {error}")),

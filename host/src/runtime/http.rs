@@ -148,6 +148,7 @@ fn wasi_error(error: &OutboundError) -> HttpError {
         OutboundError::PrivateAddress(_) => HttpError::DestinationIpProhibited,
         OutboundError::Unresolved(_) => HttpError::DestinationNotFound,
         OutboundError::Connect(_) => HttpError::ConnectionRefused,
+        OutboundError::Tls(_) => HttpError::TlsCertificateError,
         OutboundError::Timeout(_) => HttpError::HttpResponseTimeout,
         OutboundError::TooLarge(limit) => HttpError::HttpResponseBodySize(Some(*limit)),
         OutboundError::Failed(reason) => HttpError::InternalError(Some(reason.clone())),

@@ -175,3 +175,79 @@ async fn answer(
         }
     }
 }
+
+/// An HTTPS receiver with a self-signed certificate for `localhost`: it answers every
+/// request 200 `{}` and counts the requests it got through the TLS handshake.
+pub struct TlsUpstream {
+    /// `https://localhost:PORT`.
+    pub base: String,
+    answered: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl TlsUpstream {
+    pub fn start() -> TlsUpstream {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        wasmhook::outbound::install_crypto_provider();
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+            .expect("a certificate");
+        let key = tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(
+            certified.signing_key.serialize_der().into(),
+        );
+        let config = tokio_rustls::rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![certified.cert.der().clone()], key)
+            .expect("a TLS configuration");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let port = listener.local_addr().expect("an address").port();
+        let answered = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&answered);
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("a listener");
+                while let Ok((stream, _)) = listener.accept().await {
+                    let acceptor = acceptor.clone();
+                    let counted = Arc::clone(&counted);
+                    tokio::spawn(async move {
+                        // A client that refuses the certificate ends the handshake here.
+                        let Ok(mut stream) = acceptor.accept(stream).await else {
+                            return;
+                        };
+                        let mut request = Vec::new();
+                        let mut buffer = [0u8; 4096];
+                        while !request.windows(4).any(|window| window == b"\r\n\r\n") {
+                            match stream.read(&mut buffer).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(read) => request.extend_from_slice(&buffer[..read]),
+                            }
+                        }
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        let _ = stream
+                            .write_all(
+                                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                                  content-length: 2\r\nconnection: close\r\n\r\n{}",
+                            )
+                            .await;
+                        let _ = stream.shutdown().await;
+                    });
+                }
+            });
+        });
+        TlsUpstream {
+            base: format!("https://localhost:{port}"),
+            answered,
+        }
+    }
+
+    /// Requests that got through the handshake.
+    pub fn answered(&self) -> usize {
+        self.answered.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

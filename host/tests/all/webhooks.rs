@@ -10,7 +10,7 @@ use wasmhook_tests::guests::HOSTILE;
 
 use super::hooks::sign;
 use super::server::{Server, Tenant, OPERATOR_TOKEN};
-use super::upstream::{Reply, Upstream};
+use super::upstream::{Reply, TlsUpstream, Upstream};
 
 fn server(dir: &std::path::Path) -> Server {
     Server::start_with(
@@ -521,4 +521,34 @@ fn a_deleted_hooks_id_is_never_given_again() {
         logs(&acme, &second).is_empty(),
         "the deleted hook's logs are not the new one's"
     );
+}
+
+#[test]
+fn https_webhooks_check_the_certificate_unless_insecure_ssl() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let upstream = TlsUpstream::start();
+    let server = server(dir.path());
+    let acme = Tenant::new(&server, "acme");
+    let url = format!("{}/hook", upstream.base);
+    let manual = json!({"event": "invocation", "action": "manual"});
+
+    // A self-signed certificate is refused: the call fails before any request is sent.
+    let checked = webhook(&acme, &url, json!({}));
+    let (status, tested) = acme.test_call(&checked, manual.clone());
+    assert_eq!(status, StatusCode::OK, "{tested}");
+    assert_eq!(tested["status"], "failed", "{tested}");
+    assert!(
+        tested["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("certificate")),
+        "{tested}"
+    );
+    assert_eq!(upstream.answered(), 0);
+
+    // With insecure_ssl the same receiver is reached over TLS.
+    let insecure = webhook(&acme, &url, json!({"insecure_ssl": true}));
+    let (status, tested) = acme.test_call(&insecure, manual);
+    assert_eq!(status, StatusCode::OK, "{tested}");
+    assert_eq!(tested["status"], "completed", "{tested}");
+    assert_eq!(upstream.answered(), 1);
 }
