@@ -192,10 +192,9 @@ impl TlsUpstream {
         wasmhook::outbound::install_crypto_provider();
         let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
             .expect("a certificate");
-        let key = tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(
-            certified.signing_key.serialize_der().into(),
-        );
-        let config = tokio_rustls::rustls::ServerConfig::builder()
+        let key =
+            rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+        let config = rustls::ServerConfig::builder()
             .with_no_client_auth()
             .with_single_cert(vec![certified.cert.der().clone()], key)
             .expect("a TLS configuration");
