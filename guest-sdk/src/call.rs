@@ -223,6 +223,19 @@ impl Call {
         &self.base_url
     }
 
+    /// A request to the installation's own API (`path` under `/api/v1`, e.g.
+    /// `/hooks/12`) carrying the token minted for this call, when the hook has a token
+    /// owner. Send it with [`Request::send`](crate::http::Request::send).
+    #[cfg(feature = "http")]
+    pub fn api(&self, method: &str, path: &str) -> crate::http::Request {
+        let url = format!("{}/api/v1{path}", self.base_url().trim_end_matches('/'));
+        let request = crate::http::Request::new(method, url);
+        match self.token() {
+            Some(token) => request.bearer(token),
+            None => request,
+        }
+    }
+
     /// Time left before the host stops this call; `None` in the command form, where the
     /// host does not say.
     pub fn remaining_time(&self) -> Option<Duration> {

@@ -24,11 +24,14 @@
 //! [`command::run`], for hosts or tools that only speak the command form.
 //!
 //! Layout: [`call`] reads the request, [`response`] builds the answer, [`log`] writes to the
-//! run log, [`command`] is the command form; the generated bindings are hidden.
+//! run log, [`command`] is the command form, `http` (feature `http`) makes outgoing
+//! requests; the generated bindings are hidden.
 #![deny(missing_docs)]
 
 pub mod call;
 pub mod command;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod log;
 pub mod response;
 
