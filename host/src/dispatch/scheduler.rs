@@ -6,6 +6,7 @@
 //! server restarts in between, and ticks missed while it was down run once, not once each.
 //! Runs are non-interactive, so a failed one is retried as the hook's `retry_count` says.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use serde_json::Map;
 
 use super::Dispatcher;
 use crate::model::hook::Hook;
+use crate::model::schedule::Schedule;
 use crate::model::EventAction;
 use crate::store::{hooks, schedules};
 
@@ -58,9 +60,10 @@ pub async fn run_schedules(dispatcher: Arc<Dispatcher>, clock: Clock) {
         tracing::error!("invocation.scheduled is not a known event; schedules are off");
         return;
     };
+    let mut checked = Checked::default();
     loop {
         if let Some(now) = clock.now() {
-            if let Err(error) = pass(&dispatcher, &scheduled, now).await {
+            if let Err(error) = pass(&dispatcher, &scheduled, now, &mut checked).await {
                 tracing::warn!("scheduler: {error}");
             }
         }
@@ -68,33 +71,49 @@ pub async fn run_schedules(dispatcher: Arc<Dispatcher>, clock: Clock) {
     }
 }
 
-/// One look at every scheduled hook: claims and starts the runs that are due.
+/// The latest tick already looked at in the database, per hook and expression: a pass
+/// touches the database again only for a hook whose latest tick has moved on.
+type Checked = HashMap<u64, (String, DateTime<Utc>)>;
+
+/// One look at every scheduled hook: claims and starts the runs that are due. Reads one
+/// row per scheduled hook; writes only for a new tick.
 async fn pass(
     dispatcher: &Arc<Dispatcher>,
     scheduled: &EventAction,
     now: DateTime<Utc>,
+    checked: &mut Checked,
 ) -> Result<(), crate::store::StoreError> {
-    let hooks = dispatcher.store().run(hooks::scheduled).await?;
-    for hook in hooks {
-        let Some(schedule) = hook.schedule() else {
+    let rows = dispatcher.store().run(hooks::schedules).await?;
+    checked.retain(|id, _| rows.iter().any(|row| row.hook_id == *id));
+    for row in rows {
+        let Ok(schedule) = Schedule::saved(&row.expression) else {
             continue;
         };
         let Some(latest) = schedule.latest_at_or_before(now) else {
             continue;
         };
-        let counted_from = DateTime::parse_from_rfc3339(&hook.modified_at)
+        if checked.get(&row.hook_id) == Some(&(row.expression.clone(), latest)) {
+            continue;
+        }
+        let counted_from = DateTime::parse_from_rfc3339(&row.modified_at)
             .map(|time| time.with_timezone(&Utc))
             .unwrap_or(now);
-        let expression = schedule.expression().to_owned();
-        let hook_id = hook.id;
+        let (hook_id, expression) = (row.hook_id, row.expression.clone());
         let due = dispatcher
             .store()
             .run(move |connection| {
                 schedules::claim(connection, hook_id, &expression, latest, counted_from)
             })
             .await?;
+        checked.insert(row.hook_id, (row.expression, latest));
         if due {
-            tokio::spawn(run_once(Arc::clone(dispatcher), hook, scheduled.clone()));
+            if let Some(hook) = dispatcher.store().hook(row.hook_id).await? {
+                tokio::spawn(run_once(
+                    Arc::clone(dispatcher),
+                    Hook::clone(&hook),
+                    scheduled.clone(),
+                ));
+            }
         }
     }
     Ok(())

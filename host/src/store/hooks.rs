@@ -125,20 +125,34 @@ pub fn all(connection: &Connection, organization: Option<u64>) -> Result<Vec<Hoo
         .collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-/// The active hooks with a schedule, of every organization (for the scheduler).
-pub fn scheduled(connection: &mut Connection) -> Result<Vec<Hook>, StoreError> {
-    let mut statement = connection.prepare(&format!(
-        "SELECT {COLUMNS} FROM hooks
+/// One active hook's schedule, as the scheduler reads it every second.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleRow {
+    /// The hook.
+    pub hook_id: u64,
+    /// Its `config.schedule.cron`.
+    pub expression: String,
+    /// When it was last saved (ticks before that are not its to run).
+    pub modified_at: String,
+}
+
+/// The schedules of the active hooks of every organization: one row each, no relations.
+pub fn schedules(connection: &mut Connection) -> Result<Vec<ScheduleRow>, StoreError> {
+    let mut statement = connection.prepare_cached(
+        "SELECT id, json_extract(document, '$.config.schedule.cron'), modified_at FROM hooks
          WHERE active = 1 AND json_extract(document, '$.config.schedule.cron') IS NOT NULL
-         ORDER BY id"
-    ))?;
-    let hooks = statement
-        .query_map([], from_row)?
+         ORDER BY id",
+    )?;
+    let rows = statement
+        .query_map([], |row| {
+            Ok(ScheduleRow {
+                hook_id: row.get(0)?,
+                expression: row.get(1)?,
+                modified_at: row.get(2)?,
+            })
+        })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(hooks
-        .into_iter()
-        .map(|hook| with_relations(connection, hook))
-        .collect::<rusqlite::Result<Vec<_>>>()?)
+    Ok(rows)
 }
 
 /// Creates or updates a hook from a validated draft, after checking its references.

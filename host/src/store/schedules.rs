@@ -26,9 +26,9 @@ pub fn claim(
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .optional()?;
-    let last = match stored {
+    let last = match &stored {
         Some((stored_expression, last)) if stored_expression == expression => {
-            DateTime::parse_from_rfc3339(&last)
+            DateTime::parse_from_rfc3339(last)
                 .map(|time| time.with_timezone(&Utc))
                 .unwrap_or(counted_from)
         }
@@ -36,11 +36,57 @@ pub fn claim(
     };
     let due = latest > last;
     let recorded = if due { latest } else { last };
-    transaction.execute(
-        "INSERT INTO schedule_ticks (hook_id, expression, last_tick) VALUES (?1, ?2, ?3)
-         ON CONFLICT (hook_id) DO UPDATE SET expression = ?2, last_tick = ?3",
-        params![hook_id, expression, recorded.to_rfc3339()],
-    )?;
+    let unchanged = stored_matches(&stored, expression, recorded);
+    if !unchanged {
+        transaction.execute(
+            "INSERT INTO schedule_ticks (hook_id, expression, last_tick) VALUES (?1, ?2, ?3)
+             ON CONFLICT (hook_id) DO UPDATE SET expression = ?2, last_tick = ?3",
+            params![hook_id, expression, recorded.to_rfc3339()],
+        )?;
+    }
     transaction.commit()?;
     Ok(due)
+}
+
+/// Whether the stored row already says `expression` and `tick` (nothing to write).
+fn stored_matches(
+    stored: &Option<(String, String)>,
+    expression: &str,
+    tick: DateTime<Utc>,
+) -> bool {
+    stored.as_ref().is_some_and(|(stored_expression, last)| {
+        stored_expression == expression
+            && DateTime::parse_from_rfc3339(last).is_ok_and(|last| last == tick)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(minute: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2027, 1, 1, 12, minute, 0)
+            .single()
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn each_tick_is_claimed_once_and_a_new_expression_starts_afresh() -> Result<(), StoreError> {
+        let mut connection = Connection::open_in_memory()?;
+        super::super::schema::migrate(&mut connection)?;
+        // The hook itself is not needed for the ticks' rules.
+        connection.pragma_update(None, "foreign_keys", "OFF")?;
+        let every_ten = "*/10 * * * *";
+        // Saved at 12:05: the 12:00 tick is not its to run; 12:10 is, once.
+        assert!(!claim(&mut connection, 1, every_ten, at(0), at(5))?);
+        assert!(claim(&mut connection, 1, every_ten, at(10), at(5))?);
+        assert!(!claim(&mut connection, 1, every_ten, at(10), at(5))?);
+        // Three ticks later (a restart, say): one claim, for the latest.
+        assert!(claim(&mut connection, 1, every_ten, at(40), at(5))?);
+        assert!(!claim(&mut connection, 1, every_ten, at(40), at(5))?);
+        // A new expression counts from when the hook was saved with it.
+        assert!(!claim(&mut connection, 1, "0 * * * *", at(0), at(45))?);
+        Ok(())
+    }
 }
