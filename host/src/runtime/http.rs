@@ -60,9 +60,13 @@ impl WasiHttpHooks for GuestHttp {
         _response_done: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> Sent {
         let method = request.method().clone();
+        // Scheme, host and port only: no user info, path or query in the log.
         let target = match (request.uri().scheme_str(), request.uri().authority()) {
-            (Some(scheme), Some(authority)) => format!("{scheme}://{authority}"),
-            _ => request.uri().to_string(),
+            (Some(scheme), Some(authority)) => match authority.port_u16() {
+                Some(port) => format!("{scheme}://{}:{port}", authority.host()),
+                None => format!("{scheme}://{}", authority.host()),
+            },
+            _ => "(a URL without scheme or host)".to_owned(),
         };
         let output = self.output.clone();
         let refuse = move |error: &OutboundError| {
