@@ -141,13 +141,22 @@ async fn call(
     let (status, headers, body) = match exchange(outbound, hook, route, request, timeout).await {
         Err(OutboundError::Timeout(_)) => return (DeliveryOutcome::Timeout(timeout), None, true),
         Err(error) => {
-            // A refusal or a certificate that does not verify will not change on its own.
+            // A refusal, a certificate that does not verify or an answer over the cap will
+            // not change on its own.
             let retryable = !matches!(
                 error,
-                OutboundError::BadUrl(_) | OutboundError::PrivateAddress(_) | OutboundError::Tls(_)
+                OutboundError::BadUrl(_)
+                    | OutboundError::PrivateAddress(_)
+                    | OutboundError::Tls(_)
+                    | OutboundError::TooLarge(_)
             );
             return (
-                DeliveryOutcome::Failed(format!("the webhook was not reached: {error}")),
+                DeliveryOutcome::Failed(match error {
+                    OutboundError::TooLarge(limit) => {
+                        format!("the webhook's answer is larger than {limit} bytes")
+                    }
+                    other => format!("the webhook was not reached: {other}"),
+                }),
                 None,
                 retryable,
             );

@@ -20,6 +20,7 @@ fn server(dir: &std::path::Path) -> Server {
             ("WASMHOOK_ALLOW_PRIVATE_ADDRESSES", "true"),
             ("WASMHOOK_RETRY_DELAY_MS", "20"),
             ("WASMHOOK_WEBHOOK_POLL_INTERVAL_MS", "50"),
+            ("WASMHOOK_MAX_RESPONSE_BYTES", "65536"),
         ],
         &[],
     )
@@ -386,6 +387,32 @@ fn a_slow_or_unreachable_webhook_is_a_logged_timeout_or_failure() {
     );
     assert_eq!(answer["results"][0]["status"], "timeout", "{answer}");
     assert_eq!(acme.delete_hook(&slow), StatusCode::NO_CONTENT);
+
+    // An answer over the cap is a failure naming the cap, and is not retried.
+    let big = webhook(
+        &acme,
+        &format!("{}/big", upstream.base),
+        json!({"retry_count": 2}),
+    );
+    upstream.script(
+        "/big",
+        vec![Reply::Json(200, json!({"filler": "x".repeat(100_000)})); 3],
+    );
+    let answer = event(
+        &acme,
+        "annotation_content",
+        "initialize",
+        &json!({"annotation": {"id": 1, "content": []}}),
+    );
+    assert_eq!(answer["results"][0]["status"], "failed", "{answer}");
+    assert!(
+        answer["results"][0]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("larger than 65536 bytes")),
+        "{answer}"
+    );
+    assert_eq!(upstream.received("/big").len(), 1);
+    assert_eq!(acme.delete_hook(&big), StatusCode::NO_CONTENT);
 
     // Nothing listens on port 9 of loopback.
     let gone = webhook(&acme, "http://127.0.0.1:9/hook", json!({"retry_count": 1}));
