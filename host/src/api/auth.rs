@@ -42,20 +42,40 @@ pub enum Caller {
         /// What it may do there.
         role: Role,
     },
+    /// An extension during (and shortly after) a run, with the token minted for its hook's
+    /// `token_owner`. It acts for the extension, not for the person: it reads what its
+    /// organization holds, writes queues (when its owner may) and its own hook's settings,
+    /// and nothing else. It cannot manage users or modules, change any hook's owner,
+    /// lifetime, config or secrets, or run hooks (which would mint it a fresh token), so a
+    /// token that leaks out of a run is worth no more than the run itself.
+    Extension {
+        /// The token's owner.
+        user: u64,
+        /// The owner's organization.
+        organization_id: u64,
+        /// The owner's role, which bounds what the extension may write.
+        role: Role,
+        /// The hook the token was minted for.
+        hook_id: u64,
+    },
 }
 
 impl Caller {
-    /// The caller's organization, if it is a user.
+    /// The caller's organization, if it is a user or an extension.
     pub fn organization(&self) -> Option<u64> {
         match self {
             Caller::Operator => None,
             Caller::User {
                 organization_id, ..
+            }
+            | Caller::Extension {
+                organization_id, ..
             } => Some(*organization_id),
         }
     }
 
-    /// The organization and user of an admin; anyone else may not change things.
+    /// The organization and user of an admin with its own session; anyone else may not
+    /// change things.
     pub fn admin(&self) -> Result<(u64, u64), ApiError> {
         match self {
             Caller::User {
@@ -63,11 +83,14 @@ impl Caller {
                 organization_id,
                 role: Role::Admin,
             } => Ok((*organization_id, *id)),
+            Caller::Extension { .. } => Err(extension_may_not("do this")),
             _ => Err(ApiError::Forbidden),
         }
     }
 
-    /// The organization and user of a user of any role (the operator runs no hooks).
+    /// The organization and user of a user of any role, with its own session (the
+    /// operator runs no hooks, and an extension's token may not run hooks: each run would
+    /// mint it a fresh token).
     pub fn member(&self) -> Result<(u64, u64), ApiError> {
         match self {
             Caller::User {
@@ -75,7 +98,54 @@ impl Caller {
                 organization_id,
                 ..
             } => Ok((*organization_id, *id)),
+            Caller::Extension { .. } => Err(extension_may_not("run hooks")),
             Caller::Operator => Err(ApiError::Forbidden),
+        }
+    }
+
+    /// The organization and user that writes a queue: an admin, or an extension whose
+    /// token owner is one (queues are what an extension updates in Rossum).
+    pub fn queue_writer(&self) -> Result<(u64, u64), ApiError> {
+        match self {
+            Caller::Extension {
+                user,
+                organization_id,
+                role: Role::Admin,
+                ..
+            } => Ok((*organization_id, *user)),
+            _ => self.admin(),
+        }
+    }
+
+    /// The organization and user that writes `fields` of hook `hook_id`: an admin, or the
+    /// hook's own extension changing nothing but `settings` (when its token owner may write
+    /// hooks at all).
+    pub fn hook_writer<'a>(
+        &self,
+        hook_id: u64,
+        mut fields: impl Iterator<Item = &'a str>,
+    ) -> Result<(u64, u64), ApiError> {
+        match self {
+            Caller::Extension {
+                user,
+                organization_id,
+                role: Role::Admin,
+                hook_id: own,
+            } if *own == hook_id => match fields.find(|field| *field != "settings") {
+                None => Ok((*organization_id, *user)),
+                Some(field) => Err(extension_may_not(&format!(
+                    "change `{field}`; it may change its own hook's `settings` only"
+                ))),
+            },
+            _ => self.admin(),
+        }
+    }
+
+    /// The role of the person behind the caller, if any.
+    pub fn role(&self) -> Option<Role> {
+        match self {
+            Caller::Operator => None,
+            Caller::User { role, .. } | Caller::Extension { role, .. } => Some(*role),
         }
     }
 
@@ -83,6 +153,13 @@ impl Caller {
     pub fn can_see(&self, organization_id: u64) -> bool {
         self.organization().is_none_or(|own| own == organization_id)
     }
+}
+
+/// The refusal of something an extension's token may not do, saying why.
+pub(super) fn extension_may_not(what: &str) -> ApiError {
+    ApiError::ForbiddenBecause(format!(
+        "This token was minted for a hook's run; an extension's token may not {what}."
+    ))
 }
 
 /// The raw token of a request, from `Authorization: Bearer X` or `Token X`.
@@ -113,10 +190,18 @@ impl FromRequestParts<AppState> for Caller {
         let caller = match (session.owner, session.user) {
             (Owner::Operator, _) => Some(Caller::Operator),
             (Owner::User(_), Some(user)) if user.is_active => {
-                Role::parse(&user.role).map(|role| Caller::User {
-                    id: user.id,
-                    organization_id: user.organization_id,
-                    role,
+                Role::parse(&user.role).map(|role| match session.hook_id {
+                    None => Caller::User {
+                        id: user.id,
+                        organization_id: user.organization_id,
+                        role,
+                    },
+                    Some(hook_id) => Caller::Extension {
+                        user: user.id,
+                        organization_id: user.organization_id,
+                        role,
+                        hook_id,
+                    },
                 })
             }
             (Owner::User(_), _) => None,

@@ -12,16 +12,17 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 
-use super::auth::Caller;
+use super::auth::{Caller, Role};
 use super::error::{ApiError, ApiResult};
 use super::extract::ObjectId;
 use super::json::{Json, RawBody};
 use super::{hooks, id_from, AppState};
+use crate::dispatch::limits::reserved_mb;
 use crate::dispatch::{DispatchError, RunResult};
 use crate::model::hook::{self, Hook};
 use crate::model::{EventAction, RunStatus, RESERVED_KEYS};
 use crate::modules::ModuleError;
-use crate::store::queues;
+use crate::store::{queues, users};
 
 /// The header an outside platform signs an invocation with.
 pub const SIGNATURE_HEADER: &str = "x-rossum-signature-sha256";
@@ -44,6 +45,45 @@ pub(super) struct EventBody {
     queue: Option<Value>,
     #[serde(default)]
     payload: Map<String, Value>,
+}
+
+/// Refuses a member running a hook whose token owner is an admin: the run would put an
+/// admin's token in the hands of the member's call (the extension may echo it, and it can
+/// write what the member may not). Admins, and hooks without a token owner or owned by a
+/// member, run as asked.
+async fn may_run(state: &AppState, caller: &Caller, hooks: &[&Hook]) -> ApiResult<()> {
+    if caller.role() != Some(Role::Member) {
+        return Ok(());
+    }
+    let owned: Vec<(u64, u64)> = hooks
+        .iter()
+        .filter_map(|hook| hook.token_owner.map(|owner| (hook.id, owner)))
+        .collect();
+    if owned.is_empty() {
+        return Ok(());
+    }
+    let owners: Vec<u64> = owned.iter().map(|(_, owner)| *owner).collect();
+    let admins: Vec<u64> = state
+        .store
+        .run(move |connection| {
+            let mut admins = Vec::new();
+            for owner in owners {
+                if let Some(user) = users::get(connection, owner)? {
+                    if Role::parse(&user.role) == Some(Role::Admin) {
+                        admins.push(user.id);
+                    }
+                }
+            }
+            Ok(admins)
+        })
+        .await?;
+    match owned.iter().find(|(_, owner)| admins.contains(owner)) {
+        Some((hook, _)) => Err(ApiError::ForbiddenBecause(format!(
+            "Hook {hook} runs with a token of an admin (its token_owner); a member may not run it. \
+             Ask an admin to run it, or to make its token_owner a member."
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Maps why a hook could not run. `pending` is 409 for tests and 400 for invocations, as
@@ -89,11 +129,21 @@ pub(super) async fn test(
 ) -> ApiResult<axum::Json<Value>> {
     let stored = hooks::visible(&state, &caller, id).await?;
     let (organization_id, _) = caller.member()?;
+    may_run(&state, &caller, &[stored.as_ref()]).await?;
     let event = event_of(
         body.payload.get("event").unwrap_or(&Value::Null),
         body.payload.get("action").unwrap_or(&Value::Null),
     )?;
     let overridden = if let Some(config) = &body.config {
+        // Another module or allowed_hosts would run with the hook's real secrets (and its
+        // owner's token) and could send them anywhere: an admin's decision.
+        if caller.admin().is_err() {
+            return Err(ApiError::ForbiddenBecause(
+                "config: only an admin may test a hook with another config; \
+                 it would run with the hook's secrets"
+                    .into(),
+            ));
+        }
         if stored.runs_module() && !config.contains_key("runtime") {
             return Err(ApiError::BadRequest(
                 "config.runtime: required whenever a config is sent".into(),
@@ -139,7 +189,10 @@ pub(super) async fn test(
         None
     };
     let hook = overridden.as_ref().unwrap_or(&stored);
-    let _slots = state.dispatcher.limits().try_acquire(organization_id, 1)?;
+    let _slots = state
+        .dispatcher
+        .limits()
+        .try_acquire(organization_id, 1, reserved_mb(hook))?;
     let result = state
         .dispatcher
         .run(hook, &event, &event_keys(&body.payload), None)
@@ -176,11 +229,17 @@ impl FromRequestParts<AppState> for Invoker {
     }
 }
 
-/// Checks `sha256=<hex HMAC-SHA256 of the body>` with the hook's secret, in constant time.
+/// Checks `sha256=<lowercase hex HMAC-SHA256 of the body>` with the hook's secret, in
+/// constant time.
 fn signature_matches(secret: &str, body: &[u8], header: &str) -> bool {
     let Some(hex_digest) = header.trim().strip_prefix("sha256=") else {
         return false;
     };
+    // Lowercase hex only, as Rossum sends it: one spelling per signature. (This looks at
+    // the caller's text, not the secret, so it may return early.)
+    if hex_digest.bytes().any(|byte| byte.is_ascii_uppercase()) {
+        return false;
+    }
     let Ok(expected) = hex::decode(hex_digest) else {
         return false;
     };
@@ -221,6 +280,7 @@ pub(super) async fn invoke(
         Invoker::Token(caller) => {
             let hook = hooks::visible(&state, caller, id).await?;
             caller.member()?;
+            may_run(&state, caller, &[hook.as_ref()]).await?;
             hook
         }
         Invoker::Signed(signature) => {
@@ -257,10 +317,11 @@ pub(super) async fn invoke(
             "`{key}` is set by the host and cannot be sent"
         )));
     }
-    let _slots = state
-        .dispatcher
-        .limits()
-        .try_acquire(hook.organization_id, 1)?;
+    let _slots =
+        state
+            .dispatcher
+            .limits()
+            .try_acquire(hook.organization_id, 1, reserved_mb(&hook))?;
     let result = state
         .dispatcher
         .run(&hook, &event, &fields, None)
@@ -313,14 +374,22 @@ pub(super) async fn event(
         )));
     }
     let hooks = state.store.organization_hooks(organization_id).await?;
-    let matching = hooks
+    // The hooks the event will run: those the dispatcher's plan takes.
+    let matching: Vec<&Hook> = hooks
         .iter()
-        .filter(|hook| hook.active && hook.subscribes_to(&event))
-        .count();
-    let _slots = state
-        .dispatcher
-        .limits()
-        .try_acquire(organization_id, matching)?;
+        .filter(|hook| {
+            hook.active
+                && hook.subscribes_to(&event)
+                && queue_id.is_none_or(|queue| hook.queues.contains(&queue))
+        })
+        .collect();
+    may_run(&state, &caller, &matching).await?;
+    let memory_mb = matching.iter().map(|hook| reserved_mb(hook)).sum();
+    let _slots =
+        state
+            .dispatcher
+            .limits()
+            .try_acquire(organization_id, matching.len(), memory_mb)?;
     let runs = state
         .dispatcher
         .run_event(&hooks, &event, queue_id, &body.payload)

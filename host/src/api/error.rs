@@ -24,6 +24,9 @@ pub enum ApiError {
     /// Authenticated, but not allowed (403).
     #[error("You do not have permission to perform this action.")]
     Forbidden,
+    /// Authenticated, but not allowed, for a reason the caller can act on (403).
+    #[error("{0}")]
+    ForbiddenBecause(String),
     /// No such object, or not one the caller may see (404).
     #[error("Not found.")]
     NotFound,
@@ -33,9 +36,21 @@ pub enum ApiError {
     /// Conflicts with the state (409).
     #[error("{0}")]
     Conflict(String),
-    /// The organization is at its concurrency limit (429, with `Retry-After`).
-    #[error("{0}")]
-    TooManyRequests(String),
+    /// The organization is at one of its limits (429, with `Retry-After`).
+    #[error("{detail}")]
+    TooManyRequests {
+        /// What is at its limit, and what to do.
+        detail: String,
+        /// Seconds after which a retry may succeed.
+        retry_after_s: u64,
+    },
+    /// Too many failed logins for this username or from this address (429, with
+    /// `Retry-After` in whole seconds); worded as DRF's throttle answers.
+    #[error("Request was throttled. Expected available in {retry_after_s} seconds.")]
+    Throttled {
+        /// Seconds until a login may be tried again.
+        retry_after_s: u64,
+    },
     /// Something on the server failed (500); the detail is logged, not sent.
     #[error("internal error")]
     Internal(String),
@@ -46,11 +61,13 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) | ApiError::BadCredentials => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::ForbiddenBecause(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests { .. } | ApiError::Throttled { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -68,10 +85,16 @@ impl IntoResponse for ApiError {
         let mut response =
             (self.status(), Json(serde_json::json!({ "detail": detail }))).into_response();
         if self.status() == StatusCode::TOO_MANY_REQUESTS {
-            response.headers_mut().insert(
-                http::header::RETRY_AFTER,
-                http::HeaderValue::from_static("1"),
-            );
+            let retry_after = match &self {
+                ApiError::Throttled { retry_after_s }
+                | ApiError::TooManyRequests { retry_after_s, .. } => {
+                    http::HeaderValue::from(*retry_after_s)
+                }
+                _ => http::HeaderValue::from_static("1"),
+            };
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, retry_after);
         }
         if self.status() == StatusCode::PAYLOAD_TOO_LARGE {
             // The body may be partly unread: the connection cannot carry another request.
@@ -113,9 +136,20 @@ impl From<crate::store::hooks::SaveError> for ApiError {
     }
 }
 
+impl From<super::throttle::Throttled> for ApiError {
+    fn from(throttled: super::throttle::Throttled) -> Self {
+        ApiError::Throttled {
+            retry_after_s: throttled.retry_after_s(),
+        }
+    }
+}
+
 impl From<crate::dispatch::limits::Busy> for ApiError {
     fn from(busy: crate::dispatch::limits::Busy) -> Self {
-        ApiError::TooManyRequests(busy.to_string())
+        ApiError::TooManyRequests {
+            detail: busy.to_string(),
+            retry_after_s: 1,
+        }
     }
 }
 
@@ -123,6 +157,15 @@ impl From<crate::sealing::SealingError> for ApiError {
     fn from(error: crate::sealing::SealingError) -> Self {
         // Never the secret: the error carries none, and the detail is logged generic.
         ApiError::Internal(error.to_string())
+    }
+}
+
+impl From<crate::modules::gate::CompileRefused> for ApiError {
+    fn from(refused: crate::modules::gate::CompileRefused) -> Self {
+        ApiError::TooManyRequests {
+            detail: refused.to_string(),
+            retry_after_s: refused.retry_after_s(),
+        }
     }
 }
 

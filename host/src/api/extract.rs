@@ -6,10 +6,11 @@ use axum::http::request::Parts;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::AppState;
+use crate::model::id_in_range;
 use crate::store::StoreError;
 
-/// The numeric id in an object's path (`/hooks/{id}`); anything else is 404, as for an
-/// object that does not exist.
+/// The numeric id in an object's path (`/hooks/{id}`); anything else, a number beyond
+/// [`MAX_ID`](crate::model::MAX_ID) included, is 404, as for an object that does not exist.
 #[derive(Debug, Clone, Copy)]
 pub struct ObjectId(pub u64);
 
@@ -20,17 +21,27 @@ impl<S: Send + Sync> FromRequestParts<S> for ObjectId {
         let Path(id) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::NotFound)?;
-        id.parse().map(ObjectId).map_err(|_| ApiError::NotFound)
+        id.parse()
+            .ok()
+            .and_then(id_in_range)
+            .map(ObjectId)
+            .ok_or(ApiError::NotFound)
     }
 }
 
-/// An optional `?organization=` style filter that must be an id.
+/// An optional `?organization=` style filter that must be an id: a number no object can
+/// have (beyond [`MAX_ID`](crate::model::MAX_ID)) is refused like any other non-id.
 pub fn id_filter(name: &str, text: Option<&str>) -> Result<Option<u64>, ApiError> {
-    text.map(|text| {
-        text.parse::<u64>()
-            .map_err(|_| ApiError::BadRequest(format!("{name}: `{text}` is not an id")))
-    })
-    .transpose()
+    text.map(|text| parse_id(name, text)).transpose()
+}
+
+/// An id in a query parameter: 400 naming the parameter when it is not a number, or is
+/// one no object can have (beyond [`MAX_ID`](crate::model::MAX_ID)).
+pub fn parse_id(name: &str, text: &str) -> Result<u64, ApiError> {
+    text.parse::<u64>()
+        .ok()
+        .and_then(id_in_range)
+        .ok_or_else(|| ApiError::BadRequest(format!("{name}: `{text}` is not an id")))
 }
 
 /// An object that belongs to one organization: only its users (and the operator) see it.

@@ -216,11 +216,10 @@ pub(super) async fn list(
 /// Validates `input`, merges write-only values with what is stored, and saves.
 async fn save(
     state: &AppState,
-    caller: &Caller,
+    (organization_id, author): (u64, u64),
     input: &Map<String, Value>,
     existing: Option<&Hook>,
 ) -> ApiResult<Hook> {
-    let (organization_id, author) = caller.admin()?;
     let fixed;
     let input = match existing.filter(|hook| hook.is_private()) {
         Some(hook) => {
@@ -311,7 +310,7 @@ pub(super) async fn create(
     caller: Caller,
     Json(body): Json<Map<String, Value>>,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
-    let hook = save(&state, &caller, &body, None).await?;
+    let hook = save(&state, caller.admin()?, &body, None).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(answer(&state, &hook).await?),
@@ -335,7 +334,7 @@ pub(super) async fn replace(
     Json(body): Json<Map<String, Value>>,
 ) -> ApiResult<axum::Json<Value>> {
     let existing = visible(&state, &caller, id).await?;
-    let hook = save(&state, &caller, &body, Some(existing.as_ref())).await?;
+    let hook = save(&state, caller.admin()?, &body, Some(existing.as_ref())).await?;
     Ok(axum::Json(answer(&state, &hook).await?))
 }
 
@@ -347,9 +346,10 @@ pub(super) async fn patch(
     Json(body): Json<Map<String, Value>>,
 ) -> ApiResult<axum::Json<Value>> {
     let existing = visible(&state, &caller, id).await?;
+    let writer = caller.hook_writer(id, body.keys().map(String::as_str))?;
     let mut input = existing.as_input();
     input.extend(body);
-    let hook = save(&state, &caller, &input, Some(existing.as_ref())).await?;
+    let hook = save(&state, writer, &input, Some(existing.as_ref())).await?;
     Ok(axum::Json(answer(&state, &hook).await?))
 }
 

@@ -1,14 +1,24 @@
 //! `/auth/login` and `/auth/logout`, as Rossum has them: a username and password (JSON or
 //! form) for `{"key": token}`; logout deletes the token used.
+//!
+//! Logins are throttled per username and per peer address ([`super::throttle`]) before the
+//! password is looked at, with the same answers for unknown usernames as for known ones.
+//! The operator's token cannot be logged out: it comes from the server's configuration.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap};
+use axum::Extension;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::{bearer, unix_now, Caller};
 use super::error::{ApiError, ApiResult};
+use super::throttle::LoginThrottle;
 use super::AppState;
 use crate::accounts;
 use crate::model::now_rfc3339;
@@ -43,10 +53,16 @@ fn parse_credentials(headers: &HeaderMap, body: &[u8]) -> Result<Credentials, Ap
 
 pub(super) async fn login(
     State(state): State<AppState>,
+    Extension(throttle): Extension<Arc<LoginThrottle>>,
+    // The connection's address, when the server inserts it (none: throttled by username only).
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<axum::Json<Value>> {
     let credentials = parse_credentials(&headers, &body)?;
+    // Before the database and argon2: a refused guess costs the server next to nothing.
+    let peer = peer.map(|Extension(ConnectInfo(address))| address.ip());
+    let attempt = throttle.admit(&credentials.username, peer, Instant::now())?;
     let username = credentials.username.clone();
     let user = state
         .store
@@ -60,10 +76,15 @@ pub(super) async fn login(
         .map(|user| user.password_hash.clone())
         .unwrap_or_else(|| DUMMY_HASH.to_owned());
     let password = credentials.password;
-    let verified = tokio::task::spawn_blocking(move || accounts::verify_password(&password, &hash))
-        .await
-        .map_err(|error| ApiError::Internal(error.to_string()))?;
+    let place = throttle.verification()?;
+    let verified = tokio::task::spawn_blocking(move || {
+        let _place = place;
+        accounts::verify_password(&password, &hash)
+    })
+    .await
+    .map_err(|error| ApiError::Internal(error.to_string()))?;
     let user = user.filter(|_| verified).ok_or(ApiError::BadCredentials)?;
+    throttle.succeeded(&attempt);
     let token = tokens::generate()?;
     let key = token.clone();
     let expires_at = unix_now() + LOGIN_TOKEN_LIFETIME_S;
@@ -85,9 +106,14 @@ pub(super) async fn login(
 
 pub(super) async fn logout(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     headers: HeaderMap,
 ) -> ApiResult<axum::Json<Value>> {
+    if matches!(caller, Caller::Operator) {
+        // Deleting it would lock the operator out until a restart: nothing else gives
+        // the operator a token.
+        return Err(ApiError::ForbiddenBecause(OPERATOR_LOGOUT.into()));
+    }
     let token = bearer(&headers).ok_or(ApiError::Unauthorized)?.to_owned();
     state
         .store
@@ -95,6 +121,11 @@ pub(super) async fn logout(
         .await?;
     Ok(axum::Json(json!({ "detail": "Successfully logged out." })))
 }
+
+/// Why the operator's logout is refused, and what to do instead.
+const OPERATOR_LOGOUT: &str = "The operator's token cannot be logged out: it is set with \
+    WASMHOOK_OPERATOR_TOKEN (or generated at the first start) and is rotated by restarting \
+    the server with a new WASMHOOK_OPERATOR_TOKEN.";
 
 /// An argon2 hash of a random password, verified against when the user does not exist.
 const DUMMY_HASH: &str =

@@ -7,17 +7,13 @@ use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
+use super::extract::parse_id;
 use super::AppState;
 use crate::model::{format_rfc3339, RunLog};
 use crate::store::run_logs::{self, RunLogFilter};
 
 /// Entries per answer unless asked, and at most.
 const MAX_PAGE_SIZE: u64 = 100;
-
-fn parse_id(name: &str, text: &str) -> ApiResult<u64> {
-    text.parse()
-        .map_err(|_| ApiError::BadRequest(format!("{name}: `{text}` is not an id")))
-}
 
 /// A time bound, re-written in the stored form so that text comparison orders it.
 fn parse_time(name: &str, text: &str) -> ApiResult<String> {

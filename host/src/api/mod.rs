@@ -16,13 +16,14 @@ mod modules;
 mod organizations;
 pub mod pagination;
 mod queues;
+mod throttle;
 mod users;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Extension, Router};
 
 use crate::dispatch::Dispatcher;
 use crate::model::hook::HookBounds;
@@ -85,7 +86,11 @@ impl App {
 /// The whole API.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
-        .route("/auth/login", post(login::login))
+        // One throttle for the server's life: the router is built once, at start.
+        .route(
+            "/auth/login",
+            post(login::login).layer(Extension(Arc::new(throttle::LoginThrottle::default()))),
+        )
         .route("/auth/logout", post(login::logout))
         .route(
             "/organizations",

@@ -44,6 +44,13 @@ fn too_large() -> ApiError {
     ApiError::PayloadTooLarge(DEFAULT_MAX_MODULE_BYTES)
 }
 
+/// A multipart field sent twice: which one would count is a guess the API does not make.
+fn duplicate_field(name: &str) -> ApiError {
+    ApiError::BadRequest(format!(
+        "{name}: sent more than once; an upload has one `file` (or `module`) and one `name`"
+    ))
+}
+
 /// How long a refused body is read and thrown away after its 413 is answered.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -65,6 +72,20 @@ fn discard_in_background(body: axum::body::Body, declared: u64) {
                 if read >= declared {
                     break;
                 }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER, drain).await;
+    });
+}
+
+/// Reads the rest of a refused multipart body (for at most [`LINGER`]) and throws it away,
+/// after the 400 is on its way: as [`discard_in_background`], so that the client reads
+/// the answer rather than a connection reset. Nothing is buffered.
+fn discard_multipart_in_background(mut multipart: axum::extract::Multipart) {
+    tokio::spawn(async move {
+        let drain = async {
+            while let Ok(Some(mut field)) = multipart.next_field().await {
+                while let Ok(Some(_)) = field.chunk().await {}
             }
         };
         let _ = tokio::time::timeout(LINGER, drain).await;
@@ -96,8 +117,12 @@ async fn read_upload(
         let mut multipart = axum::extract::Multipart::from_request(request, state)
             .await
             .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
-        let mut name = query_name;
-        let mut file = None;
+        // Each field at most once: a second one is refused (before it is read) rather than
+        // silently winning over the first.
+        let mut name_field: Option<String> = None;
+        let mut file_name: Option<String> = None;
+        let mut file: Option<bytes::Bytes> = None;
+        let mut duplicate: Option<&str> = None;
         while let Some(field) = multipart.next_field().await.map_err(|error| {
             if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 too_large()
@@ -106,13 +131,25 @@ async fn read_upload(
             }
         })? {
             match field.name() {
+                Some("name") if name_field.is_some() => {
+                    duplicate = Some("name");
+                    break;
+                }
+                Some("file") if file.is_some() => {
+                    duplicate = Some("file");
+                    break;
+                }
+                Some("module") if file.is_some() => {
+                    duplicate = Some("module");
+                    break;
+                }
                 Some("name") => {
-                    name = Some(field.text().await.map_err(|error| {
+                    name_field = Some(field.text().await.map_err(|error| {
                         ApiError::BadRequest(format!("name: {}", error.body_text()))
                     })?);
                 }
                 Some("file" | "module") => {
-                    let file_name = field.file_name().map(str::to_owned);
+                    file_name = field.file_name().map(str::to_owned);
                     let bytes = field.bytes().await.map_err(|error| {
                         if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
                             too_large()
@@ -120,9 +157,6 @@ async fn read_upload(
                             ApiError::BadRequest(format!("file: {}", error.body_text()))
                         }
                     })?;
-                    if name.is_none() {
-                        name = file_name;
-                    }
                     file = Some(bytes);
                 }
                 Some(other) => {
@@ -133,9 +167,15 @@ async fn read_upload(
                 None => {}
             }
         }
+        if let Some(field) = duplicate {
+            discard_multipart_in_background(multipart);
+            return Err(duplicate_field(field));
+        }
         let file = file.ok_or_else(|| {
             ApiError::BadRequest("file: required (a multipart field named `file`)".into())
         })?;
+        // The `name` field, else `?name=`, else the file's own name.
+        let name = name_field.or(query_name).or(file_name);
         Ok((name.unwrap_or_else(|| "module.wasm".into()), file))
     } else if content_type.starts_with("application/wasm")
         || content_type.starts_with("application/octet-stream")
@@ -192,6 +232,7 @@ pub(super) async fn upload(
             ModuleError::Invalid(LoadError::TooLarge { .. }) => too_large(),
             ModuleError::Invalid(invalid) => ApiError::BadRequest(format!("module: {invalid}")),
             ModuleError::Store(store) => store.into(),
+            ModuleError::Refused(refused) => refused.into(),
             other => ApiError::Internal(other.to_string()),
         })?;
     let status = if module.status == modules::ModuleStatus::Pending {

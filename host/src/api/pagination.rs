@@ -1,10 +1,18 @@
 //! Rossum's list shape: `{"pagination": {"total", "total_pages", "next", "previous"},
 //! "results": [...]}`, with `page` (from 1) and `page_size` (20 by default, 100 at most).
+//!
+//! A page past the end is an empty page (200, `results: []`, `previous` pointing back),
+//! whatever its number, up to `page=18446744073709551615`: its offset is computed with checked
+//! arithmetic and capped at SQLite's largest integer, past every row. DRF answers 404
+//! `{"detail": "Invalid page."}` there instead; Rossum's clients follow `next` and never
+//! ask past the end, so they do not see the difference, and the empty page keeps every
+//! well-formed page request a 200 (as it was before the cap).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::error::ApiError;
+use crate::model::MAX_ID;
 use crate::store::{Page, Window};
 
 /// Rows per page unless asked.
@@ -86,10 +94,16 @@ impl PageQuery {
 }
 
 impl PageRequest {
-    /// The rows to fetch.
+    /// The rows to fetch. An offset beyond SQLite's integers (a page no list reaches) is
+    /// capped at the largest one, which is past every row: an empty page.
     pub fn window(&self) -> Window {
+        let offset = self
+            .page
+            .checked_sub(1)
+            .and_then(|before| before.checked_mul(self.size))
+            .map_or(MAX_ID, |offset| offset.min(MAX_ID));
         Window {
-            offset: (self.page - 1).saturating_mul(self.size),
+            offset,
             limit: self.size,
             order_by: self.order_by,
             descending: self.descending,
@@ -173,4 +187,27 @@ where
         &state.list_url(collection),
         render,
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(page: &str) -> Result<PageRequest, ApiError> {
+        PageQuery {
+            page: Some(page.to_owned()),
+            page_size: Some("100".to_owned()),
+            ordering: None,
+        }
+        .validate()
+    }
+
+    #[test]
+    fn an_absurd_page_is_past_every_row_not_an_overflow() -> Result<(), ApiError> {
+        assert_eq!(request("1")?.window().offset, 0);
+        assert_eq!(request("3")?.window().offset, 200);
+        assert_eq!(request("9223372036854775807")?.window().offset, MAX_ID);
+        assert_eq!(request("18446744073709551615")?.window().offset, MAX_ID);
+        Ok(())
+    }
 }

@@ -106,7 +106,7 @@ pub(super) async fn create(
     caller: Caller,
     Json(body): Json<QueueBody>,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
-    let (organization_id, _) = caller.admin()?;
+    let (organization_id, _) = caller.queue_writer()?;
     let name = check_name(
         body.name
             .as_deref()
@@ -172,7 +172,7 @@ pub(super) async fn update(
     Json(body): Json<QueueBody>,
 ) -> ApiResult<axum::Json<Value>> {
     let queue = visible(&state, &caller, id).await?;
-    let (organization_id, _) = caller.admin()?;
+    let (organization_id, _) = caller.queue_writer()?;
     let name = match &body.name {
         Some(name) => check_name(name)?,
         None => queue.name.clone(),

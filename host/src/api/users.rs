@@ -85,6 +85,10 @@ pub(super) async fn create(
         Caller::User {
             role: Role::Member, ..
         } => return Err(ApiError::Forbidden),
+        Caller::Extension { .. } => return Err(ApiError::ForbiddenBecause(
+            "This token was minted for a hook's run; an extension's token may not create users."
+                .into(),
+        )),
     };
     let role = body.role.as_deref().unwrap_or("member").to_owned();
     if Role::parse(&role).is_none() {

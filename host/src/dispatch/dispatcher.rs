@@ -268,7 +268,7 @@ impl Dispatcher {
             .saturating_mul(u32::try_from(attempts).unwrap_or(u32::MAX));
         let token = match hook.token_owner {
             Some(owner) => Some(
-                self.mint_token(owner, worst_case, hook.token_lifetime_s())
+                self.mint_token(owner, hook.id, worst_case, hook.token_lifetime_s())
                     .await?,
             ),
             None => None,
@@ -327,7 +327,7 @@ impl Dispatcher {
             ..CallLimits::default()
         };
         let report = {
-            let _instance = self.limits.instance().await;
+            let _instance = self.limits.instance(limits.memory_size_mb).await;
             self.library
                 .runtime()
                 .call(loaded, &prepared.invocation, &call_limits)
@@ -337,7 +337,7 @@ impl Dispatcher {
         log.hook_type.clone_from(&hook.hook_type);
         self.writer.write(&log).await?;
         let response = match report.outcome {
-            Outcome::Completed { response } => Some(response),
+            Outcome::Completed { response } => Some(redacted(prepared, response)),
             _ => None,
         };
         let retryable = log.status != RunStatus::Completed;
@@ -364,7 +364,7 @@ impl Dispatcher {
         let log = prepared.clone().webhook_log(&delivery);
         self.writer.write(&log).await?;
         let response = match delivery.outcome {
-            DeliveryOutcome::Completed(response) => Some(response),
+            DeliveryOutcome::Completed(response) => Some(redacted(prepared, response)),
             _ => None,
         };
         Ok((
@@ -419,11 +419,12 @@ impl Dispatcher {
         Ok(body)
     }
 
-    /// A token for `owner`, valid during the run and its lifetime after (extended or cut
-    /// when the run ends).
+    /// A token for `owner`, scoped to what hook `hook_id`'s extension may do, valid during
+    /// the run and its lifetime after (extended or cut when the run ends).
     async fn mint_token(
         &self,
         owner: u64,
+        hook_id: u64,
         timeout: Duration,
         lifetime_s: u64,
     ) -> Result<String, StoreError> {
@@ -434,11 +435,12 @@ impl Dispatcher {
         let created_at = crate::model::now_rfc3339();
         self.store
             .run(move |connection| {
-                tokens::insert(
+                tokens::insert_for_hook(
                     connection,
                     &stored,
-                    tokens::Owner::User(owner),
-                    Some(expires_at),
+                    owner,
+                    hook_id,
+                    expires_at,
                     &created_at,
                 )
             })
@@ -543,6 +545,16 @@ impl Dispatcher {
             response: None,
             request_id: log.request_id,
         })
+    }
+}
+
+/// A hook's response as its caller may see it: the hook's secret values and the token
+/// minted for the run replaced, as in its run log. A guest that echoes its payload (by
+/// design or by a bug) must not hand a secret or its owner's token to whoever called it.
+fn redacted(prepared: &PreparedCall, response: Map<String, Value>) -> Map<String, Value> {
+    match prepared.redactor().redact_json(Value::Object(response)) {
+        Value::Object(response) => response,
+        _ => Map::new(),
     }
 }
 

@@ -1,78 +1,324 @@
-//! Concurrency limits: each organization may have so many runs at once (then 429), and
-//! the whole installation no more than the runtime's instance pool holds (then runs wait).
-//! One organization saturating its share cannot take another's.
+//! Concurrency and memory limits: each organization may have so many runs at once and so
+//! much guest memory reserved (then 429), and the whole installation no more runs than the
+//! runtime's instance pool holds and no more guest memory than its budget (then runs wait
+//! their turn). One organization saturating its share cannot take another's.
+//!
+//! Memory is reserved by what a hook may use (`config.memory_size_mb`), not by what it
+//! happens to use, before its run starts: the store limits stop a guest at its reservation,
+//! so the guest memory of everything running never exceeds the budget.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::model::hook::Hook;
+
 /// Concurrent runs per organization unless configured.
 pub const DEFAULT_RUNS_PER_ORGANIZATION: usize = 64;
 
-/// An organization is at its limit.
+/// The installation's guest memory when the machine's cannot be read.
+const FALLBACK_MACHINE_MB: u64 = 4096;
+
+/// An organization is at one of its limits.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("the organization has {limit} runs in progress, its limit; retry shortly")]
-pub struct Busy {
-    /// The limit.
-    pub limit: usize,
+pub enum Busy {
+    /// Its runs in progress.
+    #[error("the organization has {limit} runs in progress, its limit; retry shortly")]
+    Runs {
+        /// The limit.
+        limit: usize,
+    },
+    /// Its share of the installation's guest memory.
+    #[error(
+        "the organization's runs in progress have reserved its share of guest memory \
+         ({share_mb} MiB; this call needs {wanted_mb} MiB more); retry shortly"
+    )]
+    Memory {
+        /// The share.
+        share_mb: u64,
+        /// What the refused call would reserve.
+        wanted_mb: u64,
+    },
 }
 
-/// Per-organization and installation-wide run slots.
+/// How much guest memory may be reserved at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryBudget {
+    /// In the whole installation, MiB.
+    pub total_mb: u64,
+    /// By one organization, MiB.
+    pub per_organization_mb: u64,
+}
+
+impl MemoryBudget {
+    /// Three quarters of the machine's memory (or of the container's, when it has less)
+    /// for guests, half of that for one organization; never below what one call may ask
+    /// (`max_call_mb`), so every hook can run.
+    ///
+    /// Reservations are what hooks may use, not what they use, so the budget is generous:
+    /// on a 24 GiB machine one organization may have 36 runs of the default 256 MiB at once.
+    pub fn for_machine(max_call_mb: u64) -> Self {
+        let total_mb = machine_memory_mb().unwrap_or(FALLBACK_MACHINE_MB) / 4 * 3;
+        MemoryBudget {
+            total_mb,
+            per_organization_mb: total_mb / 2,
+        }
+        .at_least(max_call_mb)
+    }
+
+    /// This budget raised where it could not hold one call of `max_call_mb`.
+    pub fn at_least(self, max_call_mb: u64) -> Self {
+        let per_organization_mb = self.per_organization_mb.max(max_call_mb).max(1);
+        MemoryBudget {
+            total_mb: self.total_mb.max(per_organization_mb),
+            per_organization_mb,
+        }
+    }
+}
+
+/// The memory this process may use in MiB: the machine's (`/proc/meminfo`), or its
+/// control group's limit when lower (cgroup v2 `memory.max`, v1 `memory.limit_in_bytes`),
+/// so that a container is not budgeted beyond what gets it killed.
+pub fn machine_memory_mb() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    let machine_mb = kib / 1024;
+    let cgroup_mb = [
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]
+    .iter()
+    .filter_map(|path| std::fs::read_to_string(path).ok())
+    .filter_map(|text| text.trim().parse::<u64>().ok())
+    .map(|bytes| bytes / (1024 * 1024))
+    .min();
+    Some(cgroup_mb.map_or(machine_mb, |cgroup_mb| cgroup_mb.min(machine_mb)))
+}
+
+/// What a run of `hook` reserves: its memory bound when it runs a module, nothing for a
+/// webhook (which runs nothing here).
+pub fn reserved_mb(hook: &Hook) -> u64 {
+    if hook.runs_module() {
+        hook.limits().memory_size_mb
+    } else {
+        0
+    }
+}
+
+/// One organization's semaphores.
+#[derive(Debug, Clone)]
+struct Organization {
+    runs: Arc<Semaphore>,
+    memory: Arc<Semaphore>,
+}
+
+/// Per-organization and installation-wide run slots and guest memory.
 #[derive(Debug)]
 pub struct RunLimits {
     per_organization: usize,
-    organizations: Mutex<HashMap<u64, Arc<Semaphore>>>,
+    budget: MemoryBudget,
+    organizations: Mutex<HashMap<u64, Organization>>,
     installation: Arc<Semaphore>,
+    memory: Arc<Semaphore>,
 }
 
-/// Slots held by a request for its runs; released when dropped.
+/// Slots and memory held by a request for its runs; released when dropped.
 #[derive(Debug)]
 pub struct RunSlots {
-    _organization: OwnedSemaphorePermit,
+    _runs: OwnedSemaphorePermit,
+    _memory: Option<OwnedSemaphorePermit>,
+}
+
+/// A run's place in the installation: an instance slot and its guest memory.
+#[derive(Debug)]
+pub struct InstanceSlot {
+    _instance: Option<OwnedSemaphorePermit>,
+    _memory: Option<OwnedSemaphorePermit>,
+}
+
+/// MiB as semaphore permits (which count in u32).
+fn permits(mb: u64) -> u32 {
+    u32::try_from(mb)
+        .unwrap_or(u32::MAX)
+        .min(Semaphore::MAX_PERMITS as u32)
 }
 
 impl RunLimits {
-    /// Limits with `per_organization` runs each and `installation` in all.
-    pub fn new(per_organization: usize, installation: usize) -> Self {
+    /// Limits with `per_organization` runs each and `installation` in all, and `budget`
+    /// of guest memory.
+    pub fn new(per_organization: usize, installation: usize, budget: MemoryBudget) -> Self {
+        let budget = budget.at_least(1);
         RunLimits {
             per_organization: per_organization.max(1),
+            budget,
             organizations: Mutex::new(HashMap::new()),
             installation: Arc::new(Semaphore::new(installation.max(1))),
+            memory: Arc::new(Semaphore::new(permits(budget.total_mb) as usize)),
         }
     }
 
-    /// The per-organization limit.
+    /// The per-organization run limit.
     pub fn per_organization(&self) -> usize {
         self.per_organization
     }
 
-    /// Takes `runs` of the organization's slots now, or says it is busy.
-    pub fn try_acquire(&self, organization_id: u64, runs: usize) -> Result<RunSlots, Busy> {
-        let semaphore = {
-            let mut organizations = self
-                .organizations
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            Arc::clone(
-                organizations
-                    .entry(organization_id)
-                    .or_insert_with(|| Arc::new(Semaphore::new(self.per_organization))),
-            )
-        };
-        let wanted = u32::try_from(runs.clamp(1, self.per_organization)).unwrap_or(1);
-        semaphore
-            .try_acquire_many_owned(wanted)
-            .map(|permit| RunSlots {
-                _organization: permit,
-            })
-            .map_err(|_| Busy {
-                limit: self.per_organization,
-            })
+    /// The memory budget.
+    pub fn budget(&self) -> MemoryBudget {
+        self.budget
     }
 
-    /// Waits for one instance slot of the installation.
-    pub async fn instance(&self) -> Option<OwnedSemaphorePermit> {
-        Arc::clone(&self.installation).acquire_owned().await.ok()
+    fn organization(&self, organization_id: u64) -> Organization {
+        let mut organizations = self
+            .organizations
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        organizations
+            .entry(organization_id)
+            .or_insert_with(|| Organization {
+                runs: Arc::new(Semaphore::new(self.per_organization)),
+                memory: Arc::new(Semaphore::new(
+                    permits(self.budget.per_organization_mb) as usize
+                )),
+            })
+            .clone()
+    }
+
+    /// Takes `runs` of the organization's run slots and `memory_mb` of its memory share
+    /// now, or says which is busy. More than the limits can ever give is clamped to them,
+    /// so a large event waits for the whole share rather than never running.
+    pub fn try_acquire(
+        &self,
+        organization_id: u64,
+        runs: usize,
+        memory_mb: u64,
+    ) -> Result<RunSlots, Busy> {
+        let organization = self.organization(organization_id);
+        let wanted = u32::try_from(runs.clamp(1, self.per_organization)).unwrap_or(1);
+        let runs = organization
+            .runs
+            .try_acquire_many_owned(wanted)
+            .map_err(|_| Busy::Runs {
+                limit: self.per_organization,
+            })?;
+        let memory = match memory_mb.min(self.budget.per_organization_mb) {
+            0 => None,
+            wanted_mb => Some(
+                organization
+                    .memory
+                    .try_acquire_many_owned(permits(wanted_mb))
+                    .map_err(|_| Busy::Memory {
+                        share_mb: self.budget.per_organization_mb,
+                        wanted_mb,
+                    })?,
+            ),
+        };
+        Ok(RunSlots {
+            _runs: runs,
+            _memory: memory,
+        })
+    }
+
+    /// Waits for an instance slot of the installation and `memory_mb` of its guest memory
+    /// (first come, first served).
+    pub async fn instance(&self, memory_mb: u64) -> InstanceSlot {
+        let instance = Arc::clone(&self.installation).acquire_owned().await.ok();
+        let memory = match memory_mb.min(self.budget.total_mb) {
+            0 => None,
+            wanted => Arc::clone(&self.memory)
+                .acquire_many_owned(permits(wanted))
+                .await
+                .ok(),
+        };
+        InstanceSlot {
+            _instance: instance,
+            _memory: memory,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budget(total_mb: u64, per_organization_mb: u64) -> MemoryBudget {
+        MemoryBudget {
+            total_mb,
+            per_organization_mb,
+        }
+    }
+
+    #[test]
+    fn an_organizations_memory_share_is_its_own() {
+        let limits = RunLimits::new(64, 256, budget(1024, 512));
+        let first = limits.try_acquire(1, 1, 256).expect("room");
+        let _second = limits.try_acquire(1, 1, 256).expect("room");
+        assert!(matches!(
+            limits.try_acquire(1, 1, 256),
+            Err(Busy::Memory {
+                share_mb: 512,
+                wanted_mb: 256
+            })
+        ));
+        assert!(
+            limits.try_acquire(2, 1, 512).is_ok(),
+            "another organization"
+        );
+        drop(first);
+        assert!(limits.try_acquire(1, 1, 256).is_ok(), "given back");
+    }
+
+    #[test]
+    fn runs_are_limited_and_webhooks_reserve_no_memory() {
+        let limits = RunLimits::new(2, 256, budget(64, 32));
+        let _one = limits.try_acquire(1, 1, 0).expect("room");
+        let _two = limits.try_acquire(1, 1, 0).expect("room");
+        assert!(matches!(
+            limits.try_acquire(1, 1, 0),
+            Err(Busy::Runs { limit: 2 })
+        ));
+    }
+
+    #[test]
+    fn an_event_larger_than_the_share_waits_for_all_of_it() {
+        let limits = RunLimits::new(64, 256, budget(1024, 512));
+        let all = limits
+            .try_acquire(1, 5, 5 * 512)
+            .expect("clamped to the share");
+        assert!(limits.try_acquire(1, 1, 16).is_err());
+        drop(all);
+        assert!(limits.try_acquire(1, 1, 16).is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_installation_budget_makes_runs_wait() {
+        let limits = Arc::new(RunLimits::new(64, 256, budget(512, 512)));
+        let held = limits.instance(400).await;
+        let waiting = {
+            let limits = Arc::clone(&limits);
+            tokio::spawn(async move { limits.instance(200).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "over the budget, it waits");
+        drop(held);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("it runs once memory is given back")
+            .expect("the task ends");
+    }
+
+    #[test]
+    fn a_budget_holds_at_least_one_largest_call() {
+        assert_eq!(budget(100, 10).at_least(512), budget(512, 512));
+        let machine = MemoryBudget::for_machine(512);
+        assert!(machine.per_organization_mb >= 512);
+        assert!(machine.total_mb >= machine.per_organization_mb);
     }
 }

@@ -125,14 +125,18 @@ const TURN_WAIT: Duration = Duration::from_secs(60);
 async fn run_once(dispatcher: Arc<Dispatcher>, hook: Hook, scheduled: EventAction) {
     let waited = tokio::time::Instant::now();
     let _slots = loop {
-        match dispatcher.limits().try_acquire(hook.organization_id, 1) {
+        match dispatcher.limits().try_acquire(
+            hook.organization_id,
+            1,
+            crate::dispatch::limits::reserved_mb(&hook),
+        ) {
             Ok(slots) => break slots,
             Err(_) if waited.elapsed() < TURN_WAIT => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Err(_) => {
                 let reason = format!(
-                    "not run: the organization's runs stayed at their limit for {} s",
+                    "not run: the organization's runs or memory stayed at their limit for {} s",
                     TURN_WAIT.as_secs()
                 );
                 if let Err(error) = dispatcher

@@ -121,7 +121,7 @@ impl HookError {
     }
 }
 
-/// The installation's bounds for a function's limits.
+/// The installation's bounds on what a hook may ask: a function's limits, a webhook's URL.
 #[derive(Debug, Clone, Copy)]
 pub struct HookBounds {
     /// Most seconds `config.timeout_s` may ask.
@@ -132,6 +132,10 @@ pub struct HookBounds {
     pub max_memory_mb: u64,
     /// Least MiB.
     pub min_memory_mb: u64,
+    /// Whether a webhook's `config.url` may be plain `http://` (the operator's
+    /// `allow_http_webhooks`); otherwise it must be `https://`, since the payload carries the
+    /// hook's secrets and a minted token.
+    pub allow_http_webhooks: bool,
 }
 
 /// The hook fields stored as one JSON document (the rest are columns or relations).
@@ -520,7 +524,7 @@ pub fn parse_draft(
         ));
     }
     let (config, module_id, config_secret) = match hook_type.as_str() {
-        "webhook" => webhook_config(input)?,
+        "webhook" => webhook_config(input, bounds)?,
         _ => function_config(input, bounds, &hook_type)?,
     };
     if hook_type == "job" && !config.contains_key("schedule") {
@@ -911,20 +915,35 @@ fn function_config(
     Ok((config, Some(module_id), config_secret))
 }
 
+/// Why a plain `http://` webhook URL is refused, and how the operator allows it.
+const PLAIN_HTTP_WEBHOOK: &str = "must be an https:// URL: a webhook's payload carries the \
+    hook's secrets and a token. The operator may allow plain http:// with \
+    WASMHOOK_ALLOW_HTTP_WEBHOOKS=true (allow_http_webhooks under [network])";
+
 /// The config of a webhook: the URL it calls and how.
-fn webhook_config(input: &Map<String, Value>) -> Result<ConfigParts, HookError> {
+fn webhook_config(
+    input: &Map<String, Value>,
+    bounds: &HookBounds,
+) -> Result<ConfigParts, HookError> {
     let mut config = config_object(input, WEBHOOK_CONFIG_KEYS, "webhook", "`url`")?;
     match config.get("url") {
-        Some(Value::String(url)) => match reqwest::Url::parse(url) {
-            Ok(parsed)
-                if matches!(parsed.scheme(), "http" | "https") && parsed.host_str().is_some() => {}
-            _ => {
-                return Err(HookError::new(
-                    "config.url",
-                    format!("`{url}` is not an absolute http or https URL"),
-                ))
+        Some(Value::String(url)) => {
+            let scheme = reqwest::Url::parse(url)
+                .ok()
+                .filter(|parsed| parsed.host_str().is_some())
+                .map(|parsed| parsed.scheme().to_owned());
+            match scheme.as_deref() {
+                Some("https") => {}
+                Some("http") if bounds.allow_http_webhooks => {}
+                Some("http") => return Err(HookError::new("config.url", PLAIN_HTTP_WEBHOOK)),
+                _ => {
+                    return Err(HookError::new(
+                        "config.url",
+                        format!("`{url}` is not an absolute http or https URL"),
+                    ))
+                }
             }
-        },
+        }
         None | Some(Value::Null) => {
             return Err(HookError::new(
                 "config.url",
@@ -1049,6 +1068,7 @@ mod tests {
         min_timeout_s: 1,
         max_memory_mb: 512,
         min_memory_mb: 16,
+        allow_http_webhooks: false,
     };
 
     fn input(value: Value) -> Map<String, Value> {
@@ -1134,6 +1154,10 @@ mod tests {
                 "config.url",
             ),
             (
+                json!({"type": "webhook", "config": {"url": "http://a.com"}}),
+                "config.url",
+            ),
+            (
                 json!({"type": "webhook", "config": {"url": "https://a.com", "timeout_s": 61}}),
                 "config.timeout_s",
             ),
@@ -1180,6 +1204,30 @@ mod tests {
             "config": {"runtime": "wasm", "module": 2, "schedule": {"cron": "0 * * * *"}},
         })));
         assert_eq!(parse_draft(&job, &BOUNDS)?.module_id, Some(2));
+        Ok(())
+    }
+
+    #[test]
+    fn plain_http_webhooks_need_the_operators_leave() -> Result<(), HookError> {
+        let mut body = minimal();
+        body.extend(input(json!({
+            "type": "webhook",
+            "config": {"url": "http://127.0.0.1:9000/hook"},
+        })));
+        let refused = parse_draft(&body, &BOUNDS)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(refused.starts_with("config.url: "), "{refused}");
+        assert!(
+            refused.contains("WASMHOOK_ALLOW_HTTP_WEBHOOKS"),
+            "{refused}"
+        );
+        let allowing = HookBounds {
+            allow_http_webhooks: true,
+            ..BOUNDS
+        };
+        assert_eq!(parse_draft(&body, &allowing)?.module_id, None);
         Ok(())
     }
 

@@ -30,14 +30,27 @@ pub fn format_rfc3339(at: std::time::SystemTime) -> String {
     }
 }
 
-/// The id in a reference to an object: a number, or its URL (`.../{collection}/{id}`).
+/// The largest id an object can have: ids are SQLite rowids, signed 64-bit integers.
+///
+/// A larger number names no object, and would not even convert into a query parameter
+/// (the 500 of issue 13), so every id read from a request (path, filter, reference, payload)
+/// is checked against it where it is parsed: see [`id_in_range`].
+pub const MAX_ID: u64 = i64::MAX.unsigned_abs();
+
+/// `id` when it can name an object (at most [`MAX_ID`]); none when no object can have it.
+pub fn id_in_range(id: u64) -> Option<u64> {
+    (id <= MAX_ID).then_some(id)
+}
+
+/// The id in a reference to an object: a number, or its URL (`.../{collection}/{id}`); none
+/// when it is neither, or a number no object can have (beyond [`MAX_ID`]).
 pub fn id_from_reference(reference: &serde_json::Value, collection: &str) -> Option<u64> {
-    match reference {
+    let id = match reference {
         serde_json::Value::Number(number) => number.as_u64(),
         serde_json::Value::String(text) => {
             let trimmed = text.trim_end_matches('/');
             if let Ok(id) = trimmed.parse() {
-                return Some(id);
+                return id_in_range(id);
             }
             let (path, id) = trimmed.rsplit_once('/')?;
             path.ends_with(&format!("/{collection}"))
@@ -45,5 +58,34 @@ pub fn id_from_reference(reference: &serde_json::Value, collection: &str) -> Opt
                 .flatten()
         }
         _ => None,
+    };
+    id.and_then(id_in_range)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn references_beyond_the_id_range_name_nothing() {
+        assert_eq!(id_from_reference(&json!(MAX_ID), "queues"), Some(MAX_ID));
+        assert_eq!(id_from_reference(&json!(MAX_ID + 1), "queues"), None);
+        assert_eq!(id_from_reference(&json!(u64::MAX), "queues"), None);
+        assert_eq!(
+            id_from_reference(&json!("9223372036854775808"), "queues"),
+            None
+        );
+        assert_eq!(
+            id_from_reference(
+                &json!("https://h.example/api/v1/queues/18446744073709551615"),
+                "queues"
+            ),
+            None
+        );
+        assert_eq!(
+            id_from_reference(&json!("https://h.example/api/v1/queues/7/"), "queues"),
+            Some(7)
+        );
     }
 }

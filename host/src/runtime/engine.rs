@@ -17,9 +17,13 @@ const MAX_TABLES_PER_COMPONENT: u32 = 16;
 const MAX_INSTANCE_SIZE: usize = 4 << 20;
 /// Pooled slots kept warm (already mapped) after a call, so the next call skips page faults.
 const WARM_SLOTS: u32 = 100;
-/// Pooled slots whose memory is decommitted together, in one batch of `madvise` calls,
-/// instead of one at a time as each instance ends: fewer TLB shootdowns across cores.
-const DECOMMIT_BATCH: usize = 16;
+/// Regions decommitted together. 1: each instance's memory beyond what is kept resident
+/// goes back to the system as the instance ends. A larger batch saves TLB shootdowns but
+/// leaves the regions of up to batch-1 ended instances resident until more instances end,
+/// and a burst of large guests then kept gigabytes resident after it was over. Small guests
+/// are unaffected either way: what they touch is within `MEMORY_KEEP_RESIDENT` and is reset
+/// with `memset`, never queued.
+const DECOMMIT_BATCH: usize = 1;
 /// Bytes of each linear memory reset with `memset` (only the pages a call touched, where
 /// the kernel can say which: PAGEMAP_SCAN, Linux 6.7) rather than returned with `madvise`:
 /// a small guest's next call then takes no page faults. The rest is decommitted.

@@ -27,6 +27,7 @@ mod limiter;
 pub mod module;
 pub mod outcome;
 mod output;
+pub mod precheck;
 pub mod redact;
 mod state;
 

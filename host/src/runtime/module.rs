@@ -23,7 +23,7 @@ const WASI_PACKAGES: &[&str] = &[
     "wasi:sockets/",
 ];
 /// The core-module namespace of WASI preview 1.
-const WASI_PREVIEW1: &str = "wasi_snapshot_preview1";
+pub(crate) const WASI_PREVIEW1: &str = "wasi_snapshot_preview1";
 /// What a component extension exports.
 const HANDLE_EXPORT: &str = "handle";
 /// What a command component exports, without its version.
@@ -143,6 +143,17 @@ pub enum LoadError {
         /// What kind of module it is.
         found: &'static str,
     },
+    /// Its shape is beyond what the host compiles (see `precheck`): refused before any
+    /// compile, since compiling it would cost seconds and hundreds of megabytes.
+    #[error("the module has {count} {what}, over the limit of {limit}; the host does not compile modules this large")]
+    TooComplex {
+        /// What was counted.
+        what: &'static str,
+        /// How many it has (counting stops at the first over the limit).
+        count: u64,
+        /// The bound.
+        limit: u64,
+    },
     /// Its imports or exports have the right names but the wrong types.
     #[error("the module does not match the host's interface: {reason}")]
     Mismatch {
@@ -211,7 +222,7 @@ pub(crate) fn inspect_component(
     ))
 }
 
-fn component_import_provided(name: &str) -> bool {
+pub(crate) fn component_import_provided(name: &str) -> bool {
     name.starts_with(HOST_INTERFACE)
         || name.starts_with(TYPES_INTERFACE)
         || (WASI_PACKAGES

@@ -47,6 +47,8 @@ struct FileConfig {
     limits: Limits,
     #[serde(default)]
     network: Network,
+    #[serde(default)]
+    connections: Connections,
 }
 
 /// Outgoing requests (guests' `wasi:http`, webhooks), retries and schedules; each has a
@@ -57,6 +59,9 @@ pub struct Network {
     /// Let hooks reach loopback, private and other non-public addresses (the installation's
     /// own API is always reachable).
     pub allow_private_addresses: bool,
+    /// Let webhooks call plain `http://` URLs; otherwise a webhook's `config.url` must be
+    /// `https://`, since its payload carries the hook's secrets and a minted token.
+    pub allow_http_webhooks: bool,
     /// Milliseconds a connection may take.
     pub connect_timeout_ms: u64,
     /// Milliseconds a guest's request waits for the first byte of its answer.
@@ -80,6 +85,7 @@ impl Default for Network {
         let outbound = crate::outbound::OutboundConfig::default();
         Network {
             allow_private_addresses: false,
+            allow_http_webhooks: false,
             connect_timeout_ms: millis(outbound.connect_timeout),
             first_byte_timeout_ms: millis(outbound.first_byte_timeout),
             max_response_bytes: outbound.max_response_bytes,
@@ -103,6 +109,15 @@ impl Network {
                 "0" | "false" | "no" | "" => false,
                 _ => anyhow::bail!(
                     "WASMHOOK_ALLOW_PRIVATE_ADDRESSES must be true or false, not `{text}`"
+                ),
+            };
+        }
+        if let Ok(text) = std::env::var("WASMHOOK_ALLOW_HTTP_WEBHOOKS") {
+            self.allow_http_webhooks = match text.as_str() {
+                "1" | "true" | "yes" => true,
+                "0" | "false" | "no" | "" => false,
+                _ => anyhow::bail!(
+                    "WASMHOOK_ALLOW_HTTP_WEBHOOKS must be true or false, not `{text}`"
                 ),
             };
         }
@@ -180,6 +195,19 @@ pub struct Limits {
     /// are mapped again from their artifact on their next call (about 0.3 ms for a Rust
     /// module). A loaded Rust module holds about 1 MB resident.
     pub loaded_modules: usize,
+    /// MiB of guest memory that running hooks may reserve in all (each run reserves its
+    /// `config.memory_size_mb` before it starts; beyond this, runs wait). 0: three quarters
+    /// of the machine's (or the container's) memory.
+    pub memory_budget_mb: u64,
+    /// MiB of that one organization may reserve (beyond it, its calls get 429). 0: half
+    /// the budget. Never below `max_memory_mb`.
+    pub memory_per_organization_mb: u64,
+    /// Modules compiled at once in the whole installation.
+    pub concurrent_compiles: usize,
+    /// Seconds of compiling one organization may spend per 10 minutes; then uploads get 429.
+    pub compile_seconds_per_organization: u64,
+    /// Uploads of one organization that may be refused per 10 minutes; then uploads get 429.
+    pub refused_uploads_per_organization: u64,
 }
 
 impl Default for Limits {
@@ -193,6 +221,13 @@ impl Default for Limits {
             max_timeout_s: 60,
             max_memory_mb: 512,
             loaded_modules: crate::runtime::DEFAULT_MODULE_CACHE_CAPACITY,
+            memory_budget_mb: 0,
+            memory_per_organization_mb: 0,
+            concurrent_compiles: crate::modules::gate::CompileBudget::default().concurrent,
+            compile_seconds_per_organization: crate::modules::gate::CompileBudget::default()
+                .seconds_per_window,
+            refused_uploads_per_organization: crate::modules::gate::CompileBudget::default()
+                .refusals_per_window,
         }
     }
 }
@@ -220,10 +255,72 @@ impl Limits {
         read("WASMHOOK_MAX_TIMEOUT_S", &mut self.max_timeout_s)?;
         read("WASMHOOK_MAX_MEMORY_MB", &mut self.max_memory_mb)?;
         read("WASMHOOK_LOADED_MODULES", &mut self.loaded_modules)?;
+        read("WASMHOOK_MEMORY_BUDGET_MB", &mut self.memory_budget_mb)?;
+        read(
+            "WASMHOOK_MEMORY_PER_ORGANIZATION_MB",
+            &mut self.memory_per_organization_mb,
+        )?;
+        read(
+            "WASMHOOK_CONCURRENT_COMPILES",
+            &mut self.concurrent_compiles,
+        )?;
+        read(
+            "WASMHOOK_COMPILE_SECONDS_PER_ORGANIZATION",
+            &mut self.compile_seconds_per_organization,
+        )?;
+        read(
+            "WASMHOOK_REFUSED_UPLOADS_PER_ORGANIZATION",
+            &mut self.refused_uploads_per_organization,
+        )?;
         if self.max_timeout_s == 0 || self.max_memory_mb < 16 {
             anyhow::bail!("max_timeout_s must be at least 1 and max_memory_mb at least 16");
         }
+        if self.concurrent_compiles == 0
+            || self.compile_seconds_per_organization == 0
+            || self.refused_uploads_per_organization == 0
+        {
+            anyhow::bail!(
+                "concurrent_compiles, compile_seconds_per_organization and \
+                 refused_uploads_per_organization must be at least 1 (0 would refuse every upload)"
+            );
+        }
         Ok(self)
+    }
+
+    /// The guest memory budget: as configured, else from the machine's memory.
+    pub fn memory_budget(&self) -> crate::dispatch::limits::MemoryBudget {
+        use crate::dispatch::limits::MemoryBudget;
+        let machine = MemoryBudget::for_machine(self.max_memory_mb);
+        let total_mb = match self.memory_budget_mb {
+            0 => machine.total_mb,
+            configured => configured,
+        };
+        let per_organization_mb = match self.memory_per_organization_mb {
+            0 => total_mb / 2,
+            configured => configured,
+        };
+        MemoryBudget {
+            total_mb,
+            per_organization_mb,
+        }
+        .at_least(self.max_memory_mb)
+    }
+
+    /// How the module library bounds compiles.
+    ///
+    /// `concurrent_compiles` counts the installation's places; one of them at most is used
+    /// by a background compile.
+    pub fn compile_policy(&self) -> crate::modules::CompilePolicy {
+        crate::modules::CompilePolicy {
+            foreground_bytes: self.foreground_compile_bytes,
+            bounds: crate::runtime::precheck::ModuleBounds::default(),
+            budget: crate::modules::gate::CompileBudget {
+                concurrent: self.concurrent_compiles.max(1),
+                seconds_per_window: self.compile_seconds_per_organization,
+                refusals_per_window: self.refused_uploads_per_organization,
+                ..crate::modules::gate::CompileBudget::default()
+            },
+        }
     }
 }
 
@@ -245,6 +342,8 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Outgoing requests, retries and schedules.
     pub network: Network,
+    /// Accepted connections: timeouts and caps.
+    pub connections: Connections,
     /// Create the demo, running this module.
     pub demo: Option<PathBuf>,
 }
@@ -285,6 +384,7 @@ impl ServerConfig {
                 .filter(|key| !key.is_empty()),
             limits: file.limits.with_environment()?,
             network: file.network.with_environment()?,
+            connections: file.connections.with_environment()?,
             demo: args.demo.then(|| {
                 args.demo_module
                     .clone()
@@ -298,4 +398,107 @@ fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("invalid configuration file {}", path.display()))
+}
+
+/// How long a client may take to send a request's head (request line and headers). hyper
+/// starts this clock whenever it waits for a head: when the connection opens, and when an
+/// answer has gone out on a kept-alive connection, so it also bounds how long a silent
+/// connection is kept between requests. A real client sends its head at once, in a packet or
+/// two; 10 s leave room for a slow link and close a slowloris connection (a header byte now
+/// and then) soon.
+pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+/// How long a connection may stay silent, nothing read or written, while none of its
+/// requests is being handled (a client that stopped reading its answer or its own body
+/// after the handler gave up on it): longer than any pause of a live client, short enough
+/// that a held connection soon gives its place back. A running handler is never cut.
+pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 30_000;
+/// How long a handler waits for the next part of a request body; the whole body must also
+/// come at a minimum average rate (`listener::MIN_BODY_BYTES_PER_SECOND`) beyond this
+/// allowance. 30 s outlast a stalled but recovering link.
+pub const DEFAULT_BODY_READ_TIMEOUT_MS: u64 = 30_000;
+/// Connections served at once, before the open-file limit lowers it (to that limit less a
+/// reserve, see `listener::FILE_RESERVE`): far more than the clients of one installation
+/// hold, and at hyper's 8 KiB read buffer each, about 128 MiB when all are idle.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
+/// Connections from one address at once (IPv6: one /64): a browser opens 6 per host and a
+/// busy integration a few dozen, so 128 leaves room for several behind one NAT, while one
+/// address can hold at most 128 of the server's places.
+pub const DEFAULT_MAX_CONNECTIONS_PER_PEER: usize = 128;
+
+/// Accepted connections: the timeouts and caps that keep idle, slow and too many
+/// connections from holding the server; each has a default and an environment variable
+/// (`WASMHOOK_<NAME>` in capitals).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Connections {
+    /// Milliseconds to send a request's head, counted from when the server starts waiting
+    /// for it: the connection's start, or the end of the previous answer.
+    pub header_read_timeout_ms: u64,
+    /// Milliseconds a connection may stay silent while none of its requests is being
+    /// handled; then it is closed.
+    pub idle_timeout_ms: u64,
+    /// Milliseconds a handler waits for the next part of a request body (the whole body
+    /// must also keep a minimum rate); then the request is answered 408.
+    pub body_read_timeout_ms: u64,
+    /// Connections served at once; lowered at start to the open-file limit less a reserve.
+    /// Beyond it, new connections wait in the listen queue until one ends.
+    pub max_connections: usize,
+    /// Connections from one address (IPv6: one /64) at once; more are closed at once.
+    pub max_connections_per_peer: usize,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Connections {
+            header_read_timeout_ms: DEFAULT_HEADER_READ_TIMEOUT_MS,
+            idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
+            body_read_timeout_ms: DEFAULT_BODY_READ_TIMEOUT_MS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_peer: DEFAULT_MAX_CONNECTIONS_PER_PEER,
+        }
+    }
+}
+
+impl Connections {
+    /// Overrides from `WASMHOOK_*` environment variables.
+    fn with_environment(mut self) -> anyhow::Result<Self> {
+        read(
+            "WASMHOOK_HEADER_READ_TIMEOUT_MS",
+            &mut self.header_read_timeout_ms,
+        )?;
+        read("WASMHOOK_IDLE_TIMEOUT_MS", &mut self.idle_timeout_ms)?;
+        read(
+            "WASMHOOK_BODY_READ_TIMEOUT_MS",
+            &mut self.body_read_timeout_ms,
+        )?;
+        read("WASMHOOK_MAX_CONNECTIONS", &mut self.max_connections)?;
+        read(
+            "WASMHOOK_MAX_CONNECTIONS_PER_PEER",
+            &mut self.max_connections_per_peer,
+        )?;
+        if self.header_read_timeout_ms == 0
+            || self.idle_timeout_ms == 0
+            || self.body_read_timeout_ms == 0
+            || self.max_connections == 0
+            || self.max_connections_per_peer == 0
+        {
+            anyhow::bail!("the connections' timeouts and caps must be at least 1");
+        }
+        Ok(self)
+    }
+
+    /// The time to send a request's head.
+    pub fn header_read_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    /// The time a connection may stay silent while none of its requests is handled.
+    pub fn idle_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.idle_timeout_ms)
+    }
+
+    /// The time a handler waits for the next part of a request body.
+    pub fn body_read_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.body_read_timeout_ms)
+    }
 }

@@ -4,6 +4,7 @@
 
 pub mod config;
 mod demo;
+mod listener;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,7 +60,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         data_dir.join(MODULES_DIR),
         Arc::clone(&runtime),
         store.clone(),
-        limits.foreground_compile_bytes,
+        limits.compile_policy(),
     )
     .context("cannot open the module directory")?;
     library
@@ -86,7 +87,11 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         library: Arc::clone(&library),
         sealer,
         writer,
-        limits: RunLimits::new(limits.runs_per_organization, max_instances as usize),
+        limits: RunLimits::new(
+            limits.runs_per_organization,
+            max_instances as usize,
+            limits.memory_budget(),
+        ),
         base_url: base_url.clone(),
         outbound: Arc::new(outbound),
         settings: DispatchSettings {
@@ -112,6 +117,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
             max_timeout_s: limits.max_timeout_s,
             min_memory_mb: 16,
             max_memory_mb: limits.max_memory_mb,
+            allow_http_webhooks: network.allow_http_webhooks,
         },
         quotas: Quotas {
             modules: limits.modules_per_organization,
@@ -126,17 +132,21 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let housekeeping = tokio::spawn(housekeeping(store, limits.log_retention_days));
     // Tests and scripts read this line to find the port when listening on port 0.
     eprintln!("wasmhook listening on http://{address}");
-    let served = axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the server failed");
+    // Our own accept loop: timeouts, connection caps and a file reserve (listener.rs).
+    listener::serve(
+        listener,
+        api::router(state),
+        &config.connections,
+        shutdown_signal(),
+    )
+    .await;
     housekeeping.abort();
     schedules.abort();
     let _ = schedules.await;
     // Every handler has returned, so every run log was handed over and acknowledged; the
     // writer ends once the router's last handle to it is gone.
     let _ = tokio::time::timeout(Duration::from_secs(10), writer_task).await;
-    served
+    Ok(())
 }
 
 /// Deletes run logs past their retention and expired tokens, now and then every hour.

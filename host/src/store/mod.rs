@@ -263,6 +263,16 @@ pub(crate) fn page_where<T>(
     window: Window,
     mut from_row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
 ) -> Result<Page<T>, StoreError> {
+    // SQLite's integers are signed: a filter beyond them matches no row, and a window
+    // beyond them is past every row. Neither may reach the query as a u64 it cannot convert.
+    let Ok(value) = value.map(i64::try_from).transpose() else {
+        return Ok(Page {
+            rows: Vec::new(),
+            total: 0,
+        });
+    };
+    let limit = i64::try_from(window.limit).unwrap_or(i64::MAX);
+    let offset = i64::try_from(window.offset).unwrap_or(i64::MAX);
     let filter = format!("WHERE ?1 IS NULL OR {column} = ?1");
     let total: u64 = connection.query_row(
         &format!("SELECT COUNT(*) FROM {table} {filter}"),
@@ -275,10 +285,7 @@ pub(crate) fn page_where<T>(
         if window.descending { "DESC" } else { "ASC" }
     ))?;
     let rows = statement
-        .query_map(
-            rusqlite::params![value, window.limit, window.offset],
-            |row| from_row(row),
-        )?
+        .query_map(rusqlite::params![value, limit, offset], |row| from_row(row))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(Page { rows, total })
 }

@@ -6,7 +6,7 @@ use rusqlite::types::ToSql;
 use rusqlite::{params, Connection};
 
 use super::StoreError;
-use crate::model::RunLog;
+use crate::model::{id_in_range, RunLog};
 
 /// Rossum's filters of `GET /hooks/logs`; every list is "any of".
 #[derive(Debug, Clone, Default)]
@@ -78,9 +78,12 @@ impl RunLogRow {
             organization_id: log.organization_id,
             hook_id: log.hook_id,
             request_id: log.request_id.clone(),
-            queue_id: log.queue_id,
-            annotation_id: log.annotation_id,
-            email_id: log.email_id,
+            // Annotation and email ids come from the caller's payload: one beyond SQLite's
+            // integers would fail the insert, and with it the whole batch (other runs' logs
+            // too). Such an id names no object; its column stays empty and the record keeps it.
+            queue_id: log.queue_id.and_then(id_in_range),
+            annotation_id: log.annotation_id.and_then(id_in_range),
+            email_id: log.email_id.and_then(id_in_range),
             log_level: log.log_level.as_str(),
             status: log.status.as_str(),
             status_code: log.status_code,

@@ -127,6 +127,30 @@ const MIGRATIONS: &[&str] = &[
         COALESCE((SELECT MAX(id) FROM hooks), 0),
         COALESCE((SELECT MAX(hook_id) FROM run_logs), 0)
     ));",
+    // 5: usernames are compared without regard to ASCII case (SQLite's NOCASE), so that
+    // `AADMIN` cannot sit beside `aadmin`. A database from before may already hold such
+    // case variants, and a plain unique index on them would fail this migration (and the
+    // server's start). So every user whose username equals an older user's but for case is
+    // marked `case_duplicate` and left out of the index: each keeps logging in by its exact
+    // name (see `users::by_username`), and no new variant of any existing name can be
+    // created, since the oldest of each group is in the index.
+    "ALTER TABLE users ADD COLUMN case_duplicate INTEGER NOT NULL DEFAULT 0;
+    UPDATE users SET case_duplicate = 1 WHERE EXISTS (
+        SELECT 1 FROM users AS older
+        WHERE older.username = users.username COLLATE NOCASE AND older.id < users.id
+    );
+    CREATE UNIQUE INDEX users_by_username_nocase ON users(username COLLATE NOCASE)
+        WHERE case_duplicate = 0;",
+    // 6: the hook a token was minted for (NULL for a person's session): such a token is
+    // an extension's, with an extension's rights only.
+    // Tokens minted for runs before this migration cannot be told apart from sessions by
+    // their rows; they are the ones that expire within a day of their creation (a login
+    // lasts 162 hours), and they are deleted rather than left with their owner's rights.
+    "ALTER TABLE tokens ADD COLUMN hook_id INTEGER;
+    DELETE FROM tokens
+     WHERE operator = 0
+       AND expires_at IS NOT NULL
+       AND expires_at < CAST(strftime('%s', created_at) AS INTEGER) + 86400;",
 ];
 
 /// Applies the migrations this database has not seen, each in its own transaction.
@@ -139,4 +163,82 @@ pub(super) fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
         transaction.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::users::{self, NewUser};
+    use crate::store::StoreError;
+
+    /// A database as migration 4 left it, holding users named `names`.
+    fn before_case_folding(names: &[&str]) -> rusqlite::Result<Connection> {
+        let connection = Connection::open_in_memory()?;
+        for migration in &MIGRATIONS[..4] {
+            connection.execute_batch(migration)?;
+        }
+        connection.pragma_update(None, "user_version", 4)?;
+        connection.execute(
+            "INSERT INTO organizations (id, name, created_at) VALUES (1, 'acme', 't')",
+            [],
+        )?;
+        for name in names {
+            connection.execute(
+                "INSERT INTO users (organization_id, username, password_hash, role, created_at)
+                 VALUES (1, ?1, 'hash', 'member', 't')",
+                [*name],
+            )?;
+        }
+        Ok(connection)
+    }
+
+    fn create(connection: &Connection, username: &str) -> Result<users::User, StoreError> {
+        let user = NewUser {
+            organization_id: 1,
+            username,
+            password_hash: "hash",
+            role: "member",
+            first_name: "",
+            last_name: "",
+            email: "",
+        };
+        users::create(connection, &user, "t")
+    }
+
+    #[test]
+    fn case_variants_from_before_survive_the_migration_and_keep_their_logins(
+    ) -> Result<(), StoreError> {
+        let mut connection = before_case_folding(&["aadmin", "AADMIN", "Aadmin"])?;
+        migrate(&mut connection)?;
+        let login = |name: &str| -> Result<Option<String>, StoreError> {
+            Ok(users::by_username(&connection, name)?.map(|user| user.username))
+        };
+        assert_eq!(login("aadmin")?.as_deref(), Some("aadmin"));
+        assert_eq!(login("AADMIN")?.as_deref(), Some("AADMIN"));
+        assert_eq!(login("Aadmin")?.as_deref(), Some("Aadmin"));
+        // A variant nobody has: the oldest of the group.
+        assert_eq!(login("aADMIN")?.as_deref(), Some("aadmin"));
+        assert_eq!(login("nobody")?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn no_new_case_variant_of_a_username_can_be_created() -> Result<(), StoreError> {
+        let mut connection = before_case_folding(&["aadmin", "AADMIN"])?;
+        migrate(&mut connection)?;
+        assert!(matches!(
+            create(&connection, "AaDmIn"),
+            Err(StoreError::Conflict(message)) if message == users::USERNAME_UNAVAILABLE
+        ));
+        create(&connection, "bob")?;
+        assert!(matches!(
+            create(&connection, "BOB"),
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(
+            users::by_username(&connection, "BoB")?.map(|user| user.username),
+            Some("bob".to_owned())
+        );
+        Ok(())
+    }
 }

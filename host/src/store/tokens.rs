@@ -47,11 +47,31 @@ pub fn insert(
     Ok(())
 }
 
+/// Stores a token minted for a run of hook `hook_id` on behalf of `owner`: the API gives
+/// it only what an extension needs.
+pub fn insert_for_hook(
+    connection: &Connection,
+    token: &str,
+    owner: u64,
+    hook_id: u64,
+    expires_at: i64,
+    created_at: &str,
+) -> Result<(), StoreError> {
+    connection.execute(
+        "INSERT INTO tokens (hash, user_id, operator, expires_at, created_at, hook_id)
+         VALUES (?1, ?2, 0, ?3, ?4, ?5)",
+        params![hash(token), owner, expires_at, created_at, hook_id],
+    )?;
+    Ok(())
+}
+
 /// A token as the API resolves it: whose it is, until when, and the user behind it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     /// Whose it is.
     pub owner: Owner,
+    /// The hook it was minted for, when it is an extension's token rather than a person's.
+    pub hook_id: Option<u64>,
     /// When it stops working (Unix seconds); none for never.
     pub expires_at: Option<i64>,
     /// The owner, when it is a user.
@@ -68,11 +88,17 @@ impl Session {
 /// The session of a token, by the token's [`hash`], whatever its expiry: the cache keeps
 /// it, and the caller checks it against its clock on every use.
 pub fn session(connection: &Connection, hash: &str) -> Result<Option<Session>, StoreError> {
-    let row: Option<(Option<u64>, bool, Option<i64>)> = connection
-        .prepare_cached("SELECT user_id, operator, expires_at FROM tokens WHERE hash = ?1")?
-        .query_row([hash], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+    // user_id, operator, expires_at, hook_id.
+    type Row = (Option<u64>, bool, Option<i64>, Option<u64>);
+    let row: Option<Row> = connection
+        .prepare_cached(
+            "SELECT user_id, operator, expires_at, hook_id FROM tokens WHERE hash = ?1",
+        )?
+        .query_row([hash], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
         .optional()?;
-    let Some((user_id, operator, expires_at)) = row else {
+    let Some((user_id, operator, expires_at, hook_id)) = row else {
         return Ok(None);
     };
     let (owner, user) = match (operator, user_id) {
@@ -85,6 +111,7 @@ pub fn session(connection: &Connection, hash: &str) -> Result<Option<Session>, S
     };
     Ok(Some(Session {
         owner,
+        hook_id,
         expires_at,
         user,
     }))

@@ -1,4 +1,9 @@
 //! Users: people and service accounts of one organization.
+//!
+//! Usernames are global (a login names no organization, as Rossum's does) and compared
+//! without regard to ASCII case: `AADMIN` is `aadmin` (the unique index of migration 5).
+//! Other letters compare exactly; look-alike characters are a problem no case folding
+//! solves. A refused username gets one answer, [`USERNAME_UNAVAILABLE`], whoever holds it.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -11,7 +16,7 @@ pub struct User {
     pub id: u64,
     /// Its organization.
     pub organization_id: u64,
-    /// Unique across the installation.
+    /// Unique across the installation, without regard to ASCII case.
     pub username: String,
     /// argon2 hash of the password.
     pub password_hash: String,
@@ -63,7 +68,15 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
-/// Creates a user; a taken username is a conflict.
+/// The answer when a username is already used, by this organization or another, in any
+/// case. The same words whoever holds it, so that it does not tell an admin that another
+/// organization has a user of that name. (That the name is in use somewhere cannot be
+/// hidden while usernames are global; scoping them per organization would change Rossum's
+/// login, which names no organization.)
+pub const USERNAME_UNAVAILABLE: &str = "username: this username cannot be used; choose another";
+
+/// Creates a user; a username already used (in any case) is a conflict answering
+/// [`USERNAME_UNAVAILABLE`].
 pub fn create(
     connection: &Connection,
     user: &NewUser<'_>,
@@ -85,9 +98,7 @@ pub fn create(
                 created_at
             ],
         )
-        .map_err(|error| {
-            unique_violation(error, &format!("the username `{}` is taken", user.username))
-        })?;
+        .map_err(|error| unique_violation(error, USERNAME_UNAVAILABLE))?;
     let id = connection.last_insert_rowid() as u64;
     get(connection, id)?.ok_or(StoreError::Database(rusqlite::Error::QueryReturnedNoRows))
 }
@@ -103,11 +114,26 @@ pub fn get(connection: &Connection, id: u64) -> Result<Option<User>, StoreError>
         .optional()?)
 }
 
-/// One user by username.
+/// One user by username, without regard to ASCII case: the user of exactly that name if
+/// there is one (a case variant from before migration 5 keeps its own login), else the one
+/// whose name equals it but for case.
 pub fn by_username(connection: &Connection, username: &str) -> Result<Option<User>, StoreError> {
-    Ok(connection
+    let exact = connection
         .query_row(
             &format!("SELECT {COLUMNS} FROM users WHERE username = ?1"),
+            [username],
+            from_row,
+        )
+        .optional()?;
+    if exact.is_some() {
+        return Ok(exact);
+    }
+    Ok(connection
+        .query_row(
+            &format!(
+                "SELECT {COLUMNS} FROM users
+                 WHERE username = ?1 COLLATE NOCASE AND case_duplicate = 0"
+            ),
             [username],
             from_row,
         )

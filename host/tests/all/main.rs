@@ -1,17 +1,22 @@
 //! End-to-end tests of wasmhook: real modules built from `examples/` and `tests/guests/`
 //! by the `wasmhook-tests` crate, run through the real runtime and the real binary.
 
+mod attacks;
 mod cli;
+mod compile_bombs;
 mod conformance;
+mod connections;
 mod hooks;
 mod hostile;
 mod languages;
 mod loading;
+mod memory;
 mod outbound;
 mod reliability;
 mod scaffold;
 mod schedules;
 mod server;
 mod support;
+mod tokens;
 mod upstream;
 mod webhooks;

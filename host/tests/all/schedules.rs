@@ -25,6 +25,7 @@ fn start(dir: &Path, clock: &Path) -> Server {
         &[
             ("WASMHOOK_TEST_CLOCK_FILE", clock.as_str()),
             ("WASMHOOK_ALLOW_PRIVATE_ADDRESSES", "true"),
+            ("WASMHOOK_ALLOW_HTTP_WEBHOOKS", "true"),
         ],
         &[],
     )

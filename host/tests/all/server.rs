@@ -155,6 +155,11 @@ impl Server {
         self.reaped = true;
     }
 
+    /// The server's process id (to sample its memory from another thread).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The server's resident set size, from /proc.
     pub fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
@@ -430,7 +435,7 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
         (
             user(json!({"username": "acme-admin", "password": "long enough"})),
             StatusCode::BAD_REQUEST,
-            "is taken",
+            "username: this username cannot be used",
         ),
         (
             user(json!({"username": "y", "password": "long enough", "role": "owner"})),

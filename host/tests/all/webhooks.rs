@@ -1,6 +1,7 @@
 //! Webhook hooks against a real receiver on loopback: the signed payload, the answer as the
 //! response, run logs with status codes, retries of non-interactive calls (never of
-//! interactive ones), the async protocol, private hooks; and retries of function hooks.
+//! interactive ones), the async protocol, private hooks, plain `http://` only where the
+//! operator allows it; and retries of function hooks.
 
 use std::time::Duration;
 
@@ -18,6 +19,8 @@ fn server(dir: &std::path::Path) -> Server {
         Some(OPERATOR_TOKEN),
         &[
             ("WASMHOOK_ALLOW_PRIVATE_ADDRESSES", "true"),
+            // The receiver on loopback speaks plain HTTP.
+            ("WASMHOOK_ALLOW_HTTP_WEBHOOKS", "true"),
             ("WASMHOOK_RETRY_DELAY_MS", "20"),
             ("WASMHOOK_WEBHOOK_POLL_INTERVAL_MS", "50"),
             ("WASMHOOK_MAX_RESPONSE_BYTES", "65536"),
@@ -432,7 +435,13 @@ fn a_slow_or_unreachable_webhook_is_a_logged_timeout_or_failure() {
 fn webhooks_to_private_addresses_are_refused_unless_the_operator_allows_them() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let upstream = Upstream::start();
-    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    // Plain HTTP is allowed (the receiver speaks it), private addresses are not.
+    let server = Server::start_with(
+        dir.path(),
+        Some(OPERATOR_TOKEN),
+        &[("WASMHOOK_ALLOW_HTTP_WEBHOOKS", "true")],
+        &[],
+    );
     let acme = Tenant::new(&server, "acme");
     let hook = webhook(&acme, &format!("{}/inside", upstream.base), json!({}));
     let (status, tested) =
@@ -448,6 +457,73 @@ fn webhooks_to_private_addresses_are_refused_unless_the_operator_allows_them() {
         "{}",
         logs_of[0]
     );
+}
+
+/// A webhook's payload carries the hook's secrets and a minted token: by default it goes
+/// over TLS only.
+#[test]
+fn plain_http_webhooks_are_refused_by_default_naming_config_url() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let create = |url: &str| {
+        acme.post(
+            "/hooks",
+            json!({"name": "w", "type": "webhook", "events": ["invocation.manual"],
+                   "config": {"url": url, "secret": "webhook-signing-secret"}}),
+        )
+    };
+    let (status, refused) = create("http://hooks.example.com/rossum");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    let text = refused.to_string();
+    assert!(text.contains("config.url"), "{refused}");
+    assert!(text.contains("https://"), "{refused}");
+    assert!(text.contains("WASMHOOK_ALLOW_HTTP_WEBHOOKS"), "{refused}");
+    let (_, hooks) = acme.get("/hooks");
+    assert_eq!(hooks["pagination"]["total"], 0, "nothing was written");
+
+    // https:// is accepted (saving a hook does not call it) ...
+    let (status, created) = create("https://hooks.example.com/rossum");
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    // ... and cannot be changed to plain http:// afterwards.
+    let (status, refused) = acme.patch(
+        &format!("/hooks/{}", created["id"]),
+        json!({"config": {"url": "http://hooks.example.com/rossum"}}),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(refused.to_string().contains("config.url"), "{refused}");
+}
+
+#[test]
+fn plain_http_webhooks_are_accepted_and_called_where_the_operator_allows_them() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let upstream = Upstream::start();
+    let server = Server::start_with(
+        dir.path(),
+        Some(OPERATOR_TOKEN),
+        &[
+            ("WASMHOOK_ALLOW_HTTP_WEBHOOKS", "true"),
+            ("WASMHOOK_ALLOW_PRIVATE_ADDRESSES", "true"),
+        ],
+        &[],
+    );
+    let acme = Tenant::new(&server, "acme");
+    let hook = webhook(&acme, &format!("{}/plain", upstream.base), json!({}));
+    assert!(
+        hook["config"]["url"]
+            .as_str()
+            .is_some_and(|url| url.starts_with("http://")),
+        "{hook}"
+    );
+    upstream.script(
+        "/plain",
+        vec![Reply::Json(200, json!({"messages": [], "operations": []}))],
+    );
+    let (status, tested) =
+        acme.test_call(&hook, json!({"event": "invocation", "action": "manual"}));
+    assert_eq!(status, StatusCode::OK, "{tested}");
+    assert_eq!(tested["status"], "completed", "{tested}");
+    assert_eq!(upstream.received("/plain").len(), 1);
 }
 
 #[test]

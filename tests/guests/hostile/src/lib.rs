@@ -7,6 +7,7 @@
 //! | `loop` | spins forever | timeout |
 //! | `spin` | spins for `settings.ms` milliseconds, then answers | completed |
 //! | `grow_memory` | allocates 1 MiB blocks forever | memory limit exceeded |
+//! | `hold_memory` | fills `settings.mb` MiB (default 64), holds it `settings.ms` ms (default 1000), answers | completed |
 //! | `recurse` | recurses without end | failed: stack exhausted |
 //! | `flood_stdout` | writes `settings.mb` MiB (default 100) to stdout | completed, output truncated |
 //! | `panic` | panics | failed, with the panic text |
@@ -77,6 +78,13 @@ impl Guest for Hostile {
                     blocks.push(vec![1u8; 1 << 20]);
                     std::hint::black_box(&blocks);
                 }
+            }
+            "hold_memory" => {
+                let blocks: Vec<Vec<u8>> =
+                    (0..number("mb", 64)).map(|_| vec![1u8; 1 << 20]).collect();
+                std::hint::black_box(&blocks);
+                std::thread::sleep(std::time::Duration::from_millis(number("ms", 1000)));
+                Ok(json!({"held_mb": blocks.len()}).to_string())
             }
             "recurse" => Ok(json!({"depth": recurse(std::hint::black_box(1))}).to_string()),
             "flood_stdout" => {

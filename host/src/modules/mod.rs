@@ -1,25 +1,36 @@
 //! The module library: uploaded modules' bytes in the data directory (one file per sha256),
 //! validated and compiled by the runtime at upload, never on a call's path.
 //!
-//! A small module is compiled while its upload waits, so a broken one is refused with 400.
-//! A large one (a Python or JavaScript component takes seconds) is accepted as `pending`
-//! and compiled in the background, one at a time; it then becomes `ready` or `failed`,
-//! and hooks using it show the same status. Compiled code lands in the runtime's artifact
+//! Every upload is first walked by the runtime's structural precheck (milliseconds), which
+//! refuses what the host will not compile and weighs the rest by its code. A light module
+//! is compiled while its upload waits, so a broken one is refused with 400. A heavy one (a
+//! Python or JavaScript component takes seconds) is accepted as `pending` and compiled in
+//! the background; it then becomes `ready` or `failed`, and hooks using it show the same
+//! status. Every compile passes the [`gate`]: so many at once, and a budget of compile time
+//! and refused uploads per organization. Compiled code lands in the runtime's artifact
 //! cache, so a restart loads it without compiling.
+
+pub mod gate;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::Semaphore;
-
 use crate::model::now_rfc3339;
+use crate::runtime::precheck::{precheck, ModuleBounds};
 use crate::runtime::{Digest, LoadError, LoadedModule, Runtime};
 use crate::store::modules::{self, Inspected, Module, ModuleStatus};
 use crate::store::{Store, StoreError};
+use gate::{CompileGate, CompileRefused, Queued};
 
-/// Modules up to this size are compiled while their upload waits.
+/// Modules whose compile weighs up to this (bytes of code plus a fixed cost per function,
+/// see [`crate::runtime::precheck::ModuleShape::compile_weight`]) are compiled while their
+/// upload waits: about a second of Cranelift on one core.
 pub const DEFAULT_FOREGROUND_COMPILE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Background compiles started by the installation itself (after a restart, or when an
+/// artifact went missing) are charged to this account, not to an organization.
+const INSTALLATION: u64 = 0;
 
 /// Why a module could not be added or called.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +50,9 @@ pub enum ModuleError {
     /// The file system failed.
     #[error("cannot store the module: {0}")]
     Io(String),
+    /// The organization may not compile now.
+    #[error(transparent)]
+    Refused(#[from] CompileRefused),
 }
 
 /// The module library.
@@ -48,8 +62,20 @@ pub struct ModuleLibrary {
     runtime: Arc<Runtime>,
     store: Store,
     foreground_bytes: usize,
+    bounds: ModuleBounds,
     compiling: Mutex<HashSet<String>>,
-    compile_slot: Arc<Semaphore>,
+    gate: Arc<CompileGate>,
+}
+
+/// How the library bounds what it compiles.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CompilePolicy {
+    /// Modules whose compile weighs more are compiled in the background.
+    pub foreground_bytes: usize,
+    /// Shapes refused before compiling.
+    pub bounds: ModuleBounds,
+    /// Compiles at once, and each organization's budget.
+    pub budget: gate::CompileBudget,
 }
 
 impl ModuleLibrary {
@@ -58,16 +84,17 @@ impl ModuleLibrary {
         dir: PathBuf,
         runtime: Arc<Runtime>,
         store: Store,
-        foreground_bytes: usize,
+        policy: CompilePolicy,
     ) -> Result<Arc<Self>, ModuleError> {
         std::fs::create_dir_all(&dir).map_err(|error| ModuleError::Io(error.to_string()))?;
         Ok(Arc::new(ModuleLibrary {
             dir,
             runtime,
             store,
-            foreground_bytes,
+            foreground_bytes: policy.foreground_bytes,
+            bounds: policy.bounds,
             compiling: Mutex::new(HashSet::new()),
-            compile_slot: Arc::new(Semaphore::new(1)),
+            gate: CompileGate::new(policy.budget),
         }))
     }
 
@@ -80,8 +107,31 @@ impl ModuleLibrary {
         self.dir.join(format!("{sha256}.wasm"))
     }
 
-    /// Adds an uploaded module of an organization.
+    /// Adds an uploaded module of an organization: refused at once when the organization
+    /// spent its compile budget, and counted against it when the module is refused.
+    ///
+    /// The work runs on a task of its own, so a client that hangs up mid-compile neither
+    /// frees its compile place early nor escapes the charge for it.
     pub async fn add(
+        self: &Arc<Self>,
+        organization_id: u64,
+        name: String,
+        bytes: bytes::Bytes,
+    ) -> Result<Module, ModuleError> {
+        self.gate.admit(organization_id)?;
+        let library = Arc::clone(self);
+        tokio::spawn(async move {
+            let added = library.add_admitted(organization_id, name, bytes).await;
+            if let Err(ModuleError::Invalid(_)) = &added {
+                library.gate.refused(organization_id);
+            }
+            added
+        })
+        .await
+        .map_err(|error| ModuleError::Io(error.to_string()))?
+    }
+
+    async fn add_admitted(
         self: &Arc<Self>,
         organization_id: u64,
         name: String,
@@ -95,18 +145,27 @@ impl ModuleLibrary {
             }
             .into());
         }
-        crate::runtime::module::encoding(&bytes)?;
+        let walked = bytes.clone();
+        let bounds = self.bounds;
+        let shape = tokio::task::spawn_blocking(move || precheck(&walked, &bounds))
+            .await
+            .map_err(|error| ModuleError::Io(error.to_string()))??;
         let sha256 = Digest::of(&bytes).to_string();
         let size = bytes.len() as u64;
-        let inspected = if bytes.len() <= self.foreground_bytes {
+        let weight = usize::try_from(shape.compile_weight()).unwrap_or(usize::MAX);
+        let (inspected, queued) = if weight <= self.foreground_bytes {
+            let permit = self.gate.foreground(organization_id).await?;
             let runtime = Arc::clone(&self.runtime);
             let loading = bytes.clone();
-            let loaded = tokio::task::spawn_blocking(move || runtime.load(&loading))
-                .await
-                .map_err(|error| ModuleError::Io(error.to_string()))??;
-            Some(inspected(&loaded))
+            let loaded = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                runtime.load(&loading)
+            })
+            .await
+            .map_err(|error| ModuleError::Io(error.to_string()))??;
+            (Some(inspected(&loaded)), None)
         } else {
-            None
+            (None, Some(self.gate.queue(organization_id)?))
         };
         self.write_file(&sha256, &bytes).await?;
         let created_at = now_rfc3339();
@@ -125,8 +184,12 @@ impl ModuleLibrary {
                 )
             })
             .await?;
-        if module.status == ModuleStatus::Pending {
-            self.compile_in_background(sha256);
+        match queued {
+            Some(queued) if module.status == ModuleStatus::Pending => {
+                self.compile_in_background(sha256, queued);
+            }
+            // The same bytes were uploaded before: their compile is done or under way.
+            _ => {}
         }
         Ok(module)
     }
@@ -170,7 +233,9 @@ impl ModuleLibrary {
                 .await
                 .is_ok()
             {
-                library.compile_in_background(sha256);
+                if let Ok(queued) = library.gate.queue(INSTALLATION) {
+                    library.compile_in_background(sha256, queued);
+                }
             }
         });
         Err(ModuleError::Pending)
@@ -183,13 +248,15 @@ impl ModuleLibrary {
             .run(|connection| modules::digests_with_status(connection, ModuleStatus::Pending))
             .await?;
         for sha256 in pending {
-            self.compile_in_background(sha256);
+            let queued = self.gate.queue(INSTALLATION)?;
+            self.compile_in_background(sha256, queued);
         }
         Ok(())
     }
 
-    /// Queues a compile of these bytes unless one is queued already.
-    fn compile_in_background(self: &Arc<Self>, sha256: String) {
+    /// Queues a compile of these bytes, charged to the organization that queued it, unless
+    /// one is queued already.
+    fn compile_in_background(self: &Arc<Self>, sha256: String, queued: Queued) {
         {
             let mut compiling = self
                 .compiling
@@ -201,7 +268,7 @@ impl ModuleLibrary {
         }
         let library = Arc::clone(self);
         tokio::spawn(async move {
-            let result = library.compile(&sha256).await;
+            let result = library.compile(&sha256, queued).await;
             library
                 .compiling
                 .lock()
@@ -213,11 +280,10 @@ impl ModuleLibrary {
         });
     }
 
-    async fn compile(&self, sha256: &str) -> Result<(), ModuleError> {
-        let _slot = Arc::clone(&self.compile_slot)
-            .acquire_owned()
-            .await
-            .map_err(|error| ModuleError::Io(error.to_string()))?;
+    async fn compile(&self, sha256: &str, queued: Queued) -> Result<(), ModuleError> {
+        let organization = queued.organization();
+        let _permit = self.gate.background(queued).await;
+        let bounds = self.bounds;
         let path = self.path(sha256);
         let runtime = Arc::clone(&self.runtime);
         let result = tokio::task::spawn_blocking(move || {
@@ -225,10 +291,15 @@ impl ModuleLibrary {
                 encoding: "module",
                 reason: format!("its file is unreadable: {error}"),
             })?;
+            // Modules stored before the precheck existed are held to it too.
+            precheck(&bytes, &bounds)?;
             runtime.load(&bytes).map(|loaded| inspected(&loaded))
         })
         .await
         .map_err(|error| ModuleError::Io(error.to_string()))?;
+        if result.is_err() {
+            self.gate.refused(organization);
+        }
         let sha256 = sha256.to_owned();
         self.store
             .run(move |connection| match result {

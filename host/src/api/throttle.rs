@@ -1,0 +1,503 @@
+//! Login throttling: failed logins counted per username and per peer address, so that
+//! guessing passwords is slow, and so is making the server spend argon2 on each guess.
+//!
+//! Each key has [`Policy::free_failures`] failures; beyond them, every attempt locks the
+//! key out for a time that doubles from [`Policy::first_lockout`] up to
+//! [`Policy::max_lockout`], and an attempt while locked out is refused (429) before its
+//! password is looked at. A key's failures are forgotten after [`Policy::forget_after`]
+//! without a new one, and a login that succeeds clears its username's.
+//!
+//! An attempt counts as a failure as soon as it is let through, before its password is
+//! checked, so that a burst of concurrent guesses is bounded as well as a sequence; a
+//! success then gives its address the attempt back. Unknown usernames are counted exactly
+//! as known ones: the throttle never looks at the database, so its answers tell nothing
+//! about which usernames exist.
+//!
+//! Memory is bounded: each kind of key lives in an LRU map of at most [`Policy::capacity`]
+//! entries, usernames as their sha256 (a long username costs no more than a short one).
+//! Pushing a username's counter out of the map takes that many other failing usernames,
+//! which one address, held to its own limit, needs many hours to send.
+//!
+//! The peer address is the TCP peer's; behind a reverse proxy every client shares the
+//! proxy's, and `X-Forwarded-For` is not trusted (any client could set it).
+
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv6Addr};
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use lru::LruCache;
+use sha2::{Digest as _, Sha256};
+
+/// How failures of one kind of key (usernames, addresses) are throttled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Failures allowed before the first lockout.
+    pub free_failures: u32,
+    /// The lockout after the first failure beyond the free ones; each further one doubles it.
+    pub first_lockout: Duration,
+    /// The longest lockout.
+    pub max_lockout: Duration,
+    /// A key without a failure for this long starts again from zero.
+    pub forget_after: Duration,
+    /// The most keys remembered; the least recently used is forgotten first.
+    pub capacity: NonZeroUsize,
+}
+
+impl Policy {
+    /// The lockout that the `count`th failure starts, if it is beyond the free ones.
+    fn lockout(&self, count: u32) -> Option<Duration> {
+        let beyond = count.checked_sub(self.free_failures)?.checked_sub(1)?;
+        let factor = 1u32.checked_shl(beyond).unwrap_or(u32::MAX);
+        Some(
+            self.first_lockout
+                .saturating_mul(factor)
+                .min(self.max_lockout),
+        )
+    }
+}
+
+/// Usernames: ten failures (far more than a person mistyping makes), then a lockout from
+/// 1 s doubling to 15 minutes, so about a hundred guesses a day once a guesser is locked
+/// out; forgotten after an hour without a failure. The existing tests, which log in a few
+/// times, never come near it.
+pub const USERNAMES: Policy = Policy {
+    free_failures: 10,
+    first_lockout: Duration::from_secs(1),
+    max_lockout: Duration::from_secs(15 * 60),
+    forget_after: Duration::from_secs(60 * 60),
+    capacity: NonZeroUsize::new(10_000).expect("nonzero"),
+};
+
+/// Peer addresses (IPv6 by /64, the block one host usually has): a hundred failures, enough
+/// for an office behind one NAT, then a lockout from 1 s doubling to a minute, so one
+/// address spraying a password over many usernames gets about one guess a minute;
+/// forgotten after ten minutes without a failure.
+pub const PEERS: Policy = Policy {
+    free_failures: 100,
+    first_lockout: Duration::from_secs(1),
+    max_lockout: Duration::from_secs(60),
+    forget_after: Duration::from_secs(10 * 60),
+    capacity: NonZeroUsize::new(10_000).expect("nonzero"),
+};
+
+/// What is remembered of one key.
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: Instant,
+    locked_until: Option<Instant>,
+}
+
+/// The failure counters of one kind of key.
+#[derive(Debug)]
+struct Counters<K: Hash + Eq> {
+    policy: Policy,
+    entries: LruCache<K, Failures>,
+}
+
+impl<K: Hash + Eq> Counters<K> {
+    fn new(policy: Policy) -> Self {
+        Counters {
+            policy,
+            entries: LruCache::new(policy.capacity),
+        }
+    }
+
+    /// The failures of `key` still remembered at `now`.
+    fn current(&mut self, key: &K, now: Instant) -> Option<Failures> {
+        let failures = *self.entries.get(key)?;
+        if now.saturating_duration_since(failures.last) >= self.policy.forget_after {
+            self.entries.pop(key);
+            return None;
+        }
+        Some(failures)
+    }
+
+    /// How long `key` must still wait at `now`, when it is locked out.
+    fn wait(&mut self, key: &K, now: Instant) -> Option<Duration> {
+        let until = self.current(key, now)?.locked_until?;
+        until
+            .checked_duration_since(now)
+            .filter(|wait| !wait.is_zero())
+    }
+
+    /// Counts a failure of `key` at `now`, locking it out when it is beyond the free ones.
+    fn charge(&mut self, key: K, now: Instant) {
+        let count = self
+            .current(&key, now)
+            .map_or(0, |failures| failures.count)
+            .saturating_add(1);
+        let locked_until = self
+            .policy
+            .lockout(count)
+            .and_then(|lockout| now.checked_add(lockout));
+        self.entries.put(
+            key,
+            Failures {
+                count,
+                last: now,
+                locked_until,
+            },
+        );
+    }
+
+    /// Takes back one failure of `key` (an attempt that turned out to succeed), and the
+    /// lockout it started, if it did.
+    fn refund(&mut self, key: &K) {
+        let policy = self.policy;
+        if let Some(failures) = self.entries.peek_mut(key) {
+            failures.count = failures.count.saturating_sub(1);
+            if policy.lockout(failures.count).is_none() {
+                failures.locked_until = None;
+            }
+        }
+    }
+
+    /// Forgets `key` (a username that logged in).
+    fn clear(&mut self, key: &K) {
+        self.entries.pop(key);
+    }
+}
+
+/// A username as the throttle keys it: the sha256 of its ASCII lowercase, since usernames
+/// are compared without regard to ASCII case (`Alice` and `alice` share their count).
+type UsernameKey = [u8; 32];
+
+fn username_key(username: &str) -> UsernameKey {
+    let digest = Sha256::digest(username.to_ascii_lowercase().as_bytes());
+    let mut key = [0u8; 32];
+    key.copy_from_slice(&digest);
+    key
+}
+
+/// An address as the throttle keys it: IPv4 as is (an IPv4-mapped IPv6 address too), IPv6
+/// by its /64, since one host usually holds a whole /64.
+fn peer_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
+    }
+}
+
+/// The counters of both kinds of key, under one lock so that an attempt is checked and
+/// counted against both at once.
+#[derive(Debug)]
+struct Both {
+    usernames: Counters<UsernameKey>,
+    peers: Counters<IpAddr>,
+}
+
+/// Failed logins per username and per peer address; see the module doc. One for the
+/// whole server, shared by every login.
+#[derive(Debug)]
+pub struct LoginThrottle {
+    counters: Mutex<Both>,
+    /// Password checks running at once. Each argon2 check takes about 19 MiB and a core
+    /// for tens of milliseconds; without a bound, the failures a throttle lets through
+    /// from many addresses at once would be paid in memory all together.
+    verifications: Arc<tokio::sync::Semaphore>,
+}
+
+/// A login attempt the throttle let through: counted as a failure of its username and
+/// address until [`LoginThrottle::succeeded`] says otherwise.
+#[derive(Debug)]
+pub struct Attempt {
+    username: UsernameKey,
+    peer: Option<IpAddr>,
+}
+
+/// A login refused before its password was looked at, and how long to wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many failed logins for this username or from this address")]
+pub struct Throttled {
+    retry_after: Duration,
+}
+
+impl Throttled {
+    /// The wait in whole seconds, rounded up and at least one: the `Retry-After` value.
+    pub fn retry_after_s(&self) -> u64 {
+        let seconds = self.retry_after.as_secs() + u64::from(self.retry_after.subsec_nanos() > 0);
+        seconds.max(1)
+    }
+}
+
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        LoginThrottle::new(USERNAMES, PEERS)
+    }
+}
+
+impl LoginThrottle {
+    /// A throttle with these policies for usernames and for peer addresses.
+    pub fn new(usernames: Policy, peers: Policy) -> Self {
+        LoginThrottle {
+            verifications: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism()
+                    .map_or(2, |cores| cores.get().saturating_mul(2)),
+            )),
+            counters: Mutex::new(Both {
+                usernames: Counters::new(usernames),
+                peers: Counters::new(peers),
+            }),
+        }
+    }
+
+    /// Lets an attempt to log in as `username` from `peer` (when the connection's address
+    /// is known) through at `now`, counting it as a failure; or refuses it, with how long
+    /// to wait, while the username or the address is locked out.
+    pub fn admit(
+        &self,
+        username: &str,
+        peer: Option<IpAddr>,
+        now: Instant,
+    ) -> Result<Attempt, Throttled> {
+        let attempt = Attempt {
+            username: username_key(username),
+            peer: peer.map(peer_key),
+        };
+        let mut counters = self.lock();
+        let username_wait = counters.usernames.wait(&attempt.username, now);
+        let peer_wait = match attempt.peer {
+            Some(peer) => counters.peers.wait(&peer, now),
+            None => None,
+        };
+        if let Some(retry_after) = username_wait.max(peer_wait) {
+            return Err(Throttled { retry_after });
+        }
+        counters.usernames.charge(attempt.username, now);
+        if let Some(peer) = attempt.peer {
+            counters.peers.charge(peer, now);
+        }
+        Ok(attempt)
+    }
+
+    /// A place to check a password now, or [`Throttled`] for a second when every place is
+    /// taken (the answer a throttled client already knows how to handle).
+    pub fn verification(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Throttled> {
+        Arc::clone(&self.verifications)
+            .try_acquire_owned()
+            .map_err(|_| Throttled {
+                retry_after: Duration::from_secs(1),
+            })
+    }
+
+    /// Records that `attempt` logged in: its username's failures are forgotten, and its
+    /// address gets the attempt back.
+    pub fn succeeded(&self, attempt: &Attempt) {
+        let mut counters = self.lock();
+        counters.usernames.clear(&attempt.username);
+        if let Some(peer) = &attempt.peer {
+            counters.peers.refund(peer);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Both> {
+        // The counters hold no invariant a panicking holder could break.
+        self.counters
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three free failures, lockouts of 1, 2, 4, 8 s.
+    const STRICT: Policy = Policy {
+        free_failures: 3,
+        first_lockout: Duration::from_secs(1),
+        max_lockout: Duration::from_secs(8),
+        forget_after: Duration::from_secs(60),
+        capacity: NonZeroUsize::new(4).expect("nonzero"),
+    };
+    /// Never reached by these tests.
+    const LAX: Policy = Policy {
+        free_failures: 1000,
+        ..STRICT
+    };
+
+    fn address(text: &str) -> Option<IpAddr> {
+        text.parse().ok()
+    }
+
+    fn wait(result: Result<Attempt, Throttled>) -> Option<Duration> {
+        result.err().map(|throttled| throttled.retry_after)
+    }
+
+    #[test]
+    fn a_username_has_its_free_failures_then_waits_doubling_lockouts() {
+        let throttle = LoginThrottle::new(STRICT, LAX);
+        let start = Instant::now();
+        for _ in 0..3 {
+            assert!(throttle.admit("ann", None, start).is_ok());
+        }
+        // The fourth is let through, and locks the name out for 1 s.
+        assert!(throttle.admit("ann", None, start).is_ok());
+        assert_eq!(
+            wait(throttle.admit("ann", None, start)),
+            Some(Duration::from_secs(1))
+        );
+        let later = start + Duration::from_secs(1);
+        assert!(throttle.admit("ann", None, later).is_ok());
+        assert_eq!(
+            wait(throttle.admit("ann", None, later)),
+            Some(Duration::from_secs(2))
+        );
+        // Doubling up to the longest lockout, and no further.
+        let mut at = later;
+        for _ in 0..10 {
+            at += STRICT.max_lockout;
+            assert!(throttle.admit("ann", None, at).is_ok());
+        }
+        assert_eq!(
+            wait(throttle.admit("ann", None, at)),
+            Some(STRICT.max_lockout)
+        );
+        // Another name is not concerned.
+        assert!(throttle.admit("bob", None, at).is_ok());
+    }
+
+    #[test]
+    fn a_refused_attempt_does_not_extend_the_lockout() {
+        let throttle = LoginThrottle::new(STRICT, LAX);
+        let start = Instant::now();
+        for _ in 0..4 {
+            assert!(throttle.admit("ann", None, start).is_ok());
+        }
+        let half = start + Duration::from_millis(500);
+        for _ in 0..20 {
+            assert_eq!(
+                wait(throttle.admit("ann", None, half)),
+                Some(Duration::from_millis(500))
+            );
+        }
+        assert!(throttle
+            .admit("ann", None, start + Duration::from_secs(1))
+            .is_ok());
+    }
+
+    #[test]
+    fn a_success_clears_the_username() {
+        let throttle = LoginThrottle::new(STRICT, LAX);
+        let start = Instant::now();
+        for _ in 0..3 {
+            assert!(throttle.admit("ann", None, start).is_ok());
+        }
+        let attempt = throttle.admit("ann", None, start);
+        assert!(attempt.is_ok());
+        if let Ok(attempt) = &attempt {
+            throttle.succeeded(attempt);
+        }
+        // Counting starts again: four more are let through, the fifth waits.
+        for _ in 0..4 {
+            assert!(throttle.admit("ann", None, start).is_ok());
+        }
+        assert!(throttle.admit("ann", None, start).is_err());
+    }
+
+    #[test]
+    fn usernames_are_counted_without_regard_to_ascii_case() {
+        let throttle = LoginThrottle::new(STRICT, LAX);
+        let start = Instant::now();
+        for name in ["Ann", "ANN", "ann", "aNN"] {
+            assert!(throttle.admit(name, None, start).is_ok());
+        }
+        assert!(throttle.admit("anN", None, start).is_err());
+    }
+
+    #[test]
+    fn an_address_is_throttled_across_usernames() {
+        let throttle = LoginThrottle::new(LAX, STRICT);
+        let start = Instant::now();
+        let peer = address("192.0.2.1");
+        for index in 0..4 {
+            assert!(throttle.admit(&format!("user{index}"), peer, start).is_ok());
+        }
+        assert_eq!(
+            wait(throttle.admit("someone-else", peer, start)),
+            Some(Duration::from_secs(1))
+        );
+        // Another address, or an unknown one, is not concerned.
+        assert!(throttle
+            .admit("someone-else", address("192.0.2.2"), start)
+            .is_ok());
+        assert!(throttle.admit("someone-else", None, start).is_ok());
+    }
+
+    #[test]
+    fn a_success_gives_the_address_its_attempt_back() {
+        let throttle = LoginThrottle::new(LAX, STRICT);
+        let start = Instant::now();
+        let peer = address("192.0.2.1");
+        for index in 0..3 {
+            assert!(throttle.admit(&format!("user{index}"), peer, start).is_ok());
+        }
+        // The fourth starts a lockout, which its success takes back.
+        let attempt = throttle.admit("ann", peer, start);
+        assert!(attempt.is_ok());
+        if let Ok(attempt) = &attempt {
+            throttle.succeeded(attempt);
+        }
+        assert!(throttle.admit("bob", peer, start).is_ok());
+        assert!(throttle.admit("carol", peer, start).is_err());
+    }
+
+    #[test]
+    fn failures_are_forgotten_after_a_quiet_period() {
+        let throttle = LoginThrottle::new(STRICT, LAX);
+        let start = Instant::now();
+        for _ in 0..4 {
+            assert!(throttle.admit("ann", None, start).is_ok());
+        }
+        assert!(throttle.admit("ann", None, start).is_err());
+        let quiet = start + STRICT.forget_after;
+        for _ in 0..4 {
+            assert!(throttle.admit("ann", None, quiet).is_ok());
+        }
+        assert!(throttle.admit("ann", None, quiet).is_err());
+    }
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64_and_mapped_ipv4_as_ipv4() {
+        let key = |text: &str| address(text).map(peer_key);
+        assert_eq!(key("2001:db8::1"), key("2001:db8::ffff:ffff:ffff:1"));
+        assert_ne!(key("2001:db8::1"), key("2001:db8:0:1::1"));
+        assert_eq!(key("::ffff:192.0.2.1"), key("192.0.2.1"));
+        assert_ne!(key("192.0.2.1"), key("192.0.2.2"));
+    }
+
+    #[test]
+    fn the_counters_are_bounded_however_many_keys_fail() {
+        let throttle = LoginThrottle::new(STRICT, STRICT);
+        let start = Instant::now();
+        for index in 0..1000u32 {
+            let name = format!("{index}{}", "x".repeat(1000));
+            let peer = Some(IpAddr::V4(index.into()));
+            assert!(throttle.admit(&name, peer, start).is_ok());
+        }
+        let counters = throttle.lock();
+        assert_eq!(counters.usernames.entries.len(), STRICT.capacity.get());
+        assert_eq!(counters.peers.entries.len(), STRICT.capacity.get());
+    }
+
+    #[test]
+    fn the_retry_after_is_whole_seconds_rounded_up() {
+        let seconds = |millis: u64| {
+            Throttled {
+                retry_after: Duration::from_millis(millis),
+            }
+            .retry_after_s()
+        };
+        assert_eq!(seconds(1), 1);
+        assert_eq!(seconds(1000), 1);
+        assert_eq!(seconds(1001), 2);
+        assert_eq!(seconds(900_000), 900);
+        assert_eq!(seconds(0), 1);
+    }
+}

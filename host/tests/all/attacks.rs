@@ -1,0 +1,373 @@
+//! The smaller attacks of issue 13, each against the real `wasmhook serve`: ids and pages
+//! beyond SQLite's integers, the operator logging itself out, password guessing,
+//! usernames that differ only in case, duplicated multipart fields, uppercase signatures.
+
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use reqwest::blocking::multipart;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sha2::Sha256;
+use wasmhook_tests::guests::HELLO;
+
+use super::server::{Server, Tenant, OPERATOR_TOKEN};
+
+/// 2^63: the first number beyond SQLite's (signed) integers.
+const JUST_BEYOND: &str = "9223372036854775808";
+/// 2^64 - 1: the largest u64.
+const HUGE: &str = "18446744073709551615";
+
+/// What every refused username is answered.
+const USERNAME_UNAVAILABLE: &str = "username: this username cannot be used; choose another";
+
+fn temp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("a temporary directory")
+}
+
+fn detail(body: &Value) -> &str {
+    body["detail"].as_str().unwrap_or_default()
+}
+
+/// One login: the status, the `Retry-After` header (seconds) and the body.
+fn log_in(server: &Server, username: &str, password: &str) -> (StatusCode, Option<u64>, Value) {
+    let response = server
+        .client
+        .post(server.url("/auth/login"))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .expect("the server answers");
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok());
+    (status, retry_after, response.json().expect("a JSON answer"))
+}
+
+/// Fails logins as `username` until one is throttled (at most `tries`); its Retry-After.
+fn fail_until_throttled(server: &Server, username: &str, tries: usize) -> Option<u64> {
+    (0..tries).find_map(|_| {
+        let (status, retry_after, body) = log_in(server, username, "wrong password");
+        match status {
+            StatusCode::BAD_REQUEST => None,
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert!(
+                    detail(&body).starts_with("Request was throttled."),
+                    "{body}"
+                );
+                Some(retry_after.expect("a 429 says when to retry"))
+            }
+            other => panic!("{other}: {body}"),
+        }
+    })
+}
+
+fn signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+#[test]
+fn ids_beyond_sqlites_integers_are_not_found() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    for collection in ["users", "organizations", "queues", "modules", "hooks"] {
+        for id in [JUST_BEYOND, HUGE] {
+            let (status, body) = acme.get(&format!("/{collection}/{id}"));
+            assert_eq!(status, StatusCode::NOT_FOUND, "{collection}/{id}: {body}");
+            assert_eq!(body, json!({"detail": "Not found."}));
+        }
+    }
+    assert_eq!(
+        acme.delete(&format!("/hooks/{HUGE}")),
+        StatusCode::NOT_FOUND
+    );
+    let (status, body) = acme.post(&format!("/hooks/{HUGE}/test"), json!({"payload": {}}));
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+}
+
+#[test]
+fn an_absurd_page_is_an_empty_page() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    for list in ["/users", "/queues", "/hooks"] {
+        for page in ["9223372036854775807", JUST_BEYOND, HUGE] {
+            let (status, body) = acme.get(&format!("{list}?page={page}"));
+            assert_eq!(status, StatusCode::OK, "{list}?page={page}: {body}");
+            assert_eq!(body["results"], json!([]), "{list}?page={page}");
+            assert_eq!(body["pagination"]["next"], Value::Null, "{body}");
+        }
+    }
+}
+
+#[test]
+fn an_id_beyond_sqlites_integers_in_a_reference_is_refused() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let (status, body) = acme.post(
+        "/hooks",
+        json!({
+            "name": "a webhook",
+            "type": "webhook",
+            "events": ["invocation.manual"],
+            "queues": [server.url(&format!("/queues/{HUGE}"))],
+            "config": {"url": "https://example.com/hook"},
+        }),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(detail(&body).starts_with("queues:"), "{body}");
+
+    let (status, body) = acme.post("/queues", json!({"name": "q", "hooks": [u64::MAX]}));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(detail(&body).starts_with("hooks:"), "{body}");
+
+    let (status, body) = server.post(
+        "/users",
+        Some(OPERATOR_TOKEN),
+        json!({"username": "mole", "password": "long enough", "organization": u64::MAX}),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(detail(&body).starts_with("organization:"), "{body}");
+}
+
+#[test]
+fn an_id_beyond_sqlites_integers_in_a_filter_is_refused() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    for (path, token, parameter) in [
+        (
+            format!("/users?organization={HUGE}"),
+            OPERATOR_TOKEN,
+            "organization",
+        ),
+        (format!("/hooks/logs?hook={HUGE}"), &*acme.token, "hook"),
+        (
+            format!("/hooks/logs?annotation={JUST_BEYOND}"),
+            &*acme.token,
+            "annotation",
+        ),
+        (format!("/hooks?queue={HUGE}"), &*acme.token, "queue"),
+    ] {
+        let (status, body) = server.get(&path, token);
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert!(detail(&body).starts_with(parameter), "{path}: {body}");
+    }
+}
+
+#[test]
+fn a_payload_annotation_id_beyond_sqlites_integers_still_gets_its_run_log() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let hello = acme.upload(HELLO);
+    let hook = acme.hook(&hello, json!({}));
+    let (status, body) = acme.test_call(
+        &hook,
+        json!({"event": "annotation_content", "action": "initialize",
+               "annotation": {"id": u64::MAX, "content": []}}),
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, logs) = acme.get(&format!("/hooks/logs?hook={}", hook["id"]));
+    assert_eq!(status, StatusCode::OK, "{logs}");
+    assert_eq!(logs["results"].as_array().map(Vec::len), Some(1), "{logs}");
+}
+
+#[test]
+fn the_operator_cannot_log_its_own_token_out() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let (status, body) = server.post("/auth/logout", Some(OPERATOR_TOKEN), json!({}));
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(detail(&body).contains("WASMHOOK_OPERATOR_TOKEN"), "{body}");
+    let (status, body) = server.get("/organizations", OPERATOR_TOKEN);
+    assert_eq!(status, StatusCode::OK, "the operator is still in: {body}");
+}
+
+#[test]
+fn repeated_wrong_passwords_lock_the_username_out_even_for_the_right_one() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    server.organization_with_admin("acme");
+    for attempt in 1..=10 {
+        let (status, _, body) = log_in(&server, "acme-admin", "wrong password");
+        assert_eq!(status, StatusCode::BAD_REQUEST, "attempt {attempt}: {body}");
+    }
+    // Beyond ten, each failure locks the name out for twice as long (1 s, 2 s, 4 s...):
+    // fail until a lockout of more than a second is running.
+    let mut locked_for = 0;
+    for _ in 0..20 {
+        let retry_after =
+            fail_until_throttled(&server, "acme-admin", 10).expect("throttled after ten failures");
+        assert!(retry_after >= 1);
+        if retry_after >= 2 {
+            locked_for = retry_after;
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(retry_after));
+    }
+    assert!(locked_for >= 2, "no lockout grew beyond a second");
+    // The throttle answers before the password is looked at.
+    let (status, retry_after, body) = log_in(&server, "acme-admin", "long enough");
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(retry_after.is_some(), "{body}");
+}
+
+#[test]
+fn an_unknown_username_is_answered_and_throttled_like_a_wrong_password() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    server.organization_with_admin("acme");
+    let (known_status, _, known) = log_in(&server, "acme-admin", "wrong password");
+    let (unknown_status, _, unknown) = log_in(&server, "nobody-here", "wrong password");
+    assert_eq!(
+        (known_status, &known),
+        (unknown_status, &unknown),
+        "the answers tell the two apart"
+    );
+    assert!(
+        fail_until_throttled(&server, "nobody-here", 20).is_some(),
+        "an unknown username is never throttled"
+    );
+}
+
+#[test]
+fn one_address_guessing_many_usernames_is_throttled() {
+    // Needs the server to give handlers the peer's address (`ConnectInfo`).
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    for index in 0..100 {
+        let (status, _, body) = log_in(&server, &format!("guess-{index}"), "a password");
+        assert_eq!(status, StatusCode::BAD_REQUEST, "attempt {index}: {body}");
+    }
+    let throttled = (100..120).find_map(|index| {
+        let (status, retry_after, _) = log_in(&server, &format!("guess-{index}"), "a password");
+        (status == StatusCode::TOO_MANY_REQUESTS).then_some(retry_after)
+    });
+    assert!(
+        throttled.is_some_and(|retry_after| retry_after.is_some()),
+        "an address was never throttled across usernames"
+    );
+}
+
+#[test]
+fn usernames_that_differ_only_in_case_are_one_username() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let (status, body) = acme.post(
+        "/users",
+        json!({"username": "ann", "password": "long enough"}),
+    );
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for variant in ["ANN", "Ann", "aNn"] {
+        let (status, body) = acme.post(
+            "/users",
+            json!({"username": variant, "password": "long enough"}),
+        );
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{variant}: {body}");
+        assert_eq!(detail(&body), USERNAME_UNAVAILABLE, "{variant}");
+    }
+}
+
+#[test]
+fn a_login_ignores_the_case_of_the_username() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    server.organization_with_admin("acme");
+    let token = server.login("ACME-Admin", "long enough");
+    let (status, users) = server.get("/users", &token);
+    assert_eq!(status, StatusCode::OK, "{users}");
+    assert_eq!(users["results"][0]["username"], "acme-admin");
+}
+
+#[test]
+fn a_username_of_another_organization_gets_the_same_answer_as_one_of_ones_own() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let globex = Tenant::new(&server, "globex");
+    let body = json!({"username": "acme-admin", "password": "long enough"});
+    let (own_status, own) = acme.post("/users", body.clone());
+    let (other_status, other) = globex.post("/users", body);
+    assert_eq!(other_status, StatusCode::BAD_REQUEST, "{other}");
+    assert_eq!((own_status, &own), (other_status, &other));
+    assert_eq!(detail(&other), USERNAME_UNAVAILABLE);
+}
+
+#[test]
+fn a_duplicated_multipart_field_is_refused_naming_it() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let module = || {
+        multipart::Part::bytes(std::fs::read(HELLO).expect("the guest was built"))
+            .file_name("hello.wasm")
+    };
+    let forms = [
+        (
+            multipart::Form::new()
+                .part("file", module())
+                .part("file", module()),
+            "file:",
+        ),
+        (
+            multipart::Form::new()
+                .text("name", "first")
+                .text("name", "second")
+                .part("file", module()),
+            "name:",
+        ),
+    ];
+    for (form, field) in forms {
+        let response = server
+            .client
+            .post(server.url("/modules"))
+            .bearer_auth(&acme.token)
+            .multipart(form)
+            .send()
+            .expect("the server answers");
+        let status = response.status();
+        let body: Value = response.json().expect("a JSON answer");
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field} {body}");
+        assert!(detail(&body).starts_with(field), "{body}");
+    }
+    let (_, modules) = acme.get("/modules");
+    assert_eq!(modules["pagination"]["total"], 0, "{modules}");
+}
+
+#[test]
+fn a_signature_in_uppercase_hex_is_refused() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let hello = acme.upload(HELLO);
+    let hook = acme.hook(
+        &hello,
+        json!({"config": {"runtime": "wasm", "module": hello, "secret": "shared-secret"}}),
+    );
+    let body = br#"{"source": "outside"}"#.to_vec();
+    let call = |hex: &str| {
+        server
+            .client
+            .post(server.url(&format!("/hooks/{}/invoke", hook["id"])))
+            .header("content-type", "application/json")
+            .header("X-Rossum-Signature-SHA256", format!("sha256={hex}"))
+            .body(body.clone())
+            .send()
+            .expect("the server answers")
+            .status()
+    };
+    let lowercase = signature("shared-secret", &body);
+    assert_eq!(call(&lowercase), StatusCode::OK);
+    assert_eq!(
+        call(&lowercase.to_ascii_uppercase()),
+        StatusCode::UNAUTHORIZED
+    );
+}

@@ -1,0 +1,138 @@
+//! The installation's guest memory budget: one organization's burst of memory-hungry runs
+//! reserves at most its share (the rest get 429 with `Retry-After`), the process stays
+//! under the budget, another organization's calls go on, and memory comes back after.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use wasmhook_tests::guests::HOSTILE;
+
+use super::server::{Server, Tenant, OPERATOR_TOKEN};
+
+const MIB_IN_KIB: u64 = 1024;
+
+#[test]
+fn a_burst_of_memory_hungry_runs_stays_in_the_budget_and_leaves_others_alone() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start_with(
+        dir.path(),
+        Some(OPERATOR_TOKEN),
+        &[
+            ("WASMHOOK_MEMORY_BUDGET_MB", "1024"),
+            ("WASMHOOK_MEMORY_PER_ORGANIZATION_MB", "512"),
+        ],
+        &[],
+    );
+    let greedy = Tenant::new(&server, "greedy");
+    let modest = Tenant::new(&server, "modest");
+    let module = greedy.upload(HOSTILE);
+    let hungry = greedy.hook(
+        &module,
+        json!({
+            "settings": {"behavior": "hold_memory", "mb": 200, "ms": 1500},
+            "config": {"runtime": "wasm", "module": module, "memory_size_mb": 256, "timeout_s": 20},
+        }),
+    );
+    let module = modest.upload(HOSTILE);
+    let small = modest.hook(
+        &module,
+        json!({
+            "settings": {"behavior": "hold_memory", "mb": 8, "ms": 10},
+            "config": {"runtime": "wasm", "module": module, "memory_size_mb": 64},
+        }),
+    );
+    // Warm both up (compiled, pooled slots touched once), then measure from there.
+    assert_eq!(greedy.invoke(&hungry, json!({})).0, StatusCode::OK);
+    assert_eq!(modest.invoke(&small, json!({})).0, StatusCode::OK);
+    std::thread::sleep(Duration::from_millis(500));
+    let baseline = server.rss_kib();
+
+    let peak = Arc::new(AtomicU64::new(baseline));
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling) = (Arc::clone(&peak), Arc::clone(&sampling));
+        let status = format!("/proc/{}/status", server.pid());
+        std::thread::spawn(move || {
+            while sampling.load(Ordering::Relaxed) {
+                if let Some(rss) = std::fs::read_to_string(&status).ok().and_then(|text| {
+                    text.lines()
+                        .find_map(|line| line.strip_prefix("VmRSS:"))
+                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                }) {
+                    peak.fetch_max(rss, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let statuses: Vec<(StatusCode, Option<String>)> = std::thread::scope(|scope| {
+        let burst: Vec<_> = (0..12)
+            .map(|_| {
+                scope.spawn(|| {
+                    let response = server
+                        .client
+                        .post(server.url(&format!("/hooks/{}/invoke", hungry["id"])))
+                        .bearer_auth(&greedy.token)
+                        .json(&json!({}))
+                        .send()
+                        .expect("the server answers");
+                    let retry_after = response
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|value| value.to_str().ok())
+                        .map(str::to_owned);
+                    (response.status(), retry_after)
+                })
+            })
+            .collect();
+        // Meanwhile the other organization is served as usual.
+        std::thread::sleep(Duration::from_millis(300));
+        for _ in 0..5 {
+            let (status, answer) = modest.invoke(&small, json!({}));
+            assert_eq!(status, StatusCode::OK, "{answer}");
+        }
+        burst
+            .into_iter()
+            .map(|call| call.join().expect("the caller thread"))
+            .collect()
+    });
+    sampling.store(false, Ordering::Relaxed);
+    sampler.join().expect("the sampler thread");
+
+    let completed = statuses
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::OK)
+        .count();
+    let refused: Vec<_> = statuses
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::TOO_MANY_REQUESTS)
+        .collect();
+    assert!((1..=12).contains(&completed), "{statuses:?}");
+    assert_eq!(completed + refused.len(), 12, "{statuses:?}");
+    assert!(
+        refused.len() >= 6,
+        "two runs of 256 MiB fill a 512 MiB share: {statuses:?}"
+    );
+    assert!(
+        refused.iter().all(|(_, retry_after)| retry_after.is_some()),
+        "{statuses:?}"
+    );
+
+    // Two 200 MiB runs at a time, never twelve: the process stays well under the budget.
+    let grew_mib = peak.load(Ordering::Relaxed).saturating_sub(baseline) / MIB_IN_KIB;
+    assert!(
+        grew_mib < 700,
+        "RSS grew by {grew_mib} MiB during the burst"
+    );
+
+    // And gives the memory back once the burst is over.
+    std::thread::sleep(Duration::from_secs(2));
+    let after_mib = server.rss_kib().saturating_sub(baseline) / MIB_IN_KIB;
+    assert!(
+        after_mib < 128,
+        "RSS stayed {after_mib} MiB above where it started"
+    );
+}

@@ -1,0 +1,297 @@
+//! Secrets and minted tokens cannot be stolen through a hook: a hook's answers are redacted
+//! as its run logs are, a minted token is an extension's (scoped), lives as long as its
+//! lifetime says, and a member cannot borrow an admin's rights by running an admin's hook.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use wasmhook_tests::guests::{FETCHER, HOSTILE};
+
+use super::server::{Server, Tenant, OPERATOR_TOKEN};
+use super::upstream::Upstream;
+
+const SECRET: &str = "sk-live-0123456789abcdef";
+
+fn initialize() -> Value {
+    json!({"event": "annotation_content", "action": "initialize", "annotation": {"id": 1, "content": []}})
+}
+
+fn temp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("a temporary directory")
+}
+
+/// The first user of the tenant (its admin), as a URL.
+fn admin_url(tenant: &Tenant<'_>) -> Value {
+    let (_, users) = tenant.get("/users");
+    users["results"][0]["url"].clone()
+}
+
+/// A member of the tenant's organization, logged in; its URL and token.
+fn member(tenant: &Tenant<'_>, name: &str) -> (Value, String) {
+    let password = format!("{name}'s long password");
+    let (status, user) = tenant.post(
+        "/users",
+        json!({"username": name, "password": password, "role": "member"}),
+    );
+    assert_eq!(status, StatusCode::CREATED, "{user}");
+    (user["url"].clone(), tenant.server.login(name, &password))
+}
+
+#[test]
+fn answers_are_redacted_as_run_logs_are() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let hostile = acme.upload(HOSTILE);
+    let printing = acme.hook(
+        &hostile,
+        json!({"settings": {"behavior": "print_secret"}, "secrets": {"api_key": SECRET}}),
+    );
+    let echoing = acme.hook(
+        &hostile,
+        json!({"settings": {"behavior": "echo_token"}, "token_owner": admin_url(&acme)}),
+    );
+
+    let (status, tested) = acme.test_call(&printing, initialize());
+    assert_eq!(status, StatusCode::OK, "{tested}");
+    assert!(tested.to_string().contains("[redacted...]"), "{tested}");
+    let (status, invoked) = acme.invoke(&printing, json!({}));
+    assert_eq!(status, StatusCode::OK, "{invoked}");
+    assert_eq!(invoked["messages"][0]["content"], "secret [redacted...]");
+    let (status, event) = acme.post(
+        "/events",
+        json!({"event": "annotation_content.initialize", "payload": {"annotation": {"id": 1, "content": []}}}),
+    );
+    assert_eq!(status, StatusCode::OK, "{event}");
+    for answer in [&tested, &invoked, &event] {
+        assert!(!answer.to_string().contains(SECRET), "{answer}");
+    }
+
+    let (status, tested) = acme.test_call(&echoing, initialize());
+    assert_eq!(status, StatusCode::OK, "{tested}");
+    assert_eq!(tested["response"]["token"], "[redacted...]", "{tested}");
+    let (status, invoked) = acme.invoke(&echoing, json!({}));
+    assert_eq!(status, StatusCode::OK, "{invoked}");
+    assert_eq!(invoked["token"], "[redacted...]", "{invoked}");
+}
+
+/// A fetcher hook owned by `owner` that hands its minted token to `upstream` (as a token
+/// leaks in real life: to a service the extension calls) and then answers.
+fn leaking_hook(tenant: &Tenant<'_>, upstream: &Upstream, owner: &Value, lifetime: u64) -> Value {
+    let fetcher = tenant.upload(FETCHER);
+    tenant.hook(
+        &fetcher,
+        json!({
+            "token_owner": owner,
+            "token_lifetime_s": lifetime,
+            "config": {"runtime": "wasm", "module": fetcher, "timeout_s": 10,
+                       "allowed_hosts": [upstream.authority]},
+            "settings": {"requests": [
+                {"method": "POST", "url": format!("{}/collect", upstream.base), "with_token": true, "body": {}},
+            ]},
+        }),
+    )
+}
+
+/// Runs the hook and returns the token the upstream received.
+fn leaked_token(tenant: &Tenant<'_>, upstream: &Upstream, hook: &Value) -> String {
+    let before = upstream.received("/collect").len();
+    let (status, tested) = tenant.test_call(hook, initialize());
+    assert_eq!(status, StatusCode::OK, "{tested}");
+    let collected = upstream.received("/collect");
+    assert_eq!(collected.len(), before + 1, "{tested}");
+    collected[before].headers["authorization"]
+        .strip_prefix("Bearer ")
+        .expect("the guest sent its token")
+        .to_owned()
+}
+
+fn private_server(dir: &tempfile::TempDir) -> Server {
+    Server::start_with(
+        dir.path(),
+        Some(OPERATOR_TOKEN),
+        &[("WASMHOOK_ALLOW_PRIVATE_ADDRESSES", "true")],
+        &[],
+    )
+}
+
+#[test]
+fn a_minted_token_works_during_its_lifetime_and_not_after() {
+    let dir = temp();
+    let upstream = Upstream::start();
+    let server = private_server(&dir);
+    let acme = Tenant::new(&server, "acme");
+    let owner = admin_url(&acme);
+    for (lifetime, alive_after) in [(0, false), (2, true)] {
+        let hook = leaking_hook(&acme, &upstream, &owner, lifetime);
+        let token = leaked_token(&acme, &upstream, &hook);
+        let (status, _) = server.get(&format!("/hooks/{}", hook["id"]), &token);
+        assert_eq!(
+            status == StatusCode::OK,
+            alive_after,
+            "lifetime {lifetime}: {status}"
+        );
+        if alive_after {
+            std::thread::sleep(Duration::from_millis(3100));
+            let (status, _) = server.get(&format!("/hooks/{}", hook["id"]), &token);
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "lifetime {lifetime} after it"
+            );
+        }
+        let (_, logs) = acme.get(&format!("/hooks/logs?hook={}", hook["id"]));
+        assert!(!logs.to_string().contains(&token));
+    }
+}
+
+#[test]
+fn a_minted_token_has_an_extensions_rights_not_its_owners() {
+    let dir = temp();
+    let upstream = Upstream::start();
+    let server = private_server(&dir);
+    let acme = Tenant::new(&server, "acme");
+    let owner = admin_url(&acme);
+    let hook = leaking_hook(&acme, &upstream, &owner, 600);
+    let other = acme.hook(
+        &acme.upload(HOSTILE),
+        json!({"settings": {"behavior": "echo"}}),
+    );
+    let token = leaked_token(&acme, &upstream, &hook);
+    let as_extension = |method: Method, path: &str, body: Option<Value>| {
+        server.send(method, path, Some(&token), body)
+    };
+    let path = format!("/hooks/{}", hook["id"]);
+
+    // What an extension needs: reading its organization, writing queues and its own
+    // hook's settings.
+    assert_eq!(as_extension(Method::GET, "/hooks", None).0, StatusCode::OK);
+    assert_eq!(
+        as_extension(Method::GET, "/hooks/logs", None).0,
+        StatusCode::OK
+    );
+    let (status, queue) = as_extension(
+        Method::POST,
+        "/queues",
+        Some(json!({"name": "by the extension"})),
+    );
+    assert_eq!(status, StatusCode::CREATED, "{queue}");
+    let (status, patched) = as_extension(
+        Method::PATCH,
+        &path,
+        Some(json!({"settings": {"requests": [], "seen": 1}})),
+    );
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["settings"]["seen"], 1);
+
+    // Not what would outlive the run or raise its rights.
+    let refused: Vec<(Method, String, Value)> = vec![
+        (
+            Method::POST,
+            "/users".into(),
+            json!({"username": "mallory", "password": "a long password", "role": "admin"}),
+        ),
+        (
+            Method::PATCH,
+            path.clone(),
+            json!({"token_lifetime_s": 7200}),
+        ),
+        (Method::PATCH, path.clone(), json!({"token_owner": owner})),
+        (
+            Method::PATCH,
+            path.clone(),
+            json!({"config": {"runtime": "wasm", "module": hook["config"]["module"], "allowed_hosts": ["*.example.com"]}}),
+        ),
+        (
+            Method::PATCH,
+            path.clone(),
+            json!({"secrets": {"stolen": "x"}}),
+        ),
+        (
+            Method::PATCH,
+            format!("/hooks/{}", other["id"]),
+            json!({"settings": {"behavior": "panic"}}),
+        ),
+        (Method::PUT, path.clone(), hook.clone()),
+        (
+            Method::POST,
+            "/hooks".into(),
+            json!({"name": "new", "events": ["invocation.manual"], "config": {"runtime": "wasm", "module": hook["config"]["module"]}}),
+        ),
+        (Method::POST, format!("{path}/invoke"), json!({})),
+        (
+            Method::POST,
+            format!("{path}/test"),
+            json!({"payload": initialize()}),
+        ),
+        (
+            Method::POST,
+            "/events".into(),
+            json!({"event": "invocation.manual", "payload": {}}),
+        ),
+    ];
+    for (method, path, body) in refused {
+        let (status, answer) = as_extension(method.clone(), &path, Some(body));
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {answer}");
+        assert!(
+            answer["detail"]
+                .as_str()
+                .is_some_and(|detail| detail.contains("minted for a hook's run")),
+            "{method} {path}: {answer}"
+        );
+    }
+    let (_, stored) = acme.get(&path);
+    assert_eq!(stored["token_lifetime_s"], 600);
+    let (_, users) = acme.get("/users");
+    assert_eq!(users["pagination"]["total"], 1);
+}
+
+#[test]
+fn a_member_cannot_run_a_hook_that_carries_an_admins_token() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let hostile = acme.upload(HOSTILE);
+    let (ann_url, ann) = member(&acme, "ann");
+    let admins = acme.hook(
+        &hostile,
+        json!({"settings": {"behavior": "echo_token"}, "token_owner": admin_url(&acme)}),
+    );
+    let members = acme.hook(
+        &hostile,
+        json!({"settings": {"behavior": "echo_token"}, "token_owner": ann_url}),
+    );
+    for (path, body) in [
+        (format!("/hooks/{}/invoke", admins["id"]), json!({})),
+        (
+            format!("/hooks/{}/test", admins["id"]),
+            json!({"payload": initialize()}),
+        ),
+        (
+            "/events".to_owned(),
+            json!({"event": "invocation.manual", "payload": {}}),
+        ),
+    ] {
+        let (status, answer) = server.post(&path, Some(&ann), body);
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {answer}");
+        assert!(
+            answer["detail"]
+                .as_str()
+                .is_some_and(|detail| detail.contains("token_owner")),
+            "{path}: {answer}"
+        );
+    }
+    // A hook carrying the member's own token, and the admin running the admin's hook, work.
+    let (status, answer) = server.post(
+        &format!("/hooks/{}/invoke", members["id"]),
+        Some(&ann),
+        json!({}),
+    );
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, answer) = acme.invoke(&admins, json!({}));
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    // Nothing the member was refused left a run log.
+    let (_, logs) = acme.get(&format!("/hooks/logs?hook={}", admins["id"]));
+    assert_eq!(logs["results"].as_array().map(Vec::len), Some(1), "{logs}");
+}
