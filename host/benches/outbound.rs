@@ -62,6 +62,7 @@ fn bench(c: &mut Criterion) {
         Outbound::new(
             OutboundConfig {
                 allow_private_addresses: true,
+                allow_http_webhooks: true,
                 ..OutboundConfig::default()
             },
             None,

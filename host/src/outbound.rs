@@ -38,6 +38,9 @@ pub struct OutboundConfig {
     /// Allow loopback, private and other non-public addresses (for installations whose
     /// hooks call services on the same network, and for tests).
     pub allow_private_addresses: bool,
+    /// Allow webhooks (and their polling `Location`s) over plain `http://`. Off by default:
+    /// a webhook's payload carries the hook's secrets and a minted token.
+    pub allow_http_webhooks: bool,
     /// Connecting may take this long.
     pub connect_timeout: Duration,
     /// The answer's first byte may take this long (webhooks have their own `timeout_s`).
@@ -52,6 +55,7 @@ impl Default for OutboundConfig {
     fn default() -> Self {
         OutboundConfig {
             allow_private_addresses: false,
+            allow_http_webhooks: false,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             first_byte_timeout: DEFAULT_FIRST_BYTE_TIMEOUT,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
@@ -69,6 +73,9 @@ pub enum OutboundError {
     /// The call was given no network at all (`wasmhook run`, or a caller that grants none).
     #[error("this call has no network access")]
     NoNetwork,
+    /// A webhook URL is plain HTTP and the operator has not allowed that.
+    #[error("{0} is plain http; webhooks are called over https only, unless the operator allows plain HTTP (WASMHOOK_ALLOW_HTTP_WEBHOOKS)")]
+    PlainHttp(String),
     /// The host is not on the hook's allow-list.
     #[error("{0} is not in this hook's config.allowed_hosts")]
     NotAllowed(String),
@@ -399,10 +406,16 @@ impl Outbound {
         self.public_route(&origin)
     }
 
-    /// The rules for a URL a hook names itself (a webhook's `url`): public addresses only,
-    /// unless the operator allows the others.
+    /// The rules for a URL a hook names itself (a webhook's `url`, or the `Location` its
+    /// asynchronous answer points to): https and public addresses only, unless the operator
+    /// allows the others. Checked at every call, not only when the hook is saved, so a hook
+    /// saved before the operator's setting changed follows the setting too.
     pub fn webhook_route(&self, url: &reqwest::Url) -> Result<Route, OutboundError> {
-        self.public_route(&Origin::of(url)?)
+        let origin = Origin::of(url)?;
+        if !origin.https && !self.config.allow_http_webhooks {
+            return Err(OutboundError::PlainHttp(origin.authority()));
+        }
+        self.public_route(&origin)
     }
 
     fn public_route(&self, origin: &Origin) -> Result<Route, OutboundError> {
@@ -792,9 +805,21 @@ mod tests {
     #[test]
     fn an_ipv6_literal_carrying_a_private_ipv4_is_refused_before_connecting(
     ) -> Result<(), OutboundError> {
-        let outbound = Outbound::new(OutboundConfig::default(), None)?;
+        // Plain HTTP allowed, so that the address rule is what refuses.
+        let outbound = Outbound::new(
+            OutboundConfig {
+                allow_http_webhooks: true,
+                ..OutboundConfig::default()
+            },
+            None,
+        )?;
         let url =
             |text: &str| reqwest::Url::parse(text).map_err(|_| OutboundError::BadUrl(text.into()));
+        assert!(matches!(
+            Outbound::new(OutboundConfig::default(), None)?
+                .webhook_route(&url("http://hooks.example.com/")?),
+            Err(OutboundError::PlainHttp(_))
+        ));
         // The URL parser normalizes the literal (`[::127.0.0.1]` becomes `[::7f00:1]`); the
         // rules see the address either way.
         for text in [
@@ -832,6 +857,7 @@ mod tests {
         let allowing = Outbound::new(
             OutboundConfig {
                 allow_private_addresses: true,
+                allow_http_webhooks: true,
                 ..OutboundConfig::default()
             },
             None,

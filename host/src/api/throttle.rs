@@ -1,5 +1,10 @@
-//! Login throttling: failed logins counted per username and per peer address, so that
-//! guessing passwords is slow, and so is making the server spend argon2 on each guess.
+//! Login throttling: failed logins counted per username (from each address, and from all
+//! together) and per peer address, so that guessing passwords is slow, and so is making
+//! the server spend argon2 on each guess.
+//!
+//! A username is locked out quickly for the address guessing it ([`USERNAMES`]), and only
+//! slowly and briefly for everyone ([`ACCOUNTS`]): otherwise anyone could keep a user,
+//! say an admin, from logging in by failing as them once every few minutes.
 //!
 //! Each key has [`Policy::free_failures`] failures; beyond them, every attempt locks the
 //! key out for a time that doubles from [`Policy::first_lockout`] up to
@@ -58,7 +63,7 @@ impl Policy {
     }
 }
 
-/// Usernames: ten failures (far more than a person mistyping makes), then a lockout from
+/// A username from one address: ten failures (far more than a person mistyping makes), then a lockout from
 /// 1 s doubling to 15 minutes, so about a hundred guesses a day once a guesser is locked
 /// out; forgotten after an hour without a failure. The existing tests, which log in a few
 /// times, never come near it.
@@ -66,6 +71,17 @@ pub const USERNAMES: Policy = Policy {
     free_failures: 10,
     first_lockout: Duration::from_secs(1),
     max_lockout: Duration::from_secs(15 * 60),
+    forget_after: Duration::from_secs(60 * 60),
+    capacity: NonZeroUsize::new(10_000).expect("nonzero"),
+};
+
+/// A username from every address together: a hundred failures, then a lockout from 1 s
+/// doubling to a minute. Guessing from many addresses is still held to about a guess a
+/// minute, while a user locked out by someone else's guesses waits a minute at most.
+pub const ACCOUNTS: Policy = Policy {
+    free_failures: 100,
+    first_lockout: Duration::from_secs(1),
+    max_lockout: Duration::from_secs(60),
     forget_after: Duration::from_secs(60 * 60),
     capacity: NonZeroUsize::new(10_000).expect("nonzero"),
 };
@@ -165,8 +181,15 @@ impl<K: Hash + Eq> Counters<K> {
 /// are compared without regard to ASCII case (`Alice` and `alice` share their count).
 type UsernameKey = [u8; 32];
 
-fn username_key(username: &str) -> UsernameKey {
-    let digest = Sha256::digest(username.to_ascii_lowercase().as_bytes());
+/// A username's key, from one address (`peer`) or from all (`None`).
+fn username_key(username: &str, peer: Option<IpAddr>) -> UsernameKey {
+    let mut hasher = Sha256::new();
+    hasher.update(username.to_ascii_lowercase().as_bytes());
+    if let Some(peer) = peer {
+        hasher.update(b"\0");
+        hasher.update(peer.to_string().as_bytes());
+    }
+    let digest = hasher.finalize();
     let mut key = [0u8; 32];
     key.copy_from_slice(&digest);
     key
@@ -188,7 +211,10 @@ fn peer_key(address: IpAddr) -> IpAddr {
 /// counted against both at once.
 #[derive(Debug)]
 struct Both {
+    /// By username and address.
     usernames: Counters<UsernameKey>,
+    /// By username alone.
+    accounts: Counters<UsernameKey>,
     peers: Counters<IpAddr>,
 }
 
@@ -208,6 +234,7 @@ pub struct LoginThrottle {
 #[derive(Debug)]
 pub struct Attempt {
     username: UsernameKey,
+    account: UsernameKey,
     peer: Option<IpAddr>,
 }
 
@@ -242,6 +269,7 @@ impl LoginThrottle {
             )),
             counters: Mutex::new(Both {
                 usernames: Counters::new(usernames),
+                accounts: Counters::new(ACCOUNTS),
                 peers: Counters::new(peers),
             }),
         }
@@ -256,12 +284,17 @@ impl LoginThrottle {
         peer: Option<IpAddr>,
         now: Instant,
     ) -> Result<Attempt, Throttled> {
+        let peer = peer.map(peer_key);
         let attempt = Attempt {
-            username: username_key(username),
-            peer: peer.map(peer_key),
+            username: username_key(username, peer),
+            account: username_key(username, None),
+            peer,
         };
         let mut counters = self.lock();
-        let username_wait = counters.usernames.wait(&attempt.username, now);
+        let username_wait = counters
+            .usernames
+            .wait(&attempt.username, now)
+            .max(counters.accounts.wait(&attempt.account, now));
         let peer_wait = match attempt.peer {
             Some(peer) => counters.peers.wait(&peer, now),
             None => None,
@@ -270,6 +303,7 @@ impl LoginThrottle {
             return Err(Throttled { retry_after });
         }
         counters.usernames.charge(attempt.username, now);
+        counters.accounts.charge(attempt.account, now);
         if let Some(peer) = attempt.peer {
             counters.peers.charge(peer, now);
         }
@@ -291,6 +325,7 @@ impl LoginThrottle {
     pub fn succeeded(&self, attempt: &Attempt) {
         let mut counters = self.lock();
         counters.usernames.clear(&attempt.username);
+        counters.accounts.clear(&attempt.account);
         if let Some(peer) = &attempt.peer {
             counters.peers.refund(peer);
         }
@@ -361,6 +396,31 @@ mod tests {
         );
         // Another name is not concerned.
         assert!(throttle.admit("bob", None, at).is_ok());
+    }
+
+    #[test]
+    fn a_guesser_locks_a_username_out_for_itself_not_for_the_user() {
+        let throttle = LoginThrottle::new(STRICT, LAX);
+        let start = Instant::now();
+        let (guesser, user) = (address("203.0.113.9"), address("198.51.100.7"));
+        for _ in 0..4 {
+            assert!(throttle.admit("admin", guesser, start).is_ok());
+        }
+        assert!(throttle.admit("admin", guesser, start).is_err());
+        assert!(
+            throttle.admit("admin", user, start).is_ok(),
+            "the user logs in"
+        );
+        // Guesses from very many addresses lock the name out for everyone, briefly.
+        for index in 0..ACCOUNTS.free_failures {
+            let peer = Some(IpAddr::V4((0x0a00_0000 + index).into()));
+            let _ = throttle.admit("admin", peer, start);
+        }
+        let waited = wait(throttle.admit("admin", user, start));
+        assert!(
+            waited.is_some_and(|wait| wait <= ACCOUNTS.max_lockout),
+            "{waited:?}"
+        );
     }
 
     #[test]

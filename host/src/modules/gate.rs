@@ -256,15 +256,19 @@ impl CompileGate {
         })
     }
 
-    /// The right to compile a queued module in the background: waits for the one
-    /// background place and an installation place.
+    /// The right to compile a queued module in the background: waits for the
+    /// organization's turn, then the one background place and an installation place.
     pub async fn background(self: &Arc<Self>, queued: Queued) -> CompilePermit {
+        let turn = self.with_spending(queued.organization, |spending| {
+            Arc::clone(&spending.background)
+        });
+        let turn = acquire(&turn).await;
         let background = acquire(&self.background).await;
         let installation = acquire(&self.installation).await;
         self.permit(
             queued.organization,
             Some(queued),
-            vec![background, installation],
+            vec![turn, background, installation],
         )
     }
 
@@ -359,6 +363,40 @@ mod tests {
         );
         drop(gate.background(queued).await);
         assert!(gate.queue(1).is_ok(), "given back when compiled");
+    }
+
+    #[tokio::test]
+    async fn organizations_take_turns_in_the_background() {
+        let gate = CompileGate::new(CompileBudget {
+            pending_per_organization: 10,
+            ..budget()
+        });
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let first = gate.background(gate.queue(1).expect("room")).await;
+        let mut waiting = Vec::new();
+        for organization in [1, 1, 1, 2] {
+            let queued = gate.queue(organization).expect("room");
+            let (gate, order) = (Arc::clone(&gate), Arc::clone(&order));
+            waiting.push(tokio::spawn(async move {
+                let permit = gate.background(queued).await;
+                order
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .push(organization);
+                drop(permit);
+            }));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        drop(first);
+        for task in waiting {
+            task.await.expect("the task ends");
+        }
+        let order = order
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Organization 1's three waited behind its own running compile; organization 2's
+        // one was next in line for the installation's place.
+        assert_eq!(*order, [2, 1, 1, 1]);
     }
 
     #[test]

@@ -148,7 +148,9 @@ impl WasiHttpHooks for GuestHttp {
 fn wasi_error(error: &OutboundError) -> HttpError {
     match error {
         OutboundError::BadUrl(_) => HttpError::HttpRequestUriInvalid,
-        OutboundError::NoNetwork | OutboundError::NotAllowed(_) => HttpError::HttpRequestDenied,
+        OutboundError::NoNetwork | OutboundError::NotAllowed(_) | OutboundError::PlainHttp(_) => {
+            HttpError::HttpRequestDenied
+        }
         OutboundError::PrivateAddress(_) => HttpError::DestinationIpProhibited,
         OutboundError::Unresolved(_) => HttpError::DestinationNotFound,
         OutboundError::Connect(_) => HttpError::ConnectionRefused,

@@ -153,6 +153,7 @@ impl Network {
         use std::time::Duration;
         crate::outbound::OutboundConfig {
             allow_private_addresses: self.allow_private_addresses,
+            allow_http_webhooks: self.allow_http_webhooks,
             connect_timeout: Duration::from_millis(self.connect_timeout_ms),
             first_byte_timeout: Duration::from_millis(self.first_byte_timeout_ms),
             max_response_bytes: self.max_response_bytes,

@@ -123,6 +123,11 @@ fn a_burst_of_memory_hungry_runs_stays_in_the_budget_and_leaves_others_alone() {
 
     // Two 200 MiB runs at a time, never twelve: the process stays well under the budget.
     let grew_mib = peak.load(Ordering::Relaxed).saturating_sub(baseline) / MIB_IN_KIB;
+    eprintln!(
+        "burst of 12: {completed} completed, {} refused (429); RSS {} MiB before, peak +{grew_mib} MiB",
+        refused.len(),
+        baseline / MIB_IN_KIB
+    );
     assert!(
         grew_mib < 700,
         "RSS grew by {grew_mib} MiB during the burst"
@@ -131,6 +136,7 @@ fn a_burst_of_memory_hungry_runs_stays_in_the_budget_and_leaves_others_alone() {
     // And gives the memory back once the burst is over.
     std::thread::sleep(Duration::from_secs(2));
     let after_mib = server.rss_kib().saturating_sub(baseline) / MIB_IN_KIB;
+    eprintln!("2 s after the burst: +{after_mib} MiB");
     assert!(
         after_mib < 128,
         "RSS stayed {after_mib} MiB above where it started"
