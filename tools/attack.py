@@ -128,7 +128,13 @@ def print_table(title: str, header: list[str], rows: list[Row]) -> None:
 
 
 def print_command() -> None:
-    print("\ncommand: python3 tools/attack.py " + shlex.join(sys.argv[1:]))
+    # Tokens are credentials: the command is printed with a placeholder in their place.
+    words = list(sys.argv[1:])
+    for index, word in enumerate(words[:-1]):
+        if word == "--token":
+            words[index + 1] = "$TOKEN"
+    print("\ncommand: python3 tools/attack.py " + " ".join(
+        word if word == "$TOKEN" else shlex.quote(word) for word in words))
 
 
 # ---------------------------------------------------------------- setup

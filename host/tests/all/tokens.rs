@@ -295,3 +295,34 @@ fn a_member_cannot_run_a_hook_that_carries_an_admins_token() {
     let (_, logs) = acme.get(&format!("/hooks/logs?hook={}", admins["id"]));
     assert_eq!(logs["results"].as_array().map(Vec::len), Some(1), "{logs}");
 }
+
+#[test]
+fn only_an_admin_tests_a_hook_with_another_config() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let hostile = acme.upload(HOSTILE);
+    let hook = acme.hook(
+        &hostile,
+        json!({"settings": {"behavior": "print_secret"}, "secrets": {"api_key": SECRET}}),
+    );
+    let (_, ann) = member(&acme, "ann");
+    let path = format!("/hooks/{}/test", hook["id"]);
+    let with_config = json!({
+        "payload": initialize(),
+        "config": {"runtime": "wasm", "module": hostile, "allowed_hosts": ["collector.example.com"]},
+    });
+    let (status, answer) = server.post(&path, Some(&ann), with_config.clone());
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert!(
+        answer["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains("only an admin")),
+        "{answer}"
+    );
+    // The member may test it as it is, and the admin with another config.
+    let (status, answer) = server.post(&path, Some(&ann), json!({"payload": initialize()}));
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, answer) = acme.post(&path, with_config);
+    assert_eq!(status, StatusCode::OK, "{answer}");
+}
