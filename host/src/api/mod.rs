@@ -8,6 +8,7 @@ pub mod auth;
 mod calls;
 pub mod error;
 mod extract;
+mod health;
 mod hooks;
 pub mod json;
 mod login;
@@ -48,6 +49,9 @@ pub struct App {
     pub bounds: HookBounds,
     /// Per-organization quotas.
     pub quotas: Quotas,
+    /// Set when a shutdown has begun: `/readyz` answers 503 from then on, so a load
+    /// balancer stops sending requests while those in flight finish.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What one organization may hold.
@@ -127,8 +131,11 @@ pub fn router(state: AppState) -> Router {
         .route("/hooks/{id}/test", post(calls::test))
         .route("/hooks/{id}/invoke", post(calls::invoke))
         .route("/events", post(calls::event))
+        .route("/version", get(health::version))
         .fallback(not_found);
     Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .nest("/api/v1", api)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -29,6 +29,22 @@ enum Command {
     Serve(crate::server::config::ServeArgs),
     /// Create a new extension from a template (Rust, Python or JavaScript).
     New(new::NewArgs),
+    /// The installation's operator account.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+}
+
+/// `wasmhook operator ...`.
+#[derive(Debug, Subcommand)]
+enum OperatorCommand {
+    /// Replace the operator's token with a new one and print it (the old one stops working
+    /// at the server's next start). Without it, set WASMHOOK_OPERATOR_TOKEN when starting
+    /// the server.
+    RotateToken {
+        /// The server's data directory [default: ./data].
+        #[arg(long, value_name = "DIR", env = "WASMHOOK_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 /// Exit code of a run that completed.
@@ -53,6 +69,25 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&args, cache_dir),
         Command::Serve(args) => serve(&args),
         Command::New(args) => new::new(&args),
+        Command::Operator(OperatorCommand::RotateToken { data_dir }) => {
+            let data_dir =
+                data_dir.unwrap_or_else(|| PathBuf::from(crate::server::config::DEFAULT_DATA_DIR));
+            match crate::server::rotate_operator_token(&data_dir) {
+                Ok(token) => {
+                    eprintln!("new operator token (shown once, keep it):");
+                    // The token is the command's output, for scripts to capture.
+                    #[allow(clippy::print_stdout)]
+                    {
+                        println!("{token}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    ExitCode::from(EXIT_USAGE)
+                }
+            }
+        }
     }
 }
 

@@ -15,7 +15,11 @@ pub const DEFAULT_DATA_DIR: &str = "data";
 /// The arguments of `wasmhook serve`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
-    /// A TOML file with any of: listen, data_dir, base_url.
+    /// A TOML file with any of: listen, data_dir, base_url, and the sections [limits],
+    /// [network] and [connections] (each setting also a WASMHOOK_* variable, see README).
+    /// The operator's token: WASMHOOK_OPERATOR_TOKEN (at least 16 characters), else one is
+    /// generated and shown once at the first start (`wasmhook operator rotate-token`
+    /// replaces it).
     #[arg(long, value_name = "FILE", env = "WASMHOOK_CONFIG")]
     config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8080].
@@ -446,6 +450,10 @@ pub struct Connections {
     pub max_connections: usize,
     /// Connections from one address (IPv6: one /64) at once; more are closed at once.
     pub max_connections_per_peer: usize,
+    /// Milliseconds between SIGTERM and closing the listener, during which `/readyz`
+    /// answers 503 while requests are still served, so a load balancer that polls it
+    /// stops sending before connections are refused. 0 (the default) closes at once.
+    pub drain_delay_ms: u64,
 }
 
 impl Default for Connections {
@@ -456,6 +464,7 @@ impl Default for Connections {
             body_read_timeout_ms: DEFAULT_BODY_READ_TIMEOUT_MS,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_peer: DEFAULT_MAX_CONNECTIONS_PER_PEER,
+            drain_delay_ms: 0,
         }
     }
 }
@@ -477,6 +486,7 @@ impl Connections {
             "WASMHOOK_MAX_CONNECTIONS_PER_PEER",
             &mut self.max_connections_per_peer,
         )?;
+        read("WASMHOOK_DRAIN_DELAY_MS", &mut self.drain_delay_ms)?;
         if self.header_read_timeout_ms == 0
             || self.idle_timeout_ms == 0
             || self.body_read_timeout_ms == 0

@@ -6,6 +6,7 @@ pub mod config;
 mod demo;
 mod listener;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,7 +45,6 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     let store = Store::open(&data_dir.join(DATABASE_FILE)).context("cannot open the database")?;
-    ensure_operator(&store, config.operator_token.clone()).await?;
     let sealer = Sealer::open_or_create(data_dir, config.secrets_key.as_deref())
         .context("cannot set up the secrets key")?;
     let limits = &config.limits;
@@ -107,6 +107,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         None => Clock::System,
     };
     let schedules = tokio::spawn(run_schedules(Arc::clone(&dispatcher), clock));
+    let draining = Arc::new(AtomicBool::new(false));
     let state = AppState(Arc::new(App {
         store: store.clone(),
         base_url,
@@ -123,12 +124,16 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
             modules: limits.modules_per_organization,
             module_bytes: limits.module_bytes_per_organization,
         },
+        draining: Arc::clone(&draining),
     }));
     if let Some(module) = &config.demo {
         demo::create(&state, module)
             .await
             .context("cannot create the demo")?;
     }
+    // Last, once nothing can fail any more: a token shown once must not be shown by a start
+    // that then fails, or it is lost with it.
+    ensure_operator(&store, config.operator_token.clone()).await?;
     let housekeeping = tokio::spawn(housekeeping(store, limits.log_retention_days));
     // Tests and scripts read this line to find the port when listening on port 0.
     eprintln!("wasmhook listening on http://{address}");
@@ -137,7 +142,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         listener,
         api::router(state),
         &config.connections,
-        shutdown_signal(),
+        drain(draining, config.connections.drain_delay_ms),
     )
     .await;
     housekeeping.abort();
@@ -173,7 +178,10 @@ async fn housekeeping(store: Store, retention_days: u64) {
     }
 }
 
-/// Gives the operator a token: the configured one, or a generated one printed once.
+/// Gives the operator a token: the configured one, or a generated one printed once. Called
+/// when the server is about to listen, so that no later failure of the start can lose a
+/// token that was shown once; a start that failed earlier wrote no token, and the next
+/// start generates and shows one.
 async fn ensure_operator(store: &Store, configured: Option<String>) -> anyhow::Result<()> {
     let created_at = now_rfc3339();
     let generated = store
@@ -190,8 +198,45 @@ async fn ensure_operator(store: &Store, configured: Option<String>) -> anyhow::R
     if let Some(token) = generated {
         // Printed once: only its hash is stored.
         eprintln!("operator token (shown once, keep it): {token}");
+        eprintln!(
+            "  (lost it? `wasmhook operator rotate-token --data-dir DIR` makes a new one, or \
+             set WASMHOOK_OPERATOR_TOKEN)"
+        );
     }
     Ok(())
+}
+
+/// Replaces the operator's token in the data directory's database with a new one, and
+/// returns it: the way back for an operator who lost a generated token. A running server
+/// accepts the new token at once; it may keep accepting the old one, which it has cached,
+/// until it is restarted.
+pub fn rotate_operator_token(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let database = data_dir.join(DATABASE_FILE);
+    if !database.exists() {
+        anyhow::bail!(
+            "no database at {}: start the server on this data directory first",
+            database.display()
+        );
+    }
+    let store = Store::open(&database).context("cannot open the database")?;
+    let created_at = now_rfc3339();
+    let token = store.run_here(|connection| {
+        let token = tokens::generate()?;
+        tokens::replace_operator(connection, &token, &created_at)?;
+        Ok(token)
+    })?;
+    Ok(token)
+}
+
+/// Completes when the listener should close: at SIGINT or SIGTERM, after marking the server
+/// as draining (`/readyz` answers 503) and waiting `delay_ms` while still serving.
+async fn drain(draining: Arc<AtomicBool>, delay_ms: u64) {
+    shutdown_signal().await;
+    draining.store(true, Ordering::Relaxed);
+    if delay_ms > 0 {
+        tracing::info!("draining: /readyz answers 503; closing the listener in {delay_ms} ms");
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+    }
 }
 
 async fn shutdown_signal() {

@@ -224,6 +224,13 @@ impl Store {
         Ok(value)
     }
 
+    /// Whether the database answers and holds the schema this build expects: what a
+    /// readiness probe asks before sending traffic here.
+    pub async fn is_ready(&self) -> Result<bool, StoreError> {
+        self.run(|connection| Ok(schema::is_current(connection)?))
+            .await
+    }
+
     /// Runs a closure with the connection on the blocking pool.
     pub async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
     where

@@ -153,6 +153,13 @@ const MIGRATIONS: &[&str] = &[
        AND expires_at < CAST(strftime('%s', created_at) AS INTEGER) + 86400;",
 ];
 
+/// Whether every migration this build knows has been applied (a database migrated by a
+/// newer build counts as current too: its extra migrations only add).
+pub(super) fn is_current(connection: &Connection) -> rusqlite::Result<bool> {
+    let applied: usize = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    Ok(applied >= MIGRATIONS.len())
+}
+
 /// Applies the migrations this database has not seen, each in its own transaction.
 pub(super) fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
     let applied: usize = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;

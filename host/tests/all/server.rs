@@ -138,6 +138,12 @@ impl Server {
 }
 
 impl Server {
+    /// Waits for the process to end (after [`Server::terminate`]).
+    pub fn wait_for_exit(&mut self) {
+        let _ = self.child.wait();
+        self.reaped = true;
+    }
+
     /// Sends SIGTERM (a graceful stop) without waiting.
     pub fn terminate(&self) {
         let _ = Command::new("kill")

@@ -1,0 +1,47 @@
+//! Probes for load balancers and orchestrators, unauthenticated and cheap: `GET /healthz`
+//! (the process answers), `GET /readyz` (it should be sent traffic: the database answers
+//! with the schema this build expects, and it is not draining for a shutdown), and `GET
+//! /api/v1/version` (what is running).
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+
+use super::AppState;
+
+/// Alive: answered by any process that can answer at all.
+pub(super) async fn healthz() -> axum::Json<Value> {
+    axum::Json(json!({"status": "alive"}))
+}
+
+/// Ready, or 503 with the reason.
+pub(super) async fn readyz(State(state): State<AppState>) -> (StatusCode, axum::Json<Value>) {
+    let not_ready = |detail: &str| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "not ready", "detail": detail})),
+        )
+    };
+    if state.draining.load(Ordering::Relaxed) {
+        return not_ready("shutting down: finishing the requests in flight");
+    }
+    match state.store.is_ready().await {
+        Ok(true) => (StatusCode::OK, axum::Json(json!({"status": "ready"}))),
+        Ok(false) => not_ready("the database's schema is older than this build's"),
+        Err(error) => {
+            tracing::warn!("readiness: the database does not answer: {error}");
+            not_ready("the database does not answer")
+        }
+    }
+}
+
+/// The server's version, the commit it was built from and the wasmtime it runs.
+pub(super) async fn version() -> axum::Json<Value> {
+    axum::Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "git_commit": env!("WASMHOOK_GIT_COMMIT"),
+        "wasmtime": env!("WASMHOOK_WASMTIME_VERSION"),
+    }))
+}

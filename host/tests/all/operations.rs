@@ -1,0 +1,151 @@
+//! What an operator relies on: probes a load balancer can call without a token, a drain
+//! before a stop, and an operator token that a failed start cannot lose and a lost one that
+//! can be replaced.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use super::server::{http_client, Server, OPERATOR_TOKEN};
+
+fn get(url: &str) -> (StatusCode, Value) {
+    let response = http_client().get(url).send().expect("the server answers");
+    let status = response.status();
+    (status, response.json().expect("a JSON answer"))
+}
+
+/// The server's root, without `/api/v1`.
+fn root(server: &Server) -> String {
+    server.base.trim_end_matches("/api/v1").to_owned()
+}
+
+#[test]
+fn probes_answer_without_a_token() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let (status, alive) = get(&format!("{}/healthz", root(&server)));
+    assert_eq!(status, StatusCode::OK, "{alive}");
+    let (status, ready) = get(&format!("{}/readyz", root(&server)));
+    assert_eq!(status, StatusCode::OK, "{ready}");
+    assert_eq!(ready["status"], "ready");
+    let (status, version) = get(&server.url("/version"));
+    assert_eq!(status, StatusCode::OK, "{version}");
+    assert_eq!(version["version"], env!("CARGO_PKG_VERSION"));
+    // The wasmtime the lock file pins, and a commit.
+    let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock"))
+        .expect("the lock file");
+    let wasmtime = version["wasmtime"].as_str().unwrap_or_default();
+    assert!(wasmtime.starts_with("48."), "{version}");
+    assert!(
+        lock.contains(&format!("name = \"wasmtime\"\nversion = \"{wasmtime}\"")),
+        "{version}"
+    );
+    assert!(!version["git_commit"]
+        .as_str()
+        .unwrap_or_default()
+        .is_empty());
+}
+
+#[test]
+fn a_stopping_server_is_not_ready_while_it_drains() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut server = Server::start_with(
+        dir.path(),
+        Some(OPERATOR_TOKEN),
+        &[("WASMHOOK_DRAIN_DELAY_MS", "2000")],
+        &[],
+    );
+    let readyz = format!("{}/readyz", root(&server));
+    assert_eq!(get(&readyz).0, StatusCode::OK);
+    let stopping = Instant::now();
+    server.terminate();
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, answer) = get(&readyz);
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert!(answer["detail"]
+        .as_str()
+        .is_some_and(|detail| detail.contains("shutting down")));
+    // Still serving meanwhile.
+    let (status, _) = server.get("/organizations", OPERATOR_TOKEN);
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        stopping.elapsed() < Duration::from_millis(1800),
+        "the test was too slow"
+    );
+    server.wait_for_exit();
+    assert!(stopping.elapsed() >= Duration::from_millis(2000));
+}
+
+/// Runs `wasmhook ARGS` to its end; its exit status, stdout and stderr.
+fn wasmhook(args: &[&str], dir: &std::path::Path) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_wasmhook"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env_remove("WASMHOOK_OPERATOR_TOKEN")
+        .stdin(Stdio::null())
+        .output()
+        .expect("wasmhook runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn shown_token(banner: &str) -> String {
+    banner
+        .lines()
+        .find_map(|line| line.strip_prefix("operator token (shown once, keep it): "))
+        .unwrap_or_else(|| panic!("no operator token in: {banner}"))
+        .to_owned()
+}
+
+#[test]
+fn a_failed_start_shows_no_token_and_the_next_start_does() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let address = taken.local_addr().expect("an address").to_string();
+    let (ok, _, stderr) = wasmhook(&["serve", "--listen", &address], dir.path());
+    assert!(!ok, "the start failed: {stderr}");
+    assert!(stderr.contains("cannot listen"), "{stderr}");
+    assert!(!stderr.contains("operator token"), "{stderr}");
+    drop(taken);
+
+    let server = Server::start(dir.path(), None);
+    let token = shown_token(&server.banner);
+    let (status, _) = server.post("/organizations", Some(&token), json!({"name": "acme"}));
+    assert_eq!(status, StatusCode::CREATED);
+}
+
+#[test]
+fn a_lost_operator_token_is_replaced_by_rotating_it() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let lost = {
+        let server = Server::start(dir.path(), None);
+        shown_token(&server.banner)
+    };
+    let (ok, stdout, stderr) = wasmhook(&["operator", "rotate-token"], dir.path());
+    assert!(ok, "{stderr}");
+    let token = stdout.trim().to_owned();
+    assert_eq!(token.len(), 64, "{stdout}");
+    let server = Server::start(dir.path(), None);
+    assert!(
+        !server.banner.contains("operator token"),
+        "{}",
+        server.banner
+    );
+    assert_eq!(
+        server.get("/organizations", &lost).0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(server.get("/organizations", &token).0, StatusCode::OK);
+
+    // Without a database there is nothing to rotate.
+    let empty = tempfile::tempdir().expect("a temporary directory");
+    let (ok, _, stderr) = wasmhook(&["operator", "rotate-token"], empty.path());
+    assert!(!ok);
+    assert!(stderr.contains("no database"), "{stderr}");
+}
