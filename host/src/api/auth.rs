@@ -206,7 +206,14 @@ impl FromRequestParts<AppState> for Caller {
             }
             (Owner::User(_), _) => None,
         };
-        caller.ok_or(ApiError::Unauthorized)
+        let caller = caller.ok_or(ApiError::Unauthorized)?;
+        if let (Some(organization), Some(slot)) = (
+            caller.organization(),
+            parts.extensions.get::<super::access::OrganizationSlot>(),
+        ) {
+            let _ = slot.0.set(organization);
+        }
+        Ok(caller)
     }
 }
 

@@ -4,6 +4,7 @@
 //!
 //! One module per resource; [`router`] assembles them and applies the body limit.
 
+pub mod access;
 pub mod auth;
 mod calls;
 pub mod error;
@@ -139,6 +140,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(access::access_log))
         .with_state(state)
 }
 

@@ -17,6 +17,22 @@ pub struct Cli {
     #[arg(long, global = true, env = "WASMHOOK_CACHE_DIR", value_name = "DIR")]
     cache_dir: Option<PathBuf>,
 
+    /// How log lines are written to stderr: `text` (coloured only on a terminal) or `json`
+    /// (one object a line, for a log collector).
+    #[arg(long, global = true, env = "WASMHOOK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
+    /// The least severe lines written: error, warn, info (an access line per request and a
+    /// line per run), debug or trace. WASMHOOK_LOG, a full filter such as
+    /// `warn,wasmhook=debug`, overrides it.
+    #[arg(
+        long,
+        global = true,
+        env = "WASMHOOK_LOG_LEVEL",
+        default_value = "info"
+    )]
+    log_level: tracing::Level,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -47,6 +63,15 @@ enum OperatorCommand {
     },
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
 /// Exit code of a run that completed.
 pub const EXIT_COMPLETED: u8 = 0;
 /// Exit code of a run that failed or timed out.
@@ -57,13 +82,7 @@ pub const EXIT_USAGE: u8 = 2;
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WASMHOOK_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    init_logs(cli.log_format, cli.log_level);
     let cache_dir = cli.cache_dir.or_else(default_cache_dir);
     match cli.command {
         Command::Run(args) => run::run(&args, cache_dir),
@@ -88,6 +107,25 @@ pub fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+/// Sets up the log: wasmhook's own lines from `level`, every dependency's from `warn`
+/// (or `WASMHOOK_LOG` as a whole filter), in the chosen format, coloured only on a terminal.
+fn init_logs(format: LogFormat, level: tracing::Level) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WASMHOOK_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!(
+            "warn,wasmhook={}",
+            level.as_str().to_ascii_lowercase()
+        ))
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().with_current_span(true).init(),
     }
 }
 

@@ -336,6 +336,7 @@ impl Dispatcher {
         let mut log = prepared.clone().run_log(&report);
         log.hook_type.clone_from(&hook.hook_type);
         self.writer.write(&log).await?;
+        log_run(&log);
         let response = match report.outcome {
             Outcome::Completed { response } => Some(redacted(prepared, response)),
             _ => None,
@@ -363,6 +364,7 @@ impl Dispatcher {
         .await;
         let log = prepared.clone().webhook_log(&delivery);
         self.writer.write(&log).await?;
+        log_run(&log);
         let response = match delivery.outcome {
             DeliveryOutcome::Completed(response) => Some(redacted(prepared, response)),
             _ => None,
@@ -546,6 +548,24 @@ impl Dispatcher {
             request_id: log.request_id,
         })
     }
+}
+
+/// One line per run, once its run log is written: which hook, how it ended, how long it
+/// took. Never its payload, response or output (they hold the tenant's data).
+fn log_run(log: &RunLog) {
+    tracing::info!(
+        target: "wasmhook::run",
+        hook = log.hook_id,
+        organization = log.organization_id,
+        kind = %log.hook_type,
+        event = %format_args!("{}.{}", log.event, log.action),
+        status = log.status.as_str(),
+        duration_ms = log.duration_ms,
+        run_request_id = %log.request_id,
+        "hook {} {}",
+        log.hook_id,
+        log.status.as_str()
+    );
 }
 
 /// A hook's response as its caller may see it: the hook's secret values and the token

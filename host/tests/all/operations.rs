@@ -149,3 +149,124 @@ fn a_lost_operator_token_is_replaced_by_rotating_it() {
     assert!(!ok);
     assert!(stderr.contains("no database"), "{stderr}");
 }
+
+/// Waits until the server's log holds `text` (lines are read from its stderr by a thread).
+fn wait_for_log(server: &Server, text: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = server.log();
+        if log.contains(text) || Instant::now() > deadline {
+            return log;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn every_request_has_an_access_line_and_an_id_and_no_line_holds_a_secret() {
+    use super::server::Tenant;
+    use wasmhook_tests::guests::HOSTILE;
+    const SECRET: &str = "sk-live-logged-nowhere-0123";
+    const MARKER: &str = "payload-marker-never-logged";
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let (_, users) = acme.get("/users");
+    let hostile = acme.upload(HOSTILE);
+    let hook = acme.hook(
+        &hostile,
+        json!({"settings": {"behavior": "print_secret"}, "secrets": {"api_key": SECRET},
+               "token_owner": users["results"][0]["url"]}),
+    );
+
+    // A client's request id is echoed and carried into the lines about the request.
+    let response = server
+        .client
+        .post(server.url(&format!("/hooks/{}/invoke", hook["id"])))
+        .bearer_auth(&acme.token)
+        .header("X-Request-Id", "client-chosen-id-42")
+        .json(&json!({"note": MARKER}))
+        .send()
+        .expect("answers");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-request-id"], "client-chosen-id-42");
+    let log = wait_for_log(&server, "client-chosen-id-42");
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("client-chosen-id-42"))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains(&format!("POST /api/v1/hooks/{}/invoke 200", hook["id"]))),
+        "{log}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains(&format!("hook {} completed", hook["id"]))),
+        "no run line about the request: {log}"
+    );
+    // Without one, the server makes one.
+    let response = server
+        .client
+        .get(server.url("/organizations"))
+        .bearer_auth(OPERATOR_TOKEN)
+        .send()
+        .expect("answers");
+    let made = response.headers()["x-request-id"]
+        .to_str()
+        .expect("text")
+        .to_owned();
+    assert_eq!(made.len(), 36, "a UUID: {made}");
+    wait_for_log(&server, &made);
+
+    // A test call, an event and a refused call too; then not a line holds the secret, a
+    // token, the payload or a colour code.
+    acme.test_call(
+        &hook,
+        json!({"event": "annotation_content", "action": "initialize", "marker": MARKER}),
+    );
+    acme.post(
+        "/events",
+        json!({"event": "invocation.manual", "payload": {"marker": MARKER}}),
+    );
+    server.get("/organizations", "not-a-token");
+    let log = wait_for_log(&server, "GET /api/v1/organizations 401");
+    for never in [
+        SECRET,
+        MARKER,
+        OPERATOR_TOKEN,
+        acme.token.as_str(),
+        "\u{1b}[",
+    ] {
+        assert!(
+            !log.contains(never),
+            "`{never}` is in the server's log:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn json_logs_are_one_object_a_line() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start_with(
+        dir.path(),
+        Some(OPERATOR_TOKEN),
+        &[("WASMHOOK_LOG_FORMAT", "json")],
+        &[],
+    );
+    server.get("/organizations", OPERATOR_TOKEN);
+    let log = wait_for_log(&server, "/api/v1/organizations");
+    let access: Vec<Value> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["target"] == "wasmhook::access")
+        .collect();
+    assert!(!access.is_empty(), "{log}");
+    let line = &access[0];
+    assert_eq!(line["fields"]["status"], 200, "{line}");
+    assert_eq!(line["fields"]["method"], "GET", "{line}");
+    assert!(line["fields"]["request_id"].is_string(), "{line}");
+    assert!(line["fields"]["latency_ms"].is_number(), "{line}");
+}

@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use reqwest::blocking::Client;
 use reqwest::{Method, StatusCode};
@@ -18,6 +19,8 @@ pub struct Server {
     pub base: String,
     /// What the server printed at start, before "listening".
     pub banner: String,
+    /// What it has printed since.
+    log: Arc<Mutex<String>>,
     pub client: Client,
     /// Whether the process was already killed and waited for.
     reaped: bool,
@@ -62,12 +65,22 @@ impl Server {
             banner.push_str(&line);
             banner.push('\n');
         };
-        // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
+        // Keep draining stderr so the server never blocks on a full pipe, and keep what it
+        // says for the tests that read its log.
+        let log = Arc::new(Mutex::new(String::new()));
+        let kept = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let mut kept = kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                kept.push_str(&line);
+                kept.push('\n');
+            }
+        });
         Server {
             child,
             base,
             banner,
+            log,
             client: http_client(),
             reaped: false,
         }
@@ -159,6 +172,14 @@ impl Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.reaped = true;
+    }
+
+    /// What the server has printed to stderr since it started listening.
+    pub fn log(&self) -> String {
+        self.log
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// The server's process id (to sample its memory from another thread).

@@ -1,0 +1,97 @@
+//! One access log line per request, and the request's id.
+//!
+//! Every request gets an id: the client's `X-Request-Id` when it sends a sane one (up to 128
+//! letters, digits, `-`, `_`, `.`), else a new UUID. It is returned in the answer's
+//! `X-Request-Id`, and every log line written while the request is handled carries it (the
+//! handler runs inside a span holding it), so an operator can follow one request through
+//! the access line and the lines about its runs.
+//!
+//! The access line has the method, the path (never the query, which may carry a token or
+//! search text), the status, the latency, the caller's organization when it authenticated,
+//! and the request id: never a header, a body or a token.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use http::HeaderValue;
+use tracing::Instrument;
+
+/// The request id header.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The longest client-sent request id kept; a longer one is replaced.
+const MAX_REQUEST_ID: usize = 128;
+
+/// The id of the request being handled, for whoever needs it (a request extension).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Where the caller's organization is noted once it is known (a request extension the
+/// authentication fills), for the access line.
+#[derive(Debug, Clone, Default)]
+pub struct OrganizationSlot(pub Arc<OnceLock<u64>>);
+
+/// The client's request id when it is one we can log and echo as is.
+fn sane(value: &HeaderValue) -> Option<String> {
+    let text = value.to_str().ok()?;
+    let ok = !text.is_empty()
+        && text.len() <= MAX_REQUEST_ID
+        && text
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.'));
+    ok.then(|| text.to_owned())
+}
+
+/// The middleware: names the request, runs it inside a span with its id, logs its line.
+pub(super) async fn access_log(mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(sane)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let organization = OrganizationSlot::default();
+    request.extensions_mut().insert(RequestId(id.clone()));
+    request.extensions_mut().insert(organization.clone());
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let span = tracing::info_span!("request", request_id = %id);
+    let mut response = next.run(request).instrument(span).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    let status = response.status().as_u16();
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match organization.0.get() {
+        Some(organization) => tracing::info!(
+            target: "wasmhook::access",
+            %method, %path, status, latency_ms, organization, request_id = %id,
+            "{method} {path} {status}"
+        ),
+        None => tracing::info!(
+            target: "wasmhook::access",
+            %method, %path, status, latency_ms, request_id = %id,
+            "{method} {path} {status}"
+        ),
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_sane_request_id_is_kept() {
+        let sane_text = |text: &str| sane(&HeaderValue::from_str(text).expect("a header value"));
+        assert_eq!(sane_text("abc-123_x.y"), Some("abc-123_x.y".into()));
+        assert_eq!(sane_text("has space"), None);
+        assert_eq!(sane_text("new\u{7f}line"), None);
+        assert_eq!(sane_text(""), None);
+        assert_eq!(sane_text(&"a".repeat(129)), None);
+        assert_eq!(sane_text(&"a".repeat(128)).map(|id| id.len()), Some(128));
+    }
+}
