@@ -32,16 +32,20 @@ fn main() {
         })
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=WASMHOOK_WASMTIME_VERSION={wasmtime}");
-    // Rebuilt when the lock or the checked-out commit changes; paths that do not exist are
-    // not named (cargo would then rerun this script on every build).
-    for watched in [
-        lock_path,
-        root.join(".git/HEAD"),
-        root.join(".git/refs/heads"),
-        root.join(".git/packed-refs"),
-    ] {
-        if watched.exists() {
-            println!("cargo:rerun-if-changed={}", watched.display());
+    // Rebuilt when the lock or the checked-out commit changes: the lock, HEAD, and the one
+    // ref HEAD names (watching all of refs/ would rebuild on any branch's commit). Paths
+    // that do not exist are not named (cargo would then rerun this script on every build).
+    let git = root.join(".git");
+    let mut watched = vec![lock_path, git.join("HEAD"), git.join("packed-refs")];
+    if let Some(reference) = std::fs::read_to_string(git.join("HEAD"))
+        .ok()
+        .and_then(|head| head.trim().strip_prefix("ref: ").map(str::to_owned))
+    {
+        watched.push(git.join(reference));
+    }
+    for path in watched {
+        if path.exists() {
+            println!("cargo:rerun-if-changed={}", path.display());
         }
     }
 }

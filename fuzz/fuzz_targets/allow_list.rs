@@ -72,6 +72,13 @@ fuzz_target!(|data: &[u8]| {
             assert!(routed.is_err(), "{url}: a guest may reach {address}");
             assert!(webhook.is_err(), "{url}: a webhook may reach {address}");
         }
+        // Plain http is refused for webhooks by default, before the address is looked at.
+        if url.scheme() == "http" {
+            assert!(
+                default_outbound().webhook_route(&url).is_err(),
+                "{url}: a webhook over plain http"
+            );
+        }
     }
 
     // An IPv4 address, and the IPv6 forms that carry it.
@@ -102,9 +109,25 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-/// One client under the default rules (no private addresses), built once: routing decides
-/// without connecting.
+/// One client under the default address rules (no private addresses) with plain-http
+/// webhooks allowed, so that the address rules are what decides; built once: routing
+/// decides without connecting.
 fn outbound() -> &'static Outbound {
+    static OUTBOUND: OnceLock<Outbound> = OnceLock::new();
+    OUTBOUND.get_or_init(|| {
+        Outbound::new(
+            OutboundConfig {
+                allow_http_webhooks: true,
+                ..OutboundConfig::default()
+            },
+            None,
+        )
+        .expect("an outbound client")
+    })
+}
+
+/// One client under the default rules, plain-http webhooks refused.
+fn default_outbound() -> &'static Outbound {
     static OUTBOUND: OnceLock<Outbound> = OnceLock::new();
     OUTBOUND
         .get_or_init(|| Outbound::new(OutboundConfig::default(), None).expect("an outbound client"))

@@ -11,6 +11,9 @@ use serde_json::{json, Value};
 
 use super::AppState;
 
+/// How long `/readyz` waits for the database.
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Alive: answered by any process that can answer at all.
 pub(super) async fn healthz() -> axum::Json<Value> {
     axum::Json(json!({"status": "alive"}))
@@ -27,13 +30,16 @@ pub(super) async fn readyz(State(state): State<AppState>) -> (StatusCode, axum::
     if state.draining.load(Ordering::Relaxed) {
         return not_ready("shutting down: finishing the requests in flight");
     }
-    match state.store.is_ready().await {
-        Ok(true) => (StatusCode::OK, axum::Json(json!({"status": "ready"}))),
-        Ok(false) => not_ready("the database's schema is older than this build's"),
-        Err(error) => {
+    // A probe must answer quickly even when the database is busy: a second without an
+    // answer is an answer.
+    match tokio::time::timeout(READY_WITHIN, state.store.is_ready()).await {
+        Ok(Ok(true)) => (StatusCode::OK, axum::Json(json!({"status": "ready"}))),
+        Ok(Ok(false)) => not_ready("the database's schema is older than this build's"),
+        Ok(Err(error)) => {
             tracing::warn!("readiness: the database does not answer: {error}");
             not_ready("the database does not answer")
         }
+        Err(_) => not_ready("the database did not answer within a second"),
     }
 }
 

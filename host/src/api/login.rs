@@ -62,6 +62,9 @@ pub(super) async fn login(
     let credentials = parse_credentials(&headers, &body)?;
     // Before the database and argon2: a refused guess costs the server next to nothing.
     let peer = peer.map(|Extension(ConnectInfo(address))| address.ip());
+    // A place to check the password first (waiting a little for one): an attempt refused
+    // for want of a place is not counted against the username or the address.
+    let place = throttle.verification().await?;
     let attempt = throttle.admit(&credentials.username, peer, Instant::now())?;
     let username = credentials.username.clone();
     let user = state
@@ -76,7 +79,6 @@ pub(super) async fn login(
         .map(|user| user.password_hash.clone())
         .unwrap_or_else(|| DUMMY_HASH.to_owned());
     let password = credentials.password;
-    let place = throttle.verification()?;
     let verified = tokio::task::spawn_blocking(move || {
         let _place = place;
         accounts::verify_password(&password, &hash)
@@ -124,8 +126,9 @@ pub(super) async fn logout(
 
 /// Why the operator's logout is refused, and what to do instead.
 const OPERATOR_LOGOUT: &str = "The operator's token cannot be logged out: it is set with \
-    WASMHOOK_OPERATOR_TOKEN (or generated at the first start) and is rotated by restarting \
-    the server with a new WASMHOOK_OPERATOR_TOKEN.";
+    WASMHOOK_OPERATOR_TOKEN (or generated at the first start) and is replaced by restarting \
+    the server with a new WASMHOOK_OPERATOR_TOKEN, or with `wasmhook operator rotate-token` \
+    while the server is stopped.";
 
 /// An argon2 hash of a random password, verified against when the user does not exist.
 const DUMMY_HASH: &str =

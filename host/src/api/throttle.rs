@@ -3,8 +3,10 @@
 //! the server spend argon2 on each guess.
 //!
 //! A username is locked out quickly for the address guessing it ([`USERNAMES`]), and only
-//! slowly and briefly for everyone ([`ACCOUNTS`]): otherwise anyone could keep a user,
-//! say an admin, from logging in by failing as them once every few minutes.
+//! slowly and briefly for every other address ([`ACCOUNTS`]), never for an address that
+//! logged in as that user before: otherwise anyone could keep a user, say an admin, from
+//! logging in by failing as them from a few addresses. (A user on a new address can still
+//! be held up by a guessing campaign, a minute at a time.)
 //!
 //! Each key has [`Policy::free_failures`] failures; beyond them, every attempt locks the
 //! key out for a time that doubles from [`Policy::first_lockout`] up to
@@ -216,7 +218,16 @@ struct Both {
     /// By username alone.
     accounts: Counters<UsernameKey>,
     peers: Counters<IpAddr>,
+    /// Username-and-address keys that logged in successfully.
+    trusted: LruCache<UsernameKey, ()>,
 }
+
+/// The longest a login waits for a place to check its password.
+const VERIFICATION_WAIT: Duration = Duration::from_secs(1);
+
+/// Addresses remembered as having logged in as a username: the lockout of a username from
+/// every address does not apply to them, so strangers' guesses cannot keep its user out.
+const TRUSTED_CAPACITY: NonZeroUsize = NonZeroUsize::new(10_000).expect("nonzero");
 
 /// Failed logins per username and per peer address; see the module doc. One for the
 /// whole server, shared by every login.
@@ -271,6 +282,7 @@ impl LoginThrottle {
                 usernames: Counters::new(usernames),
                 accounts: Counters::new(ACCOUNTS),
                 peers: Counters::new(peers),
+                trusted: LruCache::new(TRUSTED_CAPACITY),
             }),
         }
     }
@@ -291,10 +303,16 @@ impl LoginThrottle {
             peer,
         };
         let mut counters = self.lock();
+        // An address that logged in as this user before is held to its own count only.
+        let trusted = attempt.peer.is_some() && counters.trusted.get(&attempt.username).is_some();
+        let account_wait = match trusted {
+            true => None,
+            false => counters.accounts.wait(&attempt.account, now),
+        };
         let username_wait = counters
             .usernames
             .wait(&attempt.username, now)
-            .max(counters.accounts.wait(&attempt.account, now));
+            .max(account_wait);
         let peer_wait = match attempt.peer {
             Some(peer) => counters.peers.wait(&peer, now),
             None => None,
@@ -310,14 +328,21 @@ impl LoginThrottle {
         Ok(attempt)
     }
 
-    /// A place to check a password now, or [`Throttled`] for a second when every place is
-    /// taken (the answer a throttled client already knows how to handle).
-    pub fn verification(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Throttled> {
-        Arc::clone(&self.verifications)
-            .try_acquire_owned()
-            .map_err(|_| Throttled {
-                retry_after: Duration::from_secs(1),
-            })
+    /// A place to check a password, waiting up to a second for one, or [`Throttled`] for a
+    /// second when none frees (the answer a throttled client already knows how to handle).
+    pub async fn verification(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Throttled> {
+        let busy = Throttled {
+            retry_after: Duration::from_secs(1),
+        };
+        match tokio::time::timeout(
+            VERIFICATION_WAIT,
+            Arc::clone(&self.verifications).acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(place)) => Ok(place),
+            _ => Err(busy),
+        }
     }
 
     /// Records that `attempt` logged in: its username's failures are forgotten, and its
@@ -326,6 +351,9 @@ impl LoginThrottle {
         let mut counters = self.lock();
         counters.usernames.clear(&attempt.username);
         counters.accounts.clear(&attempt.account);
+        if attempt.peer.is_some() {
+            counters.trusted.put(attempt.username, ());
+        }
         if let Some(peer) = &attempt.peer {
             counters.peers.refund(peer);
         }
@@ -420,6 +448,31 @@ mod tests {
         assert!(
             waited.is_some_and(|wait| wait <= ACCOUNTS.max_lockout),
             "{waited:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn password_checks_are_bounded_and_a_login_waits_a_second_at_most() {
+        let throttle = LoginThrottle::default();
+        let mut held = Vec::new();
+        while let Ok(Ok(place)) = tokio::time::timeout(
+            Duration::from_millis(10),
+            Arc::clone(&throttle.verifications).acquire_owned(),
+        )
+        .await
+        {
+            held.push(place);
+        }
+        let cores = std::thread::available_parallelism().map_or(2, |cores| cores.get() * 2);
+        assert_eq!(held.len(), cores);
+        let started = Instant::now();
+        let refused = throttle.verification().await;
+        assert_eq!(refused.err().map(|busy| busy.retry_after_s()), Some(1));
+        assert!(started.elapsed() < Duration::from_secs(3));
+        held.pop();
+        assert!(
+            throttle.verification().await.is_ok(),
+            "a freed place is taken"
         );
     }
 

@@ -53,9 +53,9 @@ enum Command {
 /// `wasmhook operator ...`.
 #[derive(Debug, Subcommand)]
 enum OperatorCommand {
-    /// Replace the operator's token with a new one and print it (the old one stops working
-    /// at the server's next start). Without it, set WASMHOOK_OPERATOR_TOKEN when starting
-    /// the server.
+    /// Replace the operator's token with a new one and print it. Run it while the server is
+    /// stopped (it refuses otherwise); the old token stops working at once. When the server
+    /// is started with WASMHOOK_OPERATOR_TOKEN, change that variable instead.
     RotateToken {
         /// The server's data directory [default: ./data].
         #[arg(long, value_name = "DIR", env = "WASMHOOK_DATA_DIR")]

@@ -25,8 +25,10 @@ use gate::{CompileGate, CompileRefused, Queued};
 
 /// Modules whose compile weighs up to this (bytes of code plus a fixed cost per function,
 /// see [`crate::runtime::precheck::ModuleShape::compile_weight`]) are compiled while their
-/// upload waits: about a second of Cranelift on one core.
-pub const DEFAULT_FOREGROUND_COMPILE_BYTES: usize = 4 * 1024 * 1024;
+/// upload waits. 1 MiB takes Rust, C, Zig and AssemblyScript extensions (0.03 to 0.2 MiB);
+/// Go's runtime (3.6 MiB and more) and the interpreters compile in the background, where a
+/// loaded machine taking tens of seconds over one holds no request open.
+pub const DEFAULT_FOREGROUND_COMPILE_BYTES: usize = 1024 * 1024;
 
 /// Background compiles started by the installation itself (after a restart, or when an
 /// artifact went missing) are charged to this account, not to an organization.

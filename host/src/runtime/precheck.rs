@@ -57,7 +57,7 @@ pub struct ModuleShape {
 
 /// What one function costs Cranelift beyond its bytes, in bytes of code: an empty function
 /// took about 50 µs to compile (100,000 of them, 4.9 s), about as long as a quarter of a
-/// kilobyte of ordinary body. So 4 MiB of weight is about a second of compiling either way.
+/// kilobyte of ordinary body, so a weight counts either kind of cost alike.
 const FUNCTION_WEIGHT: u64 = 256;
 
 impl ModuleShape {

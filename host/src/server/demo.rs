@@ -21,8 +21,8 @@ const DEMO_HOOK: &str = "Hello (demo)";
 /// A demo token lives a week.
 const TOKEN_LIFETIME_S: i64 = 7 * 24 * 3600;
 
-/// Creates (or finds) the demo and prints how to call it.
-pub async fn create(state: &AppState, module_path: &Path) -> anyhow::Result<()> {
+/// Creates (or finds) the demo and says how to call it.
+pub async fn create(state: &AppState, module_path: &Path) -> anyhow::Result<Announcement> {
     let bytes = std::fs::read(module_path).with_context(|| {
         format!(
             "cannot read the demo module {} (build it with `examples/rust/build.sh hello`, \
@@ -141,17 +141,35 @@ pub async fn create(state: &AppState, module_path: &Path) -> anyhow::Result<()> 
             )
         })
         .await?;
-    eprintln!("demo: organization {organization_id}, queue {queue_id}, hook {hook_id}");
+    let mut lines = vec![format!(
+        "demo: organization {organization_id}, queue {queue_id}, hook {hook_id}"
+    )];
     if let Some(password) = password {
-        eprintln!("demo: user `{DEMO_USER}`, password `{password}` (shown once)");
+        lines.push(format!(
+            "demo: user `{DEMO_USER}`, password `{password}` (shown once)"
+        ));
     }
-    eprintln!("demo: call the hook with");
-    eprintln!(
+    lines.push("demo: call the hook with".into());
+    lines.push(format!(
         "  curl -s -X POST {}/api/v1/hooks/{hook_id}/invoke -H 'Authorization: Bearer {token}' \
          -H 'Content-Type: application/json' -d '{{\"note\": \"hi\"}}'",
         state.base_url
-    );
-    Ok(())
+    ));
+    Ok(Announcement(lines))
+}
+
+/// What the demo has to say (a password shown once among it), printed by the caller once
+/// the start can no longer fail.
+#[derive(Debug)]
+pub struct Announcement(Vec<String>);
+
+impl Announcement {
+    /// Prints it to stderr, with the server's other start-up lines.
+    pub fn print(&self) {
+        for line in &self.0 {
+            eprintln!("{line}");
+        }
+    }
 }
 
 async fn find_hook(state: &AppState, organization_id: u64) -> anyhow::Result<Option<u64>> {

@@ -34,6 +34,9 @@ pub const DATABASE_FILE: &str = "wasmhook.db";
 pub const MODULES_DIR: &str = "modules";
 /// Compiled artifacts.
 pub const ARTIFACTS_DIR: &str = "artifacts";
+/// Held locked by a serving process, so that a second server, or `wasmhook operator
+/// rotate-token`, cannot work on the same data directory behind its back.
+pub const LOCK_FILE: &str = "server.lock";
 /// How often expired run logs and tokens are deleted.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
 
@@ -44,6 +47,8 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let data_dir = &config.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    // Held until the process ends (the kernel releases it even at a kill -9).
+    let _lock = lock_data_dir(data_dir)?;
     let store = Store::open(&data_dir.join(DATABASE_FILE)).context("cannot open the database")?;
     let sealer = Sealer::open_or_create(data_dir, config.secrets_key.as_deref())
         .context("cannot set up the secrets key")?;
@@ -126,14 +131,20 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         },
         draining: Arc::clone(&draining),
     }));
-    if let Some(module) = &config.demo {
-        demo::create(&state, module)
-            .await
-            .context("cannot create the demo")?;
-    }
+    let demo = match &config.demo {
+        Some(module) => Some(
+            demo::create(&state, module)
+                .await
+                .context("cannot create the demo")?,
+        ),
+        None => None,
+    };
     // Last, once nothing can fail any more: a token shown once must not be shown by a start
     // that then fails, or it is lost with it.
     ensure_operator(&store, config.operator_token.clone()).await?;
+    if let Some(demo) = &demo {
+        demo.print();
+    }
     let housekeeping = tokio::spawn(housekeeping(store, limits.log_retention_days));
     // Tests and scripts read this line to find the port when listening on port 0.
     eprintln!("wasmhook listening on http://{address}");
@@ -206,11 +217,38 @@ async fn ensure_operator(store: &Store, configured: Option<String>) -> anyhow::R
     Ok(())
 }
 
+/// Locks the data directory for this process, or says that another holds it.
+fn lock_data_dir(data_dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let path = data_dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another wasmhook process is using the data directory {} (stop it first)",
+            data_dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(error)) => {
+            Err(error).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
 /// Replaces the operator's token in the data directory's database with a new one, and
-/// returns it: the way back for an operator who lost a generated token. A running server
-/// accepts the new token at once; it may keep accepting the old one, which it has cached,
-/// until it is restarted.
+/// returns it: the way back for an operator who lost a generated token. Refused while a
+/// server runs on the directory (it would go on accepting the old token it has cached) and
+/// while `WASMHOOK_OPERATOR_TOKEN` is set (the variable replaces the token at every start).
 pub fn rotate_operator_token(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    if std::env::var_os("WASMHOOK_OPERATOR_TOKEN").is_some_and(|token| !token.is_empty()) {
+        anyhow::bail!(
+            "WASMHOOK_OPERATOR_TOKEN is set, and it becomes the operator's token at every \
+             start: change the variable instead"
+        );
+    }
     let database = data_dir.join(DATABASE_FILE);
     if !database.exists() {
         anyhow::bail!(
@@ -218,6 +256,7 @@ pub fn rotate_operator_token(data_dir: &std::path::Path) -> anyhow::Result<Strin
             database.display()
         );
     }
+    let _lock = lock_data_dir(data_dir)?;
     let store = Store::open(&database).context("cannot open the database")?;
     let created_at = now_rfc3339();
     let token = store.run_here(|connection| {

@@ -113,6 +113,19 @@ fn a_failed_start_shows_no_token_and_the_next_start_does() {
     assert!(stderr.contains("cannot listen"), "{stderr}");
     assert!(!stderr.contains("operator token"), "{stderr}");
     drop(taken);
+    // A secrets key that is not one fails the start too, after the database exists.
+    let output = Command::new(env!("CARGO_BIN_EXE_wasmhook"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("WASMHOOK_OPERATOR_TOKEN")
+        .env("WASMHOOK_SECRETS_KEY", "not-a-key")
+        .stdin(Stdio::null())
+        .output()
+        .expect("wasmhook runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("secrets key"), "{stderr}");
+    assert!(!stderr.contains("operator token"), "{stderr}");
 
     let server = Server::start(dir.path(), None);
     let token = shown_token(&server.banner);
@@ -125,6 +138,14 @@ fn a_lost_operator_token_is_replaced_by_rotating_it() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let lost = {
         let server = Server::start(dir.path(), None);
+        // Not while a server holds the directory: it would go on trusting the old token.
+        let (ok, _, stderr) = wasmhook(&["operator", "rotate-token"], dir.path());
+        assert!(!ok);
+        assert!(stderr.contains("another wasmhook process"), "{stderr}");
+        // Nor does a second server start on it.
+        let (ok, _, stderr) = wasmhook(&["serve", "--listen", "127.0.0.1:0"], dir.path());
+        assert!(!ok);
+        assert!(stderr.contains("another wasmhook process"), "{stderr}");
         shown_token(&server.banner)
     };
     let (ok, stdout, stderr) = wasmhook(&["operator", "rotate-token"], dir.path());
