@@ -185,7 +185,7 @@ impl FromRequestParts<AppState> for Caller {
             .store
             .session(&token)
             .await?
-            .filter(|session| session.valid_at(unix_now()))
+            .filter(|session| session.valid_at(crate::model::unix_now()))
             .ok_or(ApiError::Unauthorized)?;
         let caller = match (session.owner, session.user) {
             (Owner::Operator, _) => Some(Caller::Operator),
@@ -215,13 +215,4 @@ impl FromRequestParts<AppState> for Caller {
         }
         Ok(caller)
     }
-}
-
-/// Now in Unix seconds.
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
-        })
 }

@@ -16,12 +16,13 @@ use axum::Extension;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::auth::{bearer, unix_now, Caller};
+use super::auth::{bearer, Caller};
 use super::error::{ApiError, ApiResult};
 use super::throttle::LoginThrottle;
 use super::AppState;
 use crate::accounts;
 use crate::model::now_rfc3339;
+use crate::model::unix_now;
 use crate::store::tokens::{self, Owner};
 use crate::store::users;
 

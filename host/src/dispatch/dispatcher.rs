@@ -431,7 +431,7 @@ impl Dispatcher {
         lifetime_s: u64,
     ) -> Result<String, StoreError> {
         let token = tokens::generate()?;
-        let expires_at = crate::api::auth::unix_now()
+        let expires_at = crate::model::unix_now()
             .saturating_add(i64::try_from(timeout.as_secs() + lifetime_s + 1).unwrap_or(i64::MAX));
         let stored = token.clone();
         let created_at = crate::model::now_rfc3339();
@@ -451,8 +451,8 @@ impl Dispatcher {
     }
 
     async fn expire_token(&self, token: String, lifetime_s: u64) -> Result<(), StoreError> {
-        let expires_at = crate::api::auth::unix_now()
-            .saturating_add(i64::try_from(lifetime_s).unwrap_or(i64::MAX));
+        let expires_at =
+            crate::model::unix_now().saturating_add(i64::try_from(lifetime_s).unwrap_or(i64::MAX));
         self.store
             .run(move |connection| tokens::set_expiry(connection, &token, expires_at))
             .await

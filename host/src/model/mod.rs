@@ -14,6 +14,15 @@ pub use event::{EventAction, EventError};
 pub use payload::{assemble_payload, PayloadError, PayloadParts, RESERVED_KEYS};
 pub use run_log::{LogLevel, RunLog, RunStatus};
 
+/// Now in Unix seconds: when tokens expire, stored as an integer.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
+}
+
 /// Now, as Rossum writes timestamps: RFC 3339 in UTC.
 pub fn now_rfc3339() -> String {
     format_rfc3339(std::time::SystemTime::now())

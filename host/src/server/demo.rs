@@ -127,7 +127,7 @@ pub async fn create(state: &AppState, module_path: &Path) -> anyhow::Result<Anno
     };
     let token = tokens::generate()?;
     let stored = token.clone();
-    let expires_at = crate::api::auth::unix_now() + TOKEN_LIFETIME_S;
+    let expires_at = crate::model::unix_now() + TOKEN_LIFETIME_S;
     let now = now_rfc3339();
     state
         .store

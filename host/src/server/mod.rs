@@ -172,7 +172,7 @@ async fn housekeeping(store: Store, retention_days: u64) {
             .checked_sub(Duration::from_secs(retention_days.saturating_mul(86_400)))
             .unwrap_or(std::time::UNIX_EPOCH);
         let cutoff = crate::model::format_rfc3339(cutoff);
-        let now = api::auth::unix_now();
+        let now = crate::model::unix_now();
         let result = store
             .run(move |connection| {
                 let logs = run_logs::delete_before(connection, &cutoff)?;
