@@ -374,14 +374,9 @@ pub(super) async fn event(
         )));
     }
     let hooks = state.store.organization_hooks(organization_id).await?;
-    // The hooks the event will run: those the dispatcher's plan takes.
     let matching: Vec<&Hook> = hooks
         .iter()
-        .filter(|hook| {
-            hook.active
-                && hook.subscribes_to(&event)
-                && queue_id.is_none_or(|queue| hook.queues.contains(&queue))
-        })
+        .filter(|hook| hook.runs_for(&event, queue_id))
         .collect();
     may_run(&state, &caller, &matching).await?;
     let memory_mb = matching.iter().map(|hook| reserved_mb(hook)).sum();

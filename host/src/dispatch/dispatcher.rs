@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::limits::RunLimits;
-use super::webhook::{self, DeliveryOutcome, Polling};
+use super::webhook::{self, Polling};
 use super::writer::{RunLogWriter, WriteError};
 use super::{HookCall, PreparedCall};
 use crate::model::content::apply_operations;
@@ -18,7 +18,7 @@ use crate::model::hook::Hook;
 use crate::model::{EventAction, PayloadError, RunLog, RunStatus};
 use crate::modules::{ModuleError, ModuleLibrary};
 use crate::outbound::Outbound;
-use crate::runtime::{CallLimits, LoadedModule, NetworkGrant, Outcome};
+use crate::runtime::{CallLimits, LoadedModule, NetworkGrant};
 use crate::sealing::{Sealer, SealingError};
 use crate::store::{queues, tokens, Store, StoreError};
 
@@ -126,8 +126,14 @@ pub struct DispatcherParts {
 }
 
 impl RunResult {
-    /// The result of a run whose log is `log`.
-    fn of(log: RunLog, response: Option<Map<String, Value>>, output: String) -> Self {
+    /// The result of a run whose log is `log`. Its response is the log's: redacted of the
+    /// hook's secret values and minted token, so that a guest that echoes its payload (by
+    /// design or by a bug) hands neither to whoever called it.
+    fn of(log: RunLog, output: String) -> Self {
+        let response = match log.response {
+            Some(Value::Object(response)) => Some(response),
+            _ => None,
+        };
         RunResult {
             status: log.status,
             message: log.message,
@@ -337,12 +343,8 @@ impl Dispatcher {
         log.hook_type.clone_from(&hook.hook_type);
         self.writer.write(&log).await?;
         log_run(&log);
-        let response = match report.outcome {
-            Outcome::Completed { response } => Some(redacted(prepared, response)),
-            _ => None,
-        };
         let retryable = log.status != RunStatus::Completed;
-        Ok((RunResult::of(log, response, report.output), retryable))
+        Ok((RunResult::of(log, report.output), retryable))
     }
 
     /// One call of a webhook, recorded; whether it is worth another attempt.
@@ -365,14 +367,7 @@ impl Dispatcher {
         let log = prepared.clone().webhook_log(&delivery);
         self.writer.write(&log).await?;
         log_run(&log);
-        let response = match delivery.outcome {
-            DeliveryOutcome::Completed(response) => Some(redacted(prepared, response)),
-            _ => None,
-        };
-        Ok((
-            RunResult::of(log, response, String::new()),
-            delivery.retryable,
-        ))
+        Ok((RunResult::of(log, String::new()), delivery.retryable))
     }
 
     /// The event's keys followed by the sideloads the hook asks for that this installation
@@ -568,16 +563,6 @@ fn log_run(log: &RunLog) {
     );
 }
 
-/// A hook's response as its caller may see it: the hook's secret values and the token
-/// minted for the run replaced, as in its run log. A guest that echoes its payload (by
-/// design or by a bug) must not hand a secret or its owner's token to whoever called it.
-fn redacted(prepared: &PreparedCall, response: Map<String, Value>) -> Map<String, Value> {
-    match prepared.redactor().redact_json(Value::Object(response)) {
-        Value::Object(response) => response,
-        _ => Map::new(),
-    }
-}
-
 /// One hook's part in an event.
 #[derive(Debug, Clone)]
 pub struct EventRun {
@@ -658,11 +643,7 @@ impl<'a> EventPlan<'a> {
         let by_id: HashMap<u64, &Hook> = all.iter().map(|hook| (hook.id, hook)).collect();
         let hooks: HashMap<u64, &Hook> = all
             .iter()
-            .filter(|hook| {
-                hook.active
-                    && hook.subscribes_to(event)
-                    && queue_id.is_none_or(|queue| hook.queues.contains(&queue))
-            })
+            .filter(|hook| hook.runs_for(event, queue_id))
             .map(|hook| (hook.id, hook))
             .collect();
         let predecessors: HashMap<u64, Vec<u64>> = hooks

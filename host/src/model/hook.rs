@@ -260,6 +260,15 @@ impl Hook {
             .any(|name| name == event.event() || *name == event.to_string())
     }
 
+    /// Whether an event on `queue_id` (or on no queue) runs the hook: it is active,
+    /// subscribes to the event, and is on the queue. The API reserves limits for the hooks
+    /// the dispatcher will run by this same rule.
+    pub fn runs_for(&self, event: &EventAction, queue_id: Option<u64>) -> bool {
+        self.active
+            && self.subscribes_to(event)
+            && queue_id.is_none_or(|queue| self.queues.contains(&queue))
+    }
+
     /// The function limits, defaults filled in.
     pub fn limits(&self) -> FunctionLimits {
         let number = |key: &str, default: u64| {

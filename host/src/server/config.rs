@@ -107,24 +107,14 @@ fn millis(duration: std::time::Duration) -> u64 {
 
 impl Network {
     fn with_environment(mut self) -> anyhow::Result<Self> {
-        if let Ok(text) = std::env::var("WASMHOOK_ALLOW_PRIVATE_ADDRESSES") {
-            self.allow_private_addresses = match text.as_str() {
-                "1" | "true" | "yes" => true,
-                "0" | "false" | "no" | "" => false,
-                _ => anyhow::bail!(
-                    "WASMHOOK_ALLOW_PRIVATE_ADDRESSES must be true or false, not `{text}`"
-                ),
-            };
-        }
-        if let Ok(text) = std::env::var("WASMHOOK_ALLOW_HTTP_WEBHOOKS") {
-            self.allow_http_webhooks = match text.as_str() {
-                "1" | "true" | "yes" => true,
-                "0" | "false" | "no" | "" => false,
-                _ => anyhow::bail!(
-                    "WASMHOOK_ALLOW_HTTP_WEBHOOKS must be true or false, not `{text}`"
-                ),
-            };
-        }
+        read_flag(
+            "WASMHOOK_ALLOW_PRIVATE_ADDRESSES",
+            &mut self.allow_private_addresses,
+        )?;
+        read_flag(
+            "WASMHOOK_ALLOW_HTTP_WEBHOOKS",
+            &mut self.allow_http_webhooks,
+        )?;
         read("WASMHOOK_CONNECT_TIMEOUT_MS", &mut self.connect_timeout_ms)?;
         read(
             "WASMHOOK_FIRST_BYTE_TIMEOUT_MS",
@@ -164,6 +154,18 @@ impl Network {
             requests_per_organization: self.requests_per_organization,
         }
     }
+}
+
+/// Reads the yes-or-no `WASMHOOK_*` variable `name` into `into` when it is set.
+fn read_flag(name: &str, into: &mut bool) -> anyhow::Result<()> {
+    if let Ok(text) = std::env::var(name) {
+        *into = match text.as_str() {
+            "1" | "true" | "yes" => true,
+            "0" | "false" | "no" | "" => false,
+            _ => anyhow::bail!("{name} must be true or false, not `{text}`"),
+        };
+    }
+    Ok(())
 }
 
 /// Reads `WASMHOOK_*` variable `name` into `into` when it is set.

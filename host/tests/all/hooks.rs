@@ -3,14 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
 use reqwest::blocking::multipart;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use sha2::Sha256;
 use wasmhook_tests::guests::{HELLO, HOSTILE, INVOICE_CHECK, OTHER_WORLD};
 
-use super::server::{id_of, Server, Tenant, OPERATOR_TOKEN};
+use super::server::{id_of, sign, Server, Tenant, OPERATOR_TOKEN};
 
 fn initialize() -> Value {
     json!({"event": "annotation_content", "action": "initialize", "annotation": {"id": 314, "content": []}})
@@ -507,12 +505,6 @@ fn secrets_are_write_only_encrypted_at_rest_and_never_logged() {
             "`{value}` is stored in the clear"
         );
     }
-}
-
-pub fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 #[test]

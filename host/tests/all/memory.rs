@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use wasmhook_tests::guests::HOSTILE;
 
-use super::server::{Server, Tenant, OPERATOR_TOKEN};
+use super::server::{rss_kib_of, Server, Tenant, OPERATOR_TOKEN};
 
 const MIB_IN_KIB: u64 = 1024;
 
@@ -54,14 +54,10 @@ fn a_burst_of_memory_hungry_runs_stays_in_the_budget_and_leaves_others_alone() {
     let sampling = Arc::new(AtomicBool::new(true));
     let sampler = {
         let (peak, sampling) = (Arc::clone(&peak), Arc::clone(&sampling));
-        let status = format!("/proc/{}/status", server.pid());
+        let pid = server.pid();
         std::thread::spawn(move || {
             while sampling.load(Ordering::Relaxed) {
-                if let Some(rss) = std::fs::read_to_string(&status).ok().and_then(|text| {
-                    text.lines()
-                        .find_map(|line| line.strip_prefix("VmRSS:"))
-                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                }) {
+                if let Some(rss) = rss_kib_of(pid) {
                     peak.fetch_max(rss, Ordering::Relaxed);
                 }
                 std::thread::sleep(Duration::from_millis(10));

@@ -189,13 +189,7 @@ impl Server {
 
     /// The server's resident set size, from /proc.
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("the server is running");
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("/proc/PID/status has VmRSS")
+        rss_kib_of(self.child.id()).expect("the server is running, and /proc shows its VmRSS")
     }
 }
 
@@ -319,6 +313,25 @@ pub fn http_client() -> Client {
 pub fn http_client_builder() -> reqwest::blocking::ClientBuilder {
     wasmhook::outbound::install_crypto_provider();
     Client::builder()
+}
+
+/// The resident set size of process `pid` in KiB, from `/proc/PID/status` (none once it
+/// has ended).
+pub fn rss_kib_of(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// `sha256=<hex HMAC-SHA256 of body keyed by secret>`: how a platform signs an invocation
+/// and how wasmhook signs a webhook call.
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 pub fn id_of(url: &str) -> &str {

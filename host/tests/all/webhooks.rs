@@ -9,8 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wasmhook_tests::guests::HOSTILE;
 
-use super::hooks::sign;
-use super::server::{Server, Tenant, OPERATOR_TOKEN};
+use super::server::{sign, Server, Tenant, OPERATOR_TOKEN};
 use super::upstream::{Reply, TlsUpstream, Upstream};
 
 fn server(dir: &std::path::Path) -> Server {
