@@ -34,6 +34,7 @@ fn subjects() -> Vec<Subject> {
                    secrets: &[(String, String)],
                    body: &Map<String, Value>| {
         PreparedCall::new(&HookCall {
+            request_id: "bench-request",
             queue_id: None,
             event,
             hook_id: 1,

@@ -37,6 +37,7 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 fn invocation() -> Invocation {
     let event = EventAction::new("annotation_content", "initialize").expect("a known event");
     PreparedCall::new(&HookCall {
+        request_id: "bench-request",
         queue_id: None,
         event: &event,
         hook_id: 1,

@@ -123,6 +123,7 @@ fn bench(c: &mut Criterion) {
             _ => Map::new(),
         };
         PreparedCall::new(&HookCall {
+            request_id: "bench-request",
             queue_id: None,
             event: &event,
             hook_id: 1,

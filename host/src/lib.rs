@@ -2,6 +2,8 @@
 //!
 //! Layout, bottom up:
 //!
+//! - [`metrics`]: the process's Prometheus series, recorded from every layer below;
+//! - [`trace_context`]: W3C trace context taken from requests and sent on;
 //! - [`runtime`]: runs guest modules in a fresh sandbox with limits; knows nothing of the
 //!   server;
 //! - [`model`]: events, payloads and run logs in Rossum's terms;
@@ -20,6 +22,7 @@ pub mod accounts;
 pub mod api;
 pub mod cli;
 pub mod dispatch;
+pub mod metrics;
 pub mod model;
 pub mod modules;
 pub mod outbound;
@@ -27,3 +30,4 @@ pub mod runtime;
 pub mod sealing;
 pub mod server;
 pub mod store;
+pub mod trace_context;

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument;
 
 /// How long a connection may take unless the operator says.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -100,6 +101,42 @@ pub enum OutboundError {
     /// The exchange failed otherwise.
     #[error("the request failed: {0}")]
     Failed(String),
+}
+
+impl OutboundError {
+    /// The reasons of a refusal before sending (`Outbound::route`, `Outbound::webhook_route`).
+    pub const REFUSALS: [&'static str; 4] =
+        ["bad_url", "not_allowed", "plain_http", "private_address"];
+
+    /// A fixed word for the kind of error: a metric's label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            OutboundError::BadUrl(_) => "bad_url",
+            OutboundError::NoNetwork => "no_network",
+            OutboundError::PlainHttp(_) => "plain_http",
+            OutboundError::NotAllowed(_) => "not_allowed",
+            OutboundError::PrivateAddress(_) => "private_address",
+            OutboundError::Unresolved(_) => "unresolved",
+            OutboundError::Tls(_) => "tls",
+            OutboundError::Connect(_) => "connect",
+            OutboundError::Timeout(_) => "timeout",
+            OutboundError::TooLarge(_) => "too_large",
+            OutboundError::Failed(_) => "failed",
+        }
+    }
+}
+
+/// Counts a route's refusal, by reason.
+fn refusal_counted(route: Result<Route, OutboundError>) -> Result<Route, OutboundError> {
+    if let (Err(error), Some(metrics)) = (&route, crate::metrics::metrics()) {
+        metrics
+            .outbound_refusals
+            .get_or_create(&crate::metrics::ReasonLabels {
+                reason: error.reason(),
+            })
+            .inc();
+    }
+    route
 }
 
 /// One `host` or `host:port` pattern of `config.allowed_hosts`; `*.example.com` matches any
@@ -355,6 +392,18 @@ impl Outbound {
     /// guests whatever its address.
     pub fn new(config: OutboundConfig, base_url: Option<&str>) -> Result<Self, OutboundError> {
         install_crypto_provider();
+        // The series exist at 0 from the start, so that a rate over them is defined before
+        // the first refusal.
+        if let Some(metrics) = crate::metrics::metrics() {
+            for reason in OutboundError::REFUSALS {
+                let _ = metrics
+                    .outbound_refusals
+                    .get_or_create(&crate::metrics::ReasonLabels { reason });
+            }
+            let _ = metrics
+                .outbound_requests
+                .get_or_create(&crate::metrics::OutboundLabels { result: "ok" });
+        }
         let own_api = base_url
             .map(|url| {
                 reqwest::Url::parse(url)
@@ -396,6 +445,10 @@ impl Outbound {
 
     /// Which rules `url` falls under for a guest with `allowed`, or why it may not be called.
     pub fn route(&self, url: &reqwest::Url, allowed: &AllowList) -> Result<Route, OutboundError> {
+        refusal_counted(self.guest_route(url, allowed))
+    }
+
+    fn guest_route(&self, url: &reqwest::Url, allowed: &AllowList) -> Result<Route, OutboundError> {
         let origin = Origin::of(url)?;
         if self.own_api.as_ref() == Some(&origin) {
             return Ok(Route::OwnApi);
@@ -413,9 +466,9 @@ impl Outbound {
     pub fn webhook_route(&self, url: &reqwest::Url) -> Result<Route, OutboundError> {
         let origin = Origin::of(url)?;
         if !origin.https && !self.config.allow_http_webhooks {
-            return Err(OutboundError::PlainHttp(origin.authority()));
+            return refusal_counted(Err(OutboundError::PlainHttp(origin.authority())));
         }
-        self.public_route(&origin)
+        refusal_counted(self.public_route(&origin))
     }
 
     fn public_route(&self, origin: &Origin) -> Result<Route, OutboundError> {
@@ -430,6 +483,38 @@ impl Outbound {
     /// Sends a request under `route` for `organization`, waiting for the organization's
     /// turn first, and returns the answer once its headers are in.
     pub async fn send(
+        &self,
+        organization: u64,
+        route: Route,
+        request: OutboundRequest,
+    ) -> Result<OutboundResponse, OutboundError> {
+        let mut request = request;
+        let span = tracing::info_span!(
+            "outbound request",
+            otel.kind = "client",
+            http.request.method = %request.method,
+            server.address = request.url.host_str().unwrap_or_default(),
+            organization,
+        );
+        span.in_scope(|| crate::trace_context::inject(&mut request.headers));
+        let sent = self
+            .exchange(organization, route, request)
+            .instrument(span)
+            .await;
+        let result = match &sent {
+            Ok(_) => "ok",
+            Err(error) => error.reason(),
+        };
+        if let Some(metrics) = crate::metrics::metrics() {
+            metrics
+                .outbound_requests
+                .get_or_create(&crate::metrics::OutboundLabels { result })
+                .inc();
+        }
+        sent
+    }
+
+    async fn exchange(
         &self,
         organization: u64,
         route: Route,

@@ -13,11 +13,13 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use http::HeaderValue;
 use tracing::Instrument;
+
+use crate::metrics::{metrics, HttpLabels, RouteLabels};
 
 /// The request id header.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -33,6 +35,53 @@ pub struct RequestId(pub String);
 /// authentication fills), for the access line.
 #[derive(Debug, Clone, Default)]
 pub struct OrganizationSlot(pub Arc<OnceLock<u64>>);
+
+/// Where the route that matched is noted (by [`note_route`], which runs after routing),
+/// for the request metrics: the route as declared, so that ids in paths do not become
+/// series.
+#[derive(Debug, Clone, Default)]
+pub(super) struct RouteSlot(Arc<OnceLock<String>>);
+
+/// Notes the matched route in the request's [`RouteSlot`], and runs the handler in the
+/// request's trace span, named after the route (`POST /api/v1/hooks/{id}/invoke`) and
+/// continuing the caller's trace when it sent a `traceparent`. A route layer: it runs only
+/// for a request that matched, so paths nobody serves make no traces.
+pub(super) async fn note_route(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    if let Some(slot) = request.extensions().get::<RouteSlot>() {
+        let _ = slot.0.set(route.clone());
+    }
+    let span = tracing::info_span!(
+        "http request",
+        otel.name = %format_args!("{} {route}", request.method()),
+        otel.kind = "server",
+        http.request.method = %request.method(),
+        http.route = %route,
+        http.response.status_code = tracing::field::Empty,
+    );
+    crate::trace_context::continue_from(&span, request.headers());
+    let response = next.run(request).instrument(span.clone()).await;
+    span.record("http.response.status_code", response.status().as_u16());
+    response
+}
+
+/// A method as a metric label: the standard ones, else `other`.
+fn method_label(method: &http::Method) -> &'static str {
+    match *method {
+        http::Method::GET => "GET",
+        http::Method::POST => "POST",
+        http::Method::PUT => "PUT",
+        http::Method::PATCH => "PATCH",
+        http::Method::DELETE => "DELETE",
+        http::Method::HEAD => "HEAD",
+        http::Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
 
 /// The client's request id when it is one we can log and echo as is.
 fn sane(value: &HeaderValue) -> Option<String> {
@@ -54,17 +103,42 @@ pub(super) async fn access_log(mut request: Request, next: Next) -> Response {
         .and_then(sane)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let organization = OrganizationSlot::default();
+    let route = RouteSlot::default();
     request.extensions_mut().insert(RequestId(id.clone()));
     request.extensions_mut().insert(organization.clone());
+    request.extensions_mut().insert(route.clone());
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let span = tracing::info_span!("request", request_id = %id);
+    // For the log lines only: traces get the route's span (`note_route`), which is named
+    // once the route is known.
+    let span = tracing::info_span!(target: "wasmhook::access", "request", request_id = %id);
     let mut response = next.run(request).instrument(span).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     let status = response.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let latency = started.elapsed();
+    let latency_ms = latency.as_secs_f64() * 1000.0;
+    let route = route.0.get().map_or("unmatched", String::as_str);
+    if let Some(metrics) = metrics() {
+        metrics
+            .http_requests
+            .get_or_create(&HttpLabels {
+                method: method_label(&method),
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+        metrics
+            .http_request_seconds
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+            })
+            .observe(latency.as_secs_f64());
+        if status == 429 {
+            metrics.throttled(organization.0.get().copied());
+        }
+    }
     match organization.0.get() {
         Some(organization) => tracing::info!(
             target: "wasmhook::access",

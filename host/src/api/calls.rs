@@ -5,6 +5,7 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
@@ -12,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 
+use super::access::RequestId;
 use super::auth::{Caller, Role};
 use super::error::{ApiError, ApiResult};
 use super::extract::ObjectId;
@@ -125,6 +127,7 @@ pub(super) async fn test(
     State(state): State<AppState>,
     caller: Caller,
     ObjectId(id): ObjectId,
+    Extension(request_id): Extension<RequestId>,
     Json(body): Json<TestBody>,
 ) -> ApiResult<axum::Json<Value>> {
     let stored = hooks::visible(&state, &caller, id).await?;
@@ -195,7 +198,13 @@ pub(super) async fn test(
         .try_acquire(organization_id, 1, reserved_mb(hook))?;
     let result = state
         .dispatcher
-        .run(hook, &event, &event_keys(&body.payload), None)
+        .run(
+            hook,
+            &event,
+            &event_keys(&body.payload),
+            None,
+            &request_id.0,
+        )
         .await
         .map_err(|error| not_run(error, ApiError::Conflict))?;
     Ok(axum::Json(json!({
@@ -274,6 +283,7 @@ pub(super) async fn invoke(
     State(state): State<AppState>,
     ObjectId(id): ObjectId,
     invoker: Invoker,
+    Extension(request_id): Extension<RequestId>,
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     let hook: Arc<Hook> = match &invoker {
@@ -324,7 +334,7 @@ pub(super) async fn invoke(
             .try_acquire(hook.organization_id, 1, reserved_mb(&hook))?;
     let result = state
         .dispatcher
-        .run(&hook, &event, &fields, None)
+        .run(&hook, &event, &fields, None, &request_id.0)
         .await
         .map_err(|error| not_run(error, ApiError::BadRequest))?;
     Ok(invocation_answer(result))
@@ -333,6 +343,7 @@ pub(super) async fn invoke(
 pub(super) async fn event(
     State(state): State<AppState>,
     caller: Caller,
+    Extension(request_id): Extension<RequestId>,
     Json(body): Json<EventBody>,
 ) -> ApiResult<axum::Json<Value>> {
     let (organization_id, _) = caller.member()?;
@@ -387,7 +398,7 @@ pub(super) async fn event(
             .try_acquire(organization_id, matching.len(), memory_mb)?;
     let runs = state
         .dispatcher
-        .run_event(&hooks, &event, queue_id, &body.payload)
+        .run_event(&hooks, &event, queue_id, &body.payload, &request_id.0)
         .await
         .map_err(|error| not_run(error, ApiError::Conflict))?;
     let mut messages = Vec::new();

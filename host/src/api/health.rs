@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::AppState;
@@ -50,4 +51,32 @@ pub(super) async fn version() -> axum::Json<Value> {
         "git_commit": env!("WASMHOOK_GIT_COMMIT"),
         "wasmtime": env!("WASMHOOK_WASMTIME_VERSION"),
     }))
+}
+
+/// The metrics, for the operator's scraper: on the API's listener it takes the operator's
+/// token (`Authorization: Bearer ...`), since per-organization series are not for anyone
+/// who can reach the port; on the metrics listener of its own (`[metrics] listen`) it
+/// takes none.
+pub(super) async fn metrics(caller: super::auth::Caller) -> super::error::ApiResult<Response> {
+    if caller != super::auth::Caller::Operator {
+        return Err(super::error::ApiError::Forbidden);
+    }
+    exposition()
+}
+
+/// The exposition, unauthenticated: the route of the metrics listener.
+pub async fn open_metrics() -> super::error::ApiResult<Response> {
+    exposition()
+}
+
+/// The exposition; 404 when metrics are off.
+fn exposition() -> super::error::ApiResult<Response> {
+    if crate::metrics::metrics().is_none() {
+        return Err(super::error::ApiError::NotFound);
+    }
+    Ok((
+        [(http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        crate::metrics::render(),
+    )
+        .into_response())
 }

@@ -9,7 +9,7 @@ pub mod auth;
 mod calls;
 pub mod error;
 mod extract;
-mod health;
+pub mod health;
 mod hooks;
 pub mod json;
 mod login;
@@ -88,6 +88,14 @@ impl App {
     }
 }
 
+/// The metrics listener's router (`[metrics] listen`): `GET /metrics`, unauthenticated,
+/// and nothing else.
+pub fn metrics_router() -> Router {
+    Router::new()
+        .route("/metrics", get(health::open_metrics))
+        .fallback(not_found)
+}
+
 /// The whole API.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -133,10 +141,13 @@ pub fn router(state: AppState) -> Router {
         .route("/hooks/{id}/invoke", post(calls::invoke))
         .route("/events", post(calls::event))
         .route("/version", get(health::version))
+        .route_layer(axum::middleware::from_fn(access::note_route))
         .fallback(not_found);
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route_layer(axum::middleware::from_fn(access::note_route))
         .nest("/api/v1", api)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

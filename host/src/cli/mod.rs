@@ -2,7 +2,9 @@
 //! the edge, and handed down as typed values.
 
 mod new;
+pub mod reference;
 mod run;
+pub mod telemetry;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +44,7 @@ enum Command {
     /// Run one extension locally, once, as a hook call would.
     Run(run::RunArgs),
     /// Serve the API.
+    #[command(after_long_help = reference::serve_help())]
     Serve(crate::server::config::ServeArgs),
     /// Create a new extension from a template (Rust, Python or JavaScript).
     New(new::NewArgs),
@@ -82,7 +85,7 @@ pub const EXIT_USAGE: u8 = 2;
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs(cli.log_format, cli.log_level);
+    let _exporting = init_logs(cli.log_format, cli.log_level);
     let cache_dir = cli.cache_dir.or_else(default_cache_dir);
     match cli.command {
         Command::Run(args) => run::run(&args, cache_dir),
@@ -111,22 +114,39 @@ pub fn main() -> ExitCode {
 }
 
 /// Sets up the log: wasmhook's own lines from `level`, every dependency's from `warn`
-/// (or `WASMHOOK_LOG` as a whole filter), in the chosen format, coloured only on a terminal.
-fn init_logs(format: LogFormat, level: tracing::Level) {
+/// (or `WASMHOOK_LOG` as a whole filter), in the chosen format, coloured only on a terminal;
+/// and the export of traces when an OTLP endpoint is set (`telemetry`). The exporter is
+/// returned to be kept until the process ends.
+fn init_logs(format: LogFormat, level: tracing::Level) -> Option<telemetry::Exporting> {
     use std::io::IsTerminal;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let filter = tracing_subscriber::EnvFilter::try_from_env("WASMHOOK_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!(
             "warn,wasmhook={}",
             level.as_str().to_ascii_lowercase()
         ))
     });
-    let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter);
-    match format {
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => builder.json().with_current_span(true).init(),
-    }
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let lines = match format {
+        LogFormat::Text => lines.with_ansi(std::io::stderr().is_terminal()).boxed(),
+        LogFormat::Json => lines.json().with_current_span(true).boxed(),
+    };
+    let mut layers = vec![lines.with_filter(filter).boxed()];
+    let exporting = match telemetry::layer() {
+        Ok(Some((traces, exporting))) => {
+            layers.push(traces);
+            Some(exporting)
+        }
+        Ok(None) => None,
+        Err(error) => {
+            eprintln!("warning: traces are not exported: {error:#}");
+            None
+        }
+    };
+    tracing_subscriber::registry().with(layers).init();
+    exporting
 }
 
 fn default_cache_dir() -> Option<PathBuf> {

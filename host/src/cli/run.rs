@@ -128,7 +128,9 @@ fn execute(args: &RunArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<RunLog>
         .load(&bytes)
         .with_context(|| format!("cannot load {}", args.module.display()))?;
 
+    let request_id = uuid::Uuid::new_v4().to_string();
     let call = PreparedCall::new(&HookCall {
+        request_id: &request_id,
         queue_id: None,
         event: &args.event,
         hook_id: 0,

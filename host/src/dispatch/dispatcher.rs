@@ -5,14 +5,19 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
+use tracing::Instrument;
 
 use super::limits::RunLimits;
 use super::webhook::{self, Polling};
 use super::writer::{RunLogWriter, WriteError};
 use super::{HookCall, PreparedCall};
+use crate::metrics::{
+    metrics, organization, phase, Held, Metrics, OrganizationLabels, Phase, RunKindLabels,
+    RunLabels,
+};
 use crate::model::content::apply_operations;
 use crate::model::hook::Hook;
 use crate::model::{EventAction, PayloadError, RunLog, RunStatus};
@@ -214,8 +219,10 @@ impl Dispatcher {
         event: &EventAction,
         body: &Map<String, Value>,
         queue_id: Option<u64>,
+        request_id: &str,
     ) -> Result<RunResult, DispatchError> {
-        self.attempt_runs(hook, event, body, queue_id, 1).await
+        self.attempt_runs(hook, event, body, queue_id, request_id, 1)
+            .await
     }
 
     /// Runs one hook for an event, retrying a failed or timed-out run of a non-interactive
@@ -227,13 +234,14 @@ impl Dispatcher {
         event: &EventAction,
         body: &Map<String, Value>,
         queue_id: Option<u64>,
+        request_id: &str,
     ) -> Result<RunResult, DispatchError> {
         let attempts = if event.is_interactive() {
             1
         } else {
             1 + hook.retry_policy().retry_count
         };
-        self.attempt_runs(hook, event, body, queue_id, attempts)
+        self.attempt_runs(hook, event, body, queue_id, request_id, attempts)
             .await
     }
 
@@ -243,6 +251,29 @@ impl Dispatcher {
         event: &EventAction,
         body: &Map<String, Value>,
         queue_id: Option<u64>,
+        request_id: &str,
+        attempts: u64,
+    ) -> Result<RunResult, DispatchError> {
+        // One span for the hook's run, its attempts inside: the module is loaded once for
+        // all of them.
+        let span = tracing::info_span!(
+            "hook run",
+            hook = hook.id,
+            organization = hook.organization_id,
+            kind = %hook.hook_type,
+        );
+        self.attempt_runs_in_span(hook, event, body, queue_id, request_id, attempts)
+            .instrument(span)
+            .await
+    }
+
+    async fn attempt_runs_in_span(
+        &self,
+        hook: &Hook,
+        event: &EventAction,
+        body: &Map<String, Value>,
+        queue_id: Option<u64>,
+        request_id: &str,
         attempts: u64,
     ) -> Result<RunResult, DispatchError> {
         let loaded = match hook.runs_module() {
@@ -253,7 +284,11 @@ impl Dispatcher {
                     .module(module_id)
                     .await?
                     .ok_or(DispatchError::NoModule)?;
-                Some(self.library.loaded(&module)?)
+                let started = Instant::now();
+                let loaded = tracing::info_span!("compile", module = module_id)
+                    .in_scope(|| self.library.loaded(&module))?;
+                phase(Phase::compile, started.elapsed());
+                Some(loaded)
             }
             false => None,
         };
@@ -290,10 +325,20 @@ impl Dispatcher {
             token: token.as_deref(),
             body: &body,
             queue_id,
+            request_id,
         })?;
+        let in_flight = |metrics: &Metrics| {
+            metrics
+                .runs_in_flight
+                .get_or_create(&OrganizationLabels {
+                    organization: organization(hook.organization_id),
+                })
+                .clone()
+        };
         let mut attempt = 0;
         let result = loop {
             attempt += 1;
+            let running = Held::on(in_flight);
             let (result, retryable) = match &loaded {
                 Some(loaded) => self.call_module(hook, loaded, &prepared, timeout).await?,
                 None => {
@@ -301,9 +346,14 @@ impl Dispatcher {
                         .await?
                 }
             };
+            drop(running);
             if !retryable || attempt >= attempts {
                 break result;
             }
+            if let Some(metrics) = metrics() {
+                metrics.run_retries.inc();
+            }
+            let _pending = Held::on(|metrics| metrics.deliveries_pending.clone());
             tokio::time::sleep(self.settings.retry_delay(attempt)).await;
         };
         if let Some(token) = token {
@@ -341,8 +391,7 @@ impl Dispatcher {
         };
         let mut log = prepared.clone().run_log(&report);
         log.hook_type.clone_from(&hook.hook_type);
-        self.writer.write(&log).await?;
-        log_run(&log);
+        self.record(&log).await?;
         let retryable = log.status != RunStatus::Completed;
         Ok((RunResult::of(log, report.output), retryable))
     }
@@ -364,10 +413,22 @@ impl Dispatcher {
             self.settings.polling,
         )
         .await;
+        phase(Phase::webhook, delivery.duration);
         let log = prepared.clone().webhook_log(&delivery);
-        self.writer.write(&log).await?;
-        log_run(&log);
+        self.record(&log).await?;
         Ok((RunResult::of(log, String::new()), delivery.retryable))
+    }
+
+    /// Writes a run's log and returns once it is committed; then logs its line and counts it.
+    async fn record(&self, log: &RunLog) -> Result<(), DispatchError> {
+        let started = Instant::now();
+        self.writer
+            .write(log)
+            .instrument(tracing::info_span!("log write"))
+            .await?;
+        phase(Phase::log_write, started.elapsed());
+        log_run(log);
+        Ok(())
     }
 
     /// The event's keys followed by the sideloads the hook asks for that this installation
@@ -461,6 +522,24 @@ impl Dispatcher {
         event: &EventAction,
         queue_id: Option<u64>,
         body: &Map<String, Value>,
+        request_id: &str,
+    ) -> Result<Vec<EventRun>, DispatchError> {
+        let span = tracing::info_span!(
+            "event",
+            event = %format_args!("{}.{}", event.event(), event.action()),
+        );
+        self.run_in_order(hooks, event, queue_id, body, request_id)
+            .instrument(span)
+            .await
+    }
+
+    async fn run_in_order(
+        &self,
+        hooks: &[Hook],
+        event: &EventAction,
+        queue_id: Option<u64>,
+        body: &Map<String, Value>,
+        request_id: &str,
     ) -> Result<Vec<EventRun>, DispatchError> {
         let plan = EventPlan::new(hooks, event, queue_id);
         let mut finished: HashMap<u64, EventRun> = HashMap::new();
@@ -487,13 +566,15 @@ impl Dispatcher {
                             let reason = format!(
                                 "not run: hook {predecessor}, which this hook runs after, did not complete"
                             );
-                            self.cancel(hook, event, &body, queue_id, &reason).await
+                            self.cancel(hook, event, &body, queue_id, request_id, &reason)
+                                .await
                         }
-                        None => match self.run_retrying(hook, event, &body, queue_id).await {
+                        None => match self.run_retrying(hook, event, &body, queue_id, request_id).await {
                             Ok(result) => Ok(EventRun::from_result(hook, result)),
                             Err(DispatchError::Module(error)) => {
                                 let reason = format!("not run: {error}");
-                                self.cancel(hook, event, &body, queue_id, &reason).await
+                                self.cancel(hook, event, &body, queue_id, request_id, &reason)
+                                .await
                             }
                             Err(other) => Err(other),
                         },
@@ -519,6 +600,7 @@ impl Dispatcher {
         event: &EventAction,
         body: &Map<String, Value>,
         queue_id: Option<u64>,
+        request_id: &str,
         reason: &str,
     ) -> Result<EventRun, DispatchError> {
         let prepared = PreparedCall::new(&HookCall {
@@ -531,10 +613,11 @@ impl Dispatcher {
             token: None,
             body,
             queue_id,
+            request_id,
         })?;
         let mut log = prepared.cancelled_log(reason);
         log.hook_type.clone_from(&hook.hook_type);
-        self.writer.write(&log).await?;
+        self.record(&log).await?;
         Ok(EventRun {
             hook_id: hook.id,
             status: RunStatus::Cancelled,
@@ -548,6 +631,24 @@ impl Dispatcher {
 /// One line per run, once its run log is written: which hook, how it ended, how long it
 /// took. Never its payload, response or output (they hold the tenant's data).
 fn log_run(log: &RunLog) {
+    if let Some(metrics) = metrics() {
+        let kind = match log.hook_type.as_str() {
+            "webhook" => "webhook",
+            _ => "function",
+        };
+        metrics
+            .runs
+            .get_or_create(&RunLabels {
+                organization: organization(log.organization_id),
+                kind,
+                status: log.status.as_str(),
+            })
+            .inc();
+        metrics
+            .run_seconds
+            .get_or_create(&RunKindLabels { kind })
+            .observe(log.duration_ms / 1000.0);
+    }
     tracing::info!(
         target: "wasmhook::run",
         hook = log.hook_id,

@@ -49,6 +49,10 @@ pub struct HookCall<'a> {
     pub body: &'a Map<String, Value>,
     /// The queue the event concerns, when there is one.
     pub queue_id: Option<u64>,
+    /// The id of the HTTP request that started the run (its `X-Request-Id`), or of the
+    /// schedule's tick: the payload's and the run log's `request_id`, shared by every run
+    /// and attempt it started.
+    pub request_id: &'a str,
 }
 
 /// A call ready for the runtime: its invocation, and what its run log will need.
@@ -65,9 +69,10 @@ pub struct PreparedCall {
 }
 
 impl PreparedCall {
-    /// Assembles the payload in Rossum's shape, with a fresh request id and timestamp.
+    /// Assembles the payload in Rossum's shape, with the call's request id and a fresh
+    /// timestamp.
     pub fn new(call: &HookCall<'_>) -> Result<Self, PayloadError> {
-        let request_id = uuid::Uuid::new_v4().to_string();
+        let request_id = call.request_id.to_owned();
         let timestamp = now_rfc3339();
         let hook_url = format!("{}/api/v1/hooks/{}", call.base_url, call.hook_id);
         let payload = assemble_payload(&PayloadParts {

@@ -123,6 +123,8 @@ async fn pass(
 const TURN_WAIT: Duration = Duration::from_secs(60);
 
 async fn run_once(dispatcher: Arc<Dispatcher>, hook: Hook, scheduled: EventAction) {
+    // A tick is its own request: every attempt of its run shares this id.
+    let request_id = uuid::Uuid::new_v4().to_string();
     let waited = tokio::time::Instant::now();
     let _slots = loop {
         match dispatcher.limits().try_acquire(
@@ -140,7 +142,7 @@ async fn run_once(dispatcher: Arc<Dispatcher>, hook: Hook, scheduled: EventActio
                     TURN_WAIT.as_secs()
                 );
                 if let Err(error) = dispatcher
-                    .cancel(&hook, &scheduled, &Map::new(), None, &reason)
+                    .cancel(&hook, &scheduled, &Map::new(), None, &request_id, &reason)
                     .await
                 {
                     tracing::warn!("scheduled run of hook {} {reason}: {error}", hook.id);
@@ -150,7 +152,7 @@ async fn run_once(dispatcher: Arc<Dispatcher>, hook: Hook, scheduled: EventActio
         }
     };
     if let Err(error) = dispatcher
-        .run_retrying(&hook, &scheduled, &Map::new(), None)
+        .run_retrying(&hook, &scheduled, &Map::new(), None, &request_id)
         .await
     {
         tracing::warn!("scheduled run of hook {} not run: {error}", hook.id);

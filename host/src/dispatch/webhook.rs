@@ -11,6 +11,7 @@ use http::header::{CONTENT_TYPE, LOCATION};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
+use crate::metrics::{metrics, Held, StatusLabels};
 use crate::model::hook::{Hook, RetryPolicy, DEFAULT_POLLING_TIME_S, DEFAULT_TIMEOUT_S};
 use crate::model::EventAction;
 use crate::outbound::{Outbound, OutboundError, OutboundRequest, Route};
@@ -78,6 +79,17 @@ pub async fn deliver(
     let policy = hook.retry_policy();
     let (outcome, status_code, retryable) =
         call(outbound, hook, secret, event, payload, polling, policy).await;
+    let status = match &outcome {
+        DeliveryOutcome::Completed(_) => "completed",
+        DeliveryOutcome::Failed(_) => "failed",
+        DeliveryOutcome::Timeout(_) => "timeout",
+    };
+    if let Some(metrics) = metrics() {
+        metrics
+            .webhook_deliveries
+            .get_or_create(&StatusLabels { status })
+            .inc();
+    }
     Delivery {
         outcome,
         status_code,
@@ -242,7 +254,13 @@ async fn poll(
                 last_code,
             );
         }
-        tokio::time::sleep(polling.interval).await;
+        {
+            let _pending = Held::on(|metrics| metrics.deliveries_pending.clone());
+            tokio::time::sleep(polling.interval).await;
+        }
+        if let Some(metrics) = metrics() {
+            metrics.webhook_polls.inc();
+        }
         let request = OutboundRequest {
             method: http::Method::GET,
             url: target.clone(),

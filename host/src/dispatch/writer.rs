@@ -67,9 +67,18 @@ fn write_batches(store: &Store, mut receiver: mpsc::Receiver<(RunLogRow, Ack)>) 
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         let result = store
             .run_here(|connection| run_logs::insert_batch(connection, &rows))
             .map_err(|error| error.to_string());
+        if let Some(metrics) = crate::metrics::metrics() {
+            metrics
+                .run_log_batch_seconds
+                .observe(started.elapsed().as_secs_f64());
+            if result.is_ok() {
+                metrics.run_logs_written.inc_by(rows.len() as u64);
+            }
+        }
         if let Err(error) = &result {
             tracing::error!("writing {} run logs failed: {error}", acks.len());
         }

@@ -16,6 +16,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::metrics::{metrics, CompileLabels, Held};
 use crate::model::now_rfc3339;
 use crate::runtime::precheck::{precheck, ModuleBounds};
 use crate::runtime::{Digest, LoadError, LoadedModule, Runtime};
@@ -161,7 +162,7 @@ impl ModuleLibrary {
             let loading = bytes.clone();
             let loaded = tokio::task::spawn_blocking(move || {
                 let _permit = permit;
-                runtime.load(&loading)
+                compile(&runtime, &loading)
             })
             .await
             .map_err(|error| ModuleError::Io(error.to_string()))??;
@@ -270,7 +271,7 @@ impl ModuleLibrary {
         }
         let library = Arc::clone(self);
         tokio::spawn(async move {
-            let result = library.compile(&sha256, queued).await;
+            let result = library.compile_queued(&sha256, queued).await;
             library
                 .compiling
                 .lock()
@@ -282,7 +283,7 @@ impl ModuleLibrary {
         });
     }
 
-    async fn compile(&self, sha256: &str, queued: Queued) -> Result<(), ModuleError> {
+    async fn compile_queued(&self, sha256: &str, queued: Queued) -> Result<(), ModuleError> {
         let organization = queued.organization();
         let _permit = self.gate.background(queued).await;
         let bounds = self.bounds;
@@ -295,7 +296,7 @@ impl ModuleLibrary {
             })?;
             // Modules stored before the precheck existed are held to it too.
             precheck(&bytes, &bounds)?;
-            runtime.load(&bytes).map(|loaded| inspected(&loaded))
+            compile(&runtime, &bytes).map(|loaded| inspected(&loaded))
         })
         .await
         .map_err(|error| ModuleError::Io(error.to_string()))?;
@@ -348,4 +349,19 @@ fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::write(&temporary, bytes)?;
     std::fs::File::open(&temporary)?.sync_all()?;
     std::fs::rename(&temporary, path)
+}
+
+/// Compiles an upload (on a blocking thread), counted in the compile metrics.
+fn compile(runtime: &Runtime, bytes: &[u8]) -> Result<Arc<LoadedModule>, LoadError> {
+    let _compiling = Held::on(|metrics| metrics.modules_compiling.clone());
+    let started = std::time::Instant::now();
+    let loaded = runtime.load(bytes);
+    if let Some(metrics) = metrics() {
+        let result = if loaded.is_ok() { "ok" } else { "failed" };
+        metrics
+            .compile_seconds
+            .get_or_create(&CompileLabels { result })
+            .observe(started.elapsed().as_secs_f64());
+    }
+    loaded
 }

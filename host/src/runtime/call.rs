@@ -3,6 +3,7 @@
 
 use std::time::{Instant, SystemTime};
 
+use tracing::Instrument;
 use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::I32Exit;
 
@@ -16,6 +17,7 @@ use super::output::{Capture, Captured};
 use super::redact::Redactor;
 use super::state::{command_sandbox, sandbox, CallState, ComponentState, CoreState, HasCallState};
 use super::{LoadedModule, Prepared, Runtime};
+use crate::metrics::{phase, Phase};
 
 /// What the guest gave back when it did not fail at the wasmtime level.
 enum Returned {
@@ -23,6 +25,25 @@ enum Returned {
     Response(Result<String, String>),
     /// A command ran to its end (or called `exit`).
     Exit { code: i32, stdout: Captured },
+}
+
+/// Times a call's instantiation and the guest's work, for the run phase metrics (wall
+/// time: a guest waiting for its CPU slot is waiting in its phase).
+struct Phases(Instant);
+
+impl Phases {
+    fn start() -> Self {
+        Phases(Instant::now())
+    }
+
+    fn instantiated(self) -> Self {
+        phase(Phase::instantiate, self.0.elapsed());
+        Phases::start()
+    }
+
+    fn answered(self) {
+        phase(Phase::guest, self.0.elapsed());
+    }
 }
 
 /// The raw end of a call, before classification.
@@ -102,8 +123,18 @@ impl Runtime {
                 };
                 let request = invocation.to_request();
                 let result = async {
-                    let extension = pre.instantiate_async(&mut store).await?;
-                    extension.call_handle(&mut store, &request).await
+                    let phases = Phases::start();
+                    let extension = pre
+                        .instantiate_async(&mut store)
+                        .instrument(tracing::info_span!("instantiate"))
+                        .await?;
+                    let phases = phases.instantiated();
+                    let answer = extension
+                        .call_handle(&mut store, &request)
+                        .instrument(tracing::info_span!("guest call"))
+                        .await;
+                    phases.answered();
+                    answer
                 }
                 .await;
                 Execution::of(&mut store, result.map(Returned::Response))
@@ -122,8 +153,19 @@ impl Runtime {
                     Err(error) => return Execution::failed(error),
                 };
                 let result = async {
-                    let command = pre.instantiate_async(&mut store).await?;
-                    command.wasi_cli_run().call_run(&mut store).await
+                    let phases = Phases::start();
+                    let command = pre
+                        .instantiate_async(&mut store)
+                        .instrument(tracing::info_span!("instantiate"))
+                        .await?;
+                    let phases = phases.instantiated();
+                    let answer = command
+                        .wasi_cli_run()
+                        .call_run(&mut store)
+                        .instrument(tracing::info_span!("guest call"))
+                        .await;
+                    phases.answered();
+                    answer
                 }
                 .await;
                 let code = match result {
@@ -142,9 +184,19 @@ impl Runtime {
                     Err(error) => return Execution::failed(error),
                 };
                 let result = async {
-                    let instance = pre.instantiate_async(&mut store).await?;
+                    let phases = Phases::start();
+                    let instance = pre
+                        .instantiate_async(&mut store)
+                        .instrument(tracing::info_span!("instantiate"))
+                        .await?;
+                    let phases = phases.instantiated();
                     let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
-                    start.call_async(&mut store, ()).await
+                    let answer = start
+                        .call_async(&mut store, ())
+                        .instrument(tracing::info_span!("guest call"))
+                        .await;
+                    phases.answered();
+                    answer
                 }
                 .await;
                 let code = match result {

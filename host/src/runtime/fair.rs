@@ -88,6 +88,7 @@ impl CpuScheduler {
 
     /// A slot for a guest of `group`, once it is this group's turn.
     pub async fn acquire(self: &Arc<Self>, group: u64) -> CpuSlot {
+        let asked = Instant::now();
         loop {
             let granted = {
                 let mut state = self.lock();
@@ -108,6 +109,11 @@ impl CpuScheduler {
             };
             // A sender is dropped unsent only if the scheduler is; then ask again.
             if let Ok(slot) = granted.await {
+                if let Some(metrics) = crate::metrics::metrics() {
+                    metrics
+                        .scheduler_wait_seconds
+                        .observe(asked.elapsed().as_secs_f64());
+                }
                 return slot;
             }
         }

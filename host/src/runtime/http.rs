@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
+use tracing::Instrument;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::output::Capture;
@@ -91,56 +92,62 @@ impl WasiHttpHooks for GuestHttp {
         let Ok(url) = url else {
             return Box::new(async { Err(HttpError::HttpRequestUriInvalid) });
         };
-        Box::new(async move {
-            let (parts, body) = request.into_parts();
-            let body: Bytes = Limited::new(body, MAX_REQUEST_BODY_BYTES)
-                .collect()
-                .await
-                .map_err(|_| HttpError::HttpRequestBodySize(None))?
-                .to_bytes();
-            let sent = grant
-                .outbound
-                .send(
-                    grant.organization,
-                    route,
-                    OutboundRequest {
-                        method: parts.method,
-                        url,
-                        headers: parts.headers,
-                        body,
-                        first_byte_timeout: options.and_then(|options| options.first_byte_timeout),
-                        insecure_tls: false,
-                    },
-                )
-                .await;
-            let response = match sent {
-                Ok(response) => response,
-                Err(error) => {
-                    refuse(&error);
-                    return Err(wasi_error(&error));
-                }
-            };
-            let (response, cap, permit) = response.into_parts();
-            let (parts, body) = http::Response::<reqwest::Body>::from(response).into_parts();
-            let cap = usize::try_from(cap).unwrap_or(usize::MAX);
-            let body = Limited::new(body, cap)
-                .map_err(move |error| {
-                    if error.is::<http_body_util::LengthLimitError>() {
-                        HttpError::HttpResponseBodySize(Some(cap as u64))
-                    } else {
-                        HttpError::HttpResponseIncomplete
+        // The request runs as a task of its own: it stays in the guest call's span.
+        let span = tracing::Span::current();
+        Box::new(
+            async move {
+                let (parts, body) = request.into_parts();
+                let body: Bytes = Limited::new(body, MAX_REQUEST_BODY_BYTES)
+                    .collect()
+                    .await
+                    .map_err(|_| HttpError::HttpRequestBodySize(None))?
+                    .to_bytes();
+                let sent = grant
+                    .outbound
+                    .send(
+                        grant.organization,
+                        route,
+                        OutboundRequest {
+                            method: parts.method,
+                            url,
+                            headers: parts.headers,
+                            body,
+                            first_byte_timeout: options
+                                .and_then(|options| options.first_byte_timeout),
+                            insecure_tls: false,
+                        },
+                    )
+                    .await;
+                let response = match sent {
+                    Ok(response) => response,
+                    Err(error) => {
+                        refuse(&error);
+                        return Err(wasi_error(&error));
                     }
-                })
-                // The organization's turn is held until the guest is done with the body.
-                .map_frame(move |frame| {
-                    let _held = &permit;
-                    frame
-                })
-                .boxed_unsync();
-            let done: Box<dyn Future<Output = Result<(), HttpError>> + Send> =
-                Box::new(async { Ok(()) });
-            Ok((http::Response::from_parts(parts, body), done))
-        })
+                };
+                let (response, cap, permit) = response.into_parts();
+                let (parts, body) = http::Response::<reqwest::Body>::from(response).into_parts();
+                let cap = usize::try_from(cap).unwrap_or(usize::MAX);
+                let body = Limited::new(body, cap)
+                    .map_err(move |error| {
+                        if error.is::<http_body_util::LengthLimitError>() {
+                            HttpError::HttpResponseBodySize(Some(cap as u64))
+                        } else {
+                            HttpError::HttpResponseIncomplete
+                        }
+                    })
+                    // The organization's turn is held until the guest is done with the body.
+                    .map_frame(move |frame| {
+                        let _held = &permit;
+                        frame
+                    })
+                    .boxed_unsync();
+                let done: Box<dyn Future<Output = Result<(), HttpError>> + Send> =
+                    Box::new(async { Ok(()) });
+                Ok((http::Response::from_parts(parts, body), done))
+            }
+            .instrument(span),
+        )
     }
 }
 

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 /// Where the server listens unless told.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -15,11 +17,10 @@ pub const DEFAULT_DATA_DIR: &str = "data";
 /// The arguments of `wasmhook serve`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
-    /// A TOML file with any of: listen, data_dir, base_url, and the sections [limits],
-    /// [network] and [connections] (each setting also a WASMHOOK_* variable, see README).
-    /// The operator's token: WASMHOOK_OPERATOR_TOKEN (at least 16 characters), else one is
-    /// generated and shown once at the first start (`wasmhook operator rotate-token`
-    /// replaces it).
+    /// A TOML file with any of: listen, data_dir, base_url, and the sections listed below
+    /// (each setting also a WASMHOOK_* variable). The operator's token:
+    /// WASMHOOK_OPERATOR_TOKEN, else one is generated and shown once at the first start
+    /// (`wasmhook operator rotate-token` replaces it).
     #[arg(long, value_name = "FILE", env = "WASMHOOK_CONFIG")]
     config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8080].
@@ -53,11 +54,45 @@ struct FileConfig {
     network: Network,
     #[serde(default)]
     connections: Connections,
+    #[serde(default)]
+    metrics: Metrics,
+}
+
+/// `GET /metrics`: where it is served and how its series are labelled; each has a default
+/// and an environment variable (`WASMHOOK_METRICS_<NAME>` in capitals).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metrics {
+    /// Record metrics and serve `GET /metrics`; false records nothing (`/metrics` answers
+    /// 404).
+    pub enabled: bool,
+    /// Also serve `GET /metrics` here, without authentication (bind it to an address only
+    /// the scraper reaches). Unset: only on the API's address, with the operator's token.
+    pub listen: Option<SocketAddr>,
+    /// Label per-organization series with the organization's id; false drops the label
+    /// (for installations with very many organizations).
+    pub organization_labels: bool,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            enabled: true,
+            listen: None,
+            organization_labels: true,
+        }
+    }
+}
+
+impl Metrics {
+    fn with_environment(self) -> anyhow::Result<Self> {
+        with_environment(self, Section::Metrics)
+    }
 }
 
 /// Outgoing requests (guests' `wasi:http`, webhooks), retries and schedules; each has a
 /// default and an environment variable (`WASMHOOK_<NAME>` in capitals).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Network {
     /// Let hooks reach loopback, private and other non-public addresses (the installation's
@@ -77,7 +112,7 @@ pub struct Network {
     /// Milliseconds before the first retry of a failed non-interactive run; each next
     /// retry waits twice as long, at most 30 s.
     pub retry_delay_ms: u64,
-    /// Seconds between polls of an async webhook (Rossum: 30).
+    /// Milliseconds between polls of an async webhook (Rossum polls every 30 s).
     pub webhook_poll_interval_ms: u64,
     /// For tests: read the scheduler's clock from this file (an RFC 3339 time) instead of
     /// the system clock.
@@ -106,40 +141,14 @@ fn millis(duration: std::time::Duration) -> u64 {
 }
 
 impl Network {
-    fn with_environment(mut self) -> anyhow::Result<Self> {
-        read_flag(
-            "WASMHOOK_ALLOW_PRIVATE_ADDRESSES",
-            &mut self.allow_private_addresses,
-        )?;
-        read_flag(
-            "WASMHOOK_ALLOW_HTTP_WEBHOOKS",
-            &mut self.allow_http_webhooks,
-        )?;
-        read("WASMHOOK_CONNECT_TIMEOUT_MS", &mut self.connect_timeout_ms)?;
-        read(
-            "WASMHOOK_FIRST_BYTE_TIMEOUT_MS",
-            &mut self.first_byte_timeout_ms,
-        )?;
-        read("WASMHOOK_MAX_RESPONSE_BYTES", &mut self.max_response_bytes)?;
-        read(
-            "WASMHOOK_REQUESTS_PER_ORGANIZATION",
-            &mut self.requests_per_organization,
-        )?;
-        read("WASMHOOK_RETRY_DELAY_MS", &mut self.retry_delay_ms)?;
-        read(
-            "WASMHOOK_WEBHOOK_POLL_INTERVAL_MS",
-            &mut self.webhook_poll_interval_ms,
-        )?;
-        if let Ok(path) = std::env::var("WASMHOOK_TEST_CLOCK_FILE") {
-            self.test_clock_file =
-                Some(PathBuf::from(path)).filter(|path| !path.as_os_str().is_empty());
-        }
-        if self.requests_per_organization == 0 || self.webhook_poll_interval_ms == 0 {
+    fn with_environment(self) -> anyhow::Result<Self> {
+        let network: Self = with_environment(self, Section::Network)?;
+        if network.requests_per_organization == 0 || network.webhook_poll_interval_ms == 0 {
             anyhow::bail!(
                 "requests_per_organization and webhook_poll_interval_ms must be at least 1"
             );
         }
-        Ok(self)
+        Ok(network)
     }
 
     /// The outbound client's configuration.
@@ -156,31 +165,96 @@ impl Network {
     }
 }
 
-/// Reads the yes-or-no `WASMHOOK_*` variable `name` into `into` when it is set.
-fn read_flag(name: &str, into: &mut bool) -> anyhow::Result<()> {
-    if let Ok(text) = std::env::var(name) {
-        *into = match text.as_str() {
-            "1" | "true" | "yes" => true,
-            "0" | "false" | "no" | "" => false,
-            _ => anyhow::bail!("{name} must be true or false, not `{text}`"),
-        };
-    }
-    Ok(())
+/// A section of the configuration: its name in the file and its variables' prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    /// `[limits]`, `WASMHOOK_<NAME>`.
+    Limits,
+    /// `[network]`, `WASMHOOK_<NAME>`.
+    Network,
+    /// `[connections]`, `WASMHOOK_<NAME>`.
+    Connections,
+    /// `[metrics]`, `WASMHOOK_METRICS_<NAME>`.
+    Metrics,
 }
 
-/// Reads `WASMHOOK_*` variable `name` into `into` when it is set.
-fn read<T: std::str::FromStr>(name: &str, into: &mut T) -> anyhow::Result<()> {
-    if let Ok(text) = std::env::var(name) {
-        *into = text
-            .parse()
-            .map_err(|_| anyhow::anyhow!("{name} must be a non-negative integer, not `{text}`"))?;
+impl Section {
+    /// Every section, in the order the reference lists them.
+    pub const ALL: [Section; 4] = [
+        Section::Limits,
+        Section::Network,
+        Section::Connections,
+        Section::Metrics,
+    ];
+
+    /// The section's name in the file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Section::Limits => "limits",
+            Section::Network => "network",
+            Section::Connections => "connections",
+            Section::Metrics => "metrics",
+        }
     }
-    Ok(())
+
+    /// The environment variable of the section's setting `key`.
+    pub fn variable(self, key: &str) -> String {
+        let prefix = match self {
+            Section::Metrics => "WASMHOOK_METRICS_",
+            _ => "WASMHOOK_",
+        };
+        format!("{prefix}{}", key.to_ascii_uppercase())
+    }
+}
+
+/// A section with every setting whose variable is set replaced by the variable's value.
+///
+/// The settings are the section's own keys (its serialized form), so that a setting added
+/// to a section has its variable, its line in `serve --help` and in
+/// `docs/configuration.md` without being listed anywhere else. A value is read as the
+/// setting's type: a number, a yes-or-no (`true`/`false`, `1`/`0`, `yes`/`no`), or text
+/// (an empty text unsets an optional setting).
+fn with_environment<T: Serialize + DeserializeOwned>(
+    section: T,
+    which: Section,
+) -> anyhow::Result<T> {
+    use serde_json::Value;
+    let Value::Object(mut settings) = serde_json::to_value(section)? else {
+        anyhow::bail!("the [{}] section is not a table", which.name());
+    };
+    let keys: Vec<String> = settings.keys().cloned().collect();
+    for key in keys {
+        let name = which.variable(&key);
+        let Ok(text) = std::env::var(&name) else {
+            continue;
+        };
+        let value = match &settings[&key] {
+            Value::Bool(_) => Value::Bool(match text.as_str() {
+                "1" | "true" | "yes" => true,
+                "0" | "false" | "no" | "" => false,
+                _ => anyhow::bail!("{name} must be true or false, not `{text}`"),
+            }),
+            Value::Number(_) => Value::Number(
+                text.parse::<u64>()
+                    .map_err(|_| {
+                        anyhow::anyhow!("{name} must be a non-negative integer, not `{text}`")
+                    })?
+                    .into(),
+            ),
+            _ if text.is_empty() => Value::Null,
+            _ => Value::String(text),
+        };
+        settings.insert(key, value);
+        // Checked one at a time, so that the error names the variable.
+        serde_json::from_value::<T>(Value::Object(settings.clone()))
+            .map_err(|error| anyhow::anyhow!("{name}: {error}"))?;
+    }
+    Ok(serde_json::from_value(Value::Object(settings))?)
 }
 
 /// Per-installation and per-organization limits; each has a default and an environment
 /// variable (`WASMHOOK_<NAME>` in capitals).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Concurrent runs per organization; more get 429.
@@ -241,44 +315,12 @@ impl Default for Limits {
 
 impl Limits {
     /// Overrides from `WASMHOOK_*` environment variables.
-    fn with_environment(mut self) -> anyhow::Result<Self> {
-        read(
-            "WASMHOOK_RUNS_PER_ORGANIZATION",
-            &mut self.runs_per_organization,
-        )?;
-        read(
-            "WASMHOOK_MODULES_PER_ORGANIZATION",
-            &mut self.modules_per_organization,
-        )?;
-        read(
-            "WASMHOOK_MODULE_BYTES_PER_ORGANIZATION",
-            &mut self.module_bytes_per_organization,
-        )?;
-        read(
-            "WASMHOOK_FOREGROUND_COMPILE_BYTES",
-            &mut self.foreground_compile_bytes,
-        )?;
-        read("WASMHOOK_LOG_RETENTION_DAYS", &mut self.log_retention_days)?;
-        read("WASMHOOK_MAX_TIMEOUT_S", &mut self.max_timeout_s)?;
-        read("WASMHOOK_MAX_MEMORY_MB", &mut self.max_memory_mb)?;
-        read("WASMHOOK_LOADED_MODULES", &mut self.loaded_modules)?;
-        read("WASMHOOK_MEMORY_BUDGET_MB", &mut self.memory_budget_mb)?;
-        read(
-            "WASMHOOK_MEMORY_PER_ORGANIZATION_MB",
-            &mut self.memory_per_organization_mb,
-        )?;
-        read(
-            "WASMHOOK_CONCURRENT_COMPILES",
-            &mut self.concurrent_compiles,
-        )?;
-        read(
-            "WASMHOOK_COMPILE_SECONDS_PER_ORGANIZATION",
-            &mut self.compile_seconds_per_organization,
-        )?;
-        read(
-            "WASMHOOK_REFUSED_UPLOADS_PER_ORGANIZATION",
-            &mut self.refused_uploads_per_organization,
-        )?;
+    fn with_environment(self) -> anyhow::Result<Self> {
+        let limits: Self = with_environment(self, Section::Limits)?;
+        limits.checked()
+    }
+
+    fn checked(self) -> anyhow::Result<Self> {
         if self.max_timeout_s == 0 || self.max_memory_mb < 16 {
             anyhow::bail!("max_timeout_s must be at least 1 and max_memory_mb at least 16");
         }
@@ -331,6 +373,86 @@ impl Limits {
     }
 }
 
+/// Variables that have no flag and no place in the file: secrets, which belong in neither
+/// a command line (visible to every user of the machine) nor a file that may be shared.
+pub const ENVIRONMENT_ONLY: [(&str, &str); 2] = [
+    (
+        OPERATOR_TOKEN_VARIABLE,
+        "The operator's token (at least 16 characters), set at every start. Unset: the \
+         token in the database, or a new one generated and shown once at the first start; \
+         `wasmhook operator rotate-token --data-dir DIR` replaces a lost one.",
+    ),
+    (
+        SECRETS_KEY_VARIABLE,
+        "The key sealing hooks' secrets, 64 hexadecimal characters. Unset: the key file in \
+         the data directory, generated at the first start.",
+    ),
+];
+
+/// The operator token's variable.
+pub const OPERATOR_TOKEN_VARIABLE: &str = "WASMHOOK_OPERATOR_TOKEN";
+/// The secrets key's variable.
+pub const SECRETS_KEY_VARIABLE: &str = "WASMHOOK_SECRETS_KEY";
+
+/// One setting of a file section, for the reference.
+#[derive(Debug, Clone)]
+pub struct SectionSetting {
+    /// Its key in the section.
+    pub key: String,
+    /// Its environment variable.
+    pub variable: String,
+    /// Its default, as the file would write it (`unset` for none).
+    pub default: String,
+    /// What it is for: its doc comment.
+    pub about: String,
+}
+
+/// The settings of a section, in declaration order, with their defaults and doc comments.
+pub fn section_settings(section: Section) -> Vec<SectionSetting> {
+    let (defaults, schema) = match section {
+        Section::Limits => (
+            serde_json::to_value(Limits::default()),
+            schemars::schema_for!(Limits),
+        ),
+        Section::Network => (
+            serde_json::to_value(Network::default()),
+            schemars::schema_for!(Network),
+        ),
+        Section::Connections => (
+            serde_json::to_value(Connections::default()),
+            schemars::schema_for!(Connections),
+        ),
+        Section::Metrics => (
+            serde_json::to_value(Metrics::default()),
+            schemars::schema_for!(Metrics),
+        ),
+    };
+    let defaults = defaults.unwrap_or_default();
+    let Some(properties) = schema.get("properties").and_then(|p| p.as_object()) else {
+        return Vec::new();
+    };
+    properties
+        .iter()
+        .map(|(key, property)| {
+            let about = property
+                .get("description")
+                .and_then(|text| text.as_str())
+                .unwrap_or_default();
+            let default = match defaults.get(key) {
+                None | Some(serde_json::Value::Null) => "unset".to_owned(),
+                Some(serde_json::Value::String(text)) => format!("\"{text}\""),
+                Some(other) => other.to_string(),
+            };
+            SectionSetting {
+                key: key.clone(),
+                variable: section.variable(key),
+                default,
+                about: about.split_whitespace().collect::<Vec<_>>().join(" "),
+            }
+        })
+        .collect()
+}
+
 /// The resolved configuration.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -351,6 +473,8 @@ pub struct ServerConfig {
     pub network: Network,
     /// Accepted connections: timeouts and caps.
     pub connections: Connections,
+    /// Where metrics are served and how they are labelled.
+    pub metrics: Metrics,
     /// Create the demo, running this module.
     pub demo: Option<PathBuf>,
 }
@@ -368,7 +492,7 @@ impl ServerConfig {
                 .parse()
                 .context("the default listen address")?,
         };
-        let operator_token = std::env::var("WASMHOOK_OPERATOR_TOKEN")
+        let operator_token = std::env::var(OPERATOR_TOKEN_VARIABLE)
             .ok()
             .filter(|t| !t.is_empty());
         if operator_token
@@ -386,12 +510,13 @@ impl ServerConfig {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             base_url: args.base_url.clone().or(file.base_url),
             operator_token,
-            secrets_key: std::env::var("WASMHOOK_SECRETS_KEY")
+            secrets_key: std::env::var(SECRETS_KEY_VARIABLE)
                 .ok()
                 .filter(|key| !key.is_empty()),
             limits: file.limits.with_environment()?,
             network: file.network.with_environment()?,
             connections: file.connections.with_environment()?,
+            metrics: file.metrics.with_environment()?,
             demo: args.demo.then(|| {
                 args.demo_module
                     .clone()
@@ -435,7 +560,7 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_PEER: usize = 128;
 /// Accepted connections: the timeouts and caps that keep idle, slow and too many
 /// connections from holding the server; each has a default and an environment variable
 /// (`WASMHOOK_<NAME>` in capitals).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Connections {
     /// Milliseconds to send a request's head, counted from when the server starts waiting
@@ -473,22 +598,12 @@ impl Default for Connections {
 
 impl Connections {
     /// Overrides from `WASMHOOK_*` environment variables.
-    fn with_environment(mut self) -> anyhow::Result<Self> {
-        read(
-            "WASMHOOK_HEADER_READ_TIMEOUT_MS",
-            &mut self.header_read_timeout_ms,
-        )?;
-        read("WASMHOOK_IDLE_TIMEOUT_MS", &mut self.idle_timeout_ms)?;
-        read(
-            "WASMHOOK_BODY_READ_TIMEOUT_MS",
-            &mut self.body_read_timeout_ms,
-        )?;
-        read("WASMHOOK_MAX_CONNECTIONS", &mut self.max_connections)?;
-        read(
-            "WASMHOOK_MAX_CONNECTIONS_PER_PEER",
-            &mut self.max_connections_per_peer,
-        )?;
-        read("WASMHOOK_DRAIN_DELAY_MS", &mut self.drain_delay_ms)?;
+    fn with_environment(self) -> anyhow::Result<Self> {
+        let connections: Self = with_environment(self, Section::Connections)?;
+        connections.checked()
+    }
+
+    fn checked(self) -> anyhow::Result<Self> {
         if self.header_read_timeout_ms == 0
             || self.idle_timeout_ms == 0
             || self.body_read_timeout_ms == 0

@@ -45,6 +45,7 @@ const MIB: u64 = 1024 * 1024;
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let data_dir = &config.data_dir;
+    start_metrics(&config.metrics);
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     // Held until the process ends (the kernel releases it even at a kill -9).
@@ -145,6 +146,28 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     if let Some(demo) = &demo {
         demo.print();
     }
+    let metrics_listener = match config.metrics.listen {
+        Some(address) => {
+            let listener = TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {address}"))?;
+            eprintln!(
+                "wasmhook metrics on http://{}/metrics",
+                listener.local_addr()?
+            );
+            let connections = config.connections.clone();
+            Some(tokio::spawn(async move {
+                listener::serve(
+                    listener,
+                    api::metrics_router(),
+                    &connections,
+                    std::future::pending(),
+                )
+                .await;
+            }))
+        }
+        None => None,
+    };
     let housekeeping = tokio::spawn(housekeeping(store, limits.log_retention_days));
     // Tests and scripts read this line to find the port when listening on port 0.
     eprintln!("wasmhook listening on http://{address}");
@@ -157,12 +180,35 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     )
     .await;
     housekeeping.abort();
+    if let Some(metrics_listener) = metrics_listener {
+        metrics_listener.abort();
+    }
     schedules.abort();
     let _ = schedules.await;
     // Every handler has returned, so every run log was handed over and acknowledged; the
     // writer ends once the router's last handle to it is gone.
     let _ = tokio::time::timeout(Duration::from_secs(10), writer_task).await;
     Ok(())
+}
+
+/// Sets up the process's metrics before anything is counted: the organization label as
+/// configured, the build, the database's one connection.
+fn start_metrics(config: &config::Metrics) {
+    crate::metrics::set_enabled(config.enabled);
+    crate::metrics::set_organization_labels(config.organization_labels);
+    let Some(metrics) = crate::metrics::metrics() else {
+        return;
+    };
+    metrics
+        .build_info
+        .get_or_create(&crate::metrics::BuildLabels {
+            version: env!("CARGO_PKG_VERSION"),
+            commit: env!("WASMHOOK_GIT_COMMIT"),
+            wasmtime: env!("WASMHOOK_WASMTIME_VERSION"),
+        })
+        .set(1);
+    // SQLite: one connection, shared by every caller (`Store`).
+    metrics.db_connections.set(1);
 }
 
 /// Deletes run logs past their retention and expired tokens, now and then every hour.

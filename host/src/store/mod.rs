@@ -251,10 +251,17 @@ impl Store {
     ) -> Result<T, StoreError> {
         // A panic inside a query leaves no transaction open (rusqlite rolls back on drop),
         // so the connection is still usable.
+        let asked = std::time::Instant::now();
         let mut connection = self
             .connection
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(metrics) = crate::metrics::metrics() {
+            metrics
+                .db_wait_seconds
+                .observe(asked.elapsed().as_secs_f64());
+        }
+        let _in_use = crate::metrics::Held::on(|metrics| metrics.db_connections_in_use.clone());
         work(&mut connection)
     }
 }

@@ -11,6 +11,7 @@ mod hostile;
 mod languages;
 mod loading;
 mod memory;
+mod observability;
 mod operations;
 mod outbound;
 mod reliability;

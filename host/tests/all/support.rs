@@ -57,6 +57,7 @@ impl Call {
     /// Prepares the call (payload and invocation) as dispatch does.
     pub fn prepare(&self) -> PreparedCall {
         PreparedCall::new(&HookCall {
+            request_id: "test-request",
             queue_id: None,
             event: &self.event,
             hook_id: 7,

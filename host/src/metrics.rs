@@ -1,0 +1,473 @@
+//! The server's metrics, in Prometheus' exposition format at `GET /metrics`.
+//!
+//! One registry for the process, reached through [`metrics()`]: the places that count sit in
+//! every layer (the runtime's scheduler, outbound requests, the store's connection, the
+//! dispatcher, the API), and a handle threaded through each of their constructors would
+//! widen every signature for nothing: a process serves one exposition, and the tests read
+//! it through the real binary. This module imports nothing of the crate, so every layer
+//! may record into it.
+//!
+//! Built on `prometheus-client` (the Prometheus project's own Rust client) rather than the
+//! `metrics` facade: its label sets are typed structs, so a label can only take the values
+//! its type allows and cardinality is bounded by the code (hook kinds, statuses, routes as
+//! the router declares them, reasons as enums), with no global recorder to install.
+//!
+//! Bounded labels: no request id, hook id or hook name anywhere. The one label that grows
+//! with the installation is `organization`, which `[metrics] organization_labels = false`
+//! turns off (it is then empty, which Prometheus treats as absent).
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// The content type of [`render`]'s text: OpenMetrics, which Prometheus negotiates and
+/// parses.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Whether series are recorded at all.
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turns recording on or off for the process (from the configuration, at start): off, no
+/// layer records anything and `/metrics` answers 404.
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+/// Whether organization ids label the per-organization series.
+static ORGANIZATION_LABELS: AtomicBool = AtomicBool::new(true);
+
+/// Turns the `organization` label on or off for the process (from the configuration, at
+/// start, before anything is counted).
+pub fn set_organization_labels(on: bool) {
+    ORGANIZATION_LABELS.store(on, Ordering::Relaxed);
+}
+
+/// The `organization` label's value for `id`: none when organization labels are off.
+pub fn organization(id: u64) -> Option<u64> {
+    ORGANIZATION_LABELS.load(Ordering::Relaxed).then_some(id)
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Buckets for latencies from 0.1 ms to about 26 s.
+fn latency() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 2.0, 19))
+}
+
+/// Buckets for compile times from 10 ms to about 5 min.
+fn compile_time() -> Histogram {
+    Histogram::new(exponential_buckets(0.01, 2.0, 16))
+}
+
+/// A run's labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RunLabels {
+    /// The organization (empty when organization labels are off).
+    pub organization: Option<u64>,
+    /// `function` or `webhook`.
+    pub kind: &'static str,
+    /// The run log's status.
+    pub status: &'static str,
+}
+
+/// A part of a run.
+#[derive(
+    Debug, Clone, Copy, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelValue,
+)]
+#[allow(non_camel_case_types)]
+pub enum Phase {
+    /// Loading the module (a compile, or mapping its artifact) when it was not loaded.
+    compile,
+    /// Instantiating the guest.
+    instantiate,
+    /// The guest's own work, from instantiation to its answer.
+    guest,
+    /// A webhook's exchange, polling included.
+    webhook,
+    /// Handing the run log to the writer until it is committed.
+    log_write,
+}
+
+/// A run phase's labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    /// The phase.
+    pub phase: Phase,
+}
+
+/// An organization's label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OrganizationLabels {
+    /// The organization (empty when organization labels are off).
+    pub organization: Option<u64>,
+}
+
+/// A refusal's labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Why, as a fixed word of the code.
+    pub reason: &'static str,
+}
+
+/// An outbound request's labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutboundLabels {
+    /// `ok`, or why it got no answer.
+    pub result: &'static str,
+}
+
+/// A status label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    /// The status.
+    pub status: &'static str,
+}
+
+/// A compile's labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CompileLabels {
+    /// `ok` or `failed`.
+    pub result: &'static str,
+}
+
+/// An HTTP request's labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// The method (`other` for an unusual one).
+    pub method: &'static str,
+    /// The route as the router declares it (`/api/v1/hooks/{id}`), or `unmatched`.
+    pub route: String,
+    /// The answer's status.
+    pub status: u16,
+}
+
+/// An HTTP route's label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// The route as the router declares it, or `unmatched`.
+    pub route: String,
+}
+
+/// The version of the running build.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    /// The crate's version.
+    pub version: &'static str,
+    /// The git commit it was built from.
+    pub commit: &'static str,
+    /// The wasmtime it embeds.
+    pub wasmtime: &'static str,
+}
+
+/// Every series the server keeps. Fields are public so each layer records where it knows
+/// the value; [`docs/operations.md`] says what each is for and when to alert.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Runs that ended (one per run log), by organization, hook kind and status.
+    pub runs: Family<RunLabels, Counter>,
+    /// Run durations, end to end (the run log's duration), by hook kind.
+    pub run_seconds: Histograms<RunKindLabels>,
+    /// The parts of runs.
+    pub run_phase_seconds: Histograms<PhaseLabels>,
+    /// Attempts after a failed one (function and webhook retries of non-interactive events).
+    pub run_retries: Counter,
+    /// Runs in flight, by organization.
+    pub runs_in_flight: Family<OrganizationLabels, Gauge>,
+    /// Answers 429 (too many runs, memory share, compile budget, login throttle), by
+    /// organization (empty when the caller had none).
+    pub throttled: Family<OrganizationLabels, Counter>,
+    /// Time a guest waited for a CPU slot of the fair scheduler.
+    pub scheduler_wait_seconds: Histogram,
+    /// Run logs committed.
+    pub run_logs_written: Counter,
+    /// Commit latency of one batch of run logs.
+    pub run_log_batch_seconds: Histogram,
+    /// Modules compiling now.
+    pub modules_compiling: Gauge,
+    /// Compile times, by result.
+    pub compile_seconds: Histograms<CompileLabels>,
+    /// Outbound requests (guests' `wasi:http` and webhooks), by result.
+    pub outbound_requests: Family<OutboundLabels, Counter>,
+    /// Outbound requests refused before sending, by reason.
+    pub outbound_refusals: Family<ReasonLabels, Counter>,
+    /// Webhook deliveries (one per attempt), by how they ended.
+    pub webhook_deliveries: Family<StatusLabels, Counter>,
+    /// Polls of asynchronous webhooks.
+    pub webhook_polls: Counter,
+    /// Deliveries waiting in this process for a retry or a poll.
+    pub deliveries_pending: Gauge,
+    /// HTTP requests answered, by method, route and status.
+    pub http_requests: Family<HttpLabels, Counter>,
+    /// HTTP request latency, by route.
+    pub http_request_seconds: Histograms<RouteLabels>,
+    /// The database connections (SQLite: one) and those in use.
+    pub db_connections: Gauge,
+    /// Database connections in use.
+    pub db_connections_in_use: Gauge,
+    /// Time waited for a database connection.
+    pub db_wait_seconds: Histogram,
+    /// 1, labelled with the build's version.
+    pub build_info: Family<BuildLabels, Gauge>,
+}
+
+/// A run kind's label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RunKindLabels {
+    /// `function` or `webhook`.
+    pub kind: &'static str,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut metrics = Metrics {
+            registry: Registry::with_prefix("wasmhook"),
+            runs: Family::default(),
+            run_seconds: Family::new_with_constructor(latency),
+            run_phase_seconds: Family::new_with_constructor(latency),
+            run_retries: Counter::default(),
+            runs_in_flight: Family::default(),
+            throttled: Family::default(),
+            scheduler_wait_seconds: latency(),
+            run_logs_written: Counter::default(),
+            run_log_batch_seconds: latency(),
+            modules_compiling: Gauge::default(),
+            compile_seconds: Family::new_with_constructor(compile_time),
+            outbound_requests: Family::default(),
+            outbound_refusals: Family::default(),
+            webhook_deliveries: Family::default(),
+            webhook_polls: Counter::default(),
+            deliveries_pending: Gauge::default(),
+            http_requests: Family::default(),
+            http_request_seconds: Family::new_with_constructor(latency),
+            db_connections: Gauge::default(),
+            db_connections_in_use: Gauge::default(),
+            db_wait_seconds: latency(),
+            build_info: Family::default(),
+        };
+        // Series of fixed labels exist at 0 from the start, so that a rate over them is
+        // defined before their first event.
+        for status in ["completed", "failed", "timeout"] {
+            let _ = metrics
+                .webhook_deliveries
+                .get_or_create(&StatusLabels { status });
+        }
+        let _ = metrics
+            .throttled
+            .get_or_create(&OrganizationLabels { organization: None });
+        let registry = &mut metrics.registry;
+        registry.register(
+            "runs",
+            "Runs that ended, one per run log",
+            metrics.runs.clone(),
+        );
+        registry.register(
+            "run_duration_seconds",
+            "Run durations, end to end",
+            metrics.run_seconds.clone(),
+        );
+        registry.register(
+            "run_phase_duration_seconds",
+            "Parts of runs: compile, instantiate, guest, webhook, log_write",
+            metrics.run_phase_seconds.clone(),
+        );
+        registry.register(
+            "run_retries",
+            "Attempts after a failed one",
+            metrics.run_retries.clone(),
+        );
+        registry.register(
+            "runs_in_flight",
+            "Runs in flight",
+            metrics.runs_in_flight.clone(),
+        );
+        registry.register(
+            "throttled_requests",
+            "Requests answered 429",
+            metrics.throttled.clone(),
+        );
+        registry.register(
+            "scheduler_wait_seconds",
+            "Time a guest waited for a CPU slot of the fair scheduler",
+            metrics.scheduler_wait_seconds.clone(),
+        );
+        registry.register(
+            "run_logs_written",
+            "Run logs committed",
+            metrics.run_logs_written.clone(),
+        );
+        registry.register(
+            "run_log_batch_commit_seconds",
+            "Commit latency of one batch of run logs",
+            metrics.run_log_batch_seconds.clone(),
+        );
+        registry.register(
+            "modules_compiling",
+            "Modules compiling now",
+            metrics.modules_compiling.clone(),
+        );
+        registry.register(
+            "module_compile_seconds",
+            "Compile times of uploaded modules",
+            metrics.compile_seconds.clone(),
+        );
+        registry.register(
+            "outbound_requests",
+            "Outbound requests sent, by result",
+            metrics.outbound_requests.clone(),
+        );
+        registry.register(
+            "outbound_refusals",
+            "Outbound requests refused before sending, by reason",
+            metrics.outbound_refusals.clone(),
+        );
+        registry.register(
+            "webhook_deliveries",
+            "Webhook delivery attempts, by how they ended",
+            metrics.webhook_deliveries.clone(),
+        );
+        registry.register(
+            "webhook_polls",
+            "Polls of asynchronous webhooks",
+            metrics.webhook_polls.clone(),
+        );
+        registry.register(
+            "deliveries_pending",
+            "Deliveries waiting in this process for a retry or a poll",
+            metrics.deliveries_pending.clone(),
+        );
+        registry.register(
+            "http_requests",
+            "HTTP requests answered",
+            metrics.http_requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            metrics.http_request_seconds.clone(),
+        );
+        registry.register(
+            "db_connections",
+            "Database connections",
+            metrics.db_connections.clone(),
+        );
+        registry.register(
+            "db_connections_in_use",
+            "Database connections in use",
+            metrics.db_connections_in_use.clone(),
+        );
+        registry.register(
+            "db_wait_seconds",
+            "Time waited for a database connection",
+            metrics.db_wait_seconds.clone(),
+        );
+        registry.register(
+            "build_info",
+            "The running build",
+            metrics.build_info.clone(),
+        );
+        metrics
+    }
+
+    /// Counts an answer 429 for `organization` (none when the caller had none).
+    pub fn throttled(&self, organization: Option<u64>) {
+        self.throttled
+            .get_or_create(&OrganizationLabels {
+                organization: organization.and_then(self::organization),
+            })
+            .inc();
+    }
+
+    /// Records how long a phase of a run took.
+    pub fn phase(&self, phase: Phase, took: Duration) {
+        self.run_phase_seconds
+            .get_or_create(&PhaseLabels { phase })
+            .observe(took.as_secs_f64());
+    }
+}
+
+/// Records how long a phase of a run took, when metrics are on.
+pub fn phase(phase: Phase, took: Duration) {
+    if let Some(metrics) = metrics() {
+        metrics.phase(phase, took);
+    }
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// The process's metrics, unless they are turned off.
+pub fn metrics() -> Option<&'static Metrics> {
+    ENABLED.load(Ordering::Relaxed).then(|| &*METRICS)
+}
+
+/// Every series in the exposition format.
+pub fn render() -> String {
+    let mut text = String::new();
+    // Writing to a String cannot fail; an encoder error would be a bug of a label's encoding.
+    if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &METRICS.registry) {
+        tracing::error!("encoding the metrics failed: {error}");
+    }
+    text
+}
+
+/// A gauge held up by one while a value lives: in flight, compiling, pending.
+#[derive(Debug)]
+pub struct Held(Option<Gauge<i64, AtomicI64>>);
+
+impl Held {
+    /// Adds one to the gauge `which` picks until the returned value is dropped (nothing
+    /// when metrics are off).
+    pub fn on(which: impl FnOnce(&Metrics) -> Gauge<i64, AtomicI64>) -> Self {
+        let gauge = metrics().map(which);
+        if let Some(gauge) = &gauge {
+            gauge.inc();
+        }
+        Held(gauge)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(gauge) = &self.0 {
+            gauge.dec();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_series_is_in_the_exposition_with_its_prefix() {
+        let metrics = metrics().expect("on by default");
+        metrics
+            .runs
+            .get_or_create(&RunLabels {
+                organization: organization(7),
+                kind: "function",
+                status: "completed",
+            })
+            .inc();
+        metrics.phase(Phase::guest, Duration::from_millis(3));
+        let text = render();
+        assert!(
+            text.contains(
+                "wasmhook_runs_total{organization=\"7\",kind=\"function\",status=\"completed\"}"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("wasmhook_run_phase_duration_seconds_count{phase=\"guest\"}"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}

@@ -1,0 +1,554 @@
+//! What an operator watches: `/metrics` counted after known calls, on the API's listener
+//! (operator's token) and on its own; the request id carried into run logs; the
+//! configuration reference in `serve --help`; the dashboard querying only series that
+//! exist; the span tree of one call exported over OTLP to a receiver on loopback.
+
+use std::collections::HashMap;
+use std::process::Command;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use wasmhook_tests::guests::{HELLO, HOSTILE};
+
+use super::server::{http_client, Server, Tenant, OPERATOR_TOKEN};
+use super::upstream::Upstream;
+
+/// The series of an exposition: `name{labels}` to value.
+fn series(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .filter_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            Some((name.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+fn scrape(url: &str, token: Option<&str>) -> (StatusCode, String, String) {
+    let mut request = http_client().get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().expect("the server answers");
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (status, content_type, response.text().expect("a body"))
+}
+
+fn value(all: &HashMap<String, f64>, key: &str) -> f64 {
+    all.get(key).copied().unwrap_or(0.0)
+}
+
+fn organization_id(tenant: &Tenant<'_>) -> u64 {
+    let (_, organizations) = tenant.get("/organizations");
+    organizations["results"][0]["id"]
+        .as_u64()
+        .expect("an organization")
+}
+
+#[test]
+fn metrics_count_known_calls() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start_with(
+        dir.path(),
+        Some(OPERATOR_TOKEN),
+        &[
+            ("WASMHOOK_METRICS_LISTEN", "127.0.0.1:0"),
+            ("WASMHOOK_RUNS_PER_ORGANIZATION", "1"),
+        ],
+        &[],
+    );
+    let acme = Tenant::new(&server, "acme");
+    let acme_id = organization_id(&acme);
+    let hello = acme.hook(&acme.upload(HELLO), json!({}));
+    let hostile = acme.upload(HOSTILE);
+    let failing = acme.hook(&hostile, json!({"settings": {"behavior": "guest_error"}}));
+    let sleeping = acme.hook(
+        &hostile,
+        json!({"settings": {"behavior": "sleep", "ms": 1500}}),
+    );
+    let webhook = acme.post(
+        "/hooks",
+        json!({
+            "name": "to a private address", "type": "webhook", "events": ["invocation.manual"],
+            "config": {"url": "https://127.0.0.1:9/hook"},
+        }),
+    );
+    assert_eq!(webhook.0, StatusCode::CREATED, "{}", webhook.1);
+
+    let mut invoke_statuses: HashMap<u16, u64> = HashMap::new();
+    for _ in 0..3 {
+        let (status, answer) = acme.invoke(&hello, json!({}));
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        *invoke_statuses.entry(status.as_u16()).or_default() += 1;
+    }
+    for _ in 0..2 {
+        let (status, _) = acme.invoke(&failing, json!({}));
+        *invoke_statuses.entry(status.as_u16()).or_default() += 1;
+    }
+    let (status, _) = acme.invoke(&webhook.1, json!({}));
+    *invoke_statuses.entry(status.as_u16()).or_default() += 1;
+    // One run at a time for acme: a call while the sleeper runs is answered 429.
+    let throttled = std::thread::scope(|scope| {
+        let sleeper = scope.spawn(|| acme.invoke(&sleeping, json!({})));
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let (status, _) = acme.invoke(&hello, json!({}));
+        let (slept, answer) = sleeper.join().expect("the sleeper");
+        assert_eq!(slept, StatusCode::OK, "{answer}");
+        status
+    });
+    assert_eq!(throttled, StatusCode::TOO_MANY_REQUESTS);
+    *invoke_statuses.entry(200).or_default() += 1;
+    *invoke_statuses.entry(429).or_default() += 1;
+
+    // On the API's listener: the operator's token, nobody else's.
+    let root = server.base.trim_end_matches("/api/v1").to_owned();
+    let url = format!("{root}/metrics");
+    assert_eq!(scrape(&url, None).0, StatusCode::UNAUTHORIZED);
+    assert_eq!(scrape(&url, Some(&acme.token)).0, StatusCode::FORBIDDEN);
+    let (status, content_type, text) = scrape(&url, Some(OPERATOR_TOKEN));
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    let all = series(&text);
+
+    let runs = |kind: &str, status: &str| {
+        value(
+            &all,
+            &format!(
+                "wasmhook_runs_total{{organization=\"{acme_id}\",kind=\"{kind}\",status=\"{status}\"}}"
+            ),
+        )
+    };
+    assert_eq!(runs("function", "completed"), 4.0, "{text}");
+    assert_eq!(runs("function", "failed"), 2.0, "{text}");
+    assert_eq!(runs("webhook", "failed"), 1.0, "{text}");
+    assert_eq!(
+        value(&all, "wasmhook_run_logs_written_total"),
+        7.0,
+        "{text}"
+    );
+    for phase in ["instantiate", "guest", "compile"] {
+        assert_eq!(
+            value(
+                &all,
+                &format!("wasmhook_run_phase_duration_seconds_count{{phase=\"{phase}\"}}")
+            ),
+            6.0,
+            "{phase}: {text}"
+        );
+    }
+    assert_eq!(
+        value(
+            &all,
+            "wasmhook_run_phase_duration_seconds_count{phase=\"log_write\"}"
+        ),
+        7.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &all,
+            &format!("wasmhook_throttled_requests_total{{organization=\"{acme_id}\"}}")
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &all,
+            "wasmhook_outbound_refusals_total{reason=\"private_address\"}"
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(&all, "wasmhook_webhook_deliveries_total{status=\"failed\"}"),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &all,
+            &format!("wasmhook_runs_in_flight{{organization=\"{acme_id}\"}}")
+        ),
+        0.0
+    );
+    for (status, count) in &invoke_statuses {
+        assert_eq!(
+            value(
+                &all,
+                &format!(
+                    "wasmhook_http_requests_total{{method=\"POST\",route=\"/api/v1/hooks/{{id}}/invoke\",status=\"{status}\"}}"
+                )
+            ),
+            *count as f64,
+            "{status}: {text}"
+        );
+    }
+    assert_eq!(value(&all, "wasmhook_modules_compiling"), 0.0, "{text}");
+    assert!(value(&all, "wasmhook_module_compile_seconds_count{result=\"ok\"}") >= 2.0);
+    assert_eq!(value(&all, "wasmhook_db_connections"), 1.0);
+    assert!(text.contains("wasmhook_build_info{version="), "{text}");
+    // No id of a hook or a request in any series.
+    assert!(!text.contains("request_id"), "{text}");
+    assert!(!text.contains("/hooks/1/"), "{text}");
+
+    // On the metrics listener of its own: no token, the same series.
+    let address = server
+        .banner
+        .lines()
+        .find_map(|line| line.strip_prefix("wasmhook metrics on "))
+        .expect("the metrics address is printed")
+        .to_owned();
+    let (status, _, open) = scrape(&address, None);
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        open.contains(&format!(
+            "wasmhook_runs_total{{organization=\"{acme_id}\",kind=\"function\",status=\"completed\"}} 4"
+        )),
+        "{open}"
+    );
+    // And nothing else there.
+    let other = address.replace("/metrics", "/api/v1/organizations");
+    assert_eq!(
+        scrape(&other, Some(OPERATOR_TOKEN)).0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[test]
+fn organization_labels_can_be_turned_off() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start_with(
+        dir.path(),
+        Some(OPERATOR_TOKEN),
+        &[("WASMHOOK_METRICS_ORGANIZATION_LABELS", "false")],
+        &[],
+    );
+    let acme = Tenant::new(&server, "acme");
+    let acme_id = organization_id(&acme);
+    let hello = acme.hook(&acme.upload(HELLO), json!({}));
+    assert_eq!(acme.invoke(&hello, json!({})).0, StatusCode::OK);
+    let root = server.base.trim_end_matches("/api/v1").to_owned();
+    let (_, _, text) = scrape(&format!("{root}/metrics"), Some(OPERATOR_TOKEN));
+    assert!(
+        text.contains(
+            "wasmhook_runs_total{organization=\"\",kind=\"function\",status=\"completed\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&format!("organization=\"{acme_id}\"")),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_request_id_is_the_run_logs() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let hello = acme.hook(&acme.upload(HELLO), json!({}));
+    let response = server
+        .client
+        .post(server.url(&format!("/hooks/{}/invoke", hello["id"])))
+        .bearer_auth(&acme.token)
+        .header("x-request-id", "trace-4711.a")
+        .json(&json!({}))
+        .send()
+        .expect("the server answers");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-request-id"], "trace-4711.a");
+    let (status, logs) = acme.get("/hooks/logs?request_id=trace-4711.a");
+    assert_eq!(status, StatusCode::OK, "{logs}");
+    let results = logs["results"].as_array().expect("results");
+    assert_eq!(results.len(), 1, "{logs}");
+    assert_eq!(results[0]["hook_id"], hello["id"], "{logs}");
+    // An event's runs share the id of the request that caused them.
+    let second = acme.hook(
+        &acme.upload(HOSTILE),
+        json!({"settings": {"behavior": "echo"}}),
+    );
+    let response = server
+        .client
+        .post(server.url("/events"))
+        .bearer_auth(&acme.token)
+        .header("x-request-id", "event-42")
+        .json(&json!({"event": "invocation.manual", "payload": {}}))
+        .send()
+        .expect("the server answers");
+    assert_eq!(response.status(), StatusCode::OK);
+    let (_, logs) = acme.get("/hooks/logs?request_id=event-42");
+    let hooks: Vec<&Value> = logs["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|log| &log["hook_id"])
+        .collect();
+    assert_eq!(hooks.len(), 2, "{logs}");
+    assert!(hooks.contains(&&hello["id"]) && hooks.contains(&&second["id"]));
+}
+
+#[test]
+fn serve_help_lists_every_setting() {
+    let output = Command::new(env!("CARGO_BIN_EXE_wasmhook"))
+        .args(["serve", "--help"])
+        .output()
+        .expect("the binary runs");
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    let page = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/configuration.md"
+    ))
+    .expect("the configuration page");
+    // Every variable the page names is in the help, and the other way round.
+    let variables = |text: &str| -> std::collections::BTreeSet<String> {
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|word| word.starts_with("WASMHOOK_") && word.len() > "WASMHOOK_".len())
+            .map(str::to_owned)
+            .collect()
+    };
+    let in_page = variables(&page);
+    let in_help = variables(&help);
+    assert!(in_page.len() > 40, "{in_page:?}");
+    assert_eq!(in_page, in_help, "{help}");
+    for section in ["[limits]", "[network]", "[connections]", "[metrics]"] {
+        assert!(help.contains(section), "{section}: {help}");
+    }
+}
+
+#[test]
+fn the_dashboard_queries_only_series_that_exist() {
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/grafana-dashboard.json"
+        ))
+        .expect("the dashboard"),
+    )
+    .expect("the dashboard is JSON");
+    let mut queried = std::collections::BTreeSet::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expression = target["expr"].as_str().expect("an expression");
+            let mut rest = expression;
+            while let Some(start) = rest.find("wasmhook_") {
+                let name: String = rest[start..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                rest = &rest[start + name.len()..];
+                queried.insert(name);
+            }
+        }
+    }
+    assert!(queried.len() >= 10, "{queried:?}");
+
+    // Every series, after a run and a scrape: what a fresh server exposes.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let hello = acme.hook(&acme.upload(HELLO), json!({}));
+    assert_eq!(acme.invoke(&hello, json!({})).0, StatusCode::OK);
+    let root = server.base.trim_end_matches("/api/v1").to_owned();
+    let (_, _, text) = scrape(&format!("{root}/metrics"), Some(OPERATOR_TOKEN));
+    let declared: std::collections::BTreeSet<String> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|line| {
+            let (name, kind) = line.split_once(' ')?;
+            Some(match kind {
+                "counter" => vec![format!("{name}_total")],
+                "histogram" => vec![
+                    format!("{name}_bucket"),
+                    format!("{name}_sum"),
+                    format!("{name}_count"),
+                ],
+                _ => vec![name.to_owned()],
+            })
+        })
+        .flatten()
+        .collect();
+    let missing: Vec<&String> = queried.difference(&declared).collect();
+    assert!(
+        missing.is_empty(),
+        "queried but not exposed: {missing:?}\n{text}"
+    );
+    // And docs/operations.md describes every series the server declares.
+    let operations = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/operations.md"
+    ))
+    .expect("the operations page");
+    for line in text.lines().filter_map(|line| line.strip_prefix("# TYPE ")) {
+        let name = line.split(' ').next().unwrap_or_default();
+        assert!(
+            operations.contains(&format!("`{name}`"))
+                || operations.contains(&format!("`{name}_total`")),
+            "docs/operations.md does not describe {name}"
+        );
+    }
+}
+
+/// Every span the collector received: (trace id, span id, parent span id, name), ids in
+/// lower-case hex as OTLP/JSON writes them.
+fn collected_spans(collector: &Upstream) -> Vec<(String, String, String, String)> {
+    let mut spans = Vec::new();
+    for request in collector.received("/v1/traces") {
+        let body: Value = serde_json::from_slice(&request.body).expect("OTLP/JSON");
+        for resource in body["resourceSpans"].as_array().into_iter().flatten() {
+            assert_eq!(
+                resource["resource"]["attributes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|attribute| attribute["key"] == "service.name")
+                    .map(|attribute| attribute["value"]["stringValue"].clone()),
+                Some(json!("wasmhook")),
+                "{resource}"
+            );
+            for scope in resource["scopeSpans"].as_array().into_iter().flatten() {
+                for span in scope["spans"].as_array().into_iter().flatten() {
+                    let text = |key: &str| span[key].as_str().unwrap_or_default().to_lowercase();
+                    spans.push((
+                        text("traceId"),
+                        text("spanId"),
+                        text("parentSpanId"),
+                        span["name"].as_str().unwrap_or_default().to_owned(),
+                    ));
+                }
+            }
+        }
+    }
+    spans
+}
+
+#[test]
+fn a_call_is_traced_from_the_callers_traceparent_to_its_webhook() {
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const CALLER_SPAN: &str = "00f067aa0ba902b7";
+    let collector = Upstream::start();
+    let receiver = Upstream::start();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start_with(
+        dir.path(),
+        Some(OPERATOR_TOKEN),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.base.as_str()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("WASMHOOK_ALLOW_PRIVATE_ADDRESSES", "true"),
+            ("WASMHOOK_ALLOW_HTTP_WEBHOOKS", "true"),
+        ],
+        &[],
+    );
+    let acme = Tenant::new(&server, "acme");
+    let function = acme.hook(&acme.upload(HELLO), json!({}));
+    let (status, webhook) = acme.post(
+        "/hooks",
+        json!({
+            "name": "a webhook", "type": "webhook", "events": ["invocation.manual"],
+            "config": {"url": format!("{}/hook", receiver.base)},
+        }),
+    );
+    assert_eq!(status, StatusCode::CREATED, "{webhook}");
+    let response = server
+        .client
+        .post(server.url("/events"))
+        .bearer_auth(&acme.token)
+        .header("traceparent", format!("00-{TRACE}-{CALLER_SPAN}-01"))
+        .json(&json!({"event": "invocation.manual", "payload": {}}))
+        .send()
+        .expect("the server answers");
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // The webhook's request carries the trace on.
+    let delivered = receiver.wait_for("/hook", 1, std::time::Duration::from_secs(10));
+    let traceparent = delivered[0]
+        .headers
+        .get("traceparent")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        traceparent.starts_with(&format!("00-{TRACE}-")) && traceparent.ends_with("-01"),
+        "{traceparent}"
+    );
+
+    // The spans arrive in batches; wait for the whole tree.
+    let wanted = [
+        "POST /api/v1/events",
+        "event",
+        "hook run",
+        "compile",
+        "instantiate",
+        "guest call",
+        "log write",
+        "outbound request",
+    ];
+    let started = std::time::Instant::now();
+    let spans = loop {
+        let spans = collected_spans(&collector);
+        let names: Vec<&str> = spans.iter().map(|span| span.3.as_str()).collect();
+        let complete = wanted.iter().all(|name| names.contains(name))
+            && names.iter().filter(|name| **name == "hook run").count() == 2;
+        if complete || started.elapsed() > std::time::Duration::from_secs(20) {
+            break spans;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let of_trace: Vec<_> = spans.iter().filter(|span| span.0 == TRACE).collect();
+    let named = |name: &str| -> Vec<&(String, String, String, String)> {
+        of_trace
+            .iter()
+            .copied()
+            .filter(|span| span.3 == name)
+            .collect()
+    };
+    let request = named("POST /api/v1/events");
+    assert_eq!(request.len(), 1, "{spans:#?}");
+    assert_eq!(request[0].2, CALLER_SPAN, "the caller's span is the parent");
+    let event = named("event");
+    assert_eq!(event.len(), 1, "{spans:#?}");
+    assert_eq!(event[0].2, request[0].1);
+    let runs = named("hook run");
+    assert_eq!(runs.len(), 2, "{spans:#?}");
+    assert!(runs.iter().all(|run| run.2 == event[0].1));
+    // The function's run holds its compile, instantiate, guest call and log write; the
+    // webhook's its outbound request and log write.
+    let children = |run: &(String, String, String, String)| -> Vec<String> {
+        let mut names: Vec<String> = of_trace
+            .iter()
+            .filter(|span| span.2 == run.1)
+            .map(|span| span.3.clone())
+            .collect();
+        names.sort();
+        names
+    };
+    let mut trees: Vec<Vec<String>> = runs.iter().map(|run| children(run)).collect();
+    trees.sort();
+    assert_eq!(
+        trees,
+        vec![
+            vec!["compile", "guest call", "instantiate", "log write"],
+            vec!["log write", "outbound request"],
+        ],
+        "{spans:#?}"
+    );
+    // The webhook's traceparent names the outbound request's span.
+    let outbound = named("outbound request");
+    assert_eq!(outbound.len(), 1);
+    assert!(traceparent.contains(&outbound[0].1), "{traceparent}");
+    assert_eq!(
+        acme.get(&format!("/hooks/{}", function["id"])).0,
+        StatusCode::OK
+    );
+}
