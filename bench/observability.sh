@@ -45,7 +45,8 @@ start() {
         sleep 0.1
     done
     local line
-    line=$(grep "curl -s -X POST" "$work/$name.log")
+    line=$(grep "curl -s -X POST" "$work/$name.log") ||
+        { echo "the '$name' server did not start:" >&2; cat "$work/$name.log" >&2; exit 1; }
     eval "url_$name=$(sed -E 's/.*POST ([^ ]+) .*/\1/' <<<"$line")"
     eval "token_$name=$(sed -E "s/.*Bearer ([^']+)'.*/\1/" <<<"$line")"
 }
@@ -62,13 +63,22 @@ LUA
 # Checks the answer, then measures: prints "req/s p99_ms".
 measure() {
     local url=$1 token=$2
-    curl -sf -X POST "$url" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-        -d '{"note": "hi"}' | grep -q '"messages"' || { echo "bad answer from $url" >&2; exit 1; }
-    TOKEN=$token wrk -t2 -c"$connections" -d"${seconds}s" --latency -s "$work/post.lua" "$url" |
-        awk '/Requests\/sec/ {rps=$2} /^ +99%/ {p=$2} END {
+    local answer report
+    answer=$(curl -sf -X POST "$url" -H "Authorization: Bearer $token" \
+        -H 'Content-Type: application/json' -d '{"note": "hi"}') || true
+    [[ $answer == *'"messages"'* ]] || { echo "bad answer from $url: $answer" >&2; exit 1; }
+    report=$(TOKEN=$token wrk -t2 -c"$connections" -d"${seconds}s" --latency \
+        -s "$work/post.lua" "$url")
+    # A 429 or an error is not throughput.
+    if grep -q "Non-2xx" <<<"$report"; then
+        echo "wrk saw answers other than 200:" >&2
+        echo "$report" >&2
+        exit 1
+    fi
+    awk '/Requests\/sec/ {rps=$2} /^ +99%/ {p=$2} END {
             if (p ~ /us$/) {sub(/us/, "", p); p = p / 1000} else if (p ~ /ms$/) {sub(/ms/, "", p)}
             else if (p ~ /s$/) {sub(/s/, "", p); p = p * 1000}
-            print rps, p}'
+            print rps, p}' <<<"$report"
 }
 
 echo "wrk -t2 -c$connections -d${seconds}s, POST invoke of the demo hello hook; $(nproc) cores"

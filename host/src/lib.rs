@@ -2,7 +2,7 @@
 //!
 //! Layout, bottom up:
 //!
-//! - [`metrics`]: the process's Prometheus series, recorded from every layer below;
+//! - [`metrics`]: the process's Prometheus series, recorded from every layer above it;
 //! - [`trace_context`]: W3C trace context taken from requests and sent on;
 //! - [`runtime`]: runs guest modules in a fresh sandbox with limits; knows nothing of the
 //!   server;

@@ -83,8 +83,10 @@ pub struct RunLabels {
 )]
 #[allow(non_camel_case_types)]
 pub enum Phase {
-    /// Loading the module (a compile, or mapping its artifact) when it was not loaded.
-    compile,
+    /// Getting the module ready for the run: about 0 when it is loaded, mapping its
+    /// artifact when it is not (compiles happen at upload, and are counted in
+    /// `module_compile_seconds`).
+    load,
     /// Instantiating the guest.
     instantiate,
     /// The guest's own work, from instantiation to its answer.
@@ -167,7 +169,7 @@ pub struct BuildLabels {
 }
 
 /// Every series the server keeps. Fields are public so each layer records where it knows
-/// the value; [`docs/operations.md`] says what each is for and when to alert.
+/// the value; `docs/operations.md` says what each is for and when to alert.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -275,7 +277,7 @@ impl Metrics {
         );
         registry.register(
             "run_phase_duration_seconds",
-            "Parts of runs: compile, instantiate, guest, webhook, log_write",
+            "Parts of runs: load, instantiate, guest, webhook, log_write",
             metrics.run_phase_seconds.clone(),
         );
         registry.register(

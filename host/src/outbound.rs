@@ -128,7 +128,15 @@ impl OutboundError {
 
 /// Counts a route's refusal, by reason.
 fn refusal_counted(route: Result<Route, OutboundError>) -> Result<Route, OutboundError> {
-    if let (Err(error), Some(metrics)) = (&route, crate::metrics::metrics()) {
+    if let Err(error) = &route {
+        count_refusal(error);
+    }
+    route
+}
+
+/// Counts a refusal, by reason.
+fn count_refusal(error: &OutboundError) {
+    if let Some(metrics) = crate::metrics::metrics() {
         metrics
             .outbound_refusals
             .get_or_create(&crate::metrics::ReasonLabels {
@@ -136,7 +144,6 @@ fn refusal_counted(route: Result<Route, OutboundError>) -> Result<Route, Outboun
             })
             .inc();
     }
-    route
 }
 
 /// One `host` or `host:port` pattern of `config.allowed_hosts`; `*.example.com` matches any
@@ -464,11 +471,15 @@ impl Outbound {
     /// allows the others. Checked at every call, not only when the hook is saved, so a hook
     /// saved before the operator's setting changed follows the setting too.
     pub fn webhook_route(&self, url: &reqwest::Url) -> Result<Route, OutboundError> {
+        refusal_counted(self.hook_named_route(url))
+    }
+
+    fn hook_named_route(&self, url: &reqwest::Url) -> Result<Route, OutboundError> {
         let origin = Origin::of(url)?;
         if !origin.https && !self.config.allow_http_webhooks {
-            return refusal_counted(Err(OutboundError::PlainHttp(origin.authority())));
+            return Err(OutboundError::PlainHttp(origin.authority()));
         }
-        refusal_counted(self.public_route(&origin))
+        self.public_route(&origin)
     }
 
     fn public_route(&self, origin: &Origin) -> Result<Route, OutboundError> {
@@ -503,6 +514,11 @@ impl Outbound {
             .await;
         let result = match &sent {
             Ok(_) => "ok",
+            // A name that resolved only to refused addresses is a refusal too, found late.
+            Err(error @ OutboundError::PrivateAddress(_)) => {
+                count_refusal(error);
+                error.reason()
+            }
             Err(error) => error.reason(),
         };
         if let Some(metrics) = crate::metrics::metrics() {

@@ -55,6 +55,10 @@ pub(super) async fn note_route(request: Request, next: Next) -> Response {
     if let Some(slot) = request.extensions().get::<RouteSlot>() {
         let _ = slot.0.set(route.clone());
     }
+    // Probes and scrapes, every few seconds from machines, would drown the traces of calls.
+    if UNTRACED_ROUTES.contains(&route.as_str()) {
+        return next.run(request).await;
+    }
     let span = tracing::info_span!(
         "http request",
         otel.name = %format_args!("{} {route}", request.method()),
@@ -68,6 +72,9 @@ pub(super) async fn note_route(request: Request, next: Next) -> Response {
     span.record("http.response.status_code", response.status().as_u16());
     response
 }
+
+/// Routes that make no trace.
+const UNTRACED_ROUTES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
 /// A method as a metric label: the standard ones, else `other`.
 fn method_label(method: &http::Method) -> &'static str {
@@ -94,21 +101,29 @@ fn sane(value: &HeaderValue) -> Option<String> {
     ok.then(|| text.to_owned())
 }
 
+/// The status logged and counted for a request whose client went away before its answer
+/// (nginx's code for it): the handler was dropped, but the request still happened.
+const CLIENT_CLOSED: u16 = 499;
+
 /// The middleware: names the request, runs it inside a span with its id, logs its line.
 pub(super) async fn access_log(mut request: Request, next: Next) -> Response {
-    let started = Instant::now();
     let id = request
         .headers()
         .get(REQUEST_ID_HEADER)
         .and_then(sane)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let organization = OrganizationSlot::default();
-    let route = RouteSlot::default();
+    let line = AccessLine {
+        started: Instant::now(),
+        method: request.method().clone(),
+        path: request.uri().path().to_owned(),
+        id: id.clone(),
+        organization: OrganizationSlot::default(),
+        route: RouteSlot::default(),
+        written: false,
+    };
     request.extensions_mut().insert(RequestId(id.clone()));
-    request.extensions_mut().insert(organization.clone());
-    request.extensions_mut().insert(route.clone());
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    request.extensions_mut().insert(line.organization.clone());
+    request.extensions_mut().insert(line.route.clone());
     // For the log lines only: traces get the route's span (`note_route`), which is named
     // once the route is known.
     let span = tracing::info_span!(target: "wasmhook::access", "request", request_id = %id);
@@ -116,42 +131,74 @@ pub(super) async fn access_log(mut request: Request, next: Next) -> Response {
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
-    let status = response.status().as_u16();
-    let latency = started.elapsed();
-    let latency_ms = latency.as_secs_f64() * 1000.0;
-    let route = route.0.get().map_or("unmatched", String::as_str);
-    if let Some(metrics) = metrics() {
-        metrics
-            .http_requests
-            .get_or_create(&HttpLabels {
-                method: method_label(&method),
-                route: route.to_owned(),
-                status,
-            })
-            .inc();
-        metrics
-            .http_request_seconds
-            .get_or_create(&RouteLabels {
-                route: route.to_owned(),
-            })
-            .observe(latency.as_secs_f64());
-        if status == 429 {
-            metrics.throttled(organization.0.get().copied());
+    line.write(response.status().as_u16());
+    response
+}
+
+/// A request's access line and metrics, written once: with the answer's status, or with
+/// [`CLIENT_CLOSED`] when the request is dropped unanswered.
+struct AccessLine {
+    started: Instant,
+    method: http::Method,
+    path: String,
+    id: String,
+    organization: OrganizationSlot,
+    route: RouteSlot,
+    written: bool,
+}
+
+impl AccessLine {
+    fn write(mut self, status: u16) {
+        self.record(status);
+        self.written = true;
+    }
+
+    fn record(&self, status: u16) {
+        let latency = self.started.elapsed();
+        let latency_ms = latency.as_secs_f64() * 1000.0;
+        let route = self.route.0.get().map_or("unmatched", String::as_str);
+        let organization = self.organization.0.get().copied();
+        if let Some(metrics) = metrics() {
+            metrics
+                .http_requests
+                .get_or_create(&HttpLabels {
+                    method: method_label(&self.method),
+                    route: route.to_owned(),
+                    status,
+                })
+                .inc();
+            metrics
+                .http_request_seconds
+                .get_or_create(&RouteLabels {
+                    route: route.to_owned(),
+                })
+                .observe(latency.as_secs_f64());
+            if status == 429 {
+                metrics.throttled(organization);
+            }
+        }
+        let (method, path, id) = (&self.method, &self.path, &self.id);
+        match organization {
+            Some(organization) => tracing::info!(
+                target: "wasmhook::access",
+                %method, %path, status, latency_ms, organization, request_id = %id,
+                "{method} {path} {status}"
+            ),
+            None => tracing::info!(
+                target: "wasmhook::access",
+                %method, %path, status, latency_ms, request_id = %id,
+                "{method} {path} {status}"
+            ),
         }
     }
-    match organization.0.get() {
-        Some(organization) => tracing::info!(
-            target: "wasmhook::access",
-            %method, %path, status, latency_ms, organization, request_id = %id,
-            "{method} {path} {status}"
-        ),
-        None => tracing::info!(
-            target: "wasmhook::access",
-            %method, %path, status, latency_ms, request_id = %id,
-            "{method} {path} {status}"
-        ),
+}
+
+impl Drop for AccessLine {
+    fn drop(&mut self) {
+        if !self.written {
+            self.record(CLIENT_CLOSED);
+        }
     }
-    response
 }
 
 #[cfg(test)]

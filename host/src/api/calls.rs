@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 
-use super::access::RequestId;
+use super::access::{OrganizationSlot, RequestId};
 use super::auth::{Caller, Role};
 use super::error::{ApiError, ApiResult};
 use super::extract::ObjectId;
@@ -284,6 +284,7 @@ pub(super) async fn invoke(
     ObjectId(id): ObjectId,
     invoker: Invoker,
     Extension(request_id): Extension<RequestId>,
+    Extension(organization): Extension<OrganizationSlot>,
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     let hook: Arc<Hook> = match &invoker {
@@ -298,7 +299,11 @@ pub(super) async fn invoke(
             let hook = state.store.hook(id).await?.ok_or(ApiError::Unauthorized)?;
             let secret = state.dispatcher.open_secrets(&hook)?.config_secret;
             match secret {
-                Some(secret) if signature_matches(&secret, &body, signature) => hook,
+                Some(secret) if signature_matches(&secret, &body, signature) => {
+                    // The signature stands for the hook's organization, in the access line.
+                    let _ = organization.0.set(hook.organization_id);
+                    hook
+                }
                 _ => return Err(ApiError::Unauthorized),
             }
         }

@@ -65,7 +65,7 @@ pub(super) async fn metrics(caller: super::auth::Caller) -> super::error::ApiRes
 }
 
 /// The exposition, unauthenticated: the route of the metrics listener.
-pub async fn open_metrics() -> super::error::ApiResult<Response> {
+pub(super) async fn open_metrics() -> super::error::ApiResult<Response> {
     exposition()
 }
 

@@ -9,7 +9,7 @@ pub mod auth;
 mod calls;
 pub mod error;
 mod extract;
-pub mod health;
+mod health;
 mod hooks;
 pub mod json;
 mod login;

@@ -285,9 +285,9 @@ impl Dispatcher {
                     .await?
                     .ok_or(DispatchError::NoModule)?;
                 let started = Instant::now();
-                let loaded = tracing::info_span!("compile", module = module_id)
+                let loaded = tracing::info_span!("load", module = module_id)
                     .in_scope(|| self.library.loaded(&module))?;
-                phase(Phase::compile, started.elapsed());
+                phase(Phase::load, started.elapsed());
                 Some(loaded)
             }
             false => None,

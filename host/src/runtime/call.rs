@@ -28,21 +28,37 @@ enum Returned {
 }
 
 /// Times a call's instantiation and the guest's work, for the run phase metrics (wall
-/// time: a guest waiting for its CPU slot is waiting in its phase).
-struct Phases(Instant);
+/// time: a guest waiting for its CPU slot is waiting in its phase). Recorded when dropped,
+/// so that a call cut at its time limit (its future dropped) is counted too.
+struct Phases {
+    phase: Phase,
+    since: Instant,
+}
 
 impl Phases {
     fn start() -> Self {
-        Phases(Instant::now())
+        Phases {
+            phase: Phase::instantiate,
+            since: Instant::now(),
+        }
     }
 
     fn instantiated(self) -> Self {
-        phase(Phase::instantiate, self.0.elapsed());
-        Phases::start()
+        drop(self);
+        Phases {
+            phase: Phase::guest,
+            since: Instant::now(),
+        }
     }
 
     fn answered(self) {
-        phase(Phase::guest, self.0.elapsed());
+        drop(self);
+    }
+}
+
+impl Drop for Phases {
+    fn drop(&mut self) {
+        phase(self.phase, self.since.elapsed());
     }
 }
 

@@ -78,6 +78,15 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr().context("no local address")?;
+    // Bound now, with the API's: a failed bind must fail the start before a token is shown.
+    let metrics_listener = match config.metrics.listen {
+        Some(metrics_address) if config.metrics.enabled => Some(
+            TcpListener::bind(metrics_address)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {metrics_address}"))?,
+        ),
+        _ => None,
+    };
     let base_url = config
         .base_url
         .clone()
@@ -146,19 +155,15 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     if let Some(demo) = &demo {
         demo.print();
     }
-    let metrics_listener = match config.metrics.listen {
-        Some(address) => {
-            let listener = TcpListener::bind(address)
-                .await
-                .with_context(|| format!("cannot listen for metrics on {address}"))?;
-            eprintln!(
-                "wasmhook metrics on http://{}/metrics",
-                listener.local_addr()?
-            );
+    let metrics_listener = match metrics_listener {
+        Some(metrics_listener) => {
+            if let Ok(metrics_address) = metrics_listener.local_addr() {
+                eprintln!("wasmhook metrics on http://{metrics_address}/metrics");
+            }
             let connections = config.connections.clone();
             Some(tokio::spawn(async move {
                 listener::serve(
-                    listener,
+                    metrics_listener,
                     api::metrics_router(),
                     &connections,
                     std::future::pending(),

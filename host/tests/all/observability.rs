@@ -93,10 +93,18 @@ fn metrics_count_known_calls() {
     }
     let (status, _) = acme.invoke(&webhook.1, json!({}));
     *invoke_statuses.entry(status.as_u16()).or_default() += 1;
-    // One run at a time for acme: a call while the sleeper runs is answered 429.
+    // One run at a time for acme: a call while the sleeper runs is answered 429. The
+    // in-flight gauge says when the sleeper runs.
+    let root = server.base.trim_end_matches("/api/v1").to_owned();
+    let url = format!("{root}/metrics");
+    let in_flight = format!("wasmhook_runs_in_flight{{organization=\"{acme_id}\"}}");
     let throttled = std::thread::scope(|scope| {
         let sleeper = scope.spawn(|| acme.invoke(&sleeping, json!({})));
-        std::thread::sleep(std::time::Duration::from_millis(500));
+        let started = std::time::Instant::now();
+        while series(&scrape(&url, Some(OPERATOR_TOKEN)).2).get(&in_flight) != Some(&1.0) {
+            assert!(started.elapsed().as_secs() < 10, "the sleeper never ran");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let (status, _) = acme.invoke(&hello, json!({}));
         let (slept, answer) = sleeper.join().expect("the sleeper");
         assert_eq!(slept, StatusCode::OK, "{answer}");
@@ -107,8 +115,6 @@ fn metrics_count_known_calls() {
     *invoke_statuses.entry(429).or_default() += 1;
 
     // On the API's listener: the operator's token, nobody else's.
-    let root = server.base.trim_end_matches("/api/v1").to_owned();
-    let url = format!("{root}/metrics");
     assert_eq!(scrape(&url, None).0, StatusCode::UNAUTHORIZED);
     assert_eq!(scrape(&url, Some(&acme.token)).0, StatusCode::FORBIDDEN);
     let (status, content_type, text) = scrape(&url, Some(OPERATOR_TOKEN));
@@ -135,7 +141,7 @@ fn metrics_count_known_calls() {
         7.0,
         "{text}"
     );
-    for phase in ["instantiate", "guest", "compile"] {
+    for phase in ["instantiate", "guest", "load"] {
         assert_eq!(
             value(
                 &all,
@@ -174,13 +180,7 @@ fn metrics_count_known_calls() {
         1.0,
         "{text}"
     );
-    assert_eq!(
-        value(
-            &all,
-            &format!("wasmhook_runs_in_flight{{organization=\"{acme_id}\"}}")
-        ),
-        0.0
-    );
+    assert_eq!(all.get(&in_flight), Some(&0.0), "{text}");
     for (status, count) in &invoke_statuses {
         assert_eq!(
             value(
@@ -196,10 +196,12 @@ fn metrics_count_known_calls() {
     assert_eq!(value(&all, "wasmhook_modules_compiling"), 0.0, "{text}");
     assert!(value(&all, "wasmhook_module_compile_seconds_count{result=\"ok\"}") >= 2.0);
     assert_eq!(value(&all, "wasmhook_db_connections"), 1.0);
+    assert_eq!(value(&all, "wasmhook_db_connections_in_use"), 0.0);
     assert!(text.contains("wasmhook_build_info{version="), "{text}");
-    // No id of a hook or a request in any series.
-    assert!(!text.contains("request_id"), "{text}");
-    assert!(!text.contains("/hooks/1/"), "{text}");
+    // No hook's id in any series: routes are the router's patterns.
+    for hook in [&hello, &failing, &sleeping, &webhook.1] {
+        assert!(!text.contains(&format!("/hooks/{}/", hook["id"])), "{text}");
+    }
 
     // On the metrics listener of its own: no token, the same series.
     let address = server
@@ -212,7 +214,7 @@ fn metrics_count_known_calls() {
     assert_eq!(status, StatusCode::OK);
     assert!(
         open.contains(&format!(
-            "wasmhook_runs_total{{organization=\"{acme_id}\",kind=\"function\",status=\"completed\"}} 4"
+            "wasmhook_runs_total{{organization=\"{acme_id}\",kind=\"function\",status=\"completed\"}} 4\n"
         )),
         "{open}"
     );
@@ -241,13 +243,39 @@ fn organization_labels_can_be_turned_off() {
     let (_, _, text) = scrape(&format!("{root}/metrics"), Some(OPERATOR_TOKEN));
     assert!(
         text.contains(
-            "wasmhook_runs_total{organization=\"\",kind=\"function\",status=\"completed\"} 1"
+            "wasmhook_runs_total{organization=\"\",kind=\"function\",status=\"completed\"} 1\n"
         ),
         "{text}"
     );
     assert!(
         !text.contains(&format!("organization=\"{acme_id}\"")),
         "{text}"
+    );
+}
+
+#[test]
+fn metrics_can_be_turned_off() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start_with(
+        dir.path(),
+        Some(OPERATOR_TOKEN),
+        &[
+            ("WASMHOOK_METRICS_ENABLED", "false"),
+            ("WASMHOOK_METRICS_LISTEN", "127.0.0.1:0"),
+        ],
+        &[],
+    );
+    let acme = Tenant::new(&server, "acme");
+    let hello = acme.hook(&acme.upload(HELLO), json!({}));
+    assert_eq!(acme.invoke(&hello, json!({})).0, StatusCode::OK);
+    let root = server.base.trim_end_matches("/api/v1").to_owned();
+    let (status, _, text) = scrape(&format!("{root}/metrics"), Some(OPERATOR_TOKEN));
+    assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
+    // Off, the metrics listener is not opened either.
+    assert!(
+        !server.banner.contains("wasmhook metrics on"),
+        "{}",
+        server.banner
     );
 }
 
@@ -488,7 +516,7 @@ fn a_call_is_traced_from_the_callers_traceparent_to_its_webhook() {
         "POST /api/v1/events",
         "event",
         "hook run",
-        "compile",
+        "load",
         "instantiate",
         "guest call",
         "log write",
@@ -522,7 +550,7 @@ fn a_call_is_traced_from_the_callers_traceparent_to_its_webhook() {
     let runs = named("hook run");
     assert_eq!(runs.len(), 2, "{spans:#?}");
     assert!(runs.iter().all(|run| run.2 == event[0].1));
-    // The function's run holds its compile, instantiate, guest call and log write; the
+    // The function's run holds its load, instantiate, guest call and log write; the
     // webhook's its outbound request and log write.
     let children = |run: &(String, String, String, String)| -> Vec<String> {
         let mut names: Vec<String> = of_trace
@@ -538,7 +566,7 @@ fn a_call_is_traced_from_the_callers_traceparent_to_its_webhook() {
     assert_eq!(
         trees,
         vec![
-            vec!["compile", "guest call", "instantiate", "log write"],
+            vec!["guest call", "instantiate", "load", "log write"],
             vec!["log write", "outbound request"],
         ],
         "{spans:#?}"
@@ -547,8 +575,16 @@ fn a_call_is_traced_from_the_callers_traceparent_to_its_webhook() {
     let outbound = named("outbound request");
     assert_eq!(outbound.len(), 1);
     assert!(traceparent.contains(&outbound[0].1), "{traceparent}");
-    assert_eq!(
-        acme.get(&format!("/hooks/{}", function["id"])).0,
-        StatusCode::OK
+    // Probes make no traces.
+    let root = server.base.trim_end_matches("/api/v1").to_owned();
+    let (status, _, _) = scrape(&format!("{root}/readyz"), None);
+    assert_eq!(status, StatusCode::OK);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        !collected_spans(&collector)
+            .iter()
+            .any(|span| span.3.contains("readyz")),
+        "a probe was traced"
     );
+    let _ = function;
 }

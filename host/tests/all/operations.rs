@@ -126,6 +126,22 @@ fn a_failed_start_shows_no_token_and_the_next_start_does() {
     assert!(!output.status.success(), "{stderr}");
     assert!(stderr.contains("secrets key"), "{stderr}");
     assert!(!stderr.contains("operator token"), "{stderr}");
+    // And so does a metrics address in use, though it is bound after the API's.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let address = taken.local_addr().expect("an address").to_string();
+    let output = Command::new(env!("CARGO_BIN_EXE_wasmhook"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("WASMHOOK_OPERATOR_TOKEN")
+        .env("WASMHOOK_METRICS_LISTEN", &address)
+        .stdin(Stdio::null())
+        .output()
+        .expect("wasmhook runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("cannot listen for metrics"), "{stderr}");
+    assert!(!stderr.contains("operator token"), "{stderr}");
+    drop(taken);
 
     let server = Server::start(dir.path(), None);
     let token = shown_token(&server.banner);
@@ -211,7 +227,11 @@ fn every_request_has_an_access_line_and_an_id_and_no_line_holds_a_secret() {
         .expect("answers");
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["x-request-id"], "client-chosen-id-42");
-    let log = wait_for_log(&server, "client-chosen-id-42");
+    // The access line is written after the answer has gone out: wait for it.
+    let log = wait_for_log(
+        &server,
+        &format!("POST /api/v1/hooks/{}/invoke 200", hook["id"]),
+    );
     let lines: Vec<&str> = log
         .lines()
         .filter(|line| line.contains("client-chosen-id-42"))
