@@ -30,6 +30,9 @@ pub enum ApiError {
     /// No such object, or not one the caller may see (404).
     #[error("Not found.")]
     NotFound,
+    /// The route does not take this method (405, with `Allow`); worded as DRF's.
+    #[error("Method \"{0}\" not allowed.")]
+    MethodNotAllowed(http::Method),
     /// The body is larger than the limit (413).
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -63,6 +66,7 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden | ApiError::ForbiddenBecause(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests { .. } | ApiError::Throttled { .. } => {

@@ -29,6 +29,34 @@ impl<S: Send + Sync> FromRequestParts<S> for ObjectId {
     }
 }
 
+/// Query parameters read as DRF reads them: an empty value is as if the parameter were
+/// absent (Rossum's client sends `ordering=`, `sideload=` and `content.schema_id=` with
+/// every list), and a parameter the type does not name is ignored. A malformed query is a
+/// 400.
+#[derive(Debug, Clone)]
+pub struct Params<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let unreadable = |error: &dyn std::fmt::Display| {
+            ApiError::BadRequest(format!("unreadable query: {error}"))
+        };
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(parts.uri.query().unwrap_or_default())
+                .map_err(|error| unreadable(&error))?;
+        let given: Vec<(String, String)> = pairs
+            .into_iter()
+            .filter(|(_, value)| !value.is_empty())
+            .collect();
+        let text = serde_urlencoded::to_string(&given).map_err(|error| unreadable(&error))?;
+        serde_urlencoded::from_str(&text)
+            .map(Params)
+            .map_err(|error| unreadable(&error))
+    }
+}
+
 /// An optional `?organization=` style filter that must be an id: a number no object can
 /// have (beyond [`MAX_ID`](crate::model::MAX_ID)) is refused like any other non-id.
 pub fn id_filter(name: &str, text: Option<&str>) -> Result<Option<u64>, ApiError> {

@@ -4,14 +4,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::extract::{id_filter, ObjectId};
+use super::extract::{id_filter, ObjectId, Params};
 use super::json::Json;
 use super::pagination::{PageQuery, Paginated};
 use super::AppState;
@@ -131,7 +131,7 @@ fn flag(name: &str, text: &str) -> ApiResult<bool> {
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(filter): Query<HookFilter>,
+    Params(filter): Params<HookFilter>,
 ) -> ApiResult<axum::Json<Paginated>> {
     let request = filter.page.validate()?;
     let id = id_filter("id", filter.id.as_deref())?;

@@ -34,6 +34,10 @@ fn filter_from(query: &str) -> ApiResult<RunLogFilter> {
         ..RunLogFilter::default()
     };
     for (name, value) in pairs {
+        // An empty parameter is as if absent (Rossum's client sends `ordering=`).
+        if value.is_empty() {
+            continue;
+        }
         // Rossum's clients repeat a parameter or join values with commas; both work.
         let values: Vec<&str> = value.split(',').filter(|v| !v.is_empty()).collect();
         match name.as_str() {
@@ -103,20 +107,19 @@ fn filter_from(query: &str) -> ApiResult<RunLogFilter> {
             "end_after" => filter.end_after = Some(parse_time(&name, &value)?),
             "search" => filter.search = Some(value),
             "page_size" => {
+                // Above the maximum: the maximum, as for every list.
                 filter.limit = match value.parse::<u64>() {
-                    Ok(size) if (1..=MAX_PAGE_SIZE).contains(&size) => size,
+                    Ok(size) if size >= 1 => size.min(MAX_PAGE_SIZE),
                     _ => {
                         return Err(ApiError::BadRequest(format!(
-                            "page_size: must be an integer from 1 to {MAX_PAGE_SIZE}"
+                            "page_size: `{value}` is not a positive integer"
                         )))
                     }
                 }
             }
-            other => {
-                return Err(ApiError::BadRequest(format!(
-                    "`{other}` is not a filter of hook logs"
-                )))
-            }
+            // What is no filter of hook logs is ignored, as DRF ignores it (`ordering`,
+            // `sideload`, `include_total` from Rossum's client among them).
+            _ => {}
         }
     }
     Ok(filter)

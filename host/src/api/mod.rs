@@ -142,12 +142,14 @@ pub fn router(state: AppState) -> Router {
         .route("/events", post(calls::event))
         .route("/version", get(health::version))
         .route_layer(axum::middleware::from_fn(access::note_route))
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found);
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route_layer(axum::middleware::from_fn(access::note_route))
+        .method_not_allowed_fallback(method_not_allowed)
         .nest("/api/v1", api)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -157,6 +159,12 @@ pub fn router(state: AppState) -> Router {
 
 async fn not_found() -> error::ApiError {
     error::ApiError::NotFound
+}
+
+/// A route asked with a method it does not take: DRF's 405 with a JSON body (axum adds
+/// `Allow`).
+async fn method_not_allowed(method: http::Method) -> error::ApiError {
+    error::ApiError::MethodNotAllowed(method)
 }
 
 pub use crate::model::id_from_reference as id_from;

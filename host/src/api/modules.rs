@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::extract::ObjectId;
+use super::extract::{ObjectId, Params};
 use super::pagination::{list_page, PageQuery, Paginated};
 use super::AppState;
 use crate::modules::ModuleError;
@@ -246,7 +246,7 @@ pub(super) async fn upload(
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(query): Query<PageQuery>,
+    Params(query): Params<PageQuery>,
 ) -> ApiResult<axum::Json<Paginated>> {
     let only = caller.organization();
     list_page(

@@ -1,5 +1,7 @@
 //! Rossum's list shape: `{"pagination": {"total", "total_pages", "next", "previous"},
-//! "results": [...]}`, with `page` (from 1) and `page_size` (20 by default, 100 at most).
+//! "results": [...]}`, with `page` (from 1) and `page_size` (20 by default, 100 at most:
+//! a larger one is served as 100, as DRF's `max_page_size` does). An empty parameter is as
+//! if absent (Rossum's client sends `ordering=` with every list).
 //!
 //! A page past the end is an empty page (200, `results: []`, `previous` pointing back),
 //! whatever its number, up to `page=18446744073709551615`: its offset is computed with checked
@@ -38,10 +40,11 @@ pub struct PageRequest {
 }
 
 impl PageQuery {
-    /// Validates the parameters: positive integers, a size of at most [`MAX_PAGE_SIZE`].
+    /// Validates the parameters: positive integers; a size above [`MAX_PAGE_SIZE`] is
+    /// served as that.
     pub fn validate(&self) -> Result<PageRequest, ApiError> {
-        let parse = |name: &str, text: &Option<String>, default: u64| match text {
-            None => Ok(default),
+        let parse = |name: &str, text: &Option<String>, default: u64| match text.as_deref() {
+            None | Some("") => Ok(default),
             Some(text) => match text.parse::<u64>() {
                 Ok(value) if value >= 1 => Ok(value),
                 _ => Err(ApiError::BadRequest(format!(
@@ -50,12 +53,7 @@ impl PageQuery {
             },
         };
         let page = parse("page", &self.page, 1)?;
-        let size = parse("page_size", &self.page_size, DEFAULT_PAGE_SIZE)?;
-        if size > MAX_PAGE_SIZE {
-            return Err(ApiError::BadRequest(format!(
-                "`page_size` may be at most {MAX_PAGE_SIZE}"
-            )));
-        }
+        let size = parse("page_size", &self.page_size, DEFAULT_PAGE_SIZE)?.min(MAX_PAGE_SIZE);
         Ok(PageRequest {
             page,
             size,
@@ -67,10 +65,10 @@ impl PageQuery {
     /// Validates the parameters and `ordering` (a field of `allowed`, `-` first to reverse).
     pub fn validate_ordered(&self, allowed: &[&'static str]) -> Result<PageRequest, ApiError> {
         let mut request = self.validate()?;
-        if let Some(ordering) = &self.ordering {
+        if let Some(ordering) = self.ordering() {
             let (descending, name) = match ordering.strip_prefix('-') {
                 Some(name) => (true, name),
-                None => (false, ordering.as_str()),
+                None => (false, ordering),
             };
             request.order_by = allowed
                 .iter()
@@ -87,9 +85,11 @@ impl PageQuery {
         Ok(request)
     }
 
-    /// The `ordering` parameter as sent.
+    /// The `ordering` parameter as sent; none when empty.
     pub fn ordering(&self) -> Option<&str> {
-        self.ordering.as_deref()
+        self.ordering
+            .as_deref()
+            .filter(|ordering| !ordering.is_empty())
     }
 }
 

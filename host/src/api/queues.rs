@@ -1,13 +1,13 @@
 //! `/queues`: where an organization's documents flow; hooks subscribe to them.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::extract::ObjectId;
+use super::extract::{ObjectId, Params};
 use super::json::Json;
 use super::pagination::{list_page, PageQuery, Paginated};
 use super::{id_from, AppState};
@@ -137,7 +137,7 @@ pub(super) async fn create(
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(query): Query<PageQuery>,
+    Params(query): Params<PageQuery>,
 ) -> ApiResult<axum::Json<Paginated>> {
     let only = caller.organization();
     list_page(

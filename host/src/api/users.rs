@@ -1,13 +1,13 @@
 //! `/users`: the operator creates an organization's first admin; admins create the rest.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::{Caller, Role};
 use super::error::{ApiError, ApiResult};
-use super::extract::ObjectId;
+use super::extract::{ObjectId, Params};
 use super::json::Json;
 use super::pagination::{PageQuery, Paginated};
 use super::{id_from, AppState};
@@ -131,7 +131,7 @@ pub(super) async fn create(
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(filter): Query<UserFilter>,
+    Params(filter): Params<UserFilter>,
 ) -> ApiResult<axum::Json<Paginated>> {
     let request = filter.page.validate_ordered(&["id", "username"])?;
     let asked = super::extract::id_filter("organization", filter.organization.as_deref())?;

@@ -6,6 +6,7 @@ mod cli;
 mod compile_bombs;
 mod conformance;
 mod connections;
+mod drf;
 mod hooks;
 mod hostile;
 mod languages;
