@@ -24,6 +24,8 @@ use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
+use crate::trace_context::TRACE;
+
 /// How long a connection may take unless the operator says.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the first byte of an answer may take unless the operator says.
@@ -501,6 +503,7 @@ impl Outbound {
     ) -> Result<OutboundResponse, OutboundError> {
         let mut request = request;
         let span = tracing::info_span!(
+            target: TRACE,
             "outbound request",
             otel.kind = "client",
             http.request.method = %request.method,

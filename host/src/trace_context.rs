@@ -7,6 +7,12 @@
 //! trace to continue, and nothing is added to outgoing requests.
 
 use opentelemetry_http::{HeaderExtractor, HeaderInjector};
+
+/// The target of the spans that exist for traces (request, event, hook run and its parts,
+/// outbound request). The log's filter leaves them out (`wasmhook::trace=off`), so that a
+/// log line carries only its request id, and without a trace exporter no layer wants them
+/// and they cost nothing.
+pub const TRACE: &str = "wasmhook::trace";
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Makes `span` a child of the trace the request's headers carry, if they carry one.

@@ -20,6 +20,7 @@ use http::HeaderValue;
 use tracing::Instrument;
 
 use crate::metrics::{metrics, HttpLabels, RouteLabels};
+use crate::trace_context::TRACE;
 
 /// The request id header.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -60,6 +61,7 @@ pub(super) async fn note_route(request: Request, next: Next) -> Response {
         return next.run(request).await;
     }
     let span = tracing::info_span!(
+        target: TRACE,
         "http request",
         otel.name = %format_args!("{} {route}", request.method()),
         otel.kind = "server",

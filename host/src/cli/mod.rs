@@ -128,6 +128,11 @@ fn init_logs(format: LogFormat, level: tracing::Level) -> Option<telemetry::Expo
             level.as_str().to_ascii_lowercase()
         ))
     });
+    // The spans that exist for traces stay out of log lines (`trace_context::TRACE`).
+    let filter = match format!("{}=off", crate::trace_context::TRACE).parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    };
     let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let lines = match format {
         LogFormat::Text => lines.with_ansi(std::io::stderr().is_terminal()).boxed(),

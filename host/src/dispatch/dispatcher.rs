@@ -26,6 +26,7 @@ use crate::outbound::Outbound;
 use crate::runtime::{CallLimits, LoadedModule, NetworkGrant};
 use crate::sealing::{Sealer, SealingError};
 use crate::store::{queues, tokens, Store, StoreError};
+use crate::trace_context::TRACE;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -257,6 +258,7 @@ impl Dispatcher {
         // One span for the hook's run, its attempts inside: the module is loaded once for
         // all of them.
         let span = tracing::info_span!(
+            target: TRACE,
             "hook run",
             hook = hook.id,
             organization = hook.organization_id,
@@ -285,7 +287,7 @@ impl Dispatcher {
                     .await?
                     .ok_or(DispatchError::NoModule)?;
                 let started = Instant::now();
-                let loaded = tracing::info_span!("load", module = module_id)
+                let loaded = tracing::info_span!(target: TRACE, "load", module = module_id)
                     .in_scope(|| self.library.loaded(&module))?;
                 phase(Phase::load, started.elapsed());
                 Some(loaded)
@@ -424,7 +426,7 @@ impl Dispatcher {
         let started = Instant::now();
         self.writer
             .write(log)
-            .instrument(tracing::info_span!("log write"))
+            .instrument(tracing::info_span!(target: TRACE, "log write"))
             .await?;
         phase(Phase::log_write, started.elapsed());
         log_run(log);
@@ -525,6 +527,7 @@ impl Dispatcher {
         request_id: &str,
     ) -> Result<Vec<EventRun>, DispatchError> {
         let span = tracing::info_span!(
+            target: TRACE,
             "event",
             event = %format_args!("{}.{}", event.event(), event.action()),
         );

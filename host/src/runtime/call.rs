@@ -18,6 +18,7 @@ use super::redact::Redactor;
 use super::state::{command_sandbox, sandbox, CallState, ComponentState, CoreState, HasCallState};
 use super::{LoadedModule, Prepared, Runtime};
 use crate::metrics::{phase, Phase};
+use crate::trace_context::TRACE;
 
 /// What the guest gave back when it did not fail at the wasmtime level.
 enum Returned {
@@ -142,12 +143,12 @@ impl Runtime {
                     let phases = Phases::start();
                     let extension = pre
                         .instantiate_async(&mut store)
-                        .instrument(tracing::info_span!("instantiate"))
+                        .instrument(tracing::info_span!(target: TRACE, "instantiate"))
                         .await?;
                     let phases = phases.instantiated();
                     let answer = extension
                         .call_handle(&mut store, &request)
-                        .instrument(tracing::info_span!("guest call"))
+                        .instrument(tracing::info_span!(target: TRACE, "guest call"))
                         .await;
                     phases.answered();
                     answer
@@ -172,13 +173,13 @@ impl Runtime {
                     let phases = Phases::start();
                     let command = pre
                         .instantiate_async(&mut store)
-                        .instrument(tracing::info_span!("instantiate"))
+                        .instrument(tracing::info_span!(target: TRACE, "instantiate"))
                         .await?;
                     let phases = phases.instantiated();
                     let answer = command
                         .wasi_cli_run()
                         .call_run(&mut store)
-                        .instrument(tracing::info_span!("guest call"))
+                        .instrument(tracing::info_span!(target: TRACE, "guest call"))
                         .await;
                     phases.answered();
                     answer
@@ -203,13 +204,13 @@ impl Runtime {
                     let phases = Phases::start();
                     let instance = pre
                         .instantiate_async(&mut store)
-                        .instrument(tracing::info_span!("instantiate"))
+                        .instrument(tracing::info_span!(target: TRACE, "instantiate"))
                         .await?;
                     let phases = phases.instantiated();
                     let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
                     let answer = start
                         .call_async(&mut store, ())
-                        .instrument(tracing::info_span!("guest call"))
+                        .instrument(tracing::info_span!(target: TRACE, "guest call"))
                         .await;
                     phases.answered();
                     answer
