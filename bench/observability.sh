@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# What metrics, access logs and run lines cost a call: two wasmhook servers side by side, one
-# as shipped (metrics on, --log-level info: an access line and a run line per call, written
-# to a file) and one with both off (WASMHOOK_METRICS_ENABLED=false, --log-level warn), each
-# with the demo's hello hook. wrk (Debian's, installed when missing) calls each in turn,
+# What metrics, access logs and run lines cost a call: three wasmhook servers side by side,
+# one as shipped (metrics on, --log-level info: an access line and a run line per call,
+# written to a file), one with metrics only (--log-level warn) and one with neither
+# (WASMHOOK_METRICS_ENABLED=false, --log-level warn), each with the demo's hello hook. wrk (Debian's, installed when missing) calls each in turn,
 # keep-alive, POST /api/v1/hooks/{id}/invoke, for ROUNDS interleaved rounds; the report is
 # req/s and p99 of each, and the on/off ratio per round.
 #   bench/observability.sh [--seconds 10] [--rounds 2] [--connections 16]
@@ -51,6 +51,7 @@ start() {
     eval "token_$name=$(sed -E "s/.*Bearer ([^']+)'.*/\1/" <<<"$line")"
 }
 start on WASMHOOK_LOG_LEVEL=info
+start metrics WASMHOOK_LOG_LEVEL=warn
 start off WASMHOOK_LOG_LEVEL=warn WASMHOOK_METRICS_ENABLED=false
 
 cat >"$work/post.lua" <<'LUA'
@@ -82,13 +83,16 @@ measure() {
 }
 
 echo "wrk -t2 -c$connections -d${seconds}s, POST invoke of the demo hello hook; $(nproc) cores"
-printf '%-6s %-24s %-24s %s\n' round "on (metrics, info logs)" "off" "on/off req/s"
+echo "on: metrics and info logs (to a file); metrics: metrics, warn logs; off: neither"
+printf '%-6s %-28s %-28s %-28s %s\n' round on metrics off "on/off, metrics/off req/s"
 for round in $(seq "$rounds"); do
     read -r on_rps on_p99 < <(measure "$url_on" "$token_on")
+    read -r metrics_rps metrics_p99 < <(measure "$url_metrics" "$token_metrics")
     read -r off_rps off_p99 < <(measure "$url_off" "$token_off")
-    ratio=$(awk -v a="$on_rps" -v b="$off_rps" 'BEGIN {printf "%.3f", a / b}')
-    printf '%-6s %-24s %-24s %s\n' "$round" "$on_rps req/s, p99 ${on_p99} ms" \
-        "$off_rps req/s, p99 ${off_p99} ms" "$ratio"
+    ratios=$(awk -v a="$on_rps" -v m="$metrics_rps" -v b="$off_rps" \
+        'BEGIN {printf "%.3f, %.3f", a / b, m / b}')
+    printf '%-6s %-28s %-28s %-28s %s\n' "$round" "$on_rps req/s, p99 ${on_p99} ms" \
+        "$metrics_rps req/s, p99 ${metrics_p99} ms" "$off_rps req/s, p99 ${off_p99} ms" "$ratios"
 done
 lines=$(wc -l <"$work/on.log")
 echo "the 'on' server wrote $lines log lines ($(du -h "$work/on.log" | cut -f1))"
