@@ -5,10 +5,10 @@
 # (WASMHOOK_METRICS_ENABLED=false, --log-level warn), each with the demo's hello hook. wrk (Debian's, installed when missing) calls each in turn,
 # keep-alive, POST /api/v1/hooks/{id}/invoke, for ROUNDS interleaved rounds; the report is
 # req/s and p99 of each, and the on/off ratio per round.
-#   bench/observability.sh [--seconds 10] [--rounds 2] [--connections 16]
+#   bench/observability.sh [--seconds 5] [--rounds 8] [--connections 16]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds=10 rounds=2 connections=16
+seconds=5 rounds=8 connections=16
 while [ $# -gt 0 ]; do
     case "$1" in
     --seconds) seconds=$2; shift 2 ;;
@@ -93,6 +93,15 @@ for round in $(seq "$rounds"); do
         'BEGIN {printf "%.3f, %.3f", a / b, m / b}')
     printf '%-6s %-28s %-28s %-28s %s\n' "$round" "$on_rps req/s, p99 ${on_p99} ms" \
         "$metrics_rps req/s, p99 ${metrics_p99} ms" "$off_rps req/s, p99 ${off_p99} ms" "$ratios"
+    echo "$on_rps $metrics_rps $off_rps" >>"$work/rounds"
 done
+# This machine's throughput moves by tens of percent from one 10 s window to the next
+# (BENCHMARKS.md, Noise): the medians of the per-round ratios say more than any round.
+sort -n <(awk '{print $1 / $3}' "$work/rounds") >"$work/on"
+sort -n <(awk '{print $2 / $3}' "$work/rounds") >"$work/metrics"
+median() { awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}' "$1"; }
+printf 'median of %s rounds: on/off %.3f (from %.3f to %.3f), metrics/off %.3f (from %.3f to %.3f)\n' \
+    "$rounds" "$(median "$work/on")" "$(head -1 "$work/on")" "$(tail -1 "$work/on")" \
+    "$(median "$work/metrics")" "$(head -1 "$work/metrics")" "$(tail -1 "$work/metrics")"
 lines=$(wc -l <"$work/on.log")
 echo "the 'on' server wrote $lines log lines ($(du -h "$work/on.log" | cut -f1))"
