@@ -97,11 +97,12 @@ for round in $(seq "$rounds"); do
 done
 # This machine's throughput moves by tens of percent from one 10 s window to the next
 # (BENCHMARKS.md, Noise): the medians of the per-round ratios say more than any round.
-sort -n <(awk '{print $1 / $3}' "$work/rounds") >"$work/on"
-sort -n <(awk '{print $2 / $3}' "$work/rounds") >"$work/metrics"
+sort -n <(awk '{print $1 / $3}' "$work/rounds") >"$work/ratios-on"
+sort -n <(awk '{print $2 / $3}' "$work/rounds") >"$work/ratios-metrics"
 median() { awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}' "$1"; }
 printf 'median of %s rounds: on/off %.3f (from %.3f to %.3f), metrics/off %.3f (from %.3f to %.3f)\n' \
-    "$rounds" "$(median "$work/on")" "$(head -1 "$work/on")" "$(tail -1 "$work/on")" \
-    "$(median "$work/metrics")" "$(head -1 "$work/metrics")" "$(tail -1 "$work/metrics")"
+    "$rounds" "$(median "$work/ratios-on")" "$(head -1 "$work/ratios-on")" \
+    "$(tail -1 "$work/ratios-on")" "$(median "$work/ratios-metrics")" \
+    "$(head -1 "$work/ratios-metrics")" "$(tail -1 "$work/ratios-metrics")"
 lines=$(wc -l <"$work/on.log")
 echo "the 'on' server wrote $lines log lines ($(du -h "$work/on.log" | cut -f1))"

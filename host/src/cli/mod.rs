@@ -85,7 +85,7 @@ pub const EXIT_USAGE: u8 = 2;
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _exporting = init_logs(cli.log_format, cli.log_level);
+    let _logging = init_logs(cli.log_format, cli.log_level);
     let cache_dir = cli.cache_dir.or_else(default_cache_dir);
     match cli.command {
         Command::Run(args) => run::run(&args, cache_dir),
@@ -113,11 +113,19 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// What must live until the process ends, and be dropped then: the log writer's thread
+/// (flushed on drop) and the trace exporter (flushed on drop).
+struct Logging {
+    _lines: tracing_appender::non_blocking::WorkerGuard,
+    _traces: Option<telemetry::Exporting>,
+}
+
 /// Sets up the log: wasmhook's own lines from `level`, every dependency's from `warn`
-/// (or `WASMHOOK_LOG` as a whole filter), in the chosen format, coloured only on a terminal;
-/// and the export of traces when an OTLP endpoint is set (`telemetry`). The exporter is
-/// returned to be kept until the process ends.
-fn init_logs(format: LogFormat, level: tracing::Level) -> Option<telemetry::Exporting> {
+/// (or `WASMHOOK_LOG` as a whole filter), in the chosen format, coloured only on a terminal,
+/// written by a thread of their own (a request never waits for stderr; none is dropped: a
+/// full queue, 128k lines, makes writers wait); and the export of traces when an OTLP
+/// endpoint is set (`telemetry`).
+fn init_logs(format: LogFormat, level: tracing::Level) -> Logging {
     use std::io::IsTerminal;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -133,9 +141,17 @@ fn init_logs(format: LogFormat, level: tracing::Level) -> Option<telemetry::Expo
         Ok(directive) => filter.add_directive(directive),
         Err(_) => filter,
     };
-    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let terminal = std::io::stderr().is_terminal();
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("wasmhook-log")
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
+    let lines = tracing_subscriber::fmt::layer().with_writer(writer);
     let lines = match format {
-        LogFormat::Text => lines.with_ansi(std::io::stderr().is_terminal()).boxed(),
+        LogFormat::Text => lines.with_ansi(terminal).boxed(),
         LogFormat::Json => lines.json().with_current_span(true).boxed(),
     };
     let mut layers = vec![lines.with_filter(filter).boxed()];
@@ -151,7 +167,10 @@ fn init_logs(format: LogFormat, level: tracing::Level) -> Option<telemetry::Expo
         }
     };
     tracing_subscriber::registry().with(layers).init();
-    exporting
+    Logging {
+        _lines: guard,
+        _traces: exporting,
+    }
 }
 
 fn default_cache_dir() -> Option<PathBuf> {

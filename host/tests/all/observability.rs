@@ -8,7 +8,7 @@ use std::process::Command;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use wasmhook_tests::guests::{HELLO, HOSTILE};
+use wasmhook_tests::guests::{FETCHER, HELLO, HOSTILE};
 
 use super::server::{http_client, Server, Tenant, OPERATOR_TOKEN};
 use super::upstream::Upstream;
@@ -481,6 +481,20 @@ fn a_call_is_traced_from_the_callers_traceparent_to_its_webhook() {
     );
     let acme = Tenant::new(&server, "acme");
     let function = acme.hook(&acme.upload(HELLO), json!({}));
+    // A guest that makes a wasi:http request of its own.
+    let fetcher = acme.upload(FETCHER);
+    acme.hook(
+        &fetcher,
+        json!({
+            "config": {
+                "runtime": "wasm", "module": fetcher, "timeout_s": 10,
+                "allowed_hosts": [receiver.authority],
+            },
+            "settings": {"requests": [
+                {"method": "GET", "url": format!("{}/from-guest", receiver.base)},
+            ]},
+        }),
+    );
     let (status, webhook) = acme.post(
         "/hooks",
         json!({
@@ -527,7 +541,12 @@ fn a_call_is_traced_from_the_callers_traceparent_to_its_webhook() {
         let spans = collected_spans(&collector);
         let names: Vec<&str> = spans.iter().map(|span| span.3.as_str()).collect();
         let complete = wanted.iter().all(|name| names.contains(name))
-            && names.iter().filter(|name| **name == "hook run").count() == 2;
+            && names.iter().filter(|name| **name == "hook run").count() == 3
+            && names
+                .iter()
+                .filter(|name| **name == "outbound request")
+                .count()
+                == 2;
         if complete || started.elapsed() > std::time::Duration::from_secs(20) {
             break spans;
         }
@@ -548,7 +567,7 @@ fn a_call_is_traced_from_the_callers_traceparent_to_its_webhook() {
     assert_eq!(event.len(), 1, "{spans:#?}");
     assert_eq!(event[0].2, request[0].1);
     let runs = named("hook run");
-    assert_eq!(runs.len(), 2, "{spans:#?}");
+    assert_eq!(runs.len(), 3, "{spans:#?}");
     assert!(runs.iter().all(|run| run.2 == event[0].1));
     // The function's run holds its load, instantiate, guest call and log write; the
     // webhook's its outbound request and log write.
@@ -567,14 +586,38 @@ fn a_call_is_traced_from_the_callers_traceparent_to_its_webhook() {
         trees,
         vec![
             vec!["guest call", "instantiate", "load", "log write"],
+            vec!["guest call", "instantiate", "load", "log write"],
             vec!["log write", "outbound request"],
         ],
         "{spans:#?}"
     );
     // The webhook's traceparent names the outbound request's span.
     let outbound = named("outbound request");
-    assert_eq!(outbound.len(), 1);
-    assert!(traceparent.contains(&outbound[0].1), "{traceparent}");
+    assert_eq!(outbound.len(), 2, "{spans:#?}");
+    assert!(
+        outbound.iter().any(|span| traceparent.contains(&span.1)),
+        "{traceparent}"
+    );
+    // The guest's request is a child of its guest call, and carries the trace on.
+    let from_guest = receiver.wait_for("/from-guest", 1, std::time::Duration::from_secs(5));
+    let guest_traceparent = from_guest[0]
+        .headers
+        .get("traceparent")
+        .cloned()
+        .unwrap_or_default();
+    let guest_request = outbound
+        .iter()
+        .find(|span| guest_traceparent.contains(&span.1))
+        .unwrap_or_else(|| panic!("no span for {guest_traceparent}: {spans:#?}"));
+    assert!(guest_traceparent.starts_with(&format!("00-{TRACE}-")));
+    assert_eq!(
+        named("guest call")
+            .iter()
+            .filter(|call| call.1 == guest_request.2)
+            .count(),
+        1,
+        "{spans:#?}"
+    );
     // Probes make no traces.
     let root = server.base.trim_end_matches("/api/v1").to_owned();
     let (status, _, _) = scrape(&format!("{root}/readyz"), None);
