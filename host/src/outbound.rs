@@ -106,10 +106,6 @@ pub enum OutboundError {
 }
 
 impl OutboundError {
-    /// The reasons of a refusal before sending (`Outbound::route`, `Outbound::webhook_route`).
-    pub const REFUSALS: [&'static str; 4] =
-        ["bad_url", "not_allowed", "plain_http", "private_address"];
-
     /// A fixed word for the kind of error: a metric's label.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -404,10 +400,19 @@ impl Outbound {
         // The series exist at 0 from the start, so that a rate over them is defined before
         // the first refusal.
         if let Some(metrics) = crate::metrics::metrics() {
-            for reason in OutboundError::REFUSALS {
+            // The refusals before sending (`route`, `webhook_route`).
+            let refusals = [
+                OutboundError::BadUrl(String::new()),
+                OutboundError::NotAllowed(String::new()),
+                OutboundError::PlainHttp(String::new()),
+                OutboundError::PrivateAddress(String::new()),
+            ];
+            for refusal in refusals {
                 let _ = metrics
                     .outbound_refusals
-                    .get_or_create(&crate::metrics::ReasonLabels { reason });
+                    .get_or_create(&crate::metrics::ReasonLabels {
+                        reason: refusal.reason(),
+                    });
             }
             let _ = metrics
                 .outbound_requests

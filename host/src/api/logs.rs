@@ -2,12 +2,12 @@
 //! answer is `{"results": [...]}` with at most `page_size` (100) entries; narrow with
 //! `start_before` to see older ones.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::extract::parse_id;
+use super::extract::{parse_id, Params};
 use super::AppState;
 use crate::model::{format_rfc3339, RunLog};
 use crate::store::run_logs::{self, RunLogFilter};
@@ -26,18 +26,13 @@ fn parse_time(name: &str, text: &str) -> ApiResult<String> {
     Ok(format_rfc3339(at.into()))
 }
 
-fn filter_from(query: &str) -> ApiResult<RunLogFilter> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
-        .map_err(|error| ApiError::BadRequest(format!("unreadable query: {error}")))?;
+/// The filter of the query's parameters (empty ones dropped by [`Params`]).
+fn filter_from(pairs: Vec<(String, String)>) -> ApiResult<RunLogFilter> {
     let mut filter = RunLogFilter {
         limit: MAX_PAGE_SIZE,
         ..RunLogFilter::default()
     };
     for (name, value) in pairs {
-        // An empty parameter is as if absent (Rossum's client sends `ordering=`).
-        if value.is_empty() {
-            continue;
-        }
         // Rossum's clients repeat a parameter or join values with commas; both work.
         let values: Vec<&str> = value.split(',').filter(|v| !v.is_empty()).collect();
         match name.as_str() {
@@ -143,9 +138,9 @@ fn render(log: &RunLog) -> Value {
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    RawQuery(query): RawQuery,
+    Params(pairs): Params<Vec<(String, String)>>,
 ) -> ApiResult<axum::Json<Value>> {
-    let mut filter = filter_from(query.as_deref().unwrap_or(""))?;
+    let mut filter = filter_from(pairs)?;
     filter.organization = caller.organization();
     let logs = state
         .store

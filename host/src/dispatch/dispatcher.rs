@@ -246,30 +246,15 @@ impl Dispatcher {
             .await
     }
 
+    // One span for the hook's run, its attempts inside: the module is loaded once for all
+    // of them.
+    #[tracing::instrument(
+        target = TRACE,
+        name = "hook run",
+        skip_all,
+        fields(hook = hook.id, organization = hook.organization_id, kind = %hook.hook_type),
+    )]
     async fn attempt_runs(
-        &self,
-        hook: &Hook,
-        event: &EventAction,
-        body: &Map<String, Value>,
-        queue_id: Option<u64>,
-        request_id: &str,
-        attempts: u64,
-    ) -> Result<RunResult, DispatchError> {
-        // One span for the hook's run, its attempts inside: the module is loaded once for
-        // all of them.
-        let span = tracing::info_span!(
-            target: TRACE,
-            "hook run",
-            hook = hook.id,
-            organization = hook.organization_id,
-            kind = %hook.hook_type,
-        );
-        self.attempt_runs_in_span(hook, event, body, queue_id, request_id, attempts)
-            .instrument(span)
-            .await
-    }
-
-    async fn attempt_runs_in_span(
         &self,
         hook: &Hook,
         event: &EventAction,
@@ -518,25 +503,13 @@ impl Dispatcher {
 
     /// Runs every hook of `hooks` (an organization's) that subscribes to the event (and the
     /// queue, when given), in run_after order, and records each.
+    #[tracing::instrument(
+        target = TRACE,
+        name = "event",
+        skip_all,
+        fields(event = %format_args!("{}.{}", event.event(), event.action())),
+    )]
     pub async fn run_event(
-        &self,
-        hooks: &[Hook],
-        event: &EventAction,
-        queue_id: Option<u64>,
-        body: &Map<String, Value>,
-        request_id: &str,
-    ) -> Result<Vec<EventRun>, DispatchError> {
-        let span = tracing::info_span!(
-            target: TRACE,
-            "event",
-            event = %format_args!("{}.{}", event.event(), event.action()),
-        );
-        self.run_in_order(hooks, event, queue_id, body, request_id)
-            .instrument(span)
-            .await
-    }
-
-    async fn run_in_order(
         &self,
         hooks: &[Hook],
         event: &EventAction,

@@ -1,6 +1,7 @@
 //! One call: a fresh store with the call's limits, instantiation, the guest's work, and the
 //! classification of whatever happened into an [`Outcome`].
 
+use std::future::Future;
 use std::time::{Instant, SystemTime};
 
 use tracing::Instrument;
@@ -28,36 +29,38 @@ enum Returned {
     Exit { code: i32, stdout: Captured },
 }
 
-/// Times a call's instantiation and the guest's work, for the run phase metrics (wall
-/// time: a guest waiting for its CPU slot is waiting in its phase). Recorded when dropped,
-/// so that a call cut at its time limit (its future dropped) is counted too.
-struct Phases {
+/// Instantiation, in its span and timed for the run phase metrics.
+async fn instantiating<F: Future>(instantiation: F) -> F::Output {
+    let _timed = Timed::since_now(Phase::instantiate);
+    instantiation
+        .instrument(tracing::info_span!(target: TRACE, "instantiate"))
+        .await
+}
+
+/// The guest's work, in its span and timed for the run phase metrics.
+async fn guest_call<F: Future>(call: F) -> F::Output {
+    let _timed = Timed::since_now(Phase::guest);
+    call.instrument(tracing::info_span!(target: TRACE, "guest call"))
+        .await
+}
+
+/// A run phase's wall time (a guest waiting for its CPU slot is waiting in its phase),
+/// recorded when dropped: a call cut at its time limit (its future dropped) counts too.
+struct Timed {
     phase: Phase,
     since: Instant,
 }
 
-impl Phases {
-    fn start() -> Self {
-        Phases {
-            phase: Phase::instantiate,
+impl Timed {
+    fn since_now(phase: Phase) -> Self {
+        Timed {
+            phase,
             since: Instant::now(),
         }
-    }
-
-    fn instantiated(self) -> Self {
-        drop(self);
-        Phases {
-            phase: Phase::guest,
-            since: Instant::now(),
-        }
-    }
-
-    fn answered(self) {
-        drop(self);
     }
 }
 
-impl Drop for Phases {
+impl Drop for Timed {
     fn drop(&mut self) {
         phase(self.phase, self.since.elapsed());
     }
@@ -140,18 +143,8 @@ impl Runtime {
                 };
                 let request = invocation.to_request();
                 let result = async {
-                    let phases = Phases::start();
-                    let extension = pre
-                        .instantiate_async(&mut store)
-                        .instrument(tracing::info_span!(target: TRACE, "instantiate"))
-                        .await?;
-                    let phases = phases.instantiated();
-                    let answer = extension
-                        .call_handle(&mut store, &request)
-                        .instrument(tracing::info_span!(target: TRACE, "guest call"))
-                        .await;
-                    phases.answered();
-                    answer
+                    let extension = instantiating(pre.instantiate_async(&mut store)).await?;
+                    guest_call(extension.call_handle(&mut store, &request)).await
                 }
                 .await;
                 Execution::of(&mut store, result.map(Returned::Response))
@@ -170,19 +163,8 @@ impl Runtime {
                     Err(error) => return Execution::failed(error),
                 };
                 let result = async {
-                    let phases = Phases::start();
-                    let command = pre
-                        .instantiate_async(&mut store)
-                        .instrument(tracing::info_span!(target: TRACE, "instantiate"))
-                        .await?;
-                    let phases = phases.instantiated();
-                    let answer = command
-                        .wasi_cli_run()
-                        .call_run(&mut store)
-                        .instrument(tracing::info_span!(target: TRACE, "guest call"))
-                        .await;
-                    phases.answered();
-                    answer
+                    let command = instantiating(pre.instantiate_async(&mut store)).await?;
+                    guest_call(command.wasi_cli_run().call_run(&mut store)).await
                 }
                 .await;
                 let code = match result {
@@ -201,19 +183,9 @@ impl Runtime {
                     Err(error) => return Execution::failed(error),
                 };
                 let result = async {
-                    let phases = Phases::start();
-                    let instance = pre
-                        .instantiate_async(&mut store)
-                        .instrument(tracing::info_span!(target: TRACE, "instantiate"))
-                        .await?;
-                    let phases = phases.instantiated();
+                    let instance = instantiating(pre.instantiate_async(&mut store)).await?;
                     let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
-                    let answer = start
-                        .call_async(&mut store, ())
-                        .instrument(tracing::info_span!(target: TRACE, "guest call"))
-                        .await;
-                    phases.answered();
-                    answer
+                    guest_call(start.call_async(&mut store, ())).await
                 }
                 .await;
                 let code = match result {

@@ -95,7 +95,7 @@ fn metrics_count_known_calls() {
     *invoke_statuses.entry(status.as_u16()).or_default() += 1;
     // One run at a time for acme: a call while the sleeper runs is answered 429. The
     // in-flight gauge says when the sleeper runs.
-    let root = server.base.trim_end_matches("/api/v1").to_owned();
+    let root = server.root();
     let url = format!("{root}/metrics");
     let in_flight = format!("wasmhook_runs_in_flight{{organization=\"{acme_id}\"}}");
     let throttled = std::thread::scope(|scope| {
@@ -239,7 +239,7 @@ fn organization_labels_can_be_turned_off() {
     let acme_id = organization_id(&acme);
     let hello = acme.hook(&acme.upload(HELLO), json!({}));
     assert_eq!(acme.invoke(&hello, json!({})).0, StatusCode::OK);
-    let root = server.base.trim_end_matches("/api/v1").to_owned();
+    let root = server.root();
     let (_, _, text) = scrape(&format!("{root}/metrics"), Some(OPERATOR_TOKEN));
     assert!(
         text.contains(
@@ -268,7 +268,7 @@ fn metrics_can_be_turned_off() {
     let acme = Tenant::new(&server, "acme");
     let hello = acme.hook(&acme.upload(HELLO), json!({}));
     assert_eq!(acme.invoke(&hello, json!({})).0, StatusCode::OK);
-    let root = server.base.trim_end_matches("/api/v1").to_owned();
+    let root = server.root();
     let (status, _, text) = scrape(&format!("{root}/metrics"), Some(OPERATOR_TOKEN));
     assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
     // Off, the metrics listener is not opened either.
@@ -387,7 +387,7 @@ fn the_dashboard_queries_only_series_that_exist() {
     let acme = Tenant::new(&server, "acme");
     let hello = acme.hook(&acme.upload(HELLO), json!({}));
     assert_eq!(acme.invoke(&hello, json!({})).0, StatusCode::OK);
-    let root = server.base.trim_end_matches("/api/v1").to_owned();
+    let root = server.root();
     let (_, _, text) = scrape(&format!("{root}/metrics"), Some(OPERATOR_TOKEN));
     let declared: std::collections::BTreeSet<String> = text
         .lines()
@@ -619,7 +619,7 @@ fn a_call_is_traced_from_the_callers_traceparent_to_its_webhook() {
         "{spans:#?}"
     );
     // Probes make no traces.
-    let root = server.base.trim_end_matches("/api/v1").to_owned();
+    let root = server.root();
     let (status, _, _) = scrape(&format!("{root}/readyz"), None);
     assert_eq!(status, StatusCode::OK);
     std::thread::sleep(std::time::Duration::from_millis(500));

@@ -16,18 +16,13 @@ fn get(url: &str) -> (StatusCode, Value) {
     (status, response.json().expect("a JSON answer"))
 }
 
-/// The server's root, without `/api/v1`.
-fn root(server: &Server) -> String {
-    server.base.trim_end_matches("/api/v1").to_owned()
-}
-
 #[test]
 fn probes_answer_without_a_token() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
-    let (status, alive) = get(&format!("{}/healthz", root(&server)));
+    let (status, alive) = get(&format!("{}/healthz", server.root()));
     assert_eq!(status, StatusCode::OK, "{alive}");
-    let (status, ready) = get(&format!("{}/readyz", root(&server)));
+    let (status, ready) = get(&format!("{}/readyz", server.root()));
     assert_eq!(status, StatusCode::OK, "{ready}");
     assert_eq!(ready["status"], "ready");
     let (status, version) = get(&server.url("/version"));
@@ -57,7 +52,7 @@ fn a_stopping_server_is_not_ready_while_it_drains() {
         &[("WASMHOOK_DRAIN_DELAY_MS", "2000")],
         &[],
     );
-    let readyz = format!("{}/readyz", root(&server));
+    let readyz = format!("{}/readyz", server.root());
     assert_eq!(get(&readyz).0, StatusCode::OK);
     let stopping = Instant::now();
     server.terminate();

@@ -86,6 +86,11 @@ impl Server {
         }
     }
 
+    /// The server's root, without `/api/v1` (probes, `/metrics`).
+    pub fn root(&self) -> String {
+        self.base.trim_end_matches("/api/v1").to_owned()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
