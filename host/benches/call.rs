@@ -38,6 +38,7 @@ fn subjects() -> Vec<Subject> {
             queue_id: None,
             event,
             hook_id: 1,
+            hook_type: wasmhook::model::hook::HookType::Function,
             organization_id: 1,
             base_url: "http://localhost:8080",
             settings,

@@ -41,6 +41,7 @@ fn invocation() -> Invocation {
         queue_id: None,
         event: &event,
         hook_id: 1,
+        hook_type: wasmhook::model::hook::HookType::Function,
         organization_id: 1,
         base_url: "http://localhost:8080",
         settings: &Map::new(),

@@ -127,6 +127,7 @@ fn bench(c: &mut Criterion) {
             queue_id: None,
             event: &event,
             hook_id: 1,
+            hook_type: wasmhook::model::hook::HookType::Function,
             organization_id: 1,
             base_url: "http://localhost:8080",
             settings: &settings,

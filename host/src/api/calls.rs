@@ -59,7 +59,7 @@ async fn may_run(state: &AppState, caller: &Caller, hooks: &[&Hook]) -> ApiResul
     }
     let owned: Vec<(u64, u64)> = hooks
         .iter()
-        .filter_map(|hook| hook.token_owner.map(|owner| (hook.id, owner)))
+        .filter_map(|hook| hook.spec.token_owner.map(|owner| (hook.id, owner)))
         .collect();
     if owned.is_empty() {
         return Ok(());
@@ -147,12 +147,12 @@ pub(super) async fn test(
                     .into(),
             ));
         }
-        if stored.runs_module() && !config.contains_key("runtime") {
+        if stored.spec.kind.function().is_some() && !config.contains_key("runtime") {
             return Err(ApiError::BadRequest(
                 "config.runtime: required whenever a config is sent".into(),
             ));
         }
-        if stored.is_private() {
+        if stored.spec.kind.is_private() {
             if let Some(key) = ["url", "module", "secret"]
                 .into_iter()
                 .find(|key| config.contains_key(*key))
@@ -163,7 +163,7 @@ pub(super) async fn test(
             }
         }
         // The override is laid over the hook's config and validated as a whole.
-        let mut input = stored.as_input();
+        let mut input = stored.spec.as_input();
         let mut merged = input
             .get("config")
             .and_then(Value::as_object)
@@ -172,7 +172,7 @@ pub(super) async fn test(
         merged.extend(config.clone());
         input.insert("config".into(), Value::Object(merged));
         let draft = hook::parse_draft(&input, &state.bounds)?;
-        if let Some(module) = draft.module_id {
+        if let Some(module) = draft.spec.kind.module_id() {
             let owned = state
                 .store
                 .module(module)
@@ -185,8 +185,7 @@ pub(super) async fn test(
             }
         }
         let mut hook = Hook::clone(&stored);
-        hook.module_id = draft.module_id;
-        hook.document.config = draft.document.config;
+        hook.spec.kind = draft.spec.kind;
         Some(hook)
     } else {
         None
@@ -319,7 +318,7 @@ pub(super) async fn invoke(
     };
     let event = EventAction::new("invocation", "manual")
         .map_err(|error| ApiError::Internal(error.to_string()))?;
-    if !hook.subscribes_to(&event) {
+    if !hook.spec.subscribes_to(&event) {
         return Err(ApiError::BadRequest(
             "The hook does not subscribe to invocation.manual; add it to `events`.".into(),
         ));
@@ -392,7 +391,7 @@ pub(super) async fn event(
     let hooks = state.store.organization_hooks(organization_id).await?;
     let matching: Vec<&Hook> = hooks
         .iter()
-        .filter(|hook| hook.runs_for(&event, queue_id))
+        .filter(|hook| hook.spec.runs_for(&event, queue_id))
         .collect();
     may_run(&state, &caller, &matching).await?;
     let memory_mb = matching.iter().map(|hook| reserved_mb(hook)).sum();

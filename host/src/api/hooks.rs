@@ -16,7 +16,7 @@ use super::json::Json;
 use super::pagination::{PageQuery, Paginated};
 use super::AppState;
 use crate::dispatch::HookSecrets;
-use crate::model::hook::{self, Change, Hook, HookDraft};
+use crate::model::hook::{self, Change, Hook, HookDraft, HookKind};
 use crate::model::now_rfc3339;
 use crate::store::hooks::{self as stored, SaveContext};
 use crate::store::modules::ModuleStatus;
@@ -38,18 +38,20 @@ pub(super) struct HookFilter {
 
 /// A hook in Rossum's JSON shape. Secret values never appear; `config.secret` neither.
 pub(super) fn render(state: &AppState, hook: &Hook, status: Option<ModuleStatus>) -> Value {
-    let document = &hook.document;
-    let private = hook.is_private();
+    let spec = &hook.spec;
+    let document = &spec.document;
+    let private = spec.kind.is_private();
     let mut config = Map::new();
-    for (key, value) in &document.config {
+    for (key, value) in spec.kind.config() {
         // A private hook's URL and module are hidden, as Rossum hides a private function's
         // code.
         if private && key == "url" {
             continue;
         }
-        config.insert(key.clone(), value.clone());
-        if key == "runtime" && !private {
-            if let Some(module) = hook.module_id {
+        let runtime = key == "runtime";
+        config.insert(key, value);
+        if runtime && !private {
+            if let Some(module) = spec.kind.module_id() {
                 config.insert("module".into(), state.url("modules", module).into());
             }
         }
@@ -60,18 +62,18 @@ pub(super) fn render(state: &AppState, hook: &Hook, status: Option<ModuleStatus>
     json!({
         "id": hook.id,
         "url": state.url("hooks", hook.id),
-        "name": hook.name,
-        "type": hook.hook_type,
+        "name": spec.name,
+        "type": spec.kind.hook_type().as_str(),
         "organization": state.url("organizations", hook.organization_id),
-        "queues": urls("queues", &hook.queues),
-        "run_after": urls("hooks", &hook.run_after),
-        "active": hook.active,
+        "queues": urls("queues", &spec.queues),
+        "run_after": urls("hooks", &spec.run_after),
+        "active": spec.active,
         "events": document.events,
         "sideload": document.sideload,
         "metadata": document.metadata,
         "config": config,
         "test": document.test,
-        "token_owner": hook.token_owner.map(|id| state.url("users", id)),
+        "token_owner": spec.token_owner.map(|id| state.url("users", id)),
         "token_lifetime_s": document.token_lifetime_s,
         "description": document.description,
         "extension_source": document.extension_source,
@@ -114,7 +116,11 @@ pub(super) async fn visible(state: &AppState, caller: &Caller, id: u64) -> ApiRe
 
 async fn answer(state: &AppState, hook: &Hook) -> ApiResult<Value> {
     let statuses = module_statuses(state, Some(hook.organization_id)).await?;
-    let status = hook.module_id.and_then(|id| statuses.get(&id).copied());
+    let status = hook
+        .spec
+        .kind
+        .module_id()
+        .and_then(|id| statuses.get(&id).copied());
     Ok(render(state, hook, status))
 }
 
@@ -158,29 +164,32 @@ pub(super) async fn list(
         .await?;
     hooks.retain(|hook| {
         id.is_none_or(|id| hook.id == id)
-            && filter.name.as_ref().is_none_or(|name| hook.name == *name)
+            && filter
+                .name
+                .as_ref()
+                .is_none_or(|name| hook.spec.name == *name)
             && filter
                 .hook_type
                 .as_ref()
-                .is_none_or(|kind| hook.hook_type == *kind)
-            && queue.is_none_or(|queue| hook.queues.contains(&queue))
-            && active.is_none_or(|active| hook.active == active)
+                .is_none_or(|kind| hook.spec.kind.hook_type().as_str() == *kind)
+            && queue.is_none_or(|queue| hook.spec.queues.contains(&queue))
+            && active.is_none_or(|active| hook.spec.active == active)
             && filter
                 .extension_source
                 .as_ref()
-                .is_none_or(|source| hook.document.extension_source == *source)
+                .is_none_or(|source| hook.spec.document.extension_source == *source)
             && filter.events.as_ref().is_none_or(|wanted| {
                 wanted
                     .split(',')
-                    .all(|event| hook.document.events.iter().any(|e| e == event))
+                    .all(|event| hook.spec.document.events.iter().any(|e| e == event))
             })
     });
     hooks.sort_by(|a, b| {
         let order = match key.as_str() {
-            "name" => a.name.cmp(&b.name),
-            "type" => a.hook_type.cmp(&b.hook_type),
-            "active" => a.active.cmp(&b.active),
-            "events" => a.document.events.cmp(&b.document.events),
+            "name" => a.spec.name.cmp(&b.spec.name),
+            "type" => a.spec.kind.hook_type().cmp(&b.spec.kind.hook_type()),
+            "active" => a.spec.active.cmp(&b.spec.active),
+            "events" => a.spec.document.events.cmp(&b.spec.document.events),
             _ => a.id.cmp(&b.id),
         }
         .then(a.id.cmp(&b.id));
@@ -207,7 +216,10 @@ pub(super) async fn list(
             render(
                 &state,
                 hook,
-                hook.module_id.and_then(|id| statuses.get(&id).copied()),
+                hook.spec
+                    .kind
+                    .module_id()
+                    .and_then(|id| statuses.get(&id).copied()),
             )
         },
     )))
@@ -221,7 +233,7 @@ async fn save(
     existing: Option<&Hook>,
 ) -> ApiResult<Hook> {
     let fixed;
-    let input = match existing.filter(|hook| hook.is_private()) {
+    let input = match existing.filter(|hook| hook.spec.kind.is_private()) {
         Some(hook) => {
             fixed = private_input(hook, input)?;
             &fixed
@@ -236,7 +248,7 @@ async fn save(
     match &draft.secrets {
         Change::Keep => {
             // A new schema must still accept the secrets already stored.
-            hook::validate_secrets(&draft.document.secrets_schema, &secrets.secrets)?;
+            hook::validate_secrets(&draft.spec.document.secrets_schema, &secrets.secrets)?;
         }
         Change::Set(values) => secrets.secrets = values.clone(),
         Change::Remove => secrets.secrets.clear(),
@@ -287,20 +299,20 @@ fn private_input(hook: &Hook, input: &Map<String, Value>) -> ApiResult<Map<Strin
     if config.contains_key("secret") {
         return Err(refuse("secret", "cannot be changed"));
     }
-    let kept = match (hook.webhook_url(), hook.module_id) {
-        (Some(url), _) => Some(("url", Value::from(url))),
-        (None, Some(module)) => Some(("module", Value::from(module))),
-        (None, None) => None,
-    };
-    if let Some((key, stored)) = kept {
-        match config.get(key) {
-            None | Some(Value::Null) => {
-                config.insert(key.into(), stored);
-            }
-            Some(sent) if key == "module" && hook::module_reference_is(sent, hook.module_id) => {}
-            Some(sent) if *sent == stored => {}
-            Some(_) => return Err(refuse(key, "cannot be changed")),
+    let (key, stored) = match &hook.spec.kind {
+        HookKind::Webhook(webhook) => ("url", Value::from(webhook.url.as_str())),
+        HookKind::Function(function) | HookKind::Job(function) => {
+            ("module", Value::from(function.module_id))
         }
+    };
+    match config.get(key) {
+        None | Some(Value::Null) => {
+            config.insert(key.into(), stored);
+        }
+        Some(sent)
+            if key == "module" && hook::module_reference_is(sent, hook.spec.kind.module_id()) => {}
+        Some(sent) if *sent == stored => {}
+        Some(_) => return Err(refuse(key, "cannot be changed")),
     }
     Ok(input)
 }
@@ -347,7 +359,7 @@ pub(super) async fn patch(
 ) -> ApiResult<axum::Json<Value>> {
     let existing = visible(&state, &caller, id).await?;
     let writer = caller.hook_writer(id, body.keys().map(String::as_str))?;
-    let mut input = existing.as_input();
+    let mut input = existing.spec.as_input();
     input.extend(body);
     let hook = save(&state, writer, &input, Some(existing.as_ref())).await?;
     Ok(axum::Json(answer(&state, &hook).await?))

@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 
 use super::{EXIT_COMPLETED, EXIT_RUN_FAILED, EXIT_USAGE};
 use crate::dispatch::{HookCall, PreparedCall};
+use crate::model::hook::HookType;
 use crate::model::{EventAction, RunLog};
 use crate::outbound::{AllowList, HostPattern, Outbound, OutboundConfig};
 use crate::runtime::config::{
@@ -134,6 +135,7 @@ fn execute(args: &RunArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<RunLog>
         queue_id: None,
         event: &args.event,
         hook_id: 0,
+        hook_type: HookType::Function,
         organization_id: 0,
         base_url: LOCAL_BASE_URL,
         settings: &settings,

@@ -19,7 +19,7 @@ use crate::metrics::{
     RunLabels,
 };
 use crate::model::content::apply_operations;
-use crate::model::hook::Hook;
+use crate::model::hook::{FunctionConfig, Hook, HookKind, WebhookConfig};
 use crate::model::{EventAction, PayloadError, RunLog, RunStatus};
 use crate::modules::{ModuleError, ModuleLibrary};
 use crate::outbound::Outbound;
@@ -240,7 +240,7 @@ impl Dispatcher {
         let attempts = if event.is_interactive() {
             1
         } else {
-            1 + hook.retry_policy().retry_count
+            1 + hook.spec.kind.retry_policy().retry_count
         };
         self.attempt_runs(hook, event, body, queue_id, request_id, attempts)
             .await
@@ -252,7 +252,7 @@ impl Dispatcher {
         target = TRACE,
         name = "hook run",
         skip_all,
-        fields(hook = hook.id, organization = hook.organization_id, kind = %hook.hook_type),
+        fields(hook = hook.id, organization = hook.organization_id, kind = %hook.spec.kind.hook_type()),
     )]
     async fn attempt_runs(
         &self,
@@ -263,40 +263,38 @@ impl Dispatcher {
         request_id: &str,
         attempts: u64,
     ) -> Result<RunResult, DispatchError> {
-        let loaded = match hook.runs_module() {
-            true => {
-                let module_id = hook.module_id.ok_or(DispatchError::NoModule)?;
+        let target = match &hook.spec.kind {
+            HookKind::Function(function) | HookKind::Job(function) => {
                 let module = self
                     .store
-                    .module(module_id)
+                    .module(function.module_id)
                     .await?
                     .ok_or(DispatchError::NoModule)?;
                 let started = Instant::now();
-                let loaded = tracing::info_span!(target: TRACE, "load", module = module_id)
-                    .in_scope(|| self.library.loaded(&module))?;
+                let loaded =
+                    tracing::info_span!(target: TRACE, "load", module = function.module_id)
+                        .in_scope(|| self.library.loaded(&module))?;
                 phase(Phase::load, started.elapsed());
-                Some(loaded)
+                Target::Module(loaded, function)
             }
-            false => None,
+            HookKind::Webhook(webhook) => Target::Webhook(webhook),
         };
         let secrets = self.open_secrets(hook)?;
-        let limits = hook.limits();
-        let timeout = Duration::from_secs(limits.timeout_s);
         // One token for every attempt, valid until the last could end; cut to the hook's
         // lifetime once it has.
-        let per_attempt = match hook.runs_module() {
-            true => timeout,
-            false => {
-                let options = hook.webhook_options();
+        let per_attempt = match &target {
+            Target::Module(_, function) => Duration::from_secs(function.limits().timeout_s),
+            Target::Webhook(webhook) => {
+                let options = webhook.options();
                 Duration::from_secs(options.timeout_s.max(webhook::INTERACTIVE_TIMEOUT_S))
                     + Duration::from_secs(options.max_polling_time_s)
             }
         };
         let worst_case = (per_attempt + self.settings.retry_delay_cap)
             .saturating_mul(u32::try_from(attempts).unwrap_or(u32::MAX));
-        let token = match hook.token_owner {
+        let token = match hook.spec.token_owner {
             Some(owner) => Some(
-                self.mint_token(owner, hook.id, worst_case, hook.token_lifetime_s())
+                self.mint_token(owner, hook.id, worst_case, hook.spec.token_lifetime_s())
                     .await?,
             ),
             None => None,
@@ -305,9 +303,10 @@ impl Dispatcher {
         let prepared = PreparedCall::new(&HookCall {
             event,
             hook_id: hook.id,
+            hook_type: hook.spec.kind.hook_type(),
             organization_id: hook.organization_id,
             base_url: &self.base_url,
-            settings: &hook.document.settings,
+            settings: &hook.spec.document.settings,
             secrets: &secrets.secrets,
             token: token.as_deref(),
             body: &body,
@@ -326,10 +325,13 @@ impl Dispatcher {
         let result = loop {
             attempt += 1;
             let running = Held::on(in_flight);
-            let (result, retryable) = match &loaded {
-                Some(loaded) => self.call_module(hook, loaded, &prepared, timeout).await?,
-                None => {
-                    self.call_webhook(hook, event, &prepared, secrets.config_secret.as_deref())
+            let (result, retryable) = match &target {
+                Target::Module(loaded, function) => {
+                    self.call_module(hook, function, loaded, &prepared).await?
+                }
+                Target::Webhook(config) => {
+                    let secret = secrets.config_secret.as_deref();
+                    self.call_webhook(hook, config, event, &prepared, secret)
                         .await?
                 }
             };
@@ -344,7 +346,8 @@ impl Dispatcher {
             tokio::time::sleep(self.settings.retry_delay(attempt)).await;
         };
         if let Some(token) = token {
-            self.expire_token(token, hook.token_lifetime_s()).await?;
+            self.expire_token(token, hook.spec.token_lifetime_s())
+                .await?;
         }
         Ok(result)
     }
@@ -353,18 +356,18 @@ impl Dispatcher {
     async fn call_module(
         &self,
         hook: &Hook,
+        function: &FunctionConfig,
         loaded: &LoadedModule,
         prepared: &PreparedCall,
-        timeout: Duration,
     ) -> Result<(RunResult, bool), DispatchError> {
-        let limits = hook.limits();
+        let limits = function.limits();
         let call_limits = CallLimits {
-            timeout,
+            timeout: Duration::from_secs(limits.timeout_s),
             memory_bytes: limits.memory_size_mb.saturating_mul(MIB),
             fairness_group: hook.organization_id,
             network: Some(NetworkGrant {
                 outbound: Arc::clone(&self.outbound),
-                allowed: hook.allowed_hosts(),
+                allowed: function.allowed_hosts.allow_list().clone(),
                 organization: hook.organization_id,
             }),
             ..CallLimits::default()
@@ -376,8 +379,7 @@ impl Dispatcher {
                 .call(loaded, &prepared.invocation, &call_limits)
                 .await
         };
-        let mut log = prepared.clone().run_log(&report);
-        log.hook_type.clone_from(&hook.hook_type);
+        let log = prepared.clone().run_log(&report);
         self.record(&log).await?;
         let retryable = log.status != RunStatus::Completed;
         Ok((RunResult::of(log, report.output), retryable))
@@ -387,6 +389,7 @@ impl Dispatcher {
     async fn call_webhook(
         &self,
         hook: &Hook,
+        config: &WebhookConfig,
         event: &EventAction,
         prepared: &PreparedCall,
         secret: Option<&str>,
@@ -394,6 +397,7 @@ impl Dispatcher {
         let delivery = webhook::deliver(
             &self.outbound,
             hook,
+            config,
             secret,
             event,
             &prepared.payload,
@@ -428,14 +432,19 @@ impl Dispatcher {
         queue_id: Option<u64>,
     ) -> Result<Map<String, Value>, StoreError> {
         let mut body = body.clone();
-        if !hook.document.sideload.iter().any(|name| name == "queues")
+        if !hook
+            .spec
+            .document
+            .sideload
+            .iter()
+            .any(|name| name == "queues")
             || body.contains_key("queues")
         {
             return Ok(body);
         }
         let wanted: Vec<u64> = match queue_id {
             Some(queue) => vec![queue],
-            None => hook.queues.clone(),
+            None => hook.spec.queues.clone(),
         };
         let found = self
             .store
@@ -582,17 +591,17 @@ impl Dispatcher {
         let prepared = PreparedCall::new(&HookCall {
             event,
             hook_id: hook.id,
+            hook_type: hook.spec.kind.hook_type(),
             organization_id: hook.organization_id,
             base_url: &self.base_url,
-            settings: &hook.document.settings,
+            settings: &hook.spec.document.settings,
             secrets: &[],
             token: None,
             body,
             queue_id,
             request_id,
         })?;
-        let mut log = prepared.cancelled_log(reason);
-        log.hook_type.clone_from(&hook.hook_type);
+        let log = prepared.cancelled_log(reason);
         self.record(&log).await?;
         Ok(EventRun {
             hook_id: hook.id,
@@ -602,6 +611,12 @@ impl Dispatcher {
             request_id: log.request_id,
         })
     }
+}
+
+/// What one hook's attempts call: its module, loaded once for all of them, or its URL.
+enum Target<'a> {
+    Module(Arc<LoadedModule>, &'a FunctionConfig),
+    Webhook(&'a WebhookConfig),
 }
 
 /// One line per run, once its run log is written: which hook, how it ended, how long it
@@ -720,7 +735,7 @@ impl<'a> EventPlan<'a> {
         let by_id: HashMap<u64, &Hook> = all.iter().map(|hook| (hook.id, hook)).collect();
         let hooks: HashMap<u64, &Hook> = all
             .iter()
-            .filter(|hook| hook.runs_for(event, queue_id))
+            .filter(|hook| hook.spec.runs_for(event, queue_id))
             .map(|hook| (hook.id, hook))
             .collect();
         let predecessors: HashMap<u64, Vec<u64>> = hooks
@@ -730,7 +745,7 @@ impl<'a> EventPlan<'a> {
                 let mut seen = HashSet::new();
                 let mut stack: Vec<u64> = by_id
                     .get(&id)
-                    .map(|hook| hook.run_after.clone())
+                    .map(|hook| hook.spec.run_after.clone())
                     .unwrap_or_default();
                 while let Some(next) = stack.pop() {
                     if !seen.insert(next) {
@@ -739,7 +754,7 @@ impl<'a> EventPlan<'a> {
                     if hooks.contains_key(&next) {
                         found.push(next);
                     } else if let Some(hook) = by_id.get(&next) {
-                        stack.extend(hook.run_after.iter().copied());
+                        stack.extend(hook.spec.run_after.iter().copied());
                     }
                 }
                 (id, found)

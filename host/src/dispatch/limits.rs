@@ -106,11 +106,10 @@ pub fn machine_memory_mb() -> Option<u64> {
 /// What a run of `hook` reserves: its memory bound when it runs a module, nothing for a
 /// webhook (which runs nothing here).
 pub fn reserved_mb(hook: &Hook) -> u64 {
-    if hook.runs_module() {
-        hook.limits().memory_size_mb
-    } else {
-        0
-    }
+    hook.spec
+        .kind
+        .function()
+        .map_or(0, |function| function.limits().memory_size_mb)
 }
 
 /// One organization's semaphores.

@@ -22,6 +22,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
 
+use crate::model::hook::HookType;
 use crate::model::{
     assemble_payload, format_rfc3339, now_rfc3339, EventAction, PayloadError, PayloadParts, RunLog,
     RunStatus,
@@ -35,6 +36,8 @@ pub struct HookCall<'a> {
     pub event: &'a EventAction,
     /// The hook to run.
     pub hook_id: u64,
+    /// Its type, which its run log records.
+    pub hook_type: HookType,
     /// Its organization.
     pub organization_id: u64,
     /// Base URL of the API (the hook's URL is derived from it).
@@ -63,6 +66,7 @@ pub struct PreparedCall {
     /// The payload as sent.
     pub payload: Map<String, Value>,
     event: EventAction,
+    hook_type: HookType,
     settings: Map<String, Value>,
     redactor: Redactor,
     queue_id: Option<u64>,
@@ -106,6 +110,7 @@ impl PreparedCall {
             invocation,
             payload,
             event: call.event.clone(),
+            hook_type: call.hook_type,
             settings: call.settings.clone(),
             redactor,
             queue_id: call.queue_id,
@@ -120,7 +125,6 @@ impl PreparedCall {
             other => (other.message(), None),
         };
         self.log(Ending {
-            hook_type: "function",
             status,
             status_code: None,
             message,
@@ -147,7 +151,6 @@ impl PreparedCall {
             ),
         };
         self.log(Ending {
-            hook_type: "webhook",
             status,
             status_code: delivery.status_code,
             message,
@@ -161,7 +164,6 @@ impl PreparedCall {
     /// The run log of this call when it was not run: a hook it runs after failed.
     pub fn cancelled_log(self, reason: &str) -> RunLog {
         self.log(Ending {
-            hook_type: "function",
             status: RunStatus::Cancelled,
             status_code: None,
             message: reason.to_owned(),
@@ -185,7 +187,7 @@ impl PreparedCall {
             action: self.event.action().to_owned(),
             organization_id: self.invocation.organization_id,
             hook_id: self.invocation.hook_id,
-            hook_type: ending.hook_type.to_owned(),
+            hook_type: self.hook_type.as_str().to_owned(),
             queue_id: self.queue_id,
             annotation_id,
             email_id,
@@ -235,7 +237,6 @@ pub fn run_status(outcome: &Outcome) -> RunStatus {
 
 /// How one call ended, for its run log.
 struct Ending<'a> {
-    hook_type: &'static str,
     status: RunStatus,
     status_code: Option<u16>,
     message: String,

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use sha2::Sha256;
 
 use crate::metrics::{metrics, Held, StatusLabels};
-use crate::model::hook::{Hook, RetryPolicy, DEFAULT_POLLING_TIME_S, DEFAULT_TIMEOUT_S};
+use crate::model::hook::{Hook, WebhookConfig, DEFAULT_POLLING_TIME_S, DEFAULT_TIMEOUT_S};
 use crate::model::EventAction;
 use crate::outbound::{Outbound, OutboundError, OutboundRequest, Route};
 
@@ -69,6 +69,7 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 pub async fn deliver(
     outbound: &Outbound,
     hook: &Hook,
+    config: &WebhookConfig,
     secret: Option<&str>,
     event: &EventAction,
     payload: &Map<String, Value>,
@@ -76,9 +77,8 @@ pub async fn deliver(
 ) -> Delivery {
     let started_at = SystemTime::now();
     let start = Instant::now();
-    let policy = hook.retry_policy();
     let (outcome, status_code, retryable) =
-        call(outbound, hook, secret, event, payload, polling, policy).await;
+        call(outbound, hook, config, secret, event, payload, polling).await;
     let status = match &outcome {
         DeliveryOutcome::Completed(_) => "completed",
         DeliveryOutcome::Failed(_) => "failed",
@@ -102,18 +102,16 @@ pub async fn deliver(
 async fn call(
     outbound: &Outbound,
     hook: &Hook,
+    config: &WebhookConfig,
     secret: Option<&str>,
     event: &EventAction,
     payload: &Map<String, Value>,
     polling: Polling,
-    policy: RetryPolicy,
 ) -> (DeliveryOutcome, Option<u16>, bool) {
-    let options = hook.webhook_options();
+    let policy = hook.spec.kind.retry_policy();
+    let options = config.options();
     let failed = |reason: String| (DeliveryOutcome::Failed(reason), None, false);
-    let Some(url) = hook.webhook_url() else {
-        return failed("the webhook has no config.url".into());
-    };
-    let Ok(url) = reqwest::Url::parse(url) else {
+    let Ok(url) = reqwest::Url::parse(&config.url) else {
         return failed("config.url is not a URL".into());
     };
     let route = match outbound.webhook_route(&url) {
@@ -197,11 +195,11 @@ async fn call(
             return poll(
                 outbound,
                 hook,
+                config,
                 &target,
                 polling,
                 Duration::from_secs(bound),
                 timeout,
-                options.retry_after_polling_failure,
             )
             .await;
         }
@@ -224,12 +222,13 @@ async fn call(
 async fn poll(
     outbound: &Outbound,
     hook: &Hook,
+    config: &WebhookConfig,
     target: &reqwest::Url,
     polling: Polling,
     bound: Duration,
     timeout: Duration,
-    retry_after_failure: bool,
 ) -> (DeliveryOutcome, Option<u16>, bool) {
+    let retry_after_failure = config.options().retry_after_polling_failure;
     let deadline = Instant::now() + bound;
     let failure = |reason: String, code: Option<u16>| {
         (
@@ -242,7 +241,7 @@ async fn poll(
         Ok(route) => route,
         Err(error) => return failure(format!("not polled: {error}"), None),
     };
-    let options = hook.webhook_options();
+    let options = config.options();
     let mut last_code = Some(202);
     loop {
         if Instant::now() + polling.interval > deadline {

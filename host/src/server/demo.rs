@@ -179,6 +179,6 @@ async fn find_hook(state: &AppState, organization_id: u64) -> anyhow::Result<Opt
         .await?;
     Ok(hooks
         .iter()
-        .find(|hook| hook.name == DEMO_HOOK)
+        .find(|hook| hook.spec.name == DEMO_HOOK)
         .map(|hook| hook.id))
 }

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::StoreError;
-use crate::model::hook::{Hook, HookDocument, HookDraft, HookError};
+use crate::model::hook::{Hook, HookDraft, HookError, HookSpec};
 
 /// Why a save did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -48,28 +48,36 @@ const COLUMNS: &str = "id, organization_id, name, type, active, module_id, token
                        modified_at, modified_by_id";
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Hook> {
+    let hook_type: String = row.get(3)?;
     let document: String = row.get(7)?;
-    let document: HookDocument = serde_json::from_str(&document).map_err(|error| {
-        rusqlite::Error::FromSqlConversionFailure(7, rusqlite::types::Type::Text, Box::new(error))
-    })?;
+    let module_id: Option<u64> = row.get(5)?;
+    let (kind, document) =
+        HookSpec::read_stored(&hook_type, &document, module_id).map_err(|error| {
+            rusqlite::Error::FromSqlConversionFailure(
+                7,
+                rusqlite::types::Type::Text,
+                Box::new(error),
+            )
+        })?;
     let keys: String = row.get(9)?;
     Ok(Hook {
         id: row.get(0)?,
         organization_id: row.get(1)?,
-        name: row.get(2)?,
-        hook_type: row.get(3)?,
-        active: row.get(4)?,
-        module_id: row.get(5)?,
-        token_owner: row.get(6)?,
-        document,
+        spec: HookSpec {
+            name: row.get(2)?,
+            kind,
+            active: row.get(4)?,
+            queues: Vec::new(),
+            run_after: Vec::new(),
+            token_owner: row.get(6)?,
+            document,
+        },
         sealed_secrets: row.get(8)?,
         secrets_keys: serde_json::from_str(&keys).unwrap_or_default(),
         created_at: row.get(10)?,
         created_by: row.get(11)?,
         modified_at: row.get(12)?,
         modified_by: row.get(13)?,
-        queues: Vec::new(),
-        run_after: Vec::new(),
     })
 }
 
@@ -82,12 +90,12 @@ fn ids(connection: &Connection, sql: &str, id: u64) -> rusqlite::Result<Vec<u64>
 }
 
 fn with_relations(connection: &Connection, mut hook: Hook) -> rusqlite::Result<Hook> {
-    hook.queues = ids(
+    hook.spec.queues = ids(
         connection,
         "SELECT queue_id FROM hook_queues WHERE hook_id = ?1 ORDER BY queue_id",
         hook.id,
     )?;
-    hook.run_after = ids(
+    hook.spec.run_after = ids(
         connection,
         "SELECT predecessor_id FROM hook_run_after WHERE hook_id = ?1 ORDER BY predecessor_id",
         hook.id,
@@ -163,7 +171,9 @@ pub fn save(
 ) -> Result<Hook, SaveError> {
     let transaction = connection.transaction()?;
     check_references(&transaction, draft, context)?;
-    let document = serde_json::to_string(&draft.document)
+    let spec = &draft.spec;
+    let document = spec
+        .stored_document()
         .map_err(|error| StoreError::Task(format!("cannot serialize a hook: {error}")))?;
     let keys = serde_json::to_string(context.secrets_keys)
         .map_err(|error| StoreError::Task(format!("cannot serialize secret names: {error}")))?;
@@ -176,11 +186,11 @@ pub fn save(
                  WHERE id = ?1",
                 params![
                     id,
-                    draft.name,
-                    draft.hook_type,
-                    draft.active,
-                    draft.module_id,
-                    draft.token_owner,
+                    spec.name,
+                    spec.kind.hook_type().as_str(),
+                    spec.active,
+                    spec.kind.module_id(),
+                    spec.token_owner,
                     document,
                     context.sealed_secrets,
                     keys,
@@ -209,11 +219,11 @@ pub fn save(
                  VALUES (?12, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?10, ?11)",
                 params![
                     context.organization_id,
-                    draft.name,
-                    draft.hook_type,
-                    draft.active,
-                    draft.module_id,
-                    draft.token_owner,
+                    spec.name,
+                    spec.kind.hook_type().as_str(),
+                    spec.active,
+                    spec.kind.module_id(),
+                    spec.token_owner,
                     document,
                     context.sealed_secrets,
                     keys,
@@ -225,13 +235,13 @@ pub fn save(
             id
         }
     };
-    for queue in &draft.queues {
+    for queue in &spec.queues {
         transaction.execute(
             "INSERT INTO hook_queues (hook_id, queue_id) VALUES (?1, ?2)",
             params![id, queue],
         )?;
     }
-    for predecessor in &draft.run_after {
+    for predecessor in &spec.run_after {
         transaction.execute(
             "INSERT INTO hook_run_after (hook_id, predecessor_id) VALUES (?1, ?2)",
             params![id, predecessor],
@@ -256,14 +266,14 @@ fn check_references(
             ))?
             .exists(params![id, organization])
     };
-    for queue in &draft.queues {
+    for queue in &draft.spec.queues {
         if !owned("queues", *queue)? {
             return Err(
                 HookError::new("queues", format!("no queue {queue} in this organization")).into(),
             );
         }
     }
-    if let Some(module) = draft.module_id {
+    if let Some(module) = draft.spec.kind.module_id() {
         if !owned("modules", module)? {
             return Err(HookError::new(
                 "config.module",
@@ -272,7 +282,7 @@ fn check_references(
             .into());
         }
     }
-    if let Some(owner) = draft.token_owner {
+    if let Some(owner) = draft.spec.token_owner {
         let active: Option<bool> = transaction
             .query_row(
                 "SELECT is_active FROM users WHERE id = ?1 AND organization_id = ?2",
@@ -298,7 +308,7 @@ fn check_references(
             }
         }
     }
-    for predecessor in &draft.run_after {
+    for predecessor in &draft.spec.run_after {
         if Some(*predecessor) == context.hook_id {
             return Err(HookError::new("run_after", "a hook cannot run after itself").into());
         }
@@ -311,7 +321,7 @@ fn check_references(
         }
     }
     if let Some(id) = context.hook_id {
-        if let Some(cycle) = find_cycle(transaction, organization, id, &draft.run_after)? {
+        if let Some(cycle) = find_cycle(transaction, organization, id, &draft.spec.run_after)? {
             let names = hook_names(transaction, organization)?;
             let path: Vec<String> = cycle
                 .iter()

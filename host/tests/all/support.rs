@@ -61,6 +61,7 @@ impl Call {
             queue_id: None,
             event: &self.event,
             hook_id: 7,
+            hook_type: wasmhook::model::hook::HookType::Function,
             organization_id: 3,
             base_url: BASE_URL,
             settings: &self.settings,

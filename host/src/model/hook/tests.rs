@@ -1,0 +1,188 @@
+//! The validation rules of a hook, each broken once.
+
+use super::*;
+use crate::model::hook::validate::parse_draft;
+use serde_json::json;
+
+const BOUNDS: HookBounds = HookBounds {
+    max_timeout_s: 60,
+    min_timeout_s: 1,
+    max_memory_mb: 512,
+    min_memory_mb: 16,
+    allow_http_webhooks: false,
+};
+
+fn input(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+fn minimal() -> Map<String, Value> {
+    input(json!({
+        "name": "h",
+        "events": ["annotation_content.initialize", "invocation"],
+        "config": {"runtime": "wasm", "module": "http://x/api/v1/modules/4", "timeout_s": 5},
+    }))
+}
+
+#[test]
+fn a_minimal_function_hook_gets_rossums_defaults() -> Result<(), HookError> {
+    let draft = parse_draft(&minimal(), &BOUNDS)?;
+    assert_eq!(draft.spec.kind.module_id(), Some(4));
+    assert!(draft.spec.active);
+    assert_eq!(draft.spec.document.extension_source, "custom");
+    assert_eq!(draft.spec.document.secrets_schema, default_secrets_schema());
+    assert_eq!(draft.secrets, Change::Keep);
+    assert!(!draft.spec.kind.config().contains_key("module"));
+    Ok(())
+}
+
+#[test]
+fn each_broken_rule_names_its_field() {
+    let cases = [
+        (json!({"events": ["annotation_content.nope"]}), "events"),
+        (json!({"events": ["nothing"]}), "events"),
+        (json!({"token_lifetime_s": 7201}), "token_lifetime_s"),
+        (json!({"token_lifetime_s": -1}), "token_lifetime_s"),
+        (
+            json!({"config": {"runtime": "python3.12", "module": 1}}),
+            "config.runtime",
+        ),
+        (json!({"config": {"runtime": "wasm"}}), "config.module"),
+        (
+            json!({"config": {"runtime": "wasm", "module": 1, "timeout_s": 61}}),
+            "config.timeout_s",
+        ),
+        (
+            json!({"config": {"runtime": "wasm", "module": 1, "memory_size_mb": 8}}),
+            "config.memory_size_mb",
+        ),
+        (
+            json!({"config": {"runtime": "wasm", "module": 1, "retry_count": 5}}),
+            "config.retry_count",
+        ),
+        (
+            json!({"config": {"runtime": "wasm", "module": 1, "code": "x"}}),
+            "config.code",
+        ),
+        (
+            json!({"settings_schema": {"type": "object", "required": ["a"]}}),
+            "settings",
+        ),
+        (
+            json!({"secrets_schema": {"type": "object"}}),
+            "secrets_schema",
+        ),
+        (json!({"secrets": {"k": 1}}), "secrets.k"),
+        (json!({"type": "cron"}), "type"),
+        (json!({"type": "webhook"}), "config.runtime"),
+        (
+            json!({"type": "job", "config": {"runtime": "wasm", "module": 1}}),
+            "config.schedule",
+        ),
+        (
+            json!({"config": {"runtime": "wasm", "module": 1, "schedule": {"cron": "*/5 * * * *"}}}),
+            "config.schedule.cron",
+        ),
+        (
+            json!({"config": {"runtime": "wasm", "module": 1, "allowed_hosts": ["http://a.com"]}}),
+            "config.allowed_hosts",
+        ),
+        (
+            json!({"type": "webhook", "config": {"url": "ftp://a.com"}}),
+            "config.url",
+        ),
+        (
+            json!({"type": "webhook", "config": {"url": "http://a.com"}}),
+            "config.url",
+        ),
+        (
+            json!({"type": "webhook", "config": {"url": "https://a.com", "timeout_s": 61}}),
+            "config.timeout_s",
+        ),
+        (
+            json!({"type": "webhook", "config": {"url": "https://a.com", "retry_count": 5}}),
+            "config.retry_count",
+        ),
+        (
+            json!({"type": "webhook", "config": {"url": "https://a.com", "max_polling_time_s": 0}}),
+            "config.max_polling_time_s",
+        ),
+        (
+            json!({"type": "webhook", "config": {"url": "https://a.com", "insecure_ssl": "yes"}}),
+            "config.insecure_ssl",
+        ),
+        (json!({"sideload": ["everything"]}), "sideload"),
+        (json!({"colour": "red"}), "colour"),
+    ];
+    for (patch, field) in cases {
+        let mut body = minimal();
+        body.extend(input(patch.clone()));
+        match parse_draft(&body, &BOUNDS) {
+            Err(error) => assert_eq!(error.field, field, "{patch}: {error}"),
+            Ok(_) => panic!("{patch} was accepted"),
+        }
+    }
+}
+
+#[test]
+fn webhooks_and_jobs_are_accepted_with_rossums_defaults() -> Result<(), HookError> {
+    let mut body = minimal();
+    body.extend(input(json!({
+        "type": "webhook",
+        "config": {"url": "https://example.com/hook", "secret": "s3cret", "timeout_s": 0},
+    })));
+    let draft = parse_draft(&body, &BOUNDS)?;
+    assert_eq!(draft.spec.kind.module_id(), None);
+    assert_eq!(draft.config_secret, Change::Set("s3cret".into()));
+    assert!(!draft.spec.kind.config().contains_key("secret"));
+    let mut job = minimal();
+    job.extend(input(json!({
+        "type": "job",
+        "events": [],
+        "config": {"runtime": "wasm", "module": 2, "schedule": {"cron": "0 * * * *"}},
+    })));
+    assert_eq!(parse_draft(&job, &BOUNDS)?.spec.kind.module_id(), Some(2));
+    Ok(())
+}
+
+#[test]
+fn plain_http_webhooks_need_the_operators_leave() -> Result<(), HookError> {
+    let mut body = minimal();
+    body.extend(input(json!({
+        "type": "webhook",
+        "config": {"url": "http://127.0.0.1:9000/hook"},
+    })));
+    let refused = parse_draft(&body, &BOUNDS)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(refused.starts_with("config.url: "), "{refused}");
+    assert!(
+        refused.contains("WASMHOOK_ALLOW_HTTP_WEBHOOKS"),
+        "{refused}"
+    );
+    let allowing = HookBounds {
+        allow_http_webhooks: true,
+        ..BOUNDS
+    };
+    assert_eq!(parse_draft(&body, &allowing)?.spec.kind.module_id(), None);
+    Ok(())
+}
+
+#[test]
+fn a_secret_breaking_its_schema_is_not_quoted() {
+    let mut body = minimal();
+    body.extend(input(json!({
+        "secrets_schema": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 3}},
+        "secrets": {"api_key": "very-secret-value"},
+    })));
+    let error = parse_draft(&body, &BOUNDS)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(error.starts_with("secrets: /api_key"), "{error}");
+    assert!(!error.contains("very-secret-value"), "{error}");
+}
