@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use super::{EXIT_COMPLETED, EXIT_RUN_FAILED, EXIT_USAGE};
 use crate::dispatch::{HookCall, PreparedCall};
 use crate::model::{EventAction, RunLog};
-use crate::outbound::{AllowList, HostPattern, Outbound, OutboundConfig};
+use crate::outbound::{AllowList, HostPattern, Outbound, OutboundConfig, PatternError};
 use crate::runtime::config::{
     DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_TIMEOUT, MIN_MEMORY_BYTES, MIN_TIMEOUT,
 };
@@ -79,7 +79,7 @@ pub struct RunArgs {
     json: bool,
 }
 
-fn parse_host(text: &str) -> Result<HostPattern, String> {
+fn parse_host(text: &str) -> Result<HostPattern, PatternError> {
     HostPattern::parse(text)
 }
 
