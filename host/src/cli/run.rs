@@ -18,7 +18,7 @@ use super::{EXIT_COMPLETED, EXIT_RUN_FAILED, EXIT_USAGE};
 use crate::dispatch::{HookCall, PreparedCall};
 use crate::model::hook::HookType;
 use crate::model::{EventAction, RunLog};
-use crate::outbound::{AllowList, HostPattern, Outbound, OutboundConfig};
+use crate::outbound::{AllowList, HostPattern, Outbound, OutboundConfig, PatternError};
 use crate::runtime::config::{
     DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_TIMEOUT, MIN_MEMORY_BYTES, MIN_TIMEOUT,
 };
@@ -80,7 +80,7 @@ pub struct RunArgs {
     json: bool,
 }
 
-fn parse_host(text: &str) -> Result<HostPattern, String> {
+fn parse_host(text: &str) -> Result<HostPattern, PatternError> {
     HostPattern::parse(text)
 }
 
