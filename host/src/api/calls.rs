@@ -24,7 +24,6 @@ use crate::dispatch::{DispatchError, RunResult};
 use crate::model::hook::{self, Hook};
 use crate::model::{EventAction, RunStatus, RESERVED_KEYS};
 use crate::modules::ModuleError;
-use crate::store::{queues, users};
 
 /// The header an outside platform signs an invocation with.
 pub const SIGNATURE_HEADER: &str = "x-rossum-signature-sha256";
@@ -65,20 +64,7 @@ async fn may_run(state: &AppState, caller: &Caller, hooks: &[&Hook]) -> ApiResul
         return Ok(());
     }
     let owners: Vec<u64> = owned.iter().map(|(_, owner)| *owner).collect();
-    let admins: Vec<u64> = state
-        .store
-        .run(move |connection| {
-            let mut admins = Vec::new();
-            for owner in owners {
-                if let Some(user) = users::get(connection, owner)? {
-                    if Role::parse(&user.role) == Some(Role::Admin) {
-                        admins.push(user.id);
-                    }
-                }
-            }
-            Ok(admins)
-        })
-        .await?;
+    let admins = state.store.users().admins_among(&owners).await?;
     match owned.iter().find(|(_, owner)| admins.contains(owner)) {
         Some((hook, _)) => Err(ApiError::ForbiddenBecause(format!(
             "Hook {hook} runs with a token of an admin (its token_owner); a member may not run it. \
@@ -367,10 +353,7 @@ pub(super) async fn event(
         Some(reference) => {
             let id = id_from(reference, "queues")
                 .ok_or_else(|| ApiError::BadRequest("queue: expected a queue URL".into()))?;
-            let owned = state
-                .store
-                .run(move |connection| queues::owned(connection, organization_id, &[id]))
-                .await?;
+            let owned = state.store.queues().owned(organization_id, &[id]).await?;
             if owned.is_empty() {
                 return Err(ApiError::BadRequest(format!(
                     "queue: no queue {id} in this organization"

@@ -140,6 +140,17 @@ impl From<crate::store::hooks::SaveError> for ApiError {
     }
 }
 
+impl From<crate::store::queues::QueueSaveError> for ApiError {
+    fn from(error: crate::store::queues::QueueSaveError) -> Self {
+        match error {
+            crate::store::queues::QueueSaveError::ForeignHook(hook) => {
+                ApiError::BadRequest(format!("hooks: no hook {hook} in this organization"))
+            }
+            crate::store::queues::QueueSaveError::Store(store) => store.into(),
+        }
+    }
+}
+
 impl From<super::throttle::Throttled> for ApiError {
     fn from(throttled: super::throttle::Throttled) -> Self {
         ApiError::Throttled {

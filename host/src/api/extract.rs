@@ -5,9 +5,7 @@ use axum::http::request::Parts;
 
 use super::auth::Caller;
 use super::error::ApiError;
-use super::AppState;
 use crate::model::id_in_range;
-use crate::store::StoreError;
 
 /// The numeric id in an object's path (`/hooks/{id}`); anything else, a number beyond
 /// [`MAX_ID`](crate::model::MAX_ID) included, is 404, as for an object that does not exist.
@@ -90,18 +88,10 @@ impl Owned for crate::store::queues::Queue {
     }
 }
 
-/// Fetches an object and answers 404 when it does not exist or is another organization's
-/// (the two are indistinguishable to the caller).
-pub async fn visible<T, F>(state: &AppState, caller: &Caller, fetch: F) -> Result<T, ApiError>
-where
-    T: Owned + Send + 'static,
-    F: FnOnce(&rusqlite::Connection) -> Result<Option<T>, StoreError> + Send + 'static,
-{
-    let caller = *caller;
-    state
-        .store
-        .run(move |connection| fetch(connection))
-        .await?
+/// The object the store found, if the caller may see it: 404 when it does not exist or is
+/// another organization's (the two are indistinguishable to the caller).
+pub fn visible<T: Owned>(caller: &Caller, found: Option<T>) -> Result<T, ApiError> {
+    found
         .filter(|object| caller.can_see(object.organization_id()))
         .ok_or(ApiError::NotFound)
 }

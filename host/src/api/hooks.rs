@@ -18,9 +18,17 @@ use super::AppState;
 use crate::dispatch::HookSecrets;
 use crate::model::hook::{self, Change, Hook, HookDraft, HookKind};
 use crate::model::now_rfc3339;
-use crate::store::hooks::{self as stored, SaveContext};
+use crate::store::hooks::{HookListFilter, HookOrder, SaveContext};
 use crate::store::modules::ModuleStatus;
-use crate::store::Page;
+
+/// The `ordering` values of the hooks list.
+const ORDERINGS: &[(&str, HookOrder)] = &[
+    ("id", HookOrder::Id),
+    ("name", HookOrder::Name),
+    ("type", HookOrder::Type),
+    ("active", HookOrder::Active),
+    ("events", HookOrder::Events),
+];
 
 #[derive(Debug, Deserialize)]
 pub(super) struct HookFilter {
@@ -97,10 +105,7 @@ async fn module_statuses(
     state: &AppState,
     organization: Option<u64>,
 ) -> ApiResult<HashMap<u64, ModuleStatus>> {
-    Ok(state
-        .store
-        .run(move |connection| crate::store::modules::statuses(connection, organization))
-        .await?)
+    Ok(state.store.modules().statuses(organization).await?)
 }
 
 /// A hook the caller may see.
@@ -147,69 +152,29 @@ pub(super) async fn list(
         .as_deref()
         .map(|text| flag("active", text))
         .transpose()?;
-    let ordering = filter.page.ordering().unwrap_or("id").to_owned();
-    let (descending, key) = match ordering.strip_prefix('-') {
-        Some(key) => (true, key.to_owned()),
-        None => (false, ordering.clone()),
-    };
-    if !["id", "name", "type", "active", "events"].contains(&key.as_str()) {
-        return Err(ApiError::BadRequest(format!(
-            "ordering: `{ordering}` is not one of id, name, type, active, events (with - to reverse)"
-        )));
-    }
+    let window = filter.page.validate_ordered(ORDERINGS)?.window();
     let only = caller.organization();
-    let mut hooks = state
-        .store
-        .run(move |connection| stored::all(connection, only))
-        .await?;
-    hooks.retain(|hook| {
-        id.is_none_or(|id| hook.id == id)
-            && filter
-                .name
-                .as_ref()
-                .is_none_or(|name| hook.spec.name == *name)
-            && filter
-                .hook_type
-                .as_ref()
-                .is_none_or(|kind| hook.spec.kind.hook_type().as_str() == *kind)
-            && queue.is_none_or(|queue| hook.spec.queues.contains(&queue))
-            && active.is_none_or(|active| hook.spec.active == active)
-            && filter
-                .extension_source
-                .as_ref()
-                .is_none_or(|source| hook.spec.document.extension_source == *source)
-            && filter.events.as_ref().is_none_or(|wanted| {
-                wanted
-                    .split(',')
-                    .all(|event| hook.spec.document.events.iter().any(|e| e == event))
-            })
-    });
-    hooks.sort_by(|a, b| {
-        let order = match key.as_str() {
-            "name" => a.spec.name.cmp(&b.spec.name),
-            "type" => a.spec.kind.hook_type().cmp(&b.spec.kind.hook_type()),
-            "active" => a.spec.active.cmp(&b.spec.active),
-            "events" => a.spec.document.events.cmp(&b.spec.document.events),
-            _ => a.id.cmp(&b.id),
-        }
-        .then(a.id.cmp(&b.id));
-        if descending {
-            order.reverse()
-        } else {
-            order
-        }
-    });
-    let window = request.window();
-    let total = hooks.len() as u64;
-    let rows: Vec<Hook> = hooks
-        .into_iter()
-        .skip(usize::try_from(window.offset).unwrap_or(usize::MAX))
-        .take(usize::try_from(window.limit).unwrap_or(usize::MAX))
-        .collect();
+    let wanted = HookListFilter {
+        organization: only,
+        id,
+        name: filter.name,
+        hook_type: filter.hook_type,
+        queue,
+        active,
+        extension_source: filter.extension_source,
+        events: filter
+            .events
+            .as_deref()
+            .map(|events| events.split(',').map(str::to_owned).collect())
+            .unwrap_or_default(),
+    };
+    let page = state.store.hooks().list(&wanted, window).await?;
     let statuses = module_statuses(&state, only).await?;
     let list_url = state.list_url("hooks");
+    // The links carry page and page_size only, not the ordering (as they always have for
+    // hooks): `request` is the page request without it.
     Ok(axum::Json(Paginated::new(
-        &Page { rows, total },
+        &page,
         request,
         &list_url,
         |hook| {
@@ -262,21 +227,15 @@ async fn save(
     let keys: Vec<String> = secrets.secrets.iter().map(|(key, _)| key.clone()).collect();
     let hook_id = existing.map(|hook| hook.id);
     let now = now_rfc3339();
-    let saved = state
-        .store
-        .run(move |connection| {
-            let context = SaveContext {
-                organization_id,
-                hook_id,
-                sealed_secrets: sealed.as_deref(),
-                secrets_keys: &keys,
-                author: Some(author),
-                now: &now,
-            };
-            Ok(stored::save(connection, &draft, &context))
-        })
-        .await??;
-    Ok(saved)
+    let context = SaveContext {
+        organization_id,
+        hook_id,
+        sealed_secrets: sealed,
+        secrets_keys: keys,
+        author: Some(author),
+        now,
+    };
+    Ok(state.store.hooks().save(draft, context).await?)
 }
 
 /// A private hook's write as it may be saved: `private` stays true, the hidden URL or
@@ -372,10 +331,7 @@ pub(super) async fn delete(
 ) -> ApiResult<StatusCode> {
     visible(&state, &caller, id).await?;
     caller.admin()?;
-    state
-        .store
-        .run(move |connection| stored::delete(connection, id))
-        .await?;
+    state.store.hooks().delete(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

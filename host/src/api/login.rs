@@ -24,7 +24,6 @@ use crate::accounts;
 use crate::model::now_rfc3339;
 use crate::model::unix_now;
 use crate::store::tokens::{self, Owner};
-use crate::store::users;
 
 /// How long a login token is valid: 162 hours, as Rossum's.
 pub const LOGIN_TOKEN_LIFETIME_S: i64 = 162 * 3600;
@@ -67,10 +66,10 @@ pub(super) async fn login(
     // for want of a place is not counted against the username or the address.
     let place = throttle.verification().await?;
     let attempt = throttle.admit(&credentials.username, peer, Instant::now())?;
-    let username = credentials.username.clone();
     let user = state
         .store
-        .run(move |connection| users::by_username(connection, &username))
+        .users()
+        .by_username(&credentials.username)
         .await?
         .filter(|user| user.is_active);
     // Verify against a real hash even for unknown users, so timing does not tell which
@@ -89,22 +88,14 @@ pub(super) async fn login(
     let user = user.filter(|_| verified).ok_or(ApiError::BadCredentials)?;
     throttle.succeeded(&attempt);
     let token = tokens::generate()?;
-    let key = token.clone();
     let expires_at = unix_now() + LOGIN_TOKEN_LIFETIME_S;
     let created_at = now_rfc3339();
     state
         .store
-        .run(move |connection| {
-            tokens::insert(
-                connection,
-                &token,
-                Owner::User(user.id),
-                Some(expires_at),
-                &created_at,
-            )
-        })
+        .tokens()
+        .insert(&token, Owner::User(user.id), Some(expires_at), &created_at)
         .await?;
-    Ok(axum::Json(json!({ "key": key, "domain": null })))
+    Ok(axum::Json(json!({ "key": token, "domain": null })))
 }
 
 pub(super) async fn logout(
@@ -117,11 +108,8 @@ pub(super) async fn logout(
         // the operator a token.
         return Err(ApiError::ForbiddenBecause(OPERATOR_LOGOUT.into()));
     }
-    let token = bearer(&headers).ok_or(ApiError::Unauthorized)?.to_owned();
-    state
-        .store
-        .run(move |connection| tokens::delete(connection, &token))
-        .await?;
+    let token = bearer(&headers).ok_or(ApiError::Unauthorized)?;
+    state.store.tokens().delete(token).await?;
     Ok(axum::Json(json!({ "detail": "Successfully logged out." })))
 }
 

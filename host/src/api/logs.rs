@@ -10,7 +10,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{parse_id, Params};
 use super::AppState;
 use crate::model::{format_rfc3339, RunLog};
-use crate::store::run_logs::{self, RunLogFilter};
+use crate::store::run_logs::RunLogFilter;
 
 /// Entries per answer unless asked, and at most.
 const MAX_PAGE_SIZE: u64 = 100;
@@ -142,10 +142,7 @@ pub(super) async fn list(
 ) -> ApiResult<axum::Json<Value>> {
     let mut filter = filter_from(pairs)?;
     filter.organization = caller.organization();
-    let logs = state
-        .store
-        .run(move |connection| run_logs::query(connection, &filter))
-        .await?;
+    let logs = state.store.run_logs().query(filter).await?;
     let results: Vec<Value> = logs.iter().map(render).collect();
     Ok(axum::Json(json!({ "results": results })))
 }

@@ -12,7 +12,15 @@ use super::pagination::{list_page, PageQuery, Paginated};
 use super::AppState;
 use crate::modules::ModuleError;
 use crate::runtime::{LoadError, DEFAULT_MAX_MODULE_BYTES};
-use crate::store::modules::{self, DeleteOutcome, Module};
+use crate::store::modules::{DeleteOutcome, Module, ModuleOrder, ModuleStatus};
+
+/// The `ordering` values of the modules list.
+const ORDERINGS: &[(&str, ModuleOrder)] = &[
+    ("id", ModuleOrder::Id),
+    ("name", ModuleOrder::Name),
+    ("size", ModuleOrder::Size),
+    ("created_at", ModuleOrder::CreatedAt),
+];
 
 /// The largest upload body: the largest module plus room for multipart framing.
 pub const MAX_UPLOAD_BYTES: usize = DEFAULT_MAX_MODULE_BYTES + 64 * 1024;
@@ -208,10 +216,7 @@ pub(super) async fn upload(
     if bytes.len() > DEFAULT_MAX_MODULE_BYTES {
         return Err(too_large());
     }
-    let (count, used) = state
-        .store
-        .run(move |connection| modules::usage(connection, organization_id))
-        .await?;
+    let (count, used) = state.store.modules().usage(organization_id).await?;
     if count >= state.quotas.modules {
         return Err(ApiError::Conflict(format!(
             "the organization has {count} modules, its limit; delete one first"
@@ -235,7 +240,7 @@ pub(super) async fn upload(
             ModuleError::Refused(refused) => refused.into(),
             other => ApiError::Internal(other.to_string()),
         })?;
-    let status = if module.status == modules::ModuleStatus::Pending {
+    let status = if module.status == ModuleStatus::Pending {
         StatusCode::ACCEPTED
     } else {
         StatusCode::CREATED
@@ -249,22 +254,20 @@ pub(super) async fn list(
     Params(query): Params<PageQuery>,
 ) -> ApiResult<axum::Json<Paginated>> {
     let only = caller.organization();
+    let store = &state.store;
     list_page(
         &state,
         "modules",
         &query,
-        &["id", "name", "size", "created_at"],
-        move |connection, window| modules::list(connection, only, window),
+        ORDERINGS,
+        move |window| async move { store.modules().list(only, window).await },
         |row| render(&state, row),
     )
     .await
 }
 
 async fn visible(state: &AppState, caller: &Caller, id: u64) -> ApiResult<Module> {
-    super::extract::visible(state, caller, move |connection| {
-        modules::get(connection, id)
-    })
-    .await
+    super::extract::visible(caller, state.store.modules().get(id).await?)
 }
 
 pub(super) async fn show(
@@ -283,11 +286,7 @@ pub(super) async fn delete(
 ) -> ApiResult<StatusCode> {
     let module = visible(&state, &caller, id).await?;
     caller.admin()?;
-    let sha256 = module.sha256.clone();
-    let outcome = state
-        .store
-        .run(move |connection| modules::delete(connection, &module))
-        .await?;
+    let outcome = state.store.modules().delete(&module).await?;
     match outcome {
         DeleteOutcome::InUse(hooks) => {
             let urls: Vec<String> = hooks.iter().map(|id| state.url("hooks", *id)).collect();
@@ -298,7 +297,7 @@ pub(super) async fn delete(
         }
         DeleteOutcome::Deleted { last_copy } => {
             if last_copy {
-                state.library.forget(&sha256);
+                state.library.forget(&module.sha256);
             }
             Ok(StatusCode::NO_CONTENT)
         }

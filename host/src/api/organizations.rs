@@ -12,7 +12,13 @@ use super::json::Json;
 use super::pagination::{list_page, PageQuery, Paginated};
 use super::AppState;
 use crate::model::now_rfc3339;
-use crate::store::organizations::{self, Organization};
+use crate::store::organizations::{Organization, OrganizationOrder};
+
+/// The `ordering` values of the organizations list.
+const ORDERINGS: &[(&str, OrganizationOrder)] = &[
+    ("id", OrganizationOrder::Id),
+    ("name", OrganizationOrder::Name),
+];
 
 /// The longest name accepted.
 const MAX_NAME_CHARS: usize = 200;
@@ -50,7 +56,8 @@ pub(super) async fn create(
     let created_at = now_rfc3339();
     let organization = state
         .store
-        .run(move |connection| organizations::create(connection, &name, &created_at))
+        .organizations()
+        .create(&name, &created_at)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -64,12 +71,13 @@ pub(super) async fn list(
     Params(query): Params<PageQuery>,
 ) -> ApiResult<axum::Json<Paginated>> {
     let only = caller.organization();
+    let store = &state.store;
     list_page(
         &state,
         "organizations",
         &query,
-        &["id", "name"],
-        move |connection, window| organizations::list(connection, only, window),
+        ORDERINGS,
+        move |window| async move { store.organizations().list(only, window).await },
         |row| render(&state, row),
     )
     .await
@@ -85,7 +93,8 @@ pub(super) async fn show(
     }
     let organization = state
         .store
-        .run(move |connection| organizations::get(connection, id))
+        .organizations()
+        .get(id)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(axum::Json(render(&state, &organization)))

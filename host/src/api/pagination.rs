@@ -10,12 +10,14 @@
 //! ask past the end, so they do not see the difference, and the empty page keeps every
 //! well-formed page request a 200 (as it was before the cap).
 
+use std::future::Future;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::error::ApiError;
 use crate::model::MAX_ID;
-use crate::store::{Page, Window};
+use crate::store::{Page, StoreError, Window};
 
 /// Rows per page unless asked.
 pub const DEFAULT_PAGE_SIZE: u64 = 20;
@@ -30,19 +32,22 @@ pub struct PageQuery {
     ordering: Option<String>,
 }
 
-/// A validated page request.
+/// A validated page request; `K` is the list's sort key in the store (`()` for a request
+/// whose `ordering` was not read).
 #[derive(Debug, Clone, Copy)]
-pub struct PageRequest {
+pub struct PageRequest<K> {
     page: u64,
     size: u64,
-    order_by: &'static str,
+    /// The `ordering` name as the links repeat it; `id` when none was asked.
+    ordering: &'static str,
+    order_by: K,
     descending: bool,
 }
 
 impl PageQuery {
     /// Validates the parameters: positive integers; a size above [`MAX_PAGE_SIZE`] is
-    /// served as that.
-    pub fn validate(&self) -> Result<PageRequest, ApiError> {
+    /// served as that. `ordering` is not read.
+    pub fn validate(&self) -> Result<PageRequest<()>, ApiError> {
         let parse = |name: &str, text: &Option<String>, default: u64| match text.as_deref() {
             None | Some("") => Ok(default),
             Some(text) => match text.parse::<u64>() {
@@ -57,29 +62,45 @@ impl PageQuery {
         Ok(PageRequest {
             page,
             size,
-            order_by: "id",
+            ordering: "id",
+            order_by: (),
             descending: false,
         })
     }
 
-    /// Validates the parameters and `ordering` (a field of `allowed`, `-` first to reverse).
-    pub fn validate_ordered(&self, allowed: &[&'static str]) -> Result<PageRequest, ApiError> {
-        let mut request = self.validate()?;
+    /// Validates the parameters and `ordering`: one of the names of `allowed`, `-` first
+    /// to reverse, mapped to the store's sort key it stands for; none asked is the key's
+    /// default (by id).
+    pub fn validate_ordered<K: Copy + Default>(
+        &self,
+        allowed: &[(&'static str, K)],
+    ) -> Result<PageRequest<K>, ApiError> {
+        let unordered = self.validate()?;
+        let mut request = PageRequest {
+            page: unordered.page,
+            size: unordered.size,
+            ordering: unordered.ordering,
+            order_by: K::default(),
+            descending: false,
+        };
         if let Some(ordering) = self.ordering() {
             let (descending, name) = match ordering.strip_prefix('-') {
                 Some(name) => (true, name),
                 None => (false, ordering),
             };
-            request.order_by = allowed
+            let (name, key) = allowed
                 .iter()
-                .find(|column| **column == name)
+                .find(|(candidate, _)| *candidate == name)
                 .copied()
                 .ok_or_else(|| {
+                    let names: Vec<&str> = allowed.iter().map(|(known, _)| *known).collect();
                     ApiError::BadRequest(format!(
                         "ordering: `{ordering}` is not one of {} (with - to reverse)",
-                        allowed.join(", ")
+                        names.join(", ")
                     ))
                 })?;
+            request.ordering = name;
+            request.order_by = key;
             request.descending = descending;
         }
         Ok(request)
@@ -93,10 +114,11 @@ impl PageQuery {
     }
 }
 
-impl PageRequest {
-    /// The rows to fetch. An offset beyond SQLite's integers (a page no list reaches) is
-    /// capped at the largest one, which is past every row: an empty page.
-    pub fn window(&self) -> Window {
+impl<K: Copy> PageRequest<K> {
+    /// The rows to fetch, in the order asked. An offset beyond SQLite's integers (a page
+    /// no list reaches) is capped at the largest one, which is past every row: an empty
+    /// page.
+    pub fn window(&self) -> Window<K> {
         let offset = self
             .page
             .checked_sub(1)
@@ -127,15 +149,16 @@ struct Pagination {
 }
 
 impl Paginated {
-    /// A page of results; `list_url` is the list's own URL (for next and previous).
-    pub fn new<T>(
+    /// A page of results; `list_url` is the list's own URL (for next and previous, which
+    /// repeat the request's `ordering`).
+    pub fn new<T, K>(
         page: &Page<T>,
-        request: PageRequest,
+        request: PageRequest<K>,
         list_url: &str,
         render: impl Fn(&T) -> Value,
     ) -> Self {
         let total_pages = page.total.div_ceil(request.size).max(1);
-        let ordering = match (request.order_by, request.descending) {
+        let ordering = match (request.ordering, request.descending) {
             ("id", false) => String::new(),
             (column, descending) => {
                 format!("&ordering={}{column}", if descending { "-" } else { "" })
@@ -159,28 +182,23 @@ impl Paginated {
     }
 }
 
-/// A list answer: validates the page request, fetches the page on the store's thread and
-/// renders each row. Every resource's list handler is this with its own fetch and render.
-pub async fn list_page<T, F>(
+/// A list answer: validates the page request (its `ordering` one of `orderings`), fetches
+/// the page from the store with the window asked, and renders each row. Every resource's
+/// plain list handler is this with its own fetch (a store list method) and render.
+pub async fn list_page<T, K, Fetched>(
     state: &super::AppState,
     collection: &str,
     query: &PageQuery,
-    orderings: &[&'static str],
-    fetch: F,
+    orderings: &[(&'static str, K)],
+    fetch: impl FnOnce(Window<K>) -> Fetched,
     render: impl Fn(&T) -> Value,
 ) -> Result<axum::Json<Paginated>, ApiError>
 where
-    T: Send + 'static,
-    F: FnOnce(&rusqlite::Connection, Window) -> Result<Page<T>, crate::store::StoreError>
-        + Send
-        + 'static,
+    K: Copy + Default,
+    Fetched: Future<Output = Result<Page<T>, StoreError>>,
 {
     let request = query.validate_ordered(orderings)?;
-    let window = request.window();
-    let page = state
-        .store
-        .run(move |connection| fetch(connection, window))
-        .await?;
+    let page = fetch(request.window()).await?;
     Ok(axum::Json(Paginated::new(
         &page,
         request,
@@ -193,7 +211,7 @@ where
 mod tests {
     use super::*;
 
-    fn request(page: &str) -> Result<PageRequest, ApiError> {
+    fn request(page: &str) -> Result<PageRequest<()>, ApiError> {
         PageQuery {
             page: Some(page.to_owned()),
             page_size: Some("100".to_owned()),

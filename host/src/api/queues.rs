@@ -13,8 +13,10 @@ use super::pagination::{list_page, PageQuery, Paginated};
 use super::{id_from, AppState};
 use crate::model::hook::MAX_METADATA_BYTES;
 use crate::model::now_rfc3339;
-use crate::store::queues::{self, Queue};
-use crate::store::StoreError;
+use crate::store::queues::{Queue, QueueOrder, QueueWrite};
+
+/// The `ordering` values of the queues list.
+const ORDERINGS: &[(&str, QueueOrder)] = &[("id", QueueOrder::Id), ("name", QueueOrder::Name)];
 
 /// A queue as written; every field optional so that PATCH can send any of them.
 #[derive(Debug, Deserialize)]
@@ -82,25 +84,6 @@ fn hook_ids(body: &QueueBody) -> ApiResult<Option<Vec<u64>>> {
         .map(Some)
 }
 
-/// Sets a queue's hooks after checking they are the organization's.
-fn set_hooks(
-    connection: &rusqlite::Connection,
-    organization_id: u64,
-    queue_id: u64,
-    hooks: &[u64],
-) -> Result<Result<(), String>, StoreError> {
-    for hook in hooks {
-        let owned = connection
-            .prepare_cached("SELECT 1 FROM hooks WHERE id = ?1 AND organization_id = ?2")?
-            .exists(rusqlite::params![hook, organization_id])?;
-        if !owned {
-            return Ok(Err(format!("hooks: no hook {hook} in this organization")));
-        }
-    }
-    queues::set_hooks(connection, queue_id, hooks)?;
-    Ok(Ok(()))
-}
-
 pub(super) async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -115,21 +98,16 @@ pub(super) async fn create(
     let metadata = body.metadata.clone().unwrap_or_default();
     check_metadata(&metadata)?;
     let hooks = hook_ids(&body)?.unwrap_or_default();
-    let now = now_rfc3339();
+    let write = QueueWrite {
+        name,
+        metadata,
+        hooks: Some(hooks),
+    };
     let queue = state
         .store
-        .run(move |connection| {
-            let transaction = connection.transaction()?;
-            let queue = queues::create(&transaction, organization_id, &name, &metadata, &now)?;
-            if let Err(message) = set_hooks(&transaction, organization_id, queue.id, &hooks)? {
-                return Ok(Err(message));
-            }
-            let queue = queues::get(&transaction, queue.id)?;
-            transaction.commit()?;
-            Ok(Ok(queue))
-        })
+        .queues()
+        .create(organization_id, write, &now_rfc3339())
         .await?
-        .map_err(ApiError::BadRequest)?
         .ok_or(ApiError::NotFound)?;
     Ok((StatusCode::CREATED, axum::Json(render(&state, &queue))))
 }
@@ -140,19 +118,20 @@ pub(super) async fn list(
     Params(query): Params<PageQuery>,
 ) -> ApiResult<axum::Json<Paginated>> {
     let only = caller.organization();
+    let store = &state.store;
     list_page(
         &state,
         "queues",
         &query,
-        &["id", "name"],
-        move |connection, window| queues::list(connection, only, window),
+        ORDERINGS,
+        move |window| async move { store.queues().list(only, window).await },
         |row| render(&state, row),
     )
     .await
 }
 
 async fn visible(state: &AppState, caller: &Caller, id: u64) -> ApiResult<Queue> {
-    super::extract::visible(state, caller, move |connection| queues::get(connection, id)).await
+    super::extract::visible(caller, state.store.queues().get(id).await?)
 }
 
 pub(super) async fn show(
@@ -179,24 +158,16 @@ pub(super) async fn update(
     };
     let metadata = body.metadata.clone().unwrap_or(queue.metadata.clone());
     check_metadata(&metadata)?;
-    let hooks = hook_ids(&body)?;
-    let now = now_rfc3339();
+    let write = QueueWrite {
+        name,
+        metadata,
+        hooks: hook_ids(&body)?,
+    };
     let queue = state
         .store
-        .run(move |connection| {
-            let transaction = connection.transaction()?;
-            queues::update(&transaction, id, &name, &metadata, &now)?;
-            if let Some(hooks) = hooks {
-                if let Err(message) = set_hooks(&transaction, organization_id, id, &hooks)? {
-                    return Ok(Err(message));
-                }
-            }
-            let queue = queues::get(&transaction, id)?;
-            transaction.commit()?;
-            Ok(Ok(queue))
-        })
+        .queues()
+        .update(organization_id, id, write, &now_rfc3339())
         .await?
-        .map_err(ApiError::BadRequest)?
         .ok_or(ApiError::NotFound)?;
     Ok(axum::Json(render(&state, &queue)))
 }
@@ -208,9 +179,6 @@ pub(super) async fn delete(
 ) -> ApiResult<StatusCode> {
     visible(&state, &caller, id).await?;
     caller.admin()?;
-    state
-        .store
-        .run(move |connection| queues::delete(connection, id))
-        .await?;
+    state.store.queues().delete(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -13,9 +13,11 @@ use super::pagination::{PageQuery, Paginated};
 use super::{id_from, AppState};
 use crate::accounts;
 use crate::model::now_rfc3339;
-use crate::store::organizations;
-use crate::store::users::{self, NewUser, User};
+use crate::store::users::{NewUser, User, UserOrder};
 use crate::store::Page;
+
+/// The `ordering` values of the users list.
+const ORDERINGS: &[(&str, UserOrder)] = &[("id", UserOrder::Id), ("username", UserOrder::Username)];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,23 +108,19 @@ pub(super) async fn create(
             other => ApiError::BadRequest(other.to_string()),
         })?;
     let created_at = now_rfc3339();
+    let new_user = NewUser {
+        organization_id,
+        username: &body.username,
+        password_hash: &password_hash,
+        role: &role,
+        first_name: &body.first_name,
+        last_name: &body.last_name,
+        email: &body.email,
+    };
     let user = state
         .store
-        .run(move |connection| {
-            if organizations::get(connection, organization_id)?.is_none() {
-                return Ok(None);
-            }
-            let user = NewUser {
-                organization_id,
-                username: &body.username,
-                password_hash: &password_hash,
-                role: &role,
-                first_name: &body.first_name,
-                last_name: &body.last_name,
-                email: &body.email,
-            };
-            users::create(connection, &user, &created_at).map(Some)
-        })
+        .users()
+        .create(&new_user, &created_at)
         .await?
         .ok_or_else(|| ApiError::BadRequest("organization: no such organization".into()))?;
     Ok((StatusCode::CREATED, axum::Json(render(&state, &user))))
@@ -133,7 +131,7 @@ pub(super) async fn list(
     caller: Caller,
     Params(filter): Params<UserFilter>,
 ) -> ApiResult<axum::Json<Paginated>> {
-    let request = filter.page.validate_ordered(&["id", "username"])?;
+    let request = filter.page.validate_ordered(ORDERINGS)?;
     let asked = super::extract::id_filter("organization", filter.organization.as_deref())?;
     let organization = match (caller.organization(), asked) {
         (Some(own), Some(asked)) if own != asked => None,
@@ -149,7 +147,8 @@ pub(super) async fn list(
         Some(organization) => {
             state
                 .store
-                .run(move |connection| users::list(connection, organization, request.window()))
+                .users()
+                .list(organization, request.window())
                 .await?
         }
     };
@@ -166,7 +165,8 @@ pub(super) async fn show(
 ) -> ApiResult<axum::Json<Value>> {
     let user = state
         .store
-        .run(move |connection| users::get(connection, id))
+        .users()
+        .get(id)
         .await?
         .filter(|user| caller.can_see(user.organization_id))
         .ok_or(ApiError::NotFound)?;

@@ -25,7 +25,7 @@ use crate::modules::{ModuleError, ModuleLibrary};
 use crate::outbound::Outbound;
 use crate::runtime::{CallLimits, LoadedModule, NetworkGrant};
 use crate::sealing::{Sealer, SealingError};
-use crate::store::{queues, tokens, Store, StoreError};
+use crate::store::{tokens, Store, StoreError};
 use crate::trace_context::TRACE;
 
 const MIB: u64 = 1024 * 1024;
@@ -345,7 +345,7 @@ impl Dispatcher {
             let _pending = Held::on(|metrics| metrics.deliveries_pending.clone());
             tokio::time::sleep(self.settings.retry_delay(attempt)).await;
         };
-        if let Some(token) = token {
+        if let Some(token) = &token {
             self.expire_token(token, hook.spec.token_lifetime_s())
                 .await?;
         }
@@ -446,15 +446,7 @@ impl Dispatcher {
             Some(queue) => vec![queue],
             None => hook.spec.queues.clone(),
         };
-        let found = self
-            .store
-            .run(move |connection| {
-                wanted
-                    .iter()
-                    .filter_map(|id| queues::get(connection, *id).transpose())
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .await?;
+        let found = self.store.queues().by_ids(&wanted).await?;
         let url = |collection: &str, id: u64| format!("{}/api/v1/{collection}/{id}", self.base_url);
         let rendered: Vec<Value> = found
             .iter()
@@ -485,29 +477,18 @@ impl Dispatcher {
         let token = tokens::generate()?;
         let expires_at = crate::model::unix_now()
             .saturating_add(i64::try_from(timeout.as_secs() + lifetime_s + 1).unwrap_or(i64::MAX));
-        let stored = token.clone();
         let created_at = crate::model::now_rfc3339();
         self.store
-            .run(move |connection| {
-                tokens::insert_for_hook(
-                    connection,
-                    &stored,
-                    owner,
-                    hook_id,
-                    expires_at,
-                    &created_at,
-                )
-            })
+            .tokens()
+            .insert_for_hook(&token, owner, hook_id, expires_at, &created_at)
             .await?;
         Ok(token)
     }
 
-    async fn expire_token(&self, token: String, lifetime_s: u64) -> Result<(), StoreError> {
+    async fn expire_token(&self, token: &str, lifetime_s: u64) -> Result<(), StoreError> {
         let expires_at =
             crate::model::unix_now().saturating_add(i64::try_from(lifetime_s).unwrap_or(i64::MAX));
-        self.store
-            .run(move |connection| tokens::set_expiry(connection, &token, expires_at))
-            .await
+        self.store.tokens().set_expiry(token, expires_at).await
     }
 
     /// Runs every hook of `hooks` (an organization's) that subscribes to the event (and the

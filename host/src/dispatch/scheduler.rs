@@ -18,7 +18,6 @@ use super::Dispatcher;
 use crate::model::hook::Hook;
 use crate::model::schedule::Schedule;
 use crate::model::EventAction;
-use crate::store::{hooks, schedules};
 
 /// Where the scheduler reads the time.
 #[derive(Debug, Clone)]
@@ -83,7 +82,7 @@ async fn pass(
     now: DateTime<Utc>,
     checked: &mut Checked,
 ) -> Result<(), crate::store::StoreError> {
-    let rows = dispatcher.store().run(hooks::schedules).await?;
+    let rows = dispatcher.store().hooks().schedules().await?;
     checked.retain(|id, _| rows.iter().any(|row| row.hook_id == *id));
     for row in rows {
         let Ok(schedule) = Schedule::saved(&row.expression) else {
@@ -98,12 +97,10 @@ async fn pass(
         let counted_from = DateTime::parse_from_rfc3339(&row.modified_at)
             .map(|time| time.with_timezone(&Utc))
             .unwrap_or(now);
-        let (hook_id, expression) = (row.hook_id, row.expression.clone());
         let due = dispatcher
             .store()
-            .run(move |connection| {
-                schedules::claim(connection, hook_id, &expression, latest, counted_from)
-            })
+            .schedules()
+            .claim(row.hook_id, &row.expression, latest, counted_from)
             .await?;
         checked.insert(row.hook_id, (row.expression, latest));
         if due {

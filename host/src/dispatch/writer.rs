@@ -10,7 +10,7 @@
 use tokio::sync::{mpsc, oneshot};
 
 use crate::model::RunLog;
-use crate::store::run_logs::{self, RunLogRow};
+use crate::store::run_logs::RunLogRow;
 use crate::store::Store;
 
 /// The most logs written in one transaction.
@@ -69,7 +69,8 @@ fn write_batches(store: &Store, mut receiver: mpsc::Receiver<(RunLogRow, Ack)>) 
         }
         let started = std::time::Instant::now();
         let result = store
-            .run_here(|connection| run_logs::insert_batch(connection, &rows))
+            .run_logs()
+            .insert_batch_blocking(&rows)
             .map_err(|error| error.to_string());
         if let Some(metrics) = crate::metrics::metrics() {
             metrics

@@ -20,7 +20,7 @@ use crate::metrics::{metrics, CompileLabels, Held};
 use crate::model::now_rfc3339;
 use crate::runtime::precheck::{precheck, ModuleBounds};
 use crate::runtime::{Digest, LoadError, LoadedModule, Runtime};
-use crate::store::modules::{self, Inspected, Module, ModuleStatus};
+use crate::store::modules::{Inspected, Module, ModuleStatus};
 use crate::store::{Store, StoreError};
 use gate::{CompileGate, CompileRefused, Queued};
 
@@ -172,20 +172,17 @@ impl ModuleLibrary {
         };
         self.write_file(&sha256, &bytes).await?;
         let created_at = now_rfc3339();
-        let row_sha = sha256.clone();
         let module = self
             .store
-            .run(move |connection| {
-                modules::create(
-                    connection,
-                    organization_id,
-                    &name,
-                    &row_sha,
-                    size,
-                    inspected.as_ref(),
-                    &created_at,
-                )
-            })
+            .modules()
+            .create(
+                organization_id,
+                &name,
+                &sha256,
+                size,
+                inspected.as_ref(),
+                &created_at,
+            )
             .await?;
         match queued {
             Some(queued) if module.status == ModuleStatus::Pending => {
@@ -230,12 +227,7 @@ impl ModuleLibrary {
         let sha256 = module.sha256.clone();
         let library = Arc::clone(self);
         tokio::spawn(async move {
-            let marking = sha256.clone();
-            if store
-                .run(move |connection| modules::mark_pending(connection, &marking))
-                .await
-                .is_ok()
-            {
+            if store.modules().mark_pending(&sha256).await.is_ok() {
                 if let Ok(queued) = library.gate.queue(INSTALLATION) {
                     library.compile_in_background(sha256, queued);
                 }
@@ -248,7 +240,8 @@ impl ModuleLibrary {
     pub async fn resume(self: &Arc<Self>) -> Result<(), ModuleError> {
         let pending = self
             .store
-            .run(|connection| modules::digests_with_status(connection, ModuleStatus::Pending))
+            .modules()
+            .digests_with_status(ModuleStatus::Pending)
             .await?;
         for sha256 in pending {
             let queued = self.gate.queue(INSTALLATION)?;
@@ -303,13 +296,11 @@ impl ModuleLibrary {
         if result.is_err() {
             self.gate.refused(organization);
         }
-        let sha256 = sha256.to_owned();
-        self.store
-            .run(move |connection| match result {
-                Ok(inspected) => modules::mark_ready(connection, &sha256, &inspected),
-                Err(error) => modules::mark_failed(connection, &sha256, &error.to_string()),
-            })
-            .await?;
+        let modules = self.store.modules();
+        match result {
+            Ok(inspected) => modules.mark_ready(sha256, &inspected).await?,
+            Err(error) => modules.mark_failed(sha256, &error.to_string()).await?,
+        }
         Ok(())
     }
 

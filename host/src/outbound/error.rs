@@ -242,7 +242,7 @@ mod tests {
         });
         let mut by_source =
             std::iter::successors(Some(&chain as &(dyn Error + 'static)), |cause| {
-                cause.source()
+                (*cause).source()
             });
         assert!(!by_source.any(|cause| cause.is::<ResolveRefusal>()));
     }

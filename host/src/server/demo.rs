@@ -11,9 +11,9 @@ use crate::accounts;
 use crate::api::AppState;
 use crate::model::hook::parse_draft;
 use crate::model::now_rfc3339;
-use crate::store::hooks::{self, SaveContext};
-use crate::store::users::{self, NewUser};
-use crate::store::{organizations, queues, tokens, Window};
+use crate::store::hooks::SaveContext;
+use crate::store::tokens::{self, Owner};
+use crate::store::users::NewUser;
 
 /// The demo admin's username.
 pub const DEMO_USER: &str = "demo-admin";
@@ -38,56 +38,35 @@ pub async fn create(state: &AppState, module_path: &Path) -> anyhow::Result<Anno
         .await
         .context("the demo module check stopped")?
         .with_context(|| format!("the demo module {} was refused", module_path.display()))?;
-    let existing = state
-        .store
-        .run(|connection| users::by_username(connection, DEMO_USER))
-        .await?;
+    let existing = state.store.users().by_username(DEMO_USER).await?;
     let (organization_id, user_id, password) = match existing {
         Some(user) => (user.organization_id, user.id, None),
         None => {
             let password = tokens::generate()?[..20].to_owned();
             let hash = accounts::hash_password(&password)
                 .map_err(|error| anyhow::anyhow!("cannot hash the demo password: {error}"))?;
-            let now = now_rfc3339();
+            let admin = NewUser {
+                // Not read: the new organization's id is used.
+                organization_id: 0,
+                username: DEMO_USER,
+                password_hash: &hash,
+                role: "admin",
+                first_name: "Demo",
+                last_name: "Admin",
+                email: "",
+            };
             let user = state
                 .store
-                .run(move |connection| {
-                    let organization = organizations::create(connection, "Demo", &now)?;
-                    users::create(
-                        connection,
-                        &NewUser {
-                            organization_id: organization.id,
-                            username: DEMO_USER,
-                            password_hash: &hash,
-                            role: "admin",
-                            first_name: "Demo",
-                            last_name: "Admin",
-                            email: "",
-                        },
-                        &now,
-                    )
-                })
+                .users()
+                .create_with_organization("Demo", &admin, &now_rfc3339())
                 .await?;
             (user.organization_id, user.id, Some(password))
         }
     };
-    let now = now_rfc3339();
     let queue_id = state
         .store
-        .run(move |connection| {
-            let page = queues::list(connection, Some(organization_id), Window::first(1))?;
-            match page.rows.first() {
-                Some(queue) => Ok(queue.id),
-                None => queues::create(
-                    connection,
-                    organization_id,
-                    "Invoices",
-                    &Default::default(),
-                    &now,
-                )
-                .map(|queue| queue.id),
-            }
-        })
+        .queues()
+        .first_or_create(organization_id, "Invoices", &now_rfc3339())
         .await?;
     let hook_id = match find_hook(state, organization_id).await? {
         Some(id) => id,
@@ -107,39 +86,28 @@ pub async fn create(state: &AppState, module_path: &Path) -> anyhow::Result<Anno
             });
             let input = input.as_object().cloned().unwrap_or_default();
             let draft = parse_draft(&input, &state.bounds)?;
-            let now = now_rfc3339();
-            state
-                .store
-                .run(move |connection| {
-                    let context = SaveContext {
-                        organization_id,
-                        hook_id: None,
-                        sealed_secrets: None,
-                        secrets_keys: &[],
-                        author: Some(user_id),
-                        now: &now,
-                    };
-                    Ok(hooks::save(connection, &draft, &context))
-                })
-                .await??
-                .id
+            let context = SaveContext {
+                organization_id,
+                hook_id: None,
+                sealed_secrets: None,
+                secrets_keys: Vec::new(),
+                author: Some(user_id),
+                now: now_rfc3339(),
+            };
+            state.store.hooks().save(draft, context).await?.id
         }
     };
     let token = tokens::generate()?;
-    let stored = token.clone();
     let expires_at = crate::model::unix_now() + TOKEN_LIFETIME_S;
-    let now = now_rfc3339();
     state
         .store
-        .run(move |connection| {
-            tokens::insert(
-                connection,
-                &stored,
-                tokens::Owner::User(user_id),
-                Some(expires_at),
-                &now,
-            )
-        })
+        .tokens()
+        .insert(
+            &token,
+            Owner::User(user_id),
+            Some(expires_at),
+            &now_rfc3339(),
+        )
         .await?;
     let mut lines = vec![format!(
         "demo: organization {organization_id}, queue {queue_id}, hook {hook_id}"
@@ -173,10 +141,7 @@ impl Announcement {
 }
 
 async fn find_hook(state: &AppState, organization_id: u64) -> anyhow::Result<Option<u64>> {
-    let hooks = state
-        .store
-        .run(move |connection| hooks::all(connection, Some(organization_id)))
-        .await?;
+    let hooks = state.store.organization_hooks(organization_id).await?;
     Ok(hooks
         .iter()
         .find(|hook| hook.spec.name == DEMO_HOOK)

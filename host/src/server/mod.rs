@@ -25,7 +25,7 @@ use crate::modules::ModuleLibrary;
 use crate::outbound::Outbound;
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::sealing::Sealer;
-use crate::store::{run_logs, tokens, Store};
+use crate::store::{Expired, Store};
 pub use config::ServerConfig;
 
 /// The database file inside the data directory.
@@ -224,16 +224,11 @@ async fn housekeeping(store: Store, retention_days: u64) {
             .unwrap_or(std::time::UNIX_EPOCH);
         let cutoff = crate::model::format_rfc3339(cutoff);
         let now = crate::model::unix_now();
-        let result = store
-            .run(move |connection| {
-                let logs = run_logs::delete_before(connection, &cutoff)?;
-                let tokens = tokens::delete_expired(connection, now)?;
-                Ok((logs, tokens))
-            })
-            .await;
-        match result {
-            Ok((0, _)) => {}
-            Ok((logs, _)) => tracing::info!("deleted {logs} run logs past their retention"),
+        match store.delete_expired(&cutoff, now).await {
+            Ok(Expired { run_logs: 0, .. }) => {}
+            Ok(Expired { run_logs, .. }) => {
+                tracing::info!("deleted {run_logs} run logs past their retention");
+            }
             Err(error) => tracing::warn!("housekeeping failed: {error}"),
         }
         tokio::time::sleep(HOUSEKEEPING_EVERY).await;
@@ -245,17 +240,9 @@ async fn housekeeping(store: Store, retention_days: u64) {
 /// token that was shown once; a start that failed earlier wrote no token, and the next
 /// start generates and shows one.
 async fn ensure_operator(store: &Store, configured: Option<String>) -> anyhow::Result<()> {
-    let created_at = now_rfc3339();
     let generated = store
-        .run(move |connection| match configured {
-            Some(token) => tokens::replace_operator(connection, &token, &created_at).map(|()| None),
-            None if tokens::operator_exists(connection)? => Ok(None),
-            None => {
-                let token = tokens::generate()?;
-                tokens::replace_operator(connection, &token, &created_at)?;
-                Ok(Some(token))
-            }
-        })
+        .tokens()
+        .ensure_operator(configured, &now_rfc3339())
         .await?;
     if let Some(token) = generated {
         // Printed once: only its hash is stored.
@@ -309,12 +296,7 @@ pub fn rotate_operator_token(data_dir: &std::path::Path) -> anyhow::Result<Strin
     }
     let _lock = lock_data_dir(data_dir)?;
     let store = Store::open(&database).context("cannot open the database")?;
-    let created_at = now_rfc3339();
-    let token = store.run_here(|connection| {
-        let token = tokens::generate()?;
-        tokens::replace_operator(connection, &token, &created_at)?;
-        Ok(token)
-    })?;
+    let token = store.tokens().rotate_operator_blocking(&now_rfc3339())?;
     Ok(token)
 }
 

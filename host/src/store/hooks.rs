@@ -6,8 +6,61 @@ use std::collections::{HashMap, HashSet};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use super::StoreError;
+use super::{Page, Store, StoreError, Window};
 use crate::model::hook::{Hook, HookDraft, HookError, HookSpec};
+
+pub use super::hook_list::{HookListFilter, HookOrder};
+
+impl Store {
+    /// The hooks' writes and lists, reached by name. (One hook, and an organization's
+    /// hooks, are read through the caches: [`Store::hook`], [`Store::organization_hooks`].)
+    pub fn hooks(&self) -> Hooks<'_> {
+        Hooks { store: self }
+    }
+}
+
+/// The hook operations callers may ask for; each runs on the store's blocking pool, and a
+/// save checks and writes in one transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct Hooks<'a> {
+    store: &'a Store,
+}
+
+impl Hooks<'_> {
+    /// A page of hooks matching `filter`, in the window's order: filtered, ordered and
+    /// paged by the database.
+    pub async fn list(
+        &self,
+        filter: &HookListFilter,
+        window: Window<HookOrder>,
+    ) -> Result<Page<Hook>, StoreError> {
+        let filter = filter.clone();
+        self.store
+            .run(move |connection| super::hook_list::list(connection, &filter, window))
+            .await
+    }
+
+    /// Creates or updates a hook from a validated draft, after checking its references
+    /// against its organization and run_after for cycles, in one transaction.
+    pub async fn save(&self, draft: HookDraft, context: SaveContext) -> Result<Hook, SaveError> {
+        self.store
+            .run(move |connection| Ok(save(connection, &draft, &context)))
+            .await?
+    }
+
+    /// Deletes a hook (its relations go with it; its run logs stay for their retention).
+    pub async fn delete(&self, id: u64) -> Result<(), StoreError> {
+        self.store
+            .run(move |connection| delete(connection, id))
+            .await
+    }
+
+    /// The schedules of the active hooks of every organization, as the scheduler reads
+    /// them every second.
+    pub async fn schedules(&self) -> Result<Vec<ScheduleRow>, StoreError> {
+        self.store.run(schedules).await
+    }
+}
 
 /// Why a save did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -28,26 +81,27 @@ impl From<rusqlite::Error> for SaveError {
 
 /// What a save writes besides the draft.
 #[derive(Debug, Clone)]
-pub struct SaveContext<'a> {
+pub struct SaveContext {
     /// The organization the hook belongs to.
     pub organization_id: u64,
     /// The hook to update, or none to create one.
     pub hook_id: Option<u64>,
     /// The sealed secrets to store (already merged with what was stored).
-    pub sealed_secrets: Option<&'a [u8]>,
+    pub sealed_secrets: Option<Vec<u8>>,
     /// Names of the stored secrets.
-    pub secrets_keys: &'a [String],
+    pub secrets_keys: Vec<String>,
     /// The user saving it (none for the operator).
     pub author: Option<u64>,
     /// Now.
-    pub now: &'a str,
+    pub now: String,
 }
 
-const COLUMNS: &str = "id, organization_id, name, type, active, module_id, token_owner_id, \
-                       document, sealed_secrets, secrets_keys, created_at, created_by_id, \
-                       modified_at, modified_by_id";
+/// The columns `from_row` reads, in its order.
+pub(super) const COLUMNS: &str =
+    "id, organization_id, name, type, active, module_id, token_owner_id, document, \
+     sealed_secrets, secrets_keys, created_at, created_by_id, modified_at, modified_by_id";
 
-fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Hook> {
+pub(super) fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Hook> {
     let hook_type: String = row.get(3)?;
     let document: String = row.get(7)?;
     let module_id: Option<u64> = row.get(5)?;
@@ -89,7 +143,7 @@ fn ids(connection: &Connection, sql: &str, id: u64) -> rusqlite::Result<Vec<u64>
     rows
 }
 
-fn with_relations(connection: &Connection, mut hook: Hook) -> rusqlite::Result<Hook> {
+pub(super) fn with_relations(connection: &Connection, mut hook: Hook) -> rusqlite::Result<Hook> {
     hook.spec.queues = ids(
         connection,
         "SELECT queue_id FROM hook_queues WHERE hook_id = ?1 ORDER BY queue_id",
@@ -104,7 +158,7 @@ fn with_relations(connection: &Connection, mut hook: Hook) -> rusqlite::Result<H
 }
 
 /// One hook.
-pub fn get(connection: &Connection, id: u64) -> Result<Option<Hook>, StoreError> {
+pub(super) fn get(connection: &Connection, id: u64) -> Result<Option<Hook>, StoreError> {
     let hook = connection
         .query_row(
             &format!("SELECT {COLUMNS} FROM hooks WHERE id = ?1"),
@@ -118,9 +172,12 @@ pub fn get(connection: &Connection, id: u64) -> Result<Option<Hook>, StoreError>
     })
 }
 
-/// Every hook of an organization (or of all), by id. Organizations have tens or hundreds
-/// of hooks, so filtering and ordering happen on this list.
-pub fn all(connection: &Connection, organization: Option<u64>) -> Result<Vec<Hook>, StoreError> {
+/// Every hook of an organization (or of all), by id: what an event is matched against
+/// (through [`Store::organization_hooks`]'s cache).
+pub(super) fn all(
+    connection: &Connection,
+    organization: Option<u64>,
+) -> Result<Vec<Hook>, StoreError> {
     let mut statement = connection.prepare(&format!(
         "SELECT {COLUMNS} FROM hooks WHERE ?1 IS NULL OR organization_id = ?1 ORDER BY id"
     ))?;
@@ -145,7 +202,7 @@ pub struct ScheduleRow {
 }
 
 /// The schedules of the active hooks of every organization: one row each, no relations.
-pub fn schedules(connection: &mut Connection) -> Result<Vec<ScheduleRow>, StoreError> {
+fn schedules(connection: &mut Connection) -> Result<Vec<ScheduleRow>, StoreError> {
     let mut statement = connection.prepare_cached(
         "SELECT id, json_extract(document, '$.config.schedule.cron'), modified_at FROM hooks
          WHERE active = 1 AND json_extract(document, '$.config.schedule.cron') IS NOT NULL
@@ -164,10 +221,10 @@ pub fn schedules(connection: &mut Connection) -> Result<Vec<ScheduleRow>, StoreE
 }
 
 /// Creates or updates a hook from a validated draft, after checking its references.
-pub fn save(
+fn save(
     connection: &mut Connection,
     draft: &HookDraft,
-    context: &SaveContext<'_>,
+    context: &SaveContext,
 ) -> Result<Hook, SaveError> {
     let transaction = connection.transaction()?;
     check_references(&transaction, draft, context)?;
@@ -175,7 +232,7 @@ pub fn save(
     let document = spec
         .stored_document()
         .map_err(|error| StoreError::Task(format!("cannot serialize a hook: {error}")))?;
-    let keys = serde_json::to_string(context.secrets_keys)
+    let keys = serde_json::to_string(&context.secrets_keys)
         .map_err(|error| StoreError::Task(format!("cannot serialize secret names: {error}")))?;
     let id = match context.hook_id {
         Some(id) => {
@@ -256,7 +313,7 @@ pub fn save(
 fn check_references(
     transaction: &Transaction<'_>,
     draft: &HookDraft,
-    context: &SaveContext<'_>,
+    context: &SaveContext,
 ) -> Result<(), SaveError> {
     let organization = context.organization_id;
     let owned = |table: &str, id: u64| -> rusqlite::Result<bool> {
@@ -402,7 +459,7 @@ fn walk(
 }
 
 /// Deletes a hook (its relations go with it; its run logs stay for their retention).
-pub fn delete(connection: &Connection, id: u64) -> Result<(), StoreError> {
+fn delete(connection: &Connection, id: u64) -> Result<(), StoreError> {
     connection.execute("DELETE FROM hooks WHERE id = ?1", [id])?;
     Ok(())
 }

@@ -1,14 +1,21 @@
 //! Persistence behind a narrow interface: SQLite now (WAL, one file in the data directory),
 //! PostgreSQL later behind the same methods.
 //!
-//! SQLite calls block, so every method runs on tokio's blocking pool through
-//! [`Store::run`]; callers on the async threads never wait on the disk. One connection
+//! Callers reach the data through one small facade per domain, by name and with the
+//! crate's own types: `store.queues().get(id)`, `store.hooks().list(&filter, window)`,
+//! `store.tokens().insert(..)`. No SQL, connection or row leaves this module: an operation
+//! that takes several statements (a queue and its hooks, checked and written in one
+//! transaction) is one method here, so a second database would implement the same methods.
+//!
+//! SQLite calls block, so every method runs on tokio's blocking pool through the private
+//! `Store::run`; callers on the async threads never wait on the disk. One connection
 //! serializes writes, which SQLite does anyway. The reads every call makes (its token, its
 //! hook, its module) are answered from [`cache`]'s read-through caches, which SQLite's
 //! update hook keeps exact.
 
 mod cache;
 mod checkpoint;
+mod hook_list;
 pub mod hooks;
 pub mod modules;
 pub mod organizations;
@@ -88,29 +95,48 @@ pub struct Page<T> {
     pub total: u64,
 }
 
-/// Which rows of a list to return.
-#[derive(Debug, Clone, Copy)]
-pub struct Window {
+/// Which rows of a list to return, and in what order: lists are filtered, ordered and
+/// paged by the database, never in memory. `K` is the list's own sort key (e.g.
+/// [`queues::QueueOrder`]), so a caller can only ask for an order the list has; the store
+/// alone knows which column each key is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window<K> {
     /// Rows to skip.
     pub offset: u64,
     /// Rows to return.
     pub limit: u64,
-    /// The column to order by (from the API's allow-list, never from input), then by id.
-    pub order_by: &'static str,
+    /// The key to order by, then by id.
+    pub order_by: K,
     /// Largest first.
     pub descending: bool,
 }
 
-impl Window {
-    /// The first `limit` rows by id.
+impl<K: Default> Window<K> {
+    /// The first `limit` rows in the list's default order (by id).
     pub fn first(limit: u64) -> Self {
         Window {
             offset: 0,
             limit,
-            order_by: "id",
+            order_by: K::default(),
             descending: false,
         }
     }
+}
+
+/// A list's sort key as the column it orders by: the SQL side of the keys in [`Window`],
+/// private to the store.
+trait SortColumn {
+    /// The column (or expression) of this key.
+    fn column(&self) -> &'static str;
+}
+
+/// How many rows [`Store::delete_expired`] deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expired {
+    /// Run logs past their retention.
+    pub run_logs: usize,
+    /// Tokens past their expiry.
+    pub tokens: usize,
 }
 
 impl Store {
@@ -231,8 +257,22 @@ impl Store {
             .await
     }
 
-    /// Runs a closure with the connection on the blocking pool.
-    pub async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
+    /// The housekeeping the server does every hour: deletes the run logs that started
+    /// before `log_cutoff` (RFC 3339) and the tokens expired at `now` (Unix seconds), in
+    /// that order; a failure of the first leaves the second undone.
+    pub async fn delete_expired(&self, log_cutoff: &str, now: i64) -> Result<Expired, StoreError> {
+        let log_cutoff = log_cutoff.to_owned();
+        self.run(move |connection| {
+            let run_logs = run_logs::delete_before(connection, &log_cutoff)?;
+            let tokens = tokens::delete_expired(connection, now)?;
+            Ok(Expired { run_logs, tokens })
+        })
+        .await
+    }
+
+    /// Runs a closure with the connection on the blocking pool. Private to the store: its
+    /// facades are the only callers, so no SQL is written outside this module.
+    async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
@@ -243,9 +283,10 @@ impl Store {
             .map_err(|error| StoreError::Task(error.to_string()))?
     }
 
-    /// Runs a closure with the connection on the calling thread, for a caller that is
-    /// already off the async threads (the run log writer).
-    pub fn run_here<T>(
+    /// Runs a closure with the connection on the calling thread, for a facade method whose
+    /// caller is already off the async threads (the run log writer, the operator's token
+    /// rotation).
+    fn run_here<T>(
         &self,
         work: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -267,14 +308,14 @@ impl Store {
 }
 
 /// One page of `table`'s rows whose `column` equals `value` (all rows when it is none),
-/// by id: the shape every list of the API shares.
-pub(crate) fn page_where<T>(
+/// in the window's order then by id: the shape most lists of the API share.
+fn page_where<T, K: SortColumn>(
     connection: &Connection,
     table: &str,
     columns: &str,
     column: &str,
     value: Option<u64>,
-    window: Window,
+    window: Window<K>,
     mut from_row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
 ) -> Result<Page<T>, StoreError> {
     // SQLite's integers are signed: a filter beyond them matches no row, and a window
@@ -295,7 +336,7 @@ pub(crate) fn page_where<T>(
     )?;
     let mut statement = connection.prepare(&format!(
         "SELECT {columns} FROM {table} {filter} ORDER BY {} {}, id LIMIT ?2 OFFSET ?3",
-        window.order_by,
+        window.order_by.column(),
         if window.descending { "DESC" } else { "ASC" }
     ))?;
     let rows = statement
@@ -305,7 +346,7 @@ pub(crate) fn page_where<T>(
 }
 
 /// Maps a uniqueness violation to [`StoreError::Conflict`] with a message.
-pub(crate) fn unique_violation(error: rusqlite::Error, message: &str) -> StoreError {
+fn unique_violation(error: rusqlite::Error, message: &str) -> StoreError {
     match &error {
         rusqlite::Error::SqliteFailure(failure, _)
             if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>

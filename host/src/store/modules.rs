@@ -1,9 +1,159 @@
 //! Modules: uploaded WebAssembly files of one organization, stored by sha256. The bytes live
 //! in the data directory (see `crate::modules`); a row holds what the runtime learned.
 
+use std::collections::HashMap;
+
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{Page, StoreError, Window};
+use super::{Page, SortColumn, Store, StoreError, Window};
+
+impl Store {
+    /// The modules' rows, reached by name: what the module library and `/modules` record
+    /// and read. (One module, as a call reads it, comes through [`Store::module`]'s cache.)
+    pub fn modules(&self) -> Modules<'_> {
+        Modules { store: self }
+    }
+}
+
+/// The module operations callers may ask for; each runs on the store's blocking pool.
+#[derive(Debug, Clone, Copy)]
+pub struct Modules<'a> {
+    store: &'a Store,
+}
+
+/// What the modules list may be ordered by (then by id).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ModuleOrder {
+    /// By id, the default.
+    #[default]
+    Id,
+    /// By name.
+    Name,
+    /// By size in bytes.
+    Size,
+    /// By upload time.
+    CreatedAt,
+}
+
+impl SortColumn for ModuleOrder {
+    fn column(&self) -> &'static str {
+        match self {
+            ModuleOrder::Id => "id",
+            ModuleOrder::Name => "name",
+            ModuleOrder::Size => "size",
+            ModuleOrder::CreatedAt => "created_at",
+        }
+    }
+}
+
+impl Modules<'_> {
+    /// Records an uploaded module: ready when `inspected` (it was compiled while the
+    /// upload waited), else pending.
+    pub async fn create(
+        &self,
+        organization_id: u64,
+        name: &str,
+        sha256: &str,
+        size: u64,
+        inspected: Option<&Inspected>,
+        created_at: &str,
+    ) -> Result<Module, StoreError> {
+        let (name, sha256, created_at) =
+            (name.to_owned(), sha256.to_owned(), created_at.to_owned());
+        let inspected = inspected.cloned();
+        self.store
+            .run(move |connection| {
+                create(
+                    connection,
+                    organization_id,
+                    &name,
+                    &sha256,
+                    size,
+                    inspected.as_ref(),
+                    &created_at,
+                )
+            })
+            .await
+    }
+
+    /// One module, read from the database (not the cache).
+    pub async fn get(&self, id: u64) -> Result<Option<Module>, StoreError> {
+        self.store.run(move |connection| get(connection, id)).await
+    }
+
+    /// A page of the modules of one organization (or of all).
+    pub async fn list(
+        &self,
+        organization: Option<u64>,
+        window: Window<ModuleOrder>,
+    ) -> Result<Page<Module>, StoreError> {
+        self.store
+            .run(move |connection| list(connection, organization, window))
+            .await
+    }
+
+    /// How many modules an organization has, and their bytes together: what its quotas
+    /// are checked against.
+    pub async fn usage(&self, organization_id: u64) -> Result<(u64, u64), StoreError> {
+        self.store
+            .run(move |connection| usage(connection, organization_id))
+            .await
+    }
+
+    /// The status of every module of an organization (or of all), for hooks' `status`.
+    pub async fn statuses(
+        &self,
+        organization: Option<u64>,
+    ) -> Result<HashMap<u64, ModuleStatus>, StoreError> {
+        self.store
+            .run(move |connection| statuses(connection, organization))
+            .await
+    }
+
+    /// The distinct sha256 of modules in a status, for start-up work.
+    pub async fn digests_with_status(
+        &self,
+        status: ModuleStatus,
+    ) -> Result<Vec<String>, StoreError> {
+        self.store
+            .run(move |connection| digests_with_status(connection, status))
+            .await
+    }
+
+    /// Marks every module with these bytes ready (compiling is per sha256, not per row).
+    pub async fn mark_ready(&self, sha256: &str, inspected: &Inspected) -> Result<(), StoreError> {
+        let (sha256, inspected) = (sha256.to_owned(), inspected.clone());
+        self.store
+            .run(move |connection| mark_ready(connection, &sha256, &inspected))
+            .await
+    }
+
+    /// Marks every module with these bytes failed, with the reason.
+    pub async fn mark_failed(&self, sha256: &str, error: &str) -> Result<(), StoreError> {
+        let (sha256, error) = (sha256.to_owned(), error.to_owned());
+        self.store
+            .run(move |connection| mark_failed(connection, &sha256, &error))
+            .await
+    }
+
+    /// Marks every module with these bytes pending again (its compiled code must be
+    /// rebuilt).
+    pub async fn mark_pending(&self, sha256: &str) -> Result<(), StoreError> {
+        let sha256 = sha256.to_owned();
+        self.store
+            .run(move |connection| mark_pending(connection, &sha256))
+            .await
+    }
+
+    /// Deletes a module unless a hook uses it, in one transaction; says whether its bytes
+    /// are still another module's.
+    pub async fn delete(&self, module: &Module) -> Result<DeleteOutcome, StoreError> {
+        let (id, sha256) = (module.id, module.sha256.clone());
+        self.store
+            .run(move |connection| delete(connection, id, &sha256))
+            .await
+    }
+}
 
 /// Where a module is on its way to being callable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +249,7 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Module> {
 }
 
 /// Records an uploaded module.
-pub fn create(
+fn create(
     connection: &Connection,
     organization_id: u64,
     name: &str,
@@ -139,7 +289,7 @@ fn json_list(items: &[String]) -> String {
 }
 
 /// Marks every module with these bytes ready (compiling is per sha256, not per row).
-pub fn mark_ready(
+fn mark_ready(
     connection: &Connection,
     sha256: &str,
     inspected: &Inspected,
@@ -160,7 +310,7 @@ pub fn mark_ready(
 }
 
 /// Marks every module with these bytes failed, with the reason.
-pub fn mark_failed(connection: &Connection, sha256: &str, error: &str) -> Result<(), StoreError> {
+fn mark_failed(connection: &Connection, sha256: &str, error: &str) -> Result<(), StoreError> {
     connection.execute(
         "UPDATE modules SET status = 'failed', error = ?2 WHERE sha256 = ?1",
         params![sha256, error],
@@ -169,7 +319,7 @@ pub fn mark_failed(connection: &Connection, sha256: &str, error: &str) -> Result
 }
 
 /// Marks every module with these bytes pending again (its compiled code must be rebuilt).
-pub fn mark_pending(connection: &Connection, sha256: &str) -> Result<(), StoreError> {
+fn mark_pending(connection: &Connection, sha256: &str) -> Result<(), StoreError> {
     connection.execute(
         "UPDATE modules SET status = 'pending' WHERE sha256 = ?1",
         [sha256],
@@ -178,7 +328,7 @@ pub fn mark_pending(connection: &Connection, sha256: &str) -> Result<(), StoreEr
 }
 
 /// One module.
-pub fn get(connection: &Connection, id: u64) -> Result<Option<Module>, StoreError> {
+pub(super) fn get(connection: &Connection, id: u64) -> Result<Option<Module>, StoreError> {
     Ok(connection
         .query_row(
             &format!("SELECT {COLUMNS} FROM modules WHERE id = ?1"),
@@ -188,11 +338,11 @@ pub fn get(connection: &Connection, id: u64) -> Result<Option<Module>, StoreErro
         .optional()?)
 }
 
-/// Modules of one organization (or of all), by id.
-pub fn list(
+/// Modules of one organization (or of all), in the window's order.
+fn list(
     connection: &Connection,
     organization: Option<u64>,
-    window: Window,
+    window: Window<ModuleOrder>,
 ) -> Result<Page<Module>, StoreError> {
     super::page_where(
         connection,
@@ -206,7 +356,7 @@ pub fn list(
 }
 
 /// How many modules an organization has, and their bytes together.
-pub fn usage(connection: &Connection, organization_id: u64) -> Result<(u64, u64), StoreError> {
+fn usage(connection: &Connection, organization_id: u64) -> Result<(u64, u64), StoreError> {
     Ok(connection.query_row(
         "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM modules WHERE organization_id = ?1",
         [organization_id],
@@ -215,7 +365,7 @@ pub fn usage(connection: &Connection, organization_id: u64) -> Result<(u64, u64)
 }
 
 /// The distinct sha256 of modules in a status, for start-up work.
-pub fn digests_with_status(
+fn digests_with_status(
     connection: &Connection,
     status: ModuleStatus,
 ) -> Result<Vec<String>, StoreError> {
@@ -239,24 +389,24 @@ pub enum DeleteOutcome {
     InUse(Vec<u64>),
 }
 
-/// Deletes a module unless a hook uses it.
-pub fn delete(connection: &mut Connection, module: &Module) -> Result<DeleteOutcome, StoreError> {
+/// Deletes module `id` (whose bytes are `sha256`) unless a hook uses it.
+fn delete(connection: &mut Connection, id: u64, sha256: &str) -> Result<DeleteOutcome, StoreError> {
     let transaction = connection.transaction()?;
     let users = {
         let mut statement =
             transaction.prepare("SELECT id FROM hooks WHERE module_id = ?1 ORDER BY id")?;
         let rows = statement
-            .query_map([module.id], |row| row.get(0))?
+            .query_map([id], |row| row.get(0))?
             .collect::<rusqlite::Result<Vec<u64>>>()?;
         rows
     };
     if !users.is_empty() {
         return Ok(DeleteOutcome::InUse(users));
     }
-    transaction.execute("DELETE FROM modules WHERE id = ?1", [module.id])?;
+    transaction.execute("DELETE FROM modules WHERE id = ?1", [id])?;
     let others: u64 = transaction.query_row(
         "SELECT COUNT(*) FROM modules WHERE sha256 = ?1",
-        [&module.sha256],
+        [sha256],
         |row| row.get(0),
     )?;
     transaction.commit()?;
@@ -266,16 +416,16 @@ pub fn delete(connection: &mut Connection, module: &Module) -> Result<DeleteOutc
 }
 
 /// The status of every module of an organization (or of all).
-pub fn statuses(
+fn statuses(
     connection: &Connection,
     organization: Option<u64>,
-) -> Result<std::collections::HashMap<u64, ModuleStatus>, StoreError> {
+) -> Result<HashMap<u64, ModuleStatus>, StoreError> {
     let mut statement = connection
         .prepare("SELECT id, status FROM modules WHERE ?1 IS NULL OR organization_id = ?1")?;
     let rows = statement
         .query_map([organization], |row| {
             Ok((row.get(0)?, ModuleStatus::parse(&row.get::<_, String>(1)?)))
         })?
-        .collect::<rusqlite::Result<std::collections::HashMap<u64, ModuleStatus>>>()?;
+        .collect::<rusqlite::Result<HashMap<u64, ModuleStatus>>>()?;
     Ok(rows)
 }

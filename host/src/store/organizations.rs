@@ -2,7 +2,67 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{Page, StoreError, Window};
+use super::{Page, SortColumn, Store, StoreError, Window};
+
+impl Store {
+    /// The organizations, reached by name: what `/organizations` creates and reads.
+    pub fn organizations(&self) -> Organizations<'_> {
+        Organizations { store: self }
+    }
+}
+
+/// The organization operations callers may ask for; each runs on the store's blocking
+/// pool.
+#[derive(Debug, Clone, Copy)]
+pub struct Organizations<'a> {
+    store: &'a Store,
+}
+
+/// What the organizations list may be ordered by (then by id).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OrganizationOrder {
+    /// By id, the default.
+    #[default]
+    Id,
+    /// By name.
+    Name,
+}
+
+impl SortColumn for OrganizationOrder {
+    fn column(&self) -> &'static str {
+        match self {
+            OrganizationOrder::Id => "id",
+            OrganizationOrder::Name => "name",
+        }
+    }
+}
+
+impl Organizations<'_> {
+    /// Creates an organization.
+    pub async fn create(&self, name: &str, created_at: &str) -> Result<Organization, StoreError> {
+        let (name, created_at) = (name.to_owned(), created_at.to_owned());
+        self.store
+            .run(move |connection| create(connection, &name, &created_at))
+            .await
+    }
+
+    /// One organization; none when there is no such organization.
+    pub async fn get(&self, id: u64) -> Result<Option<Organization>, StoreError> {
+        self.store.run(move |connection| get(connection, id)).await
+    }
+
+    /// A page of the organizations; `only` restricts the list to one (a user sees its
+    /// own).
+    pub async fn list(
+        &self,
+        only: Option<u64>,
+        window: Window<OrganizationOrder>,
+    ) -> Result<Page<Organization>, StoreError> {
+        self.store
+            .run(move |connection| list(connection, only, window))
+            .await
+    }
+}
 
 /// An organization as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +84,7 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Organization> {
 }
 
 /// Creates an organization.
-pub fn create(
+pub(super) fn create(
     connection: &Connection,
     name: &str,
     created_at: &str,
@@ -41,7 +101,7 @@ pub fn create(
 }
 
 /// One organization.
-pub fn get(connection: &Connection, id: u64) -> Result<Option<Organization>, StoreError> {
+pub(super) fn get(connection: &Connection, id: u64) -> Result<Option<Organization>, StoreError> {
     Ok(connection
         .query_row(
             "SELECT id, name, created_at FROM organizations WHERE id = ?1",
@@ -51,11 +111,11 @@ pub fn get(connection: &Connection, id: u64) -> Result<Option<Organization>, Sto
         .optional()?)
 }
 
-/// Organizations by id; `only` restricts the list to one.
-pub fn list(
+/// Organizations in the window's order; `only` restricts the list to one.
+fn list(
     connection: &Connection,
     only: Option<u64>,
-    window: Window,
+    window: Window<OrganizationOrder>,
 ) -> Result<Page<Organization>, StoreError> {
     super::page_where(
         connection,

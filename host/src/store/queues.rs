@@ -3,7 +3,176 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{Map, Value};
 
-use super::{Page, StoreError, Window};
+use super::{Page, SortColumn, Store, StoreError, Window};
+
+impl Store {
+    /// The queues, reached by name: what `/queues`, the demo and the dispatcher's
+    /// sideloads read and write.
+    pub fn queues(&self) -> Queues<'_> {
+        Queues { store: self }
+    }
+}
+
+/// The queue operations callers may ask for; each runs on the store's blocking pool, and
+/// one that writes several rows (a queue and its hooks) does so in one transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct Queues<'a> {
+    store: &'a Store,
+}
+
+/// What the queues list may be ordered by (then by id).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum QueueOrder {
+    /// By id, the default.
+    #[default]
+    Id,
+    /// By name.
+    Name,
+}
+
+impl SortColumn for QueueOrder {
+    fn column(&self) -> &'static str {
+        match self {
+            QueueOrder::Id => "id",
+            QueueOrder::Name => "name",
+        }
+    }
+}
+
+/// A queue's fields as a create or an update writes them.
+#[derive(Debug, Clone, Default)]
+pub struct QueueWrite {
+    /// Its name.
+    pub name: String,
+    /// Client data.
+    pub metadata: Map<String, Value>,
+    /// The hooks to subscribe, replacing the ones it has; none leaves them as they are.
+    /// Each must be a hook of the queue's organization.
+    pub hooks: Option<Vec<u64>>,
+}
+
+/// Why a queue was not saved.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueSaveError {
+    /// A hook in [`QueueWrite::hooks`] is not one of the organization's (or does not
+    /// exist); nothing was written.
+    #[error("hook {0} is not a hook of the queue's organization")]
+    ForeignHook(u64),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for QueueSaveError {
+    fn from(error: rusqlite::Error) -> Self {
+        QueueSaveError::Store(StoreError::Database(error))
+    }
+}
+
+impl Queues<'_> {
+    /// One queue; none when there is no such queue.
+    pub async fn get(&self, id: u64) -> Result<Option<Queue>, StoreError> {
+        self.store.run(move |connection| get(connection, id)).await
+    }
+
+    /// The queues among `ids` that exist, in the order asked (a missing one is left out).
+    pub async fn by_ids(&self, ids: &[u64]) -> Result<Vec<Queue>, StoreError> {
+        let ids = ids.to_vec();
+        self.store
+            .run(move |connection| {
+                ids.iter()
+                    .filter_map(|id| get(connection, *id).transpose())
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await
+    }
+
+    /// A page of the queues of one organization (or of all).
+    pub async fn list(
+        &self,
+        organization: Option<u64>,
+        window: Window<QueueOrder>,
+    ) -> Result<Page<Queue>, StoreError> {
+        self.store
+            .run(move |connection| list(connection, organization, window))
+            .await
+    }
+
+    /// Which of `ids` are queues of `organization_id`.
+    pub async fn owned(&self, organization_id: u64, ids: &[u64]) -> Result<Vec<u64>, StoreError> {
+        let ids = ids.to_vec();
+        self.store
+            .run(move |connection| owned(connection, organization_id, &ids))
+            .await
+    }
+
+    /// Creates a queue of `organization_id` with its hooks, after checking that they are
+    /// the organization's, in one transaction: a refused hook leaves no queue behind.
+    /// Returns the queue as stored.
+    pub async fn create(
+        &self,
+        organization_id: u64,
+        queue: QueueWrite,
+        now: &str,
+    ) -> Result<Option<Queue>, QueueSaveError> {
+        let now = now.to_owned();
+        self.store
+            .run(move |connection| Ok(create_with_hooks(connection, organization_id, &queue, &now)))
+            .await?
+    }
+
+    /// Changes queue `id` of `organization_id` (its name, metadata and, when given, its
+    /// hooks, checked as [`Queues::create`] checks them) in one transaction. Returns the
+    /// queue as stored; none when it does not exist.
+    pub async fn update(
+        &self,
+        organization_id: u64,
+        id: u64,
+        queue: QueueWrite,
+        now: &str,
+    ) -> Result<Option<Queue>, QueueSaveError> {
+        let now = now.to_owned();
+        self.store
+            .run(move |connection| {
+                Ok(update_with_hooks(
+                    connection,
+                    organization_id,
+                    id,
+                    &queue,
+                    &now,
+                ))
+            })
+            .await?
+    }
+
+    /// The id of the organization's first queue, creating one named `name` when it has
+    /// none (the demo's queue).
+    pub async fn first_or_create(
+        &self,
+        organization_id: u64,
+        name: &str,
+        now: &str,
+    ) -> Result<u64, StoreError> {
+        let (name, now) = (name.to_owned(), now.to_owned());
+        self.store
+            .run(move |connection| {
+                let page = list(connection, Some(organization_id), Window::first(1))?;
+                match page.rows.first() {
+                    Some(queue) => Ok(queue.id),
+                    None => create(connection, organization_id, &name, &Map::new(), &now)
+                        .map(|queue| queue.id),
+                }
+            })
+            .await
+    }
+
+    /// Deletes a queue (its hook subscriptions go with it).
+    pub async fn delete(&self, id: u64) -> Result<(), StoreError> {
+        self.store
+            .run(move |connection| delete(connection, id))
+            .await
+    }
+}
 
 /// A queue as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,7 +219,7 @@ fn hooks_of(connection: &Connection, queue_id: u64) -> rusqlite::Result<Vec<u64>
 const COLUMNS: &str = "id, organization_id, name, metadata, created_at, modified_at";
 
 /// Creates a queue.
-pub fn create(
+fn create(
     connection: &Connection,
     organization_id: u64,
     name: &str,
@@ -72,7 +241,7 @@ pub fn create(
 }
 
 /// Changes a queue's name and metadata.
-pub fn update(
+fn update(
     connection: &Connection,
     id: u64,
     name: &str,
@@ -87,7 +256,7 @@ pub fn update(
 }
 
 /// Makes `hooks` the queue's subscribed hooks.
-pub fn set_hooks(connection: &Connection, id: u64, hooks: &[u64]) -> Result<(), StoreError> {
+fn set_hooks(connection: &Connection, id: u64, hooks: &[u64]) -> Result<(), StoreError> {
     connection.execute("DELETE FROM hook_queues WHERE queue_id = ?1", [id])?;
     for hook in hooks {
         connection.execute(
@@ -99,7 +268,7 @@ pub fn set_hooks(connection: &Connection, id: u64, hooks: &[u64]) -> Result<(), 
 }
 
 /// One queue.
-pub fn get(connection: &Connection, id: u64) -> Result<Option<Queue>, StoreError> {
+fn get(connection: &Connection, id: u64) -> Result<Option<Queue>, StoreError> {
     Ok(connection
         .query_row(
             &format!("SELECT {COLUMNS} FROM queues WHERE id = ?1"),
@@ -109,11 +278,11 @@ pub fn get(connection: &Connection, id: u64) -> Result<Option<Queue>, StoreError
         .optional()?)
 }
 
-/// Queues of one organization (or all), by id.
-pub fn list(
+/// Queues of one organization (or all), in the window's order.
+fn list(
     connection: &Connection,
     organization: Option<u64>,
-    window: Window,
+    window: Window<QueueOrder>,
 ) -> Result<Page<Queue>, StoreError> {
     super::page_where(
         connection,
@@ -127,7 +296,7 @@ pub fn list(
 }
 
 /// Which of `ids` are queues of `organization_id`.
-pub fn owned(
+fn owned(
     connection: &Connection,
     organization_id: u64,
     ids: &[u64],
@@ -144,7 +313,68 @@ pub fn owned(
 }
 
 /// Deletes a queue (its hook subscriptions go with it).
-pub fn delete(connection: &Connection, id: u64) -> Result<(), StoreError> {
+fn delete(connection: &Connection, id: u64) -> Result<(), StoreError> {
     connection.execute("DELETE FROM queues WHERE id = ?1", [id])?;
+    Ok(())
+}
+
+/// Creates a queue and subscribes its hooks in one transaction.
+fn create_with_hooks(
+    connection: &mut Connection,
+    organization_id: u64,
+    queue: &QueueWrite,
+    now: &str,
+) -> Result<Option<Queue>, QueueSaveError> {
+    let transaction = connection.transaction()?;
+    let created = create(
+        &transaction,
+        organization_id,
+        &queue.name,
+        &queue.metadata,
+        now,
+    )?;
+    if let Some(hooks) = &queue.hooks {
+        set_owned_hooks(&transaction, organization_id, created.id, hooks)?;
+    }
+    let created = get(&transaction, created.id)?;
+    transaction.commit()?;
+    Ok(created)
+}
+
+/// Updates a queue and, when given, its hooks in one transaction.
+fn update_with_hooks(
+    connection: &mut Connection,
+    organization_id: u64,
+    id: u64,
+    queue: &QueueWrite,
+    now: &str,
+) -> Result<Option<Queue>, QueueSaveError> {
+    let transaction = connection.transaction()?;
+    update(&transaction, id, &queue.name, &queue.metadata, now)?;
+    if let Some(hooks) = &queue.hooks {
+        set_owned_hooks(&transaction, organization_id, id, hooks)?;
+    }
+    let updated = get(&transaction, id)?;
+    transaction.commit()?;
+    Ok(updated)
+}
+
+/// Sets a queue's hooks after checking they are the organization's; the first that is
+/// not refuses the whole write (the caller's transaction is then dropped, not committed).
+fn set_owned_hooks(
+    connection: &Connection,
+    organization_id: u64,
+    queue_id: u64,
+    hooks: &[u64],
+) -> Result<(), QueueSaveError> {
+    for hook in hooks {
+        let owned = connection
+            .prepare_cached("SELECT 1 FROM hooks WHERE id = ?1 AND organization_id = ?2")?
+            .exists(params![hook, organization_id])?;
+        if !owned {
+            return Err(QueueSaveError::ForeignHook(*hook));
+        }
+    }
+    set_hooks(connection, queue_id, hooks)?;
     Ok(())
 }

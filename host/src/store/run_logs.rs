@@ -5,8 +5,47 @@
 use rusqlite::types::ToSql;
 use rusqlite::{params, Connection};
 
-use super::StoreError;
+use super::{Store, StoreError};
 use crate::model::{id_in_range, RunLog};
+
+impl Store {
+    /// The run logs, reached by name: what the dispatcher's writer inserts and
+    /// `GET /hooks/logs` reads.
+    pub fn run_logs(&self) -> RunLogs<'_> {
+        RunLogs { store: self }
+    }
+}
+
+/// The run log operations callers may ask for. Their deletion after the retention is part
+/// of [`Store::delete_expired`].
+#[derive(Debug, Clone, Copy)]
+pub struct RunLogs<'a> {
+    store: &'a Store,
+}
+
+impl RunLogs<'_> {
+    /// Writes a batch of run logs in one transaction, on the calling thread: for the
+    /// writer, which runs on a thread of its own and must not wait for the async runtime.
+    pub fn insert_batch_blocking(&self, rows: &[RunLogRow]) -> Result<(), StoreError> {
+        self.store
+            .run_here(|connection| insert_batch(connection, rows))
+    }
+
+    /// Run logs matching a filter, newest start first, at most `filter.limit`.
+    pub async fn query(&self, filter: RunLogFilter) -> Result<Vec<RunLog>, StoreError> {
+        self.store
+            .run(move |connection| query(connection, &filter))
+            .await
+    }
+
+    /// How many run logs a request id has (tests and the load suite count them).
+    pub async fn count_for_request(&self, request_id: &str) -> Result<u64, StoreError> {
+        let request_id = request_id.to_owned();
+        self.store
+            .run(move |connection| count_for_request(connection, &request_id))
+            .await
+    }
+}
 
 /// Rossum's filters of `GET /hooks/logs`; every list is "any of".
 #[derive(Debug, Clone, Default)]
@@ -96,7 +135,7 @@ impl RunLogRow {
 }
 
 /// Writes a batch of run logs in one transaction.
-pub fn insert_batch(connection: &mut Connection, rows: &[RunLogRow]) -> Result<(), StoreError> {
+fn insert_batch(connection: &mut Connection, rows: &[RunLogRow]) -> Result<(), StoreError> {
     let transaction = connection.transaction()?;
     {
         let mut statement = transaction.prepare_cached(
@@ -129,7 +168,7 @@ pub fn insert_batch(connection: &mut Connection, rows: &[RunLogRow]) -> Result<(
 }
 
 /// Run logs matching a filter, newest start first.
-pub fn query(connection: &Connection, filter: &RunLogFilter) -> Result<Vec<RunLog>, StoreError> {
+fn query(connection: &Connection, filter: &RunLogFilter) -> Result<Vec<RunLog>, StoreError> {
     let mut sql = String::from("SELECT body FROM run_logs WHERE 1 = 1");
     let mut values: Vec<Box<dyn ToSql>> = Vec::new();
     if let Some(organization) = filter.organization {
@@ -198,8 +237,8 @@ fn any_of<T: ToSql + Clone + 'static>(
     );
 }
 
-/// How many run logs a request id has (tests and the load suite count them).
-pub fn count_for_request(connection: &Connection, request_id: &str) -> Result<u64, StoreError> {
+/// How many run logs a request id has.
+fn count_for_request(connection: &Connection, request_id: &str) -> Result<u64, StoreError> {
     Ok(connection.query_row(
         "SELECT COUNT(*) FROM run_logs WHERE request_id = ?1",
         [request_id],
@@ -208,6 +247,6 @@ pub fn count_for_request(connection: &Connection, request_id: &str) -> Result<u6
 }
 
 /// Deletes run logs that started before `cutoff`; returns how many.
-pub fn delete_before(connection: &Connection, cutoff: &str) -> Result<usize, StoreError> {
+pub(super) fn delete_before(connection: &Connection, cutoff: &str) -> Result<usize, StoreError> {
     Ok(connection.execute("DELETE FROM run_logs WHERE start < ?1", [cutoff])?)
 }

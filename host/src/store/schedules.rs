@@ -4,14 +4,47 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::StoreError;
+use super::{Store, StoreError};
+
+impl Store {
+    /// The scheduled hooks' ticks, reached by name: what the scheduler claims before it
+    /// runs a tick.
+    pub fn schedules(&self) -> Schedules<'_> {
+        Schedules { store: self }
+    }
+}
+
+/// The schedule operations callers may ask for; each runs on the store's blocking pool.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedules<'a> {
+    store: &'a Store,
+}
+
+impl Schedules<'_> {
+    /// Claims the run of hook `hook_id` for `latest`, the latest tick of `expression` at or
+    /// before now: true when it has not been run yet, and then it is recorded as run in
+    /// the same transaction, so that a tick runs once even across a restart. A hook seen
+    /// for the first time, or whose expression changed, counts from `counted_from`.
+    pub async fn claim(
+        &self,
+        hook_id: u64,
+        expression: &str,
+        latest: DateTime<Utc>,
+        counted_from: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let expression = expression.to_owned();
+        self.store
+            .run(move |connection| claim(connection, hook_id, &expression, latest, counted_from))
+            .await
+    }
+}
 
 /// Claims the run for `latest`, the latest tick of `expression` at or before now: true when
 /// it has not been run yet, and it is recorded as run in the same transaction.
 ///
 /// A hook seen for the first time, or whose expression changed, counts from `counted_from`
 /// (when it was saved): ticks before that are not its to run.
-pub fn claim(
+fn claim(
     connection: &mut Connection,
     hook_id: u64,
     expression: &str,

@@ -4,7 +4,107 @@ use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
 use super::users::{self, User};
-use super::StoreError;
+use super::{Store, StoreError};
+
+impl Store {
+    /// The API tokens, reached by name: what the login, the dispatcher's minted tokens and
+    /// the operator's token write. (A token's session is read through [`Store::session`]'s
+    /// cache.)
+    pub fn tokens(&self) -> Tokens<'_> {
+        Tokens { store: self }
+    }
+}
+
+/// The token operations callers may ask for; a token goes in as the caller holds it and
+/// only its sha256 is stored.
+#[derive(Debug, Clone, Copy)]
+pub struct Tokens<'a> {
+    store: &'a Store,
+}
+
+impl Tokens<'_> {
+    /// Stores a token (a login's, the demo's); `expires_at` in Unix seconds, none for no
+    /// expiry.
+    pub async fn insert(
+        &self,
+        token: &str,
+        owner: Owner,
+        expires_at: Option<i64>,
+        created_at: &str,
+    ) -> Result<(), StoreError> {
+        let (token, created_at) = (token.to_owned(), created_at.to_owned());
+        self.store
+            .run(move |connection| insert(connection, &token, owner, expires_at, &created_at))
+            .await
+    }
+
+    /// Stores a token minted for a run of hook `hook_id` on behalf of user `owner`: the API
+    /// gives it only what an extension needs.
+    pub async fn insert_for_hook(
+        &self,
+        token: &str,
+        owner: u64,
+        hook_id: u64,
+        expires_at: i64,
+        created_at: &str,
+    ) -> Result<(), StoreError> {
+        let (token, created_at) = (token.to_owned(), created_at.to_owned());
+        self.store
+            .run(move |connection| {
+                insert_for_hook(connection, &token, owner, hook_id, expires_at, &created_at)
+            })
+            .await
+    }
+
+    /// Sets when a token stops working (Unix seconds): a minted token is cut to its
+    /// hook's lifetime once its run ends.
+    pub async fn set_expiry(&self, token: &str, expires_at: i64) -> Result<(), StoreError> {
+        let token = token.to_owned();
+        self.store
+            .run(move |connection| set_expiry(connection, &token, expires_at))
+            .await
+    }
+
+    /// Deletes a token (logout).
+    pub async fn delete(&self, token: &str) -> Result<(), StoreError> {
+        let token = token.to_owned();
+        self.store
+            .run(move |connection| delete(connection, &token))
+            .await
+    }
+
+    /// Gives the operator a token at start: `configured` becomes its only token when
+    /// given; else an existing one is kept, or a new one is generated, stored and
+    /// returned (the only time it is seen: only its hash is stored).
+    pub async fn ensure_operator(
+        &self,
+        configured: Option<String>,
+        created_at: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let created_at = created_at.to_owned();
+        self.store
+            .run(move |connection| match configured {
+                Some(token) => replace_operator(connection, &token, &created_at).map(|()| None),
+                None if operator_exists(connection)? => Ok(None),
+                None => {
+                    let token = generate()?;
+                    replace_operator(connection, &token, &created_at)?;
+                    Ok(Some(token))
+                }
+            })
+            .await
+    }
+
+    /// Replaces the operator's token with a new one and returns it, on the calling thread:
+    /// for `wasmhook operator rotate-token`, which runs without an async runtime.
+    pub fn rotate_operator_blocking(&self, created_at: &str) -> Result<String, StoreError> {
+        self.store.run_here(|connection| {
+            let token = generate()?;
+            replace_operator(connection, &token, created_at)?;
+            Ok(token)
+        })
+    }
+}
 
 /// Whose a token is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,7 +116,7 @@ pub enum Owner {
 }
 
 /// The stored form of a token.
-pub fn hash(token: &str) -> String {
+pub(super) fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
@@ -29,7 +129,7 @@ pub fn generate() -> Result<String, StoreError> {
 }
 
 /// Stores a token; `expires_at` in Unix seconds, none for no expiry.
-pub fn insert(
+fn insert(
     connection: &Connection,
     token: &str,
     owner: Owner,
@@ -49,7 +149,7 @@ pub fn insert(
 
 /// Stores a token minted for a run of hook `hook_id` on behalf of `owner`: the API gives
 /// it only what an extension needs.
-pub fn insert_for_hook(
+fn insert_for_hook(
     connection: &Connection,
     token: &str,
     owner: u64,
@@ -87,7 +187,7 @@ impl Session {
 
 /// The session of a token, by the token's [`hash`], whatever its expiry: the cache keeps
 /// it, and the caller checks it against its clock on every use.
-pub fn session(connection: &Connection, hash: &str) -> Result<Option<Session>, StoreError> {
+pub(super) fn session(connection: &Connection, hash: &str) -> Result<Option<Session>, StoreError> {
     // user_id, operator, expires_at, hook_id.
     type Row = (Option<u64>, bool, Option<i64>, Option<u64>);
     let row: Option<Row> = connection
@@ -118,13 +218,13 @@ pub fn session(connection: &Connection, hash: &str) -> Result<Option<Session>, S
 }
 
 /// Deletes a token (logout).
-pub fn delete(connection: &Connection, token: &str) -> Result<(), StoreError> {
+fn delete(connection: &Connection, token: &str) -> Result<(), StoreError> {
     connection.execute("DELETE FROM tokens WHERE hash = ?1", [hash(token)])?;
     Ok(())
 }
 
 /// Whether the operator has any token.
-pub fn operator_exists(connection: &Connection) -> Result<bool, StoreError> {
+fn operator_exists(connection: &Connection) -> Result<bool, StoreError> {
     Ok(connection.query_row(
         "SELECT EXISTS (SELECT 1 FROM tokens WHERE operator = 1)",
         [],
@@ -133,7 +233,7 @@ pub fn operator_exists(connection: &Connection) -> Result<bool, StoreError> {
 }
 
 /// Makes `token` the operator's only token.
-pub fn replace_operator(
+fn replace_operator(
     connection: &mut Connection,
     token: &str,
     created_at: &str,
@@ -146,7 +246,7 @@ pub fn replace_operator(
 }
 
 /// Sets when a token stops working (Unix seconds).
-pub fn set_expiry(connection: &Connection, token: &str, expires_at: i64) -> Result<(), StoreError> {
+fn set_expiry(connection: &Connection, token: &str, expires_at: i64) -> Result<(), StoreError> {
     connection.execute(
         "UPDATE tokens SET expires_at = ?2 WHERE hash = ?1",
         params![hash(token), expires_at],
@@ -155,7 +255,7 @@ pub fn set_expiry(connection: &Connection, token: &str, expires_at: i64) -> Resu
 }
 
 /// Deletes tokens that expired before `now`; returns how many.
-pub fn delete_expired(connection: &Connection, now: i64) -> Result<usize, StoreError> {
+pub(super) fn delete_expired(connection: &Connection, now: i64) -> Result<usize, StoreError> {
     Ok(connection.execute(
         "DELETE FROM tokens WHERE expires_at IS NOT NULL AND expires_at <= ?1",
         [now],

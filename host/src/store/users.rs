@@ -7,7 +7,131 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{unique_violation, Page, StoreError, Window};
+use super::{organizations, unique_violation, Page, SortColumn, Store, StoreError, Window};
+
+impl Store {
+    /// The users, reached by name: what `/users`, the login, the demo and the check of a
+    /// hook's token owner read and write.
+    pub fn users(&self) -> Users<'_> {
+        Users { store: self }
+    }
+}
+
+/// The user operations callers may ask for; each runs on the store's blocking pool.
+#[derive(Debug, Clone, Copy)]
+pub struct Users<'a> {
+    store: &'a Store,
+}
+
+/// What the users list may be ordered by (then by id).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UserOrder {
+    /// By id, the default.
+    #[default]
+    Id,
+    /// By username.
+    Username,
+}
+
+impl SortColumn for UserOrder {
+    fn column(&self) -> &'static str {
+        match self {
+            UserOrder::Id => "id",
+            UserOrder::Username => "username",
+        }
+    }
+}
+
+/// The stored name of the admin role (see `api::auth::Role`).
+const ADMIN: &str = "admin";
+
+impl Users<'_> {
+    /// One user; none when there is no such user.
+    pub async fn get(&self, id: u64) -> Result<Option<User>, StoreError> {
+        self.store.run(move |connection| get(connection, id)).await
+    }
+
+    /// The user a login names, without regard to ASCII case: the user of exactly that
+    /// name if there is one (a case variant from before migration 5 keeps its own login),
+    /// else the one whose name equals it but for case.
+    pub async fn by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        let username = username.to_owned();
+        self.store
+            .run(move |connection| by_username(connection, &username))
+            .await
+    }
+
+    /// A page of the users of one organization (or of all).
+    pub async fn list(
+        &self,
+        organization: Option<u64>,
+        window: Window<UserOrder>,
+    ) -> Result<Page<User>, StoreError> {
+        self.store
+            .run(move |connection| list(connection, organization, window))
+            .await
+    }
+
+    /// Creates a user of an existing organization; none when `user.organization_id` names
+    /// no organization. A username already used (in any case) is a conflict answering
+    /// [`USERNAME_UNAVAILABLE`].
+    pub async fn create(
+        &self,
+        user: &NewUser<'_>,
+        created_at: &str,
+    ) -> Result<Option<User>, StoreError> {
+        let (user, created_at) = (OwnedNewUser::of(user), created_at.to_owned());
+        self.store
+            .run(move |connection| {
+                if organizations::get(connection, user.organization_id)?.is_none() {
+                    return Ok(None);
+                }
+                create(connection, &user.borrowed(), &created_at).map(Some)
+            })
+            .await
+    }
+
+    /// Creates an organization named `organization_name` and `user` as its first user (the
+    /// demo's): `user.organization_id` is not read, the new organization's id is used.
+    /// Like the two writes it stands for, not one transaction: a refused user leaves the
+    /// organization behind.
+    pub async fn create_with_organization(
+        &self,
+        organization_name: &str,
+        user: &NewUser<'_>,
+        created_at: &str,
+    ) -> Result<User, StoreError> {
+        let organization_name = organization_name.to_owned();
+        let (mut user, created_at) = (OwnedNewUser::of(user), created_at.to_owned());
+        self.store
+            .run(move |connection| {
+                let organization =
+                    organizations::create(connection, &organization_name, &created_at)?;
+                user.organization_id = organization.id;
+                create(connection, &user.borrowed(), &created_at)
+            })
+            .await
+    }
+
+    /// The admins among `ids` (users that do not exist are left out), in the order asked:
+    /// a member may not run a hook whose token owner is one of them.
+    pub async fn admins_among(&self, ids: &[u64]) -> Result<Vec<u64>, StoreError> {
+        let ids = ids.to_vec();
+        self.store
+            .run(move |connection| {
+                let mut admins = Vec::new();
+                for id in ids {
+                    if let Some(user) = get(connection, id)? {
+                        if user.role == ADMIN {
+                            admins.push(user.id);
+                        }
+                    }
+                }
+                Ok(admins)
+            })
+            .await
+    }
+}
 
 /// A user as stored (the password only as its hash).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +175,44 @@ pub struct NewUser<'a> {
     pub email: &'a str,
 }
 
+/// A [`NewUser`] the blocking pool can own.
+#[derive(Debug)]
+struct OwnedNewUser {
+    organization_id: u64,
+    username: String,
+    password_hash: String,
+    role: String,
+    first_name: String,
+    last_name: String,
+    email: String,
+}
+
+impl OwnedNewUser {
+    fn of(user: &NewUser<'_>) -> Self {
+        OwnedNewUser {
+            organization_id: user.organization_id,
+            username: user.username.to_owned(),
+            password_hash: user.password_hash.to_owned(),
+            role: user.role.to_owned(),
+            first_name: user.first_name.to_owned(),
+            last_name: user.last_name.to_owned(),
+            email: user.email.to_owned(),
+        }
+    }
+
+    fn borrowed(&self) -> NewUser<'_> {
+        NewUser {
+            organization_id: self.organization_id,
+            username: &self.username,
+            password_hash: &self.password_hash,
+            role: &self.role,
+            first_name: &self.first_name,
+            last_name: &self.last_name,
+            email: &self.email,
+        }
+    }
+}
+
 const COLUMNS: &str =
     "id, organization_id, username, password_hash, role, first_name, last_name, email, is_active";
 
@@ -77,7 +239,7 @@ pub const USERNAME_UNAVAILABLE: &str = "username: this username cannot be used; 
 
 /// Creates a user; a username already used (in any case) is a conflict answering
 /// [`USERNAME_UNAVAILABLE`].
-pub fn create(
+pub(super) fn create(
     connection: &Connection,
     user: &NewUser<'_>,
     created_at: &str,
@@ -104,7 +266,7 @@ pub fn create(
 }
 
 /// One user.
-pub fn get(connection: &Connection, id: u64) -> Result<Option<User>, StoreError> {
+pub(super) fn get(connection: &Connection, id: u64) -> Result<Option<User>, StoreError> {
     Ok(connection
         .query_row(
             &format!("SELECT {COLUMNS} FROM users WHERE id = ?1"),
@@ -117,7 +279,10 @@ pub fn get(connection: &Connection, id: u64) -> Result<Option<User>, StoreError>
 /// One user by username, without regard to ASCII case: the user of exactly that name if
 /// there is one (a case variant from before migration 5 keeps its own login), else the one
 /// whose name equals it but for case.
-pub fn by_username(connection: &Connection, username: &str) -> Result<Option<User>, StoreError> {
+pub(super) fn by_username(
+    connection: &Connection,
+    username: &str,
+) -> Result<Option<User>, StoreError> {
     let exact = connection
         .query_row(
             &format!("SELECT {COLUMNS} FROM users WHERE username = ?1"),
@@ -140,11 +305,11 @@ pub fn by_username(connection: &Connection, username: &str) -> Result<Option<Use
         .optional()?)
 }
 
-/// Users by id, of one organization or of all.
-pub fn list(
+/// Users in the window's order, of one organization or of all.
+fn list(
     connection: &Connection,
     organization: Option<u64>,
-    window: Window,
+    window: Window<UserOrder>,
 ) -> Result<Page<User>, StoreError> {
     super::page_where(
         connection,
