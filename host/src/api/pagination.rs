@@ -151,7 +151,7 @@ struct Pagination {
 impl Paginated {
     /// A page of results; `list_url` is the list's own URL (for next and previous, which
     /// repeat the request's `ordering`).
-    pub fn new<T, K>(
+    pub fn new<T, K: Copy>(
         page: &Page<T>,
         request: PageRequest<K>,
         list_url: &str,

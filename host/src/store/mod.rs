@@ -309,7 +309,7 @@ impl Store {
 
 /// One page of `table`'s rows whose `column` equals `value` (all rows when it is none),
 /// in the window's order then by id: the shape most lists of the API share.
-fn page_where<T, K: SortColumn>(
+fn page_where<T, K: SortColumn + Copy>(
     connection: &Connection,
     table: &str,
     columns: &str,
