@@ -100,6 +100,77 @@ fn discard_multipart_in_background(mut multipart: axum::extract::Multipart) {
     });
 }
 
+/// A multipart upload: a `file` (or `module`) field, and an optional `name`.
+async fn read_multipart(
+    state: &AppState,
+    request: Request,
+    query_name: Option<String>,
+) -> ApiResult<(String, bytes::Bytes)> {
+    let mut multipart = axum::extract::Multipart::from_request(request, state)
+        .await
+        .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+    // Each field at most once: a second one is refused (before it is read) rather than
+    // silently winning over the first.
+    let mut name_field: Option<String> = None;
+    let mut file_name: Option<String> = None;
+    let mut file: Option<bytes::Bytes> = None;
+    let mut duplicate: Option<&str> = None;
+    while let Some(field) = multipart.next_field().await.map_err(|error| {
+        if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large()
+        } else {
+            ApiError::BadRequest(format!("unreadable multipart body: {}", error.body_text()))
+        }
+    })? {
+        match field.name() {
+            Some("name") if name_field.is_some() => {
+                duplicate = Some("name");
+                break;
+            }
+            Some("file") if file.is_some() => {
+                duplicate = Some("file");
+                break;
+            }
+            Some("module") if file.is_some() => {
+                duplicate = Some("module");
+                break;
+            }
+            Some("name") => {
+                name_field = Some(field.text().await.map_err(|error| {
+                    ApiError::BadRequest(format!("name: {}", error.body_text()))
+                })?);
+            }
+            Some("file" | "module") => {
+                file_name = field.file_name().map(str::to_owned);
+                let bytes = field.bytes().await.map_err(|error| {
+                    if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                        too_large()
+                    } else {
+                        ApiError::BadRequest(format!("file: {}", error.body_text()))
+                    }
+                })?;
+                file = Some(bytes);
+            }
+            Some(other) => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown multipart field `{other}`; send `file` and optionally `name`"
+                )))
+            }
+            None => {}
+        }
+    }
+    if let Some(field) = duplicate {
+        discard_multipart_in_background(multipart);
+        return Err(duplicate_field(field));
+    }
+    let file = file.ok_or_else(|| {
+        ApiError::BadRequest("file: required (a multipart field named `file`)".into())
+    })?;
+    // The `name` field, else `?name=`, else the file's own name.
+    let name = name_field.or(query_name).or(file_name);
+    Ok((name.unwrap_or_else(|| "module.wasm".into()), file))
+}
+
 /// Reads the module's bytes and name from a raw or a multipart body.
 async fn read_upload(
     state: &AppState,
@@ -122,69 +193,7 @@ async fn read_upload(
         .unwrap_or("")
         .to_ascii_lowercase();
     if content_type.starts_with("multipart/form-data") {
-        let mut multipart = axum::extract::Multipart::from_request(request, state)
-            .await
-            .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
-        // Each field at most once: a second one is refused (before it is read) rather than
-        // silently winning over the first.
-        let mut name_field: Option<String> = None;
-        let mut file_name: Option<String> = None;
-        let mut file: Option<bytes::Bytes> = None;
-        let mut duplicate: Option<&str> = None;
-        while let Some(field) = multipart.next_field().await.map_err(|error| {
-            if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                too_large()
-            } else {
-                ApiError::BadRequest(format!("unreadable multipart body: {}", error.body_text()))
-            }
-        })? {
-            match field.name() {
-                Some("name") if name_field.is_some() => {
-                    duplicate = Some("name");
-                    break;
-                }
-                Some("file") if file.is_some() => {
-                    duplicate = Some("file");
-                    break;
-                }
-                Some("module") if file.is_some() => {
-                    duplicate = Some("module");
-                    break;
-                }
-                Some("name") => {
-                    name_field = Some(field.text().await.map_err(|error| {
-                        ApiError::BadRequest(format!("name: {}", error.body_text()))
-                    })?);
-                }
-                Some("file" | "module") => {
-                    file_name = field.file_name().map(str::to_owned);
-                    let bytes = field.bytes().await.map_err(|error| {
-                        if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                            too_large()
-                        } else {
-                            ApiError::BadRequest(format!("file: {}", error.body_text()))
-                        }
-                    })?;
-                    file = Some(bytes);
-                }
-                Some(other) => {
-                    return Err(ApiError::BadRequest(format!(
-                        "unknown multipart field `{other}`; send `file` and optionally `name`"
-                    )))
-                }
-                None => {}
-            }
-        }
-        if let Some(field) = duplicate {
-            discard_multipart_in_background(multipart);
-            return Err(duplicate_field(field));
-        }
-        let file = file.ok_or_else(|| {
-            ApiError::BadRequest("file: required (a multipart field named `file`)".into())
-        })?;
-        // The `name` field, else `?name=`, else the file's own name.
-        let name = name_field.or(query_name).or(file_name);
-        Ok((name.unwrap_or_else(|| "module.wasm".into()), file))
+        read_multipart(state, request, query_name).await
     } else if content_type.starts_with("application/wasm")
         || content_type.starts_with("application/octet-stream")
     {

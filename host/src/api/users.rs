@@ -68,30 +68,7 @@ pub(super) async fn create(
             ApiError::BadRequest("organization: expected an organization URL or id".into())
         })?),
     };
-    let organization_id = match caller {
-        Caller::Operator => requested.ok_or_else(|| {
-            ApiError::BadRequest("organization: required when the operator creates a user".into())
-        })?,
-        Caller::User {
-            role: Role::Admin,
-            organization_id,
-            ..
-        } => match requested {
-            Some(other) if other != organization_id => {
-                return Err(ApiError::BadRequest(
-                    "organization: admins create users of their own organization only".into(),
-                ))
-            }
-            _ => organization_id,
-        },
-        Caller::User {
-            role: Role::Member, ..
-        } => return Err(ApiError::Forbidden),
-        Caller::Extension { .. } => return Err(ApiError::ForbiddenBecause(
-            "This token was minted for a hook's run; an extension's token may not create users."
-                .into(),
-        )),
-    };
+    let organization_id = new_user_organization(caller, requested)?;
     let role = body.role.as_deref().unwrap_or("member").to_owned();
     if Role::parse(&role).is_none() {
         return Err(ApiError::BadRequest(format!(
@@ -99,14 +76,7 @@ pub(super) async fn create(
         )));
     }
     accounts::validate_username(&body.username).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let password = body.password.clone();
-    let password_hash = tokio::task::spawn_blocking(move || accounts::hash_password(&password))
-        .await
-        .map_err(|error| ApiError::Internal(error.to_string()))?
-        .map_err(|error| match error {
-            accounts::AccountError::Hash(cause) => ApiError::Internal(cause),
-            other => ApiError::BadRequest(other.to_string()),
-        })?;
+    let password_hash = hash_password(body.password.clone()).await?;
     let created_at = now_rfc3339();
     let new_user = NewUser {
         organization_id,
@@ -124,6 +94,45 @@ pub(super) async fn create(
         .await?
         .ok_or_else(|| ApiError::BadRequest("organization: no such organization".into()))?;
     Ok((StatusCode::CREATED, axum::Json(render(&state, &user))))
+}
+
+/// The organization a new user joins: the operator names one; an admin creates users of
+/// their own only; members and extensions' tokens create none.
+fn new_user_organization(caller: Caller, requested: Option<u64>) -> ApiResult<u64> {
+    match caller {
+        Caller::Operator => requested.ok_or_else(|| {
+            ApiError::BadRequest("organization: required when the operator creates a user".into())
+        }),
+        Caller::User {
+            role: Role::Admin,
+            organization_id,
+            ..
+        } => match requested {
+            Some(other) if other != organization_id => Err(ApiError::BadRequest(
+                "organization: admins create users of their own organization only".into(),
+            )),
+            _ => Ok(organization_id),
+        },
+        Caller::User {
+            role: Role::Member, ..
+        } => Err(ApiError::Forbidden),
+        Caller::Extension { .. } => Err(ApiError::ForbiddenBecause(
+            "This token was minted for a hook's run; an extension's token may not create users."
+                .into(),
+        )),
+    }
+}
+
+/// Hashes a new password off the async threads (argon2 takes tens of milliseconds); a
+/// password the rules refuse is the client's error.
+async fn hash_password(password: String) -> ApiResult<String> {
+    tokio::task::spawn_blocking(move || accounts::hash_password(&password))
+        .await
+        .map_err(|error| ApiError::Internal(error.to_string()))?
+        .map_err(|error| match error {
+            accounts::AccountError::Hash(cause) => ApiError::Internal(cause),
+            other => ApiError::BadRequest(other.to_string()),
+        })
 }
 
 pub(super) async fn list(
