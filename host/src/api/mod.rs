@@ -79,12 +79,12 @@ impl std::ops::Deref for AppState {
 impl App {
     /// The URL of an object: `{base}/api/v1/{collection}/{id}`.
     pub fn url(&self, collection: &str, id: u64) -> String {
-        format!("{}/api/v1/{collection}/{id}", self.base_url)
+        crate::model::object_url(&self.base_url, collection, id)
     }
 
     /// The URL of a collection.
     pub fn list_url(&self, collection: &str) -> String {
-        format!("{}/api/v1/{collection}", self.base_url)
+        crate::model::collection_url(&self.base_url, collection)
     }
 }
 

@@ -98,3 +98,14 @@ mod tests {
         );
     }
 }
+
+/// The URL of an object of the API, `{base}/api/v1/{collection}/{id}`: the one place it is
+/// built, since Rossum's clients follow these URLs and payloads carry them.
+pub fn object_url(base_url: &str, collection: &str, id: u64) -> String {
+    format!("{}/{id}", collection_url(base_url, collection))
+}
+
+/// The URL of a collection of the API, `{base}/api/v1/{collection}`.
+pub fn collection_url(base_url: &str, collection: &str) -> String {
+    format!("{base_url}/api/v1/{collection}")
+}

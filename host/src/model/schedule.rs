@@ -17,6 +17,38 @@ pub const MIN_INTERVAL: Duration = Duration::from_secs(600);
 /// fires at most 52,704 times in a leap year; more means a shorter interval somewhere.
 const MOST_OCCURRENCES_CHECKED: usize = 52_704 + 1;
 
+/// Why a cron expression is refused; the message is what the client reads beside
+/// `config.schedule.cron`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    /// Not five cron fields.
+    #[error("`{expression}` is not a five-field cron expression: {reason}")]
+    Syntax {
+        /// The expression as written.
+        expression: String,
+        /// croner's reason.
+        reason: String,
+    },
+    /// Two ticks closer than [`MIN_INTERVAL`].
+    #[error("`{expression}` fires at {first} and again at {second}: at most once every {minutes} minutes")]
+    TooOften {
+        /// The expression as written.
+        expression: String,
+        /// The first of the two ticks, `HH:MM`.
+        first: String,
+        /// The second, `HH:MM`.
+        second: String,
+        /// The shortest interval allowed, in minutes.
+        minutes: u64,
+    },
+    /// No tick in a whole year (a 31st of February).
+    #[error("`{expression}` never fires")]
+    Never {
+        /// The expression as written.
+        expression: String,
+    },
+}
+
 /// A parsed schedule.
 #[derive(Debug, Clone)]
 pub struct Schedule {
@@ -33,7 +65,7 @@ impl PartialEq for Schedule {
 impl Schedule {
     /// Parses a five-field cron expression (minute, hour, day of month, month, day of week)
     /// and checks that it fires, and never twice within ten minutes. The error says why.
-    pub fn parse(expression: &str) -> Result<Self, String> {
+    pub fn parse(expression: &str) -> Result<Self, ScheduleError> {
         let schedule = Schedule::saved(expression)?;
         schedule.check_interval()?;
         Ok(schedule)
@@ -41,14 +73,17 @@ impl Schedule {
 
     /// Parses an expression that [`Schedule::parse`] accepted when its hook was saved,
     /// without walking a year of ticks again (the scheduler reads schedules every second).
-    pub fn saved(expression: &str) -> Result<Self, String> {
+    pub fn saved(expression: &str) -> Result<Self, ScheduleError> {
         let parser = CronParser::builder()
             .seconds(Seconds::Disallowed)
             .year(Year::Disallowed)
             .build();
-        let cron = parser.parse(expression).map_err(|error| {
-            format!("`{expression}` is not a five-field cron expression: {error}")
-        })?;
+        let cron = parser
+            .parse(expression)
+            .map_err(|error| ScheduleError::Syntax {
+                expression: expression.to_owned(),
+                reason: error.to_string(),
+            })?;
         Ok(Schedule {
             cron,
             expression: expression.trim().to_owned(),
@@ -72,7 +107,7 @@ impl Schedule {
 
     /// Walks a whole leap year (and into the next, so that a year's end is crossed) and
     /// refuses the first gap under [`MIN_INTERVAL`].
-    fn check_interval(&self) -> Result<(), String> {
+    fn check_interval(&self) -> Result<(), ScheduleError> {
         let Some(start) = Utc.with_ymd_and_hms(2028, 1, 1, 0, 0, 0).single() else {
             return Ok(());
         };
@@ -86,13 +121,12 @@ impl Schedule {
             }
             if let Some(previous) = previous {
                 if tick - previous < minimum {
-                    return Err(format!(
-                        "`{}` fires at {} and again at {}: at most once every {} minutes",
-                        self.expression,
-                        previous.format("%H:%M"),
-                        tick.format("%H:%M"),
-                        MIN_INTERVAL.as_secs() / 60
-                    ));
+                    return Err(ScheduleError::TooOften {
+                        expression: self.expression.clone(),
+                        first: previous.format("%H:%M").to_string(),
+                        second: tick.format("%H:%M").to_string(),
+                        minutes: MIN_INTERVAL.as_secs() / 60,
+                    });
                 }
             }
             previous = Some(tick);
@@ -102,7 +136,9 @@ impl Schedule {
             }
         }
         if previous.is_none() {
-            return Err(format!("`{}` never fires", self.expression));
+            return Err(ScheduleError::Never {
+                expression: self.expression.clone(),
+            });
         }
         Ok(())
     }
@@ -113,7 +149,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ten_minutes_or_more_is_accepted() -> Result<(), String> {
+    fn ten_minutes_or_more_is_accepted() -> Result<(), Box<dyn std::error::Error>> {
         for expression in [
             "*/10 * * * *",
             "0 * * * *",
@@ -138,13 +174,13 @@ mod tests {
         ] {
             match Schedule::parse(expression) {
                 Ok(_) => panic!("{expression} was accepted"),
-                Err(error) => assert!(error.contains(reason), "{expression}: {error}"),
+                Err(error) => assert!(error.to_string().contains(reason), "{expression}: {error}"),
             }
         }
     }
 
     #[test]
-    fn the_latest_tick_is_found() -> Result<(), String> {
+    fn the_latest_tick_is_found() -> Result<(), Box<dyn std::error::Error>> {
         let schedule = Schedule::parse("*/10 * * * *")?;
         let now = Utc
             .with_ymd_and_hms(2027, 3, 1, 12, 34, 56)

@@ -147,8 +147,9 @@ fn common_config(config: &mut Map<String, Value>) -> Result<Change<String>, Hook
             }
             match schedule.get("cron") {
                 Some(Value::String(expression)) => {
-                    Schedule::parse(expression)
-                        .map_err(|reason| HookError::new("config.schedule.cron", reason))?;
+                    Schedule::parse(expression).map_err(|reason| {
+                        HookError::new("config.schedule.cron", reason.to_string())
+                    })?;
                 }
                 _ => {
                     return Err(HookError::new(
@@ -242,7 +243,7 @@ fn function_config(
                 }
             }
             AllowedHosts::parse(texts.into_iter().map(str::to_owned).collect())
-                .map_err(|reason| HookError::new("config.allowed_hosts", reason))?;
+                .map_err(|reason| HookError::new("config.allowed_hosts", reason.to_string()))?;
         }
         Some(_) => {
             return Err(HookError::new(

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::super::schedule::Schedule;
-use crate::outbound::AllowList;
+use crate::outbound::{AllowList, PatternError};
 
 /// Attempts after the first a hook may ask (`config.retry_count`), and the default.
 pub const MAX_RETRY_COUNT: u64 = 4;
@@ -167,9 +167,8 @@ pub struct AllowedHosts {
 
 impl AllowedHosts {
     /// The patterns, checked by the allow-list grammar; the error says which is wrong.
-    pub fn parse(patterns: Vec<String>) -> Result<Self, String> {
-        let parsed = AllowList::parse(patterns.iter().map(String::as_str))
-            .map_err(|error| error.to_string())?;
+    pub fn parse(patterns: Vec<String>) -> Result<Self, PatternError> {
+        let parsed = AllowList::parse(patterns.iter().map(String::as_str))?;
         Ok(AllowedHosts { patterns, parsed })
     }
 
