@@ -176,7 +176,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let housekeeping = tokio::spawn(housekeeping(store, limits.log_retention_days));
     // Tests and scripts read this line to find the port when listening on port 0.
     eprintln!("wasmhook listening on http://{address}");
-    // Our own accept loop: timeouts, connection caps and a file reserve (listener.rs).
+    // Our own accept loop: timeouts, connection caps and a file reserve (listener/).
     listener::serve(
         listener,
         api::router(state),

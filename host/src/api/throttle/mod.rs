@@ -27,187 +27,28 @@
 //!
 //! The peer address is the TCP peer's; behind a reverse proxy every client shares the
 //! proxy's, and `X-Forwarded-For` is not trusted (any client could set it).
+//!
+//! This file holds [`LoginThrottle`], which checks and counts an attempt against every
+//! kind of key at once, bounds the password checks running together, and answers
+//! [`Throttled`]. What it is made of, one idea a file: `policy.rs` (how each kind of key is
+//! throttled: [`Policy`] and the three in force), `counters.rs` (the failures remembered
+//! per key and the lockout rule that reads them) and `keys.rs` (what a username and an
+//! address are counted as).
 
-use std::hash::Hash;
-use std::net::{IpAddr, Ipv6Addr};
+mod counters;
+mod keys;
+mod policy;
+
+use std::net::IpAddr;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use lru::LruCache;
-use sha2::{Digest as _, Sha256};
 
-/// How failures of one kind of key (usernames, addresses) are throttled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Policy {
-    /// Failures allowed before the first lockout.
-    pub free_failures: u32,
-    /// The lockout after the first failure beyond the free ones; each further one doubles it.
-    pub first_lockout: Duration,
-    /// The longest lockout.
-    pub max_lockout: Duration,
-    /// A key without a failure for this long starts again from zero.
-    pub forget_after: Duration,
-    /// The most keys remembered; the least recently used is forgotten first.
-    pub capacity: NonZeroUsize,
-}
-
-impl Policy {
-    /// The lockout that the `count`th failure starts, if it is beyond the free ones.
-    fn lockout(&self, count: u32) -> Option<Duration> {
-        let beyond = count.checked_sub(self.free_failures)?.checked_sub(1)?;
-        let factor = 1u32.checked_shl(beyond).unwrap_or(u32::MAX);
-        Some(
-            self.first_lockout
-                .saturating_mul(factor)
-                .min(self.max_lockout),
-        )
-    }
-}
-
-/// A username from one address: ten failures (far more than a person mistyping makes), then a lockout from
-/// 1 s doubling to 15 minutes, so about a hundred guesses a day once a guesser is locked
-/// out; forgotten after an hour without a failure. The existing tests, which log in a few
-/// times, never come near it.
-pub const USERNAMES: Policy = Policy {
-    free_failures: 10,
-    first_lockout: Duration::from_secs(1),
-    max_lockout: Duration::from_secs(15 * 60),
-    forget_after: Duration::from_secs(60 * 60),
-    capacity: NonZeroUsize::new(10_000).expect("nonzero"),
-};
-
-/// A username from every address together: a hundred failures, then a lockout from 1 s
-/// doubling to a minute. Guessing from many addresses is still held to about a guess a
-/// minute, while a user locked out by someone else's guesses waits a minute at most.
-pub const ACCOUNTS: Policy = Policy {
-    free_failures: 100,
-    first_lockout: Duration::from_secs(1),
-    max_lockout: Duration::from_secs(60),
-    forget_after: Duration::from_secs(60 * 60),
-    capacity: NonZeroUsize::new(10_000).expect("nonzero"),
-};
-
-/// Peer addresses (IPv6 by /64, the block one host usually has): a hundred failures, enough
-/// for an office behind one NAT, then a lockout from 1 s doubling to a minute, so one
-/// address spraying a password over many usernames gets about one guess a minute;
-/// forgotten after ten minutes without a failure.
-pub const PEERS: Policy = Policy {
-    free_failures: 100,
-    first_lockout: Duration::from_secs(1),
-    max_lockout: Duration::from_secs(60),
-    forget_after: Duration::from_secs(10 * 60),
-    capacity: NonZeroUsize::new(10_000).expect("nonzero"),
-};
-
-/// What is remembered of one key.
-#[derive(Debug, Clone, Copy)]
-struct Failures {
-    count: u32,
-    last: Instant,
-    locked_until: Option<Instant>,
-}
-
-/// The failure counters of one kind of key.
-#[derive(Debug)]
-struct Counters<K: Hash + Eq> {
-    policy: Policy,
-    entries: LruCache<K, Failures>,
-}
-
-impl<K: Hash + Eq> Counters<K> {
-    fn new(policy: Policy) -> Self {
-        Counters {
-            policy,
-            entries: LruCache::new(policy.capacity),
-        }
-    }
-
-    /// The failures of `key` still remembered at `now`.
-    fn current(&mut self, key: &K, now: Instant) -> Option<Failures> {
-        let failures = *self.entries.get(key)?;
-        if now.saturating_duration_since(failures.last) >= self.policy.forget_after {
-            self.entries.pop(key);
-            return None;
-        }
-        Some(failures)
-    }
-
-    /// How long `key` must still wait at `now`, when it is locked out.
-    fn wait(&mut self, key: &K, now: Instant) -> Option<Duration> {
-        let until = self.current(key, now)?.locked_until?;
-        until
-            .checked_duration_since(now)
-            .filter(|wait| !wait.is_zero())
-    }
-
-    /// Counts a failure of `key` at `now`, locking it out when it is beyond the free ones.
-    fn charge(&mut self, key: K, now: Instant) {
-        let count = self
-            .current(&key, now)
-            .map_or(0, |failures| failures.count)
-            .saturating_add(1);
-        let locked_until = self
-            .policy
-            .lockout(count)
-            .and_then(|lockout| now.checked_add(lockout));
-        self.entries.put(
-            key,
-            Failures {
-                count,
-                last: now,
-                locked_until,
-            },
-        );
-    }
-
-    /// Takes back one failure of `key` (an attempt that turned out to succeed), and the
-    /// lockout it started, if it did.
-    fn refund(&mut self, key: &K) {
-        let policy = self.policy;
-        if let Some(failures) = self.entries.peek_mut(key) {
-            failures.count = failures.count.saturating_sub(1);
-            if policy.lockout(failures.count).is_none() {
-                failures.locked_until = None;
-            }
-        }
-    }
-
-    /// Forgets `key` (a username that logged in).
-    fn clear(&mut self, key: &K) {
-        self.entries.pop(key);
-    }
-}
-
-/// A username as the throttle keys it: the sha256 of its ASCII lowercase, since usernames
-/// are compared without regard to ASCII case (`Alice` and `alice` share their count).
-type UsernameKey = [u8; 32];
-
-/// A username's key, from one address (`peer`) or from all (`None`).
-fn username_key(username: &str, peer: Option<IpAddr>) -> UsernameKey {
-    let mut hasher = Sha256::new();
-    hasher.update(username.to_ascii_lowercase().as_bytes());
-    if let Some(peer) = peer {
-        hasher.update(b"\0");
-        hasher.update(peer.to_string().as_bytes());
-    }
-    let digest = hasher.finalize();
-    let mut key = [0u8; 32];
-    key.copy_from_slice(&digest);
-    key
-}
-
-/// An address as the throttle keys it: IPv4 as is (an IPv4-mapped IPv6 address too), IPv6
-/// by its /64, since one host usually holds a whole /64.
-fn peer_key(address: IpAddr) -> IpAddr {
-    match address {
-        IpAddr::V4(_) => address,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
-        },
-    }
-}
+use self::counters::Counters;
+use self::keys::{peer_key, username_key, UsernameKey};
+use self::policy::{Policy, ACCOUNTS, PEERS, USERNAMES};
 
 /// The counters of both kinds of key, under one lock so that an attempt is checked and
 /// counted against both at once.
@@ -574,15 +415,6 @@ mod tests {
             assert!(throttle.admit("ann", None, quiet).is_ok());
         }
         assert!(throttle.admit("ann", None, quiet).is_err());
-    }
-
-    #[test]
-    fn ipv6_addresses_count_by_their_64_and_mapped_ipv4_as_ipv4() {
-        let key = |text: &str| address(text).map(peer_key);
-        assert_eq!(key("2001:db8::1"), key("2001:db8::ffff:ffff:ffff:1"));
-        assert_ne!(key("2001:db8::1"), key("2001:db8:0:1::1"));
-        assert_eq!(key("::ffff:192.0.2.1"), key("192.0.2.1"));
-        assert_ne!(key("192.0.2.1"), key("192.0.2.2"));
     }
 
     #[test]

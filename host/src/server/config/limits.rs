@@ -1,0 +1,130 @@
+//! The `[limits]` section: per-installation and per-organization limits (runs, modules,
+//! memory, compiles), and their translation into the memory budget and the compile policy.
+//! A file of its own, as every section, so that a section's settings, defaults and checks
+//! read together.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::environment::{with_environment, Section};
+
+/// Per-installation and per-organization limits; each has a default and an environment
+/// variable (`WASMHOOK_<NAME>` in capitals).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Concurrent runs per organization; more get 429.
+    pub runs_per_organization: usize,
+    /// Modules per organization.
+    pub modules_per_organization: u64,
+    /// Module bytes per organization.
+    pub module_bytes_per_organization: u64,
+    /// Modules up to this size compile while their upload waits; larger ones in the
+    /// background.
+    pub foreground_compile_bytes: usize,
+    /// Days run logs are kept.
+    pub log_retention_days: u64,
+    /// The most seconds a hook's `config.timeout_s` may ask.
+    pub max_timeout_s: u64,
+    /// The most MiB a hook's `config.memory_size_mb` may ask.
+    pub max_memory_mb: u64,
+    /// Compiled modules kept loaded in memory, the most recently called first; the others
+    /// are mapped again from their artifact on their next call (about 0.3 ms for a Rust
+    /// module). A loaded Rust module holds about 1 MB resident.
+    pub loaded_modules: usize,
+    /// MiB of guest memory that running hooks may reserve in all (each run reserves its
+    /// `config.memory_size_mb` before it starts; beyond this, runs wait). 0: three quarters
+    /// of the machine's (or the container's) memory.
+    pub memory_budget_mb: u64,
+    /// MiB of that one organization may reserve (beyond it, its calls get 429). 0: half
+    /// the budget. Never below `max_memory_mb`.
+    pub memory_per_organization_mb: u64,
+    /// Modules compiled at once in the whole installation.
+    pub concurrent_compiles: usize,
+    /// Seconds of compiling one organization may spend per 10 minutes; then uploads get 429.
+    pub compile_seconds_per_organization: u64,
+    /// Uploads of one organization that may be refused per 10 minutes; then uploads get 429.
+    pub refused_uploads_per_organization: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            runs_per_organization: crate::dispatch::limits::DEFAULT_RUNS_PER_ORGANIZATION,
+            modules_per_organization: 100,
+            module_bytes_per_organization: 2 * 1024 * 1024 * 1024,
+            foreground_compile_bytes: crate::modules::DEFAULT_FOREGROUND_COMPILE_BYTES,
+            log_retention_days: 7,
+            max_timeout_s: 60,
+            max_memory_mb: 512,
+            loaded_modules: crate::runtime::DEFAULT_MODULE_CACHE_CAPACITY,
+            memory_budget_mb: 0,
+            memory_per_organization_mb: 0,
+            concurrent_compiles: crate::modules::gate::CompileBudget::default().concurrent,
+            compile_seconds_per_organization: crate::modules::gate::CompileBudget::default()
+                .seconds_per_window,
+            refused_uploads_per_organization: crate::modules::gate::CompileBudget::default()
+                .refusals_per_window,
+        }
+    }
+}
+
+impl Limits {
+    /// Overrides from `WASMHOOK_*` environment variables.
+    pub(super) fn with_environment(self) -> anyhow::Result<Self> {
+        let limits: Self = with_environment(self, Section::Limits)?;
+        limits.checked()
+    }
+
+    fn checked(self) -> anyhow::Result<Self> {
+        if self.max_timeout_s == 0 || self.max_memory_mb < 16 {
+            anyhow::bail!("max_timeout_s must be at least 1 and max_memory_mb at least 16");
+        }
+        if self.concurrent_compiles == 0
+            || self.compile_seconds_per_organization == 0
+            || self.refused_uploads_per_organization == 0
+        {
+            anyhow::bail!(
+                "concurrent_compiles, compile_seconds_per_organization and \
+                 refused_uploads_per_organization must be at least 1 (0 would refuse every upload)"
+            );
+        }
+        Ok(self)
+    }
+
+    /// The guest memory budget: as configured, else from the machine's memory.
+    pub fn memory_budget(&self) -> crate::dispatch::limits::MemoryBudget {
+        use crate::dispatch::limits::MemoryBudget;
+        let machine = MemoryBudget::for_machine(self.max_memory_mb);
+        let total_mb = match self.memory_budget_mb {
+            0 => machine.total_mb,
+            configured => configured,
+        };
+        let per_organization_mb = match self.memory_per_organization_mb {
+            0 => total_mb / 2,
+            configured => configured,
+        };
+        MemoryBudget {
+            total_mb,
+            per_organization_mb,
+        }
+        .at_least(self.max_memory_mb)
+    }
+
+    /// How the module library bounds compiles.
+    ///
+    /// `concurrent_compiles` counts the installation's places; one of them at most is used
+    /// by a background compile.
+    pub fn compile_policy(&self) -> crate::modules::CompilePolicy {
+        crate::modules::CompilePolicy {
+            foreground_bytes: self.foreground_compile_bytes,
+            bounds: crate::runtime::precheck::ModuleBounds::default(),
+            budget: crate::modules::gate::CompileBudget {
+                concurrent: self.concurrent_compiles.max(1),
+                seconds_per_window: self.compile_seconds_per_organization,
+                refusals_per_window: self.refused_uploads_per_organization,
+                ..crate::modules::gate::CompileBudget::default()
+            },
+        }
+    }
+}
