@@ -71,6 +71,17 @@ pub fn id_from_reference(reference: &serde_json::Value, collection: &str) -> Opt
     id.and_then(id_in_range)
 }
 
+/// The URL of an object of the API, `{base}/api/v1/{collection}/{id}`: the one place it is
+/// built, since Rossum's clients follow these URLs and payloads carry them.
+pub fn object_url(base_url: &str, collection: &str, id: u64) -> String {
+    format!("{}/{id}", collection_url(base_url, collection))
+}
+
+/// The URL of a collection of the API, `{base}/api/v1/{collection}`.
+pub fn collection_url(base_url: &str, collection: &str) -> String {
+    format!("{base_url}/api/v1/{collection}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,15 +108,4 @@ mod tests {
             Some(7)
         );
     }
-}
-
-/// The URL of an object of the API, `{base}/api/v1/{collection}/{id}`: the one place it is
-/// built, since Rossum's clients follow these URLs and payloads carry them.
-pub fn object_url(base_url: &str, collection: &str, id: u64) -> String {
-    format!("{}/{id}", collection_url(base_url, collection))
-}
-
-/// The URL of a collection of the API, `{base}/api/v1/{collection}`.
-pub fn collection_url(base_url: &str, collection: &str) -> String {
-    format!("{base_url}/api/v1/{collection}")
 }
