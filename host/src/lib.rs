@@ -9,6 +9,7 @@
 //! - [`model`]: events, payloads and run logs in Rossum's terms;
 //! - [`dispatch`]: turns an event into runs and run logs;
 //! - [`store`]: persistence (SQLite) behind a narrow interface;
+//! - [`tokens`]: minting API tokens (logins, the demo, hooks' runs), on the store;
 //! - [`modules`]: uploaded modules' files and their (background) compilation;
 //! - [`outbound`]: every request to the network (guests' `wasi:http`, webhooks) and its
 //!   rules;
@@ -30,4 +31,5 @@ pub mod runtime;
 pub mod sealing;
 pub mod server;
 pub mod store;
+pub mod tokens;
 pub mod trace_context;

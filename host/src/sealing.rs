@@ -5,6 +5,10 @@
 //! is bound to its organization through the associated data, so a sealed blob copied to
 //! another organization's row does not open. `aes-gcm` (RustCrypto) is the kept, audited
 //! implementation; nothing here is hand-rolled cryptography.
+//!
+//! A hook's secrets ([`HookSecrets`]) are sealed here, in one format, for whoever writes
+//! them (the API, on save) and whoever reads them (the API for a signed invocation, the
+//! dispatcher for a run).
 
 use std::io::Write;
 use std::path::Path;
@@ -104,6 +108,49 @@ impl Sealer {
     }
 }
 
+/// A hook's write-only values, opened: what is sealed in its row, so that the API (which
+/// seals them when a hook is saved and opens them to check a signed invocation) and the
+/// dispatcher (which opens them for a run) read and write one format. Sealed as JSON under
+/// the hook's organization.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HookSecrets {
+    /// `secrets`, in the order written.
+    pub secrets: Vec<(String, String)>,
+    /// `config.secret` (signed invocations are checked with it).
+    pub config_secret: Option<String>,
+}
+
+impl HookSecrets {
+    /// Opens what [`HookSecrets::seal`] made for `organization_id`; none sealed means none.
+    pub fn open(
+        sealer: &Sealer,
+        organization_id: u64,
+        sealed: Option<&[u8]>,
+    ) -> Result<Self, SealingError> {
+        match sealed {
+            None => Ok(HookSecrets::default()),
+            Some(sealed) => {
+                let plain = sealer.open(organization_id, sealed)?;
+                serde_json::from_slice(&plain).map_err(|_| SealingError::Open)
+            }
+        }
+    }
+
+    /// Seals these secrets for storage in a hook of `organization_id`; none when there are
+    /// none.
+    pub fn seal(
+        &self,
+        sealer: &Sealer,
+        organization_id: u64,
+    ) -> Result<Option<Vec<u8>>, SealingError> {
+        if self.secrets.is_empty() && self.config_secret.is_none() {
+            return Ok(None);
+        }
+        let plain = serde_json::to_vec(self).map_err(|_| SealingError::Open)?;
+        sealer.seal(organization_id, &plain).map(Some)
+    }
+}
+
 fn associated_data(organization_id: u64) -> Vec<u8> {
     format!("wasmhook secrets v1, organization {organization_id}").into_bytes()
 }
@@ -171,6 +218,32 @@ mod tests {
             assert_eq!(mode, 0o600);
         }
         let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[test]
+    fn hook_secrets_seal_as_json_for_their_organization() -> Result<(), SealingError> {
+        let sealer = Sealer {
+            cipher: Aes256Gcm::new(&[7u8; 32].into()),
+        };
+        assert_eq!(HookSecrets::default().seal(&sealer, 1)?, None);
+        assert_eq!(HookSecrets::open(&sealer, 1, None)?, HookSecrets::default());
+        let secrets = HookSecrets {
+            secrets: vec![("api_key".into(), "hunter2".into())],
+            config_secret: Some("shared".into()),
+        };
+        let sealed = secrets.seal(&sealer, 1)?.ok_or(SealingError::Open)?;
+        assert_eq!(
+            HookSecrets::open(&sealer, 1, Some(sealed.as_slice()))?,
+            secrets
+        );
+        assert!(HookSecrets::open(&sealer, 2, Some(sealed.as_slice())).is_err());
+        // The format stays what stored rows hold: the JSON of the struct, sealed.
+        let plain = sealer.open(1, &sealed)?;
+        assert_eq!(
+            plain,
+            br#"{"secrets":[["api_key","hunter2"]],"config_secret":"shared"}"#
+        );
         Ok(())
     }
 }

@@ -24,6 +24,7 @@ use crate::dispatch::{DispatchError, RunResult};
 use crate::model::hook::{self, Hook};
 use crate::model::{EventAction, RunStatus, RESERVED_KEYS};
 use crate::modules::ModuleError;
+use crate::sealing::HookSecrets;
 
 /// The header an outside platform signs an invocation with.
 pub const SIGNATURE_HEADER: &str = "x-rossum-signature-sha256";
@@ -177,13 +178,14 @@ pub(super) async fn test(
         None
     };
     let hook = overridden.as_ref().unwrap_or(&stored);
-    let _slots = state
+    let permit = state
         .dispatcher
         .limits()
         .try_acquire(organization_id, 1, reserved_mb(hook))?;
     let result = state
         .dispatcher
         .run(
+            permit,
             hook,
             &event,
             &event_keys(&body.payload),
@@ -282,7 +284,9 @@ pub(super) async fn invoke(
         Invoker::Signed(signature) => {
             // Unknown hook, no secret, or a wrong signature: all the same 401.
             let hook = state.store.hook(id).await?.ok_or(ApiError::Unauthorized)?;
-            let secret = state.dispatcher.open_secrets(&hook)?.config_secret;
+            let sealed = hook.sealed_secrets.as_deref();
+            let secret =
+                HookSecrets::open(&state.sealer, hook.organization_id, sealed)?.config_secret;
             match secret {
                 Some(secret) if signature_matches(&secret, &body, signature) => {
                     // The signature stands for the hook's organization, in the access line.
@@ -317,14 +321,14 @@ pub(super) async fn invoke(
             "`{key}` is set by the host and cannot be sent"
         )));
     }
-    let _slots =
+    let permit =
         state
             .dispatcher
             .limits()
             .try_acquire(hook.organization_id, 1, reserved_mb(&hook))?;
     let result = state
         .dispatcher
-        .run(&hook, &event, &fields, None, &request_id.0)
+        .run(permit, &hook, &event, &fields, None, &request_id.0)
         .await
         .map_err(|error| not_run(error, ApiError::BadRequest))?;
     Ok(invocation_answer(result))
@@ -378,14 +382,21 @@ pub(super) async fn event(
         .collect();
     may_run(&state, &caller, &matching).await?;
     let memory_mb = matching.iter().map(|hook| reserved_mb(hook)).sum();
-    let _slots =
+    let permit =
         state
             .dispatcher
             .limits()
             .try_acquire(organization_id, matching.len(), memory_mb)?;
     let runs = state
         .dispatcher
-        .run_event(&hooks, &event, queue_id, &body.payload, &request_id.0)
+        .run_event(
+            permit,
+            &hooks,
+            &event,
+            queue_id,
+            &body.payload,
+            &request_id.0,
+        )
         .await
         .map_err(|error| not_run(error, ApiError::Conflict))?;
     let mut messages = Vec::new();

@@ -15,9 +15,9 @@ use super::extract::{id_filter, ObjectId, Params};
 use super::json::Json;
 use super::pagination::{PageQuery, Paginated};
 use super::AppState;
-use crate::dispatch::HookSecrets;
 use crate::model::hook::{self, Change, Hook, HookDraft, HookKind};
 use crate::model::now_rfc3339;
+use crate::sealing::HookSecrets;
 use crate::store::hooks::{HookListFilter, HookOrder, SaveContext};
 use crate::store::modules::ModuleStatus;
 
@@ -207,7 +207,10 @@ async fn save(
     };
     let draft: HookDraft = hook::parse_draft(input, &state.bounds)?;
     let mut secrets = match existing {
-        Some(hook) => state.dispatcher.open_secrets(hook)?,
+        Some(hook) => {
+            let sealed = hook.sealed_secrets.as_deref();
+            HookSecrets::open(&state.sealer, hook.organization_id, sealed)?
+        }
         None => HookSecrets::default(),
     };
     match &draft.secrets {
@@ -223,7 +226,7 @@ async fn save(
         Change::Set(secret) => secrets.config_secret = Some(secret.clone()),
         Change::Remove => secrets.config_secret = None,
     }
-    let sealed = state.dispatcher.seal_secrets(organization_id, &secrets)?;
+    let sealed = secrets.seal(&state.sealer, organization_id)?;
     let keys: Vec<String> = secrets.secrets.iter().map(|(key, _)| key.clone()).collect();
     let hook_id = existing.map(|hook| hook.id);
     let now = now_rfc3339();

@@ -21,9 +21,7 @@ use super::error::{ApiError, ApiResult};
 use super::throttle::LoginThrottle;
 use super::AppState;
 use crate::accounts;
-use crate::model::now_rfc3339;
-use crate::model::unix_now;
-use crate::store::tokens::{self, Owner};
+use crate::tokens::{self, Grant};
 
 /// How long a login token is valid: 162 hours, as Rossum's.
 pub const LOGIN_TOKEN_LIFETIME_S: i64 = 162 * 3600;
@@ -87,14 +85,11 @@ pub(super) async fn login(
     .map_err(|error| ApiError::Internal(error.to_string()))?;
     let user = user.filter(|_| verified).ok_or(ApiError::BadCredentials)?;
     throttle.succeeded(&attempt);
-    let token = tokens::generate()?;
-    let expires_at = unix_now() + LOGIN_TOKEN_LIFETIME_S;
-    let created_at = now_rfc3339();
-    state
-        .store
-        .tokens()
-        .insert(&token, Owner::User(user.id), Some(expires_at), &created_at)
-        .await?;
+    let grant = Grant::User {
+        user_id: user.id,
+        lifetime_s: LOGIN_TOKEN_LIFETIME_S,
+    };
+    let token = tokens::mint(&state.store, grant).await?;
     Ok(axum::Json(json!({ "key": token, "domain": null })))
 }
 

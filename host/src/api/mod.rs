@@ -30,6 +30,7 @@ use axum::{Extension, Router};
 use crate::dispatch::Dispatcher;
 use crate::model::hook::HookBounds;
 use crate::modules::ModuleLibrary;
+use crate::sealing::Sealer;
 use crate::store::Store;
 
 /// The largest request body accepted (modules have their own, larger bound).
@@ -44,6 +45,9 @@ pub struct App {
     pub base_url: String,
     /// Runs hooks.
     pub dispatcher: Arc<Dispatcher>,
+    /// Seals a hook's secrets when it is saved, and opens them to check a signed
+    /// invocation (the dispatcher opens them for runs with the same key).
+    pub sealer: Sealer,
     /// Uploaded modules.
     pub library: Arc<ModuleLibrary>,
     /// What a hook's config may ask for.

@@ -2,30 +2,31 @@
 //! event in run_after order. Each run opens the hook's secrets, mints its owner's token,
 //! takes a slot, calls the runtime with the hook's limits, and writes its run log before
 //! returning.
+//!
+//! What is decided elsewhere, so that this file only runs: which hooks an event runs and in
+//! what order ([`super::plan`]), the organization's right to run ([`RunPermit`], which every
+//! run takes), secrets' format ([`HookSecrets`]) and tokens' ([`crate::tokens`]).
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
-use tracing::Instrument;
 
-use super::limits::RunLimits;
+use super::event::EventRun;
+use super::limits::{RunLimits, RunPermit};
+use super::sideloads::with_sideloads;
 use super::webhook::{self, Polling};
 use super::writer::{RunLogWriter, WriteError};
 use super::{HookCall, PreparedCall};
-use crate::metrics::{
-    metrics, organization, phase, Held, Metrics, OrganizationLabels, Phase, RunKindLabels,
-    RunLabels,
-};
-use crate::model::content::apply_operations;
+use crate::metrics::{metrics, organization, phase, Held, Metrics, OrganizationLabels, Phase};
 use crate::model::hook::{FunctionConfig, Hook, HookKind, WebhookConfig};
 use crate::model::{EventAction, PayloadError, RunLog, RunStatus};
 use crate::modules::{ModuleError, ModuleLibrary};
 use crate::outbound::Outbound;
 use crate::runtime::{CallLimits, LoadedModule, NetworkGrant};
-use crate::sealing::{Sealer, SealingError};
-use crate::store::{tokens, Store, StoreError};
+use crate::sealing::{HookSecrets, Sealer, SealingError};
+use crate::store::{Store, StoreError};
+use crate::tokens::{self, Grant};
 use crate::trace_context::TRACE;
 
 const MIB: u64 = 1024 * 1024;
@@ -53,16 +54,8 @@ pub enum DispatchError {
     Write(#[from] WriteError),
 }
 
-/// A hook's write-only values, opened.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct HookSecrets {
-    /// `secrets`, in the order written.
-    pub secrets: Vec<(String, String)>,
-    /// `config.secret` (signed invocations are checked with it).
-    pub config_secret: Option<String>,
-}
-
-/// What one run produced; its run log is committed.
+/// What one run produced, for whoever waits on it (the API answers a test or an
+/// invocation with it); its run log is committed by then.
 #[derive(Debug, Clone)]
 pub struct RunResult {
     /// How it ended.
@@ -77,7 +70,8 @@ pub struct RunResult {
     pub output: String,
 }
 
-/// How retries wait and webhooks poll.
+/// How retries wait and webhooks poll: settings rather than constants, so that the
+/// server's configuration (and tests) can shorten them.
 #[derive(Debug, Clone, Copy)]
 pub struct DispatchSettings {
     /// The wait before the first retry; each next one waits twice as long, up to the cap.
@@ -110,7 +104,8 @@ impl DispatchSettings {
     }
 }
 
-/// The parts a dispatcher runs hooks with.
+/// The parts a dispatcher runs hooks with, made by the server at start: one named value
+/// for [`Dispatcher::new`] rather than eight arguments.
 #[derive(Debug)]
 pub struct DispatcherParts {
     /// The database.
@@ -150,7 +145,9 @@ impl RunResult {
     }
 }
 
-/// Runs hooks.
+/// Runs hooks: the one way a hook is run (tests, invocations, events, schedules), so that
+/// every run opens its secrets, mints its token, waits for its instance and records its run
+/// log alike.
 #[derive(Debug)]
 pub struct Dispatcher {
     store: Store,
@@ -164,7 +161,7 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// A dispatcher over these parts.
+    /// A dispatcher over these parts (one per server).
     pub fn new(parts: DispatcherParts) -> Self {
         Dispatcher {
             store: parts.store,
@@ -183,67 +180,53 @@ impl Dispatcher {
         &self.store
     }
 
-    /// The run limits (the API takes an organization's slots before running).
+    /// The run limits: every run takes a [`RunPermit`] from them
+    /// ([`RunLimits::try_acquire`]) first, which the API answers 429 for and the scheduler
+    /// waits for.
     pub fn limits(&self) -> &RunLimits {
         &self.limits
     }
 
-    /// Opens a hook's sealed secrets.
-    pub fn open_secrets(&self, hook: &Hook) -> Result<HookSecrets, SealingError> {
-        match &hook.sealed_secrets {
-            None => Ok(HookSecrets::default()),
-            Some(sealed) => {
-                let plain = self.sealer.open(hook.organization_id, sealed)?;
-                serde_json::from_slice(&plain).map_err(|_| SealingError::Open)
-            }
-        }
-    }
-
-    /// Seals a hook's secrets for storage; none when there are none.
-    pub fn seal_secrets(
-        &self,
-        organization_id: u64,
-        secrets: &HookSecrets,
-    ) -> Result<Option<Vec<u8>>, SealingError> {
-        if secrets.secrets.is_empty() && secrets.config_secret.is_none() {
-            return Ok(None);
-        }
-        let plain = serde_json::to_vec(secrets).map_err(|_| SealingError::Open)?;
-        self.sealer.seal(organization_id, &plain).map(Some)
-    }
-
     /// Runs one hook once for `event` with the event's own keys, and records it: a test or
-    /// an invocation, where someone waits for this one answer.
+    /// an invocation, where someone waits for this one answer. `permit` (the hook's
+    /// organization's) is held until the run is recorded.
     pub async fn run(
         &self,
+        permit: RunPermit,
         hook: &Hook,
         event: &EventAction,
         body: &Map<String, Value>,
         queue_id: Option<u64>,
         request_id: &str,
     ) -> Result<RunResult, DispatchError> {
-        self.attempt_runs(hook, event, body, queue_id, request_id, 1)
-            .await
+        check_permit(&permit, hook);
+        let result = self
+            .attempt_runs(hook, event, body, queue_id, request_id, 1)
+            .await;
+        drop(permit);
+        result
     }
 
     /// Runs one hook for an event, retrying a failed or timed-out run of a non-interactive
-    /// event up to the hook's `retry_count` times, as Rossum does. Each attempt has its own
-    /// run log, all with the same request id; the last attempt's result is returned.
+    /// event up to the hook's `retry_count` times, as Rossum does (a scheduled run). Each
+    /// attempt has its own run log, all with the same request id; the last attempt's result
+    /// is returned. `permit` is held until the last attempt is recorded.
     pub async fn run_retrying(
         &self,
+        permit: RunPermit,
         hook: &Hook,
         event: &EventAction,
         body: &Map<String, Value>,
         queue_id: Option<u64>,
         request_id: &str,
     ) -> Result<RunResult, DispatchError> {
-        let attempts = if event.is_interactive() {
-            1
-        } else {
-            1 + hook.spec.kind.retry_policy().retry_count
-        };
-        self.attempt_runs(hook, event, body, queue_id, request_id, attempts)
-            .await
+        check_permit(&permit, hook);
+        let attempts = attempts(hook, event);
+        let result = self
+            .attempt_runs(hook, event, body, queue_id, request_id, attempts)
+            .await;
+        drop(permit);
+        result
     }
 
     // One span for the hook's run, its attempts inside: the module is loaded once for all
@@ -254,7 +237,7 @@ impl Dispatcher {
         skip_all,
         fields(hook = hook.id, organization = hook.organization_id, kind = %hook.spec.kind.hook_type()),
     )]
-    async fn attempt_runs(
+    pub(super) async fn attempt_runs(
         &self,
         hook: &Hook,
         event: &EventAction,
@@ -279,7 +262,11 @@ impl Dispatcher {
             }
             HookKind::Webhook(webhook) => Target::Webhook(webhook),
         };
-        let secrets = self.open_secrets(hook)?;
+        let secrets = HookSecrets::open(
+            &self.sealer,
+            hook.organization_id,
+            hook.sealed_secrets.as_deref(),
+        )?;
         // One token for every attempt, valid until the last could end; cut to the hook's
         // lifetime once it has.
         let per_attempt = match &target {
@@ -293,13 +280,18 @@ impl Dispatcher {
         let worst_case = (per_attempt + self.settings.retry_delay_cap)
             .saturating_mul(u32::try_from(attempts).unwrap_or(u32::MAX));
         let token = match hook.spec.token_owner {
-            Some(owner) => Some(
-                self.mint_token(owner, hook.id, worst_case, hook.spec.token_lifetime_s())
-                    .await?,
-            ),
+            Some(owner) => {
+                let grant = Grant::Run {
+                    owner,
+                    hook_id: hook.id,
+                    run_time: worst_case,
+                    lifetime_s: hook.spec.token_lifetime_s(),
+                };
+                Some(tokens::mint(&self.store, grant).await?)
+            }
             None => None,
         };
-        let body = self.with_sideloads(hook, body, queue_id).await?;
+        let body = with_sideloads(&self.store, &self.base_url, hook, body, queue_id).await?;
         let prepared = PreparedCall::new(&HookCall {
             event,
             hook_id: hook.id,
@@ -346,8 +338,7 @@ impl Dispatcher {
             tokio::time::sleep(self.settings.retry_delay(attempt)).await;
         };
         if let Some(token) = &token {
-            self.expire_token(token, hook.spec.token_lifetime_s())
-                .await?;
+            tokens::expire_after_run(&self.store, token, hook.spec.token_lifetime_s()).await?;
         }
         Ok(result)
     }
@@ -380,7 +371,7 @@ impl Dispatcher {
                 .await
         };
         let log = prepared.clone().run_log(&report);
-        self.record(&log).await?;
+        self.writer.record(&log).await?;
         let retryable = log.status != RunStatus::Completed;
         Ok((RunResult::of(log, report.output), retryable))
     }
@@ -406,157 +397,8 @@ impl Dispatcher {
         .await;
         phase(Phase::webhook, delivery.duration);
         let log = prepared.clone().webhook_log(&delivery);
-        self.record(&log).await?;
+        self.writer.record(&log).await?;
         Ok((RunResult::of(log, String::new()), delivery.retryable))
-    }
-
-    /// Writes a run's log and returns once it is committed; then logs its line and counts it.
-    async fn record(&self, log: &RunLog) -> Result<(), DispatchError> {
-        let started = Instant::now();
-        self.writer
-            .write(log)
-            .instrument(tracing::info_span!(target: TRACE, "log write"))
-            .await?;
-        phase(Phase::log_write, started.elapsed());
-        log_run(log);
-        Ok(())
-    }
-
-    /// The event's keys followed by the sideloads the hook asks for that this installation
-    /// holds: `queues` (the event's queue, or the hook's queues when the call names none).
-    /// A key the event already carries is left as sent.
-    async fn with_sideloads(
-        &self,
-        hook: &Hook,
-        body: &Map<String, Value>,
-        queue_id: Option<u64>,
-    ) -> Result<Map<String, Value>, StoreError> {
-        let mut body = body.clone();
-        if !hook
-            .spec
-            .document
-            .sideload
-            .iter()
-            .any(|name| name == "queues")
-            || body.contains_key("queues")
-        {
-            return Ok(body);
-        }
-        let wanted: Vec<u64> = match queue_id {
-            Some(queue) => vec![queue],
-            None => hook.spec.queues.clone(),
-        };
-        let found = self.store.queues().by_ids(&wanted).await?;
-        let url = |collection: &str, id: u64| format!("{}/api/v1/{collection}/{id}", self.base_url);
-        let rendered: Vec<Value> = found
-            .iter()
-            .map(|queue| {
-                serde_json::json!({
-                    "id": queue.id,
-                    "url": url("queues", queue.id),
-                    "name": queue.name,
-                    "organization": url("organizations", queue.organization_id),
-                    "hooks": queue.hooks.iter().map(|id| url("hooks", *id)).collect::<Vec<_>>(),
-                    "metadata": queue.metadata,
-                })
-            })
-            .collect();
-        body.insert("queues".into(), Value::Array(rendered));
-        Ok(body)
-    }
-
-    /// A token for `owner`, scoped to what hook `hook_id`'s extension may do, valid during
-    /// the run and its lifetime after (extended or cut when the run ends).
-    async fn mint_token(
-        &self,
-        owner: u64,
-        hook_id: u64,
-        timeout: Duration,
-        lifetime_s: u64,
-    ) -> Result<String, StoreError> {
-        let token = tokens::generate()?;
-        let expires_at = crate::model::unix_now()
-            .saturating_add(i64::try_from(timeout.as_secs() + lifetime_s + 1).unwrap_or(i64::MAX));
-        let created_at = crate::model::now_rfc3339();
-        self.store
-            .tokens()
-            .insert_for_hook(&token, owner, hook_id, expires_at, &created_at)
-            .await?;
-        Ok(token)
-    }
-
-    async fn expire_token(&self, token: &str, lifetime_s: u64) -> Result<(), StoreError> {
-        let expires_at =
-            crate::model::unix_now().saturating_add(i64::try_from(lifetime_s).unwrap_or(i64::MAX));
-        self.store.tokens().set_expiry(token, expires_at).await
-    }
-
-    /// Runs every hook of `hooks` (an organization's) that subscribes to the event (and the
-    /// queue, when given), in run_after order, and records each.
-    #[tracing::instrument(
-        target = TRACE,
-        name = "event",
-        skip_all,
-        fields(event = %format_args!("{}.{}", event.event(), event.action())),
-    )]
-    pub async fn run_event(
-        &self,
-        hooks: &[Hook],
-        event: &EventAction,
-        queue_id: Option<u64>,
-        body: &Map<String, Value>,
-        request_id: &str,
-    ) -> Result<Vec<EventRun>, DispatchError> {
-        let plan = EventPlan::new(hooks, event, queue_id);
-        let mut finished: HashMap<u64, EventRun> = HashMap::new();
-        let mut order = Vec::new();
-        for layer in &plan.layers {
-            let runs = layer.iter().map(|&id| {
-                let hook = plan.hook(id);
-                let ancestors = plan.ancestors(id);
-                let failed = ancestors
-                    .iter()
-                    .find(|ancestor| {
-                        finished
-                            .get(ancestor)
-                            .is_some_and(|run| run.status != RunStatus::Completed)
-                    })
-                    .copied();
-                let body = match failed {
-                    Some(_) => body.clone(),
-                    None => body_after(body, &ancestors, &finished),
-                };
-                async move {
-                    match failed {
-                        Some(predecessor) => {
-                            let reason = format!(
-                                "not run: hook {predecessor}, which this hook runs after, did not complete"
-                            );
-                            self.cancel(hook, event, &body, queue_id, request_id, &reason)
-                                .await
-                        }
-                        None => match self.run_retrying(hook, event, &body, queue_id, request_id).await {
-                            Ok(result) => Ok(EventRun::from_result(hook, result)),
-                            Err(DispatchError::Module(error)) => {
-                                let reason = format!("not run: {error}");
-                                self.cancel(hook, event, &body, queue_id, request_id, &reason)
-                                .await
-                            }
-                            Err(other) => Err(other),
-                        },
-                    }
-                }
-            });
-            for run in futures::future::join_all(runs).await {
-                let run = run?;
-                order.push(run.hook_id);
-                finished.insert(run.hook_id, run);
-            }
-        }
-        Ok(order
-            .into_iter()
-            .filter_map(|id| finished.remove(&id))
-            .collect())
     }
 
     /// Records that `hook` was not run for `event`, and why (a `cancelled` run log).
@@ -583,7 +425,7 @@ impl Dispatcher {
             request_id,
         })?;
         let log = prepared.cancelled_log(reason);
-        self.record(&log).await?;
+        self.writer.record(&log).await?;
         Ok(EventRun {
             hook_id: hook.id,
             status: RunStatus::Cancelled,
@@ -600,199 +442,23 @@ enum Target<'a> {
     Webhook(&'a WebhookConfig),
 }
 
-/// One line per run, once its run log is written: which hook, how it ended, how long it
-/// took. Never its payload, response or output (they hold the tenant's data).
-fn log_run(log: &RunLog) {
-    if let Some(metrics) = metrics() {
-        let kind = match log.hook_type.as_str() {
-            "webhook" => "webhook",
-            _ => "function",
-        };
-        metrics
-            .runs
-            .get_or_create(&RunLabels {
-                organization: organization(log.organization_id),
-                kind,
-                status: log.status.as_str(),
-            })
-            .inc();
-        metrics
-            .run_seconds
-            .get_or_create(&RunKindLabels { kind })
-            .observe(log.duration_ms / 1000.0);
+/// How many times a run of `hook` for `event` may be attempted: once for an interactive
+/// event (someone waits), else once plus the hook's `retry_count`.
+pub(super) fn attempts(hook: &Hook, event: &EventAction) -> u64 {
+    if event.is_interactive() {
+        1
+    } else {
+        1 + hook.spec.kind.retry_policy().retry_count
     }
-    tracing::info!(
-        target: "wasmhook::run",
-        hook = log.hook_id,
-        organization = log.organization_id,
-        kind = %log.hook_type,
-        event = %format_args!("{}.{}", log.event, log.action),
-        status = log.status.as_str(),
-        duration_ms = log.duration_ms,
-        run_request_id = %log.request_id,
-        "hook {} {}",
-        log.hook_id,
-        log.status.as_str()
+}
+
+/// A permit runs only its own organization's hooks: the callers take it for the hooks
+/// they pass, and a debug build says so when one does not.
+pub(super) fn check_permit(permit: &RunPermit, hook: &Hook) {
+    debug_assert_eq!(
+        permit.organization_id(),
+        hook.organization_id,
+        "a run permit of one organization used for hook {} of another",
+        hook.id
     );
-}
-
-/// One hook's part in an event.
-#[derive(Debug, Clone)]
-pub struct EventRun {
-    /// The hook.
-    pub hook_id: u64,
-    /// How its run ended.
-    pub status: RunStatus,
-    /// Its run log's message.
-    pub message: String,
-    /// Its response, when it completed.
-    pub response: Option<Map<String, Value>>,
-    /// Its run's request id.
-    pub request_id: String,
-}
-
-impl EventRun {
-    fn from_result(hook: &Hook, result: RunResult) -> Self {
-        EventRun {
-            hook_id: hook.id,
-            status: result.status,
-            message: result.message,
-            response: result.response,
-            request_id: result.request_id,
-        }
-    }
-}
-
-/// The payload keys of a hook whose predecessors have run: `annotation.content` with their
-/// operations applied, `updated_datapoints` with what they changed.
-fn body_after(
-    body: &Map<String, Value>,
-    ancestors: &[u64],
-    finished: &HashMap<u64, EventRun>,
-) -> Map<String, Value> {
-    let mut body = body.clone();
-    let operations: Vec<Value> = ancestors
-        .iter()
-        .filter_map(|id| finished.get(id))
-        .filter_map(|run| run.response.as_ref())
-        .filter_map(|response| response.get("operations").and_then(Value::as_array))
-        .flatten()
-        .cloned()
-        .collect();
-    if operations.is_empty() {
-        return body;
-    }
-    let Some(content) = body
-        .get_mut("annotation")
-        .and_then(|annotation| annotation.get_mut("content"))
-    else {
-        return body;
-    };
-    let changed = apply_operations(content, &operations);
-    let updated = body
-        .entry("updated_datapoints")
-        .or_insert_with(|| Value::Array(Vec::new()));
-    if let Some(updated) = updated.as_array_mut() {
-        for id in changed {
-            if !updated.iter().any(|existing| existing.as_u64() == Some(id)) {
-                updated.push(id.into());
-            }
-        }
-    }
-    body
-}
-
-/// The hooks an event runs, and their order: layers of hooks whose predecessors are all in
-/// earlier layers.
-struct EventPlan<'a> {
-    hooks: HashMap<u64, &'a Hook>,
-    /// Each matching hook's matching predecessors, through non-matching hooks too.
-    predecessors: HashMap<u64, Vec<u64>>,
-    layers: Vec<Vec<u64>>,
-}
-
-impl<'a> EventPlan<'a> {
-    fn new(all: &'a [Hook], event: &EventAction, queue_id: Option<u64>) -> Self {
-        let by_id: HashMap<u64, &Hook> = all.iter().map(|hook| (hook.id, hook)).collect();
-        let hooks: HashMap<u64, &Hook> = all
-            .iter()
-            .filter(|hook| hook.spec.runs_for(event, queue_id))
-            .map(|hook| (hook.id, hook))
-            .collect();
-        let predecessors: HashMap<u64, Vec<u64>> = hooks
-            .keys()
-            .map(|&id| {
-                let mut found = Vec::new();
-                let mut seen = HashSet::new();
-                let mut stack: Vec<u64> = by_id
-                    .get(&id)
-                    .map(|hook| hook.spec.run_after.clone())
-                    .unwrap_or_default();
-                while let Some(next) = stack.pop() {
-                    if !seen.insert(next) {
-                        continue;
-                    }
-                    if hooks.contains_key(&next) {
-                        found.push(next);
-                    } else if let Some(hook) = by_id.get(&next) {
-                        stack.extend(hook.spec.run_after.iter().copied());
-                    }
-                }
-                (id, found)
-            })
-            .collect();
-        let mut layers = Vec::new();
-        let mut placed: HashSet<u64> = HashSet::new();
-        let mut ids: Vec<u64> = hooks.keys().copied().collect();
-        ids.sort_unstable();
-        while placed.len() < ids.len() {
-            let layer: Vec<u64> = ids
-                .iter()
-                .copied()
-                .filter(|id| !placed.contains(id))
-                .filter(|id| {
-                    predecessors
-                        .get(id)
-                        .is_none_or(|preds| preds.iter().all(|p| placed.contains(p)))
-                })
-                .collect();
-            if layer.is_empty() {
-                // A cycle slipped past validation: run the rest one by one rather than never.
-                layers.extend(
-                    ids.iter()
-                        .filter(|id| !placed.contains(id))
-                        .map(|id| vec![*id]),
-                );
-                break;
-            }
-            placed.extend(layer.iter().copied());
-            layers.push(layer);
-        }
-        EventPlan {
-            hooks,
-            predecessors,
-            layers,
-        }
-    }
-
-    fn hook(&self, id: u64) -> &'a Hook {
-        self.hooks[&id]
-    }
-
-    /// Every matching hook this one runs after, directly or not, in layer order.
-    fn ancestors(&self, id: u64) -> Vec<u64> {
-        let mut seen = HashSet::new();
-        let mut stack = self.predecessors.get(&id).cloned().unwrap_or_default();
-        while let Some(next) = stack.pop() {
-            if seen.insert(next) {
-                stack.extend(self.predecessors.get(&next).into_iter().flatten().copied());
-            }
-        }
-        self.layers
-            .iter()
-            .flatten()
-            .copied()
-            .filter(|id| seen.contains(id))
-            .collect()
-    }
 }

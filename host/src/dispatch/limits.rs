@@ -129,11 +129,23 @@ pub struct RunLimits {
     memory: Arc<Semaphore>,
 }
 
-/// Slots and memory held by a request for its runs; released when dropped.
+/// The right to run: run slots and memory share taken from one organization by
+/// [`RunLimits::try_acquire`], for one hook's run or one event's runs, released when
+/// dropped. `Dispatcher::run`, `run_retrying` and `run_event` take one by value, and its
+/// fields are private, so nothing runs a hook without having passed the organization's
+/// limits.
 #[derive(Debug)]
-pub struct RunSlots {
+pub struct RunPermit {
+    organization_id: u64,
     _runs: OwnedSemaphorePermit,
     _memory: Option<OwnedSemaphorePermit>,
+}
+
+impl RunPermit {
+    /// The organization whose slots and share it holds: the only one whose hooks it runs.
+    pub fn organization_id(&self) -> u64 {
+        self.organization_id
+    }
 }
 
 /// A run's place in the installation: an instance slot and its guest memory.
@@ -192,13 +204,14 @@ impl RunLimits {
 
     /// Takes `runs` of the organization's run slots and `memory_mb` of its memory share
     /// now, or says which is busy. More than the limits can ever give is clamped to them,
-    /// so a large event waits for the whole share rather than never running.
+    /// so a large event waits for the whole share rather than never running. The permit
+    /// is what the dispatcher's runs take.
     pub fn try_acquire(
         &self,
         organization_id: u64,
         runs: usize,
         memory_mb: u64,
-    ) -> Result<RunSlots, Busy> {
+    ) -> Result<RunPermit, Busy> {
         let organization = self.organization(organization_id);
         let wanted = u32::try_from(runs.clamp(1, self.per_organization)).unwrap_or(1);
         let runs = organization
@@ -219,7 +232,8 @@ impl RunLimits {
                     })?,
             ),
         };
-        Ok(RunSlots {
+        Ok(RunPermit {
+            organization_id,
             _runs: runs,
             _memory: memory,
         })
@@ -272,6 +286,13 @@ mod tests {
         );
         drop(first);
         assert!(limits.try_acquire(1, 1, 256).is_ok(), "given back");
+    }
+
+    #[test]
+    fn a_permit_names_its_organization() {
+        let limits = RunLimits::new(64, 256, budget(1024, 512));
+        let permit = limits.try_acquire(7, 1, 16).expect("room");
+        assert_eq!(permit.organization_id(), 7);
     }
 
     #[test]

@@ -2,21 +2,29 @@
 //! run log of each run and the writer that makes it durable.
 //!
 //! - this file: a call's payload and its run log, shared by the CLI, tests and benchmarks;
-//! - [`dispatcher`]: running hooks for tests, invocations and events;
-//! - [`limits`]: concurrent runs per organization and in all;
+//! - [`dispatcher`]: running one hook (its attempts, module or webhook, token, secrets)
+//!   for tests, invocations, schedules and events;
+//! - [`plan`]: which hooks an event runs, in what order, and which are cancelled (pure);
+//! - [`event`]: running an event's plan with the dispatcher;
+//! - [`limits`]: concurrent runs per organization and in all, and the [`RunPermit`] every
+//!   run takes;
 //! - [`webhook`]: calling a webhook hook, signed, with the async protocol;
 //! - [`scheduler`]: scheduled hooks, one run per tick;
-//! - [`writer`]: the batching run log writer.
+//! - `sideloads`: the `queues` sideload added to a payload;
+//! - [`writer`]: the batching run log writer, and recording a run.
 
 pub mod dispatcher;
+pub mod event;
 pub mod limits;
+pub mod plan;
 pub mod scheduler;
+mod sideloads;
 pub mod webhook;
 pub mod writer;
 
-pub use dispatcher::{
-    DispatchError, DispatchSettings, Dispatcher, DispatcherParts, EventRun, HookSecrets, RunResult,
-};
+pub use dispatcher::{DispatchError, DispatchSettings, Dispatcher, DispatcherParts, RunResult};
+pub use event::EventRun;
+pub use limits::RunPermit;
 
 use std::time::{Duration, SystemTime};
 
@@ -78,7 +86,7 @@ impl PreparedCall {
     pub fn new(call: &HookCall<'_>) -> Result<Self, PayloadError> {
         let request_id = call.request_id.to_owned();
         let timestamp = now_rfc3339();
-        let hook_url = format!("{}/api/v1/hooks/{}", call.base_url, call.hook_id);
+        let hook_url = crate::model::object_url(call.base_url, "hooks", call.hook_id);
         let payload = assemble_payload(&PayloadParts {
             request_id: &request_id,
             timestamp: &timestamp,

@@ -123,13 +123,13 @@ async fn run_once(dispatcher: Arc<Dispatcher>, hook: Hook, scheduled: EventActio
     // A tick is its own request: every attempt of its run shares this id.
     let request_id = uuid::Uuid::new_v4().to_string();
     let waited = tokio::time::Instant::now();
-    let _slots = loop {
+    let permit = loop {
         match dispatcher.limits().try_acquire(
             hook.organization_id,
             1,
             crate::dispatch::limits::reserved_mb(&hook),
         ) {
-            Ok(slots) => break slots,
+            Ok(permit) => break permit,
             Err(_) if waited.elapsed() < TURN_WAIT => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
@@ -149,7 +149,7 @@ async fn run_once(dispatcher: Arc<Dispatcher>, hook: Hook, scheduled: EventActio
         }
     };
     if let Err(error) = dispatcher
-        .run_retrying(&hook, &scheduled, &Map::new(), None, &request_id)
+        .run_retrying(permit, &hook, &scheduled, &Map::new(), None, &request_id)
         .await
     {
         tracing::warn!("scheduled run of hook {} not run: {error}", hook.id);

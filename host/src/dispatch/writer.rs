@@ -6,12 +6,20 @@
 //! async worker busy, a task would wait behind them in the run queue twice per batch (to
 //! take the rows, and again when the blocking pool hands the commit back), and every
 //! answered call waits for the writer.
+//!
+//! [`RunLogWriter::record`] is how a run is recorded: its log written, then its line logged
+//! and its metrics counted, once, whoever ran it (a run, an attempt, a cancellation).
+
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
+use crate::metrics::{metrics, organization, phase, Phase, RunKindLabels, RunLabels};
 use crate::model::RunLog;
 use crate::store::run_logs::RunLogRow;
 use crate::store::Store;
+use crate::trace_context::TRACE;
 
 /// The most logs written in one transaction.
 const MAX_BATCH: usize = 512;
@@ -52,6 +60,54 @@ impl RunLogWriter {
             .map_err(|_| WriteError("the writer has stopped".into()))?
             .map_err(WriteError)
     }
+
+    /// Records a run: writes its log and returns once it is committed (in a `log write`
+    /// span, timed as that phase), then logs its line and counts it.
+    pub async fn record(&self, log: &RunLog) -> Result<(), WriteError> {
+        let started = Instant::now();
+        self.write(log)
+            .instrument(tracing::info_span!(target: TRACE, "log write"))
+            .await?;
+        phase(Phase::log_write, started.elapsed());
+        log_run(log);
+        Ok(())
+    }
+}
+
+/// One line per run, once its run log is written: which hook, how it ended, how long it
+/// took. Never its payload, response or output (they hold the tenant's data).
+fn log_run(log: &RunLog) {
+    if let Some(metrics) = metrics() {
+        let kind = match log.hook_type.as_str() {
+            "webhook" => "webhook",
+            _ => "function",
+        };
+        metrics
+            .runs
+            .get_or_create(&RunLabels {
+                organization: organization(log.organization_id),
+                kind,
+                status: log.status.as_str(),
+            })
+            .inc();
+        metrics
+            .run_seconds
+            .get_or_create(&RunKindLabels { kind })
+            .observe(log.duration_ms / 1000.0);
+    }
+    tracing::info!(
+        target: "wasmhook::run",
+        hook = log.hook_id,
+        organization = log.organization_id,
+        kind = %log.hook_type,
+        event = %format_args!("{}.{}", log.event, log.action),
+        status = log.status.as_str(),
+        duration_ms = log.duration_ms,
+        run_request_id = %log.request_id,
+        "hook {} {}",
+        log.hook_id,
+        log.status.as_str()
+    );
 }
 
 fn write_batches(store: &Store, mut receiver: mpsc::Receiver<(RunLogRow, Ack)>) {
@@ -67,12 +123,12 @@ fn write_batches(store: &Store, mut receiver: mpsc::Receiver<(RunLogRow, Ack)>) 
                 Err(_) => break,
             }
         }
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let result = store
             .run_logs()
             .insert_batch_blocking(&rows)
             .map_err(|error| error.to_string());
-        if let Some(metrics) = crate::metrics::metrics() {
+        if let Some(metrics) = metrics() {
             metrics
                 .run_log_batch_seconds
                 .observe(started.elapsed().as_secs_f64());

@@ -12,8 +12,9 @@ use crate::api::AppState;
 use crate::model::hook::parse_draft;
 use crate::model::now_rfc3339;
 use crate::store::hooks::SaveContext;
-use crate::store::tokens::{self, Owner};
+use crate::store::tokens::generate;
 use crate::store::users::NewUser;
+use crate::tokens::{self, Grant};
 
 /// The demo admin's username.
 pub const DEMO_USER: &str = "demo-admin";
@@ -42,7 +43,7 @@ pub async fn create(state: &AppState, module_path: &Path) -> anyhow::Result<Anno
     let (organization_id, user_id, password) = match existing {
         Some(user) => (user.organization_id, user.id, None),
         None => {
-            let password = tokens::generate()?[..20].to_owned();
+            let password = generate()?[..20].to_owned();
             let hash = accounts::hash_password(&password)
                 .map_err(|error| anyhow::anyhow!("cannot hash the demo password: {error}"))?;
             let admin = NewUser {
@@ -97,18 +98,11 @@ pub async fn create(state: &AppState, module_path: &Path) -> anyhow::Result<Anno
             state.store.hooks().save(draft, context).await?.id
         }
     };
-    let token = tokens::generate()?;
-    let expires_at = crate::model::unix_now() + TOKEN_LIFETIME_S;
-    state
-        .store
-        .tokens()
-        .insert(
-            &token,
-            Owner::User(user_id),
-            Some(expires_at),
-            &now_rfc3339(),
-        )
-        .await?;
+    let grant = Grant::User {
+        user_id,
+        lifetime_s: TOKEN_LIFETIME_S,
+    };
+    let token = tokens::mint(&state.store, grant).await?;
     let mut lines = vec![format!(
         "demo: organization {organization_id}, queue {queue_id}, hook {hook_id}"
     )];

@@ -100,7 +100,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let dispatcher = Arc::new(Dispatcher::new(DispatcherParts {
         store: store.clone(),
         library: Arc::clone(&library),
-        sealer,
+        sealer: sealer.clone(),
         writer,
         limits: RunLimits::new(
             limits.runs_per_organization,
@@ -127,6 +127,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         store: store.clone(),
         base_url,
         dispatcher,
+        sealer,
         library,
         bounds: HookBounds {
             min_timeout_s: 1,

@@ -7,9 +7,9 @@ use super::users::{self, User};
 use super::{Store, StoreError};
 
 impl Store {
-    /// The API tokens, reached by name: what the login, the dispatcher's minted tokens and
-    /// the operator's token write. (A token's session is read through [`Store::session`]'s
-    /// cache.)
+    /// The API tokens, reached by name: what `crate::tokens::mint` (logins, the demo,
+    /// hooks' runs) and the operator's token write. (A token's session is read through
+    /// [`Store::session`]'s cache.)
     pub fn tokens(&self) -> Tokens<'_> {
         Tokens { store: self }
     }

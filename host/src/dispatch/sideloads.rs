@@ -1,0 +1,54 @@
+//! Sideloads: the related objects a hook asks to find in its payload (`sideload`), added to
+//! the event's keys before the payload is assembled, apart from the run so that the run
+//! does not know the store's queue shapes. Only those this installation holds are added:
+//! `queues`.
+
+use serde_json::{Map, Value};
+
+use crate::model::hook::Hook;
+use crate::store::{Store, StoreError};
+
+/// The event's keys followed by the sideloads `hook` asks for that this installation
+/// holds: `queues` (the event's queue, or the hook's queues when the call names none), in
+/// Rossum's shape, with URLs under `base_url`. A key the event already carries is left as
+/// sent.
+pub(super) async fn with_sideloads(
+    store: &Store,
+    base_url: &str,
+    hook: &Hook,
+    body: &Map<String, Value>,
+    queue_id: Option<u64>,
+) -> Result<Map<String, Value>, StoreError> {
+    let mut body = body.clone();
+    if !hook
+        .spec
+        .document
+        .sideload
+        .iter()
+        .any(|name| name == "queues")
+        || body.contains_key("queues")
+    {
+        return Ok(body);
+    }
+    let wanted: Vec<u64> = match queue_id {
+        Some(queue) => vec![queue],
+        None => hook.spec.queues.clone(),
+    };
+    let found = store.queues().by_ids(&wanted).await?;
+    let url = |collection: &str, id: u64| crate::model::object_url(base_url, collection, id);
+    let rendered: Vec<Value> = found
+        .iter()
+        .map(|queue| {
+            serde_json::json!({
+                "id": queue.id,
+                "url": url("queues", queue.id),
+                "name": queue.name,
+                "organization": url("organizations", queue.organization_id),
+                "hooks": queue.hooks.iter().map(|id| url("hooks", *id)).collect::<Vec<_>>(),
+                "metadata": queue.metadata,
+            })
+        })
+        .collect();
+    body.insert("queues".into(), Value::Array(rendered));
+    Ok(body)
+}
