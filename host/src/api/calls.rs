@@ -20,9 +20,9 @@ use super::extract::ObjectId;
 use super::json::{Json, RawBody};
 use super::{hooks, id_from, AppState};
 use crate::dispatch::limits::reserved_mb;
-use crate::dispatch::{DispatchError, RunResult};
-use crate::model::hook::{self, Hook};
-use crate::model::{EventAction, RunStatus, RESERVED_KEYS};
+use crate::dispatch::{DispatchError, EventAnswer, RunResult};
+use crate::model::hook::Hook;
+use crate::model::{EventAction, RESERVED_KEYS};
 use crate::modules::ModuleError;
 use crate::sealing::HookSecrets;
 
@@ -134,32 +134,8 @@ pub(super) async fn test(
                     .into(),
             ));
         }
-        if stored.spec.kind.function().is_some() && !config.contains_key("runtime") {
-            return Err(ApiError::BadRequest(
-                "config.runtime: required whenever a config is sent".into(),
-            ));
-        }
-        if stored.spec.kind.is_private() {
-            if let Some(key) = ["url", "module", "secret"]
-                .into_iter()
-                .find(|key| config.contains_key(*key))
-            {
-                return Err(ApiError::BadRequest(format!(
-                    "config.{key}: hidden and fixed on a private hook; it cannot be overridden"
-                )));
-            }
-        }
-        // The override is laid over the hook's config and validated as a whole.
-        let mut input = stored.spec.as_input();
-        let mut merged = input
-            .get("config")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        merged.extend(config.clone());
-        input.insert("config".into(), Value::Object(merged));
-        let draft = hook::parse_draft(&input, &state.bounds)?;
-        if let Some(module) = draft.spec.kind.module_id() {
+        let kind = stored.spec.with_config_override(config, &state.bounds)?;
+        if let Some(module) = kind.module_id() {
             let owned = state
                 .store
                 .module(module)
@@ -172,7 +148,7 @@ pub(super) async fn test(
             }
         }
         let mut hook = Hook::clone(&stored);
-        hook.spec.kind = draft.spec.kind;
+        hook.spec.kind = kind;
         Some(hook)
     } else {
         None
@@ -399,23 +375,10 @@ pub(super) async fn event(
         )
         .await
         .map_err(|error| not_run(error, ApiError::Conflict))?;
-    let mut messages = Vec::new();
-    let mut operations = Vec::new();
-    let mut blockers = Vec::new();
+    let folded = EventAnswer::fold(&runs);
     let results: Vec<Value> = runs
         .iter()
         .map(|run| {
-            if let Some(response) = &run.response {
-                for (key, into) in [
-                    ("messages", &mut messages),
-                    ("operations", &mut operations),
-                    ("automation_blockers", &mut blockers),
-                ] {
-                    if let Some(items) = response.get(key).and_then(Value::as_array) {
-                        into.extend(items.iter().cloned());
-                    }
-                }
-            }
             json!({
                 "hook": state.url("hooks", run.hook_id),
                 "status": run.status,
@@ -425,17 +388,13 @@ pub(super) async fn event(
             })
         })
         .collect();
-    let failed = runs
-        .iter()
-        .filter(|run| run.status != RunStatus::Completed)
-        .count();
     Ok(axum::Json(json!({
         "event": event_name,
         "action": action,
         "results": results,
-        "failed": failed,
-        "messages": messages,
-        "operations": operations,
-        "automation_blockers": blockers,
+        "failed": folded.failed,
+        "messages": folded.messages,
+        "operations": folded.operations,
+        "automation_blockers": folded.automation_blockers,
     })))
 }

@@ -30,6 +30,45 @@ pub struct EventRun {
     pub request_id: String,
 }
 
+/// What an event's runs say together, as Rossum folds its hooks' answers: every run's
+/// messages, operations and automation blockers in run order, and how many did not complete.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventAnswer {
+    /// The runs' `messages`, concatenated.
+    pub messages: Vec<Value>,
+    /// The runs' `operations`, concatenated.
+    pub operations: Vec<Value>,
+    /// The runs' `automation_blockers`, concatenated.
+    pub automation_blockers: Vec<Value>,
+    /// Runs that did not complete (failed, timed out, cancelled).
+    pub failed: usize,
+}
+
+impl EventAnswer {
+    /// Folds the runs' responses in order.
+    pub fn fold(runs: &[EventRun]) -> Self {
+        let mut answer = EventAnswer::default();
+        for run in runs {
+            if run.status != RunStatus::Completed {
+                answer.failed += 1;
+            }
+            let Some(response) = &run.response else {
+                continue;
+            };
+            for (key, into) in [
+                ("messages", &mut answer.messages),
+                ("operations", &mut answer.operations),
+                ("automation_blockers", &mut answer.automation_blockers),
+            ] {
+                if let Some(items) = response.get(key).and_then(Value::as_array) {
+                    into.extend(items.iter().cloned());
+                }
+            }
+        }
+        answer
+    }
+}
+
 impl EventRun {
     fn from_result(hook: &Hook, result: RunResult) -> Self {
         EventRun {
@@ -124,5 +163,45 @@ impl Dispatcher {
         };
         self.cancel(hook, event, body, queue_id, request_id, &reason)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn run(status: RunStatus, response: Option<Value>) -> EventRun {
+        EventRun {
+            hook_id: 1,
+            status,
+            message: String::new(),
+            response: response.and_then(|value| value.as_object().cloned()),
+            request_id: "r".into(),
+        }
+    }
+
+    #[test]
+    fn answers_fold_in_run_order_and_count_what_did_not_complete() {
+        let runs = [
+            run(
+                RunStatus::Completed,
+                Some(json!({"messages": [{"content": "a"}], "operations": [1]})),
+            ),
+            run(RunStatus::Failed, None),
+            run(
+                RunStatus::Completed,
+                Some(json!({"messages": [{"content": "b"}], "automation_blockers": ["x"]})),
+            ),
+            run(RunStatus::Cancelled, None),
+        ];
+        let answer = EventAnswer::fold(&runs);
+        assert_eq!(
+            answer.messages,
+            vec![json!({"content": "a"}), json!({"content": "b"})]
+        );
+        assert_eq!(answer.operations, vec![json!(1)]);
+        assert_eq!(answer.automation_blockers, vec![json!("x")]);
+        assert_eq!(answer.failed, 2);
     }
 }

@@ -23,7 +23,7 @@ pub mod webhook;
 pub mod writer;
 
 pub use dispatcher::{DispatchError, DispatchSettings, Dispatcher, DispatcherParts, RunResult};
-pub use event::EventRun;
+pub use event::{EventAnswer, EventRun};
 pub use limits::RunPermit;
 
 use std::time::{Duration, SystemTime};

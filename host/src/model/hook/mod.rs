@@ -220,6 +220,42 @@ impl HookSpec {
 }
 
 impl HookSpec {
+    /// The kind this hook would have with `overrides` laid over its config, as `/test`
+    /// runs it: validated as a whole, as a save would be. A function's override must name
+    /// its `runtime`; a private hook's URL, module and secret cannot be overridden.
+    pub fn with_config_override(
+        &self,
+        overrides: &Map<String, Value>,
+        bounds: &HookBounds,
+    ) -> Result<HookKind, HookError> {
+        if self.kind.function().is_some() && !overrides.contains_key("runtime") {
+            return Err(HookError::new(
+                "config.runtime",
+                "required whenever a config is sent",
+            ));
+        }
+        if self.kind.is_private() {
+            if let Some(key) = ["url", "module", "secret"]
+                .into_iter()
+                .find(|key| overrides.contains_key(*key))
+            {
+                return Err(HookError::new(
+                    format!("config.{key}"),
+                    "hidden and fixed on a private hook; it cannot be overridden",
+                ));
+            }
+        }
+        let mut input = self.as_input();
+        let mut merged = input
+            .get("config")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        merged.extend(overrides.clone());
+        input.insert("config".into(), Value::Object(merged));
+        Ok(parse_draft(&input, bounds)?.spec.kind)
+    }
+
     /// The document and config as one JSON text, the form the store keeps.
     pub fn stored_document(&self) -> Result<String, serde_json::Error> {
         serde_json::to_string(&StoredDocument {
