@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use wasmhook_tests::guests::HELLO;
 
 use super::server::{sign, Server, Tenant, OPERATOR_TOKEN};
+use super::support::temp;
 
 /// 2^63: the first number beyond SQLite's (signed) integers.
 const JUST_BEYOND: &str = "9223372036854775808";
@@ -18,10 +19,6 @@ const HUGE: &str = "18446744073709551615";
 
 /// What every refused username is answered.
 const USERNAME_UNAVAILABLE: &str = "username: this username cannot be used; choose another";
-
-fn temp() -> tempfile::TempDir {
-    tempfile::tempdir().expect("a temporary directory")
-}
 
 fn detail(body: &Value) -> &str {
     body["detail"].as_str().unwrap_or_default()
@@ -166,6 +163,7 @@ fn a_payload_annotation_id_beyond_sqlites_integers_still_gets_its_run_log() {
                "annotation": {"id": u64::MAX, "content": []}}),
     );
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "completed", "{body}");
     let (status, logs) = acme.get(&format!("/hooks/logs?hook={}", hook["id"]));
     assert_eq!(status, StatusCode::OK, "{logs}");
     assert_eq!(logs["results"].as_array().map(Vec::len), Some(1), "{logs}");

@@ -1,24 +1,16 @@
 //! `wasmhook run`, the real binary: conformance answers, the run log, and exit codes.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 use wasmhook_tests::conformance::{cases, json_equal};
 use wasmhook_tests::guests::{FETCHER, HELLO, HOSTILE, INVOICE_CHECK};
 
+use super::support::run_wasmhook;
 use super::upstream::Upstream;
 
 fn wasmhook(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wasmhook"))
-        .args(args)
-        .env("WASMHOOK_CACHE_DIR", cache_dir())
-        .output()
-        .expect("the binary runs")
-}
-
-fn cache_dir() -> PathBuf {
-    std::env::temp_dir().join(format!("wasmhook-cli-tests-{}", std::process::id()))
+    run_wasmhook("cli", args)
 }
 
 fn write_json(dir: &tempfile::TempDir, name: &str, value: &Value) -> String {
@@ -159,6 +151,10 @@ fn a_timeout_exits_1_with_the_reason() {
     let log: Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
     assert_eq!(log["status"], "timeout");
     assert_eq!(log["log_level"], "ERROR");
+    assert_eq!(
+        log["message"],
+        "the extension ran past its time limit of 1 s and was stopped"
+    );
 }
 
 #[test]

@@ -124,17 +124,57 @@ async fn every_case_passes_for_every_example() {
     assert_eq!(checked, 14 + 6 * 6);
 }
 
+/// The cases are vendored in the repository (`conformance/cases/`), where every test reads
+/// them: they must be there, each a case of a known example. Where the shared design
+/// documents are checked out beside the project, the copy must also not have drifted from
+/// them (file for file, both ways).
 #[test]
 fn the_projects_copy_of_the_cases_matches_the_shared_ones() {
+    let vendored: Vec<String> = std::fs::read_dir(cases_dir())
+        .unwrap_or_else(|error| {
+            panic!(
+                "the vendored cases are missing at {}: {error}",
+                cases_dir().display()
+            )
+        })
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    let cases = cases();
+    assert!(
+        !cases.is_empty(),
+        "no conformance cases in {}",
+        cases_dir().display()
+    );
+    assert_eq!(
+        cases.len(),
+        vendored.len(),
+        "a file in {} is not a case: {vendored:?}",
+        cases_dir().display()
+    );
+    for extension in ["hello", "invoice-check"] {
+        assert!(
+            cases.iter().any(|case| case.extension == extension),
+            "no case of {extension}"
+        );
+    }
+    assert!(
+        cases
+            .iter()
+            .all(|case| ["hello", "invoice-check"].contains(&case.extension.as_str())),
+        "a case of an unknown example"
+    );
+
     let shared =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/cases");
     let Ok(entries) = std::fs::read_dir(&shared) else {
         eprintln!(
-            "no shared cases beside the project at {}; the project's copy is used as is",
+            "no shared cases beside the project at {}; the vendored copy is checked alone",
             shared.display()
         );
         return;
     };
+    let mut theirs_names = Vec::new();
     for entry in entries.flatten() {
         let ours = cases_dir().join(entry.file_name());
         let theirs = std::fs::read(entry.path()).expect("a shared case is readable");
@@ -145,6 +185,14 @@ fn the_projects_copy_of_the_cases_matches_the_shared_ones() {
             theirs,
             "{} differs from the shared case",
             ours.display()
+        );
+        theirs_names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    for name in &vendored {
+        assert!(
+            theirs_names.contains(name),
+            "conformance/cases/{name} is not among the shared cases in {}",
+            shared.display()
         );
     }
 }

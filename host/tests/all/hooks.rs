@@ -9,14 +9,7 @@ use serde_json::{json, Value};
 use wasmhook_tests::guests::{HELLO, HOSTILE, INVOICE_CHECK, OTHER_WORLD};
 
 use super::server::{id_of, sign, Server, Tenant, OPERATOR_TOKEN};
-
-fn initialize() -> Value {
-    json!({"event": "annotation_content", "action": "initialize", "annotation": {"id": 314, "content": []}})
-}
-
-fn temp() -> tempfile::TempDir {
-    tempfile::tempdir().expect("a temporary directory")
-}
+use super::support::{artifacts, initialize, initialize_annotation, temp, wait_until};
 
 #[test]
 fn a_module_is_uploaded_hooked_tested_invoked_and_logged() {
@@ -113,8 +106,9 @@ fn a_module_is_uploaded_hooked_tested_invoked_and_logged() {
     assert_eq!(queue["hooks"], json!([hook["url"]]));
 
     // Test: the response and the captured output.
-    let (status, tested) = acme.test_call(&hook, initialize());
+    let (status, tested) = acme.test_call(&hook, initialize_annotation(314));
     assert_eq!(status, StatusCode::OK, "{tested}");
+    assert_eq!(tested["status"], "completed", "{tested}");
     assert_eq!(
         tested["response"]["messages"][0]["content"],
         "Ahoj, annotation_content.initialize!"
@@ -245,8 +239,19 @@ fn bad_modules_and_hooks_get_a_400_naming_the_reason_and_nothing_is_written() {
     truncated.truncate(truncated.len() / 2);
     let (status, answer) = acme.upload_bytes(truncated, "x.wasm");
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        answer["detail"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("module: not a valid WebAssembly component: "),
+        "{answer}"
+    );
     let (status, answer) = acme.upload_bytes(vec![0; 65 * 1024 * 1024], "big.wasm");
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+    assert_eq!(
+        answer["detail"],
+        "the request body is larger than 67108864 bytes"
+    );
     let response = server
         .client
         .post(server.url("/modules"))
@@ -256,6 +261,11 @@ fn bad_modules_and_hooks_get_a_400_naming_the_reason_and_nothing_is_written() {
         .send()
         .expect("answers");
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let answer: Value = response.json().expect("a JSON answer");
+    assert_eq!(
+        answer["detail"],
+        "send the module as `Content-Type: application/wasm` or as multipart/form-data"
+    );
     let (_, modules) = acme.get("/modules");
     assert_eq!(
         modules["pagination"]["total"], 0,
@@ -356,8 +366,17 @@ fn bad_modules_and_hooks_get_a_400_naming_the_reason_and_nothing_is_written() {
         .send()
         .expect("answers");
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    let (status, _) = server.send(Method::POST, "/hooks", Some(&acme.token), Some(json!([1])));
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let answer: Value = response.json().expect("a JSON answer");
+    assert!(
+        answer["detail"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("Failed to parse the request body as JSON"),
+        "{answer}"
+    );
+    let (status, answer) = server.send(Method::POST, "/hooks", Some(&acme.token), Some(json!([1])));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["detail"], "expected a JSON object");
     let (_, hooks) = acme.get("/hooks");
     assert_eq!(hooks["pagination"]["total"], 0, "a refused hook was stored");
 
@@ -368,13 +387,31 @@ fn bad_modules_and_hooks_get_a_400_naming_the_reason_and_nothing_is_written() {
         json!({"event": "annotation_content", "action": "exploded"}),
     );
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        answer["detail"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("payload: unknown action `exploded` for event `annotation_content`"),
+        "{answer}"
+    );
     let (status, answer) = acme.post(
         &format!("/hooks/{}/test", hook["id"]),
         json!({"nothing": 1}),
     );
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        answer["detail"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("invalid body: unknown field `nothing`"),
+        "{answer}"
+    );
     let (status, answer) = acme.invoke(&hook, json!({"secrets": {}}));
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(
+        answer["detail"],
+        "`secrets` is set by the host and cannot be sent"
+    );
     // An invoke body over the limit: 413 in the API's shape, like every other body.
     let response = super::server::http_client()
         .post(server.url(&format!("/hooks/{}/invoke", hook["id"])))
@@ -386,25 +423,48 @@ fn bad_modules_and_hooks_get_a_400_naming_the_reason_and_nothing_is_written() {
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let answer: Value = response.json().expect("a JSON answer");
     assert!(answer["detail"].as_str().is_some(), "{answer}");
+    assert_eq!(
+        answer["detail"],
+        "the request body is larger than 2097152 bytes"
+    );
     let (status, answer) = acme.post(
         "/events",
         json!({"event": "annotation_content", "action": "nope", "payload": {}}),
     );
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        answer["detail"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("event: unknown action `nope` for event `annotation_content`"),
+        "{answer}"
+    );
     // A page size beyond the maximum is capped and a parameter that is no filter ignored,
     // as DRF does (drf.rs); a bad value of a filter is not.
     let (status, answer) = acme.get("/hooks/logs?page_size=0");
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["detail"], "page_size: `0` is not a positive integer");
     let (status, answer) = acme.get("/hooks/logs?status=red");
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(
+        answer["detail"],
+        "status: `red` is not one of completed, failed, timeout, cancelled"
+    );
     let (status, answer) = acme.get("/hooks/logs?start_before=yesterday");
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
-    assert_eq!(acme.get("/hooks/abc").0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        answer["detail"],
+        "start_before: `yesterday` is not an RFC 3339 time such as 2026-01-31T12:00:00Z"
+    );
+    let (status, answer) = acme.get("/hooks/abc");
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(answer, json!({"detail": "Not found."}));
     // A hook that does not subscribe to invocation.manual cannot be invoked.
-    let (_, quiet) = acme.patch(
+    let (status, quiet) = acme.patch(
         &format!("/hooks/{}", hook["id"]),
         json!({"events": ["annotation_status"]}),
     );
+    assert_eq!(status, StatusCode::OK, "{quiet}");
     let (status, answer) = acme.invoke(&quiet, json!({}));
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     assert!(
@@ -413,6 +473,10 @@ fn bad_modules_and_hooks_get_a_400_naming_the_reason_and_nothing_is_written() {
             .unwrap_or("")
             .contains("invocation.manual"),
         "{answer}"
+    );
+    assert_eq!(
+        answer["detail"],
+        "The hook does not subscribe to invocation.manual; add it to `events`."
     );
 }
 
@@ -440,6 +504,10 @@ fn run_after_cycles_are_refused_naming_the_cycle() {
         json!({"run_after": [a["url"]]}),
     );
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(
+        answer["detail"],
+        "run_after: a hook cannot run after itself"
+    );
     let (_, unchanged) = acme.get(&format!("/hooks/{}", a["id"]));
     assert_eq!(unchanged["run_after"], json!([]));
 }
@@ -462,6 +530,7 @@ fn secrets_are_write_only_encrypted_at_rest_and_never_logged() {
     assert_eq!(keys, json!(["api_key", "other"]));
     let (status, tested) = acme.test_call(&hook, initialize());
     assert_eq!(status, StatusCode::OK, "{tested}");
+    assert_eq!(tested["status"], "completed", "{tested}");
     assert!(
         !tested["log"].as_str().unwrap_or("").contains(SECRET),
         "{tested}"
@@ -484,6 +553,7 @@ fn secrets_are_write_only_encrypted_at_rest_and_never_logged() {
     assert!(!answer.to_string().contains(SECRET), "{answer}");
     let (status, tested) = acme.test_call(&hook, initialize());
     assert_eq!(status, StatusCode::OK, "{tested}");
+    assert_eq!(tested["status"], "completed", "{tested}");
     let (_, logs) = acme.get("/hooks/logs");
     assert_eq!(logs["results"].as_array().map(Vec::len), Some(2));
     assert!(
@@ -570,8 +640,17 @@ fn an_organization_cannot_see_or_call_anothers_hooks() {
     let hello = acme.upload(HELLO);
     let (_, queue) = acme.post("/queues", json!({"name": "q"}));
     let hook = acme.hook(&hello, json!({"queues": [queue["url"]]}));
-    acme.invoke(&hook, json!({}));
+    let (status, invoked) = acme.invoke(&hook, json!({}));
+    assert_eq!(status, StatusCode::OK, "{invoked}");
+    assert_eq!(
+        invoked["messages"][0]["content"],
+        "Hello, invocation.manual!"
+    );
     let id = hook["id"].clone();
+    // Its run is logged, for acme to see.
+    let (_, logs) = acme.get(&format!("/hooks/logs?hook={id}"));
+    assert_eq!(logs["results"].as_array().map(Vec::len), Some(1), "{logs}");
+    assert_eq!(logs["results"][0]["status"], "completed", "{logs}");
     for path in [
         format!("/hooks/{id}"),
         format!("/hooks/{id}/secrets_keys"),
@@ -740,9 +819,16 @@ fn a_busy_organization_gets_429_and_does_not_slow_another() {
     );
     let hello = other.upload(HELLO);
     let greeter = other.hook(&hello, json!({}));
+    let acme_id = acme.organization_id();
     std::thread::scope(|scope| {
         let busy = scope.spawn(|| acme.invoke(&sleeper, json!({})));
-        std::thread::sleep(Duration::from_millis(700));
+        // The sleeper holds acme's one run once it is in flight.
+        assert!(
+            wait_until(Instant::now() + Duration::from_secs(10), || {
+                server.runs_in_flight(acme_id) >= 1.0
+            }),
+            "the sleeper never ran"
+        );
         let response = server
             .client
             .post(server.url(&format!("/hooks/{}/invoke", sleeper["id"])))
@@ -758,9 +844,15 @@ fn a_busy_organization_gets_429_and_does_not_slow_another() {
                 .and_then(|v| v.to_str().ok()),
             Some("1")
         );
+        let refusal: Value = response.json().expect("a JSON answer");
+        assert_eq!(
+            refusal["detail"],
+            "the organization has 1 runs in progress, its limit; retry shortly"
+        );
         let (status, answer) = other.invoke(&greeter, json!({}));
         assert_eq!(status, StatusCode::OK, "{answer}");
-        assert_eq!(busy.join().expect("no panic").0, StatusCode::OK);
+        let (status, answer) = busy.join().expect("no panic");
+        assert_eq!(status, StatusCode::OK, "{answer}");
     });
 }
 
@@ -803,20 +895,30 @@ fn a_large_module_compiles_in_the_background_while_its_hook_is_pending() {
     let url = module["url"].as_str().expect("a URL").to_owned();
     let hook = acme.hook(&url, json!({}));
     assert_eq!(hook["status"], "pending");
+    let pending = "The hook's module is still being compiled (status: pending); \
+                   retry in a few seconds.";
     let (status, answer) = acme.test_call(&hook, initialize());
     assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert_eq!(answer["detail"], pending);
     let (status, answer) = acme.invoke(&hook, json!({}));
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let ready = loop {
-        let (_, hook) = acme.get(&format!("/hooks/{}", hook["id"]));
-        if hook["status"] != "pending" || Instant::now() > deadline {
-            break hook;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    assert_eq!(answer["detail"], pending);
+    let mut ready = Value::Null;
+    let compiled = wait_until(Instant::now() + Duration::from_secs(120), || {
+        let (status, shown) = acme.get(&format!("/hooks/{}", hook["id"]));
+        assert_eq!(status, StatusCode::OK, "{shown}");
+        ready = shown;
+        ready["status"] != "pending"
+    });
+    assert!(compiled, "still pending: {ready}");
     assert_eq!(ready["status"], "ready");
-    assert_eq!(acme.test_call(&hook, initialize()).0, StatusCode::OK);
+    let (status, tested) = acme.test_call(&hook, initialize());
+    assert_eq!(status, StatusCode::OK, "{tested}");
+    assert_eq!(tested["status"], "completed", "{tested}");
+    assert_eq!(
+        tested["response"]["messages"][0]["content"],
+        "Hello, annotation_content.initialize!"
+    );
     let (_, slow) = acme.get(&format!("/modules/{}", slow["id"]));
     assert_eq!(slow["status"], "failed");
     assert!(
@@ -858,23 +960,6 @@ fn a_restart_keeps_modules_hooks_and_logs_without_recompiling() {
     );
     let (_, keys) = server.get(&format!("/hooks/{}/secrets_keys", hook["id"]), &token);
     assert_eq!(keys, json!(["k"]));
-}
-
-/// The compiled artifacts with their modification times.
-fn artifacts(data_dir: &std::path::Path) -> Vec<(String, std::time::SystemTime)> {
-    let mut found: Vec<_> = std::fs::read_dir(data_dir.join("artifacts"))
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter_map(|entry| {
-                    let modified = entry.metadata().ok()?.modified().ok()?;
-                    Some((entry.file_name().to_string_lossy().into_owned(), modified))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    found.sort();
-    found
 }
 
 #[test]
@@ -947,34 +1032,61 @@ fn the_demo_is_ready_to_call_and_created_once() {
 #[test]
 fn old_run_logs_are_deleted_after_the_retention() {
     let dir = temp();
-    {
+    // Two runs' logs; one of them is then made older than a retention of one day.
+    let (old, recent) = {
         let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
         let acme = Tenant::new(&server, "acme");
         let hello = acme.upload(HELLO);
         let hook = acme.hook(&hello, json!({}));
-        assert_eq!(acme.invoke(&hook, json!({})).0, StatusCode::OK);
+        for _ in 0..2 {
+            let (status, answer) = acme.invoke(&hook, json!({}));
+            assert_eq!(status, StatusCode::OK, "{answer}");
+        }
         let (_, logs) = acme.get("/hooks/logs");
-        assert_eq!(logs["results"].as_array().map(Vec::len), Some(1));
-    }
+        let uuids: Vec<String> = logs["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|log| log["uuid"].as_str().map(str::to_owned))
+            .collect();
+        assert_eq!(uuids.len(), 2, "{logs}");
+        (uuids[0].clone(), uuids[1].clone())
+    };
+    let database = rusqlite::Connection::open(dir.path().join("wasmhook.db")).expect("opens");
+    let moved = database
+        .execute(
+            "UPDATE run_logs SET start = ?1 WHERE uuid = ?2",
+            rusqlite::params!["2000-01-01T00:00:00.000000Z", old],
+        )
+        .expect("the log is moved back");
+    assert_eq!(moved, 1);
+    drop(database);
+
     let server = Server::start_with(
         dir.path(),
         Some(OPERATOR_TOKEN),
-        &[("WASMHOOK_LOG_RETENTION_DAYS", "0")],
+        &[("WASMHOOK_LOG_RETENTION_DAYS", "1")],
         &[],
     );
     let token = server.login("acme-admin", "long enough");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, logs) = server.get("/hooks/logs", &token);
-        if logs["results"] == json!([]) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the old log is still there: {logs}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let logged = || -> Vec<String> {
+        let (status, logs) = server.get("/hooks/logs", &token);
+        assert_eq!(status, StatusCode::OK, "{logs}");
+        logs["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|log| log["uuid"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert!(
+        wait_until(Instant::now() + Duration::from_secs(10), || !logged()
+            .contains(&old)),
+        "the old log is still there: {:?}",
+        logged()
+    );
+    // The old one only: the recent one is within the retention and stays.
+    assert_eq!(logged(), [recent]);
 }
 
 #[test]
@@ -1072,9 +1184,16 @@ fn a_graceful_stop_finishes_the_run_in_flight_and_writes_its_log() {
             &hostile,
             json!({"settings": {"behavior": "spin", "ms": 1500}}),
         );
+        let acme_id = acme.organization_id();
         std::thread::scope(|scope| {
             let call = scope.spawn(|| acme.invoke(&hook, json!({})));
-            std::thread::sleep(Duration::from_millis(500));
+            // Stopped once the run is in flight.
+            assert!(
+                wait_until(Instant::now() + Duration::from_secs(10), || {
+                    server.runs_in_flight(acme_id) >= 1.0
+                }),
+                "the run never started"
+            );
             server.terminate();
             let (status, answer) = call.join().expect("no panic");
             assert_eq!(status, StatusCode::OK, "{answer}");

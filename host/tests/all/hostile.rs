@@ -1,14 +1,11 @@
 //! Guests that misbehave: each hostile behaviour gets its outcome, and the host stays fine.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use wasmhook::runtime::{CallLimits, Failure, Outcome, Runtime, RuntimeConfig, REDACTED};
 use wasmhook_tests::guests::{HELLO, HOSTILE};
 
 use crate::support::{hostile, module, Call};
-
-/// How late after its deadline a spinning guest may be stopped.
-const STOP_SLACK: Duration = Duration::from_millis(100);
 
 fn failure(outcome: &Outcome) -> &Failure {
     match outcome {
@@ -32,11 +29,8 @@ async fn an_infinite_loop_is_stopped_at_its_deadline() {
         "stopped early: {:?}",
         report.duration
     );
-    assert!(
-        report.duration < Duration::from_secs(1) + STOP_SLACK,
-        "stopped late: {:?}",
-        report.duration
-    );
+    // How soon after its deadline it stops is a latency, measured in bench/, not a property
+    // a loaded machine keeps.
     assert!(report.outcome.message().contains("time limit of 1 s"));
 }
 
@@ -47,13 +41,15 @@ async fn sleeping_past_the_deadline_is_a_timeout() {
     call.limits.timeout = Duration::from_secs(1);
     let report = call.run(&module(HOSTILE)).await;
     assert!(
-        matches!(report.outcome, Outcome::Timeout { .. }),
+        matches!(report.outcome, Outcome::Timeout { limit } if limit == Duration::from_secs(1)),
         "{:?}",
         report.outcome
     );
+    // Stopped at its deadline, not at the end of the 10 s it asked to sleep (how soon after
+    // the deadline is a latency, measured in bench/).
     assert!(
-        report.duration < Duration::from_secs(1) + STOP_SLACK,
-        "stopped late: {:?}",
+        report.duration < Duration::from_secs(10),
+        "slept it out: {:?}",
         report.duration
     );
 }
@@ -232,6 +228,10 @@ async fn remaining_time_counts_down_from_the_limit() {
     assert!((4_000..=5_000).contains(&remaining), "{remaining}");
 }
 
+/// Hello is called again and again while two guests spin until their deadline: some call
+/// of it runs from start to end while both spinners run. Told by the order of the calls'
+/// own start and end times, not by how long anything took, so that it holds on a loaded
+/// machine; no sleep stands in for "the spinners have started".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_spinning_guests_do_not_keep_hello_from_completing() {
     let spinning = module(HOSTILE);
@@ -247,20 +247,14 @@ async fn two_spinning_guests_do_not_keep_hello_from_completing() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let started = Instant::now();
-    let report = Call::with_settings(serde_json::json!({})).run(&hello).await;
-    let hello_took = started.elapsed();
-    assert!(report.outcome.is_completed(), "{:?}", report.outcome);
-    eprintln!(
-        "hello beside two spinning guests: {hello_took:?} (guest time {:?})",
-        report.duration
-    );
-    // Hello finished while both spinners were still running, on a machine with two cores.
-    assert!(
-        hello_took < spin_for - Duration::from_millis(500),
-        "hello waited {hello_took:?}"
-    );
+    // (start, end) of every hello call made until both spinners have ended.
+    let mut hellos = Vec::new();
+    while !spinners.iter().all(tokio::task::JoinHandle::is_finished) {
+        let report = Call::with_settings(serde_json::json!({})).run(&hello).await;
+        assert!(report.outcome.is_completed(), "{:?}", report.outcome);
+        hellos.push((report.started_at, report.started_at + report.duration));
+    }
+    let mut spun = Vec::new();
     for spinner in spinners {
         let report = spinner.await.expect("the spinner task joins");
         assert!(
@@ -268,7 +262,31 @@ async fn two_spinning_guests_do_not_keep_hello_from_completing() {
             "{:?}",
             report.outcome
         );
+        spun.push((report.started_at, report.started_at + report.duration));
     }
+    // When both spinners were running.
+    let both_from = spun
+        .iter()
+        .map(|(from, _)| *from)
+        .max()
+        .expect("two spinners");
+    let both_until = spun
+        .iter()
+        .map(|(_, until)| *until)
+        .min()
+        .expect("two spinners");
+    let beside = hellos
+        .iter()
+        .filter(|(from, until)| *from >= both_from && *until <= both_until)
+        .count();
+    eprintln!(
+        "hello beside two spinning guests: {beside} of {} calls ran wholly while both spun",
+        hellos.len()
+    );
+    assert!(
+        beside >= 1,
+        "no hello call ran from start to end while both spinners ran: {hellos:?}, spinners {spun:?}"
+    );
 }
 
 #[tokio::test]

@@ -1,16 +1,19 @@
 //! Every example in every language through the real server: uploaded as a module, hooked,
-//! and called through `POST /hooks/{id}/test` with every conformance case; and a clear
-//! failure, with the language's own diagnostics in the run log, when an example is given a
-//! payload that breaks it.
+//! and called through `POST /hooks/{id}/test` with every conformance case; a secret that
+//! every hello example prints and returns (as its greeting) redacted in every language; and
+//! a clear failure, with the language's own diagnostics in the run log, when an example is
+//! given a payload that breaks it.
 
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{json, Map, Value};
+use wasmhook::runtime::REDACTED;
 use wasmhook_tests::conformance::{cases, json_equal, Case};
 use wasmhook_tests::guests::EXAMPLES;
 
 use super::server::{Server, Tenant, OPERATOR_TOKEN};
+use super::support::{initialize, wait_until};
 
 /// Large modules (Python, JavaScript, Go) compile in the background; this bounds the wait.
 const COMPILE_DEADLINE: Duration = Duration::from_secs(600);
@@ -34,23 +37,22 @@ fn hook_every_example<'a>(tenant: &Tenant) -> Vec<(&'a str, &'a str, Value)> {
     }
     let deadline = Instant::now() + COMPILE_DEADLINE;
     for (extension, form, hook) in &mut hooks {
-        loop {
-            let (status, current) = tenant.get(&format!("/hooks/{}", hook["id"]));
-            assert_eq!(status, StatusCode::OK, "{current}");
-            if current["status"] != "pending" {
-                assert_eq!(
-                    current["status"], "ready",
-                    "{extension} ({form}): {current}"
-                );
-                *hook = current;
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{extension} ({form}) still compiling after {COMPILE_DEADLINE:?}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let mut current = Value::Null;
+        let compiled = wait_until(deadline, || {
+            let (status, shown) = tenant.get(&format!("/hooks/{}", hook["id"]));
+            assert_eq!(status, StatusCode::OK, "{shown}");
+            current = shown;
+            current["status"] != "pending"
+        });
+        assert!(
+            compiled,
+            "{extension} ({form}) still compiling after {COMPILE_DEADLINE:?}"
+        );
+        assert_eq!(
+            current["status"], "ready",
+            "{extension} ({form}): {current}"
+        );
+        *hook = current;
     }
     hooks
 }
@@ -99,6 +101,7 @@ fn every_example_through_the_server() {
     let tenant = Tenant::new(&server, "polyglot");
     let hooks = hook_every_example(&tenant);
     every_case_passes(&tenant, &hooks);
+    a_secret_every_hello_prints_and_returns_is_redacted(&tenant, &hooks);
     a_broken_call_fails_with_the_languages_own_diagnostics(&tenant, &hooks);
 }
 
@@ -123,7 +126,9 @@ fn every_case_passes(tenant: &Tenant, hooks: &[(&str, &str, Value)]) {
                     case.name
                 ));
             }
-            // The secrets went in; none comes back out, in any language.
+            // The secrets went in; none comes back out, in any language. (No example reads
+            // its secrets, so this alone could not fail: the redaction is shown by
+            // `a_secret_every_hello_prints_and_returns_is_redacted`.)
             for secret in case.secrets.values().filter_map(Value::as_str) {
                 assert!(
                     !answer.to_string().contains(secret),
@@ -139,6 +144,65 @@ fn every_case_passes(tenant: &Tenant, hooks: &[(&str, &str, Value)]) {
         failures.join("\n")
     );
     assert_eq!(checked, 14 + 6 * 6);
+}
+
+/// No example reads its secrets, but every hello example prints its `greeting` setting and
+/// returns it in its message. With a greeting that is also one of the hook's secrets, each
+/// prints and returns a secret: its answer and its run log must carry the marker, never the
+/// value, in every language.
+fn a_secret_every_hello_prints_and_returns_is_redacted(
+    tenant: &Tenant,
+    hooks: &[(&str, &str, Value)],
+) {
+    const SECRET: &str = "greeting-that-is-also-a-secret-0451";
+    let hellos = EXAMPLES
+        .iter()
+        .filter(|(extension, _, _)| *extension == "hello")
+        .count();
+    let mut checked = 0;
+    for (extension, form, hook) in hooks.iter().filter(|(e, _, _)| *e == "hello") {
+        let (status, patched) = tenant.patch(
+            &format!("/hooks/{}", hook["id"]),
+            json!({"settings": {"greeting": SECRET}, "secrets": {"api_key": SECRET}}),
+        );
+        assert_eq!(status, StatusCode::OK, "{patched}");
+        let (status, answer) = tenant.test_call(hook, initialize());
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(
+            answer["status"], "completed",
+            "{extension} ({form}): {answer}"
+        );
+        let redacted = format!("{REDACTED}, annotation_content.initialize!");
+        assert_eq!(
+            answer["response"]["messages"][0]["content"], redacted,
+            "{extension} ({form}): {answer}"
+        );
+        assert_eq!(
+            answer["message"], redacted,
+            "{extension} ({form}): {answer}"
+        );
+        assert!(
+            answer["log"]
+                .as_str()
+                .is_some_and(|log| log.contains(REDACTED)),
+            "{extension} ({form}) printed no redacted greeting: {answer}"
+        );
+        assert!(
+            !answer.to_string().contains(SECRET),
+            "{extension} ({form}) leaked the secret: {answer}"
+        );
+        let request_id = answer["request_id"].as_str().unwrap_or_default();
+        let (status, logs) = tenant.get(&format!("/hooks/logs?request_id={request_id}"));
+        assert_eq!(status, StatusCode::OK, "{logs}");
+        assert_eq!(logs["results"].as_array().map(Vec::len), Some(1), "{logs}");
+        assert!(
+            !logs.to_string().contains(SECRET),
+            "{extension} ({form}): a run log holds the secret: {logs}"
+        );
+        checked += 1;
+    }
+    assert!(hellos > 0);
+    assert_eq!(checked, hellos);
 }
 
 /// What each language says when its invoice-check meets an annotation tree whose nodes are

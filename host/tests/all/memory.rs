@@ -4,13 +4,14 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::json;
 use wasmhook_tests::guests::HOSTILE;
 
 use super::server::{rss_kib_of, Server, Tenant, OPERATOR_TOKEN};
+use super::support::wait_until;
 
 const MIB_IN_KIB: u64 = 1024;
 
@@ -28,6 +29,7 @@ fn a_burst_of_memory_hungry_runs_stays_in_the_budget_and_leaves_others_alone() {
     );
     let greedy = Tenant::new(&server, "greedy");
     let modest = Tenant::new(&server, "modest");
+    let greedy_id = greedy.organization_id();
     let module = greedy.upload(HOSTILE);
     let hungry = greedy.hook(
         &module,
@@ -84,8 +86,14 @@ fn a_burst_of_memory_hungry_runs_stays_in_the_budget_and_leaves_others_alone() {
                 })
             })
             .collect();
-        // Meanwhile the other organization is served as usual.
-        std::thread::sleep(Duration::from_millis(300));
+        // Meanwhile (once the burst's runs are under way) the other organization is served
+        // as usual.
+        assert!(
+            wait_until(Instant::now() + Duration::from_secs(30), || {
+                server.runs_in_flight(greedy_id) >= 1.0
+            }),
+            "no run of the burst started"
+        );
         for _ in 0..5 {
             let (status, answer) = modest.invoke(&small, json!({}));
             assert_eq!(status, StatusCode::OK, "{answer}");
@@ -130,11 +138,13 @@ fn a_burst_of_memory_hungry_runs_stays_in_the_budget_and_leaves_others_alone() {
     );
 
     // And gives the memory back once the burst is over.
-    std::thread::sleep(Duration::from_secs(2));
-    let after_mib = server.rss_kib().saturating_sub(baseline) / MIB_IN_KIB;
-    eprintln!("2 s after the burst: +{after_mib} MiB");
+    let ended = Instant::now();
+    let above_mib = || server.rss_kib().saturating_sub(baseline) / MIB_IN_KIB;
+    let given_back = wait_until(ended + Duration::from_secs(10), || above_mib() < 128);
+    let after_mib = above_mib();
+    eprintln!("{:?} after the burst: +{after_mib} MiB", ended.elapsed());
     assert!(
-        after_mib < 128,
+        given_back,
         "RSS stayed {after_mib} MiB above where it started"
     );
 }

@@ -5,24 +5,15 @@
 
 use std::collections::HashMap;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wasmhook_tests::guests::{FETCHER, HELLO, HOSTILE};
 
-use super::server::{http_client, Server, Tenant, OPERATOR_TOKEN};
+use super::server::{http_client, series, Server, Tenant, OPERATOR_TOKEN};
+use super::support::wait_until;
 use super::upstream::Upstream;
-
-/// The series of an exposition: `name{labels}` to value.
-fn series(text: &str) -> HashMap<String, f64> {
-    text.lines()
-        .filter(|line| !line.starts_with('#') && !line.is_empty())
-        .filter_map(|line| {
-            let (name, value) = line.rsplit_once(' ')?;
-            Some((name.to_owned(), value.parse().ok()?))
-        })
-        .collect()
-}
 
 fn scrape(url: &str, token: Option<&str>) -> (StatusCode, String, String) {
     let mut request = http_client().get(url);
@@ -44,13 +35,6 @@ fn value(all: &HashMap<String, f64>, key: &str) -> f64 {
     all.get(key).copied().unwrap_or(0.0)
 }
 
-fn organization_id(tenant: &Tenant<'_>) -> u64 {
-    let (_, organizations) = tenant.get("/organizations");
-    organizations["results"][0]["id"]
-        .as_u64()
-        .expect("an organization")
-}
-
 #[test]
 fn metrics_count_known_calls() {
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -64,7 +48,7 @@ fn metrics_count_known_calls() {
         &[],
     );
     let acme = Tenant::new(&server, "acme");
-    let acme_id = organization_id(&acme);
+    let acme_id = acme.organization_id();
     let hello = acme.hook(&acme.upload(HELLO), json!({}));
     let hostile = acme.upload(HOSTILE);
     let failing = acme.hook(&hostile, json!({"settings": {"behavior": "guest_error"}}));
@@ -87,30 +71,52 @@ fn metrics_count_known_calls() {
         assert_eq!(status, StatusCode::OK, "{answer}");
         *invoke_statuses.entry(status.as_u16()).or_default() += 1;
     }
+    // A run without a response is a 400 naming its status and its reason.
     for _ in 0..2 {
-        let (status, _) = acme.invoke(&failing, json!({}));
+        let (status, answer) = acme.invoke(&failing, json!({}));
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_eq!(answer["status"], "failed", "{answer}");
+        assert_eq!(
+            answer["detail"],
+            "The hook did not return a response (failed): the extension returned an error: \
+             the hostile guest refuses this call",
+            "{answer}"
+        );
         *invoke_statuses.entry(status.as_u16()).or_default() += 1;
     }
-    let (status, _) = acme.invoke(&webhook.1, json!({}));
+    let (status, answer) = acme.invoke(&webhook.1, json!({}));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["status"], "failed", "{answer}");
+    assert!(
+        answer["detail"].as_str().is_some_and(|detail| detail
+            .starts_with("The hook did not return a response (failed): ")
+            && detail.contains("non-public address")),
+        "{answer}"
+    );
     *invoke_statuses.entry(status.as_u16()).or_default() += 1;
     // One run at a time for acme: a call while the sleeper runs is answered 429. The
     // in-flight gauge says when the sleeper runs.
     let root = server.root();
     let url = format!("{root}/metrics");
     let in_flight = format!("wasmhook_runs_in_flight{{organization=\"{acme_id}\"}}");
-    let throttled = std::thread::scope(|scope| {
+    let (throttled, refusal) = std::thread::scope(|scope| {
         let sleeper = scope.spawn(|| acme.invoke(&sleeping, json!({})));
-        let started = std::time::Instant::now();
-        while series(&scrape(&url, Some(OPERATOR_TOKEN)).2).get(&in_flight) != Some(&1.0) {
-            assert!(started.elapsed().as_secs() < 10, "the sleeper never ran");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        let (status, _) = acme.invoke(&hello, json!({}));
+        assert!(
+            wait_until(Instant::now() + Duration::from_secs(10), || {
+                server.runs_in_flight(acme_id) >= 1.0
+            }),
+            "the sleeper never ran"
+        );
+        let refused = acme.invoke(&hello, json!({}));
         let (slept, answer) = sleeper.join().expect("the sleeper");
         assert_eq!(slept, StatusCode::OK, "{answer}");
-        status
+        refused
     });
-    assert_eq!(throttled, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(throttled, StatusCode::TOO_MANY_REQUESTS, "{refusal}");
+    assert_eq!(
+        refusal["detail"],
+        "the organization has 1 runs in progress, its limit; retry shortly"
+    );
     *invoke_statuses.entry(200).or_default() += 1;
     *invoke_statuses.entry(429).or_default() += 1;
 
@@ -236,7 +242,7 @@ fn organization_labels_can_be_turned_off() {
         &[],
     );
     let acme = Tenant::new(&server, "acme");
-    let acme_id = organization_id(&acme);
+    let acme_id = acme.organization_id();
     let hello = acme.hook(&acme.upload(HELLO), json!({}));
     assert_eq!(acme.invoke(&hello, json!({})).0, StatusCode::OK);
     let root = server.root();
@@ -514,7 +520,7 @@ fn a_call_is_traced_from_the_callers_traceparent_to_its_webhook() {
     assert_eq!(response.status(), StatusCode::OK);
 
     // The webhook's request carries the trace on.
-    let delivered = receiver.wait_for("/hook", 1, std::time::Duration::from_secs(10));
+    let delivered = receiver.wait_for("/hook", 1, Duration::from_secs(10));
     let traceparent = delivered[0]
         .headers
         .get("traceparent")
@@ -536,22 +542,18 @@ fn a_call_is_traced_from_the_callers_traceparent_to_its_webhook() {
         "log write",
         "outbound request",
     ];
-    let started = std::time::Instant::now();
-    let spans = loop {
-        let spans = collected_spans(&collector);
+    let mut spans: Vec<(String, String, String, String)> = Vec::new();
+    wait_until(Instant::now() + Duration::from_secs(20), || {
+        spans = collected_spans(&collector);
         let names: Vec<&str> = spans.iter().map(|span| span.3.as_str()).collect();
-        let complete = wanted.iter().all(|name| names.contains(name))
+        wanted.iter().all(|name| names.contains(name))
             && names.iter().filter(|name| **name == "hook run").count() == 3
             && names
                 .iter()
                 .filter(|name| **name == "outbound request")
                 .count()
-                == 2;
-        if complete || started.elapsed() > std::time::Duration::from_secs(20) {
-            break spans;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+                == 2
+    });
     let of_trace: Vec<_> = spans.iter().filter(|span| span.0 == TRACE).collect();
     let named = |name: &str| -> Vec<&(String, String, String, String)> {
         of_trace
@@ -599,7 +601,7 @@ fn a_call_is_traced_from_the_callers_traceparent_to_its_webhook() {
         "{traceparent}"
     );
     // The guest's request is a child of its guest call, and carries the trace on.
-    let from_guest = receiver.wait_for("/from-guest", 1, std::time::Duration::from_secs(5));
+    let from_guest = receiver.wait_for("/from-guest", 1, Duration::from_secs(5));
     let guest_traceparent = from_guest[0]
         .headers
         .get("traceparent")
@@ -618,11 +620,21 @@ fn a_call_is_traced_from_the_callers_traceparent_to_its_webhook() {
         1,
         "{spans:#?}"
     );
-    // Probes make no traces.
+    // Probes make no traces. A call made after the probe is traced: once its span has
+    // arrived, a span of the probe (ended before it) would have too.
     let root = server.root();
     let (status, _, _) = scrape(&format!("{root}/readyz"), None);
     assert_eq!(status, StatusCode::OK);
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    let (status, _) = server.get("/organizations", OPERATOR_TOKEN);
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        wait_until(Instant::now() + Duration::from_secs(20), || {
+            collected_spans(&collector)
+                .iter()
+                .any(|span| span.3 == "GET /api/v1/organizations")
+        }),
+        "the call after the probe was never traced"
+    );
     assert!(
         !collected_spans(&collector)
             .iter()

@@ -10,11 +10,8 @@ use serde_json::{json, Value};
 use wasmhook_tests::guests::FETCHER;
 
 use super::server::{Server, Tenant, OPERATOR_TOKEN};
+use super::support::initialize;
 use super::upstream::{Reply, Upstream};
-
-fn initialize() -> Value {
-    json!({"event": "annotation_content", "action": "initialize", "annotation": {"id": 1, "content": []}})
-}
 
 fn results(tested: &Value) -> Vec<Value> {
     tested["response"]["results"]
@@ -65,6 +62,7 @@ fn a_guest_reaches_its_allowed_hosts_and_the_api_with_its_token_and_nothing_else
     );
     let (status, tested) = acme.test_call(&hook, initialize());
     assert_eq!(status, StatusCode::OK, "{tested}");
+    assert_eq!(tested["status"], "completed", "{tested}");
     let results = results(&tested);
 
     // The installation's own API, with the token minted for the run.
@@ -148,6 +146,7 @@ fn loopback_and_private_addresses_are_refused_unless_the_operator_allows_them() 
     );
     let (status, tested) = acme.test_call(&hook, initialize());
     assert_eq!(status, StatusCode::OK, "{tested}");
+    assert_eq!(tested["status"], "completed", "{tested}");
     let answers = results(&tested);
     for refused in &answers[..3] {
         assert!(
@@ -170,7 +169,9 @@ fn loopback_and_private_addresses_are_refused_unless_the_operator_allows_them() 
         &fetcher,
         json!({"settings": {"requests": [{"method": "GET", "url": "https://example.com/"}]}}),
     );
-    let (_, tested) = acme.test_call(&closed, initialize());
+    let (status, tested) = acme.test_call(&closed, initialize());
+    assert_eq!(status, StatusCode::OK, "{tested}");
+    assert_eq!(tested["status"], "completed", "{tested}");
     assert!(
         results(&tested)[0]["error"]
             .as_str()
@@ -191,22 +192,29 @@ fn loopback_and_private_addresses_are_refused_unless_the_operator_allows_them() 
     );
 }
 
+/// Twice as many guests as the cap each want a request at once: as many requests as the
+/// cap are in flight together (it is reached), never more (it binds).
 #[test]
 fn an_organization_has_a_cap_on_requests_in_flight() {
+    const CAP: usize = 2;
+    const CALLS: usize = 2 * CAP;
     let dir = tempfile::tempdir().expect("a temporary directory");
     let upstream = Upstream::start();
+    let cap = CAP.to_string();
     let server = Server::start_with(
         dir.path(),
         Some(OPERATOR_TOKEN),
         &[
             ("WASMHOOK_ALLOW_PRIVATE_ADDRESSES", "true"),
-            ("WASMHOOK_REQUESTS_PER_ORGANIZATION", "1"),
+            ("WASMHOOK_REQUESTS_PER_ORGANIZATION", cap.as_str()),
         ],
         &[],
     );
     let acme = Tenant::new(&server, "acme");
     let fetcher = acme.upload(FETCHER);
-    upstream.script("/slow", vec![Reply::Slow(Duration::from_millis(400)); 3]);
+    // Each answer takes a second: the calls, made at once, overlap at the receiver unless
+    // the cap holds them back.
+    upstream.script("/slow", vec![Reply::Slow(Duration::from_secs(1)); CALLS]);
     let hook = acme.hook(
         &fetcher,
         json!({
@@ -215,16 +223,21 @@ fn an_organization_has_a_cap_on_requests_in_flight() {
         }),
     );
     std::thread::scope(|scope| {
-        for _ in 0..3 {
+        for _ in 0..CALLS {
             scope.spawn(|| {
                 let (status, tested) = acme.test_call(&hook, initialize());
                 assert_eq!(status, StatusCode::OK, "{tested}");
+                assert_eq!(tested["status"], "completed", "{tested}");
                 assert_eq!(results(&tested)[0]["status"], 200, "{tested}");
             });
         }
     });
-    assert_eq!(upstream.received("/slow").len(), 3);
-    assert_eq!(upstream.most_in_flight(), 1, "the cap of 1 was not kept");
+    assert_eq!(upstream.received("/slow").len(), CALLS);
+    assert_eq!(
+        upstream.most_in_flight(),
+        CAP,
+        "the cap of {CAP} was not reached, or not kept"
+    );
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! No timing is asserted here: latency under load is measured by the benchmarks.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use serde_json::{json, Value};
 use wasmhook_tests::guests::{HELLO, HOSTILE};
 
 use super::server::{Server, Tenant, OPERATOR_TOKEN};
+use super::support::{artifacts, initialize, wait_until};
 
 /// The hooks one organization calls: one good, and one of each kind of hostile guest.
 struct Hooks {
@@ -58,8 +60,58 @@ fn hooks_of(tenant: &Tenant) -> Hooks {
     Hooks { good, hostile }
 }
 
-fn initialize() -> Value {
-    json!({"event": "annotation_content", "action": "initialize", "annotation": {"id": 1, "content": []}})
+/// How each kind of call must end, as the test endpoint answers it: its run status, and a
+/// check of its message and output that names what it wanted.
+fn check_outcome(kind: &str, body: &Value) -> Result<(), String> {
+    let status = body["status"].as_str().unwrap_or_default();
+    let message = body["message"].as_str().unwrap_or_default();
+    let log = body["log"].as_str().unwrap_or_default();
+    let (expected_status, fits, wanted) = match kind {
+        "good" => (
+            "completed",
+            message == "Ahoj, annotation_content.initialize!",
+            "the greeting",
+        ),
+        "loop" => (
+            "timeout",
+            message == "the extension ran past its time limit of 1 s and was stopped",
+            "the time limit of 1 s",
+        ),
+        "grow_memory" => (
+            "failed",
+            message.starts_with("the extension exceeded its memory limit of 32 MiB"),
+            "the memory limit of 32 MiB",
+        ),
+        "panic" => (
+            "failed",
+            message.starts_with("the extension panicked: ")
+                && message.contains("the hostile guest panics on purpose"),
+            "the panic and its text",
+        ),
+        // 4 MiB written, 1 MiB kept.
+        "flood_stdout" => (
+            "completed",
+            log.ends_with("[output truncated: 3145728 more bytes were dropped]"),
+            "the output cut at 1 MiB, saying how much was dropped",
+        ),
+        "invalid_json" => (
+            "failed",
+            message.starts_with("the response is not valid JSON: "),
+            "the invalid JSON",
+        ),
+        other => return Err(format!("no expected outcome for {other}")),
+    };
+    if status != expected_status {
+        return Err(format!(
+            "{kind}: expected {expected_status}, got {status}: {message}"
+        ));
+    }
+    if !fits {
+        return Err(format!(
+            "{kind}: the answer does not name {wanted}: {message}"
+        ));
+    }
+    Ok(())
 }
 
 /// How many run logs carry each request_id, read back through the API.
@@ -138,6 +190,7 @@ fn three_organizations_mixing_good_and_hostile_hooks_lose_nothing() {
 
     let mut good_failed = Vec::new();
     let mut hostile_completed = Vec::new();
+    let mut wrong_outcomes = Vec::new();
     let mut by_organization: Vec<Vec<String>> = vec![Vec::new(); tenants.len()];
     for (index, kind, status, body) in &answered {
         assert_eq!(*status, StatusCode::OK, "{kind}: {body}");
@@ -146,6 +199,9 @@ fn three_organizations_mixing_good_and_hostile_hooks_lose_nothing() {
             ("good", _) => good_failed.push(body.to_string()),
             (_, Some("completed")) => hostile_completed.push(format!("{kind}: {body}")),
             _ => {}
+        }
+        if let Err(wrong) = check_outcome(kind, body) {
+            wrong_outcomes.push(wrong);
         }
         let request_id = body["request_id"].as_str().expect("a request_id");
         by_organization[*index].push(request_id.to_owned());
@@ -157,6 +213,12 @@ fn three_organizations_mixing_good_and_hostile_hooks_lose_nothing() {
             .iter()
             .all(|line| line.starts_with("flood_stdout")),
         "hostile calls completed: {hostile_completed:?}"
+    );
+    // Each kind ends as it must, with its reason.
+    assert!(
+        wrong_outcomes.is_empty(),
+        "{} calls ended otherwise than their kind must: {wrong_outcomes:?}",
+        wrong_outcomes.len()
     );
 
     let mut logs = 0;
@@ -194,6 +256,7 @@ fn a_kill_in_the_middle_of_a_load_loses_no_answered_call() {
     let artifacts_before;
     let answered = Mutex::new(Vec::new());
     let refused = Mutex::new(0usize);
+    let killed = AtomicBool::new(false);
     let hook;
     {
         let mut server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
@@ -201,6 +264,8 @@ fn a_kill_in_the_middle_of_a_load_loses_no_answered_call() {
         let hello = tenant.upload(HELLO);
         hook = tenant.hook(&hello, json!({}));
         artifacts_before = artifacts(dir.path());
+        // Compiled at upload: the comparison after the restart compares something.
+        assert!(!artifacts_before.is_empty(), "no compiled artifact");
         let url = server.url(&format!("/hooks/{}/test", hook["id"]));
         let token = tenant.token;
         let client = super::server::http_client_builder()
@@ -209,11 +274,12 @@ fn a_kill_in_the_middle_of_a_load_loses_no_answered_call() {
             .expect("a client");
         std::thread::scope(|scope| {
             for _ in 0..8 {
-                let (answered, refused, url, token, client) =
-                    (&answered, &refused, &url, &token, &client);
+                let (answered, refused, killed, url, token, client) =
+                    (&answered, &refused, &killed, &url, &token, &client);
                 scope.spawn(move || {
-                    let deadline = Instant::now() + Duration::from_secs(3);
-                    while Instant::now() < deadline {
+                    // Until the kill (and a bound, should the test fail before it).
+                    let deadline = Instant::now() + Duration::from_secs(120);
+                    while !killed.load(Ordering::SeqCst) && Instant::now() < deadline {
                         let sent = client
                             .post(url)
                             .bearer_auth(token)
@@ -231,8 +297,13 @@ fn a_kill_in_the_middle_of_a_load_loses_no_answered_call() {
                     }
                 });
             }
-            std::thread::sleep(Duration::from_millis(1200));
+            // Killed in the middle of the load: once calls are being answered.
+            let under_way = wait_until(Instant::now() + Duration::from_secs(60), || {
+                answered.lock().expect("not poisoned").len() >= 16
+            });
             server.kill();
+            killed.store(true, Ordering::SeqCst);
+            assert!(under_way, "the load never got going");
         });
     }
     let answered = answered.into_inner().expect("not poisoned");
@@ -286,23 +357,6 @@ fn a_kill_in_the_middle_of_a_load_loses_no_answered_call() {
     assert_eq!(artifacts(dir.path()), artifacts_before);
 }
 
-/// Every artifact file with its modification time.
-fn artifacts(data_dir: &std::path::Path) -> Vec<(String, std::time::SystemTime)> {
-    let mut found: Vec<_> = std::fs::read_dir(data_dir.join("artifacts"))
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter_map(|entry| {
-                    let modified = entry.metadata().ok()?.modified().ok()?;
-                    Some((entry.file_name().to_string_lossy().into_owned(), modified))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    found.sort();
-    found
-}
-
 #[test]
 fn bad_input_at_volume_gets_4xx_every_time_and_memory_stays_flat() {
     const ROUNDS: usize = 250;
@@ -328,12 +382,18 @@ fn bad_input_at_volume_gets_4xx_every_time_and_memory_stays_flat() {
     let url = |path: &str| server.url(path);
     let token = tenant.token.as_str();
     let mut statuses: HashMap<u16, usize> = HashMap::new();
-    let mut send = |request: reqwest::blocking::RequestBuilder| {
-        let response = request.bearer_auth(token).send().expect("answered");
-        *statuses.entry(response.status().as_u16()).or_default() += 1;
-        let body: Value = response.json().expect("a JSON answer");
-        assert!(body["detail"].is_string(), "{body}");
-    };
+    // Each request gets the status and the reason its kind of bad input must get.
+    let mut send =
+        |request: reqwest::blocking::RequestBuilder, expected: StatusCode, reason: Says| {
+            let response = request.bearer_auth(token).send().expect("answered");
+            let status = response.status();
+            *statuses.entry(status.as_u16()).or_default() += 1;
+            let body: Value = response.json().expect("a JSON answer");
+            assert!(body["detail"].is_string(), "{body}");
+            assert_eq!(status, expected, "{body}");
+            let detail = body["detail"].as_str().unwrap_or_default();
+            assert!(reason.fits(detail), "expected {reason:?}, got {body}");
+        };
     let mut rss = Vec::new();
     let mut refused_from_headers = 0;
     for round in 0..ROUNDS {
@@ -343,25 +403,70 @@ fn bad_input_at_volume_gets_4xx_every_time_and_memory_stays_flat() {
                 .header("Content-Type", "application/json")
                 .body(body.to_owned())
         };
-        send(json("/hooks", "{\"name\": "));
-        send(json(
-            "/hooks",
-            r#"{"name": 5, "events": "x", "config": []}"#,
-        ));
-        send(json("/queues", "[]"));
-        send(json(
-            &format!("/hooks/{}/test", hook["id"]),
-            r#"{"payload": [1, 2]}"#,
-        ));
-        send(json("/events", r#"{"event": 1}"#));
+        send(
+            json("/hooks", "{\"name\": "),
+            StatusCode::BAD_REQUEST,
+            Says::StartsWith("Failed to parse the request body as JSON: "),
+        );
+        send(
+            json("/hooks", r#"{"name": 5, "events": "x", "config": []}"#),
+            StatusCode::BAD_REQUEST,
+            Says::Exactly("name: must be a string"),
+        );
+        send(
+            json("/queues", "[]"),
+            StatusCode::BAD_REQUEST,
+            Says::Exactly("expected a JSON object"),
+        );
+        send(
+            json(
+                &format!("/hooks/{}/test", hook["id"]),
+                r#"{"payload": [1, 2]}"#,
+            ),
+            StatusCode::BAD_REQUEST,
+            Says::Exactly("invalid body: invalid type: sequence, expected a map"),
+        );
+        send(
+            json("/events", r#"{"event": 1}"#),
+            StatusCode::BAD_REQUEST,
+            Says::Exactly("invalid body: invalid type: integer `1`, expected a string"),
+        );
+        // Not WebAssembly: refused, until the organization's refusals reach their bound;
+        // then every upload is answered 429 before it is looked at.
+        let (expected, reason) = if round < REFUSED_UPLOADS {
+            (
+                StatusCode::BAD_REQUEST,
+                Says::Exactly(
+                    "module: not a WebAssembly module: the file does not start with the \
+                     `\\0asm` header",
+                ),
+            )
+        } else {
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                Says::StartsWith(
+                    "50 uploads of this organization were refused in the last 600 s; retry in ",
+                ),
+            )
+        };
         send(
             client
                 .post(url("/modules?name=random"))
                 .header("Content-Type", "application/wasm")
                 .body(random.clone()),
+            expected,
+            reason,
         );
-        send(client.get(url(&format!("/hooks/{}", 1_000_000 + round))));
-        send(client.get(url("/hooks/not-a-number")));
+        send(
+            client.get(url(&format!("/hooks/{}", 1_000_000 + round))),
+            StatusCode::NOT_FOUND,
+            Says::Exactly("Not found."),
+        );
+        send(
+            client.get(url("/hooks/not-a-number")),
+            StatusCode::NOT_FOUND,
+            Says::Exactly("Not found."),
+        );
         // Over the body limit: the server answers 413 and closes a connection whose body it
         // refused to read, so these go through a client of their own.
         let oversized_path = if round % 2 == 0 {
@@ -374,6 +479,8 @@ fn bad_input_at_volume_gets_4xx_every_time_and_memory_stays_flat() {
                 .post(url(&oversized_path))
                 .header("Content-Type", "application/json")
                 .body(oversized_json.clone()),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Says::Exactly("the request body is larger than 2097152 bytes"),
         );
         if round % 50 == 0 {
             // A module declared over the bound is refused from its headers: the answer comes
@@ -388,6 +495,10 @@ fn bad_input_at_volume_gets_4xx_every_time_and_memory_stays_flat() {
             refused_from_headers += 1;
             assert_eq!(status, 413, "{body}");
             assert!(body["detail"].is_string(), "{body}");
+            assert_eq!(
+                body["detail"], "the request body is larger than 67108864 bytes",
+                "{body}"
+            );
         }
         if round == 10 || round == ROUNDS - 1 {
             rss.push(server.rss_kib());
@@ -406,6 +517,15 @@ fn bad_input_at_volume_gets_4xx_every_time_and_memory_stays_flat() {
         statuses.keys().all(|status| (400..500).contains(status)),
         "{statuses:?}"
     );
+    let expected: HashMap<u16, usize> = [
+        (400, 5 * ROUNDS + REFUSED_UPLOADS),
+        (404, 2 * ROUNDS),
+        (413, ROUNDS + refused_from_headers),
+        (429, ROUNDS - REFUSED_UPLOADS),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(statuses, expected);
     assert_eq!(before, after, "bad input changed something");
     // Flat: growth after warm-up bounded well below what leaking the bodies would cost
     // (2,000 refused requests of up to 64 KiB).
@@ -415,6 +535,27 @@ fn bad_input_at_volume_gets_4xx_every_time_and_memory_stays_flat() {
         rss[0],
         rss[1]
     );
+}
+
+/// Uploads of one organization refused before its further uploads get 429 (the default of
+/// `refused_uploads_per_organization`, per 10 minutes).
+const REFUSED_UPLOADS: usize = 50;
+
+/// What a refusal must say: all of it, or how it starts where the rest is a parser's words
+/// or a number of seconds.
+#[derive(Debug, Clone, Copy)]
+enum Says {
+    Exactly(&'static str),
+    StartsWith(&'static str),
+}
+
+impl Says {
+    fn fits(self, detail: &str) -> bool {
+        match self {
+            Says::Exactly(text) => detail == text,
+            Says::StartsWith(start) => detail.starts_with(start),
+        }
+    }
 }
 
 /// Sends only the head of a POST declaring `length` bytes of body, and reads the answer the

@@ -8,6 +8,8 @@ use std::process::{Command, Output};
 use serde_json::Value;
 use wasmhook_tests::conformance::{cases, json_equal};
 
+use super::support::run_wasmhook;
+
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -16,14 +18,7 @@ fn workspace() -> PathBuf {
 }
 
 fn wasmhook(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wasmhook"))
-        .args(args)
-        .env(
-            "WASMHOOK_CACHE_DIR",
-            std::env::temp_dir().join(format!("wasmhook-scaffold-tests-{}", std::process::id())),
-        )
-        .output()
-        .expect("the binary runs")
+    run_wasmhook("scaffold", args)
 }
 
 /// The toolchain the workspace pins, so the generated Rust crate builds with it too.

@@ -3,7 +3,7 @@
 //! restart, where the ticks missed while the server was down run once.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use reqwest::StatusCode;
@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use wasmhook_tests::guests::HELLO;
 
 use super::server::{Server, Tenant, OPERATOR_TOKEN};
+use super::support::wait_until;
 use super::upstream::Upstream;
 
 fn set_clock(file: &Path, now: DateTime<Utc>) {
@@ -31,20 +32,21 @@ fn start(dir: &Path, clock: &Path) -> Server {
     )
 }
 
-fn runs(tenant: &Tenant<'_>, hook: &Value) -> Vec<Value> {
-    let (_, logs) = tenant.get(&format!("/hooks/logs?hook={}", hook["id"]));
-    logs["results"].as_array().cloned().unwrap_or_default()
+/// Waits until the hook has `count` run logs, then a little longer to see no more come.
+///
+/// The second wait stays a wait of a fixed length: a scheduler pass that finds nothing due
+/// leaves no trace to wait for (no log, no write, no metric), so "no more runs" is seen by
+/// the scheduler's passes (every 100 ms with a test clock) having had the time to add one.
+fn settle(tenant: &Tenant<'_>, hook: &Value, count: usize) -> Vec<Value> {
+    wait_until(Instant::now() + Duration::from_secs(20), || {
+        tenant.run_logs(hook).len() >= count
+    });
+    std::thread::sleep(QUIET);
+    tenant.run_logs(hook)
 }
 
-/// Waits until the hook has `count` run logs, then a little longer to see no more come.
-fn settle(tenant: &Tenant<'_>, hook: &Value, count: usize) -> Vec<Value> {
-    let start = std::time::Instant::now();
-    while runs(tenant, hook).len() < count && start.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(600));
-    runs(tenant, hook)
-}
+/// How long no further run must come: six scheduler passes.
+const QUIET: Duration = Duration::from_millis(600);
 
 #[test]
 fn a_schedule_runs_once_per_tick_even_across_a_restart() {
@@ -133,7 +135,8 @@ fn a_schedule_runs_once_per_tick_even_across_a_restart() {
         upstream.wait_for("/tick", 3, Duration::from_secs(10)).len(),
         3
     );
-    std::thread::sleep(Duration::from_millis(500));
+    // No fourth delivery (see `settle` for why this is a wait of a fixed length).
+    std::thread::sleep(QUIET);
     assert_eq!(upstream.received("/tick").len(), 3);
 
     // An inactive hook is not run.

@@ -2,6 +2,7 @@
 //! real HTTP: accounts, organizations, users, isolation between organizations, bad input,
 //! pagination, and a restart.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -196,6 +197,42 @@ impl Server {
     pub fn rss_kib(&self) -> u64 {
         rss_kib_of(self.child.id()).expect("the server is running, and /proc shows its VmRSS")
     }
+
+    /// `/metrics` on the API's listener, read with the operator's token, as series.
+    pub fn metrics(&self) -> HashMap<String, f64> {
+        let response = self
+            .client
+            .get(format!("{}/metrics", self.root()))
+            .bearer_auth(OPERATOR_TOKEN)
+            .send()
+            .expect("the server answers");
+        let status = response.status();
+        let text = response.text().expect("a body");
+        assert_eq!(status, StatusCode::OK, "{text}");
+        series(&text)
+    }
+
+    /// The runs of organization `organization` in flight, as `/metrics` counts them: the
+    /// event a test waits for before it expects a run to be under way.
+    pub fn runs_in_flight(&self, organization: u64) -> f64 {
+        self.metrics()
+            .get(&format!(
+                "wasmhook_runs_in_flight{{organization=\"{organization}\"}}"
+            ))
+            .copied()
+            .unwrap_or(0.0)
+    }
+}
+
+/// The series of a metrics exposition: `name{labels}` to value.
+pub fn series(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .filter_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            Some((name.to_owned(), value.parse().ok()?))
+        })
+        .collect()
 }
 
 impl Drop for Server {
@@ -225,6 +262,22 @@ impl<'a> Tenant<'a> {
 
     pub fn get(&self, path: &str) -> (StatusCode, Value) {
         self.server.get(path, &self.token)
+    }
+
+    /// The run logs of a hook, newest first, as `/hooks/logs` lists them.
+    pub fn run_logs(&self, hook: &Value) -> Vec<Value> {
+        let (status, logs) = self.get(&format!("/hooks/logs?hook={}", hook["id"]));
+        assert_eq!(status, StatusCode::OK, "{logs}");
+        logs["results"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The id of the tenant's organization.
+    pub fn organization_id(&self) -> u64 {
+        let (status, organizations) = self.get("/organizations");
+        assert_eq!(status, StatusCode::OK, "{organizations}");
+        organizations["results"][0]["id"]
+            .as_u64()
+            .expect("an organization")
     }
 
     pub fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {

@@ -1,7 +1,11 @@
-//! What the tests share: one runtime (as a server has one), modules loaded once, and a
-//! helper to call a guest the way a hook call would.
+//! What the tests share: one runtime (as a server has one), modules loaded once, a
+//! helper to call a guest the way a hook call would; and the small helpers of the server
+//! tests (a data directory, a payload, the compiled artifacts, waiting for an event).
 
+use std::path::Path;
+use std::process::{Command, Output};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Map, Value};
 use wasmhook::dispatch::{HookCall, PreparedCall};
@@ -89,4 +93,66 @@ impl Call {
 /// A hostile guest call doing `behavior`.
 pub fn hostile(behavior: &str) -> Call {
     Call::with_settings(serde_json::json!({ "behavior": behavior }))
+}
+
+/// Runs the `wasmhook` binary with `args` to its end, its compiled-code cache in a
+/// directory of its own for `suite` (`cli`, `scaffold`) and this test process.
+pub fn run_wasmhook(suite: &str, args: &[&str]) -> Output {
+    let cache = std::env::temp_dir().join(format!("wasmhook-{suite}-tests-{}", std::process::id()));
+    Command::new(env!("CARGO_BIN_EXE_wasmhook"))
+        .args(args)
+        .env("WASMHOOK_CACHE_DIR", cache)
+        .output()
+        .expect("the binary runs")
+}
+
+/// A temporary directory (a server's data directory), removed when dropped.
+pub fn temp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("a temporary directory")
+}
+
+/// The payload of `annotation_content.initialize` for an empty annotation with this id.
+pub fn initialize_annotation(id: u64) -> Value {
+    serde_json::json!({"event": "annotation_content", "action": "initialize", "annotation": {"id": id, "content": []}})
+}
+
+/// The payload of `annotation_content.initialize` for an empty annotation 1.
+pub fn initialize() -> Value {
+    initialize_annotation(1)
+}
+
+/// Every compiled artifact in a server's data directory with its modification time,
+/// sorted by name.
+pub fn artifacts(data_dir: &Path) -> Vec<(String, SystemTime)> {
+    let mut found: Vec<_> = std::fs::read_dir(data_dir.join("artifacts"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|entry| {
+                    let modified = entry.metadata().ok()?.modified().ok()?;
+                    Some((entry.file_name().to_string_lossy().into_owned(), modified))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+/// How often [`wait_until`] looks again.
+const POLL_EVERY: Duration = Duration::from_millis(20);
+
+/// Waits for an event rather than sleeping for a guess of how long it takes: looks at
+/// `condition` until it holds or `deadline` has passed; whether it held. The caller
+/// asserts on the answer, naming the event that did not come.
+pub fn wait_until(deadline: Instant, mut condition: impl FnMut() -> bool) -> bool {
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(POLL_EVERY);
+    }
 }

@@ -2,24 +2,17 @@
 //! as its run logs are, a minted token is an extension's (scoped), lives as long as its
 //! lifetime says, and a member cannot borrow an admin's rights by running an admin's hook.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use wasmhook_tests::guests::{FETCHER, HOSTILE};
 
 use super::server::{Server, Tenant, OPERATOR_TOKEN};
+use super::support::{initialize, temp, wait_until};
 use super::upstream::Upstream;
 
 const SECRET: &str = "sk-live-0123456789abcdef";
-
-fn initialize() -> Value {
-    json!({"event": "annotation_content", "action": "initialize", "annotation": {"id": 1, "content": []}})
-}
-
-fn temp() -> tempfile::TempDir {
-    tempfile::tempdir().expect("a temporary directory")
-}
 
 /// The first user of the tenant (its admin), as a URL.
 fn admin_url(tenant: &Tenant<'_>) -> Value {
@@ -55,6 +48,7 @@ fn answers_are_redacted_as_run_logs_are() {
 
     let (status, tested) = acme.test_call(&printing, initialize());
     assert_eq!(status, StatusCode::OK, "{tested}");
+    assert_eq!(tested["status"], "completed", "{tested}");
     assert!(tested.to_string().contains("[redacted...]"), "{tested}");
     let (status, invoked) = acme.invoke(&printing, json!({}));
     assert_eq!(status, StatusCode::OK, "{invoked}");
@@ -70,6 +64,7 @@ fn answers_are_redacted_as_run_logs_are() {
 
     let (status, tested) = acme.test_call(&echoing, initialize());
     assert_eq!(status, StatusCode::OK, "{tested}");
+    assert_eq!(tested["status"], "completed", "{tested}");
     assert_eq!(tested["response"]["token"], "[redacted...]", "{tested}");
     let (status, invoked) = acme.invoke(&echoing, json!({}));
     assert_eq!(status, StatusCode::OK, "{invoked}");
@@ -99,6 +94,7 @@ fn leaked_token(tenant: &Tenant<'_>, upstream: &Upstream, hook: &Value) -> Strin
     let before = upstream.received("/collect").len();
     let (status, tested) = tenant.test_call(hook, initialize());
     assert_eq!(status, StatusCode::OK, "{tested}");
+    assert_eq!(tested["status"], "completed", "{tested}");
     let collected = upstream.received("/collect");
     assert_eq!(collected.len(), before + 1, "{tested}");
     collected[before].headers["authorization"]
@@ -133,13 +129,13 @@ fn a_minted_token_works_during_its_lifetime_and_not_after() {
             "lifetime {lifetime}: {status}"
         );
         if alive_after {
-            std::thread::sleep(Duration::from_millis(3100));
-            let (status, _) = server.get(&format!("/hooks/{}", hook["id"]), &token);
-            assert_eq!(
-                status,
-                StatusCode::UNAUTHORIZED,
-                "lifetime {lifetime} after it"
-            );
+            // Dead once its lifetime (whole seconds from the run's end) is over.
+            let mut after = status;
+            let expired = wait_until(Instant::now() + Duration::from_millis(3100), || {
+                after = server.get(&format!("/hooks/{}", hook["id"]), &token).0;
+                after == StatusCode::UNAUTHORIZED
+            });
+            assert!(expired, "lifetime {lifetime} after it: {after}");
         }
         let (_, logs) = acme.get(&format!("/hooks/logs?hook={}", hook["id"]));
         assert!(!logs.to_string().contains(&token));
@@ -323,6 +319,8 @@ fn only_an_admin_tests_a_hook_with_another_config() {
     // The member may test it as it is, and the admin with another config.
     let (status, answer) = server.post(&path, Some(&ann), json!({"payload": initialize()}));
     assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["status"], "completed", "{answer}");
     let (status, answer) = acme.post(&path, with_config);
     assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["status"], "completed", "{answer}");
 }

@@ -11,6 +11,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
+use super::support::wait_until;
+
 /// What the upstream answers to one request.
 #[derive(Debug, Clone)]
 pub enum Reply {
@@ -106,16 +108,12 @@ impl Upstream {
         self.shared.lock().expect("not poisoned").most_in_flight
     }
 
-    /// Waits (at most `limit`) until `path` has received `count` requests.
+    /// Waits (at most `limit`) until `path` has received `count` requests; what it received.
     pub fn wait_for(&self, path: &str, count: usize, limit: Duration) -> Vec<Received> {
-        let start = Instant::now();
-        loop {
-            let received = self.received(path);
-            if received.len() >= count || start.elapsed() > limit {
-                return received;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until(Instant::now() + limit, || {
+            self.received(path).len() >= count
+        });
+        self.received(path)
     }
 }
 

@@ -57,10 +57,9 @@ fn event(tenant: &Tenant<'_>, event: &str, action: &str, payload: &Value) -> Val
     answer
 }
 
+/// A hook's run logs, oldest first.
 fn logs(tenant: &Tenant<'_>, hook: &Value) -> Vec<Value> {
-    let (_, logs) = tenant.get(&format!("/hooks/logs?hook={}", hook["id"]));
-    let mut logs = logs["results"].as_array().cloned().unwrap_or_default();
-    // Oldest first.
+    let mut logs = tenant.run_logs(hook);
     logs.reverse();
     logs
 }
@@ -86,6 +85,8 @@ fn a_webhook_gets_the_signed_payload_and_its_answer_is_the_response() {
         json!({"event": "annotation_content", "action": "initialize", "annotation": {"id": 7, "content": []}}),
     );
     assert_eq!(status, StatusCode::OK, "{tested}");
+    assert_eq!(tested["status"], "completed", "{tested}");
+    assert_eq!(tested["message"], "checked by the webhook", "{tested}");
     assert_eq!(tested["response"], answer);
 
     let received = upstream.received("/hook");
@@ -137,8 +138,15 @@ fn a_webhook_gets_the_signed_payload_and_its_answer_is_the_response() {
     // Writing it back as read keeps it calling the same URL with the same secret.
     let (status, written) = acme.put(&path, private);
     assert_eq!(status, StatusCode::OK, "{written}");
-    let (status, _) = acme.invoke(&hook, json!({"note": "hi"}));
-    assert_eq!(status, StatusCode::OK);
+    let (status, invoked) = acme.invoke(&hook, json!({"note": "hi"}));
+    assert_eq!(status, StatusCode::OK, "{invoked}");
+    // The script is used up: the receiver answers `{}`, and that is the response.
+    assert_eq!(invoked, json!({}));
+    // Newest first: the invocation's run, after the test's.
+    let runs = acme.run_logs(&hook);
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(runs[0]["status"], "completed", "{}", runs[0]);
+    assert_eq!(runs[0]["action"], "manual", "{}", runs[0]);
     let received = upstream.received("/hook");
     assert_eq!(received.len(), 2);
     assert_eq!(
@@ -388,6 +396,13 @@ fn a_slow_or_unreachable_webhook_is_a_logged_timeout_or_failure() {
         &json!({"annotation": {"id": 1, "content": []}}),
     );
     assert_eq!(answer["results"][0]["status"], "timeout", "{answer}");
+    assert_eq!(
+        answer["results"][0]["message"], "the webhook did not answer within 1 s",
+        "{answer}"
+    );
+    let logged = logs(&acme, &slow);
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert_eq!(logged[0]["status"], "timeout", "{}", logged[0]);
     assert_eq!(acme.delete_hook(&slow), StatusCode::NO_CONTENT);
 
     // An answer over the cap is a failure naming the cap, and is not retried.
@@ -425,6 +440,12 @@ fn a_slow_or_unreachable_webhook_is_a_logged_timeout_or_failure() {
         &json!({"annotation": {"id": 1, "content": []}}),
     );
     assert_eq!(answer["results"][0]["status"], "failed", "{answer}");
+    assert!(
+        answer["results"][0]["message"]
+            .as_str()
+            .is_some_and(|message| message.starts_with("the webhook was not reached: ")),
+        "{answer}"
+    );
     let logs_of = logs(&acme, &gone);
     assert_eq!(logs_of.len(), 2, "a connection failure is retried");
     assert!(logs_of[0]["status_code"].is_null());
@@ -446,6 +467,13 @@ fn webhooks_to_private_addresses_are_refused_unless_the_operator_allows_them() {
     let (status, tested) =
         acme.test_call(&hook, json!({"event": "invocation", "action": "manual"}));
     assert_eq!(status, StatusCode::OK, "{tested}");
+    assert_eq!(tested["status"], "failed", "{tested}");
+    assert!(
+        tested["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("non-public address")),
+        "{tested}"
+    );
     assert!(upstream.received("/inside").is_empty());
     let logs_of = logs(&acme, &hook);
     assert_eq!(logs_of[0]["status"], "failed");
@@ -615,7 +643,12 @@ fn a_deleted_hooks_id_is_never_given_again() {
     let server = server(dir.path());
     let acme = Tenant::new(&server, "acme");
     let first = webhook(&acme, &format!("{}/first", upstream.base), json!({}));
-    acme.invoke(&first, json!({}));
+    let (status, invoked) = acme.invoke(&first, json!({}));
+    assert_eq!(status, StatusCode::OK, "{invoked}");
+    // The first hook has a run log, which the second must not get.
+    let runs = logs(&acme, &first);
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["status"], "completed", "{}", runs[0]);
     assert_eq!(acme.delete_hook(&first), StatusCode::NO_CONTENT);
     let second = webhook(&acme, &format!("{}/second", upstream.base), json!({}));
     assert_ne!(first["id"], second["id"]);
