@@ -23,6 +23,8 @@ pub mod queues;
 pub mod run_logs;
 pub mod schedules;
 mod schema;
+#[cfg(test)]
+mod tests;
 pub mod tokens;
 pub mod users;
 

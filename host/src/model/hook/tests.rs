@@ -186,3 +186,39 @@ fn a_secret_breaking_its_schema_is_not_quoted() {
     assert!(error.starts_with("secrets: /api_key"), "{error}");
     assert!(!error.contains("very-secret-value"), "{error}");
 }
+
+#[test]
+fn a_test_override_is_validated_whole_and_keeps_a_private_hooks_secrets_fixed(
+) -> Result<(), HookError> {
+    let hook = parse_draft(&minimal(), &BOUNDS)?.spec;
+    let faster = input(json!({"runtime": "wasm", "timeout_s": 2}));
+    let kind = hook.with_config_override(&faster, &BOUNDS)?;
+    let limits = kind.function().map(FunctionConfig::limits);
+    assert_eq!(limits.map(|limits| limits.timeout_s), Some(2));
+    assert_eq!(kind.module_id(), Some(4), "the module is kept");
+    let refused = |overrides: Value, spec: &HookSpec| {
+        spec.with_config_override(&input(overrides), &BOUNDS)
+            .err()
+            .map(|error| error.field)
+    };
+    assert_eq!(
+        refused(json!({"timeout_s": 2}), &hook).as_deref(),
+        Some("config.runtime")
+    );
+    assert_eq!(
+        refused(json!({"runtime": "wasm", "timeout_s": 600}), &hook).as_deref(),
+        Some("config.timeout_s"),
+        "the server's bounds hold for an override too"
+    );
+    let mut private = minimal();
+    private.insert(
+        "config".into(),
+        json!({"runtime": "wasm", "module": 4, "private": true}),
+    );
+    let private = parse_draft(&private, &BOUNDS)?.spec;
+    assert_eq!(
+        refused(json!({"runtime": "wasm", "module": 5}), &private).as_deref(),
+        Some("config.module")
+    );
+    Ok(())
+}
