@@ -20,7 +20,7 @@ use super::extract::ObjectId;
 use super::json::{Json, RawBody};
 use super::{hooks, id_from, AppState};
 use crate::dispatch::limits::reserved_mb;
-use crate::dispatch::{DispatchError, EventAnswer, RunResult};
+use crate::dispatch::{DispatchError, EventAnswer, EventRun, RunResult};
 use crate::model::hook::Hook;
 use crate::model::{EventAction, RESERVED_KEYS};
 use crate::modules::ModuleError;
@@ -110,6 +110,43 @@ fn event_keys(payload: &Map<String, Value>) -> Map<String, Value> {
         .collect()
 }
 
+/// The hook as `/test` runs it with another config: an admin's decision (another module
+/// or allowed_hosts would run with the hook's real secrets and its owner's token), valid as
+/// a whole, and naming only the organization's own module.
+async fn with_override(
+    state: &AppState,
+    caller: &Caller,
+    stored: &Hook,
+    config: &Map<String, Value>,
+) -> ApiResult<Hook> {
+    let (organization_id, _) = caller.member()?;
+    // Another module or allowed_hosts would run with the hook's real secrets (and its
+    // owner's token) and could send them anywhere: an admin's decision.
+    if caller.admin().is_err() {
+        return Err(ApiError::ForbiddenBecause(
+            "config: only an admin may test a hook with another config; \
+             it would run with the hook's secrets"
+                .into(),
+        ));
+    }
+    let kind = stored.spec.with_config_override(config, &state.bounds)?;
+    if let Some(module) = kind.module_id() {
+        let owned = state
+            .store
+            .module(module)
+            .await?
+            .is_some_and(|m| m.organization_id == organization_id);
+        if !owned {
+            return Err(ApiError::BadRequest(format!(
+                "config.module: no module {module} in this organization"
+            )));
+        }
+    }
+    let mut hook = stored.clone();
+    hook.spec.kind = kind;
+    Ok(hook)
+}
+
 pub(super) async fn test(
     State(state): State<AppState>,
     caller: Caller,
@@ -124,34 +161,9 @@ pub(super) async fn test(
         body.payload.get("event").unwrap_or(&Value::Null),
         body.payload.get("action").unwrap_or(&Value::Null),
     )?;
-    let overridden = if let Some(config) = &body.config {
-        // Another module or allowed_hosts would run with the hook's real secrets (and its
-        // owner's token) and could send them anywhere: an admin's decision.
-        if caller.admin().is_err() {
-            return Err(ApiError::ForbiddenBecause(
-                "config: only an admin may test a hook with another config; \
-                 it would run with the hook's secrets"
-                    .into(),
-            ));
-        }
-        let kind = stored.spec.with_config_override(config, &state.bounds)?;
-        if let Some(module) = kind.module_id() {
-            let owned = state
-                .store
-                .module(module)
-                .await?
-                .is_some_and(|m| m.organization_id == organization_id);
-            if !owned {
-                return Err(ApiError::BadRequest(format!(
-                    "config.module: no module {module} in this organization"
-                )));
-            }
-        }
-        let mut hook = Hook::clone(&stored);
-        hook.spec.kind = kind;
-        Some(hook)
-    } else {
-        None
+    let overridden = match &body.config {
+        Some(config) => Some(with_override(&state, &caller, &stored, config).await?),
+        None => None,
     };
     let hook = overridden.as_ref().unwrap_or(&stored);
     let permit = state
@@ -242,19 +254,20 @@ fn invocation_answer(result: RunResult) -> Response {
     }
 }
 
-pub(super) async fn invoke(
-    State(state): State<AppState>,
-    ObjectId(id): ObjectId,
-    invoker: Invoker,
-    Extension(request_id): Extension<RequestId>,
-    Extension(organization): Extension<OrganizationSlot>,
-    RawBody(body): RawBody,
-) -> ApiResult<Response> {
-    let hook: Arc<Hook> = match &invoker {
+/// The hook an invocation runs, with the invoker's right to run it: a member's token for a
+/// hook it may see, or a signature by the hook's own secret.
+async fn invoked_hook(
+    state: &AppState,
+    invoker: &Invoker,
+    id: u64,
+    body: &[u8],
+    organization: &OrganizationSlot,
+) -> ApiResult<Arc<Hook>> {
+    Ok(match invoker {
         Invoker::Token(caller) => {
-            let hook = hooks::visible(&state, caller, id).await?;
+            let hook = hooks::visible(state, caller, id).await?;
             caller.member()?;
-            may_run(&state, caller, &[hook.as_ref()]).await?;
+            may_run(state, caller, &[hook.as_ref()]).await?;
             hook
         }
         Invoker::Signed(signature) => {
@@ -264,7 +277,7 @@ pub(super) async fn invoke(
             let secret =
                 HookSecrets::open(&state.sealer, hook.organization_id, sealed)?.config_secret;
             match secret {
-                Some(secret) if signature_matches(&secret, &body, signature) => {
+                Some(secret) if signature_matches(&secret, body, signature) => {
                     // The signature stands for the hook's organization, in the access line.
                     let _ = organization.0.set(hook.organization_id);
                     hook
@@ -272,23 +285,20 @@ pub(super) async fn invoke(
                 _ => return Err(ApiError::Unauthorized),
             }
         }
-    };
-    let fields: Map<String, Value> = if body.iter().all(u8::is_ascii_whitespace) {
+    })
+}
+
+/// An invocation's body: a JSON object (or nothing) without the keys the host sets.
+fn invocation_fields(body: &[u8]) -> ApiResult<Map<String, Value>> {
+    let fields = if body.iter().all(u8::is_ascii_whitespace) {
         Map::new()
     } else {
-        match serde_json::from_slice::<Value>(&body) {
+        match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(fields)) => fields,
             Ok(_) => return Err(ApiError::BadRequest("expected a JSON object".into())),
             Err(error) => return Err(ApiError::BadRequest(format!("malformed JSON: {error}"))),
         }
     };
-    let event = EventAction::new("invocation", "manual")
-        .map_err(|error| ApiError::Internal(error.to_string()))?;
-    if !hook.spec.subscribes_to(&event) {
-        return Err(ApiError::BadRequest(
-            "The hook does not subscribe to invocation.manual; add it to `events`.".into(),
-        ));
-    }
     if let Some(key) = fields
         .keys()
         .find(|key| RESERVED_KEYS.contains(&key.as_str()))
@@ -296,6 +306,26 @@ pub(super) async fn invoke(
         return Err(ApiError::BadRequest(format!(
             "`{key}` is set by the host and cannot be sent"
         )));
+    }
+    Ok(fields)
+}
+
+pub(super) async fn invoke(
+    State(state): State<AppState>,
+    ObjectId(id): ObjectId,
+    invoker: Invoker,
+    Extension(request_id): Extension<RequestId>,
+    Extension(organization): Extension<OrganizationSlot>,
+    RawBody(body): RawBody,
+) -> ApiResult<Response> {
+    let hook = invoked_hook(&state, &invoker, id, &body, &organization).await?;
+    let fields = invocation_fields(&body)?;
+    let event = EventAction::new("invocation", "manual")
+        .map_err(|error| ApiError::Internal(error.to_string()))?;
+    if !hook.spec.subscribes_to(&event) {
+        return Err(ApiError::BadRequest(
+            "The hook does not subscribe to invocation.manual; add it to `events`.".into(),
+        ));
     }
     let permit =
         state
@@ -310,25 +340,14 @@ pub(super) async fn invoke(
     Ok(invocation_answer(result))
 }
 
-pub(super) async fn event(
-    State(state): State<AppState>,
-    caller: Caller,
-    Extension(request_id): Extension<RequestId>,
-    Json(body): Json<EventBody>,
-) -> ApiResult<axum::Json<Value>> {
-    let (organization_id, _) = caller.member()?;
-    let (event_name, action) = match (&body.action, body.event.split_once('.')) {
-        (Some(action), _) => (body.event.clone(), action.clone()),
-        (None, Some((event, action))) => (event.to_owned(), action.to_owned()),
-        (None, None) => {
-            return Err(ApiError::BadRequest(
-                "action: required (or send `event` as EVENT.ACTION)".into(),
-            ))
-        }
-    };
-    let event = EventAction::new(&event_name, &action)
-        .map_err(|error| ApiError::BadRequest(format!("event: {error}")))?;
-    let queue_id = match &body.queue {
+/// The queue an event names, which must be the caller's organization's; none when it
+/// names none.
+async fn event_queue(
+    state: &AppState,
+    organization_id: u64,
+    queue: Option<&Value>,
+) -> ApiResult<Option<u64>> {
+    Ok(match queue {
         None | Some(Value::Null) => None,
         Some(reference) => {
             let id = id_from(reference, "queues")
@@ -341,7 +360,60 @@ pub(super) async fn event(
             }
             Some(id)
         }
+    })
+}
+
+/// The event a body names: `event` and `action`, or `event` as `EVENT.ACTION`.
+fn named_event(body: &EventBody) -> ApiResult<(String, String, EventAction)> {
+    let (event_name, action) = match (&body.action, body.event.split_once('.')) {
+        (Some(action), _) => (body.event.clone(), action.clone()),
+        (None, Some((event, action))) => (event.to_owned(), action.to_owned()),
+        (None, None) => {
+            return Err(ApiError::BadRequest(
+                "action: required (or send `event` as EVENT.ACTION)".into(),
+            ))
+        }
     };
+    let event = EventAction::new(&event_name, &action)
+        .map_err(|error| ApiError::BadRequest(format!("event: {error}")))?;
+    Ok((event_name, action, event))
+}
+
+/// The answer to an event: each run, and what their responses say together.
+fn render_event(state: &AppState, event_name: &str, action: &str, runs: &[EventRun]) -> Value {
+    let folded = EventAnswer::fold(runs);
+    let results: Vec<Value> = runs
+        .iter()
+        .map(|run| {
+            json!({
+                "hook": state.url("hooks", run.hook_id),
+                "status": run.status,
+                "message": run.message,
+                "response": run.response,
+                "request_id": run.request_id,
+            })
+        })
+        .collect();
+    json!({
+        "event": event_name,
+        "action": action,
+        "results": results,
+        "failed": folded.failed,
+        "messages": folded.messages,
+        "operations": folded.operations,
+        "automation_blockers": folded.automation_blockers,
+    })
+}
+
+pub(super) async fn event(
+    State(state): State<AppState>,
+    caller: Caller,
+    Extension(request_id): Extension<RequestId>,
+    Json(body): Json<EventBody>,
+) -> ApiResult<axum::Json<Value>> {
+    let (organization_id, _) = caller.member()?;
+    let (event_name, action, event) = named_event(&body)?;
+    let queue_id = event_queue(&state, organization_id, body.queue.as_ref()).await?;
     if let Some(key) = body
         .payload
         .keys()
@@ -375,26 +447,10 @@ pub(super) async fn event(
         )
         .await
         .map_err(|error| not_run(error, ApiError::Conflict))?;
-    let folded = EventAnswer::fold(&runs);
-    let results: Vec<Value> = runs
-        .iter()
-        .map(|run| {
-            json!({
-                "hook": state.url("hooks", run.hook_id),
-                "status": run.status,
-                "message": run.message,
-                "response": run.response,
-                "request_id": run.request_id,
-            })
-        })
-        .collect();
-    Ok(axum::Json(json!({
-        "event": event_name,
-        "action": action,
-        "results": results,
-        "failed": folded.failed,
-        "messages": folded.messages,
-        "operations": folded.operations,
-        "automation_blockers": folded.automation_blockers,
-    })))
+    Ok(axum::Json(render_event(
+        &state,
+        &event_name,
+        &action,
+        &runs,
+    )))
 }
