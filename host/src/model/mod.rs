@@ -3,6 +3,7 @@
 //! Nothing here runs anything or stores anything; the runtime, the store and the API all
 //! speak these types.
 
+pub mod allow_list;
 pub mod content;
 pub mod event;
 pub mod hook;

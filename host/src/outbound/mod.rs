@@ -16,8 +16,9 @@
 //!
 //! The parts:
 //!
-//! - `allow_list.rs`: the grammar of `config.allowed_hosts` ([`HostPattern`],
-//!   [`AllowList`], [`PatternError`]);
+//! - the grammar of `config.allowed_hosts` ([`HostPattern`], [`AllowList`],
+//!   [`PatternError`]) is the model's (`model/allow_list.rs`: pure, and the hook's config is
+//!   checked with it when saved); re-exported here for the callers that route requests;
 //! - `address.rs`: which addresses are public ([`is_public`]);
 //! - `route.rs`: which rules a URL falls under before anything is sent ([`Route`]);
 //! - `resolver.rs`: the DNS resolver that refuses names resolving only to non-public
@@ -27,7 +28,6 @@
 //!   types in its chain of causes.
 
 mod address;
-mod allow_list;
 mod client;
 mod error;
 mod resolver;
@@ -41,8 +41,8 @@ use tracing::Instrument;
 
 use crate::trace_context::TRACE;
 
+pub use crate::model::allow_list::{AllowList, HostPattern, PatternError};
 pub use address::is_public;
-pub use allow_list::{AllowList, HostPattern, PatternError};
 pub use error::OutboundError;
 pub use route::Route;
 

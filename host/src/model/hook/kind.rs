@@ -9,8 +9,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::super::allow_list::{AllowList, PatternError};
 use super::super::schedule::Schedule;
-use crate::outbound::{AllowList, PatternError};
 
 /// Attempts after the first a hook may ask (`config.retry_count`), and the default.
 pub const MAX_RETRY_COUNT: u64 = 4;

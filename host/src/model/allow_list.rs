@@ -1,6 +1,7 @@
 //! The grammar of `config.allowed_hosts`: which hosts a hook's guest may call. A hook is
 //! refused when saved if a pattern breaks a rule ([`PatternError`] says which), and
-//! [`AllowList::allows`] is asked for every request its guest makes.
+//! [`AllowList::allows`] is asked for every request its guest makes. In the model because
+//! it is pure and a hook's config is checked with it; `outbound` enforces it.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
