@@ -6,15 +6,7 @@ use serde_json::{json, Map, Value};
 
 use super::hooks::{HookListFilter, HookOrder, SaveContext, SaveError};
 use super::{Store, Window};
-use crate::model::hook::{parse_draft, Hook, HookBounds};
-
-const BOUNDS: HookBounds = HookBounds {
-    max_timeout_s: 60,
-    min_timeout_s: 1,
-    max_memory_mb: 512,
-    min_memory_mb: 16,
-    allow_http_webhooks: false,
-};
+use crate::model::hook::{parse_draft, Hook, TEST_BOUNDS};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -39,7 +31,7 @@ async fn save(
     .cloned()
     .unwrap_or_default();
     input.extend(fields.as_object().cloned().unwrap_or_default());
-    let draft = parse_draft(&input, &BOUNDS)?;
+    let draft = parse_draft(&input, &TEST_BOUNDS)?;
     let context = SaveContext {
         organization_id: organization,
         hook_id: None,

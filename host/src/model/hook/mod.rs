@@ -96,6 +96,17 @@ pub struct HookBounds {
     pub allow_http_webhooks: bool,
 }
 
+/// The bounds the unit tests validate hooks with (the model's and the store's): a
+/// function of 1 to 60 s and 16 to 512 MiB, and https webhooks only.
+#[cfg(test)]
+pub(crate) const TEST_BOUNDS: HookBounds = HookBounds {
+    max_timeout_s: 60,
+    min_timeout_s: 1,
+    max_memory_mb: 512,
+    min_memory_mb: 16,
+    allow_http_webhooks: false,
+};
+
 /// The hook fields the store keeps as one JSON document, besides the config (the rest are
 /// columns or relations): nothing in it is a reference to check or a rule to enforce.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

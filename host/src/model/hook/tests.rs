@@ -4,14 +4,6 @@ use super::*;
 use crate::model::hook::validate::parse_draft;
 use serde_json::json;
 
-const BOUNDS: HookBounds = HookBounds {
-    max_timeout_s: 60,
-    min_timeout_s: 1,
-    max_memory_mb: 512,
-    min_memory_mb: 16,
-    allow_http_webhooks: false,
-};
-
 fn input(value: Value) -> Map<String, Value> {
     match value {
         Value::Object(map) => map,
@@ -29,7 +21,7 @@ fn minimal() -> Map<String, Value> {
 
 #[test]
 fn a_minimal_function_hook_gets_rossums_defaults() -> Result<(), HookError> {
-    let draft = parse_draft(&minimal(), &BOUNDS)?;
+    let draft = parse_draft(&minimal(), &TEST_BOUNDS)?;
     assert_eq!(draft.spec.kind.module_id(), Some(4));
     assert!(draft.spec.active);
     assert_eq!(draft.spec.document.extension_source, "custom");
@@ -120,7 +112,7 @@ fn each_broken_rule_names_its_field() {
     for (patch, field) in cases {
         let mut body = minimal();
         body.extend(input(patch.clone()));
-        match parse_draft(&body, &BOUNDS) {
+        match parse_draft(&body, &TEST_BOUNDS) {
             Err(error) => assert_eq!(error.field, field, "{patch}: {error}"),
             Ok(_) => panic!("{patch} was accepted"),
         }
@@ -134,7 +126,7 @@ fn webhooks_and_jobs_are_accepted_with_rossums_defaults() -> Result<(), HookErro
         "type": "webhook",
         "config": {"url": "https://example.com/hook", "secret": "s3cret", "timeout_s": 0},
     })));
-    let draft = parse_draft(&body, &BOUNDS)?;
+    let draft = parse_draft(&body, &TEST_BOUNDS)?;
     assert_eq!(draft.spec.kind.module_id(), None);
     assert_eq!(draft.config_secret, Change::Set("s3cret".into()));
     assert!(!draft.spec.kind.config().contains_key("secret"));
@@ -144,7 +136,10 @@ fn webhooks_and_jobs_are_accepted_with_rossums_defaults() -> Result<(), HookErro
         "events": [],
         "config": {"runtime": "wasm", "module": 2, "schedule": {"cron": "0 * * * *"}},
     })));
-    assert_eq!(parse_draft(&job, &BOUNDS)?.spec.kind.module_id(), Some(2));
+    assert_eq!(
+        parse_draft(&job, &TEST_BOUNDS)?.spec.kind.module_id(),
+        Some(2)
+    );
     Ok(())
 }
 
@@ -155,7 +150,7 @@ fn plain_http_webhooks_need_the_operators_leave() -> Result<(), HookError> {
         "type": "webhook",
         "config": {"url": "http://127.0.0.1:9000/hook"},
     })));
-    let refused = parse_draft(&body, &BOUNDS)
+    let refused = parse_draft(&body, &TEST_BOUNDS)
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
@@ -166,7 +161,7 @@ fn plain_http_webhooks_need_the_operators_leave() -> Result<(), HookError> {
     );
     let allowing = HookBounds {
         allow_http_webhooks: true,
-        ..BOUNDS
+        ..TEST_BOUNDS
     };
     assert_eq!(parse_draft(&body, &allowing)?.spec.kind.module_id(), None);
     Ok(())
@@ -179,7 +174,7 @@ fn a_secret_breaking_its_schema_is_not_quoted() {
         "secrets_schema": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 3}},
         "secrets": {"api_key": "very-secret-value"},
     })));
-    let error = parse_draft(&body, &BOUNDS)
+    let error = parse_draft(&body, &TEST_BOUNDS)
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
@@ -190,14 +185,14 @@ fn a_secret_breaking_its_schema_is_not_quoted() {
 #[test]
 fn a_test_override_is_validated_whole_and_keeps_a_private_hooks_secrets_fixed(
 ) -> Result<(), HookError> {
-    let hook = parse_draft(&minimal(), &BOUNDS)?.spec;
+    let hook = parse_draft(&minimal(), &TEST_BOUNDS)?.spec;
     let faster = input(json!({"runtime": "wasm", "timeout_s": 2}));
-    let kind = hook.with_config_override(&faster, &BOUNDS)?;
+    let kind = hook.with_config_override(&faster, &TEST_BOUNDS)?;
     let limits = kind.function().map(FunctionConfig::limits);
     assert_eq!(limits.map(|limits| limits.timeout_s), Some(2));
     assert_eq!(kind.module_id(), Some(4), "the module is kept");
     let refused = |overrides: Value, spec: &HookSpec| {
-        spec.with_config_override(&input(overrides), &BOUNDS)
+        spec.with_config_override(&input(overrides), &TEST_BOUNDS)
             .err()
             .map(|error| error.field)
     };
@@ -215,7 +210,7 @@ fn a_test_override_is_validated_whole_and_keeps_a_private_hooks_secrets_fixed(
         "config".into(),
         json!({"runtime": "wasm", "module": 4, "private": true}),
     );
-    let private = parse_draft(&private, &BOUNDS)?.spec;
+    let private = parse_draft(&private, &TEST_BOUNDS)?.spec;
     assert_eq!(
         refused(json!({"runtime": "wasm", "module": 5}), &private).as_deref(),
         Some("config.module")
