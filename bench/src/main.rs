@@ -4,8 +4,8 @@
 
 #![allow(clippy::print_stdout)] // The report on stdout is what this tool is for.
 
-mod load;
 mod servers;
+mod wrk;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -19,8 +19,8 @@ use serde_json::{json, Map, Value};
 use wasmhook_sdk::{Call, Extension};
 use wasmhook_tests::conformance::cases;
 
-use load::{Report, Target};
 use servers::{Running, Tenant};
+use wrk::{Report, Target, Wrk};
 
 /// Benchmarks of the wasmhook server.
 #[derive(Debug, Parser)]
@@ -45,15 +45,23 @@ struct CompareArgs {
     /// Seconds of load per run.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// Rounds of the interleaved a b c runs.
+    /// Rounds of the interleaved runs (a b c a b c ...).
     #[arg(long, default_value_t = 2)]
     rounds: usize,
-    /// `wasmtime` (wasmtime-cli 48) for `wasmtime serve`.
+    /// Connections of the throughput runs (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [16, 64])]
+    connections: Vec<usize>,
+    /// `wasmtime` (wasmtime-cli 48) for `wasmtime serve`; without it (the smoke run in CI)
+    /// the peer is left out and the report says so.
+    #[arg(long, requires = "http_component")]
+    wasmtime: Option<PathBuf>,
+    /// The wasi:http invoice-check component `wasmtime serve` runs.
     #[arg(long)]
-    wasmtime: PathBuf,
-    /// The wasi:http invoice-check component.
+    http_component: Option<PathBuf>,
+    /// Another `wasmhook` binary (an earlier commit's) measured interleaved with this one,
+    /// for a before/after ratio of a change.
     #[arg(long)]
-    http_component: PathBuf,
+    baseline: Option<PathBuf>,
     /// Modules and hooks in the restart measurement.
     #[arg(long, default_value_t = 1000)]
     modules: usize,
@@ -75,6 +83,9 @@ enum Part {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // reqwest (through the workspace's feature unification) is built with rustls but no
+    // crypto provider: the process names one, as the server does.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -168,14 +179,15 @@ fn unique(bytes: &[u8], tag: &str) -> Vec<u8> {
 
 async fn compare(args: &CompareArgs) -> anyhow::Result<()> {
     let wasmhook_binary = servers::sibling("wasmhook")?;
+    let wrk = Wrk::find()?;
     let seconds = Duration::from_secs(args.seconds);
     let data = tempfile::tempdir()?;
     let c = servers::wasmhook(&wasmhook_binary, data.path()).await?;
     if args.only.contains(&Part::Throughput) {
-        throughput(args, &c, data.path()).await?;
+        throughput(args, &wrk, &c, data.path()).await?;
     }
     if args.only.contains(&Part::Noisy) {
-        noisy_neighbour(&c, seconds).await?;
+        noisy_neighbour(&wrk, &c, seconds).await?;
     }
     if args.only.contains(&Part::Cold) {
         cold_paths(&c, &wasmhook_binary, args.modules).await?;
@@ -184,13 +196,26 @@ async fn compare(args: &CompareArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// (a), (b) and (c) interleaved at 16 and 64 connections, and the run logs (c) wrote.
-async fn throughput(args: &CompareArgs, c: &Running, data: &std::path::Path) -> anyhow::Result<()> {
-    let work = workload()?;
-    let seconds = Duration::from_secs(args.seconds);
-    let a = servers::native().await?;
-    let b = servers::wasmtime_serve(&args.wasmtime, &args.http_component).await?;
-    let tenant = Tenant::create(&c.address, "bench").await?;
+/// One server of the throughput comparison, with the request it is sent.
+struct Contender {
+    key: &'static str,
+    name: String,
+    target: Target,
+    /// The process, kept alive while it is measured (None for the wasmhook `compare` started).
+    _server: Option<Running>,
+    /// The answer it gave before the measurement, compared with the native one.
+    answer: Value,
+}
+
+/// A hook on a wasmhook running invoice-check with the case's settings and secrets, and the
+/// request that invokes it.
+async fn invoice_hook(
+    wrk: &Wrk,
+    server: &Running,
+    key: &str,
+    work: &Workload,
+) -> anyhow::Result<(Target, u64)> {
+    let tenant = Tenant::create(&server.address, "bench").await?;
     let module = tenant
         .upload(
             std::fs::read(wasmhook_tests::guests::INVOICE_CHECK)?,
@@ -203,123 +228,215 @@ async fn throughput(args: &CompareArgs, c: &Running, data: &std::path::Path) -> 
             json!({"settings": work.settings, "secrets": work.secrets}),
         )
         .await?;
-    let payload = Bytes::from(work.payload.to_string());
-    let targets = [
-        (
-            "a",
-            "native axum",
-            Target {
-                address: a.address.clone(),
-                path: "/".into(),
-                headers: vec![],
-                body: payload.clone(),
-            },
-        ),
-        (
-            "b",
-            "wasmtime serve",
-            Target {
-                address: b.address.clone(),
-                path: "/".into(),
-                headers: vec![],
-                body: payload,
-            },
-        ),
-        (
-            "c",
-            "wasmhook invoke",
-            Target {
-                address: c.address.clone(),
-                path: format!("/api/v1/hooks/{hook}/invoke"),
-                headers: vec![("authorization".into(), format!("Bearer {}", tenant.token))],
-                body: Bytes::from(work.body.to_string()),
-            },
-        ),
-    ];
-    // Every server answers the same thing before anything is measured.
-    let mut invoked = 0;
-    for (key, name, target) in &targets {
-        let check = load::run(target, 1, Duration::from_millis(300)).await?;
-        anyhow::ensure!(
-            check.errors == 0 && check.requests > 0,
-            "{name} does not answer"
-        );
-        if *key == "c" {
-            invoked += check.requests;
-        }
-    }
+    let target = Target {
+        url: format!("http://{}/api/v1/hooks/{hook}/invoke", server.address),
+        authorization: Some(format!("Bearer {}", tenant.token)),
+        body: wrk.body(key, work.body.to_string().as_bytes())?,
+    };
+    Ok((target, hook))
+}
 
-    let mut results: Vec<(usize, &str, Report)> = Vec::new();
+/// One POST of a target's body, answered 200 with JSON: the check made before measuring, so
+/// a server that answers errors fast cannot win.
+async fn answer_of(target: &Target) -> anyhow::Result<Value> {
+    let mut request = reqwest::Client::new()
+        .post(&target.url)
+        .header("content-type", "application/json")
+        .body(std::fs::read(&target.body)?);
+    if let Some(authorization) = &target.authorization {
+        request = request.header("authorization", authorization);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    let text = response.text().await?;
+    anyhow::ensure!(status.is_success(), "{}: {status} {text}", target.url);
+    serde_json::from_str(&text).with_context(|| format!("{}: not JSON: {text}", target.url))
+}
+
+/// The servers of the throughput comparison, started and checked: (a) native, (b) `wasmtime
+/// serve` when given, (c) this wasmhook, (d) the baseline wasmhook when given.
+async fn contenders(
+    args: &CompareArgs,
+    wrk: &Wrk,
+    c: &Running,
+    work: &Workload,
+) -> anyhow::Result<(Vec<Contender>, u64, tempfile::TempDir)> {
+    let payload = work.payload.to_string();
+    let mut contenders = Vec::new();
+    let a = servers::native().await?;
+    let target = Target {
+        url: format!("http://{}/", a.address),
+        authorization: None,
+        body: wrk.body("a", payload.as_bytes())?,
+    };
+    contenders.push(Contender {
+        key: "a",
+        name: "native axum".into(),
+        answer: answer_of(&target).await?,
+        target,
+        _server: Some(a),
+    });
+    if let (Some(wasmtime), Some(component)) = (&args.wasmtime, &args.http_component) {
+        let b = servers::wasmtime_serve(wasmtime, component).await?;
+        let target = Target {
+            url: format!("http://{}/", b.address),
+            authorization: None,
+            body: wrk.body("b", payload.as_bytes())?,
+        };
+        contenders.push(Contender {
+            key: "b",
+            name: "wasmtime serve".into(),
+            answer: answer_of(&target).await?,
+            target,
+            _server: Some(b),
+        });
+    }
+    let (target, hook) = invoice_hook(wrk, c, "c", work).await?;
+    contenders.push(Contender {
+        key: "c",
+        name: "wasmhook invoke".into(),
+        answer: answer_of(&target).await?,
+        target,
+        _server: None,
+    });
+    let baseline_data = tempfile::tempdir()?;
+    if let Some(baseline) = &args.baseline {
+        let d = servers::wasmhook(baseline, baseline_data.path()).await?;
+        let (target, _) = invoice_hook(wrk, &d, "d", work).await?;
+        contenders.push(Contender {
+            key: "d",
+            name: format!("baseline wasmhook ({})", baseline.display()),
+            answer: answer_of(&target).await?,
+            target,
+            _server: Some(d),
+        });
+    }
+    // Every server answers what the native handler answers before anything is measured.
+    for contender in &contenders[1..] {
+        anyhow::ensure!(
+            contender.answer == contenders[0].answer,
+            "{} answers {} where the native handler answers {}",
+            contender.name,
+            contender.answer,
+            contenders[0].answer
+        );
+    }
+    Ok((contenders, hook, baseline_data))
+}
+
+/// (a), (b), (c) and (d) interleaved at each number of connections, the ratios of every
+/// round, and the run logs (c) wrote.
+async fn throughput(
+    args: &CompareArgs,
+    wrk: &Wrk,
+    c: &Running,
+    data: &std::path::Path,
+) -> anyhow::Result<()> {
+    let work = workload()?;
+    let seconds = Duration::from_secs(args.seconds);
+    let (contenders, hook, _baseline_data) = contenders(args, wrk, c, &work).await?;
+    let mut results: Vec<(usize, usize, &str, Report)> = Vec::new();
     for round in 0..args.rounds {
-        for connections in [16, 64] {
-            for (key, name, target) in &targets {
-                eprintln!("round {round}: {name}, {connections} connections");
-                let report = load::run(target, connections, seconds).await?;
-                results.push((connections, key, report));
+        for &connections in &args.connections {
+            for contender in &contenders {
+                eprintln!(
+                    "round {}: {}, {connections} connections",
+                    round + 1,
+                    contender.name
+                );
+                let report = wrk.run(&contender.target, connections, seconds).await?;
+                results.push((round, connections, contender.key, report));
             }
         }
     }
     println!("## Throughput: invoice-check on the invoice-problems case\n");
     println!(
-        "{} s per run, {} rounds interleaved (a b c a b c), 127.0.0.1, same 2 cores for client and server.\n",
-        args.seconds, args.rounds
+        "wrk, 2 threads, keep-alive; {} s per run, {} rounds interleaved ({}), 127.0.0.1, the \
+         same 2 cores for client and servers. Every server's answer was checked equal to the \
+         native handler's first.\n",
+        args.seconds,
+        args.rounds,
+        contenders
+            .iter()
+            .map(|contender| contender.key)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
-    println!("| connections | server | req/s | p50 | p99 | errors |");
+    if args.wasmtime.is_none() {
+        println!("(b) `wasmtime serve` left out: no --wasmtime given.\n");
+    }
+    println!("| connections | server | req/s (each round) | p50 | p99 (each round) | errors |");
     println!("| --- | --- | --- | --- | --- | --- |");
-    for connections in [16, 64] {
-        for (key, name, _) in &targets {
-            let runs: Vec<&Report> = results
-                .iter()
-                .filter(|(c, k, _)| *c == connections && k == key)
-                .map(|(_, _, report)| report)
-                .collect();
-            let (rate, p50, p99, errors) = summarize(&runs);
+    let runs = |connections: usize, key: &str| -> Vec<&Report> {
+        results
+            .iter()
+            .filter(|(_, c, k, _)| *c == connections && *k == key)
+            .map(|(_, _, _, report)| report)
+            .collect()
+    };
+    for &connections in &args.connections {
+        for contender in &contenders {
+            let reports = runs(connections, contender.key);
+            let (rate, p50, errors) = summarize(&reports);
             println!(
-                "| {connections} | ({key}) {name} | {rate:.0} | {} | {} | {errors} |",
+                "| {connections} | ({}) {} | {rate:.0} ({}) | {} | {} | {errors} |",
+                contender.key,
+                contender.name,
+                each(&reports, |r| format!("{:.0}", r.rate())),
                 ms(p50),
-                ms(p99)
+                each(&reports, |r| ms(r.p99)),
             );
         }
-        let rate = |key: &str| {
-            let runs: Vec<&Report> = results
-                .iter()
-                .filter(|(c, k, _)| *c == connections && *k == key)
-                .map(|(_, _, report)| report)
-                .collect();
-            summarize(&runs)
-        };
-        let (ra, _, pa, _) = rate("a");
-        let (rb, _, pb, _) = rate("b");
-        let (rc, _, pc, _) = rate("c");
-        println!(
-            "| {connections} | **ratios** | c/a {:.2}x, c/b {:.2}x | | p99 c/b {:.2}x, c/a {:.2}x | |",
-            rc / ra,
-            rc / rb,
-            pc.as_secs_f64() / pb.as_secs_f64(),
-            pc.as_secs_f64() / pa.as_secs_f64()
-        );
+        for (over, under) in [("c", "a"), ("c", "b"), ("c", "d")] {
+            let (top, bottom) = (runs(connections, over), runs(connections, under));
+            if top.is_empty() || bottom.is_empty() {
+                continue;
+            }
+            let pairs: Vec<(&Report, &Report)> = top.into_iter().zip(bottom).collect();
+            println!(
+                "| {connections} | **{over}/{under}** | {} | | {} | |",
+                each_pair(&pairs, |t, b| t.rate() / b.rate()),
+                each_pair(&pairs, |t, b| t.p99.as_secs_f64() / b.p99.as_secs_f64()),
+            );
+        }
     }
-    invoked += results
+    let invoked: u64 = results
         .iter()
-        .filter(|(_, key, _)| *key == "c")
-        .map(|(_, _, report)| report.requests - report.errors)
-        .sum::<usize>();
+        .filter(|(_, _, key, _)| *key == "c")
+        .map(|(_, _, _, report)| report.requests - report.errors)
+        .sum();
     let (logs, distinct) = count_logs(data, hook)?;
     println!(
-        "\nwasmhook answered {invoked} invocations with 200 (checks included) and its database \
-         holds {logs} run logs for the hook, {distinct} distinct request ids."
+        "\nwasmhook answered {invoked} measured invocations with 2xx; its database holds {logs} \
+         run logs for the hook ({distinct} distinct request ids), the check's call included."
     );
     Ok(())
 }
 
-/// Mean rate, mean p50, worst p99 and total errors of several runs.
-fn summarize(runs: &[&Report]) -> (f64, Duration, Duration, usize) {
+/// Mean rate, mean p50 and total errors of several runs.
+fn summarize(runs: &[&Report]) -> (f64, Duration, u64) {
     let n = runs.len().max(1) as u32;
     let rate = runs.iter().map(|r| r.rate()).sum::<f64>() / f64::from(n);
     let p50 = runs.iter().map(|r| r.p50).sum::<Duration>() / n;
-    let p99 = runs.iter().map(|r| r.p99).max().unwrap_or_default();
     let errors = runs.iter().map(|r| r.errors).sum();
-    (rate, p50, p99, errors)
+    (rate, p50, errors)
+}
+
+/// One figure per round, comma-separated.
+fn each(runs: &[&Report], figure: impl Fn(&Report) -> String) -> String {
+    runs.iter()
+        .map(|run| figure(run))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One ratio per round, with the range when there are several.
+fn each_pair(pairs: &[(&Report, &Report)], ratio: impl Fn(&Report, &Report) -> f64) -> String {
+    pairs
+        .iter()
+        .map(|(top, bottom)| format!("{:.2}x", ratio(top, bottom)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn ms(duration: Duration) -> String {
@@ -341,7 +458,7 @@ fn count_logs(data: &std::path::Path, hook: u64) -> anyhow::Result<(u64, u64)> {
 }
 
 /// One organization saturating its runs with CPU-bound guests while another calls hello.
-async fn noisy_neighbour(server: &Running, seconds: Duration) -> anyhow::Result<()> {
+async fn noisy_neighbour(wrk: &Wrk, server: &Running, seconds: Duration) -> anyhow::Result<()> {
     let quiet = Tenant::create(&server.address, "quiet").await?;
     let noisy = Tenant::create(&server.address, "noisy").await?;
     let hello = quiet
@@ -357,22 +474,23 @@ async fn noisy_neighbour(server: &Running, seconds: Duration) -> anyhow::Result<
             json!({"settings": {"behavior": "spin", "ms": 50}}),
         )
         .await?;
+    let body = wrk.body("empty", b"{}")?;
     let target = |tenant: &Tenant, hook: u64| Target {
-        address: server.address.clone(),
-        path: format!("/api/v1/hooks/{hook}/invoke"),
-        headers: vec![("authorization".into(), format!("Bearer {}", tenant.token))],
-        body: Bytes::from_static(b"{}"),
+        url: format!("http://{}/api/v1/hooks/{hook}/invoke", server.address),
+        authorization: Some(format!("Bearer {}", tenant.token)),
+        body: body.clone(),
     };
     let quiet_target = target(&quiet, hello_hook);
     let noisy_target = target(&noisy, spin_hook);
-    let idle = load::run(&quiet_target, 4, seconds).await?;
-    let noise = tokio::spawn({
-        let noisy_target = noisy_target.clone();
-        async move { load::run(&noisy_target, 64, seconds + Duration::from_secs(1)).await }
-    });
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let busy = load::run(&quiet_target, 4, seconds).await?;
-    let noise = noise.await??;
+    let idle = wrk.run(&quiet_target, 4, seconds).await?;
+    let (noise, busy) = tokio::join!(
+        wrk.run(&noisy_target, 64, seconds + Duration::from_secs(1)),
+        async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            wrk.run(&quiet_target, 4, seconds).await
+        }
+    );
+    let (noise, busy) = (noise?, busy?);
     println!("\n## Noisy neighbour\n");
     println!(
         "`noisy` keeps 64 calls of a guest spinning 50 ms of CPU in flight (its limit is 64); \
