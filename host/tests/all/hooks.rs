@@ -1163,13 +1163,536 @@ fn an_organization_cannot_store_more_modules_than_its_quota() {
     let (status, answer) =
         acme.upload_bytes(std::fs::read(INVOICE_CHECK).expect("built"), "second.wasm");
     assert_eq!(status, StatusCode::CONFLICT, "{answer}");
-    assert!(
-        answer["detail"].as_str().unwrap_or("").contains("limit"),
-        "{answer}"
+    assert_eq!(
+        answer["detail"],
+        "the organization has 1 modules, its limit; delete one first"
+    );
+    let (_, modules) = acme.get("/modules");
+    assert_eq!(
+        modules["pagination"]["total"], 1,
+        "a refused module was stored"
     );
     // Another organization has its own quota.
     let other = Tenant::new(&server, "other");
-    other.upload(HELLO);
+    let (status, answer) = other.upload_bytes(std::fs::read(HELLO).expect("built"), "hello.wasm");
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+}
+
+#[test]
+fn another_organization_cannot_replace_a_hook_and_put_cannot_move_one_to_it() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let rival = Tenant::new(&server, "rival");
+    let acme_module = acme.upload(HELLO);
+    let rival_module = rival.upload(HELLO);
+    let hook = acme.hook(&acme_module, json!({"name": "acme's"}));
+    let path = format!("/hooks/{}", hook["id"]);
+    let (status, before) = acme.get(&path);
+    assert_eq!(status, StatusCode::OK, "{before}");
+
+    // Another organization's PUT is answered as its GET is, whatever it sends.
+    for body in [
+        json!({"name": "taken", "events": ["invocation.manual"],
+               "config": {"runtime": "wasm", "module": rival_module}}),
+        before.clone(),
+    ] {
+        let (status, answer) = rival.put(&path, body);
+        assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+        assert_eq!(answer, json!({"detail": "Not found."}));
+    }
+    let (status, after) = acme.get(&path);
+    assert_eq!(status, StatusCode::OK, "{after}");
+    assert_eq!(after, before, "a refused PUT changed the hook");
+    let (_, listed) = rival.get("/hooks");
+    assert_eq!(listed["pagination"]["total"], 0, "{listed}");
+
+    // A PUT naming another organization is the organization's own hook still.
+    let acme_organization = acme.organization_url();
+    assert_eq!(before["organization"], acme_organization);
+    let mut moved = before;
+    moved["organization"] = json!(rival.organization_url());
+    moved["name"] = json!("renamed");
+    let (status, written) = acme.put(&path, moved);
+    assert_eq!(status, StatusCode::OK, "{written}");
+    assert_eq!(written["name"], "renamed");
+    assert_eq!(written["organization"], acme_organization);
+    assert_eq!(rival.get(&path).0, StatusCode::NOT_FOUND);
+    let (_, listed) = rival.get("/hooks");
+    assert_eq!(listed["pagination"]["total"], 0, "{listed}");
+    let (status, invoked) = acme.invoke(&written, json!({}));
+    assert_eq!(status, StatusCode::OK, "{invoked}");
+
+    // Nor may a PUT name another organization's module.
+    let mut foreign = written.clone();
+    foreign["config"]["module"] = json!(rival_module);
+    let (status, refused) = acme.put(&path, foreign);
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(
+        refused["detail"],
+        format!(
+            "config.module: no module {} in this organization",
+            id_of(&rival_module)
+        )
+    );
+    let (_, unchanged) = acme.get(&path);
+    assert_eq!(unchanged, written, "a refused PUT changed the hook");
+}
+
+#[test]
+fn run_after_and_queues_naming_another_organizations_objects_are_refused() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let rival = Tenant::new(&server, "rival");
+    let acme_module = acme.upload(HELLO);
+    let (status, acme_queue) = acme.post("/queues", json!({"name": "acme's"}));
+    assert_eq!(status, StatusCode::CREATED, "{acme_queue}");
+    let hook = acme.hook(&acme_module, json!({"queues": [acme_queue["url"]]}));
+    let rival_module = rival.upload(HELLO);
+    let (status, rival_queue) = rival.post("/queues", json!({"name": "rival's"}));
+    assert_eq!(status, StatusCode::CREATED, "{rival_queue}");
+    let rival_hook = rival.hook(&rival_module, json!({}));
+
+    let path = format!("/hooks/{}", hook["id"]);
+    let acme_queue_path = format!("/queues/{}", acme_queue["id"]);
+    let rival_queue_path = format!("/queues/{}", rival_queue["id"]);
+    let rival_hook_path = format!("/hooks/{}", rival_hook["id"]);
+    let (_, before) = acme.get(&path);
+    let (_, acme_queue_before) = acme.get(&acme_queue_path);
+    let (_, rival_queue_before) = rival.get(&rival_queue_path);
+    let (_, rival_hook_before) = rival.get(&rival_hook_path);
+
+    let foreign_hook = format!(
+        "run_after: no hook {} in this organization",
+        rival_hook["id"]
+    );
+    let foreign_queue = format!(
+        "queues: no queue {} in this organization",
+        rival_queue["id"]
+    );
+    // A new hook, and the stored one as a PUT sends it, with `changes` laid over.
+    let new_hook = |changes: Value| {
+        let mut body = json!({"name": "new", "events": ["invocation.manual"],
+                              "config": {"runtime": "wasm", "module": acme_module}});
+        if let (Some(body), Value::Object(changes)) = (body.as_object_mut(), changes) {
+            body.extend(changes);
+        }
+        body
+    };
+    let whole = |changes: Value| {
+        let mut body = before.clone();
+        if let (Some(body), Value::Object(changes)) = (body.as_object_mut(), changes) {
+            body.extend(changes);
+        }
+        body
+    };
+    let refusals = [
+        (
+            "POST run_after",
+            acme.post(
+                "/hooks",
+                new_hook(json!({"run_after": [rival_hook["url"]]})),
+            ),
+            &foreign_hook,
+        ),
+        (
+            "POST queues",
+            acme.post("/hooks", new_hook(json!({"queues": [rival_queue["url"]]}))),
+            &foreign_queue,
+        ),
+        (
+            "PATCH run_after",
+            acme.patch(&path, json!({"run_after": [rival_hook["url"]]})),
+            &foreign_hook,
+        ),
+        (
+            "PATCH queues",
+            acme.patch(
+                &path,
+                json!({"queues": [acme_queue["url"], rival_queue["url"]]}),
+            ),
+            &foreign_queue,
+        ),
+        (
+            "PUT run_after",
+            acme.put(&path, whole(json!({"run_after": [rival_hook["url"]]}))),
+            &foreign_hook,
+        ),
+        (
+            "PUT queues",
+            acme.put(&path, whole(json!({"queues": [rival_queue["url"]]}))),
+            &foreign_queue,
+        ),
+    ];
+    for (what, (status, answer), detail) in refusals {
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {answer}");
+        assert_eq!(answer["detail"], *detail, "{what}");
+    }
+    // A queue cannot take the other organization's hook either.
+    let (status, answer) = acme.patch(
+        &acme_queue_path,
+        json!({"hooks": [hook["url"], rival_hook["url"]]}),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(
+        answer["detail"],
+        format!("hooks: no hook {} in this organization", rival_hook["id"])
+    );
+
+    // Nothing was written, on either side.
+    assert_eq!(
+        acme.get(&path).1,
+        before,
+        "a refused write changed the hook"
+    );
+    let (_, hooks) = acme.get("/hooks");
+    assert_eq!(hooks["pagination"]["total"], 1, "{hooks}");
+    assert_eq!(acme.get(&acme_queue_path).1, acme_queue_before);
+    assert_eq!(rival.get(&rival_queue_path).1, rival_queue_before);
+    assert_eq!(rival.get(&rival_hook_path).1, rival_hook_before);
+}
+
+#[test]
+fn a_hooks_queues_decide_which_events_run_it_and_a_deleted_queue_runs_nothing() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let hello = acme.upload(HELLO);
+    let (status, first) = acme.post("/queues", json!({"name": "first"}));
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let (status, second) = acme.post("/queues", json!({"name": "second"}));
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    let hook = acme.hook(&hello, json!({"queues": [first["url"]]}));
+    let path = format!("/hooks/{}", hook["id"]);
+    let payload = || json!({"annotation": {"id": 1, "content": []}});
+    // The hooks an event on `queue` ran, each completed.
+    let ran_on = |queue: &Value| -> Vec<Value> {
+        let (status, answer) = acme.event(
+            "annotation_content",
+            "initialize",
+            Some(&queue["url"]),
+            payload(),
+        );
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let results = answer["results"].as_array().cloned().unwrap_or_default();
+        for result in &results {
+            assert_eq!(result["status"], "completed", "{answer}");
+        }
+        results
+            .iter()
+            .map(|result| result["hook"].clone())
+            .collect()
+    };
+    let only_the_hook = [hook["url"].clone()];
+    let hooks_of = |queue: &Value| -> Value {
+        let (status, shown) = acme.get(&format!("/queues/{}", queue["id"]));
+        assert_eq!(status, StatusCode::OK, "{shown}");
+        shown["hooks"].clone()
+    };
+    assert_eq!(ran_on(&first), only_the_hook);
+    assert!(ran_on(&second).is_empty());
+
+    // PATCH moves it to the second queue: the first no longer runs it.
+    let (status, patched) = acme.patch(&path, json!({"queues": [second["url"]]}));
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["queues"], json!([second["url"]]));
+    assert!(
+        ran_on(&first).is_empty(),
+        "the old queue still runs the hook"
+    );
+    assert_eq!(ran_on(&second), only_the_hook);
+    assert_eq!(hooks_of(&first), json!([]));
+    assert_eq!(hooks_of(&second), json!([hook["url"]]));
+
+    // PUT moves it back.
+    let mut whole = patched;
+    whole["queues"] = json!([first["url"]]);
+    let (status, replaced) = acme.put(&path, whole);
+    assert_eq!(status, StatusCode::OK, "{replaced}");
+    assert_eq!(replaced["queues"], json!([first["url"]]));
+    assert_eq!(ran_on(&first), only_the_hook);
+    assert!(
+        ran_on(&second).is_empty(),
+        "the old queue still runs the hook"
+    );
+    assert_eq!(hooks_of(&first), json!([hook["url"]]));
+    assert_eq!(hooks_of(&second), json!([]));
+
+    // One run log per run, on the queue of its event (oldest first).
+    let mut logged = acme.run_logs(&hook);
+    logged.reverse();
+    let queues: Vec<&Value> = logged.iter().map(|log| &log["queue_id"]).collect();
+    assert_eq!(queues, [&first["id"], &second["id"], &first["id"]]);
+
+    // A deleted queue leaves the hook, and an event naming it is refused: nothing runs.
+    assert_eq!(
+        acme.delete(&format!("/queues/{}", first["id"])),
+        StatusCode::NO_CONTENT
+    );
+    let (_, shown) = acme.get(&path);
+    assert_eq!(shown["queues"], json!([]), "{shown}");
+    let (_, listed) = acme.get(&format!("/hooks?queue={}", first["id"]));
+    assert_eq!(listed["pagination"]["total"], 0, "{listed}");
+    let (status, answer) = acme.event(
+        "annotation_content",
+        "initialize",
+        Some(&first["url"]),
+        payload(),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(
+        answer["detail"],
+        format!("queue: no queue {} in this organization", first["id"])
+    );
+    assert!(ran_on(&second).is_empty());
+    assert_eq!(acme.run_logs(&hook).len(), 3, "the hook ran again");
+}
+
+#[test]
+fn run_logs_are_the_callers_organizations_and_a_request_id_names_exactly_its_runs() {
+    const SHARED: &str = "shared-request-1";
+    const ACME_ONLY: &str = "acme-request-2";
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let rival = Tenant::new(&server, "rival");
+    let hello = acme.upload(HELLO);
+    let first = acme.hook(&hello, json!({"name": "first"}));
+    let second = acme.hook(&hello, json!({"name": "second"}));
+    let rival_hook = rival.hook(&rival.upload(HELLO), json!({}));
+    let (acme_id, rival_id) = (acme.organization_id(), rival.organization_id());
+    let id = |hook: &Value| hook["id"].as_u64().expect("an id");
+
+    // An event running both of acme's hooks, an invocation of one of them, and the
+    // rival's invocation under the same request id as acme's event.
+    let (status, answer) = acme.post_with_request_id(
+        "/events",
+        SHARED,
+        &json!({"event": "annotation_content", "action": "initialize",
+                "payload": {"annotation": {"id": 1, "content": []}}}),
+    );
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        answer["results"].as_array().map(Vec::len),
+        Some(2),
+        "{answer}"
+    );
+    let (status, answer) = acme.post_with_request_id(
+        &format!("/hooks/{}/invoke", first["id"]),
+        ACME_ONLY,
+        &json!({}),
+    );
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, answer) = rival.post_with_request_id(
+        &format!("/hooks/{}/invoke", rival_hook["id"]),
+        SHARED,
+        &json!({}),
+    );
+    assert_eq!(status, StatusCode::OK, "{answer}");
+
+    // The runs a token's `/hooks/logs?{query}` lists: (organization, hook, request id),
+    // sorted.
+    let runs = |token: &str, query: &str| -> Vec<(u64, u64, String)> {
+        let (status, logs) = server.get(&format!("/hooks/logs{query}"), token);
+        assert_eq!(status, StatusCode::OK, "{logs}");
+        let mut runs: Vec<(u64, u64, String)> = logs["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|log| {
+                (
+                    log["organization_id"].as_u64().expect("an organization"),
+                    log["hook_id"].as_u64().expect("a hook"),
+                    log["request_id"].as_str().expect("a request id").to_owned(),
+                )
+            })
+            .collect();
+        runs.sort();
+        runs
+    };
+    let run = |organization: u64, hook: &Value, request_id: &str| {
+        (organization, id(hook), request_id.to_owned())
+    };
+    let mut acme_runs = vec![
+        run(acme_id, &first, SHARED),
+        run(acme_id, &second, SHARED),
+        run(acme_id, &first, ACME_ONLY),
+    ];
+    acme_runs.sort();
+    let rival_run = run(rival_id, &rival_hook, SHARED);
+
+    // Without a filter: the organization's own runs, never the other's.
+    assert_eq!(runs(&acme.token, ""), acme_runs);
+    assert_eq!(runs(&rival.token, ""), [rival_run.clone()]);
+    // By request id: exactly the runs of that call, of the caller's organization.
+    let mut shared_runs = vec![run(acme_id, &first, SHARED), run(acme_id, &second, SHARED)];
+    shared_runs.sort();
+    assert_eq!(
+        runs(&acme.token, &format!("?request_id={SHARED}")),
+        shared_runs
+    );
+    assert_eq!(
+        runs(&acme.token, &format!("?request_id={ACME_ONLY}")),
+        [run(acme_id, &first, ACME_ONLY)]
+    );
+    assert_eq!(
+        runs(&rival.token, &format!("?request_id={SHARED}")),
+        [rival_run.clone()]
+    );
+    assert!(runs(&rival.token, &format!("?request_id={ACME_ONLY}")).is_empty());
+    assert!(runs(&acme.token, "?request_id=no-such-request").is_empty());
+    // The operator sees every organization's.
+    let mut everyone = shared_runs;
+    everyone.push(rival_run);
+    everyone.sort();
+    assert_eq!(
+        runs(OPERATOR_TOKEN, &format!("?request_id={SHARED}")),
+        everyone
+    );
+}
+
+#[test]
+fn deleting_a_module_leaves_another_organizations_copy_of_the_same_bytes_running() {
+    let dir = temp();
+    let hook;
+    let rival_module;
+    let bytes;
+    {
+        let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+        let acme = Tenant::new(&server, "acme");
+        let rival = Tenant::new(&server, "rival");
+        let acme_module = acme.upload(HELLO);
+        rival_module = rival.upload(HELLO);
+        assert_ne!(acme_module, rival_module);
+        let (_, acme_shown) = acme.get(&format!("/modules/{}", id_of(&acme_module)));
+        let (_, rival_shown) = rival.get(&format!("/modules/{}", id_of(&rival_module)));
+        assert_eq!(
+            acme_shown["sha256"], rival_shown["sha256"],
+            "the same bytes"
+        );
+        let sha256 = rival_shown["sha256"].as_str().expect("a digest");
+        bytes = dir.path().join("modules").join(format!("{sha256}.wasm"));
+        assert!(bytes.exists(), "no file at {}", bytes.display());
+        hook = rival.hook(&rival_module, json!({}));
+
+        // Acme runs its own copy, then deletes its hook and its module.
+        let acme_hook = acme.hook(&acme_module, json!({}));
+        let (status, invoked) = acme.invoke(&acme_hook, json!({}));
+        assert_eq!(status, StatusCode::OK, "{invoked}");
+        assert_eq!(acme.delete_hook(&acme_hook), StatusCode::NO_CONTENT);
+        assert_eq!(
+            acme.delete(&format!("/modules/{}", id_of(&acme_module))),
+            StatusCode::NO_CONTENT
+        );
+
+        let (status, invoked) = rival.invoke(&hook, json!({}));
+        assert_eq!(status, StatusCode::OK, "{invoked}");
+        assert_eq!(
+            invoked["messages"][0]["content"],
+            "Hello, invocation.manual!"
+        );
+        let (status, shown) = rival.get(&format!("/modules/{}", id_of(&rival_module)));
+        assert_eq!(status, StatusCode::OK, "{shown}");
+        assert_eq!(shown["status"], "ready", "{shown}");
+        assert!(
+            bytes.exists(),
+            "the shared bytes were deleted with acme's copy"
+        );
+    }
+
+    // Restarted without its compiled code, the rival's module is compiled again from the
+    // bytes, and its hook runs.
+    for entry in std::fs::read_dir(dir.path().join("artifacts")).expect("the compiled code") {
+        let path = entry.expect("an entry").path();
+        if path.is_file() {
+            std::fs::remove_file(&path).expect("removed");
+        }
+    }
+    assert!(artifacts(dir.path()).is_empty(), "compiled code is left");
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let rival = Tenant {
+        server: &server,
+        token: server.login("rival-admin", "long enough"),
+    };
+    let mut last = (StatusCode::OK, Value::Null);
+    let settled = wait_until(Instant::now() + Duration::from_secs(120), || {
+        last = rival.invoke(&hook, json!({}));
+        let pending = last.1["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains("pending"));
+        !pending
+    });
+    assert!(settled, "still compiling: {last:?}");
+    assert_eq!(last.0, StatusCode::OK, "{:?}", last.1);
+    assert_eq!(
+        last.1["messages"][0]["content"],
+        "Hello, invocation.manual!"
+    );
+
+    // The last copy takes its bytes with it.
+    assert_eq!(rival.delete_hook(&hook), StatusCode::NO_CONTENT);
+    assert_eq!(
+        rival.delete(&format!("/modules/{}", id_of(&rival_module))),
+        StatusCode::NO_CONTENT
+    );
+    assert!(!bytes.exists(), "the last copy's bytes stayed");
+}
+
+#[test]
+fn an_organization_cannot_store_more_module_bytes_than_its_quota() {
+    let hello = std::fs::read(HELLO).expect("built");
+    let invoice = std::fs::read(INVOICE_CHECK).expect("built");
+    // Room for hello, exactly.
+    let quota = hello.len() as u64;
+    let quota_setting = quota.to_string();
+    let dir = temp();
+    let server = Server::start_with(
+        dir.path(),
+        Some(OPERATOR_TOKEN),
+        &[(
+            "WASMHOOK_MODULE_BYTES_PER_ORGANIZATION",
+            quota_setting.as_str(),
+        )],
+        &[],
+    );
+    let acme = Tenant::new(&server, "acme");
+    let (status, stored) = acme.upload_bytes(hello.clone(), "hello.wasm");
+    assert_eq!(status, StatusCode::CREATED, "up to the quota: {stored}");
+
+    let (status, refused) = acme.upload_bytes(invoice.clone(), "invoice.wasm");
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(
+        refused["detail"],
+        format!(
+            "the organization's modules would take {} bytes, over its limit of {quota}",
+            quota + invoice.len() as u64
+        )
+    );
+    // Nothing of it was stored.
+    let (_, modules) = acme.get("/modules");
+    assert_eq!(modules["pagination"]["total"], 1, "{modules}");
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&invoice));
+    assert!(
+        !dir.path()
+            .join("modules")
+            .join(format!("{digest}.wasm"))
+            .exists(),
+        "the refused module's bytes were written"
+    );
+
+    // Another organization has a quota of its own.
+    let rival = Tenant::new(&server, "rival");
+    let (status, answer) = rival.upload_bytes(hello.clone(), "hello.wasm");
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+
+    // A deleted module's bytes no longer count.
+    assert_eq!(
+        acme.delete(&format!("/modules/{}", stored["id"])),
+        StatusCode::NO_CONTENT
+    );
+    let (status, answer) = acme.upload_bytes(hello, "again.wasm");
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
 }
 
 #[test]

@@ -280,8 +280,66 @@ impl<'a> Tenant<'a> {
             .expect("an organization")
     }
 
+    /// The URL of the tenant's organization, as objects name it in `organization`.
+    pub fn organization_url(&self) -> String {
+        let (status, organizations) = self.get("/organizations");
+        assert_eq!(status, StatusCode::OK, "{organizations}");
+        organizations["results"][0]["url"]
+            .as_str()
+            .expect("an organization")
+            .to_owned()
+    }
+
     pub fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.server.post(path, Some(&self.token), body)
+    }
+
+    /// POSTs `body` with the client's own `X-Request-Id` (which the server keeps and
+    /// echoes); the status and the answer.
+    pub fn post_with_request_id(
+        &self,
+        path: &str,
+        request_id: &str,
+        body: &Value,
+    ) -> (StatusCode, Value) {
+        let response = self
+            .server
+            .client
+            .post(self.server.url(path))
+            .bearer_auth(&self.token)
+            .header("x-request-id", request_id)
+            .json(body)
+            .send()
+            .expect("the server answers");
+        let status = response.status();
+        let echoed = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        assert_eq!(
+            echoed.as_deref(),
+            Some(request_id),
+            "the server kept the request id"
+        );
+        (status, response.json().expect("a JSON answer"))
+    }
+
+    /// Sends `event`.`action` with `payload` through `/events`, on the queue with URL
+    /// `queue` when one is given; the status and the answer.
+    pub fn event(
+        &self,
+        event: &str,
+        action: &str,
+        queue: Option<&Value>,
+        payload: Value,
+    ) -> (StatusCode, Value) {
+        let mut body = json!({"event": event, "action": action});
+        body["payload"] = payload;
+        if let Some(queue) = queue {
+            body["queue"] = queue.clone();
+        }
+        self.post("/events", body)
     }
 
     pub fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {

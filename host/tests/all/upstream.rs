@@ -31,6 +31,8 @@ pub struct Received {
     pub path: String,
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
+    /// When it arrived, on the test process's monotonic clock (the spacing of retries).
+    pub at: Instant,
 }
 
 #[derive(Default)]
@@ -148,6 +150,7 @@ async fn answer(
                 })
                 .collect(),
             body: body.to_vec(),
+            at: Instant::now(),
         });
         shared.scripts.get_mut(&path).and_then(VecDeque::pop_front)
     };

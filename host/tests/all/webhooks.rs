@@ -9,23 +9,26 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wasmhook_tests::guests::HOSTILE;
 
-use super::server::{sign, Server, Tenant, OPERATOR_TOKEN};
+use super::server::{http_client_builder, sign, Server, Tenant, OPERATOR_TOKEN};
 use super::upstream::{Reply, TlsUpstream, Upstream};
 
 fn server(dir: &std::path::Path) -> Server {
-    Server::start_with(
-        dir,
-        Some(OPERATOR_TOKEN),
-        &[
-            ("WASMHOOK_ALLOW_PRIVATE_ADDRESSES", "true"),
-            // The receiver on loopback speaks plain HTTP.
-            ("WASMHOOK_ALLOW_HTTP_WEBHOOKS", "true"),
-            ("WASMHOOK_RETRY_DELAY_MS", "20"),
-            ("WASMHOOK_WEBHOOK_POLL_INTERVAL_MS", "50"),
-            ("WASMHOOK_MAX_RESPONSE_BYTES", "65536"),
-        ],
-        &[],
-    )
+    server_with(dir, &[])
+}
+
+/// As [`server`], with `extra` environment variables (a later one wins over the default of
+/// the same name).
+fn server_with(dir: &std::path::Path, extra: &[(&str, &str)]) -> Server {
+    let mut env = vec![
+        ("WASMHOOK_ALLOW_PRIVATE_ADDRESSES", "true"),
+        // The receiver on loopback speaks plain HTTP.
+        ("WASMHOOK_ALLOW_HTTP_WEBHOOKS", "true"),
+        ("WASMHOOK_RETRY_DELAY_MS", "20"),
+        ("WASMHOOK_WEBHOOK_POLL_INTERVAL_MS", "50"),
+        ("WASMHOOK_MAX_RESPONSE_BYTES", "65536"),
+    ];
+    env.extend_from_slice(extra);
+    Server::start_with(dir, Some(OPERATOR_TOKEN), &env, &[])
 }
 
 fn webhook(tenant: &Tenant<'_>, url: &str, config: Value) -> Value {
@@ -291,6 +294,192 @@ fn non_interactive_calls_are_retried_as_rossum_does_and_interactive_ones_never()
     assert_eq!(answer["results"][0]["status"], "failed", "{answer}");
     assert_eq!(upstream.received("/interactive").len(), 1);
     assert_eq!(logs(&acme, &interactive).len(), 1);
+}
+
+#[test]
+fn webhooks_are_retried_on_408_429_502_and_504_and_not_on_other_errors() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let upstream = Upstream::start();
+    let server = server(dir.path());
+    let acme = Tenant::new(&server, "acme");
+    // (500 and 503 are retried in the test above, 404 is not.)
+    for (status, attempts) in [
+        (408, 2),
+        (429, 2),
+        (502, 2),
+        (504, 2),
+        (400, 1),
+        (403, 1),
+        (409, 1),
+        (422, 1),
+        (501, 1),
+    ] {
+        let path = format!("/answers-{status}");
+        let hook = webhook(
+            &acme,
+            &format!("{}{path}", upstream.base),
+            json!({"retry_count": 1}),
+        );
+        upstream.script(&path, vec![Reply::Json(status, json!({})); 2]);
+        let answer = event(
+            &acme,
+            "annotation_content",
+            "initialize",
+            &json!({"annotation": {"id": 1, "content": []}}),
+        );
+        let reason = format!(
+            "the webhook answered {}",
+            StatusCode::from_u16(status).expect("a status")
+        );
+        assert_eq!(answer["results"][0]["status"], "failed", "{answer}");
+        assert_eq!(answer["results"][0]["message"], reason, "{answer}");
+        assert_eq!(
+            upstream.received(&path).len(),
+            attempts,
+            "{status}: attempts"
+        );
+        let logged = logs(&acme, &hook);
+        assert_eq!(logged.len(), attempts, "{status}: {logged:?}");
+        for log in &logged {
+            assert_eq!(log["status"], "failed", "{status}: {log}");
+            assert_eq!(log["status_code"], status, "{status}: {log}");
+            assert_eq!(log["message"], reason, "{status}: {log}");
+            assert_eq!(
+                log["request_id"], logged[0]["request_id"],
+                "{status}: {log}"
+            );
+        }
+        assert_eq!(acme.delete_hook(&hook), StatusCode::NO_CONTENT);
+    }
+}
+
+/// How late a retry may come after its scheduled wait, on a busy machine.
+const RETRY_SLACK: Duration = Duration::from_secs(5);
+
+#[test]
+fn each_retry_waits_twice_as_long_as_the_one_before() {
+    const FIRST_DELAY_MS: u64 = 300;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let upstream = Upstream::start();
+    let first_delay = FIRST_DELAY_MS.to_string();
+    let server = server_with(
+        dir.path(),
+        &[("WASMHOOK_RETRY_DELAY_MS", first_delay.as_str())],
+    );
+    let acme = Tenant::new(&server, "acme");
+    let hook = webhook(
+        &acme,
+        &format!("{}/backoff", upstream.base),
+        json!({"retry_count": 4}),
+    );
+    // Four failures; the fifth attempt gets the receiver's default 200 `{}`.
+    upstream.script("/backoff", vec![Reply::Json(503, json!({})); 4]);
+    let answer = event(
+        &acme,
+        "annotation_content",
+        "initialize",
+        &json!({"annotation": {"id": 1, "content": []}}),
+    );
+    assert_eq!(answer["results"][0]["status"], "completed", "{answer}");
+    let received = upstream.received("/backoff");
+    assert_eq!(received.len(), 5, "one call and four retries");
+
+    // One run log per attempt, each with its own answer, all of the one call.
+    let attempts = logs(&acme, &hook);
+    let codes: Vec<&Value> = attempts.iter().map(|log| &log["status_code"]).collect();
+    assert_eq!(
+        codes,
+        [
+            &json!(503),
+            &json!(503),
+            &json!(503),
+            &json!(503),
+            &json!(200)
+        ]
+    );
+    let statuses: Vec<&Value> = attempts.iter().map(|log| &log["status"]).collect();
+    assert_eq!(
+        statuses,
+        [
+            &json!("failed"),
+            &json!("failed"),
+            &json!("failed"),
+            &json!("failed"),
+            &json!("completed")
+        ]
+    );
+    assert!(
+        attempts
+            .iter()
+            .all(|log| log["request_id"] == attempts[0]["request_id"]),
+        "{attempts:?}"
+    );
+
+    // The waits are 300, 600, 1200 and 2400 ms: a retry never comes before its wait is
+    // over, nor long after.
+    for (index, pair) in received.windows(2).enumerate() {
+        let gap = pair[1].at.duration_since(pair[0].at);
+        let scheduled = Duration::from_millis(FIRST_DELAY_MS << index);
+        assert!(
+            gap >= scheduled,
+            "retry {}: {gap:?} after the attempt before, {scheduled:?} scheduled",
+            index + 1
+        );
+        assert!(
+            gap < scheduled + RETRY_SLACK,
+            "retry {}: {gap:?} after the attempt before, {scheduled:?} scheduled",
+            index + 1
+        );
+    }
+}
+
+#[test]
+fn the_wait_before_a_retry_is_capped_at_30_seconds() {
+    // The cap is a constant (DispatchSettings::retry_delay_cap), so this test waits it out.
+    const CAP: Duration = Duration::from_secs(30);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let upstream = Upstream::start();
+    // Ten minutes asked before the first retry.
+    let server = server_with(dir.path(), &[("WASMHOOK_RETRY_DELAY_MS", "600000")]);
+    let acme = Tenant::new(&server, "acme");
+    let hook = webhook(
+        &acme,
+        &format!("{}/capped", upstream.base),
+        json!({"retry_count": 1}),
+    );
+    upstream.script("/capped", vec![Reply::Json(503, json!({}))]);
+    // The event is answered after the retry: later than the default client's 30 s allow,
+    // and within this client's 120 s only if the wait was capped.
+    let client = http_client_builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("an HTTP client");
+    let response = client
+        .post(server.url("/events"))
+        .bearer_auth(&acme.token)
+        .json(&json!({
+            "event": "annotation_content",
+            "action": "initialize",
+            "payload": {"annotation": {"id": 1, "content": []}}
+        }))
+        .send()
+        .expect("the event is answered within 120 s");
+    assert_eq!(response.status(), StatusCode::OK);
+    let answer: Value = response.json().expect("a JSON answer");
+    assert_eq!(answer["results"][0]["status"], "completed", "{answer}");
+    let received = upstream.received("/capped");
+    assert_eq!(received.len(), 2, "one call and one retry");
+    let gap = received[1].at.duration_since(received[0].at);
+    assert!(gap >= CAP, "the retry came {gap:?} after the call");
+    assert!(
+        gap < CAP + RETRY_SLACK,
+        "the retry came {gap:?} after the call, past the 30 s cap"
+    );
+    let codes: Vec<Value> = logs(&acme, &hook)
+        .iter()
+        .map(|log| log["status_code"].clone())
+        .collect();
+    assert_eq!(codes, [json!(503), json!(200)]);
 }
 
 #[test]
