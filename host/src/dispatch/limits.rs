@@ -219,6 +219,18 @@ impl RunLimits {
         })
     }
 
+    /// Takes what the runs of `hooks` need together from the organization: a run slot each
+    /// and the memory each reserves ([`reserved_mb`]); see [`RunLimits::try_acquire`]. The
+    /// one reckoning of a test's, an invocation's and an event's permit.
+    pub fn try_acquire_for(
+        &self,
+        organization_id: u64,
+        hooks: &[&Hook],
+    ) -> Result<RunPermit, Busy> {
+        let memory_mb: u64 = hooks.iter().map(|&hook| reserved_mb(hook)).sum();
+        self.try_acquire(organization_id, hooks.len(), memory_mb)
+    }
+
     /// Waits for an instance slot of the installation and `memory_mb` of its guest memory
     /// (first come, first served).
     pub async fn instance(&self, memory_mb: u64) -> InstanceSlot {
@@ -284,6 +296,21 @@ mod tests {
             limits.try_acquire(1, 1, 0),
             Err(Busy::Runs { limit: 2 })
         ));
+    }
+
+    #[test]
+    fn an_event_of_no_hooks_still_takes_one_slot_and_no_memory() {
+        let limits = RunLimits::new(1, 256, budget(64, 32));
+        let permit = limits.try_acquire_for(1, &[]).expect("room");
+        assert!(matches!(
+            limits.try_acquire(1, 1, 0),
+            Err(Busy::Runs { limit: 1 })
+        ));
+        drop(permit);
+        assert!(
+            limits.try_acquire(1, 1, 32).is_ok(),
+            "its memory was never taken"
+        );
     }
 
     #[test]
