@@ -161,7 +161,7 @@ fn each_section_is_read_into_its_fields_and_the_rest_keep_their_defaults() {
     assert!(!metrics.enabled);
     assert_eq!(
         metrics.listen,
-        Some("127.0.0.1:9100".parse().expect("an address"))
+        Some("127.0.0.1:9100".parse::<SocketAddr>().expect("an address"))
     );
     assert!(!metrics.organization_labels);
 }
@@ -262,7 +262,7 @@ fn variables_override_the_file() {
     assert!(!config.metrics.enabled);
     assert_eq!(
         config.metrics.listen,
-        Some("127.0.0.1:9200".parse().expect("an address"))
+        Some("127.0.0.1:9200".parse::<SocketAddr>().expect("an address"))
     );
     assert!(config.metrics.organization_labels);
 }
