@@ -4,6 +4,8 @@
 //!
 //! - [`metrics`]: the process's Prometheus series, recorded from every layer above it;
 //! - [`trace_context`]: W3C trace context taken from requests and sent on;
+//! - [`keyed`]: a semaphore per key, the per-organization limits' one map (outbound
+//!   requests in flight, runs and their memory share);
 //! - [`runtime`]: runs guest modules in a fresh sandbox with limits; knows nothing of the
 //!   server;
 //! - [`model`]: events, payloads and run logs in Rossum's terms;
@@ -23,6 +25,7 @@ pub mod accounts;
 pub mod api;
 pub mod cli;
 pub mod dispatch;
+pub mod keyed;
 pub mod metrics;
 pub mod model;
 pub mod modules;

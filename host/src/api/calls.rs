@@ -19,10 +19,10 @@ use super::error::{ApiError, ApiResult};
 use super::extract::ObjectId;
 use super::json::{Json, RawBody};
 use super::{hooks, id_from, AppState};
-use crate::dispatch::limits::reserved_mb;
+use crate::dispatch::plan::subscribed;
 use crate::dispatch::{DispatchError, EventAnswer, EventRun, RunResult};
 use crate::model::hook::Hook;
-use crate::model::{EventAction, RESERVED_KEYS};
+use crate::model::{reserved_key, EventAction, RESERVED_KEYS};
 use crate::modules::ModuleError;
 use crate::sealing::HookSecrets;
 
@@ -147,6 +147,8 @@ async fn with_override(
     Ok(hook)
 }
 
+/// `POST /hooks/{id}/test`: runs the hook (with another config, for an admin) on the
+/// payload's event and keys, and answers its response, output and status.
 pub(super) async fn test(
     State(state): State<AppState>,
     caller: Caller,
@@ -169,7 +171,7 @@ pub(super) async fn test(
     let permit = state
         .dispatcher
         .limits()
-        .try_acquire(organization_id, 1, reserved_mb(hook))?;
+        .try_acquire_for(organization_id, &[hook])?;
     let result = state
         .dispatcher
         .run(
@@ -288,6 +290,17 @@ async fn invoked_hook(
     })
 }
 
+/// Refuses `fields` that set a key the host sets, naming it after `place` (where the
+/// fields were in the body).
+fn refuse_host_keys(fields: &Map<String, Value>, place: &str) -> ApiResult<()> {
+    match reserved_key(fields) {
+        Some(key) => Err(ApiError::BadRequest(format!(
+            "{place}`{key}` is set by the host and cannot be sent"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// An invocation's body: a JSON object (or nothing) without the keys the host sets.
 fn invocation_fields(body: &[u8]) -> ApiResult<Map<String, Value>> {
     let fields = if body.iter().all(u8::is_ascii_whitespace) {
@@ -299,17 +312,12 @@ fn invocation_fields(body: &[u8]) -> ApiResult<Map<String, Value>> {
             Err(error) => return Err(ApiError::BadRequest(format!("malformed JSON: {error}"))),
         }
     };
-    if let Some(key) = fields
-        .keys()
-        .find(|key| RESERVED_KEYS.contains(&key.as_str()))
-    {
-        return Err(ApiError::BadRequest(format!(
-            "`{key}` is set by the host and cannot be sent"
-        )));
-    }
+    refuse_host_keys(&fields, "")?;
     Ok(fields)
 }
 
+/// `POST /hooks/{id}/invoke`: runs the hook on `invocation.manual` with the body's keys,
+/// for a member's token or a signature by the hook's secret, and answers its response.
 pub(super) async fn invoke(
     State(state): State<AppState>,
     ObjectId(id): ObjectId,
@@ -327,11 +335,10 @@ pub(super) async fn invoke(
             "The hook does not subscribe to invocation.manual; add it to `events`.".into(),
         ));
     }
-    let permit =
-        state
-            .dispatcher
-            .limits()
-            .try_acquire(hook.organization_id, 1, reserved_mb(&hook))?;
+    let permit = state
+        .dispatcher
+        .limits()
+        .try_acquire_for(hook.organization_id, &[hook.as_ref()])?;
     let result = state
         .dispatcher
         .run(permit, &hook, &event, &fields, None, &request_id.0)
@@ -405,6 +412,8 @@ fn render_event(state: &AppState, event_name: &str, action: &str, runs: &[EventR
     })
 }
 
+/// `POST /events`: runs the organization's hooks that subscribe to the event (on its queue,
+/// when it names one), in run_after order, and answers each run and their folded answer.
 pub(super) async fn event(
     State(state): State<AppState>,
     caller: Caller,
@@ -414,27 +423,14 @@ pub(super) async fn event(
     let (organization_id, _) = caller.member()?;
     let (event_name, action, event) = named_event(&body)?;
     let queue_id = event_queue(&state, organization_id, body.queue.as_ref()).await?;
-    if let Some(key) = body
-        .payload
-        .keys()
-        .find(|key| RESERVED_KEYS.contains(&key.as_str()))
-    {
-        return Err(ApiError::BadRequest(format!(
-            "payload: `{key}` is set by the host and cannot be sent"
-        )));
-    }
+    refuse_host_keys(&body.payload, "payload: ")?;
     let hooks = state.store.organization_hooks(organization_id).await?;
-    let matching: Vec<&Hook> = hooks
-        .iter()
-        .filter(|hook| hook.spec.runs_for(&event, queue_id))
-        .collect();
+    let matching = subscribed(&hooks, &event, queue_id);
     may_run(&state, &caller, &matching).await?;
-    let memory_mb = matching.iter().map(|hook| reserved_mb(hook)).sum();
-    let permit =
-        state
-            .dispatcher
-            .limits()
-            .try_acquire(organization_id, matching.len(), memory_mb)?;
+    let permit = state
+        .dispatcher
+        .limits()
+        .try_acquire_for(organization_id, &matching)?;
     let runs = state
         .dispatcher
         .run_event(

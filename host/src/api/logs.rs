@@ -26,6 +26,74 @@ fn parse_time(name: &str, text: &str) -> ApiResult<String> {
     Ok(format_rfc3339(at.into()))
 }
 
+/// The log levels a filter may name.
+const LOG_LEVELS: [&str; 3] = ["INFO", "WARNING", "ERROR"];
+
+/// The statuses a filter may name: the finished ones, and those of a run still going.
+const STATUSES: [&str; 6] = [
+    "completed",
+    "failed",
+    "timeout",
+    "cancelled",
+    "waiting",
+    "running",
+];
+
+/// Each of `values` as an id, into `ids`; the first that is none is refused by `name`.
+fn push_ids(ids: &mut Vec<u64>, name: &str, values: &[&str]) -> ApiResult<()> {
+    for value in values {
+        ids.push(parse_id(name, value)?);
+    }
+    Ok(())
+}
+
+/// Each of `values` as a log level (in any case), into `levels`.
+fn push_log_levels(levels: &mut Vec<String>, values: &[&str]) -> ApiResult<()> {
+    for value in values {
+        let level = value.to_ascii_uppercase();
+        if !LOG_LEVELS.contains(&level.as_str()) {
+            return Err(ApiError::BadRequest(format!(
+                "log_level: `{value}` is not one of INFO, WARNING, ERROR"
+            )));
+        }
+        levels.push(level);
+    }
+    Ok(())
+}
+
+/// Each of `values` as a run status, into `statuses`.
+fn push_statuses(statuses: &mut Vec<String>, values: &[&str]) -> ApiResult<()> {
+    for value in values {
+        if !STATUSES.contains(value) {
+            return Err(ApiError::BadRequest(format!(
+                "status: `{value}` is not one of completed, failed, timeout, cancelled"
+            )));
+        }
+        statuses.push((*value).to_owned());
+    }
+    Ok(())
+}
+
+/// Each of `values` as an HTTP status code, into `codes`.
+fn push_status_codes(codes: &mut Vec<u16>, values: &[&str]) -> ApiResult<()> {
+    for value in values {
+        codes.push(value.parse().map_err(|_| {
+            ApiError::BadRequest(format!("status_code: `{value}` is not a status code"))
+        })?);
+    }
+    Ok(())
+}
+
+/// A page size: a positive integer, and above the maximum the maximum, as for every list.
+fn page_size(value: &str) -> ApiResult<u64> {
+    match value.parse::<u64>() {
+        Ok(size) if size >= 1 => Ok(size.min(MAX_PAGE_SIZE)),
+        _ => Err(ApiError::BadRequest(format!(
+            "page_size: `{value}` is not a positive integer"
+        ))),
+    }
+}
+
 /// The filter of the query's parameters (empty ones dropped by [`Params`]).
 fn filter_from(pairs: Vec<(String, String)>) -> ApiResult<RunLogFilter> {
     let mut filter = RunLogFilter {
@@ -36,63 +104,13 @@ fn filter_from(pairs: Vec<(String, String)>) -> ApiResult<RunLogFilter> {
         // Rossum's clients repeat a parameter or join values with commas; both work.
         let values: Vec<&str> = value.split(',').filter(|v| !v.is_empty()).collect();
         match name.as_str() {
-            "hook" | "hook_id" => {
-                for v in values {
-                    filter.hooks.push(parse_id(&name, v)?);
-                }
-            }
-            "queue" => {
-                for v in values {
-                    filter.queues.push(parse_id(&name, v)?);
-                }
-            }
-            "annotation" => {
-                for v in values {
-                    filter.annotations.push(parse_id(&name, v)?);
-                }
-            }
-            "email" => {
-                for v in values {
-                    filter.emails.push(parse_id(&name, v)?);
-                }
-            }
-            "log_level" => {
-                for v in values {
-                    let level = v.to_ascii_uppercase();
-                    if !["INFO", "WARNING", "ERROR"].contains(&level.as_str()) {
-                        return Err(ApiError::BadRequest(format!(
-                            "log_level: `{v}` is not one of INFO, WARNING, ERROR"
-                        )));
-                    }
-                    filter.log_levels.push(level);
-                }
-            }
-            "status" => {
-                for v in values {
-                    if ![
-                        "completed",
-                        "failed",
-                        "timeout",
-                        "cancelled",
-                        "waiting",
-                        "running",
-                    ]
-                    .contains(&v)
-                    {
-                        return Err(ApiError::BadRequest(format!(
-                            "status: `{v}` is not one of completed, failed, timeout, cancelled"
-                        )));
-                    }
-                    filter.statuses.push(v.to_owned());
-                }
-            }
-            "status_code" => {
-                for v in values {
-                    filter.status_codes.push(v.parse().map_err(|_| {
-                        ApiError::BadRequest(format!("status_code: `{v}` is not a status code"))
-                    })?);
-                }
-            }
+            "hook" | "hook_id" => push_ids(&mut filter.hooks, &name, &values)?,
+            "queue" => push_ids(&mut filter.queues, &name, &values)?,
+            "annotation" => push_ids(&mut filter.annotations, &name, &values)?,
+            "email" => push_ids(&mut filter.emails, &name, &values)?,
+            "log_level" => push_log_levels(&mut filter.log_levels, &values)?,
+            "status" => push_statuses(&mut filter.statuses, &values)?,
+            "status_code" => push_status_codes(&mut filter.status_codes, &values)?,
             "request_id" => filter.request_id = Some(value),
             "timestamp_before" => filter.timestamp_before = Some(parse_time(&name, &value)?),
             "timestamp_after" => filter.timestamp_after = Some(parse_time(&name, &value)?),
@@ -101,17 +119,7 @@ fn filter_from(pairs: Vec<(String, String)>) -> ApiResult<RunLogFilter> {
             "end_before" => filter.end_before = Some(parse_time(&name, &value)?),
             "end_after" => filter.end_after = Some(parse_time(&name, &value)?),
             "search" => filter.search = Some(value),
-            "page_size" => {
-                // Above the maximum: the maximum, as for every list.
-                filter.limit = match value.parse::<u64>() {
-                    Ok(size) if size >= 1 => size.min(MAX_PAGE_SIZE),
-                    _ => {
-                        return Err(ApiError::BadRequest(format!(
-                            "page_size: `{value}` is not a positive integer"
-                        )))
-                    }
-                }
-            }
+            "page_size" => filter.limit = page_size(&value)?,
             // What is no filter of hook logs is ignored, as DRF ignores it (`ordering`,
             // `sideload`, `include_total` from Rossum's client among them).
             _ => {}

@@ -181,7 +181,8 @@ fn default_cache_dir() -> Option<PathBuf> {
 }
 
 fn serve(args: &crate::server::config::ServeArgs) -> ExitCode {
-    let result = crate::server::ServerConfig::resolve(args).and_then(|config| {
+    let resolved = crate::server::ServerConfig::resolve(args).map_err(anyhow::Error::from);
+    let result = resolved.and_then(|config| {
         // One async worker more than the runtime's CPU slots (one per core): with every
         // slot running a guest, requests, answers and slot hand-overs still have a thread
         // to run on instead of waiting behind guests (BENCHMARKS.md, noisy neighbour).

@@ -7,11 +7,11 @@
 //! happens to use, before its run starts: the store limits stop a guest at its reservation,
 //! so the guest memory of everything running never exceeds the budget.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::keyed::KeyedSemaphores;
 use crate::model::hook::Hook;
 
 /// Concurrent runs per organization unless configured.
@@ -112,19 +112,15 @@ pub fn reserved_mb(hook: &Hook) -> u64 {
         .map_or(0, |function| function.limits().memory_size_mb)
 }
 
-/// One organization's semaphores.
-#[derive(Debug, Clone)]
-struct Organization {
-    runs: Arc<Semaphore>,
-    memory: Arc<Semaphore>,
-}
-
 /// Per-organization and installation-wide run slots and guest memory.
 #[derive(Debug)]
 pub struct RunLimits {
     per_organization: usize,
     budget: MemoryBudget,
-    organizations: Mutex<HashMap<u64, Organization>>,
+    /// Each organization's run slots.
+    runs: KeyedSemaphores<u64>,
+    /// Each organization's share of guest memory, in MiB.
+    shares: KeyedSemaphores<u64>,
     installation: Arc<Semaphore>,
     memory: Arc<Semaphore>,
 }
@@ -167,10 +163,12 @@ impl RunLimits {
     /// of guest memory.
     pub fn new(per_organization: usize, installation: usize, budget: MemoryBudget) -> Self {
         let budget = budget.at_least(1);
+        let runs = KeyedSemaphores::new(per_organization);
         RunLimits {
-            per_organization: per_organization.max(1),
+            per_organization: runs.capacity(),
             budget,
-            organizations: Mutex::new(HashMap::new()),
+            runs,
+            shares: KeyedSemaphores::new(permits(budget.per_organization_mb) as usize),
             installation: Arc::new(Semaphore::new(installation.max(1))),
             memory: Arc::new(Semaphore::new(permits(budget.total_mb) as usize)),
         }
@@ -186,22 +184,6 @@ impl RunLimits {
         self.budget
     }
 
-    fn organization(&self, organization_id: u64) -> Organization {
-        let mut organizations = self
-            .organizations
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        organizations
-            .entry(organization_id)
-            .or_insert_with(|| Organization {
-                runs: Arc::new(Semaphore::new(self.per_organization)),
-                memory: Arc::new(Semaphore::new(
-                    permits(self.budget.per_organization_mb) as usize
-                )),
-            })
-            .clone()
-    }
-
     /// Takes `runs` of the organization's run slots and `memory_mb` of its memory share
     /// now, or says which is busy. More than the limits can ever give is clamped to them,
     /// so a large event waits for the whole share rather than never running. The permit
@@ -212,20 +194,18 @@ impl RunLimits {
         runs: usize,
         memory_mb: u64,
     ) -> Result<RunPermit, Busy> {
-        let organization = self.organization(organization_id);
         let wanted = u32::try_from(runs.clamp(1, self.per_organization)).unwrap_or(1);
-        let runs = organization
+        let runs = self
             .runs
-            .try_acquire_many_owned(wanted)
+            .try_acquire_many(organization_id, wanted)
             .map_err(|_| Busy::Runs {
                 limit: self.per_organization,
             })?;
         let memory = match memory_mb.min(self.budget.per_organization_mb) {
             0 => None,
             wanted_mb => Some(
-                organization
-                    .memory
-                    .try_acquire_many_owned(permits(wanted_mb))
+                self.shares
+                    .try_acquire_many(organization_id, permits(wanted_mb))
                     .map_err(|_| Busy::Memory {
                         share_mb: self.budget.per_organization_mb,
                         wanted_mb,
@@ -237,6 +217,18 @@ impl RunLimits {
             _runs: runs,
             _memory: memory,
         })
+    }
+
+    /// Takes what the runs of `hooks` need together from the organization: a run slot each
+    /// and the memory each reserves ([`reserved_mb`]); see [`RunLimits::try_acquire`]. The
+    /// one reckoning of a test's, an invocation's and an event's permit.
+    pub fn try_acquire_for(
+        &self,
+        organization_id: u64,
+        hooks: &[&Hook],
+    ) -> Result<RunPermit, Busy> {
+        let memory_mb: u64 = hooks.iter().map(|&hook| reserved_mb(hook)).sum();
+        self.try_acquire(organization_id, hooks.len(), memory_mb)
     }
 
     /// Waits for an instance slot of the installation and `memory_mb` of its guest memory
@@ -304,6 +296,21 @@ mod tests {
             limits.try_acquire(1, 1, 0),
             Err(Busy::Runs { limit: 2 })
         ));
+    }
+
+    #[test]
+    fn an_event_of_no_hooks_still_takes_one_slot_and_no_memory() {
+        let limits = RunLimits::new(1, 256, budget(64, 32));
+        let permit = limits.try_acquire_for(1, &[]).expect("room");
+        assert!(matches!(
+            limits.try_acquire(1, 1, 0),
+            Err(Busy::Runs { limit: 1 })
+        ));
+        drop(permit);
+        assert!(
+            limits.try_acquire(1, 1, 32).is_ok(),
+            "its memory was never taken"
+        );
     }
 
     #[test]

@@ -66,9 +66,8 @@ impl<'a> EventPlan<'a> {
     /// [`HookSpec::runs_for`]: crate::model::hook::HookSpec::runs_for
     pub fn new(all: &'a [Hook], event: &EventAction, queue_id: Option<u64>) -> Self {
         let by_id: HashMap<u64, &Hook> = all.iter().map(|hook| (hook.id, hook)).collect();
-        let hooks: HashMap<u64, &Hook> = all
-            .iter()
-            .filter(|hook| hook.spec.runs_for(event, queue_id))
+        let hooks: HashMap<u64, &Hook> = subscribed(all, event, queue_id)
+            .into_iter()
             .map(|hook| (hook.id, hook))
             .collect();
         let predecessors: HashMap<u64, Vec<u64>> = hooks
@@ -166,6 +165,22 @@ impl<'a> EventPlan<'a> {
             None => Step::Run { ancestors },
         }
     }
+}
+
+/// The hooks of `all` (an organization's) that `event` runs, on `queue_id` when it concerns
+/// one ([`HookSpec::runs_for`]), in `all`'s order: the hooks an [`EventPlan`] plans, for
+/// the checks made before it runs (a member's right to run them, the organization's run
+/// slots and memory they take).
+///
+/// [`HookSpec::runs_for`]: crate::model::hook::HookSpec::runs_for
+pub fn subscribed<'a>(
+    all: &'a [Hook],
+    event: &EventAction,
+    queue_id: Option<u64>,
+) -> Vec<&'a Hook> {
+    all.iter()
+        .filter(|hook| hook.spec.runs_for(event, queue_id))
+        .collect()
 }
 
 /// The first of `ancestors` (in their order) that finished without completing (failed,

@@ -442,3 +442,19 @@ fn updated_datapoints_already_sent_are_kept_and_not_repeated() {
     let after = body_after(&body, [&replacing(2, "x")]);
     assert_eq!(after["updated_datapoints"], json!([3, 2]));
 }
+
+#[test]
+fn the_subscribed_hooks_are_the_planned_ones_in_the_given_order() {
+    let mut inactive = hook(2, &[]);
+    inactive.spec.active = false;
+    let mut elsewhere = hook(4, &[]);
+    elsewhere.spec.queues = vec![QUEUE + 1];
+    let hooks = [hook(5, &[1]), hook(1, &[]), inactive, elsewhere];
+    let ids: Vec<u64> = subscribed(&hooks, &initialize(), Some(QUEUE))
+        .iter()
+        .map(|hook| hook.id)
+        .collect();
+    assert_eq!(ids, [5, 1], "in the order given, not run order");
+    let planned: HashSet<u64> = layers(&hooks).into_iter().flatten().collect();
+    assert_eq!(planned, ids.into_iter().collect::<HashSet<u64>>());
+}

@@ -12,7 +12,7 @@ pub mod run_log;
 pub mod schedule;
 
 pub use event::{EventAction, EventError};
-pub use payload::{assemble_payload, PayloadError, PayloadParts, RESERVED_KEYS};
+pub use payload::{assemble_payload, reserved_key, PayloadError, PayloadParts, RESERVED_KEYS};
 pub use run_log::{LogLevel, RunLog, RunStatus};
 
 /// Now in Unix seconds: when tokens expire, stored as an integer.

@@ -21,6 +21,16 @@ pub const RESERVED_KEYS: &[&str] = &[
     "secrets",
 ];
 
+/// The first of `fields`' keys that the host sets ([`RESERVED_KEYS`]), if any: the one
+/// rule by which an event's keys, an invocation's body and an assembled payload refuse
+/// them.
+pub fn reserved_key(fields: &Map<String, Value>) -> Option<&str> {
+    fields
+        .keys()
+        .map(String::as_str)
+        .find(|key| RESERVED_KEYS.contains(key))
+}
+
 /// Everything a payload is made of.
 #[derive(Clone, Debug)]
 pub struct PayloadParts<'a> {
@@ -57,12 +67,8 @@ pub enum PayloadError {
 
 /// The payload object a hook receives.
 pub fn assemble_payload(parts: &PayloadParts<'_>) -> Result<Map<String, Value>, PayloadError> {
-    if let Some(key) = parts
-        .body
-        .keys()
-        .find(|key| RESERVED_KEYS.contains(&key.as_str()))
-    {
-        return Err(PayloadError::ReservedKey(key.clone()));
+    if let Some(key) = reserved_key(parts.body) {
+        return Err(PayloadError::ReservedKey(key.to_owned()));
     }
     let mut payload = Map::new();
     payload.insert("request_id".into(), parts.request_id.into());
@@ -149,5 +155,14 @@ mod tests {
         let result = assemble_payload(&parts(&event, &body, &settings, &[]));
         assert_eq!(result, Err(PayloadError::ReservedKey("secrets".into())));
         Ok(())
+    }
+
+    #[test]
+    fn a_host_key_is_named() {
+        let mut fields = Map::new();
+        fields.insert("annotation".into(), serde_json::json!({}));
+        assert_eq!(reserved_key(&fields), None);
+        fields.insert("timestamp".into(), serde_json::json!("now"));
+        assert_eq!(reserved_key(&fields), Some("timestamp"));
     }
 }

@@ -1,15 +1,13 @@
 //! The HTTP clients behind [`Outbound`], each organization's turns, and the exchange of
 //! one request through them: the part of outbound that touches the network.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
-
-use tokio::sync::Semaphore;
 
 use super::error::{classify, describe};
 use super::resolver::CheckingResolver;
 use super::{Outbound, OutboundConfig, OutboundError, OutboundRequest, OutboundResponse, Route};
+use crate::keyed::KeyedSemaphores;
 
 /// One reqwest client per set of rules a request is sent under; all of them follow no
 /// redirect and share the configured connect timeout.
@@ -61,34 +59,7 @@ impl Clients {
 /// Each organization's turns: a semaphore of `requests_per_organization` permits, made at
 /// the organization's first request, so that one organization cannot hold every
 /// connection.
-#[derive(Debug)]
-pub(super) struct Turns {
-    per_organization: usize,
-    semaphores: Mutex<HashMap<u64, Arc<Semaphore>>>,
-}
-
-impl Turns {
-    /// Turns of `per_organization` requests at once (at least one).
-    pub(super) fn new(per_organization: usize) -> Self {
-        Turns {
-            per_organization: per_organization.max(1),
-            semaphores: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// The semaphore of `organization`.
-    fn of(&self, organization: u64) -> Arc<Semaphore> {
-        let mut semaphores = self
-            .semaphores
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(
-            semaphores
-                .entry(organization)
-                .or_insert_with(|| Arc::new(Semaphore::new(self.per_organization))),
-        )
-    }
-}
+pub(super) type Turns = KeyedSemaphores<u64>;
 
 impl Outbound {
     /// Waits for `organization`'s turn, sends the request with the client of `route`, and
@@ -101,8 +72,7 @@ impl Outbound {
     ) -> Result<OutboundResponse, OutboundError> {
         let permit = self
             .turns
-            .of(organization)
-            .acquire_owned()
+            .acquire(organization)
             .await
             .map_err(|_| OutboundError::Failed("the client is shutting down".into()))?;
         let client = self.clients.of(route, request.insecure_tls);

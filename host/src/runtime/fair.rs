@@ -289,42 +289,116 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    #[tokio::test]
-    async fn the_group_that_used_least_goes_first() {
+    impl CpuSlot {
+        /// Gives the slot back charging its group `used`, instead of the time since it was
+        /// granted: the tests' clock, so that the order they check does not hang on how
+        /// busy the machine is.
+        fn release_charging(mut self, used: Duration) {
+            if let Some(scheduler) = self.scheduler.take() {
+                scheduler.release(self.group, used);
+            }
+        }
+    }
+
+    /// A guest waiting for a slot: its `acquire`, queued by a first poll.
+    type Waiter = Pin<Box<dyn Future<Output = CpuSlot>>>;
+
+    /// A guest of `group` queued for a slot (none is free).
+    fn queue(scheduler: &Arc<CpuScheduler>, group: u64, cx: &mut Context<'_>) -> Waiter {
+        let scheduler = Arc::clone(scheduler);
+        let mut waiter: Waiter = Box::pin(async move { scheduler.acquire(group).await });
+        assert!(waiter.as_mut().poll(cx).is_pending(), "no slot is free");
+        waiter
+    }
+
+    /// The waiter the freed slot went to, taken out of `waiters` with its slot; the others
+    /// must still wait.
+    fn next_served(
+        waiters: &mut Vec<(&'static str, Waiter)>,
+        cx: &mut Context<'_>,
+    ) -> (&'static str, CpuSlot) {
+        let mut granted = None;
+        for (index, (name, waiter)) in waiters.iter_mut().enumerate() {
+            if let Poll::Ready(slot) = waiter.as_mut().poll(cx) {
+                assert!(granted.is_none(), "two waiters hold the one slot");
+                granted = Some((index, *name, slot));
+            }
+        }
+        let (index, name, slot) = granted.expect("the freed slot went to a waiter");
+        waiters.remove(index);
+        (name, slot)
+    }
+
+    /// Fairness as a property of the charges, with no clock: every slot is given back
+    /// charged an explicit time, and each freed slot must go to the first waiter of the
+    /// waiting group charged the least so far, each group's waiters in order.
+    #[test]
+    fn the_group_that_used_least_goes_first() {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
         let scheduler = CpuScheduler::new(1);
-        let held = scheduler.acquire(1).await;
-        let (order_tx, mut order) = tokio::sync::mpsc::unbounded_channel();
-        let mut waiters = Vec::new();
-        // Group 1 queues two guests before group 2 queues two, while group 1 uses 30 ms.
-        for (group, name) in [(1, "1a"), (1, "1b"), (2, "2a"), (2, "2b")] {
-            let scheduler = Arc::clone(&scheduler);
-            let order_tx = order_tx.clone();
-            waiters.push(tokio::spawn(async move {
-                let slot = scheduler.acquire(group).await;
-                let _ = order_tx.send(name);
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                drop(slot);
-            }));
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        let held = scheduler.try_acquire(1).expect("the free slot");
+        // Group 1 queues two guests before group 2 queues two.
+        let arrivals = [(1, "1a"), (1, "1b"), (2, "2a"), (2, "2b")];
+        let mut waiters: Vec<(&'static str, Waiter)> = arrivals
+            .into_iter()
+            .map(|(group, name)| (name, queue(&scheduler, group, &mut cx)))
+            .collect();
         assert!(scheduler.contended());
-        drop(held);
-        for waiter in waiters {
-            waiter.await.expect("a waiter");
+        // Group 1 has used 30 ms; group 2, idle until now, starts at the floor (0).
+        held.release_charging(Duration::from_millis(30));
+        // Each guest served, and the milliseconds it uses before giving the slot back:
+        // 2a (0 < 30); then group 2 has used 40 and group 1 30: 1a; group 1 at 35 < 40:
+        // 1b; then only group 2 waits: 2b. First come, first served would give 1a 1b 2a
+        // 2b, and groups taking turns 2a 1a 2b 1b.
+        let mut order = Vec::new();
+        for (expected, used_ms) in [("2a", 40), ("1a", 5), ("1b", 10), ("2b", 1)] {
+            let (name, slot) = next_served(&mut waiters, &mut cx);
+            order.push(name);
+            assert_eq!(name, expected, "served so far: {order:?}");
+            slot.release_charging(Duration::from_millis(used_ms));
         }
-        let mut served = Vec::new();
-        while let Ok(name) = order.try_recv() {
-            served.push(name);
-        }
-        // Group 2 used 10 ms in all, less than group 1's 30 before it was served again.
-        assert_eq!(served, ["2a", "2b", "1a", "1b"]);
+        assert!(waiters.is_empty());
         assert!(!scheduler.contended());
         assert!(
             scheduler.lock().groups.is_empty(),
             "idle groups are forgotten"
         );
         assert!(scheduler.try_acquire(3).is_some());
+    }
+
+    #[test]
+    fn a_group_back_from_idle_starts_level_with_the_group_served_last() {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let scheduler = CpuScheduler::new(1);
+        let held = scheduler.try_acquire(1).expect("the free slot");
+        let mut waiters = vec![
+            ("2a", queue(&scheduler, 2, &mut cx)),
+            ("1b", queue(&scheduler, 1, &mut cx)),
+        ];
+        held.release_charging(Duration::from_millis(50));
+        let (name, slot) = next_served(&mut waiters, &mut cx);
+        assert_eq!(name, "2a", "group 2 (0) before group 1 (50)");
+        // Group 2 then waits no more: it is forgotten, and 1b (group 1 at 50) is served.
+        slot.release_charging(Duration::from_millis(100));
+        let (name, slot) = next_served(&mut waiters, &mut cx);
+        assert_eq!(name, "1b");
+        // Group 3 arrives while group 1, served last at 50, runs: it starts at 50, not 0.
+        waiters.push(("3a", queue(&scheduler, 3, &mut cx)));
+        waiters.push(("3b", queue(&scheduler, 3, &mut cx)));
+        waiters.push(("1c", queue(&scheduler, 1, &mut cx)));
+        slot.release_charging(Duration::from_millis(5));
+        let (name, slot) = next_served(&mut waiters, &mut cx);
+        assert_eq!(name, "3a", "group 3 (50) before group 1 (55)");
+        slot.release_charging(Duration::from_millis(10));
+        // Group 3 is at 60 and group 1 at 55. Had group 3 started at 0 (credit for its
+        // idle time), it would be at 10 and 3b would be served first.
+        let (name, slot) = next_served(&mut waiters, &mut cx);
+        assert_eq!(name, "1c", "idling earned group 3 no credit");
+        slot.release_charging(Duration::ZERO);
+        let (name, slot) = next_served(&mut waiters, &mut cx);
+        assert_eq!(name, "3b");
+        slot.release_charging(Duration::ZERO);
+        assert!(scheduler.lock().groups.is_empty());
     }
 
     #[tokio::test]

@@ -5,7 +5,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::environment::{with_environment, Section};
+use super::environment::{with_environment, Section, Variables};
+use super::error::{at_least, ConfigError};
 
 /// How long a client may take to send a request's head (request line and headers). hyper
 /// starts this clock whenever it waits for a head: when the connection opens, and when an
@@ -73,21 +74,23 @@ impl Default for Connections {
 }
 
 impl Connections {
-    /// Overrides from `WASMHOOK_*` environment variables.
-    pub(super) fn with_environment(self) -> anyhow::Result<Self> {
-        let connections: Self = with_environment(self, Section::Connections)?;
+    /// Overrides from `WASMHOOK_*` variables, then the checks.
+    pub(super) fn with_environment(self, variables: Variables<'_>) -> Result<Self, ConfigError> {
+        let connections: Self = with_environment(self, Section::Connections, variables)?;
         connections.checked()
     }
 
-    fn checked(self) -> anyhow::Result<Self> {
-        if self.header_read_timeout_ms == 0
-            || self.idle_timeout_ms == 0
-            || self.body_read_timeout_ms == 0
-            || self.max_connections == 0
-            || self.max_connections_per_peer == 0
-        {
-            anyhow::bail!("the connections' timeouts and caps must be at least 1");
-        }
+    fn checked(self) -> Result<Self, ConfigError> {
+        at_least("header_read_timeout_ms", self.header_read_timeout_ms, 1, "")?;
+        at_least("idle_timeout_ms", self.idle_timeout_ms, 1, "")?;
+        at_least("body_read_timeout_ms", self.body_read_timeout_ms, 1, "")?;
+        at_least("max_connections", self.max_connections, 1, "")?;
+        at_least(
+            "max_connections_per_peer",
+            self.max_connections_per_peer,
+            1,
+            "",
+        )?;
         Ok(self)
     }
 

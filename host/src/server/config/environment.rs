@@ -6,6 +6,18 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::error::ConfigError;
+
+/// Where the settings' variables are read: the process's environment when serving
+/// ([`process_variable`]), a table of their own in the unit tests, since the process's
+/// environment is one for every test running at once.
+pub(super) type Variables<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The process's variable `name`, if it is set (and is text).
+pub(super) fn process_variable(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 /// A section of the configuration: its name in the file and its variables' prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
@@ -48,7 +60,8 @@ impl Section {
     }
 }
 
-/// A section with every setting whose variable is set replaced by the variable's value.
+/// A section with every setting whose variable (in `variables`) is set replaced by the
+/// variable's value.
 ///
 /// The settings are the section's own keys (its serialized form), so that a setting added
 /// to a section has its variable, its line in `serve --help` and in
@@ -58,37 +71,66 @@ impl Section {
 pub(super) fn with_environment<T: Serialize + DeserializeOwned>(
     section: T,
     which: Section,
-) -> anyhow::Result<T> {
+    variables: Variables<'_>,
+) -> Result<T, ConfigError> {
     use serde_json::Value;
-    let Value::Object(mut settings) = serde_json::to_value(section)? else {
-        anyhow::bail!("the [{}] section is not a table", which.name());
+    let not_settings = |reason: String| ConfigError::Section {
+        section: which.name(),
+        reason,
+    };
+    let Value::Object(mut settings) =
+        serde_json::to_value(section).map_err(|error| not_settings(error.to_string()))?
+    else {
+        return Err(not_settings("it is not a table".into()));
     };
     let keys: Vec<String> = settings.keys().cloned().collect();
     for key in keys {
         let name = which.variable(&key);
-        let Ok(text) = std::env::var(&name) else {
+        let Some(text) = variables(name.as_str()) else {
             continue;
         };
         let value = match &settings[&key] {
-            Value::Bool(_) => Value::Bool(match text.as_str() {
-                "1" | "true" | "yes" => true,
-                "0" | "false" | "no" | "" => false,
-                _ => anyhow::bail!("{name} must be true or false, not `{text}`"),
-            }),
-            Value::Number(_) => Value::Number(
-                text.parse::<u64>()
-                    .map_err(|_| {
-                        anyhow::anyhow!("{name} must be a non-negative integer, not `{text}`")
-                    })?
-                    .into(),
-            ),
+            Value::Bool(_) => match yes_or_no(&text) {
+                Some(yes) => Value::Bool(yes),
+                None => {
+                    return Err(ConfigError::VariableKind {
+                        variable: name,
+                        expected: "true or false",
+                        text,
+                    })
+                }
+            },
+            Value::Number(_) => match text.parse::<u64>() {
+                Ok(number) => Value::Number(number.into()),
+                Err(_) => {
+                    return Err(ConfigError::VariableKind {
+                        variable: name,
+                        expected: "a non-negative integer",
+                        text,
+                    })
+                }
+            },
             _ if text.is_empty() => Value::Null,
             _ => Value::String(text),
         };
         settings.insert(key, value);
         // Checked one at a time, so that the error names the variable.
-        serde_json::from_value::<T>(Value::Object(settings.clone()))
-            .map_err(|error| anyhow::anyhow!("{name}: {error}"))?;
+        if let Err(error) = serde_json::from_value::<T>(Value::Object(settings.clone())) {
+            return Err(ConfigError::VariableValue {
+                variable: name,
+                reason: error.to_string(),
+            });
+        }
     }
-    Ok(serde_json::from_value(Value::Object(settings))?)
+    serde_json::from_value(Value::Object(settings)).map_err(|error| not_settings(error.to_string()))
+}
+
+/// A yes-or-no variable's meaning: `1`, `true`, `yes`; `0`, `false`, `no` or empty; none
+/// for any other text.
+fn yes_or_no(text: &str) -> Option<bool> {
+    match text {
+        "1" | "true" | "yes" => Some(true),
+        "0" | "false" | "no" | "" => Some(false),
+        _ => None,
+    }
 }

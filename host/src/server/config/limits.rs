@@ -6,7 +6,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::environment::{with_environment, Section};
+use super::environment::{with_environment, Section, Variables};
+use super::error::{at_least, ConfigError};
 
 /// Per-installation and per-organization limits; each has a default and an environment
 /// variable (`WASMHOOK_<NAME>` in capitals).
@@ -70,25 +71,35 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// Overrides from `WASMHOOK_*` environment variables.
-    pub(super) fn with_environment(self) -> anyhow::Result<Self> {
-        let limits: Self = with_environment(self, Section::Limits)?;
+    /// Overrides from `WASMHOOK_*` variables, then the checks.
+    pub(super) fn with_environment(self, variables: Variables<'_>) -> Result<Self, ConfigError> {
+        let limits: Self = with_environment(self, Section::Limits, variables)?;
         limits.checked()
     }
 
-    fn checked(self) -> anyhow::Result<Self> {
-        if self.max_timeout_s == 0 || self.max_memory_mb < 16 {
-            anyhow::bail!("max_timeout_s must be at least 1 and max_memory_mb at least 16");
-        }
-        if self.concurrent_compiles == 0
-            || self.compile_seconds_per_organization == 0
-            || self.refused_uploads_per_organization == 0
-        {
-            anyhow::bail!(
-                "concurrent_compiles, compile_seconds_per_organization and \
-                 refused_uploads_per_organization must be at least 1 (0 would refuse every upload)"
-            );
-        }
+    fn checked(self) -> Result<Self, ConfigError> {
+        // What 0 would do to the compile limits.
+        const EVERY_UPLOAD: &str = " (0 would refuse every upload)";
+        at_least("max_timeout_s", self.max_timeout_s, 1, "")?;
+        at_least("max_memory_mb", self.max_memory_mb, 16, "")?;
+        at_least(
+            "concurrent_compiles",
+            self.concurrent_compiles,
+            1,
+            EVERY_UPLOAD,
+        )?;
+        at_least(
+            "compile_seconds_per_organization",
+            self.compile_seconds_per_organization,
+            1,
+            EVERY_UPLOAD,
+        )?;
+        at_least(
+            "refused_uploads_per_organization",
+            self.refused_uploads_per_organization,
+            1,
+            EVERY_UPLOAD,
+        )?;
         Ok(self)
     }
 

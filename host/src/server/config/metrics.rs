@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::environment::{with_environment, Section};
+use super::environment::{with_environment, Section, Variables};
+use super::error::ConfigError;
 
 /// `GET /metrics`: where it is served and how its series are labelled; each has a default
 /// and an environment variable (`WASMHOOK_METRICS_<NAME>` in capitals).
@@ -36,7 +37,8 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub(super) fn with_environment(self) -> anyhow::Result<Self> {
-        with_environment(self, Section::Metrics)
+    /// Overrides from `WASMHOOK_METRICS_*` variables.
+    pub(super) fn with_environment(self, variables: Variables<'_>) -> Result<Self, ConfigError> {
+        with_environment(self, Section::Metrics, variables)
     }
 }

@@ -5,28 +5,34 @@
 //! [`ServerConfig`], with the secrets that are read from the environment only. Each
 //! section of the file is a file of its own (`limits.rs`, `network.rs`, `connections.rs`,
 //! `metrics.rs`: its settings, their defaults and their checks); `environment.rs` holds the
-//! one rule by which every setting of a section is read from its variable, and
-//! `schema.rs` lists a section's settings for the reference (`cli/reference.rs`). All of
-//! them are re-exported here: `config::Limits`, `config::Section`, and so on.
+//! one rule by which every setting of a section is read from its variable, `error.rs` the
+//! typed [`ConfigError`] of a refusal, and `schema.rs` lists a section's settings for the
+//! reference (`cli/reference.rs`). All of them are re-exported here: `config::Limits`,
+//! `config::Section`, and so on. `tests.rs` resolves whole configurations.
 
 mod connections;
 mod environment;
+mod error;
 mod limits;
 mod metrics;
 mod network;
 mod schema;
+#[cfg(test)]
+mod tests;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use serde::Deserialize;
+
+use self::environment::{process_variable, Variables};
 
 pub use self::connections::{
     Connections, DEFAULT_BODY_READ_TIMEOUT_MS, DEFAULT_HEADER_READ_TIMEOUT_MS,
     DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_PEER,
 };
 pub use self::environment::Section;
+pub use self::error::ConfigError;
 pub use self::limits::Limits;
 pub use self::metrics::Metrics;
 pub use self::network::Network;
@@ -34,6 +40,9 @@ pub use self::schema::{section_settings, SectionSetting};
 
 /// Where the server listens unless told.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// [`DEFAULT_LISTEN`] as an address, so that resolving cannot fail on it (a unit test
+/// checks that the two agree).
+const DEFAULT_LISTEN_ADDRESS: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
 /// Where it keeps its database and modules unless told.
 pub const DEFAULT_DATA_DIR: &str = "data";
 
@@ -130,25 +139,27 @@ pub struct ServerConfig {
 
 impl ServerConfig {
     /// Resolves flags, environment, file and defaults.
-    pub fn resolve(args: &ServeArgs) -> anyhow::Result<Self> {
+    pub fn resolve(args: &ServeArgs) -> Result<Self, ConfigError> {
+        Self::resolve_from(args, &process_variable)
+    }
+
+    /// [`ServerConfig::resolve`] with its variables read from `variables`: the process's
+    /// environment when serving, a table of their own in the tests.
+    fn resolve_from(args: &ServeArgs, variables: Variables<'_>) -> Result<Self, ConfigError> {
         let file = match &args.config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
-        let listen = match args.listen.or(file.listen) {
-            Some(listen) => listen,
-            None => DEFAULT_LISTEN
-                .parse()
-                .context("the default listen address")?,
-        };
-        let operator_token = std::env::var(OPERATOR_TOKEN_VARIABLE)
-            .ok()
-            .filter(|t| !t.is_empty());
+        let listen = args
+            .listen
+            .or(file.listen)
+            .unwrap_or(DEFAULT_LISTEN_ADDRESS);
+        let operator_token = variables(OPERATOR_TOKEN_VARIABLE).filter(|t| !t.is_empty());
         if operator_token
             .as_ref()
             .is_some_and(|token| token.len() < 16)
         {
-            anyhow::bail!("WASMHOOK_OPERATOR_TOKEN must be at least 16 characters");
+            return Err(ConfigError::ShortOperatorToken);
         }
         Ok(ServerConfig {
             listen,
@@ -159,13 +170,11 @@ impl ServerConfig {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             base_url: args.base_url.clone().or(file.base_url),
             operator_token,
-            secrets_key: std::env::var(SECRETS_KEY_VARIABLE)
-                .ok()
-                .filter(|key| !key.is_empty()),
-            limits: file.limits.with_environment()?,
-            network: file.network.with_environment()?,
-            connections: file.connections.with_environment()?,
-            metrics: file.metrics.with_environment()?,
+            secrets_key: variables(SECRETS_KEY_VARIABLE).filter(|key| !key.is_empty()),
+            limits: file.limits.with_environment(variables)?,
+            network: file.network.with_environment(variables)?,
+            connections: file.connections.with_environment(variables)?,
+            metrics: file.metrics.with_environment(variables)?,
             demo: args.demo.then(|| {
                 args.demo_module
                     .clone()
@@ -175,8 +184,14 @@ impl ServerConfig {
     }
 }
 
-fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("invalid configuration file {}", path.display()))
+/// The file at `path`, read and parsed whole: any unknown section or key is refused.
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::File {
+        path: path.to_path_buf(),
+        source,
+    })
 }

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::environment::{with_environment, Section};
+use super::environment::{with_environment, Section, Variables};
+use super::error::{at_least, ConfigError};
 
 /// Outgoing requests (guests' `wasi:http`, webhooks), retries and schedules; each has a
 /// default and an environment variable (`WASMHOOK_<NAME>` in capitals).
@@ -60,13 +61,21 @@ fn millis(duration: std::time::Duration) -> u64 {
 }
 
 impl Network {
-    pub(super) fn with_environment(self) -> anyhow::Result<Self> {
-        let network: Self = with_environment(self, Section::Network)?;
-        if network.requests_per_organization == 0 || network.webhook_poll_interval_ms == 0 {
-            anyhow::bail!(
-                "requests_per_organization and webhook_poll_interval_ms must be at least 1"
-            );
-        }
+    /// Overrides from `WASMHOOK_*` variables, then the checks.
+    pub(super) fn with_environment(self, variables: Variables<'_>) -> Result<Self, ConfigError> {
+        let network: Self = with_environment(self, Section::Network, variables)?;
+        at_least(
+            "requests_per_organization",
+            network.requests_per_organization,
+            1,
+            "",
+        )?;
+        at_least(
+            "webhook_poll_interval_ms",
+            network.webhook_poll_interval_ms,
+            1,
+            "",
+        )?;
         Ok(network)
     }
 
