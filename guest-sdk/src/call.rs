@@ -180,7 +180,7 @@ impl Call {
         &self.settings
     }
 
-    /// One setting by name.
+    /// One setting by name; none when the hook's settings do not have it.
     pub fn setting(&self, name: &str) -> Option<&Value> {
         self.settings.get(name)
     }

@@ -28,7 +28,7 @@ impl Error {
         Error::new(format!("the payload has no `{key}`"))
     }
 
-    /// The message.
+    /// The message, as the run log will show it.
     pub fn message(&self) -> &str {
         &self.message
     }

@@ -51,9 +51,10 @@ impl std::error::Error for HttpError {}
 /// A response, read whole.
 #[derive(Debug, Clone)]
 pub struct HttpResponse {
-    /// The status code.
+    /// The status code; any status is a response, not an [`HttpError`] (see
+    /// [`HttpResponse::is_success`]).
     pub status: u16,
-    /// The body.
+    /// The whole body, as bytes (see [`HttpResponse::text`] and [`HttpResponse::json`]).
     pub body: Vec<u8>,
 }
 
@@ -68,7 +69,7 @@ impl HttpResponse {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    /// The body as JSON.
+    /// The body parsed as JSON; the error names the status when it is not JSON.
     pub fn json(&self) -> Result<Value, HttpError> {
         serde_json::from_slice(&self.body).map_err(|error| {
             HttpError::new(format!(
@@ -99,17 +100,17 @@ impl Request {
         }
     }
 
-    /// A GET.
+    /// A GET of an absolute URL, without headers or body until they are added.
     pub fn get(url: impl Into<String>) -> Self {
         Request::new("GET", url)
     }
 
-    /// A POST.
+    /// A POST to an absolute URL, without headers or body until they are added.
     pub fn post(url: impl Into<String>) -> Self {
         Request::new("POST", url)
     }
 
-    /// Adds a header.
+    /// Adds a header, its name lower-cased; a name added twice is sent twice.
     pub fn header(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
         self.headers
             .push((name.to_ascii_lowercase(), value.as_ref().to_vec()));

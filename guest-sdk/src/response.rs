@@ -46,14 +46,14 @@ pub enum MessageType {
     Error,
     /// Shown, does not block.
     Warning,
-    /// Informational.
+    /// Shown as information only.
     Info,
 }
 
 /// A message on the document or on one datapoint.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Message {
-    /// Severity.
+    /// Whether it blocks confirmation, warns or informs (`type` in the JSON).
     #[serde(rename = "type")]
     pub kind: MessageType,
     /// The text shown.
@@ -69,21 +69,21 @@ pub struct Message {
 pub enum Operation {
     /// Replace a datapoint's attributes (`{"content": {"value": ...}}`, `hidden`, ...).
     Replace {
-        /// The datapoint.
+        /// The id of the datapoint to change.
         id: u64,
         /// The new attributes.
         value: Value,
     },
     /// Append rows (or one value) to a multivalue.
     Add {
-        /// The multivalue.
+        /// The id of the multivalue to append to.
         id: u64,
-        /// The rows.
+        /// The rows to append (an array), or the one value.
         value: Value,
     },
     /// Remove a child of a multivalue.
     Remove {
-        /// The datapoint.
+        /// The id of the child datapoint to remove.
         id: u64,
     },
 }
@@ -91,7 +91,7 @@ pub enum Operation {
 /// A reason to stop automation, on the document or on one datapoint (initialize only).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AutomationBlocker {
-    /// Why.
+    /// Why automation stops, shown to the user.
     pub content: String,
     /// The datapoint; none for the whole annotation.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -104,7 +104,7 @@ impl Response {
         Response::default()
     }
 
-    /// Adds a message.
+    /// Adds a message, for code that builds a response in one expression.
     pub fn message(mut self, message: Message) -> Self {
         self.push_message(message);
         self

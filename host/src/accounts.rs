@@ -14,10 +14,11 @@ pub enum AccountError {
     /// The username breaks the rules.
     #[error("username: 1 to {MAX_USERNAME_CHARS} letters, digits and @.+-_")]
     BadUsername,
-    /// The password is too short.
+    /// The password has fewer than [`MIN_PASSWORD_CHARS`] characters.
     #[error("password: at least {MIN_PASSWORD_CHARS} characters")]
     ShortPassword,
-    /// Hashing failed.
+    /// argon2 failed (its error as text): the host's fault, not the user's, so the API
+    /// answers 500.
     #[error("could not hash the password: {0}")]
     Hash(String),
 }

@@ -66,7 +66,7 @@ fn compile_time() -> Histogram {
     Histogram::new(exponential_buckets(0.01, 2.0, 16))
 }
 
-/// A run's labels.
+/// The labels of `runs_total`: whose run it was, of which kind, and how it ended.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RunLabels {
     /// The organization (empty when organization labels are off).
@@ -97,42 +97,43 @@ pub enum Phase {
     log_write,
 }
 
-/// A run phase's labels.
+/// The label of `run_phase_seconds`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PhaseLabels {
-    /// The phase.
+    /// Which part of the run the time was spent in.
     pub phase: Phase,
 }
 
-/// An organization's label.
+/// The one label of the series counted per organization (`runs_in_flight`,
+/// `throttled_requests_total`).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OrganizationLabels {
     /// The organization (empty when organization labels are off).
     pub organization: Option<u64>,
 }
 
-/// A refusal's labels.
+/// The label of `outbound_refusals_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     /// Why, as a fixed word of the code.
     pub reason: &'static str,
 }
 
-/// An outbound request's labels.
+/// The label of `outbound_requests_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutboundLabels {
     /// `ok`, or why it got no answer.
     pub result: &'static str,
 }
 
-/// A status label.
+/// The label of `webhook_deliveries_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabels {
-    /// The status.
+    /// How the delivery ended: `completed`, `failed` or `timeout`.
     pub status: &'static str,
 }
 
-/// A compile's labels.
+/// The label of `module_compile_seconds`, so that failed compiles are told from good ones.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CompileLabels {
     /// `ok` or `failed`.
@@ -164,7 +165,7 @@ pub struct BuildLabels {
     pub version: &'static str,
     /// The git commit it was built from.
     pub commit: &'static str,
-    /// The wasmtime it embeds.
+    /// The version of the wasmtime crate it embeds, as `Cargo.lock` pins it.
     pub wasmtime: &'static str,
 }
 
@@ -177,22 +178,24 @@ pub struct Metrics {
     pub runs: Family<RunLabels, Counter>,
     /// Run durations, end to end (the run log's duration), by hook kind.
     pub run_seconds: Histograms<RunKindLabels>,
-    /// The parts of runs.
+    /// Time in each part of a run ([`Phase`]), to tell a slow guest from a slow load,
+    /// instantiation, webhook or log write.
     pub run_phase_seconds: Histograms<PhaseLabels>,
     /// Attempts after a failed one (function and webhook retries of non-interactive events).
     pub run_retries: Counter,
-    /// Runs in flight, by organization.
+    /// Attempts under way now, by organization, each until its run log is committed (a
+    /// run waiting to retry is in `deliveries_pending` instead).
     pub runs_in_flight: Family<OrganizationLabels, Gauge>,
     /// Answers 429 (too many runs, memory share, compile budget, login throttle), by
     /// organization (empty when the caller had none).
     pub throttled: Family<OrganizationLabels, Counter>,
     /// Time a guest waited for a CPU slot of the fair scheduler.
     pub scheduler_wait_seconds: Histogram,
-    /// Run logs committed.
+    /// Run logs the batching writer has committed to the database, one a run.
     pub run_logs_written: Counter,
     /// Commit latency of one batch of run logs.
     pub run_log_batch_seconds: Histogram,
-    /// Modules compiling now.
+    /// Compiles under way now, those an upload waits for and those in the background.
     pub modules_compiling: Gauge,
     /// Compile times, by result.
     pub compile_seconds: Histograms<CompileLabels>,
@@ -202,7 +205,7 @@ pub struct Metrics {
     pub outbound_refusals: Family<ReasonLabels, Counter>,
     /// Webhook deliveries (one per attempt), by how they ended.
     pub webhook_deliveries: Family<StatusLabels, Counter>,
-    /// Polls of asynchronous webhooks.
+    /// Polls of asynchronous webhooks: one a request to the `Location` that a 202 named.
     pub webhook_polls: Counter,
     /// Deliveries waiting in this process for a retry or a poll.
     pub deliveries_pending: Gauge,
@@ -212,7 +215,7 @@ pub struct Metrics {
     pub http_request_seconds: Histograms<RouteLabels>,
     /// The database connections (SQLite: one) and those in use.
     pub db_connections: Gauge,
-    /// Database connections in use.
+    /// 1 while a query holds the one SQLite connection, 0 between queries.
     pub db_connections_in_use: Gauge,
     /// Time waited for a database connection.
     pub db_wait_seconds: Histogram,
@@ -220,7 +223,8 @@ pub struct Metrics {
     pub build_info: Family<BuildLabels, Gauge>,
 }
 
-/// A run kind's label.
+/// The label of `run_seconds`: a function's time and a webhook's are told apart, for they
+/// are slow for different reasons.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RunKindLabels {
     /// `function` or `webhook`.

@@ -30,9 +30,9 @@ pub enum SealingError {
     /// The key file could not be read or written.
     #[error("cannot use the secrets key file {path}: {source}")]
     KeyFile {
-        /// The file.
+        /// The key file, or the directory made to hold it, as displayed.
         path: String,
-        /// Why.
+        /// The I/O error that stopped the read, the write or the `mkdir`.
         source: std::io::Error,
     },
     /// No randomness for a key or a nonce.

@@ -20,7 +20,7 @@ pub enum Grant {
     /// A person's session (a login, the demo): the user's own rights, for `lifetime_s`
     /// seconds.
     User {
-        /// The user.
+        /// The user the session is for: the token carries that user's role and organization.
         user_id: u64,
         /// Seconds it works from now.
         lifetime_s: i64,
@@ -31,7 +31,8 @@ pub enum Grant {
     Run {
         /// The user the hook runs as (its `token_owner`).
         owner: u64,
-        /// The hook.
+        /// The hook being run, stored with the token: it makes the token an extension's
+        /// (`Caller::Extension`), which may write this hook's settings and no other hook.
         hook_id: u64,
         /// The longest the run can take, every attempt and wait included.
         run_time: Duration,

@@ -22,7 +22,8 @@ use tracing::Instrument;
 use crate::metrics::{metrics, HttpLabels, RouteLabels};
 use crate::trace_context::TRACE;
 
-/// The request id header.
+/// Where a client may send its own request id, and where every answer carries the id back:
+/// the same id is in the request's log lines and in the run logs of the runs it started.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// The longest client-sent request id kept; a longer one is replaced.

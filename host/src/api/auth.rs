@@ -35,7 +35,7 @@ pub enum Caller {
     Operator,
     /// A user of one organization.
     User {
-        /// The user.
+        /// The user's id: handlers record it as the author of what the user saves.
         id: u64,
         /// Its organization: everything the caller sees is scoped to it.
         organization_id: u64,
@@ -49,7 +49,7 @@ pub enum Caller {
     /// lifetime, config or secrets, or run hooks (which would mint it a fresh token), so a
     /// token that leaks out of a run is worth no more than the run itself.
     Extension {
-        /// The token's owner.
+        /// The token's owner (the hook's `token_owner`), whose role bounds the extension's.
         user: u64,
         /// The owner's organization.
         organization_id: u64,

@@ -184,5 +184,6 @@ impl From<crate::modules::gate::CompileRefused> for ApiError {
     }
 }
 
-/// Result of a handler.
+/// What a handler returns: its error is answered in Rossum's shape (`{"detail": ...}` with
+/// its status).
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -72,7 +72,7 @@ pub fn parse_id(name: &str, text: &str) -> Result<u64, ApiError> {
 
 /// An object that belongs to one organization: only its users (and the operator) see it.
 pub trait Owned {
-    /// The organization it belongs to.
+    /// The organization it belongs to: the caller's must match ([`visible`]).
     fn organization_id(&self) -> u64;
 }
 

@@ -39,7 +39,7 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 /// What every handler can reach.
 #[derive(Debug)]
 pub struct App {
-    /// The database.
+    /// The store: handlers read and write only through its facades, never with SQL.
     pub store: Store,
     /// The public base URL of this installation (no trailing slash), for object URLs.
     pub base_url: String,
@@ -62,7 +62,8 @@ pub struct App {
 /// What one organization may hold.
 #[derive(Debug, Clone, Copy)]
 pub struct Quotas {
-    /// Modules.
+    /// How many modules it may hold (`modules_per_organization`); an upload beyond gets
+    /// 409.
     pub modules: u64,
     /// Module bytes, all together.
     pub module_bytes: u64,
@@ -86,7 +87,8 @@ impl App {
         crate::model::object_url(&self.base_url, collection, id)
     }
 
-    /// The URL of a collection.
+    /// The URL of a collection, `{base}/api/v1/{collection}`: what pagination links and
+    /// filtered lists are built on.
     pub fn list_url(&self, collection: &str) -> String {
         crate::model::collection_url(&self.base_url, collection)
     }

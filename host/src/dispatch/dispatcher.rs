@@ -108,7 +108,8 @@ impl DispatchSettings {
 /// for [`Dispatcher::new`] rather than eight arguments.
 #[derive(Debug)]
 pub struct DispatcherParts {
-    /// The database.
+    /// The store: a run reads its module's row and its `queues` sideload there, and mints
+    /// and expires its token.
     pub store: Store,
     /// Modules, loaded.
     pub library: Arc<ModuleLibrary>,

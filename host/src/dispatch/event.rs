@@ -18,7 +18,7 @@ use crate::trace_context::TRACE;
 /// hooks after it are decided by.
 #[derive(Debug, Clone)]
 pub struct EventRun {
-    /// The hook.
+    /// The hook, by which those that run after it find how it ended.
     pub hook_id: u64,
     /// How its run ended.
     pub status: RunStatus,

@@ -40,19 +40,22 @@ use crate::runtime::{Invocation, Outcome, Redactor, RunReport};
 /// What one call of one hook is made of, before its payload is assembled.
 #[derive(Debug, Clone)]
 pub struct HookCall<'a> {
-    /// What happened.
+    /// The event and action the hook runs for: the payload's, the guest's request's and
+    /// the run log's `event` and `action`.
     pub event: &'a EventAction,
-    /// The hook to run.
+    /// The hook to run: its URL is the payload's `hook`, its id the run log's `hook_id`.
     pub hook_id: u64,
     /// Its type, which its run log records.
     pub hook_type: HookType,
-    /// Its organization.
+    /// The organization that owns the hook, handed to the guest in its request and kept
+    /// in the run log.
     pub organization_id: u64,
     /// Base URL of the API (the hook's URL is derived from it).
     pub base_url: &'a str,
-    /// The hook's settings.
+    /// The hook's settings as saved: the payload's `settings`.
     pub settings: &'a Map<String, Value>,
-    /// The hook's secrets.
+    /// The hook's secrets, opened: the payload's `secrets` in clear, which every run log
+    /// redacts.
     pub secrets: &'a [(String, String)],
     /// Token minted for the hook's owner.
     pub token: Option<&'a str>,
@@ -71,7 +74,8 @@ pub struct HookCall<'a> {
 pub struct PreparedCall {
     /// What the runtime delivers to the guest.
     pub invocation: Invocation,
-    /// The payload as sent.
+    /// The payload as sent, secrets and token in clear: a webhook's body. Its run log keeps
+    /// it redacted.
     pub payload: Map<String, Value>,
     event: EventAction,
     hook_type: HookType,

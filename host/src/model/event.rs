@@ -47,7 +47,7 @@ pub enum EventError {
     /// The event exists but has no such action.
     #[error("unknown action `{action}` for event `{event}`; its actions: {known}")]
     UnknownAction {
-        /// The event.
+        /// The event, which is known: only its action is wrong.
         event: String,
         /// What was given.
         action: String,

@@ -38,17 +38,20 @@ pub struct PayloadParts<'a> {
     pub request_id: &'a str,
     /// When the event happened (RFC 3339, UTC).
     pub timestamp: &'a str,
-    /// URL of the hook.
+    /// The hook's API URL, the payload's `hook`, which the extension may read (or PATCH
+    /// its settings at) with its token.
     pub hook_url: &'a str,
-    /// What happened.
+    /// The event and action the hook is called for: the payload's `event` and `action`.
     pub event: &'a EventAction,
     /// Token minted for the hook's owner.
     pub token: Option<&'a str>,
-    /// Base URL of the API.
+    /// The installation's public base URL (no `/api/v1`), the payload's `base_url`: where
+    /// the extension calls the API back with its token.
     pub base_url: &'a str,
-    /// The hook's settings.
+    /// The hook's settings as saved: the payload's `settings`.
     pub settings: &'a Map<String, Value>,
-    /// The hook's secrets.
+    /// The hook's secrets, opened: the payload's `secrets` in clear, which every run log
+    /// redacts.
     pub secrets: &'a [(String, String)],
     /// The event's own keys.
     pub body: &'a Map<String, Value>,

@@ -70,21 +70,23 @@ pub struct RunLog {
     pub request_id: String,
     /// When the event happened.
     pub timestamp: String,
-    /// The event.
+    /// The event's name, e.g. `annotation_content`.
     pub event: String,
-    /// The action.
+    /// The event's action, e.g. `initialize`.
     pub action: String,
     /// The organization that owns the hook.
     pub organization_id: u64,
-    /// The hook.
+    /// The hook that ran (or was cancelled); kept after the hook is deleted.
     pub hook_id: u64,
     /// The hook's type: `function`, `webhook` or `job`.
     pub hook_type: String,
     /// The queue of the document, when there is one.
     pub queue_id: Option<u64>,
-    /// The annotation, for annotation events.
+    /// The id of the payload's `annotation`, when it has one, for the logs to be found by
+    /// annotation.
     pub annotation_id: Option<u64>,
-    /// The email, for email events.
+    /// The id the payload's `email` reference names, when it has one, for the logs to be
+    /// found by email.
     pub email_id: Option<u64>,
     /// How the run ended.
     pub status: RunStatus,

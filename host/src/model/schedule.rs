@@ -49,7 +49,8 @@ pub enum ScheduleError {
     },
 }
 
-/// A parsed schedule.
+/// A job's `config.schedule.cron`, parsed: when it runs. Two schedules are equal when
+/// their expressions are.
 #[derive(Debug, Clone)]
 pub struct Schedule {
     cron: Cron,
@@ -90,7 +91,7 @@ impl Schedule {
         })
     }
 
-    /// The expression as written.
+    /// The expression as written, trimmed.
     pub fn expression(&self) -> &str {
         &self.expression
     }

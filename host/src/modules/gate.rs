@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// The budget's settings.
+/// What compiling may cost: places at once in the installation, and for each
+/// organization its modules waiting, its compile time and its refused uploads per window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CompileBudget {
     /// Compiles at once in the whole installation. At most one of them is a background
@@ -29,7 +30,8 @@ pub struct CompileBudget {
     /// failing to compile) before further uploads get 429: refusing costs little, but a
     /// loop of them should not cost anything at all.
     pub refusals_per_window: u64,
-    /// The window.
+    /// How long an organization's spending counts: both budgets start again from zero
+    /// once this much time has passed since its window began.
     pub window: Duration,
 }
 
@@ -59,9 +61,9 @@ pub enum CompileRefused {
     /// It spent its compile time for now.
     #[error("this organization spent its compile time ({seconds} s per {window_s} s); retry in {retry_after_s} s")]
     TimeSpent {
-        /// The budget.
+        /// Compile seconds the organization may spend per window.
         seconds: u64,
-        /// The window.
+        /// The window's length in seconds.
         window_s: u64,
         /// Until the window turns.
         retry_after_s: u64,
@@ -71,7 +73,7 @@ pub enum CompileRefused {
     TooManyRefused {
         /// Refusals in the window.
         count: u64,
-        /// The window.
+        /// The window's length in seconds.
         window_s: u64,
         /// Until the window turns.
         retry_after_s: u64,

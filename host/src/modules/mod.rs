@@ -58,7 +58,8 @@ pub enum ModuleError {
     Refused(#[from] CompileRefused),
 }
 
-/// The module library.
+/// The installation's uploaded modules: their files, their rows and their compiles (through
+/// the gate). The one way to a module the dispatcher can call ([`ModuleLibrary::loaded`]).
 #[derive(Debug)]
 pub struct ModuleLibrary {
     dir: PathBuf,

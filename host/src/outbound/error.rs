@@ -84,7 +84,8 @@ impl OutboundError {
         }
     }
 
-    /// Counts it as a refusal, by reason.
+    /// Adds one to `outbound_refusals_total` under its reason, for a request refused before
+    /// it reached its host (by its route, or by the resolver).
     pub(super) fn count_refusal(&self) {
         if let Some(metrics) = crate::metrics::metrics() {
             metrics

@@ -92,13 +92,14 @@ impl Default for OutboundConfig {
 /// are sent the same way.
 #[derive(Debug)]
 pub struct OutboundRequest {
-    /// The method.
+    /// Sent as is (no redirect is followed).
     pub method: http::Method,
-    /// The absolute URL.
+    /// Absolute, http or https: the rules it is sent under (its [`Route`]) are decided from
+    /// it before anything is sent.
     pub url: reqwest::Url,
-    /// Headers to send.
+    /// Sent as given, beside those the client adds (a `traceparent` among them).
     pub headers: http::HeaderMap,
-    /// The body.
+    /// Sent whole (a webhook's signed payload, a guest's body).
     pub body: Bytes,
     /// How long the first byte of the answer may take; the configured default if none.
     pub first_byte_timeout: Option<Duration>,
@@ -110,9 +111,10 @@ pub struct OutboundRequest {
 /// dropped: the cap on requests in flight counts a request until its body is read.
 #[derive(Debug)]
 pub struct OutboundResponse {
-    /// The answer.
+    /// The answer, its status and headers in; its body is still to be read, through
+    /// [`OutboundResponse::bytes`] so that the cap holds.
     pub response: reqwest::Response,
-    /// The cap on its body.
+    /// The most bytes of body read before the answer is refused as too large.
     pub max_body_bytes: u64,
     permit: OwnedSemaphorePermit,
 }

@@ -72,7 +72,8 @@ impl Default for RuntimeConfig {
     }
 }
 
-/// The limits of one call.
+/// The limits of one call, chosen per call by its caller (the dispatcher from the hook's
+/// config, `wasmhook run` from its flags); the runtime only enforces them.
 #[derive(Clone, Debug)]
 pub struct CallLimits {
     /// Wall time from the start of instantiation to the response.

@@ -64,9 +64,9 @@ pub enum RuntimeError {
     /// The artifact directory could not be created.
     #[error("could not open the compiled-code cache at {path}: {source}")]
     CacheDir {
-        /// The directory.
+        /// [`RuntimeConfig::cache_dir`], as displayed.
         path: String,
-        /// Why.
+        /// The I/O error that stopped it.
         source: std::io::Error,
     },
 }

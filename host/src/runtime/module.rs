@@ -100,7 +100,7 @@ pub struct ModuleInfo {
     pub encoding: Encoding,
     /// Names of its imports (interfaces for a component, `module::name` for a core module).
     pub imports: Vec<String>,
-    /// Names of its exports.
+    /// Names of its exports, by which its [`ModuleKind`] was told (`handle`, `_start`, ...).
     pub exports: Vec<String>,
 }
 
@@ -113,9 +113,9 @@ pub enum LoadError {
     /// Larger than the installation accepts.
     #[error("the module is {size} bytes, over the limit of {limit} bytes")]
     TooLarge {
-        /// Its size.
+        /// Its size in bytes.
         size: usize,
-        /// The bound.
+        /// The largest accepted, in bytes (64 MiB).
         limit: usize,
     },
     /// WebAssembly, but malformed or using features the host does not enable.
@@ -151,7 +151,7 @@ pub enum LoadError {
         what: &'static str,
         /// How many it has (counting stops at the first over the limit).
         count: u64,
-        /// The bound.
+        /// The most of them [`ModuleBounds`](super::precheck::ModuleBounds) allows.
         limit: u64,
     },
     /// Its imports or exports have the right names but the wrong types.

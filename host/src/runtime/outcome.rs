@@ -25,7 +25,7 @@ pub struct RunReport {
 pub enum Outcome {
     /// The guest answered with a JSON object.
     Completed {
-        /// The response object.
+        /// The response, parsed; within [`CallLimits::response_bytes`](super::CallLimits).
         response: Map<String, Value>,
     },
     /// The guest failed; the reason says how.
@@ -37,7 +37,7 @@ pub enum Outcome {
     },
     /// The guest asked for more memory than its limit.
     MemoryLimitExceeded {
-        /// The limit.
+        /// The limit it met, in bytes ([`CallLimits::memory_bytes`](super::CallLimits)).
         limit_bytes: u64,
         /// What the guest or the trap said when it happened.
         detail: String,
@@ -94,7 +94,7 @@ pub enum Failure {
     /// The guest trapped (a panic, an unreachable, a stack overflow...).
     #[error("{0}")]
     Trap(TrapReport),
-    /// The response was not JSON.
+    /// The response does not parse as JSON (serde's reason).
     #[error("the response is not valid JSON: {0}")]
     ResponseNotJson(String),
     /// The response was JSON but not an object.
@@ -105,21 +105,21 @@ pub enum Failure {
     ResponseTooLarge {
         /// Its size (at least).
         size: u64,
-        /// The bound.
+        /// The largest accepted, in bytes ([`CallLimits::response_bytes`](super::CallLimits)).
         limit: usize,
     },
     /// A command exited with a non-zero code.
     #[error("the command exited with code {code}{}", tail_suffix(.stderr_tail))]
     Exit {
-        /// The exit code.
+        /// What the command passed to `exit`.
         code: i32,
-        /// The end of its stderr.
+        /// The last lines of its stderr, where a command says why it failed.
         stderr_tail: String,
     },
     /// The instruction budget ran out.
     #[error("the extension used up its instruction budget of {budget} units")]
     FuelExhausted {
-        /// The budget.
+        /// The budget it was given, in fuel units ([`CallLimits::fuel`](super::CallLimits)).
         budget: u64,
     },
     /// The host could not run the call (e.g. the instance pool is exhausted).

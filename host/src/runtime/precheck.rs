@@ -49,7 +49,8 @@ pub struct ModuleShape {
     pub functions: u64,
     /// Bytes of function bodies.
     pub code_bytes: u64,
-    /// Bytes of the largest function body.
+    /// Bytes of the largest function body: one huge function compiles slowly however few
+    /// others there are, so it has a bound of its own.
     pub largest_function_bytes: u64,
     /// Core modules and components inside (0 for a core module).
     pub nested: u64,

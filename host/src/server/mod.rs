@@ -32,7 +32,8 @@ pub use config::ServerConfig;
 pub const DATABASE_FILE: &str = "wasmhook.db";
 /// Uploaded modules, one file per sha256.
 pub const MODULES_DIR: &str = "modules";
-/// Compiled artifacts.
+/// Compiled code, one file per module digest and engine fingerprint, mapped at load so that
+/// a restart compiles nothing; a missing or corrupt file is compiled again.
 pub const ARTIFACTS_DIR: &str = "artifacts";
 /// Held locked by a serving process, so that a second server, or `wasmhook operator
 /// rotate-token`, cannot work on the same data directory behind its back.

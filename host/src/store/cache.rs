@@ -27,13 +27,16 @@ use rusqlite::hooks::Action;
 /// A group of tables whose rows make up one kind of cached value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Domain {
-    /// `tokens`.
+    /// `tokens`: a token deleted or cut short makes the cached sessions stale (a new one
+    /// does not: see the module's notes).
     Tokens,
-    /// `users`.
+    /// `users`: a session carries its user's role and state, so a user's change makes the
+    /// cached sessions stale too.
     Users,
     /// `hooks` and the tables of their relations.
     Hooks,
-    /// `modules`.
+    /// `modules`: a module's row changes when its compile ends (`pending` to `ready` or
+    /// `failed`).
     Modules,
 }
 

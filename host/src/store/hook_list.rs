@@ -40,9 +40,9 @@ pub enum HookOrder {
     /// By id, the default.
     #[default]
     Id,
-    /// By name.
+    /// `ordering=name` (or `-name`, descending).
     Name,
-    /// By `type`.
+    /// `ordering=type` (or `-type`, descending).
     Type,
     /// Inactive first.
     Active,

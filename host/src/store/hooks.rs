@@ -92,7 +92,8 @@ pub struct SaveContext {
     pub secrets_keys: Vec<String>,
     /// The user saving it (none for the operator).
     pub author: Option<u64>,
-    /// Now.
+    /// The time of the save (RFC 3339): the hook's `modified_at`, and its `created_at`
+    /// when the save creates it.
     pub now: String,
 }
 
@@ -157,7 +158,6 @@ pub(super) fn with_relations(connection: &Connection, mut hook: Hook) -> rusqlit
     Ok(hook)
 }
 
-/// One hook.
 pub(super) fn get(connection: &Connection, id: u64) -> Result<Option<Hook>, StoreError> {
     let hook = connection
         .query_row(
@@ -193,7 +193,8 @@ pub(super) fn all(
 /// One active hook's schedule, as the scheduler reads it every second.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScheduleRow {
-    /// The hook.
+    /// The hook to run at each tick: its ticks are claimed by this id
+    /// (`Schedules::claim`), so that each runs once.
     pub hook_id: u64,
     /// Its `config.schedule.cron`.
     pub expression: String,

@@ -53,7 +53,8 @@ pub enum StoreError {
     Task(String),
 }
 
-/// The database.
+/// The database of one data directory: its one SQLite connection, the facades every
+/// caller goes through, and the read-through caches. Clones share all three.
 #[derive(Clone, Debug)]
 pub struct Store {
     connection: Arc<Mutex<Connection>>,
@@ -91,7 +92,7 @@ impl CachedReads {
 /// A page of a list: the rows and how many there are in all.
 #[derive(Debug, Clone)]
 pub struct Page<T> {
-    /// The rows of this page.
+    /// The rows of this page, in the window's order.
     pub rows: Vec<T>,
     /// Rows across all pages.
     pub total: u64,
@@ -105,7 +106,7 @@ pub struct Page<T> {
 pub struct Window<K> {
     /// Rows to skip.
     pub offset: u64,
-    /// Rows to return.
+    /// Rows to return at most: the page size.
     pub limit: u64,
     /// The key to order by, then by id.
     pub order_by: K,
@@ -180,7 +181,8 @@ impl Store {
         .await
     }
 
-    /// One hook.
+    /// One hook, from the cache unless a hook changed since it was read; none when there is
+    /// no such hook (an answer never cached, so a new hook is found at once).
     pub async fn hook(&self, id: u64) -> Result<Option<Arc<Hook>>, StoreError> {
         self.read_through(
             |reads| &reads.hooks,
@@ -210,7 +212,8 @@ impl Store {
         Ok(hooks.unwrap_or_default())
     }
 
-    /// One module.
+    /// One module, from the cache unless a module changed since it was read; none when there
+    /// is no such module (never cached).
     pub async fn module(&self, id: u64) -> Result<Option<Arc<Module>>, StoreError> {
         self.read_through(
             |reads| &reads.modules,

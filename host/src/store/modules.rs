@@ -27,7 +27,7 @@ pub enum ModuleOrder {
     /// By id, the default.
     #[default]
     Id,
-    /// By name.
+    /// `ordering=name` (or `-name`, descending).
     Name,
     /// By size in bytes.
     Size,
@@ -188,9 +188,9 @@ impl ModuleStatus {
 /// A module as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Module {
-    /// Its id.
+    /// Its id: what a hook's `config.module` URL names.
     pub id: u64,
-    /// Its organization.
+    /// The organization that uploaded it, whose quotas it counts against.
     pub organization_id: u64,
     /// A name for people (the uploaded file's name, or given).
     pub name: String,
@@ -221,9 +221,9 @@ pub struct Inspected {
     pub kind: String,
     /// `component` or `core`.
     pub encoding: String,
-    /// Its imports.
+    /// What it imports, as the runtime found it at upload; shown to its author.
     pub imports: Vec<String>,
-    /// Its exports.
+    /// What it exports, as the runtime found it at upload; shown to its author.
     pub exports: Vec<String>,
 }
 
@@ -327,7 +327,6 @@ fn mark_pending(connection: &Connection, sha256: &str) -> Result<(), StoreError>
     Ok(())
 }
 
-/// One module.
 pub(super) fn get(connection: &Connection, id: u64) -> Result<Option<Module>, StoreError> {
     Ok(connection
         .query_row(

@@ -24,7 +24,7 @@ pub enum OrganizationOrder {
     /// By id, the default.
     #[default]
     Id,
-    /// By name.
+    /// `ordering=name` (or `-name`, descending).
     Name,
 }
 
@@ -38,7 +38,7 @@ impl SortColumn for OrganizationOrder {
 }
 
 impl Organizations<'_> {
-    /// Creates an organization.
+    /// Creates an organization as given: the API checks the name, which need not be unique.
     pub async fn create(&self, name: &str, created_at: &str) -> Result<Organization, StoreError> {
         let (name, created_at) = (name.to_owned(), created_at.to_owned());
         self.store
@@ -67,9 +67,9 @@ impl Organizations<'_> {
 /// An organization as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Organization {
-    /// Its id.
+    /// Its id: what its users', queues', modules' and hooks' `organization_id` name.
     pub id: u64,
-    /// Its name.
+    /// Shown to people; not unique, so never a key.
     pub name: String,
     /// When it was created.
     pub created_at: String,
@@ -83,7 +83,6 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Organization> {
     })
 }
 
-/// Creates an organization.
 pub(super) fn create(
     connection: &Connection,
     name: &str,
@@ -100,7 +99,6 @@ pub(super) fn create(
     })
 }
 
-/// One organization.
 pub(super) fn get(connection: &Connection, id: u64) -> Result<Option<Organization>, StoreError> {
     Ok(connection
         .query_row(

@@ -26,7 +26,7 @@ pub enum QueueOrder {
     /// By id, the default.
     #[default]
     Id,
-    /// By name.
+    /// `ordering=name` (or `-name`, descending).
     Name,
 }
 
@@ -42,7 +42,7 @@ impl SortColumn for QueueOrder {
 /// A queue's fields as a create or an update writes them.
 #[derive(Debug, Clone, Default)]
 pub struct QueueWrite {
-    /// Its name.
+    /// Shown to people; not unique.
     pub name: String,
     /// Client data.
     pub metadata: Map<String, Value>,
@@ -177,11 +177,11 @@ impl Queues<'_> {
 /// A queue as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Queue {
-    /// Its id.
+    /// Its id: what hooks' `queues` and events' queue name.
     pub id: u64,
-    /// Its organization.
+    /// The organization that owns it: only its users see it, and only its hooks are on it.
     pub organization_id: u64,
-    /// Its name.
+    /// Shown to people; not unique.
     pub name: String,
     /// Client data.
     pub metadata: Map<String, Value>,
@@ -218,7 +218,6 @@ fn hooks_of(connection: &Connection, queue_id: u64) -> rusqlite::Result<Vec<u64>
 
 const COLUMNS: &str = "id, organization_id, name, metadata, created_at, modified_at";
 
-/// Creates a queue.
 fn create(
     connection: &Connection,
     organization_id: u64,
@@ -267,7 +266,6 @@ fn set_hooks(connection: &Connection, id: u64, hooks: &[u64]) -> Result<(), Stor
     Ok(())
 }
 
-/// One queue.
 fn get(connection: &Connection, id: u64) -> Result<Option<Queue>, StoreError> {
     Ok(connection
         .query_row(

@@ -66,7 +66,8 @@ pub struct RunLogFilter {
     pub statuses: Vec<String>,
     /// HTTP status codes.
     pub status_codes: Vec<u16>,
-    /// One call.
+    /// The runs one request started (its `X-Request-Id`): an invocation's run, or an
+    /// event's several.
     pub request_id: Option<String>,
     /// Bounds on `timestamp`, `start` and `end` (RFC 3339, as stored).
     pub timestamp_before: Option<String>,

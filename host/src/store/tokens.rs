@@ -111,7 +111,8 @@ impl Tokens<'_> {
 pub enum Owner {
     /// The installation's operator.
     Operator,
-    /// A user.
+    /// A user, by id: the token acts with that user's role and organization (within what
+    /// an extension may do, when it was minted for a hook).
     User(u64),
 }
 
@@ -168,7 +169,7 @@ fn insert_for_hook(
 /// A token as the API resolves it: whose it is, until when, and the user behind it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
-    /// Whose it is.
+    /// Whose it is: whose rights a request made with it has.
     pub owner: Owner,
     /// The hook it was minted for, when it is an extension's token rather than a person's.
     pub hook_id: Option<u64>,

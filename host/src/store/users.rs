@@ -29,7 +29,7 @@ pub enum UserOrder {
     /// By id, the default.
     #[default]
     Id,
-    /// By username.
+    /// `ordering=username` (or `-username`, descending).
     Username,
 }
 
@@ -136,9 +136,9 @@ impl Users<'_> {
 /// A user as stored (the password only as its hash).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
-    /// Its id.
+    /// Its id: what its sessions and hooks' `token_owner` name.
     pub id: u64,
-    /// Its organization.
+    /// The one organization it belongs to and acts in.
     pub organization_id: u64,
     /// Unique across the installation, without regard to ASCII case.
     pub username: String,
@@ -156,7 +156,8 @@ pub struct User {
     pub is_active: bool,
 }
 
-/// A user to create.
+/// A user to create, its username already checked against the rules and its password
+/// already hashed; the store checks that the name is free and the organization exists.
 #[derive(Debug, Clone)]
 pub struct NewUser<'a> {
     /// See [`User`].
@@ -265,7 +266,6 @@ pub(super) fn create(
     get(connection, id)?.ok_or(StoreError::Database(rusqlite::Error::QueryReturnedNoRows))
 }
 
-/// One user.
 pub(super) fn get(connection: &Connection, id: u64) -> Result<Option<User>, StoreError> {
     Ok(connection
         .query_row(

@@ -3,7 +3,7 @@
 use std::process::Output;
 
 use serde_json::Value;
-use wasmhook_tests::conformance::{cases, json_equal};
+use wasmhook_tests::conformance::{cases, json_equal, Case};
 use wasmhook_tests::guests::{FETCHER, HELLO, HOSTILE, INVOICE_CHECK};
 
 use super::support::run_wasmhook;
@@ -19,67 +19,90 @@ fn write_json(dir: &tempfile::TempDir, name: &str, value: &Value) -> String {
     path.display().to_string()
 }
 
+/// Runs a conformance case with `wasmhook run` (hello's or invoice-check's), its payload,
+/// settings and secrets given as an author would; the binary's output and stderr.
+fn run_case(dir: &tempfile::TempDir, case: &Case) -> (Output, String) {
+    let module = if case.extension == "hello" {
+        HELLO
+    } else {
+        INVOICE_CHECK
+    };
+    let event = format!("{}.{}", case.event, case.action);
+    let payload = write_json(dir, "payload.json", &Value::Object(case.body.clone()));
+    let settings = write_json(dir, "settings.json", &Value::Object(case.settings.clone()));
+    let mut args = vec![
+        "run",
+        module,
+        "--event",
+        &event,
+        "--payload",
+        &payload,
+        "--settings",
+        &settings,
+    ];
+    let secrets: Vec<String> = case
+        .secret_pairs()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    for secret in &secrets {
+        args.extend(["--secret", secret]);
+    }
+    let output = wasmhook(&args);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output, stderr)
+}
+
 #[test]
-fn run_prints_the_conformance_answers() {
+fn run_prints_the_response_of_each_succeeding_case_and_exits_0() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    for case in cases() {
-        let module = if case.extension == "hello" {
-            HELLO
-        } else {
-            INVOICE_CHECK
-        };
-        let event = format!("{}.{}", case.event, case.action);
-        let payload = write_json(&dir, "payload.json", &Value::Object(case.body.clone()));
-        let settings = write_json(&dir, "settings.json", &Value::Object(case.settings.clone()));
-        let mut args = vec![
-            "run",
-            module,
-            "--event",
-            &event,
-            "--payload",
-            &payload,
-            "--settings",
-            &settings,
-        ];
-        let secrets: Vec<String> = case
-            .secret_pairs()
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        for secret in &secrets {
-            args.extend(["--secret", secret]);
-        }
-        let output = wasmhook(&args);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        if case.expect.status == "success" {
-            assert_eq!(output.status.code(), Some(0), "{}: {stderr}", case.name);
-            let response: Value = serde_json::from_slice(&output.stdout).expect("stdout is JSON");
-            let expected = case.expect.response.clone().unwrap_or_default();
+    let succeeding: Vec<Case> = cases()
+        .into_iter()
+        .filter(|case| case.expect.status == "success")
+        .collect();
+    assert!(!succeeding.is_empty(), "no succeeding case");
+    for case in &succeeding {
+        let (output, stderr) = run_case(&dir, case);
+        assert_eq!(output.status.code(), Some(0), "{}: {stderr}", case.name);
+        let response: Value = serde_json::from_slice(&output.stdout).expect("stdout is JSON");
+        let expected = case.expect.response.clone().unwrap_or_default();
+        assert!(
+            json_equal(&response, &expected),
+            "{}: {response} != {expected}",
+            case.name
+        );
+        assert!(stderr.starts_with("status: completed in "), "{stderr}");
+        for needle in &case.expect.output_contains {
             assert!(
-                json_equal(&response, &expected),
-                "{}: {response} != {expected}",
+                stderr.contains(needle.as_str()),
+                "{}: summary lacks {needle}: {stderr}",
                 case.name
             );
-            assert!(stderr.starts_with("status: completed in "), "{stderr}");
-            for needle in &case.expect.output_contains {
-                assert!(
-                    stderr.contains(needle.as_str()),
-                    "{}: summary lacks {needle}: {stderr}",
-                    case.name
-                );
-            }
-        } else {
-            assert_eq!(output.status.code(), Some(1), "{}: {stderr}", case.name);
-            assert!(output.stdout.is_empty());
-            for needle in &case.expect.message_contains {
-                assert!(stderr.contains(needle.as_str()), "{}: {stderr}", case.name);
-            }
         }
     }
 }
 
 #[test]
-fn json_prints_the_run_log_with_secrets_redacted() {
+fn run_exits_1_with_the_reason_of_each_failing_case() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let failing: Vec<Case> = cases()
+        .into_iter()
+        .filter(|case| case.expect.status != "success")
+        .collect();
+    assert!(!failing.is_empty(), "no failing case");
+    for case in &failing {
+        let (output, stderr) = run_case(&dir, case);
+        assert_eq!(output.status.code(), Some(1), "{}: {stderr}", case.name);
+        assert!(output.stdout.is_empty());
+        for needle in &case.expect.message_contains {
+            assert!(stderr.contains(needle.as_str()), "{}: {stderr}", case.name);
+        }
+    }
+}
+
+/// `wasmhook run HELLO --event upload.created --secret api_key=very-secret-value --json`:
+/// it exits 0; its stdout.
+fn hello_run_log() -> Vec<u8> {
     let output = wasmhook(&[
         "run",
         HELLO,
@@ -90,7 +113,13 @@ fn json_prints_the_run_log_with_secrets_redacted() {
         "--json",
     ]);
     assert_eq!(output.status.code(), Some(0));
-    let log: Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
+    output.stdout
+}
+
+#[test]
+fn json_prints_the_whole_run_log_with_the_request_in_rossums_key_order() {
+    let stdout = hello_run_log();
+    let log: Value = serde_json::from_slice(&stdout).expect("one JSON object");
     for field in [
         "status",
         "log_level",
@@ -106,7 +135,6 @@ fn json_prints_the_run_log_with_secrets_redacted() {
     }
     assert_eq!(log["status"], "completed");
     assert_eq!(log["log_level"], "INFO");
-    assert_eq!(log["request"]["secrets"]["api_key"], "[redacted...]");
     assert_eq!(log["request"]["event"], "upload");
     let keys: Vec<&str> = log["request"]
         .as_object()
@@ -127,7 +155,14 @@ fn json_prints_the_run_log_with_secrets_redacted() {
             "secrets"
         ]
     );
-    assert!(!String::from_utf8_lossy(&output.stdout).contains("very-secret-value"));
+}
+
+#[test]
+fn json_prints_the_secrets_redacted() {
+    let stdout = hello_run_log();
+    let log: Value = serde_json::from_slice(&stdout).expect("one JSON object");
+    assert_eq!(log["request"]["secrets"]["api_key"], "[redacted...]");
+    assert!(!String::from_utf8_lossy(&stdout).contains("very-secret-value"));
 }
 
 #[test]
@@ -206,37 +241,54 @@ fn bad_usage_and_unloadable_modules_exit_2_with_the_reason() {
     }
 }
 
-#[test]
-fn run_gives_network_only_to_the_hosts_allowed() {
+/// Runs the fetcher, its settings asking for a GET of the upstream's `/local`, with these
+/// extra arguments: it exits 0; its response.
+fn fetch_local(upstream: &Upstream, extra: &[&str]) -> Value {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let upstream = Upstream::start();
     let settings = write_json(
         &dir,
         "settings.json",
         &serde_json::json!({"requests": [{"method": "GET", "url": format!("{}/local", upstream.base)}]}),
     );
-    let answer = |extra: &[&str]| -> Value {
-        let mut args = vec!["run", FETCHER, "--settings", settings.as_str()];
-        args.extend_from_slice(extra);
-        let output = wasmhook(&args);
-        assert_eq!(output.status.code(), Some(0), "{args:?}");
-        serde_json::from_slice(&output.stdout).expect("the response")
-    };
-    // No network unless asked; loopback only when asked too.
-    let closed = answer(&[]);
+    let mut args = vec!["run", FETCHER, "--settings", settings.as_str()];
+    args.extend_from_slice(extra);
+    let output = wasmhook(&args);
+    assert_eq!(output.status.code(), Some(0), "{args:?}");
+    serde_json::from_slice(&output.stdout).expect("the response")
+}
+
+/// Not even to the loopback upstream.
+#[test]
+fn run_gives_no_network_unless_a_host_is_allowed() {
+    let upstream = Upstream::start();
+    let closed = fetch_local(&upstream, &[]);
     assert!(closed["results"][0]["error"]
         .as_str()
         .is_some_and(|error| error.contains("HttpRequestDenied")));
-    let private = answer(&["--allow-host", &upstream.authority]);
+    assert!(upstream.received("/local").is_empty());
+}
+
+#[test]
+fn run_refuses_an_allowed_loopback_host_unless_private_addresses_are_allowed() {
+    let upstream = Upstream::start();
+    let private = fetch_local(&upstream, &["--allow-host", &upstream.authority]);
     assert!(private["results"][0]["error"]
         .as_str()
         .is_some_and(|error| error.contains("DestinationIpProhibited")));
     assert!(upstream.received("/local").is_empty());
-    let open = answer(&[
-        "--allow-host",
-        &upstream.authority,
-        "--allow-private-addresses",
-    ]);
+}
+
+#[test]
+fn run_reaches_an_allowed_loopback_host_when_private_addresses_are_allowed() {
+    let upstream = Upstream::start();
+    let open = fetch_local(
+        &upstream,
+        &[
+            "--allow-host",
+            &upstream.authority,
+            "--allow-private-addresses",
+        ],
+    );
     assert_eq!(open["results"][0]["status"], 200, "{open}");
     assert_eq!(upstream.received("/local").len(), 1);
 }

@@ -19,6 +19,12 @@ fn bomb(functions: usize) -> Vec<u8> {
     wat::parse_str(text).expect("the bomb assembles")
 }
 
+/// Nothing of the tenant's refused uploads was stored.
+fn assert_no_module_stored(acme: &Tenant) {
+    let (_, modules) = acme.get("/modules");
+    assert_eq!(modules["pagination"]["total"], 0, "{modules}");
+}
+
 #[test]
 fn a_compile_bomb_is_refused_from_its_shape_in_milliseconds() {
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -26,7 +32,6 @@ fn a_compile_bomb_is_refused_from_its_shape_in_milliseconds() {
     let acme = Tenant::new(&server, "acme");
     let bytes = bomb(100_000);
     assert!(bytes.len() < 1_000_000, "a small file: {}", bytes.len());
-    let baseline = server.rss_kib();
 
     let started = Instant::now();
     let (status, answer) = acme.upload_bytes(bytes.clone(), "bomb.wasm");
@@ -37,9 +42,22 @@ fn a_compile_bomb_is_refused_from_its_shape_in_milliseconds() {
         detail.contains("100000 functions") || detail.contains("functions, over the limit"),
         "{answer}"
     );
+    eprintln!(
+        "a {}-byte module of 100,001 functions refused in {took:?}",
+        bytes.len()
+    );
     assert!(took < Duration::from_secs(1), "refused after {took:?}");
+    assert_no_module_stored(&acme);
+}
 
-    // Four at once: all refused, and the process does not grow.
+#[test]
+fn compile_bombs_uploaded_at_once_are_all_refused_and_the_process_does_not_grow() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let bytes = bomb(100_000);
+    let baseline = server.rss_kib();
+
     let statuses: Vec<StatusCode> = std::thread::scope(|scope| {
         let uploads: Vec<_> = (0..4)
             .map(|_| scope.spawn(|| acme.upload_bytes(bytes.clone(), "bomb.wasm").0))
@@ -56,15 +74,9 @@ fn a_compile_bomb_is_refused_from_its_shape_in_milliseconds() {
         "{statuses:?}"
     );
     let grew_mib = server.rss_kib().saturating_sub(baseline) / 1024;
-    eprintln!(
-        "a {}-byte module of 100,001 functions refused in {took:?}; four at once: RSS +{grew_mib} MiB",
-        bytes.len()
-    );
+    eprintln!("four compile bombs at once: RSS +{grew_mib} MiB");
     assert!(grew_mib < 64, "RSS grew by {grew_mib} MiB");
-
-    // Nothing was stored.
-    let (_, modules) = acme.get("/modules");
-    assert_eq!(modules["pagination"]["total"], 0, "{modules}");
+    assert_no_module_stored(&acme);
 }
 
 #[test]

@@ -165,8 +165,10 @@ fn drip(streams: Vec<TcpStream>, stop: &AtomicBool) -> Vec<TcpStream> {
     streams
 }
 
-#[test]
-fn thousands_of_idle_and_slowloris_connections_neither_hold_up_a_request_nor_stay_open() {
+/// How many idle and slowloris connections this process may open for the attack, leaving
+/// `FILES_FOR_THE_REST`: at most `IDLE_CONNECTIONS` and `SLOWLORIS_CONNECTIONS`, and at
+/// least 100 idle ones.
+fn attack_size() -> (usize, usize) {
     let limit = raise_file_limit();
     let room = usize::try_from(limit)
         .unwrap_or(usize::MAX)
@@ -177,43 +179,50 @@ fn thousands_of_idle_and_slowloris_connections_neither_hold_up_a_request_nor_sta
         idle_count >= 100,
         "this process may open only {limit} files"
     );
-    let (_dir, server) = start(&[]);
-    let to = address(&server);
-    let client = http_client_builder()
-        // A new connection per request: it must be accepted, too, during the attack.
-        .pool_max_idle_per_host(0)
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("an HTTP client");
+    (idle_count, slow_count)
+}
 
-    let idle: Vec<TcpStream> = (0..idle_count)
+/// The attack's connections, opened.
+struct Attack {
+    /// The idle connections; those from `fresh` on were opened last.
+    idle: Vec<TcpStream>,
+    fresh: usize,
+    /// The slowloris connections, not yet dripping.
+    slow: Vec<TcpStream>,
+    /// When the last was opened.
+    opened: Instant,
+}
+
+/// Opens `idle_count` idle connections from `IDLE_SOURCES` addresses and `slow_count`
+/// slowloris ones from `SLOWLORIS_SOURCES` others, then ten more idle ones. Opening
+/// thousands takes seconds on a loaded machine, longer than the timeout: the first are
+/// closed before the last are open. The ten are the newest.
+fn open_attack(to: SocketAddr, idle_count: usize, slow_count: usize) -> Attack {
+    let mut idle: Vec<TcpStream> = (0..idle_count)
         .map(|index| connect_from(source(2, IDLE_SOURCES, index), to))
         .collect();
     let slow: Vec<TcpStream> = (0..slow_count)
         .map(|index| connect_from(source(2 + IDLE_SOURCES, SLOWLORIS_SOURCES, index), to))
         .collect();
-    // Opening thousands takes seconds on a loaded machine, longer than the timeout: the
-    // first are closed before the last are open. These ten are the newest.
-    let mut idle = idle;
     let fresh = idle.len();
     idle.extend((0..10).map(|index| connect_from(source(2, IDLE_SOURCES, index), to)));
-    let opened = Instant::now();
-    let stop = Arc::new(AtomicBool::new(false));
-    let dripping = {
-        let stop = Arc::clone(&stop);
-        std::thread::spawn(move || drip(slow, &stop))
-    };
-
-    // Not closed at once: the last ones opened are still open.
-    std::thread::sleep(Duration::from_millis(200));
-    for stream in &idle[fresh..] {
-        assert!(
-            !is_closed(stream),
-            "an idle connection was closed after {:?}, before the header read timeout",
-            opened.elapsed()
-        );
+    Attack {
+        idle,
+        fresh,
+        slow,
+        opened: Instant::now(),
     }
+}
 
+/// Five ordinary requests during the attack, a tenth of a second apart, each on a new
+/// connection (it must be accepted, too): each is answered 200 within `PROMPT`. The
+/// slowest's time.
+fn ordinary_requests(server: &Server) -> Duration {
+    let client = http_client_builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("an HTTP client");
     let mut slowest = Duration::ZERO;
     for _ in 0..5 {
         let started = Instant::now();
@@ -231,6 +240,38 @@ fn thousands_of_idle_and_slowloris_connections_neither_hold_up_a_request_nor_sta
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    slowest
+}
+
+/// One scenario: its thousands of connections are costly, and a second attack beside it
+/// would share this process's files and the machine's loopback.
+#[test]
+fn thousands_of_idle_and_slowloris_connections_neither_hold_up_a_request_nor_stay_open() {
+    let (idle_count, slow_count) = attack_size();
+    let (_dir, server) = start(&[]);
+    let Attack {
+        idle,
+        fresh,
+        slow,
+        opened,
+    } = open_attack(address(&server), idle_count, slow_count);
+    let stop = Arc::new(AtomicBool::new(false));
+    let dripping = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || drip(slow, &stop))
+    };
+
+    // Not closed at once: the last ones opened are still open.
+    std::thread::sleep(Duration::from_millis(200));
+    for stream in &idle[fresh..] {
+        assert!(
+            !is_closed(stream),
+            "an idle connection was closed after {:?}, before the header read timeout",
+            opened.elapsed()
+        );
+    }
+
+    let slowest = ordinary_requests(&server);
 
     std::thread::sleep(
         (opened + HEADER_READ_TIMEOUT + SLACK).saturating_duration_since(Instant::now()),

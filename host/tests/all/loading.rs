@@ -1,5 +1,7 @@
 //! Loading modules: what is refused, with which reason, and the compiled-code cache.
 
+use std::path::{Path, PathBuf};
+
 use wasmhook::runtime::{Digest, Encoding, LoadError, ModuleKind, Runtime, RuntimeConfig};
 use wasmhook_tests::guests::{
     HELLO, HELLO_COMMAND, HELLO_COMMAND_CORE, INVOICE_CHECK, OTHER_WORLD,
@@ -131,34 +133,45 @@ fn modules_are_classified_by_how_they_are_called() {
     assert!(info.exports.contains(&"handle".to_owned()));
 }
 
-#[tokio::test]
-async fn compiled_code_survives_a_restart_and_a_corrupt_artifact_is_recompiled() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let config = || RuntimeConfig {
-        cache_dir: Some(dir.path().to_owned()),
+/// A runtime that keeps its compiled code in `dir`.
+fn cached_in(dir: &Path) -> RuntimeConfig {
+    RuntimeConfig {
+        cache_dir: Some(dir.to_owned()),
         max_instances: 4,
         ..RuntimeConfig::default()
-    };
+    }
+}
+
+/// Compiles invoice-check with a first runtime keeping its compiled code in `dir` (where
+/// nothing was compiled before), then drops that runtime: the module's bytes, its digest,
+/// and the one artifact written, named after the digest.
+fn compile_invoice_check_once(dir: &Path) -> (Vec<u8>, Digest, PathBuf) {
     let bytes = std::fs::read(INVOICE_CHECK).expect("built");
     let digest = Digest::of(&bytes);
     {
-        let first = Runtime::new(config()).expect("starts");
+        let first = Runtime::new(cached_in(dir)).expect("starts");
         assert!(
             first.load_compiled(&digest).is_none(),
             "nothing compiled yet"
         );
         first.load(&bytes).expect("loads");
     }
-    let artifacts: Vec<_> = std::fs::read_dir(dir.path())
+    let artifacts: Vec<_> = std::fs::read_dir(dir)
         .expect("listable")
         .flatten()
         .collect();
     assert_eq!(artifacts.len(), 1, "one artifact, no temporary files left");
     let artifact = artifacts[0].path();
     assert!(artifact.to_string_lossy().contains(&digest.to_string()));
+    (bytes, digest, artifact)
+}
 
-    // A new runtime (a restart) gets the module from its artifact, without its bytes.
-    let second = Runtime::new(config()).expect("starts");
+/// A new runtime (a restart) gets the module from its artifact, without its bytes.
+#[tokio::test]
+async fn compiled_code_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (_, digest, _) = compile_invoice_check_once(dir.path());
+    let second = Runtime::new(cached_in(dir.path())).expect("starts");
     let module = second
         .load_compiled(&digest)
         .expect("loaded from the artifact");
@@ -170,15 +183,19 @@ async fn compiled_code_survives_a_restart_and_a_corrupt_artifact_is_recompiled()
         "no annotation: invoice-check must fail"
     );
     assert!(report.outcome.message().contains("annotation"));
+}
 
-    // A corrupt artifact is discarded, and loading from bytes compiles again. It is replaced
-    // by a rename, never rewritten in place: a live runtime maps artifacts into memory, and
-    // truncating a mapped file under it would crash it (see `runtime::cache`).
-    drop((module, second));
+/// A corrupt artifact is discarded, and loading from bytes compiles again. It is replaced
+/// by a rename, never rewritten in place: a live runtime maps artifacts into memory, and
+/// truncating a mapped file under it would crash it (see `runtime::cache`).
+#[tokio::test]
+async fn a_corrupt_artifact_is_discarded_and_the_module_compiled_again() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (bytes, digest, artifact) = compile_invoice_check_once(dir.path());
     let garbage = dir.path().join("garbage");
     std::fs::write(&garbage, b"garbage").expect("writable");
     std::fs::rename(&garbage, &artifact).expect("renamable");
-    let third = Runtime::new(config()).expect("starts");
+    let third = Runtime::new(cached_in(dir.path())).expect("starts");
     assert!(third.load_compiled(&digest).is_none());
     assert!(third.load(&bytes).is_ok());
     assert!(std::fs::read(&artifact).expect("rewritten").len() > 1000);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 use wasmhook_tests::guests::HOSTILE;
 
 use super::server::{rss_kib_of, Server, Tenant, OPERATOR_TOKEN};
@@ -15,6 +15,101 @@ use super::support::wait_until;
 
 const MIB_IN_KIB: u64 = 1024;
 
+/// The largest resident set size of process `pid` while `during` runs, sampled every
+/// 10 ms, and no lower than `floor`; what `during` returned, and that peak in KiB.
+fn peak_rss_during<T>(pid: u32, floor: u64, during: impl FnOnce() -> T) -> (T, u64) {
+    let peak = Arc::new(AtomicU64::new(floor));
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling) = (Arc::clone(&peak), Arc::clone(&sampling));
+        std::thread::spawn(move || {
+            while sampling.load(Ordering::Relaxed) {
+                if let Some(rss) = rss_kib_of(pid) {
+                    peak.fetch_max(rss, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let result = during();
+    sampling.store(false, Ordering::Relaxed);
+    sampler.join().expect("the sampler thread");
+    (result, peak.load(Ordering::Relaxed))
+}
+
+/// Twelve invocations of `hungry` by `greedy` at once; meanwhile, once a run of the burst is
+/// under way, `modest` invokes `small` five times, each answered 200 as usual. The status
+/// and `Retry-After` of each call of the burst.
+fn burst(
+    server: &Server,
+    (greedy, hungry): (&Tenant, &Value),
+    (modest, small): (&Tenant, &Value),
+) -> Vec<(StatusCode, Option<String>)> {
+    let greedy_id = greedy.organization_id();
+    std::thread::scope(|scope| {
+        let burst: Vec<_> = (0..12)
+            .map(|_| {
+                scope.spawn(|| {
+                    let response = server
+                        .client
+                        .post(server.url(&format!("/hooks/{}/invoke", hungry["id"])))
+                        .bearer_auth(&greedy.token)
+                        .json(&json!({}))
+                        .send()
+                        .expect("the server answers");
+                    let retry_after = response
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|value| value.to_str().ok())
+                        .map(str::to_owned);
+                    (response.status(), retry_after)
+                })
+            })
+            .collect();
+        assert!(
+            wait_until(Instant::now() + Duration::from_secs(30), || {
+                server.runs_in_flight(greedy_id) >= 1.0
+            }),
+            "no run of the burst started"
+        );
+        for _ in 0..5 {
+            let (status, answer) = modest.invoke(small, json!({}));
+            assert_eq!(status, StatusCode::OK, "{answer}");
+        }
+        burst
+            .into_iter()
+            .map(|call| call.join().expect("the caller thread"))
+            .collect()
+    })
+}
+
+/// Checks the burst's answers: some completed, every other one was refused (429) with a
+/// `Retry-After`, and at least six were refused, for two runs of 256 MiB fill a 512 MiB
+/// share. How many completed, and how many were refused.
+fn check_burst(statuses: &[(StatusCode, Option<String>)]) -> (usize, usize) {
+    let completed = statuses
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::OK)
+        .count();
+    let refused: Vec<_> = statuses
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::TOO_MANY_REQUESTS)
+        .collect();
+    assert!((1..=12).contains(&completed), "{statuses:?}");
+    assert_eq!(completed + refused.len(), 12, "{statuses:?}");
+    assert!(
+        refused.len() >= 6,
+        "two runs of 256 MiB fill a 512 MiB share: {statuses:?}"
+    );
+    assert!(
+        refused.iter().all(|(_, retry_after)| retry_after.is_some()),
+        "{statuses:?}"
+    );
+    (completed, refused.len())
+}
+
+/// One scenario, for its burst is costly (twelve runs of 200 MiB) and measured by the
+/// process's memory, which a second burst beside it would blur.
 #[test]
 fn a_burst_of_memory_hungry_runs_stays_in_the_budget_and_leaves_others_alone() {
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -29,7 +124,6 @@ fn a_burst_of_memory_hungry_runs_stays_in_the_budget_and_leaves_others_alone() {
     );
     let greedy = Tenant::new(&server, "greedy");
     let modest = Tenant::new(&server, "modest");
-    let greedy_id = greedy.organization_id();
     let module = greedy.upload(HOSTILE);
     let hungry = greedy.hook(
         &module,
@@ -52,84 +146,15 @@ fn a_burst_of_memory_hungry_runs_stays_in_the_budget_and_leaves_others_alone() {
     std::thread::sleep(Duration::from_millis(500));
     let baseline = server.rss_kib();
 
-    let peak = Arc::new(AtomicU64::new(baseline));
-    let sampling = Arc::new(AtomicBool::new(true));
-    let sampler = {
-        let (peak, sampling) = (Arc::clone(&peak), Arc::clone(&sampling));
-        let pid = server.pid();
-        std::thread::spawn(move || {
-            while sampling.load(Ordering::Relaxed) {
-                if let Some(rss) = rss_kib_of(pid) {
-                    peak.fetch_max(rss, Ordering::Relaxed);
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        })
-    };
-    let statuses: Vec<(StatusCode, Option<String>)> = std::thread::scope(|scope| {
-        let burst: Vec<_> = (0..12)
-            .map(|_| {
-                scope.spawn(|| {
-                    let response = server
-                        .client
-                        .post(server.url(&format!("/hooks/{}/invoke", hungry["id"])))
-                        .bearer_auth(&greedy.token)
-                        .json(&json!({}))
-                        .send()
-                        .expect("the server answers");
-                    let retry_after = response
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|value| value.to_str().ok())
-                        .map(str::to_owned);
-                    (response.status(), retry_after)
-                })
-            })
-            .collect();
-        // Meanwhile (once the burst's runs are under way) the other organization is served
-        // as usual.
-        assert!(
-            wait_until(Instant::now() + Duration::from_secs(30), || {
-                server.runs_in_flight(greedy_id) >= 1.0
-            }),
-            "no run of the burst started"
-        );
-        for _ in 0..5 {
-            let (status, answer) = modest.invoke(&small, json!({}));
-            assert_eq!(status, StatusCode::OK, "{answer}");
-        }
-        burst
-            .into_iter()
-            .map(|call| call.join().expect("the caller thread"))
-            .collect()
+    let (statuses, peak) = peak_rss_during(server.pid(), baseline, || {
+        burst(&server, (&greedy, &hungry), (&modest, &small))
     });
-    sampling.store(false, Ordering::Relaxed);
-    sampler.join().expect("the sampler thread");
-
-    let completed = statuses
-        .iter()
-        .filter(|(status, _)| *status == StatusCode::OK)
-        .count();
-    let refused: Vec<_> = statuses
-        .iter()
-        .filter(|(status, _)| *status == StatusCode::TOO_MANY_REQUESTS)
-        .collect();
-    assert!((1..=12).contains(&completed), "{statuses:?}");
-    assert_eq!(completed + refused.len(), 12, "{statuses:?}");
-    assert!(
-        refused.len() >= 6,
-        "two runs of 256 MiB fill a 512 MiB share: {statuses:?}"
-    );
-    assert!(
-        refused.iter().all(|(_, retry_after)| retry_after.is_some()),
-        "{statuses:?}"
-    );
+    let (completed, refused) = check_burst(&statuses);
 
     // Two 200 MiB runs at a time, never twelve: the process stays well under the budget.
-    let grew_mib = peak.load(Ordering::Relaxed).saturating_sub(baseline) / MIB_IN_KIB;
+    let grew_mib = peak.saturating_sub(baseline) / MIB_IN_KIB;
     eprintln!(
-        "burst of 12: {completed} completed, {} refused (429); RSS {} MiB before, peak +{grew_mib} MiB",
-        refused.len(),
+        "burst of 12: {completed} completed, {refused} refused (429); RSS {} MiB before, peak +{grew_mib} MiB",
         baseline / MIB_IN_KIB
     );
     assert!(

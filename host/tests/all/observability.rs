@@ -3,7 +3,8 @@
 //! configuration reference in `serve --help`; the dashboard querying only series that
 //! exist; the span tree of one call exported over OTLP to a receiver on loopback.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -35,20 +36,42 @@ fn value(all: &HashMap<String, f64>, key: &str) -> f64 {
     all.get(key).copied().unwrap_or(0.0)
 }
 
-#[test]
-fn metrics_count_known_calls() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let server = Server::start_with(
-        dir.path(),
+/// A server whose metrics are also served on a listener of their own, running one hook at a
+/// time per organization (so that a call beside a running one is throttled).
+fn metrics_server(dir: &Path) -> Server {
+    Server::start_with(
+        dir,
         Some(OPERATOR_TOKEN),
         &[
             ("WASMHOOK_METRICS_LISTEN", "127.0.0.1:0"),
             ("WASMHOOK_RUNS_PER_ORGANIZATION", "1"),
         ],
         &[],
-    );
-    let acme = Tenant::new(&server, "acme");
-    let acme_id = acme.organization_id();
+    )
+}
+
+/// `/metrics` on the API's listener, read with the operator's token: the text, and its
+/// series.
+fn scraped(server: &Server) -> (String, HashMap<String, f64>) {
+    let (status, _, text) = scrape(&format!("{}/metrics", server.root()), Some(OPERATOR_TOKEN));
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let all = series(&text);
+    (text, all)
+}
+
+/// The hooks whose runs the metrics tests count, one for each way a run ends.
+struct Hooks {
+    /// Hello: completes.
+    hello: Value,
+    /// Its guest returns an error: the run fails.
+    failing: Value,
+    /// Completes after 1.5 s: the run beside which another is throttled.
+    sleeping: Value,
+    /// See [`refused_webhook`].
+    webhook: Value,
+}
+
+fn hooks_of(acme: &Tenant) -> Hooks {
     let hello = acme.hook(&acme.upload(HELLO), json!({}));
     let hostile = acme.upload(HOSTILE);
     let failing = acme.hook(&hostile, json!({"settings": {"behavior": "guest_error"}}));
@@ -56,24 +79,53 @@ fn metrics_count_known_calls() {
         &hostile,
         json!({"settings": {"behavior": "sleep", "ms": 1500}}),
     );
-    let webhook = acme.post(
+    Hooks {
+        hello,
+        failing,
+        sleeping,
+        webhook: refused_webhook(acme),
+    }
+}
+
+/// A webhook to a private address: its delivery is refused before anything is sent.
+fn refused_webhook(acme: &Tenant) -> Value {
+    let (status, webhook) = acme.post(
         "/hooks",
         json!({
             "name": "to a private address", "type": "webhook", "events": ["invocation.manual"],
             "config": {"url": "https://127.0.0.1:9/hook"},
         }),
     );
-    assert_eq!(webhook.0, StatusCode::CREATED, "{}", webhook.1);
+    assert_eq!(status, StatusCode::CREATED, "{webhook}");
+    webhook
+}
 
+/// Invokes the [`refused_webhook`]: a run without a response, answered 400 naming its
+/// status and the refusal.
+fn invoke_refused_webhook(acme: &Tenant, webhook: &Value) {
+    let (status, answer) = acme.invoke(webhook, json!({}));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["status"], "failed", "{answer}");
+    assert!(
+        answer["detail"].as_str().is_some_and(|detail| detail
+            .starts_with("The hook did not return a response (failed): ")
+            && detail.contains("non-public address")),
+        "{answer}"
+    );
+}
+
+/// Invokes hello three times (200), the failing hook twice and the webhook once (400 each,
+/// naming why the run gave no response); how many invoke answers had each status.
+fn invoke_each_outcome(acme: &Tenant, hooks: &Hooks) -> HashMap<u16, u64> {
     let mut invoke_statuses: HashMap<u16, u64> = HashMap::new();
     for _ in 0..3 {
-        let (status, answer) = acme.invoke(&hello, json!({}));
+        let (status, answer) = acme.invoke(&hooks.hello, json!({}));
         assert_eq!(status, StatusCode::OK, "{answer}");
         *invoke_statuses.entry(status.as_u16()).or_default() += 1;
     }
     // A run without a response is a 400 naming its status and its reason.
     for _ in 0..2 {
-        let (status, answer) = acme.invoke(&failing, json!({}));
+        let (status, answer) = acme.invoke(&hooks.failing, json!({}));
         assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
         assert_eq!(answer["status"], "failed", "{answer}");
         assert_eq!(
@@ -84,30 +136,25 @@ fn metrics_count_known_calls() {
         );
         *invoke_statuses.entry(status.as_u16()).or_default() += 1;
     }
-    let (status, answer) = acme.invoke(&webhook.1, json!({}));
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
-    assert_eq!(answer["status"], "failed", "{answer}");
-    assert!(
-        answer["detail"].as_str().is_some_and(|detail| detail
-            .starts_with("The hook did not return a response (failed): ")
-            && detail.contains("non-public address")),
-        "{answer}"
-    );
-    *invoke_statuses.entry(status.as_u16()).or_default() += 1;
-    // One run at a time for acme: a call while the sleeper runs is answered 429. The
-    // in-flight gauge says when the sleeper runs.
-    let root = server.root();
-    let url = format!("{root}/metrics");
-    let in_flight = format!("wasmhook_runs_in_flight{{organization=\"{acme_id}\"}}");
+    invoke_refused_webhook(acme, &hooks.webhook);
+    *invoke_statuses.entry(400).or_default() += 1;
+    invoke_statuses
+}
+
+/// Invokes hello while the sleeping hook runs: with one run at a time for acme, hello is
+/// answered 429 naming the limit, and the sleeper completes (200). The in-flight gauge says
+/// when the sleeper runs.
+fn invoke_beside_a_running_hook(server: &Server, acme: &Tenant, hooks: &Hooks) {
+    let acme_id = acme.organization_id();
     let (throttled, refusal) = std::thread::scope(|scope| {
-        let sleeper = scope.spawn(|| acme.invoke(&sleeping, json!({})));
+        let sleeper = scope.spawn(|| acme.invoke(&hooks.sleeping, json!({})));
         assert!(
             wait_until(Instant::now() + Duration::from_secs(10), || {
                 server.runs_in_flight(acme_id) >= 1.0
             }),
             "the sleeper never ran"
         );
-        let refused = acme.invoke(&hello, json!({}));
+        let refused = acme.invoke(&hooks.hello, json!({}));
         let (slept, answer) = sleeper.join().expect("the sleeper");
         assert_eq!(slept, StatusCode::OK, "{answer}");
         refused
@@ -117,10 +164,14 @@ fn metrics_count_known_calls() {
         refusal["detail"],
         "the organization has 1 runs in progress, its limit; retry shortly"
     );
-    *invoke_statuses.entry(200).or_default() += 1;
-    *invoke_statuses.entry(429).or_default() += 1;
+}
 
-    // On the API's listener: the operator's token, nobody else's.
+#[test]
+fn metrics_on_the_api_listener_are_the_operators_only() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = metrics_server(dir.path());
+    let acme = Tenant::new(&server, "acme");
+    let url = format!("{}/metrics", server.root());
     assert_eq!(scrape(&url, None).0, StatusCode::UNAUTHORIZED);
     assert_eq!(scrape(&url, Some(&acme.token)).0, StatusCode::FORBIDDEN);
     let (status, content_type, text) = scrape(&url, Some(OPERATOR_TOKEN));
@@ -129,7 +180,20 @@ fn metrics_count_known_calls() {
         content_type.starts_with("application/openmetrics-text"),
         "{content_type}"
     );
-    let all = series(&text);
+}
+
+/// Six function runs (hello three times, the failing hook twice, the sleeper once) and one
+/// webhook run; the call throttled beside the sleeper is no run.
+#[test]
+fn runs_are_counted_by_organization_kind_and_status_with_their_phases_and_logs() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = metrics_server(dir.path());
+    let acme = Tenant::new(&server, "acme");
+    let acme_id = acme.organization_id();
+    let hooks = hooks_of(&acme);
+    invoke_each_outcome(&acme, &hooks);
+    invoke_beside_a_running_hook(&server, &acme, &hooks);
+    let (text, all) = scraped(&server);
 
     let runs = |kind: &str, status: &str| {
         value(
@@ -165,6 +229,19 @@ fn metrics_count_known_calls() {
         7.0,
         "{text}"
     );
+    let in_flight = format!("wasmhook_runs_in_flight{{organization=\"{acme_id}\"}}");
+    assert_eq!(all.get(&in_flight), Some(&0.0), "{text}");
+}
+
+#[test]
+fn a_call_throttled_by_the_run_limit_is_counted_for_its_organization() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = metrics_server(dir.path());
+    let acme = Tenant::new(&server, "acme");
+    let acme_id = acme.organization_id();
+    let hooks = hooks_of(&acme);
+    invoke_beside_a_running_hook(&server, &acme, &hooks);
+    let (text, all) = scraped(&server);
     assert_eq!(
         value(
             &all,
@@ -173,6 +250,16 @@ fn metrics_count_known_calls() {
         1.0,
         "{text}"
     );
+}
+
+#[test]
+fn a_webhook_refused_for_its_private_address_is_counted_as_a_refusal_and_a_failed_delivery() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = metrics_server(dir.path());
+    let acme = Tenant::new(&server, "acme");
+    let webhook = refused_webhook(&acme);
+    invoke_refused_webhook(&acme, &webhook);
+    let (text, all) = scraped(&server);
     assert_eq!(
         value(
             &all,
@@ -186,7 +273,19 @@ fn metrics_count_known_calls() {
         1.0,
         "{text}"
     );
-    assert_eq!(all.get(&in_flight), Some(&0.0), "{text}");
+}
+
+#[test]
+fn http_requests_are_counted_by_route_pattern_and_status() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = metrics_server(dir.path());
+    let acme = Tenant::new(&server, "acme");
+    let hooks = hooks_of(&acme);
+    let mut invoke_statuses = invoke_each_outcome(&acme, &hooks);
+    invoke_beside_a_running_hook(&server, &acme, &hooks);
+    *invoke_statuses.entry(200).or_default() += 1;
+    *invoke_statuses.entry(429).or_default() += 1;
+    let (text, all) = scraped(&server);
     for (status, count) in &invoke_statuses {
         assert_eq!(
             value(
@@ -199,17 +298,42 @@ fn metrics_count_known_calls() {
             "{status}: {text}"
         );
     }
+    // No hook's id in any series: routes are the router's patterns.
+    for hook in [
+        &hooks.hello,
+        &hooks.failing,
+        &hooks.sleeping,
+        &hooks.webhook,
+    ] {
+        assert!(!text.contains(&format!("/hooks/{}/", hook["id"])), "{text}");
+    }
+}
+
+#[test]
+fn compiles_the_database_and_the_build_are_exposed() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = metrics_server(dir.path());
+    let acme = Tenant::new(&server, "acme");
+    // Two modules compiled while their uploads waited.
+    hooks_of(&acme);
+    let (text, all) = scraped(&server);
     assert_eq!(value(&all, "wasmhook_modules_compiling"), 0.0, "{text}");
     assert!(value(&all, "wasmhook_module_compile_seconds_count{result=\"ok\"}") >= 2.0);
     assert_eq!(value(&all, "wasmhook_db_connections"), 1.0);
     assert_eq!(value(&all, "wasmhook_db_connections_in_use"), 0.0);
     assert!(text.contains("wasmhook_build_info{version="), "{text}");
-    // No hook's id in any series: routes are the router's patterns.
-    for hook in [&hello, &failing, &sleeping, &webhook.1] {
-        assert!(!text.contains(&format!("/hooks/{}/", hook["id"])), "{text}");
-    }
+}
 
-    // On the metrics listener of its own: no token, the same series.
+#[test]
+fn the_metrics_listener_of_its_own_serves_the_series_without_a_token_and_nothing_else() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = metrics_server(dir.path());
+    let acme = Tenant::new(&server, "acme");
+    let acme_id = acme.organization_id();
+    let hello = acme.hook(&acme.upload(HELLO), json!({}));
+    let (status, answer) = acme.invoke(&hello, json!({}));
+    assert_eq!(status, StatusCode::OK, "{answer}");
+
     let address = server
         .banner
         .lines()
@@ -220,7 +344,7 @@ fn metrics_count_known_calls() {
     assert_eq!(status, StatusCode::OK);
     assert!(
         open.contains(&format!(
-            "wasmhook_runs_total{{organization=\"{acme_id}\",kind=\"function\",status=\"completed\"}} 4\n"
+            "wasmhook_runs_total{{organization=\"{acme_id}\",kind=\"function\",status=\"completed\"}} 1\n"
         )),
         "{open}"
     );
@@ -286,7 +410,7 @@ fn metrics_can_be_turned_off() {
 }
 
 #[test]
-fn the_request_id_is_the_run_logs() {
+fn a_calls_request_id_is_echoed_and_names_its_run_log() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
     let acme = Tenant::new(&server, "acme");
@@ -306,7 +430,14 @@ fn the_request_id_is_the_run_logs() {
     let results = logs["results"].as_array().expect("results");
     assert_eq!(results.len(), 1, "{logs}");
     assert_eq!(results[0]["hook_id"], hello["id"], "{logs}");
-    // An event's runs share the id of the request that caused them.
+}
+
+#[test]
+fn an_events_runs_share_the_request_id_that_caused_them() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let hello = acme.hook(&acme.upload(HELLO), json!({}));
     let second = acme.hook(
         &acme.upload(HOSTILE),
         json!({"settings": {"behavior": "echo"}}),
@@ -360,8 +491,8 @@ fn serve_help_lists_every_setting() {
     }
 }
 
-#[test]
-fn the_dashboard_queries_only_series_that_exist() {
+/// Every `wasmhook_` series the panels of `docs/grafana-dashboard.json` query.
+fn dashboard_queries() -> BTreeSet<String> {
     let dashboard: Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -370,7 +501,7 @@ fn the_dashboard_queries_only_series_that_exist() {
         .expect("the dashboard"),
     )
     .expect("the dashboard is JSON");
-    let mut queried = std::collections::BTreeSet::new();
+    let mut queried = BTreeSet::new();
     for panel in dashboard["panels"].as_array().expect("panels") {
         for target in panel["targets"].as_array().into_iter().flatten() {
             let expression = target["expr"].as_str().expect("an expression");
@@ -385,17 +516,26 @@ fn the_dashboard_queries_only_series_that_exist() {
             }
         }
     }
-    assert!(queried.len() >= 10, "{queried:?}");
+    queried
+}
 
-    // Every series, after a run and a scrape: what a fresh server exposes.
+/// `/metrics` of a fresh server after one run of hello: every series it declares.
+fn metrics_after_a_run() -> String {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
     let acme = Tenant::new(&server, "acme");
     let hello = acme.hook(&acme.upload(HELLO), json!({}));
     assert_eq!(acme.invoke(&hello, json!({})).0, StatusCode::OK);
-    let root = server.root();
-    let (_, _, text) = scrape(&format!("{root}/metrics"), Some(OPERATOR_TOKEN));
-    let declared: std::collections::BTreeSet<String> = text
+    let (_, _, text) = scrape(&format!("{}/metrics", server.root()), Some(OPERATOR_TOKEN));
+    text
+}
+
+#[test]
+fn the_dashboard_queries_only_series_that_exist() {
+    let queried = dashboard_queries();
+    assert!(queried.len() >= 10, "{queried:?}");
+    let text = metrics_after_a_run();
+    let declared: BTreeSet<String> = text
         .lines()
         .filter_map(|line| line.strip_prefix("# TYPE "))
         .filter_map(|line| {
@@ -417,13 +557,22 @@ fn the_dashboard_queries_only_series_that_exist() {
         missing.is_empty(),
         "queried but not exposed: {missing:?}\n{text}"
     );
-    // And docs/operations.md describes every series the server declares.
+}
+
+#[test]
+fn the_operations_page_describes_every_series_the_server_declares() {
+    let text = metrics_after_a_run();
     let operations = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../docs/operations.md"
     ))
     .expect("the operations page");
-    for line in text.lines().filter_map(|line| line.strip_prefix("# TYPE ")) {
+    let declared: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .collect();
+    assert!(!declared.is_empty(), "{text}");
+    for line in declared {
         let name = line.split(' ').next().unwrap_or_default();
         assert!(
             operations.contains(&format!("`{name}`"))
@@ -433,9 +582,12 @@ fn the_dashboard_queries_only_series_that_exist() {
     }
 }
 
-/// Every span the collector received: (trace id, span id, parent span id, name), ids in
+/// A span as the collector received it: (trace id, span id, parent span id, name), ids in
 /// lower-case hex as OTLP/JSON writes them.
-fn collected_spans(collector: &Upstream) -> Vec<(String, String, String, String)> {
+type Span = (String, String, String, String);
+
+/// Every span the collector received.
+fn collected_spans(collector: &Upstream) -> Vec<Span> {
     let mut spans = Vec::new();
     for request in collector.received("/v1/traces") {
         let body: Value = serde_json::from_slice(&request.body).expect("OTLP/JSON");
@@ -466,10 +618,21 @@ fn collected_spans(collector: &Upstream) -> Vec<(String, String, String, String)
     spans
 }
 
-#[test]
-fn a_call_is_traced_from_the_callers_traceparent_to_its_webhook() {
-    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
-    const CALLER_SPAN: &str = "00f067aa0ba902b7";
+/// The trace the caller of the traced tests started, and the caller's span in it.
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CALLER_SPAN: &str = "00f067aa0ba902b7";
+
+/// A server exporting its spans over OTLP/JSON to `collector`, its guests and webhooks
+/// allowed to reach `receiver` on loopback.
+struct Traced {
+    /// Declared first, so that it stops before the directory and the receivers go.
+    server: Server,
+    _dir: tempfile::TempDir,
+    receiver: Upstream,
+    collector: Upstream,
+}
+
+fn traced_server() -> Traced {
     let collector = Upstream::start();
     let receiver = Upstream::start();
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -485,9 +648,21 @@ fn a_call_is_traced_from_the_callers_traceparent_to_its_webhook() {
         ],
         &[],
     );
-    let acme = Tenant::new(&server, "acme");
-    let function = acme.hook(&acme.upload(HELLO), json!({}));
-    // A guest that makes a wasi:http request of its own.
+    Traced {
+        server,
+        _dir: dir,
+        receiver,
+        collector,
+    }
+}
+
+/// Gives acme three hooks on `invocation.manual` (hello; a guest that makes a `wasi:http`
+/// request of its own, to the receiver's `/from-guest`; a webhook to its `/hook`) and sends
+/// the event with the caller's `traceparent`. The `traceparent` of the webhook's request.
+fn send_traced_event(traced: &Traced) -> String {
+    let (server, receiver) = (&traced.server, &traced.receiver);
+    let acme = Tenant::new(server, "acme");
+    acme.hook(&acme.upload(HELLO), json!({}));
     let fetcher = acme.upload(FETCHER);
     acme.hook(
         &fetcher,
@@ -518,20 +693,17 @@ fn a_call_is_traced_from_the_callers_traceparent_to_its_webhook() {
         .send()
         .expect("the server answers");
     assert_eq!(response.status(), StatusCode::OK);
-
-    // The webhook's request carries the trace on.
     let delivered = receiver.wait_for("/hook", 1, Duration::from_secs(10));
-    let traceparent = delivered[0]
+    delivered[0]
         .headers
         .get("traceparent")
         .cloned()
-        .unwrap_or_default();
-    assert!(
-        traceparent.starts_with(&format!("00-{TRACE}-")) && traceparent.ends_with("-01"),
-        "{traceparent}"
-    );
+        .unwrap_or_default()
+}
 
-    // The spans arrive in batches; wait for the whole tree.
+/// Waits for the event's whole span tree (the spans arrive in batches: its request, the
+/// event, three runs and their phases, two outbound requests); every span collected.
+fn event_spans(collector: &Upstream) -> Vec<Span> {
     let wanted = [
         "POST /api/v1/events",
         "event",
@@ -542,9 +714,9 @@ fn a_call_is_traced_from_the_callers_traceparent_to_its_webhook() {
         "log write",
         "outbound request",
     ];
-    let mut spans: Vec<(String, String, String, String)> = Vec::new();
+    let mut spans: Vec<Span> = Vec::new();
     wait_until(Instant::now() + Duration::from_secs(20), || {
-        spans = collected_spans(&collector);
+        spans = collected_spans(collector);
         let names: Vec<&str> = spans.iter().map(|span| span.3.as_str()).collect();
         wanted.iter().all(|name| names.contains(name))
             && names.iter().filter(|name| **name == "hook run").count() == 3
@@ -554,26 +726,59 @@ fn a_call_is_traced_from_the_callers_traceparent_to_its_webhook() {
                 .count()
                 == 2
     });
-    let of_trace: Vec<_> = spans.iter().filter(|span| span.0 == TRACE).collect();
-    let named = |name: &str| -> Vec<&(String, String, String, String)> {
-        of_trace
-            .iter()
-            .copied()
-            .filter(|span| span.3 == name)
-            .collect()
-    };
-    let request = named("POST /api/v1/events");
+    spans
+}
+
+/// The spans of the caller's trace.
+fn in_trace(spans: &[Span]) -> Vec<&Span> {
+    spans.iter().filter(|span| span.0 == TRACE).collect()
+}
+
+/// The spans of this name.
+fn named<'a>(spans: &[&'a Span], name: &str) -> Vec<&'a Span> {
+    spans
+        .iter()
+        .copied()
+        .filter(|span| span.3 == name)
+        .collect()
+}
+
+#[test]
+fn a_webhooks_request_carries_the_callers_trace_on_from_its_outbound_request_span() {
+    let traced = traced_server();
+    let traceparent = send_traced_event(&traced);
+    assert!(
+        traceparent.starts_with(&format!("00-{TRACE}-")) && traceparent.ends_with("-01"),
+        "{traceparent}"
+    );
+    let spans = event_spans(&traced.collector);
+    let of_trace = in_trace(&spans);
+    let outbound = named(&of_trace, "outbound request");
+    assert_eq!(outbound.len(), 2, "{spans:#?}");
+    assert!(
+        outbound.iter().any(|span| traceparent.contains(&span.1)),
+        "{traceparent}"
+    );
+}
+
+#[test]
+fn an_events_spans_hang_from_the_callers_span_through_the_event_to_each_runs_phases() {
+    let traced = traced_server();
+    send_traced_event(&traced);
+    let spans = event_spans(&traced.collector);
+    let of_trace = in_trace(&spans);
+    let request = named(&of_trace, "POST /api/v1/events");
     assert_eq!(request.len(), 1, "{spans:#?}");
     assert_eq!(request[0].2, CALLER_SPAN, "the caller's span is the parent");
-    let event = named("event");
+    let event = named(&of_trace, "event");
     assert_eq!(event.len(), 1, "{spans:#?}");
     assert_eq!(event[0].2, request[0].1);
-    let runs = named("hook run");
+    let runs = named(&of_trace, "hook run");
     assert_eq!(runs.len(), 3, "{spans:#?}");
     assert!(runs.iter().all(|run| run.2 == event[0].1));
     // The function's run holds its load, instantiate, guest call and log write; the
     // webhook's its outbound request and log write.
-    let children = |run: &(String, String, String, String)| -> Vec<String> {
+    let children = |run: &Span| -> Vec<String> {
         let mut names: Vec<String> = of_trace
             .iter()
             .filter(|span| span.2 == run.1)
@@ -593,15 +798,18 @@ fn a_call_is_traced_from_the_callers_traceparent_to_its_webhook() {
         ],
         "{spans:#?}"
     );
-    // The webhook's traceparent names the outbound request's span.
-    let outbound = named("outbound request");
-    assert_eq!(outbound.len(), 2, "{spans:#?}");
-    assert!(
-        outbound.iter().any(|span| traceparent.contains(&span.1)),
-        "{traceparent}"
-    );
-    // The guest's request is a child of its guest call, and carries the trace on.
-    let from_guest = receiver.wait_for("/from-guest", 1, Duration::from_secs(5));
+}
+
+#[test]
+fn a_guests_request_carries_the_trace_on_from_a_span_under_its_guest_call() {
+    let traced = traced_server();
+    send_traced_event(&traced);
+    let spans = event_spans(&traced.collector);
+    let of_trace = in_trace(&spans);
+    let outbound = named(&of_trace, "outbound request");
+    let from_guest = traced
+        .receiver
+        .wait_for("/from-guest", 1, Duration::from_secs(5));
     let guest_traceparent = from_guest[0]
         .headers
         .get("traceparent")
@@ -613,33 +821,37 @@ fn a_call_is_traced_from_the_callers_traceparent_to_its_webhook() {
         .unwrap_or_else(|| panic!("no span for {guest_traceparent}: {spans:#?}"));
     assert!(guest_traceparent.starts_with(&format!("00-{TRACE}-")));
     assert_eq!(
-        named("guest call")
+        named(&of_trace, "guest call")
             .iter()
             .filter(|call| call.1 == guest_request.2)
             .count(),
         1,
         "{spans:#?}"
     );
-    // Probes make no traces. A call made after the probe is traced: once its span has
-    // arrived, a span of the probe (ended before it) would have too.
-    let root = server.root();
-    let (status, _, _) = scrape(&format!("{root}/readyz"), None);
+}
+
+/// A call made after the probe is traced: once its span has arrived, a span of the probe
+/// (ended before it) would have too.
+#[test]
+fn probes_make_no_traces() {
+    let traced = traced_server();
+    let server = &traced.server;
+    let (status, _, _) = scrape(&format!("{}/readyz", server.root()), None);
     assert_eq!(status, StatusCode::OK);
     let (status, _) = server.get("/organizations", OPERATOR_TOKEN);
     assert_eq!(status, StatusCode::OK);
     assert!(
         wait_until(Instant::now() + Duration::from_secs(20), || {
-            collected_spans(&collector)
+            collected_spans(&traced.collector)
                 .iter()
                 .any(|span| span.3 == "GET /api/v1/organizations")
         }),
         "the call after the probe was never traced"
     );
     assert!(
-        !collected_spans(&collector)
+        !collected_spans(&traced.collector)
             .iter()
             .any(|span| span.3.contains("readyz")),
         "a probe was traced"
     );
-    let _ = function;
 }

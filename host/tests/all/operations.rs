@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use wasmhook_tests::guests::HOSTILE;
 
-use super::server::{http_client, Server, OPERATOR_TOKEN};
+use super::server::{http_client, Server, Tenant, OPERATOR_TOKEN};
 use super::support::wait_until;
 
 fn get(url: &str) -> (StatusCode, Value) {
@@ -18,7 +19,7 @@ fn get(url: &str) -> (StatusCode, Value) {
 }
 
 #[test]
-fn probes_answer_without_a_token() {
+fn the_health_and_readiness_probes_answer_without_a_token() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
     let (status, alive) = get(&format!("{}/healthz", server.root()));
@@ -26,6 +27,13 @@ fn probes_answer_without_a_token() {
     let (status, ready) = get(&format!("{}/readyz", server.root()));
     assert_eq!(status, StatusCode::OK, "{ready}");
     assert_eq!(ready["status"], "ready");
+}
+
+/// Without a token, too.
+#[test]
+fn the_version_names_the_crate_the_pinned_wasmtime_and_a_commit() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
     let (status, version) = get(&server.url("/version"));
     assert_eq!(status, StatusCode::OK, "{version}");
     assert_eq!(version["version"], env!("CARGO_PKG_VERSION"));
@@ -100,8 +108,33 @@ fn shown_token(banner: &str) -> String {
         .to_owned()
 }
 
+/// Runs `wasmhook serve` on `dir` with these environment variables to its end (it is to
+/// fail); its exit status and stderr.
+fn serve_failing(dir: &std::path::Path, env: &[(&str, &str)]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_wasmhook"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .env_remove("WASMHOOK_OPERATOR_TOKEN")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("wasmhook runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// After a failed start: the next start on `dir` shows the operator token, and it works.
+fn assert_the_next_start_shows_a_working_token(dir: &std::path::Path) {
+    let server = Server::start(dir, None);
+    let token = shown_token(&server.banner);
+    let (status, _) = server.post("/organizations", Some(&token), json!({"name": "acme"}));
+    assert_eq!(status, StatusCode::CREATED);
+}
+
 #[test]
-fn a_failed_start_shows_no_token_and_the_next_start_does() {
+fn a_start_that_cannot_listen_shows_no_token_and_the_next_start_does() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
     let address = taken.local_addr().expect("an address").to_string();
@@ -110,57 +143,67 @@ fn a_failed_start_shows_no_token_and_the_next_start_does() {
     assert!(stderr.contains("cannot listen"), "{stderr}");
     assert!(!stderr.contains("operator token"), "{stderr}");
     drop(taken);
-    // A secrets key that is not one fails the start too, after the database exists.
-    let output = Command::new(env!("CARGO_BIN_EXE_wasmhook"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env_remove("WASMHOOK_OPERATOR_TOKEN")
-        .env("WASMHOOK_SECRETS_KEY", "not-a-key")
-        .stdin(Stdio::null())
-        .output()
-        .expect("wasmhook runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "{stderr}");
+    assert_the_next_start_shows_a_working_token(dir.path());
+}
+
+/// The start fails after the database exists.
+#[test]
+fn a_start_with_a_bad_secrets_key_shows_no_token_and_the_next_start_does() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (ok, stderr) = serve_failing(dir.path(), &[("WASMHOOK_SECRETS_KEY", "not-a-key")]);
+    assert!(!ok, "{stderr}");
     assert!(stderr.contains("secrets key"), "{stderr}");
     assert!(!stderr.contains("operator token"), "{stderr}");
-    // And so does a metrics address in use, though it is bound after the API's.
+    assert_the_next_start_shows_a_working_token(dir.path());
+}
+
+/// The metrics address is bound after the API's.
+#[test]
+fn a_start_whose_metrics_address_is_taken_shows_no_token_and_the_next_start_does() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
     let address = taken.local_addr().expect("an address").to_string();
-    let output = Command::new(env!("CARGO_BIN_EXE_wasmhook"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env_remove("WASMHOOK_OPERATOR_TOKEN")
-        .env("WASMHOOK_METRICS_LISTEN", &address)
-        .stdin(Stdio::null())
-        .output()
-        .expect("wasmhook runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "{stderr}");
+    let (ok, stderr) = serve_failing(dir.path(), &[("WASMHOOK_METRICS_LISTEN", address.as_str())]);
+    assert!(!ok, "{stderr}");
     assert!(stderr.contains("cannot listen for metrics"), "{stderr}");
     assert!(!stderr.contains("operator token"), "{stderr}");
     drop(taken);
+    assert_the_next_start_shows_a_working_token(dir.path());
+}
 
-    let server = Server::start(dir.path(), None);
-    let token = shown_token(&server.banner);
-    let (status, _) = server.post("/organizations", Some(&token), json!({"name": "acme"}));
-    assert_eq!(status, StatusCode::CREATED);
+/// Starts a server on `dir` and hands back the token it shows; the server is stopped once
+/// `while_running` has looked at the directory it holds.
+fn with_a_server_holding(dir: &std::path::Path, while_running: impl FnOnce()) -> String {
+    let server = Server::start(dir, None);
+    while_running();
+    shown_token(&server.banner)
+}
+
+#[test]
+fn the_token_cannot_be_rotated_while_a_server_holds_the_directory() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    // It would go on trusting the old token.
+    with_a_server_holding(dir.path(), || {
+        let (ok, _, stderr) = wasmhook(&["operator", "rotate-token"], dir.path());
+        assert!(!ok);
+        assert!(stderr.contains("another wasmhook process"), "{stderr}");
+    });
+}
+
+#[test]
+fn a_second_server_cannot_start_on_a_held_directory() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    with_a_server_holding(dir.path(), || {
+        let (ok, _, stderr) = wasmhook(&["serve", "--listen", "127.0.0.1:0"], dir.path());
+        assert!(!ok);
+        assert!(stderr.contains("another wasmhook process"), "{stderr}");
+    });
 }
 
 #[test]
 fn a_lost_operator_token_is_replaced_by_rotating_it() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let lost = {
-        let server = Server::start(dir.path(), None);
-        // Not while a server holds the directory: it would go on trusting the old token.
-        let (ok, _, stderr) = wasmhook(&["operator", "rotate-token"], dir.path());
-        assert!(!ok);
-        assert!(stderr.contains("another wasmhook process"), "{stderr}");
-        // Nor does a second server start on it.
-        let (ok, _, stderr) = wasmhook(&["serve", "--listen", "127.0.0.1:0"], dir.path());
-        assert!(!ok);
-        assert!(stderr.contains("another wasmhook process"), "{stderr}");
-        shown_token(&server.banner)
-    };
+    let lost = with_a_server_holding(dir.path(), || {});
     let (ok, stdout, stderr) = wasmhook(&["operator", "rotate-token"], dir.path());
     assert!(ok, "{stderr}");
     let token = stdout.trim().to_owned();
@@ -176,8 +219,10 @@ fn a_lost_operator_token_is_replaced_by_rotating_it() {
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(server.get("/organizations", &token).0, StatusCode::OK);
+}
 
-    // Without a database there is nothing to rotate.
+#[test]
+fn there_is_no_token_to_rotate_without_a_database() {
     let empty = tempfile::tempdir().expect("a temporary directory");
     let (ok, _, stderr) = wasmhook(&["operator", "rotate-token"], empty.path());
     assert!(!ok);
@@ -193,24 +238,28 @@ fn wait_for_log(server: &Server, text: &str) -> String {
     server.log()
 }
 
-#[test]
-fn every_request_has_an_access_line_and_an_id_and_no_line_holds_a_secret() {
-    use super::server::Tenant;
-    use wasmhook_tests::guests::HOSTILE;
-    const SECRET: &str = "sk-live-logged-nowhere-0123";
-    const MARKER: &str = "payload-marker-never-logged";
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
-    let acme = Tenant::new(&server, "acme");
+/// A secret that no line of the server's log may hold.
+const SECRET: &str = "sk-live-logged-nowhere-0123";
+/// A mark in payloads, which no line of the server's log may hold.
+const MARKER: &str = "payload-marker-never-logged";
+
+/// An acme hook that prints its secret [`SECRET`] and carries its admin's token.
+fn printing_hook(acme: &Tenant) -> Value {
     let (_, users) = acme.get("/users");
     let hostile = acme.upload(HOSTILE);
-    let hook = acme.hook(
+    acme.hook(
         &hostile,
         json!({"settings": {"behavior": "print_secret"}, "secrets": {"api_key": SECRET},
                "token_owner": users["results"][0]["url"]}),
-    );
+    )
+}
 
-    // A client's request id is echoed and carried into the lines about the request.
+#[test]
+fn a_clients_request_id_is_echoed_and_carried_into_the_lines_about_the_request() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let hook = printing_hook(&acme);
     let response = server
         .client
         .post(server.url(&format!("/hooks/{}/invoke", hook["id"])))
@@ -242,7 +291,12 @@ fn every_request_has_an_access_line_and_an_id_and_no_line_holds_a_secret() {
             .any(|line| line.contains(&format!("hook {} completed", hook["id"]))),
         "no run line about the request: {log}"
     );
-    // Without one, the server makes one.
+}
+
+#[test]
+fn a_request_without_an_id_gets_one_made_by_the_server_in_its_access_line() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
     let response = server
         .client
         .get(server.url("/organizations"))
@@ -254,10 +308,23 @@ fn every_request_has_an_access_line_and_an_id_and_no_line_holds_a_secret() {
         .expect("text")
         .to_owned();
     assert_eq!(made.len(), 36, "a UUID: {made}");
-    wait_for_log(&server, &made);
+    let log = wait_for_log(&server, &made);
+    assert!(log.contains(&made), "{log}");
+}
 
-    // A test call, an event and a refused call too; then not a line holds the secret, a
-    // token, the payload or a colour code.
+/// After an invocation, a test call, an event and a refused call.
+#[test]
+fn no_log_line_holds_a_secret_a_token_a_payload_or_a_colour_code() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let hook = printing_hook(&acme);
+    let (status, answer) = acme.invoke(&hook, json!({"note": MARKER}));
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    wait_for_log(
+        &server,
+        &format!("POST /api/v1/hooks/{}/invoke 200", hook["id"]),
+    );
     let (status, tested) = acme.test_call(
         &hook,
         json!({"event": "annotation_content", "action": "initialize", "marker": MARKER}),

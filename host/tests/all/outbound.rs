@@ -20,11 +20,19 @@ fn results(tested: &Value) -> Vec<Value> {
         .unwrap_or_else(|| panic!("no results: {tested}"))
 }
 
-#[test]
-fn a_guest_reaches_its_allowed_hosts_and_the_api_with_its_token_and_nothing_else() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let upstream = Upstream::start();
-    let server = Server::start_with(
+/// The output of the hook's newest run log.
+fn run_log_output(acme: &Tenant, hook: &Value) -> String {
+    let (_, logs) = acme.get(&format!("/hooks/logs?hook={}", hook["id"]));
+    logs["results"][0]["output"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A server whose guests may reach loopback addresses (the upstream's) and read at most
+/// 4096 bytes of a response.
+fn fetching_server(dir: &tempfile::TempDir) -> Server {
+    Server::start_with(
         dir.path(),
         Some(OPERATOR_TOKEN),
         &[
@@ -32,15 +40,16 @@ fn a_guest_reaches_its_allowed_hosts_and_the_api_with_its_token_and_nothing_else
             ("WASMHOOK_MAX_RESPONSE_BYTES", "4096"),
         ],
         &[],
-    );
-    let acme = Tenant::new(&server, "acme");
+    )
+}
+
+/// A fetcher hook of acme's named `fetcher`, carrying its admin's token with a lifetime of
+/// 0 and allowed to reach `upstream`, making `requests`; tested once. The hook, and the
+/// guest's results (one a request).
+fn fetched(acme: &Tenant, upstream: &Upstream, requests: &Value) -> (Value, Vec<Value>) {
     let (_, users) = acme.get("/users");
     let owner = users["results"][0]["url"].clone();
     let fetcher = acme.upload(FETCHER);
-    upstream.script(
-        "/big",
-        vec![Reply::Json(200, json!({"filler": "x".repeat(10_000)}))],
-    );
     let hook = acme.hook(
         &fetcher,
         json!({
@@ -51,40 +60,70 @@ fn a_guest_reaches_its_allowed_hosts_and_the_api_with_its_token_and_nothing_else
                 "runtime": "wasm", "module": fetcher, "timeout_s": 10,
                 "allowed_hosts": [upstream.authority],
             },
-            "settings": {"requests": [
-                {"method": "GET", "url": "{base_url}/api/v1/hooks/{hook_id}", "with_token": true},
-                {"method": "POST", "url": format!("{}/collect", upstream.base), "with_token": true, "body": {"n": 1}},
-                {"method": "GET", "url": "http://forbidden.example/steal"},
-                {"method": "GET", "url": "http://127.0.0.1:9/other-port"},
-                {"method": "GET", "url": format!("{}/big", upstream.base)},
-            ]},
+            "settings": {"requests": requests},
         }),
     );
     let (status, tested) = acme.test_call(&hook, initialize());
     assert_eq!(status, StatusCode::OK, "{tested}");
     assert_eq!(tested["status"], "completed", "{tested}");
     let results = results(&tested);
+    (hook, results)
+}
 
-    // The installation's own API, with the token minted for the run.
+#[test]
+fn a_guest_reaches_the_installations_api_with_its_minted_token() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let upstream = Upstream::start();
+    let server = fetching_server(&dir);
+    let acme = Tenant::new(&server, "acme");
+    let (hook, results) = fetched(
+        &acme,
+        &upstream,
+        &json!([{"method": "GET", "url": "{base_url}/api/v1/hooks/{hook_id}", "with_token": true}]),
+    );
     assert_eq!(results[0]["status"], 200, "{}", results[0]);
     let own: Value = serde_json::from_str(results[0]["body"].as_str().unwrap_or_default())
         .expect("the API answered JSON");
     assert_eq!(own["id"], hook["id"]);
     assert_eq!(own["name"], "fetcher");
+}
 
-    // An allowed host, which received the request as sent.
-    assert_eq!(results[1]["status"], 200, "{}", results[1]);
+#[test]
+fn an_allowed_host_receives_the_guests_request_as_sent() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let upstream = Upstream::start();
+    let server = fetching_server(&dir);
+    let acme = Tenant::new(&server, "acme");
+    let (_, results) = fetched(
+        &acme,
+        &upstream,
+        &json!([
+            {"method": "POST", "url": format!("{}/collect", upstream.base), "with_token": true, "body": {"n": 1}},
+        ]),
+    );
+    assert_eq!(results[0]["status"], 200, "{}", results[0]);
     let collected = upstream.received("/collect");
     assert_eq!(collected.len(), 1);
     assert_eq!(collected[0].method, "POST");
     assert_eq!(collected[0].body, br#"{"n":1}"#);
-    let token = collected[0].headers["authorization"]
-        .strip_prefix("Bearer ")
-        .expect("the guest sent its token")
-        .to_owned();
+}
 
-    // Hosts not on the list are refused before any connection is made.
-    for refused in &results[2..4] {
+/// Refused before any connection is made.
+#[test]
+fn hosts_not_on_the_list_are_refused_and_the_run_log_says_why() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let upstream = Upstream::start();
+    let server = fetching_server(&dir);
+    let acme = Tenant::new(&server, "acme");
+    let (hook, results) = fetched(
+        &acme,
+        &upstream,
+        &json!([
+            {"method": "GET", "url": "http://forbidden.example/steal"},
+            {"method": "GET", "url": "http://127.0.0.1:9/other-port"},
+        ]),
+    );
+    for refused in &results[..2] {
         assert!(
             refused["error"]
                 .as_str()
@@ -92,18 +131,7 @@ fn a_guest_reaches_its_allowed_hosts_and_the_api_with_its_token_and_nothing_else
             "{refused}"
         );
     }
-    // A response over the cap is cut off with an error.
-    assert!(
-        results[4]["error"]
-            .as_str()
-            .is_some_and(|error| error.contains("HttpResponseBodySize")),
-        "{}",
-        results[4]
-    );
-
-    // The run log says why each refused request was refused, and never holds the token.
-    let (_, logs) = acme.get(&format!("/hooks/logs?hook={}", hook["id"]));
-    let output = logs["results"][0]["output"].as_str().unwrap_or_default();
+    let output = run_log_output(&acme, &hook);
     assert!(
         output.contains(
             "[network] GET http://forbidden.example: refused: forbidden.example:80 is not in this hook's config.allowed_hosts"
@@ -114,19 +142,60 @@ fn a_guest_reaches_its_allowed_hosts_and_the_api_with_its_token_and_nothing_else
         output.contains("127.0.0.1:9 is not in this hook's config.allowed_hosts"),
         "{output}"
     );
-    assert!(!logs.to_string().contains(&token));
+}
 
-    // With a lifetime of 0 the token died with the run.
+#[test]
+fn a_response_over_the_cap_is_cut_off_with_an_error() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let upstream = Upstream::start();
+    let server = fetching_server(&dir);
+    let acme = Tenant::new(&server, "acme");
+    upstream.script(
+        "/big",
+        vec![Reply::Json(200, json!({"filler": "x".repeat(10_000)}))],
+    );
+    let (_, results) = fetched(
+        &acme,
+        &upstream,
+        &json!([{"method": "GET", "url": format!("{}/big", upstream.base)}]),
+    );
+    assert!(
+        results[0]["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("HttpResponseBodySize")),
+        "{}",
+        results[0]
+    );
+}
+
+#[test]
+fn a_minted_token_is_never_in_the_run_log_and_dies_with_a_lifetime_of_0() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let upstream = Upstream::start();
+    let server = fetching_server(&dir);
+    let acme = Tenant::new(&server, "acme");
+    let (hook, _) = fetched(
+        &acme,
+        &upstream,
+        &json!([
+            {"method": "POST", "url": format!("{}/collect", upstream.base), "with_token": true, "body": {"n": 1}},
+        ]),
+    );
+    let collected = upstream.received("/collect");
+    let token = collected[0].headers["authorization"]
+        .strip_prefix("Bearer ")
+        .expect("the guest sent its token")
+        .to_owned();
+    let (_, logs) = acme.get(&format!("/hooks/logs?hook={}", hook["id"]));
+    assert!(!logs.to_string().contains(&token));
     let (status, _) = server.get(&format!("/hooks/{}", hook["id"]), &token);
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
-#[test]
-fn loopback_and_private_addresses_are_refused_unless_the_operator_allows_them() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let upstream = Upstream::start();
-    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
-    let acme = Tenant::new(&server, "acme");
+/// Acme's fetcher hook on a server with the operator's defaults, allowed the upstream by
+/// address and by name and the cloud's metadata address, making `requests`; tested once.
+/// The hook, and the guest's results (one a request).
+fn fetched_by_default(acme: &Tenant, upstream: &Upstream, requests: &Value) -> (Value, Vec<Value>) {
     let fetcher = acme.upload(FETCHER);
     let port = upstream.authority.rsplit(':').next().unwrap_or_default();
     let hook = acme.hook(
@@ -136,18 +205,32 @@ fn loopback_and_private_addresses_are_refused_unless_the_operator_allows_them() 
                 "runtime": "wasm", "module": fetcher, "timeout_s": 10,
                 "allowed_hosts": [upstream.authority, format!("localhost:{port}"), "169.254.169.254"],
             },
-            "settings": {"requests": [
-                {"method": "GET", "url": format!("{}/direct", upstream.base)},
-                {"method": "GET", "url": format!("http://localhost:{port}/by-name")},
-                {"method": "GET", "url": "http://169.254.169.254/latest/meta-data/"},
-                {"method": "GET", "url": "{base_url}/api/v1/hooks/{hook_id}"},
-            ]},
+            "settings": {"requests": requests},
         }),
     );
     let (status, tested) = acme.test_call(&hook, initialize());
     assert_eq!(status, StatusCode::OK, "{tested}");
     assert_eq!(tested["status"], "completed", "{tested}");
-    let answers = results(&tested);
+    let results = results(&tested);
+    (hook, results)
+}
+
+#[test]
+fn loopback_and_private_addresses_are_refused_by_default_and_the_run_log_says_why() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let upstream = Upstream::start();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let port = upstream.authority.rsplit(':').next().unwrap_or_default();
+    let (hook, answers) = fetched_by_default(
+        &acme,
+        &upstream,
+        &json!([
+            {"method": "GET", "url": format!("{}/direct", upstream.base)},
+            {"method": "GET", "url": format!("http://localhost:{port}/by-name")},
+            {"method": "GET", "url": "http://169.254.169.254/latest/meta-data/"},
+        ]),
+    );
     for refused in &answers[..3] {
         assert!(
             refused["error"]
@@ -158,13 +241,31 @@ fn loopback_and_private_addresses_are_refused_unless_the_operator_allows_them() 
     }
     assert!(upstream.received("/direct").is_empty());
     assert!(upstream.received("/by-name").is_empty());
-    // The installation's own API stays reachable (without a token it answers 401).
-    assert_eq!(answers[3]["status"], 401, "{}", answers[3]);
-    let (_, logs) = acme.get(&format!("/hooks/logs?hook={}", hook["id"]));
-    let output = logs["results"][0]["output"].as_str().unwrap_or_default();
+    let output = run_log_output(&acme, &hook);
     assert!(output.contains("non-public address"), "{output}");
+}
 
-    // A hook without allowed_hosts has no network but its own API.
+/// Without a token it answers 401.
+#[test]
+fn the_installations_own_api_stays_reachable_though_it_is_on_loopback() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let upstream = Upstream::start();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let (_, answers) = fetched_by_default(
+        &acme,
+        &upstream,
+        &json!([{"method": "GET", "url": "{base_url}/api/v1/hooks/{hook_id}"}]),
+    );
+    assert_eq!(answers[0]["status"], 401, "{}", answers[0]);
+}
+
+#[test]
+fn a_hook_without_allowed_hosts_has_no_network() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let fetcher = acme.upload(FETCHER);
     let closed = acme.hook(
         &fetcher,
         json!({"settings": {"requests": [{"method": "GET", "url": "https://example.com/"}]}}),
@@ -178,8 +279,14 @@ fn loopback_and_private_addresses_are_refused_unless_the_operator_allows_them() 
             .is_some_and(|error| error.contains("HttpRequestDenied")),
         "{tested}"
     );
+}
 
-    // Bad allow-list entries are refused when the hook is saved.
+#[test]
+fn a_bad_allow_list_entry_is_refused_when_the_hook_is_saved() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let fetcher = acme.upload(FETCHER);
     let (status, refused) = acme.post(
         "/hooks",
         json!({"name": "bad", "events": ["invocation.manual"],

@@ -7,10 +7,12 @@
 //! No timing is asserted here: latency under load is measured by the benchmarks.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use reqwest::blocking::RequestBuilder;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wasmhook_tests::guests::{HELLO, HOSTILE};
@@ -127,23 +129,22 @@ fn logs_per_request(tenant: &Tenant, request_ids: &[String]) -> HashMap<String, 
         .collect()
 }
 
-#[test]
-fn three_organizations_mixing_good_and_hostile_hooks_lose_nothing() {
-    const WORKERS_PER_ORGANIZATION: usize = 4;
-    const CALLS_PER_WORKER: usize = 30;
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
-    let tenants: Vec<Tenant> = ["acme", "globex", "initech"]
-        .iter()
-        .map(|name| Tenant::new(&server, name))
-        .collect();
-    let hooks: Vec<Hooks> = tenants.iter().map(hooks_of).collect();
+/// The mixed load: workers for each organization, calls each worker makes.
+const WORKERS_PER_ORGANIZATION: usize = 4;
+const CALLS_PER_WORKER: usize = 30;
 
-    // (organization, hook kind, request_id, status) of every answered call.
-    let answered = Mutex::new(Vec::new());
-    let unanswered = Mutex::new(Vec::new());
+/// An answered call of the mixed load: the organization's index, the hook's kind, the
+/// status and the answer.
+type Answered = (usize, &'static str, StatusCode, Value);
+
+/// The mixed load: `WORKERS_PER_ORGANIZATION` workers for each organization call its hooks
+/// through `/test` `CALLS_PER_WORKER` times each, all at once, every third call hostile (of
+/// a kind chosen in turn). Every call must be answered; the answers.
+fn mixed_load(tenants: &[Tenant], hooks: &[Hooks]) -> Vec<Answered> {
+    let answered: Mutex<Vec<Answered>> = Mutex::new(Vec::new());
+    let unanswered: Mutex<Vec<String>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
-        for (index, (tenant, hooks)) in tenants.iter().zip(&hooks).enumerate() {
+        for (index, (tenant, hooks)) in tenants.iter().zip(hooks).enumerate() {
             for worker in 0..WORKERS_PER_ORGANIZATION {
                 let (answered, unanswered) = (&answered, &unanswered);
                 scope.spawn(move || {
@@ -184,15 +185,22 @@ fn three_organizations_mixing_good_and_hostile_hooks_lose_nothing() {
     });
     let answered = answered.into_inner().expect("not poisoned");
     let unanswered = unanswered.into_inner().expect("not poisoned");
-    let requests = tenants.len() * WORKERS_PER_ORGANIZATION * CALLS_PER_WORKER;
     assert!(unanswered.is_empty(), "unanswered: {unanswered:?}");
-    assert_eq!(answered.len(), requests);
+    assert_eq!(
+        answered.len(),
+        tenants.len() * WORKERS_PER_ORGANIZATION * CALLS_PER_WORKER
+    );
+    answered
+}
 
+/// Checks the answers of the mixed load: each a 200, no good call failed, and every kind
+/// ended as it must, with its reason. The request ids of each organization's calls.
+fn check_answers(answered: &[Answered], organizations: usize) -> Vec<Vec<String>> {
     let mut good_failed = Vec::new();
     let mut hostile_completed = Vec::new();
     let mut wrong_outcomes = Vec::new();
-    let mut by_organization: Vec<Vec<String>> = vec![Vec::new(); tenants.len()];
-    for (index, kind, status, body) in &answered {
+    let mut by_organization: Vec<Vec<String>> = vec![Vec::new(); organizations];
+    for (index, kind, status, body) in answered {
         assert_eq!(*status, StatusCode::OK, "{kind}: {body}");
         match (*kind, body["status"].as_str()) {
             ("good", Some("completed")) => {}
@@ -220,11 +228,19 @@ fn three_organizations_mixing_good_and_hostile_hooks_lose_nothing() {
         "{} calls ended otherwise than their kind must: {wrong_outcomes:?}",
         wrong_outcomes.len()
     );
+    by_organization
+}
 
+/// The run logs of each organization's calls, by request id: how many in all, and the
+/// request ids with none and with several.
+fn count_logs(
+    tenants: &[Tenant],
+    by_organization: &[Vec<String>],
+) -> (usize, Vec<String>, Vec<String>) {
     let mut logs = 0;
     let mut missing = Vec::new();
     let mut duplicated = Vec::new();
-    for (tenant, request_ids) in tenants.iter().zip(&by_organization) {
+    for (tenant, request_ids) in tenants.iter().zip(by_organization) {
         for (id, count) in logs_per_request(tenant, request_ids) {
             logs += count;
             match count {
@@ -234,9 +250,25 @@ fn three_organizations_mixing_good_and_hostile_hooks_lose_nothing() {
             }
         }
     }
+    (logs, missing, duplicated)
+}
+
+#[test]
+fn three_organizations_mixing_good_and_hostile_hooks_lose_nothing() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let tenants: Vec<Tenant> = ["acme", "globex", "initech"]
+        .iter()
+        .map(|name| Tenant::new(&server, name))
+        .collect();
+    let hooks: Vec<Hooks> = tenants.iter().map(hooks_of).collect();
+    let answered = mixed_load(&tenants, &hooks);
+    let by_organization = check_answers(&answered, tenants.len());
+    let (logs, missing, duplicated) = count_logs(&tenants, &by_organization);
     eprintln!(
-        "mixed load: {requests} requests from 3 organizations ({} hostile), {} answered, \
-         {logs} run logs, {} missing, {} duplicated, {} good calls failed",
+        "mixed load: {} requests from 3 organizations ({} hostile), {} answered, {logs} run \
+         logs, {} missing, {} duplicated, no good call failed",
+        tenants.len() * WORKERS_PER_ORGANIZATION * CALLS_PER_WORKER,
         answered
             .iter()
             .filter(|(_, kind, _, _)| *kind != "good")
@@ -244,79 +276,100 @@ fn three_organizations_mixing_good_and_hostile_hooks_lose_nothing() {
         answered.len(),
         missing.len(),
         duplicated.len(),
-        good_failed.len()
     );
     assert!(missing.is_empty(), "calls without a run log: {missing:?}");
     assert!(duplicated.is_empty(), "calls with several: {duplicated:?}");
 }
 
-#[test]
-fn a_kill_in_the_middle_of_a_load_loses_no_answered_call() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let artifacts_before;
+/// What a load ended by a kill left: the answers given before it, how many calls were
+/// refused after it, the hook called, and the compiled artifacts from before it.
+struct Killed {
+    answered: Vec<Value>,
+    refused: usize,
+    hook: Value,
+    artifacts_before: Vec<(String, SystemTime)>,
+}
+
+/// A server on `dir` with acme's hello hook; eight workers call it through `/test` until
+/// the server is killed with SIGKILL, once the load is under way (16 calls answered).
+fn load_until_killed(dir: &Path) -> Killed {
     let answered = Mutex::new(Vec::new());
     let refused = Mutex::new(0usize);
     let killed = AtomicBool::new(false);
-    let hook;
-    {
-        let mut server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
-        let tenant = Tenant::new(&server, "acme");
-        let hello = tenant.upload(HELLO);
-        hook = tenant.hook(&hello, json!({}));
-        artifacts_before = artifacts(dir.path());
-        // Compiled at upload: the comparison after the restart compares something.
-        assert!(!artifacts_before.is_empty(), "no compiled artifact");
-        let url = server.url(&format!("/hooks/{}/test", hook["id"]));
-        let token = tenant.token;
-        let client = super::server::http_client_builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("a client");
-        std::thread::scope(|scope| {
-            for _ in 0..8 {
-                let (answered, refused, killed, url, token, client) =
-                    (&answered, &refused, &killed, &url, &token, &client);
-                scope.spawn(move || {
-                    // Until the kill (and a bound, should the test fail before it).
-                    let deadline = Instant::now() + Duration::from_secs(120);
-                    while !killed.load(Ordering::SeqCst) && Instant::now() < deadline {
-                        let sent = client
-                            .post(url)
-                            .bearer_auth(token)
-                            .json(&json!({"payload": initialize()}))
-                            .send()
-                            .and_then(|response| response.json::<Value>());
-                        match sent {
-                            Ok(body) => answered.lock().expect("not poisoned").push(body),
-                            // Once the server is gone every call fails: that is expected.
-                            Err(_) => {
-                                *refused.lock().expect("not poisoned") += 1;
-                                std::thread::sleep(Duration::from_millis(20));
-                            }
+    let mut server = Server::start(dir, Some(OPERATOR_TOKEN));
+    let tenant = Tenant::new(&server, "acme");
+    let hello = tenant.upload(HELLO);
+    let hook = tenant.hook(&hello, json!({}));
+    let artifacts_before = artifacts(dir);
+    // Compiled at upload: the comparison after the restart compares something.
+    assert!(!artifacts_before.is_empty(), "no compiled artifact");
+    let url = server.url(&format!("/hooks/{}/test", hook["id"]));
+    let token = tenant.token;
+    let client = super::server::http_client_builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("a client");
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            let (answered, refused, killed, url, token, client) =
+                (&answered, &refused, &killed, &url, &token, &client);
+            scope.spawn(move || {
+                // Until the kill (and a bound, should the test fail before it).
+                let deadline = Instant::now() + Duration::from_secs(120);
+                while !killed.load(Ordering::SeqCst) && Instant::now() < deadline {
+                    let sent = client
+                        .post(url)
+                        .bearer_auth(token)
+                        .json(&json!({"payload": initialize()}))
+                        .send()
+                        .and_then(|response| response.json::<Value>());
+                    match sent {
+                        Ok(body) => answered.lock().expect("not poisoned").push(body),
+                        // Once the server is gone every call fails: that is expected.
+                        Err(_) => {
+                            *refused.lock().expect("not poisoned") += 1;
+                            std::thread::sleep(Duration::from_millis(20));
                         }
                     }
-                });
-            }
-            // Killed in the middle of the load: once calls are being answered.
-            let under_way = wait_until(Instant::now() + Duration::from_secs(60), || {
-                answered.lock().expect("not poisoned").len() >= 16
+                }
             });
-            server.kill();
-            killed.store(true, Ordering::SeqCst);
-            assert!(under_way, "the load never got going");
+        }
+        // Killed in the middle of the load: once calls are being answered.
+        let under_way = wait_until(Instant::now() + Duration::from_secs(60), || {
+            answered.lock().expect("not poisoned").len() >= 16
         });
+        server.kill();
+        killed.store(true, Ordering::SeqCst);
+        assert!(under_way, "the load never got going");
+    });
+    Killed {
+        answered: answered.into_inner().expect("not poisoned"),
+        refused: refused.into_inner().expect("not poisoned"),
+        hook,
+        artifacts_before,
     }
-    let answered = answered.into_inner().expect("not poisoned");
-    let refused = refused.into_inner().expect("not poisoned");
-    assert!(!answered.is_empty(), "no call was answered before the kill");
+}
 
-    // The database opens and is intact.
-    let database = rusqlite::Connection::open(dir.path().join("wasmhook.db")).expect("opens");
+/// The database in `dir` opens, and SQLite finds it intact.
+fn assert_database_intact(dir: &Path) {
+    let database = rusqlite::Connection::open(dir.join("wasmhook.db")).expect("opens");
     let integrity: String = database
         .query_row("PRAGMA integrity_check", [], |row| row.get(0))
         .expect("checks");
     assert_eq!(integrity, "ok");
-    drop(database);
+}
+
+#[test]
+fn a_kill_in_the_middle_of_a_load_loses_no_answered_call() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let Killed {
+        answered,
+        refused,
+        hook,
+        artifacts_before,
+    } = load_until_killed(dir.path());
+    assert!(!answered.is_empty(), "no call was answered before the kill");
+    assert_database_intact(dir.path());
 
     let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
     let token = server.login("acme-admin", "long enough");
@@ -357,80 +410,81 @@ fn a_kill_in_the_middle_of_a_load_loses_no_answered_call() {
     assert_eq!(artifacts(dir.path()), artifacts_before);
 }
 
-#[test]
-fn bad_input_at_volume_gets_4xx_every_time_and_memory_stays_flat() {
-    const ROUNDS: usize = 250;
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
-    let tenant = Tenant::new(&server, "acme");
-    let hello = tenant.upload(HELLO);
-    let hook = tenant.hook(&hello, json!({}));
-    let counts = |tenant: &Tenant| {
-        ["/hooks", "/modules", "/queues", "/users"]
-            .iter()
-            .map(|path| tenant.get(path).1["pagination"]["total"].clone())
-            .collect::<Vec<_>>()
-    };
-    let before = counts(&tenant);
-    let random: Vec<u8> = (0..64 * 1024u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
-    // Just over the 2 MiB body limit.
-    let oversized_json = format!("{{\"note\": \"{}\"}}", "x".repeat(2 << 20)).into_bytes();
-    let oversized_client = super::server::http_client();
-    let client = &server.client;
-    let url = |path: &str| server.url(path);
-    let token = tenant.token.as_str();
-    let mut statuses: HashMap<u16, usize> = HashMap::new();
-    // Each request gets the status and the reason its kind of bad input must get.
-    let mut send =
-        |request: reqwest::blocking::RequestBuilder, expected: StatusCode, reason: Says| {
-            let response = request.bearer_auth(token).send().expect("answered");
-            let status = response.status();
-            *statuses.entry(status.as_u16()).or_default() += 1;
-            let body: Value = response.json().expect("a JSON answer");
-            assert!(body["detail"].is_string(), "{body}");
-            assert_eq!(status, expected, "{body}");
-            let detail = body["detail"].as_str().unwrap_or_default();
-            assert!(reason.fits(detail), "expected {reason:?}, got {body}");
-        };
-    let mut rss = Vec::new();
-    let mut refused_from_headers = 0;
-    for round in 0..ROUNDS {
-        let json = |path: &str, body: &str| {
-            client
-                .post(url(path))
-                .header("Content-Type", "application/json")
-                .body(body.to_owned())
-        };
-        send(
-            json("/hooks", "{\"name\": "),
-            StatusCode::BAD_REQUEST,
-            Says::StartsWith("Failed to parse the request body as JSON: "),
-        );
-        send(
-            json("/hooks", r#"{"name": 5, "events": "x", "config": []}"#),
-            StatusCode::BAD_REQUEST,
-            Says::Exactly("name: must be a string"),
-        );
-        send(
-            json("/queues", "[]"),
-            StatusCode::BAD_REQUEST,
-            Says::Exactly("expected a JSON object"),
-        );
-        send(
-            json(
-                &format!("/hooks/{}/test", hook["id"]),
-                r#"{"payload": [1, 2]}"#,
+/// Rounds of bad input, each sending every kind once.
+const ROUNDS: usize = 250;
+
+/// Sends bad requests with a tenant's token, checks each answer, and counts the statuses.
+struct BadInput<'a> {
+    server: &'a Server,
+    token: &'a str,
+    /// For the requests over the body limit: the server closes a connection whose body it
+    /// refused to read.
+    oversized_client: reqwest::blocking::Client,
+    statuses: HashMap<u16, usize>,
+}
+
+impl BadInput<'_> {
+    /// Sends `request`: its answer must have the status and the reason its kind of bad input
+    /// must get.
+    fn send(&mut self, request: RequestBuilder, expected: StatusCode, reason: Says) {
+        let response = request.bearer_auth(self.token).send().expect("answered");
+        let status = response.status();
+        *self.statuses.entry(status.as_u16()).or_default() += 1;
+        let body: Value = response.json().expect("a JSON answer");
+        assert!(body["detail"].is_string(), "{body}");
+        assert_eq!(status, expected, "{body}");
+        let detail = body["detail"].as_str().unwrap_or_default();
+        assert!(reason.fits(detail), "expected {reason:?}, got {body}");
+    }
+
+    /// A POST of `body` to `path`, said to be JSON.
+    fn json(&self, path: &str, body: &str) -> RequestBuilder {
+        self.server
+            .client
+            .post(self.server.url(path))
+            .header("Content-Type", "application/json")
+            .body(body.to_owned())
+    }
+
+    /// Round `round` of bad input: every kind once, near `hook`; `random` stands for a
+    /// module that is not WebAssembly, `oversized_json` for a body just over the limit.
+    fn round(&mut self, round: usize, hook: &Value, random: &[u8], oversized_json: &[u8]) {
+        // A copy of the reference, so that the requests built here leave `self` free.
+        let server = self.server;
+        let url = |path: &str| server.url(path);
+        let requests = [
+            (
+                self.json("/hooks", "{\"name\": "),
+                StatusCode::BAD_REQUEST,
+                Says::StartsWith("Failed to parse the request body as JSON: "),
             ),
-            StatusCode::BAD_REQUEST,
-            Says::Exactly("invalid body: invalid type: sequence, expected a map"),
-        );
-        send(
-            json("/events", r#"{"event": 1}"#),
-            StatusCode::BAD_REQUEST,
-            Says::Exactly("invalid body: invalid type: integer `1`, expected a string"),
-        );
+            (
+                self.json("/hooks", r#"{"name": 5, "events": "x", "config": []}"#),
+                StatusCode::BAD_REQUEST,
+                Says::Exactly("name: must be a string"),
+            ),
+            (
+                self.json("/queues", "[]"),
+                StatusCode::BAD_REQUEST,
+                Says::Exactly("expected a JSON object"),
+            ),
+            (
+                self.json(
+                    &format!("/hooks/{}/test", hook["id"]),
+                    r#"{"payload": [1, 2]}"#,
+                ),
+                StatusCode::BAD_REQUEST,
+                Says::Exactly("invalid body: invalid type: sequence, expected a map"),
+            ),
+            (
+                self.json("/events", r#"{"event": 1}"#),
+                StatusCode::BAD_REQUEST,
+                Says::Exactly("invalid body: invalid type: integer `1`, expected a string"),
+            ),
+        ];
+        for (request, expected, reason) in requests {
+            self.send(request, expected, reason);
+        }
         // Not WebAssembly: refused, until the organization's refusals reach their bound;
         // then every upload is answered 429 before it is looked at.
         let (expected, reason) = if round < REFUSED_UPLOADS {
@@ -449,61 +503,97 @@ fn bad_input_at_volume_gets_4xx_every_time_and_memory_stays_flat() {
                 ),
             )
         };
-        send(
-            client
-                .post(url("/modules?name=random"))
-                .header("Content-Type", "application/wasm")
-                .body(random.clone()),
-            expected,
-            reason,
-        );
-        send(
-            client.get(url(&format!("/hooks/{}", 1_000_000 + round))),
+        let upload = server
+            .client
+            .post(url("/modules?name=random"))
+            .header("Content-Type", "application/wasm")
+            .body(random.to_vec());
+        self.send(upload, expected, reason);
+        let unknown = server
+            .client
+            .get(url(&format!("/hooks/{}", 1_000_000 + round)));
+        self.send(unknown, StatusCode::NOT_FOUND, Says::Exactly("Not found."));
+        let not_a_number = server.client.get(url("/hooks/not-a-number"));
+        self.send(
+            not_a_number,
             StatusCode::NOT_FOUND,
             Says::Exactly("Not found."),
         );
-        send(
-            client.get(url("/hooks/not-a-number")),
-            StatusCode::NOT_FOUND,
-            Says::Exactly("Not found."),
-        );
-        // Over the body limit: the server answers 413 and closes a connection whose body it
-        // refused to read, so these go through a client of their own.
+        // Over the body limit: answered 413, through the client of its own.
         let oversized_path = if round % 2 == 0 {
             "/hooks".to_owned()
         } else {
             format!("/hooks/{}/invoke", hook["id"])
         };
-        send(
-            oversized_client
-                .post(url(&oversized_path))
-                .header("Content-Type", "application/json")
-                .body(oversized_json.clone()),
+        let oversized = self
+            .oversized_client
+            .post(url(&oversized_path))
+            .header("Content-Type", "application/json")
+            .body(oversized_json.to_vec());
+        self.send(
+            oversized,
             StatusCode::PAYLOAD_TOO_LARGE,
             Says::Exactly("the request body is larger than 2097152 bytes"),
         );
+    }
+}
+
+/// A module declared over the bound is refused from its headers: the answer comes before a
+/// byte of the body is sent.
+fn refuse_a_module_declared_too_large(server: &Server, token: &str) {
+    let (status, body) = declare_only(
+        server,
+        "/modules?name=huge",
+        token,
+        "application/wasm",
+        65 << 20,
+    );
+    assert_eq!(status, 413, "{body}");
+    assert!(body["detail"].is_string(), "{body}");
+    assert_eq!(
+        body["detail"], "the request body is larger than 67108864 bytes",
+        "{body}"
+    );
+}
+
+#[test]
+fn bad_input_at_volume_gets_4xx_every_time_and_memory_stays_flat() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let tenant = Tenant::new(&server, "acme");
+    let hello = tenant.upload(HELLO);
+    let hook = tenant.hook(&hello, json!({}));
+    let counts = |tenant: &Tenant| {
+        ["/hooks", "/modules", "/queues", "/users"]
+            .iter()
+            .map(|path| tenant.get(path).1["pagination"]["total"].clone())
+            .collect::<Vec<_>>()
+    };
+    let before = counts(&tenant);
+    let random: Vec<u8> = (0..64 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    // Just over the 2 MiB body limit.
+    let oversized_json = format!("{{\"note\": \"{}\"}}", "x".repeat(2 << 20)).into_bytes();
+    let mut bad = BadInput {
+        server: &server,
+        token: &tenant.token,
+        oversized_client: super::server::http_client(),
+        statuses: HashMap::new(),
+    };
+    let mut rss = Vec::new();
+    let mut refused_from_headers = 0;
+    for round in 0..ROUNDS {
+        bad.round(round, &hook, &random, &oversized_json);
         if round % 50 == 0 {
-            // A module declared over the bound is refused from its headers: the answer comes
-            // before a byte of the body is sent.
-            let (status, body) = declare_only(
-                &server,
-                "/modules?name=huge",
-                token,
-                "application/wasm",
-                65 << 20,
-            );
+            refuse_a_module_declared_too_large(&server, &tenant.token);
             refused_from_headers += 1;
-            assert_eq!(status, 413, "{body}");
-            assert!(body["detail"].is_string(), "{body}");
-            assert_eq!(
-                body["detail"], "the request body is larger than 67108864 bytes",
-                "{body}"
-            );
         }
         if round == 10 || round == ROUNDS - 1 {
             rss.push(server.rss_kib());
         }
     }
+    let mut statuses = bad.statuses;
     *statuses.entry(413).or_default() += refused_from_headers;
     let after = counts(&tenant);
     eprintln!(

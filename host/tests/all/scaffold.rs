@@ -65,73 +65,87 @@ fn build(dir: &Path) -> String {
     module
 }
 
-#[test]
-fn every_template_builds_and_passes_the_hello_cases() {
+/// Generates a hook in `language` with `wasmhook new`, builds it with its own `build.sh`,
+/// and runs every hello case through it with `wasmhook run --json`: each answers as the
+/// case expects.
+fn the_template_builds_and_passes_the_hello_cases(language: &str) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let parent = dir.path().display().to_string();
-    for language in ["rust", "python", "javascript"] {
-        let name = format!("my-{language}-hook");
-        let output = wasmhook(&["new", language, &name, "--dir", &parent]);
+    let name = format!("my-{language}-hook");
+    let output = wasmhook(&["new", language, &name, "--dir", &parent]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let project = dir.path().join(&name);
+    assert!(project.join("wit/extension.wit").is_file());
+    let module = build(&project);
+
+    for case in cases().iter().filter(|case| case.extension == "hello") {
+        let event = format!("{}.{}", case.event, case.action);
+        let settings = dir.path().join("settings.json");
+        let payload = dir.path().join("payload.json");
+        std::fs::write(&settings, Value::Object(case.settings.clone()).to_string())
+            .expect("writable");
+        std::fs::write(&payload, Value::Object(case.body.clone()).to_string()).expect("writable");
+        let output = wasmhook(&[
+            "run",
+            &module,
+            "--event",
+            &event,
+            "--payload",
+            &payload.display().to_string(),
+            "--settings",
+            &settings.display().to_string(),
+            "--json",
+        ]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(
             output.status.success(),
-            "{}",
+            "{language}, case {}: {stdout}\n{}",
+            case.name,
             String::from_utf8_lossy(&output.stderr)
         );
-        let project = dir.path().join(&name);
-        assert!(project.join("wit/extension.wit").is_file());
-        let module = build(&project);
-
-        for case in cases().iter().filter(|case| case.extension == "hello") {
-            let event = format!("{}.{}", case.event, case.action);
-            let settings = dir.path().join("settings.json");
-            let payload = dir.path().join("payload.json");
-            std::fs::write(&settings, Value::Object(case.settings.clone()).to_string())
-                .expect("writable");
-            std::fs::write(&payload, Value::Object(case.body.clone()).to_string())
-                .expect("writable");
-            let output = wasmhook(&[
-                "run",
-                &module,
-                "--event",
-                &event,
-                "--payload",
-                &payload.display().to_string(),
-                "--settings",
-                &settings.display().to_string(),
-                "--json",
-            ]);
-            let stdout = String::from_utf8_lossy(&output.stdout);
+        let log: Value = serde_json::from_str(&stdout).expect("--json prints the run log");
+        let expected = case.expect.response.clone().unwrap_or_default();
+        assert!(
+            json_equal(&log["response"], &expected),
+            "{language}, case {}: {} expected {expected}",
+            case.name,
+            log["response"]
+        );
+        for needle in &case.expect.output_contains {
             assert!(
-                output.status.success(),
-                "{language}, case {}: {stdout}\n{}",
+                log["output"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains(needle.as_str()),
+                "{language}, case {}: output {} lacks {needle}",
                 case.name,
-                String::from_utf8_lossy(&output.stderr)
+                log["output"]
             );
-            let log: Value = serde_json::from_str(&stdout).expect("--json prints the run log");
-            let expected = case.expect.response.clone().unwrap_or_default();
-            assert!(
-                json_equal(&log["response"], &expected),
-                "{language}, case {}: {} expected {expected}",
-                case.name,
-                log["response"]
-            );
-            for needle in &case.expect.output_contains {
-                assert!(
-                    log["output"]
-                        .as_str()
-                        .unwrap_or("")
-                        .contains(needle.as_str()),
-                    "{language}, case {}: output {} lacks {needle}",
-                    case.name,
-                    log["output"]
-                );
-            }
         }
     }
 }
 
 #[test]
-fn bad_names_and_existing_directories_are_refused_with_nothing_written() {
+fn the_rust_template_builds_and_passes_the_hello_cases() {
+    the_template_builds_and_passes_the_hello_cases("rust");
+}
+
+#[test]
+fn the_python_template_builds_and_passes_the_hello_cases() {
+    the_template_builds_and_passes_the_hello_cases("python");
+}
+
+#[test]
+fn the_javascript_template_builds_and_passes_the_hello_cases() {
+    the_template_builds_and_passes_the_hello_cases("javascript");
+}
+
+#[test]
+fn bad_names_are_refused_with_nothing_written() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let parent = dir.path().display().to_string();
     for bad in ["My-Hook", "1st", "a_b", "../escape", "trailing-", ""] {
@@ -145,7 +159,12 @@ fn bad_names_and_existing_directories_are_refused_with_nothing_written() {
         0,
         "a refused name wrote something"
     );
+}
 
+#[test]
+fn an_existing_directory_is_refused_and_left_as_it_was() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let parent = dir.path().display().to_string();
     std::fs::create_dir(dir.path().join("taken")).expect("writable");
     std::fs::write(dir.path().join("taken/keep.txt"), "mine").expect("writable");
     let output = wasmhook(&["new", "python", "taken", "--dir", &parent]);
@@ -157,7 +176,12 @@ fn bad_names_and_existing_directories_are_refused_with_nothing_written() {
         .map(|entry| entry.file_name())
         .collect();
     assert_eq!(kept, vec!["keep.txt"]);
+}
 
+#[test]
+fn an_unknown_language_is_refused() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let parent = dir.path().display().to_string();
     let output = wasmhook(&["new", "cobol", "legacy", "--dir", &parent]);
     assert_eq!(output.status.code(), Some(2), "an unknown language");
 }

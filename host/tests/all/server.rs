@@ -454,103 +454,203 @@ pub fn id_of(url: &str) -> &str {
     url.rsplit('/').next().unwrap_or_default()
 }
 
-#[test]
-fn an_organization_gets_an_admin_who_logs_in_creates_members_and_logs_out() {
+/// A server with one organization, `acme`, and its admin: what the tests of accounts and
+/// bad input start from.
+struct Acme {
+    /// Declared before the directory, so that it stops before the directory is removed.
+    server: Server,
+    _dir: tempfile::TempDir,
+    /// The organization's URL.
+    organization: String,
+    /// Its admin's token.
+    admin: String,
+}
+
+fn acme() -> Acme {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
     let (organization, admin) = server.organization_with_admin("acme");
+    Acme {
+        server,
+        _dir: dir,
+        organization,
+        admin,
+    }
+}
 
-    let (status, member) = server.post(
+/// Creates `ann` (password "ann's password") as acme's admin; the new user.
+fn create_ann(acme: &Acme) -> Value {
+    let (status, member) = acme.server.post(
         "/users",
-        Some(&admin),
+        Some(&acme.admin),
         json!({"username": "ann", "password": "ann's password", "email": "ann@acme.example"}),
     );
     assert_eq!(status, StatusCode::CREATED, "{member}");
-    assert_eq!(member["organization"], organization);
+    member
+}
+
+#[test]
+fn an_admin_creates_a_member_of_its_own_organization() {
+    let acme = acme();
+    let member = create_ann(&acme);
+    assert_eq!(member["organization"], acme.organization);
     assert_eq!(member["role"], "member");
     assert!(member.get("password").is_none());
+}
 
-    // Login also takes a form, as Rossum's does.
-    let response = server
+#[test]
+fn a_member_logs_in_with_a_form_as_rossums_login_takes_it() {
+    let acme = acme();
+    create_ann(&acme);
+    let response = acme
+        .server
         .client
-        .post(server.url("/auth/login"))
+        .post(acme.server.url("/auth/login"))
         .form(&[("username", "ann"), ("password", "ann's password")])
         .send()
         .expect("answers");
     assert_eq!(response.status(), StatusCode::OK);
-    let ann: Value = response.json().expect("JSON");
-    let ann = ann["key"].as_str().expect("a key").to_owned();
-
-    let (status, users) = server.get("/users", &ann);
+    let answer: Value = response.json().expect("JSON");
+    let ann = answer["key"].as_str().expect("a key");
+    let (status, users) = acme.server.get("/users", ann);
     assert_eq!(status, StatusCode::OK);
     assert_eq!(users["pagination"]["total"], 2);
-    // `Token` works as a scheme too.
-    let response = server
+}
+
+#[test]
+fn a_token_is_taken_with_the_token_scheme_too() {
+    let acme = acme();
+    let response = acme
+        .server
         .client
-        .get(server.url("/users"))
-        .header("Authorization", format!("Token {ann}"))
+        .get(acme.server.url("/users"))
+        .header("Authorization", format!("Token {}", acme.admin))
         .send()
         .expect("answers");
     assert_eq!(response.status(), StatusCode::OK);
+}
 
-    let (status, body) = server.post("/auth/logout", Some(&ann), json!({}));
+#[test]
+fn a_logged_out_token_is_refused() {
+    let acme = acme();
+    create_ann(&acme);
+    let ann = acme.server.login("ann", "ann's password");
+    let (status, body) = acme.server.post("/auth/logout", Some(&ann), json!({}));
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = server.get("/users", &ann);
+    let (status, body) = acme.server.get("/users", &ann);
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body, json!({"detail": "Invalid token."}));
 }
 
-#[test]
-fn an_organization_cannot_see_or_touch_another() {
+/// Two organizations on one server, `acme` and `globex`, each with its admin.
+struct Two {
+    /// Declared before the directory, so that it stops before the directory is removed.
+    server: Server,
+    _dir: tempfile::TempDir,
+    acme: String,
+    acme_admin: String,
+    globex: String,
+    globex_admin: String,
+}
+
+fn acme_and_globex() -> Two {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
     let (acme, acme_admin) = server.organization_with_admin("acme");
     let (globex, globex_admin) = server.organization_with_admin("globex");
+    Two {
+        server,
+        _dir: dir,
+        acme,
+        acme_admin,
+        globex,
+        globex_admin,
+    }
+}
 
-    let (_, globex_users) = server.get("/users", &globex_admin);
+#[test]
+fn an_admin_cannot_read_another_organizations_users_or_the_organization() {
+    let two = acme_and_globex();
+    let server = &two.server;
+    let (_, globex_users) = server.get("/users", &two.globex_admin);
     let globex_user = globex_users["results"][0]["id"].as_u64().expect("an id");
     assert_eq!(
-        server.get(&format!("/users/{globex_user}"), &acme_admin).0,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
         server
-            .get(&format!("/organizations/{}", id_of(&globex)), &acme_admin)
+            .get(&format!("/users/{globex_user}"), &two.acme_admin)
             .0,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
         server
-            .get(&format!("/organizations/{}", id_of(&acme)), &acme_admin)
+            .get(
+                &format!("/organizations/{}", id_of(&two.globex)),
+                &two.acme_admin
+            )
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        server
+            .get(
+                &format!("/organizations/{}", id_of(&two.acme)),
+                &two.acme_admin
+            )
             .0,
         StatusCode::OK
     );
+}
 
-    let (_, organizations) = server.get("/organizations", &acme_admin);
+#[test]
+fn an_admins_lists_hold_only_its_own_organization() {
+    let two = acme_and_globex();
+    let server = &two.server;
+    let (_, organizations) = server.get("/organizations", &two.acme_admin);
     assert_eq!(organizations["pagination"]["total"], 1);
-    assert_eq!(organizations["results"][0]["url"], acme);
+    assert_eq!(organizations["results"][0]["url"], two.acme);
     let (_, users) = server.get(
-        &format!("/users?organization={}", id_of(&globex)),
-        &acme_admin,
+        &format!("/users?organization={}", id_of(&two.globex)),
+        &two.acme_admin,
     );
     assert_eq!(users["pagination"]["total"], 0, "{users}");
+}
 
-    let (status, body) = server.post(
+#[test]
+fn an_admin_cannot_create_a_user_in_another_organization() {
+    let two = acme_and_globex();
+    let (status, body) = two.server.post(
         "/users",
-        Some(&acme_admin),
-        json!({"username": "mole", "password": "long enough", "organization": globex}),
+        Some(&two.acme_admin),
+        json!({"username": "mole", "password": "long enough", "organization": two.globex}),
     );
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body["detail"]
         .as_str()
         .is_some_and(|d| d.starts_with("organization:")));
+}
 
-    // Only the operator creates organizations; members create no users.
-    let (status, _) = server.post("/organizations", Some(&acme_admin), json!({"name": "mine"}));
+#[test]
+fn the_operator_sees_every_organization() {
+    let two = acme_and_globex();
+    let (_, organizations) = two.server.get("/organizations", OPERATOR_TOKEN);
+    assert_eq!(organizations["pagination"]["total"], 2);
+}
+
+#[test]
+fn only_the_operator_creates_organizations() {
+    let acme = acme();
+    let (status, _) =
+        acme.server
+            .post("/organizations", Some(&acme.admin), json!({"name": "mine"}));
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[test]
+fn a_member_creates_no_users() {
+    let acme = acme();
+    let server = &acme.server;
     server.post(
         "/users",
-        Some(&acme_admin),
+        Some(&acme.admin),
         json!({"username": "max", "password": "long enough"}),
     );
     let max = server.login("max", "long enough");
@@ -560,19 +660,36 @@ fn an_organization_cannot_see_or_touch_another() {
         json!({"username": "min", "password": "long enough"}),
     );
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
 
-    // The operator sees everything.
-    let (_, organizations) = server.get("/organizations", OPERATOR_TOKEN);
-    assert_eq!(organizations["pagination"]["total"], 2);
+/// Checks each answer of a refused request: its status, and a `detail` that holds the
+/// needle. Cases are numbered in the messages in the order given.
+fn assert_refused(cases: Vec<((StatusCode, Value), StatusCode, &str)>) {
+    for (index, ((status, body), expected, needle)) in cases.into_iter().enumerate() {
+        assert_eq!(status, expected, "case {index}: {body}");
+        let detail = body["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains(needle),
+            "case {index}: {needle:?} not in {detail:?}"
+        );
+    }
+}
+
+/// Nothing of the refused requests was written: acme has only its admin, and is the only
+/// organization.
+fn assert_nothing_written(acme: &Acme) {
+    let (_, users) = acme.server.get("/users", &acme.admin);
+    assert_eq!(users["pagination"]["total"], 1, "{users}");
+    let (_, organizations) = acme.server.get("/organizations", OPERATOR_TOKEN);
+    assert_eq!(organizations["pagination"]["total"], 1);
+    assert_eq!(organizations["results"][0]["url"], acme.organization);
 }
 
 #[test]
-fn bad_input_gets_a_clear_error_and_changes_nothing() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
-    let (organization, admin) = server.organization_with_admin("acme");
-    let user = |body: Value| server.post("/users", Some(&admin), body);
-    let cases: Vec<((StatusCode, Value), StatusCode, &str)> = vec![
+fn a_user_with_a_bad_field_is_refused_naming_it() {
+    let acme = acme();
+    let user = |body: Value| acme.server.post("/users", Some(&acme.admin), body);
+    assert_refused(vec![
         (
             user(json!({"username": "x"})),
             StatusCode::BAD_REQUEST,
@@ -608,8 +725,16 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
             StatusCode::BAD_REQUEST,
             "expected a JSON object",
         ),
+    ]);
+    assert_nothing_written(&acme);
+}
+
+#[test]
+fn the_operator_must_name_an_existing_organization_for_a_user() {
+    let acme = acme();
+    assert_refused(vec![
         (
-            server.post(
+            acme.server.post(
                 "/users",
                 Some(OPERATOR_TOKEN),
                 json!({"username": "z", "password": "long enough"}),
@@ -618,7 +743,7 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
             "organization: required",
         ),
         (
-            server.post(
+            acme.server.post(
                 "/users",
                 Some(OPERATOR_TOKEN),
                 json!({"username": "z", "password": "long enough", "organization": 999}),
@@ -626,47 +751,85 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
             StatusCode::BAD_REQUEST,
             "no such organization",
         ),
-        (
-            server.post(
-                "/organizations",
-                Some(OPERATOR_TOKEN),
-                json!({"name": "  "}),
-            ),
-            StatusCode::BAD_REQUEST,
-            "name:",
+    ]);
+    assert_nothing_written(&acme);
+}
+
+#[test]
+fn an_organization_without_a_name_is_refused() {
+    let acme = acme();
+    assert_refused(vec![(
+        acme.server.post(
+            "/organizations",
+            Some(OPERATOR_TOKEN),
+            json!({"name": "  "}),
         ),
+        StatusCode::BAD_REQUEST,
+        "name:",
+    )]);
+    assert_nothing_written(&acme);
+}
+
+#[test]
+fn a_bad_page_or_page_size_is_refused_naming_it() {
+    let acme = acme();
+    assert_refused(vec![
         (
-            server.get("/users?page_size=many", &admin),
+            acme.server.get("/users?page_size=many", &acme.admin),
             StatusCode::BAD_REQUEST,
             "page_size",
         ),
         (
-            server.get("/users?page=0", &admin),
+            acme.server.get("/users?page=0", &acme.admin),
             StatusCode::BAD_REQUEST,
             "page",
         ),
+    ]);
+    assert_nothing_written(&acme);
+}
+
+#[test]
+fn a_missing_or_unknown_token_gets_401() {
+    let acme = acme();
+    assert_refused(vec![
         (
-            server.get("/users", "not-a-token"),
+            acme.server.get("/users", "not-a-token"),
             StatusCode::UNAUTHORIZED,
             "Invalid token.",
         ),
         (
-            server.send(Method::GET, "/users", None, None),
+            acme.server.send(Method::GET, "/users", None, None),
             StatusCode::UNAUTHORIZED,
             "Invalid token.",
         ),
+    ]);
+    assert_nothing_written(&acme);
+}
+
+#[test]
+fn an_unknown_id_or_path_gets_404() {
+    let acme = acme();
+    assert_refused(vec![
         (
-            server.get("/users/banana", &admin),
+            acme.server.get("/users/banana", &acme.admin),
             StatusCode::NOT_FOUND,
             "Not found.",
         ),
         (
-            server.get("/no/such/thing", &admin),
+            acme.server.get("/no/such/thing", &acme.admin),
             StatusCode::NOT_FOUND,
             "Not found.",
         ),
+    ]);
+    assert_nothing_written(&acme);
+}
+
+#[test]
+fn a_wrong_password_and_an_unknown_username_get_the_same_refusal() {
+    let acme = acme();
+    assert_refused(vec![
         (
-            server.post(
+            acme.server.post(
                 "/auth/login",
                 None,
                 json!({"username": "acme-admin", "password": "wrong password"}),
@@ -675,7 +838,7 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
             "Unable to log in",
         ),
         (
-            server.post(
+            acme.server.post(
                 "/auth/login",
                 None,
                 json!({"username": "nobody", "password": "whatever it is"}),
@@ -683,42 +846,39 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
             StatusCode::BAD_REQUEST,
             "Unable to log in",
         ),
-    ];
-    for (index, ((status, body), expected, needle)) in cases.into_iter().enumerate() {
-        assert_eq!(status, expected, "case {index}: {body}");
-        let detail = body["detail"].as_str().unwrap_or_default();
-        assert!(
-            detail.contains(needle),
-            "case {index}: {needle:?} not in {detail:?}"
-        );
-    }
+    ]);
+    assert_nothing_written(&acme);
+}
 
-    // Malformed JSON, and a body over the limit.
-    let response = server
+#[test]
+fn malformed_json_gets_400_and_writes_nothing() {
+    let acme = acme();
+    let response = acme
+        .server
         .client
-        .post(server.url("/users"))
-        .bearer_auth(&admin)
+        .post(acme.server.url("/users"))
+        .bearer_auth(&acme.admin)
         .header("Content-Type", "application/json")
         .body("{\"username\": ")
         .send()
         .expect("answers");
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_nothing_written(&acme);
+}
+
+#[test]
+fn a_body_over_the_limit_gets_413_and_writes_nothing() {
+    let acme = acme();
     // Its own client: the server closes a connection whose body it refused to read.
     let response = http_client()
-        .post(server.url("/organizations"))
+        .post(acme.server.url("/organizations"))
         .bearer_auth(OPERATOR_TOKEN)
         .header("Content-Type", "application/json")
         .body(format!("{{\"name\": \"{}\"}}", "x".repeat(3 << 20)))
         .send()
         .expect("answers");
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
-
-    // Nothing of the refused requests was written.
-    let (_, users) = server.get("/users", &admin);
-    assert_eq!(users["pagination"]["total"], 1, "{users}");
-    let (_, organizations) = server.get("/organizations", OPERATOR_TOKEN);
-    assert_eq!(organizations["pagination"]["total"], 1);
-    assert_eq!(organizations["results"][0]["url"], organization);
+    assert_nothing_written(&acme);
 }
 
 #[test]
@@ -755,31 +915,48 @@ fn lists_are_paginated_as_rossum_does() {
     assert_eq!(names, ["u2", "u3"]);
 }
 
-#[test]
-fn a_restart_keeps_accounts_and_a_generated_operator_token_is_shown_once() {
+/// Starts a server on a fresh data directory without an operator token, creates `acme`
+/// with the token it shows, and starts it again: the directory, the second server and the
+/// token (in that order, so that the server stops before the directory is removed).
+fn restarted_with_a_generated_token() -> (tempfile::TempDir, Server, String) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let token = {
         let server = Server::start(dir.path(), None);
-        let line = server
+        let token = server
             .banner
             .lines()
             .find_map(|line| line.strip_prefix("operator token (shown once, keep it): "))
             .unwrap_or_else(|| panic!("no operator token in: {}", server.banner))
             .to_owned();
-        let (status, _) = server.post("/organizations", Some(&line), json!({"name": "acme"}));
+        let (status, _) = server.post("/organizations", Some(&token), json!({"name": "acme"}));
         assert_eq!(status, StatusCode::CREATED);
-        line
+        token
     };
     let server = Server::start(dir.path(), None);
+    (dir, server, token)
+}
+
+#[test]
+fn a_generated_operator_token_is_shown_at_the_first_start_only() {
+    let (_dir, server, _) = restarted_with_a_generated_token();
     assert!(
         !server.banner.contains("operator token"),
         "shown again: {}",
         server.banner
     );
+}
+
+#[test]
+fn a_restart_keeps_the_organizations_and_the_generated_token() {
+    let (_dir, server, token) = restarted_with_a_generated_token();
     let (status, organizations) = server.get("/organizations", &token);
     assert_eq!(status, StatusCode::OK);
     assert_eq!(organizations["results"][0]["name"], "acme");
-    // The database holds the token's hash, never the token.
+}
+
+#[test]
+fn the_database_holds_the_operator_tokens_hash_never_the_token() {
+    let (dir, _server, token) = restarted_with_a_generated_token();
     let database = std::fs::read(dir.path().join("wasmhook.db")).expect("the database file");
     let text = String::from_utf8_lossy(&database);
     assert!(!text.contains(&token));

@@ -32,18 +32,13 @@ fn member(tenant: &Tenant<'_>, name: &str) -> (Value, String) {
 }
 
 #[test]
-fn answers_are_redacted_as_run_logs_are() {
+fn a_secret_a_hook_prints_is_redacted_in_its_every_answer() {
     let dir = temp();
     let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
     let acme = Tenant::new(&server, "acme");
-    let hostile = acme.upload(HOSTILE);
     let printing = acme.hook(
-        &hostile,
+        &acme.upload(HOSTILE),
         json!({"settings": {"behavior": "print_secret"}, "secrets": {"api_key": SECRET}}),
-    );
-    let echoing = acme.hook(
-        &hostile,
-        json!({"settings": {"behavior": "echo_token"}, "token_owner": admin_url(&acme)}),
     );
 
     let (status, tested) = acme.test_call(&printing, initialize());
@@ -61,6 +56,17 @@ fn answers_are_redacted_as_run_logs_are() {
     for answer in [&tested, &invoked, &event] {
         assert!(!answer.to_string().contains(SECRET), "{answer}");
     }
+}
+
+#[test]
+fn a_minted_token_a_hook_returns_is_redacted_in_its_every_answer() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let echoing = acme.hook(
+        &acme.upload(HOSTILE),
+        json!({"settings": {"behavior": "echo_token"}, "token_owner": admin_url(&acme)}),
+    );
 
     let (status, tested) = acme.test_call(&echoing, initialize());
     assert_eq!(status, StatusCode::OK, "{tested}");
@@ -142,26 +148,28 @@ fn a_minted_token_works_during_its_lifetime_and_not_after() {
     }
 }
 
+/// Acme on `server`, its admin's URL, a [`leaking_hook`] owned by the admin with a lifetime
+/// of 600 s, and the token its run leaked to `upstream`.
+fn leak_a_token<'a>(server: &'a Server, upstream: &Upstream) -> (Tenant<'a>, Value, Value, String) {
+    let acme = Tenant::new(server, "acme");
+    let owner = admin_url(&acme);
+    let hook = leaking_hook(&acme, upstream, &owner, 600);
+    let token = leaked_token(&acme, upstream, &hook);
+    (acme, owner, hook, token)
+}
+
+/// What an extension needs: reading its organization, writing queues and its own hook's
+/// settings.
 #[test]
-fn a_minted_token_has_an_extensions_rights_not_its_owners() {
+fn a_minted_token_reads_its_organization_and_writes_queues_and_its_hooks_settings() {
     let dir = temp();
     let upstream = Upstream::start();
     let server = private_server(&dir);
-    let acme = Tenant::new(&server, "acme");
-    let owner = admin_url(&acme);
-    let hook = leaking_hook(&acme, &upstream, &owner, 600);
-    let other = acme.hook(
-        &acme.upload(HOSTILE),
-        json!({"settings": {"behavior": "echo"}}),
-    );
-    let token = leaked_token(&acme, &upstream, &hook);
+    let (_acme, _, hook, token) = leak_a_token(&server, &upstream);
     let as_extension = |method: Method, path: &str, body: Option<Value>| {
         server.send(method, path, Some(&token), body)
     };
     let path = format!("/hooks/{}", hook["id"]);
-
-    // What an extension needs: reading its organization, writing queues and its own
-    // hook's settings.
     assert_eq!(as_extension(Method::GET, "/hooks", None).0, StatusCode::OK);
     assert_eq!(
         as_extension(Method::GET, "/hooks/logs", None).0,
@@ -180,9 +188,14 @@ fn a_minted_token_has_an_extensions_rights_not_its_owners() {
     );
     assert_eq!(status, StatusCode::OK, "{patched}");
     assert_eq!(patched["settings"]["seen"], 1);
+}
 
-    // Not what would outlive the run or raise its rights.
-    let refused: Vec<(Method, String, Value)> = vec![
+/// What a minted token must not do, for it would outlive the run or raise its rights:
+/// create a user; change its hook's lifetime, owner, config or secrets; change `other`, a
+/// hook of its organization; replace its hook; create a hook; run one.
+fn beyond_an_extension(hook: &Value, owner: &Value, other: &Value) -> Vec<(Method, String, Value)> {
+    let path = format!("/hooks/{}", hook["id"]);
+    vec![
         (
             Method::POST,
             "/users".into(),
@@ -226,9 +239,21 @@ fn a_minted_token_has_an_extensions_rights_not_its_owners() {
             "/events".into(),
             json!({"event": "invocation.manual", "payload": {}}),
         ),
-    ];
-    for (method, path, body) in refused {
-        let (status, answer) = as_extension(method.clone(), &path, Some(body));
+    ]
+}
+
+#[test]
+fn a_minted_token_is_refused_what_would_outlive_the_run_or_raise_its_rights() {
+    let dir = temp();
+    let upstream = Upstream::start();
+    let server = private_server(&dir);
+    let (acme, owner, hook, token) = leak_a_token(&server, &upstream);
+    let other = acme.hook(
+        &acme.upload(HOSTILE),
+        json!({"settings": {"behavior": "echo"}}),
+    );
+    for (method, path, body) in beyond_an_extension(&hook, &owner, &other) {
+        let (status, answer) = server.send(method.clone(), &path, Some(&token), Some(body));
         assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {answer}");
         assert!(
             answer["detail"]
@@ -237,10 +262,36 @@ fn a_minted_token_has_an_extensions_rights_not_its_owners() {
             "{method} {path}: {answer}"
         );
     }
-    let (_, stored) = acme.get(&path);
+    let (_, stored) = acme.get(&format!("/hooks/{}", hook["id"]));
     assert_eq!(stored["token_lifetime_s"], 600);
     let (_, users) = acme.get("/users");
     assert_eq!(users["pagination"]["total"], 1);
+}
+
+/// Acme's hooks that hand back their minted token: one carrying its admin's token, one
+/// carrying that of `ann`, a member; ann's token.
+struct TokenHooks {
+    admins: Value,
+    members: Value,
+    ann: String,
+}
+
+fn token_hooks(acme: &Tenant) -> TokenHooks {
+    let hostile = acme.upload(HOSTILE);
+    let (ann_url, ann) = member(acme, "ann");
+    let admins = acme.hook(
+        &hostile,
+        json!({"settings": {"behavior": "echo_token"}, "token_owner": admin_url(acme)}),
+    );
+    let members = acme.hook(
+        &hostile,
+        json!({"settings": {"behavior": "echo_token"}, "token_owner": ann_url}),
+    );
+    TokenHooks {
+        admins,
+        members,
+        ann,
+    }
 }
 
 #[test]
@@ -248,20 +299,11 @@ fn a_member_cannot_run_a_hook_that_carries_an_admins_token() {
     let dir = temp();
     let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
     let acme = Tenant::new(&server, "acme");
-    let hostile = acme.upload(HOSTILE);
-    let (ann_url, ann) = member(&acme, "ann");
-    let admins = acme.hook(
-        &hostile,
-        json!({"settings": {"behavior": "echo_token"}, "token_owner": admin_url(&acme)}),
-    );
-    let members = acme.hook(
-        &hostile,
-        json!({"settings": {"behavior": "echo_token"}, "token_owner": ann_url}),
-    );
+    let hooks = token_hooks(&acme);
     for (path, body) in [
-        (format!("/hooks/{}/invoke", admins["id"]), json!({})),
+        (format!("/hooks/{}/invoke", hooks.admins["id"]), json!({})),
         (
-            format!("/hooks/{}/test", admins["id"]),
+            format!("/hooks/{}/test", hooks.admins["id"]),
             json!({"payload": initialize()}),
         ),
         (
@@ -269,7 +311,7 @@ fn a_member_cannot_run_a_hook_that_carries_an_admins_token() {
             json!({"event": "invocation.manual", "payload": {}}),
         ),
     ] {
-        let (status, answer) = server.post(&path, Some(&ann), body);
+        let (status, answer) = server.post(&path, Some(&hooks.ann), body);
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {answer}");
         assert!(
             answer["detail"]
@@ -278,17 +320,27 @@ fn a_member_cannot_run_a_hook_that_carries_an_admins_token() {
             "{path}: {answer}"
         );
     }
-    // A hook carrying the member's own token, and the admin running the admin's hook, work.
+    // Nothing the member was refused left a run log.
+    let (_, logs) = acme.get(&format!("/hooks/logs?hook={}", hooks.admins["id"]));
+    assert_eq!(logs["results"].as_array().map(Vec::len), Some(0), "{logs}");
+}
+
+/// A hook carrying the member's own token runs for the member, and the admin's for the admin.
+#[test]
+fn the_owner_of_a_hooks_token_may_run_it() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let hooks = token_hooks(&acme);
     let (status, answer) = server.post(
-        &format!("/hooks/{}/invoke", members["id"]),
-        Some(&ann),
+        &format!("/hooks/{}/invoke", hooks.members["id"]),
+        Some(&hooks.ann),
         json!({}),
     );
     assert_eq!(status, StatusCode::OK, "{answer}");
-    let (status, answer) = acme.invoke(&admins, json!({}));
+    let (status, answer) = acme.invoke(&hooks.admins, json!({}));
     assert_eq!(status, StatusCode::OK, "{answer}");
-    // Nothing the member was refused left a run log.
-    let (_, logs) = acme.get(&format!("/hooks/logs?hook={}", admins["id"]));
+    let (_, logs) = acme.get(&format!("/hooks/logs?hook={}", hooks.admins["id"]));
     assert_eq!(logs["results"].as_array().map(Vec::len), Some(1), "{logs}");
 }
 

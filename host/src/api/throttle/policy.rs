@@ -13,7 +13,7 @@ pub struct Policy {
     pub free_failures: u32,
     /// The lockout after the first failure beyond the free ones; each further one doubles it.
     pub first_lockout: Duration,
-    /// The longest lockout.
+    /// The cap on the doubling: no lockout lasts longer, however many failures follow.
     pub max_lockout: Duration,
     /// A key without a failure for this long starts again from zero.
     pub forget_after: Duration,

@@ -124,7 +124,7 @@ pub struct FunctionConfig {
 /// The only runtime: a WebAssembly module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Runtime {
-    /// `wasm`.
+    /// `wasm`, as `config.runtime` says it.
     #[serde(rename = "wasm")]
     Wasm,
 }
@@ -266,9 +266,10 @@ pub struct WebhookOptions {
 /// A function's call limits, defaults filled in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FunctionLimits {
-    /// `config.timeout_s`.
+    /// `config.timeout_s`: seconds the whole call may take ([`DEFAULT_TIMEOUT_S`] if unset).
     pub timeout_s: u64,
-    /// `config.memory_size_mb`.
+    /// `config.memory_size_mb`: MiB of linear memory the guest may use, and what its run
+    /// reserves from its organization's share ([`DEFAULT_MEMORY_MB`] if unset).
     pub memory_size_mb: u64,
 }
 
@@ -342,7 +343,7 @@ impl HookKind {
         }
     }
 
-    /// The hook's type.
+    /// The `type` the API shows and filters by: a job is a function run by its schedule.
     pub fn hook_type(&self) -> HookType {
         match self {
             HookKind::Function(_) => HookType::Function,

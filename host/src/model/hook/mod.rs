@@ -38,7 +38,8 @@ use super::event::EventAction;
 pub const MAX_NAME_CHARS: usize = 200;
 /// Client metadata is capped, as Rossum caps it.
 pub const MAX_METADATA_BYTES: usize = 4096;
-/// The bounds of `token_lifetime_s`.
+/// The longest `token_lifetime_s` a hook may ask for (2 h; the shortest is 0): a token that
+/// leaks out of a run is worth this long at most.
 pub const MAX_TOKEN_LIFETIME_S: u64 = 7200;
 /// A token's lifetime after the response when the hook does not say.
 pub const DEFAULT_TOKEN_LIFETIME_S: u64 = 600;
@@ -65,7 +66,7 @@ pub const SIDELOADS: &[&str] = &[
 pub struct HookError {
     /// The field, e.g. `config.timeout_s`, so that a client can show the message beside it.
     pub field: String,
-    /// What is wrong.
+    /// What is wrong, for a person; the API answers `field: message` as the `detail`.
     pub message: String,
 }
 
@@ -119,9 +120,10 @@ pub struct HookDocument {
     pub metadata: Map<String, Value>,
     /// Copied into every payload.
     pub settings: Map<String, Value>,
-    /// JSON Schema for `settings`.
+    /// The JSON Schema `settings` must match when the hook is saved; none checks nothing.
     pub settings_schema: Option<Value>,
-    /// JSON Schema for `secrets`.
+    /// The JSON Schema secret values must match; Rossum's default (any keys, string
+    /// values) when the client sends none.
     pub secrets_schema: Value,
     /// Saved test input, for Rossum's UI.
     pub test: Map<String, Value>,
@@ -149,7 +151,8 @@ pub struct HookSpec {
     pub kind: HookKind,
     /// Only active hooks are run for events.
     pub active: bool,
-    /// Queues it is subscribed to.
+    /// Ids of the queues it is on: an event on a queue runs only the hooks on that queue,
+    /// an event on no queue every hook subscribed to it ([`HookSpec::runs_for`]).
     pub queues: Vec<u64>,
     /// Hooks that must finish before it runs.
     pub run_after: Vec<u64>,
@@ -162,7 +165,7 @@ pub struct HookSpec {
 /// A stored hook.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hook {
-    /// Its id.
+    /// Its id, given by the store and never given again, even once the hook is deleted.
     pub id: u64,
     /// The organization that owns it; no other may see or run it.
     pub organization_id: u64,
