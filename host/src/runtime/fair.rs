@@ -325,7 +325,7 @@ mod tests {
             }
         }
         let (index, name, slot) = granted.expect("the freed slot went to a waiter");
-        waiters.remove(index);
+        drop(waiters.remove(index));
         (name, slot)
     }
 

@@ -476,7 +476,7 @@ fn serve_help_lists_every_setting() {
     ))
     .expect("the configuration page");
     // Every variable the page names is in the help, and the other way round.
-    let variables = |text: &str| -> std::collections::BTreeSet<String> {
+    let variables = |text: &str| -> BTreeSet<String> {
         text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .filter(|word| word.starts_with("WASMHOOK_") && word.len() > "WASMHOOK_".len())
             .map(str::to_owned)

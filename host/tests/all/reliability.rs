@@ -520,7 +520,7 @@ impl BadInput<'_> {
             Says::Exactly("Not found."),
         );
         // Over the body limit: answered 413, through the client of its own.
-        let oversized_path = if round % 2 == 0 {
+        let oversized_path = if round.is_multiple_of(2) {
             "/hooks".to_owned()
         } else {
             format!("/hooks/{}/invoke", hook["id"])
