@@ -19,9 +19,10 @@ const MAX_PAGE_SIZE: u64 = 100;
 fn parse_time(name: &str, text: &str) -> ApiResult<String> {
     let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .map_err(|_| {
-            ApiError::BadRequest(format!(
-                "{name}: `{text}` is not an RFC 3339 time such as 2026-01-31T12:00:00Z"
-            ))
+            ApiError::field(
+                name,
+                format!("`{text}` is not an RFC 3339 time such as 2026-01-31T12:00:00Z"),
+            )
         })?;
     Ok(format_rfc3339(at.into()))
 }
@@ -60,9 +61,10 @@ fn filter_from(pairs: Vec<(String, String)>) -> ApiResult<RunLogFilter> {
                 for v in values {
                     let level = v.to_ascii_uppercase();
                     if !["INFO", "WARNING", "ERROR"].contains(&level.as_str()) {
-                        return Err(ApiError::BadRequest(format!(
-                            "log_level: `{v}` is not one of INFO, WARNING, ERROR"
-                        )));
+                        return Err(ApiError::field(
+                            "log_level",
+                            format!("`{v}` is not one of INFO, WARNING, ERROR"),
+                        ));
                     }
                     filter.log_levels.push(level);
                 }
@@ -79,9 +81,10 @@ fn filter_from(pairs: Vec<(String, String)>) -> ApiResult<RunLogFilter> {
                     ]
                     .contains(&v)
                     {
-                        return Err(ApiError::BadRequest(format!(
-                            "status: `{v}` is not one of completed, failed, timeout, cancelled"
-                        )));
+                        return Err(ApiError::field(
+                            "status",
+                            format!("`{v}` is not one of completed, failed, timeout, cancelled"),
+                        ));
                     }
                     filter.statuses.push(v.to_owned());
                 }
@@ -89,7 +92,7 @@ fn filter_from(pairs: Vec<(String, String)>) -> ApiResult<RunLogFilter> {
             "status_code" => {
                 for v in values {
                     filter.status_codes.push(v.parse().map_err(|_| {
-                        ApiError::BadRequest(format!("status_code: `{v}` is not a status code"))
+                        ApiError::field("status_code", format!("`{v}` is not a status code"))
                     })?);
                 }
             }
@@ -106,9 +109,10 @@ fn filter_from(pairs: Vec<(String, String)>) -> ApiResult<RunLogFilter> {
                 filter.limit = match value.parse::<u64>() {
                     Ok(size) if size >= 1 => size.min(MAX_PAGE_SIZE),
                     _ => {
-                        return Err(ApiError::BadRequest(format!(
-                            "page_size: `{value}` is not a positive integer"
-                        )))
+                        return Err(ApiError::field(
+                            "page_size",
+                            format!("`{value}` is not a positive integer"),
+                        ))
                     }
                 }
             }

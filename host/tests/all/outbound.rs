@@ -9,6 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wasmhook_tests::guests::FETCHER;
 
+use super::drf::field_message;
 use super::server::{Server, Tenant, OPERATOR_TOKEN};
 use super::support::initialize;
 use super::upstream::{Reply, Upstream};
@@ -187,7 +188,7 @@ fn loopback_and_private_addresses_are_refused_unless_the_operator_allows_them() 
     );
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
-        refused.to_string().contains("config.allowed_hosts"),
+        field_message(&refused, "config").is_some_and(|m| m.starts_with("allowed_hosts: ")),
         "{refused}"
     );
 }
