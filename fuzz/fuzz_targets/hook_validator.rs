@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
             ),
             Err(error) => {
                 let text = error.to_string();
-                assert!(text.starts_with(&error.field), "{text}");
+                assert!(text.starts_with(&error.field.to_string()), "{text}");
                 for secret in &secrets {
                     assert!(
                         !text.contains(secret.as_str()),

@@ -8,14 +8,15 @@ pub const MIN_PASSWORD_CHARS: usize = 8;
 /// The longest username accepted (Rossum's, Django's).
 pub const MAX_USERNAME_CHARS: usize = 150;
 
-/// Why an account field was refused.
+/// Why an account field was refused. The variant says which field (the API answers
+/// `{"username": [...]}` or `{"password": [...]}` by it); the message does not repeat it.
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
     /// The username breaks the rules.
-    #[error("username: 1 to {MAX_USERNAME_CHARS} letters, digits and @.+-_")]
+    #[error("1 to {MAX_USERNAME_CHARS} letters, digits and @.+-_")]
     BadUsername,
     /// The password has fewer than [`MIN_PASSWORD_CHARS`] characters.
-    #[error("password: at least {MIN_PASSWORD_CHARS} characters")]
+    #[error("at least {MIN_PASSWORD_CHARS} characters")]
     ShortPassword,
     /// argon2 failed (its error as text): the host's fault, not the user's, so the API
     /// answers 500.

@@ -178,8 +178,10 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        // No token at all is DRF's `NotAuthenticated`; a token that names no valid session,
+        // its `AuthenticationFailed` ("Invalid token.").
         let token = bearer(&parts.headers)
-            .ok_or(ApiError::Unauthorized)?
+            .ok_or(ApiError::NotAuthenticated)?
             .to_owned();
         let session = state
             .store

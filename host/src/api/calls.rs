@@ -83,22 +83,22 @@ fn not_run(error: DispatchError, pending: fn(String) -> ApiError) -> ApiError {
             "The hook's module is still being compiled (status: pending); retry in a few seconds."
                 .into(),
         ),
-        DispatchError::Module(ModuleError::Failed(reason)) => ApiError::BadRequest(format!(
+        DispatchError::Module(ModuleError::Failed(reason)) => ApiError::non_field(format!(
             "The hook's module failed to load (status: failed): {reason}"
         )),
-        DispatchError::Payload(payload) => ApiError::BadRequest(format!("payload: {payload}")),
+        DispatchError::Payload(payload) => ApiError::field("payload", payload.to_string()),
         other => ApiError::Internal(other.to_string()),
     }
 }
 
 fn event_of(event: &Value, action: &Value) -> ApiResult<EventAction> {
     let (Some(event), Some(action)) = (event.as_str(), action.as_str()) else {
-        return Err(ApiError::BadRequest(
-            "payload: `event` and `action` are required strings".into(),
+        return Err(ApiError::field(
+            "payload",
+            "`event` and `action` are required strings",
         ));
     };
-    EventAction::new(event, action)
-        .map_err(|error| ApiError::BadRequest(format!("payload: {error}")))
+    EventAction::new(event, action).map_err(|error| ApiError::field("payload", error.to_string()))
 }
 
 /// The event's own keys: the payload without what the host sets.
@@ -137,9 +137,11 @@ async fn with_override(
             .await?
             .is_some_and(|m| m.organization_id == organization_id);
         if !owned {
-            return Err(ApiError::BadRequest(format!(
-                "config.module: no module {module} in this organization"
-            )));
+            return Err(crate::model::hook::HookError::config(
+                "module",
+                format!("no module {module} in this organization"),
+            )
+            .into());
         }
     }
     let mut hook = stored.clone();
@@ -290,14 +292,17 @@ async fn invoked_hook(
     })
 }
 
-/// Refuses `fields` that set a key the host sets, naming it after `place` (where the
-/// fields were in the body).
-fn refuse_host_keys(fields: &Map<String, Value>, place: &str) -> ApiResult<()> {
-    match reserved_key(fields) {
-        Some(key) => Err(ApiError::BadRequest(format!(
-            "{place}`{key}` is set by the host and cannot be sent"
-        ))),
-        None => Ok(()),
+/// Refuses `fields` that set a key the host sets: the key is the field in error when the
+/// fields are the body itself, or the message names it under `within` (the body's field
+/// that holds them).
+fn refuse_host_keys(fields: &Map<String, Value>, within: Option<&str>) -> ApiResult<()> {
+    match (reserved_key(fields), within) {
+        (None, _) => Ok(()),
+        (Some(key), None) => Err(ApiError::field(key, "set by the host and cannot be sent")),
+        (Some(key), Some(field)) => Err(ApiError::field(
+            field,
+            format!("`{key}` is set by the host and cannot be sent"),
+        )),
     }
 }
 
@@ -308,11 +313,11 @@ fn invocation_fields(body: &[u8]) -> ApiResult<Map<String, Value>> {
     } else {
         match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(fields)) => fields,
-            Ok(_) => return Err(ApiError::BadRequest("expected a JSON object".into())),
-            Err(error) => return Err(ApiError::BadRequest(format!("malformed JSON: {error}"))),
+            Ok(other) => return Err(super::json::not_an_object(&other)),
+            Err(error) => return Err(ApiError::Parse(format!("JSON parse error - {error}"))),
         }
     };
-    refuse_host_keys(&fields, "")?;
+    refuse_host_keys(&fields, None)?;
     Ok(fields)
 }
 
@@ -331,8 +336,8 @@ pub(super) async fn invoke(
     let event = EventAction::new("invocation", "manual")
         .map_err(|error| ApiError::Internal(error.to_string()))?;
     if !hook.spec.subscribes_to(&event) {
-        return Err(ApiError::BadRequest(
-            "The hook does not subscribe to invocation.manual; add it to `events`.".into(),
+        return Err(ApiError::non_field(
+            "The hook does not subscribe to invocation.manual; add it to `events`.",
         ));
     }
     let permit = state
@@ -343,7 +348,7 @@ pub(super) async fn invoke(
         .dispatcher
         .run(permit, &hook, &event, &fields, None, &request_id.0)
         .await
-        .map_err(|error| not_run(error, ApiError::BadRequest))?;
+        .map_err(|error| not_run(error, ApiError::non_field))?;
     Ok(invocation_answer(result))
 }
 
@@ -358,12 +363,13 @@ async fn event_queue(
         None | Some(Value::Null) => None,
         Some(reference) => {
             let id = id_from(reference, "queues")
-                .ok_or_else(|| ApiError::BadRequest("queue: expected a queue URL".into()))?;
+                .ok_or_else(|| ApiError::field("queue", "expected a queue URL"))?;
             let owned = state.store.queues().owned(organization_id, &[id]).await?;
             if owned.is_empty() {
-                return Err(ApiError::BadRequest(format!(
-                    "queue: no queue {id} in this organization"
-                )));
+                return Err(ApiError::field(
+                    "queue",
+                    format!("no queue {id} in this organization"),
+                ));
             }
             Some(id)
         }
@@ -376,13 +382,14 @@ fn named_event(body: &EventBody) -> ApiResult<(String, String, EventAction)> {
         (Some(action), _) => (body.event.clone(), action.clone()),
         (None, Some((event, action))) => (event.to_owned(), action.to_owned()),
         (None, None) => {
-            return Err(ApiError::BadRequest(
-                "action: required (or send `event` as EVENT.ACTION)".into(),
+            return Err(ApiError::field(
+                "action",
+                "required (or send `event` as EVENT.ACTION)",
             ))
         }
     };
     let event = EventAction::new(&event_name, &action)
-        .map_err(|error| ApiError::BadRequest(format!("event: {error}")))?;
+        .map_err(|error| ApiError::field("event", error.to_string()))?;
     Ok((event_name, action, event))
 }
 
@@ -423,7 +430,7 @@ pub(super) async fn event(
     let (organization_id, _) = caller.member()?;
     let (event_name, action, event) = named_event(&body)?;
     let queue_id = event_queue(&state, organization_id, body.queue.as_ref()).await?;
-    refuse_host_keys(&body.payload, "payload: ")?;
+    refuse_host_keys(&body.payload, Some("payload"))?;
     let hooks = state.store.organization_hooks(organization_id).await?;
     let matching = subscribed(&hooks, &event, queue_id);
     may_run(&state, &caller, &matching).await?;

@@ -29,8 +29,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ObjectId {
 
 /// Query parameters read as DRF reads them: an empty value is as if the parameter were
 /// absent (Rossum's client sends `ordering=`, `sideload=` and `content.schema_id=` with
-/// every list), and a parameter the type does not name is ignored. A malformed query is a
-/// 400.
+/// every list), and a parameter the type does not name is ignored. A query the type cannot
+/// take (a parameter it reads once, sent twice) is a 400 `non_field_errors`.
 #[derive(Debug, Clone)]
 pub struct Params<T>(pub T);
 
@@ -39,7 +39,7 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Par
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let unreadable = |error: &dyn std::fmt::Display| {
-            ApiError::BadRequest(format!("unreadable query: {error}"))
+            ApiError::non_field(format!("The query cannot be read: {error}."))
         };
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_str(parts.uri.query().unwrap_or_default())
@@ -61,13 +61,13 @@ pub fn id_filter(name: &str, text: Option<&str>) -> Result<Option<u64>, ApiError
     text.map(|text| parse_id(name, text)).transpose()
 }
 
-/// An id in a query parameter: 400 naming the parameter when it is not a number, or is
-/// one no object can have (beyond [`MAX_ID`](crate::model::MAX_ID)).
+/// An id in a query parameter: 400 naming the parameter (`{"queue": [...]}`) when it is
+/// not a number, or is one no object can have (beyond [`MAX_ID`](crate::model::MAX_ID)).
 pub fn parse_id(name: &str, text: &str) -> Result<u64, ApiError> {
     text.parse::<u64>()
         .ok()
         .and_then(id_in_range)
-        .ok_or_else(|| ApiError::BadRequest(format!("{name}: `{text}` is not an id")))
+        .ok_or_else(|| ApiError::field(name, format!("`{text}` is not an id")))
 }
 
 /// An object that belongs to one organization: only its users (and the operator) see it.

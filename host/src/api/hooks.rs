@@ -133,9 +133,10 @@ fn flag(name: &str, text: &str) -> ApiResult<bool> {
     match text {
         "true" | "True" | "1" => Ok(true),
         "false" | "False" | "0" => Ok(false),
-        _ => Err(ApiError::BadRequest(format!(
-            "{name}: `{text}` is not true or false"
-        ))),
+        _ => Err(ApiError::field(
+            name,
+            format!("`{text}` is not true or false"),
+        )),
     }
 }
 
@@ -245,8 +246,8 @@ async fn save(
 /// module is kept when not sent and may not be changed, and the secret may not be changed.
 fn private_input(hook: &Hook, input: &Map<String, Value>) -> ApiResult<Map<String, Value>> {
     let refuse = |key: &str, why: &str| {
-        ApiError::from(hook::HookError::new(
-            format!("config.{key}"),
+        ApiError::from(hook::HookError::config(
+            key,
             format!("{why} on a private hook"),
         ))
     };

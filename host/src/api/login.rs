@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap};
 use axum::Extension;
@@ -18,6 +17,7 @@ use serde_json::{json, Value};
 
 use super::auth::{bearer, Caller};
 use super::error::{ApiError, ApiResult};
+use super::json::{from_value, parse_json, RawBody};
 use super::throttle::LoginThrottle;
 use super::AppState;
 use crate::accounts;
@@ -32,21 +32,27 @@ pub(super) struct Credentials {
     password: String,
 }
 
+/// The username and password, from a form or (whatever else the content type says) JSON,
+/// with DRF's errors: `JSON parse error - ...`, or the missing field named
+/// (`{"password": ["This field is required."]}`).
 fn parse_credentials(headers: &HeaderMap, body: &[u8]) -> Result<Credentials, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default();
-    if content_type.starts_with("application/x-www-form-urlencoded") {
-        serde_urlencoded::from_bytes(body)
-            .map_err(|error| ApiError::BadRequest(format!("invalid form: {error}")))
+    let fields = if content_type.starts_with("application/x-www-form-urlencoded") {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+            .map_err(|error| ApiError::Parse(format!("Form parse error - {error}")))?;
+        Value::Object(
+            pairs
+                .into_iter()
+                .map(|(name, value)| (name, Value::String(value)))
+                .collect(),
+        )
     } else {
-        serde_json::from_slice(body).map_err(|error| {
-            ApiError::BadRequest(format!(
-                "expected {{\"username\", \"password\"}} as JSON or a form: {error}"
-            ))
-        })
-    }
+        parse_json(body)?
+    };
+    from_value(fields)
 }
 
 pub(super) async fn login(
@@ -55,7 +61,7 @@ pub(super) async fn login(
     // The connection's address, when the server inserts it (none: throttled by username only).
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<axum::Json<Value>> {
     let credentials = parse_credentials(&headers, &body)?;
     // Before the database and argon2: a refused guess costs the server next to nothing.

@@ -19,9 +19,10 @@ const MAX_PAGE_SIZE: u64 = 100;
 fn parse_time(name: &str, text: &str) -> ApiResult<String> {
     let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .map_err(|_| {
-            ApiError::BadRequest(format!(
-                "{name}: `{text}` is not an RFC 3339 time such as 2026-01-31T12:00:00Z"
-            ))
+            ApiError::field(
+                name,
+                format!("`{text}` is not an RFC 3339 time such as 2026-01-31T12:00:00Z"),
+            )
         })?;
     Ok(format_rfc3339(at.into()))
 }
@@ -52,9 +53,10 @@ fn push_log_levels(levels: &mut Vec<String>, values: &[&str]) -> ApiResult<()> {
     for value in values {
         let level = value.to_ascii_uppercase();
         if !LOG_LEVELS.contains(&level.as_str()) {
-            return Err(ApiError::BadRequest(format!(
-                "log_level: `{value}` is not one of INFO, WARNING, ERROR"
-            )));
+            return Err(ApiError::field(
+                "log_level",
+                format!("`{value}` is not one of INFO, WARNING, ERROR"),
+            ));
         }
         levels.push(level);
     }
@@ -65,9 +67,10 @@ fn push_log_levels(levels: &mut Vec<String>, values: &[&str]) -> ApiResult<()> {
 fn push_statuses(statuses: &mut Vec<String>, values: &[&str]) -> ApiResult<()> {
     for value in values {
         if !STATUSES.contains(value) {
-            return Err(ApiError::BadRequest(format!(
-                "status: `{value}` is not one of completed, failed, timeout, cancelled"
-            )));
+            return Err(ApiError::field(
+                "status",
+                format!("`{value}` is not one of completed, failed, timeout, cancelled"),
+            ));
         }
         statuses.push((*value).to_owned());
     }
@@ -78,7 +81,7 @@ fn push_statuses(statuses: &mut Vec<String>, values: &[&str]) -> ApiResult<()> {
 fn push_status_codes(codes: &mut Vec<u16>, values: &[&str]) -> ApiResult<()> {
     for value in values {
         codes.push(value.parse().map_err(|_| {
-            ApiError::BadRequest(format!("status_code: `{value}` is not a status code"))
+            ApiError::field("status_code", format!("`{value}` is not a status code"))
         })?);
     }
     Ok(())
@@ -88,9 +91,10 @@ fn push_status_codes(codes: &mut Vec<u16>, values: &[&str]) -> ApiResult<()> {
 fn page_size(value: &str) -> ApiResult<u64> {
     match value.parse::<u64>() {
         Ok(size) if size >= 1 => Ok(size.min(MAX_PAGE_SIZE)),
-        _ => Err(ApiError::BadRequest(format!(
-            "page_size: `{value}` is not a positive integer"
-        ))),
+        _ => Err(ApiError::field(
+            "page_size",
+            format!("`{value}` is not a positive integer"),
+        )),
     }
 }
 

@@ -1,6 +1,10 @@
 //! `/modules`: upload (raw `application/wasm` or multipart), list, show, delete.
+//!
+//! An upload's module is its `file` field, whichever way it is sent (DRF's
+//! `FileUploadParser` names a raw body's file `file` too): a module refused for what it is
+//! answers `{"file": ["..."]}`.
 
-use axum::extract::{FromRequest, Query, Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -54,9 +58,15 @@ fn too_large() -> ApiError {
 
 /// A multipart field sent twice: which one would count is a guess the API does not make.
 fn duplicate_field(name: &str) -> ApiError {
-    ApiError::BadRequest(format!(
-        "{name}: sent more than once; an upload has one `file` (or `module`) and one `name`"
-    ))
+    ApiError::field(
+        name,
+        "sent more than once; an upload has one `file` (or `module`) and one `name`",
+    )
+}
+
+/// A multipart body that cannot be read, worded as DRF's `MultiPartParser` words it.
+fn unreadable_multipart(reason: &str) -> ApiError {
+    ApiError::Parse(format!("Multipart form parse error - {reason}"))
 }
 
 /// How long a refused body is read and thrown away after its 413 is answered.
@@ -108,7 +118,7 @@ async fn read_multipart(
 ) -> ApiResult<(String, bytes::Bytes)> {
     let mut multipart = axum::extract::Multipart::from_request(request, state)
         .await
-        .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+        .map_err(|rejection| unreadable_multipart(&rejection.body_text()))?;
     // Each field at most once: a second one is refused (before it is read) rather than
     // silently winning over the first.
     let mut name_field: Option<String> = None;
@@ -119,7 +129,7 @@ async fn read_multipart(
         if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
             too_large()
         } else {
-            ApiError::BadRequest(format!("unreadable multipart body: {}", error.body_text()))
+            unreadable_multipart(&error.body_text())
         }
     })? {
         match field.name() {
@@ -136,9 +146,12 @@ async fn read_multipart(
                 break;
             }
             Some("name") => {
-                name_field = Some(field.text().await.map_err(|error| {
-                    ApiError::BadRequest(format!("name: {}", error.body_text()))
-                })?);
+                name_field = Some(
+                    field
+                        .text()
+                        .await
+                        .map_err(|error| ApiError::field("name", error.body_text()))?,
+                );
             }
             Some("file" | "module") => {
                 file_name = field.file_name().map(str::to_owned);
@@ -146,15 +159,16 @@ async fn read_multipart(
                     if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
                         too_large()
                     } else {
-                        ApiError::BadRequest(format!("file: {}", error.body_text()))
+                        ApiError::field("file", error.body_text())
                     }
                 })?;
                 file = Some(bytes);
             }
             Some(other) => {
-                return Err(ApiError::BadRequest(format!(
-                    "unknown multipart field `{other}`; send `file` and optionally `name`"
-                )))
+                return Err(ApiError::field(
+                    other,
+                    "not a field of an upload; send `file` and optionally `name`",
+                ))
             }
             None => {}
         }
@@ -164,7 +178,10 @@ async fn read_multipart(
         return Err(duplicate_field(field));
     }
     let file = file.ok_or_else(|| {
-        ApiError::BadRequest("file: required (a multipart field named `file`)".into())
+        ApiError::field(
+            "file",
+            "No file was submitted: send the module as a multipart field named `file`.",
+        )
     })?;
     // The `name` field, else `?name=`, else the file's own name.
     let name = name_field.or(query_name).or(file_name);
@@ -186,12 +203,8 @@ async fn read_upload(
         discard_in_background(request.into_body(), length);
         return Err(too_large());
     }
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let sent_type = super::json::content_type(request.headers());
+    let content_type = sent_type.to_ascii_lowercase();
     if content_type.starts_with("multipart/form-data") {
         read_multipart(state, request, query_name).await
     } else if content_type.starts_with("application/wasm")
@@ -202,25 +215,22 @@ async fn read_upload(
             .map_err(|_| too_large())?;
         Ok((query_name.unwrap_or_else(|| "module.wasm".into()), bytes))
     } else {
-        Err(ApiError::BadRequest(
-            "send the module as `Content-Type: application/wasm` or as multipart/form-data".into(),
-        ))
+        // The module is sent as `application/wasm` or as multipart/form-data.
+        Err(ApiError::UnsupportedMediaType(sent_type))
     }
 }
 
 pub(super) async fn upload(
     State(state): State<AppState>,
     caller: Caller,
-    Query(query): Query<UploadQuery>,
+    Params(query): Params<UploadQuery>,
     request: Request,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
     let (organization_id, _) = caller.admin()?;
     let (name, bytes) = read_upload(&state, request, query.name).await?;
     let name = name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::BadRequest(
-            "name: must be 1 to 200 characters".into(),
-        ));
+        return Err(ApiError::field("name", "must be 1 to 200 characters"));
     }
     if bytes.len() > DEFAULT_MAX_MODULE_BYTES {
         return Err(too_large());
@@ -244,7 +254,7 @@ pub(super) async fn upload(
         .await
         .map_err(|error| match error {
             ModuleError::Invalid(LoadError::TooLarge { .. }) => too_large(),
-            ModuleError::Invalid(invalid) => ApiError::BadRequest(format!("module: {invalid}")),
+            ModuleError::Invalid(invalid) => ApiError::field("file", invalid.to_string()),
             ModuleError::Store(store) => store.into(),
             ModuleError::Refused(refused) => refused.into(),
             other => ApiError::Internal(other.to_string()),

@@ -49,9 +49,10 @@ pub(super) async fn create(
     }
     let name = body.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        return Err(ApiError::BadRequest(format!(
-            "name: must be 1 to {MAX_NAME_CHARS} characters"
-        )));
+        return Err(ApiError::field(
+            "name",
+            format!("must be 1 to {MAX_NAME_CHARS} characters"),
+        ));
     }
     let created_at = now_rfc3339();
     let organization = state

@@ -52,9 +52,10 @@ impl PageQuery {
             None | Some("") => Ok(default),
             Some(text) => match text.parse::<u64>() {
                 Ok(value) if value >= 1 => Ok(value),
-                _ => Err(ApiError::BadRequest(format!(
-                    "`{name}` must be a positive integer, not `{text}`"
-                ))),
+                _ => Err(ApiError::field(
+                    name,
+                    format!("must be a positive integer, not `{text}`"),
+                )),
             },
         };
         let page = parse("page", &self.page, 1)?;
@@ -94,10 +95,13 @@ impl PageQuery {
                 .copied()
                 .ok_or_else(|| {
                     let names: Vec<&str> = allowed.iter().map(|(known, _)| *known).collect();
-                    ApiError::BadRequest(format!(
-                        "ordering: `{ordering}` is not one of {} (with - to reverse)",
-                        names.join(", ")
-                    ))
+                    ApiError::field(
+                        "ordering",
+                        format!(
+                            "`{ordering}` is not one of {} (with - to reverse)",
+                            names.join(", ")
+                        ),
+                    )
                 })?;
             request.ordering = name;
             request.order_by = key;

@@ -26,9 +26,8 @@ pub(super) struct QueueBody {
     hooks: Option<Vec<Value>>,
     /// Accepted for Rossum's clients: the deprecated alias of `hooks`.
     webhooks: Option<Vec<Value>>,
-    /// Read-only fields a client may send back; ignored.
-    #[serde(flatten)]
-    _rest: Map<String, Value>,
+    // Read-only fields a client may send back (`id`, `url`, ...) are ignored, as serde
+    // ignores every field a type does not name.
 }
 
 fn render(state: &AppState, queue: &Queue) -> Value {
@@ -53,18 +52,17 @@ fn render(state: &AppState, queue: &Queue) -> Value {
 fn check_name(name: &str) -> ApiResult<String> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::BadRequest(
-            "name: must be 1 to 200 characters".into(),
-        ));
+        return Err(ApiError::field("name", "must be 1 to 200 characters"));
     }
     Ok(name.to_owned())
 }
 
 fn check_metadata(metadata: &Map<String, Value>) -> ApiResult<()> {
     if Value::Object(metadata.clone()).to_string().len() > MAX_METADATA_BYTES {
-        return Err(ApiError::BadRequest(format!(
-            "metadata: at most {MAX_METADATA_BYTES} bytes of JSON"
-        )));
+        return Err(ApiError::field(
+            "metadata",
+            format!("at most {MAX_METADATA_BYTES} bytes of JSON"),
+        ));
     }
     Ok(())
 }
@@ -76,9 +74,8 @@ fn hook_ids(body: &QueueBody) -> ApiResult<Option<Vec<u64>>> {
     references
         .iter()
         .map(|reference| {
-            id_from(reference, "hooks").ok_or_else(|| {
-                ApiError::BadRequest(format!("hooks: `{reference}` is not a hook URL"))
-            })
+            id_from(reference, "hooks")
+                .ok_or_else(|| ApiError::field("hooks", format!("`{reference}` is not a hook URL")))
         })
         .collect::<ApiResult<Vec<u64>>>()
         .map(Some)
@@ -93,7 +90,7 @@ pub(super) async fn create(
     let name = check_name(
         body.name
             .as_deref()
-            .ok_or_else(|| ApiError::BadRequest("name: required".into()))?,
+            .ok_or_else(|| ApiError::field("name", "This field is required."))?,
     )?;
     let metadata = body.metadata.clone().unwrap_or_default();
     check_metadata(&metadata)?;

@@ -65,17 +65,18 @@ pub(super) async fn create(
     let requested = match &body.organization {
         None => None,
         Some(reference) => Some(id_from(reference, "organizations").ok_or_else(|| {
-            ApiError::BadRequest("organization: expected an organization URL or id".into())
+            ApiError::field("organization", "expected an organization URL or id")
         })?),
     };
     let organization_id = new_user_organization(caller, requested)?;
     let role = body.role.as_deref().unwrap_or("member").to_owned();
     if Role::parse(&role).is_none() {
-        return Err(ApiError::BadRequest(format!(
-            "role: `{role}` is not one of admin, member"
-        )));
+        return Err(ApiError::field(
+            "role",
+            format!("`{role}` is not one of admin, member"),
+        ));
     }
-    accounts::validate_username(&body.username).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    accounts::validate_username(&body.username)?;
     let password_hash = hash_password(body.password.clone()).await?;
     let created_at = now_rfc3339();
     let new_user = NewUser {
@@ -92,7 +93,7 @@ pub(super) async fn create(
         .users()
         .create(&new_user, &created_at)
         .await?
-        .ok_or_else(|| ApiError::BadRequest("organization: no such organization".into()))?;
+        .ok_or_else(|| ApiError::field("organization", "no such organization"))?;
     Ok((StatusCode::CREATED, axum::Json(render(&state, &user))))
 }
 
@@ -101,15 +102,16 @@ pub(super) async fn create(
 fn new_user_organization(caller: Caller, requested: Option<u64>) -> ApiResult<u64> {
     match caller {
         Caller::Operator => requested.ok_or_else(|| {
-            ApiError::BadRequest("organization: required when the operator creates a user".into())
+            ApiError::field("organization", "required when the operator creates a user")
         }),
         Caller::User {
             role: Role::Admin,
             organization_id,
             ..
         } => match requested {
-            Some(other) if other != organization_id => Err(ApiError::BadRequest(
-                "organization: admins create users of their own organization only".into(),
+            Some(other) if other != organization_id => Err(ApiError::field(
+                "organization",
+                "admins create users of their own organization only",
             )),
             _ => Ok(organization_id),
         },
@@ -124,15 +126,13 @@ fn new_user_organization(caller: Caller, requested: Option<u64>) -> ApiResult<u6
 }
 
 /// Hashes a new password off the async threads (argon2 takes tens of milliseconds); a
-/// password the rules refuse is the client's error.
+/// password the rules refuse is the client's error, on `password`.
 async fn hash_password(password: String) -> ApiResult<String> {
-    tokio::task::spawn_blocking(move || accounts::hash_password(&password))
-        .await
-        .map_err(|error| ApiError::Internal(error.to_string()))?
-        .map_err(|error| match error {
-            accounts::AccountError::Hash(cause) => ApiError::Internal(cause),
-            other => ApiError::BadRequest(other.to_string()),
-        })
+    Ok(
+        tokio::task::spawn_blocking(move || accounts::hash_password(&password))
+            .await
+            .map_err(|error| ApiError::Internal(error.to_string()))??,
+    )
 }
 
 pub(super) async fn list(

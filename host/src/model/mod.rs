@@ -6,12 +6,14 @@
 pub mod allow_list;
 pub mod content;
 pub mod event;
+pub mod field;
 pub mod hook;
 pub mod payload;
 pub mod run_log;
 pub mod schedule;
 
 pub use event::{EventAction, EventError};
+pub use field::FieldPath;
 pub use payload::{assemble_payload, reserved_key, PayloadError, PayloadParts, RESERVED_KEYS};
 pub use run_log::{LogLevel, RunLog, RunStatus};
 

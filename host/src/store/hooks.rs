@@ -333,8 +333,8 @@ fn check_references(
     }
     if let Some(module) = draft.spec.kind.module_id() {
         if !owned("modules", module)? {
-            return Err(HookError::new(
-                "config.module",
+            return Err(HookError::config(
+                "module",
                 format!("no module {module} in this organization"),
             )
             .into());

@@ -45,9 +45,15 @@ pub enum StoreError {
     /// The database refused or failed.
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
-    /// A uniqueness rule was broken (e.g. a username taken).
-    #[error("{0}")]
-    Conflict(String),
+    /// A uniqueness rule was broken (e.g. a username taken): the field whose value is
+    /// taken, as data (the API answers `{"username": [message]}` by it), and what to say.
+    #[error("{field}: {message}")]
+    Conflict {
+        /// The field of the request whose value is taken.
+        field: &'static str,
+        /// What is wrong, for a person.
+        message: String,
+    },
     /// The blocking task running the query could not complete.
     #[error("the database task failed: {0}")]
     Task(String),
@@ -350,13 +356,16 @@ fn page_where<T, K: SortColumn + Copy>(
     Ok(Page { rows, total })
 }
 
-/// Maps a uniqueness violation to [`StoreError::Conflict`] with a message.
-fn unique_violation(error: rusqlite::Error, message: &str) -> StoreError {
+/// Maps a uniqueness violation to [`StoreError::Conflict`] on `field`, with a message.
+fn unique_violation(error: rusqlite::Error, field: &'static str, message: &str) -> StoreError {
     match &error {
         rusqlite::Error::SqliteFailure(failure, _)
             if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
         {
-            StoreError::Conflict(message.to_owned())
+            StoreError::Conflict {
+                field,
+                message: message.to_owned(),
+            }
         }
         _ => StoreError::Database(error),
     }

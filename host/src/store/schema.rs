@@ -235,12 +235,13 @@ mod tests {
         migrate(&mut connection)?;
         assert!(matches!(
             create(&connection, "AaDmIn"),
-            Err(StoreError::Conflict(message)) if message == users::USERNAME_UNAVAILABLE
+            Err(StoreError::Conflict { field: "username", message })
+                if message == users::USERNAME_UNAVAILABLE
         ));
         create(&connection, "bob")?;
         assert!(matches!(
             create(&connection, "BOB"),
-            Err(StoreError::Conflict(_))
+            Err(StoreError::Conflict { .. })
         ));
         assert_eq!(
             users::by_username(&connection, "BoB")?.map(|user| user.username),

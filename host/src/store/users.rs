@@ -236,7 +236,7 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
 /// organization has a user of that name. (That the name is in use somewhere cannot be
 /// hidden while usernames are global; scoping them per organization would change Rossum's
 /// login, which names no organization.)
-pub const USERNAME_UNAVAILABLE: &str = "username: this username cannot be used; choose another";
+pub const USERNAME_UNAVAILABLE: &str = "this username cannot be used; choose another";
 
 /// Creates a user; a username already used (in any case) is a conflict answering
 /// [`USERNAME_UNAVAILABLE`].
@@ -261,7 +261,7 @@ pub(super) fn create(
                 created_at
             ],
         )
-        .map_err(|error| unique_violation(error, USERNAME_UNAVAILABLE))?;
+        .map_err(|error| unique_violation(error, "username", USERNAME_UNAVAILABLE))?;
     let id = connection.last_insert_rowid() as u64;
     get(connection, id)?.ok_or(StoreError::Database(rusqlite::Error::QueryReturnedNoRows))
 }

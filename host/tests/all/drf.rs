@@ -1,13 +1,75 @@
 //! Django REST Framework's manners, which Rossum's API has and its clients rely on: an
 //! empty query parameter is as if absent, a parameter that is no filter is ignored, a known
 //! filter with a bad value is a 400 naming it, a page size above the maximum is capped, and
-//! every error, 405 included, has a JSON body.
+//! every error has a JSON body in DRF's shape: `{"field": ["message"]}` for a field's
+//! error (a key inside a JSON field such as `config` leads the message under the field),
+//! `{"non_field_errors": ["message"]}` for the rest of validation, and `{"detail": "..."}`
+//! for authentication, permission, not found, method, media type, parse errors and
+//! throttling, worded as DRF words them.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use wasmhook_tests::guests::HELLO;
 
-use super::server::{Server, Tenant, OPERATOR_TOKEN};
+use super::server::{http_client, Server, Tenant, OPERATOR_TOKEN};
+
+/// DRF's body for one error of `field`: `{"field": ["message"]}`.
+pub fn field_error(field: &str, message: &str) -> Value {
+    let mut body = serde_json::Map::new();
+    body.insert(field.to_owned(), json!([message]));
+    Value::Object(body)
+}
+
+/// The message of a body that is exactly one error of `field` (`{"field": ["message"]}`);
+/// none for any other shape.
+pub fn field_message<'a>(body: &'a Value, field: &str) -> Option<&'a str> {
+    let object = body.as_object().filter(|object| object.len() == 1)?;
+    match object.get(field)?.as_array()?.as_slice() {
+        [message] => message.as_str(),
+        _ => None,
+    }
+}
+
+/// The message of a body that is exactly one error at `path` as a test writes it
+/// (`config.url`): the first segment is DRF's field, and the rest leads the message under
+/// it (`{"config": ["url: ..."]}`); none for any other shape.
+pub fn message_at<'a>(body: &'a Value, path: &str) -> Option<&'a str> {
+    match path.split_once('.') {
+        None => field_message(body, path),
+        Some((field, keys)) => field_message(body, field)?
+            .strip_prefix(keys)?
+            .strip_prefix(": "),
+    }
+}
+
+/// The detail of a body that is exactly `{"detail": "..."}`; none for any other shape.
+pub fn detail_of(body: &Value) -> Option<&str> {
+    let object = body.as_object().filter(|object| object.len() == 1)?;
+    object.get("detail")?.as_str()
+}
+
+/// What an error body must be: one of DRF's shapes, its one message containing a fragment.
+#[derive(Debug, Clone, Copy)]
+pub enum Shape {
+    /// `{"detail": "..."}`.
+    Detail(&'static str),
+    /// `{"field": ["..."]}`.
+    Field(&'static str, &'static str),
+    /// `{"non_field_errors": ["..."]}`.
+    NonField(&'static str),
+}
+
+impl Shape {
+    /// Whether `body` has exactly this shape and its message contains the fragment.
+    pub fn fits(self, body: &Value) -> bool {
+        let (message, fragment) = match self {
+            Shape::Detail(fragment) => (detail_of(body), fragment),
+            Shape::Field(field, fragment) => (field_message(body, field), fragment),
+            Shape::NonField(fragment) => (field_message(body, "non_field_errors"), fragment),
+        };
+        message.is_some_and(|message| message.contains(fragment))
+    }
+}
 
 /// The parameters `rossum-api` 3.x sends with every list call.
 const CLIENT_PARAMETERS: &str = "ordering=&sideload=&content.schema_id=&include_total=true";
@@ -63,8 +125,8 @@ fn a_bad_value_of_a_known_filter_is_named() {
         let (status, answer) = acme.get(path);
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {answer}");
         assert!(
-            answer.to_string().contains(name),
-            "{path}: the answer names {name}: {answer}"
+            field_message(&answer, name).is_some(),
+            "{path}: the answer is {{\"{name}\": [...]}}: {answer}"
         );
     }
 }
@@ -131,4 +193,337 @@ fn every_error_has_a_json_body() {
         let body: Value = response.json().expect("a JSON body");
         assert!(body["detail"].is_string(), "{path}: {body}");
     }
+}
+
+#[test]
+fn validation_errors_name_their_field_as_drf_does() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let hello = acme.upload(HELLO);
+    let function = |extra: Value| {
+        let mut config = json!({"runtime": "wasm", "module": hello});
+        if let (Some(config), Value::Object(extra)) = (config.as_object_mut(), extra) {
+            config.extend(extra);
+        }
+        config
+    };
+    let cases: Vec<((StatusCode, Value), Value)> = vec![
+        // A key of a JSON field leads the message under the field, as a serializer's
+        // JSONField reports it.
+        (
+            acme.post(
+                "/hooks",
+                json!({"name": "h", "config": function(json!({"timeout_s": 0}))}),
+            ),
+            field_error("config", "timeout_s: must be an integer from 1 to 60"),
+        ),
+        (
+            acme.post("/hooks", json!({"config": function(json!({}))})),
+            field_error("name", "required"),
+        ),
+        // A secret's name with a dot in it stays one key.
+        (
+            acme.post(
+                "/hooks",
+                json!({"name": "h", "config": function(json!({})), "secrets": {"api.key": 5}}),
+            ),
+            field_error("secrets", "api.key: must be a string"),
+        ),
+        (
+            acme.post("/queues", json!({"name": 5})),
+            field_error("name", "must be a string, not a number"),
+        ),
+        (
+            acme.post("/queues", json!({})),
+            field_error("name", "This field is required."),
+        ),
+        (
+            server.post("/organizations", Some(OPERATOR_TOKEN), json!({})),
+            field_error("name", "This field is required."),
+        ),
+        (
+            acme.post("/users", json!({"username": "ann"})),
+            field_error("password", "This field is required."),
+        ),
+        (
+            acme.post("/users", json!({"username": "ann", "password": "short"})),
+            field_error("password", "at least 8 characters"),
+        ),
+        (
+            acme.post(
+                "/users",
+                json!({"username": "acme-admin", "password": "long enough"}),
+            ),
+            field_error("username", "this username cannot be used; choose another"),
+        ),
+        (
+            server.post("/auth/login", None, json!({"username": "acme-admin"})),
+            field_error("password", "This field is required."),
+        ),
+        (
+            acme.post(
+                "/events",
+                json!({"event": "invocation.manual", "payload": {"secrets": {}}}),
+            ),
+            field_error("payload", "`secrets` is set by the host and cannot be sent"),
+        ),
+        (
+            acme.get("/hooks?ordering=colour"),
+            field_error(
+                "ordering",
+                "`colour` is not one of id, name, type, active, events (with - to reverse)",
+            ),
+        ),
+        (
+            acme.get("/hooks/logs?hook=abc"),
+            field_error("hook", "`abc` is not an id"),
+        ),
+    ];
+    for (index, ((status, answer), expected)) in cases.into_iter().enumerate() {
+        assert_eq!(status, StatusCode::BAD_REQUEST, "case {index}: {answer}");
+        assert_eq!(answer, expected, "case {index}");
+    }
+    // A schedule is a key of the config; the cron expression's own words follow.
+    let (status, answer) = acme.post(
+        "/hooks",
+        json!({"name": "j", "type": "job", "events": [],
+               "config": function(json!({"schedule": {"cron": "61 * * * *"}}))}),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        field_message(&answer, "config").is_some_and(|m| m.starts_with("schedule.cron: ")),
+        "{answer}"
+    );
+    // A field the body type does not have, where it refuses unknown fields.
+    let hook = acme.hook(&hello, json!({}));
+    let (status, answer) = acme.post(
+        &format!("/hooks/{}/test", hook["id"]),
+        json!({"nothing": 1}),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        Shape::Field("nothing", "not a field here").fits(&answer),
+        "{answer}"
+    );
+    // Nothing of it was written.
+    let (_, hooks) = acme.get("/hooks");
+    assert_eq!(hooks["pagination"]["total"], 1, "{hooks}");
+    let (_, queues) = acme.get("/queues");
+    assert_eq!(queues["pagination"]["total"], 0, "{queues}");
+}
+
+#[test]
+fn errors_about_no_one_field_are_non_field_errors() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let (status, answer) =
+        server.send(Method::POST, "/queues", Some(&acme.token), Some(json!([1])));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(
+        answer,
+        field_error(
+            "non_field_errors",
+            "Invalid data. Expected a dictionary, but got list."
+        )
+    );
+    let (status, answer) = server.post(
+        "/auth/login",
+        None,
+        json!({"username": "acme-admin", "password": "wrong password"}),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(
+        answer,
+        field_error(
+            "non_field_errors",
+            "Unable to log in with provided credentials."
+        )
+    );
+    let hello = acme.upload(HELLO);
+    let quiet = acme.hook(&hello, json!({"events": ["annotation_content"]}));
+    let (status, answer) = acme.invoke(&quiet, json!({}));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(
+        answer,
+        field_error(
+            "non_field_errors",
+            "The hook does not subscribe to invocation.manual; add it to `events`."
+        )
+    );
+}
+
+#[test]
+fn authentication_permission_and_not_found_answer_a_detail() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    // No credentials, and credentials that are not valid: 401, as DRF words each.
+    let response = server
+        .client
+        .get(server.url("/hooks"))
+        .send()
+        .expect("the server answers");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(response.headers().contains_key("www-authenticate"));
+    let body: Value = response.json().expect("a JSON body");
+    assert_eq!(
+        body,
+        json!({"detail": "Authentication credentials were not provided."})
+    );
+    let (status, body) = server.get("/hooks", "not-a-token");
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body, json!({"detail": "Invalid token."}));
+    // A member may not write queues: 403.
+    let (status, _) = acme.post(
+        "/users",
+        json!({"username": "ann", "password": "long enough"}),
+    );
+    assert_eq!(status, StatusCode::CREATED);
+    let ann = server.login("ann", "long enough");
+    let (status, body) = server.post("/queues", Some(&ann), json!({"name": "q"}));
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(
+        body,
+        json!({"detail": "You do not have permission to perform this action."})
+    );
+    // No such object, no such route, and an id no object can have: 404.
+    for path in [
+        "/hooks/12345",
+        "/hooks/abc",
+        "/hooks/99999999999999999999",
+        "/queues/-1",
+        "/no-such-thing",
+    ] {
+        let (status, body) = acme.get(path);
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+        assert_eq!(body, json!({"detail": "Not found."}), "{path}");
+    }
+    let response = server
+        .client
+        .get(format!("{}/nothing-here", server.root()))
+        .send()
+        .expect("the server answers");
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let body: Value = response.json().expect("a JSON body");
+    assert_eq!(body, json!({"detail": "Not found."}));
+    // A method the route does not take, outside the API too.
+    let response = server
+        .client
+        .post(format!("{}/healthz", server.root()))
+        .send()
+        .expect("the server answers");
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let body: Value = response.json().expect("a JSON body");
+    assert_eq!(body, json!({"detail": "Method \"POST\" not allowed."}));
+}
+
+#[test]
+fn bodies_that_cannot_be_read_answer_as_drf_does() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let send = |content_type: Option<&str>, body: String| {
+        let mut request = http_client()
+            .post(server.url("/queues"))
+            .bearer_auth(&acme.token)
+            .body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("Content-Type", content_type);
+        }
+        let response = request.send().expect("the server answers");
+        let status = response.status();
+        (status, response.json::<Value>().expect("a JSON body"))
+    };
+    // Not JSON by its content type: 415.
+    let (status, body) = send(Some("text/plain"), "name=q".into());
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+    assert_eq!(
+        body,
+        json!({"detail": "Unsupported media type \"text/plain\" in request."})
+    );
+    let (status, body) = send(None, "{\"name\": \"q\"}".into());
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+    assert_eq!(
+        body,
+        json!({"detail": "Unsupported media type \"\" in request."})
+    );
+    // JSON that does not parse: 400, DRF's ParseError.
+    let (status, body) = send(Some("application/json"), "{\"name\": ".into());
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        detail_of(&body).is_some_and(|detail| detail.starts_with("JSON parse error - ")),
+        "{body}"
+    );
+    // A JSON media type with parameters is JSON.
+    let (status, body) = send(
+        Some("application/json; charset=utf-8"),
+        "{\"name\": \"q\"}".into(),
+    );
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // Over the body limit: 413, with a detail too.
+    let (status, body) = send(
+        Some("application/json"),
+        format!("{{\"name\": \"{}\"}}", "x".repeat(3 << 20)),
+    );
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(
+        body,
+        json!({"detail": "the request body is larger than 2097152 bytes"})
+    );
+    // An invocation's body is read by the API too.
+    let hello = acme.upload(HELLO);
+    let hook = acme.hook(&hello, json!({}));
+    let response = http_client()
+        .post(server.url(&format!("/hooks/{}/invoke", hook["id"])))
+        .bearer_auth(&acme.token)
+        .header("Content-Type", "application/json")
+        .body("{\"note\": ")
+        .send()
+        .expect("the server answers");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().expect("a JSON body");
+    assert!(
+        detail_of(&body).is_some_and(|detail| detail.starts_with("JSON parse error - ")),
+        "{body}"
+    );
+}
+
+#[test]
+fn a_throttled_login_says_when_as_drf_does() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    server.organization_with_admin("acme");
+    let throttled = (0..30).find_map(|_| {
+        let response = server
+            .client
+            .post(server.url("/auth/login"))
+            .json(&json!({"username": "acme-admin", "password": "wrong password"}))
+            .send()
+            .expect("the server answers");
+        if response.status() != StatusCode::TOO_MANY_REQUESTS {
+            return None;
+        }
+        let retry_after: u64 = response
+            .headers()
+            .get("retry-after")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse().ok())
+            .expect("a 429 says when to retry, in seconds");
+        let body: Value = response.json().expect("a JSON body");
+        Some((retry_after, body))
+    });
+    let (retry_after, body) = throttled.expect("throttled within 30 failed logins");
+    let unit = if retry_after == 1 {
+        "second"
+    } else {
+        "seconds"
+    };
+    assert_eq!(
+        body,
+        json!({"detail": format!(
+            "Request was throttled. Expected available in {retry_after} {unit}."
+        )})
+    );
 }

@@ -17,6 +17,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wasmhook_tests::guests::{HELLO, HOSTILE};
 
+use super::drf::{detail_of, field_error};
 use super::server::{Server, Tenant, OPERATOR_TOKEN};
 use super::support::{artifacts, initialize, wait_until};
 
@@ -431,10 +432,8 @@ impl BadInput<'_> {
         let status = response.status();
         *self.statuses.entry(status.as_u16()).or_default() += 1;
         let body: Value = response.json().expect("a JSON answer");
-        assert!(body["detail"].is_string(), "{body}");
         assert_eq!(status, expected, "{body}");
-        let detail = body["detail"].as_str().unwrap_or_default();
-        assert!(reason.fits(detail), "expected {reason:?}, got {body}");
+        assert!(reason.fits(&body), "expected {reason:?}, got {body}");
     }
 
     /// A POST of `body` to `path`, said to be JSON.
@@ -456,17 +455,20 @@ impl BadInput<'_> {
             (
                 self.json("/hooks", "{\"name\": "),
                 StatusCode::BAD_REQUEST,
-                Says::StartsWith("Failed to parse the request body as JSON: "),
+                Says::StartsWith("JSON parse error - "),
             ),
             (
                 self.json("/hooks", r#"{"name": 5, "events": "x", "config": []}"#),
                 StatusCode::BAD_REQUEST,
-                Says::Exactly("name: must be a string"),
+                Says::Field("name", "must be a string"),
             ),
             (
                 self.json("/queues", "[]"),
                 StatusCode::BAD_REQUEST,
-                Says::Exactly("expected a JSON object"),
+                Says::Field(
+                    "non_field_errors",
+                    "Invalid data. Expected a dictionary, but got list.",
+                ),
             ),
             (
                 self.json(
@@ -474,12 +476,12 @@ impl BadInput<'_> {
                     r#"{"payload": [1, 2]}"#,
                 ),
                 StatusCode::BAD_REQUEST,
-                Says::Exactly("invalid body: invalid type: sequence, expected a map"),
+                Says::Field("payload", "must be a map, not a list"),
             ),
             (
                 self.json("/events", r#"{"event": 1}"#),
                 StatusCode::BAD_REQUEST,
-                Says::Exactly("invalid body: invalid type: integer `1`, expected a string"),
+                Says::Field("event", "must be a string, not a number"),
             ),
         ];
         for (request, expected, reason) in requests {
@@ -490,9 +492,9 @@ impl BadInput<'_> {
         let (expected, reason) = if round < REFUSED_UPLOADS {
             (
                 StatusCode::BAD_REQUEST,
-                Says::Exactly(
-                    "module: not a WebAssembly module: the file does not start with the \
-                     `\\0asm` header",
+                Says::Field(
+                    "file",
+                    "not a WebAssembly module: the file does not start with the `\\0asm` header",
                 ),
             )
         } else {
@@ -631,19 +633,21 @@ fn bad_input_at_volume_gets_4xx_every_time_and_memory_stays_flat() {
 /// `refused_uploads_per_organization`, per 10 minutes).
 const REFUSED_UPLOADS: usize = 50;
 
-/// What a refusal must say: all of it, or how it starts where the rest is a parser's words
-/// or a number of seconds.
+/// What a refusal must say, in DRF's shape: a detail, all of it or how it starts where the
+/// rest is a parser's words or a number of seconds; or one field's error, all of it.
 #[derive(Debug, Clone, Copy)]
 enum Says {
     Exactly(&'static str),
     StartsWith(&'static str),
+    Field(&'static str, &'static str),
 }
 
 impl Says {
-    fn fits(self, detail: &str) -> bool {
+    fn fits(self, body: &Value) -> bool {
         match self {
-            Says::Exactly(text) => detail == text,
-            Says::StartsWith(start) => detail.starts_with(start),
+            Says::Exactly(text) => detail_of(body) == Some(text),
+            Says::StartsWith(start) => detail_of(body).is_some_and(|d| d.starts_with(start)),
+            Says::Field(field, message) => *body == field_error(field, message),
         }
     }
 }

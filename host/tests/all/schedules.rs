@@ -17,6 +17,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wasmhook_tests::guests::HELLO;
 
+use super::drf::field_message;
 use super::server::{Server, Tenant, OPERATOR_TOKEN};
 use super::support::wait_until;
 use super::upstream::Upstream;
@@ -100,7 +101,10 @@ fn a_schedule_runs_once_per_tick_even_across_a_restart() {
             json!({"cron": "61 * * * *"}),
             "not a five-field cron expression",
         ),
-        (json!({"every": "hour"}), "config.schedule.every"),
+        (
+            json!({"every": "hour"}),
+            "schedule.every: not a key of a schedule",
+        ),
     ] {
         let (status, refused) = acme.post(
             "/hooks",
@@ -108,7 +112,12 @@ fn a_schedule_runs_once_per_tick_even_across_a_restart() {
                    "config": {"runtime": "wasm", "module": hello, "schedule": schedule}}),
         );
         assert_eq!(status, StatusCode::BAD_REQUEST, "{schedule}: {refused}");
-        assert!(refused.to_string().contains(reason), "{refused}");
+        // A key of the config: `{"config": ["schedule...: ..."]}`, as DRF's JSONField.
+        assert!(
+            field_message(&refused, "config")
+                .is_some_and(|m| m.starts_with("schedule") && m.contains(reason)),
+            "{refused}"
+        );
     }
 
     let (status, job) = acme.post(

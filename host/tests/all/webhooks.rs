@@ -9,6 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wasmhook_tests::guests::HOSTILE;
 
+use super::drf::message_at;
 use super::server::{http_client_builder, sign, Server, Tenant, OPERATOR_TOKEN};
 use super::upstream::{Reply, TlsUpstream, Upstream};
 
@@ -136,7 +137,10 @@ fn a_webhook_gets_the_signed_payload_and_its_answer_is_the_response() {
     ] {
         let (status, refused) = acme.patch(&path, change.clone());
         assert_eq!(status, StatusCode::BAD_REQUEST, "{change}: {refused}");
-        assert!(refused.to_string().contains(field), "{refused}");
+        assert!(
+            message_at(&refused, field).is_some_and(|m| m.contains("on a private hook")),
+            "{refused}"
+        );
     }
     // Writing it back as read keeps it calling the same URL with the same secret.
     let (status, written) = acme.put(&path, private);
@@ -197,7 +201,7 @@ fn bad_webhook_configs_are_refused_naming_the_field() {
             json!({"name": "w", "type": "webhook", "events": ["invocation.manual"], "config": config}),
         );
         assert_eq!(status, StatusCode::BAD_REQUEST, "{config}: {refused}");
-        assert!(refused.to_string().contains(field), "{config}: {refused}");
+        assert!(message_at(&refused, field).is_some(), "{config}: {refused}");
     }
     let (_, hooks) = acme.get("/hooks");
     assert_eq!(hooks["pagination"]["total"], 0, "nothing was written");
@@ -691,10 +695,12 @@ fn plain_http_webhooks_are_refused_by_default_naming_config_url() {
     };
     let (status, refused) = create("http://hooks.example.com/rossum");
     assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
-    let text = refused.to_string();
-    assert!(text.contains("config.url"), "{refused}");
-    assert!(text.contains("https://"), "{refused}");
-    assert!(text.contains("WASMHOOK_ALLOW_HTTP_WEBHOOKS"), "{refused}");
+    let message = message_at(&refused, "config.url").unwrap_or_default();
+    assert!(message.contains("https://"), "{refused}");
+    assert!(
+        message.contains("WASMHOOK_ALLOW_HTTP_WEBHOOKS"),
+        "{refused}"
+    );
     let (_, hooks) = acme.get("/hooks");
     assert_eq!(hooks["pagination"]["total"], 0, "nothing was written");
 
@@ -707,7 +713,7 @@ fn plain_http_webhooks_are_refused_by_default_naming_config_url() {
         json!({"config": {"url": "http://hooks.example.com/rossum"}}),
     );
     assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
-    assert!(refused.to_string().contains("config.url"), "{refused}");
+    assert!(message_at(&refused, "config.url").is_some(), "{refused}");
 }
 
 #[test]
@@ -813,7 +819,7 @@ fn a_private_function_hides_its_module_and_keeps_it() {
         json!({"config": {"runtime": "wasm", "module": other, "private": true}}),
     );
     assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
-    assert!(refused.to_string().contains("config.module"), "{refused}");
+    assert!(message_at(&refused, "config.module").is_some(), "{refused}");
     // Written back as read, it still runs the hidden module.
     let (status, written) = acme.put(&path, hook);
     assert_eq!(status, StatusCode::OK, "{written}");

@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use super::super::field::FieldPath;
 use super::super::id_from_reference;
 use super::super::schedule::Schedule;
 use super::kind::{
@@ -57,8 +58,8 @@ pub(super) fn parse_config(
         HookType::Function | HookType::Job => function_config(input, bounds, kind.as_str())?,
     };
     if kind == HookType::Job && !config.contains_key("schedule") {
-        return Err(HookError::new(
-            "config.schedule",
+        return Err(HookError::config(
+            "schedule",
             "required: a job hook runs on its schedule, e.g. {\"cron\": \"*/10 * * * *\"}",
         ));
     }
@@ -88,8 +89,8 @@ fn config_object(
         Some(_) => return Err(HookError::new("config", "must be an object")),
     };
     if let Some(key) = config.keys().find(|key| !allowed.contains(&key.as_str())) {
-        return Err(HookError::new(
-            format!("config.{key}"),
+        return Err(HookError::config(
+            key,
             format!(
                 "not a key of a {kind} hook's config; the keys are: {}",
                 allowed.join(", ")
@@ -105,8 +106,8 @@ fn bounded(config: &Map<String, Value>, key: &str, low: u64, high: u64) -> Resul
         None | Some(Value::Null) => Ok(()),
         Some(value) => match value.as_u64() {
             Some(number) if (low..=high).contains(&number) => Ok(()),
-            _ => Err(HookError::new(
-                format!("config.{key}"),
+            _ => Err(HookError::config(
+                key,
                 format!("must be an integer from {low} to {high}"),
             )),
         },
@@ -118,10 +119,7 @@ fn flags(config: &Map<String, Value>, keys: &[&str]) -> Result<(), HookError> {
     for key in keys {
         if let Some(value) = config.get(*key) {
             if !value.is_boolean() && !value.is_null() {
-                return Err(HookError::new(
-                    format!("config.{key}"),
-                    "must be true or false",
-                ));
+                return Err(HookError::config(*key, "must be true or false"));
             }
         }
     }
@@ -140,30 +138,33 @@ fn common_config(config: &mut Map<String, Value>) -> Result<Change<String>, Hook
         }
         Some(Value::Object(schedule)) => {
             if let Some(key) = schedule.keys().find(|key| key.as_str() != "cron") {
-                return Err(HookError::new(
-                    format!("config.schedule.{key}"),
+                return Err(HookError::at(
+                    FieldPath::new("config").key("schedule").key(key.as_str()),
                     "not a key of a schedule; it has only `cron`",
                 ));
             }
             match schedule.get("cron") {
                 Some(Value::String(expression)) => {
                     Schedule::parse(expression).map_err(|reason| {
-                        HookError::new("config.schedule.cron", reason.to_string())
+                        HookError::at(
+                            FieldPath::new("config").key("schedule").key("cron"),
+                            reason.to_string(),
+                        )
                     })?;
                 }
                 _ => {
-                    return Err(HookError::new(
-                        "config.schedule.cron",
+                    return Err(HookError::at(
+                        FieldPath::new("config").key("schedule").key("cron"),
                         "required: a five-field cron expression in UTC, e.g. \"*/10 * * * *\"",
                     ))
                 }
             }
         }
-        Some(_) => return Err(HookError::new("config.schedule", "must be an object")),
+        Some(_) => return Err(HookError::config("schedule", "must be an object")),
     }
     if let Some(app) = config.get("app") {
         if !app.is_object() && !app.is_null() {
-            return Err(HookError::new("config.app", "must be an object"));
+            return Err(HookError::config("app", "must be an object"));
         }
     }
     flags(config, &["private", "payload_logging_enabled"])?;
@@ -171,8 +172,8 @@ fn common_config(config: &mut Map<String, Value>) -> Result<Change<String>, Hook
         None => Ok(Change::Keep),
         Some(Value::Null) => Ok(Change::Remove),
         Some(Value::String(secret)) if !secret.is_empty() => Ok(Change::Set(secret)),
-        Some(_) => Err(HookError::new(
-            "config.secret",
+        Some(_) => Err(HookError::config(
+            "secret",
             "must be a non-empty string or null",
         )),
     }
@@ -187,12 +188,10 @@ fn function_config(
     let mut config = config_object(input, FUNCTION_CONFIG_KEYS, kind, "`runtime` and `module`")?;
     match config.get("runtime") {
         Some(Value::String(runtime)) if runtime == WASM_RUNTIME => {}
-        None | Some(Value::Null) => {
-            return Err(HookError::new("config.runtime", "required: `wasm`"))
-        }
+        None | Some(Value::Null) => return Err(HookError::config("runtime", "required: `wasm`")),
         Some(other) => {
-            return Err(HookError::new(
-                "config.runtime",
+            return Err(HookError::config(
+                "runtime",
                 format!(
                     "`{}` is not available here; the runtime is `wasm`",
                     plain(other)
@@ -202,14 +201,14 @@ fn function_config(
     }
     let module_id = match config.remove("module") {
         None | Some(Value::Null) => {
-            return Err(HookError::new(
-                "config.module",
+            return Err(HookError::config(
+                "module",
                 "required: the URL of an uploaded module",
             ))
         }
         Some(reference) => id_from_reference(&reference, "modules").ok_or_else(|| {
-            HookError::new(
-                "config.module",
+            HookError::config(
+                "module",
                 format!("`{}` is not a module URL", plain(&reference)),
             )
         })?,
@@ -235,19 +234,19 @@ fn function_config(
                 match pattern {
                     Value::String(text) => texts.push(text.as_str()),
                     _ => {
-                        return Err(HookError::new(
-                            "config.allowed_hosts",
+                        return Err(HookError::config(
+                            "allowed_hosts",
                             "must be a list of host or host:port strings",
                         ))
                     }
                 }
             }
             AllowedHosts::parse(texts.into_iter().map(str::to_owned).collect())
-                .map_err(|reason| HookError::new("config.allowed_hosts", reason.to_string()))?;
+                .map_err(|reason| HookError::config("allowed_hosts", reason.to_string()))?;
         }
         Some(_) => {
-            return Err(HookError::new(
-                "config.allowed_hosts",
+            return Err(HookError::config(
+                "allowed_hosts",
                 "must be a list of host or host:port strings",
             ))
         }
@@ -276,27 +275,27 @@ fn webhook_config(
             match scheme.as_deref() {
                 Some("https") => {}
                 Some("http") if bounds.allow_http_webhooks => {}
-                Some("http") => return Err(HookError::new("config.url", PLAIN_HTTP_WEBHOOK)),
+                Some("http") => return Err(HookError::config("url", PLAIN_HTTP_WEBHOOK)),
                 _ => {
-                    return Err(HookError::new(
-                        "config.url",
+                    return Err(HookError::config(
+                        "url",
                         format!("`{url}` is not an absolute http or https URL"),
                     ))
                 }
             }
         }
         None | Some(Value::Null) => {
-            return Err(HookError::new(
-                "config.url",
+            return Err(HookError::config(
+                "url",
                 "required: the URL the webhook calls",
             ))
         }
-        Some(_) => return Err(HookError::new("config.url", "must be a string")),
+        Some(_) => return Err(HookError::config("url", "must be a string")),
     }
     for key in ["client_ssl_certificate", "client_ssl_key"] {
         if config.get(key).is_some_and(|value| !value.is_null()) {
-            return Err(HookError::new(
-                format!("config.{key}"),
+            return Err(HookError::config(
+                key,
                 "client certificates are not supported by this installation; sign with `secret`",
             ));
         }

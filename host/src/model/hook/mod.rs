@@ -33,6 +33,7 @@ pub use schemas::{
 pub use validate::{module_reference_is, parse_draft};
 
 use super::event::EventAction;
+use super::field::FieldPath;
 
 /// The longest name and description accepted.
 pub const MAX_NAME_CHARS: usize = 200;
@@ -64,17 +65,29 @@ pub const SIDELOADS: &[&str] = &[
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct HookError {
-    /// The field, e.g. `config.timeout_s`, so that a client can show the message beside it.
-    pub field: String,
-    /// What is wrong, for a person; the API answers `field: message` as the `detail`.
+    /// The field as data (e.g. `config` then `timeout_s`), so that the API answers in
+    /// DRF's shape and a client shows the message beside the field, without anyone reading
+    /// the message.
+    pub field: FieldPath,
+    /// What is wrong.
     pub message: String,
 }
 
 impl HookError {
-    /// A rule broken by `field`.
+    /// A rule broken by the top-level field `field` (`name`, `events`), named whole.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        HookError::at(FieldPath::new(field), message)
+    }
+
+    /// A rule broken by the key `key` of the hook's `config` (`config.timeout_s`).
+    pub fn config(key: impl Into<String>, message: impl Into<String>) -> Self {
+        HookError::at(FieldPath::new("config").key(key), message)
+    }
+
+    /// A rule broken at `field`, at any depth (`config.schedule.cron`, `secrets.<key>`).
+    pub fn at(field: FieldPath, message: impl Into<String>) -> Self {
         HookError {
-            field: field.into(),
+            field,
             message: message.into(),
         }
     }
@@ -243,8 +256,8 @@ impl HookSpec {
         bounds: &HookBounds,
     ) -> Result<HookKind, HookError> {
         if self.kind.function().is_some() && !overrides.contains_key("runtime") {
-            return Err(HookError::new(
-                "config.runtime",
+            return Err(HookError::config(
+                "runtime",
                 "required whenever a config is sent",
             ));
         }
@@ -253,8 +266,8 @@ impl HookSpec {
                 .into_iter()
                 .find(|key| overrides.contains_key(*key))
             {
-                return Err(HookError::new(
-                    format!("config.{key}"),
+                return Err(HookError::config(
+                    key,
                     "hidden and fixed on a private hook; it cannot be overridden",
                 ));
             }

@@ -194,7 +194,7 @@ fn a_test_override_is_validated_whole_and_keeps_a_private_hooks_secrets_fixed(
     let refused = |overrides: Value, spec: &HookSpec| {
         spec.with_config_override(&input(overrides), &TEST_BOUNDS)
             .err()
-            .map(|error| error.field)
+            .map(|error| error.field.to_string())
     };
     assert_eq!(
         refused(json!({"timeout_s": 2}), &hook).as_deref(),

@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::super::event::{EventAction, EVENTS};
+use super::super::field::FieldPath;
 use super::super::id_from_reference;
 use super::config::parse_config;
 use super::kind::HookType;
@@ -134,7 +135,12 @@ pub fn parse_draft(
             for (key, value) in values {
                 match value {
                     Value::String(text) => pairs.push((key.clone(), text.clone())),
-                    _ => return Err(HookError::new(format!("secrets.{key}"), "must be a string")),
+                    _ => {
+                        return Err(HookError::at(
+                            FieldPath::new("secrets").key(key.as_str()),
+                            "must be a string",
+                        ))
+                    }
                 }
             }
             validate_secrets(&secrets_schema, &pairs)?;
