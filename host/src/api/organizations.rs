@@ -29,13 +29,29 @@ pub(super) struct NewOrganization {
     name: String,
 }
 
+/// An organization in Rossum's shape. wasmhook has no workspaces (`workspaces: []`), no
+/// trials or expiry, and one organization group, the installation (see
+/// [`super::placeholders`]).
 fn render(state: &AppState, organization: &Organization) -> Value {
+    let users: Vec<String> = organization
+        .users
+        .iter()
+        .map(|id| state.url("users", *id))
+        .collect();
     json!({
         "id": organization.id,
         "url": state.url("organizations", organization.id),
         "name": organization.name,
-        "users": format!("{}?organization={}", state.list_url("users"), organization.id),
+        "workspaces": [],
+        "users": users,
+        "organization_group": super::placeholders::organization_group_url(state),
+        "is_trial": false,
         "created_at": organization.created_at,
+        "trial_expires_at": null,
+        "expires_at": null,
+        "oidc_provider": null,
+        "ui_settings": {},
+        "metadata": {},
     })
 }
 

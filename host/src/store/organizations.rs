@@ -73,14 +73,28 @@ pub struct Organization {
     pub name: String,
     /// When it was created.
     pub created_at: String,
+    /// Its users, by id (Rossum's organization lists them).
+    pub users: Vec<u64>,
 }
 
-fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Organization> {
+fn from_row(connection: &Connection, row: &rusqlite::Row<'_>) -> rusqlite::Result<Organization> {
+    let id: u64 = row.get(0)?;
     Ok(Organization {
-        id: row.get(0)?,
+        id,
         name: row.get(1)?,
         created_at: row.get(2)?,
+        users: users_of(connection, id)?,
     })
+}
+
+/// The ids of an organization's users, in order.
+fn users_of(connection: &Connection, organization_id: u64) -> rusqlite::Result<Vec<u64>> {
+    let mut statement =
+        connection.prepare_cached("SELECT id FROM users WHERE organization_id = ?1 ORDER BY id")?;
+    let rows = statement
+        .query_map([organization_id], |row| row.get(0))?
+        .collect::<rusqlite::Result<Vec<u64>>>();
+    rows
 }
 
 /// Creates an organization.
@@ -97,6 +111,7 @@ pub(super) fn create(
         id: connection.last_insert_rowid() as u64,
         name: name.to_owned(),
         created_at: created_at.to_owned(),
+        users: Vec::new(),
     })
 }
 
@@ -106,7 +121,7 @@ pub(super) fn get(connection: &Connection, id: u64) -> Result<Option<Organizatio
         .query_row(
             "SELECT id, name, created_at FROM organizations WHERE id = ?1",
             [id],
-            from_row,
+            |row| from_row(connection, row),
         )
         .optional()?)
 }
@@ -124,6 +139,6 @@ fn list(
         "id",
         only,
         window,
-        from_row,
+        |row| from_row(connection, row),
     )
 }

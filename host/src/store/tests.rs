@@ -5,6 +5,8 @@
 use serde_json::{json, Map, Value};
 
 use super::hooks::{HookListFilter, HookOrder, SaveContext, SaveError};
+use super::tokens::Owner;
+use super::users::{NewUser, UserChange};
 use super::{Store, Window};
 use crate::model::hook::{parse_draft, Hook, TEST_BOUNDS};
 
@@ -160,5 +162,73 @@ async fn a_deleted_hooks_id_is_never_given_again() -> TestResult {
     let second = save(&store, ours, json!({"name": "second"})).await?;
     assert!(second.id > first.id, "{} after {}", second.id, first.id);
     assert!(store.hook(first.id).await?.is_none());
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_update_keeps_what_it_does_not_name_and_a_deactivated_user_loses_its_tokens(
+) -> TestResult {
+    let (_dir, store) = open()?;
+    let organization = store.organizations().create("ours", "now").await?.id;
+    let new_user = NewUser {
+        organization_id: organization,
+        username: "ann",
+        password_hash: "hash",
+        role: "member",
+        first_name: "Ann",
+        last_name: "Lee",
+        email: "ann@ours.example",
+    };
+    let ann = store
+        .users()
+        .create(&new_user, "2026-01-01T00:00:00.000000Z")
+        .await?
+        .ok_or("the organization exists")?;
+    store
+        .tokens()
+        .insert("ann-token", Owner::User(ann.id), None, "now")
+        .await?;
+    assert!(store.session("ann-token").await?.is_some());
+
+    let rename = UserChange {
+        first_name: Some("Anna".into()),
+        ..UserChange::default()
+    };
+    let renamed = store.users().update(ann.id, rename).await?.ok_or("ann")?;
+    assert_eq!(
+        (
+            renamed.first_name.as_str(),
+            renamed.last_name.as_str(),
+            renamed.role.as_str(),
+            renamed.is_active
+        ),
+        ("Anna", "Lee", "member", true)
+    );
+    assert!(store.session("ann-token").await?.is_some());
+
+    let deactivate = UserChange {
+        is_active: Some(false),
+        ..UserChange::default()
+    };
+    let deactivated = store
+        .users()
+        .update(ann.id, deactivate)
+        .await?
+        .ok_or("ann")?;
+    assert!(!deactivated.is_active);
+    assert_eq!(deactivated.date_joined, "2026-01-01T00:00:00.000000Z");
+    assert!(store.session("ann-token").await?.is_none());
+    assert!(store
+        .users()
+        .update(999, UserChange::default())
+        .await?
+        .is_none());
+
+    let ours = store
+        .organizations()
+        .get(organization)
+        .await?
+        .ok_or("the organization exists")?;
+    assert_eq!(ours.users, vec![ann.id]);
     Ok(())
 }

@@ -113,6 +113,25 @@ impl Users<'_> {
             .await
     }
 
+    /// Changes user `id` by the fields `change` gives (the others stay), in one
+    /// transaction; a user deactivated by it loses every token it has (its logins and the
+    /// tokens minted for its hooks' runs), so that reactivating it later revives none of
+    /// them. Returns the user as stored; none when there is no such user. Who may change
+    /// what is the caller's rule (`api::users`), not the store's.
+    pub async fn update(&self, id: u64, change: UserChange) -> Result<Option<User>, StoreError> {
+        self.store
+            .run(move |connection| update(connection, id, &change))
+            .await
+    }
+
+    /// Records that user `id` logged in at `at` (RFC 3339): Rossum's `last_login`.
+    pub async fn record_login(&self, id: u64, at: &str) -> Result<(), StoreError> {
+        let at = at.to_owned();
+        self.store
+            .run(move |connection| record_login(connection, id, &at))
+            .await
+    }
+
     /// The admins among `ids` (users that do not exist are left out), in the order asked:
     /// a member may not run a hook whose token owner is one of them.
     pub async fn admins_among(&self, ids: &[u64]) -> Result<Vec<u64>, StoreError> {
@@ -152,8 +171,29 @@ pub struct User {
     pub last_name: String,
     /// See `first_name`.
     pub email: String,
-    /// Whether the user may log in.
+    /// Whether the user may log in (and its tokens work).
     pub is_active: bool,
+    /// When it was created (RFC 3339): Rossum's `date_joined`.
+    pub date_joined: String,
+    /// When it last logged in (RFC 3339); none if it never has since migration 7.
+    pub last_login: Option<String>,
+}
+
+/// The fields of a user an update writes; a field left `None` keeps its stored value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserChange {
+    /// See [`User`].
+    pub first_name: Option<String>,
+    /// See [`User`].
+    pub last_name: Option<String>,
+    /// See [`User`].
+    pub email: Option<String>,
+    /// `admin` or `member`.
+    pub role: Option<String>,
+    /// `Some(false)` deactivates the user and deletes its tokens.
+    pub is_active: Option<bool>,
+    /// A new password, as its argon2 hash.
+    pub password_hash: Option<String>,
 }
 
 /// A user to create.
@@ -213,8 +253,12 @@ impl OwnedNewUser {
     }
 }
 
-const COLUMNS: &str =
-    "id, organization_id, username, password_hash, role, first_name, last_name, email, is_active";
+/// The columns of a [`User`], read `FROM users`. `last_login` comes from `user_logins`
+/// (migration 7), which no cache watches: a session cached before a login holds the older
+/// value, which nothing that authenticates reads.
+const COLUMNS: &str = "id, organization_id, username, password_hash, role, first_name, \
+     last_name, email, is_active, created_at, \
+     (SELECT last_login FROM user_logins WHERE user_logins.user_id = users.id)";
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
@@ -227,6 +271,8 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         last_name: row.get(6)?,
         email: row.get(7)?,
         is_active: row.get(8)?,
+        date_joined: row.get(9)?,
+        last_login: row.get(10)?,
     })
 }
 
@@ -320,4 +366,51 @@ fn list(
         window,
         from_row,
     )
+}
+
+/// Changes a user by the fields `change` gives, deleting its tokens when it is
+/// deactivated, in one transaction; none when there is no such user.
+fn update(
+    connection: &mut Connection,
+    id: u64,
+    change: &UserChange,
+) -> Result<Option<User>, StoreError> {
+    let transaction = connection.transaction()?;
+    let changed = transaction.execute(
+        "UPDATE users SET first_name = COALESCE(?2, first_name),
+                          last_name = COALESCE(?3, last_name),
+                          email = COALESCE(?4, email),
+                          role = COALESCE(?5, role),
+                          is_active = COALESCE(?6, is_active),
+                          password_hash = COALESCE(?7, password_hash)
+         WHERE id = ?1",
+        params![
+            id,
+            change.first_name,
+            change.last_name,
+            change.email,
+            change.role,
+            change.is_active,
+            change.password_hash
+        ],
+    )?;
+    if changed == 0 {
+        return Ok(None);
+    }
+    if change.is_active == Some(false) {
+        transaction.execute("DELETE FROM tokens WHERE user_id = ?1", [id])?;
+    }
+    let user = get(&transaction, id)?;
+    transaction.commit()?;
+    Ok(user)
+}
+
+/// Records a login of user `id` at `at`.
+pub(super) fn record_login(connection: &Connection, id: u64, at: &str) -> Result<(), StoreError> {
+    connection.execute(
+        "INSERT INTO user_logins (user_id, last_login) VALUES (?1, ?2)
+         ON CONFLICT (user_id) DO UPDATE SET last_login = excluded.last_login",
+        params![id, at],
+    )?;
+    Ok(())
 }
