@@ -116,11 +116,20 @@ pub fn router(state: AppState) -> Router {
             "/organizations",
             get(organizations::list).post(organizations::create),
         )
-        .route("/organizations/{id}", get(organizations::show))
+        .route(
+            "/organizations/{id}",
+            get(organizations::show)
+                .put(organizations::update)
+                .patch(organizations::update)
+                .delete(organizations::delete),
+        )
         .route("/users", get(users::list).post(users::create))
         .route(
             "/users/{id}",
-            get(users::show).put(users::update).patch(users::update),
+            get(users::show)
+                .put(users::update)
+                .patch(users::update)
+                .delete(users::delete),
         )
         .route("/groups", get(groups::list))
         .route("/groups/{id}", get(groups::show))

@@ -1,8 +1,8 @@
 //! `/users` and `/auth/user`: the operator creates an organization's first admin; admins
-//! create the rest, change them and deactivate them; a user reads and changes its own
-//! names and email. Users have Rossum's shape: a role is given as wasmhook's `role` or as
-//! Rossum's `groups` (`model::group`), and `GET /auth/user` answers the caller's own user
-//! (Rossum's client reads it to find its organization).
+//! create the rest, change them, deactivate them and delete them; a user reads and changes
+//! its own names and email. Users have Rossum's shape: a role is given as wasmhook's
+//! `role` or as Rossum's `groups` (`model::group`), and `GET /auth/user` answers the
+//! caller's own user (Rossum's client reads it to find its organization).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -19,7 +19,7 @@ use super::{id_from, AppState};
 use crate::accounts;
 use crate::model::group::{Group, GROUPS};
 use crate::model::now_rfc3339;
-use crate::store::users::{NewUser, User, UserChange, UserOrder};
+use crate::store::users::{NewUser, User, UserChange, UserDeletion, UserOrder};
 use crate::store::Page;
 
 /// The `ordering` values of the users list.
@@ -90,6 +90,10 @@ pub(super) struct UserFilter {
 const ADMIN_OWN_ROLE: &str = "An admin cannot change their own role or deactivate \
     themselves (the organization could be left without an admin); another admin of the \
     organization or the operator can.";
+
+/// Why an admin may not delete themself: the rule of [`ADMIN_OWN_ROLE`], for deletion.
+const ADMIN_OWN_DELETION: &str = "An admin cannot delete themselves (the organization \
+    could be left without an admin); another admin of the organization or the operator can.";
 
 /// What a member may change of their own user.
 const MEMBER_OWN_USER: &str = "A member changes their own first_name, last_name and email \
@@ -417,6 +421,63 @@ pub(super) async fn update(
     Ok(axum::Json(render(&state, &user)))
 }
 
+/// `DELETE /users/{id}`: the operator or an admin of the user's organization deletes it,
+/// with every token it had (they stop working at once); it can no longer log in, and it is
+/// not found. An admin does not delete themself (as they do not deactivate themself: the
+/// organization could be left without an admin); members and extensions' tokens delete no
+/// one. A user that hooks run as (their `token_owner`) is not deleted: 409 naming the
+/// hooks, to be given another token owner (or none) first, as a module a hook uses is not
+/// deleted either.
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    ObjectId(id): ObjectId,
+) -> ApiResult<StatusCode> {
+    let user = visible_user(&state, &caller, id).await?;
+    may_delete(&caller, &user)?;
+    let deletion = state
+        .store
+        .users()
+        .delete(id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    match deletion {
+        UserDeletion::Deleted => Ok(StatusCode::NO_CONTENT),
+        UserDeletion::TokenOwner(hooks) => {
+            let urls: Vec<String> = hooks.iter().map(|id| state.url("hooks", *id)).collect();
+            Err(ApiError::Conflict(format!(
+                "the user is the token_owner of hooks {}; give them another token_owner \
+                 (or none) first",
+                urls.join(", ")
+            )))
+        }
+    }
+}
+
+/// Whether `caller` may delete `user`, whom it can see: the operator and the
+/// organization's admins may, an admin not themself; a member or an extension's token
+/// never.
+fn may_delete(caller: &Caller, user: &User) -> ApiResult<()> {
+    match *caller {
+        Caller::Operator => Ok(()),
+        Caller::Extension { .. } => Err(extension_may_not("delete users")),
+        Caller::User {
+            role: Role::Member, ..
+        } => Err(ApiError::Forbidden),
+        Caller::User {
+            id,
+            role: Role::Admin,
+            ..
+        } => {
+            if id == user.id {
+                Err(ApiError::ForbiddenBecause(ADMIN_OWN_DELETION.into()))
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
 /// The change a body asks of `user` (its password not yet hashed): a role or activity is
 /// a change only when it differs from the stored one, so a client may send back what it
 /// read. A username or organization other than the user's is refused.
@@ -523,7 +584,7 @@ mod tests {
     }
 
     #[test]
-    fn admins_change_users_and_members_only_their_own_names() {
+    fn admins_change_and_delete_users_and_members_only_rename_themselves() {
         let ann = User {
             id: 2,
             organization_id: 1,
@@ -579,6 +640,12 @@ mod tests {
         assert!(may_change(&herself, &ann, &rename, true).is_err());
         assert!(may_change(&colleague, &ann, &rename, false).is_err());
         assert!(may_change(&extension, &ann, &rename, false).is_err());
+        // Deletion: the operator and admins; a member not even themself.
+        assert!(may_delete(&Caller::Operator, &ann).is_ok());
+        assert!(may_delete(&admin, &ann).is_ok());
+        assert!(may_delete(&herself, &ann).is_err());
+        assert!(may_delete(&colleague, &ann).is_err());
+        assert!(may_delete(&extension, &ann).is_err());
 
         let boss = User {
             id: 1,
@@ -592,5 +659,9 @@ mod tests {
         assert!(may_change(&admin, &boss, &rename, true).is_ok());
         assert!(may_change(&admin, &boss, &lower, false).is_err());
         assert!(may_change(&admin, &boss, &deactivate, false).is_err());
+
+        // An admin does not delete themself; the operator may.
+        assert!(may_delete(&admin, &boss).is_err());
+        assert!(may_delete(&Caller::Operator, &boss).is_ok());
     }
 }

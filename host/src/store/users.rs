@@ -7,7 +7,9 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{organizations, unique_violation, Page, SortColumn, Store, StoreError, Window};
+use super::{
+    organizations, retire_ids, unique_violation, Page, SortColumn, Store, StoreError, Window,
+};
 
 impl Store {
     /// The users, reached by name: what `/users`, the login, the demo and the check of a
@@ -124,6 +126,17 @@ impl Users<'_> {
             .await
     }
 
+    /// Deletes user `id` with its tokens and its last login, in one transaction, unless a
+    /// hook runs with its tokens (names it `token_owner`): then nothing is deleted and the
+    /// hooks are named, so that no hook silently loses the API access its extension uses,
+    /// as a module a hook uses is not deleted either. None when there is no such user. Who
+    /// may delete whom (an admin not themself) is the caller's rule (`api::users`).
+    pub async fn delete(&self, id: u64) -> Result<Option<UserDeletion>, StoreError> {
+        self.store
+            .run(move |connection| delete(connection, id))
+            .await
+    }
+
     /// Records that user `id` logged in at `at` (RFC 3339): Rossum's `last_login`.
     pub async fn record_login(&self, id: u64, at: &str) -> Result<(), StoreError> {
         let at = at.to_owned();
@@ -194,6 +207,15 @@ pub struct UserChange {
     pub is_active: Option<bool>,
     /// A new password, as its argon2 hash.
     pub password_hash: Option<String>,
+}
+
+/// What [`Users::delete`] did with a user that exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserDeletion {
+    /// Deleted, with every token it had (its sessions and its hooks' runs' tokens).
+    Deleted,
+    /// Not deleted, nothing written: these hooks (their ids) name it their `token_owner`.
+    TokenOwner(Vec<u64>),
 }
 
 /// A user to create.
@@ -283,7 +305,8 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
 /// login, which names no organization.)
 pub const USERNAME_UNAVAILABLE: &str = "username: this username cannot be used; choose another";
 
-/// Creates a user; a username already used (in any case) is a conflict answering
+/// Creates a user, numbered past every id given before (a deleted user's too: see
+/// `retire_ids`); a username already used (in any case) is a conflict answering
 /// [`USERNAME_UNAVAILABLE`].
 pub(super) fn create(
     connection: &Connection,
@@ -292,9 +315,12 @@ pub(super) fn create(
 ) -> Result<User, StoreError> {
     connection
         .execute(
-            "INSERT INTO users (organization_id, username, password_hash, role, first_name,
-                                last_name, email, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO users (id, organization_id, username, password_hash, role,
+                                first_name, last_name, email, created_at)
+             VALUES (MAX(COALESCE((SELECT MAX(id) FROM users), 0),
+                         COALESCE((SELECT last_id FROM id_high_water
+                                   WHERE name = 'users'), 0)) + 1,
+                     ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 user.organization_id,
                 user.username,
@@ -403,6 +429,34 @@ fn update(
     let user = get(&transaction, id)?;
     transaction.commit()?;
     Ok(user)
+}
+
+/// Deletes a user with its tokens and last login in one transaction, unless hooks name it
+/// their token owner (then nothing is written); none when there is no such user.
+fn delete(connection: &mut Connection, id: u64) -> Result<Option<UserDeletion>, StoreError> {
+    let transaction = connection.transaction()?;
+    if get(&transaction, id)?.is_none() {
+        return Ok(None);
+    }
+    let hooks = {
+        let mut statement =
+            transaction.prepare("SELECT id FROM hooks WHERE token_owner_id = ?1 ORDER BY id")?;
+        let rows = statement
+            .query_map([id], |row| row.get(0))?
+            .collect::<rusqlite::Result<Vec<u64>>>()?;
+        rows
+    };
+    if !hooks.is_empty() {
+        return Ok(Some(UserDeletion::TokenOwner(hooks)));
+    }
+    retire_ids(&transaction, "users", id)?;
+    // Each statement has a `WHERE`, so the caches' update hook sees every deleted row:
+    // cached sessions of the user's tokens are stale at once.
+    transaction.execute("DELETE FROM tokens WHERE user_id = ?1", [id])?;
+    transaction.execute("DELETE FROM user_logins WHERE user_id = ?1", [id])?;
+    transaction.execute("DELETE FROM users WHERE id = ?1", [id])?;
+    transaction.commit()?;
+    Ok(Some(UserDeletion::Deleted))
 }
 
 /// Records a login of user `id` at `at`.

@@ -14,6 +14,7 @@ mod loading;
 mod memory;
 mod observability;
 mod operations;
+mod organizations;
 mod outbound;
 mod reliability;
 mod rossum_shapes;
