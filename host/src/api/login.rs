@@ -96,6 +96,15 @@ pub(super) async fn login(
         lifetime_s: LOGIN_TOKEN_LIFETIME_S,
     };
     let token = tokens::mint(&state.store, grant).await?;
+    // Rossum's `last_login`. A failure to note it does not refuse a good login.
+    if let Err(error) = state
+        .store
+        .users()
+        .record_login(user.id, &crate::model::now_rfc3339())
+        .await
+    {
+        tracing::warn!("could not record the login of user {}: {error}", user.id);
+    }
     Ok(axum::Json(json!({ "key": token, "domain": null })))
 }
 

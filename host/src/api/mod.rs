@@ -9,6 +9,7 @@ pub mod auth;
 mod calls;
 pub mod error;
 mod extract;
+mod groups;
 mod health;
 mod hooks;
 pub mod json;
@@ -17,6 +18,7 @@ mod logs;
 mod modules;
 mod organizations;
 pub mod pagination;
+mod placeholders;
 mod queues;
 mod throttle;
 mod users;
@@ -111,13 +113,33 @@ pub fn router(state: AppState) -> Router {
             post(login::login).layer(Extension(Arc::new(throttle::LoginThrottle::default()))),
         )
         .route("/auth/logout", post(login::logout))
+        .route("/auth/user", get(users::me))
         .route(
             "/organizations",
             get(organizations::list).post(organizations::create),
         )
-        .route("/organizations/{id}", get(organizations::show))
+        .route(
+            "/organizations/{id}",
+            get(organizations::show)
+                .put(organizations::update)
+                .patch(organizations::update)
+                .delete(organizations::delete),
+        )
         .route("/users", get(users::list).post(users::create))
-        .route("/users/{id}", get(users::show))
+        .route(
+            "/users/{id}",
+            get(users::show)
+                .put(users::update)
+                .patch(users::update)
+                .delete(users::delete),
+        )
+        .route("/groups", get(groups::list))
+        .route("/groups/{id}", get(groups::show))
+        .route("/schemas/{id}", get(placeholders::schema))
+        .route(
+            "/organization_groups/{id}",
+            get(placeholders::organization_group),
+        )
         .route("/queues", get(queues::list).post(queues::create))
         .route(
             "/queues/{id}",

@@ -1,9 +1,21 @@
-//! `/organizations`: the operator creates them; a user sees its own.
+//! `/organizations`: the operator creates and deletes them, and renames any; an admin
+//! renames its own; a user sees its own.
+//!
+//! An organization's name is the one field wasmhook keeps of it. A `PUT` or `PATCH` may
+//! send back the whole object as read: the other keys of Rossum's organization are
+//! read-only here and ignored, as DRF ignores read-only fields. `metadata` and
+//! `ui_settings`, which Rossum lets a client write, are not kept: they are answered as
+//! `{}`, and anything else sent is refused (400) rather than silently dropped.
+//!
+//! Deleting one deletes everything it owns in one transaction (`store::organizations`),
+//! then the files of the module bytes no other organization holds. Any organization may be
+//! deleted, the demo's too: `serve --demo` finds its admin by name, so the next start with
+//! `--demo` makes a new demo organization rather than failing.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
@@ -23,22 +35,96 @@ const ORDERINGS: &[(&str, OrganizationOrder)] = &[
 /// The longest name accepted.
 const MAX_NAME_CHARS: usize = 200;
 
+/// An organization to create: its name.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewOrganization {
     name: String,
 }
 
+/// A `PUT` or `PATCH` of an organization: the name, when sent, replaces the stored one.
+/// The rest of Rossum's keys are accepted so that a client may send back what it read.
+#[derive(Debug, Deserialize)]
+pub(super) struct OrganizationChange {
+    name: Option<String>,
+    /// Not kept: only the empty object (or null) is accepted.
+    metadata: Option<Value>,
+    /// Not kept: only the empty object (or null) is accepted.
+    ui_settings: Option<Value>,
+    /// Read-only keys (id, url, users, workspaces, created_at, is_trial,
+    /// organization_group, ...); ignored.
+    #[serde(flatten)]
+    _rest: Map<String, Value>,
+}
+
+impl OrganizationChange {
+    /// The new name it asks for, checked; none when it sends none. Refuses `metadata` or
+    /// `ui_settings` with content, which wasmhook does not keep.
+    fn requested_name(&self) -> ApiResult<Option<String>> {
+        for (field, value) in [
+            ("metadata", &self.metadata),
+            ("ui_settings", &self.ui_settings),
+        ] {
+            let empty = value
+                .as_ref()
+                .is_none_or(|value| value.as_object().is_some_and(|map| map.is_empty()));
+            if !empty {
+                return Err(ApiError::field(
+                    field,
+                    format!(
+                        "wasmhook keeps no {field} of an organization; send {{}} or leave it out"
+                    ),
+                ));
+            }
+        }
+        self.name.as_deref().map(checked_name).transpose()
+    }
+}
+
+/// Why only the operator deletes an organization.
+const OPERATOR_DELETES: &str = "Only the installation's operator deletes an organization \
+    (with its users, hooks, modules, queues and run logs).";
+
+/// An organization's name as stored: trimmed, 1 to [`MAX_NAME_CHARS`] characters.
+fn checked_name(name: &str) -> ApiResult<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(ApiError::field(
+            "name",
+            format!("must be 1 to {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// An organization in Rossum's shape. wasmhook has no workspaces (`workspaces: []`), no
+/// trials or expiry, and one organization group, the installation (see
+/// [`super::placeholders`]).
 fn render(state: &AppState, organization: &Organization) -> Value {
+    let users: Vec<String> = organization
+        .users
+        .iter()
+        .map(|id| state.url("users", *id))
+        .collect();
     json!({
         "id": organization.id,
         "url": state.url("organizations", organization.id),
         "name": organization.name,
-        "users": format!("{}?organization={}", state.list_url("users"), organization.id),
+        "workspaces": [],
+        "users": users,
+        "organization_group": super::placeholders::organization_group_url(state),
+        "is_trial": false,
         "created_at": organization.created_at,
+        "trial_expires_at": null,
+        "expires_at": null,
+        "oidc_provider": null,
+        "ui_settings": {},
+        "metadata": {},
     })
 }
 
+/// `POST /organizations`: the operator creates an organization (its first admin is then
+/// created with `POST /users`).
 pub(super) async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -47,13 +133,7 @@ pub(super) async fn create(
     if caller != Caller::Operator {
         return Err(ApiError::Forbidden);
     }
-    let name = body.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        return Err(ApiError::field(
-            "name",
-            format!("must be 1 to {MAX_NAME_CHARS} characters"),
-        ));
-    }
+    let name = checked_name(&body.name)?;
     let created_at = now_rfc3339();
     let organization = state
         .store
@@ -99,4 +179,91 @@ pub(super) async fn show(
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(axum::Json(render(&state, &organization)))
+}
+
+/// PUT and PATCH `/organizations/{id}`: renames it when `name` is sent. The operator
+/// renames any organization and an admin its own; a member may not (403), nor an
+/// extension's token, and another organization is not found (404).
+pub(super) async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    ObjectId(id): ObjectId,
+    Json(body): Json<OrganizationChange>,
+) -> ApiResult<axum::Json<Value>> {
+    if !caller.can_see(id) {
+        return Err(ApiError::NotFound);
+    }
+    if caller != Caller::Operator {
+        caller.admin()?;
+    }
+    let organizations = state.store.organizations();
+    let organization = match body.requested_name()? {
+        Some(name) => organizations.rename(id, &name).await?,
+        None => organizations.get(id).await?,
+    }
+    .ok_or(ApiError::NotFound)?;
+    Ok(axum::Json(render(&state, &organization)))
+}
+
+/// `DELETE /organizations/{id}`: the operator deletes an organization and everything it
+/// owns, in one transaction, then the files of the module bytes no other organization
+/// holds (as deleting a module does). Its users' tokens stop working at once. Anyone else
+/// is refused (403; another organization is not found, 404).
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    ObjectId(id): ObjectId,
+) -> ApiResult<StatusCode> {
+    if !caller.can_see(id) {
+        return Err(ApiError::NotFound);
+    }
+    if caller != Caller::Operator {
+        return Err(ApiError::ForbiddenBecause(OPERATOR_DELETES.into()));
+    }
+    let deleted = state
+        .store
+        .organizations()
+        .delete(id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    for sha256 in &deleted.unused_digests {
+        state.library.forget(sha256);
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_was_read_is_accepted_and_fields_not_kept_are_refused_with_content(
+    ) -> Result<(), serde_json::Error> {
+        let read: OrganizationChange = serde_json::from_value(json!({
+            "id": 1,
+            "url": "https://h.example/api/v1/organizations/1",
+            "name": " Acme ",
+            "workspaces": [],
+            "users": ["https://h.example/api/v1/users/1"],
+            "organization_group": "https://h.example/api/v1/organization_groups/1",
+            "is_trial": false,
+            "created_at": "2026-01-01T00:00:00.000000Z",
+            "trial_expires_at": null,
+            "metadata": {},
+            "ui_settings": {},
+        }))?;
+        assert_eq!(read.requested_name().ok(), Some(Some("Acme".to_owned())));
+        let nothing: OrganizationChange = serde_json::from_value(json!({"metadata": null}))?;
+        assert_eq!(nothing.requested_name().ok(), Some(None));
+        for refused in [
+            json!({"metadata": {"region": "eu"}}),
+            json!({"ui_settings": []}),
+            json!({"name": "  "}),
+            json!({"name": "x".repeat(MAX_NAME_CHARS + 1)}),
+        ] {
+            let change: OrganizationChange = serde_json::from_value(refused)?;
+            assert!(change.requested_name().is_err());
+        }
+        Ok(())
+    }
 }

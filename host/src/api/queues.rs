@@ -30,19 +30,66 @@ pub(super) struct QueueBody {
     // ignores every field a type does not name.
 }
 
+/// The annotation statuses Rossum counts a queue's documents by (its `counts`).
+const ANNOTATION_STATUSES: &[&str] = &[
+    "importing",
+    "split",
+    "failed_import",
+    "to_review",
+    "reviewing",
+    "confirmed",
+    "exporting",
+    "postponed",
+    "failed_export",
+    "exported",
+    "deleted",
+    "purged",
+    "rejected",
+];
+
+/// A queue in Rossum's shape. wasmhook holds no documents, workspaces, connectors, inboxes
+/// or engines: those keys are null, `counts` is zero for every status, and `schema` is the
+/// queue's placeholder schema (see [`super::placeholders`]), which Rossum's client requires.
+/// The rest are Rossum's defaults for a queue that automates nothing.
 fn render(state: &AppState, queue: &Queue) -> Value {
     let hooks: Vec<String> = queue
         .hooks
         .iter()
         .map(|id| state.url("hooks", *id))
         .collect();
+    let counts: Map<String, Value> = ANNOTATION_STATUSES
+        .iter()
+        .map(|status| ((*status).to_owned(), Value::from(0)))
+        .collect();
     json!({
         "id": queue.id,
         "url": state.url("queues", queue.id),
         "name": queue.name,
         "organization": state.url("organizations", queue.organization_id),
+        "workspace": null,
+        "connector": null,
+        "schema": super::placeholders::schema_url(state, queue),
+        "inbox": null,
+        "counts": counts,
         "hooks": hooks,
         "webhooks": hooks,
+        "users": [],
+        "session_timeout": "01:00:00",
+        "rir_url": null,
+        "rir_params": null,
+        "dedicated_engine": null,
+        "generic_engine": null,
+        "engine": null,
+        "automation_enabled": false,
+        "automation_level": "never",
+        "default_score_threshold": 0.8,
+        "locale": "en_GB",
+        "settings": {},
+        "use_confirmed_state": false,
+        "document_lifetime": null,
+        "delete_after": null,
+        "status": "active",
+        "training_enabled": false,
         "metadata": queue.metadata,
         "created_at": queue.created_at,
         "modified_at": queue.modified_at,

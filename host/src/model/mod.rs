@@ -7,6 +7,7 @@ pub mod allow_list;
 pub mod content;
 pub mod event;
 pub mod field;
+pub mod group;
 pub mod hook;
 pub mod payload;
 pub mod run_log;

@@ -1,6 +1,11 @@
 //! `wasmhook serve --demo`: an organization, an admin, a queue, the hello module and a
 //! hook using it, ready to call, and the curl line that calls it. Running it again reuses
 //! what is there and prints a fresh token.
+//!
+//! The demo is found by its admin's username, not by a mark on its organization, so the
+//! operator may delete the demo's organization like any other (`DELETE
+//! /organizations/{id}`): the next start with `--demo` finds no demo admin and makes it
+//! all anew, with a new password shown once.
 
 use std::path::Path;
 

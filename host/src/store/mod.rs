@@ -356,6 +356,20 @@ fn page_where<T, K: SortColumn + Copy>(
     Ok(Page { rows, total })
 }
 
+/// Records in `id_high_water` (migration 4) that every id of `counter` (a table's name) up
+/// to `through` has been given, so that a new row is numbered past a deleted one's id:
+/// creating an organization or a user takes the larger of its table's highest id and this
+/// mark, plus one. A deleted organization's or user's id never comes to name another, so
+/// no URL, run log or in-flight run of the deleted one reaches a new one.
+fn retire_ids(connection: &Connection, counter: &str, through: u64) -> rusqlite::Result<()> {
+    connection.execute(
+        "INSERT INTO id_high_water (name, last_id) VALUES (?1, ?2)
+         ON CONFLICT (name) DO UPDATE SET last_id = MAX(last_id, excluded.last_id)",
+        rusqlite::params![counter, through],
+    )?;
+    Ok(())
+}
+
 /// Maps a uniqueness violation to [`StoreError::Conflict`] on `field`, with a message.
 fn unique_violation(error: rusqlite::Error, field: &'static str, message: &str) -> StoreError {
     match &error {

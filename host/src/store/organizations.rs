@@ -1,8 +1,13 @@
-//! Organizations: the tenants.
+//! Organizations: the tenants. An organization is renamed by its admins or the operator,
+//! and deleted by the operator with everything it owns, in one transaction.
+//!
+//! Ids are never given twice: a deleted organization's id (and its users') is recorded in
+//! `id_high_water` (migration 4), and a new one is numbered past it, so that a URL or a run
+//! log of a deleted organization never comes to name another.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{Page, SortColumn, Store, StoreError, Window};
+use super::{retire_ids, Page, SortColumn, Store, StoreError, Window};
 
 impl Store {
     /// The organizations, reached by name: what `/organizations` creates and reads.
@@ -62,6 +67,37 @@ impl Organizations<'_> {
             .run(move |connection| list(connection, only, window))
             .await
     }
+
+    /// Renames organization `id`: `PUT`/`PATCH /organizations/{id}`. Returns it as stored;
+    /// none when there is no such organization. Who may rename which is the caller's rule
+    /// (`api::organizations`), not the store's.
+    pub async fn rename(&self, id: u64, name: &str) -> Result<Option<Organization>, StoreError> {
+        let name = name.to_owned();
+        self.store
+            .run(move |connection| rename(connection, id, &name))
+            .await
+    }
+
+    /// Deletes organization `id` and every row it owns (its hooks with their relations,
+    /// schedules and sealed secrets, its modules, queues, users with their tokens and
+    /// logins, and its run logs) in one transaction: all of it or, on any failure, none.
+    /// Returns the module bytes no module holds any more, whose files the caller deletes
+    /// (bytes another organization's module also has are kept); none when there is no such
+    /// organization.
+    pub async fn delete(&self, id: u64) -> Result<Option<DeletedOrganization>, StoreError> {
+        self.store
+            .run(move |connection| delete(connection, id))
+            .await
+    }
+}
+
+/// What deleting an organization leaves to its caller: the files outside the database.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeletedOrganization {
+    /// The sha256 of the organization's module bytes that no remaining module holds: their
+    /// files may go (`ModuleLibrary::forget`). Bytes that another organization also
+    /// uploaded are not listed, as a module's deletion keeps them (`DeleteOutcome`).
+    pub unused_digests: Vec<String>,
 }
 
 /// An organization as stored.
@@ -73,29 +109,49 @@ pub struct Organization {
     pub name: String,
     /// When it was created.
     pub created_at: String,
+    /// Its users, by id (Rossum's organization lists them).
+    pub users: Vec<u64>,
 }
 
-fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Organization> {
+fn from_row(connection: &Connection, row: &rusqlite::Row<'_>) -> rusqlite::Result<Organization> {
+    let id: u64 = row.get(0)?;
     Ok(Organization {
-        id: row.get(0)?,
+        id,
         name: row.get(1)?,
         created_at: row.get(2)?,
+        users: users_of(connection, id)?,
     })
 }
 
+/// The ids of an organization's users, in order.
+fn users_of(connection: &Connection, organization_id: u64) -> rusqlite::Result<Vec<u64>> {
+    let mut statement =
+        connection.prepare_cached("SELECT id FROM users WHERE organization_id = ?1 ORDER BY id")?;
+    let rows = statement
+        .query_map([organization_id], |row| row.get(0))?
+        .collect::<rusqlite::Result<Vec<u64>>>();
+    rows
+}
+
+/// Creates an organization, numbered past every id given before (a deleted one's too).
 pub(super) fn create(
     connection: &Connection,
     name: &str,
     created_at: &str,
 ) -> Result<Organization, StoreError> {
     connection.execute(
-        "INSERT INTO organizations (name, created_at) VALUES (?1, ?2)",
+        "INSERT INTO organizations (id, name, created_at)
+         VALUES (MAX(COALESCE((SELECT MAX(id) FROM organizations), 0),
+                     COALESCE((SELECT last_id FROM id_high_water
+                               WHERE name = 'organizations'), 0)) + 1,
+                 ?1, ?2)",
         params![name, created_at],
     )?;
     Ok(Organization {
         id: connection.last_insert_rowid() as u64,
         name: name.to_owned(),
         created_at: created_at.to_owned(),
+        users: Vec::new(),
     })
 }
 
@@ -104,7 +160,7 @@ pub(super) fn get(connection: &Connection, id: u64) -> Result<Option<Organizatio
         .query_row(
             "SELECT id, name, created_at FROM organizations WHERE id = ?1",
             [id],
-            from_row,
+            |row| from_row(connection, row),
         )
         .optional()?)
 }
@@ -122,6 +178,91 @@ fn list(
         "id",
         only,
         window,
-        from_row,
+        |row| from_row(connection, row),
     )
+}
+
+/// Renames an organization; none when there is no such organization.
+fn rename(
+    connection: &Connection,
+    id: u64,
+    name: &str,
+) -> Result<Option<Organization>, StoreError> {
+    let changed = connection.execute(
+        "UPDATE organizations SET name = ?2 WHERE id = ?1",
+        params![id, name],
+    )?;
+    if changed == 0 {
+        return Ok(None);
+    }
+    get(connection, id)
+}
+
+/// The rows an organization owns, each statement deleting one table's with the
+/// organization's id as `?1`, in an order that deletes what refers to a row before the row
+/// (foreign keys are on): a hook's relations and schedule, then hooks (which name modules
+/// and users), modules, queues, the users' tokens and logins, users, run logs (which have
+/// no foreign keys), and last the organization. Every statement has a `WHERE`, so SQLite
+/// reports each deleted row to the caches' update hook (`cache.rs`): sessions, hooks,
+/// organization hook lists and modules read before are stale at once.
+const OWNED_ROWS: &[&str] = &[
+    "DELETE FROM schedule_ticks
+     WHERE hook_id IN (SELECT id FROM hooks WHERE organization_id = ?1)",
+    "DELETE FROM hook_run_after
+     WHERE hook_id IN (SELECT id FROM hooks WHERE organization_id = ?1)
+        OR predecessor_id IN (SELECT id FROM hooks WHERE organization_id = ?1)",
+    "DELETE FROM hook_queues
+     WHERE hook_id IN (SELECT id FROM hooks WHERE organization_id = ?1)
+        OR queue_id IN (SELECT id FROM queues WHERE organization_id = ?1)",
+    "DELETE FROM hooks WHERE organization_id = ?1",
+    "DELETE FROM modules WHERE organization_id = ?1",
+    "DELETE FROM queues WHERE organization_id = ?1",
+    "DELETE FROM tokens
+     WHERE user_id IN (SELECT id FROM users WHERE organization_id = ?1)",
+    "DELETE FROM user_logins
+     WHERE user_id IN (SELECT id FROM users WHERE organization_id = ?1)",
+    "DELETE FROM users WHERE organization_id = ?1",
+    "DELETE FROM run_logs WHERE organization_id = ?1",
+    "DELETE FROM organizations WHERE id = ?1",
+];
+
+/// Deletes an organization and every row it owns in one transaction; the module bytes no
+/// module holds any more. None when there is no such organization.
+fn delete(connection: &mut Connection, id: u64) -> Result<Option<DeletedOrganization>, StoreError> {
+    let transaction = connection.transaction()?;
+    if get(&transaction, id)?.is_none() {
+        return Ok(None);
+    }
+    let digests = {
+        let mut statement = transaction.prepare(
+            "SELECT DISTINCT sha256 FROM modules WHERE organization_id = ?1 ORDER BY sha256",
+        )?;
+        let rows = statement
+            .query_map([id], |row| row.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        rows
+    };
+    let last_user: u64 = transaction.query_row(
+        "SELECT COALESCE(MAX(id), 0) FROM users WHERE organization_id = ?1",
+        [id],
+        |row| row.get(0),
+    )?;
+    retire_ids(&transaction, "users", last_user)?;
+    retire_ids(&transaction, "organizations", id)?;
+    for statement in OWNED_ROWS {
+        transaction.execute(statement, [id])?;
+    }
+    let mut unused_digests = Vec::new();
+    for sha256 in digests {
+        let held: bool = transaction.query_row(
+            "SELECT EXISTS (SELECT 1 FROM modules WHERE sha256 = ?1)",
+            [sha256.as_str()],
+            |row| row.get(0),
+        )?;
+        if !held {
+            unused_digests.push(sha256);
+        }
+    }
+    transaction.commit()?;
+    Ok(Some(DeletedOrganization { unused_digests }))
 }

@@ -151,6 +151,14 @@ const MIGRATIONS: &[&str] = &[
      WHERE operator = 0
        AND expires_at IS NOT NULL
        AND expires_at < CAST(strftime('%s', created_at) AS INTEGER) + 86400;",
+    // 7: when each user last logged in (Rossum's `last_login`). A table of its own rather
+    // than a column of `users`: a login writes it, and a write to `users` would make every
+    // cached session stale (see `cache.rs`); this table is in no cached domain. A user who
+    // has not logged in since has no row, and is answered `last_login: null`.
+    "CREATE TABLE user_logins (
+        user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+        last_login TEXT NOT NULL
+    );",
 ];
 
 /// Whether every migration this build knows has been applied (a database migrated by a
@@ -226,6 +234,38 @@ mod tests {
         // A variant nobody has: the oldest of the group.
         assert_eq!(login("aADMIN")?.as_deref(), Some("aadmin"));
         assert_eq!(login("nobody")?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn a_database_from_before_last_login_upgrades_and_records_logins() -> Result<(), StoreError> {
+        let mut connection = Connection::open_in_memory()?;
+        for migration in &MIGRATIONS[..6] {
+            connection.execute_batch(migration)?;
+        }
+        connection.pragma_update(None, "user_version", 6)?;
+        connection.execute(
+            "INSERT INTO organizations (id, name, created_at) VALUES (1, 'acme', 't')",
+            [],
+        )?;
+        connection.execute(
+            "INSERT INTO users (id, organization_id, username, password_hash, role, created_at)
+             VALUES (7, 1, 'ann', 'hash', 'member', '2024-01-01T00:00:00.000000Z')",
+            [],
+        )?;
+        migrate(&mut connection)?;
+        let ann = users::get(&connection, 7)?;
+        assert_eq!(
+            ann.as_ref().map(|user| user.date_joined.as_str()),
+            Some("2024-01-01T00:00:00.000000Z")
+        );
+        assert_eq!(ann.and_then(|user| user.last_login), None);
+        users::record_login(&connection, 7, "2025-02-02T00:00:00.000000Z")?;
+        users::record_login(&connection, 7, "2025-03-03T00:00:00.000000Z")?;
+        assert_eq!(
+            users::get(&connection, 7)?.and_then(|user| user.last_login),
+            Some("2025-03-03T00:00:00.000000Z".to_owned())
+        );
         Ok(())
     }
 

@@ -1,10 +1,14 @@
 //! The store through its facades, on a real SQLite file: what the API relies on without
 //! seeing SQL (lists filtered, ordered and paged in the database; references checked
-//! against the organization in the transaction that writes; ids never given twice).
+//! against the organization in the transaction that writes; ids never given twice; an
+//! organization deleted with everything it owns, the caches stale at once).
 
 use serde_json::{json, Map, Value};
 
 use super::hooks::{HookListFilter, HookOrder, SaveContext, SaveError};
+use super::queues::QueueWrite;
+use super::tokens::Owner;
+use super::users::{NewUser, UserChange, UserDeletion};
 use super::{Store, Window};
 use crate::model::hook::{parse_draft, Hook, TEST_BOUNDS};
 
@@ -160,5 +164,235 @@ async fn a_deleted_hooks_id_is_never_given_again() -> TestResult {
     let second = save(&store, ours, json!({"name": "second"})).await?;
     assert!(second.id > first.id, "{} after {}", second.id, first.id);
     assert!(store.hook(first.id).await?.is_none());
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_update_keeps_what_it_does_not_name_and_a_deactivated_user_loses_its_tokens(
+) -> TestResult {
+    let (_dir, store) = open()?;
+    let organization = store.organizations().create("ours", "now").await?.id;
+    let new_user = NewUser {
+        organization_id: organization,
+        username: "ann",
+        password_hash: "hash",
+        role: "member",
+        first_name: "Ann",
+        last_name: "Lee",
+        email: "ann@ours.example",
+    };
+    let ann = store
+        .users()
+        .create(&new_user, "2026-01-01T00:00:00.000000Z")
+        .await?
+        .ok_or("the organization exists")?;
+    store
+        .tokens()
+        .insert("ann-token", Owner::User(ann.id), None, "now")
+        .await?;
+    assert!(store.session("ann-token").await?.is_some());
+
+    let rename = UserChange {
+        first_name: Some("Anna".into()),
+        ..UserChange::default()
+    };
+    let renamed = store.users().update(ann.id, rename).await?.ok_or("ann")?;
+    assert_eq!(
+        (
+            renamed.first_name.as_str(),
+            renamed.last_name.as_str(),
+            renamed.role.as_str(),
+            renamed.is_active
+        ),
+        ("Anna", "Lee", "member", true)
+    );
+    assert!(store.session("ann-token").await?.is_some());
+
+    let deactivate = UserChange {
+        is_active: Some(false),
+        ..UserChange::default()
+    };
+    let deactivated = store
+        .users()
+        .update(ann.id, deactivate)
+        .await?
+        .ok_or("ann")?;
+    assert!(!deactivated.is_active);
+    assert_eq!(deactivated.date_joined, "2026-01-01T00:00:00.000000Z");
+    assert!(store.session("ann-token").await?.is_none());
+    assert!(store
+        .users()
+        .update(999, UserChange::default())
+        .await?
+        .is_none());
+
+    let ours = store
+        .organizations()
+        .get(organization)
+        .await?
+        .ok_or("the organization exists")?;
+    assert_eq!(ours.users, vec![ann.id]);
+    Ok(())
+}
+
+/// Creates a user of `organization` with a token named `{username}-token`; its id.
+async fn user_with_token(
+    store: &Store,
+    organization: u64,
+    username: &str,
+    role: &str,
+) -> Result<u64, Box<dyn std::error::Error>> {
+    let new_user = NewUser {
+        organization_id: organization,
+        username,
+        password_hash: "hash",
+        role,
+        first_name: "",
+        last_name: "",
+        email: "",
+    };
+    let user = store
+        .users()
+        .create(&new_user, "2026-01-01T00:00:00.000000Z")
+        .await?
+        .ok_or("the organization exists")?;
+    store
+        .tokens()
+        .insert(
+            &format!("{username}-token"),
+            Owner::User(user.id),
+            None,
+            "now",
+        )
+        .await?;
+    Ok(user.id)
+}
+
+#[tokio::test]
+async fn an_organization_goes_with_everything_it_owns_and_nothing_of_another() -> TestResult {
+    let (_dir, store) = open()?;
+    let ours = store.organizations().create("ours", "now").await?.id;
+    let theirs = store.organizations().create("theirs", "now").await?.id;
+    let ann = user_with_token(&store, ours, "ann", "admin").await?;
+    user_with_token(&store, theirs, "bob", "admin").await?;
+    let (shared, own) = ("a".repeat(64), "b".repeat(64));
+    let modules = store.modules();
+    let module = modules
+        .create(ours, "shared.wasm", &shared, 10, None, "now")
+        .await?;
+    modules
+        .create(ours, "own.wasm", &own, 10, None, "now")
+        .await?;
+    let their_module = modules
+        .create(theirs, "shared.wasm", &shared, 10, None, "now")
+        .await?;
+    let write = QueueWrite {
+        name: "Invoices".into(),
+        ..QueueWrite::default()
+    };
+    let queue = store
+        .queues()
+        .create(ours, write, "now")
+        .await?
+        .ok_or("the organization exists")?;
+    let first = save(
+        &store,
+        ours,
+        json!({"name": "first", "queues": [queue.id], "token_owner": ann}),
+    )
+    .await?;
+    save(
+        &store,
+        ours,
+        json!({"name": "second", "type": "function", "run_after": [first.id],
+               "config": {"runtime": "wasm", "module": module.id}}),
+    )
+    .await?;
+    let their_hook = save(
+        &store,
+        theirs,
+        json!({"name": "theirs", "type": "function",
+               "config": {"runtime": "wasm", "module": their_module.id}}),
+    )
+    .await?;
+    // Read once, so that the caches hold what the deletion must make stale.
+    assert!(store.session("ann-token").await?.is_some());
+    assert!(store.hook(first.id).await?.is_some());
+    assert_eq!(store.organization_hooks(ours).await?.len(), 2);
+    assert!(store.module(module.id).await?.is_some());
+
+    let deleted = store
+        .organizations()
+        .delete(ours)
+        .await?
+        .ok_or("the organization exists")?;
+    assert_eq!(
+        deleted.unused_digests,
+        vec![own],
+        "the shared bytes are still another organization's"
+    );
+    assert!(store.organizations().get(ours).await?.is_none());
+    assert!(store.session("ann-token").await?.is_none());
+    assert!(store.users().get(ann).await?.is_none());
+    assert!(store.hook(first.id).await?.is_none());
+    assert!(store.organization_hooks(ours).await?.is_empty());
+    assert!(store.module(module.id).await?.is_none());
+    assert!(store.queues().get(queue.id).await?.is_none());
+
+    assert!(store.session("bob-token").await?.is_some());
+    assert!(store.hook(their_hook.id).await?.is_some());
+    assert!(store.module(their_module.id).await?.is_some());
+    let left = store.organizations().list(None, Window::first(10)).await?;
+    assert_eq!(left.total, 1);
+    assert!(store.organizations().delete(ours).await?.is_none());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_deleted_organizations_or_users_id_is_never_given_again() -> TestResult {
+    let (_dir, store) = open()?;
+    let ours = store.organizations().create("ours", "now").await?.id;
+    let ann = user_with_token(&store, ours, "ann", "admin").await?;
+    let bob = user_with_token(&store, ours, "bob", "member").await?;
+    assert_eq!(
+        store.users().delete(bob).await?,
+        Some(UserDeletion::Deleted)
+    );
+    let carl = user_with_token(&store, ours, "carl", "member").await?;
+    assert!(carl > bob, "{carl} after {bob}");
+    store
+        .organizations()
+        .delete(ours)
+        .await?
+        .ok_or("the organization exists")?;
+    let next = store.organizations().create("next", "now").await?.id;
+    assert!(next > ours, "{next} after {ours}");
+    let dora = user_with_token(&store, next, "dora", "admin").await?;
+    assert!(dora > carl && carl > ann, "{dora} after {carl}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_token_owner_is_not_deleted_and_a_deleted_user_loses_its_tokens() -> TestResult {
+    let (_dir, store) = open()?;
+    let ours = store.organizations().create("ours", "now").await?.id;
+    let ann = user_with_token(&store, ours, "ann", "member").await?;
+    let hook = save(&store, ours, json!({"name": "as ann", "token_owner": ann})).await?;
+    assert_eq!(
+        store.users().delete(ann).await?,
+        Some(UserDeletion::TokenOwner(vec![hook.id]))
+    );
+    assert!(
+        store.session("ann-token").await?.is_some(),
+        "nothing was written"
+    );
+    store.hooks().delete(hook.id).await?;
+    assert_eq!(
+        store.users().delete(ann).await?,
+        Some(UserDeletion::Deleted)
+    );
+    assert!(store.session("ann-token").await?.is_none());
+    assert!(store.users().get(ann).await?.is_none());
+    assert_eq!(store.users().delete(ann).await?, None);
     Ok(())
 }

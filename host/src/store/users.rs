@@ -7,7 +7,9 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{organizations, unique_violation, Page, SortColumn, Store, StoreError, Window};
+use super::{
+    organizations, retire_ids, unique_violation, Page, SortColumn, Store, StoreError, Window,
+};
 
 impl Store {
     /// The users, reached by name: what `/users`, the login, the demo and the check of a
@@ -113,6 +115,36 @@ impl Users<'_> {
             .await
     }
 
+    /// Changes user `id` by the fields `change` gives (the others stay), in one
+    /// transaction; a user deactivated by it loses every token it has (its logins and the
+    /// tokens minted for its hooks' runs), so that reactivating it later revives none of
+    /// them. Returns the user as stored; none when there is no such user. Who may change
+    /// what is the caller's rule (`api::users`), not the store's.
+    pub async fn update(&self, id: u64, change: UserChange) -> Result<Option<User>, StoreError> {
+        self.store
+            .run(move |connection| update(connection, id, &change))
+            .await
+    }
+
+    /// Deletes user `id` with its tokens and its last login, in one transaction, unless a
+    /// hook runs with its tokens (names it `token_owner`): then nothing is deleted and the
+    /// hooks are named, so that no hook silently loses the API access its extension uses,
+    /// as a module a hook uses is not deleted either. None when there is no such user. Who
+    /// may delete whom (an admin not themself) is the caller's rule (`api::users`).
+    pub async fn delete(&self, id: u64) -> Result<Option<UserDeletion>, StoreError> {
+        self.store
+            .run(move |connection| delete(connection, id))
+            .await
+    }
+
+    /// Records that user `id` logged in at `at` (RFC 3339): Rossum's `last_login`.
+    pub async fn record_login(&self, id: u64, at: &str) -> Result<(), StoreError> {
+        let at = at.to_owned();
+        self.store
+            .run(move |connection| record_login(connection, id, &at))
+            .await
+    }
+
     /// The admins among `ids` (users that do not exist are left out), in the order asked:
     /// a member may not run a hook whose token owner is one of them.
     pub async fn admins_among(&self, ids: &[u64]) -> Result<Vec<u64>, StoreError> {
@@ -152,8 +184,38 @@ pub struct User {
     pub last_name: String,
     /// See `first_name`.
     pub email: String,
-    /// Whether the user may log in.
+    /// Whether the user may log in (and its tokens work).
     pub is_active: bool,
+    /// When it was created (RFC 3339): Rossum's `date_joined`.
+    pub date_joined: String,
+    /// When it last logged in (RFC 3339); none if it never has since migration 7.
+    pub last_login: Option<String>,
+}
+
+/// The fields of a user an update writes; a field left `None` keeps its stored value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserChange {
+    /// See [`User`].
+    pub first_name: Option<String>,
+    /// See [`User`].
+    pub last_name: Option<String>,
+    /// See [`User`].
+    pub email: Option<String>,
+    /// `admin` or `member`.
+    pub role: Option<String>,
+    /// `Some(false)` deactivates the user and deletes its tokens.
+    pub is_active: Option<bool>,
+    /// A new password, as its argon2 hash.
+    pub password_hash: Option<String>,
+}
+
+/// What [`Users::delete`] did with a user that exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserDeletion {
+    /// Deleted, with every token it had (its sessions and its hooks' runs' tokens).
+    Deleted,
+    /// Not deleted, nothing written: these hooks (their ids) name it their `token_owner`.
+    TokenOwner(Vec<u64>),
 }
 
 /// A user to create, its username already checked against the rules and its password
@@ -214,8 +276,12 @@ impl OwnedNewUser {
     }
 }
 
-const COLUMNS: &str =
-    "id, organization_id, username, password_hash, role, first_name, last_name, email, is_active";
+/// The columns of a [`User`], read `FROM users`. `last_login` comes from `user_logins`
+/// (migration 7), which no cache watches: a session cached before a login holds the older
+/// value, which nothing that authenticates reads.
+const COLUMNS: &str = "id, organization_id, username, password_hash, role, first_name, \
+     last_name, email, is_active, created_at, \
+     (SELECT last_login FROM user_logins WHERE user_logins.user_id = users.id)";
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
@@ -228,6 +294,8 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         last_name: row.get(6)?,
         email: row.get(7)?,
         is_active: row.get(8)?,
+        date_joined: row.get(9)?,
+        last_login: row.get(10)?,
     })
 }
 
@@ -238,7 +306,8 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
 /// login, which names no organization.)
 pub const USERNAME_UNAVAILABLE: &str = "this username cannot be used; choose another";
 
-/// Creates a user; a username already used (in any case) is a conflict answering
+/// Creates a user, numbered past every id given before (a deleted user's too: see
+/// `retire_ids`); a username already used (in any case) is a conflict answering
 /// [`USERNAME_UNAVAILABLE`].
 pub(super) fn create(
     connection: &Connection,
@@ -247,9 +316,12 @@ pub(super) fn create(
 ) -> Result<User, StoreError> {
     connection
         .execute(
-            "INSERT INTO users (organization_id, username, password_hash, role, first_name,
-                                last_name, email, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO users (id, organization_id, username, password_hash, role,
+                                first_name, last_name, email, created_at)
+             VALUES (MAX(COALESCE((SELECT MAX(id) FROM users), 0),
+                         COALESCE((SELECT last_id FROM id_high_water
+                                   WHERE name = 'users'), 0)) + 1,
+                     ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 user.organization_id,
                 user.username,
@@ -320,4 +392,79 @@ fn list(
         window,
         from_row,
     )
+}
+
+/// Changes a user by the fields `change` gives, deleting its tokens when it is
+/// deactivated, in one transaction; none when there is no such user.
+fn update(
+    connection: &mut Connection,
+    id: u64,
+    change: &UserChange,
+) -> Result<Option<User>, StoreError> {
+    let transaction = connection.transaction()?;
+    let changed = transaction.execute(
+        "UPDATE users SET first_name = COALESCE(?2, first_name),
+                          last_name = COALESCE(?3, last_name),
+                          email = COALESCE(?4, email),
+                          role = COALESCE(?5, role),
+                          is_active = COALESCE(?6, is_active),
+                          password_hash = COALESCE(?7, password_hash)
+         WHERE id = ?1",
+        params![
+            id,
+            change.first_name,
+            change.last_name,
+            change.email,
+            change.role,
+            change.is_active,
+            change.password_hash
+        ],
+    )?;
+    if changed == 0 {
+        return Ok(None);
+    }
+    if change.is_active == Some(false) {
+        transaction.execute("DELETE FROM tokens WHERE user_id = ?1", [id])?;
+    }
+    let user = get(&transaction, id)?;
+    transaction.commit()?;
+    Ok(user)
+}
+
+/// Deletes a user with its tokens and last login in one transaction, unless hooks name it
+/// their token owner (then nothing is written); none when there is no such user.
+fn delete(connection: &mut Connection, id: u64) -> Result<Option<UserDeletion>, StoreError> {
+    let transaction = connection.transaction()?;
+    if get(&transaction, id)?.is_none() {
+        return Ok(None);
+    }
+    let hooks = {
+        let mut statement =
+            transaction.prepare("SELECT id FROM hooks WHERE token_owner_id = ?1 ORDER BY id")?;
+        let rows = statement
+            .query_map([id], |row| row.get(0))?
+            .collect::<rusqlite::Result<Vec<u64>>>()?;
+        rows
+    };
+    if !hooks.is_empty() {
+        return Ok(Some(UserDeletion::TokenOwner(hooks)));
+    }
+    retire_ids(&transaction, "users", id)?;
+    // Each statement has a `WHERE`, so the caches' update hook sees every deleted row:
+    // cached sessions of the user's tokens are stale at once.
+    transaction.execute("DELETE FROM tokens WHERE user_id = ?1", [id])?;
+    transaction.execute("DELETE FROM user_logins WHERE user_id = ?1", [id])?;
+    transaction.execute("DELETE FROM users WHERE id = ?1", [id])?;
+    transaction.commit()?;
+    Ok(Some(UserDeletion::Deleted))
+}
+
+/// Records a login of user `id` at `at`.
+pub(super) fn record_login(connection: &Connection, id: u64, at: &str) -> Result<(), StoreError> {
+    connection.execute(
+        "INSERT INTO user_logins (user_id, last_login) VALUES (?1, ?2)
+         ON CONFLICT (user_id) DO UPDATE SET last_login = excluded.last_login",
+        params![id, at],
+    )?;
+    Ok(())
 }
