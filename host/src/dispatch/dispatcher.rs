@@ -304,6 +304,7 @@ impl Dispatcher {
             body: &body,
             queue_id,
             request_id,
+            payload_logging: hook.spec.kind.payload_logging_enabled(),
         })?;
         let in_flight = |metrics: &Metrics| {
             metrics
@@ -423,6 +424,7 @@ impl Dispatcher {
             body,
             queue_id,
             request_id,
+            payload_logging: hook.spec.kind.payload_logging_enabled(),
         })?;
         let log = prepared.cancelled_log(reason);
         self.writer.record(&log).await?;

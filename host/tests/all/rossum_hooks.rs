@@ -1,0 +1,111 @@
+//! Rossum's hook behaviours of issue 16 over HTTP, against the real `wasmhook serve`:
+//! `payload_logging_enabled` on function and webhook hooks, an interactive webhook that
+//! answers 202, `POST /hooks/{id}/duplicate`, `POST /hooks/{id}/generate_payload`, and hook
+//! templates (registered by the operator, listed, instantiated by `POST /hooks/create`).
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use wasmhook_tests::guests::HELLO;
+
+use super::server::{Server, Tenant, OPERATOR_TOKEN};
+use super::support::temp;
+use super::upstream::Upstream;
+
+/// What the run log keeps of the payload of a hook's last run: none, or the payload.
+fn logged_request(tenant: &Tenant<'_>, hook: &Value) -> Option<Value> {
+    let logs = tenant.run_logs(hook);
+    let log = logs.first().expect("the run has a run log");
+    match &log["request"] {
+        Value::Null => None,
+        Value::String(text) => Some(serde_json::from_str(text).expect("the request is JSON text")),
+        other => panic!("`request` is neither null nor JSON text: {other}"),
+    }
+}
+
+/// The URL of the tenant's admin (its first user).
+fn admin_url(tenant: &Tenant<'_>) -> Value {
+    let (status, users) = tenant.get("/users");
+    assert_eq!(status, StatusCode::OK, "{users}");
+    users["results"][0]["url"].clone()
+}
+
+#[test]
+fn a_function_hooks_payload_is_logged_only_when_it_asks_and_then_redacted() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let hello = acme.upload(HELLO);
+
+    // Rossum's default: the payload stays out of the run log.
+    let quiet = acme.hook(
+        &hello,
+        json!({"secrets": {"api_key": "quiet-secret-value"}}),
+    );
+    let (status, answer) = acme.invoke(&quiet, json!({"SAP_ID": "1234"}));
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(logged_request(&acme, &quiet), None);
+    let (_, searched) = acme.get("/hooks/logs?search=SAP_ID");
+    assert_eq!(searched["results"], json!([]), "{searched}");
+
+    // Kept when asked, with every secret (even one too short to search for) and the minted
+    // token redacted.
+    let kept = acme.hook(
+        &hello,
+        json!({
+            "config": {"runtime": "wasm", "module": hello, "payload_logging_enabled": true},
+            "secrets": {"api_key": "kept-secret-value", "pin": "12"},
+            "token_owner": admin_url(&acme),
+        }),
+    );
+    assert_eq!(kept["config"]["payload_logging_enabled"], true, "{kept}");
+    let (status, answer) = acme.invoke(&kept, json!({"SAP_ID": "1234"}));
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let request = logged_request(&acme, &kept).expect("the payload is kept");
+    assert_eq!(request["SAP_ID"], "1234");
+    assert_eq!(request["event"], "invocation");
+    assert_eq!(
+        request["secrets"],
+        json!({"api_key": "[redacted...]", "pin": "[redacted...]"})
+    );
+    assert_eq!(request["rossum_authorization_token"], "[redacted...]");
+    let (_, all) = acme.get("/hooks/logs");
+    assert!(!all.to_string().contains("kept-secret-value"), "{all}");
+}
+
+#[test]
+fn a_webhooks_payload_is_logged_only_when_it_asks_and_then_redacted() {
+    let dir = temp();
+    let upstream = Upstream::start();
+    let server = Server::for_webhooks(dir.path());
+    let acme = Tenant::new(&server, "acme");
+    let quiet = acme.webhook(&format!("{}/quiet", upstream.base), json!({}));
+    let kept = acme.webhook(
+        &format!("{}/kept", upstream.base),
+        json!({"payload_logging_enabled": true}),
+    );
+    for hook in [&quiet, &kept] {
+        let path = format!("/hooks/{}", hook["id"]);
+        let (status, patched) = acme.patch(
+            &path,
+            json!({"secrets": {"password": "webhook-secret-value"}}),
+        );
+        assert_eq!(status, StatusCode::OK, "{patched}");
+        let (status, answer) = acme.invoke(hook, json!({"order": "PO-7"}));
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    // Both receivers got the whole payload, secrets included: only the log leaves it out.
+    for path in ["/quiet", "/kept"] {
+        let received = upstream.received(path);
+        assert_eq!(received.len(), 1, "{path}");
+        let payload: Value = serde_json::from_slice(&received[0].body).expect("JSON");
+        assert_eq!(payload["order"], "PO-7");
+        assert_eq!(payload["secrets"]["password"], "webhook-secret-value");
+    }
+    assert_eq!(logged_request(&acme, &quiet), None);
+    let request = logged_request(&acme, &kept).expect("the payload is kept");
+    assert_eq!(request["order"], "PO-7");
+    assert_eq!(request["settings"], json!({"region": "eu"}));
+    assert_eq!(request["secrets"], json!({"password": "[redacted...]"}));
+    let (_, all) = acme.get("/hooks/logs");
+    assert!(!all.to_string().contains("webhook-secret-value"), "{all}");
+}
