@@ -9,7 +9,7 @@ use wasmhook_tests::guests::HELLO;
 
 use super::server::{Server, Tenant, OPERATOR_TOKEN};
 use super::support::temp;
-use super::upstream::Upstream;
+use super::upstream::{Reply, Upstream};
 
 /// What the run log keeps of the payload of a hook's last run: none, or the payload.
 fn logged_request(tenant: &Tenant<'_>, hook: &Value) -> Option<Value> {
@@ -108,4 +108,44 @@ fn a_webhooks_payload_is_logged_only_when_it_asks_and_then_redacted() {
     assert_eq!(request["secrets"], json!({"password": "[redacted...]"}));
     let (_, all) = acme.get("/hooks/logs");
     assert!(!all.to_string().contains("webhook-secret-value"), "{all}");
+}
+
+#[test]
+fn an_interactive_webhook_answering_202_fails_saying_it_cannot_answer_later() {
+    let dir = temp();
+    let upstream = Upstream::start();
+    let server = Server::for_webhooks(dir.path());
+    let acme = Tenant::new(&server, "acme");
+    let hook = acme.webhook(&format!("{}/later", upstream.base), json!({}));
+    upstream.script("/later", vec![Reply::Accepted("/later/result".into()); 2]);
+    let why = "interactive hooks cannot answer asynchronously";
+
+    // annotation_content.updated: a user waits on it.
+    let (status, tested) = acme.test_call(
+        &hook,
+        json!({"event": "annotation_content", "action": "updated", "annotation": {"id": 1, "content": []}}),
+    );
+    assert_eq!(status, StatusCode::OK, "{tested}");
+    assert_eq!(tested["status"], "failed", "{tested}");
+    assert!(
+        tested["message"].as_str().unwrap_or_default().contains(why),
+        "{tested}"
+    );
+    // invocation.manual: its caller waits on it.
+    let (status, invoked) = acme.invoke(&hook, json!({}));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{invoked}");
+    assert!(invoked.to_string().contains(why), "{invoked}");
+    // Never polled, never retried, and both runs are logged as failed with the reason.
+    assert!(upstream.received("/later/result").is_empty());
+    assert_eq!(upstream.received("/later").len(), 2);
+    let logs = acme.run_logs(&hook);
+    assert_eq!(logs.len(), 2);
+    for log in &logs {
+        assert_eq!(log["status"], "failed", "{log}");
+        assert_eq!(log["status_code"], 202, "{log}");
+        assert!(
+            log["message"].as_str().unwrap_or_default().contains(why),
+            "{log}"
+        );
+    }
 }
