@@ -1,5 +1,5 @@
 //! `/hooks`: Rossum's Hook object: list with its filters, create, show, PUT, PATCH,
-//! DELETE, and the names of its secrets.
+//! DELETE, the names of its secrets, and a copy of it (`duplicate`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use super::extract::{id_filter, ObjectId, Params};
 use super::json::Json;
 use super::pagination::{PageQuery, Paginated};
 use super::AppState;
-use crate::model::hook::{self, Change, Hook, HookDraft, HookKind};
+use crate::model::hook::{self, Change, DuplicateRequest, Hook, HookDraft, HookKind};
 use crate::model::now_rfc3339;
 use crate::sealing::HookSecrets;
 use crate::store::hooks::{HookListFilter, HookOrder, SaveContext};
@@ -346,4 +346,43 @@ pub(super) async fn secrets_keys(
 ) -> ApiResult<axum::Json<Value>> {
     let hook = visible(&state, &caller, id).await?;
     Ok(axum::Json(json!(hook.secrets_keys)))
+}
+
+/// `POST /hooks/{id}/duplicate`: a copy in the hook's own organization, as Rossum makes it
+/// (inactive, on no queue; `secrets` and the run_after chain only when asked), 201 with
+/// the copy.
+pub(super) async fn duplicate(
+    State(state): State<AppState>,
+    caller: Caller,
+    ObjectId(id): ObjectId,
+    Json(body): Json<Map<String, Value>>,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    let original = visible(&state, &caller, id).await?;
+    let (organization_id, author) = caller.admin()?;
+    let request = DuplicateRequest::parse(&body)?;
+    let sealed = original.sealed_secrets.as_deref();
+    let secrets = HookSecrets::open(&state.sealer, original.organization_id, sealed)?
+        .copied(request.copy_secrets);
+    let context = SaveContext {
+        organization_id,
+        hook_id: None,
+        sealed_secrets: secrets.seal(&state.sealer, organization_id)?,
+        secrets_keys: secrets.keys(),
+        author: Some(author),
+        now: now_rfc3339(),
+    };
+    let draft = HookDraft {
+        spec: original.spec.duplicated(&request),
+        secrets: Change::Keep,
+        config_secret: Change::Keep,
+    };
+    let copy = state
+        .store
+        .hooks()
+        .duplicate(draft, context, original.id, request.copy_dependencies)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(answer(&state, &copy).await?),
+    ))
 }

@@ -141,6 +141,7 @@ pub fn router(state: AppState) -> Router {
                 .delete(hooks::delete),
         )
         .route("/hooks/{id}/secrets_keys", get(hooks::secrets_keys))
+        .route("/hooks/{id}/duplicate", post(hooks::duplicate))
         .route("/hooks/{id}/test", post(calls::test))
         .route("/hooks/{id}/invoke", post(calls::invoke))
         .route("/events", post(calls::event))

@@ -48,6 +48,30 @@ impl Hooks<'_> {
             .await?
     }
 
+    /// Creates a copy of hook `original` from its validated draft (Rossum's duplicate),
+    /// checked as any new hook is, in one transaction; `with_successors` makes every hook
+    /// that runs after the original run after the copy too (Rossum's `copy_dependencies`).
+    /// The caller has checked that `original` is of the copy's organization.
+    pub async fn duplicate(
+        &self,
+        draft: HookDraft,
+        context: SaveContext,
+        original: u64,
+        with_successors: bool,
+    ) -> Result<Hook, SaveError> {
+        self.store
+            .run(move |connection| {
+                Ok(duplicate(
+                    connection,
+                    &draft,
+                    &context,
+                    original,
+                    with_successors,
+                ))
+            })
+            .await?
+    }
+
     /// Deletes a hook (its relations go with it; its run logs stay for their retention).
     pub async fn delete(&self, id: u64) -> Result<(), StoreError> {
         self.store
@@ -227,7 +251,46 @@ fn save(
     context: &SaveContext,
 ) -> Result<Hook, SaveError> {
     let transaction = connection.transaction()?;
-    check_references(&transaction, draft, context)?;
+    let id = write(&transaction, draft, context)?;
+    let hook =
+        get(&transaction, id)?.ok_or(StoreError::Database(rusqlite::Error::QueryReturnedNoRows))?;
+    transaction.commit()?;
+    Ok(hook)
+}
+
+/// Creates a copy of `original` from its draft; with `with_successors`, the hooks that run
+/// after `original` run after the copy too.
+fn duplicate(
+    connection: &mut Connection,
+    draft: &HookDraft,
+    context: &SaveContext,
+    original: u64,
+    with_successors: bool,
+) -> Result<Hook, SaveError> {
+    let transaction = connection.transaction()?;
+    let id = write(&transaction, draft, context)?;
+    if with_successors {
+        // They were checked to be of the original's organization when they were saved.
+        transaction.execute(
+            "INSERT INTO hook_run_after (hook_id, predecessor_id)
+             SELECT hook_id, ?2 FROM hook_run_after WHERE predecessor_id = ?1",
+            params![original, id],
+        )?;
+    }
+    let hook =
+        get(&transaction, id)?.ok_or(StoreError::Database(rusqlite::Error::QueryReturnedNoRows))?;
+    transaction.commit()?;
+    Ok(hook)
+}
+
+/// Writes a hook (a new one when `context.hook_id` is none) and its relations inside
+/// `transaction`, after checking its references; its id.
+fn write(
+    transaction: &Transaction<'_>,
+    draft: &HookDraft,
+    context: &SaveContext,
+) -> Result<u64, SaveError> {
+    check_references(transaction, draft, context)?;
     let spec = &draft.spec;
     let document = spec
         .stored_document()
@@ -304,10 +367,7 @@ fn save(
             params![id, predecessor],
         )?;
     }
-    let hook =
-        get(&transaction, id)?.ok_or(StoreError::Database(rusqlite::Error::QueryReturnedNoRows))?;
-    transaction.commit()?;
-    Ok(hook)
+    Ok(id)
 }
 
 fn check_references(

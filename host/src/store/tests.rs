@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 
 use super::hooks::{HookListFilter, HookOrder, SaveContext, SaveError};
 use super::{Store, Window};
-use crate::model::hook::{parse_draft, Hook, TEST_BOUNDS};
+use crate::model::hook::{parse_draft, Change, DuplicateRequest, Hook, HookDraft, TEST_BOUNDS};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -160,5 +160,54 @@ async fn a_deleted_hooks_id_is_never_given_again() -> TestResult {
     let second = save(&store, ours, json!({"name": "second"})).await?;
     assert!(second.id > first.id, "{} after {}", second.id, first.id);
     assert!(store.hook(first.id).await?.is_none());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_duplicate_with_its_dependencies_joins_the_originals_chain() -> TestResult {
+    let (_dir, store) = open()?;
+    let ours = store.organizations().create("ours", "now").await?.id;
+    let before = save(&store, ours, json!({"name": "before"})).await?;
+    let original = save(
+        &store,
+        ours,
+        json!({"name": "original", "run_after": [before.id]}),
+    )
+    .await?;
+    let after = save(
+        &store,
+        ours,
+        json!({"name": "after", "run_after": [original.id]}),
+    )
+    .await?;
+    let copy_of = |copy_dependencies: bool| HookDraft {
+        spec: original.spec.duplicated(&DuplicateRequest {
+            name: "copy".into(),
+            copy_secrets: false,
+            copy_dependencies,
+        }),
+        secrets: Change::Keep,
+        config_secret: Change::Keep,
+    };
+    let context = SaveContext {
+        organization_id: ours,
+        hook_id: None,
+        sealed_secrets: None,
+        secrets_keys: Vec::new(),
+        author: None,
+        now: "2026-12-02T00:00:00.000000Z".into(),
+    };
+    let alone = store
+        .hooks()
+        .duplicate(copy_of(false), context.clone(), original.id, false)
+        .await?;
+    assert!(alone.spec.run_after.is_empty() && !alone.spec.active);
+    let chained = store
+        .hooks()
+        .duplicate(copy_of(true), context, original.id, true)
+        .await?;
+    assert_eq!(chained.spec.run_after, vec![before.id]);
+    let after = store.hook(after.id).await?.ok_or("the successor is gone")?;
+    assert_eq!(after.spec.run_after, vec![original.id, chained.id]);
     Ok(())
 }

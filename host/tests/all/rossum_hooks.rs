@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wasmhook_tests::guests::HELLO;
 
-use super::server::{Server, Tenant, OPERATOR_TOKEN};
+use super::server::{sign, Server, Tenant, OPERATOR_TOKEN};
 use super::support::temp;
 use super::upstream::{Reply, Upstream};
 
@@ -148,4 +148,90 @@ fn an_interactive_webhook_answering_202_fails_saying_it_cannot_answer_later() {
             "{log}"
         );
     }
+}
+
+#[test]
+fn a_duplicate_is_an_inactive_copy_with_secrets_and_dependencies_only_when_asked() {
+    let dir = temp();
+    let upstream = Upstream::start();
+    let server = Server::for_webhooks(dir.path());
+    let acme = Tenant::new(&server, "acme");
+    let rival = Tenant::new(&server, "rival");
+    let (status, queue) = acme.post("/queues", json!({"name": "Invoices"}));
+    assert_eq!(status, StatusCode::CREATED, "{queue}");
+    let before = acme.webhook(&format!("{}/before", upstream.base), json!({}));
+    let original = acme.webhook(
+        &format!("{}/original", upstream.base),
+        json!({"secret": "signing-secret-value"}),
+    );
+    let path = format!("/hooks/{}", original["id"]);
+    let (status, original) = acme.patch(
+        &path,
+        json!({
+            "queues": [queue["url"]],
+            "run_after": [before["url"]],
+            "secrets": {"password": "duplicated-secret-value"},
+        }),
+    );
+    assert_eq!(status, StatusCode::OK, "{original}");
+    let after = acme.webhook(&format!("{}/after", upstream.base), json!({}));
+    let after_path = format!("/hooks/{}", after["id"]);
+    let (status, after) = acme.patch(&after_path, json!({"run_after": [original["url"]]}));
+    assert_eq!(status, StatusCode::OK, "{after}");
+    let duplicate = |body: Value| acme.post(&format!("{path}/duplicate"), body);
+
+    // Neither secrets nor dependencies: a copy of the rest, inactive and on no queue.
+    let (status, bare) = duplicate(json!({"name": "Bare copy"}));
+    assert_eq!(status, StatusCode::CREATED, "{bare}");
+    assert_ne!(bare["id"], original["id"]);
+    assert_eq!(bare["name"], "Bare copy");
+    assert_eq!(bare["active"], false);
+    assert_eq!(bare["queues"], json!([]));
+    assert_eq!(bare["run_after"], json!([]));
+    for field in ["type", "config", "events", "settings", "secrets_schema"] {
+        assert_eq!(bare[field], original[field], "{field}");
+    }
+    let (_, keys) = acme.get(&format!("/hooks/{}/secrets_keys", bare["id"]));
+    assert_eq!(keys, json!([]));
+
+    // Both: the secrets (never shown), its run_after, and the original's successors run
+    // after the copy too.
+    let (status, full) = duplicate(json!({
+        "name": "Full copy",
+        "copy_secrets": true,
+        "copy_dependencies": true,
+    }));
+    assert_eq!(status, StatusCode::CREATED, "{full}");
+    assert_eq!(full["active"], false);
+    assert_eq!(full["queues"], json!([]));
+    assert_eq!(full["run_after"], json!([before["url"]]));
+    assert!(
+        !full.to_string().contains("duplicated-secret-value"),
+        "{full}"
+    );
+    let (_, keys) = acme.get(&format!("/hooks/{}/secrets_keys", full["id"]));
+    assert_eq!(keys, json!(["password"]));
+    let (_, after) = acme.get(&after_path);
+    assert_eq!(after["run_after"], json!([original["url"], full["url"]]));
+    // The copy runs with the original's secrets and signing secret.
+    let (status, answer) = acme.invoke(&full, json!({}));
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let received = upstream.received("/original");
+    assert_eq!(received.len(), 1);
+    let payload: Value = serde_json::from_slice(&received[0].body).expect("JSON");
+    assert_eq!(payload["hook"], full["url"]);
+    assert_eq!(payload["secrets"]["password"], "duplicated-secret-value");
+    assert_eq!(
+        received[0].headers["x-rossum-signature-sha256"],
+        sign("signing-secret-value", &received[0].body)
+    );
+
+    // A copy needs a name; another organization's hook is not found.
+    let (status, refused) = duplicate(json!({"copy_secrets": true}));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(refused.to_string().contains("name"), "{refused}");
+    let (status, refused) = rival.post(&format!("{path}/duplicate"), json!({"name": "mine"}));
+    assert_eq!(status, StatusCode::NOT_FOUND, "{refused}");
+    let (_, theirs) = rival.get("/hooks");
+    assert_eq!(theirs["pagination"]["total"], 0);
 }

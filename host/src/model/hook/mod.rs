@@ -10,8 +10,10 @@
 //! - `validate.rs`: a hook as a client wrote it, checked and typed (`parse_draft`).
 //! - `config.rs`: the config of each kind, checked against the server's bounds.
 //! - `schemas.rs`: the settings and secrets JSON Schemas.
+//! - `duplicate.rs`: what a copy of a hook is (`POST /hooks/{id}/duplicate`).
 
 mod config;
+mod duplicate;
 mod kind;
 mod schemas;
 #[cfg(test)]
@@ -21,6 +23,7 @@ mod validate;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use duplicate::DuplicateRequest;
 pub use kind::{
     AllowedHosts, CommonConfig, FunctionConfig, FunctionLimits, HookKind, HookType, RetryPolicy,
     Runtime, StoredConfigError, WebhookConfig, WebhookOptions, DEFAULT_MEMORY_MB,
