@@ -1,22 +1,27 @@
 //! `/hooks`: Rossum's Hook object: list with its filters, create, show, PUT, PATCH,
-//! DELETE, the names of its secrets, and a copy of it (`duplicate`).
+//! DELETE, the names of its secrets, a copy of it (`duplicate`) and a sample of its payload
+//! (`generate_payload`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::Extension;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::access::RequestId;
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::extract::{id_filter, ObjectId, Params};
 use super::json::Json;
 use super::pagination::{PageQuery, Paginated};
 use super::AppState;
+use crate::dispatch::sample;
 use crate::model::hook::{self, Change, DuplicateRequest, Hook, HookDraft, HookKind};
 use crate::model::now_rfc3339;
+use crate::model::sample::SampleRequest;
 use crate::sealing::HookSecrets;
 use crate::store::hooks::{HookListFilter, HookOrder, SaveContext};
 use crate::store::modules::ModuleStatus;
@@ -385,4 +390,28 @@ pub(super) async fn duplicate(
         StatusCode::CREATED,
         axum::Json(answer(&state, &copy).await?),
     ))
+}
+
+/// `POST /hooks/{id}/generate_payload`: the payload the hook would receive for the event
+/// asked (`{event, action, annotation?, status?, previous_status?, email?, upload?}`), made
+/// up for testing, with its secrets and token written `[redacted...]`.
+pub(super) async fn generate_payload(
+    State(state): State<AppState>,
+    caller: Caller,
+    ObjectId(id): ObjectId,
+    Extension(request_id): Extension<RequestId>,
+    Json(body): Json<Map<String, Value>>,
+) -> ApiResult<axum::Json<Value>> {
+    let hook = visible(&state, &caller, id).await?;
+    let request = SampleRequest::parse(&body)?;
+    let payload = sample::generate_payload(
+        &state.store,
+        &state.base_url,
+        &hook,
+        &request,
+        &request_id.0,
+    )
+    .await
+    .map_err(|error| ApiError::Internal(error.to_string()))?;
+    Ok(axum::Json(Value::Object(payload)))
 }

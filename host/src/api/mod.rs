@@ -142,6 +142,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/hooks/{id}/secrets_keys", get(hooks::secrets_keys))
         .route("/hooks/{id}/duplicate", post(hooks::duplicate))
+        .route(
+            "/hooks/{id}/generate_payload",
+            post(hooks::generate_payload),
+        )
         .route("/hooks/{id}/test", post(calls::test))
         .route("/hooks/{id}/invoke", post(calls::invoke))
         .route("/events", post(calls::event))

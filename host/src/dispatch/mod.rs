@@ -11,12 +11,15 @@
 //! - [`webhook`]: calling a webhook hook, signed, with the async protocol;
 //! - [`scheduler`]: scheduled hooks, one run per tick;
 //! - `sideloads`: the `queues` sideload added to a payload;
+//! - [`sample`]: the payload a hook would receive, made up for testing
+//!   (`generate_payload`), secrets and token redacted;
 //! - [`writer`]: the batching run log writer, and recording a run.
 
 pub mod dispatcher;
 pub mod event;
 pub mod limits;
 pub mod plan;
+pub mod sample;
 pub mod scheduler;
 mod sideloads;
 pub mod webhook;

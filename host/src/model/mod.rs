@@ -9,6 +9,7 @@ pub mod event;
 pub mod hook;
 pub mod payload;
 pub mod run_log;
+pub mod sample;
 pub mod schedule;
 
 pub use event::{EventAction, EventError};

@@ -235,3 +235,120 @@ fn a_duplicate_is_an_inactive_copy_with_secrets_and_dependencies_only_when_asked
     let (_, theirs) = rival.get("/hooks");
     assert_eq!(theirs["pagination"]["total"], 0);
 }
+
+#[test]
+fn a_generated_payload_is_the_hooks_with_realistic_content_and_no_secret() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let hello = acme.upload(HELLO);
+    let (status, queue) = acme.post("/queues", json!({"name": "Invoices"}));
+    assert_eq!(status, StatusCode::CREATED, "{queue}");
+    let hook = acme.hook(
+        &hello,
+        json!({
+            "queues": [queue["url"]],
+            "settings": {"greeting": "Ahoj"},
+            "sideload": ["queues"],
+            "secrets": {"api_key": "generated-secret-value"},
+            "token_owner": admin_url(&acme),
+        }),
+    );
+    let path = format!("/hooks/{}/generate_payload", hook["id"]);
+    let (status, payload) = acme.post(
+        &path,
+        json!({
+            "event": "annotation_content",
+            "action": "initialize",
+            "annotation": format!("{}/annotations/314", server.base),
+            "status": "to_review",
+        }),
+    );
+    assert_eq!(status, StatusCode::OK, "{payload}");
+    let keys: Vec<&str> = payload
+        .as_object()
+        .map(|payload| payload.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        keys,
+        [
+            "request_id",
+            "timestamp",
+            "hook",
+            "action",
+            "event",
+            "rossum_authorization_token",
+            "base_url",
+            "settings",
+            "secrets",
+            "annotation",
+            "document",
+            "updated_datapoints",
+            "queues",
+        ]
+    );
+    assert_eq!(payload["hook"], hook["url"]);
+    assert_eq!(payload["event"], "annotation_content");
+    assert_eq!(payload["action"], "initialize");
+    assert_eq!(payload["settings"], json!({"greeting": "Ahoj"}));
+    assert_eq!(payload["secrets"], json!({"api_key": "[redacted...]"}));
+    assert_eq!(payload["rossum_authorization_token"], "[redacted...]");
+    assert_eq!(payload["annotation"]["id"], 314);
+    assert_eq!(payload["annotation"]["status"], "to_review");
+    assert_eq!(payload["annotation"]["queue"], queue["url"]);
+    assert!(
+        payload["annotation"]["content"]
+            .as_array()
+            .is_some_and(|sections| !sections.is_empty()),
+        "{payload}"
+    );
+    assert_eq!(payload["updated_datapoints"], json!([]));
+    assert_eq!(payload["queues"][0]["url"], queue["url"]);
+    assert!(
+        !payload.to_string().contains("generated-secret-value"),
+        "{payload}"
+    );
+    // Nothing was run to make it; and it tests the hook as it is.
+    assert!(acme.run_logs(&hook).is_empty());
+    let (status, tested) = acme.test_call(&hook, payload);
+    assert_eq!(status, StatusCode::OK, "{tested}");
+    assert_eq!(tested["status"], "completed", "{tested}");
+
+    // Every event has its own keys.
+    for (event, action, key) in [
+        ("annotation_status", "changed", "document"),
+        ("annotation_content", "updated", "updated_datapoints"),
+        ("upload", "created", "upload"),
+        ("email", "received", "headers"),
+        ("invocation", "scheduled", "settings"),
+    ] {
+        let (status, payload) = acme.post(&path, json!({"event": event, "action": action}));
+        assert_eq!(status, StatusCode::OK, "{event}.{action}: {payload}");
+        assert_eq!(payload["event"], event);
+        assert!(payload.get(key).is_some(), "{event}.{action}: {payload}");
+    }
+
+    // Bad values are refused naming their field; another organization's hook is not found.
+    for (body, field) in [
+        (json!({"action": "created"}), "event"),
+        (
+            json!({"event": "annotations", "action": "created"}),
+            "event",
+        ),
+        (
+            json!({"event": "annotation_content", "action": "changed"}),
+            "action",
+        ),
+        (
+            json!({"event": "annotation_status", "action": "changed", "status": "lost"}),
+            "status",
+        ),
+    ] {
+        let (status, refused) = acme.post(&path, body.clone());
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {refused}");
+        assert!(refused.to_string().contains(field), "{body}: {refused}");
+    }
+    let rival = Tenant::new(&server, "rival");
+    let (status, refused) = rival.post(&path, json!({"event": "invocation", "action": "manual"}));
+    assert_eq!(status, StatusCode::NOT_FOUND, "{refused}");
+}
