@@ -96,7 +96,7 @@ pub(super) fn render(state: &AppState, hook: &Hook, status: Option<ModuleStatus>
         "guide": document.guide,
         "read_more_url": document.read_more_url,
         "extension_image_url": document.extension_image_url,
-        "hook_template": null,
+        "hook_template": hook.hook_template.map(|id| state.url("hook_templates", id)),
         "status": status.map(ModuleStatus::as_str),
         "created_by": hook.created_by.map(|id| state.url("users", id)),
         "created_at": hook.created_at,
@@ -124,7 +124,8 @@ pub(super) async fn visible(state: &AppState, caller: &Caller, id: u64) -> ApiRe
         .ok_or(ApiError::NotFound)
 }
 
-async fn answer(state: &AppState, hook: &Hook) -> ApiResult<Value> {
+/// A hook as answered: rendered with its module's status.
+pub(super) async fn answer(state: &AppState, hook: &Hook) -> ApiResult<Value> {
     let statuses = module_statuses(state, Some(hook.organization_id)).await?;
     let status = hook
         .spec
@@ -195,12 +196,14 @@ pub(super) async fn list(
     )))
 }
 
-/// Validates `input`, merges write-only values with what is stored, and saves.
-async fn save(
+/// Validates `input`, merges write-only values with what is stored, and saves: an update of
+/// `existing`, or a new hook (made from template `hook_template`, if any).
+pub(super) async fn save(
     state: &AppState,
     (organization_id, author): (u64, u64),
     input: &Map<String, Value>,
     existing: Option<&Hook>,
+    hook_template: Option<u64>,
 ) -> ApiResult<Hook> {
     let fixed;
     let input = match existing.filter(|hook| hook.spec.kind.is_private()) {
@@ -242,6 +245,7 @@ async fn save(
         secrets_keys: keys,
         author: Some(author),
         now,
+        hook_template,
     };
     Ok(state.store.hooks().save(draft, context).await?)
 }
@@ -289,7 +293,7 @@ pub(super) async fn create(
     caller: Caller,
     Json(body): Json<Map<String, Value>>,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
-    let hook = save(&state, caller.admin()?, &body, None).await?;
+    let hook = save(&state, caller.admin()?, &body, None, None).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(answer(&state, &hook).await?),
@@ -313,7 +317,14 @@ pub(super) async fn replace(
     Json(body): Json<Map<String, Value>>,
 ) -> ApiResult<axum::Json<Value>> {
     let existing = visible(&state, &caller, id).await?;
-    let hook = save(&state, caller.admin()?, &body, Some(existing.as_ref())).await?;
+    let hook = save(
+        &state,
+        caller.admin()?,
+        &body,
+        Some(existing.as_ref()),
+        None,
+    )
+    .await?;
     Ok(axum::Json(answer(&state, &hook).await?))
 }
 
@@ -328,7 +339,7 @@ pub(super) async fn patch(
     let writer = caller.hook_writer(id, body.keys().map(String::as_str))?;
     let mut input = existing.spec.as_input();
     input.extend(body);
-    let hook = save(&state, writer, &input, Some(existing.as_ref())).await?;
+    let hook = save(&state, writer, &input, Some(existing.as_ref()), None).await?;
     Ok(axum::Json(answer(&state, &hook).await?))
 }
 
@@ -375,6 +386,7 @@ pub(super) async fn duplicate(
         secrets_keys: secrets.keys(),
         author: Some(author),
         now: now_rfc3339(),
+        hook_template: original.hook_template,
     };
     let draft = HookDraft {
         spec: original.spec.duplicated(&request),

@@ -18,6 +18,7 @@ mod modules;
 mod organizations;
 pub mod pagination;
 mod queues;
+mod templates;
 mod throttle;
 mod users;
 
@@ -133,6 +134,17 @@ pub fn router(state: AppState) -> Router {
         .route("/modules/{id}", get(modules::show).delete(modules::delete))
         .route("/hooks", get(hooks::list).post(hooks::create))
         .route("/hooks/logs", get(logs::list))
+        .route("/hooks/create", post(templates::create_hook))
+        .route(
+            "/hook_templates",
+            get(templates::list)
+                .post(templates::register)
+                .layer(DefaultBodyLimit::max(modules::MAX_UPLOAD_BYTES)),
+        )
+        .route(
+            "/hook_templates/{id}",
+            get(templates::show).delete(templates::delete),
+        )
         .route(
             "/hooks/{id}",
             get(hooks::show)

@@ -118,12 +118,16 @@ pub struct SaveContext {
     pub author: Option<u64>,
     /// Now.
     pub now: String,
+    /// The template a new hook is made from (`POST /hooks/create`); an update keeps the
+    /// hook's own.
+    pub hook_template: Option<u64>,
 }
 
 /// The columns `from_row` reads, in its order.
 pub(super) const COLUMNS: &str =
     "id, organization_id, name, type, active, module_id, token_owner_id, document, \
-     sealed_secrets, secrets_keys, created_at, created_by_id, modified_at, modified_by_id";
+     sealed_secrets, secrets_keys, created_at, created_by_id, modified_at, modified_by_id, \
+     hook_template_id";
 
 pub(super) fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Hook> {
     let hook_type: String = row.get(3)?;
@@ -156,6 +160,7 @@ pub(super) fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Hook> {
         created_by: row.get(11)?,
         modified_at: row.get(12)?,
         modified_by: row.get(13)?,
+        hook_template: row.get(14)?,
     })
 }
 
@@ -335,8 +340,9 @@ fn write(
             transaction.execute(
                 "INSERT INTO hooks (id, organization_id, name, type, active, module_id,
                                     token_owner_id, document, sealed_secrets, secrets_keys,
-                                    created_at, created_by_id, modified_at, modified_by_id)
-                 VALUES (?12, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?10, ?11)",
+                                    created_at, created_by_id, modified_at, modified_by_id,
+                                    hook_template_id)
+                 VALUES (?12, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?10, ?11, ?13)",
                 params![
                     context.organization_id,
                     spec.name,
@@ -349,7 +355,8 @@ fn write(
                     keys,
                     context.now,
                     context.author,
-                    id
+                    id,
+                    context.hook_template
                 ],
             )?;
             id

@@ -5,8 +5,12 @@
 use serde_json::{json, Map, Value};
 
 use super::hooks::{HookListFilter, HookOrder, SaveContext, SaveError};
+use super::modules::{DeleteOutcome, Inspected};
+use super::templates::TemplateModule;
 use super::{Store, Window};
-use crate::model::hook::{parse_draft, Change, DuplicateRequest, Hook, HookDraft, TEST_BOUNDS};
+use crate::model::hook::{
+    parse_draft, parse_template, Change, DuplicateRequest, Hook, HookDraft, TEST_BOUNDS,
+};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -39,6 +43,7 @@ async fn save(
         secrets_keys: Vec::new(),
         author: None,
         now: "2026-12-02T00:00:00.000000Z".into(),
+        hook_template: None,
     };
     Ok(store.hooks().save(draft, context).await?)
 }
@@ -196,6 +201,7 @@ async fn a_duplicate_with_its_dependencies_joins_the_originals_chain() -> TestRe
         secrets_keys: Vec::new(),
         author: None,
         now: "2026-12-02T00:00:00.000000Z".into(),
+        hook_template: None,
     };
     let alone = store
         .hooks()
@@ -209,5 +215,46 @@ async fn a_duplicate_with_its_dependencies_joins_the_originals_chain() -> TestRe
     assert_eq!(chained.spec.run_after, vec![before.id]);
     let after = store.hook(after.id).await?.ok_or("the successor is gone")?;
     assert_eq!(after.spec.run_after, vec![original.id, chained.id]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_templates_bytes_stay_while_a_template_or_a_module_has_them() -> TestResult {
+    let (_dir, store) = open()?;
+    let ours = store.organizations().create("ours", "now").await?.id;
+    let fields = json!({"name": "checker", "config": {"runtime": "wasm"}});
+    let spec = parse_template(
+        &fields.as_object().cloned().unwrap_or_default(),
+        &TEST_BOUNDS,
+    )?;
+    let inspected = Inspected {
+        kind: "component".into(),
+        encoding: "component".into(),
+        imports: Vec::new(),
+        exports: vec!["handle".into()],
+    };
+    let module = TemplateModule {
+        sha256: "ab".repeat(32),
+        size: 10,
+        inspected: inspected.clone(),
+    };
+    let templates = store.hook_templates();
+    let template = templates.create(spec, module.clone(), "now").await?;
+    assert_eq!(templates.get(template.id).await?, Some(template.clone()));
+    assert_eq!(templates.list(Window::first(10)).await?.total, 1);
+    let copy = store
+        .modules()
+        .create(ours, "checker", &module.sha256, 10, Some(&inspected), "now")
+        .await?;
+    let found = store.modules().by_digest(ours, &module.sha256).await?;
+    assert_eq!(found.map(|module| module.id), Some(copy.id));
+    // The organization's copy goes; the template still runs the bytes, so they stay.
+    assert_eq!(
+        store.modules().delete(&copy).await?,
+        DeleteOutcome::Deleted { last_copy: false }
+    );
+    let deleted = templates.delete(template.id).await?;
+    assert_eq!(deleted.map(|deleted| deleted.last_copy), Some(true));
+    assert_eq!(templates.delete(template.id).await?, None);
     Ok(())
 }

@@ -3,11 +3,12 @@
 //! answers 202, `POST /hooks/{id}/duplicate`, `POST /hooks/{id}/generate_payload`, and hook
 //! templates (registered by the operator, listed, instantiated by `POST /hooks/create`).
 
-use reqwest::StatusCode;
+use reqwest::blocking::multipart;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use wasmhook_tests::guests::HELLO;
 
-use super::server::{sign, Server, Tenant, OPERATOR_TOKEN};
+use super::server::{id_of, sign, Server, Tenant, OPERATOR_TOKEN};
 use super::support::temp;
 use super::upstream::{Reply, Upstream};
 
@@ -351,4 +352,199 @@ fn a_generated_payload_is_the_hooks_with_realistic_content_and_no_secret() {
     let rival = Tenant::new(&server, "rival");
     let (status, refused) = rival.post(&path, json!({"event": "invocation", "action": "manual"}));
     assert_eq!(status, StatusCode::NOT_FOUND, "{refused}");
+}
+
+/// Registers a hook template with `token`: its fields and, unless `module` is none, the
+/// module at that path; the status and the answer.
+fn register_template(
+    server: &Server,
+    token: &str,
+    template: &Value,
+    module: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut form = multipart::Form::new().text("template", template.to_string());
+    if let Some(path) = module {
+        let bytes = std::fs::read(path).expect("the guest was built");
+        form = form.part(
+            "file",
+            multipart::Part::bytes(bytes).file_name("extension.wasm"),
+        );
+    }
+    let response = server
+        .client
+        .post(server.url("/hook_templates"))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .expect("the server answers");
+    let status = response.status();
+    (status, response.json().expect("a JSON answer"))
+}
+
+#[test]
+fn hook_templates_are_registered_by_the_operator_and_made_into_hooks_by_organizations() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let rival = Tenant::new(&server, "rival");
+
+    // An installation without templates lists none, in Rossum's list shape.
+    let (status, listed) = acme.get("/hook_templates");
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(listed["results"], json!([]));
+    assert_eq!(listed["pagination"]["total"], 0);
+
+    let fields = json!({
+        "name": "Greeter",
+        "description": "Greets every event.",
+        "events": ["annotation_content", "invocation.manual"],
+        "config": {"runtime": "wasm", "timeout_s": 5},
+        "settings": {"greeting": "Hej"},
+        "settings_schema": {"type": "object", "properties": {"greeting": {"type": "string"}}},
+        "secrets_schema": {
+            "type": "object",
+            "properties": {"api_key": {"type": "string"}},
+            "additionalProperties": false,
+        },
+        "guide": "Set a greeting.",
+        "read_more_url": "https://greeter.example/",
+        "extension_image_url": "https://greeter.example/logo.png",
+        "settings_description": [{"name": "greeting", "description": "What it says"}],
+        "store_description": "Says hello.",
+        "order": 2,
+    });
+    // Only the operator registers; a template is checked as a hook is, and holds no secret.
+    let (status, refused) = register_template(&server, &acme.token, &fields, None);
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    let with_secret = json!({"name": "x", "config": {"runtime": "wasm", "secret": "shared"}});
+    let (status, refused) = register_template(&server, OPERATOR_TOKEN, &with_secret, Some(HELLO));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(refused.to_string().contains("config.secret"), "{refused}");
+    let (status, refused) = register_template(&server, OPERATOR_TOKEN, &fields, None);
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(refused.to_string().contains("file"), "{refused}");
+    let (status, template) = register_template(&server, OPERATOR_TOKEN, &fields, Some(HELLO));
+    assert_eq!(status, StatusCode::CREATED, "{template}");
+    for field in [
+        "id",
+        "url",
+        "name",
+        "type",
+        "events",
+        "sideload",
+        "metadata",
+        "config",
+        "test",
+        "description",
+        "extension_source",
+        "settings",
+        "settings_schema",
+        "secrets_schema",
+        "guide",
+        "read_more_url",
+        "extension_image_url",
+        "settings_description",
+        "store_description",
+        "external_url",
+        "use_token_owner",
+        "install_action",
+        "token_lifetime_s",
+        "order",
+    ] {
+        assert!(
+            template.get(field).is_some(),
+            "a template lacks `{field}`: {template}"
+        );
+    }
+    assert_eq!(template["type"], "function");
+    assert_eq!(template["extension_source"], "rossum_store");
+    assert_eq!(template["install_action"], "copy");
+    assert_eq!(template["order"], 2);
+    assert_eq!(template["config"]["runtime"], "wasm");
+    let (_, listed) = rival.get("/hook_templates");
+    assert_eq!(listed["pagination"]["total"], 1);
+    assert_eq!(listed["results"][0], template);
+    let template_path = format!("/hook_templates/{}", template["id"]);
+    assert_eq!(acme.get(&template_path), (StatusCode::OK, template.clone()));
+
+    // An admin makes a hook of it: the creator's fields over the template's, a module of
+    // the organization's own for the template's bytes, and it runs.
+    let (_, queue) = acme.post("/queues", json!({"name": "Invoices"}));
+    let (status, hook) = acme.post(
+        "/hooks/create",
+        json!({
+            "hook_template": template["url"],
+            "name": "Our greeter",
+            "queues": [queue["url"]],
+            "settings": {"greeting": "Ahoj"},
+            "secrets": {"api_key": "template-secret-value"},
+        }),
+    );
+    assert_eq!(status, StatusCode::CREATED, "{hook}");
+    assert_eq!(hook["hook_template"], template["url"]);
+    assert_eq!(hook["extension_source"], "rossum_store");
+    assert_eq!(hook["name"], "Our greeter");
+    assert_eq!(hook["events"], template["events"]);
+    assert_eq!(hook["queues"], json!([queue["url"]]));
+    assert_eq!(hook["guide"], "Set a greeting.");
+    assert_eq!(hook["status"], "ready");
+    let module_url = hook["config"]["module"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (status, module) = acme.get(&format!("/modules/{}", id_of(&module_url)));
+    assert_eq!(status, StatusCode::OK, "{module}");
+    assert_eq!(module["sha256"], template["module"]["sha256"]);
+    let (_, keys) = acme.get(&format!("/hooks/{}/secrets_keys", hook["id"]));
+    assert_eq!(keys, json!(["api_key"]));
+    assert!(!hook.to_string().contains("template-secret-value"));
+    let (status, answer) = acme.invoke(&hook, json!({}));
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["messages"][0]["content"], "Ahoj, invocation.manual!");
+    // A second hook of it reuses the organization's module.
+    let (status, again) = acme.post("/hooks/create", json!({"hook_template": template["id"]}));
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_eq!(again["name"], "Greeter");
+    assert_eq!(again["config"]["module"], hook["config"]["module"]);
+    let (_, modules) = acme.get("/modules");
+    assert_eq!(modules["pagination"]["total"], 1);
+    // Another organization gets a module of its own.
+    let (status, theirs) = rival.post("/hooks/create", json!({"hook_template": template["url"]}));
+    assert_eq!(status, StatusCode::CREATED, "{theirs}");
+    assert_ne!(theirs["config"]["module"], hook["config"]["module"]);
+    assert_eq!(
+        acme.get(&format!("/hooks/{}", theirs["id"])).0,
+        StatusCode::NOT_FOUND
+    );
+
+    // Refusals: no template named, no such template, the operator (who owns no hooks).
+    for body in [json!({"name": "x"}), json!({"hook_template": 999})] {
+        let (status, refused) = acme.post("/hooks/create", body.clone());
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {refused}");
+        assert!(refused.to_string().contains("hook_template"), "{refused}");
+    }
+    let (status, refused) = server.post(
+        "/hooks/create",
+        Some(OPERATOR_TOKEN),
+        json!({"hook_template": template["url"]}),
+    );
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+
+    // Only the operator deletes it; the hooks made of it keep running.
+    let delete = |token: &str| {
+        server
+            .client
+            .request(Method::DELETE, server.url(&template_path))
+            .bearer_auth(token)
+            .send()
+            .expect("the server answers")
+            .status()
+    };
+    assert_eq!(delete(&acme.token), StatusCode::FORBIDDEN);
+    assert_eq!(delete(OPERATOR_TOKEN), StatusCode::NO_CONTENT);
+    assert_eq!(acme.get(&template_path).0, StatusCode::NOT_FOUND);
+    let (_, listed) = acme.get("/hook_templates");
+    assert_eq!(listed["pagination"]["total"], 0);
+    let (status, answer) = acme.invoke(&hook, json!({}));
+    assert_eq!(status, StatusCode::OK, "{answer}");
 }
