@@ -78,6 +78,8 @@ fn operator(caller: &Caller) -> ApiResult<()> {
     }
 }
 
+/// `GET /hook_templates`: every registered template, in Rossum's list shape, to any
+/// caller (Rossum's client lists them with `list_hook_templates`).
 pub(super) async fn list(
     State(state): State<AppState>,
     _caller: Caller,
@@ -95,6 +97,7 @@ pub(super) async fn list(
     .await
 }
 
+/// `GET /hook_templates/{id}`: one template, to any caller.
 pub(super) async fn show(
     State(state): State<AppState>,
     _caller: Caller,
