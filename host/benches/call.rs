@@ -45,6 +45,7 @@ fn subjects() -> Vec<Subject> {
             secrets,
             token: None,
             body,
+            payload_logging: false,
         })
         .expect("assembles")
         .invocation

@@ -48,6 +48,7 @@ fn invocation() -> Invocation {
         secrets: &[],
         token: None,
         body: &Map::new(),
+        payload_logging: false,
     })
     .expect("the payload assembles")
     .invocation

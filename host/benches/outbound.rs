@@ -134,6 +134,7 @@ fn bench(c: &mut Criterion) {
             secrets: &[],
             token: None,
             body: &Map::new(),
+            payload_logging: false,
         })
         .expect("assembles")
         .invocation

@@ -149,6 +149,24 @@ impl HookSecrets {
         let plain = serde_json::to_vec(self).map_err(|_| SealingError::Open)?;
         sealer.seal(organization_id, &plain).map(Some)
     }
+
+    /// What a duplicate of the hook keeps: `config.secret` always (it belongs to the
+    /// config, which is copied), `secrets` only `with_secrets` (Rossum's `copy_secrets`).
+    pub fn copied(&self, with_secrets: bool) -> HookSecrets {
+        HookSecrets {
+            secrets: if with_secrets {
+                self.secrets.clone()
+            } else {
+                Vec::new()
+            },
+            config_secret: self.config_secret.clone(),
+        }
+    }
+
+    /// The names of the secrets, in the order written (a hook's `secrets_keys`).
+    pub fn keys(&self) -> Vec<String> {
+        self.secrets.iter().map(|(key, _)| key.clone()).collect()
+    }
 }
 
 fn associated_data(organization_id: u64) -> Vec<u8> {
@@ -245,5 +263,19 @@ mod tests {
             br#"{"secrets":[["api_key","hunter2"]],"config_secret":"shared"}"#
         );
         Ok(())
+    }
+
+    #[test]
+    fn a_copy_keeps_the_config_secret_and_the_secrets_only_when_asked() {
+        let secrets = HookSecrets {
+            secrets: vec![("api_key".into(), "hunter2".into())],
+            config_secret: Some("shared".into()),
+        };
+        assert_eq!(secrets.copied(true), secrets);
+        let without = secrets.copied(false);
+        assert!(without.secrets.is_empty());
+        assert_eq!(without.config_secret.as_deref(), Some("shared"));
+        assert_eq!(secrets.keys(), vec!["api_key".to_owned()]);
+        assert!(without.keys().is_empty());
     }
 }

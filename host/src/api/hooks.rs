@@ -1,22 +1,27 @@
 //! `/hooks`: Rossum's Hook object: list with its filters, create, show, PUT, PATCH,
-//! DELETE, and the names of its secrets.
+//! DELETE, the names of its secrets, a copy of it (`duplicate`) and a sample of its payload
+//! (`generate_payload`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::Extension;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::access::RequestId;
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::extract::{id_filter, ObjectId, Params};
 use super::json::Json;
 use super::pagination::{PageQuery, Paginated};
 use super::AppState;
-use crate::model::hook::{self, Change, Hook, HookDraft, HookKind};
+use crate::dispatch::sample;
+use crate::model::hook::{self, Change, DuplicateRequest, Hook, HookDraft, HookKind};
 use crate::model::now_rfc3339;
+use crate::model::sample::SampleRequest;
 use crate::sealing::HookSecrets;
 use crate::store::hooks::{HookListFilter, HookOrder, SaveContext};
 use crate::store::modules::ModuleStatus;
@@ -91,7 +96,7 @@ pub(super) fn render(state: &AppState, hook: &Hook, status: Option<ModuleStatus>
         "guide": document.guide,
         "read_more_url": document.read_more_url,
         "extension_image_url": document.extension_image_url,
-        "hook_template": null,
+        "hook_template": hook.hook_template.map(|id| state.url("hook_templates", id)),
         "status": status.map(ModuleStatus::as_str),
         "created_by": hook.created_by.map(|id| state.url("users", id)),
         "created_at": hook.created_at,
@@ -119,7 +124,8 @@ pub(super) async fn visible(state: &AppState, caller: &Caller, id: u64) -> ApiRe
         .ok_or(ApiError::NotFound)
 }
 
-async fn answer(state: &AppState, hook: &Hook) -> ApiResult<Value> {
+/// A hook as answered: rendered with its module's status.
+pub(super) async fn answer(state: &AppState, hook: &Hook) -> ApiResult<Value> {
     let statuses = module_statuses(state, Some(hook.organization_id)).await?;
     let status = hook
         .spec
@@ -191,12 +197,14 @@ pub(super) async fn list(
     )))
 }
 
-/// Validates `input`, merges write-only values with what is stored, and saves.
-async fn save(
+/// Validates `input`, merges write-only values with what is stored, and saves: an update of
+/// `existing`, or a new hook (made from template `hook_template`, if any).
+pub(super) async fn save(
     state: &AppState,
     (organization_id, author): (u64, u64),
     input: &Map<String, Value>,
     existing: Option<&Hook>,
+    hook_template: Option<u64>,
 ) -> ApiResult<Hook> {
     let fixed;
     let input = match existing.filter(|hook| hook.spec.kind.is_private()) {
@@ -238,6 +246,7 @@ async fn save(
         secrets_keys: keys,
         author: Some(author),
         now,
+        hook_template,
     };
     Ok(state.store.hooks().save(draft, context).await?)
 }
@@ -285,7 +294,7 @@ pub(super) async fn create(
     caller: Caller,
     Json(body): Json<Map<String, Value>>,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
-    let hook = save(&state, caller.admin()?, &body, None).await?;
+    let hook = save(&state, caller.admin()?, &body, None, None).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(answer(&state, &hook).await?),
@@ -309,7 +318,14 @@ pub(super) async fn replace(
     Json(body): Json<Map<String, Value>>,
 ) -> ApiResult<axum::Json<Value>> {
     let existing = visible(&state, &caller, id).await?;
-    let hook = save(&state, caller.admin()?, &body, Some(existing.as_ref())).await?;
+    let hook = save(
+        &state,
+        caller.admin()?,
+        &body,
+        Some(existing.as_ref()),
+        None,
+    )
+    .await?;
     Ok(axum::Json(answer(&state, &hook).await?))
 }
 
@@ -324,7 +340,7 @@ pub(super) async fn patch(
     let writer = caller.hook_writer(id, body.keys().map(String::as_str))?;
     let mut input = existing.spec.as_input();
     input.extend(body);
-    let hook = save(&state, writer, &input, Some(existing.as_ref())).await?;
+    let hook = save(&state, writer, &input, Some(existing.as_ref()), None).await?;
     Ok(axum::Json(answer(&state, &hook).await?))
 }
 
@@ -347,4 +363,68 @@ pub(super) async fn secrets_keys(
 ) -> ApiResult<axum::Json<Value>> {
     let hook = visible(&state, &caller, id).await?;
     Ok(axum::Json(json!(hook.secrets_keys)))
+}
+
+/// `POST /hooks/{id}/duplicate`: a copy in the hook's own organization, as Rossum makes it
+/// (inactive, on no queue; `secrets` and the run_after chain only when asked), 201 with
+/// the copy.
+pub(super) async fn duplicate(
+    State(state): State<AppState>,
+    caller: Caller,
+    ObjectId(id): ObjectId,
+    Json(body): Json<Map<String, Value>>,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    let original = visible(&state, &caller, id).await?;
+    let (organization_id, author) = caller.admin()?;
+    let request = DuplicateRequest::parse(&body)?;
+    let sealed = original.sealed_secrets.as_deref();
+    let secrets = HookSecrets::open(&state.sealer, original.organization_id, sealed)?
+        .copied(request.copy_secrets);
+    let context = SaveContext {
+        organization_id,
+        hook_id: None,
+        sealed_secrets: secrets.seal(&state.sealer, organization_id)?,
+        secrets_keys: secrets.keys(),
+        author: Some(author),
+        now: now_rfc3339(),
+        hook_template: original.hook_template,
+    };
+    let draft = HookDraft {
+        spec: original.spec.duplicated(&request),
+        secrets: Change::Keep,
+        config_secret: Change::Keep,
+    };
+    let copy = state
+        .store
+        .hooks()
+        .duplicate(draft, context, original.id, request.copy_dependencies)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(answer(&state, &copy).await?),
+    ))
+}
+
+/// `POST /hooks/{id}/generate_payload`: the payload the hook would receive for the event
+/// asked (`{event, action, annotation?, status?, previous_status?, email?, upload?}`), made
+/// up for testing, with its secrets and token written `[redacted...]`.
+pub(super) async fn generate_payload(
+    State(state): State<AppState>,
+    caller: Caller,
+    ObjectId(id): ObjectId,
+    Extension(request_id): Extension<RequestId>,
+    Json(body): Json<Map<String, Value>>,
+) -> ApiResult<axum::Json<Value>> {
+    let hook = visible(&state, &caller, id).await?;
+    let request = SampleRequest::parse(&body)?;
+    let payload = sample::generate_payload(
+        &state.store,
+        &state.base_url,
+        &hook,
+        &request,
+        &request_id.0,
+    )
+    .await
+    .map_err(|error| ApiError::Internal(error.to_string()))?;
+    Ok(axum::Json(Value::Object(payload)))
 }

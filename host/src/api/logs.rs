@@ -132,11 +132,17 @@ fn filter_from(pairs: Vec<(String, String)>) -> ApiResult<RunLogFilter> {
     Ok(filter)
 }
 
-/// A run log in Rossum's HookRunData shape: `request` and `response` as JSON text.
+/// A run log in Rossum's HookRunData shape: `request` and `response` as JSON text, or null
+/// (`request` when the hook does not keep its payload).
 fn render(log: &RunLog) -> Value {
     let mut value = serde_json::to_value(log).unwrap_or(Value::Null);
     if let Some(object) = value.as_object_mut() {
-        object.insert("request".into(), Value::String(log.request.to_string()));
+        object.insert(
+            "request".into(),
+            log.request
+                .as_ref()
+                .map_or(Value::Null, |request| Value::String(request.to_string())),
+        );
         object.insert(
             "response".into(),
             log.response

@@ -20,6 +20,7 @@ mod organizations;
 pub mod pagination;
 mod placeholders;
 mod queues;
+mod templates;
 mod throttle;
 mod users;
 
@@ -157,6 +158,17 @@ pub fn router(state: AppState) -> Router {
         .route("/modules/{id}", get(modules::show).delete(modules::delete))
         .route("/hooks", get(hooks::list).post(hooks::create))
         .route("/hooks/logs", get(logs::list))
+        .route("/hooks/create", post(templates::create_hook))
+        .route(
+            "/hook_templates",
+            get(templates::list)
+                .post(templates::register)
+                .layer(DefaultBodyLimit::max(modules::MAX_UPLOAD_BYTES)),
+        )
+        .route(
+            "/hook_templates/{id}",
+            get(templates::show).delete(templates::delete),
+        )
         .route(
             "/hooks/{id}",
             get(hooks::show)
@@ -165,6 +177,11 @@ pub fn router(state: AppState) -> Router {
                 .delete(hooks::delete),
         )
         .route("/hooks/{id}/secrets_keys", get(hooks::secrets_keys))
+        .route("/hooks/{id}/duplicate", post(hooks::duplicate))
+        .route(
+            "/hooks/{id}/generate_payload",
+            post(hooks::generate_payload),
+        )
         .route("/hooks/{id}/test", post(calls::test))
         .route("/hooks/{id}/invoke", post(calls::invoke))
         .route("/events", post(calls::event))

@@ -220,6 +220,41 @@ async fn read_upload(
     }
 }
 
+/// Refuses (409) a new module of `size` bytes that would take the organization past its
+/// module count or bytes: for an upload, and for the module row a hook made from a
+/// template brings.
+pub(super) async fn within_quotas(
+    state: &AppState,
+    organization_id: u64,
+    size: u64,
+) -> ApiResult<()> {
+    let (count, used) = state.store.modules().usage(organization_id).await?;
+    if count >= state.quotas.modules {
+        return Err(ApiError::Conflict(format!(
+            "the organization has {count} modules, its limit; delete one first"
+        )));
+    }
+    if used + size > state.quotas.module_bytes {
+        return Err(ApiError::Conflict(format!(
+            "the organization's modules would take {} bytes, over its limit of {}",
+            used + size,
+            state.quotas.module_bytes
+        )));
+    }
+    Ok(())
+}
+
+/// Why the module library did not take a module's bytes, as the API answers it.
+pub(super) fn refused(error: ModuleError) -> ApiError {
+    match error {
+        ModuleError::Invalid(LoadError::TooLarge { .. }) => too_large(),
+        ModuleError::Invalid(invalid) => ApiError::field("file", invalid.to_string()),
+        ModuleError::Store(store) => store.into(),
+        ModuleError::Refused(busy) => busy.into(),
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
 pub(super) async fn upload(
     State(state): State<AppState>,
     caller: Caller,
@@ -235,30 +270,12 @@ pub(super) async fn upload(
     if bytes.len() > DEFAULT_MAX_MODULE_BYTES {
         return Err(too_large());
     }
-    let (count, used) = state.store.modules().usage(organization_id).await?;
-    if count >= state.quotas.modules {
-        return Err(ApiError::Conflict(format!(
-            "the organization has {count} modules, its limit; delete one first"
-        )));
-    }
-    if used + bytes.len() as u64 > state.quotas.module_bytes {
-        return Err(ApiError::Conflict(format!(
-            "the organization's modules would take {} bytes, over its limit of {}",
-            used + bytes.len() as u64,
-            state.quotas.module_bytes
-        )));
-    }
+    within_quotas(&state, organization_id, bytes.len() as u64).await?;
     let module = state
         .library
         .add(organization_id, name, bytes)
         .await
-        .map_err(|error| match error {
-            ModuleError::Invalid(LoadError::TooLarge { .. }) => too_large(),
-            ModuleError::Invalid(invalid) => ApiError::field("file", invalid.to_string()),
-            ModuleError::Store(store) => store.into(),
-            ModuleError::Refused(refused) => refused.into(),
-            other => ApiError::Internal(other.to_string()),
-        })?;
+        .map_err(refused)?;
     let status = if module.status == ModuleStatus::Pending {
         StatusCode::ACCEPTED
     } else {

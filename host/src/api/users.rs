@@ -580,7 +580,10 @@ mod tests {
         assert_eq!(requested_role(None, None)?, None);
         assert_eq!(requested_role(None, Some(&[]))?, None);
         assert_eq!(requested_role(Some("admin"), None)?, Some("admin"));
-        assert_eq!(requested_role(None, Some(std::slice::from_ref(&admin)))?, Some("admin"));
+        assert_eq!(
+            requested_role(None, Some(std::slice::from_ref(&admin)))?,
+            Some("admin")
+        );
         assert_eq!(
             requested_role(
                 Some("member"),

@@ -142,6 +142,8 @@ fn execute(args: &RunArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<RunLog>
         secrets: &args.secrets,
         token: None,
         body: &body,
+        // A local run shows its developer the payload it sent, secrets redacted.
+        payload_logging: true,
     })?;
     let network = match args.allow_hosts.is_empty() {
         true => None,

@@ -305,6 +305,7 @@ impl Dispatcher {
             body: &body,
             queue_id,
             request_id,
+            payload_logging: hook.spec.kind.payload_logging_enabled(),
         })?;
         let in_flight = |metrics: &Metrics| {
             metrics
@@ -424,6 +425,7 @@ impl Dispatcher {
             body,
             queue_id,
             request_id,
+            payload_logging: hook.spec.kind.payload_logging_enabled(),
         })?;
         let log = prepared.cancelled_log(reason);
         self.writer.record(&log).await?;

@@ -11,12 +11,15 @@
 //! - [`webhook`]: calling a webhook hook, signed, with the async protocol;
 //! - [`scheduler`]: scheduled hooks, one run per tick;
 //! - `sideloads`: the `queues` sideload added to a payload;
+//! - [`sample`]: the payload a hook would receive, made up for testing
+//!   (`generate_payload`), secrets and token redacted;
 //! - [`writer`]: the batching run log writer, and recording a run.
 
 pub mod dispatcher;
 pub mod event;
 pub mod limits;
 pub mod plan;
+pub mod sample;
 pub mod scheduler;
 mod sideloads;
 pub mod webhook;
@@ -35,7 +38,7 @@ use crate::model::{
     assemble_payload, format_rfc3339, now_rfc3339, EventAction, PayloadError, PayloadParts, RunLog,
     RunStatus,
 };
-use crate::runtime::{Invocation, Outcome, Redactor, RunReport};
+use crate::runtime::{Invocation, Outcome, Redactor, RunReport, REDACTED};
 
 /// What one call of one hook is made of, before its payload is assembled.
 #[derive(Debug, Clone)]
@@ -67,6 +70,10 @@ pub struct HookCall<'a> {
     /// schedule's tick: the payload's and the run log's `request_id`, shared by every run
     /// and attempt it started.
     pub request_id: &'a str,
+    /// Whether the run log keeps the payload in its `request` (the hook's
+    /// `config.payload_logging_enabled`; Rossum's default is not to, so that what the
+    /// payload carries stays out of the logs).
+    pub payload_logging: bool,
 }
 
 /// A call ready for the runtime: its invocation, and what its run log will need.
@@ -82,6 +89,7 @@ pub struct PreparedCall {
     settings: Map<String, Value>,
     redactor: Redactor,
     queue_id: Option<u64>,
+    payload_logging: bool,
 }
 
 impl PreparedCall {
@@ -126,6 +134,7 @@ impl PreparedCall {
             settings: call.settings.clone(),
             redactor,
             queue_id: call.queue_id,
+            payload_logging: call.payload_logging,
         })
     }
 
@@ -186,11 +195,17 @@ impl PreparedCall {
         })
     }
 
-    /// The run log of this call ending as `ending` says, every secret redacted.
+    /// The run log of this call ending as `ending` says, every secret redacted; the payload
+    /// only when the hook keeps it.
     fn log(self, ending: Ending<'_>) -> RunLog {
         let annotation_id = self.annotation_id();
         let email_id = self.email_id();
         let redactor = &self.redactor;
+        let request = if self.payload_logging {
+            Some(logged_request(self.payload, redactor))
+        } else {
+            None
+        };
         RunLog {
             uuid: uuid::Uuid::new_v4().to_string(),
             request_id: self.invocation.request_id,
@@ -207,7 +222,7 @@ impl PreparedCall {
             log_level: ending.status.log_level(),
             status_code: ending.status_code,
             message: redactor.redact(&ending.message),
-            request: redactor.redact_json(Value::Object(self.payload)),
+            request,
             response: ending
                 .response
                 .map(|response| redactor.redact_json(Value::Object(response.clone()))),
@@ -236,6 +251,22 @@ impl PreparedCall {
             .get("email")
             .and_then(|email| crate::model::id_from_reference(email, "emails"))
     }
+}
+
+/// The payload as a run log keeps it: the values under `secrets` and the
+/// `rossum_authorization_token` written as [`REDACTED`] whatever their length (the
+/// redactor passes over values too short to search for), then every secret value and the
+/// token redacted wherever else they occur.
+fn logged_request(mut payload: Map<String, Value>, redactor: &Redactor) -> Value {
+    if let Some(Value::Object(secrets)) = payload.get_mut("secrets") {
+        for value in secrets.values_mut() {
+            *value = Value::String(REDACTED.to_owned());
+        }
+    }
+    if let Some(token) = payload.get_mut("rossum_authorization_token") {
+        *token = Value::String(REDACTED.to_owned());
+    }
+    redactor.redact_json(Value::Object(payload))
 }
 
 /// The run status of a runtime outcome.
@@ -271,4 +302,55 @@ fn response_messages(response: &Map<String, Value>) -> String {
                 .join("\n")
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A call carrying a short secret and a token, its run log kept or not.
+    fn logged(payload_logging: bool) -> Result<RunLog, PayloadError> {
+        let event = EventAction::new("annotation_content", "initialize")
+            .map_err(|error| PayloadError::Json(error.to_string()))?;
+        let settings = Map::new();
+        let secrets = vec![
+            ("pin".to_owned(), "12".to_owned()),
+            ("api_key".to_owned(), "long-secret-value".to_owned()),
+        ];
+        let mut body = Map::new();
+        body.insert(
+            "note".into(),
+            Value::String("echoes long-secret-value".into()),
+        );
+        let prepared = PreparedCall::new(&HookCall {
+            event: &event,
+            hook_id: 1,
+            hook_type: HookType::Function,
+            organization_id: 1,
+            base_url: "http://localhost",
+            settings: &settings,
+            secrets: &secrets,
+            token: Some("minted-token-value"),
+            body: &body,
+            queue_id: None,
+            request_id: "r-1",
+            payload_logging,
+        })?;
+        Ok(prepared.cancelled_log("not run"))
+    }
+
+    #[test]
+    fn the_payload_stays_out_of_the_run_log_unless_the_hook_keeps_it() -> Result<(), PayloadError> {
+        assert_eq!(logged(false)?.request, None);
+        let kept = logged(true)?
+            .request
+            .ok_or_else(|| PayloadError::Json("no request kept".into()))?;
+        assert_eq!(kept["secrets"]["pin"], REDACTED);
+        assert_eq!(kept["secrets"]["api_key"], REDACTED);
+        assert_eq!(kept["rossum_authorization_token"], REDACTED);
+        assert_eq!(kept["note"], "echoes [redacted...]");
+        let text = kept.to_string();
+        assert!(!text.contains("long-secret-value") && !text.contains("minted-token-value"));
+        Ok(())
+    }
 }

@@ -52,6 +52,7 @@ fn hook(id: u64, run_after: &[u64]) -> Hook {
         created_by: None,
         modified_at: String::new(),
         modified_by: None,
+        hook_template: None,
     }
 }
 

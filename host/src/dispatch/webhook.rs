@@ -1,7 +1,8 @@
 //! Calling a webhook hook once: the payload a function would get, POSTed as JSON and signed
 //! as Rossum signs it (`X-Rossum-Signature-SHA256: sha256=<hex HMAC-SHA256 of the body>`),
 //! its JSON answer taken as the hook's response, and Rossum's async protocol for
-//! non-interactive calls (202 with `Location`, polled until 201).
+//! non-interactive calls (202 with `Location`, polled until 201). An interactive call that
+//! is answered 202 fails: someone is waiting, and its hook cannot answer later.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -174,7 +175,16 @@ async fn call(
         Ok(answer) => answer,
     };
     let code = status.as_u16();
-    if code == 202 && !event.is_interactive() {
+    if code == 202 && event.is_interactive() {
+        // Someone waits on an interactive call: Rossum's async protocol is for
+        // non-interactive events only, so a 202 here is no answer.
+        return (
+            DeliveryOutcome::Failed(interactive_accepted(event)),
+            Some(code),
+            false,
+        );
+    }
+    if code == 202 {
         if let Some(location) = headers.get(LOCATION).and_then(|value| value.to_str().ok()) {
             let Ok(target) = url.join(location) else {
                 return (
@@ -214,6 +224,14 @@ async fn call(
         DeliveryOutcome::Failed(format!("the webhook answered {status}")),
         Some(code),
         policy.retries_status(code),
+    )
+}
+
+/// Why a webhook's 202 to an interactive event fails its call.
+fn interactive_accepted(event: &EventAction) -> String {
+    format!(
+        "the webhook answered 202 Accepted to {event}, an interactive event: interactive hooks \
+         cannot answer asynchronously; answer it with its result (200)"
     )
 }
 
@@ -332,6 +350,16 @@ mod tests {
             signature("secret", br#"{"a":1}"#),
             "sha256=aa9e2e3575f5d7098b6caccd790888c36d5fdb63342a73bada2d6a51747a8494"
         );
+    }
+
+    #[test]
+    fn an_interactive_202_says_why_it_fails() -> Result<(), crate::model::EventError> {
+        let message = interactive_accepted(&EventAction::new("annotation_content", "updated")?);
+        assert!(
+            message.contains("interactive hooks cannot answer asynchronously"),
+            "{message}"
+        );
+        Ok(())
     }
 
     #[test]

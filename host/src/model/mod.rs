@@ -11,6 +11,7 @@ pub mod group;
 pub mod hook;
 pub mod payload;
 pub mod run_log;
+pub mod sample;
 pub mod schedule;
 
 pub use event::{EventAction, EventError};

@@ -96,8 +96,10 @@ pub struct RunLog {
     pub status_code: Option<u16>,
     /// The response's messages joined, or what went wrong.
     pub message: String,
-    /// The payload sent (redacted).
-    pub request: Value,
+    /// The payload sent, kept only when the hook's `config.payload_logging_enabled` is
+    /// true (Rossum's default leaves it out of the log), its secrets and token redacted;
+    /// none otherwise.
+    pub request: Option<Value>,
     /// The response received (redacted), when there was one.
     pub response: Option<Value>,
     /// Captured stdout, stderr and log lines of a module; never present for webhooks, as

@@ -21,6 +21,7 @@ use crate::model::now_rfc3339;
 use crate::runtime::precheck::{precheck, ModuleBounds};
 use crate::runtime::{Digest, LoadError, LoadedModule, Runtime};
 use crate::store::modules::{Inspected, Module, ModuleStatus};
+use crate::store::templates::TemplateModule;
 use crate::store::{Store, StoreError};
 use gate::{CompileGate, CompileRefused, Queued};
 
@@ -193,6 +194,46 @@ impl ModuleLibrary {
             _ => {}
         }
         Ok(module)
+    }
+
+    /// Prechecks, compiles and stores the module of a hook template the operator registers.
+    /// Its bytes are the installation's, not an organization's: the compile is charged to
+    /// the installation's account and done while the registration waits, whatever its
+    /// weight (a template is registered once, by the operator). No module row is made:
+    /// an organization gets its own when it makes a hook of the template.
+    pub async fn add_template_module(
+        self: &Arc<Self>,
+        bytes: bytes::Bytes,
+    ) -> Result<TemplateModule, ModuleError> {
+        let limit = crate::runtime::DEFAULT_MAX_MODULE_BYTES;
+        if bytes.len() > limit {
+            return Err(LoadError::TooLarge {
+                size: bytes.len(),
+                limit,
+            }
+            .into());
+        }
+        let walked = bytes.clone();
+        let bounds = self.bounds;
+        tokio::task::spawn_blocking(move || precheck(&walked, &bounds))
+            .await
+            .map_err(|error| ModuleError::Io(error.to_string()))??;
+        let permit = self.gate.foreground(INSTALLATION).await?;
+        let runtime = Arc::clone(&self.runtime);
+        let loading = bytes.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            compile(&runtime, &loading)
+        })
+        .await
+        .map_err(|error| ModuleError::Io(error.to_string()))??;
+        let sha256 = Digest::of(&bytes).to_string();
+        self.write_file(&sha256, &bytes).await?;
+        Ok(TemplateModule {
+            sha256,
+            size: bytes.len() as u64,
+            inspected: inspected(&loaded),
+        })
     }
 
     async fn write_file(&self, sha256: &str, bytes: &bytes::Bytes) -> Result<(), ModuleError> {

@@ -99,6 +99,7 @@ pub async fn create(state: &AppState, module_path: &Path) -> anyhow::Result<Anno
                 secrets_keys: Vec::new(),
                 author: Some(user_id),
                 now: now_rfc3339(),
+                hook_template: None,
             };
             state.store.hooks().save(draft, context).await?.id
         }

@@ -48,6 +48,30 @@ impl Hooks<'_> {
             .await?
     }
 
+    /// Creates a copy of hook `original` from its validated draft (Rossum's duplicate),
+    /// checked as any new hook is, in one transaction; `with_successors` makes every hook
+    /// that runs after the original run after the copy too (Rossum's `copy_dependencies`).
+    /// The caller has checked that `original` is of the copy's organization.
+    pub async fn duplicate(
+        &self,
+        draft: HookDraft,
+        context: SaveContext,
+        original: u64,
+        with_successors: bool,
+    ) -> Result<Hook, SaveError> {
+        self.store
+            .run(move |connection| {
+                Ok(duplicate(
+                    connection,
+                    &draft,
+                    &context,
+                    original,
+                    with_successors,
+                ))
+            })
+            .await?
+    }
+
     /// Deletes a hook (its relations go with it; its run logs stay for their retention).
     pub async fn delete(&self, id: u64) -> Result<(), StoreError> {
         self.store
@@ -95,12 +119,16 @@ pub struct SaveContext {
     /// The time of the save (RFC 3339): the hook's `modified_at`, and its `created_at`
     /// when the save creates it.
     pub now: String,
+    /// The template a new hook is made from (`POST /hooks/create`); an update keeps the
+    /// hook's own.
+    pub hook_template: Option<u64>,
 }
 
 /// The columns `from_row` reads, in its order.
 pub(super) const COLUMNS: &str =
     "id, organization_id, name, type, active, module_id, token_owner_id, document, \
-     sealed_secrets, secrets_keys, created_at, created_by_id, modified_at, modified_by_id";
+     sealed_secrets, secrets_keys, created_at, created_by_id, modified_at, modified_by_id, \
+     hook_template_id";
 
 pub(super) fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Hook> {
     let hook_type: String = row.get(3)?;
@@ -133,6 +161,7 @@ pub(super) fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Hook> {
         created_by: row.get(11)?,
         modified_at: row.get(12)?,
         modified_by: row.get(13)?,
+        hook_template: row.get(14)?,
     })
 }
 
@@ -228,7 +257,46 @@ fn save(
     context: &SaveContext,
 ) -> Result<Hook, SaveError> {
     let transaction = connection.transaction()?;
-    check_references(&transaction, draft, context)?;
+    let id = write(&transaction, draft, context)?;
+    let hook =
+        get(&transaction, id)?.ok_or(StoreError::Database(rusqlite::Error::QueryReturnedNoRows))?;
+    transaction.commit()?;
+    Ok(hook)
+}
+
+/// Creates a copy of `original` from its draft; with `with_successors`, the hooks that run
+/// after `original` run after the copy too.
+fn duplicate(
+    connection: &mut Connection,
+    draft: &HookDraft,
+    context: &SaveContext,
+    original: u64,
+    with_successors: bool,
+) -> Result<Hook, SaveError> {
+    let transaction = connection.transaction()?;
+    let id = write(&transaction, draft, context)?;
+    if with_successors {
+        // They were checked to be of the original's organization when they were saved.
+        transaction.execute(
+            "INSERT INTO hook_run_after (hook_id, predecessor_id)
+             SELECT hook_id, ?2 FROM hook_run_after WHERE predecessor_id = ?1",
+            params![original, id],
+        )?;
+    }
+    let hook =
+        get(&transaction, id)?.ok_or(StoreError::Database(rusqlite::Error::QueryReturnedNoRows))?;
+    transaction.commit()?;
+    Ok(hook)
+}
+
+/// Writes a hook (a new one when `context.hook_id` is none) and its relations inside
+/// `transaction`, after checking its references; its id.
+fn write(
+    transaction: &Transaction<'_>,
+    draft: &HookDraft,
+    context: &SaveContext,
+) -> Result<u64, SaveError> {
+    check_references(transaction, draft, context)?;
     let spec = &draft.spec;
     let document = spec
         .stored_document()
@@ -273,8 +341,9 @@ fn save(
             transaction.execute(
                 "INSERT INTO hooks (id, organization_id, name, type, active, module_id,
                                     token_owner_id, document, sealed_secrets, secrets_keys,
-                                    created_at, created_by_id, modified_at, modified_by_id)
-                 VALUES (?12, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?10, ?11)",
+                                    created_at, created_by_id, modified_at, modified_by_id,
+                                    hook_template_id)
+                 VALUES (?12, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?10, ?11, ?13)",
                 params![
                     context.organization_id,
                     spec.name,
@@ -287,7 +356,8 @@ fn save(
                     keys,
                     context.now,
                     context.author,
-                    id
+                    id,
+                    context.hook_template
                 ],
             )?;
             id
@@ -305,10 +375,7 @@ fn save(
             params![id, predecessor],
         )?;
     }
-    let hook =
-        get(&transaction, id)?.ok_or(StoreError::Database(rusqlite::Error::QueryReturnedNoRows))?;
-    transaction.commit()?;
-    Ok(hook)
+    Ok(id)
 }
 
 fn check_references(

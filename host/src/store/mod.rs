@@ -23,6 +23,7 @@ pub mod queues;
 pub mod run_logs;
 pub mod schedules;
 mod schema;
+pub mod templates;
 #[cfg(test)]
 mod tests;
 pub mod tokens;

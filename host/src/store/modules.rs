@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
 
 use super::{Page, SortColumn, Store, StoreError, Window};
 
@@ -79,6 +80,19 @@ impl Modules<'_> {
     /// One module, read from the database (not the cache).
     pub async fn get(&self, id: u64) -> Result<Option<Module>, StoreError> {
         self.store.run(move |connection| get(connection, id)).await
+    }
+
+    /// The organization's first module with these bytes, if it has one: what a hook made
+    /// from a template runs, rather than a second row for the same bytes.
+    pub async fn by_digest(
+        &self,
+        organization_id: u64,
+        sha256: &str,
+    ) -> Result<Option<Module>, StoreError> {
+        let sha256 = sha256.to_owned();
+        self.store
+            .run(move |connection| by_digest(connection, organization_id, &sha256))
+            .await
     }
 
     /// A page of the modules of one organization (or of all).
@@ -214,8 +228,9 @@ pub struct Module {
     pub created_at: String,
 }
 
-/// What the runtime learned about a module that loaded.
-#[derive(Debug, Clone)]
+/// What the runtime learned about a module that loaded (kept as JSON for a hook template's
+/// module).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Inspected {
     /// `component` or `command`.
     pub kind: String,
@@ -337,6 +352,24 @@ pub(super) fn get(connection: &Connection, id: u64) -> Result<Option<Module>, St
         .optional()?)
 }
 
+/// The organization's first module with these bytes.
+fn by_digest(
+    connection: &Connection,
+    organization_id: u64,
+    sha256: &str,
+) -> Result<Option<Module>, StoreError> {
+    Ok(connection
+        .query_row(
+            &format!(
+                "SELECT {COLUMNS} FROM modules WHERE organization_id = ?1 AND sha256 = ?2
+                 ORDER BY id LIMIT 1"
+            ),
+            params![organization_id, sha256],
+            from_row,
+        )
+        .optional()?)
+}
+
 /// Modules of one organization (or of all), in the window's order.
 fn list(
     connection: &Connection,
@@ -381,7 +414,7 @@ fn digests_with_status(
 pub enum DeleteOutcome {
     /// Deleted; `last_copy` says whether no other row holds the same bytes.
     Deleted {
-        /// No other module has these bytes: the file may go.
+        /// No other module, and no hook template, has these bytes: the file may go.
         last_copy: bool,
     },
     /// Hooks use it (their ids).
@@ -403,8 +436,10 @@ fn delete(connection: &mut Connection, id: u64, sha256: &str) -> Result<DeleteOu
         return Ok(DeleteOutcome::InUse(users));
     }
     transaction.execute("DELETE FROM modules WHERE id = ?1", [id])?;
+    // A hook template's module is the same file: it stays while a template runs it.
     let others: u64 = transaction.query_row(
-        "SELECT COUNT(*) FROM modules WHERE sha256 = ?1",
+        "SELECT (SELECT COUNT(*) FROM modules WHERE sha256 = ?1)
+              + (SELECT COUNT(*) FROM hook_templates WHERE module_sha256 = ?1)",
         [sha256],
         |row| row.get(0),
     )?;

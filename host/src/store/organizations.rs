@@ -94,8 +94,8 @@ impl Organizations<'_> {
 /// What deleting an organization leaves to its caller: the files outside the database.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeletedOrganization {
-    /// The sha256 of the organization's module bytes that no remaining module holds: their
-    /// files may go (`ModuleLibrary::forget`). Bytes that another organization also
+    /// The sha256 of the organization's module bytes that no remaining module or hook
+    /// template holds: their files may go (`ModuleLibrary::forget`). Bytes that another organization also
     /// uploaded are not listed, as a module's deletion keeps them (`DeleteOutcome`).
     pub unused_digests: Vec<String>,
 }
@@ -255,7 +255,9 @@ fn delete(connection: &mut Connection, id: u64) -> Result<Option<DeletedOrganiza
     let mut unused_digests = Vec::new();
     for sha256 in digests {
         let held: bool = transaction.query_row(
-            "SELECT EXISTS (SELECT 1 FROM modules WHERE sha256 = ?1)",
+            // A hook template's module (the installation's bytes) holds them too.
+            "SELECT EXISTS (SELECT 1 FROM modules WHERE sha256 = ?1)
+                 OR EXISTS (SELECT 1 FROM hook_templates WHERE module_sha256 = ?1)",
             [sha256.as_str()],
             |row| row.get(0),
         )?;

@@ -159,6 +159,23 @@ const MIGRATIONS: &[&str] = &[
         user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
         last_login TEXT NOT NULL
     );",
+    // 8: hook templates, registered by the operator: their Rossum fields as one JSON
+    // document, and the module they run, whose bytes are the installation's (stored by
+    // sha256 beside the organizations' modules; an organization that makes a hook of a
+    // template gets a module row of its own for them). And the template a hook was made
+    // from; no foreign key, since a hook outlives its template.
+    "CREATE TABLE hook_templates (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        sort_order INTEGER NOT NULL DEFAULT 0,
+        document TEXT NOT NULL,
+        module_sha256 TEXT NOT NULL,
+        module_size INTEGER NOT NULL,
+        module_inspected TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX hook_templates_by_sha256 ON hook_templates(module_sha256);
+    ALTER TABLE hooks ADD COLUMN hook_template_id INTEGER;",
 ];
 
 /// Whether every migration this build knows has been applied (a database migrated by a

@@ -6,11 +6,15 @@
 use serde_json::{json, Map, Value};
 
 use super::hooks::{HookListFilter, HookOrder, SaveContext, SaveError};
+use super::modules::{DeleteOutcome, Inspected};
 use super::queues::QueueWrite;
+use super::templates::TemplateModule;
 use super::tokens::Owner;
 use super::users::{NewUser, UserChange, UserDeletion};
 use super::{Store, Window};
-use crate::model::hook::{parse_draft, Hook, TEST_BOUNDS};
+use crate::model::hook::{
+    parse_draft, parse_template, Change, DuplicateRequest, Hook, HookDraft, TEST_BOUNDS,
+};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -43,6 +47,7 @@ async fn save(
         secrets_keys: Vec::new(),
         author: None,
         now: "2026-12-02T00:00:00.000000Z".into(),
+        hook_template: None,
     };
     Ok(store.hooks().save(draft, context).await?)
 }
@@ -394,5 +399,137 @@ async fn a_token_owner_is_not_deleted_and_a_deleted_user_loses_its_tokens() -> T
     assert!(store.session("ann-token").await?.is_none());
     assert!(store.users().get(ann).await?.is_none());
     assert_eq!(store.users().delete(ann).await?, None);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_duplicate_with_its_dependencies_joins_the_originals_chain() -> TestResult {
+    let (_dir, store) = open()?;
+    let ours = store.organizations().create("ours", "now").await?.id;
+    let before = save(&store, ours, json!({"name": "before"})).await?;
+    let original = save(
+        &store,
+        ours,
+        json!({"name": "original", "run_after": [before.id]}),
+    )
+    .await?;
+    let after = save(
+        &store,
+        ours,
+        json!({"name": "after", "run_after": [original.id]}),
+    )
+    .await?;
+    let copy_of = |copy_dependencies: bool| HookDraft {
+        spec: original.spec.duplicated(&DuplicateRequest {
+            name: "copy".into(),
+            copy_secrets: false,
+            copy_dependencies,
+        }),
+        secrets: Change::Keep,
+        config_secret: Change::Keep,
+    };
+    let context = SaveContext {
+        organization_id: ours,
+        hook_id: None,
+        sealed_secrets: None,
+        secrets_keys: Vec::new(),
+        author: None,
+        now: "2026-12-02T00:00:00.000000Z".into(),
+        hook_template: None,
+    };
+    let alone = store
+        .hooks()
+        .duplicate(copy_of(false), context.clone(), original.id, false)
+        .await?;
+    assert!(alone.spec.run_after.is_empty() && !alone.spec.active);
+    let chained = store
+        .hooks()
+        .duplicate(copy_of(true), context, original.id, true)
+        .await?;
+    assert_eq!(chained.spec.run_after, vec![before.id]);
+    let after = store.hook(after.id).await?.ok_or("the successor is gone")?;
+    assert_eq!(after.spec.run_after, vec![original.id, chained.id]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_templates_bytes_stay_while_a_template_or_a_module_has_them() -> TestResult {
+    let (_dir, store) = open()?;
+    let ours = store.organizations().create("ours", "now").await?.id;
+    let fields = json!({"name": "checker", "config": {"runtime": "wasm"}});
+    let spec = parse_template(
+        &fields.as_object().cloned().unwrap_or_default(),
+        &TEST_BOUNDS,
+    )?;
+    let inspected = Inspected {
+        kind: "component".into(),
+        encoding: "component".into(),
+        imports: Vec::new(),
+        exports: vec!["handle".into()],
+    };
+    let module = TemplateModule {
+        sha256: "ab".repeat(32),
+        size: 10,
+        inspected: inspected.clone(),
+    };
+    let templates = store.hook_templates();
+    let template = templates.create(spec, module.clone(), "now").await?;
+    assert_eq!(templates.get(template.id).await?, Some(template.clone()));
+    assert_eq!(templates.list(Window::first(10)).await?.total, 1);
+    let copy = store
+        .modules()
+        .create(ours, "checker", &module.sha256, 10, Some(&inspected), "now")
+        .await?;
+    let found = store.modules().by_digest(ours, &module.sha256).await?;
+    assert_eq!(found.map(|module| module.id), Some(copy.id));
+    // The organization's copy goes; the template still runs the bytes, so they stay.
+    assert_eq!(
+        store.modules().delete(&copy).await?,
+        DeleteOutcome::Deleted { last_copy: false }
+    );
+    let deleted = templates.delete(template.id).await?;
+    assert_eq!(deleted.map(|deleted| deleted.last_copy), Some(true));
+    assert_eq!(templates.delete(template.id).await?, None);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_organizations_deletion_keeps_the_bytes_a_hook_template_runs() -> TestResult {
+    let (_dir, store) = open()?;
+    let ours = store.organizations().create("ours", "now").await?.id;
+    let fields = json!({"name": "checker", "config": {"runtime": "wasm"}});
+    let spec = parse_template(
+        &fields.as_object().cloned().unwrap_or_default(),
+        &TEST_BOUNDS,
+    )?;
+    let inspected = Inspected {
+        kind: "component".into(),
+        encoding: "component".into(),
+        imports: Vec::new(),
+        exports: vec!["handle".into()],
+    };
+    let module = TemplateModule {
+        sha256: "cd".repeat(32),
+        size: 10,
+        inspected: inspected.clone(),
+    };
+    store
+        .hook_templates()
+        .create(spec, module.clone(), "now")
+        .await?;
+    let own = "ef".repeat(32);
+    let modules = store.modules();
+    modules
+        .create(ours, "checker", &module.sha256, 10, Some(&inspected), "now")
+        .await?;
+    modules
+        .create(ours, "own", &own, 10, Some(&inspected), "now")
+        .await?;
+    let deleted = store
+        .organizations()
+        .delete(ours)
+        .await?
+        .ok_or("the organization existed")?;
+    assert_eq!(deleted.unused_digests, vec![own]);
     Ok(())
 }

@@ -51,10 +51,12 @@ fn a_module_is_uploaded_hooked_tested_invoked_and_logged() {
         json!({"name": "Invoices", "metadata": {"region": "eu"}}),
     );
     assert_eq!(status, StatusCode::CREATED, "{queue}");
+    // It keeps its payloads in its run logs (Rossum's default is not to): read below.
     let hook = acme.hook(
         &hello,
         json!({
             "name": "Greeter",
+            "config": {"runtime": "wasm", "module": hello, "timeout_s": 5, "payload_logging_enabled": true},
             "queues": [queue["url"]],
             "settings": {"greeting": "Ahoj"},
             "settings_schema": {"type": "object", "properties": {"greeting": {"type": "string"}}},

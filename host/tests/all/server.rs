@@ -159,6 +159,29 @@ impl Server {
 }
 
 impl Server {
+    /// A server for webhook tests: a receiver on loopback (plain HTTP, a private address)
+    /// may be called, retries wait 20 ms, polls 50 ms, and answers are capped at 64 KiB.
+    pub fn for_webhooks(data_dir: &Path) -> Server {
+        Server::for_webhooks_with(data_dir, &[])
+    }
+
+    /// As [`Server::for_webhooks`], with `extra` environment variables (a later one wins
+    /// over the default of the same name).
+    pub fn for_webhooks_with(data_dir: &Path, extra: &[(&str, &str)]) -> Server {
+        let mut env = vec![
+            ("WASMHOOK_ALLOW_PRIVATE_ADDRESSES", "true"),
+            // The receiver on loopback speaks plain HTTP.
+            ("WASMHOOK_ALLOW_HTTP_WEBHOOKS", "true"),
+            ("WASMHOOK_RETRY_DELAY_MS", "20"),
+            ("WASMHOOK_WEBHOOK_POLL_INTERVAL_MS", "50"),
+            ("WASMHOOK_MAX_RESPONSE_BYTES", "65536"),
+        ];
+        env.extend_from_slice(extra);
+        Server::start_with(data_dir, Some(OPERATOR_TOKEN), &env, &[])
+    }
+}
+
+impl Server {
     /// Waits for the process to end (after [`Server::terminate`]).
     pub fn wait_for_exit(&mut self) {
         let _ = self.child.wait();
@@ -402,6 +425,28 @@ impl<'a> Tenant<'a> {
             body.extend(extra);
         }
         let (status, hook) = self.post("/hooks", body);
+        assert_eq!(status, StatusCode::CREATED, "{hook}");
+        hook
+    }
+
+    /// Creates a webhook hook calling `url`, with these extra config keys, subscribed to
+    /// `annotation_content`, `upload.created` and `invocation.manual`, with settings
+    /// `{"region": "eu"}`.
+    pub fn webhook(&self, url: &str, config: Value) -> Value {
+        let mut full = json!({"url": url});
+        if let (Some(full), Value::Object(extra)) = (full.as_object_mut(), config) {
+            full.extend(extra);
+        }
+        let (status, hook) = self.post(
+            "/hooks",
+            json!({
+                "name": "a webhook",
+                "type": "webhook",
+                "events": ["annotation_content", "upload.created", "invocation.manual"],
+                "config": full,
+                "settings": {"region": "eu"},
+            }),
+        );
         assert_eq!(status, StatusCode::CREATED, "{hook}");
         hook
     }

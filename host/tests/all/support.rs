@@ -72,6 +72,7 @@ impl Call {
             secrets: &self.secrets,
             token: None,
             body: &self.body,
+            payload_logging: true,
         })
         .expect("the payload assembles")
     }

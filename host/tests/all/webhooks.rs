@@ -13,44 +13,6 @@ use super::drf::message_at;
 use super::server::{http_client_builder, sign, Server, Tenant, OPERATOR_TOKEN};
 use super::upstream::{Reply, TlsUpstream, Upstream};
 
-fn server(dir: &std::path::Path) -> Server {
-    server_with(dir, &[])
-}
-
-/// As [`server`], with `extra` environment variables (a later one wins over the default of
-/// the same name).
-fn server_with(dir: &std::path::Path, extra: &[(&str, &str)]) -> Server {
-    let mut env = vec![
-        ("WASMHOOK_ALLOW_PRIVATE_ADDRESSES", "true"),
-        // The receiver on loopback speaks plain HTTP.
-        ("WASMHOOK_ALLOW_HTTP_WEBHOOKS", "true"),
-        ("WASMHOOK_RETRY_DELAY_MS", "20"),
-        ("WASMHOOK_WEBHOOK_POLL_INTERVAL_MS", "50"),
-        ("WASMHOOK_MAX_RESPONSE_BYTES", "65536"),
-    ];
-    env.extend_from_slice(extra);
-    Server::start_with(dir, Some(OPERATOR_TOKEN), &env, &[])
-}
-
-fn webhook(tenant: &Tenant<'_>, url: &str, config: Value) -> Value {
-    let mut full = json!({"url": url});
-    if let (Some(full), Value::Object(extra)) = (full.as_object_mut(), config) {
-        full.extend(extra);
-    }
-    let (status, hook) = tenant.post(
-        "/hooks",
-        json!({
-            "name": "a webhook",
-            "type": "webhook",
-            "events": ["annotation_content", "upload.created", "invocation.manual"],
-            "config": full,
-            "settings": {"region": "eu"},
-        }),
-    );
-    assert_eq!(status, StatusCode::CREATED, "{hook}");
-    hook
-}
-
 /// Sends an event through `/events` and returns the answer.
 fn event(tenant: &Tenant<'_>, event: &str, action: &str, payload: &Value) -> Value {
     let (status, answer) = tenant.post(
@@ -72,10 +34,9 @@ fn logs(tenant: &Tenant<'_>, hook: &Value) -> Vec<Value> {
 fn a_webhook_gets_the_signed_payload_and_its_answer_is_the_response() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let upstream = Upstream::start();
-    let server = server(dir.path());
+    let server = Server::for_webhooks(dir.path());
     let acme = Tenant::new(&server, "acme");
-    let hook = webhook(
-        &acme,
+    let hook = acme.webhook(
         &format!("{}/hook", upstream.base),
         json!({"secret": "webhook-signing-secret"}),
     );
@@ -165,7 +126,7 @@ fn a_webhook_gets_the_signed_payload_and_its_answer_is_the_response() {
 #[test]
 fn bad_webhook_configs_are_refused_naming_the_field() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let server = server(dir.path());
+    let server = Server::for_webhooks(dir.path());
     let acme = Tenant::new(&server, "acme");
     for (config, field) in [
         (json!({}), "config.url"),
@@ -211,11 +172,11 @@ fn bad_webhook_configs_are_refused_naming_the_field() {
 fn non_interactive_calls_are_retried_as_rossum_does_and_interactive_ones_never() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let upstream = Upstream::start();
-    let server = server(dir.path());
+    let server = Server::for_webhooks(dir.path());
     let acme = Tenant::new(&server, "acme");
 
     // 503 and 500 are retried; the third attempt answers.
-    let flaky = webhook(&acme, &format!("{}/flaky", upstream.base), json!({}));
+    let flaky = acme.webhook(&format!("{}/flaky", upstream.base), json!({}));
     upstream.script(
         "/flaky",
         vec![
@@ -268,7 +229,7 @@ fn non_interactive_calls_are_retried_as_rossum_does_and_interactive_ones_never()
         (json!({"retry_count": 0}), 503, 1),
     ] {
         let path = format!("/status-{status}-{attempts}");
-        let hook = webhook(&acme, &format!("{}{path}", upstream.base), config.clone());
+        let hook = acme.webhook(&format!("{}{path}", upstream.base), config.clone());
         upstream.script(&path, vec![Reply::Json(status, json!({})); 8]);
         let answer = event(
             &acme,
@@ -287,7 +248,7 @@ fn non_interactive_calls_are_retried_as_rossum_does_and_interactive_ones_never()
     }
 
     // An interactive event is never retried.
-    let interactive = webhook(&acme, &format!("{}/interactive", upstream.base), json!({}));
+    let interactive = acme.webhook(&format!("{}/interactive", upstream.base), json!({}));
     upstream.script("/interactive", vec![Reply::Json(503, json!({})); 5]);
     let answer = event(
         &acme,
@@ -304,7 +265,7 @@ fn non_interactive_calls_are_retried_as_rossum_does_and_interactive_ones_never()
 fn webhooks_are_retried_on_408_429_502_and_504_and_not_on_other_errors() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let upstream = Upstream::start();
-    let server = server(dir.path());
+    let server = Server::for_webhooks(dir.path());
     let acme = Tenant::new(&server, "acme");
     // (500 and 503 are retried in the test above, 404 is not.)
     for (status, attempts) in [
@@ -319,8 +280,7 @@ fn webhooks_are_retried_on_408_429_502_and_504_and_not_on_other_errors() {
         (501, 1),
     ] {
         let path = format!("/answers-{status}");
-        let hook = webhook(
-            &acme,
+        let hook = acme.webhook(
             &format!("{}{path}", upstream.base),
             json!({"retry_count": 1}),
         );
@@ -366,13 +326,12 @@ fn each_retry_waits_twice_as_long_as_the_one_before() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let upstream = Upstream::start();
     let first_delay = FIRST_DELAY_MS.to_string();
-    let server = server_with(
+    let server = Server::for_webhooks_with(
         dir.path(),
         &[("WASMHOOK_RETRY_DELAY_MS", first_delay.as_str())],
     );
     let acme = Tenant::new(&server, "acme");
-    let hook = webhook(
-        &acme,
+    let hook = acme.webhook(
         &format!("{}/backoff", upstream.base),
         json!({"retry_count": 4}),
     );
@@ -444,10 +403,9 @@ fn the_wait_before_a_retry_is_capped_at_30_seconds() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let upstream = Upstream::start();
     // Ten minutes asked before the first retry.
-    let server = server_with(dir.path(), &[("WASMHOOK_RETRY_DELAY_MS", "600000")]);
+    let server = Server::for_webhooks_with(dir.path(), &[("WASMHOOK_RETRY_DELAY_MS", "600000")]);
     let acme = Tenant::new(&server, "acme");
-    let hook = webhook(
-        &acme,
+    let hook = acme.webhook(
         &format!("{}/capped", upstream.base),
         json!({"retry_count": 1}),
     );
@@ -490,12 +448,11 @@ fn the_wait_before_a_retry_is_capped_at_30_seconds() {
 fn the_async_protocol_polls_the_location_until_201() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let upstream = Upstream::start();
-    let server = server(dir.path());
+    let server = Server::for_webhooks(dir.path());
     let acme = Tenant::new(&server, "acme");
     let files = json!({"files": [{"id": 1, "values": []}]});
 
-    let hook = webhook(
-        &acme,
+    let hook = acme.webhook(
         &format!("{}/async", upstream.base),
         json!({"retry_count": 0}),
     );
@@ -523,8 +480,7 @@ fn the_async_protocol_polls_the_location_until_201() {
     assert_eq!(acme.delete_hook(&hook), StatusCode::NO_CONTENT);
 
     // A poll that fails is a polling failure: the call is sent again (retry_count 1).
-    let hook = webhook(
-        &acme,
+    let hook = acme.webhook(
         &format!("{}/async2", upstream.base),
         json!({"retry_count": 1}),
     );
@@ -550,8 +506,7 @@ fn the_async_protocol_polls_the_location_until_201() {
     assert_eq!(acme.delete_hook(&hook), StatusCode::NO_CONTENT);
 
     // max_polling_time_s bounds the polling (the result answers 200, never 201).
-    let hook = webhook(
-        &acme,
+    let hook = acme.webhook(
         &format!("{}/async3", upstream.base),
         json!({"retry_count": 0, "max_polling_time_s": 1}),
     );
@@ -574,10 +529,9 @@ fn the_async_protocol_polls_the_location_until_201() {
 fn a_slow_or_unreachable_webhook_is_a_logged_timeout_or_failure() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let upstream = Upstream::start();
-    let server = server(dir.path());
+    let server = Server::for_webhooks(dir.path());
     let acme = Tenant::new(&server, "acme");
-    let slow = webhook(
-        &acme,
+    let slow = acme.webhook(
         &format!("{}/slow", upstream.base),
         json!({"timeout_s": 1, "retry_count": 0}),
     );
@@ -599,11 +553,7 @@ fn a_slow_or_unreachable_webhook_is_a_logged_timeout_or_failure() {
     assert_eq!(acme.delete_hook(&slow), StatusCode::NO_CONTENT);
 
     // An answer over the cap is a failure naming the cap, and is not retried.
-    let big = webhook(
-        &acme,
-        &format!("{}/big", upstream.base),
-        json!({"retry_count": 2}),
-    );
+    let big = acme.webhook(&format!("{}/big", upstream.base), json!({"retry_count": 2}));
     upstream.script(
         "/big",
         vec![Reply::Json(200, json!({"filler": "x".repeat(100_000)})); 3],
@@ -625,7 +575,7 @@ fn a_slow_or_unreachable_webhook_is_a_logged_timeout_or_failure() {
     assert_eq!(acme.delete_hook(&big), StatusCode::NO_CONTENT);
 
     // Nothing listens on port 9 of loopback.
-    let gone = webhook(&acme, "http://127.0.0.1:9/hook", json!({"retry_count": 1}));
+    let gone = acme.webhook("http://127.0.0.1:9/hook", json!({"retry_count": 1}));
     let answer = event(
         &acme,
         "annotation_content",
@@ -656,7 +606,7 @@ fn webhooks_to_private_addresses_are_refused_unless_the_operator_allows_them() {
         &[],
     );
     let acme = Tenant::new(&server, "acme");
-    let hook = webhook(&acme, &format!("{}/inside", upstream.base), json!({}));
+    let hook = acme.webhook(&format!("{}/inside", upstream.base), json!({}));
     let (status, tested) =
         acme.test_call(&hook, json!({"event": "invocation", "action": "manual"}));
     assert_eq!(status, StatusCode::OK, "{tested}");
@@ -730,7 +680,7 @@ fn plain_http_webhooks_are_accepted_and_called_where_the_operator_allows_them() 
         &[],
     );
     let acme = Tenant::new(&server, "acme");
-    let hook = webhook(&acme, &format!("{}/plain", upstream.base), json!({}));
+    let hook = acme.webhook(&format!("{}/plain", upstream.base), json!({}));
     assert!(
         hook["config"]["url"]
             .as_str()
@@ -751,7 +701,7 @@ fn plain_http_webhooks_are_accepted_and_called_where_the_operator_allows_them() 
 #[test]
 fn failed_function_runs_of_non_interactive_events_are_retried() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let server = server(dir.path());
+    let server = Server::for_webhooks(dir.path());
     let acme = Tenant::new(&server, "acme");
     let hostile = acme.upload(HOSTILE);
     let hook = acme.hook(
@@ -801,7 +751,7 @@ fn failed_function_runs_of_non_interactive_events_are_retried() {
 #[test]
 fn a_private_function_hides_its_module_and_keeps_it() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let server = server(dir.path());
+    let server = Server::for_webhooks(dir.path());
     let acme = Tenant::new(&server, "acme");
     let hostile = acme.upload(HOSTILE);
     let other = acme.upload(wasmhook_tests::guests::HELLO);
@@ -835,9 +785,9 @@ fn a_private_function_hides_its_module_and_keeps_it() {
 fn a_deleted_hooks_id_is_never_given_again() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let upstream = Upstream::start();
-    let server = server(dir.path());
+    let server = Server::for_webhooks(dir.path());
     let acme = Tenant::new(&server, "acme");
-    let first = webhook(&acme, &format!("{}/first", upstream.base), json!({}));
+    let first = acme.webhook(&format!("{}/first", upstream.base), json!({}));
     let (status, invoked) = acme.invoke(&first, json!({}));
     assert_eq!(status, StatusCode::OK, "{invoked}");
     // The first hook has a run log, which the second must not get.
@@ -845,7 +795,7 @@ fn a_deleted_hooks_id_is_never_given_again() {
     assert_eq!(runs.len(), 1, "{runs:?}");
     assert_eq!(runs[0]["status"], "completed", "{}", runs[0]);
     assert_eq!(acme.delete_hook(&first), StatusCode::NO_CONTENT);
-    let second = webhook(&acme, &format!("{}/second", upstream.base), json!({}));
+    let second = acme.webhook(&format!("{}/second", upstream.base), json!({}));
     assert_ne!(first["id"], second["id"]);
     assert!(
         logs(&acme, &second).is_empty(),
@@ -857,13 +807,13 @@ fn a_deleted_hooks_id_is_never_given_again() {
 fn https_webhooks_check_the_certificate_unless_insecure_ssl() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let upstream = TlsUpstream::start();
-    let server = server(dir.path());
+    let server = Server::for_webhooks(dir.path());
     let acme = Tenant::new(&server, "acme");
     let url = format!("{}/hook", upstream.base);
     let manual = json!({"event": "invocation", "action": "manual"});
 
     // A self-signed certificate is refused: the call fails before any request is sent.
-    let checked = webhook(&acme, &url, json!({}));
+    let checked = acme.webhook(&url, json!({}));
     let (status, tested) = acme.test_call(&checked, manual.clone());
     assert_eq!(status, StatusCode::OK, "{tested}");
     assert_eq!(tested["status"], "failed", "{tested}");
@@ -876,7 +826,7 @@ fn https_webhooks_check_the_certificate_unless_insecure_ssl() {
     assert_eq!(upstream.answered(), 0);
 
     // With insecure_ssl the same receiver is reached over TLS.
-    let insecure = webhook(&acme, &url, json!({"insecure_ssl": true}));
+    let insecure = acme.webhook(&url, json!({"insecure_ssl": true}));
     let (status, tested) = acme.test_call(&insecure, manual);
     assert_eq!(status, StatusCode::OK, "{tested}");
     assert_eq!(tested["status"], "completed", "{tested}");

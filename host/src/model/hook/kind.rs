@@ -64,6 +64,21 @@ impl fmt::Display for HookType {
     }
 }
 
+impl Serialize for HookType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for HookType {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        HookType::parse(&name).ok_or_else(|| {
+            <D::Error as serde::de::Error>::custom(format!("unknown hook type `{name}`"))
+        })
+    }
+}
+
 /// What a hook does, with the config of that kind.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HookKind {

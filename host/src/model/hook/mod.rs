@@ -10,10 +10,14 @@
 //! - `validate.rs`: a hook as a client wrote it, checked and typed (`parse_draft`).
 //! - `config.rs`: the config of each kind, checked against the server's bounds.
 //! - `schemas.rs`: the settings and secrets JSON Schemas.
+//! - `duplicate.rs`: what a copy of a hook is (`POST /hooks/{id}/duplicate`).
+//! - `template.rs`: hook templates (Rossum's store) and the hooks made from them.
 
 mod config;
+mod duplicate;
 mod kind;
 mod schemas;
+mod template;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -21,6 +25,7 @@ mod validate;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use duplicate::DuplicateRequest;
 pub use kind::{
     AllowedHosts, CommonConfig, FunctionConfig, FunctionLimits, HookKind, HookType, RetryPolicy,
     Runtime, StoredConfigError, WebhookConfig, WebhookOptions, DEFAULT_MEMORY_MB,
@@ -30,6 +35,7 @@ pub use kind::{
 pub use schemas::{
     check_secrets_schema, default_secrets_schema, validate_secrets, validate_settings,
 };
+pub use template::{parse_template, InstallAction, TemplateSpec};
 pub use validate::{module_reference_is, parse_draft};
 
 use super::event::EventAction;
@@ -196,6 +202,9 @@ pub struct Hook {
     pub modified_at: String,
     /// Who saved it last.
     pub modified_by: Option<u64>,
+    /// The template it was made from (`POST /hooks/create`), if any: rendered as
+    /// `hook_template`.
+    pub hook_template: Option<u64>,
 }
 
 impl HookSpec {

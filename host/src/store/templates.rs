@@ -1,0 +1,217 @@
+//! Hook templates: what the operator registers for every organization to make hooks of
+//! (Rossum's extension store). A row holds the template's fields as one JSON document and
+//! the module it runs: the bytes' sha256 (the file sits with the organizations' modules,
+//! see `crate::modules`), size and what the runtime learned of them.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::modules::Inspected;
+use super::{Page, SortColumn, Store, StoreError, Window};
+use crate::model::hook::TemplateSpec;
+
+impl Store {
+    /// The hook templates, reached by name: what `/hook_templates` registers, lists and
+    /// deletes, and `POST /hooks/create` reads.
+    pub fn hook_templates(&self) -> HookTemplates<'_> {
+        HookTemplates { store: self }
+    }
+}
+
+/// The template operations callers may ask for; each runs on the store's blocking pool.
+#[derive(Debug, Clone, Copy)]
+pub struct HookTemplates<'a> {
+    store: &'a Store,
+}
+
+/// A registered template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookTemplate {
+    /// Its id.
+    pub id: u64,
+    /// Its fields.
+    pub spec: TemplateSpec,
+    /// The module it runs.
+    pub module: TemplateModule,
+    /// When it was registered.
+    pub created_at: String,
+}
+
+/// The module a template runs: bytes of the installation, not of an organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateModule {
+    /// sha256 of the bytes, hex: their file's name.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// What the runtime learned when they were compiled at registration.
+    pub inspected: Inspected,
+}
+
+/// What the templates list may be ordered by (then by id).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TemplateOrder {
+    /// By id, the default.
+    #[default]
+    Id,
+    /// By name.
+    Name,
+    /// By the template's `order`.
+    Order,
+}
+
+impl SortColumn for TemplateOrder {
+    fn column(&self) -> &'static str {
+        match self {
+            TemplateOrder::Id => "id",
+            TemplateOrder::Name => "name",
+            TemplateOrder::Order => "sort_order",
+        }
+    }
+}
+
+/// A deleted template's module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedTemplate {
+    /// The bytes it ran.
+    pub sha256: String,
+    /// No module and no other template has these bytes: the file may go.
+    pub last_copy: bool,
+}
+
+impl HookTemplates<'_> {
+    /// Records a template whose module's bytes are stored and compiled.
+    pub async fn create(
+        &self,
+        spec: TemplateSpec,
+        module: TemplateModule,
+        created_at: &str,
+    ) -> Result<HookTemplate, StoreError> {
+        let created_at = created_at.to_owned();
+        self.store
+            .run(move |connection| create(connection, &spec, &module, &created_at))
+            .await
+    }
+
+    /// One template.
+    pub async fn get(&self, id: u64) -> Result<Option<HookTemplate>, StoreError> {
+        self.store.run(move |connection| get(connection, id)).await
+    }
+
+    /// A page of the templates, in the window's order.
+    pub async fn list(
+        &self,
+        window: Window<TemplateOrder>,
+    ) -> Result<Page<HookTemplate>, StoreError> {
+        self.store
+            .run(move |connection| {
+                super::page_where(
+                    connection,
+                    "hook_templates",
+                    COLUMNS,
+                    "id",
+                    None,
+                    window,
+                    from_row,
+                )
+            })
+            .await
+    }
+
+    /// Deletes a template (hooks made from it keep running their organization's module);
+    /// none when there is no such template.
+    pub async fn delete(&self, id: u64) -> Result<Option<DeletedTemplate>, StoreError> {
+        self.store
+            .run(move |connection| delete(connection, id))
+            .await
+    }
+}
+
+const COLUMNS: &str = "id, document, module_sha256, module_size, module_inspected, created_at";
+
+fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<HookTemplate> {
+    let unreadable = |column: usize, error: serde_json::Error| {
+        rusqlite::Error::FromSqlConversionFailure(
+            column,
+            rusqlite::types::Type::Text,
+            Box::new(error),
+        )
+    };
+    let document: String = row.get(1)?;
+    let inspected: String = row.get(4)?;
+    Ok(HookTemplate {
+        id: row.get(0)?,
+        spec: serde_json::from_str(&document).map_err(|error| unreadable(1, error))?,
+        module: TemplateModule {
+            sha256: row.get(2)?,
+            size: row.get(3)?,
+            inspected: serde_json::from_str(&inspected).map_err(|error| unreadable(4, error))?,
+        },
+        created_at: row.get(5)?,
+    })
+}
+
+fn create(
+    connection: &Connection,
+    spec: &TemplateSpec,
+    module: &TemplateModule,
+    created_at: &str,
+) -> Result<HookTemplate, StoreError> {
+    let serialize = |what: &str, error: serde_json::Error| {
+        StoreError::Task(format!("cannot serialize a template's {what}: {error}"))
+    };
+    let document = serde_json::to_string(spec).map_err(|error| serialize("fields", error))?;
+    let inspected =
+        serde_json::to_string(&module.inspected).map_err(|error| serialize("module", error))?;
+    connection.execute(
+        "INSERT INTO hook_templates (name, sort_order, document, module_sha256, module_size,
+                                     module_inspected, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            spec.name,
+            spec.order,
+            document,
+            module.sha256,
+            module.size,
+            inspected,
+            created_at
+        ],
+    )?;
+    let id = connection.last_insert_rowid().unsigned_abs();
+    get(connection, id)?.ok_or(StoreError::Database(rusqlite::Error::QueryReturnedNoRows))
+}
+
+fn get(connection: &Connection, id: u64) -> Result<Option<HookTemplate>, StoreError> {
+    Ok(connection
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM hook_templates WHERE id = ?1"),
+            [id],
+            from_row,
+        )
+        .optional()?)
+}
+
+fn delete(connection: &mut Connection, id: u64) -> Result<Option<DeletedTemplate>, StoreError> {
+    let transaction = connection.transaction()?;
+    let sha256: Option<String> = transaction
+        .query_row(
+            "SELECT module_sha256 FROM hook_templates WHERE id = ?1",
+            [id],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let Some(sha256) = sha256 else {
+        return Ok(None);
+    };
+    transaction.execute("DELETE FROM hook_templates WHERE id = ?1", [id])?;
+    let others: u64 = transaction.query_row(
+        "SELECT (SELECT COUNT(*) FROM modules WHERE sha256 = ?1)
+              + (SELECT COUNT(*) FROM hook_templates WHERE module_sha256 = ?1)",
+        [&sha256],
+        |row| row.get(0),
+    )?;
+    transaction.commit()?;
+    Ok(Some(DeletedTemplate {
+        sha256,
+        last_copy: others == 0,
+    }))
+}
