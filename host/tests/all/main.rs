@@ -16,6 +16,7 @@ mod observability;
 mod operations;
 mod outbound;
 mod reliability;
+mod rossum_client;
 mod scaffold;
 mod schedules;
 mod server;
