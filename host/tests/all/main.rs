@@ -17,6 +17,7 @@ mod operations;
 mod organizations;
 mod outbound;
 mod reliability;
+mod rossum_client;
 mod rossum_hooks;
 mod rossum_shapes;
 mod scaffold;
