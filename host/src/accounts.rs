@@ -50,6 +50,11 @@ pub fn hash_password(password: &str) -> Result<String, AccountError> {
         .map_err(|error| AccountError::Hash(error.to_string()))
 }
 
+/// The stored hash of a user created without a password (Django's unusable password): not
+/// a PHC string, so no password verifies against it and the user cannot log in until one
+/// is set.
+pub const UNUSABLE_PASSWORD: &str = "!";
+
 /// Whether a password matches a stored hash.
 pub fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|parsed| {
@@ -62,6 +67,13 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_password_verifies_against_the_unusable_one() {
+        for password in ["", "!", "correct horse"] {
+            assert!(!verify_password(password, UNUSABLE_PASSWORD));
+        }
+    }
 
     #[test]
     fn hashes_verify_and_differ_by_salt() -> Result<(), AccountError> {

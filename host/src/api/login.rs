@@ -76,8 +76,10 @@ pub(super) async fn login(
         .by_username(&credentials.username)
         .await?
         .filter(|user| user.is_active);
-    // Verify against a real hash even for unknown users, so timing does not tell which
-    // usernames exist.
+    // Verify against a real hash even for unknown users and users without a password, so
+    // timing does not tell which usernames exist; such a user is refused whatever the
+    // dummy hash says.
+    let user = user.filter(|user| user.password_hash != accounts::UNUSABLE_PASSWORD);
     let hash = user
         .as_ref()
         .map(|user| user.password_hash.clone())

@@ -35,7 +35,10 @@ const MAX_EMAIL_CHARS: usize = 254;
 #[serde(deny_unknown_fields)]
 pub(super) struct NewUserBody {
     username: String,
-    password: String,
+    /// Optional, as in Rossum (which invites the user by email instead): a user created
+    /// without one cannot log in until an admin sets a password with `PATCH /users/{id}`.
+    #[serde(default)]
+    password: Option<String>,
     #[serde(default)]
     role: Option<String>,
     /// Rossum's roles, by URL (`/groups/{id}`) or id: one group, agreeing with `role` when
@@ -161,7 +164,10 @@ pub(super) async fn create(
         Some(body.email.as_str()),
     )?;
     accounts::validate_username(&body.username)?;
-    let password_hash = hash_password(body.password.clone()).await?;
+    let password_hash = match body.password.clone() {
+        Some(password) => hash_password(password).await?,
+        None => accounts::UNUSABLE_PASSWORD.to_owned(),
+    };
     let created_at = now_rfc3339();
     let new_user = NewUser {
         organization_id,

@@ -7,52 +7,35 @@
 //!
 //! The calls are made by `host/tests/rossum_client/drive.py`, one group of them per test,
 //! each against a fresh server. The client is installed from PyPI into a virtual
-//! environment, `target/toolchains/rossum-api/`, by `host/tests/rossum_client/install.sh`
+//! environment, `target/toolchains/rossum-api/`, by `host/tests/python/venv.sh`
 //! the first time a test asks for it (as `examples/toolchains.sh` installs the PyPI
 //! toolchains), and not again while its requirements are unchanged.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 
 use wasmhook_tests::guests::{HELLO, HOSTILE};
 
 use super::server::{Server, Tenant, OPERATOR_TOKEN};
+use super::support::python_venv;
 
 /// The organization the driver works in, and its admin (as `Tenant::new` makes them).
 const ORGANIZATION: &str = "acme";
 const ADMIN: &str = "acme-admin";
 const ADMIN_PASSWORD: &str = "long enough";
 
-/// Where the driver, its requirements and its installer are.
+/// Where the driver and its requirements are.
 fn client_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rossum_client")
 }
 
 /// The Python of the virtual environment that holds the pinned client, installed once per
-/// test run (`install.sh` also holds a lock, so that test processes running together
-/// install it once, and returns at once when it is installed).
+/// test run (see [`python_venv`]).
 fn python() -> &'static Path {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(|| {
-        let script = client_dir().join("install.sh");
-        let output = Command::new("bash")
-            .arg(&script)
-            .stderr(Stdio::inherit())
-            .output()
-            .unwrap_or_else(|error| panic!("cannot run {}: {error}", script.display()));
-        assert!(
-            output.status.success(),
-            "{} failed (its output is above): rossum-api is installed from PyPI with python3",
-            script.display()
-        );
-        let python = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
-        assert!(
-            python.is_file(),
-            "{} printed {python:?}, not a Python",
-            script.display()
-        );
-        python
+        python_venv("rossum-api", &client_dir().join("requirements.txt")).join("python")
     })
 }
 

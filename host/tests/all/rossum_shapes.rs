@@ -542,6 +542,35 @@ fn a_deactivated_user_cannot_log_in_and_its_tokens_stop_working() {
 }
 
 #[test]
+fn a_user_created_without_a_password_cannot_log_in_until_an_admin_sets_one() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    // Rossum's create_new_user sends no password (Rossum invites by email).
+    let (status, ann) = acme.post(
+        "/users",
+        json!({"username": "ann", "email": "ann@acme.example"}),
+    );
+    assert_eq!(status, StatusCode::CREATED, "{ann}");
+    assert!(ann.get("password").is_none_or(Value::is_null), "{ann}");
+    for password in ["", "!", "long enough", "a password nobody set"] {
+        let (status, answer) = server.post(
+            "/auth/login",
+            None,
+            json!({"username": "ann", "password": password}),
+        );
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{password:?}: {answer}");
+    }
+    let ann_path = format!("/users/{}", ann["id"]);
+    let (status, answer) = acme.patch(&ann_path, json!({"password": "long enough"}));
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let token = server.login("ann", "long enough");
+    let (status, me) = server.get("/auth/user", &token);
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["username"], "ann");
+}
+
+#[test]
 fn auth_user_answers_the_caller() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));

@@ -742,9 +742,9 @@ fn a_user_with_a_bad_field_is_refused_naming_it() {
     let user = |body: Value| acme.server.post("/users", Some(&acme.admin), body);
     assert_refused(vec![
         (
-            user(json!({"username": "x"})),
+            user(json!({"password": "long enough"})),
             StatusCode::BAD_REQUEST,
-            Shape::Field("password", "This field is required."),
+            Shape::Field("username", "This field is required."),
         ),
         (
             user(json!({"username": "x", "password": "short"})),

@@ -2,8 +2,8 @@
 //! helper to call a guest the way a hook call would; and the small helpers of the server
 //! tests (a data directory, a payload, the compiled artifacts, waiting for an event).
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -156,4 +156,32 @@ pub fn wait_until(deadline: Instant, mut condition: impl FnMut() -> bool) -> boo
         }
         std::thread::sleep(POLL_EVERY);
     }
+}
+
+/// The `bin` folder of a virtual environment under `target/toolchains/NAME/` holding the
+/// Python packages `requirements` pins (Rossum's client, schemathesis), installed from PyPI
+/// by `host/tests/python/venv.sh` the first time a test run asks, and not again while the
+/// requirements are unchanged (the script holds a lock, so test processes running together
+/// install once).
+pub fn python_venv(name: &str, requirements: &Path) -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/venv.sh");
+    let output = Command::new("bash")
+        .arg(&script)
+        .arg(name)
+        .arg(requirements)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {}: {error}", script.display()));
+    assert!(
+        output.status.success(),
+        "{} failed (its output is above): {name} is installed from PyPI with python3",
+        script.display()
+    );
+    let bin = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    assert!(
+        bin.join("python").is_file(),
+        "{} printed {bin:?}, not a virtual environment's bin folder",
+        script.display()
+    );
+    bin
 }
