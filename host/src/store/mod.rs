@@ -16,6 +16,7 @@
 mod cache;
 mod checkpoint;
 mod hook_list;
+mod hook_references;
 pub mod hooks;
 pub mod modules;
 pub mod organizations;
