@@ -1,0 +1,92 @@
+//! Hook templates: the bytes a template runs stay while a template or a module has them,
+//! through an organization's deletion.
+
+use serde_json::json;
+
+use super::{open, TestResult};
+use crate::model::hook::{parse_template, TEST_BOUNDS};
+use crate::store::modules::{DeleteOutcome, Inspected};
+use crate::store::templates::TemplateModule;
+use crate::store::Window;
+
+#[tokio::test]
+async fn a_templates_bytes_stay_while_a_template_or_a_module_has_them() -> TestResult {
+    let (_dir, store) = open()?;
+    let ours = store.organizations().create("ours", "now").await?.id;
+    let fields = json!({"name": "checker", "config": {"runtime": "wasm"}});
+    let spec = parse_template(
+        &fields.as_object().cloned().unwrap_or_default(),
+        &TEST_BOUNDS,
+    )?;
+    let inspected = Inspected {
+        kind: "component".into(),
+        encoding: "component".into(),
+        imports: Vec::new(),
+        exports: vec!["handle".into()],
+    };
+    let module = TemplateModule {
+        sha256: "ab".repeat(32),
+        size: 10,
+        inspected: inspected.clone(),
+    };
+    let templates = store.hook_templates();
+    let template = templates.create(spec, module.clone(), "now").await?;
+    assert_eq!(templates.get(template.id).await?, Some(template.clone()));
+    assert_eq!(templates.list(Window::first(10)).await?.total, 1);
+    let copy = store
+        .modules()
+        .create(ours, "checker", &module.sha256, 10, Some(&inspected), "now")
+        .await?;
+    let found = store.modules().by_digest(ours, &module.sha256).await?;
+    assert_eq!(found.map(|module| module.id), Some(copy.id));
+    // The organization's copy goes; the template still runs the bytes, so they stay.
+    assert_eq!(
+        store.modules().delete(&copy).await?,
+        DeleteOutcome::Deleted { last_copy: false }
+    );
+    let deleted = templates.delete(template.id).await?;
+    assert_eq!(deleted.map(|deleted| deleted.last_copy), Some(true));
+    assert_eq!(templates.delete(template.id).await?, None);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_organizations_deletion_keeps_the_bytes_a_hook_template_runs() -> TestResult {
+    let (_dir, store) = open()?;
+    let ours = store.organizations().create("ours", "now").await?.id;
+    let fields = json!({"name": "checker", "config": {"runtime": "wasm"}});
+    let spec = parse_template(
+        &fields.as_object().cloned().unwrap_or_default(),
+        &TEST_BOUNDS,
+    )?;
+    let inspected = Inspected {
+        kind: "component".into(),
+        encoding: "component".into(),
+        imports: Vec::new(),
+        exports: vec!["handle".into()],
+    };
+    let module = TemplateModule {
+        sha256: "cd".repeat(32),
+        size: 10,
+        inspected: inspected.clone(),
+    };
+    store
+        .hook_templates()
+        .create(spec, module.clone(), "now")
+        .await?;
+    let own = "ef".repeat(32);
+    let modules = store.modules();
+    modules
+        .create(ours, "checker", &module.sha256, 10, Some(&inspected), "now")
+        .await?;
+    modules
+        .create(ours, "own", &own, 10, Some(&inspected), "now")
+        .await?;
+    let deleted = store
+        .organizations()
+        .delete(ours)
+        .await?
+        .ok_or("the organization existed")?;
+    assert_eq!(deleted.unused_digests, vec![own]);
+    Ok(())
+}
