@@ -9,9 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wasmhook_tests::guests::HELLO;
 
-use super::drf::{field_error, field_message};
-use super::server::{sign, Server, Tenant, OPERATOR_TOKEN};
-use super::support::temp;
+use super::support::{field_error, field_message, sign, temp, Server, Tenant, OPERATOR_TOKEN};
 
 /// 2^63: the first number beyond SQLite's (signed) integers.
 const JUST_BEYOND: &str = "9223372036854775808";

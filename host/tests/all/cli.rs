@@ -6,8 +6,7 @@ use serde_json::Value;
 use wasmhook_tests::conformance::{cases, json_equal, Case};
 use wasmhook_tests::guests::{FETCHER, HELLO, HOSTILE, INVOICE_CHECK};
 
-use super::support::run_wasmhook;
-use super::upstream::Upstream;
+use super::support::{run_wasmhook, Upstream};
 
 fn wasmhook(args: &[&str]) -> Output {
     run_wasmhook("cli", args)

@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use wasmhook_tests::guests::HELLO;
 
-use super::drf::field_message;
-use super::server::{Server, Tenant, OPERATOR_TOKEN};
+use super::support::{field_message, Server, Tenant, OPERATOR_TOKEN};
 
 /// A 400 KB core module of 100,000 empty functions: it compiled for 5 to 12 s and took
 /// 640 to 820 MB before it was refused for lacking `_start`. This one even has `_start`.

@@ -7,7 +7,7 @@ use wasmhook::runtime::Outcome;
 use wasmhook_tests::conformance::{cases, cases_dir, json_equal, Case};
 use wasmhook_tests::guests::EXAMPLES;
 
-use crate::support::{module, Call};
+use super::support::{module, Call};
 
 /// The languages every example must exist in (`examples/<language>/`).
 pub const LANGUAGES: &[&str] = &[

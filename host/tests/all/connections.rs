@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use super::server::{http_client_builder, Server, OPERATOR_TOKEN};
-use super::support::wait_until;
+use super::support::{http_client_builder, wait_until, Server, OPERATOR_TOKEN};
 
 /// The timeouts the tests' servers run with, short so that the tests see them act.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(2);

@@ -15,8 +15,7 @@ use std::process::Command;
 
 use wasmhook_tests::guests::HELLO;
 
-use super::server::{Server, Tenant, OPERATOR_TOKEN};
-use super::support::python_venv;
+use super::support::{python_venv, Server, Tenant, OPERATOR_TOKEN};
 
 /// The checks run on every answer (the four; schemathesis has others that judge
 /// API design rather than the contract).

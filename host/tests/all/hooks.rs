@@ -8,9 +8,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use wasmhook_tests::guests::{HELLO, HOSTILE, INVOICE_CHECK, OTHER_WORLD};
 
-use super::drf::{detail_of, field_error, field_message, message_at};
-use super::server::{id_of, sign, Server, Tenant, OPERATOR_TOKEN};
-use super::support::{artifacts, initialize, initialize_annotation, temp, wait_until};
+use super::support::{
+    artifacts, detail_of, field_error, field_message, id_of, initialize, initialize_annotation,
+    message_at, sign, temp, wait_until, Server, Tenant, OPERATOR_TOKEN,
+};
 
 #[test]
 fn a_module_is_uploaded_hooked_tested_invoked_and_logged() {
@@ -409,7 +410,7 @@ fn bad_modules_and_hooks_get_a_400_naming_the_reason_and_nothing_is_written() {
         field_error("secrets", "set by the host and cannot be sent")
     );
     // An invoke body over the limit: 413 in the API's shape, like every other body.
-    let response = super::server::http_client()
+    let response = super::support::http_client()
         .post(server.url(&format!("/hooks/{}/invoke", hook["id"])))
         .bearer_auth(&acme.token)
         .header("Content-Type", "application/json")

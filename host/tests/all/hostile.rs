@@ -5,7 +5,7 @@ use std::time::Duration;
 use wasmhook::runtime::{CallLimits, Failure, Outcome, Runtime, RuntimeConfig, REDACTED};
 use wasmhook_tests::guests::{HELLO, HOSTILE};
 
-use crate::support::{hostile, module, Call};
+use super::support::{hostile, module, Call};
 
 fn failure(outcome: &Outcome) -> &Failure {
     match outcome {

@@ -12,8 +12,7 @@ use wasmhook::runtime::REDACTED;
 use wasmhook_tests::conformance::{cases, json_equal, Case};
 use wasmhook_tests::guests::EXAMPLES;
 
-use super::server::{Server, Tenant, OPERATOR_TOKEN};
-use super::support::{initialize, wait_until};
+use super::support::{initialize, wait_until, Server, Tenant, OPERATOR_TOKEN};
 
 /// Large modules (Python, JavaScript, Go) compile in the background; this bounds the wait.
 const COMPILE_DEADLINE: Duration = Duration::from_secs(600);

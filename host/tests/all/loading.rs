@@ -7,7 +7,7 @@ use wasmhook_tests::guests::{
     HELLO, HELLO_COMMAND, HELLO_COMMAND_CORE, INVOICE_CHECK, OTHER_WORLD,
 };
 
-use crate::support::{module, runtime, Call};
+use super::support::{module, runtime, Call};
 
 fn refuse(bytes: &[u8]) -> LoadError {
     match runtime().load(bytes) {

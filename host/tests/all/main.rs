@@ -25,5 +25,4 @@ mod schedules;
 mod server;
 mod support;
 mod tokens;
-mod upstream;
 mod webhooks;

@@ -10,8 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wasmhook_tests::guests::HOSTILE;
 
-use super::server::{rss_kib_of, Server, Tenant, OPERATOR_TOKEN};
-use super::support::wait_until;
+use super::support::{rss_kib_of, wait_until, Server, Tenant, OPERATOR_TOKEN};
 
 const MIB_IN_KIB: u64 = 1024;
 

@@ -12,9 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wasmhook_tests::guests::{FETCHER, HELLO, HOSTILE};
 
-use super::server::{http_client, series, Server, Tenant, OPERATOR_TOKEN};
-use super::support::wait_until;
-use super::upstream::Upstream;
+use super::support::{http_client, series, wait_until, Server, Tenant, Upstream, OPERATOR_TOKEN};
 
 fn scrape(url: &str, token: Option<&str>) -> (StatusCode, String, String) {
     let mut request = http_client().get(url);

@@ -9,8 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wasmhook_tests::guests::HOSTILE;
 
-use super::server::{http_client, Server, Tenant, OPERATOR_TOKEN};
-use super::support::wait_until;
+use super::support::{http_client, wait_until, Server, Tenant, OPERATOR_TOKEN};
 
 fn get(url: &str) -> (StatusCode, Value) {
     let response = http_client().get(url).send().expect("the server answers");

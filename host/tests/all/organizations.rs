@@ -11,8 +11,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use wasmhook_tests::guests::{HELLO, INVOICE_CHECK};
 
-use super::server::{id_of, Server, Tenant, OPERATOR_TOKEN};
-use super::support::temp;
+use super::support::{id_of, temp, Server, Tenant, OPERATOR_TOKEN};
 
 /// DELETE `path` with `token`; the status (a 204 has no body to read).
 fn delete_as(server: &Server, path: &str, token: &str) -> StatusCode {

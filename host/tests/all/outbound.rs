@@ -9,10 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wasmhook_tests::guests::FETCHER;
 
-use super::drf::field_message;
-use super::server::{Server, Tenant, OPERATOR_TOKEN};
-use super::support::initialize;
-use super::upstream::{Reply, Upstream};
+use super::support::{field_message, initialize, Reply, Server, Tenant, Upstream, OPERATOR_TOKEN};
 
 fn results(tested: &Value) -> Vec<Value> {
     tested["response"]["results"]

@@ -17,9 +17,9 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wasmhook_tests::guests::{HELLO, HOSTILE};
 
-use super::drf::{detail_of, field_error};
-use super::server::{Server, Tenant, OPERATOR_TOKEN};
-use super::support::{artifacts, initialize, wait_until};
+use super::support::{
+    artifacts, detail_of, field_error, initialize, wait_until, Server, Tenant, OPERATOR_TOKEN,
+};
 
 /// The hooks one organization calls: one good, and one of each kind of hostile guest.
 struct Hooks {
@@ -306,7 +306,7 @@ fn load_until_killed(dir: &Path) -> Killed {
     assert!(!artifacts_before.is_empty(), "no compiled artifact");
     let url = server.url(&format!("/hooks/{}/test", hook["id"]));
     let token = tenant.token;
-    let client = super::server::http_client_builder()
+    let client = super::support::http_client_builder()
         .timeout(Duration::from_secs(10))
         .build()
         .expect("a client");
@@ -580,7 +580,7 @@ fn bad_input_at_volume_gets_4xx_every_time_and_memory_stays_flat() {
     let mut bad = BadInput {
         server: &server,
         token: &tenant.token,
-        oversized_client: super::server::http_client(),
+        oversized_client: super::support::http_client(),
         statuses: HashMap::new(),
     };
     let mut rss = Vec::new();

@@ -17,8 +17,7 @@ use std::sync::OnceLock;
 
 use wasmhook_tests::guests::{HELLO, HOSTILE};
 
-use super::server::{Server, Tenant, OPERATOR_TOKEN};
-use super::support::python_venv;
+use super::support::{python_venv, Server, Tenant, OPERATOR_TOKEN};
 
 /// The organization the driver works in, and its admin (as `Tenant::new` makes them).
 const ORGANIZATION: &str = "acme";

@@ -8,9 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use wasmhook_tests::guests::HELLO;
 
-use super::server::{id_of, sign, Server, Tenant, OPERATOR_TOKEN};
-use super::support::temp;
-use super::upstream::{Reply, Upstream};
+use super::support::{id_of, sign, temp, Reply, Server, Tenant, Upstream, OPERATOR_TOKEN};
 
 /// What the run log keeps of the payload of a hook's last run: none, or the payload.
 fn logged_request(tenant: &Tenant<'_>, hook: &Value) -> Option<Value> {

@@ -6,7 +6,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use super::server::{Server, Tenant, OPERATOR_TOKEN};
+use super::support::{Server, Tenant, OPERATOR_TOKEN};
 
 /// What a key's value must be, as the client's dataclass types it.
 #[derive(Debug, Clone, Copy)]

@@ -17,10 +17,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wasmhook_tests::guests::HELLO;
 
-use super::drf::field_message;
-use super::server::{Server, Tenant, OPERATOR_TOKEN};
-use super::support::wait_until;
-use super::upstream::Upstream;
+use super::support::{field_message, wait_until, Server, Tenant, Upstream, OPERATOR_TOKEN};
 
 fn set_clock(file: &Path, now: DateTime<Utc>) {
     std::fs::write(file, now.to_rfc3339()).expect("the clock file is writable");

@@ -8,9 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use wasmhook_tests::guests::{FETCHER, HOSTILE};
 
-use super::server::{Server, Tenant, OPERATOR_TOKEN};
-use super::support::{initialize, temp, wait_until};
-use super::upstream::Upstream;
+use super::support::{initialize, temp, wait_until, Server, Tenant, Upstream, OPERATOR_TOKEN};
 
 const SECRET: &str = "sk-live-0123456789abcdef";
 

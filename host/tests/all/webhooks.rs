@@ -9,9 +9,10 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wasmhook_tests::guests::HOSTILE;
 
-use super::drf::message_at;
-use super::server::{http_client_builder, sign, Server, Tenant, OPERATOR_TOKEN};
-use super::upstream::{Reply, TlsUpstream, Upstream};
+use super::support::{
+    http_client_builder, message_at, sign, Reply, Server, Tenant, TlsUpstream, Upstream,
+    OPERATOR_TOKEN,
+};
 
 /// Sends an event through `/events` and returns the answer.
 fn event(tenant: &Tenant<'_>, event: &str, action: &str, payload: &Value) -> Value {

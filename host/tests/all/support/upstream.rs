@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
-use super::support::wait_until;
+use super::wait_until;
 
 /// What the upstream answers to one request.
 #[derive(Debug, Clone)]

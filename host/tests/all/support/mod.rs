@@ -1,6 +1,8 @@
-//! What the tests share: one runtime (as a server has one), modules loaded once, a
-//! helper to call a guest the way a hook call would; and the small helpers of the server
-//! tests (a data directory, a payload, the compiled artifacts, waiting for an event).
+//! What the tests share, and the one place they import from: one runtime (as a server has
+//! one), modules loaded once, a helper to call a guest the way a hook call would; the small
+//! helpers of the server tests (a data directory, a payload, the compiled artifacts,
+//! waiting for an event); the real server and an organization calling it (`server.rs`),
+//! DRF's error shapes (`drf.rs`) and a scripted loopback HTTP server (`upstream.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -11,6 +13,17 @@ use serde_json::{Map, Value};
 use wasmhook::dispatch::{HookCall, PreparedCall};
 use wasmhook::model::EventAction;
 use wasmhook::runtime::{CallLimits, LoadedModule, RunReport, Runtime, RuntimeConfig};
+
+mod drf;
+mod server;
+mod upstream;
+
+pub use drf::{detail_of, field_error, field_message, message_at, Shape};
+pub use server::{
+    http_client, http_client_builder, id_of, rss_kib_of, series, sign, Server, Tenant,
+    OPERATOR_TOKEN,
+};
+pub use upstream::{Reply, TlsUpstream, Upstream};
 
 /// The base URL put into test payloads, as the conformance cases' URLs use.
 pub const BASE_URL: &str = "http://localhost:8080";
