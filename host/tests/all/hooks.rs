@@ -14,7 +14,7 @@ use super::support::{
 };
 
 #[test]
-fn a_module_is_uploaded_hooked_tested_invoked_and_logged() {
+fn a_module_is_uploaded_raw_or_multipart_and_compiled_at_once() {
     let dir = temp();
     let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
     let acme = Tenant::new(&server, "acme");
@@ -46,15 +46,20 @@ fn a_module_is_uploaded_hooked_tested_invoked_and_logged() {
     assert_eq!(invoice["name"], "invoice-check");
     let (_, modules) = acme.get("/modules");
     assert_eq!(modules["pagination"]["total"], 2);
+}
 
+/// Saves `acme`'s `Greeter`: a function hook of `hello` on a new queue `Invoices`, with
+/// settings, metadata and every optional key of Rossum's hook sent. The queue and the hook.
+fn greeter(acme: &Tenant, hello: &str) -> (Value, Value) {
     let (status, queue) = acme.post(
         "/queues",
         json!({"name": "Invoices", "metadata": {"region": "eu"}}),
     );
     assert_eq!(status, StatusCode::CREATED, "{queue}");
-    // It keeps its payloads in its run logs (Rossum's default is not to): read below.
+    // It keeps its payloads in its run logs (Rossum's default is not to), which the
+    // logs' test reads.
     let hook = acme.hook(
-        &hello,
+        hello,
         json!({
             "name": "Greeter",
             "config": {"runtime": "wasm", "module": hello, "timeout_s": 5, "payload_logging_enabled": true},
@@ -68,6 +73,25 @@ fn a_module_is_uploaded_hooked_tested_invoked_and_logged() {
             "test": {"saved_input": {}},
         }),
     );
+    (queue, hook)
+}
+
+/// Runs `hook` twice: a `/test` of `annotation_content.initialize` on annotation 314, then
+/// an invocation with `{"SAP_ID": "1234"}`.
+fn test_and_invoke(acme: &Tenant, hook: &Value) {
+    let (status, tested) = acme.test_call(hook, initialize_annotation(314));
+    assert_eq!(status, StatusCode::OK, "{tested}");
+    let (status, invoked) = acme.invoke(hook, json!({"SAP_ID": "1234"}));
+    assert_eq!(status, StatusCode::OK, "{invoked}");
+}
+
+#[test]
+fn a_saved_hook_has_every_key_of_rossums_hook_and_its_queue_names_it() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let hello = acme.upload(HELLO);
+    let (queue, hook) = greeter(&acme, &hello);
     for field in [
         "id",
         "url",
@@ -108,6 +132,15 @@ fn a_module_is_uploaded_hooked_tested_invoked_and_logged() {
     assert_eq!(hook["extension_source"], "custom");
     let (_, queue) = acme.get(&format!("/queues/{}", queue["id"]));
     assert_eq!(queue["hooks"], json!([hook["url"]]));
+}
+
+#[test]
+fn a_hook_is_tested_and_invoked_with_its_settings() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let hello = acme.upload(HELLO);
+    let (_, hook) = greeter(&acme, &hello);
 
     // Test: the response and the captured output.
     let (status, tested) = acme.test_call(&hook, initialize_annotation(314));
@@ -129,6 +162,16 @@ fn a_module_is_uploaded_hooked_tested_invoked_and_logged() {
         invoked["messages"][0]["content"],
         "Ahoj, invocation.manual!"
     );
+}
+
+#[test]
+fn both_runs_of_a_hook_are_logged_newest_first_in_hookrundatas_shape() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let hello = acme.upload(HELLO);
+    let (_, hook) = greeter(&acme, &hello);
+    test_and_invoke(&acme, &hook);
 
     // Both runs are logged, newest first, in HookRunData's shape.
     let (status, logs) = acme.get(&format!("/hooks/logs?hook={}", hook["id"]));
@@ -176,6 +219,15 @@ fn a_module_is_uploaded_hooked_tested_invoked_and_logged() {
     assert_eq!(searched["results"].as_array().map(Vec::len), Some(1));
     let (_, none) = acme.get("/hooks/logs?status=failed");
     assert_eq!(none["results"], json!([]));
+}
+
+#[test]
+fn patch_changes_what_is_sent_and_put_replaces_the_whole_hook() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let hello = acme.upload(HELLO);
+    let (_, hook) = greeter(&acme, &hello);
 
     // PATCH changes what is sent; PUT replaces the whole.
     let (status, patched) = acme.patch(
@@ -195,6 +247,16 @@ fn a_module_is_uploaded_hooked_tested_invoked_and_logged() {
     assert_eq!(replaced["active"], true);
     let (_, listed) = acme.get("/hooks?name=Whole");
     assert_eq!(listed["pagination"]["total"], 1);
+}
+
+#[test]
+fn a_module_in_use_is_not_deleted_and_the_logs_outlive_its_hook() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let hello = acme.upload(HELLO);
+    let (_, hook) = greeter(&acme, &hello);
+    test_and_invoke(&acme, &hook);
 
     // A module in use cannot be deleted; once its hook is gone, it can.
     let path = format!("/modules/{}", id_of(&hello));
@@ -216,7 +278,7 @@ fn a_module_is_uploaded_hooked_tested_invoked_and_logged() {
 }
 
 #[test]
-fn bad_modules_and_hooks_get_a_400_naming_the_reason_and_nothing_is_written() {
+fn a_refused_module_gets_a_400_naming_the_reason_and_nothing_is_written() {
     let dir = temp();
     let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
     let acme = Tenant::new(&server, "acme");
@@ -274,6 +336,13 @@ fn bad_modules_and_hooks_get_a_400_naming_the_reason_and_nothing_is_written() {
             .unwrap_or(0),
         0
     );
+}
+
+#[test]
+fn a_refused_hook_gets_a_400_naming_its_field_and_nothing_is_written() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
 
     let hello = acme.upload(HELLO);
     let other = Tenant::new(&server, "other");
@@ -380,6 +449,14 @@ fn bad_modules_and_hooks_get_a_400_naming_the_reason_and_nothing_is_written() {
     );
     let (_, hooks) = acme.get("/hooks");
     assert_eq!(hooks["pagination"]["total"], 0, "a refused hook was stored");
+}
+
+#[test]
+fn calls_with_bad_input_get_a_400_naming_the_reason() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let hello = acme.upload(HELLO);
 
     // Calls with bad input.
     let hook = acme.hook(&hello, json!({}));
@@ -433,6 +510,14 @@ fn bad_modules_and_hooks_get_a_400_naming_the_reason_and_nothing_is_written() {
             .is_some_and(|m| m.starts_with("unknown action `nope` for event `annotation_content`")),
         "{answer}"
     );
+}
+
+#[test]
+fn a_bad_filter_value_or_id_gets_drfs_answer() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+
     // A page size beyond the maximum is capped and a parameter that is no filter ignored,
     // as DRF does (drf.rs); a bad value of a filter is not.
     let (status, answer) = acme.get("/hooks/logs?page_size=0");
@@ -462,6 +547,16 @@ fn bad_modules_and_hooks_get_a_400_naming_the_reason_and_nothing_is_written() {
     let (status, answer) = acme.get("/hooks/abc");
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(answer, json!({"detail": "Not found."}));
+}
+
+#[test]
+fn a_hook_not_subscribed_to_invocation_manual_cannot_be_invoked() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let hello = acme.upload(HELLO);
+    let hook = acme.hook(&hello, json!({}));
+
     // A hook that does not subscribe to invocation.manual cannot be invoked.
     let (status, quiet) = acme.patch(
         &format!("/hooks/{}", hook["id"]),
