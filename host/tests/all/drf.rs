@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use wasmhook_tests::guests::HELLO;
 
 use super::support::{
-    detail_of, field_error, field_message, http_client, Server, Tenant, OPERATOR_TOKEN,
+    detail_of, field_error, field_message, http_client, Server, Shape, Tenant, OPERATOR_TOKEN,
 };
 
 /// The parameters `rossum-api` 3.x sends with every list call.
