@@ -46,7 +46,6 @@ pub(super) struct EventBody {
     #[serde(default)]
     action: Option<String>,
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
     queue: Option<Value>,
     #[serde(default)]
     payload: Map<String, Value>,

@@ -74,10 +74,8 @@ pub(super) struct HookWrite {
     #[schema(rename = "type")]
     hook_type: String,
     /// The queues whose documents it runs on: URLs or ids.
-    #[schema(value_type = Option<Vec<Object>>)]
     queues: Option<Vec<Value>>,
     /// The hooks it runs after: URLs or ids.
-    #[schema(value_type = Option<Vec<Object>>)]
     run_after: Option<Vec<Value>>,
     active: Option<bool>,
     /// `event.action` or `event` names it subscribes to.
@@ -89,7 +87,6 @@ pub(super) struct HookWrite {
     config: Option<Map<String, Value>>,
     test: Option<Map<String, Value>>,
     /// The user whose token the hook's runs carry: a URL or id.
-    #[schema(value_type = Option<Object>)]
     token_owner: Option<Value>,
     token_lifetime_s: Option<u64>,
     description: Option<String>,

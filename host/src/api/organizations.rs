@@ -46,7 +46,7 @@ pub(super) struct NewOrganization {
 
 /// A `PUT` or `PATCH` of an organization: the name, when sent, replaces the stored one.
 /// The rest of Rossum's keys are accepted so that a client may send back what it read.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub(super) struct OrganizationChange {
     name: Option<String>,
     /// Not kept: only the empty object (or null) is accepted.
@@ -56,7 +56,31 @@ pub(super) struct OrganizationChange {
     /// Read-only keys (id, url, users, workspaces, created_at, is_trial,
     /// organization_group, ...); ignored.
     #[serde(flatten)]
+    #[schema(ignore)]
     _rest: Map<String, Value>,
+}
+
+/// Rossum's Organization. wasmhook keeps its name; the other keys answer what Rossum's
+/// client reads.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct OrganizationView {
+    id: u64,
+    url: String,
+    name: String,
+    /// Always empty: wasmhook has no workspaces.
+    workspaces: Vec<String>,
+    /// The URLs of its users.
+    users: Vec<String>,
+    organization_group: String,
+    is_trial: bool,
+    created_at: String,
+    trial_expires_at: Option<String>,
+    expires_at: Option<String>,
+    oidc_provider: Option<String>,
+    /// Always `{}`.
+    ui_settings: Map<String, Value>,
+    /// Always `{}`.
+    metadata: Map<String, Value>,
 }
 
 impl OrganizationChange {

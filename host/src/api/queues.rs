@@ -20,7 +20,7 @@ use crate::store::queues::{Queue, QueueOrder, QueueWrite};
 const ORDERINGS: &[(&str, QueueOrder)] = &[("id", QueueOrder::Id), ("name", QueueOrder::Name)];
 
 /// A queue as written; every field optional so that PATCH can send any of them.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub(super) struct QueueBody {
     name: Option<String>,
     metadata: Option<Map<String, Value>>,
@@ -29,6 +29,47 @@ pub(super) struct QueueBody {
     webhooks: Option<Vec<Value>>,
     // Read-only fields a client may send back (`id`, `url`, ...) are ignored, as serde
     // ignores every field a type does not name.
+}
+
+/// Rossum's Queue. wasmhook keeps its name, metadata and hooks; the other keys answer
+/// what Rossum's client reads.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct QueueView {
+    id: u64,
+    url: String,
+    name: String,
+    organization: String,
+    workspace: Option<String>,
+    connector: Option<String>,
+    schema: String,
+    inbox: Option<String>,
+    /// Annotations per status: always 0.
+    #[schema(value_type = std::collections::BTreeMap<String, u64>)]
+    counts: Map<String, Value>,
+    /// The URLs of its hooks.
+    hooks: Vec<String>,
+    /// The same as `hooks`.
+    webhooks: Vec<String>,
+    users: Vec<String>,
+    session_timeout: &'static str,
+    rir_url: Option<String>,
+    rir_params: Option<String>,
+    dedicated_engine: Option<String>,
+    generic_engine: Option<String>,
+    engine: Option<String>,
+    automation_enabled: bool,
+    automation_level: &'static str,
+    default_score_threshold: f64,
+    locale: &'static str,
+    settings: Map<String, Value>,
+    use_confirmed_state: bool,
+    document_lifetime: Option<String>,
+    delete_after: Option<String>,
+    status: &'static str,
+    training_enabled: bool,
+    metadata: Map<String, Value>,
+    created_at: String,
+    modified_at: String,
 }
 
 /// The annotation statuses Rossum counts a queue's documents by (its `counts`).

@@ -96,18 +96,14 @@ pub(super) struct TemplateRegistration {
 #[allow(dead_code)]
 pub(super) struct HookFromTemplate {
     /// The template's URL or id; required.
-    #[schema(value_type = Object)]
     hook_template: Value,
     name: Option<String>,
     events: Option<Vec<String>>,
     /// URLs or ids.
-    #[schema(value_type = Option<Vec<Object>>)]
     queues: Option<Vec<Value>>,
     /// URLs or ids.
-    #[schema(value_type = Option<Vec<Object>>)]
     run_after: Option<Vec<Value>>,
     /// A user's URL or id; required when the template's `use_token_owner` is true.
-    #[schema(value_type = Option<Object>)]
     token_owner: Option<Value>,
     settings: Option<Map<String, Value>>,
     /// Write-only.

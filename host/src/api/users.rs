@@ -45,10 +45,8 @@ pub(super) struct NewUserBody {
     /// Rossum's roles, by URL (`/groups/{id}`) or id: one group, agreeing with `role` when
     /// both are sent.
     #[serde(default)]
-    #[schema(value_type = Option<Vec<Object>>)]
     groups: Option<Vec<Value>>,
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
     organization: Option<Value>,
     #[serde(default)]
     first_name: String,
@@ -59,7 +57,6 @@ pub(super) struct NewUserBody {
     /// Rossum's queue assignments. Every user sees every queue of its organization here, so
     /// they are checked to be queue references and not kept.
     #[serde(default)]
-    #[schema(value_type = Option<Vec<Object>>)]
     queues: Option<Vec<Value>>,
     /// A new user is active; `false` is refused (deactivate it afterwards).
     #[serde(default)]
@@ -74,15 +71,12 @@ pub(super) struct UserChangeBody {
     username: Option<String>,
     password: Option<String>,
     role: Option<String>,
-    #[schema(value_type = Option<Vec<Object>>)]
     groups: Option<Vec<Value>>,
-    #[schema(value_type = Option<Object>)]
     organization: Option<Value>,
     first_name: Option<String>,
     last_name: Option<String>,
     email: Option<String>,
     is_active: Option<bool>,
-    #[schema(value_type = Option<Vec<Object>>)]
     queues: Option<Vec<Value>>,
     /// Read-only fields a client may send back; ignored.
     #[serde(flatten)]
