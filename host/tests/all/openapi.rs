@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use wasmhook_tests::guests::HELLO;
 
 use super::server::{Server, Tenant, OPERATOR_TOKEN};
+use super::support::initialize;
 
 /// Every route of `api::router` (host/src/api/mod.rs), as read there: `(method, path)`.
 const ROUTES: &[(&str, &str)] = &[
@@ -235,13 +236,17 @@ fn real_answers_validate_against_the_documents_schemas() {
     let acme = Tenant::new(&server, "acme");
     let module = acme.upload(HELLO);
     let hook = acme.hook(&module, json!({}));
-    let (status, _) = acme.test_call(
-        &hook,
-        json!({"event": "annotation_content", "action": "initialize"}),
-    );
-    assert_eq!(status, StatusCode::OK);
     let (status, queue) = acme.post("/queues", json!({"name": "Inbox", "hooks": [hook["url"]]}));
     assert_eq!(status, StatusCode::CREATED, "{queue}");
+    // A run, for the run logs.
+    let (status, ran) = acme.event(
+        "annotation_content",
+        "initialize",
+        Some(&queue["url"]),
+        json!({"annotation": {"id": 1, "content": []}}),
+    );
+    assert_eq!(status, StatusCode::OK, "{ran}");
+    assert_described(&document, "POST", "/api/v1/events", status, &ran);
 
     let hook_path = format!("/hooks/{}", hook["id"]);
     let queue_path = format!("/queues/{}", queue["id"]);
@@ -326,10 +331,8 @@ fn real_answers_validate_against_the_documents_schemas() {
     assert_described(&document, "POST", "/api/v1/hooks", status, &created);
     let (status, patched) = acme.patch(&queue_path, json!({"name": "Renamed"}));
     assert_described(&document, "PATCH", "/api/v1/queues/{id}", status, &patched);
-    let (status, ran) = acme.test_call(
-        &hook,
-        json!({"event": "annotation_content", "action": "initialize"}),
-    );
+    let (status, ran) = acme.test_call(&hook, initialize());
+    assert_eq!(status, StatusCode::OK, "{ran}");
     assert_described(&document, "POST", "/api/v1/hooks/{id}/test", status, &ran);
 }
 
