@@ -6,7 +6,7 @@
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult, ErrorDetail, ValidationErrors};
@@ -30,7 +30,7 @@ enum GroupOrder {
 const ORDERINGS: &[(&str, GroupOrder)] = &[("id", GroupOrder::Id), ("name", GroupOrder::Name)];
 
 /// The query of the groups list: Rossum's `name` filter and the page.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct GroupFilter {
     /// Only the group of this name (`admin`, `annotator`).

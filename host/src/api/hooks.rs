@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::Extension;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::access::RequestId;
 use super::auth::Caller;
@@ -36,7 +36,7 @@ const ORDERINGS: &[(&str, HookOrder)] = &[
     ("events", HookOrder::Events),
 ];
 
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct HookFilter {
     /// Only the hook of this id.

@@ -5,7 +5,7 @@
 use axum::extract::State;
 use serde::Serialize;
 use serde_json::Value;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult, ValidationErrors};
@@ -206,7 +206,7 @@ pub(super) struct RunLogs {
 /// The filters of `GET /hooks/logs`, as the OpenAPI document describes them ([`filter_from`]
 /// reads them); each takes a comma-separated list where it names ids, levels, statuses or
 /// codes.
-#[derive(Debug, IntoParams)]
+#[derive(Debug, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 pub(super) struct LogFilter {

@@ -7,7 +7,7 @@
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, StatusCode};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult, ErrorDetail, ValidationErrors};
@@ -29,7 +29,7 @@ const ORDERINGS: &[(&str, ModuleOrder)] = &[
 /// The largest upload body: the largest module plus room for multipart framing.
 pub const MAX_UPLOAD_BYTES: usize = DEFAULT_MAX_MODULE_BYTES + 64 * 1024;
 
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct UploadQuery {
     /// The module's name, when the multipart form has no `name` (a raw upload's only way

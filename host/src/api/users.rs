@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::auth::{extension_may_not, Caller, Role};
 use super::error::{ApiError, ApiResult, ErrorDetail, ValidationErrors};
@@ -84,7 +84,7 @@ pub(super) struct UserChangeBody {
     _rest: Map<String, Value>,
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct UserFilter {
     /// Only the users of this organization (an id).
