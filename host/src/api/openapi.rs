@@ -412,6 +412,11 @@ mod tests {
                 if let Some(id) = operation["operationId"].as_str() {
                     assert!(ids.insert(id.to_owned()), "{id} twice");
                 }
+                let mut parameters = BTreeSet::new();
+                for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                    let key = (parameter["name"].to_string(), parameter["in"].to_string());
+                    assert!(parameters.insert(key), "{parameter} twice in {operation}");
+                }
             }
         }
         assert_eq!(ids.len(), ROUTES.len());
