@@ -9,15 +9,17 @@ use axum::Extension;
 use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use sha2::Sha256;
+use utoipa::ToSchema;
 
 use super::access::{OrganizationSlot, RequestId};
 use super::auth::{Caller, Role};
-use super::error::{ApiError, ApiResult};
-use super::extract::ObjectId;
+use super::error::{ApiError, ApiResult, ErrorDetail, ValidationErrors};
+use super::extract::{IdPath, ObjectId};
 use super::json::{Json, RawBody};
+use super::logs::RunStatusView;
 use super::{hooks, id_from, AppState};
 use crate::dispatch::plan::subscribed;
 use crate::dispatch::{DispatchError, EventAnswer, EventRun, RunResult};
@@ -29,7 +31,7 @@ use crate::sealing::HookSecrets;
 /// The header an outside platform signs an invocation with.
 pub const SIGNATURE_HEADER: &str = "x-rossum-signature-sha256";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct TestBody {
     payload: Map<String, Value>,
@@ -37,7 +39,7 @@ pub(super) struct TestBody {
     config: Option<Map<String, Value>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct EventBody {
     event: String,
@@ -151,13 +153,71 @@ async fn with_override(
 
 /// `POST /hooks/{id}/test`: runs the hook (with another config, for an admin) on the
 /// payload's event and keys, and answers its response, output and status.
+/// What `/test` answers: the run's response and output.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct TestAnswer {
+    /// The hook's response (`messages`, `operations`, ...); null when it gave none.
+    response: Option<Map<String, Value>>,
+    /// The module's captured output.
+    log: String,
+    #[schema(value_type = RunStatusView)]
+    status: crate::model::RunStatus,
+    message: String,
+    request_id: String,
+}
+
+/// An invocation whose hook gave no response (400): why, with the run's status.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct InvocationFailed {
+    detail: String,
+    #[schema(value_type = RunStatusView)]
+    status: crate::model::RunStatus,
+    request_id: String,
+}
+
+/// One hook's run for an event.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct EventRunView {
+    /// The hook's URL.
+    hook: String,
+    #[schema(value_type = RunStatusView)]
+    status: crate::model::RunStatus,
+    message: String,
+    response: Option<Map<String, Value>>,
+    request_id: String,
+}
+
+/// What `POST /events` answers: each run, and what their responses say together.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct EventAnswerView {
+    event: String,
+    action: String,
+    results: Vec<EventRunView>,
+    /// How many runs did not complete.
+    failed: usize,
+    messages: Vec<Value>,
+    operations: Vec<Value>,
+    automation_blockers: Vec<Value>,
+}
+
+#[utoipa::path(post, path = "/api/v1/hooks/{id}/test", tag = "hooks", params(IdPath),
+    request_body = TestBody,
+    responses(
+        (status = 200, description = "The run's answer", body = TestAnswer),
+        (status = 400, description = "The payload or config is not valid, or the module failed to load", body = ValidationErrors),
+        (status = 403, description = "Not allowed to run it", body = ErrorDetail),
+        (status = 404, description = "No such hook in the caller's organization", body = ErrorDetail),
+        (status = 409, description = "Its module is still compiling", body = ErrorDetail),
+        (status = 429, description = "The organization's run slots or memory are in use", body = ErrorDetail,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub(super) async fn test(
     State(state): State<AppState>,
     caller: Caller,
     ObjectId(id): ObjectId,
     Extension(request_id): Extension<RequestId>,
     Json(body): Json<TestBody>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<TestAnswer>> {
     let stored = hooks::visible(&state, &caller, id).await?;
     let (organization_id, _) = caller.member()?;
     may_run(&state, &caller, &[stored.as_ref()]).await?;
@@ -186,13 +246,13 @@ pub(super) async fn test(
         )
         .await
         .map_err(|error| not_run(error, ApiError::Conflict))?;
-    Ok(axum::Json(json!({
-        "response": result.response,
-        "log": result.output,
-        "status": result.status,
-        "message": result.message,
-        "request_id": result.request_id,
-    })))
+    Ok(axum::Json(TestAnswer {
+        response: result.response,
+        log: result.output,
+        status: result.status,
+        message: result.message,
+        request_id: result.request_id,
+    }))
 }
 
 /// Who invokes: a user by token, or an outside platform by signature.
@@ -244,15 +304,15 @@ fn invocation_answer(result: RunResult) -> Response {
         Some(response) => (StatusCode::OK, axum::Json(Value::Object(response))).into_response(),
         None => (
             StatusCode::BAD_REQUEST,
-            axum::Json(json!({
-                "detail": format!(
+            axum::Json(InvocationFailed {
+                detail: format!(
                     "The hook did not return a response ({}): {}",
                     result.status.as_str(),
                     result.message
                 ),
-                "status": result.status,
-                "request_id": result.request_id,
-            })),
+                status: result.status,
+                request_id: result.request_id,
+            }),
         )
             .into_response(),
     }
@@ -323,6 +383,18 @@ fn invocation_fields(body: &[u8]) -> ApiResult<Map<String, Value>> {
 
 /// `POST /hooks/{id}/invoke`: runs the hook on `invocation.manual` with the body's keys,
 /// for a member's token or a signature by the hook's secret, and answers its response.
+#[utoipa::path(post, path = "/api/v1/hooks/{id}/invoke", tag = "hooks", params(IdPath),
+    security(("Bearer" = []), ("Token" = []), ("Signature" = [])),
+    request_body(content = Object, description = "The invocation's fields, a JSON object without host-set keys; with a signature, its HMAC is over these exact bytes"),
+    responses(
+        (status = 200, description = "The hook's response", body = Object),
+        (status = 400, description = "The hook gave no response", body = InvocationFailed),
+        (status = 401, description = "No valid token, or a signature that does not match", body = ErrorDetail),
+        (status = 403, description = "Not allowed to run it", body = ErrorDetail),
+        (status = 404, description = "No such hook in the caller's organization", body = ErrorDetail),
+        (status = 429, description = "The organization's run slots or memory are in use", body = ErrorDetail,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub(super) async fn invoke(
     State(state): State<AppState>,
     ObjectId(id): ObjectId,
@@ -394,39 +466,51 @@ fn named_event(body: &EventBody) -> ApiResult<(String, String, EventAction)> {
 }
 
 /// The answer to an event: each run, and what their responses say together.
-fn render_event(state: &AppState, event_name: &str, action: &str, runs: &[EventRun]) -> Value {
+fn render_event(
+    state: &AppState,
+    event_name: &str,
+    action: &str,
+    runs: &[EventRun],
+) -> EventAnswerView {
     let folded = EventAnswer::fold(runs);
-    let results: Vec<Value> = runs
+    let results: Vec<EventRunView> = runs
         .iter()
-        .map(|run| {
-            json!({
-                "hook": state.url("hooks", run.hook_id),
-                "status": run.status,
-                "message": run.message,
-                "response": run.response,
-                "request_id": run.request_id,
-            })
+        .map(|run| EventRunView {
+            hook: state.url("hooks", run.hook_id),
+            status: run.status,
+            message: run.message.clone(),
+            response: run.response.clone(),
+            request_id: run.request_id.clone(),
         })
         .collect();
-    json!({
-        "event": event_name,
-        "action": action,
-        "results": results,
-        "failed": folded.failed,
-        "messages": folded.messages,
-        "operations": folded.operations,
-        "automation_blockers": folded.automation_blockers,
-    })
+    EventAnswerView {
+        event: event_name.to_owned(),
+        action: action.to_owned(),
+        results,
+        failed: folded.failed,
+        messages: folded.messages,
+        operations: folded.operations,
+        automation_blockers: folded.automation_blockers,
+    }
 }
 
 /// `POST /events`: runs the organization's hooks that subscribe to the event (on its queue,
 /// when it names one), in run_after order, and answers each run and their folded answer.
+#[utoipa::path(post, path = "/api/v1/events", tag = "hooks", request_body = EventBody,
+    responses(
+        (status = 200, description = "Each run, and their folded answer", body = EventAnswerView),
+        (status = 400, description = "The event or payload is not valid", body = ValidationErrors),
+        (status = 403, description = "Not allowed to run these hooks", body = ErrorDetail),
+        (status = 409, description = "A module is still compiling", body = ErrorDetail),
+        (status = 429, description = "The organization's run slots or memory are in use", body = ErrorDetail,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub(super) async fn event(
     State(state): State<AppState>,
     caller: Caller,
     Extension(request_id): Extension<RequestId>,
     Json(body): Json<EventBody>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<EventAnswerView>> {
     let (organization_id, _) = caller.member()?;
     let (event_name, action, event) = named_event(&body)?;
     let queue_id = event_queue(&state, organization_id, body.queue.as_ref()).await?;

@@ -24,6 +24,24 @@ use crate::store::StoreError;
 /// DRF's key for the errors that are about no one field.
 pub const NON_FIELD_ERRORS: &str = "non_field_errors";
 
+/// The body of every error but a validation error: `{"detail": "message"}`, worded as
+/// DRF words it (the OpenAPI document's `ErrorDetail`; [`ApiError::body`] renders it).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"detail": "Not found."}))]
+pub struct ErrorDetail {
+    /// What went wrong, for a person.
+    pub detail: String,
+}
+
+/// The body of a validation error (400), DRF's: each field that breaks a rule with its
+/// messages, `{"field": ["message"]}`, or `{"non_field_errors": ["message"]}` for the
+/// request as a whole. A key inside a JSON field leads the message under the field
+/// (`{"config": ["timeout_s: ..."]}`). The OpenAPI document's `ValidationErrors`;
+/// [`Invalid::body`] renders it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"name": ["This field is required."]}))]
+pub struct ValidationErrors(pub std::collections::BTreeMap<String, Vec<String>>);
+
 /// A rule a request broke, as DRF's `ValidationError` carries it: the field it is about
 /// (none: the request as a whole) and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,11 +208,19 @@ impl ApiError {
             .body(),
             ApiError::Internal(cause) => {
                 tracing::error!("request failed: {cause}");
-                serde_json::json!({ "detail": "A server error occurred." })
+                detail("A server error occurred.")
             }
-            other => serde_json::json!({ "detail": other.to_string() }),
+            other => detail(&other.to_string()),
         }
     }
+}
+
+/// `{"detail": message}`, through the type the OpenAPI document describes.
+fn detail(message: &str) -> Value {
+    serde_json::to_value(ErrorDetail {
+        detail: message.to_owned(),
+    })
+    .unwrap_or(Value::Null)
 }
 
 impl IntoResponse for ApiError {

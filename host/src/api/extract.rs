@@ -27,6 +27,17 @@ impl<S: Send + Sync> FromRequestParts<S> for ObjectId {
     }
 }
 
+/// The `{id}` of an object's path, as the OpenAPI document describes it ([`ObjectId`]
+/// reads it).
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct IdPath {
+    /// The object's id; anything else (or an id no object has) is 404.
+    #[param(minimum = 1)]
+    id: u64,
+}
+
 /// Query parameters read as DRF reads them: an empty value is as if the parameter were
 /// absent (Rossum's client sends `ordering=`, `sideload=` and `content.schema_id=` with
 /// every list), and a parameter the type does not name is ignored. A query the type cannot

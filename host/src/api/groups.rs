@@ -5,12 +5,12 @@
 //! than by the store, in the same list shape as every other list.
 
 use axum::extract::State;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::error::{ApiError, ApiResult};
-use super::extract::{ObjectId, Params};
+use super::error::{ApiError, ApiResult, ErrorDetail, ValidationErrors};
+use super::extract::{IdPath, ObjectId, Params};
 use super::pagination::{PageQuery, Paginated};
 use super::AppState;
 use crate::model::group::{Group, GROUPS};
@@ -30,11 +30,22 @@ enum GroupOrder {
 const ORDERINGS: &[(&str, GroupOrder)] = &[("id", GroupOrder::Id), ("name", GroupOrder::Name)];
 
 /// The query of the groups list: Rossum's `name` filter and the page.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct GroupFilter {
+    /// Only the group of this name (`admin`, `annotator`).
     name: Option<String>,
     #[serde(flatten)]
+    #[param(ignore)]
     page: PageQuery,
+}
+
+/// A group: Rossum's name of a role (`admin` is wasmhook's admin, `annotator` its member).
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct GroupView {
+    id: u64,
+    url: String,
+    name: &'static str,
 }
 
 /// A group's URL, as a user's `groups` lists it.
@@ -43,20 +54,26 @@ pub(super) fn group_url(state: &AppState, group: &Group) -> String {
 }
 
 /// A group as Rossum's client reads it.
-fn render(state: &AppState, group: &Group) -> Value {
-    json!({
-        "id": group.id,
-        "url": group_url(state, group),
-        "name": group.name,
-    })
+fn render(state: &AppState, group: &Group) -> GroupView {
+    GroupView {
+        id: group.id,
+        url: group_url(state, group),
+        name: group.name,
+    }
 }
 
 /// `GET /groups`: the groups, for any authenticated caller.
+#[utoipa::path(get, path = "/api/v1/groups", tag = "users",
+    params(GroupFilter, PageQuery),
+    responses(
+        (status = 200, description = "The groups (ordering: id, name)", body = Paginated<GroupView>),
+        (status = 400, description = "A parameter is not valid", body = ValidationErrors),
+    ))]
 pub(super) async fn list(
     State(state): State<AppState>,
     _caller: Caller,
     Params(filter): Params<GroupFilter>,
-) -> ApiResult<axum::Json<Paginated>> {
+) -> ApiResult<axum::Json<Paginated<GroupView>>> {
     let request = filter.page.validate_ordered(ORDERINGS)?;
     let window = request.window();
     let mut groups: Vec<Group> = GROUPS
@@ -88,11 +105,16 @@ pub(super) async fn list(
 }
 
 /// `GET /groups/{id}`: one group.
+#[utoipa::path(get, path = "/api/v1/groups/{id}", tag = "users", params(IdPath),
+    responses(
+        (status = 200, description = "The group", body = GroupView),
+        (status = 404, description = "No such group", body = ErrorDetail),
+    ))]
 pub(super) async fn show(
     State(state): State<AppState>,
     _caller: Caller,
     ObjectId(id): ObjectId,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<GroupView>> {
     let group = Group::by_id(id).ok_or(ApiError::NotFound)?;
     Ok(axum::Json(render(&state, &group)))
 }

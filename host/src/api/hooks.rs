@@ -8,13 +8,14 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Extension;
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use super::access::RequestId;
 use super::auth::Caller;
-use super::error::{ApiError, ApiResult};
-use super::extract::{id_filter, ObjectId, Params};
+use super::error::{ApiError, ApiResult, ErrorDetail, ValidationErrors};
+use super::extract::{id_filter, IdPath, ObjectId, Params};
 use super::json::Json;
 use super::pagination::{PageQuery, Paginated};
 use super::AppState;
@@ -35,22 +36,156 @@ const ORDERINGS: &[(&str, HookOrder)] = &[
     ("events", HookOrder::Events),
 ];
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct HookFilter {
+    /// Only the hook of this id.
+    #[param(value_type = Option<u64>)]
     id: Option<String>,
+    /// Only hooks of this name.
     name: Option<String>,
+    /// Only hooks of this type: `function`, `webhook` or `job`.
     #[serde(rename = "type")]
     hook_type: Option<String>,
+    /// Only hooks on this queue (an id).
+    #[param(value_type = Option<u64>)]
     queue: Option<String>,
+    /// Only active (`true`) or inactive (`false`) hooks.
+    #[param(value_type = Option<bool>)]
     active: Option<String>,
+    /// Only hooks of this `extension_source` (`custom`, `rossum_store`).
     extension_source: Option<String>,
+    /// Only hooks subscribed to one of these events, comma-separated (`annotation_content.initialize,...`).
     events: Option<String>,
     #[serde(flatten)]
+    #[param(ignore)]
     page: PageQuery,
 }
 
+/// A hook as written (POST, PUT; PATCH sends only the fields it changes), Rossum's Hook
+/// fields. The read-only keys of a hook as answered (`id`, `url`, `status`, ...) may be
+/// sent back and are ignored.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub(super) struct HookWrite {
+    /// Required.
+    name: String,
+    /// `function`, `webhook` or `job`; required.
+    #[schema(rename = "type")]
+    hook_type: String,
+    /// The queues whose documents it runs on: URLs or ids.
+    queues: Option<Vec<Value>>,
+    /// The hooks it runs after: URLs or ids.
+    run_after: Option<Vec<Value>>,
+    active: Option<bool>,
+    /// `event.action` or `event` names it subscribes to.
+    events: Option<Vec<String>>,
+    sideload: Option<Vec<String>>,
+    metadata: Option<Map<String, Value>>,
+    /// A function's `runtime`, `module` (URL or id), `timeout_s`, `memory_size_mb`, ...; a
+    /// webhook's `url`, `secret`, `insecure_ssl`, ...; a job's `schedule`.
+    config: Option<Map<String, Value>>,
+    test: Option<Map<String, Value>>,
+    /// The user whose token the hook's runs carry: a URL or id.
+    token_owner: Option<Value>,
+    token_lifetime_s: Option<u64>,
+    description: Option<String>,
+    extension_source: Option<String>,
+    settings: Option<Map<String, Value>>,
+    settings_schema: Option<Value>,
+    secrets_schema: Option<Value>,
+    /// Write-only: string values, never answered (see `/secrets_keys`).
+    secrets: Option<Map<String, Value>>,
+    guide: Option<String>,
+    read_more_url: Option<String>,
+    extension_image_url: Option<String>,
+}
+
+/// What `POST /hooks/{id}/duplicate` reads.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub(super) struct DuplicateBody {
+    /// The copy's name; required.
+    name: String,
+    /// Copy the hook's secrets too (false by default).
+    copy_secrets: Option<bool>,
+    /// Copy the run_after chain too (false by default).
+    copy_dependencies: Option<bool>,
+}
+
+/// What `POST /hooks/{id}/generate_payload` reads: the event, and optionally the
+/// annotation, statuses, email or upload to describe (URLs).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub(super) struct GeneratePayloadBody {
+    /// The event's name, e.g. `annotation_content`; required.
+    event: String,
+    /// The event's action, e.g. `initialize`; required.
+    action: String,
+    annotation: Option<String>,
+    status: Option<String>,
+    previous_status: Option<String>,
+    email: Option<String>,
+    upload: Option<String>,
+}
+
+/// The compile state of a function hook's module (null for webhooks).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(super) enum HookModuleStatus {
+    /// Being compiled.
+    Pending,
+    /// Compiled.
+    Ready,
+    /// Failed to compile.
+    Failed,
+}
+
+/// Rossum's Hook. Secret values never appear; `config.secret` neither.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct HookView {
+    id: u64,
+    url: String,
+    name: String,
+    /// `function`, `webhook` or `job`.
+    #[serde(rename = "type")]
+    hook_type: &'static str,
+    organization: String,
+    /// The URLs of its queues.
+    queues: Vec<String>,
+    /// The URLs of the hooks it runs after.
+    run_after: Vec<String>,
+    active: bool,
+    events: Vec<String>,
+    sideload: Vec<String>,
+    metadata: Map<String, Value>,
+    /// The kind's config, `module` as a URL; a private hook's `url` and `module` hidden.
+    config: Map<String, Value>,
+    test: Map<String, Value>,
+    token_owner: Option<String>,
+    token_lifetime_s: Option<u64>,
+    description: Option<String>,
+    extension_source: String,
+    settings: Map<String, Value>,
+    settings_schema: Option<Value>,
+    secrets_schema: Value,
+    guide: Option<String>,
+    read_more_url: Option<String>,
+    extension_image_url: Option<String>,
+    /// The template it was made from.
+    hook_template: Option<String>,
+    /// Its module's compile state.
+    #[schema(value_type = Option<HookModuleStatus>)]
+    status: Option<&'static str>,
+    created_by: Option<String>,
+    created_at: String,
+    modified_by: Option<String>,
+    modified_at: String,
+}
+
 /// A hook in Rossum's JSON shape. Secret values never appear; `config.secret` neither.
-pub(super) fn render(state: &AppState, hook: &Hook, status: Option<ModuleStatus>) -> Value {
+pub(super) fn render(state: &AppState, hook: &Hook, status: Option<ModuleStatus>) -> HookView {
     let spec = &hook.spec;
     let document = &spec.document;
     let private = spec.kind.is_private();
@@ -72,37 +207,37 @@ pub(super) fn render(state: &AppState, hook: &Hook, status: Option<ModuleStatus>
     let urls = |collection: &str, ids: &[u64]| -> Vec<String> {
         ids.iter().map(|id| state.url(collection, *id)).collect()
     };
-    json!({
-        "id": hook.id,
-        "url": state.url("hooks", hook.id),
-        "name": spec.name,
-        "type": spec.kind.hook_type().as_str(),
-        "organization": state.url("organizations", hook.organization_id),
-        "queues": urls("queues", &spec.queues),
-        "run_after": urls("hooks", &spec.run_after),
-        "active": spec.active,
-        "events": document.events,
-        "sideload": document.sideload,
-        "metadata": document.metadata,
-        "config": config,
-        "test": document.test,
-        "token_owner": spec.token_owner.map(|id| state.url("users", id)),
-        "token_lifetime_s": document.token_lifetime_s,
-        "description": document.description,
-        "extension_source": document.extension_source,
-        "settings": document.settings,
-        "settings_schema": document.settings_schema,
-        "secrets_schema": document.secrets_schema,
-        "guide": document.guide,
-        "read_more_url": document.read_more_url,
-        "extension_image_url": document.extension_image_url,
-        "hook_template": hook.hook_template.map(|id| state.url("hook_templates", id)),
-        "status": status.map(ModuleStatus::as_str),
-        "created_by": hook.created_by.map(|id| state.url("users", id)),
-        "created_at": hook.created_at,
-        "modified_by": hook.modified_by.map(|id| state.url("users", id)),
-        "modified_at": hook.modified_at,
-    })
+    HookView {
+        id: hook.id,
+        url: state.url("hooks", hook.id),
+        name: spec.name.clone(),
+        hook_type: spec.kind.hook_type().as_str(),
+        organization: state.url("organizations", hook.organization_id),
+        queues: urls("queues", &spec.queues),
+        run_after: urls("hooks", &spec.run_after),
+        active: spec.active,
+        events: document.events.clone(),
+        sideload: document.sideload.clone(),
+        metadata: document.metadata.clone(),
+        config,
+        test: document.test.clone(),
+        token_owner: spec.token_owner.map(|id| state.url("users", id)),
+        token_lifetime_s: document.token_lifetime_s,
+        description: document.description.clone(),
+        extension_source: document.extension_source.clone(),
+        settings: document.settings.clone(),
+        settings_schema: document.settings_schema.clone(),
+        secrets_schema: document.secrets_schema.clone(),
+        guide: document.guide.clone(),
+        read_more_url: document.read_more_url.clone(),
+        extension_image_url: document.extension_image_url.clone(),
+        hook_template: hook.hook_template.map(|id| state.url("hook_templates", id)),
+        status: status.map(ModuleStatus::as_str),
+        created_by: hook.created_by.map(|id| state.url("users", id)),
+        created_at: hook.created_at.clone(),
+        modified_by: hook.modified_by.map(|id| state.url("users", id)),
+        modified_at: hook.modified_at.clone(),
+    }
 }
 
 /// The status of each module of an organization, for hooks' `status`.
@@ -125,7 +260,7 @@ pub(super) async fn visible(state: &AppState, caller: &Caller, id: u64) -> ApiRe
 }
 
 /// A hook as answered: rendered with its module's status.
-pub(super) async fn answer(state: &AppState, hook: &Hook) -> ApiResult<Value> {
+pub(super) async fn answer(state: &AppState, hook: &Hook) -> ApiResult<HookView> {
     let statuses = module_statuses(state, Some(hook.organization_id)).await?;
     let status = hook
         .spec
@@ -146,11 +281,16 @@ fn flag(name: &str, text: &str) -> ApiResult<bool> {
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/hooks", tag = "hooks", params(HookFilter, PageQuery),
+    responses(
+        (status = 200, description = "The organization's hooks (ordering: id, name, type, active, events)", body = Paginated<HookView>),
+        (status = 400, description = "A filter or parameter is not valid", body = ValidationErrors),
+    ))]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Params(filter): Params<HookFilter>,
-) -> ApiResult<axum::Json<Paginated>> {
+) -> ApiResult<axum::Json<Paginated<HookView>>> {
     let request = filter.page.validate()?;
     let id = id_filter("id", filter.id.as_deref())?;
     let queue = id_filter("queue", filter.queue.as_deref())?;
@@ -289,11 +429,17 @@ fn private_input(hook: &Hook, input: &Map<String, Value>) -> ApiResult<Map<Strin
     Ok(input)
 }
 
+#[utoipa::path(post, path = "/api/v1/hooks", tag = "hooks", request_body = HookWrite,
+    responses(
+        (status = 201, description = "Created", body = HookView),
+        (status = 400, description = "A field is not valid", body = ValidationErrors),
+        (status = 403, description = "Not an admin", body = ErrorDetail),
+    ))]
 pub(super) async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Json(body): Json<Map<String, Value>>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<HookView>)> {
     let hook = save(&state, caller.admin()?, &body, None, None).await?;
     Ok((
         StatusCode::CREATED,
@@ -301,22 +447,35 @@ pub(super) async fn create(
     ))
 }
 
+#[utoipa::path(get, path = "/api/v1/hooks/{id}", tag = "hooks", params(IdPath),
+    responses(
+        (status = 200, description = "The hook", body = HookView),
+        (status = 404, description = "No such hook in the caller's organization", body = ErrorDetail),
+    ))]
 pub(super) async fn show(
     State(state): State<AppState>,
     caller: Caller,
     ObjectId(id): ObjectId,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<HookView>> {
     let hook = visible(&state, &caller, id).await?;
     Ok(axum::Json(answer(&state, &hook).await?))
 }
 
 /// PUT: the whole hook as sent (write-only values kept when not sent).
+#[utoipa::path(put, path = "/api/v1/hooks/{id}", tag = "hooks", params(IdPath),
+    request_body = HookWrite,
+    responses(
+        (status = 200, description = "Replaced", body = HookView),
+        (status = 400, description = "A field is not valid", body = ValidationErrors),
+        (status = 403, description = "Not an admin", body = ErrorDetail),
+        (status = 404, description = "No such hook in the caller's organization", body = ErrorDetail),
+    ))]
 pub(super) async fn replace(
     State(state): State<AppState>,
     caller: Caller,
     ObjectId(id): ObjectId,
     Json(body): Json<Map<String, Value>>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<HookView>> {
     let existing = visible(&state, &caller, id).await?;
     let hook = save(
         &state,
@@ -330,12 +489,20 @@ pub(super) async fn replace(
 }
 
 /// PATCH: the fields sent laid over the stored hook.
+#[utoipa::path(patch, path = "/api/v1/hooks/{id}", tag = "hooks", params(IdPath),
+    request_body(content = HookWrite, description = "The fields to change, laid over the stored hook"),
+    responses(
+        (status = 200, description = "Updated", body = HookView),
+        (status = 400, description = "A field is not valid", body = ValidationErrors),
+        (status = 403, description = "Not allowed to change these fields", body = ErrorDetail),
+        (status = 404, description = "No such hook in the caller's organization", body = ErrorDetail),
+    ))]
 pub(super) async fn patch(
     State(state): State<AppState>,
     caller: Caller,
     ObjectId(id): ObjectId,
     Json(body): Json<Map<String, Value>>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<HookView>> {
     let existing = visible(&state, &caller, id).await?;
     let writer = caller.hook_writer(id, body.keys().map(String::as_str))?;
     let mut input = existing.spec.as_input();
@@ -344,6 +511,12 @@ pub(super) async fn patch(
     Ok(axum::Json(answer(&state, &hook).await?))
 }
 
+#[utoipa::path(delete, path = "/api/v1/hooks/{id}", tag = "hooks", params(IdPath),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "Not an admin", body = ErrorDetail),
+        (status = 404, description = "No such hook in the caller's organization", body = ErrorDetail),
+    ))]
 pub(super) async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -356,24 +529,37 @@ pub(super) async fn delete(
 }
 
 /// The names of a hook's secrets; values never leave the server.
+#[utoipa::path(get, path = "/api/v1/hooks/{id}/secrets_keys", tag = "hooks", params(IdPath),
+    responses(
+        (status = 200, description = "The names of its secrets", body = Vec<String>),
+        (status = 404, description = "No such hook in the caller's organization", body = ErrorDetail),
+    ))]
 pub(super) async fn secrets_keys(
     State(state): State<AppState>,
     caller: Caller,
     ObjectId(id): ObjectId,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<Vec<String>>> {
     let hook = visible(&state, &caller, id).await?;
-    Ok(axum::Json(json!(hook.secrets_keys)))
+    Ok(axum::Json(hook.secrets_keys.clone()))
 }
 
 /// `POST /hooks/{id}/duplicate`: a copy in the hook's own organization, as Rossum makes it
 /// (inactive, on no queue; `secrets` and the run_after chain only when asked), 201 with
 /// the copy.
+#[utoipa::path(post, path = "/api/v1/hooks/{id}/duplicate", tag = "hooks", params(IdPath),
+    request_body = DuplicateBody,
+    responses(
+        (status = 201, description = "The copy", body = HookView),
+        (status = 400, description = "A field is not valid", body = ValidationErrors),
+        (status = 403, description = "Not an admin", body = ErrorDetail),
+        (status = 404, description = "No such hook in the caller's organization", body = ErrorDetail),
+    ))]
 pub(super) async fn duplicate(
     State(state): State<AppState>,
     caller: Caller,
     ObjectId(id): ObjectId,
     Json(body): Json<Map<String, Value>>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<HookView>)> {
     let original = visible(&state, &caller, id).await?;
     let (organization_id, author) = caller.admin()?;
     let request = DuplicateRequest::parse(&body)?;
@@ -408,6 +594,13 @@ pub(super) async fn duplicate(
 /// `POST /hooks/{id}/generate_payload`: the payload the hook would receive for the event
 /// asked (`{event, action, annotation?, status?, previous_status?, email?, upload?}`), made
 /// up for testing, with its secrets and token written `[redacted...]`.
+#[utoipa::path(post, path = "/api/v1/hooks/{id}/generate_payload", tag = "hooks", params(IdPath),
+    request_body = GeneratePayloadBody,
+    responses(
+        (status = 200, description = "The payload the hook would receive (made up; secrets and token redacted)", body = Object),
+        (status = 400, description = "A field is not valid", body = ValidationErrors),
+        (status = 404, description = "No such hook in the caller's organization", body = ErrorDetail),
+    ))]
 pub(super) async fn generate_payload(
     State(state): State<AppState>,
     caller: Caller,

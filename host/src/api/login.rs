@@ -12,11 +12,12 @@ use std::time::Instant;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap};
 use axum::Extension;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::auth::{bearer, Caller};
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorDetail, ValidationErrors};
 use super::json::{from_value, parse_json, RawBody};
 use super::throttle::LoginThrottle;
 use super::AppState;
@@ -26,7 +27,7 @@ use crate::tokens::{self, Grant};
 /// How long a login token is valid: 162 hours, as Rossum's.
 pub const LOGIN_TOKEN_LIFETIME_S: i64 = 162 * 3600;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub(super) struct Credentials {
     username: String,
     password: String,
@@ -55,6 +56,27 @@ fn parse_credentials(headers: &HeaderMap, body: &[u8]) -> Result<Credentials, Ap
     from_value(fields)
 }
 
+/// A login's answer: the token, Rossum's `key` (sent back as `Authorization: Bearer <key>`
+/// or `Token <key>`).
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct LoginAnswer {
+    /// The token.
+    key: String,
+    /// Always null.
+    domain: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "authentication", security(()),
+    request_body(description = "JSON or a form", content(
+        (Credentials = "application/json"),
+        (Credentials = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "Logged in: a token valid for 162 hours", body = LoginAnswer),
+        (status = 400, description = "Wrong credentials (non_field_errors), or a field is missing", body = ValidationErrors),
+        (status = 429, description = "Too many failed logins: retry after Retry-After", body = ErrorDetail,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub(super) async fn login(
     State(state): State<AppState>,
     Extension(throttle): Extension<Arc<LoginThrottle>>,
@@ -62,7 +84,7 @@ pub(super) async fn login(
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     RawBody(body): RawBody,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<LoginAnswer>> {
     let credentials = parse_credentials(&headers, &body)?;
     // Before the database and argon2: a refused guess costs the server next to nothing.
     let peer = peer.map(|Extension(ConnectInfo(address))| address.ip());
@@ -107,14 +129,23 @@ pub(super) async fn login(
     {
         tracing::warn!("could not record the login of user {}: {error}", user.id);
     }
-    Ok(axum::Json(json!({ "key": token, "domain": null })))
+    Ok(axum::Json(LoginAnswer {
+        key: token,
+        domain: None,
+    }))
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "authentication",
+    responses(
+        (status = 200, description = "The token is deleted", body = ErrorDetail,
+            example = json!({"detail": "Successfully logged out."})),
+        (status = 403, description = "The operator's token cannot be logged out", body = ErrorDetail),
+    ))]
 pub(super) async fn logout(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<ErrorDetail>> {
     if matches!(caller, Caller::Operator) {
         // Deleting it would lock the operator out until a restart: nothing else gives
         // the operator a token.
@@ -122,7 +153,9 @@ pub(super) async fn logout(
     }
     let token = bearer(&headers).ok_or(ApiError::Unauthorized)?;
     state.store.tokens().delete(token).await?;
-    Ok(axum::Json(json!({ "detail": "Successfully logged out." })))
+    Ok(axum::Json(ErrorDetail {
+        detail: "Successfully logged out.".into(),
+    }))
 }
 
 /// Why the operator's logout is refused, and what to do instead.

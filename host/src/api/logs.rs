@@ -3,10 +3,12 @@
 //! `start_before` to see older ones.
 
 use axum::extract::State;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ValidationErrors};
 use super::extract::{parse_id, Params};
 use super::AppState;
 use crate::model::{format_rfc3339, RunLog};
@@ -134,33 +136,159 @@ fn filter_from(pairs: Vec<(String, String)>) -> ApiResult<RunLogFilter> {
 
 /// A run log in Rossum's HookRunData shape: `request` and `response` as JSON text, or null
 /// (`request` when the hook does not keep its payload).
-fn render(log: &RunLog) -> Value {
-    let mut value = serde_json::to_value(log).unwrap_or(Value::Null);
-    if let Some(object) = value.as_object_mut() {
-        object.insert(
-            "request".into(),
-            log.request
-                .as_ref()
-                .map_or(Value::Null, |request| Value::String(request.to_string())),
-        );
-        object.insert(
-            "response".into(),
-            log.response
-                .as_ref()
-                .map_or(Value::Null, |response| Value::String(response.to_string())),
-        );
-    }
-    value
+/// How a run ended (or that it is still going).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub(super) enum RunStatusView {
+    Completed,
+    Failed,
+    Timeout,
+    Cancelled,
 }
 
+/// A run log's severity.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+#[allow(dead_code)]
+pub(super) enum LogLevelView {
+    Info,
+    Warning,
+    Error,
+}
+
+/// One run of one hook for one event, Rossum's HookRunData.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct RunLogView {
+    uuid: String,
+    /// The call's request id (shared by retries of the same call).
+    request_id: String,
+    /// When the event happened.
+    timestamp: String,
+    event: String,
+    action: String,
+    organization_id: u64,
+    hook_id: u64,
+    /// `function`, `webhook` or `job`.
+    hook_type: String,
+    queue_id: Option<u64>,
+    annotation_id: Option<u64>,
+    email_id: Option<u64>,
+    #[schema(value_type = RunStatusView)]
+    status: crate::model::RunStatus,
+    #[schema(value_type = LogLevelView)]
+    log_level: crate::model::LogLevel,
+    /// A webhook's HTTP status; null for functions.
+    status_code: Option<u16>,
+    message: String,
+    /// The payload sent, as JSON text; null unless the hook's
+    /// `config.payload_logging_enabled` is true. Secrets and token redacted.
+    request: Option<String>,
+    /// The response received, as JSON text (redacted).
+    response: Option<String>,
+    /// A module's captured output; absent for webhooks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Option<String>,
+    /// The hook's settings at the time of the run.
+    settings: Value,
+    start: String,
+    end: String,
+    /// Wall time of the run in milliseconds.
+    duration_ms: f64,
+}
+
+/// The run logs' answer: `{"results": [...]}`, newest first, no pagination (Rossum's).
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct RunLogs {
+    results: Vec<RunLogView>,
+}
+
+/// The filters of `GET /hooks/logs`, as the OpenAPI document describes them ([`filter_from`]
+/// reads them); each takes a comma-separated list where it names ids, levels, statuses or
+/// codes.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(super) struct LogFilter {
+    /// Hook ids (also as `hook_id`).
+    hook: Option<String>,
+    /// Hook ids (the same as `hook`).
+    hook_id: Option<String>,
+    /// Queue ids.
+    queue: Option<String>,
+    /// Annotation ids.
+    annotation: Option<String>,
+    /// Email ids.
+    email: Option<String>,
+    /// `INFO`, `WARNING`, `ERROR` (any case).
+    log_level: Option<String>,
+    /// `completed`, `failed`, `timeout`, `cancelled`, `waiting`, `running`.
+    status: Option<String>,
+    /// HTTP status codes.
+    status_code: Option<String>,
+    /// One call's request id.
+    request_id: Option<String>,
+    /// RFC 3339 times.
+    #[param(format = DateTime)]
+    timestamp_before: Option<String>,
+    #[param(format = DateTime)]
+    timestamp_after: Option<String>,
+    #[param(format = DateTime)]
+    start_before: Option<String>,
+    #[param(format = DateTime)]
+    start_after: Option<String>,
+    #[param(format = DateTime)]
+    end_before: Option<String>,
+    #[param(format = DateTime)]
+    end_after: Option<String>,
+    /// Text searched in the message and output.
+    search: Option<String>,
+    /// At most this many entries (100 unless asked, and at most).
+    #[param(value_type = Option<u64>, minimum = 1)]
+    page_size: Option<String>,
+}
+
+fn render(log: &RunLog) -> RunLogView {
+    RunLogView {
+        uuid: log.uuid.clone(),
+        request_id: log.request_id.clone(),
+        timestamp: log.timestamp.clone(),
+        event: log.event.clone(),
+        action: log.action.clone(),
+        organization_id: log.organization_id,
+        hook_id: log.hook_id,
+        hook_type: log.hook_type.clone(),
+        queue_id: log.queue_id,
+        annotation_id: log.annotation_id,
+        email_id: log.email_id,
+        status: log.status,
+        log_level: log.log_level,
+        status_code: log.status_code,
+        message: log.message.clone(),
+        request: log.request.as_ref().map(Value::to_string),
+        response: log.response.as_ref().map(Value::to_string),
+        output: log.output.clone(),
+        settings: log.settings.clone(),
+        start: log.start.clone(),
+        end: log.end.clone(),
+        duration_ms: log.duration_ms,
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/hooks/logs", tag = "hooks", params(LogFilter),
+    responses(
+        (status = 200, description = "The organization's run logs, newest first", body = RunLogs),
+        (status = 400, description = "A filter is not valid", body = ValidationErrors),
+    ))]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Params(pairs): Params<Vec<(String, String)>>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<RunLogs>> {
     let mut filter = filter_from(pairs)?;
     filter.organization = caller.organization();
     let logs = state.store.run_logs().query(filter).await?;
-    let results: Vec<Value> = logs.iter().map(render).collect();
-    Ok(axum::Json(json!({ "results": results })))
+    Ok(axum::Json(RunLogs {
+        results: logs.iter().map(render).collect(),
+    }))
 }

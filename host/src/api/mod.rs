@@ -7,6 +7,7 @@
 pub mod access;
 pub mod auth;
 mod calls;
+mod docs;
 pub mod error;
 mod extract;
 mod groups;
@@ -16,6 +17,7 @@ pub mod json;
 mod login;
 mod logs;
 mod modules;
+pub mod openapi;
 mod organizations;
 pub mod pagination;
 mod placeholders;
@@ -186,6 +188,7 @@ pub fn router(state: AppState) -> Router {
         .route("/hooks/{id}/invoke", post(calls::invoke))
         .route("/events", post(calls::event))
         .route("/version", get(health::version))
+        .route("/openapi.json", get(openapi::document))
         .route_layer(axum::middleware::from_fn(access::note_route))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found);
@@ -193,6 +196,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/api/docs", get(docs::page))
+        .route("/api/docs/redoc.standalone.js", get(docs::script))
         .route_layer(axum::middleware::from_fn(access::note_route))
         .method_not_allowed_fallback(method_not_allowed)
         .nest("/api/v1", api)

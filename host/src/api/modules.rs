@@ -6,12 +6,12 @@
 
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, StatusCode};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::error::{ApiError, ApiResult};
-use super::extract::{ObjectId, Params};
+use super::error::{ApiError, ApiResult, ErrorDetail, ValidationErrors};
+use super::extract::{IdPath, ObjectId, Params};
 use super::pagination::{list_page, PageQuery, Paginated};
 use super::AppState;
 use crate::modules::ModuleError;
@@ -29,27 +29,79 @@ const ORDERINGS: &[(&str, ModuleOrder)] = &[
 /// The largest upload body: the largest module plus room for multipart framing.
 pub const MAX_UPLOAD_BYTES: usize = DEFAULT_MAX_MODULE_BYTES + 64 * 1024;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct UploadQuery {
+    /// The module's name, when the multipart form has no `name` (a raw upload's only way
+    /// to name it); else the file's name, else `module.wasm`.
     name: Option<String>,
 }
 
-fn render(state: &AppState, module: &Module) -> Value {
-    json!({
-        "id": module.id,
-        "url": state.url("modules", module.id),
-        "name": module.name,
-        "organization": state.url("organizations", module.organization_id),
-        "sha256": module.sha256,
-        "size": module.size,
-        "status": module.status.as_str(),
-        "error": module.error,
-        "kind": module.kind,
-        "encoding": module.encoding,
-        "imports": module.imports,
-        "exports": module.exports,
-        "created_at": module.created_at,
-    })
+/// An upload as a multipart form (`file` or `module`, and optionally `name`); a raw
+/// `application/wasm` or `application/octet-stream` body is the module itself.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub(super) struct ModuleUpload {
+    /// The module's bytes (a core module or a component).
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// 1 to 200 characters.
+    name: Option<String>,
+}
+
+/// The compile state of an uploaded module.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(super) enum ModuleStatusView {
+    /// Being compiled in the background.
+    Pending,
+    /// Compiled; hooks may run it.
+    Ready,
+    /// Refused by the compiler: `error` says why.
+    Failed,
+}
+
+/// A module of the organization's library.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ModuleView {
+    id: u64,
+    url: String,
+    name: String,
+    organization: String,
+    /// The hex SHA-256 of its bytes.
+    sha256: String,
+    /// Its size in bytes.
+    size: u64,
+    /// `pending`, `ready` or `failed`.
+    #[schema(value_type = ModuleStatusView)]
+    status: &'static str,
+    /// Why it failed to compile.
+    error: Option<String>,
+    /// `component` or `module`.
+    kind: Option<String>,
+    encoding: Option<String>,
+    imports: Vec<String>,
+    exports: Vec<String>,
+    created_at: String,
+}
+
+fn render(state: &AppState, module: &Module) -> ModuleView {
+    ModuleView {
+        id: module.id,
+        url: state.url("modules", module.id),
+        name: module.name.clone(),
+        organization: state.url("organizations", module.organization_id),
+        sha256: module.sha256.clone(),
+        size: module.size,
+        status: module.status.as_str(),
+        error: module.error.clone(),
+        kind: module.kind.clone(),
+        encoding: module.encoding.clone(),
+        imports: module.imports.clone(),
+        exports: module.exports.clone(),
+        created_at: module.created_at.clone(),
+    }
 }
 
 fn too_large() -> ApiError {
@@ -255,12 +307,30 @@ pub(super) fn refused(error: ModuleError) -> ApiError {
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/modules", tag = "modules", params(UploadQuery),
+    request_body(description = "The module: a multipart form, or its bytes as the body",
+        content(
+            (ModuleUpload = "multipart/form-data"),
+            (Vec<u8> = "application/wasm"),
+            (Vec<u8> = "application/octet-stream"),
+        )),
+    responses(
+        (status = 201, description = "Stored and compiled", body = ModuleView),
+        (status = 202, description = "Stored; compiling in the background (status: pending)", body = ModuleView),
+        (status = 400, description = "Not a valid module, or a field is not valid", body = ValidationErrors),
+        (status = 403, description = "Not an admin", body = ErrorDetail),
+        (status = 409, description = "The organization is at its module quota", body = ErrorDetail),
+        (status = 413, description = "Larger than the module limit", body = ErrorDetail),
+        (status = 415, description = "Neither multipart nor a wasm body", body = ErrorDetail),
+        (status = 429, description = "The compiler is busy: retry after Retry-After", body = ErrorDetail,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub(super) async fn upload(
     State(state): State<AppState>,
     caller: Caller,
     Params(query): Params<UploadQuery>,
     request: Request,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<ModuleView>)> {
     let (organization_id, _) = caller.admin()?;
     let (name, bytes) = read_upload(&state, request, query.name).await?;
     let name = name.trim().to_owned();
@@ -284,11 +354,16 @@ pub(super) async fn upload(
     Ok((status, axum::Json(render(&state, &module))))
 }
 
+#[utoipa::path(get, path = "/api/v1/modules", tag = "modules", params(PageQuery),
+    responses(
+        (status = 200, description = "The organization's modules (ordering: id, name, size, created_at)", body = Paginated<ModuleView>),
+        (status = 400, description = "A parameter is not valid", body = ValidationErrors),
+    ))]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Params(query): Params<PageQuery>,
-) -> ApiResult<axum::Json<Paginated>> {
+) -> ApiResult<axum::Json<Paginated<ModuleView>>> {
     let only = caller.organization();
     let store = &state.store;
     list_page(
@@ -306,15 +381,27 @@ async fn visible(state: &AppState, caller: &Caller, id: u64) -> ApiResult<Module
     super::extract::visible(caller, state.store.modules().get(id).await?)
 }
 
+#[utoipa::path(get, path = "/api/v1/modules/{id}", tag = "modules", params(IdPath),
+    responses(
+        (status = 200, description = "The module", body = ModuleView),
+        (status = 404, description = "No such module in the caller's organization", body = ErrorDetail),
+    ))]
 pub(super) async fn show(
     State(state): State<AppState>,
     caller: Caller,
     ObjectId(id): ObjectId,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<ModuleView>> {
     let module = visible(&state, &caller, id).await?;
     Ok(axum::Json(render(&state, &module)))
 }
 
+#[utoipa::path(delete, path = "/api/v1/modules/{id}", tag = "modules", params(IdPath),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "Not an admin", body = ErrorDetail),
+        (status = 404, description = "No such module in the caller's organization", body = ErrorDetail),
+        (status = 409, description = "Hooks still use it", body = ErrorDetail),
+    ))]
 pub(super) async fn delete(
     State(state): State<AppState>,
     caller: Caller,

@@ -14,12 +14,13 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::error::{ApiError, ApiResult};
-use super::extract::{ObjectId, Params};
+use super::error::{ApiError, ApiResult, ErrorDetail, ValidationErrors};
+use super::extract::{IdPath, ObjectId, Params};
 use super::json::Json;
 use super::pagination::{list_page, PageQuery, Paginated};
 use super::AppState;
@@ -36,15 +37,16 @@ const ORDERINGS: &[(&str, OrganizationOrder)] = &[
 const MAX_NAME_CHARS: usize = 200;
 
 /// An organization to create: its name.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewOrganization {
+    /// 1 to 200 characters, trimmed.
     name: String,
 }
 
 /// A `PUT` or `PATCH` of an organization: the name, when sent, replaces the stored one.
 /// The rest of Rossum's keys are accepted so that a client may send back what it read.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub(super) struct OrganizationChange {
     name: Option<String>,
     /// Not kept: only the empty object (or null) is accepted.
@@ -54,7 +56,31 @@ pub(super) struct OrganizationChange {
     /// Read-only keys (id, url, users, workspaces, created_at, is_trial,
     /// organization_group, ...); ignored.
     #[serde(flatten)]
+    #[schema(ignore)]
     _rest: Map<String, Value>,
+}
+
+/// Rossum's Organization. wasmhook keeps its name; the other keys answer what Rossum's
+/// client reads.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct OrganizationView {
+    id: u64,
+    url: String,
+    name: String,
+    /// Always empty: wasmhook has no workspaces.
+    workspaces: Vec<String>,
+    /// The URLs of its users.
+    users: Vec<String>,
+    organization_group: String,
+    is_trial: bool,
+    created_at: String,
+    trial_expires_at: Option<String>,
+    expires_at: Option<String>,
+    oidc_provider: Option<String>,
+    /// Always `{}`.
+    ui_settings: Map<String, Value>,
+    /// Always `{}`.
+    metadata: Map<String, Value>,
 }
 
 impl OrganizationChange {
@@ -100,36 +126,43 @@ fn checked_name(name: &str) -> ApiResult<String> {
 /// An organization in Rossum's shape. wasmhook has no workspaces (`workspaces: []`), no
 /// trials or expiry, and one organization group, the installation (see
 /// [`super::placeholders`]).
-fn render(state: &AppState, organization: &Organization) -> Value {
+fn render(state: &AppState, organization: &Organization) -> OrganizationView {
     let users: Vec<String> = organization
         .users
         .iter()
         .map(|id| state.url("users", *id))
         .collect();
-    json!({
-        "id": organization.id,
-        "url": state.url("organizations", organization.id),
-        "name": organization.name,
-        "workspaces": [],
-        "users": users,
-        "organization_group": super::placeholders::organization_group_url(state),
-        "is_trial": false,
-        "created_at": organization.created_at,
-        "trial_expires_at": null,
-        "expires_at": null,
-        "oidc_provider": null,
-        "ui_settings": {},
-        "metadata": {},
-    })
+    OrganizationView {
+        id: organization.id,
+        url: state.url("organizations", organization.id),
+        name: organization.name.clone(),
+        workspaces: Vec::new(),
+        users,
+        organization_group: super::placeholders::organization_group_url(state),
+        is_trial: false,
+        created_at: organization.created_at.clone(),
+        trial_expires_at: None,
+        expires_at: None,
+        oidc_provider: None,
+        ui_settings: Map::new(),
+        metadata: Map::new(),
+    }
 }
 
 /// `POST /organizations`: the operator creates an organization (its first admin is then
 /// created with `POST /users`).
+#[utoipa::path(post, path = "/api/v1/organizations", tag = "organizations",
+    request_body = NewOrganization,
+    responses(
+        (status = 201, description = "Created", body = OrganizationView),
+        (status = 400, description = "The name is not valid", body = ValidationErrors),
+        (status = 403, description = "Only the operator creates organizations", body = ErrorDetail),
+    ))]
 pub(super) async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Json(body): Json<NewOrganization>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<OrganizationView>)> {
     if caller != Caller::Operator {
         return Err(ApiError::Forbidden);
     }
@@ -146,11 +179,17 @@ pub(super) async fn create(
     ))
 }
 
+#[utoipa::path(get, path = "/api/v1/organizations", tag = "organizations",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "The caller's organization (all of them for the operator); ordering: id, name", body = Paginated<OrganizationView>),
+        (status = 400, description = "A parameter is not valid", body = ValidationErrors),
+    ))]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Params(query): Params<PageQuery>,
-) -> ApiResult<axum::Json<Paginated>> {
+) -> ApiResult<axum::Json<Paginated<OrganizationView>>> {
     let only = caller.organization();
     let store = &state.store;
     list_page(
@@ -164,11 +203,17 @@ pub(super) async fn list(
     .await
 }
 
+#[utoipa::path(get, path = "/api/v1/organizations/{id}", tag = "organizations",
+    params(IdPath),
+    responses(
+        (status = 200, description = "The organization", body = OrganizationView),
+        (status = 404, description = "No such organization, or another one", body = ErrorDetail),
+    ))]
 pub(super) async fn show(
     State(state): State<AppState>,
     caller: Caller,
     ObjectId(id): ObjectId,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<OrganizationView>> {
     if !caller.can_see(id) {
         return Err(ApiError::NotFound);
     }
@@ -184,12 +229,20 @@ pub(super) async fn show(
 /// PUT and PATCH `/organizations/{id}`: renames it when `name` is sent. The operator
 /// renames any organization and an admin its own; a member may not (403), nor an
 /// extension's token, and another organization is not found (404).
+#[utoipa::path(method(put, patch), path = "/api/v1/organizations/{id}", tag = "organizations",
+    params(IdPath), request_body = OrganizationChange,
+    responses(
+        (status = 200, description = "Renamed (PUT and PATCH alike)", body = OrganizationView),
+        (status = 400, description = "The name is not valid, or metadata or ui_settings has content", body = ValidationErrors),
+        (status = 403, description = "Not an admin of it, nor the operator", body = ErrorDetail),
+        (status = 404, description = "No such organization, or another one", body = ErrorDetail),
+    ))]
 pub(super) async fn update(
     State(state): State<AppState>,
     caller: Caller,
     ObjectId(id): ObjectId,
     Json(body): Json<OrganizationChange>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<OrganizationView>> {
     if !caller.can_see(id) {
         return Err(ApiError::NotFound);
     }
@@ -209,6 +262,13 @@ pub(super) async fn update(
 /// owns, in one transaction, then the files of the module bytes no other organization
 /// holds (as deleting a module does). Its users' tokens stop working at once. Anyone else
 /// is refused (403; another organization is not found, 404).
+#[utoipa::path(delete, path = "/api/v1/organizations/{id}", tag = "organizations",
+    params(IdPath),
+    responses(
+        (status = 204, description = "Deleted, with everything it owns"),
+        (status = 403, description = "Only the operator deletes an organization", body = ErrorDetail),
+        (status = 404, description = "No such organization, or another one", body = ErrorDetail),
+    ))]
 pub(super) async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -234,6 +294,8 @@ pub(super) async fn delete(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

@@ -13,7 +13,7 @@
 use std::future::Future;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
 use crate::model::MAX_ID;
@@ -25,10 +25,17 @@ pub const DEFAULT_PAGE_SIZE: u64 = 20;
 pub const MAX_PAGE_SIZE: u64 = 100;
 
 /// The `page` and `page_size` query parameters.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// The page, from 1; a page past the end is an empty page.
+    #[param(value_type = Option<u64>, minimum = 1)]
     page: Option<String>,
+    /// Rows per page: 20 unless asked, 100 at most (a larger size is served as 100).
+    #[param(value_type = Option<u64>, minimum = 1)]
     page_size: Option<String>,
+    /// The field to order by, `-` first to reverse; each list names the fields it orders
+    /// by (an empty value is as if absent).
     ordering: Option<String>,
 }
 
@@ -137,29 +144,36 @@ impl<K: Copy> PageRequest<K> {
     }
 }
 
-/// The list answer.
-#[derive(Debug, Serialize)]
-pub struct Paginated {
+/// The list answer, Rossum's shape: a page of `results` and where the others are.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Paginated<T> {
+    /// Where this page is among the others.
     pagination: Pagination,
-    results: Vec<Value>,
+    /// This page's objects.
+    results: Vec<T>,
 }
 
-#[derive(Debug, Serialize)]
-struct Pagination {
+/// Where a page is: the count of all the objects and the links to the pages beside it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Pagination {
+    /// How many objects the list holds, all pages together.
     total: u64,
+    /// How many pages (1 for an empty list).
     total_pages: u64,
+    /// The next page's URL; null on the last page.
     next: Option<String>,
+    /// The previous page's URL; null on the first page.
     previous: Option<String>,
 }
 
-impl Paginated {
+impl<V> Paginated<V> {
     /// A page of results; `list_url` is the list's own URL (for next and previous, which
     /// repeat the request's `ordering`).
     pub fn new<T, K: Copy>(
         page: &Page<T>,
         request: PageRequest<K>,
         list_url: &str,
-        render: impl Fn(&T) -> Value,
+        render: impl Fn(&T) -> V,
     ) -> Self {
         let total_pages = page.total.div_ceil(request.size).max(1);
         let ordering = match (request.ordering, request.descending) {
@@ -189,14 +203,14 @@ impl Paginated {
 /// A list answer: validates the page request (its `ordering` one of `orderings`), fetches
 /// the page from the store with the window asked, and renders each row. Every resource's
 /// plain list handler is this with its own fetch (a store list method) and render.
-pub async fn list_page<T, K, Fetched>(
+pub async fn list_page<T, V, K, Fetched>(
     state: &super::AppState,
     collection: &str,
     query: &PageQuery,
     orderings: &[(&'static str, K)],
     fetch: impl FnOnce(Window<K>) -> Fetched,
-    render: impl Fn(&T) -> Value,
-) -> Result<axum::Json<Paginated>, ApiError>
+    render: impl Fn(&T) -> V,
+) -> Result<axum::Json<Paginated<V>>, ApiError>
 where
     K: Copy + Default,
     Fetched: Future<Output = Result<Page<T>, StoreError>>,

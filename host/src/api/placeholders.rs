@@ -13,11 +13,13 @@
 //!   installation, which is not a trial.
 
 use axum::extract::State;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::error::{ApiError, ApiResult};
-use super::extract::ObjectId;
+use super::error::{ApiError, ApiResult, ErrorDetail};
+use super::extract::{IdPath, ObjectId};
 use super::AppState;
 use crate::store::queues::Queue;
 
@@ -36,44 +38,83 @@ pub(super) fn organization_group_url(state: &AppState) -> String {
 
 /// `GET /schemas/{id}`: the placeholder schema of queue `id`, in the shape of Rossum's
 /// schema.
+/// A queue's placeholder schema (wasmhook keeps no schemas): no content.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct SchemaView {
+    id: u64,
+    url: String,
+    name: String,
+    queues: Vec<String>,
+    /// Always empty.
+    content: Vec<Value>,
+    metadata: Map<String, Value>,
+    modified_by: Option<String>,
+    modified_at: String,
+}
+
+/// The one organization group, the installation.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct OrganizationGroupView {
+    id: u64,
+    url: String,
+    name: &'static str,
+    is_trial: bool,
+    is_production: bool,
+    deployment_location: &'static str,
+    modified_by: Option<String>,
+    modified_at: Option<String>,
+    features: Option<Map<String, Value>>,
+    usage: Map<String, Value>,
+}
+
+#[utoipa::path(get, path = "/api/v1/schemas/{id}", tag = "queues", params(IdPath),
+    responses(
+        (status = 200, description = "The placeholder schema of queue `id`", body = SchemaView),
+        (status = 404, description = "No such queue in the caller's organization", body = ErrorDetail),
+    ))]
 pub(super) async fn schema(
     State(state): State<AppState>,
     caller: Caller,
     ObjectId(id): ObjectId,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<SchemaView>> {
     let queue = super::extract::visible(&caller, state.store.queues().get(id).await?)?;
-    Ok(axum::Json(json!({
-        "id": queue.id,
-        "url": schema_url(&state, &queue),
-        "name": format!("placeholder schema of queue {}", queue.name),
-        "queues": [state.url("queues", queue.id)],
-        "content": [],
-        "metadata": {},
-        "modified_by": null,
-        "modified_at": queue.modified_at,
-    })))
+    Ok(axum::Json(SchemaView {
+        id: queue.id,
+        url: schema_url(&state, &queue),
+        name: format!("placeholder schema of queue {}", queue.name),
+        queues: vec![state.url("queues", queue.id)],
+        content: Vec::new(),
+        metadata: Map::new(),
+        modified_by: None,
+        modified_at: queue.modified_at.clone(),
+    }))
 }
 
 /// `GET /organization_groups/1`: the installation as Rossum's organization group; any
 /// other id is 404.
+#[utoipa::path(get, path = "/api/v1/organization_groups/{id}", tag = "organizations", params(IdPath),
+    responses(
+        (status = 200, description = "The installation's one organization group (id 1)", body = OrganizationGroupView),
+        (status = 404, description = "Any other id", body = ErrorDetail),
+    ))]
 pub(super) async fn organization_group(
     State(state): State<AppState>,
     _caller: Caller,
     ObjectId(id): ObjectId,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<OrganizationGroupView>> {
     if id != ORGANIZATION_GROUP_ID {
         return Err(ApiError::NotFound);
     }
-    Ok(axum::Json(json!({
-        "id": ORGANIZATION_GROUP_ID,
-        "url": organization_group_url(&state),
-        "name": "wasmhook installation",
-        "is_trial": false,
-        "is_production": true,
-        "deployment_location": "self-hosted",
-        "modified_by": null,
-        "modified_at": null,
-        "features": null,
-        "usage": {},
-    })))
+    Ok(axum::Json(OrganizationGroupView {
+        id: ORGANIZATION_GROUP_ID,
+        url: organization_group_url(&state),
+        name: "wasmhook installation",
+        is_trial: false,
+        is_production: true,
+        deployment_location: "self-hosted",
+        modified_by: None,
+        modified_at: None,
+        features: None,
+        usage: Map::new(),
+    }))
 }

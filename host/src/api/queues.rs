@@ -2,12 +2,13 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::error::{ApiError, ApiResult};
-use super::extract::{ObjectId, Params};
+use super::error::{ApiError, ApiResult, ErrorDetail, ValidationErrors};
+use super::extract::{IdPath, ObjectId, Params};
 use super::json::Json;
 use super::pagination::{list_page, PageQuery, Paginated};
 use super::{id_from, AppState};
@@ -19,7 +20,7 @@ use crate::store::queues::{Queue, QueueOrder, QueueWrite};
 const ORDERINGS: &[(&str, QueueOrder)] = &[("id", QueueOrder::Id), ("name", QueueOrder::Name)];
 
 /// A queue as written; every field optional so that PATCH can send any of them.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub(super) struct QueueBody {
     name: Option<String>,
     metadata: Option<Map<String, Value>>,
@@ -28,6 +29,47 @@ pub(super) struct QueueBody {
     webhooks: Option<Vec<Value>>,
     // Read-only fields a client may send back (`id`, `url`, ...) are ignored, as serde
     // ignores every field a type does not name.
+}
+
+/// Rossum's Queue. wasmhook keeps its name, metadata and hooks; the other keys answer
+/// what Rossum's client reads.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct QueueView {
+    id: u64,
+    url: String,
+    name: String,
+    organization: String,
+    workspace: Option<String>,
+    connector: Option<String>,
+    schema: String,
+    inbox: Option<String>,
+    /// Annotations per status: always 0.
+    #[schema(value_type = std::collections::BTreeMap<String, u64>)]
+    counts: Map<String, Value>,
+    /// The URLs of its hooks.
+    hooks: Vec<String>,
+    /// The same as `hooks`.
+    webhooks: Vec<String>,
+    users: Vec<String>,
+    session_timeout: &'static str,
+    rir_url: Option<String>,
+    rir_params: Option<String>,
+    dedicated_engine: Option<String>,
+    generic_engine: Option<String>,
+    engine: Option<String>,
+    automation_enabled: bool,
+    automation_level: &'static str,
+    default_score_threshold: f64,
+    locale: &'static str,
+    settings: Map<String, Value>,
+    use_confirmed_state: bool,
+    document_lifetime: Option<String>,
+    delete_after: Option<String>,
+    status: &'static str,
+    training_enabled: bool,
+    metadata: Map<String, Value>,
+    created_at: String,
+    modified_at: String,
 }
 
 /// The annotation statuses Rossum counts a queue's documents by (its `counts`).
@@ -51,7 +93,7 @@ const ANNOTATION_STATUSES: &[&str] = &[
 /// or engines: those keys are null, `counts` is zero for every status, and `schema` is the
 /// queue's placeholder schema (see [`super::placeholders`]), which Rossum's client requires.
 /// The rest are Rossum's defaults for a queue that automates nothing.
-fn render(state: &AppState, queue: &Queue) -> Value {
+fn render(state: &AppState, queue: &Queue) -> QueueView {
     let hooks: Vec<String> = queue
         .hooks
         .iter()
@@ -61,39 +103,39 @@ fn render(state: &AppState, queue: &Queue) -> Value {
         .iter()
         .map(|status| ((*status).to_owned(), Value::from(0)))
         .collect();
-    json!({
-        "id": queue.id,
-        "url": state.url("queues", queue.id),
-        "name": queue.name,
-        "organization": state.url("organizations", queue.organization_id),
-        "workspace": null,
-        "connector": null,
-        "schema": super::placeholders::schema_url(state, queue),
-        "inbox": null,
-        "counts": counts,
-        "hooks": hooks,
-        "webhooks": hooks,
-        "users": [],
-        "session_timeout": "01:00:00",
-        "rir_url": null,
-        "rir_params": null,
-        "dedicated_engine": null,
-        "generic_engine": null,
-        "engine": null,
-        "automation_enabled": false,
-        "automation_level": "never",
-        "default_score_threshold": 0.8,
-        "locale": "en_GB",
-        "settings": {},
-        "use_confirmed_state": false,
-        "document_lifetime": null,
-        "delete_after": null,
-        "status": "active",
-        "training_enabled": false,
-        "metadata": queue.metadata,
-        "created_at": queue.created_at,
-        "modified_at": queue.modified_at,
-    })
+    QueueView {
+        id: queue.id,
+        url: state.url("queues", queue.id),
+        name: queue.name.clone(),
+        organization: state.url("organizations", queue.organization_id),
+        workspace: None,
+        connector: None,
+        schema: super::placeholders::schema_url(state, queue),
+        inbox: None,
+        counts,
+        webhooks: hooks.clone(),
+        hooks,
+        users: Vec::new(),
+        session_timeout: "01:00:00",
+        rir_url: None,
+        rir_params: None,
+        dedicated_engine: None,
+        generic_engine: None,
+        engine: None,
+        automation_enabled: false,
+        automation_level: "never",
+        default_score_threshold: 0.8,
+        locale: "en_GB",
+        settings: Map::new(),
+        use_confirmed_state: false,
+        document_lifetime: None,
+        delete_after: None,
+        status: "active",
+        training_enabled: false,
+        metadata: queue.metadata.clone(),
+        created_at: queue.created_at.clone(),
+        modified_at: queue.modified_at.clone(),
+    }
 }
 
 fn check_name(name: &str) -> ApiResult<String> {
@@ -128,11 +170,17 @@ fn hook_ids(body: &QueueBody) -> ApiResult<Option<Vec<u64>>> {
         .map(Some)
 }
 
+#[utoipa::path(post, path = "/api/v1/queues", tag = "queues", request_body = QueueBody,
+    responses(
+        (status = 201, description = "Created", body = QueueView),
+        (status = 400, description = "A field is not valid", body = ValidationErrors),
+        (status = 403, description = "Not allowed to write queues", body = ErrorDetail),
+    ))]
 pub(super) async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Json(body): Json<QueueBody>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<QueueView>)> {
     let (organization_id, _) = caller.queue_writer()?;
     let name = check_name(
         body.name
@@ -156,11 +204,16 @@ pub(super) async fn create(
     Ok((StatusCode::CREATED, axum::Json(render(&state, &queue))))
 }
 
+#[utoipa::path(get, path = "/api/v1/queues", tag = "queues", params(PageQuery),
+    responses(
+        (status = 200, description = "The organization's queues (ordering: id, name)", body = Paginated<QueueView>),
+        (status = 400, description = "A parameter is not valid", body = ValidationErrors),
+    ))]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Params(query): Params<PageQuery>,
-) -> ApiResult<axum::Json<Paginated>> {
+) -> ApiResult<axum::Json<Paginated<QueueView>>> {
     let only = caller.organization();
     let store = &state.store;
     list_page(
@@ -178,22 +231,35 @@ async fn visible(state: &AppState, caller: &Caller, id: u64) -> ApiResult<Queue>
     super::extract::visible(caller, state.store.queues().get(id).await?)
 }
 
+#[utoipa::path(get, path = "/api/v1/queues/{id}", tag = "queues", params(IdPath),
+    responses(
+        (status = 200, description = "The queue", body = QueueView),
+        (status = 404, description = "No such queue in the caller's organization", body = ErrorDetail),
+    ))]
 pub(super) async fn show(
     State(state): State<AppState>,
     caller: Caller,
     ObjectId(id): ObjectId,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<QueueView>> {
     let queue = visible(&state, &caller, id).await?;
     Ok(axum::Json(render(&state, &queue)))
 }
 
 /// PUT and PATCH: the fields sent replace the stored ones.
+#[utoipa::path(method(put, patch), path = "/api/v1/queues/{id}", tag = "queues",
+    params(IdPath), request_body = QueueBody,
+    responses(
+        (status = 200, description = "Updated: the fields sent (PUT and PATCH alike)", body = QueueView),
+        (status = 400, description = "A field is not valid", body = ValidationErrors),
+        (status = 403, description = "Not allowed to write queues", body = ErrorDetail),
+        (status = 404, description = "No such queue in the caller's organization", body = ErrorDetail),
+    ))]
 pub(super) async fn update(
     State(state): State<AppState>,
     caller: Caller,
     ObjectId(id): ObjectId,
     Json(body): Json<QueueBody>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<QueueView>> {
     let queue = visible(&state, &caller, id).await?;
     let (organization_id, _) = caller.queue_writer()?;
     let name = match &body.name {
@@ -216,6 +282,12 @@ pub(super) async fn update(
     Ok(axum::Json(render(&state, &queue)))
 }
 
+#[utoipa::path(delete, path = "/api/v1/queues/{id}", tag = "queues", params(IdPath),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "Not an admin", body = ErrorDetail),
+        (status = 404, description = "No such queue in the caller's organization", body = ErrorDetail),
+    ))]
 pub(super) async fn delete(
     State(state): State<AppState>,
     caller: Caller,

@@ -11,11 +11,14 @@
 
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::StatusCode;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::error::{ApiError, ApiResult};
-use super::extract::{ObjectId, Params};
+use super::error::{ApiError, ApiResult, ErrorDetail, ValidationErrors};
+use super::extract::{IdPath, ObjectId, Params};
+use super::hooks::HookView;
 use super::json::Json;
 use super::pagination::{list_page, PageQuery, Paginated};
 use super::{hooks, id_from, modules, AppState};
@@ -32,40 +35,115 @@ const ORDERINGS: &[(&str, TemplateOrder)] = &[
 ];
 
 /// A template in Rossum's HookTemplate shape, with the module it runs.
-fn render(state: &AppState, template: &HookTemplate) -> Value {
+/// The module a template runs: its digest, size and kind (the bytes are the installation's).
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct TemplateModuleView {
+    sha256: String,
+    size: u64,
+    /// `component` or `module`.
+    kind: String,
+}
+
+/// A hook template, Rossum's HookTemplate with the module it runs.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct TemplateView {
+    id: u64,
+    url: String,
+    name: String,
+    /// `function`, `webhook` or `job`.
+    #[serde(rename = "type")]
+    hook_type: &'static str,
+    events: Vec<String>,
+    sideload: Vec<String>,
+    metadata: Map<String, Value>,
+    config: Map<String, Value>,
+    test: Map<String, Value>,
+    description: Option<String>,
+    /// Always `rossum_store`.
+    extension_source: &'static str,
+    settings: Map<String, Value>,
+    settings_schema: Option<Value>,
+    secrets_schema: Value,
+    guide: Option<String>,
+    read_more_url: Option<String>,
+    extension_image_url: Option<String>,
+    settings_description: Vec<Value>,
+    store_description: Option<String>,
+    external_url: Option<String>,
+    use_token_owner: bool,
+    /// `copy` or `request_access`.
+    install_action: &'static str,
+    token_lifetime_s: Option<u64>,
+    order: i64,
+    module: TemplateModuleView,
+    created_at: String,
+}
+
+/// A registration: a multipart form of the template's fields and its module.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub(super) struct TemplateRegistration {
+    /// The template's fields, a JSON object (Rossum's HookTemplate fields).
+    template: String,
+    /// The module's bytes (or as the field `module`).
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
+/// What `POST /hooks/create` reads: the template, and the creator's fields laid over the
+/// template's (the others are the template's).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub(super) struct HookFromTemplate {
+    /// The template's URL or id; required.
+    hook_template: Value,
+    name: Option<String>,
+    events: Option<Vec<String>>,
+    /// URLs or ids.
+    queues: Option<Vec<Value>>,
+    /// URLs or ids.
+    run_after: Option<Vec<Value>>,
+    /// A user's URL or id; required when the template's `use_token_owner` is true.
+    token_owner: Option<Value>,
+    settings: Option<Map<String, Value>>,
+    /// Write-only.
+    secrets: Option<Map<String, Value>>,
+}
+
+fn render(state: &AppState, template: &HookTemplate) -> TemplateView {
     let spec = &template.spec;
-    json!({
-        "id": template.id,
-        "url": state.url("hook_templates", template.id),
-        "name": spec.name,
-        "type": spec.hook_type.as_str(),
-        "events": spec.events,
-        "sideload": spec.sideload,
-        "metadata": spec.metadata,
-        "config": spec.config,
-        "test": spec.test,
-        "description": spec.description,
-        "extension_source": "rossum_store",
-        "settings": spec.settings,
-        "settings_schema": spec.settings_schema,
-        "secrets_schema": spec.secrets_schema,
-        "guide": spec.guide,
-        "read_more_url": spec.read_more_url,
-        "extension_image_url": spec.extension_image_url,
-        "settings_description": spec.settings_description,
-        "store_description": spec.store_description,
-        "external_url": spec.external_url,
-        "use_token_owner": spec.use_token_owner,
-        "install_action": spec.install_action.as_str(),
-        "token_lifetime_s": spec.token_lifetime_s,
-        "order": spec.order,
-        "module": {
-            "sha256": template.module.sha256,
-            "size": template.module.size,
-            "kind": template.module.inspected.kind,
+    TemplateView {
+        id: template.id,
+        url: state.url("hook_templates", template.id),
+        name: spec.name.clone(),
+        hook_type: spec.hook_type.as_str(),
+        events: spec.events.clone(),
+        sideload: spec.sideload.clone(),
+        metadata: spec.metadata.clone(),
+        config: spec.config.clone(),
+        test: spec.test.clone(),
+        description: spec.description.clone(),
+        extension_source: "rossum_store",
+        settings: spec.settings.clone(),
+        settings_schema: spec.settings_schema.clone(),
+        secrets_schema: spec.secrets_schema.clone(),
+        guide: spec.guide.clone(),
+        read_more_url: spec.read_more_url.clone(),
+        extension_image_url: spec.extension_image_url.clone(),
+        settings_description: spec.settings_description.clone(),
+        store_description: spec.store_description.clone(),
+        external_url: spec.external_url.clone(),
+        use_token_owner: spec.use_token_owner,
+        install_action: spec.install_action.as_str(),
+        token_lifetime_s: spec.token_lifetime_s,
+        order: spec.order,
+        module: TemplateModuleView {
+            sha256: template.module.sha256.clone(),
+            size: template.module.size,
+            kind: template.module.inspected.kind.clone(),
         },
-        "created_at": template.created_at,
-    })
+        created_at: template.created_at.clone(),
+    }
 }
 
 /// The operator, or 403 saying who may.
@@ -80,11 +158,16 @@ fn operator(caller: &Caller) -> ApiResult<()> {
 
 /// `GET /hook_templates`: every registered template, in Rossum's list shape, to any
 /// caller (Rossum's client lists them with `list_hook_templates`).
+#[utoipa::path(get, path = "/api/v1/hook_templates", tag = "hook templates", params(PageQuery),
+    responses(
+        (status = 200, description = "Every registered template", body = Paginated<TemplateView>),
+        (status = 400, description = "A parameter is not valid", body = ValidationErrors),
+    ))]
 pub(super) async fn list(
     State(state): State<AppState>,
     _caller: Caller,
     Params(query): Params<PageQuery>,
-) -> ApiResult<axum::Json<Paginated>> {
+) -> ApiResult<axum::Json<Paginated<TemplateView>>> {
     let store = &state.store;
     list_page(
         &state,
@@ -98,11 +181,16 @@ pub(super) async fn list(
 }
 
 /// `GET /hook_templates/{id}`: one template, to any caller.
+#[utoipa::path(get, path = "/api/v1/hook_templates/{id}", tag = "hook templates", params(IdPath),
+    responses(
+        (status = 200, description = "The template", body = TemplateView),
+        (status = 404, description = "No such template", body = ErrorDetail),
+    ))]
 pub(super) async fn show(
     State(state): State<AppState>,
     _caller: Caller,
     ObjectId(id): ObjectId,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<TemplateView>> {
     let template = state
         .store
         .hook_templates()
@@ -180,11 +268,20 @@ async fn read_registration(
 }
 
 /// `POST /hook_templates` (the operator): a template and its module; 201 with the template.
+#[utoipa::path(post, path = "/api/v1/hook_templates", tag = "hook templates",
+    request_body(content = TemplateRegistration, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Registered", body = TemplateView),
+        (status = 400, description = "A field or the module is not valid", body = ValidationErrors),
+        (status = 403, description = "Only the operator registers templates", body = ErrorDetail),
+        (status = 413, description = "Larger than the module limit", body = ErrorDetail),
+        (status = 415, description = "Not a multipart form", body = ErrorDetail),
+    ))]
 pub(super) async fn register(
     State(state): State<AppState>,
     caller: Caller,
     request: Request,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<TemplateView>)> {
     operator(&caller)?;
     let (fields, bytes) = read_registration(&state, request).await?;
     let spec = parse_template(&fields, &state.bounds)?;
@@ -203,6 +300,12 @@ pub(super) async fn register(
 
 /// `DELETE /hook_templates/{id}` (the operator). Hooks made from it keep running their
 /// organization's module; its file goes once nothing uses the bytes.
+#[utoipa::path(delete, path = "/api/v1/hook_templates/{id}", tag = "hook templates", params(IdPath),
+    responses(
+        (status = 204, description = "Deleted; hooks made from it keep running"),
+        (status = 403, description = "Only the operator deletes templates", body = ErrorDetail),
+        (status = 404, description = "No such template", body = ErrorDetail),
+    ))]
 pub(super) async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -269,11 +372,18 @@ async fn adopted_module(
 /// `POST /hooks/create` (an admin): a hook of a template in the caller's organization, as
 /// Rossum's store makes one (`{hook_template, name?, events?, queues?, run_after?,
 /// token_owner?, settings?, secrets?}`); 201 with the hook.
+#[utoipa::path(post, path = "/api/v1/hooks/create", tag = "hooks", request_body = HookFromTemplate,
+    responses(
+        (status = 201, description = "The hook made from the template", body = HookView),
+        (status = 400, description = "A field is not valid", body = ValidationErrors),
+        (status = 403, description = "Not an admin", body = ErrorDetail),
+        (status = 409, description = "The organization is at its module quota", body = ErrorDetail),
+    ))]
 pub(super) async fn create_hook(
     State(state): State<AppState>,
     caller: Caller,
     Json(body): Json<Map<String, Value>>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<HookView>)> {
     let (organization_id, author) = caller.admin()?;
     let template = requested_template(&state, &body).await?;
     // Refused before a module row is made for it.

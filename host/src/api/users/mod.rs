@@ -6,12 +6,13 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use super::auth::{Caller, Role};
-use super::error::{ApiError, ApiResult};
-use super::extract::{ObjectId, Params};
+use super::error::{ApiError, ApiResult, ErrorDetail, ValidationErrors};
+use super::extract::{IdPath, ObjectId, Params};
 use super::groups::group_url;
 use super::json::Json;
 use super::pagination::{PageQuery, Paginated};
@@ -33,7 +34,7 @@ mod tests;
 const ORDERINGS: &[(&str, UserOrder)] = &[("id", UserOrder::Id), ("username", UserOrder::Username)];
 
 /// A user to create: wasmhook's fields and the ones Rossum's `create_new_user` sends.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewUserBody {
     username: String,
@@ -67,7 +68,7 @@ pub(super) struct NewUserBody {
 /// A user as PUT or PATCH writes it; every field optional. The keys of Rossum's user that
 /// are not written (id, url, date_joined, last_login, metadata, ...) are ignored, so that
 /// a client may send back what it read.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub(super) struct UserChangeBody {
     username: Option<String>,
     password: Option<String>,
@@ -81,14 +82,46 @@ pub(super) struct UserChangeBody {
     queues: Option<Vec<Value>>,
     /// Read-only fields a client may send back; ignored.
     #[serde(flatten)]
+    #[schema(ignore)]
     _rest: Map<String, Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct UserFilter {
+    /// Only the users of this organization (an id).
+    #[param(value_type = Option<u64>)]
     organization: Option<String>,
     #[serde(flatten)]
+    #[param(ignore)]
     page: PageQuery,
+}
+
+/// Rossum's User. wasmhook keeps its names, email, activity and role; the other keys
+/// answer what Rossum's client reads.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct UserView {
+    id: u64,
+    url: String,
+    username: String,
+    first_name: String,
+    last_name: String,
+    email: String,
+    date_joined: String,
+    last_login: Option<String>,
+    is_active: bool,
+    email_verified: bool,
+    organization: String,
+    /// The URL of the group of its role.
+    groups: Vec<String>,
+    queues: Vec<String>,
+    ui_settings: Map<String, Value>,
+    metadata: Map<String, Value>,
+    oidc_id: Option<String>,
+    auth_type: &'static str,
+    deleted: bool,
+    /// `admin` or `member`.
+    role: String,
 }
 
 /// Why the operator has no `/auth/user`.
@@ -99,39 +132,45 @@ const OPERATOR_IS_NO_USER: &str = "The operator's token belongs to no user of an
 /// and wasmhook does not keep are answered empty: a user sees every queue of its
 /// organization (`queues: []` assigns none), and there are no UI settings, metadata,
 /// single sign-on or email verification.
-fn render(state: &AppState, user: &User) -> Value {
+fn render(state: &AppState, user: &User) -> UserView {
     let groups: Vec<String> = Group::of_role(&user.role)
         .map(|group| group_url(state, &group))
         .into_iter()
         .collect();
-    json!({
-        "id": user.id,
-        "url": state.url("users", user.id),
-        "username": user.username,
-        "first_name": user.first_name,
-        "last_name": user.last_name,
-        "email": user.email,
-        "date_joined": user.date_joined,
-        "last_login": user.last_login,
-        "is_active": user.is_active,
-        "email_verified": false,
-        "organization": state.url("organizations", user.organization_id),
-        "groups": groups,
-        "queues": [],
-        "ui_settings": {},
-        "metadata": {},
-        "oidc_id": null,
-        "auth_type": "password",
-        "deleted": false,
-        "role": user.role,
-    })
+    UserView {
+        id: user.id,
+        url: state.url("users", user.id),
+        username: user.username.clone(),
+        first_name: user.first_name.clone(),
+        last_name: user.last_name.clone(),
+        email: user.email.clone(),
+        date_joined: user.date_joined.clone(),
+        last_login: user.last_login.clone(),
+        is_active: user.is_active,
+        email_verified: false,
+        organization: state.url("organizations", user.organization_id),
+        groups,
+        queues: Vec::new(),
+        ui_settings: Map::new(),
+        metadata: Map::new(),
+        oidc_id: None,
+        auth_type: "password",
+        deleted: false,
+        role: user.role.clone(),
+    }
 }
 
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUserBody,
+    responses(
+        (status = 201, description = "Created (without a password: unusable until one is set)", body = UserView),
+        (status = 400, description = "A field is not valid", body = ValidationErrors),
+        (status = 403, description = "Not an admin, nor the operator", body = ErrorDetail),
+    ))]
 pub(super) async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Json(body): Json<NewUserBody>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<UserView>)> {
     let requested = match &body.organization {
         None => None,
         Some(reference) => Some(id_from(reference, "organizations").ok_or_else(|| {
@@ -214,11 +253,16 @@ async fn hash_password(password: String) -> ApiResult<String> {
     )
 }
 
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserFilter, PageQuery),
+    responses(
+        (status = 200, description = "The organization's users (ordering: id, username)", body = Paginated<UserView>),
+        (status = 400, description = "A filter or parameter is not valid", body = ValidationErrors),
+    ))]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Params(filter): Params<UserFilter>,
-) -> ApiResult<axum::Json<Paginated>> {
+) -> ApiResult<axum::Json<Paginated<UserView>>> {
     let request = filter.page.validate_ordered(ORDERINGS)?;
     let asked = super::extract::id_filter("organization", filter.organization.as_deref())?;
     let organization = match (caller.organization(), asked) {
@@ -258,21 +302,31 @@ async fn visible_user(state: &AppState, caller: &Caller, id: u64) -> ApiResult<U
         .ok_or(ApiError::NotFound)
 }
 
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(IdPath),
+    responses(
+        (status = 200, description = "The user", body = UserView),
+        (status = 404, description = "No such user in the caller's organization", body = ErrorDetail),
+    ))]
 pub(super) async fn show(
     State(state): State<AppState>,
     caller: Caller,
     ObjectId(id): ObjectId,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<UserView>> {
     let user = visible_user(&state, &caller, id).await?;
     Ok(axum::Json(render(&state, &user)))
 }
 
 /// `GET /auth/user`: the caller's own user (for an extension's token, its token owner).
 /// The operator is no user, and is told so.
+#[utoipa::path(get, path = "/api/v1/auth/user", tag = "authentication",
+    responses(
+        (status = 200, description = "The user the token belongs to", body = UserView),
+        (status = 403, description = "The operator's token belongs to no user", body = ErrorDetail),
+    ))]
 pub(super) async fn me(
     State(state): State<AppState>,
     caller: Caller,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<UserView>> {
     let id = match caller {
         Caller::User { id, .. } => id,
         Caller::Extension { user, .. } => user,
@@ -292,12 +346,20 @@ pub(super) async fn me(
 /// activity); a member changes their own names and email; an extension's token changes no
 /// user. A user deactivated (`is_active: false`) can no longer log in, and every token it
 /// had stops working.
+#[utoipa::path(method(put, patch), path = "/api/v1/users/{id}", tag = "users", params(IdPath),
+    request_body = UserChangeBody,
+    responses(
+        (status = 200, description = "Updated: the fields sent (PUT and PATCH alike)", body = UserView),
+        (status = 400, description = "A field is not valid", body = ValidationErrors),
+        (status = 403, description = "Not allowed to change these fields", body = ErrorDetail),
+        (status = 404, description = "No such user in the caller's organization", body = ErrorDetail),
+    ))]
 pub(super) async fn update(
     State(state): State<AppState>,
     caller: Caller,
     ObjectId(id): ObjectId,
     Json(mut body): Json<UserChangeBody>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<UserView>> {
     let user = visible_user(&state, &caller, id).await?;
     let mut change = requested_change(&user, &body)?;
     may_change(&caller, &user, &change, body.password.is_some())?;
@@ -320,6 +382,13 @@ pub(super) async fn update(
 /// one. A user that hooks run as (their `token_owner`) is not deleted: 409 naming the
 /// hooks, to be given another token owner (or none) first, as a module a hook uses is not
 /// deleted either.
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", params(IdPath),
+    responses(
+        (status = 204, description = "Deleted, with its tokens"),
+        (status = 403, description = "Not allowed to delete this user", body = ErrorDetail),
+        (status = 404, description = "No such user in the caller's organization", body = ErrorDetail),
+        (status = 409, description = "Hooks name it token_owner", body = ErrorDetail),
+    ))]
 pub(super) async fn delete(
     State(state): State<AppState>,
     caller: Caller,

@@ -1,5 +1,7 @@
 //! The rules of who may change and delete which user, and of the role a request asks for.
 
+use serde_json::json;
+
 use super::*;
 use crate::store::users::UserChange;
 
