@@ -7,8 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use wasmhook_tests::guests::HELLO;
 
-use super::server::{Server, Tenant, OPERATOR_TOKEN};
-use super::support::initialize;
+use super::support::{initialize, Server, Tenant, OPERATOR_TOKEN};
 
 /// Every route of `api::router` (host/src/api/mod.rs), as read there: `(method, path)`.
 const ROUTES: &[(&str, &str)] = &[
