@@ -26,4 +26,5 @@ mod server;
 mod support;
 mod tokens;
 mod upstream;
+mod warm;
 mod webhooks;
