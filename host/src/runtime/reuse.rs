@@ -63,7 +63,7 @@ impl Runtime {
             |warm| warm.output.clone(),
         );
         let redactor =
-            Redactor::new(hidden(invocation).chain(warm.iter().flat_map(WarmInstance::remembered)));
+            Redactor::new(hidden(invocation).chain(warm.iter().flat_map(|warm| warm.remembered())));
         let tick = TickYield::default();
         let call = self.execute_warm(pre, warm, invocation, limits, deadline, &output, &tick);
         // As in `call`: waiting for the group's turn counts against the call's time.
