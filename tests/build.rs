@@ -97,6 +97,7 @@ const GUESTS: &[(&str, &str, &str, &str)] = &[
     ),
     ("HOSTILE", "hostile", "wasm32-wasip2", "hostile.wasm"),
     ("FETCHER", "fetcher", "wasm32-wasip2", "fetcher.wasm"),
+    ("COUNTER", "counter", "wasm32-wasip2", "counter.wasm"),
     (
         "OTHER_WORLD",
         "other-world",

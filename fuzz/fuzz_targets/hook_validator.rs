@@ -56,6 +56,7 @@ fn bounds(allow_http_webhooks: bool) -> HookBounds {
         max_memory_mb: 512,
         min_memory_mb: 16,
         allow_http_webhooks,
+        max_reuse_idle_s: 600,
     }
 }
 

@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -54,6 +53,14 @@ pub fn organization(id: u64) -> Option<u64> {
     ORGANIZATION_LABELS.load(Ordering::Relaxed).then_some(id)
 }
 
+mod labels;
+
+pub use labels::{
+    BuildLabels, CompileLabels, HttpLabels, InstanceKind, InstanceLabels, OrganizationLabels,
+    OutboundLabels, Phase, PhaseLabels, ReasonLabels, RouteLabels, RunKindLabels, RunLabels,
+    StatusLabels,
+};
+
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Buckets for latencies from 0.1 ms to about 26 s.
@@ -64,109 +71,6 @@ fn latency() -> Histogram {
 /// Buckets for compile times from 10 ms to about 5 min.
 fn compile_time() -> Histogram {
     Histogram::new(exponential_buckets(0.01, 2.0, 16))
-}
-
-/// The labels of `runs_total`: whose run it was, of which kind, and how it ended.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RunLabels {
-    /// The organization (empty when organization labels are off).
-    pub organization: Option<u64>,
-    /// `function` or `webhook`.
-    pub kind: &'static str,
-    /// The run log's status.
-    pub status: &'static str,
-}
-
-/// A part of a run.
-#[derive(
-    Debug, Clone, Copy, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelValue,
-)]
-#[allow(non_camel_case_types)]
-pub enum Phase {
-    /// Getting the module ready for the run: about 0 when it is loaded, mapping its
-    /// artifact when it is not (compiles happen at upload, and are counted in
-    /// `module_compile_seconds`).
-    load,
-    /// Instantiating the guest.
-    instantiate,
-    /// The guest's own work, from instantiation to its answer.
-    guest,
-    /// A webhook's exchange, polling included.
-    webhook,
-    /// Handing the run log to the writer until it is committed.
-    log_write,
-}
-
-/// The label of `run_phase_seconds`.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PhaseLabels {
-    /// Which part of the run the time was spent in.
-    pub phase: Phase,
-}
-
-/// The one label of the series counted per organization (`runs_in_flight`,
-/// `throttled_requests_total`).
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OrganizationLabels {
-    /// The organization (empty when organization labels are off).
-    pub organization: Option<u64>,
-}
-
-/// The label of `outbound_refusals_total`.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabels {
-    /// Why, as a fixed word of the code.
-    pub reason: &'static str,
-}
-
-/// The label of `outbound_requests_total`.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OutboundLabels {
-    /// `ok`, or why it got no answer.
-    pub result: &'static str,
-}
-
-/// The label of `webhook_deliveries_total`.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StatusLabels {
-    /// How the delivery ended: `completed`, `failed` or `timeout`.
-    pub status: &'static str,
-}
-
-/// The label of `module_compile_seconds`, so that failed compiles are told from good ones.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CompileLabels {
-    /// `ok` or `failed`.
-    pub result: &'static str,
-}
-
-/// An HTTP request's labels.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct HttpLabels {
-    /// The method (`other` for an unusual one).
-    pub method: &'static str,
-    /// The route as the router declares it (`/api/v1/hooks/{id}`), or `unmatched`.
-    pub route: String,
-    /// The answer's status.
-    pub status: u16,
-}
-
-/// An HTTP route's label.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteLabels {
-    /// The route as the router declares it, or `unmatched`.
-    pub route: String,
-}
-
-/// The version of the running build.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct BuildLabels {
-    /// The crate's version.
-    pub version: &'static str,
-    /// The git commit it was built from.
-    pub commit: &'static str,
-    /// The version of the wasmtime crate it embeds, as `Cargo.lock` pins it.
-    pub wasmtime: &'static str,
 }
 
 /// Every series the server keeps. Fields are public so each layer records where it knows
@@ -221,14 +125,10 @@ pub struct Metrics {
     pub db_wait_seconds: Histogram,
     /// 1, labelled with the build's version.
     pub build_info: Family<BuildLabels, Gauge>,
-}
-
-/// The label of `run_seconds`: a function's time and a webhook's are told apart, for they
-/// are slow for different reasons.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RunKindLabels {
-    /// `function` or `webhook`.
-    pub kind: &'static str,
+    /// Instances calls ran on, fresh or reused (`config.reuse_instances`).
+    pub instances: Family<InstanceLabels, Counter>,
+    /// Warm instances idle now, waiting for their hook's next call.
+    pub warm_instances: Gauge,
 }
 
 impl Metrics {
@@ -257,6 +157,8 @@ impl Metrics {
             db_connections_in_use: Gauge::default(),
             db_wait_seconds: latency(),
             build_info: Family::default(),
+            instances: Family::default(),
+            warm_instances: Gauge::default(),
         };
         // Series of fixed labels exist at 0 from the start, so that a rate over them is
         // defined before their first event.
@@ -268,6 +170,9 @@ impl Metrics {
         let _ = metrics
             .throttled
             .get_or_create(&OrganizationLabels { organization: None });
+        for kind in [InstanceKind::fresh, InstanceKind::reused] {
+            let _ = metrics.instances.get_or_create(&InstanceLabels { kind });
+        }
         let registry = &mut metrics.registry;
         registry.register(
             "runs",
@@ -378,6 +283,16 @@ impl Metrics {
             "build_info",
             "The running build",
             metrics.build_info.clone(),
+        );
+        registry.register(
+            "instances",
+            "Instances calls ran on, fresh or reused",
+            metrics.instances.clone(),
+        );
+        registry.register(
+            "warm_instances",
+            "Warm instances idle, waiting for their hook's next call",
+            metrics.warm_instances.clone(),
         );
         metrics
     }

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 
 use super::event::EventRun;
 use super::limits::{RunLimits, RunPermit};
+use super::reuse::reuse_for;
 use super::sideloads::with_sideloads;
 use super::webhook::{self, Polling};
 use super::writer::{RunLogWriter, WriteError};
@@ -365,12 +366,26 @@ impl Dispatcher {
             }),
             ..CallLimits::default()
         };
+        // Only a hook that asks reuses instances; the rest take the fresh path unchanged.
+        let secrets = &prepared.invocation.secrets;
+        let reuse = function
+            .reuse()
+            .and_then(|reuse| reuse_for(hook, reuse, secrets));
         let report = {
             let _instance = self.limits.instance(limits.memory_size_mb).await;
-            self.library
-                .runtime()
-                .call(loaded, &prepared.invocation, &call_limits)
-                .await
+            let runtime = self.library.runtime();
+            match &reuse {
+                Some(reuse) => {
+                    runtime
+                        .call_reusing(loaded, &prepared.invocation, &call_limits, reuse)
+                        .await
+                }
+                None => {
+                    runtime
+                        .call(loaded, &prepared.invocation, &call_limits)
+                        .await
+                }
+            }
         };
         let log = prepared.clone().run_log(&report);
         self.writer.record(&log).await?;

@@ -11,6 +11,7 @@
 //! - [`webhook`]: calling a webhook hook, signed, with the async protocol;
 //! - [`scheduler`]: scheduled hooks, one run per tick;
 //! - `sideloads`: the `queues` sideload added to a payload;
+//! - `reuse`: which warm instances a call of a hook with `config.reuse_instances` may use;
 //! - [`sample`]: the payload a hook would receive, made up for testing
 //!   (`generate_payload`), secrets and token redacted;
 //! - [`writer`]: the batching run log writer, and recording a run.
@@ -19,6 +20,7 @@ pub mod dispatcher;
 pub mod event;
 pub mod limits;
 pub mod plan;
+mod reuse;
 pub mod sample;
 pub mod scheduler;
 mod sideloads;

@@ -24,6 +24,7 @@ fn hook(id: u64, run_after: &[u64]) -> Hook {
                 memory_size_mb: None,
                 retry_count: None,
                 allowed_hosts: AllowedHosts::default(),
+                reuse_instances: None,
                 common: CommonConfig::default(),
             }),
             active: true,

@@ -16,13 +16,14 @@ use super::limiter::CallLimiter;
 use super::outcome::{panic_message, parse_response, Failure, Outcome, RunReport, TrapReport};
 use super::output::{Capture, Captured};
 use super::redact::Redactor;
+use super::reuse::count_instance;
 use super::state::{command_sandbox, sandbox, CallState, ComponentState, CoreState, HasCallState};
 use super::{LoadedModule, Prepared, Runtime};
-use crate::metrics::{phase, Phase};
+use crate::metrics::{phase, InstanceKind, Phase};
 use crate::trace_context::TRACE;
 
 /// What the guest gave back when it did not fail at the wasmtime level.
-enum Returned {
+pub(super) enum Returned {
     /// `handle` returned.
     Response(Result<String, String>),
     /// A command ran to its end (or called `exit`).
@@ -30,7 +31,7 @@ enum Returned {
 }
 
 /// Instantiation, in its span and timed for the run phase metrics.
-async fn instantiating<F: Future>(instantiation: F) -> F::Output {
+pub(super) async fn instantiating<F: Future>(instantiation: F) -> F::Output {
     let _timed = Timed::since_now(Phase::instantiate);
     instantiation
         .instrument(tracing::info_span!(target: TRACE, "instantiate"))
@@ -38,7 +39,7 @@ async fn instantiating<F: Future>(instantiation: F) -> F::Output {
 }
 
 /// The guest's work, in its span and timed for the run phase metrics.
-async fn guest_call<F: Future>(call: F) -> F::Output {
+pub(super) async fn guest_call<F: Future>(call: F) -> F::Output {
     let _timed = Timed::since_now(Phase::guest);
     call.instrument(tracing::info_span!(target: TRACE, "guest call"))
         .await
@@ -67,7 +68,7 @@ impl Drop for Timed {
 }
 
 /// The raw end of a call, before classification.
-struct Execution {
+pub(super) struct Execution {
     result: wasmtime::Result<Returned>,
     memory_exceeded: bool,
 }
@@ -81,6 +82,7 @@ impl Runtime {
         invocation: &Invocation,
         limits: &CallLimits,
     ) -> RunReport {
+        count_instance(InstanceKind::fresh);
         let started_at = SystemTime::now();
         let start = Instant::now();
         let deadline = start + limits.timeout;
@@ -199,7 +201,7 @@ impl Runtime {
     }
 
     /// A fresh store with the call's memory limit, deadline and instruction budget.
-    fn store<T: HasCallState>(
+    pub(super) fn store<T: HasCallState>(
         &self,
         state: T,
         limits: &CallLimits,
@@ -208,6 +210,20 @@ impl Runtime {
     ) -> wasmtime::Result<Store<T>> {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.call_state().limiter);
+        self.arm(&mut store, limits, deadline, tick)?;
+        Ok(store)
+    }
+
+    /// Gives a store one call's deadline and instruction budget: once for a fresh store,
+    /// and again before each call on a warm one (see `reuse`).
+    pub(super) fn arm<T: HasCallState>(
+        &self,
+        store: &mut Store<T>,
+        limits: &CallLimits,
+        deadline: Instant,
+        tick: &TickYield,
+    ) -> wasmtime::Result<()> {
+        store.data_mut().call_state().deadline = deadline;
         // Check the deadline at every tick, yielding to the async runtime in between so
         // that a CPU-bound guest never holds a worker thread (or its CPU slot, see `fair`)
         // for more than one tick.
@@ -228,19 +244,22 @@ impl Runtime {
             ),
             (false, None) => {}
         }
-        Ok(store)
+        Ok(())
     }
 }
 
 impl Execution {
-    fn of<T: HasCallState>(store: &mut Store<T>, result: wasmtime::Result<Returned>) -> Self {
+    pub(super) fn of<T: HasCallState>(
+        store: &mut Store<T>,
+        result: wasmtime::Result<Returned>,
+    ) -> Self {
         Execution {
             result,
             memory_exceeded: store.data_mut().call_state().limiter.memory_exceeded(),
         }
     }
 
-    fn failed(error: wasmtime::Error) -> Self {
+    pub(super) fn failed(error: wasmtime::Error) -> Self {
         Execution {
             result: Err(error),
             memory_exceeded: false,
@@ -256,7 +275,7 @@ fn exit_code(error: wasmtime::Error) -> wasmtime::Result<i32> {
     }
 }
 
-fn classify(
+pub(super) fn classify(
     execution: Execution,
     limits: &CallLimits,
     captured: &Captured,
@@ -420,7 +439,7 @@ fn last_lines(text: &str, count: usize) -> String {
 }
 
 /// The output as text: redacted, and marked where it was cut.
-fn finish_output(captured: &Captured, redactor: &Redactor) -> (String, bool) {
+pub(super) fn finish_output(captured: &Captured, redactor: &Redactor) -> (String, bool) {
     let text = String::from_utf8_lossy(&captured.bytes);
     if captured.dropped == 0 {
         return (redactor.redact(&text), false);

@@ -55,6 +55,10 @@ pub struct RuntimeConfig {
     pub epoch_tick: Duration,
     /// Guests running wasm at once, shared fairly between fairness groups; the cores.
     pub cpu_slots: usize,
+    /// Idle warm instances kept for hooks that reuse them (see `Runtime::call_reusing`).
+    /// They hold places of the instance pool: keep `warm.total` well below
+    /// `max_instances`, and run fewer calls at once by as much.
+    pub warm: super::WarmBounds,
 }
 
 impl Default for RuntimeConfig {
@@ -68,6 +72,7 @@ impl Default for RuntimeConfig {
             fuel_metering: false,
             epoch_tick: DEFAULT_EPOCH_TICK,
             cpu_slots: std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            warm: super::DEFAULT_WARM_BOUNDS,
         }
     }
 }

@@ -13,6 +13,8 @@
 //! - `fair`: the CPU shared between fairness groups, turn by turn;
 //! - [`http`]: a guest's outgoing `wasi:http` requests, denied unless granted;
 //! - `call`: one call, from a fresh store to its [`RunReport`];
+//! - `warm`, `reuse`: idle instances kept for the next call of the hooks that ask
+//!   (`config.reuse_instances`), and a call on one of them;
 //! - [`outcome`], [`redact`]: what a call's result is, and how secrets leave it.
 
 mod bindings;
@@ -29,7 +31,9 @@ pub mod outcome;
 mod output;
 pub mod precheck;
 pub mod redact;
+mod reuse;
 mod state;
+mod warm;
 
 use std::num::NonZeroUsize;
 use std::path::Path;
@@ -47,10 +51,12 @@ pub use invocation::Invocation;
 pub use module::{Digest, Encoding, LoadError, ModuleInfo, ModuleKind};
 pub use outcome::{Failure, Outcome, RunReport, TrapReport};
 pub use redact::{Redactor, REDACTED};
+pub use warm::{Reuse, ReusePolicy, WarmBounds, WarmHook, DEFAULT_WARM_BOUNDS};
 
 use bindings::{Extension, ExtensionPre};
 use cache::ArtifactDir;
 use state::{ComponentState, CoreState};
+use warm::WarmPool;
 
 /// The largest module accepted, unless configured otherwise.
 pub const DEFAULT_MAX_MODULE_BYTES: usize = 64 * 1024 * 1024;
@@ -80,6 +86,7 @@ pub struct Runtime {
     artifacts: Option<ArtifactDir>,
     modules: Mutex<LruCache<Digest, Arc<LoadedModule>>>,
     cpu: Arc<fair::CpuScheduler>,
+    warm: WarmPool,
     config: RuntimeConfig,
 }
 
@@ -88,6 +95,7 @@ impl std::fmt::Debug for Runtime {
         f.debug_struct("Runtime")
             .field("allocation", &self.allocation)
             .field("artifacts", &self.artifacts)
+            .field("warm", &self.warm)
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
@@ -96,6 +104,8 @@ impl std::fmt::Debug for Runtime {
 /// A validated module, ready to be instantiated many times.
 pub struct LoadedModule {
     info: ModuleInfo,
+    /// The digest of its bytes, which a warm instance's key holds.
+    digest: Digest,
     prepared: Prepared,
 }
 
@@ -172,6 +182,7 @@ impl Runtime {
             artifacts,
             modules: Mutex::new(LruCache::new(capacity)),
             cpu: fair::CpuScheduler::new(config.cpu_slots),
+            warm: WarmPool::new(config.warm),
             config,
         })
     }
@@ -336,6 +347,7 @@ impl Runtime {
                         imports,
                         exports,
                     },
+                    digest,
                     prepared,
                 })
             }
@@ -350,6 +362,7 @@ impl Runtime {
                         imports,
                         exports,
                     },
+                    digest,
                     prepared: Prepared::CoreCommand(pre),
                 })
             }

@@ -46,6 +46,14 @@ impl ComponentState {
     }
 }
 
+impl ComponentState {
+    /// Gives a warm instance's state the next call's `wasi:http` grant (its deadline is set
+    /// with its epoch callback, see `Runtime::arm`).
+    pub(crate) fn renew(&mut self, http_hooks: GuestHttp) {
+        self.http_hooks = http_hooks;
+    }
+}
+
 impl HasCallState for ComponentState {
     fn call_state(&mut self) -> &mut CallState {
         &mut self.call

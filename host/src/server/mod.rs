@@ -40,6 +40,9 @@ pub const ARTIFACTS_DIR: &str = "artifacts";
 pub const LOCK_FILE: &str = "server.lock";
 /// How often expired run logs and tokens are deleted.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
+/// How often idle warm instances past their `idle_s` are discarded: a second of the
+/// shortest idle time a hook may ask.
+const WARM_SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 const MIB: u64 = 1024 * 1024;
 
@@ -61,7 +64,14 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         module_cache_capacity: limits.loaded_modules,
         ..RuntimeConfig::default()
     };
-    let max_instances = runtime_config.max_instances;
+    // Idle warm instances hold places of the pool (at most half of it): running calls get
+    // the rest, so that an instantiation never finds the pool empty.
+    let pool = runtime_config.max_instances as usize;
+    let runtime_config = RuntimeConfig {
+        warm: limits.warm_bounds(pool / 2),
+        ..runtime_config
+    };
+    let running_instances = pool.saturating_sub(runtime_config.warm.total).max(1);
     let runtime = Arc::new(Runtime::new(runtime_config).context("cannot start the runtime")?);
     let library = ModuleLibrary::open(
         data_dir.join(MODULES_DIR),
@@ -105,7 +115,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         writer,
         limits: RunLimits::new(
             limits.runs_per_organization,
-            max_instances as usize,
+            running_instances,
             limits.memory_budget(),
         ),
         base_url: base_url.clone(),
@@ -136,6 +146,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
             min_memory_mb: 16,
             max_memory_mb: limits.max_memory_mb,
             allow_http_webhooks: network.allow_http_webhooks,
+            max_reuse_idle_s: limits.max_reuse_idle_s,
         },
         quotas: Quotas {
             modules: limits.modules_per_organization,
@@ -176,6 +187,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         None => None,
     };
     let housekeeping = tokio::spawn(housekeeping(store, limits.log_retention_days));
+    let warm_sweeper = tokio::spawn(sweep_warm_instances(Arc::clone(&runtime)));
     // Tests and scripts read this line to find the port when listening on port 0.
     eprintln!("wasmhook listening on http://{address}");
     // Our own accept loop: timeouts, connection caps and a file reserve (listener/).
@@ -187,6 +199,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     )
     .await;
     housekeeping.abort();
+    warm_sweeper.abort();
     if let Some(metrics_listener) = metrics_listener {
         metrics_listener.abort();
     }
@@ -234,6 +247,15 @@ async fn housekeeping(store: Store, retention_days: u64) {
             Err(error) => tracing::warn!("housekeeping failed: {error}"),
         }
         tokio::time::sleep(HOUSEKEEPING_EVERY).await;
+    }
+}
+
+/// Discards warm instances idle past their time, so that an instance nobody calls again
+/// gives its memory back within a sweep of its expiry (a call finds none expired anyway).
+async fn sweep_warm_instances(runtime: Arc<Runtime>) {
+    loop {
+        tokio::time::sleep(WARM_SWEEP_EVERY).await;
+        runtime.sweep_warm_instances();
     }
 }
 

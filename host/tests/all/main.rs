@@ -27,4 +27,5 @@ mod schedules;
 mod server;
 mod support;
 mod tokens;
+mod warm;
 mod webhooks;

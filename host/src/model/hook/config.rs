@@ -8,8 +8,8 @@ use super::super::field::FieldPath;
 use super::super::id_from_reference;
 use super::super::schedule::Schedule;
 use super::kind::{
-    AllowedHosts, HookKind, HookType, MAX_POLLING_TIME_S, MAX_RETRY_COUNT, MAX_WEBHOOK_TIMEOUT_S,
-    WASM_RUNTIME,
+    AllowedHosts, HookKind, HookType, MAX_POLLING_TIME_S, MAX_RETRY_COUNT, MAX_REUSE_MAX_CALLS,
+    MAX_WEBHOOK_TIMEOUT_S, WASM_RUNTIME,
 };
 use super::validate::plain;
 use super::{Change, HookBounds, HookError};
@@ -27,7 +27,10 @@ const FUNCTION_CONFIG_KEYS: &[&str] = &[
     "secret",
     "app",
     "allowed_hosts",
+    "reuse_instances",
 ];
+/// The keys of `config.reuse_instances` when it is an object.
+const REUSE_KEYS: &[&str] = &["max_calls", "idle_s"];
 /// The keys of a webhook hook's config.
 const WEBHOOK_CONFIG_KEYS: &[&str] = &[
     "url",
@@ -251,8 +254,49 @@ fn function_config(
             ))
         }
     }
+    reuse_instances(&config, bounds)?;
     let config_secret = common_config(&mut config)?;
     Ok((config, Some(module_id), config_secret))
+}
+
+/// `config.reuse_instances`: `true`, `false`, or an object of `max_calls` (1 to
+/// [`MAX_REUSE_MAX_CALLS`]) and `idle_s` (1 to the server's `max_reuse_idle_s`), each
+/// optional; an error names the key inside it that is wrong.
+fn reuse_instances(config: &Map<String, Value>, bounds: &HookBounds) -> Result<(), HookError> {
+    let at = |key: &str| FieldPath::new("config").key("reuse_instances").key(key);
+    let reuse = match config.get("reuse_instances") {
+        None | Some(Value::Null | Value::Bool(_)) => return Ok(()),
+        Some(Value::Object(reuse)) => reuse,
+        Some(_) => {
+            return Err(HookError::config(
+                "reuse_instances",
+                "must be true, false or an object of `max_calls` and `idle_s`",
+            ))
+        }
+    };
+    if let Some(key) = reuse.keys().find(|key| !REUSE_KEYS.contains(&key.as_str())) {
+        return Err(HookError::at(
+            at(key),
+            "not a key of reuse_instances; it has `max_calls` and `idle_s`",
+        ));
+    }
+    let ranges = [
+        ("max_calls", MAX_REUSE_MAX_CALLS),
+        ("idle_s", bounds.max_reuse_idle_s),
+    ];
+    for (key, high) in ranges {
+        match reuse.get(key) {
+            None | Some(Value::Null) => {}
+            Some(value) if value.as_u64().is_some_and(|n| (1..=high).contains(&n)) => {}
+            Some(_) => {
+                return Err(HookError::at(
+                    at(key),
+                    format!("must be an integer from 1 to {high}"),
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Why a plain `http://` webhook URL is refused, and how the operator allows it.

@@ -26,6 +26,13 @@ pub const DEFAULT_MEMORY_MB: u64 = 256;
 pub const MAX_POLLING_TIME_S: u64 = 3600;
 /// How long the asynchronous webhook protocol may poll when the hook does not say.
 pub const DEFAULT_POLLING_TIME_S: u64 = 300;
+/// Calls one warm instance serves when `config.reuse_instances` does not say.
+pub const DEFAULT_REUSE_MAX_CALLS: u64 = 100;
+/// The most calls `config.reuse_instances.max_calls` may ask: an instance's memory only
+/// grows, and a leak in a guest should not live for ever.
+pub const MAX_REUSE_MAX_CALLS: u64 = 10_000;
+/// Seconds a warm instance waits idle for its next call when the hook does not say.
+pub const DEFAULT_REUSE_IDLE_S: u64 = 60;
 
 /// A hook's `type`, the one value every layer branches on: a module run here, a URL
 /// called, or a module run on its schedule.
@@ -131,9 +138,40 @@ pub struct FunctionConfig {
     /// The hosts the guest may call, parsed once.
     #[serde(default, skip_serializing_if = "AllowedHosts::is_empty")]
     pub allowed_hosts: AllowedHosts,
+    /// Whether calls may reuse a warm instance, as written (see [`FunctionConfig::reuse`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reuse_instances: Option<ReuseInstances>,
     /// See [`CommonConfig`].
     #[serde(flatten)]
     pub common: CommonConfig,
+}
+
+/// `config.reuse_instances` as the client wrote it: `false` (the default), `true` (the
+/// defaults), or its bounds, each optional. Kept as written so that it renders back so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ReuseInstances {
+    /// `true` or `false`.
+    Flag(bool),
+    /// `{"max_calls": .., "idle_s": ..}`: reuse, within these bounds.
+    Bounded {
+        /// Calls one instance serves before it is discarded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_calls: Option<u64>,
+        /// Seconds an instance waits idle for its next call before it is discarded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        idle_s: Option<u64>,
+    },
+}
+
+/// How a hook's calls reuse warm instances, defaults filled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstanceReuse {
+    /// Calls one instance serves ([`DEFAULT_REUSE_MAX_CALLS`] if unset).
+    pub max_calls: u64,
+    /// Seconds it waits idle for the next ([`DEFAULT_REUSE_IDLE_S`] if unset; the server
+    /// also caps it at its `max_reuse_idle_s`).
+    pub idle_s: u64,
 }
 
 /// The only runtime: a WebAssembly module.
@@ -295,6 +333,20 @@ impl FunctionConfig {
             timeout_s: self.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S),
             memory_size_mb: self.memory_size_mb.unwrap_or(DEFAULT_MEMORY_MB),
         }
+    }
+
+    /// How calls reuse warm instances; none when every call gets a fresh one (the default,
+    /// so that nothing survives between calls unless the hook asks).
+    pub fn reuse(&self) -> Option<InstanceReuse> {
+        let (max_calls, idle_s) = match self.reuse_instances? {
+            ReuseInstances::Flag(false) => return None,
+            ReuseInstances::Flag(true) => (None, None),
+            ReuseInstances::Bounded { max_calls, idle_s } => (max_calls, idle_s),
+        };
+        Some(InstanceReuse {
+            max_calls: max_calls.unwrap_or(DEFAULT_REUSE_MAX_CALLS),
+            idle_s: idle_s.unwrap_or(DEFAULT_REUSE_IDLE_S),
+        })
     }
 }
 

@@ -27,9 +27,10 @@ use serde_json::{Map, Value};
 
 pub use duplicate::DuplicateRequest;
 pub use kind::{
-    AllowedHosts, CommonConfig, FunctionConfig, FunctionLimits, HookKind, HookType, RetryPolicy,
-    Runtime, StoredConfigError, WebhookConfig, WebhookOptions, DEFAULT_MEMORY_MB,
-    DEFAULT_POLLING_TIME_S, DEFAULT_TIMEOUT_S, MAX_POLLING_TIME_S, MAX_RETRY_COUNT,
+    AllowedHosts, CommonConfig, FunctionConfig, FunctionLimits, HookKind, HookType, InstanceReuse,
+    RetryPolicy, ReuseInstances, Runtime, StoredConfigError, WebhookConfig, WebhookOptions,
+    DEFAULT_MEMORY_MB, DEFAULT_POLLING_TIME_S, DEFAULT_REUSE_IDLE_S, DEFAULT_REUSE_MAX_CALLS,
+    DEFAULT_TIMEOUT_S, MAX_POLLING_TIME_S, MAX_RETRY_COUNT, MAX_REUSE_MAX_CALLS,
     MAX_WEBHOOK_TIMEOUT_S, WASM_RUNTIME,
 };
 pub use schemas::{
@@ -114,6 +115,9 @@ pub struct HookBounds {
     /// `allow_http_webhooks`); otherwise it must be `https://`, since the payload carries the
     /// hook's secrets and a minted token.
     pub allow_http_webhooks: bool,
+    /// Most seconds `config.reuse_instances.idle_s` may ask (the operator's
+    /// `max_reuse_idle_s`): an idle warm instance holds its memory.
+    pub max_reuse_idle_s: u64,
 }
 
 /// The bounds the unit tests validate hooks with (the model's and the store's): a
@@ -125,6 +129,7 @@ pub(crate) const TEST_BOUNDS: HookBounds = HookBounds {
     max_memory_mb: 512,
     min_memory_mb: 16,
     allow_http_webhooks: false,
+    max_reuse_idle_s: 600,
 };
 
 /// The hook fields the store keeps as one JSON document, besides the config (the rest are

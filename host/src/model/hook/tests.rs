@@ -83,6 +83,30 @@ fn each_broken_rule_names_its_field() {
             "config.allowed_hosts",
         ),
         (
+            json!({"config": {"runtime": "wasm", "module": 1, "reuse_instances": "yes"}}),
+            "config.reuse_instances",
+        ),
+        (
+            json!({"config": {"runtime": "wasm", "module": 1, "reuse_instances": {"max_calls": 0}}}),
+            "config.reuse_instances.max_calls",
+        ),
+        (
+            json!({"config": {"runtime": "wasm", "module": 1, "reuse_instances": {"max_calls": 10_001}}}),
+            "config.reuse_instances.max_calls",
+        ),
+        (
+            json!({"config": {"runtime": "wasm", "module": 1, "reuse_instances": {"idle_s": 601}}}),
+            "config.reuse_instances.idle_s",
+        ),
+        (
+            json!({"config": {"runtime": "wasm", "module": 1, "reuse_instances": {"calls": 2}}}),
+            "config.reuse_instances.calls",
+        ),
+        (
+            json!({"type": "webhook", "config": {"url": "https://a.com", "reuse_instances": true}}),
+            "config.reuse_instances",
+        ),
+        (
             json!({"type": "webhook", "config": {"url": "ftp://a.com"}}),
             "config.url",
         ),
@@ -117,6 +141,48 @@ fn each_broken_rule_names_its_field() {
             Ok(_) => panic!("{patch} was accepted"),
         }
     }
+}
+
+#[test]
+fn reuse_instances_is_off_unless_asked_and_renders_as_written() -> Result<(), HookError> {
+    let reuse = |value: Value| -> Result<(Option<InstanceReuse>, Value), HookError> {
+        let mut body = minimal();
+        body.insert(
+            "config".into(),
+            json!({"runtime": "wasm", "module": 4, "reuse_instances": value}),
+        );
+        let kind = parse_draft(&body, &TEST_BOUNDS)?.spec.kind;
+        let written = kind.config().get("reuse_instances").cloned();
+        let reuse = kind.function().and_then(FunctionConfig::reuse);
+        Ok((reuse, written.unwrap_or(Value::Null)))
+    };
+    let defaults = InstanceReuse {
+        max_calls: DEFAULT_REUSE_MAX_CALLS,
+        idle_s: DEFAULT_REUSE_IDLE_S,
+    };
+    assert_eq!(reuse(json!(false))?, (None, json!(false)));
+    assert_eq!(reuse(Value::Null)?, (None, Value::Null));
+    assert_eq!(reuse(json!(true))?, (Some(defaults), json!(true)));
+    assert_eq!(
+        reuse(json!({"max_calls": 2}))?,
+        (
+            Some(InstanceReuse {
+                max_calls: 2,
+                ..defaults
+            }),
+            json!({"max_calls": 2})
+        )
+    );
+    assert_eq!(
+        reuse(json!({"idle_s": 600, "max_calls": 10_000}))?.0,
+        Some(InstanceReuse {
+            max_calls: 10_000,
+            idle_s: 600
+        })
+    );
+    let parsed = parse_draft(&minimal(), &TEST_BOUNDS)?.spec.kind;
+    assert_eq!(parsed.function().and_then(FunctionConfig::reuse), None);
+    Ok(())
 }
 
 #[test]

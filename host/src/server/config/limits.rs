@@ -46,6 +46,17 @@ pub struct Limits {
     pub compile_seconds_per_organization: u64,
     /// Uploads of one organization that may be refused per 10 minutes; then uploads get 429.
     pub refused_uploads_per_organization: u64,
+    /// The most seconds a hook's `config.reuse_instances.idle_s` may ask: how long an idle
+    /// warm instance may keep its memory waiting for its hook's next call.
+    pub max_reuse_idle_s: u64,
+    /// Idle warm instances kept in all, for hooks with `config.reuse_instances`; the oldest
+    /// is discarded to make room. Each holds its guest memory and a place in the instance
+    /// pool, which running calls then have less of (at most half the pool's 256 are kept).
+    /// 0 turns reuse off.
+    pub warm_instances: usize,
+    /// Idle warm instances one organization may keep (its oldest is discarded to make
+    /// room), so that one cannot take every place.
+    pub warm_instances_per_organization: usize,
 }
 
 impl Default for Limits {
@@ -66,6 +77,9 @@ impl Default for Limits {
                 .seconds_per_window,
             refused_uploads_per_organization: crate::modules::gate::CompileBudget::default()
                 .refusals_per_window,
+            max_reuse_idle_s: crate::runtime::DEFAULT_WARM_BOUNDS.max_idle.as_secs(),
+            warm_instances: crate::runtime::DEFAULT_WARM_BOUNDS.total,
+            warm_instances_per_organization: crate::runtime::DEFAULT_WARM_BOUNDS.per_organization,
         }
     }
 }
@@ -82,6 +96,7 @@ impl Limits {
         const EVERY_UPLOAD: &str = " (0 would refuse every upload)";
         at_least("max_timeout_s", self.max_timeout_s, 1, "")?;
         at_least("max_memory_mb", self.max_memory_mb, 16, "")?;
+        at_least("max_reuse_idle_s", self.max_reuse_idle_s, 1, "")?;
         at_least(
             "concurrent_compiles",
             self.concurrent_compiles,
@@ -120,6 +135,16 @@ impl Limits {
             per_organization_mb,
         }
         .at_least(self.max_memory_mb)
+    }
+
+    /// How many idle warm instances the runtime keeps (never more than `most`), and for
+    /// how long at most.
+    pub fn warm_bounds(&self, most: usize) -> crate::runtime::WarmBounds {
+        crate::runtime::WarmBounds {
+            total: self.warm_instances.min(most),
+            per_organization: self.warm_instances_per_organization,
+            max_idle: std::time::Duration::from_secs(self.max_reuse_idle_s),
+        }
     }
 
     /// How the module library bounds compiles.

@@ -1,0 +1,134 @@
+//! The label sets of the series in [`super::Metrics`]: typed, so that a label takes only
+//! the values its type allows.
+
+use prometheus_client::encoding::EncodeLabelSet;
+
+/// The labels of `runs_total`: whose run it was, of which kind, and how it ended.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RunLabels {
+    /// The organization (empty when organization labels are off).
+    pub organization: Option<u64>,
+    /// `function` or `webhook`.
+    pub kind: &'static str,
+    /// The run log's status.
+    pub status: &'static str,
+}
+
+/// A part of a run.
+#[derive(
+    Debug, Clone, Copy, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelValue,
+)]
+#[allow(non_camel_case_types)]
+pub enum Phase {
+    /// Getting the module ready for the run: about 0 when it is loaded, mapping its
+    /// artifact when it is not (compiles happen at upload, and are counted in
+    /// `module_compile_seconds`).
+    load,
+    /// Instantiating the guest.
+    instantiate,
+    /// The guest's own work, from instantiation to its answer.
+    guest,
+    /// A webhook's exchange, polling included.
+    webhook,
+    /// Handing the run log to the writer until it is committed.
+    log_write,
+}
+
+/// The label of `run_phase_seconds`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    /// Which part of the run the time was spent in.
+    pub phase: Phase,
+}
+
+/// The one label of the series counted per organization (`runs_in_flight`,
+/// `throttled_requests_total`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OrganizationLabels {
+    /// The organization (empty when organization labels are off).
+    pub organization: Option<u64>,
+}
+
+/// The label of `outbound_refusals_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Why, as a fixed word of the code.
+    pub reason: &'static str,
+}
+
+/// The label of `outbound_requests_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutboundLabels {
+    /// `ok`, or why it got no answer.
+    pub result: &'static str,
+}
+
+/// The label of `webhook_deliveries_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    /// How the delivery ended: `completed`, `failed` or `timeout`.
+    pub status: &'static str,
+}
+
+/// The label of `module_compile_seconds`, so that failed compiles are told from good ones.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CompileLabels {
+    /// `ok` or `failed`.
+    pub result: &'static str,
+}
+
+/// An HTTP request's labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// The method (`other` for an unusual one).
+    pub method: &'static str,
+    /// The route as the router declares it (`/api/v1/hooks/{id}`), or `unmatched`.
+    pub route: String,
+    /// The answer's status.
+    pub status: u16,
+}
+
+/// An HTTP route's label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// The route as the router declares it, or `unmatched`.
+    pub route: String,
+}
+
+/// The version of the running build.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    /// The crate's version.
+    pub version: &'static str,
+    /// The git commit it was built from.
+    pub commit: &'static str,
+    /// The version of the wasmtime crate it embeds, as `Cargo.lock` pins it.
+    pub wasmtime: &'static str,
+}
+
+/// The label of `run_seconds`: a function's time and a webhook's are told apart, for they
+/// are slow for different reasons.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RunKindLabels {
+    /// `function` or `webhook`.
+    pub kind: &'static str,
+}
+
+/// What a call ran on: an instance made for it, or a warm one of its hook.
+#[derive(
+    Debug, Clone, Copy, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelValue,
+)]
+#[allow(non_camel_case_types)]
+pub enum InstanceKind {
+    /// Made for the call (every call of a hook without `config.reuse_instances`).
+    fresh,
+    /// Kept from an earlier call of the same hook.
+    reused,
+}
+
+/// The label of `instances_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InstanceLabels {
+    /// Fresh or reused.
+    pub kind: InstanceKind,
+}

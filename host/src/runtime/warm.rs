@@ -1,0 +1,254 @@
+//! Warm instances: the idle instances of hooks whose `config.reuse_instances` asks for them,
+//! kept between calls as a Lambda-backed function keeps its environment.
+//!
+//! An instance is only ever handed back to the same hook of the same organization, at the
+//! same version (its module, its memory limit, and a digest of its settings, secrets and
+//! config that the caller computes): [`WarmKey`] holds all of them, so a changed hook or
+//! module simply finds nothing and starts fresh. The pool keeps only instances whose last
+//! call completed (the caller drops the rest), each for its hook's `idle_s` and
+//! `max_calls`, at most [`WarmBounds::per_organization`] per organization and
+//! [`WarmBounds::total`] in all, the oldest discarded first. Every instance holds a place
+//! of the instance pool and its guest memory while idle, which is why the bounds are small.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use wasmtime::Store;
+
+use super::bindings::Extension;
+use super::module::Digest;
+use super::output::Capture;
+use super::state::ComponentState;
+use crate::metrics::metrics;
+
+/// How many secret values and tokens of earlier calls an instance remembers, so that a
+/// guest that kept an old token in its memory cannot print it in a later call's output.
+const REMEMBERED_VALUES: usize = 32;
+
+/// The pool's bounds unless configured (the server's `[limits]` defaults).
+pub const DEFAULT_WARM_BOUNDS: WarmBounds = WarmBounds {
+    total: 32,
+    per_organization: 4,
+    max_idle: Duration::from_secs(600),
+};
+
+/// How many idle instances the pool keeps, and for how long at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WarmBounds {
+    /// Idle instances in all; 0 keeps none (reuse is off).
+    pub total: usize,
+    /// Idle instances of one organization.
+    pub per_organization: usize,
+    /// The longest an instance waits idle, whatever its hook asks.
+    pub max_idle: Duration,
+}
+
+/// Whose instance it is: one hook of one organization, at one version of its settings,
+/// secrets and config (a digest the caller computes; any change starts a new instance).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WarmHook {
+    /// The organization that owns the hook.
+    pub organization: u64,
+    /// The hook.
+    pub hook: u64,
+    /// A digest of what the instance was made for besides its module and memory limit.
+    pub version: Digest,
+}
+
+/// How long and how often one instance may serve its hook (`config.reuse_instances`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReusePolicy {
+    /// Calls one instance serves before it is discarded.
+    pub max_calls: u64,
+    /// How long it waits idle for the next call before it is discarded.
+    pub idle: Duration,
+}
+
+/// What a call asks of [`Runtime::call_reusing`](super::Runtime::call_reusing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reuse {
+    /// Whose instance.
+    pub hook: WarmHook,
+    /// Its bounds.
+    pub policy: ReusePolicy,
+}
+
+/// The whole identity of a warm instance: the hook's, its module and its memory limit
+/// (which the instance's limiter enforces and cannot change).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WarmKey {
+    pub(crate) hook: WarmHook,
+    pub(crate) module: Digest,
+    pub(crate) memory_bytes: u64,
+}
+
+/// An instance with its store, between two calls of its hook.
+pub(crate) struct WarmInstance {
+    pub(crate) store: Store<ComponentState>,
+    pub(crate) extension: Extension,
+    /// The capture its WASI stdout and stderr write to: emptied after every call.
+    pub(crate) output: Capture,
+    calls: u64,
+    /// Secret values and tokens of its earlier calls, newest last.
+    remembered: VecDeque<String>,
+}
+
+impl WarmInstance {
+    /// An instance just made, before its first call.
+    pub(crate) fn new(store: Store<ComponentState>, extension: Extension, output: Capture) -> Self {
+        WarmInstance {
+            store,
+            extension,
+            output,
+            calls: 0,
+            remembered: VecDeque::new(),
+        }
+    }
+
+    /// What earlier calls on this instance had to hide, for this call's redactor.
+    pub(crate) fn remembered(&self) -> impl Iterator<Item = &str> {
+        self.remembered.iter().map(String::as_str)
+    }
+
+    /// Counts a completed call and remembers the values it had to hide.
+    pub(crate) fn finished<'a>(&mut self, hidden: impl Iterator<Item = &'a str>) {
+        self.calls += 1;
+        for value in hidden {
+            if !self.remembered.iter().any(|known| known == value) {
+                self.remembered.push_back(value.to_owned());
+            }
+        }
+        let excess = self.remembered.len().saturating_sub(REMEMBERED_VALUES);
+        self.remembered.drain(..excess);
+    }
+}
+
+/// An instance waiting in the pool.
+struct Idle {
+    key: WarmKey,
+    instance: WarmInstance,
+    until: Instant,
+}
+
+/// The idle instances, oldest first.
+pub(crate) struct WarmPool {
+    bounds: WarmBounds,
+    idle: Mutex<Vec<Idle>>,
+}
+
+impl std::fmt::Debug for WarmPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WarmPool")
+            .field("bounds", &self.bounds)
+            .field("idle", &self.lock().len())
+            .finish()
+    }
+}
+
+impl WarmPool {
+    pub(crate) fn new(bounds: WarmBounds) -> Self {
+        WarmPool {
+            bounds,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Idle>> {
+        // The list holds no invariant a panic could break halfway.
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The newest idle instance of `key` that has not expired, taken out of the pool.
+    pub(crate) fn take(&self, key: &WarmKey) -> Option<WarmInstance> {
+        let (taken, expired) = {
+            let mut idle = self.lock();
+            let expired = drain_expired(&mut idle, Instant::now());
+            let found = idle.iter().rposition(|entry| entry.key == *key);
+            let taken = found.map(|index| idle.remove(index).instance);
+            publish(idle.len());
+            (taken, expired)
+        };
+        // Dropping a store frees its instance and memory: outside the lock.
+        drop(expired);
+        taken
+    }
+
+    /// Keeps `instance` for its hook's next call, unless it has served its calls; makes
+    /// room by discarding the oldest of its organization, then the oldest of all.
+    pub(crate) fn put(&self, key: WarmKey, instance: WarmInstance, policy: ReusePolicy) {
+        if instance.calls >= policy.max_calls || self.bounds.total == 0 {
+            return;
+        }
+        let until = Instant::now() + policy.idle.min(self.bounds.max_idle);
+        let discarded = {
+            let mut idle = self.lock();
+            idle.push(Idle {
+                key,
+                instance,
+                until,
+            });
+            let discarded = self.make_room(&mut idle, key.hook.organization);
+            publish(idle.len());
+            discarded
+        };
+        drop(discarded);
+    }
+
+    /// Discards instances idle past their time.
+    pub(crate) fn sweep(&self) {
+        let expired = {
+            let mut idle = self.lock();
+            let expired = drain_expired(&mut idle, Instant::now());
+            publish(idle.len());
+            expired
+        };
+        drop(expired);
+    }
+
+    /// Idle instances now.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn make_room(&self, idle: &mut Vec<Idle>, organization: u64) -> Vec<Idle> {
+        let mut discarded = Vec::new();
+        let of_organization = |entry: &Idle| entry.key.hook.organization == organization;
+        while idle.iter().filter(|entry| of_organization(*entry)).count()
+            > self.bounds.per_organization
+        {
+            match idle.iter().position(of_organization) {
+                Some(oldest) => discarded.push(idle.remove(oldest)),
+                None => break,
+            }
+        }
+        let excess = idle.len().saturating_sub(self.bounds.total);
+        discarded.extend(idle.drain(..excess));
+        discarded
+    }
+}
+
+/// Takes the entries past their time out of `idle`.
+fn drain_expired(idle: &mut Vec<Idle>, now: Instant) -> Vec<Idle> {
+    let mut expired = Vec::new();
+    let mut index = 0;
+    while index < idle.len() {
+        if idle[index].until <= now {
+            expired.push(idle.remove(index));
+        } else {
+            index += 1;
+        }
+    }
+    expired
+}
+
+/// Sets the `warm_instances` gauge.
+fn publish(idle: usize) {
+    if let Some(metrics) = metrics() {
+        metrics
+            .warm_instances
+            .set(i64::try_from(idle).unwrap_or(i64::MAX));
+    }
+}
