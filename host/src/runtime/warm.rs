@@ -216,7 +216,7 @@ impl WarmPool {
     fn make_room(&self, idle: &mut Vec<Idle>, organization: u64) -> Vec<Idle> {
         let mut discarded = Vec::new();
         let of_organization = |entry: &Idle| entry.key.hook.organization == organization;
-        while idle.iter().filter(|entry| of_organization(*entry)).count()
+        while idle.iter().filter(|entry| of_organization(entry)).count()
             > self.bounds.per_organization
         {
             match idle.iter().position(of_organization) {

@@ -128,7 +128,7 @@ fn a_saved_hook_has_every_key_of_rossums_hook_and_its_queue_names_it() {
     }
     assert_eq!(hook["type"], "function");
     assert_eq!(hook["status"], "ready");
-    assert_eq!(hook["config"]["module"], Value::String(hello.clone()));
+    assert_eq!(hook["config"]["module"], Value::String(hello));
     assert_eq!(hook["extension_source"], "custom");
     let (_, queue) = acme.get(&format!("/queues/{}", queue["id"]));
     assert_eq!(queue["hooks"], json!([hook["url"]]));

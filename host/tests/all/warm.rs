@@ -9,7 +9,7 @@ use wasmhook_tests::guests::{COUNTER, HELLO};
 use super::support::{message_at, temp, Server, Tenant, OPERATOR_TOKEN};
 
 /// A hook running `module` with `config.reuse_instances` set to `reuse`.
-fn counting_hook(tenant: &Tenant<'_>, module: &str, reuse: Value) -> Value {
+fn counting_hook(tenant: &Tenant<'_>, module: &str, reuse: &Value) -> Value {
     tenant.hook(
         module,
         json!({"config": {"runtime": "wasm", "module": module, "timeout_s": 5, "reuse_instances": reuse}}),
@@ -34,13 +34,13 @@ fn a_hooks_calls_share_its_warm_instance_and_no_other_hook_sees_it() {
     let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
     let acme = Tenant::new(&server, "acme");
     let module = acme.upload(COUNTER);
-    let first = counting_hook(&acme, &module, json!(true));
+    let first = counting_hook(&acme, &module, &json!(true));
     assert_eq!(counts(&acme, &first, 2), [1, 2]);
 
-    let second = counting_hook(&acme, &module, json!(true));
+    let second = counting_hook(&acme, &module, &json!(true));
     assert_eq!(counts(&acme, &second, 1), [1], "another hook, same module");
     let globex = Tenant::new(&server, "globex");
-    let theirs = counting_hook(&globex, &globex.upload(COUNTER), json!(true));
+    let theirs = counting_hook(&globex, &globex.upload(COUNTER), &json!(true));
     assert_eq!(counts(&globex, &theirs, 1), [1], "another organization");
     assert_eq!(
         counts(&acme, &first, 1),
@@ -48,7 +48,7 @@ fn a_hooks_calls_share_its_warm_instance_and_no_other_hook_sees_it() {
         "the first hook's state is its own"
     );
 
-    let fresh = counting_hook(&acme, &module, json!(false));
+    let fresh = counting_hook(&acme, &module, &json!(false));
     assert_eq!(counts(&acme, &fresh, 3), [1, 1, 1]);
     let metrics = server.metrics();
     let reused = metrics
@@ -66,7 +66,7 @@ fn an_instance_that_trapped_is_not_reused() {
     let dir = temp();
     let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
     let acme = Tenant::new(&server, "acme");
-    let hook = counting_hook(&acme, &acme.upload(COUNTER), json!(true));
+    let hook = counting_hook(&acme, &acme.upload(COUNTER), &json!(true));
     assert_eq!(counts(&acme, &hook, 2), [1, 2]);
     let (status, trapped) = acme.invoke(&hook, json!({"trap": true}));
     assert_eq!(status, StatusCode::BAD_REQUEST, "{trapped}");
@@ -84,7 +84,7 @@ fn a_saved_hook_starts_a_new_instance() {
     let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
     let acme = Tenant::new(&server, "acme");
     let module = acme.upload(COUNTER);
-    let hook = counting_hook(&acme, &module, json!(true));
+    let hook = counting_hook(&acme, &module, &json!(true));
     let path = format!("/hooks/{}", hook["id"]);
     assert_eq!(counts(&acme, &hook, 2), [1, 2]);
 
@@ -114,7 +114,7 @@ fn an_instance_serves_max_calls_then_a_new_one_starts() {
     let dir = temp();
     let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
     let acme = Tenant::new(&server, "acme");
-    let hook = counting_hook(&acme, &acme.upload(COUNTER), json!({"max_calls": 2}));
+    let hook = counting_hook(&acme, &acme.upload(COUNTER), &json!({"max_calls": 2}));
     assert_eq!(counts(&acme, &hook, 5), [1, 2, 1, 2, 1]);
 }
 
