@@ -1,6 +1,7 @@
 //! Fair shares of the CPU between *fairness groups* (to the server, organizations).
 //!
-//! Guests run on the async runtime's worker threads and give them up at every epoch tick.
+//! Guests run on the async runtime's worker threads (the guest threads, see `threads`) and
+//! give them up at every epoch tick.
 //! Left to itself the async runtime puts a yielding guest straight back in its run queue,
 //! first come, first served, so a group with 64 spinning guests gets 64 turns for every
 //! turn of a group with one: a noisy neighbour. Here a call's future is polled only while
