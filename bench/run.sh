@@ -2,6 +2,8 @@
 # Runs every server benchmark and prints the report BENCHMARKS.md quotes:
 #   bench/run.sh [--seconds 10] [--rounds 2] [--connections 16,64] [--modules 1000]
 #                [--only throughput,noisy,cold] [--baseline-commit REV]
+#                [--noisy-calls 2,8,64] [--noisy-timeout-s 20]
+#   bench/run.sh noisy        # one part alone: the same as --only noisy (also throughput, cold)
 #   bench/run.sh --smoke      # CI: a few seconds of each load part, debug build, no peer
 # The load comes from wrk (Debian's package, installed when missing). The full run installs
 # wasmtime-cli 48 (the peer, `wasmtime serve`) into target/toolchains/ when it is missing
@@ -19,6 +21,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --smoke) smoke=true ;;
         --baseline-commit) baseline_commit="$2"; shift ;;
+        throughput|noisy|cold) args+=(--only "$1") ;;
         *) args+=("$1") ;;
     esac
     shift
@@ -35,8 +38,9 @@ if $smoke; then
     # The debug build `cargo test` already made: this proves the tool, the servers' answers
     # and wrk's output still fit together; its figures mean nothing.
     cargo build --quiet --locked -p wasmhook -p wasmhook-bench
+    # The noisy neighbour with N = 2 only, each loop ending after 1 s.
     exec target/debug/wasmhook-bench compare --seconds 2 --rounds 1 --connections 16 \
-        --only throughput,noisy "${args[@]}"
+        --only throughput,noisy --noisy-calls 2 --noisy-timeout-s 1 "${args[@]}"
 fi
 
 if [ -n "$baseline_commit" ]; then

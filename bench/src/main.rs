@@ -65,6 +65,13 @@ struct CompareArgs {
     /// Modules and hooks in the restart measurement.
     #[arg(long, default_value_t = 1000)]
     modules: usize,
+    /// Calls of an endless loop the noisy organization keeps running in the noisy
+    /// neighbour, one measurement each (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [2, 8, 64])]
+    noisy_calls: Vec<usize>,
+    /// The noisy hook's `config.timeout_s`: how long each endless loop runs.
+    #[arg(long, default_value_t = 20)]
+    noisy_timeout_s: u64,
     /// Which parts to run (comma-separated); all unless given.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Part::Throughput, Part::Noisy, Part::Cold])]
     only: Vec<Part>,
@@ -187,7 +194,7 @@ async fn compare(args: &CompareArgs) -> anyhow::Result<()> {
         throughput(args, &wrk, &c, data.path()).await?;
     }
     if args.only.contains(&Part::Noisy) {
-        noisy_neighbour(&wrk, &c, seconds).await?;
+        noisy_neighbour(&wrk, &c, seconds, &args.noisy_calls, args.noisy_timeout_s).await?;
     }
     if args.only.contains(&Part::Cold) {
         cold_paths(&c, &wasmhook_binary, args.modules).await?;
@@ -457,8 +464,15 @@ fn count_logs(data: &std::path::Path, hook: u64) -> anyhow::Result<(u64, u64)> {
     )?)
 }
 
-/// One organization saturating its runs with CPU-bound guests while another calls hello.
-async fn noisy_neighbour(wrk: &Wrk, server: &Running, seconds: Duration) -> anyhow::Result<()> {
+/// One organization keeping N calls of an endless loop running while another calls hello,
+/// for each N: the quiet organization's latency alone and beside the noisy one.
+async fn noisy_neighbour(
+    wrk: &Wrk,
+    server: &Running,
+    seconds: Duration,
+    noisy_calls: &[usize],
+    timeout_s: u64,
+) -> anyhow::Result<()> {
     let quiet = Tenant::create(&server.address, "quiet").await?;
     let noisy = Tenant::create(&server.address, "noisy").await?;
     let hello = quiet
@@ -468,52 +482,79 @@ async fn noisy_neighbour(wrk: &Wrk, server: &Running, seconds: Duration) -> anyh
     let hostile = noisy
         .upload(std::fs::read(wasmhook_tests::guests::HOSTILE)?, "hostile")
         .await?;
-    let spin_hook = noisy
+    let loop_hook = noisy
         .hook(
             &hostile,
-            json!({"settings": {"behavior": "spin", "ms": 50}}),
+            json!({
+                "settings": {"behavior": "loop"},
+                "config": {"runtime": "wasm", "module": hostile, "timeout_s": timeout_s,
+                           "memory_size_mb": 32},
+            }),
         )
         .await?;
     let body = wrk.body("empty", b"{}")?;
-    let target = |tenant: &Tenant, hook: u64| Target {
-        url: format!("http://{}/api/v1/hooks/{hook}/invoke", server.address),
-        authorization: Some(format!("Bearer {}", tenant.token)),
+    let quiet_target = Target {
+        url: format!("http://{}/api/v1/hooks/{hello_hook}/invoke", server.address),
+        authorization: Some(format!("Bearer {}", quiet.token)),
         body: body.clone(),
     };
-    let quiet_target = target(&quiet, hello_hook);
-    let noisy_target = target(&noisy, spin_hook);
+    quiet.invoke_until_ready(hello_hook, &json!({})).await?;
     let idle = wrk.run(&quiet_target, 4, seconds).await?;
-    let (noise, busy) = tokio::join!(
-        wrk.run(&noisy_target, 64, seconds + Duration::from_secs(1)),
-        async {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            wrk.run(&quiet_target, 4, seconds).await
+    let mut rows = Vec::new();
+    for &calls in noisy_calls {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let loops: Vec<_> = (0..calls)
+            .map(|_| {
+                let (noisy, stop) = (noisy.clone(), std::sync::Arc::clone(&stop));
+                tokio::spawn(async move {
+                    // (calls that timed out as they should, others)
+                    let mut ended = (0_u64, 0_u64);
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        match noisy.invoke_status(loop_hook, &json!({})).await {
+                            Ok(status) if status == StatusCode::BAD_REQUEST => ended.0 += 1,
+                            _ => ended.1 += 1,
+                        }
+                    }
+                    ended
+                })
+            })
+            .collect();
+        // Let the loops take their slots before quiet is measured.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let busy = wrk.run(&quiet_target, 4, seconds).await?;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Each loop ends at its timeout: the next N starts with none left running.
+        let mut ended = (0, 0);
+        for task in loops {
+            let (timed_out, other) = task.await?;
+            ended = (ended.0 + timed_out, ended.1 + other);
         }
-    );
-    let (noise, busy) = (noise?, busy?);
+        rows.push((calls, busy, ended));
+    }
     println!("\n## Noisy neighbour\n");
     println!(
-        "`noisy` keeps 64 calls of a guest spinning 50 ms of CPU in flight (its limit is 64); \
-         `quiet` calls hello on 4 connections.\n"
+        "`noisy` keeps N calls of an endless loop running (each ends at its {timeout_s} s \
+         timeout, and is called again); `quiet` calls hello on 4 connections. Alone: {:.0} \
+         req/s, p50 {}, p99 {}, {} errors.\n",
+        idle.rate(),
+        ms(idle.p50),
+        ms(idle.p99),
+        idle.errors
     );
-    println!("| quiet's hello | req/s | p50 | p99 | errors |");
-    println!("| --- | --- | --- | --- | --- |");
-    for (name, report) in [("alone", &idle), ("beside noisy", &busy)] {
+    println!("| N | quiet's req/s | p50 | p50 / alone | p99 | p99 / alone | errors | noisy's calls ended (other answers) |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    let ratio = |beside: Duration, alone: Duration| beside.as_secs_f64() / alone.as_secs_f64();
+    for (calls, busy, (timed_out, other)) in &rows {
         println!(
-            "| {name} | {:.0} | {} | {} | {} |",
-            report.rate(),
-            ms(report.p50),
-            ms(report.p99),
-            report.errors
+            "| {calls} | {:.0} | {} | **{:.2}x** | {} | **{:.2}x** | {} | {timed_out} ({other}) |",
+            busy.rate(),
+            ms(busy.p50),
+            ratio(busy.p50, idle.p50),
+            ms(busy.p99),
+            ratio(busy.p99, idle.p99),
+            busy.errors
         );
     }
-    println!(
-        "\nquiet's p99 beside noisy / alone: **{:.2}x**; noisy completed {:.0} spins/s \
-         ({} refused or failed).",
-        busy.p99.as_secs_f64() / idle.p99.as_secs_f64(),
-        noise.rate(),
-        noise.errors
-    );
     Ok(())
 }
 

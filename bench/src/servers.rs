@@ -204,6 +204,24 @@ impl Tenant {
         hook["id"].as_u64().context("no id")
     }
 
+    /// Invokes a hook once; its answer's status (the body is read and dropped).
+    pub async fn invoke_status(
+        &self,
+        hook: u64,
+        body: &Value,
+    ) -> anyhow::Result<reqwest::StatusCode> {
+        let response = self
+            .client
+            .post(format!("{}/hooks/{hook}/invoke", self.base))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await?;
+        let status = response.status();
+        let _ = response.bytes().await?;
+        Ok(status)
+    }
+
     /// Invokes a hook until it answers 200 (a pending module answers 400 meanwhile).
     pub async fn invoke_until_ready(&self, hook: u64, body: &Value) -> anyhow::Result<Value> {
         let started = Instant::now();

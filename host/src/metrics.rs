@@ -57,8 +57,8 @@ mod labels;
 
 pub use labels::{
     BuildLabels, CompileLabels, HttpLabels, InstanceKind, InstanceLabels, OrganizationLabels,
-    OutboundLabels, Phase, PhaseLabels, ReasonLabels, RouteLabels, RunKindLabels, RunLabels,
-    StatusLabels,
+    OutboundLabels, Phase, PhaseLabels, ReasonLabels, RouteLabels, RunKindLabels, RunLabels, Stage,
+    StageLabels, StatusLabels,
 };
 
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -85,6 +85,9 @@ pub struct Metrics {
     /// Time in each part of a run ([`Phase`]), to tell a slow guest from a slow load,
     /// instantiation, webhook or log write.
     pub run_phase_seconds: Histograms<PhaseLabels>,
+    /// Time in each stage of a call of a module ([`Stage`]): the queue, the hand-over to a
+    /// guest thread, CPU slots, the guest, the run log's commit. No organization label.
+    pub call_stage_seconds: Histograms<StageLabels>,
     /// Attempts after a failed one (function and webhook retries of non-interactive events).
     pub run_retries: Counter,
     /// Attempts under way now, by organization, each until its run log is committed (a
@@ -138,6 +141,7 @@ impl Metrics {
             runs: Family::default(),
             run_seconds: Family::new_with_constructor(latency),
             run_phase_seconds: Family::new_with_constructor(latency),
+            call_stage_seconds: Family::new_with_constructor(latency),
             run_retries: Counter::default(),
             runs_in_flight: Family::default(),
             throttled: Family::default(),
@@ -188,6 +192,11 @@ impl Metrics {
             "run_phase_duration_seconds",
             "Parts of runs: load, instantiate, guest, webhook, log_write",
             metrics.run_phase_seconds.clone(),
+        );
+        registry.register(
+            "call_stage_duration_seconds",
+            "Stages of calls of modules: queue, handoff, cpu_slot, instantiate, guest, log_commit, total",
+            metrics.call_stage_seconds.clone(),
         );
         registry.register(
             "run_retries",
@@ -321,6 +330,16 @@ pub fn phase(phase: Phase, took: Duration) {
     }
 }
 
+/// Records how long a stage of a call took, when metrics are on.
+pub fn stage(stage: Stage, took: Duration) {
+    if let Some(metrics) = metrics() {
+        metrics
+            .call_stage_seconds
+            .get_or_create(&StageLabels { stage })
+            .observe(took.as_secs_f64());
+    }
+}
+
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
 /// The process's metrics, unless they are turned off.
@@ -378,6 +397,7 @@ mod tests {
             })
             .inc();
         metrics.phase(Phase::guest, Duration::from_millis(3));
+        stage(Stage::cpu_slot, Duration::from_millis(1));
         let text = render();
         assert!(
             text.contains(
@@ -387,6 +407,10 @@ mod tests {
         );
         assert!(
             text.contains("wasmhook_run_phase_duration_seconds_count{phase=\"guest\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("wasmhook_call_stage_duration_seconds_count{stage=\"cpu_slot\"}"),
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");

@@ -19,7 +19,9 @@ use super::sideloads::with_sideloads;
 use super::webhook::{self, Polling};
 use super::writer::{RunLogWriter, WriteError};
 use super::{HookCall, PreparedCall};
-use crate::metrics::{metrics, organization, phase, Held, Metrics, OrganizationLabels, Phase};
+use crate::metrics::{
+    metrics, organization, phase, stage, Held, Metrics, OrganizationLabels, Phase, Stage,
+};
 use crate::model::hook::{FunctionConfig, Hook, HookKind, WebhookConfig};
 use crate::model::{EventAction, PayloadError, RunLog, RunStatus};
 use crate::modules::{ModuleError, ModuleLibrary};
@@ -371,8 +373,10 @@ impl Dispatcher {
         let reuse = function
             .reuse()
             .and_then(|reuse| reuse_for(hook, reuse, secrets));
+        let called = Instant::now();
         let report = {
             let _instance = self.limits.instance(limits.memory_size_mb).await;
+            stage(Stage::queue, called.elapsed());
             let runtime = self.library.runtime();
             match &reuse {
                 Some(reuse) => {
@@ -388,7 +392,10 @@ impl Dispatcher {
             }
         };
         let log = prepared.clone().run_log(&report);
+        let committing = Instant::now();
         self.writer.record(&log).await?;
+        stage(Stage::log_commit, committing.elapsed());
+        stage(Stage::total, called.elapsed());
         let retryable = log.status != RunStatus::Completed;
         Ok((RunResult::of(log, report.output), retryable))
     }

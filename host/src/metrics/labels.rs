@@ -41,6 +41,38 @@ pub struct PhaseLabels {
     pub phase: Phase,
 }
 
+/// A stage of one call of a module, from the dispatcher's wait for an instance to its run
+/// log's commit, for `call_stage_duration_seconds`: where a call's time goes under load.
+#[derive(
+    Debug, Clone, Copy, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelValue,
+)]
+#[allow(non_camel_case_types)]
+pub enum Stage {
+    /// Waiting for an instance and guest memory from the installation's budget.
+    queue,
+    /// Handing the guest's part to a guest thread and its result back (see
+    /// `runtime/threads.rs`): the time to the guest thread's first poll and back to the
+    /// caller's.
+    handoff,
+    /// Waiting for CPU slots of the fair scheduler, summed over the call.
+    cpu_slot,
+    /// Instantiating the guest (a slot wait inside it included).
+    instantiate,
+    /// The guest's own work (slot waits inside it included).
+    guest,
+    /// Waiting for the run log's commit.
+    log_commit,
+    /// The whole call, from the wait for an instance to the run log's commit.
+    total,
+}
+
+/// The label of `call_stage_duration_seconds`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabels {
+    /// Which stage of the call the time was spent in.
+    pub stage: Stage,
+}
+
 /// The one label of the series counted per organization (`runs_in_flight`,
 /// `throttled_requests_total`).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -2,6 +2,7 @@
 //! classification of whatever happened into an [`Outcome`].
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::{Instant, SystemTime};
 
 use tracing::Instrument;
@@ -19,8 +20,16 @@ use super::redact::Redactor;
 use super::reuse::count_instance;
 use super::state::{command_sandbox, sandbox, CallState, ComponentState, CoreState, HasCallState};
 use super::{LoadedModule, Prepared, Runtime};
-use crate::metrics::{phase, InstanceKind, Phase};
+use crate::metrics::{phase, stage, InstanceKind, Phase, Stage};
 use crate::trace_context::TRACE;
+
+/// A call's guest part, run on a guest thread (see `threads`): owns all it uses.
+pub(super) type GuestJob<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// A job that is done before it starts (its store could not be made).
+pub(super) fn ready<T: Send + 'static>(value: T) -> GuestJob<T> {
+    Box::pin(std::future::ready(value))
+}
 
 /// What the guest gave back when it did not fail at the wasmtime level.
 pub(super) enum Returned {
@@ -30,17 +39,17 @@ pub(super) enum Returned {
     Exit { code: i32, stdout: Captured },
 }
 
-/// Instantiation, in its span and timed for the run phase metrics.
+/// Instantiation, in its span and timed for the run phase and call stage metrics.
 pub(super) async fn instantiating<F: Future>(instantiation: F) -> F::Output {
-    let _timed = Timed::since_now(Phase::instantiate);
+    let _timed = Timed::since_now(Phase::instantiate, Stage::instantiate);
     instantiation
         .instrument(tracing::info_span!(target: TRACE, "instantiate"))
         .await
 }
 
-/// The guest's work, in its span and timed for the run phase metrics.
+/// The guest's work, in its span and timed for the run phase and call stage metrics.
 pub(super) async fn guest_call<F: Future>(call: F) -> F::Output {
-    let _timed = Timed::since_now(Phase::guest);
+    let _timed = Timed::since_now(Phase::guest, Stage::guest);
     call.instrument(tracing::info_span!(target: TRACE, "guest call"))
         .await
 }
@@ -49,13 +58,15 @@ pub(super) async fn guest_call<F: Future>(call: F) -> F::Output {
 /// recorded when dropped: a call cut at its time limit (its future dropped) counts too.
 struct Timed {
     phase: Phase,
+    stage: Stage,
     since: Instant,
 }
 
 impl Timed {
-    fn since_now(phase: Phase) -> Self {
+    fn since_now(phase: Phase, stage: Stage) -> Self {
         Timed {
             phase,
+            stage,
             since: Instant::now(),
         }
     }
@@ -63,7 +74,9 @@ impl Timed {
 
 impl Drop for Timed {
     fn drop(&mut self) {
-        phase(self.phase, self.since.elapsed());
+        let took = self.since.elapsed();
+        phase(self.phase, took);
+        stage(self.stage, took);
     }
 }
 
@@ -90,21 +103,24 @@ impl Runtime {
         let redactor = invocation.redactor();
 
         let tick = TickYield::default();
-        // Waiting for the group's turn counts against the call's time, as running does.
+        let job = self.execution(module, invocation, limits, deadline, &output, &tick);
+        // Waiting for the group's turn counts against the call's time, as running does;
+        // the guest runs on a guest thread (see `threads`).
         let execution = tokio::time::timeout(
             limits.timeout,
-            FairShare::new(
+            self.guests.run(FairShare::new(
                 &self.cpu,
                 limits.fairness_group,
                 tick.clone(),
-                self.execute(module, invocation, limits, deadline, &output, &tick),
-            ),
+                job,
+            )),
         )
         .await;
         let duration = start.elapsed();
         let captured = output.take();
         let outcome = match execution {
-            Ok(execution) => classify(execution, limits, &captured, &redactor),
+            Ok(Ok(execution)) => classify(execution, limits, &captured, &redactor),
+            Ok(Err(lost)) => Outcome::Failed(Failure::Host(lost.to_string())),
             // The guest was blocked in a host call (a sleep, a poll) past its deadline: the
             // epoch could not interrupt it, this timer did.
             Err(_elapsed) => Outcome::Timeout {
@@ -121,7 +137,9 @@ impl Runtime {
         }
     }
 
-    async fn execute(
+    /// The guest's part of a call, owning everything it needs so that a guest thread can
+    /// run it: the store is made here, instantiation and the guest's work run in the job.
+    fn execution(
         &self,
         module: &LoadedModule,
         invocation: &Invocation,
@@ -129,7 +147,7 @@ impl Runtime {
         deadline: Instant,
         output: &Capture,
         tick: &TickYield,
-    ) -> Execution {
+    ) -> GuestJob<Execution> {
         let call = CallState {
             limiter: CallLimiter::new(usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX)),
             deadline,
@@ -141,15 +159,17 @@ impl Runtime {
                 let state = ComponentState::new(sandbox(output).build(), call, http);
                 let mut store = match self.store(state, limits, deadline, tick) {
                     Ok(store) => store,
-                    Err(error) => return Execution::failed(error),
+                    Err(error) => return ready(Execution::failed(error)),
                 };
-                let request = invocation.to_request();
-                let result = async {
-                    let extension = instantiating(pre.instantiate_async(&mut store)).await?;
-                    guest_call(extension.call_handle(&mut store, &request)).await
-                }
-                .await;
-                Execution::of(&mut store, result.map(Returned::Response))
+                let (pre, request) = (pre.clone(), invocation.to_request());
+                Box::pin(async move {
+                    let result = async {
+                        let extension = instantiating(pre.instantiate_async(&mut store)).await?;
+                        guest_call(extension.call_handle(&mut store, &request)).await
+                    }
+                    .await;
+                    Execution::of(&mut store, result.map(Returned::Response))
+                })
             }
             Prepared::CommandComponent(pre) => {
                 let stdout = Capture::new(limits.response_bytes.saturating_add(1));
@@ -162,40 +182,46 @@ impl Runtime {
                     tick,
                 ) {
                     Ok(store) => store,
-                    Err(error) => return Execution::failed(error),
+                    Err(error) => return ready(Execution::failed(error)),
                 };
-                let result = async {
-                    let command = instantiating(pre.instantiate_async(&mut store)).await?;
-                    guest_call(command.wasi_cli_run().call_run(&mut store)).await
-                }
-                .await;
-                let code = match result {
-                    Ok(Ok(())) => Ok(0),
-                    Ok(Err(())) => Ok(1),
-                    Err(error) => exit_code(error),
-                };
-                let stdout = stdout.take();
-                Execution::of(&mut store, code.map(|code| Returned::Exit { code, stdout }))
+                let pre = pre.clone();
+                Box::pin(async move {
+                    let result = async {
+                        let command = instantiating(pre.instantiate_async(&mut store)).await?;
+                        guest_call(command.wasi_cli_run().call_run(&mut store)).await
+                    }
+                    .await;
+                    let code = match result {
+                        Ok(Ok(())) => Ok(0),
+                        Ok(Err(())) => Ok(1),
+                        Err(error) => exit_code(error),
+                    };
+                    let stdout = stdout.take();
+                    Execution::of(&mut store, code.map(|code| Returned::Exit { code, stdout }))
+                })
             }
             Prepared::CoreCommand(pre) => {
                 let stdout = Capture::new(limits.response_bytes.saturating_add(1));
                 let wasi = command_sandbox(output, &stdout, &invocation.payload).build_p1();
                 let mut store = match self.store(CoreState { wasi, call }, limits, deadline, tick) {
                     Ok(store) => store,
-                    Err(error) => return Execution::failed(error),
+                    Err(error) => return ready(Execution::failed(error)),
                 };
-                let result = async {
-                    let instance = instantiating(pre.instantiate_async(&mut store)).await?;
-                    let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
-                    guest_call(start.call_async(&mut store, ())).await
-                }
-                .await;
-                let code = match result {
-                    Ok(()) => Ok(0),
-                    Err(error) => exit_code(error),
-                };
-                let stdout = stdout.take();
-                Execution::of(&mut store, code.map(|code| Returned::Exit { code, stdout }))
+                let pre = pre.clone();
+                Box::pin(async move {
+                    let result = async {
+                        let instance = instantiating(pre.instantiate_async(&mut store)).await?;
+                        let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+                        guest_call(start.call_async(&mut store, ())).await
+                    }
+                    .await;
+                    let code = match result {
+                        Ok(()) => Ok(0),
+                        Err(error) => exit_code(error),
+                    };
+                    let stdout = stdout.take();
+                    Execution::of(&mut store, code.map(|code| Returned::Exit { code, stdout }))
+                })
             }
         }
     }

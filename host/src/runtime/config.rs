@@ -30,8 +30,8 @@ pub const DEFAULT_MODULE_CACHE_CAPACITY: usize = 64;
 /// below this so that the pool never runs dry.
 pub const DEFAULT_MAX_INSTANCES: u32 = 256;
 /// How often the epoch advances. A guest yields to the async runtime at every tick, so
-/// this bounds how long one CPU-bound guest can hold a worker thread, and how late a
-/// deadline can be noticed.
+/// this bounds how long one CPU-bound guest can hold a worker thread or a CPU slot (its
+/// slice), and how late a deadline can be noticed.
 pub const DEFAULT_EPOCH_TICK: Duration = Duration::from_millis(1);
 
 const MIB: u64 = 1024 * 1024;
@@ -53,8 +53,13 @@ pub struct RuntimeConfig {
     pub fuel_metering: bool,
     /// How often the epoch advances.
     pub epoch_tick: Duration,
-    /// Guests running wasm at once, shared fairly between fairness groups; the cores.
+    /// Guests running wasm at once, shared fairly between fairness groups; the cores. Also
+    /// the number of guest threads.
     pub cpu_slots: usize,
+    /// How much lower than the server's the guest threads' priority is: the nice value
+    /// added to the process's own (capped at 19), so that the threads that accept
+    /// requests, answer them and commit run logs run first.
+    pub guest_nice: u8,
     /// Idle warm instances kept for hooks that reuse them (see `Runtime::call_reusing`).
     /// They hold places of the instance pool: keep `warm.total` well below
     /// `max_instances`, and run fewer calls at once by as much.
@@ -72,6 +77,7 @@ impl Default for RuntimeConfig {
             fuel_metering: false,
             epoch_tick: DEFAULT_EPOCH_TICK,
             cpu_slots: std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            guest_nice: super::DEFAULT_GUEST_NICE,
             warm: super::DEFAULT_WARM_BOUNDS,
         }
     }

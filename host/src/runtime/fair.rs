@@ -1,6 +1,7 @@
 //! Fair shares of the CPU between *fairness groups* (to the server, organizations).
 //!
-//! Guests run on the async runtime's worker threads and give them up at every epoch tick.
+//! Guests run on the async runtime's worker threads (the guest threads, see `threads`) and
+//! give them up at every epoch tick.
 //! Left to itself the async runtime puts a yielding guest straight back in its run queue,
 //! first come, first served, so a group with 64 spinning guests gets 64 turns for every
 //! turn of a group with one: a noisy neighbour. Here a call's future is polled only while
@@ -13,6 +14,14 @@
 //! short guest now and then is served before one that keeps long guests spinning), each
 //! group's calls in order. A group that was idle starts level with the group served last,
 //! so idling earns no credit to spend in a burst.
+//!
+//! A guest that queues while every slot is held, when its group holds none and would be
+//! served next (a quiet organization's call beside a noisy one), makes the holders reach
+//! their next tick at once rather than within an epoch tick: the scheduler's *preemption*,
+//! which the runtime wires to the engine's epoch (`Engine::increment_epoch`). Each holder's
+//! deadline callback then yields, and the first to see the waiter hands it its slot. Only
+//! such a waiter preempts: the calls of a group that already holds a slot wait for the
+//! holders' ticks, so a group with many guests does not cut every slice short.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -28,6 +37,20 @@ use tokio::sync::oneshot;
 #[derive(Debug)]
 pub struct CpuScheduler {
     state: Mutex<State>,
+    preempt: Preempt,
+}
+
+/// What makes the slots' holders yield at once (see the module's documentation).
+struct Preempt(Option<Box<dyn Fn() + Send + Sync>>);
+
+impl std::fmt::Debug for Preempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Preempt(on)"
+        } else {
+            "Preempt(off)"
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -64,8 +87,19 @@ pub struct CpuSlot {
 }
 
 impl CpuScheduler {
-    /// A scheduler with `slots` slots (at least one).
+    /// A scheduler with `slots` slots (at least one), whose holders yield at their ticks.
+    #[cfg(test)]
     pub fn new(slots: usize) -> Arc<Self> {
+        Self::build(slots, None)
+    }
+
+    /// A scheduler with `slots` slots (at least one) that calls `preempt` to make the
+    /// holders yield at once when a waiter should not wait for their ticks.
+    pub fn with_preemption(slots: usize, preempt: impl Fn() + Send + Sync + 'static) -> Arc<Self> {
+        Self::build(slots, Some(Box::new(preempt)))
+    }
+
+    fn build(slots: usize, preempt: Option<Box<dyn Fn() + Send + Sync>>) -> Arc<Self> {
         Arc::new(CpuScheduler {
             state: Mutex::new(State {
                 free: slots.max(1),
@@ -73,6 +107,7 @@ impl CpuScheduler {
                 groups: HashMap::new(),
                 floor: Duration::ZERO,
             }),
+            preempt: Preempt(preempt),
         })
     }
 
@@ -90,7 +125,7 @@ impl CpuScheduler {
     pub async fn acquire(self: &Arc<Self>, group: u64) -> CpuSlot {
         let asked = Instant::now();
         loop {
-            let granted = {
+            let (granted, preempt) = {
                 let mut state = self.lock();
                 if state.free > 0 {
                     state.free -= 1;
@@ -105,8 +140,13 @@ impl CpuScheduler {
                 let (sender, granted) = oneshot::channel();
                 entry.waiters.push_back(sender);
                 state.waiting += 1;
-                granted
+                (granted, state.preempts(group))
             };
+            if preempt {
+                if let Some(preempt) = &self.preempt.0 {
+                    preempt();
+                }
+            }
             // A sender is dropped unsent only if the scheduler is; then ask again.
             if let Ok(slot) = granted.await {
                 if let Some(metrics) = crate::metrics::metrics() {
@@ -172,13 +212,27 @@ impl State {
         }
     }
 
+    /// The waiting group that has used the least CPU: the next served.
+    fn first_waiting_group(&self) -> Option<u64> {
+        self.groups
+            .iter()
+            .filter(|(_, entry)| !entry.waiters.is_empty())
+            .min_by_key(|(&group, entry)| (entry.used, group))
+            .map(|(&group, _)| group)
+    }
+
+    /// Whether the guest of `group` that just queued should make the holders yield at
+    /// once: its group holds no slot and had nobody waiting, and it is the next served.
+    fn preempts(&self, group: u64) -> bool {
+        self.groups.get(&group).is_some_and(|entry| {
+            entry.held == 0 && entry.waiters.len() == 1 && self.first_waiting_group() == Some(group)
+        })
+    }
+
     /// The first waiter of the waiting group that has used the least CPU.
     fn next_waiter(&mut self) -> Option<(u64, oneshot::Sender<CpuSlot>)> {
-        let (&group, entry) = self
-            .groups
-            .iter_mut()
-            .filter(|(_, entry)| !entry.waiters.is_empty())
-            .min_by_key(|(&group, entry)| (entry.used, group))?;
+        let group = self.first_waiting_group()?;
+        let entry = self.groups.get_mut(&group)?;
         let waiter = entry.waiters.pop_front()?;
         self.floor = entry.used;
         self.waiting -= 1;
@@ -229,6 +283,9 @@ pub(crate) struct FairShare<F> {
     tick: TickYield,
     slot: Option<CpuSlot>,
     waiting: Option<Pin<Box<dyn Future<Output = CpuSlot> + Send>>>,
+    /// When the current wait for a slot began, and the time waited before it.
+    asked: Option<Instant>,
+    waited: Duration,
     inner: Pin<Box<F>>,
 }
 
@@ -247,6 +304,8 @@ impl<F: Future> FairShare<F> {
             tick,
             slot: None,
             waiting: None,
+            asked: None,
+            waited: Duration::ZERO,
             inner: Box::pin(inner),
         }
     }
@@ -261,6 +320,7 @@ impl<F: Future> Future for FairShare<F> {
             this.slot = this.scheduler.try_acquire(this.group);
         }
         if this.slot.is_none() {
+            this.asked.get_or_insert_with(Instant::now);
             let waiting = this.waiting.get_or_insert_with(|| {
                 let scheduler = Arc::clone(&this.scheduler);
                 let group = this.group;
@@ -270,6 +330,9 @@ impl<F: Future> Future for FairShare<F> {
                 Poll::Ready(slot) => {
                     this.waiting = None;
                     this.slot = Some(slot);
+                    if let Some(asked) = this.asked.take() {
+                        this.waited += asked.elapsed();
+                    }
                 }
                 Poll::Pending => return Poll::Pending,
             }
@@ -281,6 +344,13 @@ impl<F: Future> Future for FairShare<F> {
             this.slot = None;
         }
         polled
+    }
+}
+
+impl<F> Drop for FairShare<F> {
+    fn drop(&mut self) {
+        let waiting = self.asked.map_or(Duration::ZERO, |asked| asked.elapsed());
+        crate::metrics::stage(crate::metrics::Stage::cpu_slot, self.waited + waiting);
     }
 }
 
@@ -399,6 +469,47 @@ mod tests {
         assert_eq!(name, "3b");
         slot.release_charging(Duration::ZERO);
         assert!(scheduler.lock().groups.is_empty());
+    }
+
+    /// A scheduler of one slot that counts its preemptions.
+    fn counting_preemptions() -> (Arc<CpuScheduler>, Arc<std::sync::atomic::AtomicUsize>) {
+        let kicks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = Arc::clone(&kicks);
+        let scheduler = CpuScheduler::with_preemption(1, move || {
+            counted.fetch_add(1, Ordering::Relaxed);
+        });
+        (scheduler, kicks)
+    }
+
+    #[test]
+    fn only_the_first_waiter_of_a_group_without_a_slot_that_is_next_preempts() {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let (scheduler, kicks) = counting_preemptions();
+        let kicked = || kicks.load(Ordering::Relaxed);
+        let held = scheduler.try_acquire(1).expect("the free slot");
+        assert_eq!(kicked(), 0, "a free slot preempts nobody");
+        // More guests of the group holding the slot wait for its tick.
+        let mut waiters = vec![
+            ("1b", queue(&scheduler, 1, &mut cx)),
+            ("1c", queue(&scheduler, 1, &mut cx)),
+        ];
+        assert_eq!(kicked(), 0, "a group's own guests do not cut its slice");
+        // Group 2 holds nothing and, idle until now, starts level: it preempts.
+        waiters.push(("2a", queue(&scheduler, 2, &mut cx)));
+        assert_eq!(kicked(), 1, "a quiet group's first waiter preempts");
+        waiters.push(("2b", queue(&scheduler, 2, &mut cx)));
+        assert_eq!(kicked(), 1, "its second waiter does not");
+        // Group 3 also holds nothing, but group 2 (as little used, lower id) goes first.
+        waiters.push(("3a", queue(&scheduler, 3, &mut cx)));
+        assert_eq!(kicked(), 1, "a waiter that is not next does not preempt");
+        // The preemption did not change the order: group 2 is served first.
+        held.release_charging(Duration::from_millis(1));
+        let (name, slot) = next_served(&mut waiters, &mut cx);
+        assert_eq!(name, "2a");
+        slot.release_charging(Duration::ZERO);
+        for waiter in waiters {
+            drop(waiter);
+        }
     }
 
     #[tokio::test]

@@ -11,6 +11,7 @@
 //! - `cache`: compiled artifacts on disk;
 //! - `state`, `limiter`, `output`: what a store holds during a call;
 //! - `fair`: the CPU shared between fairness groups, turn by turn;
+//! - `threads`: the guest threads, below the server's priority, that guests run on;
 //! - [`http`]: a guest's outgoing `wasi:http` requests, denied unless granted;
 //! - `call`: one call, from a fresh store to its [`RunReport`];
 //! - `warm`, `reuse`: idle instances kept for the next call of the hooks that ask
@@ -33,6 +34,7 @@ pub mod precheck;
 pub mod redact;
 mod reuse;
 mod state;
+mod threads;
 mod warm;
 
 use std::num::NonZeroUsize;
@@ -51,6 +53,7 @@ pub use invocation::Invocation;
 pub use module::{Digest, Encoding, LoadError, ModuleInfo, ModuleKind};
 pub use outcome::{Failure, Outcome, RunReport, TrapReport};
 pub use redact::{Redactor, REDACTED};
+pub use threads::{DEFAULT_GUEST_NICE, MAX_NICE};
 pub use warm::{Reuse, ReusePolicy, WarmBounds, WarmHook, DEFAULT_WARM_BOUNDS};
 
 use bindings::{Extension, ExtensionPre};
@@ -75,6 +78,9 @@ pub enum RuntimeError {
         /// The I/O error that stopped it.
         source: std::io::Error,
     },
+    /// The guest threads could not be started.
+    #[error("could not start the guest threads: {0}")]
+    GuestThreads(std::io::Error),
 }
 
 /// The runtime: one engine, its linkers, and the caches of compiled and prepared modules.
@@ -86,6 +92,7 @@ pub struct Runtime {
     artifacts: Option<ArtifactDir>,
     modules: Mutex<LruCache<Digest, Arc<LoadedModule>>>,
     cpu: Arc<fair::CpuScheduler>,
+    guests: threads::GuestThreads,
     warm: WarmPool,
     config: RuntimeConfig,
 }
@@ -174,6 +181,16 @@ impl Runtime {
             None => None,
         };
         let capacity = NonZeroUsize::new(config.module_cache_capacity).unwrap_or(NonZeroUsize::MIN);
+        // A quiet group's guest waiting for a slot makes the holders yield at once: an
+        // extra epoch is an early tick, and deadlines are checked against the clock.
+        let epoch = engine.weak();
+        let cpu = fair::CpuScheduler::with_preemption(config.cpu_slots, move || {
+            if let Some(engine) = epoch.upgrade() {
+                engine.increment_epoch();
+            }
+        });
+        let guests = threads::GuestThreads::start(config.cpu_slots, config.guest_nice)
+            .map_err(RuntimeError::GuestThreads)?;
         Ok(Runtime {
             engine,
             allocation,
@@ -181,7 +198,8 @@ impl Runtime {
             core_linker,
             artifacts,
             modules: Mutex::new(LruCache::new(capacity)),
-            cpu: fair::CpuScheduler::new(config.cpu_slots),
+            cpu,
+            guests,
             warm: WarmPool::new(config.warm),
             config,
         })

@@ -13,15 +13,18 @@
 use std::time::{Instant, SystemTime};
 
 use serde_json::{Map, Value};
+use wasmtime::Store;
 
 use super::bindings::ExtensionPre;
-use super::call::{classify, finish_output, guest_call, instantiating, Execution, Returned};
+use super::call::{
+    classify, finish_output, guest_call, instantiating, ready, Execution, GuestJob, Returned,
+};
 use super::config::CallLimits;
 use super::fair::{FairShare, TickYield};
 use super::http::GuestHttp;
 use super::invocation::Invocation;
 use super::limiter::CallLimiter;
-use super::outcome::{Outcome, RunReport};
+use super::outcome::{Failure, Outcome, RunReport};
 use super::output::Capture;
 use super::redact::Redactor;
 use super::state::{sandbox, CallState, ComponentState};
@@ -65,20 +68,29 @@ impl Runtime {
         let redactor =
             Redactor::new(hidden(invocation).chain(warm.iter().flat_map(|warm| warm.remembered())));
         let tick = TickYield::default();
-        let call = self.execute_warm(pre, warm, invocation, limits, deadline, &output, &tick);
-        // As in `call`: waiting for the group's turn counts against the call's time.
+        let job = self.execution_warm(pre, warm, invocation, limits, deadline, &output, &tick);
+        // As in `call`: waiting for the group's turn counts against the call's time, and the
+        // guest runs on a guest thread; a warm instance's store goes there with the job and
+        // comes back with its result.
         let execution = tokio::time::timeout(
             limits.timeout,
-            FairShare::new(&self.cpu, limits.fairness_group, tick.clone(), call),
+            self.guests.run(FairShare::new(
+                &self.cpu,
+                limits.fairness_group,
+                tick.clone(),
+                job,
+            )),
         )
         .await;
         let duration = start.elapsed();
         let captured = output.take();
         let (outcome, instance) = match execution {
-            Ok((execution, instance)) => {
+            Ok(Ok((execution, instance))) => {
                 let outcome = classify(execution, limits, &captured, &redactor);
                 (redact_response(outcome, &redactor), instance)
             }
+            // The job panicked: the instance went with it.
+            Ok(Err(lost)) => (Outcome::Failed(Failure::Host(lost.to_string())), None),
             // Blocked in a host call past the deadline: the instance went with the future.
             Err(_elapsed) => (
                 Outcome::Timeout {
@@ -114,10 +126,11 @@ impl Runtime {
         self.warm.len()
     }
 
-    /// The guest's work on `warm`, set up for this call, or on a fresh instance; the
-    /// instance comes back unless it could not be made.
+    /// The guest's work on `warm`, set up for this call, or on a fresh instance, as a job
+    /// for a guest thread that owns the instance; the instance comes back unless it could
+    /// not be made.
     #[allow(clippy::too_many_arguments)]
-    async fn execute_warm(
+    fn execution_warm(
         &self,
         pre: &ExtensionPre<ComponentState>,
         warm: Option<WarmInstance>,
@@ -126,15 +139,15 @@ impl Runtime {
         deadline: Instant,
         output: &Capture,
         tick: &TickYield,
-    ) -> (Execution, Option<WarmInstance>) {
+    ) -> GuestJob<(Execution, Option<WarmInstance>)> {
         let http = GuestHttp::new(limits.network.clone(), output.clone());
-        let mut instance = match warm {
+        let ready_to_call = match warm {
             Some(mut instance) => {
                 instance.store.data_mut().renew(http);
                 if let Err(error) = self.arm(&mut instance.store, limits, deadline, tick) {
-                    return (Execution::failed(error), None);
+                    return ready((Execution::failed(error), None));
                 }
-                instance
+                Instance::Warm(instance)
             }
             None => {
                 let call = CallState {
@@ -145,26 +158,40 @@ impl Runtime {
                     output: output.clone(),
                 };
                 let state = ComponentState::new(sandbox(output).build(), call, http);
-                let mut store = match self.store(state, limits, deadline, tick) {
-                    Ok(store) => store,
-                    Err(error) => return (Execution::failed(error), None),
-                };
-                match instantiating(pre.instantiate_async(&mut store)).await {
-                    Ok(extension) => WarmInstance::new(store, extension, output.clone()),
-                    Err(error) => return (Execution::of(&mut store, Err(error)), None),
+                match self.store(state, limits, deadline, tick) {
+                    Ok(store) => Instance::Fresh(store, pre.clone(), output.clone()),
+                    Err(error) => return ready((Execution::failed(error), None)),
                 }
             }
         };
         let request = invocation.to_request();
-        let result = guest_call(
-            instance
-                .extension
-                .call_handle(&mut instance.store, &request),
-        )
-        .await;
-        let execution = Execution::of(&mut instance.store, result.map(Returned::Response));
-        (execution, Some(instance))
+        Box::pin(async move {
+            let mut instance = match ready_to_call {
+                Instance::Warm(instance) => instance,
+                Instance::Fresh(mut store, pre, output) => {
+                    match instantiating(pre.instantiate_async(&mut store)).await {
+                        Ok(extension) => WarmInstance::new(store, extension, output),
+                        Err(error) => return (Execution::of(&mut store, Err(error)), None),
+                    }
+                }
+            };
+            let result = guest_call(
+                instance
+                    .extension
+                    .call_handle(&mut instance.store, &request),
+            )
+            .await;
+            let execution = Execution::of(&mut instance.store, result.map(Returned::Response));
+            (execution, Some(instance))
+        })
     }
+}
+
+/// What a call's job starts from: a warm instance set up for the call, or a fresh store
+/// with what instantiating it takes.
+enum Instance {
+    Warm(WarmInstance),
+    Fresh(Store<ComponentState>, ExtensionPre<ComponentState>, Capture),
 }
 
 /// The values a call hides: its secret values and its token.

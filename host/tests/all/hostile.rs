@@ -5,7 +5,7 @@ use std::time::Duration;
 use wasmhook::runtime::{CallLimits, Failure, Outcome, Runtime, RuntimeConfig, REDACTED};
 use wasmhook_tests::guests::{HELLO, HOSTILE};
 
-use super::support::{hostile, module, Call};
+use super::support::{hostile, module, runtime, Call};
 
 fn failure(outcome: &Outcome) -> &Failure {
     match outcome {
@@ -286,6 +286,64 @@ async fn two_spinning_guests_do_not_keep_hello_from_completing() {
     assert!(
         beside >= 1,
         "no hello call ran from start to end while both spinners ran: {hellos:?}, spinners {spun:?}"
+    );
+}
+
+/// One organization keeps twice as many endless loops running as there are CPU slots, so it
+/// holds every slot and always has a loop waiting for one; another organization's hello
+/// calls still complete while every loop runs. Told by the calls' own start and end times
+/// (each hello call within the span when all loops ran), never by how long anything took.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_organization_is_served_while_another_holds_every_slot() {
+    const NOISY: u64 = 1;
+    const QUIET: u64 = 2;
+    let spinning = module(HOSTILE);
+    let hello = module(HELLO);
+    let loops = 2 * runtime().config().cpu_slots;
+    let spinners: Vec<_> = (0..loops)
+        .map(|_| {
+            let spinning = spinning.clone();
+            tokio::spawn(async move {
+                let mut call = hostile("loop");
+                call.limits.timeout = Duration::from_secs(4);
+                call.limits.fairness_group = NOISY;
+                call.run(&spinning).await
+            })
+        })
+        .collect();
+    let mut hellos = Vec::new();
+    while !spinners.iter().all(tokio::task::JoinHandle::is_finished) {
+        let mut call = Call::with_settings(serde_json::json!({}));
+        call.limits.fairness_group = QUIET;
+        let report = call.run(&hello).await;
+        assert!(report.outcome.is_completed(), "{:?}", report.outcome);
+        hellos.push((report.started_at, report.started_at + report.duration));
+    }
+    let mut spun = Vec::new();
+    for spinner in spinners {
+        let report = spinner.await.expect("the loop's task joins");
+        assert!(
+            matches!(report.outcome, Outcome::Timeout { .. }),
+            "{:?}",
+            report.outcome
+        );
+        spun.push((report.started_at, report.started_at + report.duration));
+    }
+    let all_from = spun.iter().map(|(from, _)| *from).max().expect("loops");
+    let all_until = spun.iter().map(|(_, until)| *until).min().expect("loops");
+    let beside = hellos
+        .iter()
+        .filter(|(from, until)| *from >= all_from && *until <= all_until)
+        .count();
+    eprintln!(
+        "hello beside {loops} endless loops of another organization: {beside} of {} calls \
+         ran wholly while all of them ran",
+        hellos.len()
+    );
+    assert!(
+        beside >= 2,
+        "fewer than two hello calls ran from start to end while every loop ran: {hellos:?}, \
+         loops {spun:?}"
     );
 }
 

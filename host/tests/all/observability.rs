@@ -227,6 +227,25 @@ fn runs_are_counted_by_organization_kind_and_status_with_their_phases_and_logs()
         7.0,
         "{text}"
     );
+    // Every stage of each of the six calls of a module, webhooks not.
+    for stage in [
+        "queue",
+        "handoff",
+        "cpu_slot",
+        "instantiate",
+        "guest",
+        "log_commit",
+        "total",
+    ] {
+        assert_eq!(
+            value(
+                &all,
+                &format!("wasmhook_call_stage_duration_seconds_count{{stage=\"{stage}\"}}")
+            ),
+            6.0,
+            "{stage}: {text}"
+        );
+    }
     let in_flight = format!("wasmhook_runs_in_flight{{organization=\"{acme_id}\"}}");
     assert_eq!(all.get(&in_flight), Some(&0.0), "{text}");
 }

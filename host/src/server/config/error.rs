@@ -57,6 +57,14 @@ pub enum ConfigError {
         /// upload)`), or nothing.
         why: &'static str,
     },
+    /// A setting is above the most it may be.
+    #[error("{key} must be at most {maximum}")]
+    TooLarge {
+        /// The setting, as the file names it (its variable is `WASMHOOK_<KEY>`).
+        key: &'static str,
+        /// The most it may be.
+        maximum: u64,
+    },
     /// `WASMHOOK_OPERATOR_TOKEN` is too short to be a secret.
     #[error("WASMHOOK_OPERATOR_TOKEN must be at least 16 characters")]
     ShortOperatorToken,
@@ -81,6 +89,14 @@ pub(super) fn at_least<T: TryInto<u64>>(
     // A value too large for u64 is not below anything.
     if value.try_into().unwrap_or(u64::MAX) < minimum {
         return Err(ConfigError::TooSmall { key, minimum, why });
+    }
+    Ok(())
+}
+
+/// Refuses `value` of setting `key` when it is above `maximum`.
+pub(super) fn at_most(key: &'static str, value: u64, maximum: u64) -> Result<(), ConfigError> {
+    if value > maximum {
+        return Err(ConfigError::TooLarge { key, maximum });
     }
     Ok(())
 }

@@ -7,7 +7,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::environment::{with_environment, Section, Variables};
-use super::error::{at_least, ConfigError};
+use super::error::{at_least, at_most, ConfigError};
+
+/// The shortest guest slice: a tick every 100 µs already wakes the epoch thread 10,000
+/// times a second.
+const MIN_GUEST_SLICE_US: u64 = 100;
 
 /// Per-installation and per-organization limits; each has a default and an environment
 /// variable (`WASMHOOK_<NAME>` in capitals).
@@ -57,6 +61,15 @@ pub struct Limits {
     /// Idle warm instances one organization may keep (its oldest is discarded to make
     /// room), so that one cannot take every place.
     pub warm_instances_per_organization: usize,
+    /// How much lower than the server's own the priority of the threads guests run on is:
+    /// the nice value added to the server's (0 to 19; the result is capped at 19). The
+    /// threads that accept requests, answer them and commit run logs then run first, so
+    /// one organization's CPU-bound guests do not slow another's calls.
+    pub guest_nice: u64,
+    /// Microseconds a guest runs before it yields its CPU slot to a waiting call of
+    /// another organization (the epoch tick, which also bounds how late a deadline is
+    /// noticed); at least 100. Shorter slices cost more switches between guests.
+    pub guest_slice_us: u64,
 }
 
 impl Default for Limits {
@@ -80,6 +93,9 @@ impl Default for Limits {
             max_reuse_idle_s: crate::runtime::DEFAULT_WARM_BOUNDS.max_idle.as_secs(),
             warm_instances: crate::runtime::DEFAULT_WARM_BOUNDS.total,
             warm_instances_per_organization: crate::runtime::DEFAULT_WARM_BOUNDS.per_organization,
+            guest_nice: u64::from(crate::runtime::DEFAULT_GUEST_NICE),
+            guest_slice_us: u64::try_from(crate::runtime::config::DEFAULT_EPOCH_TICK.as_micros())
+                .unwrap_or(u64::MAX),
         }
     }
 }
@@ -97,6 +113,17 @@ impl Limits {
         at_least("max_timeout_s", self.max_timeout_s, 1, "")?;
         at_least("max_memory_mb", self.max_memory_mb, 16, "")?;
         at_least("max_reuse_idle_s", self.max_reuse_idle_s, 1, "")?;
+        at_most(
+            "guest_nice",
+            self.guest_nice,
+            u64::from(crate::runtime::MAX_NICE),
+        )?;
+        at_least(
+            "guest_slice_us",
+            self.guest_slice_us,
+            MIN_GUEST_SLICE_US,
+            "",
+        )?;
         at_least(
             "concurrent_compiles",
             self.concurrent_compiles,
@@ -145,6 +172,18 @@ impl Limits {
             per_organization: self.warm_instances_per_organization,
             max_idle: std::time::Duration::from_secs(self.max_reuse_idle_s),
         }
+    }
+
+    /// The guest threads' nice value, as the runtime takes it (checked at most 19).
+    pub fn guest_nice(&self) -> u8 {
+        u8::try_from(self.guest_nice)
+            .unwrap_or(crate::runtime::MAX_NICE)
+            .min(crate::runtime::MAX_NICE)
+    }
+
+    /// A guest's slice: the runtime's epoch tick.
+    pub fn guest_slice(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(self.guest_slice_us)
     }
 
     /// How the module library bounds compiles.

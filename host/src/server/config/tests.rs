@@ -337,6 +337,28 @@ fn a_variable_of_the_right_kind_but_a_bad_value_is_refused_naming_it() {
 }
 
 #[test]
+fn a_guest_nice_value_above_19_is_refused_and_the_guest_settings_reach_the_runtime() {
+    match resolve("", &[("WASMHOOK_GUEST_NICE", "20")]) {
+        Err(ConfigError::TooLarge { key, maximum }) => {
+            assert_eq!((key, maximum), ("guest_nice", 19));
+        }
+        other => panic!("refused as too large, not {other:?}"),
+    }
+    let config = resolve("[limits]\nguest_nice = 19\nguest_slice_us = 250\n", &[]).expect("valid");
+    assert_eq!(config.limits.guest_nice(), 19);
+    assert_eq!(
+        config.limits.guest_slice(),
+        std::time::Duration::from_micros(250)
+    );
+    let defaults = resolve("", &[]).expect("valid");
+    assert_eq!(defaults.limits.guest_nice(), 10);
+    assert_eq!(
+        defaults.limits.guest_slice(),
+        std::time::Duration::from_millis(1)
+    );
+}
+
+#[test]
 fn settings_below_their_least_are_refused_naming_the_setting() {
     for (text, variables, key, minimum) in [
         (
@@ -386,6 +408,12 @@ fn settings_below_their_least_are_refused_naming_the_setting() {
             &[("WASMHOOK_MAX_CONNECTIONS_PER_PEER", "0")][..],
             "max_connections_per_peer",
             1,
+        ),
+        (
+            "[limits]\nguest_slice_us = 50\n",
+            NO_VARIABLES,
+            "guest_slice_us",
+            100,
         ),
     ] {
         match resolve(text, variables) {

@@ -1,0 +1,233 @@
+//! The threads guests run on, apart from the server's.
+//!
+//! A guest's wasm runs inside the poll of its call's future, on whatever thread polls it.
+//! On the server's async workers, a CPU-bound guest competed for the cores with the
+//! threads that accept and parse requests, answer them and commit run logs, at the same OS
+//! priority: a quiet organization's call, its guest done in a fraction of a millisecond,
+//! then waited for the kernel to give those threads a time slice (BENCHMARKS.md, noisy
+//! neighbour). So the guest part of every call (instantiation and the guest's work, inside
+//! its fair share, see `fair`) runs here instead: an async runtime of its own, with as many
+//! worker threads as the fair scheduler has CPU slots, each lowered by
+//! [`RuntimeConfig::guest_nice`](super::RuntimeConfig::guest_nice) below the server's own
+//! priority. The kernel then runs the server's threads first whenever they have work, and
+//! gives the guests every cycle they leave.
+//!
+//! The priority is the thread's nice value, set by `setpriority(PRIO_PROCESS, tid)`, which
+//! on Linux applies to one thread (rustix, already a dependency, wraps it without unsafe
+//! code). Not `SCHED_BATCH` or `SCHED_IDLE`: rustix has no `sched_setscheduler`, and a
+//! nice of 10 already gives a guest thread about a tenth of the weight of a server thread
+//! when both want a core. An unprivileged process may lower its priority but not raise it
+//! again, which is why guests need threads of their own rather than a server thread
+//! lowered while it polls a guest.
+//!
+//! A job is `'static`: it owns its store and everything the call needs, and comes back
+//! through its task's handle. A call that is abandoned (its time limit, its caller gone)
+//! aborts its job, which drops the store on the guest thread; a job that panics fails its
+//! call and leaves the pool running.
+
+use std::future::Future;
+use std::time::Instant;
+
+use tracing::Instrument;
+
+use crate::metrics::{stage, Stage};
+
+/// How much lower than the server's the guest threads' priority is when not configured:
+/// the nice value added to the server's own.
+pub const DEFAULT_GUEST_NICE: u8 = 10;
+/// The highest nice value, the lowest priority, the kernel gives a normal thread.
+pub const MAX_NICE: u8 = 19;
+
+/// The guest threads: see the module's documentation.
+pub(crate) struct GuestThreads {
+    /// Taken only when dropped (see `Drop`).
+    tokio: Option<tokio::runtime::Runtime>,
+    /// The nice value each guest thread sets itself to.
+    nice: i32,
+}
+
+impl std::fmt::Debug for GuestThreads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuestThreads")
+            .field("nice", &self.nice)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a job gave no result.
+#[derive(Debug, thiserror::Error)]
+#[error("the guest's thread lost the call: {0}")]
+pub(crate) struct Lost(String);
+
+impl GuestThreads {
+    /// `threads` guest threads (at least one), `nice` below the priority of the thread
+    /// calling this (the nice value is capped at [`MAX_NICE`]).
+    pub(crate) fn start(threads: usize, nice: u8) -> std::io::Result<Self> {
+        let own = thread_nice().unwrap_or(0);
+        let target = own.saturating_add(i32::from(nice)).min(i32::from(MAX_NICE));
+        // Every thread of this runtime sets the same value, its blocking threads (a guest's
+        // file and clock calls) too, which a thread started by a guest thread inherits
+        // anyway.
+        let tokio = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .thread_name("wasmhook-guest")
+            .on_thread_start(move || set_thread_nice(target))
+            .enable_all()
+            .build()?;
+        Ok(GuestThreads {
+            tokio: Some(tokio),
+            nice: target,
+        })
+    }
+
+    /// Runs `job` on a guest thread, in the caller's tracing span; dropping the returned
+    /// future aborts the job. The time from here to the job's first poll, and from its end
+    /// to the caller's, is recorded as the `handoff` stage.
+    pub(crate) async fn run<F>(&self, job: F) -> Result<F::Output, Lost>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let Some(tokio) = &self.tokio else {
+            return Err(Lost("the guest threads have stopped".into()));
+        };
+        let submitted = Instant::now();
+        let job = async move {
+            let reached = submitted.elapsed();
+            let output = job.await;
+            (output, reached, Instant::now())
+        }
+        .instrument(tracing::Span::current());
+        let mut task = Aborting(tokio.spawn(job));
+        match (&mut task.0).await {
+            Ok((output, reached, finished)) => {
+                stage(Stage::handoff, reached + finished.elapsed());
+                Ok(output)
+            }
+            Err(error) if error.is_panic() => {
+                let message = panic_payload(error.into_panic());
+                tracing::error!("a guest job panicked: {message}");
+                Err(Lost(format!("it panicked: {message}")))
+            }
+            Err(_cancelled) => Err(Lost("it was cancelled".into())),
+        }
+    }
+
+    /// The nice value of the guest threads.
+    #[cfg(test)]
+    pub(crate) fn nice(&self) -> i32 {
+        self.nice
+    }
+}
+
+impl Drop for GuestThreads {
+    fn drop(&mut self) {
+        // Dropping a tokio runtime waits for its threads, which an async caller (a test
+        // dropping its `Runtime`) may not do; the threads end on their own once their jobs
+        // are gone.
+        if let Some(tokio) = self.tokio.take() {
+            tokio.shutdown_background();
+        }
+    }
+}
+
+/// A task's handle that aborts the task when dropped: an abandoned call stops its guest.
+struct Aborting<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for Aborting<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The calling thread's nice value.
+fn thread_nice() -> std::io::Result<i32> {
+    Ok(rustix::process::getpriority_process(Some(
+        rustix::thread::gettid(),
+    ))?)
+}
+
+/// Sets the calling thread's nice value (on Linux `PRIO_PROCESS` with a thread id names
+/// that one thread).
+fn set_thread_nice(nice: i32) {
+    let result = rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice);
+    if let Err(error) = result {
+        // Lowering one's own priority is always allowed; if it still fails, guests run at
+        // the server's priority, as they did before, rather than not at all.
+        tracing::warn!("could not lower a guest thread's priority to nice {nice}: {error}");
+    }
+}
+
+/// A panic's message, when it has one.
+fn panic_payload(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(message) => *message,
+        Err(payload) => payload.downcast_ref::<&str>().map_or_else(
+            || "(no message)".to_owned(),
+            |message| (*message).to_owned(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_job_runs_on_a_guest_thread_at_the_configured_nice_value() {
+        let own = thread_nice().expect("getpriority");
+        let threads = GuestThreads::start(2, 5).expect("starts");
+        let expected = (own + 5).min(i32::from(MAX_NICE));
+        assert_eq!(threads.nice(), expected);
+        let (name, nice) = threads
+            .run(async {
+                let name = std::thread::current().name().map(str::to_owned);
+                (name, thread_nice().expect("getpriority"))
+            })
+            .await
+            .expect("the job runs");
+        assert_eq!(name.as_deref(), Some("wasmhook-guest"));
+        assert_eq!(nice, expected, "the guest thread's nice value, read back");
+        assert_eq!(
+            thread_nice().expect("getpriority"),
+            own,
+            "the caller's thread keeps its priority"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_fails_alone_and_the_pool_runs_on() {
+        let threads = GuestThreads::start(1, 0).expect("starts");
+        let lost = threads
+            .run(async {
+                panic!("a guest job that panics");
+            })
+            .await;
+        let Err(Lost(why)) = lost else {
+            panic!("a panicking job gave a result");
+        };
+        assert!(why.contains("a guest job that panics"), "{why}");
+        for round in 0..4 {
+            let answer = threads.run(async move { round * 2 }).await;
+            assert_eq!(answer.expect("the pool still runs jobs"), round * 2);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_job_is_aborted() {
+        let threads = GuestThreads::start(1, 0).expect("starts");
+        let (dropped, was_dropped) = tokio::sync::oneshot::channel::<()>();
+        // Holds `dropped` until the job is dropped: its receiver then sees the sender gone.
+        let job = async move {
+            let _held = dropped;
+            std::future::pending::<()>().await;
+        };
+        let abandoned = tokio::time::timeout(Duration::from_millis(1), threads.run(job)).await;
+        assert!(abandoned.is_err(), "a pending job ended");
+        assert!(
+            was_dropped.await.is_err(),
+            "the job was dropped, not left pending"
+        );
+    }
+}
