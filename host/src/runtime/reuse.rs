@@ -47,6 +47,7 @@ impl Runtime {
         let key = WarmKey {
             hook: reuse.hook,
             module: module.digest,
+            opt_level: module.opt_level,
             memory_bytes: limits.memory_bytes,
         };
         let warm = self.warm.take(&key);
@@ -145,7 +146,8 @@ impl Runtime {
                     output: output.clone(),
                 };
                 let state = ComponentState::new(sandbox(output).build(), call, http);
-                let mut store = match self.store(state, limits, deadline, tick) {
+                // The engine that compiled the module (there are two when tiered).
+                let mut store = match self.store(pre.engine(), state, limits, deadline, tick) {
                     Ok(store) => store,
                     Err(error) => return (Execution::failed(error), None),
                 };
