@@ -62,6 +62,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         cache_dir: Some(data_dir.join(ARTIFACTS_DIR)),
         max_memory_bytes: limits.max_memory_mb.saturating_mul(MIB),
         module_cache_capacity: limits.loaded_modules,
+        tiered: limits.tiered_compile,
         ..RuntimeConfig::default()
     };
     // Idle warm instances hold places of the pool (at most half of it): running calls get
