@@ -173,3 +173,24 @@ impl Default for CallLimits {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opt_levels_are_parsed_from_their_names_only() {
+        for level in [OptLevel::None, OptLevel::Speed] {
+            assert_eq!(level.name().parse::<OptLevel>(), Ok(level));
+        }
+        assert_eq!(
+            "size".parse::<OptLevel>(),
+            Err(UnknownOptLevel("size".into()))
+        );
+        assert!(
+            OptLevel::None < OptLevel::Speed,
+            "quick code is below optimized"
+        );
+        assert_eq!(OptLevel::default(), OptLevel::Speed);
+    }
+}
