@@ -106,6 +106,8 @@ pub struct Metrics {
     pub modules_compiling: Gauge,
     /// Compile times, by result.
     pub compile_seconds: Histograms<CompileLabels>,
+    /// Modules whose optimized code replaced their quick code (tiered compilation).
+    pub modules_optimized: Counter,
     /// Outbound requests (guests' `wasi:http` and webhooks), by result.
     pub outbound_requests: Family<OutboundLabels, Counter>,
     /// Outbound requests refused before sending, by reason.
@@ -150,6 +152,7 @@ impl Metrics {
             run_log_batch_seconds: latency(),
             modules_compiling: Gauge::default(),
             compile_seconds: Family::new_with_constructor(compile_time),
+            modules_optimized: Counter::default(),
             outbound_requests: Family::default(),
             outbound_refusals: Family::default(),
             webhook_deliveries: Family::default(),
@@ -237,6 +240,11 @@ impl Metrics {
             "module_compile_seconds",
             "Compile times of uploaded modules",
             metrics.compile_seconds.clone(),
+        );
+        registry.register(
+            "modules_optimized",
+            "Modules whose optimized code replaced their quick code (tiered compilation)",
+            metrics.modules_optimized.clone(),
         );
         registry.register(
             "outbound_requests",

@@ -9,6 +9,12 @@
 //! status. Every compile passes the [`gate`]: so many at once, and a budget of compile time
 //! and refused uploads per organization. Compiled code lands in the runtime's artifact
 //! cache, so a restart loads it without compiling.
+//!
+//! With tiered compilation (`[limits] tiered_compile`) every compile above is the quick
+//! one (Cranelift without optimizations), and a module that runs quick code gets its
+//! optimized code compiled afterwards, once, by [`ModuleLibrary`]'s optimizer: behind the
+//! gate's one background place, on a thread of low priority, charged to the installation
+//! (the organization paid for its upload's compile). The runtime swaps it in when ready.
 
 pub mod gate;
 
@@ -69,8 +75,15 @@ pub struct ModuleLibrary {
     foreground_bytes: usize,
     bounds: ModuleBounds,
     compiling: Mutex<HashSet<String>>,
+    /// Modules whose optimized code is being compiled, or failed to compile (not tried
+    /// again before a restart: they keep running their quick code).
+    optimizing: Mutex<HashSet<String>>,
     gate: Arc<CompileGate>,
 }
+
+/// The nice value of the thread compiling a module's optimized code: below every call and
+/// every upload waiting for its compile.
+const OPTIMIZER_NICE: i32 = 10;
 
 /// How the library bounds what it compiles.
 #[derive(Debug, Clone, Copy, Default)]
@@ -99,6 +112,7 @@ impl ModuleLibrary {
             foreground_bytes: policy.foreground_bytes,
             bounds: policy.bounds,
             compiling: Mutex::new(HashSet::new()),
+            optimizing: Mutex::new(HashSet::new()),
             gate: CompileGate::new(policy.budget),
         }))
     }
@@ -158,7 +172,7 @@ impl ModuleLibrary {
         let sha256 = Digest::of(&bytes).to_string();
         let size = bytes.len() as u64;
         let weight = usize::try_from(shape.compile_weight()).unwrap_or(usize::MAX);
-        let (inspected, queued) = if weight <= self.foreground_bytes {
+        let (inspected, queued, quick) = if weight <= self.foreground_bytes {
             let permit = self.gate.foreground(organization_id).await?;
             let runtime = Arc::clone(&self.runtime);
             let loading = bytes.clone();
@@ -168,11 +182,15 @@ impl ModuleLibrary {
             })
             .await
             .map_err(|error| ModuleError::Io(error.to_string()))??;
-            (Some(inspected(&loaded)), None)
+            let quick = self.runtime.needs_optimizing(&loaded);
+            (Some(inspected(&loaded)), None, quick)
         } else {
-            (None, Some(self.gate.queue(organization_id)?))
+            (None, Some(self.gate.queue(organization_id)?), false)
         };
         self.write_file(&sha256, &bytes).await?;
+        if quick {
+            self.optimize_in_background(sha256.clone());
+        }
         let created_at = now_rfc3339();
         let module = self
             .store
@@ -229,6 +247,9 @@ impl ModuleLibrary {
         .map_err(|error| ModuleError::Io(error.to_string()))??;
         let sha256 = Digest::of(&bytes).to_string();
         self.write_file(&sha256, &bytes).await?;
+        if self.runtime.needs_optimizing(&loaded) {
+            self.optimize_in_background(sha256.clone());
+        }
         Ok(TemplateModule {
             sha256,
             size: bytes.len() as u64,
@@ -262,6 +283,10 @@ impl ModuleLibrary {
             .parse()
             .map_err(|_| ModuleError::Io(format!("bad digest {}", module.sha256)))?;
         if let Some(loaded) = self.runtime.load_compiled(&digest) {
+            // Quick code found after a restart, or before its optimizer was started.
+            if self.runtime.needs_optimizing(&loaded) {
+                self.optimize_in_background(module.sha256.clone());
+            }
             return Ok(loaded);
         }
         tracing::warn!(sha256 = %module.sha256, "compiled code missing; recompiling in the background");
@@ -318,7 +343,11 @@ impl ModuleLibrary {
         });
     }
 
-    async fn compile_queued(&self, sha256: &str, queued: Queued) -> Result<(), ModuleError> {
+    async fn compile_queued(
+        self: &Arc<Self>,
+        sha256: &str,
+        queued: Queued,
+    ) -> Result<(), ModuleError> {
         let organization = queued.organization();
         let _permit = self.gate.background(queued).await;
         let bounds = self.bounds;
@@ -331,7 +360,8 @@ impl ModuleLibrary {
             })?;
             // Modules stored before the precheck existed are held to it too.
             precheck(&bytes, &bounds)?;
-            compile(&runtime, &bytes).map(|loaded| inspected(&loaded))
+            compile(&runtime, &bytes)
+                .map(|loaded| (inspected(&loaded), runtime.needs_optimizing(&loaded)))
         })
         .await
         .map_err(|error| ModuleError::Io(error.to_string()))?;
@@ -340,10 +370,72 @@ impl ModuleLibrary {
         }
         let modules = self.store.modules();
         match result {
-            Ok(inspected) => modules.mark_ready(sha256, &inspected).await?,
+            Ok((inspected, quick)) => {
+                modules.mark_ready(sha256, &inspected).await?;
+                if quick {
+                    self.optimize_in_background(sha256.to_owned());
+                }
+            }
             Err(error) => modules.mark_failed(sha256, &error.to_string()).await?,
         }
         Ok(())
+    }
+
+    /// Starts the compile of a module's optimized code (tiered compilation), unless one
+    /// was started already. Its end is logged and counted; a failure leaves the module on
+    /// its quick code, which runs correctly, only slower.
+    fn optimize_in_background(self: &Arc<Self>, sha256: String) {
+        if !locked(&self.optimizing).insert(sha256.clone()) {
+            return;
+        }
+        let library = Arc::clone(self);
+        tokio::spawn(async move {
+            match library.optimize(&sha256).await {
+                Ok(compiled) => {
+                    locked(&library.optimizing).remove(&sha256);
+                    if compiled {
+                        tracing::info!(%sha256, "optimized code swapped in");
+                        if let Some(metrics) = metrics() {
+                            metrics.modules_optimized.inc();
+                        }
+                    }
+                }
+                Err(error) => tracing::warn!(
+                    %sha256,
+                    "could not compile the optimized code; the module keeps its quick code: {error}"
+                ),
+            }
+        });
+    }
+
+    /// Compiles a module's optimized code: behind the gate's background place, charged to
+    /// the installation (never refused, and taking turns with organizations' large
+    /// uploads), on a thread of its own whose priority is lowered.
+    async fn optimize(&self, sha256: &str) -> Result<bool, ModuleError> {
+        let queued = self.gate.queue(INSTALLATION)?;
+        let _permit = self.gate.background(queued).await;
+        let path = self.path(sha256);
+        let runtime = Arc::clone(&self.runtime);
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("wasmhook-optimize".into())
+            .spawn(move || {
+                lower_priority();
+                let _compiling = Held::on(|metrics| metrics.modules_compiling.clone());
+                let optimized = std::fs::read(&path)
+                    .map_err(|error| LoadError::Invalid {
+                        encoding: "module",
+                        reason: format!("its file is unreadable: {error}"),
+                    })
+                    .and_then(|bytes| runtime.optimize(&bytes));
+                // The receiver is gone only if the server is shutting down.
+                let _ = sender.send(optimized);
+            })
+            .map_err(|error| ModuleError::Io(error.to_string()))?;
+        let optimized = receiver
+            .await
+            .map_err(|_| ModuleError::Io("the optimizing thread ended without an answer".into()))?;
+        Ok(optimized?)
     }
 
     /// Deletes the file of bytes no module uses any more, and drops its compiled form.
@@ -384,11 +476,12 @@ fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&temporary, path)
 }
 
-/// Compiles an upload (on a blocking thread), counted in the compile metrics.
+/// Compiles an upload (on a blocking thread), counted in the compile metrics: with the
+/// quick engine when tiered.
 fn compile(runtime: &Runtime, bytes: &[u8]) -> Result<Arc<LoadedModule>, LoadError> {
     let _compiling = Held::on(|metrics| metrics.modules_compiling.clone());
     let started = std::time::Instant::now();
-    let loaded = runtime.load(bytes);
+    let loaded = runtime.load_quick(bytes);
     if let Some(metrics) = metrics() {
         let result = if loaded.is_ok() { "ok" } else { "failed" };
         metrics
@@ -397,4 +490,21 @@ fn compile(runtime: &Runtime, bytes: &[u8]) -> Result<Arc<LoadedModule>, LoadErr
             .observe(started.elapsed().as_secs_f64());
     }
     loaded
+}
+
+/// A set of digests; it holds no invariant a panic could break halfway.
+fn locked(set: &Mutex<HashSet<String>>) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    set.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Lowers the calling thread's priority to [`OPTIMIZER_NICE`] (on Linux a nice value is
+/// the thread's own), never raising it; where that is refused, the compile runs at the
+/// thread's priority, still one at a time behind the gate.
+fn lower_priority() {
+    let current = rustix::process::getpriority_process(None).unwrap_or(0);
+    if current < OPTIMIZER_NICE {
+        if let Err(error) = rustix::process::setpriority_process(None, OPTIMIZER_NICE) {
+            tracing::debug!("could not lower the optimizer's priority: {error}");
+        }
+    }
 }

@@ -157,7 +157,7 @@ impl Runtime {
             Prepared::Extension(pre) => {
                 let http = GuestHttp::new(limits.network.clone(), output.clone());
                 let state = ComponentState::new(sandbox(output).build(), call, http);
-                let mut store = match self.store(state, limits, deadline, tick) {
+                let mut store = match self.store(module.engine(), state, limits, deadline, tick) {
                     Ok(store) => store,
                     Err(error) => return ready(Execution::failed(error)),
                 };
@@ -176,6 +176,7 @@ impl Runtime {
                 let wasi = command_sandbox(output, &stdout, &invocation.payload).build();
                 let http = GuestHttp::new(limits.network.clone(), output.clone());
                 let mut store = match self.store(
+                    module.engine(),
                     ComponentState::new(wasi, call, http),
                     limits,
                     deadline,
@@ -203,7 +204,13 @@ impl Runtime {
             Prepared::CoreCommand(pre) => {
                 let stdout = Capture::new(limits.response_bytes.saturating_add(1));
                 let wasi = command_sandbox(output, &stdout, &invocation.payload).build_p1();
-                let mut store = match self.store(CoreState { wasi, call }, limits, deadline, tick) {
+                let mut store = match self.store(
+                    module.engine(),
+                    CoreState { wasi, call },
+                    limits,
+                    deadline,
+                    tick,
+                ) {
                     Ok(store) => store,
                     Err(error) => return ready(Execution::failed(error)),
                 };
@@ -226,15 +233,18 @@ impl Runtime {
         }
     }
 
-    /// A fresh store with the call's memory limit, deadline and instruction budget.
+    /// A fresh store with the call's memory limit, deadline and instruction budget, made
+    /// from the engine of the module it is for (`LoadedModule::engine`: with tiered
+    /// compilation there are two).
     pub(super) fn store<T: HasCallState>(
         &self,
+        engine: &wasmtime::Engine,
         state: T,
         limits: &CallLimits,
         deadline: Instant,
         tick: &TickYield,
     ) -> wasmtime::Result<Store<T>> {
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.call_state().limiter);
         self.arm(&mut store, limits, deadline, tick)?;
         Ok(store)

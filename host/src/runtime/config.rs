@@ -36,6 +36,59 @@ pub const DEFAULT_EPOCH_TICK: Duration = Duration::from_millis(1);
 
 const MIB: u64 = 1024 * 1024;
 
+/// How hard Cranelift optimizes the code it compiles: `none` compiles several times faster
+/// and runs slower, `speed` the reverse (BENCHMARKS.md, Tiers). Parsed once from its name.
+/// Ordered: `None` is below `Speed`, so that optimized code is never replaced by quicker.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum OptLevel {
+    /// No optimization: the quickest compile.
+    None,
+    /// Optimized for speed: wasmtime's default.
+    #[default]
+    Speed,
+}
+
+impl OptLevel {
+    /// Its name: `none` or `speed`.
+    pub fn name(self) -> &'static str {
+        match self {
+            OptLevel::None => "none",
+            OptLevel::Speed => "speed",
+        }
+    }
+
+    /// wasmtime's form of it.
+    pub(crate) fn cranelift(self) -> wasmtime::OptLevel {
+        match self {
+            OptLevel::None => wasmtime::OptLevel::None,
+            OptLevel::Speed => wasmtime::OptLevel::Speed,
+        }
+    }
+}
+
+impl std::fmt::Display for OptLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name that is not an [`OptLevel`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown optimization level {0:?}: expected none or speed")]
+pub struct UnknownOptLevel(pub String);
+
+impl std::str::FromStr for OptLevel {
+    type Err = UnknownOptLevel;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        match name {
+            "none" => Ok(OptLevel::None),
+            "speed" => Ok(OptLevel::Speed),
+            other => Err(UnknownOptLevel(other.to_owned())),
+        }
+    }
+}
+
 /// How the runtime is sized and where it keeps compiled code.
 #[derive(Clone, Debug)]
 pub struct RuntimeConfig {
@@ -64,6 +117,13 @@ pub struct RuntimeConfig {
     /// They hold places of the instance pool: keep `warm.total` well below
     /// `max_instances`, and run fewer calls at once by as much.
     pub warm: super::WarmBounds,
+    /// How hard the engine optimizes what it compiles.
+    pub opt_level: OptLevel,
+    /// Tiered compilation: also make a quick engine (Cranelift `none`, instances allocated
+    /// on demand) whose code serves a module's first calls while the code of `opt_level`
+    /// is compiled in the background (`Runtime::load_quick`, `Runtime::optimize`). Nothing
+    /// changes when `opt_level` is already `none`.
+    pub tiered: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -79,6 +139,8 @@ impl Default for RuntimeConfig {
             cpu_slots: std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
             guest_nice: super::DEFAULT_GUEST_NICE,
             warm: super::DEFAULT_WARM_BOUNDS,
+            opt_level: OptLevel::Speed,
+            tiered: false,
         }
     }
 }
@@ -115,5 +177,26 @@ impl Default for CallLimits {
             fairness_group: 0,
             network: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opt_levels_are_parsed_from_their_names_only() {
+        for level in [OptLevel::None, OptLevel::Speed] {
+            assert_eq!(level.name().parse::<OptLevel>(), Ok(level));
+        }
+        assert_eq!(
+            "size".parse::<OptLevel>(),
+            Err(UnknownOptLevel("size".into()))
+        );
+        assert!(
+            OptLevel::None < OptLevel::Speed,
+            "quick code is below optimized"
+        );
+        assert_eq!(OptLevel::default(), OptLevel::Speed);
     }
 }

@@ -1,10 +1,11 @@
-//! The one wasmtime `Engine` of a process, and the thread that advances its epoch.
+//! The wasmtime `Engine` of a process (two with tiered compilation: the quick one beside
+//! it), and the thread that advances their epochs.
 
 use std::time::Duration;
 
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::config::RuntimeConfig;
+use super::config::{OptLevel, RuntimeConfig};
 use super::limiter::MAX_TABLE_ELEMENTS;
 
 /// Core instances a component may hold; interpreters built with componentize-py or
@@ -61,8 +62,28 @@ pub(crate) fn build(config: &RuntimeConfig) -> wasmtime::Result<(Engine, Allocat
     Ok((Engine::new(&wasm)?, Allocation::OnDemand))
 }
 
+/// The quick engine of tiered compilation: Cranelift without optimizations, so a module's
+/// first calls need not wait for the optimizing compiler. Its instances are allocated on
+/// demand: it serves only the calls made before a module's optimized code is ready, and a
+/// second pool would reserve the address space of the first again. Its limits are the
+/// optimized engine's, epoch interruption included: the time limit holds on either tier.
+pub(crate) fn build_quick(config: &RuntimeConfig) -> wasmtime::Result<Engine> {
+    let mut wasm = base_config(config);
+    // An upload waits for this compile: every core may help.
+    wasm.cranelift_opt_level(OptLevel::None.cranelift())
+        .parallel_compilation(true);
+    Engine::new(&wasm)
+}
+
 fn base_config(config: &RuntimeConfig) -> Config {
     let mut wasm = Config::new();
+    wasm.cranelift_opt_level(config.opt_level.cranelift());
+    if config.tiered && config.opt_level > OptLevel::None {
+        // The optimizing compiler then runs only in the background, behind the quick one:
+        // one thread (lowered in priority by its caller) rather than every core, so that
+        // it never takes the CPU from calls and from other uploads' quick compiles.
+        wasm.parallel_compilation(false);
+    }
     wasm.wasm_component_model(true)
         .epoch_interruption(true)
         .consume_fuel(config.fuel_metering)
@@ -96,16 +117,23 @@ fn pooling(config: &RuntimeConfig) -> PoolingAllocationConfig {
     pool
 }
 
-/// Advances the engine's epoch at a fixed interval until the engine is dropped.
-pub(crate) fn spawn_epoch_ticker(engine: &Engine, tick: Duration) {
-    let weak = engine.weak();
+/// Advances the engines' epochs at a fixed interval, on one thread, until every engine is
+/// dropped. Each engine has its own epoch: a store's deadline counts its engine's ticks, so
+/// the quick engine of tiered compilation must tick too, or its guests would never be
+/// interrupted.
+pub(crate) fn spawn_epoch_ticker(engines: &[&Engine], tick: Duration) {
+    let weak: Vec<_> = engines.iter().map(|engine| engine.weak()).collect();
     let spawned = std::thread::Builder::new()
         .name("wasmhook-epoch".into())
         .spawn(move || loop {
             std::thread::sleep(tick);
-            match weak.upgrade() {
-                Some(engine) => engine.increment_epoch(),
-                None => break,
+            let mut alive = false;
+            for engine in weak.iter().filter_map(wasmtime::EngineWeak::upgrade) {
+                engine.increment_epoch();
+                alive = true;
+            }
+            if !alive {
+                break;
             }
         });
     if let Err(error) = spawned {

@@ -5,7 +5,9 @@
 //! directly. Layout:
 //!
 //! - [`config`]: sizes and limits, resolved once by the caller;
-//! - `engine`: the one `Engine`, the pooling allocator and the epoch ticker;
+//! - `engine`: the `Engine`, the pooling allocator and the epoch ticker;
+//! - `tiers`: an engine with its linkers and artifacts; with tiered compilation a quick
+//!   one serves a module's first calls until its optimized code is swapped in;
 //! - `bindings`: the host side of `wit/extension.wit`;
 //! - [`module`]: a module's digest and kind, and the checks that refuse what cannot run;
 //! - `cache`: compiled artifacts on disk;
@@ -35,6 +37,7 @@ pub mod redact;
 mod reuse;
 mod state;
 mod threads;
+mod tiers;
 mod warm;
 
 use std::num::NonZeroUsize;
@@ -42,11 +45,13 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use lru::LruCache;
-use wasmtime::component::{Component, HasSelf};
+use wasmtime::component::Component;
 use wasmtime::{Engine, Precompiled};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
-pub use config::{CallLimits, RuntimeConfig, DEFAULT_MODULE_CACHE_CAPACITY};
+pub use config::{
+    CallLimits, OptLevel, RuntimeConfig, UnknownOptLevel, DEFAULT_MODULE_CACHE_CAPACITY,
+};
 pub use engine::Allocation;
 pub use http::NetworkGrant;
 pub use invocation::Invocation;
@@ -56,9 +61,9 @@ pub use redact::{Redactor, REDACTED};
 pub use threads::{DEFAULT_GUEST_NICE, MAX_NICE};
 pub use warm::{Reuse, ReusePolicy, WarmBounds, WarmHook, DEFAULT_WARM_BOUNDS};
 
-use bindings::{Extension, ExtensionPre};
-use cache::ArtifactDir;
+use bindings::ExtensionPre;
 use state::{ComponentState, CoreState};
+use tiers::Tier;
 use warm::WarmPool;
 
 /// The largest module accepted, unless configured otherwise.
@@ -83,13 +88,14 @@ pub enum RuntimeError {
     GuestThreads(std::io::Error),
 }
 
-/// The runtime: one engine, its linkers, and the caches of compiled and prepared modules.
+/// The runtime: its engine (two with tiered compilation), their linkers, and the caches of
+/// compiled and prepared modules.
 pub struct Runtime {
-    engine: Engine,
+    /// The engine at [`RuntimeConfig::opt_level`].
+    main: Tier,
+    /// The quick engine of tiered compilation ([`RuntimeConfig::tiered`]).
+    quick: Option<Tier>,
     allocation: Allocation,
-    component_linker: wasmtime::component::Linker<ComponentState>,
-    core_linker: wasmtime::Linker<CoreState>,
-    artifacts: Option<ArtifactDir>,
     modules: Mutex<LruCache<Digest, Arc<LoadedModule>>>,
     cpu: Arc<fair::CpuScheduler>,
     guests: threads::GuestThreads,
@@ -101,7 +107,8 @@ impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime")
             .field("allocation", &self.allocation)
-            .field("artifacts", &self.artifacts)
+            .field("main", &self.main)
+            .field("quick", &self.quick)
             .field("warm", &self.warm)
             .field("config", &self.config)
             .finish_non_exhaustive()
@@ -114,12 +121,17 @@ pub struct LoadedModule {
     /// The digest of its bytes, which a warm instance's key holds.
     digest: Digest,
     prepared: Prepared,
+    /// The engine that compiled it: a store for it must be made from this one.
+    engine: Engine,
+    /// How optimized its code is.
+    opt_level: OptLevel,
 }
 
 impl std::fmt::Debug for LoadedModule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoadedModule")
             .field("info", &self.info)
+            .field("opt_level", &self.opt_level)
             .finish_non_exhaustive()
     }
 }
@@ -128,6 +140,17 @@ impl LoadedModule {
     /// What the host learned about the module.
     pub fn info(&self) -> &ModuleInfo {
         &self.info
+    }
+
+    /// How optimized its code is: below the runtime's level while tiered compilation
+    /// serves it from the quick engine.
+    pub fn opt_level(&self) -> OptLevel {
+        self.opt_level
+    }
+
+    /// The engine its stores must be made from.
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
     }
 }
 
@@ -147,56 +170,40 @@ enum Compiled {
 impl Runtime {
     /// Creates the engine, its linkers and caches, and starts the epoch ticker.
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
-        let (engine, allocation) =
-            engine::build(&config).map_err(|error| RuntimeError::Engine(format!("{error:#}")))?;
-        engine::spawn_epoch_ticker(&engine, config.epoch_tick);
-
-        let mut component_linker = wasmtime::component::Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut component_linker)
-            .and_then(|()| {
-                wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut component_linker)
-            })
-            .and_then(|()| {
-                Extension::add_to_linker::<_, HasSelf<ComponentState>>(
-                    &mut component_linker,
-                    |state| state,
-                )
-            })
-            .map_err(|error| RuntimeError::Engine(format!("{error:#}")))?;
-        let mut core_linker = wasmtime::Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut core_linker, |state: &mut CoreState| {
-            &mut state.wasi
-        })
-        .map_err(|error| RuntimeError::Engine(format!("{error:#}")))?;
-
-        let artifacts = match &config.cache_dir {
-            Some(dir) => Some(
-                ArtifactDir::open(dir, engine::fingerprint(&engine)).map_err(|source| {
-                    RuntimeError::CacheDir {
-                        path: dir.display().to_string(),
-                        source,
-                    }
-                })?,
-            ),
-            None => None,
+        let engine_error = |error: wasmtime::Error| RuntimeError::Engine(format!("{error:#}"));
+        let (engine, allocation) = engine::build(&config).map_err(engine_error)?;
+        let main = Tier::new(engine, config.opt_level, config.cache_dir.as_deref())?;
+        let quick = if config.tiered && config.opt_level > OptLevel::None {
+            let engine = engine::build_quick(&config).map_err(engine_error)?;
+            Some(Tier::new(
+                engine,
+                OptLevel::None,
+                config.cache_dir.as_deref(),
+            )?)
+        } else {
+            None
         };
+        let engines: Vec<&Engine> = std::iter::once(&main)
+            .chain(&quick)
+            .map(|tier| &tier.engine)
+            .collect();
+        engine::spawn_epoch_ticker(&engines, config.epoch_tick);
         let capacity = NonZeroUsize::new(config.module_cache_capacity).unwrap_or(NonZeroUsize::MIN);
         // A quiet group's guest waiting for a slot makes the holders yield at once: an
-        // extra epoch is an early tick, and deadlines are checked against the clock.
-        let epoch = engine.weak();
+        // extra epoch is an early tick (of both engines when tiered), and deadlines are
+        // checked against the clock.
+        let epochs: Vec<_> = engines.iter().map(|engine| engine.weak()).collect();
         let cpu = fair::CpuScheduler::with_preemption(config.cpu_slots, move || {
-            if let Some(engine) = epoch.upgrade() {
+            for engine in epochs.iter().filter_map(|weak| weak.upgrade()) {
                 engine.increment_epoch();
             }
         });
         let guests = threads::GuestThreads::start(config.cpu_slots, config.guest_nice)
             .map_err(RuntimeError::GuestThreads)?;
         Ok(Runtime {
-            engine,
+            main,
+            quick,
             allocation,
-            component_linker,
-            core_linker,
-            artifacts,
             modules: Mutex::new(LruCache::new(capacity)),
             cpu,
             guests,
@@ -219,6 +226,12 @@ impl Runtime {
     /// its compiled artifact if one is on disk, else by compiling it (seconds for a large
     /// guest: call this off the async threads). Nothing is cached for a refused module.
     pub fn load(&self, bytes: &[u8]) -> Result<Arc<LoadedModule>, LoadError> {
+        self.load_with(&self.main, bytes)
+    }
+
+    /// [`Runtime::load`], compiling with `compiler` when neither memory nor an artifact of
+    /// either tier has the module.
+    fn load_with(&self, compiler: &Tier, bytes: &[u8]) -> Result<Arc<LoadedModule>, LoadError> {
         if bytes.len() > DEFAULT_MAX_MODULE_BYTES {
             return Err(LoadError::TooLarge {
                 size: bytes.len(),
@@ -230,13 +243,11 @@ impl Runtime {
             return Ok(Arc::clone(module));
         }
         let encoding = module::encoding(bytes)?;
-        let module = match self.load_artifact(&digest) {
+        let module = match self.load_artifacts(&digest) {
             Some(module) => module,
-            None => self.compile(bytes, digest, encoding)?,
+            None => self.compile(compiler, bytes, digest, encoding)?,
         };
-        let module = Arc::new(module);
-        self.modules().put(digest, Arc::clone(&module));
-        Ok(module)
+        Ok(self.keep(module))
     }
 
     /// A module loaded before, from memory or from its artifact on disk, without its bytes;
@@ -245,9 +256,30 @@ impl Runtime {
         if let Some(module) = self.modules().get(digest) {
             return Some(Arc::clone(module));
         }
-        let module = Arc::new(self.load_artifact(digest)?);
-        self.modules().put(*digest, Arc::clone(&module));
-        Some(module)
+        Some(self.keep(self.load_artifacts(digest)?))
+    }
+
+    /// A module's artifact of the optimized tier, else of the quick one.
+    fn load_artifacts(&self, digest: &Digest) -> Option<LoadedModule> {
+        self.load_artifact(&self.main, digest).or_else(|| {
+            let quick = self.quick.as_ref()?;
+            self.load_artifact(quick, digest)
+        })
+    }
+
+    /// Puts a module in the in-memory cache, unless a more optimized one of the same bytes
+    /// is there already (swapped in while this one was loading): that one is kept and
+    /// returned.
+    fn keep(&self, module: LoadedModule) -> Arc<LoadedModule> {
+        let mut modules = self.modules();
+        if let Some(kept) = modules.get(&module.digest) {
+            if kept.opt_level > module.opt_level {
+                return Arc::clone(kept);
+            }
+        }
+        let module = Arc::new(module);
+        modules.put(module.digest, Arc::clone(&module));
+        module
     }
 
     /// Drops a module from the in-memory cache (its artifact stays on disk), e.g. when it is
@@ -265,26 +297,27 @@ impl Runtime {
 
     fn compile(
         &self,
+        tier: &Tier,
         bytes: &[u8],
         digest: Digest,
         encoding: Encoding,
     ) -> Result<LoadedModule, LoadError> {
         let compiled = match encoding {
-            Encoding::Component => Component::new(&self.engine, bytes)
+            Encoding::Component => Component::new(&tier.engine, bytes)
                 .map(Compiled::Component)
                 .map_err(|error| LoadError::Invalid {
                     encoding: "component",
                     reason: format!("{error:#}"),
                 })?,
-            Encoding::Core => wasmtime::Module::new(&self.engine, bytes)
+            Encoding::Core => wasmtime::Module::new(&tier.engine, bytes)
                 .map(Compiled::Core)
                 .map_err(|error| LoadError::Invalid {
                     encoding: "module",
                     reason: format!("{error:#}"),
                 })?,
         };
-        let module = self.prepare(&compiled, digest)?;
-        if let Some(artifacts) = &self.artifacts {
+        let module = self.prepare(tier, &compiled, digest)?;
+        if let Some(artifacts) = &tier.artifacts {
             let serialized = match &compiled {
                 Compiled::Component(component) => component.serialize(),
                 Compiled::Core(module) => module.serialize(),
@@ -302,14 +335,14 @@ impl Runtime {
         Ok(module)
     }
 
-    fn load_artifact(&self, digest: &Digest) -> Option<LoadedModule> {
-        let artifacts = self.artifacts.as_ref()?;
+    fn load_artifact(&self, tier: &Tier, digest: &Digest) -> Option<LoadedModule> {
+        let artifacts = tier.artifacts.as_ref()?;
         let path = artifacts.path(digest);
         if !path.exists() {
             return None;
         }
-        match self.deserialize(&path).and_then(|compiled| {
-            self.prepare(&compiled, *digest)
+        match self.deserialize(tier, &path).and_then(|compiled| {
+            self.prepare(tier, &compiled, *digest)
                 .map_err(|error| wasmtime::format_err!("{error}"))
         }) {
             Ok(module) => Some(module),
@@ -322,30 +355,36 @@ impl Runtime {
     }
 
     #[allow(unsafe_code)]
-    fn deserialize(&self, path: &Path) -> wasmtime::Result<Compiled> {
+    fn deserialize(&self, tier: &Tier, path: &Path) -> wasmtime::Result<Compiled> {
         // SAFETY: `deserialize_file` trusts its input to be code this engine compiled. The
         // artifact directory is the runtime's own: files get their final name only after
         // being written whole by `ArtifactDir::write`, from `serialize` of a module this
-        // engine compiled, and the name carries the engine's compatibility fingerprint.
+        // engine compiled, and the name carries the engine's compatibility fingerprint and
+        // its tier (`cache.rs`).
         match Engine::detect_precompiled_file(path)? {
             Some(Precompiled::Component) => Ok(Compiled::Component(unsafe {
-                Component::deserialize_file(&self.engine, path)?
+                Component::deserialize_file(&tier.engine, path)?
             })),
             Some(Precompiled::Module) => Ok(Compiled::Core(unsafe {
-                wasmtime::Module::deserialize_file(&self.engine, path)?
+                wasmtime::Module::deserialize_file(&tier.engine, path)?
             })),
             None => Err(wasmtime::format_err!("not a compiled artifact")),
         }
     }
 
-    fn prepare(&self, compiled: &Compiled, digest: Digest) -> Result<LoadedModule, LoadError> {
+    fn prepare(
+        &self,
+        tier: &Tier,
+        compiled: &Compiled,
+        digest: Digest,
+    ) -> Result<LoadedModule, LoadError> {
         let mismatch = |error: wasmtime::Error| LoadError::Mismatch {
             reason: format!("{error:#}"),
         };
         match compiled {
             Compiled::Component(component) => {
-                let (kind, imports, exports) = module::inspect_component(&self.engine, component)?;
-                let pre = self
+                let (kind, imports, exports) = module::inspect_component(&tier.engine, component)?;
+                let pre = tier
                     .component_linker
                     .instantiate_pre(component)
                     .map_err(mismatch)?;
@@ -367,11 +406,13 @@ impl Runtime {
                     },
                     digest,
                     prepared,
+                    engine: tier.engine.clone(),
+                    opt_level: tier.level,
                 })
             }
             Compiled::Core(module) => {
                 let (imports, exports) = module::inspect_core(module)?;
-                let pre = self.core_linker.instantiate_pre(module).map_err(mismatch)?;
+                let pre = tier.core_linker.instantiate_pre(module).map_err(mismatch)?;
                 Ok(LoadedModule {
                     info: ModuleInfo {
                         digest: digest.to_string(),
@@ -382,6 +423,8 @@ impl Runtime {
                     },
                     digest,
                     prepared: Prepared::CoreCommand(pre),
+                    engine: tier.engine.clone(),
+                    opt_level: tier.level,
                 })
             }
         }

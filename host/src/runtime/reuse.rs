@@ -50,6 +50,7 @@ impl Runtime {
         let key = WarmKey {
             hook: reuse.hook,
             module: module.digest,
+            opt_level: module.opt_level,
             memory_bytes: limits.memory_bytes,
         };
         let warm = self.warm.take(&key);
@@ -158,7 +159,8 @@ impl Runtime {
                     output: output.clone(),
                 };
                 let state = ComponentState::new(sandbox(output).build(), call, http);
-                match self.store(state, limits, deadline, tick) {
+                // The engine that compiled the module (there are two when tiered).
+                match self.store(pre.engine(), state, limits, deadline, tick) {
                     Ok(store) => Instance::Fresh(store, pre.clone(), output.clone()),
                     Err(error) => return ready((Execution::failed(error), None)),
                 }

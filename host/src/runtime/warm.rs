@@ -80,6 +80,9 @@ pub struct Reuse {
 pub(crate) struct WarmKey {
     pub(crate) hook: WarmHook,
     pub(crate) module: Digest,
+    /// The module's tier: once its optimized code is swapped in, the instances of its
+    /// quick code are no longer taken (they expire).
+    pub(crate) opt_level: super::OptLevel,
     pub(crate) memory_bytes: u64,
 }
 

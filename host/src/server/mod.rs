@@ -64,6 +64,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         module_cache_capacity: limits.loaded_modules,
         guest_nice: limits.guest_nice(),
         epoch_tick: limits.guest_slice(),
+        tiered: limits.tiered_compile,
         ..RuntimeConfig::default()
     };
     // Idle warm instances hold places of the pool (at most half of it): running calls get

@@ -26,6 +26,7 @@ mod scaffold;
 mod schedules;
 mod server;
 mod support;
+mod tiers;
 mod tokens;
 mod warm;
 mod webhooks;

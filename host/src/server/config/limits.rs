@@ -50,6 +50,11 @@ pub struct Limits {
     pub compile_seconds_per_organization: u64,
     /// Uploads of one organization that may be refused per 10 minutes; then uploads get 429.
     pub refused_uploads_per_organization: u64,
+    /// Compile uploads unoptimized first (Cranelift `none`, several times quicker), so that
+    /// their first calls need not wait for the optimizing compiler, and compile their
+    /// optimized code in the background, one at a time and at low priority, swapped in when
+    /// ready (`wasmhook_modules_optimized_total`). The time limit holds on both.
+    pub tiered_compile: bool,
     /// The most seconds a hook's `config.reuse_instances.idle_s` may ask: how long an idle
     /// warm instance may keep its memory waiting for its hook's next call.
     pub max_reuse_idle_s: u64,
@@ -90,6 +95,7 @@ impl Default for Limits {
                 .seconds_per_window,
             refused_uploads_per_organization: crate::modules::gate::CompileBudget::default()
                 .refusals_per_window,
+            tiered_compile: false,
             max_reuse_idle_s: crate::runtime::DEFAULT_WARM_BOUNDS.max_idle.as_secs(),
             warm_instances: crate::runtime::DEFAULT_WARM_BOUNDS.total,
             warm_instances_per_organization: crate::runtime::DEFAULT_WARM_BOUNDS.per_organization,
