@@ -17,6 +17,7 @@
 //! (the organization paid for its upload's compile). The runtime swaps it in when ready.
 
 pub mod gate;
+mod optimize;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -80,10 +81,6 @@ pub struct ModuleLibrary {
     optimizing: Mutex<HashSet<String>>,
     gate: Arc<CompileGate>,
 }
-
-/// The nice value of the thread compiling a module's optimized code: below every call and
-/// every upload waiting for its compile.
-const OPTIMIZER_NICE: i32 = 10;
 
 /// How the library bounds what it compiles.
 #[derive(Debug, Clone, Copy, Default)]
@@ -381,63 +378,6 @@ impl ModuleLibrary {
         Ok(())
     }
 
-    /// Starts the compile of a module's optimized code (tiered compilation), unless one
-    /// was started already. Its end is logged and counted; a failure leaves the module on
-    /// its quick code, which runs correctly, only slower.
-    fn optimize_in_background(self: &Arc<Self>, sha256: String) {
-        if !locked(&self.optimizing).insert(sha256.clone()) {
-            return;
-        }
-        let library = Arc::clone(self);
-        tokio::spawn(async move {
-            match library.optimize(&sha256).await {
-                Ok(compiled) => {
-                    locked(&library.optimizing).remove(&sha256);
-                    if compiled {
-                        tracing::info!(%sha256, "optimized code swapped in");
-                        if let Some(metrics) = metrics() {
-                            metrics.modules_optimized.inc();
-                        }
-                    }
-                }
-                Err(error) => tracing::warn!(
-                    %sha256,
-                    "could not compile the optimized code; the module keeps its quick code: {error}"
-                ),
-            }
-        });
-    }
-
-    /// Compiles a module's optimized code: behind the gate's background place, charged to
-    /// the installation (never refused, and taking turns with organizations' large
-    /// uploads), on a thread of its own whose priority is lowered.
-    async fn optimize(&self, sha256: &str) -> Result<bool, ModuleError> {
-        let queued = self.gate.queue(INSTALLATION)?;
-        let _permit = self.gate.background(queued).await;
-        let path = self.path(sha256);
-        let runtime = Arc::clone(&self.runtime);
-        let (sender, receiver) = tokio::sync::oneshot::channel();
-        std::thread::Builder::new()
-            .name("wasmhook-optimize".into())
-            .spawn(move || {
-                lower_priority();
-                let _compiling = Held::on(|metrics| metrics.modules_compiling.clone());
-                let optimized = std::fs::read(&path)
-                    .map_err(|error| LoadError::Invalid {
-                        encoding: "module",
-                        reason: format!("its file is unreadable: {error}"),
-                    })
-                    .and_then(|bytes| runtime.optimize(&bytes));
-                // The receiver is gone only if the server is shutting down.
-                let _ = sender.send(optimized);
-            })
-            .map_err(|error| ModuleError::Io(error.to_string()))?;
-        let optimized = receiver
-            .await
-            .map_err(|_| ModuleError::Io("the optimizing thread ended without an answer".into()))?;
-        Ok(optimized?)
-    }
-
     /// Deletes the file of bytes no module uses any more, and drops its compiled form.
     pub fn forget(&self, sha256: &str) {
         if let Ok(digest) = sha256.parse::<Digest>() {
@@ -495,16 +435,4 @@ fn compile(runtime: &Runtime, bytes: &[u8]) -> Result<Arc<LoadedModule>, LoadErr
 /// A set of digests; it holds no invariant a panic could break halfway.
 fn locked(set: &Mutex<HashSet<String>>) -> std::sync::MutexGuard<'_, HashSet<String>> {
     set.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Lowers the calling thread's priority to [`OPTIMIZER_NICE`] (on Linux a nice value is
-/// the thread's own), never raising it; where that is refused, the compile runs at the
-/// thread's priority, still one at a time behind the gate.
-fn lower_priority() {
-    let current = rustix::process::getpriority_process(None).unwrap_or(0);
-    if current < OPTIMIZER_NICE {
-        if let Err(error) = rustix::process::setpriority_process(None, OPTIMIZER_NICE) {
-            tracing::debug!("could not lower the optimizer's priority: {error}");
-        }
-    }
 }

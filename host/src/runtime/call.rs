@@ -83,7 +83,7 @@ impl Drop for Timed {
 /// The raw end of a call, before classification.
 pub(super) struct Execution {
     result: wasmtime::Result<Returned>,
-    memory_exceeded: bool,
+    pub(super) memory_exceeded: bool,
 }
 
 impl Runtime {

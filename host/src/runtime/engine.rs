@@ -10,10 +10,10 @@ use super::limiter::MAX_TABLE_ELEMENTS;
 
 /// Core instances a component may hold; interpreters built with componentize-py or
 /// componentize-js use a dozen or more.
-const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 64;
+pub(crate) const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 64;
 /// Linear memories and tables one component may define.
-const MAX_MEMORIES_PER_COMPONENT: u32 = 4;
-const MAX_TABLES_PER_COMPONENT: u32 = 16;
+pub(crate) const MAX_MEMORIES_PER_COMPONENT: u32 = 4;
+pub(crate) const MAX_TABLES_PER_COMPONENT: u32 = 16;
 /// Size of an instance's VM context; large guests have many functions and globals.
 const MAX_INSTANCE_SIZE: usize = 4 << 20;
 /// Pooled slots kept warm (already mapped) after a call, so the next call skips page faults.

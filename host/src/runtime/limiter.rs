@@ -58,6 +58,22 @@ impl ResourceLimiter for CallLimiter {
     ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
+
+    // The pooling allocator enforces these per component; an engine that allocates on
+    // demand (tiered compilation's quick one) does not, so the limiter holds every store
+    // to the same counts: without them a small component of a thousand memories would
+    // reserve terabytes of address space per call.
+    fn instances(&self) -> usize {
+        super::engine::MAX_CORE_INSTANCES_PER_COMPONENT as usize
+    }
+
+    fn memories(&self) -> usize {
+        super::engine::MAX_MEMORIES_PER_COMPONENT as usize
+    }
+
+    fn tables(&self) -> usize {
+        super::engine::MAX_TABLES_PER_COMPONENT as usize
+    }
 }
 
 #[cfg(test)]

@@ -193,11 +193,12 @@ impl Runtime {
         // extra epoch is an early tick (of both engines when tiered), and deadlines are
         // checked against the clock.
         let epochs: Vec<_> = engines.iter().map(|engine| engine.weak()).collect();
-        let cpu = fair::CpuScheduler::with_preemption(config.cpu_slots, move || {
-            for engine in epochs.iter().filter_map(|weak| weak.upgrade()) {
-                engine.increment_epoch();
-            }
-        });
+        let cpu =
+            fair::CpuScheduler::with_preemption(config.cpu_slots, config.epoch_tick, move || {
+                for engine in epochs.iter().filter_map(|weak| weak.upgrade()) {
+                    engine.increment_epoch();
+                }
+            });
         let guests = threads::GuestThreads::start(config.cpu_slots, config.guest_nice)
             .map_err(RuntimeError::GuestThreads)?;
         Ok(Runtime {

@@ -87,6 +87,9 @@ impl Runtime {
         let captured = output.take();
         let (outcome, instance) = match execution {
             Ok(Ok((execution, instance))) => {
+                // A guest that met its memory limit and still answered is not kept: any
+                // limit met discards the instance.
+                let instance = instance.filter(|_| !execution.memory_exceeded);
                 let outcome = classify(execution, limits, &captured, &redactor);
                 (redact_response(outcome, &redactor), instance)
             }
@@ -104,7 +107,9 @@ impl Runtime {
         if let Some(mut instance) = instance {
             if outcome.is_completed() && !output_truncated {
                 instance.finished(hidden(invocation));
-                self.warm.put(key, instance, reuse.policy);
+                if !instance.retired() {
+                    self.warm.put(key, instance, reuse.policy);
+                }
             }
         }
         RunReport {

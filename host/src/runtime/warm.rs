@@ -22,15 +22,19 @@ use super::output::Capture;
 use super::state::ComponentState;
 use crate::metrics::metrics;
 
-/// How many secret values and tokens of earlier calls an instance remembers, so that a
-/// guest that kept an old token in its memory cannot print it in a later call's output.
-const REMEMBERED_VALUES: usize = 32;
+/// How many distinct secret values and tokens an instance may have been handed before it
+/// retires. It remembers every one, so that a guest that kept an old token (still valid
+/// for its hook's `token_lifetime_s`) in its memory cannot print it in a later call's
+/// output; forgetting the oldest instead would let it out after enough calls. A token a
+/// call, so an instance serves at most about this many calls whatever `max_calls` says.
+const REMEMBERED_VALUES: usize = 256;
 
 /// The pool's bounds unless configured (the server's `[limits]` defaults).
 pub const DEFAULT_WARM_BOUNDS: WarmBounds = WarmBounds {
     total: 32,
     per_organization: 4,
     max_idle: Duration::from_secs(600),
+    memory_bytes: 1024 * 1024 * 1024,
 };
 
 /// How many idle instances the pool keeps, and for how long at most.
@@ -42,6 +46,9 @@ pub struct WarmBounds {
     pub per_organization: usize,
     /// The longest an instance waits idle, whatever its hook asks.
     pub max_idle: Duration,
+    /// The guest memory idle instances may keep in all, each counted at its memory limit:
+    /// memory outside every run's reservation, so bounded on its own.
+    pub memory_bytes: u64,
 }
 
 /// Whose instance it is: one hook of one organization, at one version of its settings,
@@ -93,7 +100,7 @@ pub(crate) struct WarmInstance {
     /// The capture its WASI stdout and stderr write to: emptied after every call.
     pub(crate) output: Capture,
     calls: u64,
-    /// Secret values and tokens of its earlier calls, newest last.
+    /// Every secret value and token of its earlier calls, oldest first.
     remembered: VecDeque<String>,
 }
 
@@ -122,8 +129,11 @@ impl WarmInstance {
                 self.remembered.push_back(value.to_owned());
             }
         }
-        let excess = self.remembered.len().saturating_sub(REMEMBERED_VALUES);
-        self.remembered.drain(..excess);
+    }
+
+    /// Whether it has been handed as many values as it may remember: it is not kept.
+    pub(crate) fn retired(&self) -> bool {
+        self.remembered.len() >= REMEMBERED_VALUES
     }
 }
 
@@ -229,6 +239,12 @@ impl WarmPool {
         }
         let excess = idle.len().saturating_sub(self.bounds.total);
         discarded.extend(idle.drain(..excess));
+        let mut kept: u64 = idle.iter().map(|entry| entry.key.memory_bytes).sum();
+        while kept > self.bounds.memory_bytes && !idle.is_empty() {
+            let oldest = idle.remove(0);
+            kept = kept.saturating_sub(oldest.key.memory_bytes);
+            discarded.push(oldest);
+        }
         discarded
     }
 }

@@ -9,9 +9,14 @@ use serde::{Deserialize, Serialize};
 use super::environment::{with_environment, Section, Variables};
 use super::error::{at_least, at_most, ConfigError};
 
+/// Bytes in a MiB, for the settings given in MiB.
+const MIB: u64 = 1024 * 1024;
 /// The shortest guest slice: a tick every 100 µs already wakes the epoch thread 10,000
 /// times a second.
 const MIN_GUEST_SLICE_US: u64 = 100;
+/// The longest guest slice: a tenth of a second, past which a quiet organization's call
+/// would wait too long for a slot and a deadline be noticed too late.
+const MAX_GUEST_SLICE_US: u64 = 100_000;
 
 /// Per-installation and per-organization limits; each has a default and an environment
 /// variable (`WASMHOOK_<NAME>` in capitals).
@@ -66,6 +71,11 @@ pub struct Limits {
     /// Idle warm instances one organization may keep (its oldest is discarded to make
     /// room), so that one cannot take every place.
     pub warm_instances_per_organization: usize,
+    /// The most guest memory (MiB) idle warm instances keep in all, counted by their hooks'
+    /// `memory_size_mb`; the oldest are discarded to make room. It comes on top of
+    /// `memory_budget_mb`, which reserves memory for running calls only (the budget worked
+    /// out from the machine leaves it out). 0 keeps no warm instance.
+    pub warm_memory_mb: u64,
     /// How much lower than the server's own the priority of the threads guests run on is:
     /// the nice value added to the server's (0 to 19; the result is capped at 19). The
     /// threads that accept requests, answer them and commit run logs then run first, so
@@ -73,7 +83,8 @@ pub struct Limits {
     pub guest_nice: u64,
     /// Microseconds a guest runs before it yields its CPU slot to a waiting call of
     /// another organization (the epoch tick, which also bounds how late a deadline is
-    /// noticed); at least 100. Shorter slices cost more switches between guests.
+    /// noticed); 100 to 100000. Shorter slices cost more switches between guests, longer
+    /// ones make a quiet organization wait longer and deadlines coarser.
     pub guest_slice_us: u64,
 }
 
@@ -99,6 +110,7 @@ impl Default for Limits {
             max_reuse_idle_s: crate::runtime::DEFAULT_WARM_BOUNDS.max_idle.as_secs(),
             warm_instances: crate::runtime::DEFAULT_WARM_BOUNDS.total,
             warm_instances_per_organization: crate::runtime::DEFAULT_WARM_BOUNDS.per_organization,
+            warm_memory_mb: crate::runtime::DEFAULT_WARM_BOUNDS.memory_bytes / MIB,
             guest_nice: u64::from(crate::runtime::DEFAULT_GUEST_NICE),
             guest_slice_us: u64::try_from(crate::runtime::config::DEFAULT_EPOCH_TICK.as_micros())
                 .unwrap_or(u64::MAX),
@@ -130,6 +142,7 @@ impl Limits {
             MIN_GUEST_SLICE_US,
             "",
         )?;
+        at_most("guest_slice_us", self.guest_slice_us, MAX_GUEST_SLICE_US)?;
         at_least(
             "concurrent_compiles",
             self.concurrent_compiles,
@@ -156,7 +169,8 @@ impl Limits {
         use crate::dispatch::limits::MemoryBudget;
         let machine = MemoryBudget::for_machine(self.max_memory_mb);
         let total_mb = match self.memory_budget_mb {
-            0 => machine.total_mb,
+            // What idle warm instances may keep is theirs, not the running calls'.
+            0 => machine.total_mb.saturating_sub(self.warm_memory_mb),
             configured => configured,
         };
         let per_organization_mb = match self.memory_per_organization_mb {
@@ -177,6 +191,7 @@ impl Limits {
             total: self.warm_instances.min(most),
             per_organization: self.warm_instances_per_organization,
             max_idle: std::time::Duration::from_secs(self.max_reuse_idle_s),
+            memory_bytes: self.warm_memory_mb.saturating_mul(MIB),
         }
     }
 

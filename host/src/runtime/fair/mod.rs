@@ -64,6 +64,12 @@ struct State {
     /// The CPU time of the group last served: where a group that was idle starts, so that
     /// idling earns no credit to spend later in a burst.
     floor: Duration,
+    /// When the holders were last made to yield, and the least time between two such
+    /// preemptions (an epoch tick): groups that each run one long guest take turns in
+    /// handing a slot over and queueing again, and without this gap every handover would
+    /// preempt the next holder at once, shrinking every slice to a switch.
+    last_preempt: Option<Instant>,
+    preempt_gap: Duration,
 }
 
 #[derive(Debug, Default)]
@@ -90,22 +96,33 @@ impl CpuScheduler {
     /// A scheduler with `slots` slots (at least one), whose holders yield at their ticks.
     #[cfg(test)]
     pub fn new(slots: usize) -> Arc<Self> {
-        Self::build(slots, None)
+        Self::build(slots, Duration::ZERO, None)
     }
 
     /// A scheduler with `slots` slots (at least one) that calls `preempt` to make the
-    /// holders yield at once when a waiter should not wait for their ticks.
-    pub fn with_preemption(slots: usize, preempt: impl Fn() + Send + Sync + 'static) -> Arc<Self> {
-        Self::build(slots, Some(Box::new(preempt)))
+    /// holders yield at once when a waiter should not wait for their ticks, at most once
+    /// every `gap` (the epoch tick).
+    pub fn with_preemption(
+        slots: usize,
+        gap: Duration,
+        preempt: impl Fn() + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        Self::build(slots, gap, Some(Box::new(preempt)))
     }
 
-    fn build(slots: usize, preempt: Option<Box<dyn Fn() + Send + Sync>>) -> Arc<Self> {
+    fn build(
+        slots: usize,
+        preempt_gap: Duration,
+        preempt: Option<Box<dyn Fn() + Send + Sync>>,
+    ) -> Arc<Self> {
         Arc::new(CpuScheduler {
             state: Mutex::new(State {
                 free: slots.max(1),
                 waiting: 0,
                 groups: HashMap::new(),
                 floor: Duration::ZERO,
+                last_preempt: None,
+                preempt_gap,
             }),
             preempt: Preempt(preempt),
         })
@@ -140,7 +157,7 @@ impl CpuScheduler {
                 let (sender, granted) = oneshot::channel();
                 entry.waiters.push_back(sender);
                 state.waiting += 1;
-                (granted, state.preempts(group))
+                (granted, state.preempts(group, Instant::now()))
             };
             if preempt {
                 if let Some(preempt) = &self.preempt.0 {
@@ -222,11 +239,35 @@ impl State {
     }
 
     /// Whether the guest of `group` that just queued should make the holders yield at
-    /// once: its group holds no slot and had nobody waiting, and it is the next served.
-    fn preempts(&self, group: u64) -> bool {
-        self.groups.get(&group).is_some_and(|entry| {
-            entry.held == 0 && entry.waiters.len() == 1 && self.first_waiting_group() == Some(group)
-        })
+    /// once (noting when it does): its group holds no slot and had nobody waiting; it is
+    /// the first of the waiting groups that hold none, and no group holding a slot has
+    /// used less (the holders' running time is not charged yet, so a tie goes to the
+    /// quiet group); and the last preemption is at least the gap ago.
+    fn preempts(&mut self, group: u64, now: Instant) -> bool {
+        let Some(entry) = self.groups.get(&group) else {
+            return false;
+        };
+        if entry.held > 0 || entry.waiters.len() != 1 {
+            return false;
+        }
+        let first_without_slot = self
+            .groups
+            .iter()
+            .filter(|(_, other)| other.held == 0 && !other.waiters.is_empty())
+            .min_by_key(|(&id, other)| (other.used, id))
+            .map(|(&id, _)| id);
+        let holder_used_less = self
+            .groups
+            .values()
+            .any(|other| other.held > 0 && !other.waiters.is_empty() && other.used < entry.used);
+        let gap_passed = self
+            .last_preempt
+            .is_none_or(|last| now.duration_since(last) >= self.preempt_gap);
+        let preempts = first_without_slot == Some(group) && !holder_used_less && gap_passed;
+        if preempts {
+            self.last_preempt = Some(now);
+        }
+        preempts
     }
 
     /// The first waiter of the waiting group that has used the least CPU.
@@ -355,234 +396,4 @@ impl<F> Drop for FairShare<F> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    impl CpuSlot {
-        /// Gives the slot back charging its group `used`, instead of the time since it was
-        /// granted: the tests' clock, so that the order they check does not hang on how
-        /// busy the machine is.
-        fn release_charging(mut self, used: Duration) {
-            if let Some(scheduler) = self.scheduler.take() {
-                scheduler.release(self.group, used);
-            }
-        }
-    }
-
-    /// A guest waiting for a slot: its `acquire`, queued by a first poll.
-    type Waiter = Pin<Box<dyn Future<Output = CpuSlot>>>;
-
-    /// A guest of `group` queued for a slot (none is free).
-    fn queue(scheduler: &Arc<CpuScheduler>, group: u64, cx: &mut Context<'_>) -> Waiter {
-        let scheduler = Arc::clone(scheduler);
-        let mut waiter: Waiter = Box::pin(async move { scheduler.acquire(group).await });
-        assert!(waiter.as_mut().poll(cx).is_pending(), "no slot is free");
-        waiter
-    }
-
-    /// The waiter the freed slot went to, taken out of `waiters` with its slot; the others
-    /// must still wait.
-    fn next_served(
-        waiters: &mut Vec<(&'static str, Waiter)>,
-        cx: &mut Context<'_>,
-    ) -> (&'static str, CpuSlot) {
-        let mut granted = None;
-        for (index, (name, waiter)) in waiters.iter_mut().enumerate() {
-            if let Poll::Ready(slot) = waiter.as_mut().poll(cx) {
-                assert!(granted.is_none(), "two waiters hold the one slot");
-                granted = Some((index, *name, slot));
-            }
-        }
-        let (index, name, slot) = granted.expect("the freed slot went to a waiter");
-        drop(waiters.remove(index));
-        (name, slot)
-    }
-
-    /// Fairness as a property of the charges, with no clock: every slot is given back
-    /// charged an explicit time, and each freed slot must go to the first waiter of the
-    /// waiting group charged the least so far, each group's waiters in order.
-    #[test]
-    fn the_group_that_used_least_goes_first() {
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        let scheduler = CpuScheduler::new(1);
-        let held = scheduler.try_acquire(1).expect("the free slot");
-        // Group 1 queues two guests before group 2 queues two.
-        let arrivals = [(1, "1a"), (1, "1b"), (2, "2a"), (2, "2b")];
-        let mut waiters: Vec<(&'static str, Waiter)> = arrivals
-            .into_iter()
-            .map(|(group, name)| (name, queue(&scheduler, group, &mut cx)))
-            .collect();
-        assert!(scheduler.contended());
-        // Group 1 has used 30 ms; group 2, idle until now, starts at the floor (0).
-        held.release_charging(Duration::from_millis(30));
-        // Each guest served, and the milliseconds it uses before giving the slot back:
-        // 2a (0 < 30); then group 2 has used 40 and group 1 30: 1a; group 1 at 35 < 40:
-        // 1b; then only group 2 waits: 2b. First come, first served would give 1a 1b 2a
-        // 2b, and groups taking turns 2a 1a 2b 1b.
-        let mut order = Vec::new();
-        for (expected, used_ms) in [("2a", 40), ("1a", 5), ("1b", 10), ("2b", 1)] {
-            let (name, slot) = next_served(&mut waiters, &mut cx);
-            order.push(name);
-            assert_eq!(name, expected, "served so far: {order:?}");
-            slot.release_charging(Duration::from_millis(used_ms));
-        }
-        assert!(waiters.is_empty());
-        assert!(!scheduler.contended());
-        assert!(
-            scheduler.lock().groups.is_empty(),
-            "idle groups are forgotten"
-        );
-        assert!(scheduler.try_acquire(3).is_some());
-    }
-
-    #[test]
-    fn a_group_back_from_idle_starts_level_with_the_group_served_last() {
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        let scheduler = CpuScheduler::new(1);
-        let held = scheduler.try_acquire(1).expect("the free slot");
-        let mut waiters = vec![
-            ("2a", queue(&scheduler, 2, &mut cx)),
-            ("1b", queue(&scheduler, 1, &mut cx)),
-        ];
-        held.release_charging(Duration::from_millis(50));
-        let (name, slot) = next_served(&mut waiters, &mut cx);
-        assert_eq!(name, "2a", "group 2 (0) before group 1 (50)");
-        // Group 2 then waits no more: it is forgotten, and 1b (group 1 at 50) is served.
-        slot.release_charging(Duration::from_millis(100));
-        let (name, slot) = next_served(&mut waiters, &mut cx);
-        assert_eq!(name, "1b");
-        // Group 3 arrives while group 1, served last at 50, runs: it starts at 50, not 0.
-        waiters.push(("3a", queue(&scheduler, 3, &mut cx)));
-        waiters.push(("3b", queue(&scheduler, 3, &mut cx)));
-        waiters.push(("1c", queue(&scheduler, 1, &mut cx)));
-        slot.release_charging(Duration::from_millis(5));
-        let (name, slot) = next_served(&mut waiters, &mut cx);
-        assert_eq!(name, "3a", "group 3 (50) before group 1 (55)");
-        slot.release_charging(Duration::from_millis(10));
-        // Group 3 is at 60 and group 1 at 55. Had group 3 started at 0 (credit for its
-        // idle time), it would be at 10 and 3b would be served first.
-        let (name, slot) = next_served(&mut waiters, &mut cx);
-        assert_eq!(name, "1c", "idling earned group 3 no credit");
-        slot.release_charging(Duration::ZERO);
-        let (name, slot) = next_served(&mut waiters, &mut cx);
-        assert_eq!(name, "3b");
-        slot.release_charging(Duration::ZERO);
-        assert!(scheduler.lock().groups.is_empty());
-    }
-
-    /// A scheduler of one slot that counts its preemptions.
-    fn counting_preemptions() -> (Arc<CpuScheduler>, Arc<std::sync::atomic::AtomicUsize>) {
-        let kicks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counted = Arc::clone(&kicks);
-        let scheduler = CpuScheduler::with_preemption(1, move || {
-            counted.fetch_add(1, Ordering::Relaxed);
-        });
-        (scheduler, kicks)
-    }
-
-    #[test]
-    fn only_the_first_waiter_of_a_group_without_a_slot_that_is_next_preempts() {
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        let (scheduler, kicks) = counting_preemptions();
-        let kicked = || kicks.load(Ordering::Relaxed);
-        let held = scheduler.try_acquire(1).expect("the free slot");
-        assert_eq!(kicked(), 0, "a free slot preempts nobody");
-        // More guests of the group holding the slot wait for its tick.
-        let mut waiters = vec![
-            ("1b", queue(&scheduler, 1, &mut cx)),
-            ("1c", queue(&scheduler, 1, &mut cx)),
-        ];
-        assert_eq!(kicked(), 0, "a group's own guests do not cut its slice");
-        // Group 2 holds nothing and, idle until now, starts level: it preempts.
-        waiters.push(("2a", queue(&scheduler, 2, &mut cx)));
-        assert_eq!(kicked(), 1, "a quiet group's first waiter preempts");
-        waiters.push(("2b", queue(&scheduler, 2, &mut cx)));
-        assert_eq!(kicked(), 1, "its second waiter does not");
-        // Group 3 also holds nothing, but group 2 (as little used, lower id) goes first.
-        waiters.push(("3a", queue(&scheduler, 3, &mut cx)));
-        assert_eq!(kicked(), 1, "a waiter that is not next does not preempt");
-        // The preemption did not change the order: group 2 is served first.
-        held.release_charging(Duration::from_millis(1));
-        let (name, slot) = next_served(&mut waiters, &mut cx);
-        assert_eq!(name, "2a");
-        slot.release_charging(Duration::ZERO);
-        for waiter in waiters {
-            drop(waiter);
-        }
-    }
-
-    #[tokio::test]
-    async fn a_waiter_that_gave_up_does_not_keep_the_slot() {
-        let scheduler = CpuScheduler::new(1);
-        let held = scheduler.acquire(1).await;
-        let gave_up = tokio::time::timeout(Duration::from_millis(5), scheduler.acquire(2)).await;
-        assert!(gave_up.is_err());
-        drop(held);
-        let next = tokio::time::timeout(Duration::from_millis(100), scheduler.acquire(3)).await;
-        assert!(next.is_ok(), "the slot went to a waiter that was gone");
-    }
-
-    #[tokio::test]
-    async fn a_share_holds_its_slot_only_while_it_runs() {
-        let scheduler = CpuScheduler::new(1);
-        let (release, released) = oneshot::channel::<()>();
-        let inner_scheduler = Arc::clone(&scheduler);
-        let share = tokio::spawn(FairShare::new(
-            &scheduler,
-            1,
-            TickYield::default(),
-            async move {
-                // Running: the one slot is this future's.
-                let busy = inner_scheduler.try_acquire(9).is_none();
-                // Stopped in a wait: the slot is free for another group meanwhile.
-                let _ = released.await;
-                busy
-            },
-        ));
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        let other = tokio::time::timeout(Duration::from_millis(100), scheduler.acquire(2))
-            .await
-            .expect("the stopped share's slot is free");
-        let _ = release.send(());
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        assert!(!share.is_finished(), "the share ran without a slot");
-        drop(other);
-        assert!(
-            share.await.expect("the share finishes"),
-            "it ran without its slot"
-        );
-        assert!(scheduler.try_acquire(9).is_some(), "the slot came back");
-    }
-
-    #[test]
-    fn a_share_keeps_its_slot_at_a_tick_until_someone_waits() {
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        let scheduler = CpuScheduler::new(1);
-        let tick = TickYield::default();
-        let marking = tick.clone();
-        let mut share = Box::pin(FairShare::new(&scheduler, 1, tick, async move {
-            for _ in 0..3 {
-                marking.mark();
-                tokio::task::yield_now().await;
-            }
-        }));
-        assert!(share.as_mut().poll(&mut cx).is_pending());
-        assert!(
-            scheduler.try_acquire(9).is_none(),
-            "the slot was given up at a tick"
-        );
-        let mut other = Box::pin(scheduler.acquire(2));
-        assert!(other.as_mut().poll(&mut cx).is_pending());
-        // At its next tick the share hands the slot to the waiting group and queues.
-        assert!(share.as_mut().poll(&mut cx).is_pending());
-        let Poll::Ready(other_slot) = other.as_mut().poll(&mut cx) else {
-            panic!("the waiting group did not get the slot");
-        };
-        assert!(share.as_mut().poll(&mut cx).is_pending());
-        drop(other_slot);
-        assert!(share.as_mut().poll(&mut cx).is_pending());
-        assert!(share.as_mut().poll(&mut cx).is_ready());
-        assert!(scheduler.try_acquire(9).is_some(), "the slot came back");
-    }
-}
+mod tests;
