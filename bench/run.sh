@@ -21,6 +21,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --smoke) smoke=true ;;
         --baseline-commit) baseline_commit="$2"; shift ;;
+        --only) args+=("$1" "$2"); shift ;;
         throughput|noisy|cold) args+=(--only "$1") ;;
         *) args+=("$1") ;;
     esac
