@@ -45,11 +45,25 @@ type Sent = Box<
 pub(crate) struct GuestHttp {
     grant: Option<NetworkGrant>,
     output: Capture,
+    /// Held (cloned) by each request of the call until it is answered and by each response
+    /// body until the guest drops it: a warm instance whose call left one alive is not
+    /// kept, so a request still running cannot write into the next call's output or hold
+    /// the organization's turn while the instance idles.
+    live: Arc<()>,
 }
 
 impl GuestHttp {
     pub(crate) fn new(grant: Option<NetworkGrant>, output: Capture) -> Self {
-        GuestHttp { grant, output }
+        GuestHttp {
+            grant,
+            output,
+            live: Arc::new(()),
+        }
+    }
+
+    /// Whether no request or response body of this call is still alive.
+    pub(crate) fn quiet(&self) -> bool {
+        Arc::strong_count(&self.live) == 1
     }
 }
 
@@ -94,6 +108,7 @@ impl WasiHttpHooks for GuestHttp {
         };
         // The request runs as a task of its own: it stays in the guest call's span.
         let span = tracing::Span::current();
+        let live = Arc::clone(&self.live);
         Box::new(
             async move {
                 let (parts, body) = request.into_parts();
@@ -138,7 +153,7 @@ impl WasiHttpHooks for GuestHttp {
                     })
                     // The organization's turn is held until the guest is done with the body.
                     .map_frame(move |frame| {
-                        let _held = &permit;
+                        let _held = (&permit, &live);
                         frame
                     })
                     .boxed_unsync();

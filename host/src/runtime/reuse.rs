@@ -105,7 +105,9 @@ impl Runtime {
         };
         let (output, output_truncated) = finish_output(&captured, &redactor);
         if let Some(mut instance) = instance {
-            if outcome.is_completed() && !output_truncated {
+            // A request of the call still running (or a body the guest kept) could write
+            // into the next call's output: such an instance is not kept.
+            if outcome.is_completed() && !output_truncated && instance.store.data().http_quiet() {
                 instance.finished(hidden(invocation));
                 if !instance.retired() {
                     self.warm.put(key, instance, reuse.policy);

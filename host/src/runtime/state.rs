@@ -47,6 +47,11 @@ impl ComponentState {
 }
 
 impl ComponentState {
+    /// Whether the call's outgoing requests are all answered and their bodies dropped.
+    pub(crate) fn http_quiet(&self) -> bool {
+        self.http_hooks.quiet()
+    }
+
     /// Gives a warm instance's state the next call's `wasi:http` grant (its deadline is set
     /// with its epoch callback, see `Runtime::arm`).
     pub(crate) fn renew(&mut self, http_hooks: GuestHttp) {

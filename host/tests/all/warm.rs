@@ -4,9 +4,9 @@
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use wasmhook_tests::guests::{COUNTER, HELLO};
+use wasmhook_tests::guests::{COUNTER, FETCHER, HELLO};
 
-use super::support::{message_at, temp, Server, Tenant, OPERATOR_TOKEN};
+use super::support::{message_at, temp, Server, Tenant, Upstream, OPERATOR_TOKEN};
 
 /// A hook running `module` with `config.reuse_instances` set to `reuse`.
 fn counting_hook(tenant: &Tenant<'_>, module: &str, reuse: &Value) -> Value {
@@ -177,4 +177,48 @@ fn reuse_bounds_out_of_range_are_refused_naming_the_field() {
             "{reuse}: {refused}"
         );
     }
+}
+
+/// A call whose outgoing request is answered and dropped leaves its instance quiet: it is
+/// kept. (One whose request outlives it is not: a request still running could write into
+/// the next call's output; the runtime counts each request and response body alive.)
+#[test]
+fn an_instance_whose_requests_all_ended_is_kept() {
+    let dir = temp();
+    let upstream = Upstream::start();
+    let server = Server::start_with(
+        dir.path(),
+        Some(OPERATOR_TOKEN),
+        &[("WASMHOOK_ALLOW_PRIVATE_ADDRESSES", "true")],
+        &[],
+    );
+    let acme = Tenant::new(&server, "acme");
+    let module = acme.upload(FETCHER);
+    let hook = acme.hook(
+        &module,
+        json!({
+            "config": {
+                "runtime": "wasm", "module": module, "timeout_s": 10, "reuse_instances": true,
+                "allowed_hosts": [upstream.authority],
+            },
+            "settings": {"requests": [{"method": "GET", "url": format!("{}/ping", upstream.base)}]},
+        }),
+    );
+    for _ in 0..2 {
+        let (status, answer) = acme.invoke(&hook, json!({}));
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    assert_eq!(
+        upstream.received("/ping").len(),
+        2,
+        "both calls reached the upstream"
+    );
+    let metrics = server.metrics();
+    assert_eq!(
+        metrics
+            .get("wasmhook_instances_total{kind=\"reused\"}")
+            .copied(),
+        Some(1.0),
+        "the second call ran on the first one's instance: {metrics:?}"
+    );
 }
