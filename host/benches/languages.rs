@@ -8,11 +8,12 @@
 
 #![allow(clippy::print_stdout)] // The table on stdout is what this benchmark is for.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use serde_json::Map;
-use wasmhook::dispatch::{HookCall, PreparedCall};
-use wasmhook::model::EventAction;
+use common::{invocation, median};
+
 use wasmhook::runtime::{CallLimits, Digest, Invocation, Runtime, RuntimeConfig};
 use wasmhook_tests::guests::EXAMPLES;
 
@@ -27,31 +28,6 @@ struct Row {
     bytes: usize,
     compile: Duration,
     call_p50: Duration,
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn invocation() -> Invocation {
-    let event = EventAction::new("annotation_content", "initialize").expect("a known event");
-    PreparedCall::new(&HookCall {
-        request_id: "bench-request",
-        queue_id: None,
-        event: &event,
-        hook_id: 1,
-        hook_type: wasmhook::model::hook::HookType::Function,
-        organization_id: 1,
-        base_url: "http://localhost:8080",
-        settings: &Map::new(),
-        secrets: &[],
-        token: None,
-        body: &Map::new(),
-        payload_logging: false,
-    })
-    .expect("the payload assembles")
-    .invocation
 }
 
 fn measure(

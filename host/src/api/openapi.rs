@@ -22,6 +22,9 @@ use super::{
     calls, groups, health, hooks, login, logs, modules, organizations, placeholders, queues,
     templates, users,
 };
+// The header of a signed invocation is the one wasmhook signs webhooks with: `sha256=` and
+// the lowercase hex HMAC-SHA256 of the raw body under the hook's `config.secret`.
+use crate::dispatch::webhook::SIGNATURE_HEADER;
 
 /// Every route of the router, `(method, path)` with axum's `{id}` path parameters: what
 /// the document must describe, no more and no less.
@@ -81,11 +84,6 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/docs"),
     ("GET", "/api/docs/redoc.standalone.js"),
 ];
-
-/// The header of a signed invocation (and of the requests wasmhook sends to webhooks):
-/// `sha256=` and the lowercase hex HMAC-SHA256 of the raw body under the hook's
-/// `config.secret`.
-pub const SIGNATURE_HEADER: &str = "X-Rossum-Signature-SHA256";
 
 #[derive(OpenApi)]
 #[openapi(

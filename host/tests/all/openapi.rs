@@ -7,65 +7,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use wasmhook_tests::guests::HELLO;
 
-use super::support::{initialize, Server, Tenant, OPERATOR_TOKEN};
+use wasmhook::api::openapi::ROUTES;
 
-/// Every route of `api::router` (host/src/api/mod.rs), as read there: `(method, path)`.
-const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/healthz"),
-    ("GET", "/readyz"),
-    ("GET", "/metrics"),
-    ("POST", "/api/v1/auth/login"),
-    ("POST", "/api/v1/auth/logout"),
-    ("GET", "/api/v1/auth/user"),
-    ("GET", "/api/v1/organizations"),
-    ("POST", "/api/v1/organizations"),
-    ("GET", "/api/v1/organizations/{id}"),
-    ("PUT", "/api/v1/organizations/{id}"),
-    ("PATCH", "/api/v1/organizations/{id}"),
-    ("DELETE", "/api/v1/organizations/{id}"),
-    ("GET", "/api/v1/users"),
-    ("POST", "/api/v1/users"),
-    ("GET", "/api/v1/users/{id}"),
-    ("PUT", "/api/v1/users/{id}"),
-    ("PATCH", "/api/v1/users/{id}"),
-    ("DELETE", "/api/v1/users/{id}"),
-    ("GET", "/api/v1/groups"),
-    ("GET", "/api/v1/groups/{id}"),
-    ("GET", "/api/v1/schemas/{id}"),
-    ("GET", "/api/v1/organization_groups/{id}"),
-    ("GET", "/api/v1/queues"),
-    ("POST", "/api/v1/queues"),
-    ("GET", "/api/v1/queues/{id}"),
-    ("PUT", "/api/v1/queues/{id}"),
-    ("PATCH", "/api/v1/queues/{id}"),
-    ("DELETE", "/api/v1/queues/{id}"),
-    ("GET", "/api/v1/modules"),
-    ("POST", "/api/v1/modules"),
-    ("GET", "/api/v1/modules/{id}"),
-    ("DELETE", "/api/v1/modules/{id}"),
-    ("GET", "/api/v1/hooks"),
-    ("POST", "/api/v1/hooks"),
-    ("GET", "/api/v1/hooks/logs"),
-    ("POST", "/api/v1/hooks/create"),
-    ("GET", "/api/v1/hook_templates"),
-    ("POST", "/api/v1/hook_templates"),
-    ("GET", "/api/v1/hook_templates/{id}"),
-    ("DELETE", "/api/v1/hook_templates/{id}"),
-    ("GET", "/api/v1/hooks/{id}"),
-    ("PUT", "/api/v1/hooks/{id}"),
-    ("PATCH", "/api/v1/hooks/{id}"),
-    ("DELETE", "/api/v1/hooks/{id}"),
-    ("GET", "/api/v1/hooks/{id}/secrets_keys"),
-    ("POST", "/api/v1/hooks/{id}/duplicate"),
-    ("POST", "/api/v1/hooks/{id}/generate_payload"),
-    ("POST", "/api/v1/hooks/{id}/test"),
-    ("POST", "/api/v1/hooks/{id}/invoke"),
-    ("POST", "/api/v1/events"),
-    ("GET", "/api/v1/version"),
-    ("GET", "/api/v1/openapi.json"),
-    ("GET", "/api/docs"),
-    ("GET", "/api/docs/redoc.standalone.js"),
-];
+use super::support::{initialize, Server, Tenant, OPERATOR_TOKEN};
 
 /// The document, fetched without credentials.
 fn document(server: &Server) -> Value {
