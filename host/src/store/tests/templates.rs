@@ -4,38 +4,51 @@
 use serde_json::json;
 
 use super::{open, TestResult};
-use crate::model::hook::{parse_template, TEST_BOUNDS};
+use crate::model::hook::{parse_template, TemplateSpec, TEST_BOUNDS};
 use crate::store::modules::{DeleteOutcome, Inspected};
 use crate::store::templates::TemplateModule;
 use crate::store::Window;
 
-#[tokio::test]
-async fn a_templates_bytes_stay_while_a_template_or_a_module_has_them() -> TestResult {
-    let (_dir, store) = open()?;
-    let ours = store.organizations().create("ours", "now").await?.id;
+/// The `checker` template's spec, and the module of its bytes (`sha256`, 10 bytes, a
+/// component exporting `handle`).
+fn checker(sha256: &str) -> Result<(TemplateSpec, TemplateModule), Box<dyn std::error::Error>> {
     let fields = json!({"name": "checker", "config": {"runtime": "wasm"}});
     let spec = parse_template(
         &fields.as_object().cloned().unwrap_or_default(),
         &TEST_BOUNDS,
     )?;
-    let inspected = Inspected {
-        kind: "component".into(),
-        encoding: "component".into(),
-        imports: Vec::new(),
-        exports: vec!["handle".into()],
-    };
     let module = TemplateModule {
-        sha256: "ab".repeat(32),
+        sha256: sha256.to_owned(),
         size: 10,
-        inspected: inspected.clone(),
+        inspected: Inspected {
+            kind: "component".into(),
+            encoding: "component".into(),
+            imports: Vec::new(),
+            exports: vec!["handle".into()],
+        },
     };
+    Ok((spec, module))
+}
+
+#[tokio::test]
+async fn a_templates_bytes_stay_while_a_template_or_a_module_has_them() -> TestResult {
+    let (_dir, store) = open()?;
+    let ours = store.organizations().create("ours", "now").await?.id;
+    let (spec, module) = checker(&"ab".repeat(32))?;
     let templates = store.hook_templates();
     let template = templates.create(spec, module.clone(), "now").await?;
     assert_eq!(templates.get(template.id).await?, Some(template.clone()));
     assert_eq!(templates.list(Window::first(10)).await?.total, 1);
     let copy = store
         .modules()
-        .create(ours, "checker", &module.sha256, 10, Some(&inspected), "now")
+        .create(
+            ours,
+            "checker",
+            &module.sha256,
+            10,
+            Some(&module.inspected),
+            "now",
+        )
         .await?;
     let found = store.modules().by_digest(ours, &module.sha256).await?;
     assert_eq!(found.map(|module| module.id), Some(copy.id));
@@ -54,22 +67,7 @@ async fn a_templates_bytes_stay_while_a_template_or_a_module_has_them() -> TestR
 async fn an_organizations_deletion_keeps_the_bytes_a_hook_template_runs() -> TestResult {
     let (_dir, store) = open()?;
     let ours = store.organizations().create("ours", "now").await?.id;
-    let fields = json!({"name": "checker", "config": {"runtime": "wasm"}});
-    let spec = parse_template(
-        &fields.as_object().cloned().unwrap_or_default(),
-        &TEST_BOUNDS,
-    )?;
-    let inspected = Inspected {
-        kind: "component".into(),
-        encoding: "component".into(),
-        imports: Vec::new(),
-        exports: vec!["handle".into()],
-    };
-    let module = TemplateModule {
-        sha256: "cd".repeat(32),
-        size: 10,
-        inspected: inspected.clone(),
-    };
+    let (spec, module) = checker(&"cd".repeat(32))?;
     store
         .hook_templates()
         .create(spec, module.clone(), "now")
@@ -77,10 +75,17 @@ async fn an_organizations_deletion_keeps_the_bytes_a_hook_template_runs() -> Tes
     let own = "ef".repeat(32);
     let modules = store.modules();
     modules
-        .create(ours, "checker", &module.sha256, 10, Some(&inspected), "now")
+        .create(
+            ours,
+            "checker",
+            &module.sha256,
+            10,
+            Some(&module.inspected),
+            "now",
+        )
         .await?;
     modules
-        .create(ours, "own", &own, 10, Some(&inspected), "now")
+        .create(ours, "own", &own, 10, Some(&module.inspected), "now")
         .await?;
     let deleted = store
         .organizations()
