@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use std::path::Path;
+
 use tokio::net::TcpListener;
 
 use crate::api::{self, App, AppState, Quotas};
@@ -27,6 +29,7 @@ use crate::runtime::{Runtime, RuntimeConfig};
 use crate::sealing::Sealer;
 use crate::store::{Expired, Store};
 pub use config::ServerConfig;
+use config::DatabaseChoice;
 
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "wasmhook.db";
@@ -54,7 +57,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     // Held until the process ends (the kernel releases it even at a kill -9).
     let _lock = lock_data_dir(data_dir)?;
-    let store = Store::open(&data_dir.join(DATABASE_FILE)).context("cannot open the database")?;
+    let store = open_store(&config.database, data_dir).await?;
     let sealer = Sealer::open_or_create(data_dir, config.secrets_key.as_deref())
         .context("cannot set up the secrets key")?;
     let limits = &config.limits;
@@ -283,7 +286,7 @@ async fn ensure_operator(store: &Store, configured: Option<String>) -> anyhow::R
 }
 
 /// Locks the data directory for this process, or says that another holds it.
-fn lock_data_dir(data_dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
     let path = data_dir.join(LOCK_FILE);
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -307,7 +310,7 @@ fn lock_data_dir(data_dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
 /// returns it: the way back for an operator who lost a generated token. Refused while a
 /// server runs on the directory (it would go on accepting the old token it has cached) and
 /// while `WASMHOOK_OPERATOR_TOKEN` is set (the variable replaces the token at every start).
-pub fn rotate_operator_token(data_dir: &std::path::Path) -> anyhow::Result<String> {
+pub fn rotate_operator_token(data_dir: &Path) -> anyhow::Result<String> {
     if std::env::var_os("WASMHOOK_OPERATOR_TOKEN").is_some_and(|token| !token.is_empty()) {
         anyhow::bail!(
             "WASMHOOK_OPERATOR_TOKEN is set, and it becomes the operator's token at every \
@@ -325,6 +328,22 @@ pub fn rotate_operator_token(data_dir: &std::path::Path) -> anyhow::Result<Strin
     let store = Store::open(&database).context("cannot open the database")?;
     let token = store.tokens().rotate_operator_blocking(&now_rfc3339())?;
     Ok(token)
+}
+
+/// The database the configuration names: SQLite in the data directory, or PostgreSQL
+/// (whose URL is logged without its password).
+async fn open_store(database: &DatabaseChoice, data_dir: &Path) -> anyhow::Result<Store> {
+    match database {
+        DatabaseChoice::Sqlite => {
+            Store::open(&data_dir.join(DATABASE_FILE)).context("cannot open the database")
+        }
+        DatabaseChoice::Postgres { url, pool_size } => {
+            tracing::info!(database = %url, pool_size, "the rows are in PostgreSQL");
+            Store::open_postgres(url, *pool_size)
+                .await
+                .with_context(|| format!("cannot open the database at {url}"))
+        }
+    }
 }
 
 /// Completes when the listener should close: at SIGINT or SIGTERM, after marking the server

@@ -1,9 +1,11 @@
 //! Read-through caches for the rows every call reads (the caller's token, the hook, its
 //! module), so that a call touches the database only to write its run log.
 //!
-//! They stay exact without any caller remembering to invalidate them: SQLite's update hook
-//! reports every row this connection inserts, updates or deletes, and each change bumps
-//! the generation of its table's *domain*. A cached entry remembers the generation it was
+//! They stay exact without any caller remembering to invalidate them: every change to a
+//! table bumps the generation of its table's *domain*. On SQLite the connection's update
+//! hook reports each row it inserts, updates or deletes; on PostgreSQL the store reports
+//! the table each of its statements wrote once the operation is over, and other
+//! replicas' writes arrive as notifications (`listen.rs`). A cached entry remembers the generation it was
 //! read at and is used only while that generation is current. Entries are filled under
 //! the connection's lock, which every write also holds, so a write either happened before
 //! the read (and its bump is in the remembered generation) or after (and its bump makes
@@ -13,16 +15,19 @@
 //! that did not exist, and minting happens on every run with a token owner. Negative
 //! answers (no such token, no such hook) are never cached, so a new row is always found.
 //!
-//! This holds while this process's connection is the only writer, which [`super::Store`]
-//! is: one connection per data directory.
+//! On SQLite this process's connection is the only writer: one connection per data
+//! directory. On PostgreSQL a write by another replica is seen once its notification
+//! arrives, a moment after its commit (`listen.rs` says how long, and what happens when
+//! the listening connection is lost).
 
 use std::hash::Hash;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use lru::LruCache;
-use rusqlite::hooks::Action;
+
+use super::db::Change;
 
 /// A group of tables whose rows make up one kind of cached value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,27 +64,53 @@ impl Domain {
     }
 }
 
-/// One counter per domain, bumped by every change to its tables.
+/// One counter per domain, bumped by every change to its tables, and whether changes are
+/// being heard at all.
 #[derive(Debug, Default)]
-pub struct Generations([AtomicU64; Domain::COUNT]);
+pub struct Generations {
+    counters: [AtomicU64; Domain::COUNT],
+    /// Set while changes made elsewhere may go unreported (PostgreSQL's listening
+    /// connection is down): no cached entry is used meanwhile.
+    deaf: AtomicBool,
+}
 
 impl Generations {
-    /// Records a change SQLite reported (from the connection's update hook).
-    pub fn changed(&self, action: Action, table: &str) {
+    /// Records a change to `table` (from SQLite's update hook, a PostgreSQL statement of
+    /// this process, or another replica's notification).
+    pub fn changed(&self, change: Change, table: &str) {
         let Some(domain) = Domain::of_table(table) else {
             return;
         };
-        if domain == Domain::Tokens && action == Action::SQLITE_INSERT {
+        if domain == Domain::Tokens && change == Change::Insert {
             return;
         }
-        self.0[domain.index()].fetch_add(1, Ordering::AcqRel);
+        self.counters[domain.index()].fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Makes every cached entry stale: after changes that may have gone unreported (the
+    /// listening connection was lost and reopened).
+    pub fn changed_all(&self) {
+        for generation in &self.counters {
+            generation.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Says whether changes made elsewhere are being heard; while they are not, cached
+    /// entries are not used.
+    pub fn set_hearing(&self, hearing: bool) {
+        self.deaf.store(!hearing, Ordering::Release);
+    }
+
+    /// Whether cached entries may be used: false while changes may go unreported.
+    pub fn trusted(&self) -> bool {
+        !self.deaf.load(Ordering::Acquire)
     }
 
     /// The combined generation of `domains`: it changes whenever any of them does.
     pub fn of(&self, domains: &[Domain]) -> u64 {
         domains
             .iter()
-            .map(|domain| self.0[domain.index()].load(Ordering::Acquire))
+            .map(|domain| self.counters[domain.index()].load(Ordering::Acquire))
             .fold(0, u64::wrapping_add)
     }
 }
@@ -144,12 +175,12 @@ mod tests {
             hooks.get(&1, generations.of(hooks.domains())),
             Some("first")
         );
-        generations.changed(Action::SQLITE_UPDATE, "modules");
+        generations.changed(Change::Update, "modules");
         assert_eq!(
             hooks.get(&1, generations.of(hooks.domains())),
             Some("first")
         );
-        generations.changed(Action::SQLITE_DELETE, "hook_run_after");
+        generations.changed(Change::Delete, "hook_run_after");
         assert_eq!(hooks.get(&1, generations.of(hooks.domains())), None);
     }
 
@@ -158,12 +189,12 @@ mod tests {
         let generations = Generations::default();
         let domains = &[Domain::Tokens, Domain::Users];
         let at = generations.of(domains);
-        generations.changed(Action::SQLITE_INSERT, "tokens");
+        generations.changed(Change::Insert, "tokens");
         assert_eq!(generations.of(domains), at);
-        generations.changed(Action::SQLITE_UPDATE, "tokens");
+        generations.changed(Change::Update, "tokens");
         assert_ne!(generations.of(domains), at);
         let at = generations.of(domains);
-        generations.changed(Action::SQLITE_INSERT, "users");
+        generations.changed(Change::Insert, "users");
         assert_ne!(generations.of(domains), at);
     }
 }

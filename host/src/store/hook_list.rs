@@ -2,11 +2,9 @@
 //! query (and a count) rather than by loading an organization's hooks and sifting them.
 //! Reached through [`super::hooks::Hooks::list`]; its types are re-exported there.
 
-use rusqlite::types::ToSql;
-use rusqlite::Connection;
-
+use super::db::{Db, DbError, Dialect, ToValue};
 use super::hooks::{from_row, with_relations, COLUMNS};
-use super::{Page, SortColumn, StoreError, Window};
+use super::{Page, StoreError, Window};
 use crate::model::hook::Hook;
 
 /// Rossum's filters of the hooks list; every one given must hold, and none given lists
@@ -51,44 +49,89 @@ pub enum HookOrder {
     Events,
 }
 
-impl SortColumn for HookOrder {
-    fn column(&self) -> &'static str {
+impl HookOrder {
+    /// The expression this order sorts by, in `dialect`'s SQL. (Not the store's
+    /// `SortColumn`: the events key is spelled per database.)
+    fn key(self, dialect: Dialect) -> String {
         match self {
-            HookOrder::Id => "id",
-            HookOrder::Name => "name",
-            HookOrder::Type => "type",
-            HookOrder::Active => "active",
-            // The events array's JSON text (SQLite writes it compact: `["a","b"]`) with its
-            // closing bracket made the lowest character. Event names are known names only
-            // (letters, `_` and `.`: see `model::hook`), so a name's closing quote sorts
-            // before any letter of a longer name, and a list's end before the comma of a
-            // longer list it begins: the text's order is the order of the lists of names,
-            // as `Vec<String>` compares them. (The plain JSON text would put `["a","b"]`
+            HookOrder::Id => "id".to_owned(),
+            HookOrder::Name => "name".to_owned(),
+            HookOrder::Type => "type".to_owned(),
+            HookOrder::Active => "active".to_owned(),
+            // The events array's JSON text with its closing bracket made the lowest
+            // character (`char(1)` in SQLite; PostgreSQL has no `char()` and spells it
+            // `chr(1)`). Event names are known names only (letters, `_` and `.`: see
+            // `model::hook`), so a name's closing quote sorts before any letter of a
+            // longer name, and a list's end before the comma of a longer list it begins:
+            // the text's order is the order of the lists of names, as `Vec<String>`
+            // compares them. (The plain JSON text would put `["a","b"]`
             // before `["a"]`, since `,` sorts before `]`.) A name outside that alphabet
             // (none is accepted) could sort differently.
-            HookOrder::Events => "replace(json_extract(document, '$.events'), ']', char(1))",
+            //
+            // SQLite writes the array compact (`["a","b"]`), PostgreSQL's jsonb with a
+            // space after each comma (`["a", "b"]`). The separator is the same between
+            // every two names of a text, so two texts first differ inside the first name
+            // the lists differ in, or where one list ends (the lowest character against
+            // the separator's comma, in both spellings): the two databases order the
+            // same lists the same way. Compared byte by byte, as SQLite compares text.
+            HookOrder::Events => {
+                let lowest = match dialect {
+                    Dialect::Sqlite => "char(1)",
+                    Dialect::Postgres => "chr(1)",
+                };
+                dialect.bytewise(&format!(
+                    "replace({}, ']', {lowest})",
+                    dialect.json_text("document", &["events"])
+                ))
+            }
         }
     }
 }
 
-/// The filter's condition, on parameters 1 to 8 in the order of [`parameters`].
-const FILTER: &str = "WHERE (?1 IS NULL OR organization_id = ?1)
-    AND (?2 IS NULL OR id = ?2)
-    AND (?3 IS NULL OR name = ?3)
-    AND (?4 IS NULL OR type = ?4)
-    AND (?5 IS NULL OR EXISTS (
-        SELECT 1 FROM hook_queues
-        WHERE hook_queues.hook_id = hooks.id AND hook_queues.queue_id = ?5))
-    AND (?6 IS NULL OR active = ?6)
-    AND (?7 IS NULL OR json_extract(document, '$.extension_source') = ?7)
-    AND NOT EXISTS (
+/// The filter's condition in `dialect`'s SQL, on parameters 1 to 8 in the order of
+/// [`parameters`]. Each parameter is first met compared with a column, then tested for
+/// NULL: PostgreSQL takes a parameter's type from its first use, and refuses a statement
+/// whose first use of it (`?1 IS NULL`) gives none.
+fn condition(dialect: Dialect) -> String {
+    // Every wanted event (parameter 8, a JSON array of names) among the hook's events:
+    // SQLite's `json_each` has no PostgreSQL spelling; `jsonb_array_elements_text` yields
+    // the same elements as text, and yields nothing for a document without `events`, as
+    // `json_each` does.
+    let events = match dialect {
+        Dialect::Sqlite => {
+            "NOT EXISTS (
         SELECT 1 FROM json_each(?8) AS wanted
         WHERE NOT EXISTS (
             SELECT 1 FROM json_each(hooks.document, '$.events') AS subscribed
-            WHERE subscribed.value = wanted.value))";
+            WHERE subscribed.value = wanted.value))"
+        }
+        Dialect::Postgres => {
+            "NOT EXISTS (
+        SELECT 1 FROM jsonb_array_elements_text((?8)::jsonb) AS wanted(value)
+        WHERE NOT EXISTS (
+            SELECT 1
+            FROM jsonb_array_elements_text((hooks.document)::jsonb -> 'events')
+                AS subscribed(value)
+            WHERE subscribed.value = wanted.value))"
+        }
+    };
+    format!(
+        "WHERE (organization_id = ?1 OR ?1 IS NULL)
+    AND (id = ?2 OR ?2 IS NULL)
+    AND (name = ?3 OR ?3 IS NULL)
+    AND (type = ?4 OR ?4 IS NULL)
+    AND (EXISTS (
+        SELECT 1 FROM hook_queues
+        WHERE hook_queues.hook_id = hooks.id AND hook_queues.queue_id = ?5) OR ?5 IS NULL)
+    AND (active = ?6 OR ?6 IS NULL)
+    AND ({} = ?7 OR ?7 IS NULL)
+    AND {events}",
+        dialect.json_text("document", &["extension_source"])
+    )
+}
 
-/// The filter's values for [`FILTER`]; `events` is the wanted events as a JSON array.
-fn parameters<'a>(filter: &'a HookListFilter, events: &'a dyn ToSql) -> [&'a dyn ToSql; 8] {
+/// The filter's values for [`condition`]; `events` is the wanted events as a JSON array.
+fn parameters<'a>(filter: &'a HookListFilter, events: &'a dyn ToValue) -> [&'a dyn ToValue; 8] {
     [
         &filter.organization,
         &filter.id,
@@ -103,36 +146,47 @@ fn parameters<'a>(filter: &'a HookListFilter, events: &'a dyn ToSql) -> [&'a dyn
 
 /// One page of the hooks matching `filter`, with their relations, and how many match.
 pub(super) fn list(
-    connection: &Connection,
+    db: &Db<'_>,
     filter: &HookListFilter,
     window: Window<HookOrder>,
 ) -> Result<Page<Hook>, StoreError> {
     let events = serde_json::to_string(&filter.events)
         .map_err(|error| StoreError::Task(format!("cannot serialize events: {error}")))?;
+    let condition = condition(db.dialect());
     let filtered = parameters(filter, &events);
-    let total: u64 = connection.query_row(
-        &format!("SELECT COUNT(*) FROM hooks {FILTER}"),
+    let total = db.query_row(
+        &format!("SELECT COUNT(*) FROM hooks {condition}"),
         filtered.as_slice(),
-        |row| row.get(0),
+        |row| row.get::<u64>(0),
     )?;
-    // A window beyond SQLite's integers is past every row.
+    // A window beyond the database's signed 64-bit integers is past every row.
     let limit = i64::try_from(window.limit).unwrap_or(i64::MAX);
     let offset = i64::try_from(window.offset).unwrap_or(i64::MAX);
-    let mut paged: Vec<&dyn ToSql> = filtered.to_vec();
+    let mut paged: Vec<&dyn ToValue> = filtered.to_vec();
     paged.push(&limit);
     paged.push(&offset);
     let direction = if window.descending { "DESC" } else { "ASC" };
-    let mut statement = connection.prepare(&format!(
-        "SELECT {COLUMNS} FROM hooks {FILTER}
-         ORDER BY {} {direction}, id {direction} LIMIT ?9 OFFSET ?10",
-        window.order_by.column()
-    ))?;
-    let hooks = statement
-        .query_map(paged.as_slice(), from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    // SQLite sorts NULL lowest, PostgreSQL highest: said outright for the one key that
+    // can be NULL (a document without `events`), so that PostgreSQL puts such a hook where
+    // SQLite does (to SQLite it is its default: the same order and plan). The other keys
+    // are NOT NULL columns, left bare so that PostgreSQL may read them off an index.
+    let nulls = match (window.order_by, window.descending) {
+        (HookOrder::Events, false) => " NULLS FIRST",
+        (HookOrder::Events, true) => " NULLS LAST",
+        _ => "",
+    };
+    let hooks = db.query_map(
+        &format!(
+            "SELECT {COLUMNS} FROM hooks {condition}
+         ORDER BY {} {direction}{nulls}, id {direction} LIMIT ?9 OFFSET ?10",
+            window.order_by.key(db.dialect())
+        ),
+        paged.as_slice(),
+        from_row,
+    )?;
     let rows = hooks
         .into_iter()
-        .map(|hook| with_relations(connection, hook))
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .map(|hook| with_relations(db, hook))
+        .collect::<Result<Vec<_>, DbError>>()?;
     Ok(Page { rows, total })
 }

@@ -4,25 +4,25 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
-
+use super::db::{params, Db, DbError};
 use super::hooks::{SaveContext, SaveError};
 use crate::model::hook::{HookDraft, HookError};
 
 /// Refuses a draft whose references are not the organization's, or whose run_after makes
 /// a cycle.
 pub(super) fn check_references(
-    transaction: &Transaction<'_>,
+    db: &Db<'_>,
     draft: &HookDraft,
     context: &SaveContext,
 ) -> Result<(), SaveError> {
     let organization = context.organization_id;
-    let owned = |table: &str, id: u64| -> rusqlite::Result<bool> {
-        transaction
-            .prepare_cached(&format!(
-                "SELECT 1 FROM {table} WHERE id = ?1 AND organization_id = ?2"
-            ))?
-            .exists(params![id, organization])
+    let owned = |table: &str, id: u64| -> Result<bool, DbError> {
+        let found = db.query_opt(
+            &format!("SELECT 1 FROM {table} WHERE id = ?1 AND organization_id = ?2"),
+            params![id, organization],
+            |_| Ok(()),
+        )?;
+        Ok(found.is_some())
     };
     for queue in &draft.spec.queues {
         if !owned("queues", *queue)? {
@@ -41,13 +41,11 @@ pub(super) fn check_references(
         }
     }
     if let Some(owner) = draft.spec.token_owner {
-        let active: Option<bool> = transaction
-            .query_row(
-                "SELECT is_active FROM users WHERE id = ?1 AND organization_id = ?2",
-                params![owner, organization],
-                |row| row.get(0),
-            )
-            .optional()?;
+        let active = db.query_opt(
+            "SELECT is_active FROM users WHERE id = ?1 AND organization_id = ?2",
+            params![owner, organization],
+            |row| row.get::<bool>(0),
+        )?;
         match active {
             Some(true) => {}
             Some(false) => {
@@ -79,8 +77,8 @@ pub(super) fn check_references(
         }
     }
     if let Some(id) = context.hook_id {
-        if let Some(cycle) = find_cycle(transaction, organization, id, &draft.spec.run_after)? {
-            let names = hook_names(transaction, organization)?;
+        if let Some(cycle) = find_cycle(db, organization, id, &draft.spec.run_after)? {
+            let names = hook_names(db, organization)?;
             let path: Vec<String> = cycle
                 .iter()
                 .map(|id| match names.get(id) {
@@ -101,33 +99,31 @@ pub(super) fn check_references(
     Ok(())
 }
 
-fn hook_names(
-    connection: &Connection,
-    organization: u64,
-) -> rusqlite::Result<HashMap<u64, String>> {
-    let mut statement =
-        connection.prepare("SELECT id, name FROM hooks WHERE organization_id = ?1")?;
-    let rows = statement
-        .query_map([organization], |row| Ok((row.get(0)?, row.get(1)?)))?
-        .collect::<rusqlite::Result<HashMap<u64, String>>>();
-    rows
+fn hook_names(db: &Db<'_>, organization: u64) -> Result<HashMap<u64, String>, DbError> {
+    let rows = db.query_map(
+        "SELECT id, name FROM hooks WHERE organization_id = ?1",
+        params![organization],
+        |row| Ok((row.get::<u64>(0)?, row.get::<String>(1)?)),
+    )?;
+    Ok(rows.into_iter().collect())
 }
 
 /// A path `hook -> ... -> hook` along run_after if giving `hook` these predecessors makes a
 /// cycle.
 fn find_cycle(
-    connection: &Connection,
+    db: &Db<'_>,
     organization: u64,
     hook: u64,
     predecessors: &[u64],
-) -> rusqlite::Result<Option<Vec<u64>>> {
+) -> Result<Option<Vec<u64>>, DbError> {
     let mut edges: HashMap<u64, Vec<u64>> = HashMap::new();
-    let mut statement = connection.prepare(
+    let stored = db.query_map(
         "SELECT r.hook_id, r.predecessor_id FROM hook_run_after r
          JOIN hooks h ON h.id = r.hook_id WHERE h.organization_id = ?1",
+        params![organization],
+        |row| Ok((row.get::<u64>(0)?, row.get::<u64>(1)?)),
     )?;
-    for edge in statement.query_map([organization], |row| Ok((row.get(0)?, row.get(1)?)))? {
-        let (from, to): (u64, u64) = edge?;
+    for (from, to) in stored {
         if from != hook {
             edges.entry(from).or_default().push(to);
         }

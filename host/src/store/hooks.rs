@@ -3,8 +3,7 @@
 //! (`hook_references.rs`), in the same transaction that writes: a refused hook leaves
 //! nothing behind.
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
-
+use super::db::{params, Db, DbError, Row};
 use super::hook_references::check_references;
 use super::{Page, Store, StoreError, Window};
 use crate::model::hook::{Hook, HookDraft, HookError, HookSpec};
@@ -36,7 +35,7 @@ impl Hooks<'_> {
     ) -> Result<Page<Hook>, StoreError> {
         let filter = filter.clone();
         self.store
-            .run(move |connection| super::hook_list::list(connection, &filter, window))
+            .run(move |db| super::hook_list::list(db, &filter, window))
             .await
     }
 
@@ -44,7 +43,7 @@ impl Hooks<'_> {
     /// against its organization and run_after for cycles, in one transaction.
     pub async fn save(&self, draft: HookDraft, context: SaveContext) -> Result<Hook, SaveError> {
         self.store
-            .run(move |connection| Ok(save(connection, &draft, &context)))
+            .run(move |db| Ok(save(db, &draft, &context)))
             .await?
     }
 
@@ -60,23 +59,13 @@ impl Hooks<'_> {
         with_successors: bool,
     ) -> Result<Hook, SaveError> {
         self.store
-            .run(move |connection| {
-                Ok(duplicate(
-                    connection,
-                    &draft,
-                    &context,
-                    original,
-                    with_successors,
-                ))
-            })
+            .run(move |db| Ok(duplicate(db, &draft, &context, original, with_successors)))
             .await?
     }
 
     /// Deletes a hook (its relations go with it; its run logs stay for their retention).
     pub async fn delete(&self, id: u64) -> Result<(), StoreError> {
-        self.store
-            .run(move |connection| delete(connection, id))
-            .await
+        self.store.run(move |db| delete(db, id)).await
     }
 
     /// The schedules of the active hooks of every organization, as the scheduler reads
@@ -97,8 +86,8 @@ pub enum SaveError {
     Store(#[from] StoreError),
 }
 
-impl From<rusqlite::Error> for SaveError {
-    fn from(error: rusqlite::Error) -> Self {
+impl From<DbError> for SaveError {
+    fn from(error: DbError) -> Self {
         SaveError::Store(StoreError::Database(error))
     }
 }
@@ -130,17 +119,21 @@ pub(super) const COLUMNS: &str =
      sealed_secrets, secrets_keys, created_at, created_by_id, modified_at, modified_by_id, \
      hook_template_id";
 
-pub(super) fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Hook> {
+pub(super) fn from_row(row: &Row) -> Result<Hook, DbError> {
     let hook_type: String = row.get(3)?;
     let document: String = row.get(7)?;
     let module_id: Option<u64> = row.get(5)?;
     let (kind, document) =
         HookSpec::read_stored(&hook_type, &document, module_id).map_err(|error| {
-            rusqlite::Error::FromSqlConversionFailure(
-                7,
-                rusqlite::types::Type::Text,
-                Box::new(error),
-            )
+            // The error names kinds only: why this hook cannot be read goes to the log.
+            tracing::warn!(
+                "hook {} cannot be read: {error}",
+                row.get::<u64>(0).unwrap_or_default()
+            );
+            DbError::Column {
+                expected: "a stored hook",
+                found: "a hook type, document or config this build does not read",
+            }
         })?;
     let keys: String = row.get(9)?;
     Ok(Hook {
@@ -165,58 +158,51 @@ pub(super) fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Hook> {
     })
 }
 
-fn ids(connection: &Connection, sql: &str, id: u64) -> rusqlite::Result<Vec<u64>> {
-    let mut statement = connection.prepare_cached(sql)?;
-    let rows = statement
-        .query_map([id], |row| row.get(0))?
-        .collect::<rusqlite::Result<Vec<u64>>>();
-    rows
+fn ids(db: &Db<'_>, sql: &str, id: u64) -> Result<Vec<u64>, DbError> {
+    db.query_map(sql, params![id], |row| row.get::<u64>(0))
 }
 
-pub(super) fn with_relations(connection: &Connection, mut hook: Hook) -> rusqlite::Result<Hook> {
+pub(super) fn with_relations(db: &Db<'_>, mut hook: Hook) -> Result<Hook, DbError> {
     hook.spec.queues = ids(
-        connection,
+        db,
         "SELECT queue_id FROM hook_queues WHERE hook_id = ?1 ORDER BY queue_id",
         hook.id,
     )?;
     hook.spec.run_after = ids(
-        connection,
+        db,
         "SELECT predecessor_id FROM hook_run_after WHERE hook_id = ?1 ORDER BY predecessor_id",
         hook.id,
     )?;
     Ok(hook)
 }
 
-pub(super) fn get(connection: &Connection, id: u64) -> Result<Option<Hook>, StoreError> {
-    let hook = connection
-        .query_row(
-            &format!("SELECT {COLUMNS} FROM hooks WHERE id = ?1"),
-            [id],
-            from_row,
-        )
-        .optional()?;
+pub(super) fn get(db: &Db<'_>, id: u64) -> Result<Option<Hook>, StoreError> {
+    let hook = db.query_opt(
+        &format!("SELECT {COLUMNS} FROM hooks WHERE id = ?1"),
+        params![id],
+        from_row,
+    )?;
     Ok(match hook {
-        Some(hook) => Some(with_relations(connection, hook)?),
+        Some(hook) => Some(with_relations(db, hook)?),
         None => None,
     })
 }
 
 /// Every hook of an organization (or of all), by id: what an event is matched against
 /// (through [`Store::organization_hooks`]'s cache).
-pub(super) fn all(
-    connection: &Connection,
-    organization: Option<u64>,
-) -> Result<Vec<Hook>, StoreError> {
-    let mut statement = connection.prepare(&format!(
-        "SELECT {COLUMNS} FROM hooks WHERE ?1 IS NULL OR organization_id = ?1 ORDER BY id"
-    ))?;
-    let hooks = statement
-        .query_map([organization], from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+pub(super) fn all(db: &Db<'_>, organization: Option<u64>) -> Result<Vec<Hook>, StoreError> {
+    // The comparison before the NULL test: PostgreSQL types `?1` by its first use.
+    let hooks = db.query_map(
+        &format!(
+            "SELECT {COLUMNS} FROM hooks WHERE organization_id = ?1 OR ?1 IS NULL ORDER BY id"
+        ),
+        params![organization],
+        from_row,
+    )?;
     Ok(hooks
         .into_iter()
-        .map(|hook| with_relations(connection, hook))
-        .collect::<rusqlite::Result<Vec<_>>>()?)
+        .map(|hook| with_relations(db, hook))
+        .collect::<Result<Vec<_>, DbError>>()?)
 }
 
 /// One active hook's schedule, as the scheduler reads it every second.
@@ -232,34 +218,33 @@ pub struct ScheduleRow {
 }
 
 /// The schedules of the active hooks of every organization: one row each, no relations.
-fn schedules(connection: &mut Connection) -> Result<Vec<ScheduleRow>, StoreError> {
-    let mut statement = connection.prepare_cached(
-        "SELECT id, json_extract(document, '$.config.schedule.cron'), modified_at FROM hooks
-         WHERE active = 1 AND json_extract(document, '$.config.schedule.cron') IS NOT NULL
-         ORDER BY id",
-    )?;
-    let rows = statement
-        .query_map([], |row| {
+fn schedules(db: &Db<'_>) -> Result<Vec<ScheduleRow>, StoreError> {
+    let cron = db
+        .dialect()
+        .json_text("document", &["config", "schedule", "cron"]);
+    let rows = db.query_map(
+        &format!(
+            "SELECT id, {cron}, modified_at FROM hooks
+         WHERE active = 1 AND {cron} IS NOT NULL
+         ORDER BY id"
+        ),
+        params![],
+        |row| {
             Ok(ScheduleRow {
                 hook_id: row.get(0)?,
                 expression: row.get(1)?,
                 modified_at: row.get(2)?,
             })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        },
+    )?;
     Ok(rows)
 }
 
 /// Creates or updates a hook from a validated draft, after checking its references.
-fn save(
-    connection: &mut Connection,
-    draft: &HookDraft,
-    context: &SaveContext,
-) -> Result<Hook, SaveError> {
-    let transaction = connection.transaction()?;
+fn save(db: &Db<'_>, draft: &HookDraft, context: &SaveContext) -> Result<Hook, SaveError> {
+    let transaction = db.transaction()?;
     let id = write(&transaction, draft, context)?;
-    let hook =
-        get(&transaction, id)?.ok_or(StoreError::Database(rusqlite::Error::QueryReturnedNoRows))?;
+    let hook = get(&transaction, id)?.ok_or(StoreError::Database(DbError::NoRow))?;
     transaction.commit()?;
     Ok(hook)
 }
@@ -267,13 +252,13 @@ fn save(
 /// Creates a copy of `original` from its draft; with `with_successors`, the hooks that run
 /// after `original` run after the copy too.
 fn duplicate(
-    connection: &mut Connection,
+    db: &Db<'_>,
     draft: &HookDraft,
     context: &SaveContext,
     original: u64,
     with_successors: bool,
 ) -> Result<Hook, SaveError> {
-    let transaction = connection.transaction()?;
+    let transaction = db.transaction()?;
     let id = write(&transaction, draft, context)?;
     if with_successors {
         // They were checked to be of the original's organization when they were saved.
@@ -283,20 +268,15 @@ fn duplicate(
             params![original, id],
         )?;
     }
-    let hook =
-        get(&transaction, id)?.ok_or(StoreError::Database(rusqlite::Error::QueryReturnedNoRows))?;
+    let hook = get(&transaction, id)?.ok_or(StoreError::Database(DbError::NoRow))?;
     transaction.commit()?;
     Ok(hook)
 }
 
-/// Writes a hook (a new one when `context.hook_id` is none) and its relations inside
-/// `transaction`, after checking its references; its id.
-fn write(
-    transaction: &Transaction<'_>,
-    draft: &HookDraft,
-    context: &SaveContext,
-) -> Result<u64, SaveError> {
-    check_references(transaction, draft, context)?;
+/// Writes a hook (a new one when `context.hook_id` is none) and its relations on `db`,
+/// inside the caller's transaction, after checking its references; its id.
+fn write(db: &Db<'_>, draft: &HookDraft, context: &SaveContext) -> Result<u64, SaveError> {
+    check_references(db, draft, context)?;
     let spec = &draft.spec;
     let document = spec
         .stored_document()
@@ -305,7 +285,7 @@ fn write(
         .map_err(|error| StoreError::Task(format!("cannot serialize secret names: {error}")))?;
     let id = match context.hook_id {
         Some(id) => {
-            transaction.execute(
+            db.execute(
                 "UPDATE hooks SET name = ?2, type = ?3, active = ?4, module_id = ?5,
                         token_owner_id = ?6, document = ?7, sealed_secrets = ?8,
                         secrets_keys = ?9, modified_at = ?10, modified_by_id = ?11
@@ -324,21 +304,26 @@ fn write(
                     context.author
                 ],
             )?;
-            transaction.execute("DELETE FROM hook_queues WHERE hook_id = ?1", [id])?;
-            transaction.execute("DELETE FROM hook_run_after WHERE hook_id = ?1", [id])?;
+            db.execute("DELETE FROM hook_queues WHERE hook_id = ?1", params![id])?;
+            db.execute("DELETE FROM hook_run_after WHERE hook_id = ?1", params![id])?;
             id
         }
         None => {
             // Never an id given before: a deleted hook's run logs must not become a new
             // hook's.
-            let id: u64 = transaction.query_row(
-                "UPDATE id_high_water
-                 SET last_id = MAX(last_id, COALESCE((SELECT MAX(id) FROM hooks), 0)) + 1
-                 WHERE name = 'hooks' RETURNING last_id",
-                [],
-                |row| row.get(0),
+            let highest = db
+                .dialect()
+                .greatest("last_id", "COALESCE((SELECT MAX(id) FROM hooks), 0)");
+            let id = db.query_row(
+                &format!(
+                    "UPDATE id_high_water
+                 SET last_id = {highest} + 1
+                 WHERE name = 'hooks' RETURNING last_id"
+                ),
+                params![],
+                |row| row.get::<u64>(0),
             )?;
-            transaction.execute(
+            db.execute(
                 "INSERT INTO hooks (id, organization_id, name, type, active, module_id,
                                     token_owner_id, document, sealed_secrets, secrets_keys,
                                     created_at, created_by_id, modified_at, modified_by_id,
@@ -364,13 +349,13 @@ fn write(
         }
     };
     for queue in &spec.queues {
-        transaction.execute(
+        db.execute(
             "INSERT INTO hook_queues (hook_id, queue_id) VALUES (?1, ?2)",
             params![id, queue],
         )?;
     }
     for predecessor in &spec.run_after {
-        transaction.execute(
+        db.execute(
             "INSERT INTO hook_run_after (hook_id, predecessor_id) VALUES (?1, ?2)",
             params![id, predecessor],
         )?;
@@ -379,7 +364,7 @@ fn write(
 }
 
 /// Deletes a hook (its relations go with it; its run logs stay for their retention).
-fn delete(connection: &Connection, id: u64) -> Result<(), StoreError> {
-    connection.execute("DELETE FROM hooks WHERE id = ?1", [id])?;
+fn delete(db: &Db<'_>, id: u64) -> Result<(), StoreError> {
+    db.execute("DELETE FROM hooks WHERE id = ?1", params![id])?;
     Ok(())
 }

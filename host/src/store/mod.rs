@@ -1,23 +1,29 @@
-//! Persistence behind a narrow interface: SQLite now (WAL, one file in the data directory),
-//! PostgreSQL later behind the same methods.
+//! Persistence behind a narrow interface, on either of two databases: SQLite (WAL, one
+//! file in the data directory, the embedded default) or PostgreSQL (one database shared by
+//! every replica), with the same methods, migrations numbered alike and the same answers.
 //!
 //! Callers reach the data through one small facade per domain, by name and with the
 //! crate's own types: `store.queues().get(id)`, `store.hooks().list(&filter, window)`,
 //! `store.tokens().insert(..)`. No SQL, connection or row leaves this module: an operation
 //! that takes several statements (a queue and its hooks, checked and written in one
-//! transaction) is one method here, so a second database would implement the same methods.
+//! transaction) is one method here. Each method's SQL is written once against [`db::Db`],
+//! which runs it on either database.
 //!
-//! SQLite calls block, so every method runs on tokio's blocking pool through the private
-//! `Store::run`; callers on the async threads never wait on the disk. One connection
-//! serializes writes, which SQLite does anyway. The reads every call makes (its token, its
-//! hook, its module) are answered from [`cache`]'s read-through caches, which SQLite's
-//! update hook keeps exact.
+//! Both clients block, so every method runs on tokio's blocking pool through the private
+//! `Store::run`; callers on the async threads never wait on the disk or the network. On
+//! SQLite one connection serializes writes, which SQLite does anyway; on PostgreSQL each
+//! operation borrows a connection from a pool. The reads every call makes (its token, its
+//! hook, its module) are answered from [`cache`]'s read-through caches, kept exact by
+//! SQLite's update hook, or on PostgreSQL by the tables each statement writes and by the
+//! notifications other replicas' writes send (`listen.rs`).
 
 mod cache;
 mod checkpoint;
+pub mod db;
 mod hook_list;
 mod hook_references;
 pub mod hooks;
+mod listen;
 pub mod modules;
 pub mod organizations;
 pub mod queues;
@@ -33,11 +39,12 @@ pub mod users;
 use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-
-use rusqlite::Connection;
+use std::time::Duration;
 
 use crate::model::hook::Hook;
 use cache::{Domain, Generations, ReadCache};
+use db::postgres::{Pool, PostgresUrl};
+use db::{params, Change, Db, DbError, Row};
 use modules::Module;
 use tokens::Session;
 
@@ -46,7 +53,7 @@ use tokens::Session;
 pub enum StoreError {
     /// The database refused or failed.
     #[error("database error: {0}")]
-    Database(#[from] rusqlite::Error),
+    Database(#[from] DbError),
     /// A uniqueness rule was broken (e.g. a username taken): the field whose value is
     /// taken, as data (the API answers `{"username": [message]}` by it), and what to say.
     #[error("{field}: {message}")]
@@ -61,13 +68,41 @@ pub enum StoreError {
     Task(String),
 }
 
-/// The database of one data directory: its one SQLite connection, the facades every
-/// caller goes through, and the read-through caches. Clones share all three.
-#[derive(Clone, Debug)]
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        StoreError::Database(DbError::Sqlite(error))
+    }
+}
+
+/// The database of one installation: its connection (SQLite's one, or PostgreSQL's pool),
+/// the facades every caller goes through, and the read-through caches. Clones share all.
+#[derive(Clone)]
 pub struct Store {
-    connection: Arc<Mutex<Connection>>,
+    backend: Backend,
     cached: Arc<CachedReads>,
 }
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Store")
+            .field("dialect", &self.dialect())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the rows are.
+#[derive(Clone)]
+enum Backend {
+    /// One connection, serialized: SQLite writes one at a time anyway.
+    Sqlite(Arc<Mutex<rusqlite::Connection>>),
+    /// A pool shared by this process's operations; other replicas have their own.
+    Postgres(Arc<Pool>),
+}
+
+/// How long an operation waits for a free PostgreSQL connection before it fails: as long
+/// as SQLite waits for a lock.
+const POOL_WAIT: Duration = Duration::from_secs(5);
 
 /// Cached sessions, hooks and modules; each bounded, filled on first use.
 const CACHED_ROWS: NonZeroUsize = NonZeroUsize::new(4096).expect("nonzero");
@@ -151,19 +186,25 @@ pub struct Expired {
 }
 
 impl Store {
-    /// Opens (creating and migrating) the database at `path`.
+    /// Opens (creating and migrating) the SQLite database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let mut connection = Connection::open(path)?;
+        let connection = rusqlite::Connection::open(path)?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.pragma_update(None, "journal_size_limit", 64 << 20)?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
-        connection.busy_timeout(std::time::Duration::from_secs(5))?;
-        schema::migrate(&mut connection)?;
+        connection.busy_timeout(Duration::from_secs(5))?;
+        schema::migrate(&Db::sqlite(&connection))?;
         let cached = Arc::new(CachedReads::new());
         let reported = Arc::clone(&cached);
         connection.update_hook(Some(move |action, _database: &str, table: &str, _row| {
-            reported.generations.changed(action, table);
+            use rusqlite::hooks::Action;
+            let change = match action {
+                Action::SQLITE_INSERT => Change::Insert,
+                Action::SQLITE_DELETE => Change::Delete,
+                _ => Change::Update,
+            };
+            reported.generations.changed(change, table);
         }));
         let connection = Arc::new(Mutex::new(connection));
         match checkpoint::spawn(path, Arc::downgrade(&connection)) {
@@ -175,7 +216,48 @@ impl Store {
             }
             Err(error) => tracing::warn!("{error}; SQLite checkpoints on commit instead"),
         }
-        Ok(Store { connection, cached })
+        Ok(Store {
+            backend: Backend::Sqlite(connection),
+            cached,
+        })
+    }
+
+    /// Opens the PostgreSQL database at `url` with a pool of at most `pool_size`
+    /// connections, applies the migrations it has not seen (under a lock, so that replicas
+    /// starting together apply each once), and starts listening for other replicas'
+    /// changes to cached rows. On the blocking pool: the client blocks.
+    pub async fn open_postgres(url: &PostgresUrl, pool_size: u32) -> Result<Self, StoreError> {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || Self::open_postgres_blocking(&url, pool_size))
+            .await
+            .map_err(|error| StoreError::Task(error.to_string()))?
+    }
+
+    /// [`Store::open_postgres`] on the calling thread, which must not be an async one.
+    pub fn open_postgres_blocking(url: &PostgresUrl, pool_size: u32) -> Result<Self, StoreError> {
+        let pool = url.pool(pool_size, POOL_WAIT)?;
+        let channel = {
+            let mut connection = pool.get()?;
+            let db = Db::postgres(&mut connection);
+            schema::migrate(&db)?;
+            listen::channel(&db)?
+        };
+        let cached = Arc::new(CachedReads::new());
+        // Not trusted until the listener hears.
+        cached.generations.set_hearing(false);
+        listen::spawn(url.clone(), channel, Arc::downgrade(&cached))?;
+        Ok(Store {
+            backend: Backend::Postgres(Arc::new(pool)),
+            cached,
+        })
+    }
+
+    /// Which database this store is on.
+    pub fn dialect(&self) -> db::Dialect {
+        match self.backend {
+            Backend::Sqlite(_) => db::Dialect::Sqlite,
+            Backend::Postgres(_) => db::Dialect::Postgres,
+        }
     }
 
     /// A token's session (whatever its expiry: the caller checks it), by the token.
@@ -242,19 +324,25 @@ impl Store {
     where
         K: std::hash::Hash + Eq + Send + 'static,
         V: Clone + Send + 'static,
-        L: FnOnce(&Connection) -> Result<Option<V>, StoreError> + Send + 'static,
+        L: FnOnce(&Db<'_>) -> Result<Option<V>, StoreError> + Send + 'static,
     {
         let cache = pick(&self.cached);
         let current = self.cached.generations.of(cache.domains());
-        if let Some(value) = cache.get(&key, current) {
-            return Ok(Some(value));
+        if self.cached.generations.trusted() {
+            if let Some(value) = cache.get(&key, current) {
+                return Ok(Some(value));
+            }
         }
         let reads = Arc::clone(&self.cached);
         let (generation, value) = self
-            .run(move |connection| {
-                // Read under the connection's lock, which every write holds too.
+            .run(move |db| {
+                // The generation is taken before the row is read. On SQLite both happen
+                // under the connection's lock, which every write holds too. On PostgreSQL a
+                // write commits and only then bumps (here, or through a notification from
+                // another replica), so a row read before that commit is remembered at a
+                // generation already past.
                 let generation = reads.generations.of(pick(&reads).domains());
-                Ok((generation, load(connection)?))
+                Ok((generation, load(db)?))
             })
             .await?;
         if let Some(value) = &value {
@@ -266,8 +354,7 @@ impl Store {
     /// Whether the database answers and holds the schema this build expects: what a
     /// readiness probe asks before sending traffic here.
     pub async fn is_ready(&self) -> Result<bool, StoreError> {
-        self.run(|connection| Ok(schema::is_current(connection)?))
-            .await
+        self.run(|db| Ok(schema::is_current(db)?)).await
     }
 
     /// The housekeeping the server does every hour: deletes the run logs that started
@@ -275,20 +362,20 @@ impl Store {
     /// that order; a failure of the first leaves the second undone.
     pub async fn delete_expired(&self, log_cutoff: &str, now: i64) -> Result<Expired, StoreError> {
         let log_cutoff = log_cutoff.to_owned();
-        self.run(move |connection| {
-            let run_logs = run_logs::delete_before(connection, &log_cutoff)?;
-            let tokens = tokens::delete_expired(connection, now)?;
+        self.run(move |db| {
+            let run_logs = run_logs::delete_before(db, &log_cutoff)?;
+            let tokens = tokens::delete_expired(db, now)?;
             Ok(Expired { run_logs, tokens })
         })
         .await
     }
 
-    /// Runs a closure with the connection on the blocking pool. Private to the store: its
+    /// Runs a closure with a connection on the blocking pool. Private to the store: its
     /// facades are the only callers, so no SQL is written outside this module.
     async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Db<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         let store = self.clone();
         tokio::task::spawn_blocking(move || store.run_here(work))
@@ -301,37 +388,60 @@ impl Store {
     /// rotation).
     fn run_here<T>(
         &self,
-        work: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+        work: impl FnOnce(&Db<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        // A panic inside a query leaves no transaction open (rusqlite rolls back on drop),
-        // so the connection is still usable.
         let asked = std::time::Instant::now();
-        let mut connection = self
-            .connection
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(metrics) = crate::metrics::metrics() {
-            metrics
-                .db_wait_seconds
-                .observe(asked.elapsed().as_secs_f64());
+        match &self.backend {
+            Backend::Sqlite(connection) => {
+                // A panic inside a query leaves no transaction open (a transaction rolls
+                // back when dropped), so the connection is still usable.
+                let connection = connection
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                waited(asked);
+                let _in_use =
+                    crate::metrics::Held::on(|metrics| metrics.db_connections_in_use.clone());
+                work(&Db::sqlite(&connection))
+            }
+            Backend::Postgres(pool) => {
+                let mut connection = pool.get()?;
+                waited(asked);
+                let _in_use =
+                    crate::metrics::Held::on(|metrics| metrics.db_connections_in_use.clone());
+                let db = Db::postgres(&mut connection);
+                let result = work(&db);
+                // After the commit: a read that began before it is remembered at a
+                // generation this makes stale (see `read_through`).
+                for (change, table) in db.take_written() {
+                    self.cached.generations.changed(change, &table);
+                }
+                result
+            }
         }
-        let _in_use = crate::metrics::Held::on(|metrics| metrics.db_connections_in_use.clone());
-        work(&mut connection)
+    }
+}
+
+/// Records how long an operation waited for its connection.
+fn waited(asked: std::time::Instant) {
+    if let Some(metrics) = crate::metrics::metrics() {
+        metrics
+            .db_wait_seconds
+            .observe(asked.elapsed().as_secs_f64());
     }
 }
 
 /// One page of `table`'s rows whose `column` equals `value` (all rows when it is none),
 /// in the window's order then by id: the shape most lists of the API share.
 fn page_where<T, K: SortColumn + Copy>(
-    connection: &Connection,
+    db: &Db<'_>,
     table: &str,
     columns: &str,
     column: &str,
     value: Option<u64>,
     window: Window<K>,
-    mut from_row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    from_row: impl FnMut(&Row) -> Result<T, DbError>,
 ) -> Result<Page<T>, StoreError> {
-    // SQLite's integers are signed: a filter beyond them matches no row, and a window
+    // The databases' integers are signed: a filter beyond them matches no row, and a window
     // beyond them is past every row. Neither may reach the query as a u64 it cannot convert.
     let Ok(value) = value.map(i64::try_from).transpose() else {
         return Ok(Page {
@@ -341,20 +451,22 @@ fn page_where<T, K: SortColumn + Copy>(
     };
     let limit = i64::try_from(window.limit).unwrap_or(i64::MAX);
     let offset = i64::try_from(window.offset).unwrap_or(i64::MAX);
-    let filter = format!("WHERE ?1 IS NULL OR {column} = ?1");
-    let total: u64 = connection.query_row(
+    // The comparison first: PostgreSQL types a parameter by its first use.
+    let filter = format!("WHERE {column} = ?1 OR ?1 IS NULL");
+    let total: u64 = db.query_row(
         &format!("SELECT COUNT(*) FROM {table} {filter}"),
-        [value],
+        params![value],
         |row| row.get(0),
     )?;
-    let mut statement = connection.prepare(&format!(
-        "SELECT {columns} FROM {table} {filter} ORDER BY {} {}, id LIMIT ?2 OFFSET ?3",
-        window.order_by.column(),
-        if window.descending { "DESC" } else { "ASC" }
-    ))?;
-    let rows = statement
-        .query_map(rusqlite::params![value, limit, offset], |row| from_row(row))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let rows = db.query_map(
+        &format!(
+            "SELECT {columns} FROM {table} {filter} ORDER BY {} {}, id LIMIT ?2 OFFSET ?3",
+            window.order_by.column(),
+            if window.descending { "DESC" } else { "ASC" }
+        ),
+        params![value, limit, offset],
+        from_row,
+    )?;
     Ok(Page { rows, total })
 }
 
@@ -363,26 +475,46 @@ fn page_where<T, K: SortColumn + Copy>(
 /// creating an organization or a user takes the larger of its table's highest id and this
 /// mark, plus one. A deleted organization's or user's id never comes to name another, so
 /// no URL, run log or in-flight run of the deleted one reaches a new one.
-fn retire_ids(connection: &Connection, counter: &str, through: u64) -> rusqlite::Result<()> {
-    connection.execute(
-        "INSERT INTO id_high_water (name, last_id) VALUES (?1, ?2)
-         ON CONFLICT (name) DO UPDATE SET last_id = MAX(last_id, excluded.last_id)",
-        rusqlite::params![counter, through],
+fn retire_ids(db: &Db<'_>, counter: &str, through: u64) -> Result<(), DbError> {
+    db.execute(
+        &format!(
+            "INSERT INTO id_high_water (name, last_id) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET last_id = {}",
+            db.dialect()
+                .greatest("id_high_water.last_id", "excluded.last_id")
+        ),
+        params![counter, through],
     )?;
     Ok(())
 }
 
+/// The next id of `table` (whose counter in `id_high_water` is named `counter`): past its
+/// highest row and past every id it ever gave, so that a deleted row's id is never given
+/// again. The counter's row is written in the same statement, and on PostgreSQL it stays
+/// locked until the caller's transaction ends, so that two replicas creating at the same
+/// moment are given different ids. Call it inside the transaction that inserts the row.
+fn next_id(db: &Db<'_>, counter: &str, table: &'static str) -> Result<u64, DbError> {
+    let highest = format!("COALESCE((SELECT MAX(id) FROM {table}), 0)");
+    db.query_row(
+        &format!(
+            "INSERT INTO id_high_water (name, last_id) VALUES (?1, {highest} + 1)
+             ON CONFLICT (name) DO UPDATE SET last_id = {} + 1
+             RETURNING last_id",
+            db.dialect().greatest("id_high_water.last_id", &highest)
+        ),
+        params![counter],
+        |row| row.get(0),
+    )
+}
+
 /// Maps a uniqueness violation to [`StoreError::Conflict`] on `field`, with a message.
-fn unique_violation(error: rusqlite::Error, field: &'static str, message: &str) -> StoreError {
-    match &error {
-        rusqlite::Error::SqliteFailure(failure, _)
-            if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
-        {
-            StoreError::Conflict {
-                field,
-                message: message.to_owned(),
-            }
+fn unique_violation(error: DbError, field: &'static str, message: &str) -> StoreError {
+    if error.is_unique_violation() {
+        StoreError::Conflict {
+            field,
+            message: message.to_owned(),
         }
-        _ => StoreError::Database(error),
+    } else {
+        StoreError::Database(error)
     }
 }

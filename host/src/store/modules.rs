@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
+use super::db::{params, Db, DbError, Row};
 use super::{Page, SortColumn, Store, StoreError, Window};
 
 impl Store {
@@ -63,9 +63,9 @@ impl Modules<'_> {
             (name.to_owned(), sha256.to_owned(), created_at.to_owned());
         let inspected = inspected.cloned();
         self.store
-            .run(move |connection| {
+            .run(move |db| {
                 create(
-                    connection,
+                    db,
                     organization_id,
                     &name,
                     &sha256,
@@ -79,7 +79,7 @@ impl Modules<'_> {
 
     /// One module, read from the database (not the cache).
     pub async fn get(&self, id: u64) -> Result<Option<Module>, StoreError> {
-        self.store.run(move |connection| get(connection, id)).await
+        self.store.run(move |db| get(db, id)).await
     }
 
     /// The organization's first module with these bytes, if it has one: what a hook made
@@ -91,7 +91,7 @@ impl Modules<'_> {
     ) -> Result<Option<Module>, StoreError> {
         let sha256 = sha256.to_owned();
         self.store
-            .run(move |connection| by_digest(connection, organization_id, &sha256))
+            .run(move |db| by_digest(db, organization_id, &sha256))
             .await
     }
 
@@ -102,16 +102,14 @@ impl Modules<'_> {
         window: Window<ModuleOrder>,
     ) -> Result<Page<Module>, StoreError> {
         self.store
-            .run(move |connection| list(connection, organization, window))
+            .run(move |db| list(db, organization, window))
             .await
     }
 
     /// How many modules an organization has, and their bytes together: what its quotas
     /// are checked against.
     pub async fn usage(&self, organization_id: u64) -> Result<(u64, u64), StoreError> {
-        self.store
-            .run(move |connection| usage(connection, organization_id))
-            .await
+        self.store.run(move |db| usage(db, organization_id)).await
     }
 
     /// The status of every module of an organization (or of all), for hooks' `status`.
@@ -119,9 +117,7 @@ impl Modules<'_> {
         &self,
         organization: Option<u64>,
     ) -> Result<HashMap<u64, ModuleStatus>, StoreError> {
-        self.store
-            .run(move |connection| statuses(connection, organization))
-            .await
+        self.store.run(move |db| statuses(db, organization)).await
     }
 
     /// The distinct sha256 of modules in a status, for start-up work.
@@ -130,7 +126,7 @@ impl Modules<'_> {
         status: ModuleStatus,
     ) -> Result<Vec<String>, StoreError> {
         self.store
-            .run(move |connection| digests_with_status(connection, status))
+            .run(move |db| digests_with_status(db, status))
             .await
     }
 
@@ -138,7 +134,7 @@ impl Modules<'_> {
     pub async fn mark_ready(&self, sha256: &str, inspected: &Inspected) -> Result<(), StoreError> {
         let (sha256, inspected) = (sha256.to_owned(), inspected.clone());
         self.store
-            .run(move |connection| mark_ready(connection, &sha256, &inspected))
+            .run(move |db| mark_ready(db, &sha256, &inspected))
             .await
     }
 
@@ -146,7 +142,7 @@ impl Modules<'_> {
     pub async fn mark_failed(&self, sha256: &str, error: &str) -> Result<(), StoreError> {
         let (sha256, error) = (sha256.to_owned(), error.to_owned());
         self.store
-            .run(move |connection| mark_failed(connection, &sha256, &error))
+            .run(move |db| mark_failed(db, &sha256, &error))
             .await
     }
 
@@ -154,18 +150,14 @@ impl Modules<'_> {
     /// rebuilt).
     pub async fn mark_pending(&self, sha256: &str) -> Result<(), StoreError> {
         let sha256 = sha256.to_owned();
-        self.store
-            .run(move |connection| mark_pending(connection, &sha256))
-            .await
+        self.store.run(move |db| mark_pending(db, &sha256)).await
     }
 
     /// Deletes a module unless a hook uses it, in one transaction; says whether its bytes
     /// are still another module's.
     pub async fn delete(&self, module: &Module) -> Result<DeleteOutcome, StoreError> {
         let (id, sha256) = (module.id, module.sha256.clone());
-        self.store
-            .run(move |connection| delete(connection, id, &sha256))
-            .await
+        self.store.run(move |db| delete(db, id, &sha256)).await
     }
 }
 
@@ -245,7 +237,7 @@ pub struct Inspected {
 const COLUMNS: &str = "id, organization_id, name, sha256, size, status, error, kind, encoding, \
                        imports, exports, created_at";
 
-fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Module> {
+fn from_row(row: &Row) -> Result<Module, DbError> {
     let list = |text: String| serde_json::from_str::<Vec<String>>(&text).unwrap_or_default();
     Ok(Module {
         id: row.get(0)?,
@@ -253,7 +245,7 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Module> {
         name: row.get(2)?,
         sha256: row.get(3)?,
         size: row.get(4)?,
-        status: ModuleStatus::parse(&row.get::<_, String>(5)?),
+        status: ModuleStatus::parse(&row.get::<String>(5)?),
         error: row.get(6)?,
         kind: row.get(7)?,
         encoding: row.get(8)?,
@@ -265,7 +257,7 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Module> {
 
 /// Records an uploaded module.
 fn create(
-    connection: &Connection,
+    db: &Db<'_>,
     organization_id: u64,
     name: &str,
     sha256: &str,
@@ -278,10 +270,11 @@ fn create(
     } else {
         ModuleStatus::Pending
     };
-    connection.execute(
+    let id = db.query_row(
         "INSERT INTO modules (organization_id, name, sha256, size, status, kind, encoding,
                               imports, exports, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         RETURNING id",
         params![
             organization_id,
             name,
@@ -294,9 +287,9 @@ fn create(
             inspected.map_or_else(|| "[]".to_owned(), |i| json_list(&i.exports)),
             created_at
         ],
+        |row| row.get::<u64>(0),
     )?;
-    let id = connection.last_insert_rowid() as u64;
-    get(connection, id)?.ok_or(StoreError::Database(rusqlite::Error::QueryReturnedNoRows))
+    get(db, id)?.ok_or(StoreError::Database(DbError::NoRow))
 }
 
 fn json_list(items: &[String]) -> String {
@@ -304,12 +297,8 @@ fn json_list(items: &[String]) -> String {
 }
 
 /// Marks every module with these bytes ready (compiling is per sha256, not per row).
-fn mark_ready(
-    connection: &Connection,
-    sha256: &str,
-    inspected: &Inspected,
-) -> Result<(), StoreError> {
-    connection.execute(
+fn mark_ready(db: &Db<'_>, sha256: &str, inspected: &Inspected) -> Result<(), StoreError> {
+    db.execute(
         "UPDATE modules SET status = 'ready', error = NULL, kind = ?2, encoding = ?3,
                 imports = ?4, exports = ?5
          WHERE sha256 = ?1",
@@ -325,8 +314,8 @@ fn mark_ready(
 }
 
 /// Marks every module with these bytes failed, with the reason.
-fn mark_failed(connection: &Connection, sha256: &str, error: &str) -> Result<(), StoreError> {
-    connection.execute(
+fn mark_failed(db: &Db<'_>, sha256: &str, error: &str) -> Result<(), StoreError> {
+    db.execute(
         "UPDATE modules SET status = 'failed', error = ?2 WHERE sha256 = ?1",
         params![sha256, error],
     )?;
@@ -334,50 +323,46 @@ fn mark_failed(connection: &Connection, sha256: &str, error: &str) -> Result<(),
 }
 
 /// Marks every module with these bytes pending again (its compiled code must be rebuilt).
-fn mark_pending(connection: &Connection, sha256: &str) -> Result<(), StoreError> {
-    connection.execute(
+fn mark_pending(db: &Db<'_>, sha256: &str) -> Result<(), StoreError> {
+    db.execute(
         "UPDATE modules SET status = 'pending' WHERE sha256 = ?1",
-        [sha256],
+        params![sha256],
     )?;
     Ok(())
 }
 
-pub(super) fn get(connection: &Connection, id: u64) -> Result<Option<Module>, StoreError> {
-    Ok(connection
-        .query_row(
-            &format!("SELECT {COLUMNS} FROM modules WHERE id = ?1"),
-            [id],
-            from_row,
-        )
-        .optional()?)
+pub(super) fn get(db: &Db<'_>, id: u64) -> Result<Option<Module>, StoreError> {
+    Ok(db.query_opt(
+        &format!("SELECT {COLUMNS} FROM modules WHERE id = ?1"),
+        params![id],
+        from_row,
+    )?)
 }
 
 /// The organization's first module with these bytes.
 fn by_digest(
-    connection: &Connection,
+    db: &Db<'_>,
     organization_id: u64,
     sha256: &str,
 ) -> Result<Option<Module>, StoreError> {
-    Ok(connection
-        .query_row(
-            &format!(
-                "SELECT {COLUMNS} FROM modules WHERE organization_id = ?1 AND sha256 = ?2
-                 ORDER BY id LIMIT 1"
-            ),
-            params![organization_id, sha256],
-            from_row,
-        )
-        .optional()?)
+    Ok(db.query_opt(
+        &format!(
+            "SELECT {COLUMNS} FROM modules WHERE organization_id = ?1 AND sha256 = ?2
+             ORDER BY id LIMIT 1"
+        ),
+        params![organization_id, sha256],
+        from_row,
+    )?)
 }
 
 /// Modules of one organization (or of all), in the window's order.
 fn list(
-    connection: &Connection,
+    db: &Db<'_>,
     organization: Option<u64>,
     window: Window<ModuleOrder>,
 ) -> Result<Page<Module>, StoreError> {
     super::page_where(
-        connection,
+        db,
         "modules",
         COLUMNS,
         "organization_id",
@@ -388,25 +373,23 @@ fn list(
 }
 
 /// How many modules an organization has, and their bytes together.
-fn usage(connection: &Connection, organization_id: u64) -> Result<(u64, u64), StoreError> {
-    Ok(connection.query_row(
-        "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM modules WHERE organization_id = ?1",
-        [organization_id],
-        |row| Ok((row.get(0)?, row.get(1)?)),
+fn usage(db: &Db<'_>, organization_id: u64) -> Result<(u64, u64), StoreError> {
+    // PostgreSQL's SUM of integers is NUMERIC, which no column reads: cast back.
+    Ok(db.query_row(
+        "SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM modules
+         WHERE organization_id = ?1",
+        params![organization_id],
+        |row| Ok((row.get::<u64>(0)?, row.get::<u64>(1)?)),
     )?)
 }
 
 /// The distinct sha256 of modules in a status, for start-up work.
-fn digests_with_status(
-    connection: &Connection,
-    status: ModuleStatus,
-) -> Result<Vec<String>, StoreError> {
-    let mut statement =
-        connection.prepare("SELECT DISTINCT sha256 FROM modules WHERE status = ?1")?;
-    let rows = statement
-        .query_map([status.as_str()], |row| row.get(0))?
-        .collect::<rusqlite::Result<Vec<String>>>()?;
-    Ok(rows)
+fn digests_with_status(db: &Db<'_>, status: ModuleStatus) -> Result<Vec<String>, StoreError> {
+    Ok(db.query_map(
+        "SELECT DISTINCT sha256 FROM modules WHERE status = ?1",
+        params![status.as_str()],
+        |row| row.get::<String>(0),
+    )?)
 }
 
 /// Why a module could not be deleted.
@@ -422,26 +405,23 @@ pub enum DeleteOutcome {
 }
 
 /// Deletes module `id` (whose bytes are `sha256`) unless a hook uses it.
-fn delete(connection: &mut Connection, id: u64, sha256: &str) -> Result<DeleteOutcome, StoreError> {
-    let transaction = connection.transaction()?;
-    let users = {
-        let mut statement =
-            transaction.prepare("SELECT id FROM hooks WHERE module_id = ?1 ORDER BY id")?;
-        let rows = statement
-            .query_map([id], |row| row.get(0))?
-            .collect::<rusqlite::Result<Vec<u64>>>()?;
-        rows
-    };
+fn delete(db: &Db<'_>, id: u64, sha256: &str) -> Result<DeleteOutcome, StoreError> {
+    let transaction = db.transaction()?;
+    let users = transaction.query_map(
+        "SELECT id FROM hooks WHERE module_id = ?1 ORDER BY id",
+        params![id],
+        |row| row.get::<u64>(0),
+    )?;
     if !users.is_empty() {
         return Ok(DeleteOutcome::InUse(users));
     }
-    transaction.execute("DELETE FROM modules WHERE id = ?1", [id])?;
+    transaction.execute("DELETE FROM modules WHERE id = ?1", params![id])?;
     // A hook template's module is the same file: it stays while a template runs it.
-    let others: u64 = transaction.query_row(
+    let others = transaction.query_row(
         "SELECT (SELECT COUNT(*) FROM modules WHERE sha256 = ?1)
               + (SELECT COUNT(*) FROM hook_templates WHERE module_sha256 = ?1)",
-        [sha256],
-        |row| row.get(0),
+        params![sha256],
+        |row| row.get::<u64>(0),
     )?;
     transaction.commit()?;
     Ok(DeleteOutcome::Deleted {
@@ -451,15 +431,18 @@ fn delete(connection: &mut Connection, id: u64, sha256: &str) -> Result<DeleteOu
 
 /// The status of every module of an organization (or of all).
 fn statuses(
-    connection: &Connection,
+    db: &Db<'_>,
     organization: Option<u64>,
 ) -> Result<HashMap<u64, ModuleStatus>, StoreError> {
-    let mut statement = connection
-        .prepare("SELECT id, status FROM modules WHERE ?1 IS NULL OR organization_id = ?1")?;
-    let rows = statement
-        .query_map([organization], |row| {
-            Ok((row.get(0)?, ModuleStatus::parse(&row.get::<_, String>(1)?)))
-        })?
-        .collect::<rusqlite::Result<HashMap<u64, ModuleStatus>>>()?;
-    Ok(rows)
+    let rows = db.query_map(
+        "SELECT id, status FROM modules WHERE organization_id = ?1 OR ?1 IS NULL",
+        params![organization],
+        |row| {
+            Ok((
+                row.get::<u64>(0)?,
+                ModuleStatus::parse(&row.get::<String>(1)?),
+            ))
+        },
+    )?;
+    Ok(rows.into_iter().collect())
 }

@@ -5,9 +5,9 @@
 //! `id_high_water` (migration 4), and a new one is numbered past it, so that a URL or a run
 //! log of a deleted organization never comes to name another.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::db::{params, Db, DbError, Row};
 
-use super::{retire_ids, Page, SortColumn, Store, StoreError, Window};
+use super::{next_id, retire_ids, Page, SortColumn, Store, StoreError, Window};
 
 impl Store {
     /// The organizations, reached by name: what `/organizations` creates and reads.
@@ -47,13 +47,18 @@ impl Organizations<'_> {
     pub async fn create(&self, name: &str, created_at: &str) -> Result<Organization, StoreError> {
         let (name, created_at) = (name.to_owned(), created_at.to_owned());
         self.store
-            .run(move |connection| create(connection, &name, &created_at))
+            .run(move |db| {
+                let transaction = db.transaction()?;
+                let organization = create(&transaction, &name, &created_at)?;
+                transaction.commit()?;
+                Ok(organization)
+            })
             .await
     }
 
     /// One organization; none when there is no such organization.
     pub async fn get(&self, id: u64) -> Result<Option<Organization>, StoreError> {
-        self.store.run(move |connection| get(connection, id)).await
+        self.store.run(move |db| get(db, id)).await
     }
 
     /// A page of the organizations; `only` restricts the list to one (a user sees its
@@ -63,9 +68,7 @@ impl Organizations<'_> {
         only: Option<u64>,
         window: Window<OrganizationOrder>,
     ) -> Result<Page<Organization>, StoreError> {
-        self.store
-            .run(move |connection| list(connection, only, window))
-            .await
+        self.store.run(move |db| list(db, only, window)).await
     }
 
     /// Renames organization `id`: `PUT`/`PATCH /organizations/{id}`. Returns it as stored;
@@ -73,9 +76,7 @@ impl Organizations<'_> {
     /// (`api::organizations`), not the store's.
     pub async fn rename(&self, id: u64, name: &str) -> Result<Option<Organization>, StoreError> {
         let name = name.to_owned();
-        self.store
-            .run(move |connection| rename(connection, id, &name))
-            .await
+        self.store.run(move |db| rename(db, id, &name)).await
     }
 
     /// Deletes organization `id` and every row it owns (its hooks with their relations,
@@ -85,9 +86,7 @@ impl Organizations<'_> {
     /// (bytes another organization's module also has are kept); none when there is no such
     /// organization.
     pub async fn delete(&self, id: u64) -> Result<Option<DeletedOrganization>, StoreError> {
-        self.store
-            .run(move |connection| delete(connection, id))
-            .await
+        self.store.run(move |db| delete(db, id)).await
     }
 }
 
@@ -113,89 +112,79 @@ pub struct Organization {
     pub users: Vec<u64>,
 }
 
-fn from_row(connection: &Connection, row: &rusqlite::Row<'_>) -> rusqlite::Result<Organization> {
+fn from_row(db: &Db<'_>, row: &Row) -> Result<Organization, DbError> {
     let id: u64 = row.get(0)?;
     Ok(Organization {
         id,
         name: row.get(1)?,
         created_at: row.get(2)?,
-        users: users_of(connection, id)?,
+        users: users_of(db, id)?,
     })
 }
 
 /// The ids of an organization's users, in order.
-fn users_of(connection: &Connection, organization_id: u64) -> rusqlite::Result<Vec<u64>> {
-    let mut statement =
-        connection.prepare_cached("SELECT id FROM users WHERE organization_id = ?1 ORDER BY id")?;
-    let rows = statement
-        .query_map([organization_id], |row| row.get(0))?
-        .collect::<rusqlite::Result<Vec<u64>>>();
-    rows
+fn users_of(db: &Db<'_>, organization_id: u64) -> Result<Vec<u64>, DbError> {
+    db.query_map(
+        "SELECT id FROM users WHERE organization_id = ?1 ORDER BY id",
+        params![organization_id],
+        |row| row.get::<u64>(0),
+    )
 }
 
 /// Creates an organization, numbered past every id given before (a deleted one's too).
 pub(super) fn create(
-    connection: &Connection,
+    db: &Db<'_>,
     name: &str,
     created_at: &str,
 ) -> Result<Organization, StoreError> {
-    connection.execute(
-        "INSERT INTO organizations (id, name, created_at)
-         VALUES (MAX(COALESCE((SELECT MAX(id) FROM organizations), 0),
-                     COALESCE((SELECT last_id FROM id_high_water
-                               WHERE name = 'organizations'), 0)) + 1,
-                 ?1, ?2)",
-        params![name, created_at],
+    let id = next_id(db, "organizations", "organizations")?;
+    db.execute(
+        "INSERT INTO organizations (id, name, created_at) VALUES (?3, ?1, ?2)",
+        params![name, created_at, id],
     )?;
     Ok(Organization {
-        id: connection.last_insert_rowid() as u64,
+        id,
         name: name.to_owned(),
         created_at: created_at.to_owned(),
         users: Vec::new(),
     })
 }
 
-pub(super) fn get(connection: &Connection, id: u64) -> Result<Option<Organization>, StoreError> {
-    Ok(connection
-        .query_row(
-            "SELECT id, name, created_at FROM organizations WHERE id = ?1",
-            [id],
-            |row| from_row(connection, row),
-        )
-        .optional()?)
+pub(super) fn get(db: &Db<'_>, id: u64) -> Result<Option<Organization>, StoreError> {
+    Ok(db.query_opt(
+        "SELECT id, name, created_at FROM organizations WHERE id = ?1",
+        params![id],
+        |row| from_row(db, row),
+    )?)
 }
 
 /// Organizations in the window's order; `only` restricts the list to one.
 fn list(
-    connection: &Connection,
+    db: &Db<'_>,
     only: Option<u64>,
     window: Window<OrganizationOrder>,
 ) -> Result<Page<Organization>, StoreError> {
     super::page_where(
-        connection,
+        db,
         "organizations",
         "id, name, created_at",
         "id",
         only,
         window,
-        |row| from_row(connection, row),
+        |row| from_row(db, row),
     )
 }
 
 /// Renames an organization; none when there is no such organization.
-fn rename(
-    connection: &Connection,
-    id: u64,
-    name: &str,
-) -> Result<Option<Organization>, StoreError> {
-    let changed = connection.execute(
+fn rename(db: &Db<'_>, id: u64, name: &str) -> Result<Option<Organization>, StoreError> {
+    let changed = db.execute(
         "UPDATE organizations SET name = ?2 WHERE id = ?1",
         params![id, name],
     )?;
     if changed == 0 {
         return Ok(None);
     }
-    get(connection, id)
+    get(db, id)
 }
 
 /// The rows an organization owns, each statement deleting one table's with the
@@ -203,8 +192,9 @@ fn rename(
 /// (foreign keys are on): a hook's relations and schedule, then hooks (which name modules
 /// and users), modules, queues, the users' tokens and logins, users, run logs (which have
 /// no foreign keys), and last the organization. Every statement has a `WHERE`, so SQLite
-/// reports each deleted row to the caches' update hook (`cache.rs`): sessions, hooks,
-/// organization hook lists and modules read before are stale at once.
+/// reports each deleted row to the caches' update hook (`cache.rs`), and on PostgreSQL
+/// each statement reports the table it names: sessions, hooks, organization hook lists
+/// and modules read before are stale at once.
 const OWNED_ROWS: &[&str] = &[
     "DELETE FROM schedule_ticks
      WHERE hook_id IN (SELECT id FROM hooks WHERE organization_id = ?1)",
@@ -228,38 +218,34 @@ const OWNED_ROWS: &[&str] = &[
 
 /// Deletes an organization and every row it owns in one transaction; the module bytes no
 /// module holds any more. None when there is no such organization.
-fn delete(connection: &mut Connection, id: u64) -> Result<Option<DeletedOrganization>, StoreError> {
-    let transaction = connection.transaction()?;
+fn delete(db: &Db<'_>, id: u64) -> Result<Option<DeletedOrganization>, StoreError> {
+    let transaction = db.transaction()?;
     if get(&transaction, id)?.is_none() {
         return Ok(None);
     }
-    let digests = {
-        let mut statement = transaction.prepare(
-            "SELECT DISTINCT sha256 FROM modules WHERE organization_id = ?1 ORDER BY sha256",
-        )?;
-        let rows = statement
-            .query_map([id], |row| row.get(0))?
-            .collect::<rusqlite::Result<Vec<String>>>()?;
-        rows
-    };
-    let last_user: u64 = transaction.query_row(
+    let digests = transaction.query_map(
+        "SELECT DISTINCT sha256 FROM modules WHERE organization_id = ?1 ORDER BY sha256",
+        params![id],
+        |row| row.get::<String>(0),
+    )?;
+    let last_user = transaction.query_row(
         "SELECT COALESCE(MAX(id), 0) FROM users WHERE organization_id = ?1",
-        [id],
-        |row| row.get(0),
+        params![id],
+        |row| row.get::<u64>(0),
     )?;
     retire_ids(&transaction, "users", last_user)?;
     retire_ids(&transaction, "organizations", id)?;
     for statement in OWNED_ROWS {
-        transaction.execute(statement, [id])?;
+        transaction.execute(statement, params![id])?;
     }
     let mut unused_digests = Vec::new();
     for sha256 in digests {
-        let held: bool = transaction.query_row(
+        let held = transaction.query_row(
             // A hook template's module (the installation's bytes) holds them too.
             "SELECT EXISTS (SELECT 1 FROM modules WHERE sha256 = ?1)
                  OR EXISTS (SELECT 1 FROM hook_templates WHERE module_sha256 = ?1)",
-            [sha256.as_str()],
-            |row| row.get(0),
+            params![sha256],
+            |row| row.get::<bool>(0),
         )?;
         if !held {
             unused_digests.push(sha256);

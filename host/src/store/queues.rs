@@ -1,8 +1,8 @@
 //! Queues: where an organization's documents flow; hooks subscribe to them.
 
-use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{Map, Value};
 
+use super::db::{params, Db, DbError, Row};
 use super::{Page, SortColumn, Store, StoreError, Window};
 
 impl Store {
@@ -63,8 +63,8 @@ pub enum QueueSaveError {
     Store(#[from] StoreError),
 }
 
-impl From<rusqlite::Error> for QueueSaveError {
-    fn from(error: rusqlite::Error) -> Self {
+impl From<DbError> for QueueSaveError {
+    fn from(error: DbError) -> Self {
         QueueSaveError::Store(StoreError::Database(error))
     }
 }
@@ -72,16 +72,16 @@ impl From<rusqlite::Error> for QueueSaveError {
 impl Queues<'_> {
     /// One queue; none when there is no such queue.
     pub async fn get(&self, id: u64) -> Result<Option<Queue>, StoreError> {
-        self.store.run(move |connection| get(connection, id)).await
+        self.store.run(move |db| get(db, id)).await
     }
 
     /// The queues among `ids` that exist, in the order asked (a missing one is left out).
     pub async fn by_ids(&self, ids: &[u64]) -> Result<Vec<Queue>, StoreError> {
         let ids = ids.to_vec();
         self.store
-            .run(move |connection| {
+            .run(move |db| {
                 ids.iter()
-                    .filter_map(|id| get(connection, *id).transpose())
+                    .filter_map(|id| get(db, *id).transpose())
                     .collect::<Result<Vec<_>, _>>()
             })
             .await
@@ -94,7 +94,7 @@ impl Queues<'_> {
         window: Window<QueueOrder>,
     ) -> Result<Page<Queue>, StoreError> {
         self.store
-            .run(move |connection| list(connection, organization, window))
+            .run(move |db| list(db, organization, window))
             .await
     }
 
@@ -102,7 +102,7 @@ impl Queues<'_> {
     pub async fn owned(&self, organization_id: u64, ids: &[u64]) -> Result<Vec<u64>, StoreError> {
         let ids = ids.to_vec();
         self.store
-            .run(move |connection| owned(connection, organization_id, &ids))
+            .run(move |db| owned(db, organization_id, &ids))
             .await
     }
 
@@ -117,7 +117,7 @@ impl Queues<'_> {
     ) -> Result<Option<Queue>, QueueSaveError> {
         let now = now.to_owned();
         self.store
-            .run(move |connection| Ok(create_with_hooks(connection, organization_id, &queue, &now)))
+            .run(move |db| Ok(create_with_hooks(db, organization_id, &queue, &now)))
             .await?
     }
 
@@ -133,15 +133,7 @@ impl Queues<'_> {
     ) -> Result<Option<Queue>, QueueSaveError> {
         let now = now.to_owned();
         self.store
-            .run(move |connection| {
-                Ok(update_with_hooks(
-                    connection,
-                    organization_id,
-                    id,
-                    &queue,
-                    &now,
-                ))
-            })
+            .run(move |db| Ok(update_with_hooks(db, organization_id, id, &queue, &now)))
             .await?
     }
 
@@ -155,12 +147,13 @@ impl Queues<'_> {
     ) -> Result<u64, StoreError> {
         let (name, now) = (name.to_owned(), now.to_owned());
         self.store
-            .run(move |connection| {
-                let page = list(connection, Some(organization_id), Window::first(1))?;
+            .run(move |db| {
+                let page = list(db, Some(organization_id), Window::first(1))?;
                 match page.rows.first() {
                     Some(queue) => Ok(queue.id),
-                    None => create(connection, organization_id, &name, &Map::new(), &now)
-                        .map(|queue| queue.id),
+                    None => {
+                        create(db, organization_id, &name, &Map::new(), &now).map(|queue| queue.id)
+                    }
                 }
             })
             .await
@@ -168,9 +161,7 @@ impl Queues<'_> {
 
     /// Deletes a queue (its hook subscriptions go with it).
     pub async fn delete(&self, id: u64) -> Result<(), StoreError> {
-        self.store
-            .run(move |connection| delete(connection, id))
-            .await
+        self.store.run(move |db| delete(db, id)).await
     }
 }
 
@@ -193,7 +184,7 @@ pub struct Queue {
     pub modified_at: String,
 }
 
-fn from_row(connection: &Connection, row: &rusqlite::Row<'_>) -> rusqlite::Result<Queue> {
+fn from_row(db: &Db<'_>, row: &Row) -> Result<Queue, DbError> {
     let id: u64 = row.get(0)?;
     let metadata: String = row.get(3)?;
     Ok(Queue {
@@ -201,53 +192,53 @@ fn from_row(connection: &Connection, row: &rusqlite::Row<'_>) -> rusqlite::Resul
         organization_id: row.get(1)?,
         name: row.get(2)?,
         metadata: serde_json::from_str(&metadata).unwrap_or_default(),
-        hooks: hooks_of(connection, id)?,
+        hooks: hooks_of(db, id)?,
         created_at: row.get(4)?,
         modified_at: row.get(5)?,
     })
 }
 
-fn hooks_of(connection: &Connection, queue_id: u64) -> rusqlite::Result<Vec<u64>> {
-    let mut statement = connection
-        .prepare_cached("SELECT hook_id FROM hook_queues WHERE queue_id = ?1 ORDER BY hook_id")?;
-    let rows = statement
-        .query_map([queue_id], |row| row.get(0))?
-        .collect::<rusqlite::Result<Vec<u64>>>();
-    rows
+fn hooks_of(db: &Db<'_>, queue_id: u64) -> Result<Vec<u64>, DbError> {
+    db.query_map(
+        "SELECT hook_id FROM hook_queues WHERE queue_id = ?1 ORDER BY hook_id",
+        params![queue_id],
+        |row| row.get::<u64>(0),
+    )
 }
 
 const COLUMNS: &str = "id, organization_id, name, metadata, created_at, modified_at";
 
 fn create(
-    connection: &Connection,
+    db: &Db<'_>,
     organization_id: u64,
     name: &str,
     metadata: &Map<String, Value>,
     now: &str,
 ) -> Result<Queue, StoreError> {
-    connection.execute(
+    let id = db.query_row(
         "INSERT INTO queues (organization_id, name, metadata, created_at, modified_at)
-         VALUES (?1, ?2, ?3, ?4, ?4)",
+         VALUES (?1, ?2, ?3, ?4, ?4)
+         RETURNING id",
         params![
             organization_id,
             name,
             Value::Object(metadata.clone()).to_string(),
             now
         ],
+        |row| row.get::<u64>(0),
     )?;
-    let id = connection.last_insert_rowid() as u64;
-    get(connection, id)?.ok_or(StoreError::Database(rusqlite::Error::QueryReturnedNoRows))
+    get(db, id)?.ok_or(StoreError::Database(DbError::NoRow))
 }
 
 /// Changes a queue's name and metadata.
 fn update(
-    connection: &Connection,
+    db: &Db<'_>,
     id: u64,
     name: &str,
     metadata: &Map<String, Value>,
     now: &str,
 ) -> Result<(), StoreError> {
-    connection.execute(
+    db.execute(
         "UPDATE queues SET name = ?2, metadata = ?3, modified_at = ?4 WHERE id = ?1",
         params![id, name, Value::Object(metadata.clone()).to_string(), now],
     )?;
@@ -255,55 +246,55 @@ fn update(
 }
 
 /// Makes `hooks` the queue's subscribed hooks.
-fn set_hooks(connection: &Connection, id: u64, hooks: &[u64]) -> Result<(), StoreError> {
-    connection.execute("DELETE FROM hook_queues WHERE queue_id = ?1", [id])?;
+fn set_hooks(db: &Db<'_>, id: u64, hooks: &[u64]) -> Result<(), StoreError> {
+    db.execute("DELETE FROM hook_queues WHERE queue_id = ?1", params![id])?;
     for hook in hooks {
-        connection.execute(
-            "INSERT OR IGNORE INTO hook_queues (hook_id, queue_id) VALUES (?1, ?2)",
+        db.execute(
+            "INSERT INTO hook_queues (hook_id, queue_id) VALUES (?1, ?2)
+             ON CONFLICT DO NOTHING",
             params![hook, id],
         )?;
     }
     Ok(())
 }
 
-fn get(connection: &Connection, id: u64) -> Result<Option<Queue>, StoreError> {
-    Ok(connection
-        .query_row(
-            &format!("SELECT {COLUMNS} FROM queues WHERE id = ?1"),
-            [id],
-            |row| from_row(connection, row),
-        )
-        .optional()?)
+fn get(db: &Db<'_>, id: u64) -> Result<Option<Queue>, StoreError> {
+    Ok(db.query_opt(
+        &format!("SELECT {COLUMNS} FROM queues WHERE id = ?1"),
+        params![id],
+        |row| from_row(db, row),
+    )?)
 }
 
 /// Queues of one organization (or all), in the window's order.
 fn list(
-    connection: &Connection,
+    db: &Db<'_>,
     organization: Option<u64>,
     window: Window<QueueOrder>,
 ) -> Result<Page<Queue>, StoreError> {
     super::page_where(
-        connection,
+        db,
         "queues",
         COLUMNS,
         "organization_id",
         organization,
         window,
-        |row| from_row(connection, row),
+        |row| from_row(db, row),
     )
 }
 
 /// Which of `ids` are queues of `organization_id`.
-fn owned(
-    connection: &Connection,
-    organization_id: u64,
-    ids: &[u64],
-) -> Result<Vec<u64>, StoreError> {
-    let mut statement =
-        connection.prepare_cached("SELECT 1 FROM queues WHERE id = ?1 AND organization_id = ?2")?;
+fn owned(db: &Db<'_>, organization_id: u64, ids: &[u64]) -> Result<Vec<u64>, StoreError> {
     let mut found = Vec::new();
     for id in ids {
-        if statement.exists(params![id, organization_id])? {
+        let exists = db
+            .query_opt(
+                "SELECT 1 FROM queues WHERE id = ?1 AND organization_id = ?2",
+                params![id, organization_id],
+                |_| Ok(()),
+            )?
+            .is_some();
+        if exists {
             found.push(*id);
         }
     }
@@ -311,19 +302,19 @@ fn owned(
 }
 
 /// Deletes a queue (its hook subscriptions go with it).
-fn delete(connection: &Connection, id: u64) -> Result<(), StoreError> {
-    connection.execute("DELETE FROM queues WHERE id = ?1", [id])?;
+fn delete(db: &Db<'_>, id: u64) -> Result<(), StoreError> {
+    db.execute("DELETE FROM queues WHERE id = ?1", params![id])?;
     Ok(())
 }
 
 /// Creates a queue and subscribes its hooks in one transaction.
 fn create_with_hooks(
-    connection: &mut Connection,
+    db: &Db<'_>,
     organization_id: u64,
     queue: &QueueWrite,
     now: &str,
 ) -> Result<Option<Queue>, QueueSaveError> {
-    let transaction = connection.transaction()?;
+    let transaction = db.transaction()?;
     let created = create(
         &transaction,
         organization_id,
@@ -341,13 +332,13 @@ fn create_with_hooks(
 
 /// Updates a queue and, when given, its hooks in one transaction.
 fn update_with_hooks(
-    connection: &mut Connection,
+    db: &Db<'_>,
     organization_id: u64,
     id: u64,
     queue: &QueueWrite,
     now: &str,
 ) -> Result<Option<Queue>, QueueSaveError> {
-    let transaction = connection.transaction()?;
+    let transaction = db.transaction()?;
     update(&transaction, id, &queue.name, &queue.metadata, now)?;
     if let Some(hooks) = &queue.hooks {
         set_owned_hooks(&transaction, organization_id, id, hooks)?;
@@ -360,19 +351,23 @@ fn update_with_hooks(
 /// Sets a queue's hooks after checking they are the organization's; the first that is
 /// not refuses the whole write (the caller's transaction is then dropped, not committed).
 fn set_owned_hooks(
-    connection: &Connection,
+    db: &Db<'_>,
     organization_id: u64,
     queue_id: u64,
     hooks: &[u64],
 ) -> Result<(), QueueSaveError> {
     for hook in hooks {
-        let owned = connection
-            .prepare_cached("SELECT 1 FROM hooks WHERE id = ?1 AND organization_id = ?2")?
-            .exists(params![hook, organization_id])?;
+        let owned = db
+            .query_opt(
+                "SELECT 1 FROM hooks WHERE id = ?1 AND organization_id = ?2",
+                params![hook, organization_id],
+                |_| Ok(()),
+            )?
+            .is_some();
         if !owned {
             return Err(QueueSaveError::ForeignHook(*hook));
         }
     }
-    set_hooks(connection, queue_id, hooks)?;
+    set_hooks(db, queue_id, hooks)?;
     Ok(())
 }

@@ -2,9 +2,7 @@
 //! JSON. Written in batches by the dispatcher's writer; read newest first with Rossum's
 //! filters; deleted after the retention.
 
-use rusqlite::types::ToSql;
-use rusqlite::{params, Connection};
-
+use super::db::{params, Db, ToValue, Value};
 use super::{Store, StoreError};
 use crate::model::{id_in_range, RunLog};
 
@@ -27,22 +25,19 @@ impl RunLogs<'_> {
     /// Writes a batch of run logs in one transaction, on the calling thread: for the
     /// writer, which runs on a thread of its own and must not wait for the async runtime.
     pub fn insert_batch_blocking(&self, rows: &[RunLogRow]) -> Result<(), StoreError> {
-        self.store
-            .run_here(|connection| insert_batch(connection, rows))
+        self.store.run_here(|db| insert_batch(db, rows))
     }
 
     /// Run logs matching a filter, newest start first, at most `filter.limit`.
     pub async fn query(&self, filter: RunLogFilter) -> Result<Vec<RunLog>, StoreError> {
-        self.store
-            .run(move |connection| query(connection, &filter))
-            .await
+        self.store.run(move |db| query(db, &filter)).await
     }
 
     /// How many run logs a request id has (tests and the load suite count them).
     pub async fn count_for_request(&self, request_id: &str) -> Result<u64, StoreError> {
         let request_id = request_id.to_owned();
         self.store
-            .run(move |connection| count_for_request(connection, &request_id))
+            .run(move |db| count_for_request(db, &request_id))
             .await
     }
 }
@@ -118,8 +113,8 @@ impl RunLogRow {
             organization_id: log.organization_id,
             hook_id: log.hook_id,
             request_id: log.request_id.clone(),
-            // Annotation and email ids come from the caller's payload: one beyond SQLite's
-            // integers would fail the insert, and with it the whole batch (other runs' logs
+            // Annotation and email ids come from the caller's payload: one beyond the
+            // database's integers would fail the insert, and with it the whole batch (other runs' logs
             // too). Such an id names no object; its column stays empty and the record keeps it.
             queue_id: log.queue_id.and_then(id_in_range),
             annotation_id: log.annotation_id.and_then(id_in_range),
@@ -136,17 +131,15 @@ impl RunLogRow {
 }
 
 /// Writes a batch of run logs in one transaction.
-fn insert_batch(connection: &mut Connection, rows: &[RunLogRow]) -> Result<(), StoreError> {
-    let transaction = connection.transaction()?;
-    {
-        let mut statement = transaction.prepare_cached(
+fn insert_batch(db: &Db<'_>, rows: &[RunLogRow]) -> Result<(), StoreError> {
+    let transaction = db.transaction()?;
+    for row in rows {
+        transaction.execute(
             "INSERT INTO run_logs (uuid, organization_id, hook_id, request_id, queue_id,
                                    annotation_id, email_id, log_level, status, status_code,
-                                   timestamp, start, end, body)
+                                   timestamp, start, \"end\", body)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-        )?;
-        for row in rows {
-            statement.execute(params![
+            params![
                 row.uuid,
                 row.organization_id,
                 row.hook_id,
@@ -161,32 +154,32 @@ fn insert_batch(connection: &mut Connection, rows: &[RunLogRow]) -> Result<(), S
                 row.start,
                 row.end,
                 row.body
-            ])?;
-        }
+            ],
+        )?;
     }
     transaction.commit()?;
     Ok(())
 }
 
 /// Run logs matching a filter, newest start first.
-fn query(connection: &Connection, filter: &RunLogFilter) -> Result<Vec<RunLog>, StoreError> {
+fn query(db: &Db<'_>, filter: &RunLogFilter) -> Result<Vec<RunLog>, StoreError> {
     let mut sql = String::from("SELECT body FROM run_logs WHERE 1 = 1");
-    let mut values: Vec<Box<dyn ToSql>> = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
     if let Some(organization) = filter.organization {
         sql.push_str(" AND organization_id = ?");
-        values.push(Box::new(organization));
+        values.push(organization.to_value()?);
     }
-    any_of(&mut sql, &mut values, "hook_id", &filter.hooks);
-    any_of(&mut sql, &mut values, "queue_id", &filter.queues);
-    any_of(&mut sql, &mut values, "annotation_id", &filter.annotations);
-    any_of(&mut sql, &mut values, "email_id", &filter.emails);
-    any_of(&mut sql, &mut values, "log_level", &filter.log_levels);
-    any_of(&mut sql, &mut values, "status", &filter.statuses);
-    any_of(&mut sql, &mut values, "status_code", &filter.status_codes);
+    any_of(&mut sql, &mut values, "hook_id", &filter.hooks)?;
+    any_of(&mut sql, &mut values, "queue_id", &filter.queues)?;
+    any_of(&mut sql, &mut values, "annotation_id", &filter.annotations)?;
+    any_of(&mut sql, &mut values, "email_id", &filter.emails)?;
+    any_of(&mut sql, &mut values, "log_level", &filter.log_levels)?;
+    any_of(&mut sql, &mut values, "status", &filter.statuses)?;
+    any_of(&mut sql, &mut values, "status_code", &filter.status_codes)?;
     let mut compare = |column: &str, operator: &str, bound: &Option<String>| {
         if let Some(bound) = bound {
             sql.push_str(&format!(" AND {column} {operator} ?"));
-            values.push(Box::new(bound.clone()));
+            values.push(Value::Text(bound.clone()));
         }
     };
     compare("request_id", "=", &filter.request_id);
@@ -194,23 +187,20 @@ fn query(connection: &Connection, filter: &RunLogFilter) -> Result<Vec<RunLog>, 
     compare("timestamp", ">", &filter.timestamp_after);
     compare("start", "<", &filter.start_before);
     compare("start", ">", &filter.start_after);
-    compare("end", "<", &filter.end_before);
-    compare("end", ">", &filter.end_after);
+    compare("\"end\"", "<", &filter.end_before);
+    compare("\"end\"", ">", &filter.end_after);
     if let Some(text) = &filter.search {
         let escaped = text
             .replace('\\', "\\\\")
             .replace('%', "\\%")
             .replace('_', "\\_");
-        sql.push_str(" AND body LIKE ? ESCAPE '\\'");
-        values.push(Box::new(format!("%{escaped}%")));
+        sql.push_str(&format!(" AND body {} ? ESCAPE '\\'", db.dialect().like()));
+        values.push(Value::Text(format!("%{escaped}%")));
     }
     sql.push_str(" ORDER BY start DESC, id DESC LIMIT ?");
-    values.push(Box::new(filter.limit));
-    let mut statement = connection.prepare(&sql)?;
-    let parameters: Vec<&dyn ToSql> = values.iter().map(AsRef::as_ref).collect();
-    let bodies = statement
-        .query_map(parameters.as_slice(), |row| row.get::<_, String>(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    values.push(filter.limit.to_value()?);
+    let parameters: Vec<&dyn ToValue> = values.iter().map(|value| value as &dyn ToValue).collect();
+    let bodies = db.query_map(&sql, &parameters, |row| row.get::<String>(0))?;
     bodies
         .iter()
         .map(|body| {
@@ -220,34 +210,34 @@ fn query(connection: &Connection, filter: &RunLogFilter) -> Result<Vec<RunLog>, 
         .collect()
 }
 
-fn any_of<T: ToSql + Clone + 'static>(
+/// Adds `column IN (...)` for the values wanted, when there are any.
+fn any_of<T: ToValue>(
     sql: &mut String,
-    values: &mut Vec<Box<dyn ToSql>>,
+    values: &mut Vec<Value>,
     column: &str,
     wanted: &[T],
-) {
+) -> Result<(), StoreError> {
     if wanted.is_empty() {
-        return;
+        return Ok(());
     }
     let marks = vec!["?"; wanted.len()].join(", ");
     sql.push_str(&format!(" AND {column} IN ({marks})"));
-    values.extend(
-        wanted
-            .iter()
-            .map(|value| Box::new(value.clone()) as Box<dyn ToSql>),
-    );
+    for value in wanted {
+        values.push(value.to_value()?);
+    }
+    Ok(())
 }
 
 /// How many run logs a request id has.
-fn count_for_request(connection: &Connection, request_id: &str) -> Result<u64, StoreError> {
-    Ok(connection.query_row(
+fn count_for_request(db: &Db<'_>, request_id: &str) -> Result<u64, StoreError> {
+    Ok(db.query_row(
         "SELECT COUNT(*) FROM run_logs WHERE request_id = ?1",
-        [request_id],
+        params![request_id],
         |row| row.get(0),
     )?)
 }
 
 /// Deletes run logs that started before `cutoff`; returns how many.
-pub(super) fn delete_before(connection: &Connection, cutoff: &str) -> Result<usize, StoreError> {
-    Ok(connection.execute("DELETE FROM run_logs WHERE start < ?1", [cutoff])?)
+pub(super) fn delete_before(db: &Db<'_>, cutoff: &str) -> Result<usize, StoreError> {
+    Ok(db.execute("DELETE FROM run_logs WHERE start < ?1", params![cutoff])?)
 }

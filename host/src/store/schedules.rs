@@ -1,10 +1,9 @@
 //! The last tick each scheduled hook ran for, so that a tick runs once, even across a
 //! restart, and a tick missed while the server was down runs once when it is back.
 
-use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
-
+use super::db::{params, Db};
 use super::{Store, StoreError};
+use chrono::{DateTime, Utc};
 
 impl Store {
     /// The scheduled hooks' ticks, reached by name: what the scheduler claims before it
@@ -34,7 +33,7 @@ impl Schedules<'_> {
     ) -> Result<bool, StoreError> {
         let expression = expression.to_owned();
         self.store
-            .run(move |connection| claim(connection, hook_id, &expression, latest, counted_from))
+            .run(move |db| claim(db, hook_id, &expression, latest, counted_from))
             .await
     }
 }
@@ -45,20 +44,18 @@ impl Schedules<'_> {
 /// A hook seen for the first time, or whose expression changed, counts from `counted_from`
 /// (when it was saved): ticks before that are not its to run.
 fn claim(
-    connection: &mut Connection,
+    db: &Db<'_>,
     hook_id: u64,
     expression: &str,
     latest: DateTime<Utc>,
     counted_from: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let transaction = connection.transaction()?;
-    let stored: Option<(String, String)> = transaction
-        .query_row(
-            "SELECT expression, last_tick FROM schedule_ticks WHERE hook_id = ?1",
-            [hook_id],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .optional()?;
+    let transaction = db.transaction()?;
+    let stored: Option<(String, String)> = transaction.query_opt(
+        "SELECT expression, last_tick FROM schedule_ticks WHERE hook_id = ?1",
+        params![hook_id],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
     let last = match &stored {
         Some((stored_expression, last)) if stored_expression == expression => {
             DateTime::parse_from_rfc3339(last)
@@ -106,20 +103,21 @@ mod tests {
 
     #[test]
     fn each_tick_is_claimed_once_and_a_new_expression_starts_afresh() -> Result<(), StoreError> {
-        let mut connection = Connection::open_in_memory()?;
-        super::super::schema::migrate(&mut connection)?;
+        let connection = rusqlite::Connection::open_in_memory()?;
+        let connection = Db::sqlite(&connection);
+        super::super::schema::migrate(&connection)?;
         // The hook itself is not needed for the ticks' rules.
-        connection.pragma_update(None, "foreign_keys", "OFF")?;
+        connection.execute_batch("PRAGMA foreign_keys = OFF")?;
         let every_ten = "*/10 * * * *";
         // Saved at 12:05: the 12:00 tick is not its to run; 12:10 is, once.
-        assert!(!claim(&mut connection, 1, every_ten, at(0), at(5))?);
-        assert!(claim(&mut connection, 1, every_ten, at(10), at(5))?);
-        assert!(!claim(&mut connection, 1, every_ten, at(10), at(5))?);
+        assert!(!claim(&connection, 1, every_ten, at(0), at(5))?);
+        assert!(claim(&connection, 1, every_ten, at(10), at(5))?);
+        assert!(!claim(&connection, 1, every_ten, at(10), at(5))?);
         // Three ticks later (a restart, say): one claim, for the latest.
-        assert!(claim(&mut connection, 1, every_ten, at(40), at(5))?);
-        assert!(!claim(&mut connection, 1, every_ten, at(40), at(5))?);
+        assert!(claim(&connection, 1, every_ten, at(40), at(5))?);
+        assert!(!claim(&connection, 1, every_ten, at(40), at(5))?);
         // A new expression counts from when the hook was saved with it.
-        assert!(!claim(&mut connection, 1, "0 * * * *", at(0), at(45))?);
+        assert!(!claim(&connection, 1, "0 * * * *", at(0), at(45))?);
         Ok(())
     }
 }

@@ -3,8 +3,7 @@
 //! the module it runs: the bytes' sha256 (the file sits with the organizations' modules,
 //! see `crate::modules`), size and what the runtime learned of them.
 
-use rusqlite::{params, Connection, OptionalExtension};
-
+use super::db::{params, Db, DbError, Row};
 use super::modules::Inspected;
 use super::{Page, SortColumn, Store, StoreError, Window};
 use crate::model::hook::TemplateSpec;
@@ -88,13 +87,13 @@ impl HookTemplates<'_> {
     ) -> Result<HookTemplate, StoreError> {
         let created_at = created_at.to_owned();
         self.store
-            .run(move |connection| create(connection, &spec, &module, &created_at))
+            .run(move |db| create(db, &spec, &module, &created_at))
             .await
     }
 
     /// One template.
     pub async fn get(&self, id: u64) -> Result<Option<HookTemplate>, StoreError> {
-        self.store.run(move |connection| get(connection, id)).await
+        self.store.run(move |db| get(db, id)).await
     }
 
     /// A page of the templates, in the window's order.
@@ -103,16 +102,8 @@ impl HookTemplates<'_> {
         window: Window<TemplateOrder>,
     ) -> Result<Page<HookTemplate>, StoreError> {
         self.store
-            .run(move |connection| {
-                super::page_where(
-                    connection,
-                    "hook_templates",
-                    COLUMNS,
-                    "id",
-                    None,
-                    window,
-                    from_row,
-                )
+            .run(move |db| {
+                super::page_where(db, "hook_templates", COLUMNS, "id", None, window, from_row)
             })
             .await
     }
@@ -120,38 +111,37 @@ impl HookTemplates<'_> {
     /// Deletes a template (hooks made from it keep running their organization's module);
     /// none when there is no such template.
     pub async fn delete(&self, id: u64) -> Result<Option<DeletedTemplate>, StoreError> {
-        self.store
-            .run(move |connection| delete(connection, id))
-            .await
+        self.store.run(move |db| delete(db, id)).await
     }
 }
 
 const COLUMNS: &str = "id, document, module_sha256, module_size, module_inspected, created_at";
 
-fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<HookTemplate> {
-    let unreadable = |column: usize, error: serde_json::Error| {
-        rusqlite::Error::FromSqlConversionFailure(
-            column,
-            rusqlite::types::Type::Text,
-            Box::new(error),
-        )
+fn from_row(row: &Row) -> Result<HookTemplate, DbError> {
+    // A document that does not parse is a column of the wrong kind, as a read of another
+    // type would be (serde's reason is not kept: the error says what was wanted).
+    let unreadable = |expected: &'static str| DbError::Column {
+        expected,
+        found: "other text",
     };
     let document: String = row.get(1)?;
     let inspected: String = row.get(4)?;
     Ok(HookTemplate {
         id: row.get(0)?,
-        spec: serde_json::from_str(&document).map_err(|error| unreadable(1, error))?,
+        spec: serde_json::from_str(&document)
+            .map_err(|_| unreadable("the JSON of a hook template's fields"))?,
         module: TemplateModule {
             sha256: row.get(2)?,
             size: row.get(3)?,
-            inspected: serde_json::from_str(&inspected).map_err(|error| unreadable(4, error))?,
+            inspected: serde_json::from_str(&inspected)
+                .map_err(|_| unreadable("the JSON of what the runtime learned of a module"))?,
         },
         created_at: row.get(5)?,
     })
 }
 
 fn create(
-    connection: &Connection,
+    db: &Db<'_>,
     spec: &TemplateSpec,
     module: &TemplateModule,
     created_at: &str,
@@ -162,10 +152,11 @@ fn create(
     let document = serde_json::to_string(spec).map_err(|error| serialize("fields", error))?;
     let inspected =
         serde_json::to_string(&module.inspected).map_err(|error| serialize("module", error))?;
-    connection.execute(
+    let id = db.query_row(
         "INSERT INTO hook_templates (name, sort_order, document, module_sha256, module_size,
                                      module_inspected, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         RETURNING id",
         params![
             spec.name,
             spec.order,
@@ -175,39 +166,35 @@ fn create(
             inspected,
             created_at
         ],
+        |row| row.get::<u64>(0),
     )?;
-    let id = connection.last_insert_rowid().unsigned_abs();
-    get(connection, id)?.ok_or(StoreError::Database(rusqlite::Error::QueryReturnedNoRows))
+    get(db, id)?.ok_or(StoreError::Database(DbError::NoRow))
 }
 
-fn get(connection: &Connection, id: u64) -> Result<Option<HookTemplate>, StoreError> {
-    Ok(connection
-        .query_row(
-            &format!("SELECT {COLUMNS} FROM hook_templates WHERE id = ?1"),
-            [id],
-            from_row,
-        )
-        .optional()?)
+fn get(db: &Db<'_>, id: u64) -> Result<Option<HookTemplate>, StoreError> {
+    Ok(db.query_opt(
+        &format!("SELECT {COLUMNS} FROM hook_templates WHERE id = ?1"),
+        params![id],
+        from_row,
+    )?)
 }
 
-fn delete(connection: &mut Connection, id: u64) -> Result<Option<DeletedTemplate>, StoreError> {
-    let transaction = connection.transaction()?;
-    let sha256: Option<String> = transaction
-        .query_row(
-            "SELECT module_sha256 FROM hook_templates WHERE id = ?1",
-            [id],
-            |row| row.get(0),
-        )
-        .optional()?;
+fn delete(db: &Db<'_>, id: u64) -> Result<Option<DeletedTemplate>, StoreError> {
+    let transaction = db.transaction()?;
+    let sha256 = transaction.query_opt(
+        "SELECT module_sha256 FROM hook_templates WHERE id = ?1",
+        params![id],
+        |row| row.get::<String>(0),
+    )?;
     let Some(sha256) = sha256 else {
         return Ok(None);
     };
-    transaction.execute("DELETE FROM hook_templates WHERE id = ?1", [id])?;
-    let others: u64 = transaction.query_row(
+    transaction.execute("DELETE FROM hook_templates WHERE id = ?1", params![id])?;
+    let others = transaction.query_row(
         "SELECT (SELECT COUNT(*) FROM modules WHERE sha256 = ?1)
               + (SELECT COUNT(*) FROM hook_templates WHERE module_sha256 = ?1)",
-        [&sha256],
-        |row| row.get(0),
+        params![sha256],
+        |row| row.get::<u64>(0),
     )?;
     transaction.commit()?;
     Ok(Some(DeletedTemplate {

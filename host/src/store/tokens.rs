@@ -1,8 +1,8 @@
 //! API tokens, stored as their sha256 only: a stolen database holds no usable token.
 
-use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
+use super::db::{params, Db};
 use super::users::{self, User};
 use super::{Store, StoreError};
 
@@ -34,7 +34,7 @@ impl Tokens<'_> {
     ) -> Result<(), StoreError> {
         let (token, created_at) = (token.to_owned(), created_at.to_owned());
         self.store
-            .run(move |connection| insert(connection, &token, owner, expires_at, &created_at))
+            .run(move |db| insert(db, &token, owner, expires_at, &created_at))
             .await
     }
 
@@ -50,9 +50,7 @@ impl Tokens<'_> {
     ) -> Result<(), StoreError> {
         let (token, created_at) = (token.to_owned(), created_at.to_owned());
         self.store
-            .run(move |connection| {
-                insert_for_hook(connection, &token, owner, hook_id, expires_at, &created_at)
-            })
+            .run(move |db| insert_for_hook(db, &token, owner, hook_id, expires_at, &created_at))
             .await
     }
 
@@ -61,16 +59,14 @@ impl Tokens<'_> {
     pub async fn set_expiry(&self, token: &str, expires_at: i64) -> Result<(), StoreError> {
         let token = token.to_owned();
         self.store
-            .run(move |connection| set_expiry(connection, &token, expires_at))
+            .run(move |db| set_expiry(db, &token, expires_at))
             .await
     }
 
     /// Deletes a token (logout).
     pub async fn delete(&self, token: &str) -> Result<(), StoreError> {
         let token = token.to_owned();
-        self.store
-            .run(move |connection| delete(connection, &token))
-            .await
+        self.store.run(move |db| delete(db, &token)).await
     }
 
     /// Gives the operator a token at start: `configured` becomes its only token when
@@ -83,12 +79,12 @@ impl Tokens<'_> {
     ) -> Result<Option<String>, StoreError> {
         let created_at = created_at.to_owned();
         self.store
-            .run(move |connection| match configured {
-                Some(token) => replace_operator(connection, &token, &created_at).map(|()| None),
-                None if operator_exists(connection)? => Ok(None),
+            .run(move |db| match configured {
+                Some(token) => replace_operator(db, &token, &created_at).map(|()| None),
+                None if operator_exists(db)? => Ok(None),
                 None => {
                     let token = generate()?;
-                    replace_operator(connection, &token, &created_at)?;
+                    replace_operator(db, &token, &created_at)?;
                     Ok(Some(token))
                 }
             })
@@ -98,9 +94,9 @@ impl Tokens<'_> {
     /// Replaces the operator's token with a new one and returns it, on the calling thread:
     /// for `wasmhook operator rotate-token`, which runs without an async runtime.
     pub fn rotate_operator_blocking(&self, created_at: &str) -> Result<String, StoreError> {
-        self.store.run_here(|connection| {
+        self.store.run_here(|db| {
             let token = generate()?;
-            replace_operator(connection, &token, created_at)?;
+            replace_operator(db, &token, created_at)?;
             Ok(token)
         })
     }
@@ -131,7 +127,7 @@ pub fn generate() -> Result<String, StoreError> {
 
 /// Stores a token; `expires_at` in Unix seconds, none for no expiry.
 fn insert(
-    connection: &Connection,
+    db: &Db<'_>,
     token: &str,
     owner: Owner,
     expires_at: Option<i64>,
@@ -141,7 +137,7 @@ fn insert(
         Owner::Operator => (None, 1),
         Owner::User(id) => (Some(id), 0),
     };
-    connection.execute(
+    db.execute(
         "INSERT INTO tokens (hash, user_id, operator, expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![hash(token), user_id, operator, expires_at, created_at],
     )?;
@@ -151,14 +147,14 @@ fn insert(
 /// Stores a token minted for a run of hook `hook_id` on behalf of `owner`: the API gives
 /// it only what an extension needs.
 fn insert_for_hook(
-    connection: &Connection,
+    db: &Db<'_>,
     token: &str,
     owner: u64,
     hook_id: u64,
     expires_at: i64,
     created_at: &str,
 ) -> Result<(), StoreError> {
-    connection.execute(
+    db.execute(
         "INSERT INTO tokens (hash, user_id, operator, expires_at, created_at, hook_id)
          VALUES (?1, ?2, 0, ?3, ?4, ?5)",
         params![hash(token), owner, expires_at, created_at, hook_id],
@@ -188,23 +184,20 @@ impl Session {
 
 /// The session of a token, by the token's [`hash`], whatever its expiry: the cache keeps
 /// it, and the caller checks it against its clock on every use.
-pub(super) fn session(connection: &Connection, hash: &str) -> Result<Option<Session>, StoreError> {
+pub(super) fn session(db: &Db<'_>, hash: &str) -> Result<Option<Session>, StoreError> {
     // user_id, operator, expires_at, hook_id.
-    type Row = (Option<u64>, bool, Option<i64>, Option<u64>);
-    let row: Option<Row> = connection
-        .prepare_cached(
-            "SELECT user_id, operator, expires_at, hook_id FROM tokens WHERE hash = ?1",
-        )?
-        .query_row([hash], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-        })
-        .optional()?;
+    type Columns = (Option<u64>, bool, Option<i64>, Option<u64>);
+    let row: Option<Columns> = db.query_opt(
+        "SELECT user_id, operator, expires_at, hook_id FROM tokens WHERE hash = ?1",
+        params![hash],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+    )?;
     let Some((user_id, operator, expires_at, hook_id)) = row else {
         return Ok(None);
     };
     let (owner, user) = match (operator, user_id) {
         (true, _) => (Owner::Operator, None),
-        (false, Some(id)) => match users::get(connection, id)? {
+        (false, Some(id)) => match users::get(db, id)? {
             Some(user) => (Owner::User(id), Some(user)),
             None => return Ok(None),
         },
@@ -219,36 +212,32 @@ pub(super) fn session(connection: &Connection, hash: &str) -> Result<Option<Sess
 }
 
 /// Deletes a token (logout).
-fn delete(connection: &Connection, token: &str) -> Result<(), StoreError> {
-    connection.execute("DELETE FROM tokens WHERE hash = ?1", [hash(token)])?;
+fn delete(db: &Db<'_>, token: &str) -> Result<(), StoreError> {
+    db.execute("DELETE FROM tokens WHERE hash = ?1", params![hash(token)])?;
     Ok(())
 }
 
 /// Whether the operator has any token.
-fn operator_exists(connection: &Connection) -> Result<bool, StoreError> {
-    Ok(connection.query_row(
+fn operator_exists(db: &Db<'_>) -> Result<bool, StoreError> {
+    Ok(db.query_row(
         "SELECT EXISTS (SELECT 1 FROM tokens WHERE operator = 1)",
-        [],
-        |row| row.get(0),
+        params![],
+        |row| row.get::<bool>(0),
     )?)
 }
 
 /// Makes `token` the operator's only token.
-fn replace_operator(
-    connection: &mut Connection,
-    token: &str,
-    created_at: &str,
-) -> Result<(), StoreError> {
-    let transaction = connection.transaction()?;
-    transaction.execute("DELETE FROM tokens WHERE operator = 1", [])?;
+fn replace_operator(db: &Db<'_>, token: &str, created_at: &str) -> Result<(), StoreError> {
+    let transaction = db.transaction()?;
+    transaction.execute("DELETE FROM tokens WHERE operator = 1", params![])?;
     insert(&transaction, token, Owner::Operator, None, created_at)?;
     transaction.commit()?;
     Ok(())
 }
 
 /// Sets when a token stops working (Unix seconds).
-fn set_expiry(connection: &Connection, token: &str, expires_at: i64) -> Result<(), StoreError> {
-    connection.execute(
+fn set_expiry(db: &Db<'_>, token: &str, expires_at: i64) -> Result<(), StoreError> {
+    db.execute(
         "UPDATE tokens SET expires_at = ?2 WHERE hash = ?1",
         params![hash(token), expires_at],
     )?;
@@ -256,9 +245,9 @@ fn set_expiry(connection: &Connection, token: &str, expires_at: i64) -> Result<(
 }
 
 /// Deletes tokens that expired before `now`; returns how many.
-pub(super) fn delete_expired(connection: &Connection, now: i64) -> Result<usize, StoreError> {
-    Ok(connection.execute(
+pub(super) fn delete_expired(db: &Db<'_>, now: i64) -> Result<usize, StoreError> {
+    Ok(db.execute(
         "DELETE FROM tokens WHERE expires_at IS NOT NULL AND expires_at <= ?1",
-        [now],
+        params![now],
     )?)
 }

@@ -5,10 +5,11 @@
 //! Other letters compare exactly; look-alike characters are a problem no case folding
 //! solves. A refused username gets one answer, [`USERNAME_UNAVAILABLE`], whoever holds it.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::db::{params, Db, DbError, Row};
 
 use super::{
-    organizations, retire_ids, unique_violation, Page, SortColumn, Store, StoreError, Window,
+    next_id, organizations, retire_ids, unique_violation, Page, SortColumn, Store, StoreError,
+    Window,
 };
 
 impl Store {
@@ -50,7 +51,7 @@ const ADMIN: &str = "admin";
 impl Users<'_> {
     /// One user; none when there is no such user.
     pub async fn get(&self, id: u64) -> Result<Option<User>, StoreError> {
-        self.store.run(move |connection| get(connection, id)).await
+        self.store.run(move |db| get(db, id)).await
     }
 
     /// The user a login names, without regard to ASCII case: the user of exactly that
@@ -58,9 +59,7 @@ impl Users<'_> {
     /// else the one whose name equals it but for case.
     pub async fn by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
         let username = username.to_owned();
-        self.store
-            .run(move |connection| by_username(connection, &username))
-            .await
+        self.store.run(move |db| by_username(db, &username)).await
     }
 
     /// A page of the users of one organization (or of all).
@@ -70,7 +69,7 @@ impl Users<'_> {
         window: Window<UserOrder>,
     ) -> Result<Page<User>, StoreError> {
         self.store
-            .run(move |connection| list(connection, organization, window))
+            .run(move |db| list(db, organization, window))
             .await
     }
 
@@ -84,19 +83,21 @@ impl Users<'_> {
     ) -> Result<Option<User>, StoreError> {
         let (user, created_at) = (OwnedNewUser::of(user), created_at.to_owned());
         self.store
-            .run(move |connection| {
-                if organizations::get(connection, user.organization_id)?.is_none() {
+            .run(move |db| {
+                let transaction = db.transaction()?;
+                if organizations::get(&transaction, user.organization_id)?.is_none() {
                     return Ok(None);
                 }
-                create(connection, &user.borrowed(), &created_at).map(Some)
+                let created = create(&transaction, &user.borrowed(), &created_at)?;
+                transaction.commit()?;
+                Ok(Some(created))
             })
             .await
     }
 
     /// Creates an organization named `organization_name` and `user` as its first user (the
     /// demo's): `user.organization_id` is not read, the new organization's id is used.
-    /// Like the two writes it stands for, not one transaction: a refused user leaves the
-    /// organization behind.
+    /// One transaction: a refused user leaves no organization behind.
     pub async fn create_with_organization(
         &self,
         organization_name: &str,
@@ -106,11 +107,14 @@ impl Users<'_> {
         let organization_name = organization_name.to_owned();
         let (mut user, created_at) = (OwnedNewUser::of(user), created_at.to_owned());
         self.store
-            .run(move |connection| {
+            .run(move |db| {
+                let transaction = db.transaction()?;
                 let organization =
-                    organizations::create(connection, &organization_name, &created_at)?;
+                    organizations::create(&transaction, &organization_name, &created_at)?;
                 user.organization_id = organization.id;
-                create(connection, &user.borrowed(), &created_at)
+                let created = create(&transaction, &user.borrowed(), &created_at)?;
+                transaction.commit()?;
+                Ok(created)
             })
             .await
     }
@@ -121,9 +125,7 @@ impl Users<'_> {
     /// them. Returns the user as stored; none when there is no such user. Who may change
     /// what is the caller's rule (`api::users`), not the store's.
     pub async fn update(&self, id: u64, change: UserChange) -> Result<Option<User>, StoreError> {
-        self.store
-            .run(move |connection| update(connection, id, &change))
-            .await
+        self.store.run(move |db| update(db, id, &change)).await
     }
 
     /// Deletes user `id` with its tokens and its last login, in one transaction, unless a
@@ -132,17 +134,13 @@ impl Users<'_> {
     /// as a module a hook uses is not deleted either. None when there is no such user. Who
     /// may delete whom (an admin not themself) is the caller's rule (`api::users`).
     pub async fn delete(&self, id: u64) -> Result<Option<UserDeletion>, StoreError> {
-        self.store
-            .run(move |connection| delete(connection, id))
-            .await
+        self.store.run(move |db| delete(db, id)).await
     }
 
     /// Records that user `id` logged in at `at` (RFC 3339): Rossum's `last_login`.
     pub async fn record_login(&self, id: u64, at: &str) -> Result<(), StoreError> {
         let at = at.to_owned();
-        self.store
-            .run(move |connection| record_login(connection, id, &at))
-            .await
+        self.store.run(move |db| record_login(db, id, &at)).await
     }
 
     /// The admins among `ids` (users that do not exist are left out), in the order asked:
@@ -150,10 +148,10 @@ impl Users<'_> {
     pub async fn admins_among(&self, ids: &[u64]) -> Result<Vec<u64>, StoreError> {
         let ids = ids.to_vec();
         self.store
-            .run(move |connection| {
+            .run(move |db| {
                 let mut admins = Vec::new();
                 for id in ids {
-                    if let Some(user) = get(connection, id)? {
+                    if let Some(user) = get(db, id)? {
                         if user.role == ADMIN {
                             admins.push(user.id);
                         }
@@ -283,7 +281,7 @@ const COLUMNS: &str = "id, organization_id, username, password_hash, role, first
      last_name, email, is_active, created_at, \
      (SELECT last_login FROM user_logins WHERE user_logins.user_id = users.id)";
 
-fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+fn from_row(row: &Row) -> Result<User, DbError> {
     Ok(User {
         id: row.get(0)?,
         organization_id: row.get(1)?,
@@ -308,83 +306,72 @@ pub const USERNAME_UNAVAILABLE: &str = "this username cannot be used; choose ano
 
 /// Creates a user, numbered past every id given before (a deleted user's too: see
 /// `retire_ids`); a username already used (in any case) is a conflict answering
-/// [`USERNAME_UNAVAILABLE`].
+/// [`USERNAME_UNAVAILABLE`]. Run it in the caller's transaction (see `next_id`).
 pub(super) fn create(
-    connection: &Connection,
+    db: &Db<'_>,
     user: &NewUser<'_>,
     created_at: &str,
 ) -> Result<User, StoreError> {
-    connection
-        .execute(
-            "INSERT INTO users (id, organization_id, username, password_hash, role,
-                                first_name, last_name, email, created_at)
-             VALUES (MAX(COALESCE((SELECT MAX(id) FROM users), 0),
-                         COALESCE((SELECT last_id FROM id_high_water
-                                   WHERE name = 'users'), 0)) + 1,
-                     ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                user.organization_id,
-                user.username,
-                user.password_hash,
-                user.role,
-                user.first_name,
-                user.last_name,
-                user.email,
-                created_at
-            ],
-        )
-        .map_err(|error| unique_violation(error, "username", USERNAME_UNAVAILABLE))?;
-    let id = connection.last_insert_rowid() as u64;
-    get(connection, id)?.ok_or(StoreError::Database(rusqlite::Error::QueryReturnedNoRows))
+    let id = next_id(db, "users", "users")?;
+    db.execute(
+        "INSERT INTO users (id, organization_id, username, password_hash, role,
+                            first_name, last_name, email, created_at)
+         VALUES (?9, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            user.organization_id,
+            user.username,
+            user.password_hash,
+            user.role,
+            user.first_name,
+            user.last_name,
+            user.email,
+            created_at,
+            id
+        ],
+    )
+    .map_err(|error| unique_violation(error, "username", USERNAME_UNAVAILABLE))?;
+    get(db, id)?.ok_or(StoreError::Database(DbError::NoRow))
 }
 
-pub(super) fn get(connection: &Connection, id: u64) -> Result<Option<User>, StoreError> {
-    Ok(connection
-        .query_row(
-            &format!("SELECT {COLUMNS} FROM users WHERE id = ?1"),
-            [id],
-            from_row,
-        )
-        .optional()?)
+pub(super) fn get(db: &Db<'_>, id: u64) -> Result<Option<User>, StoreError> {
+    Ok(db.query_opt(
+        &format!("SELECT {COLUMNS} FROM users WHERE id = ?1"),
+        params![id],
+        from_row,
+    )?)
 }
 
 /// One user by username, without regard to ASCII case: the user of exactly that name if
 /// there is one (a case variant from before migration 5 keeps its own login), else the one
 /// whose name equals it but for case.
-pub(super) fn by_username(
-    connection: &Connection,
-    username: &str,
-) -> Result<Option<User>, StoreError> {
-    let exact = connection
-        .query_row(
-            &format!("SELECT {COLUMNS} FROM users WHERE username = ?1"),
-            [username],
-            from_row,
-        )
-        .optional()?;
+pub(super) fn by_username(db: &Db<'_>, username: &str) -> Result<Option<User>, StoreError> {
+    let exact = db.query_opt(
+        &format!("SELECT {COLUMNS} FROM users WHERE username = ?1"),
+        params![username],
+        from_row,
+    )?;
     if exact.is_some() {
         return Ok(exact);
     }
-    Ok(connection
-        .query_row(
-            &format!(
-                "SELECT {COLUMNS} FROM users
-                 WHERE username = ?1 COLLATE NOCASE AND case_duplicate = 0"
-            ),
-            [username],
-            from_row,
-        )
-        .optional()?)
+    Ok(db.query_opt(
+        &format!(
+            "SELECT {COLUMNS} FROM users
+             WHERE {} AND case_duplicate = 0",
+            db.dialect().nocase_eq("username", "?1")
+        ),
+        params![username],
+        from_row,
+    )?)
 }
 
 /// Users in the window's order, of one organization or of all.
 fn list(
-    connection: &Connection,
+    db: &Db<'_>,
     organization: Option<u64>,
     window: Window<UserOrder>,
 ) -> Result<Page<User>, StoreError> {
     super::page_where(
-        connection,
+        db,
         "users",
         COLUMNS,
         "organization_id",
@@ -396,12 +383,8 @@ fn list(
 
 /// Changes a user by the fields `change` gives, deleting its tokens when it is
 /// deactivated, in one transaction; none when there is no such user.
-fn update(
-    connection: &mut Connection,
-    id: u64,
-    change: &UserChange,
-) -> Result<Option<User>, StoreError> {
-    let transaction = connection.transaction()?;
+fn update(db: &Db<'_>, id: u64, change: &UserChange) -> Result<Option<User>, StoreError> {
+    let transaction = db.transaction()?;
     let changed = transaction.execute(
         "UPDATE users SET first_name = COALESCE(?2, first_name),
                           last_name = COALESCE(?3, last_name),
@@ -424,7 +407,7 @@ fn update(
         return Ok(None);
     }
     if change.is_active == Some(false) {
-        transaction.execute("DELETE FROM tokens WHERE user_id = ?1", [id])?;
+        transaction.execute("DELETE FROM tokens WHERE user_id = ?1", params![id])?;
     }
     let user = get(&transaction, id)?;
     transaction.commit()?;
@@ -433,35 +416,33 @@ fn update(
 
 /// Deletes a user with its tokens and last login in one transaction, unless hooks name it
 /// their token owner (then nothing is written); none when there is no such user.
-fn delete(connection: &mut Connection, id: u64) -> Result<Option<UserDeletion>, StoreError> {
-    let transaction = connection.transaction()?;
+fn delete(db: &Db<'_>, id: u64) -> Result<Option<UserDeletion>, StoreError> {
+    let transaction = db.transaction()?;
     if get(&transaction, id)?.is_none() {
         return Ok(None);
     }
-    let hooks = {
-        let mut statement =
-            transaction.prepare("SELECT id FROM hooks WHERE token_owner_id = ?1 ORDER BY id")?;
-        let rows = statement
-            .query_map([id], |row| row.get(0))?
-            .collect::<rusqlite::Result<Vec<u64>>>()?;
-        rows
-    };
+    let hooks = transaction.query_map(
+        "SELECT id FROM hooks WHERE token_owner_id = ?1 ORDER BY id",
+        params![id],
+        |row| row.get::<u64>(0),
+    )?;
     if !hooks.is_empty() {
         return Ok(Some(UserDeletion::TokenOwner(hooks)));
     }
     retire_ids(&transaction, "users", id)?;
-    // Each statement has a `WHERE`, so the caches' update hook sees every deleted row:
-    // cached sessions of the user's tokens are stale at once.
-    transaction.execute("DELETE FROM tokens WHERE user_id = ?1", [id])?;
-    transaction.execute("DELETE FROM user_logins WHERE user_id = ?1", [id])?;
-    transaction.execute("DELETE FROM users WHERE id = ?1", [id])?;
+    // Each statement has a `WHERE`, so SQLite's update hook sees every deleted row (and on
+    // PostgreSQL each statement's table is reported): cached sessions of the user's tokens
+    // are stale at once.
+    transaction.execute("DELETE FROM tokens WHERE user_id = ?1", params![id])?;
+    transaction.execute("DELETE FROM user_logins WHERE user_id = ?1", params![id])?;
+    transaction.execute("DELETE FROM users WHERE id = ?1", params![id])?;
     transaction.commit()?;
     Ok(Some(UserDeletion::Deleted))
 }
 
 /// Records a login of user `id` at `at`.
-pub(super) fn record_login(connection: &Connection, id: u64, at: &str) -> Result<(), StoreError> {
-    connection.execute(
+pub(super) fn record_login(db: &Db<'_>, id: u64, at: &str) -> Result<(), StoreError> {
+    db.execute(
         "INSERT INTO user_logins (user_id, last_login) VALUES (?1, ?2)
          ON CONFLICT (user_id) DO UPDATE SET last_login = excluded.last_login",
         params![id, at],

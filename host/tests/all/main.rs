@@ -1,5 +1,10 @@
 //! End-to-end tests of wasmhook: real modules built from `examples/` and `tests/guests/`
-//! by the `wasmhook-tests` crate, run through the real runtime and the real binary.
+//! by the `wasmhook-tests` crate, run through the real runtime and the real binary, on
+//! the embedded database (SQLite). `tests/postgres` runs the suites that touch the
+//! database again on PostgreSQL, and the replicas' own tests.
+
+/// The database of this binary's servers.
+const DATABASE: support::Database = support::Database::Sqlite;
 
 mod attacks;
 mod cli;

@@ -29,15 +29,18 @@ pub enum Section {
     Connections,
     /// `[metrics]`, `WASMHOOK_METRICS_<NAME>`.
     Metrics,
+    /// `[database]`, `WASMHOOK_DATABASE_<NAME>`.
+    Database,
 }
 
 impl Section {
     /// Every section, in the order the reference lists them.
-    pub const ALL: [Section; 4] = [
+    pub const ALL: [Section; 5] = [
         Section::Limits,
         Section::Network,
         Section::Connections,
         Section::Metrics,
+        Section::Database,
     ];
 
     /// The section's name in the file.
@@ -47,6 +50,7 @@ impl Section {
             Section::Network => "network",
             Section::Connections => "connections",
             Section::Metrics => "metrics",
+            Section::Database => "database",
         }
     }
 
@@ -54,6 +58,7 @@ impl Section {
     pub fn variable(self, key: &str) -> String {
         let prefix = match self {
             Section::Metrics => "WASMHOOK_METRICS_",
+            Section::Database => "WASMHOOK_DATABASE_",
             _ => "WASMHOOK_",
         };
         format!("{prefix}{}", key.to_ascii_uppercase())

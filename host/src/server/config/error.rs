@@ -65,6 +65,10 @@ pub enum ConfigError {
         /// The most it may be.
         maximum: u64,
     },
+    /// The database URL (`--database`, `WASMHOOK_DATABASE_URL`, `[database] url`) is not
+    /// one the server can use; the reason never holds the URL's password.
+    #[error("database URL: {0}")]
+    Database(String),
     /// `WASMHOOK_OPERATOR_TOKEN` is too short to be a secret.
     #[error("WASMHOOK_OPERATOR_TOKEN must be at least 16 characters")]
     ShortOperatorToken,

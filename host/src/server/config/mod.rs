@@ -4,13 +4,14 @@
 //! This file holds the command line's arguments, the file's form and the resolved
 //! [`ServerConfig`], with the secrets that are read from the environment only. Each
 //! section of the file is a file of its own (`limits.rs`, `network.rs`, `connections.rs`,
-//! `metrics.rs`: its settings, their defaults and their checks); `environment.rs` holds the
+//! `metrics.rs`, `database.rs`: its settings, their defaults and their checks); `environment.rs` holds the
 //! one rule by which every setting of a section is read from its variable, `error.rs` the
 //! typed [`ConfigError`] of a refusal, and `schema.rs` lists a section's settings for the
 //! reference (`cli/reference.rs`). All of them are re-exported here: `config::Limits`,
 //! `config::Section`, and so on. `tests.rs` resolves whole configurations.
 
 mod connections;
+mod database;
 mod environment;
 mod error;
 mod limits;
@@ -31,6 +32,7 @@ pub use self::connections::{
     Connections, DEFAULT_BODY_READ_TIMEOUT_MS, DEFAULT_HEADER_READ_TIMEOUT_MS,
     DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_PEER,
 };
+pub use self::database::{Database, DatabaseChoice, DEFAULT_POOL_SIZE};
 pub use self::environment::Section;
 pub use self::error::ConfigError;
 pub use self::limits::Limits;
@@ -61,6 +63,11 @@ pub struct ServeArgs {
     /// Directory of the database and modules [default: ./data].
     #[arg(long, value_name = "DIR", env = "WASMHOOK_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// A postgres:// URL: keep the rows in PostgreSQL, shared by every replica given it
+    /// (also WASMHOOK_DATABASE_URL, [database] url) [default: SQLite in the data
+    /// directory].
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
     /// Public base URL of the API, used in object URLs [default: http://ADDR].
     #[arg(long, value_name = "URL", env = "WASMHOOK_BASE_URL")]
     base_url: Option<String>,
@@ -88,6 +95,8 @@ struct FileConfig {
     connections: Connections,
     #[serde(default)]
     metrics: Metrics,
+    #[serde(default)]
+    database: Database,
 }
 
 /// Variables that have no flag and no place in the file: secrets, which belong in neither
@@ -133,6 +142,8 @@ pub struct ServerConfig {
     pub connections: Connections,
     /// Where metrics are served and how they are labelled.
     pub metrics: Metrics,
+    /// The database: SQLite in the data directory, or PostgreSQL.
+    pub database: DatabaseChoice,
     /// Create the demo, running this module.
     pub demo: Option<PathBuf>,
 }
@@ -175,6 +186,10 @@ impl ServerConfig {
             network: file.network.with_environment(variables)?,
             connections: file.connections.with_environment(variables)?,
             metrics: file.metrics.with_environment(variables)?,
+            database: file
+                .database
+                .with_environment(variables)?
+                .choice(args.database.as_deref())?,
             demo: args.demo.then(|| {
                 args.demo_module
                     .clone()

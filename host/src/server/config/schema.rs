@@ -3,7 +3,7 @@
 //! its serialized default. Apart from the sections because it only describes them; the
 //! server never reads it.
 
-use super::{Connections, Limits, Metrics, Network, Section};
+use super::{Connections, Database, Limits, Metrics, Network, Section};
 
 /// One setting of a file section, for the reference.
 #[derive(Debug, Clone)]
@@ -36,6 +36,10 @@ pub fn section_settings(section: Section) -> Vec<SectionSetting> {
         Section::Metrics => (
             serde_json::to_value(Metrics::default()),
             schemars::schema_for!(Metrics),
+        ),
+        Section::Database => (
+            serde_json::to_value(Database::default()),
+            schemars::schema_for!(Database),
         ),
     };
     let defaults = defaults.unwrap_or_default();

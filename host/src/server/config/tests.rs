@@ -13,6 +13,7 @@ fn args(config: Option<&Path>) -> ServeArgs {
         config: config.map(Path::to_path_buf),
         listen: None,
         data_dir: None,
+        database: None,
         base_url: None,
         demo: false,
         demo_module: None,
@@ -473,4 +474,86 @@ fn every_setting_has_its_variable() {
             assert_eq!(setting.variable, section.variable(&setting.key));
         }
     }
+}
+
+#[test]
+fn the_database_is_sqlite_unless_a_postgres_url_is_given_and_the_flag_wins() {
+    let config = resolve("", &[]).expect("valid");
+    assert_eq!(config.database, DatabaseChoice::Sqlite);
+
+    let config = resolve(
+        "[database]\nurl = \"postgres://app:filepass@db.internal/wasmhook\"\npool_size = 4\n",
+        &[],
+    )
+    .expect("valid");
+    let DatabaseChoice::Postgres { url, pool_size } = &config.database else {
+        panic!("PostgreSQL from the file: {:?}", config.database);
+    };
+    assert_eq!(url.to_string(), "postgres://app:***@db.internal/wasmhook");
+    assert_eq!(*pool_size, 4);
+
+    let variables = [
+        (
+            "WASMHOOK_DATABASE_URL",
+            "postgres://app:envpass@env.internal/wasmhook",
+        ),
+        ("WASMHOOK_DATABASE_POOL_SIZE", "9"),
+    ];
+    let config = resolve_with(&args(None), &variables).expect("valid");
+    let DatabaseChoice::Postgres { url, pool_size } = &config.database else {
+        panic!("PostgreSQL from the environment: {:?}", config.database);
+    };
+    assert_eq!(url.to_string(), "postgres://app:***@env.internal/wasmhook");
+    assert_eq!(*pool_size, 9);
+
+    let mut flagged = args(None);
+    flagged.database = Some("postgres://flag.internal/wasmhook".into());
+    let config = resolve_with(&flagged, &variables).expect("valid");
+    let DatabaseChoice::Postgres { url, .. } = &config.database else {
+        panic!("PostgreSQL from the flag: {:?}", config.database);
+    };
+    assert_eq!(url.to_string(), "postgres://flag.internal/wasmhook");
+}
+
+#[test]
+fn a_database_url_is_refused_by_type_and_its_password_is_never_printed() {
+    for (url, what) in [
+        ("mysql://root:hunter2@db/x", "another scheme"),
+        ("postgres://root:hunter2@db/x?sslmode=require", "TLS"),
+        (
+            "postgres://root:hunter2@db/x?nonsense=1",
+            "an unknown parameter",
+        ),
+    ] {
+        let error = resolve_with(&args(None), &[("WASMHOOK_DATABASE_URL", url)]).expect_err(what);
+        assert!(
+            matches!(error, ConfigError::Database(_)),
+            "{what}: {error:?}"
+        );
+        assert!(!error.to_string().contains("hunter2"), "{what}: {error}");
+    }
+    let error = resolve_with(
+        &args(None),
+        &[
+            ("WASMHOOK_DATABASE_URL", "postgres://db/x"),
+            ("WASMHOOK_DATABASE_POOL_SIZE", "0"),
+        ],
+    )
+    .expect_err("an empty pool");
+    assert!(
+        matches!(
+            error,
+            ConfigError::TooSmall {
+                key: "pool_size",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    let config = resolve_with(
+        &args(None),
+        &[("WASMHOOK_DATABASE_URL", "postgres://root:hunter2@db/x")],
+    )
+    .expect("valid");
+    assert!(!format!("{config:?}").contains("hunter2"));
 }

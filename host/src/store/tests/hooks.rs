@@ -4,14 +4,13 @@
 
 use serde_json::json;
 
-use super::{names, open, save, TestResult};
+use super::{names, save, TestResult};
 use crate::model::hook::{Change, DuplicateRequest, HookDraft};
 use crate::store::hooks::{HookListFilter, HookOrder, SaveContext, SaveError};
+use crate::store::Store;
 use crate::store::Window;
 
-#[tokio::test]
-async fn the_hooks_list_filters_orders_and_pages_in_the_database() -> TestResult {
-    let (_dir, store) = open()?;
+async fn the_hooks_list_filters_orders_and_pages_in_the_database(store: Store) -> TestResult {
     let ours = store.organizations().create("ours", "now").await?.id;
     let theirs = store.organizations().create("theirs", "now").await?.id;
     save(&store, ours, json!({"name": "b", "active": false})).await?;
@@ -85,9 +84,7 @@ async fn the_hooks_list_filters_orders_and_pages_in_the_database() -> TestResult
     Ok(())
 }
 
-#[tokio::test]
-async fn a_reference_to_another_organizations_object_writes_nothing() -> TestResult {
-    let (_dir, store) = open()?;
+async fn a_reference_to_another_organizations_object_writes_nothing(store: Store) -> TestResult {
     let ours = store.organizations().create("ours", "now").await?.id;
     let theirs = store.organizations().create("theirs", "now").await?.id;
     let foreign = save(&store, theirs, json!({"name": "theirs"})).await?;
@@ -113,9 +110,7 @@ async fn a_reference_to_another_organizations_object_writes_nothing() -> TestRes
     Ok(())
 }
 
-#[tokio::test]
-async fn a_deleted_hooks_id_is_never_given_again() -> TestResult {
-    let (_dir, store) = open()?;
+async fn a_deleted_hooks_id_is_never_given_again(store: Store) -> TestResult {
     let ours = store.organizations().create("ours", "now").await?.id;
     let first = save(&store, ours, json!({"name": "first"})).await?;
     store.hooks().delete(first.id).await?;
@@ -125,9 +120,7 @@ async fn a_deleted_hooks_id_is_never_given_again() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn a_duplicate_with_its_dependencies_joins_the_originals_chain() -> TestResult {
-    let (_dir, store) = open()?;
+async fn a_duplicate_with_its_dependencies_joins_the_originals_chain(store: Store) -> TestResult {
     let ours = store.organizations().create("ours", "now").await?.id;
     let before = save(&store, ours, json!({"name": "before"})).await?;
     let original = save(
@@ -174,3 +167,10 @@ async fn a_duplicate_with_its_dependencies_joins_the_originals_chain() -> TestRe
     assert_eq!(after.spec.run_after, vec![original.id, chained.id]);
     Ok(())
 }
+
+on_both!(
+    the_hooks_list_filters_orders_and_pages_in_the_database,
+    a_reference_to_another_organizations_object_writes_nothing,
+    a_deleted_hooks_id_is_never_given_again,
+    a_duplicate_with_its_dependencies_joins_the_originals_chain,
+);

@@ -1,16 +1,44 @@
-//! The store through its facades, on a real SQLite file: what the API relies on without
+//! The store through its facades, each test twice: on a real SQLite file and on a schema
+//! of its own on the machine's PostgreSQL (`on_both!`). What the API relies on without
 //! seeing SQL (lists filtered, ordered and paged in the database; references checked
 //! against the organization in the transaction that writes; ids never given twice; an
 //! organization deleted with everything it owns, the caches stale at once).
 
 use serde_json::{json, Map, Value};
 
+use super::db::postgres::PostgresUrl;
 use super::hooks::SaveContext;
 use super::tokens::Owner;
 use super::users::NewUser;
 use super::Store;
 use crate::model::hook::{parse_draft, Hook, TEST_BOUNDS};
+use wasmhook_tests::postgres::TestSchema;
 
+/// Each named test, an `async fn(Store) -> TestResult`, runs twice: on a SQLite file
+/// (`sqlite::name`) and on a PostgreSQL schema of its own (`postgres::name`), so that both
+/// backends keep the same promises.
+macro_rules! on_both {
+    ($($test:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() -> super::super::TestResult {
+                    let (_dir, store) = super::super::open()?;
+                    super::$test(store).await
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() -> super::super::TestResult {
+                    let (_schema, store) = super::super::open_postgres().await?;
+                    super::$test(store).await
+                }
+            )+
+        }
+    };
+}
 mod hooks;
 mod organizations;
 mod templates;
@@ -22,6 +50,14 @@ fn open() -> Result<(tempfile::TempDir, Store), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let store = Store::open(&dir.path().join("wasmhook.db"))?;
     Ok((dir, store))
+}
+
+/// A store on a fresh PostgreSQL schema, dropped with the returned guard.
+async fn open_postgres() -> Result<(TestSchema, Store), Box<dyn std::error::Error>> {
+    let schema = TestSchema::create("store").map_err(|error| error.to_string())?;
+    let url: PostgresUrl = schema.url().parse()?;
+    let store = Store::open_postgres(&url, 4).await?;
+    Ok((schema, store))
 }
 
 /// Saves a webhook hook (no module needed) of `organization` from `fields`.

@@ -3,14 +3,15 @@
 
 use serde_json::json;
 
-use super::{open, save, user_with_token, TestResult};
+use super::{save, user_with_token, TestResult};
 use crate::store::queues::QueueWrite;
 use crate::store::users::UserDeletion;
+use crate::store::Store;
 use crate::store::Window;
 
-#[tokio::test]
-async fn an_organization_goes_with_everything_it_owns_and_nothing_of_another() -> TestResult {
-    let (_dir, store) = open()?;
+async fn an_organization_goes_with_everything_it_owns_and_nothing_of_another(
+    store: Store,
+) -> TestResult {
     let ours = store.organizations().create("ours", "now").await?.id;
     let theirs = store.organizations().create("theirs", "now").await?.id;
     let ann = user_with_token(&store, ours, "ann", "admin").await?;
@@ -88,9 +89,7 @@ async fn an_organization_goes_with_everything_it_owns_and_nothing_of_another() -
     Ok(())
 }
 
-#[tokio::test]
-async fn a_deleted_organizations_or_users_id_is_never_given_again() -> TestResult {
-    let (_dir, store) = open()?;
+async fn a_deleted_organizations_or_users_id_is_never_given_again(store: Store) -> TestResult {
     let ours = store.organizations().create("ours", "now").await?.id;
     let ann = user_with_token(&store, ours, "ann", "admin").await?;
     let bob = user_with_token(&store, ours, "bob", "member").await?;
@@ -111,3 +110,8 @@ async fn a_deleted_organizations_or_users_id_is_never_given_again() -> TestResul
     assert!(dora > carl && carl > ann, "{dora} after {carl}");
     Ok(())
 }
+
+on_both!(
+    an_organization_goes_with_everything_it_owns_and_nothing_of_another,
+    a_deleted_organizations_or_users_id_is_never_given_again,
+);

@@ -3,10 +3,11 @@
 
 use serde_json::json;
 
-use super::{open, TestResult};
+use super::TestResult;
 use crate::model::hook::{parse_template, TemplateSpec, TEST_BOUNDS};
 use crate::store::modules::{DeleteOutcome, Inspected};
 use crate::store::templates::TemplateModule;
+use crate::store::Store;
 use crate::store::Window;
 
 /// The `checker` template's spec, and the module of its bytes (`sha256`, 10 bytes, a
@@ -30,9 +31,7 @@ fn checker(sha256: &str) -> Result<(TemplateSpec, TemplateModule), Box<dyn std::
     Ok((spec, module))
 }
 
-#[tokio::test]
-async fn a_templates_bytes_stay_while_a_template_or_a_module_has_them() -> TestResult {
-    let (_dir, store) = open()?;
+async fn a_templates_bytes_stay_while_a_template_or_a_module_has_them(store: Store) -> TestResult {
     let ours = store.organizations().create("ours", "now").await?.id;
     let (spec, module) = checker(&"ab".repeat(32))?;
     let templates = store.hook_templates();
@@ -63,9 +62,9 @@ async fn a_templates_bytes_stay_while_a_template_or_a_module_has_them() -> TestR
     Ok(())
 }
 
-#[tokio::test]
-async fn an_organizations_deletion_keeps_the_bytes_a_hook_template_runs() -> TestResult {
-    let (_dir, store) = open()?;
+async fn an_organizations_deletion_keeps_the_bytes_a_hook_template_runs(
+    store: Store,
+) -> TestResult {
     let ours = store.organizations().create("ours", "now").await?.id;
     let (spec, module) = checker(&"cd".repeat(32))?;
     store
@@ -95,3 +94,8 @@ async fn an_organizations_deletion_keeps_the_bytes_a_hook_template_runs() -> Tes
     assert_eq!(deleted.unused_digests, vec![own]);
     Ok(())
 }
+
+on_both!(
+    a_templates_bytes_stay_while_a_template_or_a_module_has_them,
+    an_organizations_deletion_keeps_the_bytes_a_hook_template_runs,
+);

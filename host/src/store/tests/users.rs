@@ -3,14 +3,14 @@
 
 use serde_json::json;
 
-use super::{open, save, user_with_token, TestResult};
+use super::{save, user_with_token, TestResult};
 use crate::store::tokens::Owner;
 use crate::store::users::{NewUser, UserChange, UserDeletion};
+use crate::store::Store;
 
-#[tokio::test]
 async fn an_update_keeps_what_it_does_not_name_and_a_deactivated_user_loses_its_tokens(
+    store: Store,
 ) -> TestResult {
-    let (_dir, store) = open()?;
     let organization = store.organizations().create("ours", "now").await?.id;
     let new_user = NewUser {
         organization_id: organization,
@@ -75,9 +75,9 @@ async fn an_update_keeps_what_it_does_not_name_and_a_deactivated_user_loses_its_
     Ok(())
 }
 
-#[tokio::test]
-async fn a_token_owner_is_not_deleted_and_a_deleted_user_loses_its_tokens() -> TestResult {
-    let (_dir, store) = open()?;
+async fn a_token_owner_is_not_deleted_and_a_deleted_user_loses_its_tokens(
+    store: Store,
+) -> TestResult {
     let ours = store.organizations().create("ours", "now").await?.id;
     let ann = user_with_token(&store, ours, "ann", "member").await?;
     let hook = save(&store, ours, json!({"name": "as ann", "token_owner": ann})).await?;
@@ -99,3 +99,8 @@ async fn a_token_owner_is_not_deleted_and_a_deleted_user_loses_its_tokens() -> T
     assert_eq!(store.users().delete(ann).await?, None);
     Ok(())
 }
+
+on_both!(
+    an_update_keeps_what_it_does_not_name_and_a_deactivated_user_loses_its_tokens,
+    a_token_owner_is_not_deleted_and_a_deleted_user_loses_its_tokens,
+);

@@ -4,15 +4,87 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use reqwest::blocking::Client;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use wasmhook_tests::postgres::TestSchema;
 
 pub const OPERATOR_TOKEN: &str = "operator-token-for-tests-0123456789";
+
+/// The database the servers of this test binary keep their rows in: SQLite in the data
+/// directory (`tests/all`), or PostgreSQL (`tests/postgres`, which runs the suites that
+/// make sense on both against it).
+// tests/all makes no `Postgres`, tests/postgres no `Sqlite`.
+#[allow(dead_code)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Database {
+    /// The embedded default.
+    Sqlite,
+    /// A schema of the machine's PostgreSQL per data directory.
+    Postgres,
+}
+
+/// `--database URL` for a server of `data_dir`, when this binary's servers use PostgreSQL:
+/// one schema per data directory, kept for the whole test process so that a restarted
+/// server (or a second replica given the same directory's schema) finds the rows.
+fn database_args(data_dir: &Path) -> Vec<String> {
+    match crate::DATABASE {
+        Database::Sqlite => Vec::new(),
+        Database::Postgres => vec!["--database".to_owned(), schema_url_of(data_dir)],
+    }
+}
+
+/// The URL of the PostgreSQL schema kept for `data_dir` (made on first use). A replica
+/// test starts its second server on another data directory with this URL.
+pub fn schema_url_of(data_dir: &Path) -> String {
+    if let Some(url) = lock(shared()).get(data_dir) {
+        return url.clone();
+    }
+    static SCHEMAS: OnceLock<Mutex<HashMap<PathBuf, TestSchema>>> = OnceLock::new();
+    let schemas = SCHEMAS.get_or_init(|| {
+        // Earlier runs' schemas: a static is never dropped, so they stay behind.
+        if let Err(error) = wasmhook_tests::postgres::drop_leftovers("server") {
+            panic!("PostgreSQL must answer for these tests: {error}");
+        }
+        Mutex::new(HashMap::new())
+    });
+    let mut schemas = schemas
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(schema) = schemas.get(data_dir) {
+        return schema.url().to_owned();
+    }
+    let schema = TestSchema::create("server")
+        .unwrap_or_else(|error| panic!("PostgreSQL must answer for these tests: {error}"));
+    let url = schema.url().to_owned();
+    schemas.insert(data_dir.to_path_buf(), schema);
+    url
+}
+
+/// Data directories whose servers use another directory's schema: replicas.
+fn shared() -> &'static Mutex<HashMap<PathBuf, String>> {
+    static SHARED: OnceLock<Mutex<HashMap<PathBuf, String>>> = OnceLock::new();
+    SHARED.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Makes the servers of `data_dir` use the database of `first`'s: a replica of it, with
+/// its own data directory (its own compiled artifacts and lock) and the same rows. Used by
+/// tests/postgres only.
+#[allow(dead_code)]
+pub fn share_database(first: &Path, data_dir: &Path) {
+    let url = schema_url_of(first);
+    lock(shared()).insert(data_dir.to_path_buf(), url);
+}
 
 /// A running server; stopped (SIGTERM, then waited for) when dropped.
 pub struct Server {
@@ -43,6 +115,7 @@ impl Server {
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(database_args(data_dir))
             .args(args)
             .envs(env.iter().copied())
             .env_remove("WASMHOOK_OPERATOR_TOKEN")

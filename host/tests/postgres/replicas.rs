@@ -1,0 +1,125 @@
+//! Several `wasmhook serve` processes on one PostgreSQL schema, each with its own data
+//! directory, as replicas behind a load balancer run: any of them answers any request with
+//! the same rows, a change through one is what the next request through another sees
+//! (their caches hear each other's writes), and replicas starting together migrate the
+//! schema once.
+
+use std::path::Path;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::support::{schema_url_of, share_database, temp, Server, Tenant, OPERATOR_TOKEN};
+
+/// The key every replica seals and opens secrets with: replicas must share it.
+const SECRETS_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+/// A replica of the database of `first` on its own data directory.
+fn replica(first: &Path, data_dir: &Path) -> Server {
+    share_database(first, data_dir);
+    start(data_dir)
+}
+
+fn start(data_dir: &Path) -> Server {
+    Server::start_with(
+        data_dir,
+        Some(OPERATOR_TOKEN),
+        &[
+            ("WASMHOOK_SECRETS_KEY", SECRETS_KEY),
+            ("WASMHOOK_ALLOW_PRIVATE_ADDRESSES", "true"),
+            ("WASMHOOK_ALLOW_HTTP_WEBHOOKS", "true"),
+        ],
+        &[],
+    )
+}
+
+#[test]
+fn a_hook_made_through_one_replica_is_read_changed_and_deleted_through_another() {
+    let (first_dir, second_dir) = (temp(), temp());
+    let first = start(first_dir.path());
+    let second = replica(first_dir.path(), second_dir.path());
+    let tenant = Tenant::new(&first, "replicated");
+    let hook = tenant.webhook("http://127.0.0.1:9/receiver", json!({}));
+    let path = format!("/hooks/{}", hook["id"]);
+
+    // Read through the second replica: it also fills that replica's cache.
+    let (status, seen) = second.get(&path, &tenant.token);
+    assert_eq!(status, StatusCode::OK, "{seen}");
+    assert_eq!(seen["name"], hook["name"]);
+    assert_eq!(seen["settings"], json!({"region": "eu"}));
+
+    let (status, renamed) = tenant.patch(&path, json!({"name": "renamed", "active": false}));
+    assert_eq!(status, StatusCode::OK, "{renamed}");
+    let (status, seen) = second.get(&path, &tenant.token);
+    assert_eq!(status, StatusCode::OK, "{seen}");
+    assert_eq!(seen["name"], "renamed", "the second replica's next read");
+    assert_eq!(seen["active"], false);
+
+    // A list through the second replica, filtered in the database.
+    let (status, listed) = second.get("/hooks?active=false", &tenant.token);
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(listed["results"][0]["name"], "renamed", "{listed}");
+
+    assert_eq!(tenant.delete(&path), StatusCode::NO_CONTENT);
+    let (status, gone) = second.get(&path, &tenant.token);
+    assert_eq!(status, StatusCode::NOT_FOUND, "{gone}");
+}
+
+#[test]
+fn a_token_revoked_through_one_replica_is_refused_by_every_other_at_once() {
+    let (first_dir, second_dir) = (temp(), temp());
+    let first = start(first_dir.path());
+    let second = replica(first_dir.path(), second_dir.path());
+    let (_organization, _admin) = first.organization_with_admin("sessions");
+    let token = second.login("sessions-admin", "long enough");
+
+    // Accepted by both, so that both have the session cached.
+    for replica in [&first, &second] {
+        let (status, user) = replica.get("/auth/user", &token);
+        assert_eq!(status, StatusCode::OK, "{user}");
+    }
+    let (status, _) = second.send(Method::POST, "/auth/logout", Some(&token), None);
+    assert_eq!(status, StatusCode::OK);
+    for replica in [&first, &second] {
+        let (status, refused) = replica.get("/auth/user", &token);
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused}");
+    }
+}
+
+#[test]
+fn replicas_starting_together_apply_each_migration_once() {
+    let dirs: Vec<_> = (0..3).map(|_| temp()).collect();
+    for dir in &dirs[1..] {
+        share_database(dirs[0].path(), dir.path());
+    }
+    let servers: Vec<Server> = std::thread::scope(|scope| {
+        let starting: Vec<_> = dirs
+            .iter()
+            .map(|dir| scope.spawn(|| start(dir.path())))
+            .collect();
+        starting
+            .into_iter()
+            .map(|handle| handle.join().expect("a replica starts"))
+            .collect()
+    });
+    for server in &servers {
+        let (status, _) = server.send(Method::GET, "/healthz", None, None);
+        assert!(
+            status.is_success() || status == StatusCode::NOT_FOUND,
+            "{status}"
+        );
+        let ready = server
+            .client
+            .get(format!("{}/readyz", server.root()))
+            .send()
+            .expect("the replica answers");
+        assert_eq!(ready.status(), StatusCode::OK);
+    }
+    let url = schema_url_of(dirs[0].path());
+    let applied = wasmhook_tests::postgres::query_text_at(
+        &url,
+        "SELECT COUNT(*)::text || ' ' || MAX(version)::text FROM schema_migrations",
+    )
+    .expect("PostgreSQL answers");
+    assert_eq!(applied.as_deref(), Some("8 8"), "one row per migration");
+}
