@@ -113,13 +113,26 @@ fn on_thread(url: String, statements: String) -> Result<(), Error> {
 /// Drops every schema whose name starts with `t_{tag}_`: what earlier runs left behind
 /// when their schemas were kept for a whole test process (the servers' schemas, which
 /// outlive a server so that a restart finds its rows). Call it once, before the first.
+/// One schema per transaction: dropping many at once would take more locks than the
+/// server allows a transaction.
 pub fn drop_leftovers(tag: &str) -> Result<(), Error> {
-    let statement = format!(
-        "DO $$ DECLARE name text; BEGIN
-             FOR name IN SELECT nspname FROM pg_namespace WHERE nspname LIKE 't\\_{tag}\\_%' LOOP
-                 EXECUTE format('DROP SCHEMA %I CASCADE', name);
-             END LOOP;
-         END $$;"
-    );
-    on_thread(server_url(), statement)
+    let pattern = format!("t\\_{tag}\\_%");
+    let url = server_url();
+    std::thread::spawn(move || -> Result<(), Error> {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls)?;
+        let names: Vec<String> = client
+            .query(
+                "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE $1",
+                &[&pattern],
+            )?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        for name in names {
+            client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))?;
+        }
+        Ok(())
+    })
+    .join()
+    .map_err(|_| "the statement's thread panicked")?
 }

@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 use wasmhook_tests::guests::{HELLO, HOSTILE, INVOICE_CHECK, OTHER_WORLD};
 
 use super::support::{
-    artifacts, detail_of, field_error, field_message, id_of, initialize, initialize_annotation,
-    message_at, sign, temp, wait_until, Server, Tenant, OPERATOR_TOKEN,
+    artifacts, detail_of, execute_in_database, field_error, field_message, id_of, initialize,
+    initialize_annotation, message_at, sign, temp, wait_until, Server, Tenant, OPERATOR_TOKEN,
 };
 
 #[test]
@@ -1146,15 +1146,15 @@ fn old_run_logs_are_deleted_after_the_retention() {
         assert_eq!(uuids.len(), 2, "{logs}");
         (uuids[0].clone(), uuids[1].clone())
     };
-    let database = rusqlite::Connection::open(dir.path().join("wasmhook.db")).expect("opens");
-    let moved = database
-        .execute(
-            "UPDATE run_logs SET start = ?1 WHERE uuid = ?2",
-            rusqlite::params!["2000-01-01T00:00:00.000000Z", old],
-        )
-        .expect("the log is moved back");
+    assert!(
+        old.chars().all(|c| c.is_ascii_hexdigit() || c == '-'),
+        "{old}"
+    );
+    let moved = execute_in_database(
+        dir.path(),
+        &format!("UPDATE run_logs SET start = '2000-01-01T00:00:00.000000Z' WHERE uuid = '{old}'"),
+    );
     assert_eq!(moved, 1);
-    drop(database);
 
     let server = Server::start_with(
         dir.path(),

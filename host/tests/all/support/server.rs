@@ -48,7 +48,7 @@ pub fn schema_url_of(data_dir: &Path) -> String {
     let schemas = SCHEMAS.get_or_init(|| {
         // Earlier runs' schemas: a static is never dropped, so they stay behind.
         if let Err(error) = wasmhook_tests::postgres::drop_leftovers("server") {
-            panic!("PostgreSQL must answer for these tests: {error}");
+            panic!("PostgreSQL must answer for these tests: {error:?}");
         }
         Mutex::new(HashMap::new())
     });
@@ -59,10 +59,35 @@ pub fn schema_url_of(data_dir: &Path) -> String {
         return schema.url().to_owned();
     }
     let schema = TestSchema::create("server")
-        .unwrap_or_else(|error| panic!("PostgreSQL must answer for these tests: {error}"));
+        .unwrap_or_else(|error| panic!("PostgreSQL must answer for these tests: {error:?}"));
     let url = schema.url().to_owned();
     schemas.insert(data_dir.to_path_buf(), schema);
     url
+}
+
+/// Runs `statement` (no parameters) on the database of `data_dir`'s servers, behind the
+/// API's back (a test ageing a row); how many rows it changed. SQLite's file, or the
+/// directory's PostgreSQL schema.
+pub fn execute_in_database(data_dir: &Path, statement: &str) -> u64 {
+    match crate::DATABASE {
+        Database::Sqlite => {
+            let database = rusqlite::Connection::open(data_dir.join("wasmhook.db"))
+                .expect("the database opens");
+            database.execute(statement, []).expect("the statement runs") as u64
+        }
+        Database::Postgres => {
+            let (url, statement) = (schema_url_of(data_dir), statement.to_owned());
+            std::thread::spawn(move || {
+                let mut client =
+                    postgres::Client::connect(&url, postgres::NoTls).expect("PostgreSQL answers");
+                client
+                    .execute(statement.as_str(), &[])
+                    .expect("the statement runs")
+            })
+            .join()
+            .expect("the statement's thread")
+        }
+    }
 }
 
 /// Data directories whose servers use another directory's schema: replicas.
