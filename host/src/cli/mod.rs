@@ -63,6 +63,10 @@ enum OperatorCommand {
         /// The server's data directory [default: ./data].
         #[arg(long, value_name = "DIR", env = "WASMHOOK_DATA_DIR")]
         data_dir: Option<PathBuf>,
+        /// The replicas' PostgreSQL database, when the rows are there: the token is
+        /// replaced while they run, and every replica refuses the old one at once.
+        #[arg(long, value_name = "URL", env = "WASMHOOK_DATABASE_URL")]
+        database: Option<String>,
     },
 }
 
@@ -91,10 +95,14 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&args, cache_dir),
         Command::Serve(args) => serve(&args),
         Command::New(args) => new::new(&args),
-        Command::Operator(OperatorCommand::RotateToken { data_dir }) => {
+        Command::Operator(OperatorCommand::RotateToken { data_dir, database }) => {
             let data_dir =
                 data_dir.unwrap_or_else(|| PathBuf::from(crate::server::config::DEFAULT_DATA_DIR));
-            match crate::server::rotate_operator_token(&data_dir) {
+            let rotated = match database.filter(|url| !url.is_empty()) {
+                Some(url) => crate::server::rotate_operator_token_in(&url),
+                None => crate::server::rotate_operator_token(&data_dir),
+            };
+            match rotated {
                 Ok(token) => {
                     eprintln!("new operator token (shown once, keep it):");
                     // The token is the command's output, for scripts to capture.

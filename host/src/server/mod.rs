@@ -28,8 +28,8 @@ use crate::outbound::Outbound;
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::sealing::Sealer;
 use crate::store::{Expired, Store};
-pub use config::ServerConfig;
 use config::DatabaseChoice;
+pub use config::ServerConfig;
 
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "wasmhook.db";
@@ -328,6 +328,21 @@ pub fn rotate_operator_token(data_dir: &Path) -> anyhow::Result<String> {
     let store = Store::open(&database).context("cannot open the database")?;
     let token = store.tokens().rotate_operator_blocking(&now_rfc3339())?;
     Ok(token)
+}
+
+/// Replaces the operator's token in the PostgreSQL database at `url` (replicas may be
+/// running: their caches hear the old token's deletion); the new token.
+pub fn rotate_operator_token_in(url: &str) -> anyhow::Result<String> {
+    if std::env::var_os("WASMHOOK_OPERATOR_TOKEN").is_some_and(|token| !token.is_empty()) {
+        anyhow::bail!(
+            "WASMHOOK_OPERATOR_TOKEN is set, and it becomes the operator's token at every \
+             start: change the variable instead"
+        );
+    }
+    let url: crate::store::db::postgres::PostgresUrl = url.parse()?;
+    let store = Store::open_postgres_blocking(&url, 1)
+        .with_context(|| format!("cannot open the database at {url}"))?;
+    Ok(store.tokens().rotate_operator_blocking(&now_rfc3339())?)
 }
 
 /// The database the configuration names: SQLite in the data directory, or PostgreSQL

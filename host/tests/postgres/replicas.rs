@@ -123,3 +123,31 @@ fn replicas_starting_together_apply_each_migration_once() {
     .expect("PostgreSQL answers");
     assert_eq!(applied.as_deref(), Some("8 8"), "one row per migration");
 }
+
+#[test]
+fn the_operator_token_is_rotated_while_replicas_run_and_both_refuse_the_old_one() {
+    let (first_dir, second_dir) = (temp(), temp());
+    let first = start(first_dir.path());
+    let second = replica(first_dir.path(), second_dir.path());
+    // Both have the operator's session cached.
+    for replica in [&first, &second] {
+        let (status, body) = replica.get("/organizations", OPERATOR_TOKEN);
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wasmhook"))
+        .args(["operator", "rotate-token", "--database"])
+        .arg(schema_url_of(first_dir.path()))
+        .env_remove("WASMHOOK_OPERATOR_TOKEN")
+        .output()
+        .expect("the command runs");
+    assert!(output.status.success(), "{output:?}");
+    let token = String::from_utf8(output.stdout).expect("text");
+    let token = token.trim();
+    assert!(token.len() >= 16, "{token}");
+    for replica in [&first, &second] {
+        let (status, refused) = replica.get("/organizations", OPERATOR_TOKEN);
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused}");
+        let (status, body) = replica.get("/organizations", token);
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+}
