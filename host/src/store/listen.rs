@@ -5,9 +5,11 @@
 //! the table's generation (`cache.rs`), making the entries read from it stale.
 //!
 //! PostgreSQL delivers a notification when the writing transaction commits, to every
-//! listening session; on the same machine or network that is well under a millisecond
-//! later, so the next call through this replica after a PATCH through another one reads
-//! the new hook unless it races the commit within that moment. When the listening
+//! listening session, asynchronously: on the same machine or network milliseconds later.
+//! Until it arrives this replica may still serve the row it had cached (tests/postgres
+//! see the change served within a poll or two of 20 ms; a request racing the commit can see
+//! the old row). Versions checked on every read would close that moment at a round trip
+//! per cached read; not done yet. When the listening
 //! connection breaks, notifications sent meanwhile are lost: so until it is back no cached
 //! entry is used (every read goes to the database), and every entry is made stale when it
 //! is.

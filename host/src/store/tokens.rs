@@ -79,14 +79,27 @@ impl Tokens<'_> {
     ) -> Result<Option<String>, StoreError> {
         let created_at = created_at.to_owned();
         self.store
-            .run(move |db| match configured {
-                Some(token) => replace_operator(db, &token, &created_at).map(|()| None),
-                None if operator_exists(db)? => Ok(None),
-                None => {
-                    let token = generate()?;
-                    replace_operator(db, &token, &created_at)?;
-                    Ok(Some(token))
-                }
+            .run(move |db| {
+                // Replicas starting together each ensure the operator: one at a time, so
+                // that they neither insert the same token twice nor each generate one.
+                let transaction = db.transaction()?;
+                transaction.serialize("wasmhook operator token")?;
+                let generated = match configured {
+                    Some(token) => {
+                        if operator_hash(&transaction)?.as_deref() != Some(hash(&token).as_str()) {
+                            replace_operator(&transaction, &token, &created_at)?;
+                        }
+                        None
+                    }
+                    None if operator_hash(&transaction)?.is_some() => None,
+                    None => {
+                        let token = generate()?;
+                        replace_operator(&transaction, &token, &created_at)?;
+                        Some(token)
+                    }
+                };
+                transaction.commit()?;
+                Ok(generated)
             })
             .await
     }
@@ -95,8 +108,11 @@ impl Tokens<'_> {
     /// for `wasmhook operator rotate-token`, which runs without an async runtime.
     pub fn rotate_operator_blocking(&self, created_at: &str) -> Result<String, StoreError> {
         self.store.run_here(|db| {
+            let transaction = db.transaction()?;
+            transaction.serialize("wasmhook operator token")?;
             let token = generate()?;
-            replace_operator(db, &token, created_at)?;
+            replace_operator(&transaction, &token, created_at)?;
+            transaction.commit()?;
             Ok(token)
         })
     }
@@ -217,21 +233,19 @@ fn delete(db: &Db<'_>, token: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Whether the operator has any token.
-fn operator_exists(db: &Db<'_>) -> Result<bool, StoreError> {
-    Ok(db.query_row(
-        "SELECT EXISTS (SELECT 1 FROM tokens WHERE operator = 1)",
+/// The stored hash of the operator's token, if it has one.
+fn operator_hash(db: &Db<'_>) -> Result<Option<String>, StoreError> {
+    Ok(db.query_opt(
+        "SELECT hash FROM tokens WHERE operator = 1 ORDER BY created_at DESC LIMIT 1",
         params![],
-        |row| row.get::<bool>(0),
+        |row| row.get::<String>(0),
     )?)
 }
 
-/// Makes `token` the operator's only token.
+/// Makes `token` the operator's only token, inside the caller's transaction.
 fn replace_operator(db: &Db<'_>, token: &str, created_at: &str) -> Result<(), StoreError> {
-    let transaction = db.transaction()?;
-    transaction.execute("DELETE FROM tokens WHERE operator = 1", params![])?;
-    insert(&transaction, token, Owner::Operator, None, created_at)?;
-    transaction.commit()?;
+    db.execute("DELETE FROM tokens WHERE operator = 1", params![])?;
+    insert(db, token, Owner::Operator, None, created_at)?;
     Ok(())
 }
 

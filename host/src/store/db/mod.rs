@@ -263,6 +263,20 @@ impl<'c> Db<'c> {
         })
     }
 
+    /// Inside a transaction: waits until no other transaction holding `name` (in any
+    /// replica) is open, and holds it until this one ends. For a read-then-write that two
+    /// replicas must not interleave. On SQLite the one connection already serializes every
+    /// transaction.
+    pub fn serialize(&self, name: &str) -> Result<(), DbError> {
+        match self.dialect() {
+            Dialect::Sqlite => Ok(()),
+            Dialect::Postgres => {
+                self.execute("SELECT pg_advisory_xact_lock(hashtext(?1))", params![name])?;
+                Ok(())
+            }
+        }
+    }
+
     /// The tables PostgreSQL statements wrote through this handle, in order, taken.
     pub fn take_written(&self) -> Vec<(Change, String)> {
         std::mem::take(&mut *self.written.borrow_mut())

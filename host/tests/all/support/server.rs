@@ -154,10 +154,10 @@ impl Server {
         let mut lines = BufReader::new(stderr).lines();
         let mut banner = String::new();
         let base = loop {
-            let line = lines
-                .next()
-                .expect("the server printed its address before exiting")
-                .expect("readable stderr");
+            let Some(line) = lines.next() else {
+                panic!("the server exited before printing its address:\n{banner}");
+            };
+            let line = line.expect("readable stderr");
             if let Some(address) = line.strip_prefix("wasmhook listening on ") {
                 break format!("{address}/api/v1");
             }
