@@ -128,7 +128,22 @@ macro_rules! integers {
     )*};
 }
 
-integers!(i64, u64, i32, u32, u16, usize);
+integers!(u64, i32, u32, u16, usize);
+
+impl ToValue for i64 {
+    fn to_value(&self) -> Result<Value, DbError> {
+        Ok(Value::Int(*self))
+    }
+}
+
+impl FromValue for i64 {
+    fn from_value(value: &Value) -> Result<Self, &'static str> {
+        match value {
+            Value::Int(int) => Ok(*int),
+            _ => Err("i64"),
+        }
+    }
+}
 
 impl FromValue for bool {
     fn from_value(value: &Value) -> Result<Self, &'static str> {
