@@ -1,5 +1,6 @@
 //! The last tick each scheduled hook ran for, so that a tick runs once, even across a
-//! restart, and a tick missed while the server was down runs once when it is back.
+//! restart and across replicas, and a tick missed while every server was down runs once
+//! when one is back.
 
 use super::db::{params, Db};
 use super::{Store, StoreError};
@@ -51,6 +52,9 @@ fn claim(
     counted_from: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let transaction = db.transaction()?;
+    // Replicas claim the same ticks: one at a time per hook, so that the second reads what
+    // the first recorded and finds the tick taken.
+    transaction.serialize(&format!("wasmhook schedule of hook {hook_id}"))?;
     let stored: Option<(String, String)> = transaction.query_opt(
         "SELECT expression, last_tick FROM schedule_ticks WHERE hook_id = ?1",
         params![hook_id],

@@ -41,6 +41,7 @@ macro_rules! on_both {
 }
 mod hooks;
 mod organizations;
+mod schedules;
 mod templates;
 mod users;
 
