@@ -65,8 +65,8 @@ pub enum DatabaseChoice {
     Sqlite,
     /// PostgreSQL at a URL, with a pool of at most `pool_size` connections.
     Postgres {
-        /// Where.
-        url: PostgresUrl,
+        /// Where (boxed: its parsed form is large beside the other variant).
+        url: Box<PostgresUrl>,
         /// Connections kept at most.
         pool_size: u32,
     },
@@ -89,7 +89,7 @@ impl Database {
             .parse::<PostgresUrl>()
             .map_err(|error| ConfigError::Database(error.to_string()))?;
         Ok(DatabaseChoice::Postgres {
-            url,
+            url: Box::new(url),
             pool_size: self.pool_size,
         })
     }
