@@ -43,6 +43,15 @@ pub const DEFAULT_FOREGROUND_COMPILE_BYTES: usize = 1024 * 1024;
 /// artifact went missing) are charged to this account, not to an organization.
 const INSTALLATION: u64 = 0;
 
+/// Whether a background compile records its outcome in the module's rows: yes for a
+/// compile of bytes accepted here; no for one replica's own copy of code another replica
+/// compiled and recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Record {
+    Yes,
+    No,
+}
+
 /// Why a module could not be added or called.
 #[derive(Debug, thiserror::Error)]
 pub enum ModuleError {
@@ -185,6 +194,10 @@ impl ModuleLibrary {
             (None, Some(self.gate.queue(organization_id)?), false)
         };
         self.write_file(&sha256, &bytes).await?;
+        self.store
+            .modules()
+            .put_bytes(&sha256, bytes.clone())
+            .await?;
         if quick {
             self.optimize_in_background(sha256.clone());
         }
@@ -203,7 +216,7 @@ impl ModuleLibrary {
             .await?;
         match queued {
             Some(queued) if module.status == ModuleStatus::Pending => {
-                self.compile_in_background(sha256, queued);
+                self.compile_in_background(sha256, queued, Record::Yes);
             }
             // The same bytes were uploaded before: their compile is done or under way.
             _ => {}
@@ -244,6 +257,10 @@ impl ModuleLibrary {
         .map_err(|error| ModuleError::Io(error.to_string()))??;
         let sha256 = Digest::of(&bytes).to_string();
         self.write_file(&sha256, &bytes).await?;
+        self.store
+            .modules()
+            .put_bytes(&sha256, bytes.clone())
+            .await?;
         if self.runtime.needs_optimizing(&loaded) {
             self.optimize_in_background(sha256.clone());
         }
@@ -252,6 +269,22 @@ impl ModuleLibrary {
             size: bytes.len() as u64,
             inspected: inspected(&loaded),
         })
+    }
+
+    /// Puts the bytes `sha256` in this data directory from the database, unless they are
+    /// there: a module uploaded through another replica.
+    async fn ensure_file(&self, sha256: &str) -> Result<(), ModuleError> {
+        if tokio::fs::try_exists(self.path(sha256))
+            .await
+            .unwrap_or(false)
+        {
+            return Ok(());
+        }
+        match self.store.modules().bytes(sha256).await? {
+            Some(bytes) => self.write_file(sha256, &bytes::Bytes::from(bytes)).await,
+            // The compile reports the missing file.
+            None => Ok(()),
+        }
     }
 
     async fn write_file(&self, sha256: &str, bytes: &bytes::Bytes) -> Result<(), ModuleError> {
@@ -286,6 +319,15 @@ impl ModuleLibrary {
             }
             return Ok(loaded);
         }
+        if self.store.is_shared() {
+            // Ready for the other replicas: this one compiles its own copy (it is usually
+            // under way already, started when the module became ready), and the module's
+            // row stays as it is.
+            if let Ok(queued) = self.gate.queue(INSTALLATION) {
+                self.compile_in_background(module.sha256.clone(), queued, Record::No);
+            }
+            return Err(ModuleError::Pending);
+        }
         tracing::warn!(sha256 = %module.sha256, "compiled code missing; recompiling in the background");
         let store = self.store.clone();
         let sha256 = module.sha256.clone();
@@ -293,7 +335,7 @@ impl ModuleLibrary {
         tokio::spawn(async move {
             if store.modules().mark_pending(&sha256).await.is_ok() {
                 if let Ok(queued) = library.gate.queue(INSTALLATION) {
-                    library.compile_in_background(sha256, queued);
+                    library.compile_in_background(sha256, queued, Record::Yes);
                 }
             }
         });
@@ -309,14 +351,72 @@ impl ModuleLibrary {
             .await?;
         for sha256 in pending {
             let queued = self.gate.queue(INSTALLATION)?;
-            self.compile_in_background(sha256, queued);
+            self.compile_in_background(sha256, queued, Record::Yes);
+        }
+        // Bytes uploaded before the database held them (migration 9): put there, from
+        // their files, so that every replica can load them.
+        for sha256 in self.store.modules().digests_without_bytes().await? {
+            let path = self.path(&sha256);
+            match tokio::fs::read(&path).await {
+                Ok(bytes) => {
+                    self.store
+                        .modules()
+                        .put_bytes(&sha256, bytes::Bytes::from(bytes))
+                        .await?;
+                }
+                Err(error) => {
+                    tracing::warn!(%sha256, "a module's bytes are neither stored nor on disk: {error}");
+                }
+            }
+        }
+        if self.store.is_shared() {
+            self.follow_replicas();
+        }
+        Ok(())
+    }
+
+    /// On a database shared by replicas: compiles here, in the background, every module
+    /// that is ready but that this replica has no compiled code of (accepted through
+    /// another replica, or while this one was down), now and whenever a module changes,
+    /// so that no call waits for a compile a module's upload already paid for elsewhere.
+    fn follow_replicas(self: &Arc<Self>) {
+        let library = Arc::clone(self);
+        let mut changes = self.store.module_changes();
+        tokio::spawn(async move {
+            loop {
+                if let Err(error) = library.compile_missing().await {
+                    tracing::warn!("cannot look for modules to compile: {error}");
+                }
+                if changes.changed().await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+
+    /// Queues a local compile of each ready module this replica cannot call yet.
+    async fn compile_missing(self: &Arc<Self>) -> Result<(), ModuleError> {
+        let ready = self
+            .store
+            .modules()
+            .digests_with_status(ModuleStatus::Ready)
+            .await?;
+        for sha256 in ready {
+            let Ok(digest) = sha256.parse::<Digest>() else {
+                continue;
+            };
+            if self.runtime.has_compiled(&digest) || locked(&self.compiling).contains(&sha256) {
+                continue;
+            }
+            let queued = self.gate.queue(INSTALLATION)?;
+            self.compile_in_background(sha256, queued, Record::No);
         }
         Ok(())
     }
 
     /// Queues a compile of these bytes, charged to the organization that queued it, unless
     /// one is queued already.
-    fn compile_in_background(self: &Arc<Self>, sha256: String, queued: Queued) {
+    fn compile_in_background(self: &Arc<Self>, sha256: String, queued: Queued, record: Record) {
         {
             let mut compiling = self
                 .compiling
@@ -328,7 +428,7 @@ impl ModuleLibrary {
         }
         let library = Arc::clone(self);
         tokio::spawn(async move {
-            let result = library.compile_queued(&sha256, queued).await;
+            let result = library.compile_queued(&sha256, queued, record).await;
             library
                 .compiling
                 .lock()
@@ -344,10 +444,12 @@ impl ModuleLibrary {
         self: &Arc<Self>,
         sha256: &str,
         queued: Queued,
+        record: Record,
     ) -> Result<(), ModuleError> {
         let organization = queued.organization();
         let _permit = self.gate.background(queued).await;
         let bounds = self.bounds;
+        self.ensure_file(sha256).await?;
         let path = self.path(sha256);
         let runtime = Arc::clone(&self.runtime);
         let result = tokio::task::spawn_blocking(move || {
@@ -364,6 +466,14 @@ impl ModuleLibrary {
         .map_err(|error| ModuleError::Io(error.to_string()))?;
         if result.is_err() {
             self.gate.refused(organization);
+        }
+        if record == Record::No {
+            // Another replica compiled and recorded these bytes; this one only needed its
+            // own copy of the code.
+            if let Err(error) = &result {
+                tracing::error!(%sha256, "a module ready elsewhere does not compile here: {error}");
+            }
+            return Ok(());
         }
         let modules = self.store.modules();
         match result {

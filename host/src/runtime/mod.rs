@@ -260,6 +260,20 @@ impl Runtime {
         Some(self.keep(self.load_artifacts(digest)?))
     }
 
+    /// Whether this process can call the module without compiling it: it is in memory, or
+    /// an artifact of either tier is on disk. Cheap (nothing is read): what a replica asks
+    /// of each ready module to find the ones to compile before their first call.
+    pub fn has_compiled(&self, digest: &Digest) -> bool {
+        self.modules().contains(digest)
+            || std::iter::once(&self.main)
+                .chain(self.quick.as_ref())
+                .any(|tier| {
+                    tier.artifacts
+                        .as_ref()
+                        .is_some_and(|artifacts| artifacts.path(digest).exists())
+                })
+    }
+
     /// A module's artifact of the optimized tier, else of the quick one.
     fn load_artifacts(&self, digest: &Digest) -> Option<LoadedModule> {
         self.load_artifact(&self.main, digest).or_else(|| {

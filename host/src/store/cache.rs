@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use lru::LruCache;
+use tokio::sync::watch;
 
 use super::db::Change;
 
@@ -66,12 +67,25 @@ impl Domain {
 
 /// One counter per domain, bumped by every change to its tables, and whether changes are
 /// being heard at all.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Generations {
     counters: [AtomicU64; Domain::COUNT],
     /// Set while changes made elsewhere may go unreported (PostgreSQL's listening
     /// connection is down): no cached entry is used meanwhile.
     deaf: AtomicBool,
+    /// The modules' generation, for whoever waits for a module to change (the module
+    /// library, which compiles on each replica what another one accepted).
+    modules: watch::Sender<u64>,
+}
+
+impl Default for Generations {
+    fn default() -> Self {
+        Generations {
+            counters: Default::default(),
+            deaf: AtomicBool::new(false),
+            modules: watch::channel(0).0,
+        }
+    }
 }
 
 impl Generations {
@@ -85,6 +99,15 @@ impl Generations {
             return;
         }
         self.counters[domain.index()].fetch_add(1, Ordering::AcqRel);
+        if domain == Domain::Modules {
+            self.modules.send_modify(|generation| *generation += 1);
+        }
+    }
+
+    /// A receiver that sees a new value whenever a module row changes (or every cache is
+    /// made stale, which may hide one).
+    pub fn module_changes(&self) -> watch::Receiver<u64> {
+        self.modules.subscribe()
     }
 
     /// Makes every cached entry stale: after changes that may have gone unreported (the
@@ -93,6 +116,7 @@ impl Generations {
         for generation in &self.counters {
             generation.fetch_add(1, Ordering::AcqRel);
         }
+        self.modules.send_modify(|generation| *generation += 1);
     }
 
     /// Says whether changes made elsewhere are being heard; while they are not, cached

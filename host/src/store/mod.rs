@@ -252,6 +252,19 @@ impl Store {
         })
     }
 
+    /// Whether other processes share this database (PostgreSQL: replicas), so that what one
+    /// process has on its disk (a module's file, its compiled code) another may lack.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    /// Changes whenever a module row changes, through this process or (on PostgreSQL)
+    /// another replica: what the module library waits on to compile, ahead of any call,
+    /// the modules another replica accepted.
+    pub fn module_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.cached.generations.module_changes()
+    }
+
     /// Which database this store is on.
     pub fn dialect(&self) -> db::Dialect {
         match self.backend {

@@ -159,6 +159,57 @@ impl Modules<'_> {
         let (id, sha256) = (module.id, module.sha256.clone());
         self.store.run(move |db| delete(db, id, &sha256)).await
     }
+
+    /// Stores a module's bytes by their sha256 (once: the same bytes again change nothing),
+    /// so that every replica can load them; the module library does this before it makes
+    /// the module's row, as it writes the file.
+    pub async fn put_bytes(&self, sha256: &str, bytes: bytes::Bytes) -> Result<(), StoreError> {
+        let sha256 = sha256.to_owned();
+        self.store
+            .run(move |db| {
+                let bytes: &[u8] = &bytes;
+                db.execute(
+                    "INSERT INTO module_bytes (sha256, bytes) VALUES (?1, ?2)
+                     ON CONFLICT (sha256) DO NOTHING",
+                    params![sha256, bytes],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// The sha256 of every module's or template's bytes that the database does not hold
+    /// (uploaded before migration 9).
+    pub async fn digests_without_bytes(&self) -> Result<Vec<String>, StoreError> {
+        self.store
+            .run(|db| {
+                Ok(db.query_map(
+                    "SELECT sha256 FROM modules
+                     WHERE sha256 NOT IN (SELECT sha256 FROM module_bytes)
+                     UNION
+                     SELECT module_sha256 FROM hook_templates
+                     WHERE module_sha256 NOT IN (SELECT sha256 FROM module_bytes)",
+                    params![],
+                    |row| row.get::<String>(0),
+                )?)
+            })
+            .await
+    }
+
+    /// A module's bytes, by their sha256; none when the database does not hold them
+    /// (uploaded before migration 9 and not read since).
+    pub async fn bytes(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let sha256 = sha256.to_owned();
+        self.store
+            .run(move |db| {
+                Ok(db.query_opt(
+                    "SELECT bytes FROM module_bytes WHERE sha256 = ?1",
+                    params![sha256],
+                    |row| row.get::<Vec<u8>>(0),
+                )?)
+            })
+            .await
+    }
 }
 
 /// Where a module is on its way to being callable.
@@ -423,10 +474,22 @@ fn delete(db: &Db<'_>, id: u64, sha256: &str) -> Result<DeleteOutcome, StoreErro
         params![sha256],
         |row| row.get::<u64>(0),
     )?;
+    if others == 0 {
+        forget_bytes(&transaction, sha256)?;
+    }
     transaction.commit()?;
     Ok(DeleteOutcome::Deleted {
         last_copy: others == 0,
     })
+}
+
+/// Deletes the stored bytes `sha256`, which no module or template holds any more.
+pub(super) fn forget_bytes(db: &Db<'_>, sha256: &str) -> Result<(), StoreError> {
+    db.execute(
+        "DELETE FROM module_bytes WHERE sha256 = ?1",
+        params![sha256],
+    )?;
+    Ok(())
 }
 
 /// The status of every module of an organization (or of all).

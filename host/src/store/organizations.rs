@@ -248,6 +248,7 @@ fn delete(db: &Db<'_>, id: u64) -> Result<Option<DeletedOrganization>, StoreErro
             |row| row.get::<bool>(0),
         )?;
         if !held {
+            super::modules::forget_bytes(&transaction, &sha256)?;
             unused_digests.push(sha256);
         }
     }

@@ -179,6 +179,14 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX hook_templates_by_sha256 ON hook_templates(module_sha256);
     ALTER TABLE hooks ADD COLUMN hook_template_id INTEGER;",
+    // 9: every module's bytes, by sha256, in the database: on PostgreSQL any replica loads
+    // any module from here (the data directory's files are each replica's copy). Bytes
+    // uploaded before this migration are only in their files; the module library puts them
+    // here when it next reads them (`ModuleLibrary::resume`).
+    "CREATE TABLE module_bytes (
+        sha256 TEXT PRIMARY KEY,
+        bytes BLOB NOT NULL
+    );",
 ];
 
 /// PostgreSQL's schema, migration by migration as SQLite's above, in PostgreSQL's types:
@@ -357,6 +365,11 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX hook_templates_by_sha256 ON hook_templates(module_sha256);
     ALTER TABLE hooks ADD COLUMN hook_template_id BIGINT;"#,
+    // 9
+    r#"CREATE TABLE module_bytes (
+        sha256 TEXT COLLATE "C" PRIMARY KEY,
+        bytes BYTEA NOT NULL
+    );"#,
 ];
 
 /// The migrations of `dialect`'s database.
