@@ -204,11 +204,17 @@ fn a_module_uploaded_through_one_replica_runs_through_every_other() {
     };
     // The second replica was running: it compiles the module when it hears of it, before
     // any call asks for it.
-    assert!(compiled(second_dir.path()), "the second replica compiled ahead");
+    assert!(
+        compiled(second_dir.path()),
+        "the second replica compiled ahead"
+    );
     assert!(calls(&second), "the second replica runs the module");
     // The third starts after the upload: it compiles what is ready when it starts.
     let third = replica(first_dir.path(), third_dir.path());
-    assert!(compiled(third_dir.path()), "a replica started later compiled ahead");
+    assert!(
+        compiled(third_dir.path()),
+        "a replica started later compiled ahead"
+    );
     assert!(calls(&third), "a replica started later runs the module");
     let (status, answer) = third.post(&path, Some(&tenant.token), json!({}));
     assert_eq!(status, StatusCode::OK, "{answer}");
