@@ -57,13 +57,41 @@ impl<K: Eq + Hash> KeyedSemaphores<K> {
         self.of(key).try_acquire_many_owned(permits)
     }
 
+    /// As [`KeyedSemaphores::try_acquire_many`], but only while `key` would then hold at
+    /// most `limit` permits (a limit below the capacity: this process's share of a limit
+    /// several processes split). The count and the take happen under the map's lock, so
+    /// two callers cannot both pass the check with one place left.
+    pub fn try_acquire_many_within(
+        &self,
+        key: K,
+        permits: u32,
+        limit: usize,
+    ) -> Result<OwnedSemaphorePermit, TryAcquireError> {
+        let mut semaphores = self.lock();
+        let semaphore = Arc::clone(
+            semaphores
+                .entry(key)
+                .or_insert_with(|| Arc::new(Semaphore::new(self.capacity))),
+        );
+        let held = self.capacity - semaphore.available_permits();
+        if held + permits as usize > limit {
+            return Err(TryAcquireError::NoPermits);
+        }
+        let taken = semaphore.try_acquire_many_owned(permits);
+        drop(semaphores);
+        taken
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Arc<Semaphore>>> {
+        // Every update leaves the map consistent, so a poisoned lock is still usable.
+        self.semaphores
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The semaphore of `key`, made full on its first use.
     fn of(&self, key: K) -> Arc<Semaphore> {
-        // Every update leaves the map consistent, so a poisoned lock is still usable.
-        let mut semaphores = self
-            .semaphores
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut semaphores = self.lock();
         Arc::clone(
             semaphores
                 .entry(key)

@@ -282,8 +282,13 @@ pub(super) async fn register(
     caller: Caller,
     request: Request,
 ) -> ApiResult<(StatusCode, axum::Json<TemplateView>)> {
+    // The body is read before the caller's rights are checked: answering 403 with the
+    // body unread closes the connection under a client still sending it, which then sees a
+    // reset rather than its answer. It is bounded as every upload is, and only an
+    // authenticated caller gets this far.
+    let read = read_registration(&state, request).await;
     operator(&caller)?;
-    let (fields, bytes) = read_registration(&state, request).await?;
+    let (fields, bytes) = read?;
     let spec = parse_template(&fields, &state.bounds)?;
     let module = state
         .library

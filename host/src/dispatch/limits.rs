@@ -7,6 +7,7 @@
 //! happens to use, before its run starts: the store limits stop a guest at its reservation,
 //! so the guest memory of everything running never exceeds the budget.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -26,7 +27,7 @@ pub enum Busy {
     /// Its runs in progress.
     #[error("the organization has {limit} runs in progress, its limit; retry shortly")]
     Runs {
-        /// The limit.
+        /// The limit: on replicas sharing a database, this replica's share of it.
         limit: usize,
     },
     /// Its share of the installation's guest memory.
@@ -116,6 +117,9 @@ pub fn reserved_mb(hook: &Hook) -> u64 {
 #[derive(Debug)]
 pub struct RunLimits {
     per_organization: usize,
+    /// Live replicas sharing the database, this one included (1 on SQLite): each takes an
+    /// equal share of an organization's runs, so that together they hold its limit.
+    replicas: AtomicUsize,
     budget: MemoryBudget,
     /// Each organization's run slots.
     runs: KeyedSemaphores<u64>,
@@ -166,6 +170,7 @@ impl RunLimits {
         let runs = KeyedSemaphores::new(per_organization);
         RunLimits {
             per_organization: runs.capacity(),
+            replicas: AtomicUsize::new(1),
             budget,
             runs,
             shares: KeyedSemaphores::new(permits(budget.per_organization_mb) as usize),
@@ -177,6 +182,19 @@ impl RunLimits {
     /// The per-organization run limit.
     pub fn per_organization(&self) -> usize {
         self.per_organization
+    }
+
+    /// Records how many replicas share the database (from their heartbeats), this one
+    /// included; at least one.
+    pub fn set_replicas(&self, replicas: usize) {
+        self.replicas.store(replicas.max(1), Ordering::Relaxed);
+    }
+
+    /// This replica's share of an organization's runs: the limit split evenly between the
+    /// live replicas (rounded down, so that together they never exceed it), at least one
+    /// run each.
+    pub fn share(&self) -> usize {
+        (self.per_organization / self.replicas.load(Ordering::Relaxed).max(1)).max(1)
     }
 
     /// The memory budget.
@@ -194,13 +212,12 @@ impl RunLimits {
         runs: usize,
         memory_mb: u64,
     ) -> Result<RunPermit, Busy> {
-        let wanted = u32::try_from(runs.clamp(1, self.per_organization)).unwrap_or(1);
+        let share = self.share();
+        let wanted = u32::try_from(runs.clamp(1, share)).unwrap_or(1);
         let runs = self
             .runs
-            .try_acquire_many(organization_id, wanted)
-            .map_err(|_| Busy::Runs {
-                limit: self.per_organization,
-            })?;
+            .try_acquire_many_within(organization_id, wanted, share)
+            .map_err(|_| Busy::Runs { limit: share })?;
         let memory = match memory_mb.min(self.budget.per_organization_mb) {
             0 => None,
             wanted_mb => Some(
@@ -278,6 +295,36 @@ mod tests {
         );
         drop(first);
         assert!(limits.try_acquire(1, 1, 256).is_ok(), "given back");
+    }
+
+    #[test]
+    fn replicas_split_an_organizations_runs_and_each_keeps_at_least_one() {
+        let limits = RunLimits::new(4, 256, budget(1024, 512));
+        limits.set_replicas(2);
+        assert_eq!(limits.share(), 2);
+        let _one = limits.try_acquire(1, 1, 0).expect("room");
+        let _two = limits.try_acquire(1, 1, 0).expect("room");
+        assert!(matches!(
+            limits.try_acquire(1, 1, 0),
+            Err(Busy::Runs { limit: 2 })
+        ));
+        // Another organization has its own share; an event of more runs than the share is
+        // clamped to it, as to the limit on one replica.
+        assert!(limits.try_acquire(2, 9, 0).is_ok(), "another organization");
+        limits.set_replicas(3);
+        assert_eq!(
+            limits.share(),
+            1,
+            "rounded down, so together they hold the limit"
+        );
+        limits.set_replicas(9);
+        assert_eq!(
+            limits.share(),
+            1,
+            "never none: every replica serves every organization"
+        );
+        limits.set_replicas(0);
+        assert_eq!(limits.share(), 4, "no count is one replica");
     }
 
     #[test]

@@ -139,6 +139,15 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         None => Clock::System,
     };
     let schedules = tokio::spawn(run_schedules(Arc::clone(&dispatcher), clock));
+    // Replicas sharing the database count each other, for their shares of the limits.
+    let replica = uuid::Uuid::new_v4().to_string();
+    let heartbeat = store.is_shared().then(|| {
+        tokio::spawn(heartbeat(
+            store.clone(),
+            Arc::clone(&dispatcher),
+            replica.clone(),
+        ))
+    });
     let draining = Arc::new(AtomicBool::new(false));
     let state = AppState(Arc::new(App {
         store: store.clone(),
@@ -192,6 +201,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let store_for_leaving = store.clone();
     let housekeeping = tokio::spawn(housekeeping(store, limits.log_retention_days));
     let warm_sweeper = tokio::spawn(sweep_warm_instances(Arc::clone(&runtime)));
     // Tests and scripts read this line to find the port when listening on port 0.
@@ -206,6 +216,13 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     .await;
     housekeeping.abort();
     warm_sweeper.abort();
+    if let Some(heartbeat) = heartbeat {
+        heartbeat.abort();
+        // The others take this replica's share at their next beat.
+        if let Err(error) = store_for_leaving.replicas().leave(&replica).await {
+            tracing::warn!("could not say this replica is leaving: {error}");
+        }
+    }
     if let Some(metrics_listener) = metrics_listener {
         metrics_listener.abort();
     }
@@ -215,6 +232,33 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     // writer ends once the router's last handle to it is gone.
     let _ = tokio::time::timeout(Duration::from_secs(10), writer_task).await;
     Ok(())
+}
+
+/// How often a replica sharing the database says it is alive, and how long one may stay
+/// silent before the others stop counting it: a replica killed without leaving gives its
+/// share back within the window.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
+const HEARTBEAT_WINDOW_S: i64 = 10;
+
+/// Beats for this replica, and sets its share of the limits from how many are alive.
+async fn heartbeat(store: Store, dispatcher: Arc<Dispatcher>, replica: String) {
+    let mut every = tokio::time::interval(HEARTBEAT_EVERY);
+    loop {
+        every.tick().await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| {
+                i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+            });
+        match store
+            .replicas()
+            .beat(&replica, now, HEARTBEAT_WINDOW_S)
+            .await
+        {
+            Ok(alive) => dispatcher.limits().set_replicas(alive),
+            Err(error) => tracing::warn!("the replica heartbeat failed: {error}"),
+        }
+    }
 }
 
 /// Sets up the process's metrics before anything is counted: the organization label as

@@ -27,6 +27,7 @@ mod listen;
 pub mod modules;
 pub mod organizations;
 pub mod queues;
+pub mod replicas;
 pub mod run_logs;
 pub mod schedules;
 mod schema;

@@ -187,6 +187,13 @@ const MIGRATIONS: &[&str] = &[
         sha256 TEXT PRIMARY KEY,
         bytes BLOB NOT NULL
     );",
+    // 10: the replicas sharing the database, by the id each took at start, and when each
+    // last said it was alive (Unix seconds): each takes an equal share of the limits that
+    // hold across replicas. SQLite's one process never writes it.
+    "CREATE TABLE replicas (
+        id TEXT PRIMARY KEY,
+        seen_at INTEGER NOT NULL
+    );",
 ];
 
 /// PostgreSQL's schema, migration by migration as SQLite's above, in PostgreSQL's types:
@@ -369,6 +376,11 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     r#"CREATE TABLE module_bytes (
         sha256 TEXT COLLATE "C" PRIMARY KEY,
         bytes BYTEA NOT NULL
+    );"#,
+    // 10
+    r#"CREATE TABLE replicas (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        seen_at BIGINT NOT NULL
     );"#,
 ];
 

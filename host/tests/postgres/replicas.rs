@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use wasmhook_tests::guests::HELLO;
+use wasmhook_tests::guests::{HELLO, HOSTILE};
 
 use crate::support::{
     schema_url_of, share_database, temp, wait_until, Server, Tenant, OPERATOR_TOKEN,
@@ -143,7 +143,7 @@ fn replicas_starting_together_apply_each_migration_once() {
         "SELECT COUNT(*)::text || ' ' || MAX(version)::text FROM schema_migrations",
     )
     .expect("PostgreSQL answers");
-    assert_eq!(applied.as_deref(), Some("9 9"), "one row per migration");
+    assert_eq!(applied.as_deref(), Some("10 10"), "one row per migration");
 }
 
 #[test]
@@ -227,5 +227,79 @@ fn a_module_uploaded_through_one_replica_runs_through_every_other() {
             .map(|entries| entries.count())
             .unwrap_or(0);
         assert!(files >= 1, "the module's file was fetched");
+    }
+}
+
+#[test]
+fn an_organizations_run_limit_holds_across_replicas() {
+    let (first_dir, second_dir) = (temp(), temp());
+    let limited = |data_dir: &Path| {
+        Server::start_with(
+            data_dir,
+            Some(OPERATOR_TOKEN),
+            &[
+                ("WASMHOOK_SECRETS_KEY", SECRETS_KEY),
+                ("WASMHOOK_RUNS_PER_ORGANIZATION", "2"),
+            ],
+            &[],
+        )
+    };
+    let first = limited(first_dir.path());
+    share_database(first_dir.path(), second_dir.path());
+    let second = limited(second_dir.path());
+    let tenant = Tenant::new(&first, "limited");
+    let organization = tenant.organization_id();
+    let sleeper = tenant.hook(
+        &tenant.upload(HOSTILE),
+        json!({"settings": {"behavior": "spin", "ms": 8000}}),
+    );
+    let greeter = tenant.hook(&tenant.upload(HELLO), json!({}));
+    let invoke = |server: &Server, hook: &serde_json::Value| {
+        server.post(
+            &format!("/hooks/{}/invoke", hook["id"]),
+            Some(&tenant.token),
+            json!({}),
+        )
+    };
+    // Both replicas compiled both modules before the limit is measured.
+    for server in [&first, &second] {
+        assert!(
+            wait_until(Instant::now() + COMPILE, || invoke(server, &greeter).0
+                == StatusCode::OK),
+            "each replica runs the greeter"
+        );
+    }
+    let sleeper = &sleeper;
+    std::thread::scope(|scope| {
+        for server in [&first, &second] {
+            let sleeping = scope.spawn(move || invoke(server, sleeper));
+            assert!(
+                wait_until(Instant::now() + COMPILE, || server
+                    .runs_in_flight(organization)
+                    >= 1.0),
+                "the sleeper runs"
+            );
+            // Two replicas, a limit of two: this one's share is one run, and the sleeper
+            // holds it (once the heartbeats have counted both replicas).
+            assert!(
+                wait_until(Instant::now() + PROPAGATION * 5, || invoke(
+                    server, &greeter
+                )
+                .0
+                    == StatusCode::TOO_MANY_REQUESTS),
+                "a second run on one replica is refused"
+            );
+            drop(sleeping);
+        }
+        // Both sleepers run: the organization is at its limit on every replica.
+        for server in [&first, &second] {
+            let (status, refused) = invoke(server, &greeter);
+            assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{refused}");
+        }
+    });
+    // Once they are done, either replica runs again.
+    for server in [&first, &second] {
+        let (status, answer) = invoke(server, &greeter);
+        assert_eq!(status, StatusCode::OK, "{answer}");
     }
 }
