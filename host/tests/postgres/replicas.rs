@@ -303,3 +303,101 @@ fn an_organizations_run_limit_holds_across_replicas() {
         assert_eq!(status, StatusCode::OK, "{answer}");
     }
 }
+
+#[test]
+fn a_replica_killed_mid_run_gives_its_share_back_and_the_other_serves_on() {
+    let (first_dir, second_dir) = (temp(), temp());
+    let limited = |data_dir: &Path| {
+        Server::start_with(
+            data_dir,
+            Some(OPERATOR_TOKEN),
+            &[
+                ("WASMHOOK_SECRETS_KEY", SECRETS_KEY),
+                ("WASMHOOK_RUNS_PER_ORGANIZATION", "2"),
+            ],
+            &[],
+        )
+    };
+    let first = limited(first_dir.path());
+    share_database(first_dir.path(), second_dir.path());
+    let mut second = limited(second_dir.path());
+    let tenant = Tenant::new(&first, "survivors");
+    let organization = tenant.organization_id();
+    // Longer than the heartbeat window, within its time limit.
+    let hostile = tenant.upload(HOSTILE);
+    let sleeper = tenant.hook(
+        &hostile,
+        json!({"config": {"runtime": "wasm", "module": hostile, "timeout_s": 40},
+               "settings": {"behavior": "spin", "ms": 25000}}),
+    );
+    let greeter = tenant.hook(&tenant.upload(HELLO), json!({}));
+    let invoke = |server: &Server, hook: &serde_json::Value| {
+        server.post(
+            &format!("/hooks/{}/invoke", hook["id"]),
+            Some(&tenant.token),
+            json!({}),
+        )
+    };
+    assert!(
+        wait_until(Instant::now() + COMPILE, || invoke(&second, &greeter).0
+            == StatusCode::OK),
+        "the second replica runs the greeter"
+    );
+    let running = |server: &Server| {
+        wait_until(Instant::now() + COMPILE, || {
+            server.runs_in_flight(organization) >= 1.0
+        })
+    };
+    let sleeper = &sleeper;
+    std::thread::scope(|scope| {
+        // A run in flight on the second replica when it is killed: its caller gets no
+        // answer, and the first replica serves on.
+        let cut = scope.spawn(|| {
+            second
+                .client
+                .post(second.url(&format!("/hooks/{}/invoke", sleeper["id"])))
+                .bearer_auth(&tenant.token)
+                .json(&json!({}))
+                .send()
+                .is_err()
+        });
+        assert!(running(&second), "the sleeper runs on the second replica");
+        let holding = scope.spawn(|| invoke(&first, sleeper));
+        assert!(running(&first), "a sleeper runs on the first replica");
+        // Both replicas are counted: the first's share of two is the one it holds.
+        assert!(
+            wait_until(Instant::now() + PROPAGATION * 5, || invoke(
+                &first, &greeter
+            )
+            .0
+                == StatusCode::TOO_MANY_REQUESTS),
+            "the first replica holds its share of one"
+        );
+        let killed = std::process::Command::new("kill")
+            .args(["-9", &second.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(killed.success());
+        assert!(
+            cut.join().expect("no panic"),
+            "the killed replica's call is cut"
+        );
+        // Killed without leaving: once its last beat is older than the window (10 s), the
+        // first replica takes the whole limit again, its sleeper still running.
+        assert!(
+            wait_until(Instant::now() + Duration::from_secs(20), || invoke(
+                &first, &greeter
+            )
+            .0
+                == StatusCode::OK),
+            "the survivor admits a second run once the killed replica stops counting"
+        );
+        assert!(
+            first.runs_in_flight(organization) >= 1.0,
+            "while its own sleeper still runs"
+        );
+        let (status, answer) = holding.join().expect("no panic");
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    });
+    second.kill();
+}
