@@ -194,10 +194,7 @@ impl ModuleLibrary {
             (None, Some(self.gate.queue(organization_id)?), false)
         };
         self.write_file(&sha256, &bytes).await?;
-        self.store
-            .modules()
-            .put_bytes(&sha256, bytes.clone())
-            .await?;
+        self.share_bytes(&sha256, &bytes).await?;
         if quick {
             self.optimize_in_background(sha256.clone());
         }
@@ -257,10 +254,7 @@ impl ModuleLibrary {
         .map_err(|error| ModuleError::Io(error.to_string()))??;
         let sha256 = Digest::of(&bytes).to_string();
         self.write_file(&sha256, &bytes).await?;
-        self.store
-            .modules()
-            .put_bytes(&sha256, bytes.clone())
-            .await?;
+        self.share_bytes(&sha256, &bytes).await?;
         if self.runtime.needs_optimizing(&loaded) {
             self.optimize_in_background(sha256.clone());
         }
@@ -269,6 +263,20 @@ impl ModuleLibrary {
             size: bytes.len() as u64,
             inspected: inspected(&loaded),
         })
+    }
+
+    /// Puts a module's bytes in the database, where the other replicas load them from. On
+    /// SQLite the file is the only copy: one process uses the data directory, and blobs of
+    /// tens of MiB (an interpreter's component) would only swell the write-ahead log that
+    /// every run log's commit goes through.
+    async fn share_bytes(&self, sha256: &str, bytes: &bytes::Bytes) -> Result<(), ModuleError> {
+        if self.store.is_shared() {
+            self.store
+                .modules()
+                .put_bytes(sha256, bytes.clone())
+                .await?;
+        }
+        Ok(())
     }
 
     /// Puts the bytes `sha256` in this data directory from the database, unless they are
@@ -353,8 +361,17 @@ impl ModuleLibrary {
             let queued = self.gate.queue(INSTALLATION)?;
             self.compile_in_background(sha256, queued, Record::Yes);
         }
-        // Bytes uploaded before the database held them (migration 9): put there, from
-        // their files, so that every replica can load them.
+        if self.store.is_shared() {
+            self.share_files().await?;
+            self.follow_replicas();
+        }
+        Ok(())
+    }
+
+    /// Puts in the database the bytes of modules it does not hold, from this data
+    /// directory's files: modules uploaded before it held them (migration 9), or on SQLite
+    /// before the rows moved to PostgreSQL.
+    async fn share_files(&self) -> Result<(), ModuleError> {
         for sha256 in self.store.modules().digests_without_bytes().await? {
             let path = self.path(&sha256);
             match tokio::fs::read(&path).await {
@@ -368,9 +385,6 @@ impl ModuleLibrary {
                     tracing::warn!(%sha256, "a module's bytes are neither stored nor on disk: {error}");
                 }
             }
-        }
-        if self.store.is_shared() {
-            self.follow_replicas();
         }
         Ok(())
     }

@@ -179,10 +179,10 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX hook_templates_by_sha256 ON hook_templates(module_sha256);
     ALTER TABLE hooks ADD COLUMN hook_template_id INTEGER;",
-    // 9: every module's bytes, by sha256, in the database: on PostgreSQL any replica loads
-    // any module from here (the data directory's files are each replica's copy). Bytes
-    // uploaded before this migration are only in their files; the module library puts them
-    // here when it next reads them (`ModuleLibrary::resume`).
+    // 9: modules' bytes, by sha256, in the database, written only when replicas share it
+    // (PostgreSQL): any replica loads any module from here, the data directory's files
+    // being each replica's copy. On SQLite it stays empty: one process, and the files are
+    // the only copy. Bytes uploaded before are put here by `ModuleLibrary::resume`.
     "CREATE TABLE module_bytes (
         sha256 TEXT PRIMARY KEY,
         bytes BLOB NOT NULL

@@ -521,7 +521,12 @@ impl<'a> Tenant<'a> {
             body.extend(extra);
         }
         let (status, hook) = self.post("/hooks", body);
-        assert_eq!(status, StatusCode::CREATED, "{hook}");
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "{hook}\nthe server's log:\n{}",
+            self.server.log()
+        );
         hook
     }
 
