@@ -372,16 +372,23 @@ impl Store {
     }
 
     /// The housekeeping the server does every hour: deletes the run logs that started
-    /// before `log_cutoff` (RFC 3339) and the tokens expired at `now` (Unix seconds), in
-    /// that order; a failure of the first leaves the second undone.
+    /// before `log_cutoff` (RFC 3339), a batch per operation so that other writes go
+    /// between, then the tokens expired at `now` (Unix seconds); a failure of the first
+    /// leaves the second undone.
     pub async fn delete_expired(&self, log_cutoff: &str, now: i64) -> Result<Expired, StoreError> {
-        let log_cutoff = log_cutoff.to_owned();
-        self.run(move |db| {
-            let run_logs = run_logs::delete_before(db, &log_cutoff)?;
-            let tokens = tokens::delete_expired(db, now)?;
-            Ok(Expired { run_logs, tokens })
-        })
-        .await
+        let mut run_logs = 0;
+        loop {
+            let cutoff = log_cutoff.to_owned();
+            let batch = self
+                .run(move |db| run_logs::delete_batch_before(db, &cutoff))
+                .await?;
+            run_logs += batch;
+            if batch < run_logs::DELETED_PER_STATEMENT {
+                break;
+            }
+        }
+        let tokens = self.run(move |db| tokens::delete_expired(db, now)).await?;
+        Ok(Expired { run_logs, tokens })
     }
 
     /// Runs a closure with a connection on the blocking pool. Private to the store: its

@@ -130,32 +130,50 @@ impl RunLogRow {
     }
 }
 
-/// Writes a batch of run logs in one transaction.
+/// Run logs per INSERT statement: 14 parameters each, well under both databases' limits on
+/// a statement's parameters (SQLite 32,766, PostgreSQL 65,535).
+const ROWS_PER_INSERT: usize = 256;
+
+/// Writes a batch of run logs in one transaction, as multi-row INSERTs: one statement (and
+/// on PostgreSQL one round trip) per [`ROWS_PER_INSERT`] logs rather than per log.
 fn insert_batch(db: &Db<'_>, rows: &[RunLogRow]) -> Result<(), StoreError> {
     let transaction = db.transaction()?;
-    for row in rows {
-        transaction.execute(
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut sql = String::from(
             "INSERT INTO run_logs (uuid, organization_id, hook_id, request_id, queue_id,
                                    annotation_id, email_id, log_level, status, status_code,
-                                   timestamp, start, \"end\", body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-            params![
-                row.uuid,
-                row.organization_id,
-                row.hook_id,
-                row.request_id,
-                row.queue_id,
-                row.annotation_id,
-                row.email_id,
-                row.log_level,
-                row.status,
-                row.status_code,
-                row.timestamp,
-                row.start,
-                row.end,
-                row.body
-            ],
-        )?;
+                                   timestamp, start, \"end\", body) VALUES ",
+        );
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 14);
+        for (index, row) in chunk.iter().enumerate() {
+            if index > 0 {
+                sql.push_str(", ");
+            }
+            let first = index * 14;
+            let marks: Vec<String> = (first + 1..=first + 14).map(|n| format!("?{n}")).collect();
+            sql.push('(');
+            sql.push_str(&marks.join(", "));
+            sql.push(')');
+            values.extend([
+                Value::Text(row.uuid.clone()),
+                row.organization_id.to_value()?,
+                row.hook_id.to_value()?,
+                Value::Text(row.request_id.clone()),
+                row.queue_id.to_value()?,
+                row.annotation_id.to_value()?,
+                row.email_id.to_value()?,
+                Value::Text(row.log_level.to_owned()),
+                Value::Text(row.status.to_owned()),
+                row.status_code.to_value()?,
+                Value::Text(row.timestamp.clone()),
+                Value::Text(row.start.clone()),
+                Value::Text(row.end.clone()),
+                Value::Text(row.body.clone()),
+            ]);
+        }
+        let parameters: Vec<&dyn ToValue> =
+            values.iter().map(|value| value as &dyn ToValue).collect();
+        transaction.execute(&sql, &parameters)?;
     }
     transaction.commit()?;
     Ok(())
@@ -237,7 +255,18 @@ fn count_for_request(db: &Db<'_>, request_id: &str) -> Result<u64, StoreError> {
     )?)
 }
 
-/// Deletes run logs that started before `cutoff`; returns how many.
-pub(super) fn delete_before(db: &Db<'_>, cutoff: &str) -> Result<usize, StoreError> {
-    Ok(db.execute("DELETE FROM run_logs WHERE start < ?1", params![cutoff])?)
+/// Run logs deleted per statement by the retention: each statement is its own short
+/// operation (its own transaction, and on SQLite its own hold of the one connection), so
+/// that deleting a day of a busy installation's logs never holds the table for long and
+/// the run log writer's commits go between.
+pub(super) const DELETED_PER_STATEMENT: usize = 5_000;
+
+/// Deletes at most [`DELETED_PER_STATEMENT`] run logs that started before `cutoff`, oldest
+/// first; how many.
+pub(super) fn delete_batch_before(db: &Db<'_>, cutoff: &str) -> Result<usize, StoreError> {
+    Ok(db.execute(
+        "DELETE FROM run_logs WHERE id IN (
+             SELECT id FROM run_logs WHERE start < ?1 ORDER BY start LIMIT ?2)",
+        params![cutoff, DELETED_PER_STATEMENT],
+    )?)
 }

@@ -41,6 +41,7 @@ macro_rules! on_both {
 }
 mod hooks;
 mod organizations;
+mod run_logs;
 mod schedules;
 mod templates;
 mod users;
