@@ -54,7 +54,10 @@ impl Domain {
         match table {
             "tokens" => Some(Domain::Tokens),
             "users" => Some(Domain::Users),
-            "hooks" | "hook_queues" | "hook_run_after" => Some(Domain::Hooks),
+            // A queue's deletion takes its `hook_queues` rows with it by cascade, which a
+            // PostgreSQL statement of this process does not name: so a queue's change
+            // counts as a change of the hooks (rare, and it costs only a re-read).
+            "hooks" | "hook_queues" | "hook_run_after" | "queues" => Some(Domain::Hooks),
             "modules" => Some(Domain::Modules),
             _ => None,
         }

@@ -28,12 +28,14 @@ use super::{CachedReads, StoreError};
 const POLL: Duration = Duration::from_secs(1);
 
 /// The channel this database's triggers notify on: one per schema, so that installations
-/// (and tests) sharing a database in different schemas do not hear each other.
+/// (and tests) sharing a database in different schemas do not hear each other. Cut to the
+/// 63 characters a channel's name may have, as the triggers cut it (migration 1).
 pub(super) fn channel(db: &Db<'_>) -> Result<String, DbError> {
-    db.query_row("SELECT current_schema()", params![], |row| {
-        row.get::<String>(0)
-    })
-    .map(|schema| format!("wasmhook:{schema}"))
+    db.query_row(
+        "SELECT left('wasmhook:' || current_schema(), 63)",
+        params![],
+        |row| row.get::<String>(0),
+    )
 }
 
 /// Starts the listening thread; it ends once the store's caches are gone.
@@ -96,7 +98,16 @@ fn listen(url: &PostgresUrl, channel: &str, cached: &Weak<CachedReads>) {
                     }
                 }
                 Ok(None) if client.is_closed() => break,
-                Ok(None) => {}
+                Ok(None) => {
+                    // Nothing heard for a while: make sure the connection is still there.
+                    // A connection lost without a reset (a firewall's idle timeout, a
+                    // failover) would otherwise look quiet for as long as TCP takes to
+                    // notice, hours, with the caches trusted meanwhile.
+                    if let Err(error) = client.simple_query("SELECT 1") {
+                        tracing::warn!("the connection listening for changes broke: {error}");
+                        break;
+                    }
+                }
                 Err(error) => {
                     tracing::warn!("the connection listening for changes broke: {error}");
                     break;

@@ -206,7 +206,8 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     // 1
     r#"CREATE FUNCTION wasmhook_changed() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        PERFORM pg_notify('wasmhook:' || TG_TABLE_SCHEMA, TG_TABLE_NAME || ' ' || TG_OP);
+        -- A channel's name has at most 63 characters (listen.rs cuts it the same way).
+        PERFORM pg_notify(left('wasmhook:' || TG_TABLE_SCHEMA, 63), TG_TABLE_NAME || ' ' || TG_OP);
         RETURN NULL;
     END $$;
     CREATE TABLE organizations (

@@ -78,7 +78,8 @@ impl PartialEq for PostgresUrl {
     }
 }
 
-/// The URL with its password replaced by `***`.
+/// The URL with its password replaced by `***`, whether it is in the URL's user part or
+/// its `password` parameter.
 fn shown(text: &str) -> String {
     match url::Url::parse(text) {
         Ok(mut url) => {
@@ -86,21 +87,50 @@ fn shown(text: &str) -> String {
                 // Cannot fail on a URL with a host, which a password implies.
                 let _ = url.set_password(Some("***"));
             }
+            let pairs: Vec<(String, String)> = url
+                .query_pairs()
+                .map(|(key, value)| {
+                    let value = if key == "password" {
+                        "***".to_owned()
+                    } else {
+                        value.into_owned()
+                    };
+                    (key.into_owned(), value)
+                })
+                .collect();
+            if !pairs.is_empty() {
+                url.query_pairs_mut().clear().extend_pairs(pairs);
+            }
             url.to_string()
         }
         Err(_) => "postgres://(unreadable)".to_owned(),
     }
 }
 
-/// `message` with any copy of the URL's password taken out.
+/// The passwords a URL holds: in its user part and in `password` parameters.
+fn passwords(text: &str) -> Vec<String> {
+    let Ok(url) = url::Url::parse(text) else {
+        return Vec::new();
+    };
+    url.password()
+        .map(str::to_owned)
+        .into_iter()
+        .chain(
+            url.query_pairs()
+                .filter(|(key, _)| key == "password")
+                .map(|(_, value)| value.into_owned()),
+        )
+        .filter(|password| !password.is_empty())
+        .collect()
+}
+
+/// `message` with any copy of the URL's passwords taken out.
 fn redacted(message: &str, text: &str) -> String {
-    match url::Url::parse(text)
-        .ok()
-        .and_then(|url| url.password().map(str::to_owned))
-    {
-        Some(password) if !password.is_empty() => message.replace(&password, "***"),
-        _ => message.to_owned(),
-    }
+    passwords(text)
+        .iter()
+        .fold(message.to_owned(), |message, password| {
+            message.replace(password, "***")
+        })
 }
 
 impl PostgresUrl {
@@ -299,6 +329,11 @@ mod tests {
         let url: Result<PostgresUrl, _> = "postgres://app:s3cret@db.internal:5432/wasmhook".parse();
         let shown = url.map(|url| url.to_string()).unwrap_or_default();
         assert_eq!(shown, "postgres://app:***@db.internal:5432/wasmhook");
+        let url: Result<PostgresUrl, _> =
+            "postgres://app@db.internal/wasmhook?password=s3cret&application_name=x".parse();
+        let shown = url.map(|url| format!("{url} {url:?}")).unwrap_or_default();
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("application_name=x"), "{shown}");
         assert!(matches!(
             "mysql://x".parse::<PostgresUrl>(),
             Err(UrlError::Scheme)
