@@ -276,6 +276,12 @@ fn duplicate(
 /// Writes a hook (a new one when `context.hook_id` is none) and its relations on `db`,
 /// inside the caller's transaction, after checking its references; its id.
 fn write(db: &Db<'_>, draft: &HookDraft, context: &SaveContext) -> Result<u64, SaveError> {
+    // Two saves of one organization's hooks at once (on two replicas) could each pass the
+    // run_after cycle check against the other's uncommitted edge: one at a time.
+    db.serialize(&format!(
+        "wasmhook hooks of organization {}",
+        context.organization_id
+    ))?;
     check_references(db, draft, context)?;
     let spec = &draft.spec;
     let document = spec

@@ -135,10 +135,16 @@ impl RunLogRow {
 const ROWS_PER_INSERT: usize = 256;
 
 /// Writes a batch of run logs in one transaction, as multi-row INSERTs: one statement (and
-/// on PostgreSQL one round trip) per [`ROWS_PER_INSERT`] logs rather than per log.
+/// on PostgreSQL one round trip) per up to [`ROWS_PER_INSERT`] logs rather than per log.
 fn insert_batch(db: &Db<'_>, rows: &[RunLogRow]) -> Result<(), StoreError> {
     let transaction = db.transaction()?;
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
+    let mut rest = rows;
+    while !rest.is_empty() {
+        // Chunks of a power of two rows: at most nine statement texts, each prepared once
+        // per connection, whatever sizes the batches come in.
+        let size = ROWS_PER_INSERT.min(1 << rest.len().ilog2());
+        let (chunk, after) = rest.split_at(size);
+        rest = after;
         let mut sql = String::from(
             "INSERT INTO run_logs (uuid, organization_id, hook_id, request_id, queue_id,
                                    annotation_id, email_id, log_level, status, status_code,
