@@ -188,10 +188,9 @@ fn a_module_uploaded_through_one_replica_runs_through_every_other() {
     let tenant = Tenant::new(&first, "modules");
     let hello = tenant.upload(HELLO);
     let hook = tenant.hook(&hello, json!({}));
-    let path = format!("/hooks/{}/invoke", hook["id"]);
     let calls = |server: &Server| {
         wait_until(Instant::now() + COMPILE, || {
-            server.post(&path, Some(&tenant.token), json!({})).0 == StatusCode::OK
+            invoke(server, &tenant, &hook).0 == StatusCode::OK
         })
     };
     // Compiled code in a data directory, before any call went there.
@@ -216,7 +215,7 @@ fn a_module_uploaded_through_one_replica_runs_through_every_other() {
         "a replica started later compiled ahead"
     );
     assert!(calls(&third), "a replica started later runs the module");
-    let (status, answer) = third.post(&path, Some(&tenant.token), json!({}));
+    let (status, answer) = invoke(&third, &tenant, &hook);
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert!(answer["messages"][0]["content"]
         .as_str()
@@ -230,20 +229,35 @@ fn a_module_uploaded_through_one_replica_runs_through_every_other() {
     }
 }
 
+/// A replica whose organizations may have two runs at once in all.
+fn limited(data_dir: &Path) -> Server {
+    Server::start_with(
+        data_dir,
+        Some(OPERATOR_TOKEN),
+        &[
+            ("WASMHOOK_SECRETS_KEY", SECRETS_KEY),
+            ("WASMHOOK_RUNS_PER_ORGANIZATION", "2"),
+        ],
+        &[],
+    )
+}
+
+/// `hook`'s invocation through `server`, by `tenant`'s admin.
+fn invoke(
+    server: &Server,
+    tenant: &Tenant<'_>,
+    hook: &serde_json::Value,
+) -> (StatusCode, serde_json::Value) {
+    server.post(
+        &format!("/hooks/{}/invoke", hook["id"]),
+        Some(&tenant.token),
+        json!({}),
+    )
+}
+
 #[test]
 fn an_organizations_run_limit_holds_across_replicas() {
     let (first_dir, second_dir) = (temp(), temp());
-    let limited = |data_dir: &Path| {
-        Server::start_with(
-            data_dir,
-            Some(OPERATOR_TOKEN),
-            &[
-                ("WASMHOOK_SECRETS_KEY", SECRETS_KEY),
-                ("WASMHOOK_RUNS_PER_ORGANIZATION", "2"),
-            ],
-            &[],
-        )
-    };
     let first = limited(first_dir.path());
     share_database(first_dir.path(), second_dir.path());
     let second = limited(second_dir.path());
@@ -254,13 +268,7 @@ fn an_organizations_run_limit_holds_across_replicas() {
         json!({"settings": {"behavior": "spin", "ms": 8000}}),
     );
     let greeter = tenant.hook(&tenant.upload(HELLO), json!({}));
-    let invoke = |server: &Server, hook: &serde_json::Value| {
-        server.post(
-            &format!("/hooks/{}/invoke", hook["id"]),
-            Some(&tenant.token),
-            json!({}),
-        )
-    };
+    let invoke = |server: &Server, hook: &serde_json::Value| invoke(server, &tenant, hook);
     // Both replicas compiled both modules before the limit is measured.
     for server in [&first, &second] {
         assert!(
@@ -307,17 +315,6 @@ fn an_organizations_run_limit_holds_across_replicas() {
 #[test]
 fn a_replica_killed_mid_run_gives_its_share_back_and_the_other_serves_on() {
     let (first_dir, second_dir) = (temp(), temp());
-    let limited = |data_dir: &Path| {
-        Server::start_with(
-            data_dir,
-            Some(OPERATOR_TOKEN),
-            &[
-                ("WASMHOOK_SECRETS_KEY", SECRETS_KEY),
-                ("WASMHOOK_RUNS_PER_ORGANIZATION", "2"),
-            ],
-            &[],
-        )
-    };
     let first = limited(first_dir.path());
     share_database(first_dir.path(), second_dir.path());
     let mut second = limited(second_dir.path());
@@ -331,13 +328,7 @@ fn a_replica_killed_mid_run_gives_its_share_back_and_the_other_serves_on() {
                "settings": {"behavior": "spin", "ms": 25000}}),
     );
     let greeter = tenant.hook(&tenant.upload(HELLO), json!({}));
-    let invoke = |server: &Server, hook: &serde_json::Value| {
-        server.post(
-            &format!("/hooks/{}/invoke", hook["id"]),
-            Some(&tenant.token),
-            json!({}),
-        )
-    };
+    let invoke = |server: &Server, hook: &serde_json::Value| invoke(server, &tenant, hook);
     assert!(
         wait_until(Instant::now() + COMPILE, || invoke(&second, &greeter).0
             == StatusCode::OK),
