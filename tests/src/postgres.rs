@@ -43,7 +43,7 @@ impl TestSchema {
         );
         let base = server_url();
         let statement = format!("CREATE SCHEMA \"{name}\"");
-        on_thread(base.clone(), statement).map_err(|error| {
+        on_thread(&base, statement).map_err(|error| {
             format!("cannot create a schema on PostgreSQL at {base} (it must answer): {error}")
         })?;
         let separator = if base.contains('?') { '&' } else { '?' };
@@ -63,7 +63,7 @@ impl TestSchema {
 
     /// Runs statements in this schema (a test's own look at the rows).
     pub fn execute(&self, statements: &str) -> Result<(), Error> {
-        on_thread(self.url.clone(), statements.to_owned())
+        on_thread(&self.url, statements.to_owned())
     }
 
     /// The first column of the first row of `query`, as text (NULL as none).
@@ -75,9 +75,8 @@ impl TestSchema {
 /// The first column of the first row of `query` on a connection to `url`, as text (NULL as
 /// none).
 pub fn query_text_at(url: &str, query: &str) -> Result<Option<String>, Error> {
-    let (url, query) = (url.to_owned(), query.to_owned());
-    std::thread::spawn(move || -> Result<Option<String>, Error> {
-        let mut client = postgres::Client::connect(&url, postgres::NoTls)?;
+    let query = query.to_owned();
+    with_client(url, move |client| {
         for message in client.simple_query(&query)? {
             if let postgres::SimpleQueryMessage::Row(row) = message {
                 return Ok(row.get(0).map(str::to_owned));
@@ -85,29 +84,32 @@ pub fn query_text_at(url: &str, query: &str) -> Result<Option<String>, Error> {
         }
         Ok(None)
     })
-    .join()
-    .map_err(|_| "the query's thread panicked")?
+}
+
+/// Runs `work` with a connection to `url`, on a thread of its own: the synchronous client
+/// must not block (or be dropped on) an async test's thread.
+pub fn with_client<T: Send + 'static>(
+    url: &str,
+    work: impl FnOnce(&mut postgres::Client) -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    let url = url.to_owned();
+    std::thread::spawn(move || work(&mut postgres::Client::connect(&url, postgres::NoTls)?))
+        .join()
+        .map_err(|_| "the PostgreSQL client's thread panicked")?
 }
 
 impl Drop for TestSchema {
     fn drop(&mut self) {
         let statement = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name);
-        if let Err(error) = on_thread(server_url(), statement) {
+        if let Err(error) = on_thread(&server_url(), statement) {
             eprintln!("could not drop the test schema {}: {error}", self.name);
         }
     }
 }
 
-/// Runs `statements` on a connection to `url`, on a thread of its own (the synchronous
-/// client must not block an async test's thread).
-fn on_thread(url: String, statements: String) -> Result<(), Error> {
-    std::thread::spawn(move || -> Result<(), Error> {
-        let mut client = postgres::Client::connect(&url, postgres::NoTls)?;
-        client.batch_execute(&statements)?;
-        Ok(())
-    })
-    .join()
-    .map_err(|_| "the statement's thread panicked")?
+/// Runs `statements` on a connection to `url` ([`with_client`]).
+fn on_thread(url: &str, statements: String) -> Result<(), Error> {
+    with_client(url, move |client| Ok(client.batch_execute(&statements)?))
 }
 
 /// Drops every schema whose name starts with `t_{tag}_`: what earlier runs left behind
@@ -117,9 +119,7 @@ fn on_thread(url: String, statements: String) -> Result<(), Error> {
 /// server allows a transaction.
 pub fn drop_leftovers(tag: &str) -> Result<(), Error> {
     let pattern = format!("t\\_{tag}\\_%");
-    let url = server_url();
-    std::thread::spawn(move || -> Result<(), Error> {
-        let mut client = postgres::Client::connect(&url, postgres::NoTls)?;
+    with_client(&server_url(), move |client| {
         let names: Vec<String> = client
             .query(
                 "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE $1",
@@ -133,6 +133,4 @@ pub fn drop_leftovers(tag: &str) -> Result<(), Error> {
         }
         Ok(())
     })
-    .join()
-    .map_err(|_| "the statement's thread panicked")?
 }

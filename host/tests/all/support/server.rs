@@ -76,16 +76,11 @@ pub fn execute_in_database(data_dir: &Path, statement: &str) -> u64 {
             database.execute(statement, []).expect("the statement runs") as u64
         }
         Database::Postgres => {
-            let (url, statement) = (schema_url_of(data_dir), statement.to_owned());
-            std::thread::spawn(move || {
-                let mut client =
-                    postgres::Client::connect(&url, postgres::NoTls).expect("PostgreSQL answers");
-                client
-                    .execute(statement.as_str(), &[])
-                    .expect("the statement runs")
+            let statement = statement.to_owned();
+            wasmhook_tests::postgres::with_client(&schema_url_of(data_dir), move |client| {
+                Ok(client.execute(statement.as_str(), &[])?)
             })
-            .join()
-            .expect("the statement's thread")
+            .expect("the statement runs")
         }
     }
 }
