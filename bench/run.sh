@@ -2,9 +2,12 @@
 # Runs every server benchmark and prints the report BENCHMARKS.md quotes:
 #   bench/run.sh [--seconds 10] [--rounds 2] [--connections 16,64] [--modules 1000]
 #                [--only throughput,noisy,cold] [--baseline-commit REV]
-#                [--noisy-calls 2,8,64] [--noisy-timeout-s 20]
+#                [--noisy-calls 2,8,64] [--noisy-timeout-s 20] [--backends sqlite,postgres]
 #   bench/run.sh noisy        # one part alone: the same as --only noisy (also throughput, cold)
 #   bench/run.sh --smoke      # CI: a few seconds of each load part, debug build, no peer
+#   bench/run.sh throughput --backends sqlite,postgres
+#                             # (e): wasmhook on PostgreSQL (WASMHOOK_TEST_POSTGRES) beside
+#                             # SQLite, interleaved, and PostgreSQL's work per call
 # The load comes from wrk (Debian's package, installed when missing). The full run installs
 # wasmtime-cli 48 (the peer, `wasmtime serve`) into target/toolchains/ when it is missing
 # (about 11 minutes here), builds the wasi:http invoice-check component, wasmhook and this
@@ -41,7 +44,8 @@ if $smoke; then
     cargo build --quiet --locked -p wasmhook -p wasmhook-bench
     # The noisy neighbour with N = 2 only, each loop ending after 1 s.
     exec target/debug/wasmhook-bench compare --seconds 2 --rounds 1 --connections 16 \
-        --only throughput,noisy --noisy-calls 2 --noisy-timeout-s 1 "${args[@]}"
+        --only throughput,noisy --noisy-calls 2 --noisy-timeout-s 1 --backends sqlite,postgres \
+        "${args[@]}"
 fi
 
 if [ -n "$baseline_commit" ]; then

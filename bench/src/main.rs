@@ -72,6 +72,12 @@ struct CompareArgs {
     /// The noisy hook's `config.timeout_s`: how long each endless loop runs.
     #[arg(long, default_value_t = 20)]
     noisy_timeout_s: u64,
+    /// The databases wasmhook is measured on in the throughput part (comma-separated):
+    /// `sqlite` is (c); `postgres` adds (e), the same wasmhook on a fresh schema of the
+    /// PostgreSQL at WASMHOOK_TEST_POSTGRES (default the machine's `test` database),
+    /// interleaved with the rest, and the database's work per call.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Backend::Sqlite])]
+    backends: Vec<Backend>,
     /// Which parts to run (comma-separated); all unless given.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Part::Throughput, Part::Noisy, Part::Cold])]
     only: Vec<Part>,
@@ -86,6 +92,15 @@ enum Part {
     Noisy,
     /// Upload to first call, restart with many modules, idle memory.
     Cold,
+}
+
+/// A database wasmhook keeps its rows in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Backend {
+    /// SQLite in the data directory (the default).
+    Sqlite,
+    /// PostgreSQL (`--database`).
+    Postgres,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -266,6 +281,7 @@ async fn contenders(
     args: &CompareArgs,
     wrk: &Wrk,
     c: &Running,
+    postgres: Option<&(Running, String)>,
     work: &Workload,
 ) -> anyhow::Result<(Vec<Contender>, u64, tempfile::TempDir)> {
     let payload = work.payload.to_string();
@@ -307,6 +323,16 @@ async fn contenders(
         _server: None,
     });
     let baseline_data = tempfile::tempdir()?;
+    if let Some((e, _)) = postgres {
+        let (target, _) = invoice_hook(wrk, e, "e", work).await?;
+        contenders.push(Contender {
+            key: "e",
+            name: "wasmhook invoke on PostgreSQL".into(),
+            answer: answer_of(&target).await?,
+            target,
+            _server: None,
+        });
+    }
     if let Some(baseline) = &args.baseline {
         let d = servers::wasmhook(baseline, baseline_data.path()).await?;
         let (target, _) = invoice_hook(wrk, &d, "d", work).await?;
@@ -341,8 +367,32 @@ async fn throughput(
 ) -> anyhow::Result<()> {
     let work = workload()?;
     let seconds = Duration::from_secs(args.seconds);
-    let (contenders, hook, _baseline_data) = contenders(args, wrk, c, &work).await?;
+    // (e): the same wasmhook with its rows on PostgreSQL, in a schema of its own.
+    let schema = if args.backends.contains(&Backend::Postgres) {
+        Some(
+            wasmhook_tests::postgres::TestSchema::create("bench")
+                .map_err(|error| anyhow::anyhow!("{error}"))?,
+        )
+    } else {
+        None
+    };
+    let postgres_data = tempfile::tempdir()?;
+    let postgres = match &schema {
+        Some(schema) => Some((
+            servers::wasmhook_on(
+                &servers::sibling("wasmhook")?,
+                postgres_data.path(),
+                Some(schema.url()),
+            )
+            .await?,
+            schema.url().to_owned(),
+        )),
+        None => None,
+    };
+    let (contenders, hook, _baseline_data) =
+        contenders(args, wrk, c, postgres.as_ref(), &work).await?;
     let mut results: Vec<(usize, usize, &str, Report)> = Vec::new();
+    let mut database_work: Vec<(usize, DatabaseWork)> = Vec::new();
     for round in 0..args.rounds {
         for &connections in &args.connections {
             for contender in &contenders {
@@ -351,7 +401,19 @@ async fn throughput(
                     round + 1,
                     contender.name
                 );
+                let before = match (&postgres, contender.key) {
+                    (Some((_, url)), "e") => Some(DatabaseWork::read(url)?),
+                    _ => None,
+                };
                 let report = wrk.run(&contender.target, connections, seconds).await?;
+                if let (Some(before), Some((_, url))) = (before, &postgres) {
+                    // PostgreSQL's statistics reach the shared counters within a second of a
+                    // backend going idle.
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    let after = DatabaseWork::read(url)?;
+                    let calls = report.requests.saturating_sub(report.errors).max(1);
+                    database_work.push((connections, after.since(&before, calls)));
+                }
                 results.push((round, connections, contender.key, report));
             }
         }
@@ -394,7 +456,7 @@ async fn throughput(
                 each(&reports, |r| ms(r.p99)),
             );
         }
-        for (over, under) in [("c", "a"), ("c", "b"), ("c", "d")] {
+        for (over, under) in [("c", "a"), ("c", "b"), ("c", "d"), ("e", "c")] {
             let (top, bottom) = (runs(connections, over), runs(connections, under));
             if top.is_empty() || bottom.is_empty() {
                 continue;
@@ -417,7 +479,71 @@ async fn throughput(
         "\nwasmhook answered {invoked} measured invocations with 2xx; its database holds {logs} \
          run logs for the hook ({distinct} distinct request ids), the check's call included."
     );
+    if !database_work.is_empty() {
+        println!(
+            "\n### (e) PostgreSQL's work per answered call\n\nFrom `pg_stat_database` and the \
+             WAL position, read before and 2 s after each run of (e), divided by its 2xx \
+             answers.\n"
+        );
+        println!("| connections | transactions | rows written | rows read | WAL bytes |");
+        println!("| --- | --- | --- | --- | --- |");
+        for (connections, work) in &database_work {
+            println!(
+                "| {connections} | {:.3} | {:.2} | {:.1} | {:.0} |",
+                work.transactions, work.rows_written, work.rows_read, work.wal_bytes
+            );
+        }
+    }
     Ok(())
+}
+
+/// What PostgreSQL did, from its cumulative counters: the database's committed
+/// transactions, rows written and read, and the WAL position.
+#[derive(Debug, Clone, Copy)]
+struct DatabaseWork {
+    transactions: f64,
+    rows_written: f64,
+    rows_read: f64,
+    wal_bytes: f64,
+}
+
+impl DatabaseWork {
+    fn read(url: &str) -> anyhow::Result<Self> {
+        let text = wasmhook_tests::postgres::query_text_at(
+            url,
+            "SELECT xact_commit::text || ' ' || (tup_inserted + tup_updated + tup_deleted)::text
+                    || ' ' || (tup_returned + tup_fetched)::text
+                    || ' ' || pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint::text
+             FROM pg_stat_database WHERE datname = current_database()",
+        )
+        .map_err(|error| anyhow::anyhow!("{error}"))?
+        .context("no statistics row")?;
+        let figures: Vec<f64> = text
+            .split(' ')
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("statistics: {text}"))?;
+        let [transactions, rows_written, rows_read, wal_bytes] = figures[..] else {
+            anyhow::bail!("statistics: {text}");
+        };
+        Ok(DatabaseWork {
+            transactions,
+            rows_written,
+            rows_read,
+            wal_bytes,
+        })
+    }
+
+    /// The work since `before`, per call of `calls`.
+    fn since(&self, before: &DatabaseWork, calls: u64) -> DatabaseWork {
+        let calls = calls as f64;
+        DatabaseWork {
+            transactions: (self.transactions - before.transactions) / calls,
+            rows_written: (self.rows_written - before.rows_written) / calls,
+            rows_read: (self.rows_read - before.rows_read) / calls,
+            wal_bytes: (self.wal_bytes - before.wal_bytes) / calls,
+        }
+    }
 }
 
 /// Mean rate, mean p50 and total errors of several runs.

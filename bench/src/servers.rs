@@ -83,11 +83,25 @@ pub async fn wasmtime_serve(wasmtime: &Path, component: &Path) -> anyhow::Result
 
 /// (c) `wasmhook serve` on a data directory.
 pub async fn wasmhook(binary: &Path, data_dir: &Path) -> anyhow::Result<Running> {
+    wasmhook_on(binary, data_dir, None).await
+}
+
+/// `wasmhook serve` on a data directory, its rows in the PostgreSQL database at `database`
+/// when one is given (else SQLite in the data directory).
+pub async fn wasmhook_on(
+    binary: &Path,
+    data_dir: &Path,
+    database: Option<&str>,
+) -> anyhow::Result<Running> {
     let address = free_address()?;
     let mut command = Command::new(binary);
     command
         .args(["serve", "--listen", &address, "--data-dir"])
-        .arg(data_dir)
+        .arg(data_dir);
+    if let Some(database) = database {
+        command.args(["--database", database]);
+    }
+    command
         .env("WASMHOOK_OPERATOR_TOKEN", OPERATOR_TOKEN)
         // The cold-path measurement keeps 1,000 modules in one organization (default limit 100).
         .env("WASMHOOK_MODULES_PER_ORGANIZATION", "100000");

@@ -90,8 +90,8 @@ pub struct Metrics {
     pub call_stage_seconds: Histograms<StageLabels>,
     /// Attempts after a failed one (function and webhook retries of non-interactive events).
     pub run_retries: Counter,
-    /// Attempts under way now, by organization, each until its run log is committed (a
-    /// run waiting to retry is in `deliveries_pending` instead).
+    /// Attempts under way now, by organization (a delivery waiting to retry or polling is
+    /// in `deliveries_pending` instead).
     pub runs_in_flight: Family<OrganizationLabels, Gauge>,
     /// Answers 429 (too many runs, memory share, compile budget, login throttle), by
     /// organization (empty when the caller had none).
@@ -116,7 +116,9 @@ pub struct Metrics {
     pub webhook_deliveries: Family<StatusLabels, Counter>,
     /// Polls of asynchronous webhooks: one a request to the `Location` that a 202 named.
     pub webhook_polls: Counter,
-    /// Deliveries waiting in this process for a retry or a poll.
+    /// Deliveries of non-interactive events not yet done, across every replica sharing the
+    /// database (waiting, due, retrying, polling, running), as this replica's delivery
+    /// worker last counted them.
     pub deliveries_pending: Gauge,
     /// HTTP requests answered, by method, route and status.
     pub http_requests: Family<HttpLabels, Counter>,
@@ -268,7 +270,7 @@ impl Metrics {
         );
         registry.register(
             "deliveries_pending",
-            "Deliveries waiting in this process for a retry or a poll",
+            "Deliveries of non-interactive events not yet done, in the whole installation",
             metrics.deliveries_pending.clone(),
         );
         registry.register(

@@ -187,6 +187,7 @@ pub fn router(state: AppState) -> Router {
         .route("/hooks/{id}/test", post(calls::test))
         .route("/hooks/{id}/invoke", post(calls::invoke))
         .route("/events", post(calls::event))
+        .route("/events/{id}", get(calls::show_event))
         .route("/version", get(health::version))
         .route("/openapi.json", get(openapi::document))
         .route_layer(axum::middleware::from_fn(access::note_route))

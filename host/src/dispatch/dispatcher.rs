@@ -19,9 +19,7 @@ use super::sideloads::with_sideloads;
 use super::webhook::{self, Polling};
 use super::writer::{RunLogWriter, WriteError};
 use super::{HookCall, PreparedCall};
-use crate::metrics::{
-    metrics, organization, phase, stage, Held, Metrics, OrganizationLabels, Phase, Stage,
-};
+use crate::metrics::{organization, phase, stage, Held, Metrics, OrganizationLabels, Phase, Stage};
 use crate::model::hook::{FunctionConfig, Hook, HookKind, WebhookConfig};
 use crate::model::{EventAction, PayloadError, RunLog, RunStatus};
 use crate::modules::{ModuleError, ModuleLibrary};
@@ -55,6 +53,16 @@ pub enum DispatchError {
     /// The run log could not be written.
     #[error(transparent)]
     Write(#[from] WriteError),
+    /// The organization's deliveries not yet done are at their bound: a new
+    /// non-interactive event is refused until some finish.
+    #[error(
+        "the organization has {limit} deliveries of earlier events not yet finished, its \
+         limit; retry once some have finished"
+    )]
+    Backlog {
+        /// The bound (`[limits] unfinished_deliveries_per_organization`).
+        limit: u64,
+    },
 }
 
 /// What one run produced, for whoever waits on it (the API answers a test or an
@@ -83,6 +91,12 @@ pub struct DispatchSettings {
     pub retry_delay_cap: Duration,
     /// How the async webhook protocol polls.
     pub polling: Polling,
+    /// How long a replica holds a delivery it claimed without saying it is still alive: a
+    /// killed replica's deliveries are taken over this long after its last word.
+    pub lease: Duration,
+    /// The most deliveries not yet done one organization may have; a non-interactive event
+    /// beyond it is refused (429).
+    pub unfinished_per_organization: u64,
 }
 
 impl Default for DispatchSettings {
@@ -93,6 +107,8 @@ impl Default for DispatchSettings {
             polling: Polling {
                 interval: Duration::from_secs(30),
             },
+            lease: Duration::from_secs(30),
+            unfinished_per_organization: 1000,
         }
     }
 }
@@ -128,6 +144,8 @@ pub struct DispatcherParts {
     pub outbound: Arc<Outbound>,
     /// Retries and polling.
     pub settings: DispatchSettings,
+    /// This replica's id (the owner of the deliveries it leases), as in its heartbeat.
+    pub replica: String,
 }
 
 impl RunResult {
@@ -154,14 +172,20 @@ impl RunResult {
 /// log alike.
 #[derive(Debug)]
 pub struct Dispatcher {
-    store: Store,
+    pub(super) store: Store,
     library: Arc<ModuleLibrary>,
     sealer: Sealer,
     writer: RunLogWriter,
-    limits: RunLimits,
+    pub(super) limits: RunLimits,
     base_url: String,
-    outbound: Arc<Outbound>,
-    settings: DispatchSettings,
+    pub(super) outbound: Arc<Outbound>,
+    pub(super) settings: DispatchSettings,
+    pub(super) replica: String,
+    /// Wakes this replica's delivery worker when something falls due sooner than it
+    /// expected (a retry or a poll it scheduled itself).
+    pub(super) wake: tokio::sync::Notify,
+    /// The deliveries this replica's turns hold now, whose leases it renews.
+    pub(super) held: std::sync::Mutex<std::collections::HashSet<u64>>,
 }
 
 impl Dispatcher {
@@ -176,6 +200,9 @@ impl Dispatcher {
             base_url: parts.base_url,
             outbound: parts.outbound,
             settings: parts.settings,
+            replica: parts.replica,
+            wake: tokio::sync::Notify::new(),
+            held: std::sync::Mutex::default(),
         }
     }
 
@@ -204,52 +231,71 @@ impl Dispatcher {
         request_id: &str,
     ) -> Result<RunResult, DispatchError> {
         check_permit(&permit, hook);
-        let result = self
-            .attempt_runs(hook, event, body, queue_id, request_id, 1)
-            .await;
+        let result = self.run_once(hook, event, body, queue_id, request_id).await;
         drop(permit);
         result
     }
 
-    /// Runs one hook for an event, retrying a failed or timed-out run of a non-interactive
-    /// event up to the hook's `retry_count` times, as Rossum does (a scheduled run). Each
-    /// attempt has its own run log, all with the same request id; the last attempt's result
-    /// is returned. `permit` is held until the last attempt is recorded.
-    pub async fn run_retrying(
+    /// One attempt of a hook's run, recorded through the batching writer, where someone
+    /// waits for it: a test, an invocation, a hook of an interactive event. A webhook that
+    /// accepts the call for later is polled in place.
+    pub(super) async fn run_once(
         &self,
-        permit: RunPermit,
         hook: &Hook,
         event: &EventAction,
         body: &Map<String, Value>,
         queue_id: Option<u64>,
         request_id: &str,
     ) -> Result<RunResult, DispatchError> {
-        check_permit(&permit, hook);
-        let attempts = attempts(hook, event);
-        let result = self
-            .attempt_runs(hook, event, body, queue_id, request_id, attempts)
-            .await;
-        drop(permit);
-        result
+        let prepared = self
+            .prepare(hook, event, body, queue_id, request_id, true)
+            .await?;
+        let attempted = match self.attempt(hook, event, &prepared).await? {
+            AttemptEnd::Ended(attempted) => attempted,
+            AttemptEnd::Accepted(accepted) => {
+                let Target::Webhook(config) = &prepared.target else {
+                    return Err(DispatchError::NoModule);
+                };
+                let delivery = webhook::poll_in_place(
+                    &self.outbound,
+                    hook,
+                    config,
+                    event,
+                    accepted,
+                    self.settings.polling,
+                )
+                .await;
+                prepared.webhook_attempted(&delivery)
+            }
+        };
+        let committing = Instant::now();
+        self.writer.record(&attempted.log).await?;
+        if attempted.module_call {
+            stage(Stage::log_commit, committing.elapsed());
+            stage(Stage::total, attempted.called.elapsed());
+        }
+        prepared.expire_token(&self.store).await?;
+        Ok(RunResult::of(attempted.log, attempted.output))
     }
 
-    // One span for the hook's run, its attempts inside: the module is loaded once for all
-    // of them.
+    /// Makes a hook's run ready: its module loaded (or its URL), its secrets opened, a
+    /// token minted for its owner when `with_token` (valid for one attempt's worst case),
+    /// its sideloads added and its payload assembled. Span: one per run.
     #[tracing::instrument(
         target = TRACE,
         name = "hook run",
         skip_all,
         fields(hook = hook.id, organization = hook.organization_id, kind = %hook.spec.kind.hook_type()),
     )]
-    pub(super) async fn attempt_runs(
+    pub(super) async fn prepare<'h>(
         &self,
-        hook: &Hook,
+        hook: &'h Hook,
         event: &EventAction,
         body: &Map<String, Value>,
         queue_id: Option<u64>,
         request_id: &str,
-        attempts: u64,
-    ) -> Result<RunResult, DispatchError> {
+        with_token: bool,
+    ) -> Result<Prepared<'h>, DispatchError> {
         let target = match &hook.spec.kind {
             HookKind::Function(function) | HookKind::Job(function) => {
                 let module = self
@@ -271,9 +317,9 @@ impl Dispatcher {
             hook.organization_id,
             hook.sealed_secrets.as_deref(),
         )?;
-        // One token for every attempt, valid until the last could end; cut to the hook's
-        // lifetime once it has.
-        let per_attempt = match &target {
+        // Valid until the attempt could end (a webhook's polling included); cut to the
+        // hook's lifetime once it has.
+        let worst_case = match &target {
             Target::Module(_, function) => Duration::from_secs(function.limits().timeout_s),
             Target::Webhook(webhook) => {
                 let options = webhook.options();
@@ -281,10 +327,8 @@ impl Dispatcher {
                     + Duration::from_secs(options.max_polling_time_s)
             }
         };
-        let worst_case = (per_attempt + self.settings.retry_delay_cap)
-            .saturating_mul(u32::try_from(attempts).unwrap_or(u32::MAX));
         let token = match hook.spec.token_owner {
-            Some(owner) => {
+            Some(owner) if with_token => {
                 let grant = Grant::Run {
                     owner,
                     hook_id: hook.id,
@@ -293,10 +337,10 @@ impl Dispatcher {
                 };
                 Some(tokens::mint(&self.store, grant).await?)
             }
-            None => None,
+            _ => None,
         };
         let body = with_sideloads(&self.store, &self.base_url, hook, body, queue_id).await?;
-        let prepared = PreparedCall::new(&HookCall {
+        let call = PreparedCall::new(&HookCall {
             event,
             hook_id: hook.id,
             hook_type: hook.spec.kind.hook_type(),
@@ -310,52 +354,67 @@ impl Dispatcher {
             request_id,
             payload_logging: hook.spec.kind.payload_logging_enabled(),
         })?;
-        let in_flight = |metrics: &Metrics| {
+        Ok(Prepared {
+            target,
+            call,
+            config_secret: secrets.config_secret,
+            token,
+            lifetime_s: hook.spec.token_lifetime_s(),
+        })
+    }
+
+    /// One attempt of a prepared run, not yet recorded: a module's call, or a webhook's
+    /// first request (which may accept the call for polling).
+    pub(super) async fn attempt(
+        &self,
+        hook: &Hook,
+        event: &EventAction,
+        prepared: &Prepared<'_>,
+    ) -> Result<AttemptEnd, DispatchError> {
+        let running = Held::on(|metrics: &Metrics| {
             metrics
                 .runs_in_flight
                 .get_or_create(&OrganizationLabels {
                     organization: organization(hook.organization_id),
                 })
                 .clone()
-        };
-        let mut attempt = 0;
-        let result = loop {
-            attempt += 1;
-            let running = Held::on(in_flight);
-            let (result, retryable) = match &target {
-                Target::Module(loaded, function) => {
-                    self.call_module(hook, function, loaded, &prepared).await?
+        });
+        let end = match &prepared.target {
+            Target::Module(loaded, function) => AttemptEnd::Ended(
+                self.call_module(hook, function, loaded, &prepared.call)
+                    .await,
+            ),
+            Target::Webhook(config) => {
+                let sent = webhook::send(
+                    &self.outbound,
+                    hook,
+                    config,
+                    prepared.config_secret.as_deref(),
+                    event,
+                    &prepared.call.payload,
+                )
+                .await;
+                match sent {
+                    webhook::Sent::Answered(delivery) => {
+                        AttemptEnd::Ended(prepared.webhook_attempted(&delivery))
+                    }
+                    webhook::Sent::Accepted(accepted) => AttemptEnd::Accepted(accepted),
                 }
-                Target::Webhook(config) => {
-                    let secret = secrets.config_secret.as_deref();
-                    self.call_webhook(hook, config, event, &prepared, secret)
-                        .await?
-                }
-            };
-            drop(running);
-            if !retryable || attempt >= attempts {
-                break result;
             }
-            if let Some(metrics) = metrics() {
-                metrics.run_retries.inc();
-            }
-            let _pending = Held::on(|metrics| metrics.deliveries_pending.clone());
-            tokio::time::sleep(self.settings.retry_delay(attempt)).await;
         };
-        if let Some(token) = &token {
-            tokens::expire_after_run(&self.store, token, hook.spec.token_lifetime_s()).await?;
-        }
-        Ok(result)
+        drop(running);
+        Ok(end)
     }
 
-    /// One run of a hook's module, recorded; whether it is worth another attempt.
+    /// One call of a hook's module, its run log made (not written); whether it is worth
+    /// another attempt.
     async fn call_module(
         &self,
         hook: &Hook,
         function: &FunctionConfig,
         loaded: &LoadedModule,
         prepared: &PreparedCall,
-    ) -> Result<(RunResult, bool), DispatchError> {
+    ) -> Attempted {
         let limits = function.limits();
         let call_limits = CallLimits {
             timeout: Duration::from_secs(limits.timeout_s),
@@ -392,50 +451,27 @@ impl Dispatcher {
             }
         };
         let log = prepared.clone().run_log(&report);
-        let committing = Instant::now();
-        self.writer.record(&log).await?;
-        stage(Stage::log_commit, committing.elapsed());
-        stage(Stage::total, called.elapsed());
         let retryable = log.status != RunStatus::Completed;
-        Ok((RunResult::of(log, report.output), retryable))
+        Attempted {
+            log,
+            output: report.output,
+            retryable,
+            called,
+            module_call: true,
+        }
     }
 
-    /// One call of a webhook, recorded; whether it is worth another attempt.
-    async fn call_webhook(
-        &self,
-        hook: &Hook,
-        config: &WebhookConfig,
-        event: &EventAction,
-        prepared: &PreparedCall,
-        secret: Option<&str>,
-    ) -> Result<(RunResult, bool), DispatchError> {
-        let delivery = webhook::deliver(
-            &self.outbound,
-            hook,
-            config,
-            secret,
-            event,
-            &prepared.payload,
-            self.settings.polling,
-        )
-        .await;
-        phase(Phase::webhook, delivery.duration);
-        let log = prepared.clone().webhook_log(&delivery);
-        self.writer.record(&log).await?;
-        Ok((RunResult::of(log, String::new()), delivery.retryable))
-    }
-
-    /// Records that `hook` was not run for `event`, and why (a `cancelled` run log).
-    pub(crate) async fn cancel(
+    /// The call of `hook` for an event as a run log of it sees it when it was not run (no
+    /// secrets, no token): what a cancellation's or an interrupted attempt's log is made of.
+    pub(super) fn unrun_call(
         &self,
         hook: &Hook,
         event: &EventAction,
         body: &Map<String, Value>,
         queue_id: Option<u64>,
         request_id: &str,
-        reason: &str,
-    ) -> Result<EventRun, DispatchError> {
-        let prepared = PreparedCall::new(&HookCall {
+    ) -> Result<PreparedCall, DispatchError> {
+        Ok(PreparedCall::new(&HookCall {
             event,
             hook_id: hook.id,
             hook_type: hook.spec.kind.hook_type(),
@@ -448,7 +484,20 @@ impl Dispatcher {
             queue_id,
             request_id,
             payload_logging: hook.spec.kind.payload_logging_enabled(),
-        })?;
+        })?)
+    }
+
+    /// Records that `hook` was not run for `event`, and why (a `cancelled` run log).
+    pub(crate) async fn cancel(
+        &self,
+        hook: &Hook,
+        event: &EventAction,
+        body: &Map<String, Value>,
+        queue_id: Option<u64>,
+        request_id: &str,
+        reason: &str,
+    ) -> Result<EventRun, DispatchError> {
+        let prepared = self.unrun_call(hook, event, body, queue_id, request_id)?;
         let log = prepared.cancelled_log(reason);
         self.writer.record(&log).await?;
         Ok(EventRun {
@@ -461,10 +510,60 @@ impl Dispatcher {
     }
 }
 
-/// What one hook's attempts call: its module, loaded once for all of them, or its URL.
-enum Target<'a> {
+/// What one hook's run calls: its module, loaded, or its URL.
+pub(super) enum Target<'a> {
     Module(Arc<LoadedModule>, &'a FunctionConfig),
     Webhook(&'a WebhookConfig),
+}
+
+/// A hook's run made ready ([`Dispatcher::prepare`]).
+pub(super) struct Prepared<'a> {
+    pub(super) target: Target<'a>,
+    pub(super) call: PreparedCall,
+    config_secret: Option<String>,
+    token: Option<String>,
+    lifetime_s: u64,
+}
+
+impl Prepared<'_> {
+    /// The attempt a webhook call that ended makes.
+    pub(super) fn webhook_attempted(&self, delivery: &webhook::Delivery) -> Attempted {
+        phase(Phase::webhook, delivery.duration);
+        Attempted {
+            log: self.call.clone().webhook_log(delivery),
+            output: String::new(),
+            retryable: delivery.retryable,
+            called: Instant::now(),
+            module_call: false,
+        }
+    }
+
+    /// Cuts the run's token to the hook's lifetime, now that the attempt has ended.
+    pub(super) async fn expire_token(&self, store: &Store) -> Result<(), DispatchError> {
+        if let Some(token) = &self.token {
+            tokens::expire_after_run(store, token, self.lifetime_s).await?;
+        }
+        Ok(())
+    }
+}
+
+/// How an attempt ended.
+pub(super) enum AttemptEnd {
+    /// With this run log (not yet written).
+    Ended(Attempted),
+    /// Its webhook accepted the call; the result is to be polled.
+    Accepted(webhook::Accepted),
+}
+
+/// One ended attempt, its run log not yet written.
+pub(super) struct Attempted {
+    pub(super) log: RunLog,
+    pub(super) output: String,
+    /// Whether another attempt may help.
+    pub(super) retryable: bool,
+    /// When the module call began (for the stage timings).
+    called: Instant,
+    module_call: bool,
 }
 
 /// How many times a run of `hook` for `event` may be attempted: once for an interactive

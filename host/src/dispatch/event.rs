@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use super::dispatcher::{attempts, check_permit, DispatchError, Dispatcher, RunResult};
+use super::dispatcher::{check_permit, DispatchError, Dispatcher, RunResult};
 use super::limits::RunPermit;
 use super::plan::{body_after, EventPlan, Step};
 use crate::model::hook::Hook;
@@ -82,10 +82,12 @@ impl EventRun {
 }
 
 impl Dispatcher {
-    /// Runs every hook of `hooks` (an organization's) that subscribes to the event (and the
-    /// queue, when given), in run_after order ([`EventPlan`]), and records each; a hook
-    /// after one that did not complete is cancelled. `permit` (the organization's, for as
-    /// many runs as the plan has hooks) is held until the last run is recorded.
+    /// Runs every hook of `hooks` (an organization's) that subscribes to an interactive
+    /// event (and the queue, when given), once each, in run_after order ([`EventPlan`]),
+    /// and records each; a hook after one that did not complete is cancelled. `permit`
+    /// (the organization's, for as many runs as the plan has hooks) is held until the last
+    /// run is recorded. A non-interactive event is delivered instead
+    /// (`Dispatcher::deliver_event`): its retries and polling outlive the request.
     #[tracing::instrument(
         target = TRACE,
         name = "event",
@@ -136,8 +138,7 @@ impl Dispatcher {
             .collect())
     }
 
-    /// One hook's step of an event, recorded: its run (retried as the event allows), or
-    /// its cancellation when a predecessor did not complete or its module cannot run.
+    /// One hook's step of an event, recorded: its run, or its cancellation when a predecessor did not complete or its module cannot run.
     async fn take_step(
         &self,
         hook: &Hook,
@@ -152,8 +153,7 @@ impl Dispatcher {
                 format!("not run: hook {predecessor}, which this hook runs after, did not complete")
             }
             Step::Run { .. } => {
-                let attempts = attempts(hook, event);
-                let run = self.attempt_runs(hook, event, body, queue_id, request_id, attempts);
+                let run = self.run_once(hook, event, body, queue_id, request_id);
                 match run.await {
                     Ok(result) => return Ok(EventRun::from_result(hook, result)),
                     Err(DispatchError::Module(error)) => format!("not run: {error}"),

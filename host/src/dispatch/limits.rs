@@ -131,7 +131,8 @@ pub struct RunLimits {
 
 /// The right to run: run slots and memory share taken from one organization by
 /// [`RunLimits::try_acquire`], for one hook's run or one event's runs, released when
-/// dropped. `Dispatcher::run`, `run_retrying` and `run_event` take one by value, and its
+/// dropped. `Dispatcher::run`, `run_event` and `deliver_event` take one by value (a
+/// delivery's later turn takes one itself), and its
 /// fields are private, so nothing runs a hook without having passed the organization's
 /// limits.
 #[derive(Debug)]

@@ -5,7 +5,9 @@
 //! - [`dispatcher`]: running one hook (its attempts, module or webhook, token, secrets)
 //!   for tests, invocations, schedules and events;
 //! - [`plan`]: which hooks an event runs, in what order, and which are cancelled (pure);
-//! - [`event`]: running an event's plan with the dispatcher;
+//! - [`event`]: running an interactive event's plan with the dispatcher, once each;
+//! - `deliveries`: a non-interactive event's deliveries, durable rows any replica claims
+//!   (first attempts, retries, webhook polling, run_after successors, scheduled runs);
 //! - [`limits`]: concurrent runs per organization and in all, and the [`RunPermit`] every
 //!   run takes;
 //! - [`webhook`]: calling a webhook hook, signed, with the async protocol;
@@ -16,6 +18,7 @@
 //!   (`generate_payload`), secrets and token redacted;
 //! - [`writer`]: the batching run log writer, and recording a run.
 
+mod deliveries;
 pub mod dispatcher;
 pub mod event;
 pub mod limits;
@@ -27,6 +30,7 @@ mod sideloads;
 pub mod webhook;
 pub mod writer;
 
+pub use deliveries::{DeliveryPhase, EventProgress};
 pub use dispatcher::{DispatchError, DispatchSettings, Dispatcher, DispatcherParts, RunResult};
 pub use event::{EventAnswer, EventRun};
 pub use limits::RunPermit;
@@ -188,6 +192,20 @@ impl PreparedCall {
     pub fn cancelled_log(self, reason: &str) -> RunLog {
         self.log(Ending {
             status: RunStatus::Cancelled,
+            status_code: None,
+            message: reason.to_owned(),
+            response: None,
+            output: None,
+            started_at: SystemTime::now(),
+            duration: Duration::ZERO,
+        })
+    }
+
+    /// The run log of an attempt that ended without an outcome of its own: it failed for
+    /// `reason` (the replica running it stopped before recording it, say).
+    pub fn failed_log(self, reason: &str) -> RunLog {
+        self.log(Ending {
+            status: RunStatus::Failed,
             status_code: None,
             message: reason.to_owned(),
             response: None,

@@ -4,7 +4,9 @@
 //! Each pass reads the clock, finds each hook's latest tick at or before now, and claims it
 //! in the database (`store::schedules`) before running: a tick runs once even when the
 //! server restarts in between, and ticks missed while it was down run once, not once each.
-//! Runs are non-interactive, so a failed one is retried as the hook's `retry_count` says.
+//! The claim enqueues the tick's run as a delivery in the same transaction
+//! (`dispatch::deliveries`): runs are non-interactive, so a failed one is retried as the
+//! hook's `retry_count` says, by whichever replica claims the delivery.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -12,12 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::Map;
 
+use super::deliveries::{scheduled_event, unix_ms};
 use super::Dispatcher;
-use crate::model::hook::Hook;
 use crate::model::schedule::Schedule;
 use crate::model::EventAction;
+use crate::store::schedules::Tick;
 
 /// Where the scheduler reads the time.
 #[derive(Debug, Clone)]
@@ -97,61 +99,27 @@ async fn pass(
         let counted_from = DateTime::parse_from_rfc3339(&row.modified_at)
             .map(|time| time.with_timezone(&Utc))
             .unwrap_or(now);
+        // The run is enqueued with the claim: any replica's worker takes it, and a
+        // restart between the claim and the run loses nothing.
+        let Some(hook) = dispatcher.store().hook(row.hook_id).await? else {
+            continue;
+        };
+        let tick = Tick {
+            hook_id: row.hook_id,
+            expression: row.expression.clone(),
+            latest,
+            counted_from,
+        };
+        let run = scheduled_event(&hook, scheduled);
         let due = dispatcher
             .store()
             .schedules()
-            .claim(row.hook_id, &row.expression, latest, counted_from)
+            .claim(tick, run, unix_ms())
             .await?;
         checked.insert(row.hook_id, (row.expression, latest));
         if due {
-            if let Some(hook) = dispatcher.store().hook(row.hook_id).await? {
-                tokio::spawn(run_once(
-                    Arc::clone(dispatcher),
-                    Hook::clone(&hook),
-                    scheduled.clone(),
-                ));
-            }
+            dispatcher.wake.notify_one();
         }
     }
     Ok(())
-}
-
-/// How long a scheduled run waits for its organization's turn before it is given up.
-const TURN_WAIT: Duration = Duration::from_secs(60);
-
-async fn run_once(dispatcher: Arc<Dispatcher>, hook: Hook, scheduled: EventAction) {
-    // A tick is its own request: every attempt of its run shares this id.
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let waited = tokio::time::Instant::now();
-    let permit = loop {
-        match dispatcher.limits().try_acquire(
-            hook.organization_id,
-            1,
-            crate::dispatch::limits::reserved_mb(&hook),
-        ) {
-            Ok(permit) => break permit,
-            Err(_) if waited.elapsed() < TURN_WAIT => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(_) => {
-                let reason = format!(
-                    "not run: the organization's runs or memory stayed at their limit for {} s",
-                    TURN_WAIT.as_secs()
-                );
-                if let Err(error) = dispatcher
-                    .cancel(&hook, &scheduled, &Map::new(), None, &request_id, &reason)
-                    .await
-                {
-                    tracing::warn!("scheduled run of hook {} {reason}: {error}", hook.id);
-                }
-                return;
-            }
-        }
-    };
-    if let Err(error) = dispatcher
-        .run_retrying(permit, &hook, &scheduled, &Map::new(), None, &request_id)
-        .await
-    {
-        tracing::warn!("scheduled run of hook {} not run: {error}", hook.id);
-    }
 }

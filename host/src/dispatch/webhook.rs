@@ -12,7 +12,7 @@ use http::header::{CONTENT_TYPE, LOCATION};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
-use crate::metrics::{metrics, Held, StatusLabels};
+use crate::metrics::{metrics, StatusLabels};
 use crate::model::hook::{Hook, WebhookConfig, DEFAULT_POLLING_TIME_S, DEFAULT_TIMEOUT_S};
 use crate::model::EventAction;
 use crate::outbound::{Outbound, OutboundError, OutboundRequest, Route};
@@ -66,20 +66,92 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// Calls `hook`'s URL once with `payload`.
-pub async fn deliver(
+/// What the first request of a webhook call got: an answer that ends the call, or Rossum's
+/// async protocol's 202, whose result is then polled ([`poll_once`]), in place by
+/// [`deliver`] or as a delivery's turns by whichever replica claims it.
+#[derive(Debug, Clone)]
+pub enum Sent {
+    /// The call ended.
+    Answered(Delivery),
+    /// 202 with a `Location`: poll `target` until `bound` has passed.
+    Accepted(Accepted),
+}
+
+/// A webhook call accepted for later (202): where and how long its result is polled.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// The URL polled.
+    pub target: reqwest::Url,
+    /// How long polling may go on.
+    pub bound: Duration,
+    /// When the call began.
+    pub started_at: SystemTime,
+}
+
+/// What one poll found.
+#[derive(Debug, Clone)]
+pub enum PollAnswer {
+    /// The call ended: how, its last status code, and whether another attempt may help.
+    Done(DeliveryOutcome, Option<u16>, bool),
+    /// No result yet: poll again.
+    Pending,
+}
+
+/// Polls an accepted call in place every `polling.interval` until it ends or its bound
+/// passes: for `/test`, where someone waits on this one call. An event's deliveries poll
+/// as turns of their own instead (`dispatch::deliveries`), so that no request waits.
+pub async fn poll_in_place(
+    outbound: &Outbound,
+    hook: &Hook,
+    config: &WebhookConfig,
+    event: &EventAction,
+    accepted: Accepted,
+    polling: Polling,
+) -> Delivery {
+    let deadline = Instant::now() + accepted.bound;
+    loop {
+        if Instant::now() + polling.interval > deadline {
+            let (outcome, code, retryable) = polling_expired(config, accepted.bound);
+            return delivered(outcome, code, retryable, accepted.started_at);
+        }
+        tokio::time::sleep(polling.interval).await;
+        if let PollAnswer::Done(outcome, code, retryable) =
+            poll_once(outbound, hook, config, event, &accepted.target).await
+        {
+            return delivered(outcome, code, retryable, accepted.started_at);
+        }
+    }
+}
+
+/// Sends the call: its answer, or its acceptance for polling.
+pub async fn send(
     outbound: &Outbound,
     hook: &Hook,
     config: &WebhookConfig,
     secret: Option<&str>,
     event: &EventAction,
     payload: &Map<String, Value>,
-    polling: Polling,
-) -> Delivery {
+) -> Sent {
     let started_at = SystemTime::now();
-    let start = Instant::now();
-    let (outcome, status_code, retryable) =
-        call(outbound, hook, config, secret, event, payload, polling).await;
+    match call(outbound, hook, config, secret, event, payload).await {
+        Answer::Done(outcome, code, retryable) => {
+            Sent::Answered(delivered(outcome, code, retryable, started_at))
+        }
+        Answer::Accepted { target, bound } => Sent::Accepted(Accepted {
+            target,
+            bound,
+            started_at,
+        }),
+    }
+}
+
+/// A call that ended, counted; its duration runs from `started_at` to now.
+pub fn delivered(
+    outcome: DeliveryOutcome,
+    status_code: Option<u16>,
+    retryable: bool,
+    started_at: SystemTime,
+) -> Delivery {
     let status = match &outcome {
         DeliveryOutcome::Completed(_) => "completed",
         DeliveryOutcome::Failed(_) => "failed",
@@ -96,8 +168,33 @@ pub async fn deliver(
         status_code,
         retryable,
         started_at,
-        duration: start.elapsed(),
+        duration: started_at.elapsed().unwrap_or_default(),
     }
+}
+
+/// How an accepted call ends when `bound` passed without a result: a polling failure,
+/// retried only with `retry_after_polling_failure`.
+pub fn polling_expired(
+    config: &WebhookConfig,
+    bound: Duration,
+) -> (DeliveryOutcome, Option<u16>, bool) {
+    (
+        DeliveryOutcome::Failed(format!(
+            "polling failed: no result within max_polling_time_s ({} s)",
+            bound.as_secs()
+        )),
+        Some(202),
+        config.options().retry_after_polling_failure,
+    )
+}
+
+/// What the first request got.
+enum Answer {
+    Done(DeliveryOutcome, Option<u16>, bool),
+    Accepted {
+        target: reqwest::Url,
+        bound: Duration,
+    },
 }
 
 async fn call(
@@ -107,11 +204,10 @@ async fn call(
     secret: Option<&str>,
     event: &EventAction,
     payload: &Map<String, Value>,
-    polling: Polling,
-) -> (DeliveryOutcome, Option<u16>, bool) {
+) -> Answer {
     let policy = hook.spec.kind.retry_policy();
     let options = config.options();
-    let failed = |reason: String| (DeliveryOutcome::Failed(reason), None, false);
+    let failed = |reason: String| Answer::Done(DeliveryOutcome::Failed(reason), None, false);
     let Ok(url) = reqwest::Url::parse(&config.url) else {
         return failed("config.url is not a URL".into());
     };
@@ -133,14 +229,7 @@ async fn call(
             headers.insert(SIGNATURE_HEADER, value);
         }
     }
-    let timeout_s = if event.is_interactive() {
-        INTERACTIVE_TIMEOUT_S
-    } else if options.timeout_s == 0 {
-        DEFAULT_TIMEOUT_S
-    } else {
-        options.timeout_s
-    };
-    let timeout = Duration::from_secs(timeout_s);
+    let timeout = call_timeout(config, event);
     let request = OutboundRequest {
         method: http::Method::POST,
         url: url.clone(),
@@ -150,7 +239,9 @@ async fn call(
         insecure_tls: options.insecure_ssl,
     };
     let (status, headers, body) = match exchange(outbound, hook, route, request, timeout).await {
-        Err(OutboundError::Timeout(_)) => return (DeliveryOutcome::Timeout(timeout), None, true),
+        Err(OutboundError::Timeout(_)) => {
+            return Answer::Done(DeliveryOutcome::Timeout(timeout), None, true)
+        }
         Err(error) => {
             // A refusal, a certificate that does not verify or an answer over the cap will
             // not change on its own.
@@ -161,7 +252,7 @@ async fn call(
                     | OutboundError::Tls(_)
                     | OutboundError::TooLarge(_)
             );
-            return (
+            return Answer::Done(
                 DeliveryOutcome::Failed(match error {
                     OutboundError::TooLarge(limit) => {
                         format!("the webhook's answer is larger than {limit} bytes")
@@ -178,7 +269,7 @@ async fn call(
     if code == 202 && event.is_interactive() {
         // Someone waits on an interactive call: Rossum's async protocol is for
         // non-interactive events only, so a 202 here is no answer.
-        return (
+        return Answer::Done(
             DeliveryOutcome::Failed(interactive_accepted(event)),
             Some(code),
             false,
@@ -187,44 +278,58 @@ async fn call(
     if code == 202 {
         if let Some(location) = headers.get(LOCATION).and_then(|value| value.to_str().ok()) {
             let Ok(target) = url.join(location) else {
-                return (
+                return Answer::Done(
                     DeliveryOutcome::Failed("the 202's Location is not a URL".into()),
                     Some(code),
                     false,
                 );
             };
-            // Only upload.created and invocation.scheduled may set their own bound.
-            let bound = if matches!(
-                (event.event(), event.action()),
-                ("upload", "created") | ("invocation", "scheduled")
-            ) {
-                options.max_polling_time_s
-            } else {
-                DEFAULT_POLLING_TIME_S
+            return Answer::Accepted {
+                target,
+                bound: polling_bound(config, event),
             };
-            return poll(
-                outbound,
-                hook,
-                config,
-                &target,
-                polling,
-                Duration::from_secs(bound),
-                timeout,
-            )
-            .await;
         }
     }
     if status.is_success() {
         return match response_object(&body) {
-            Ok(response) => (DeliveryOutcome::Completed(response), Some(code), false),
-            Err(reason) => (DeliveryOutcome::Failed(reason), Some(code), false),
+            Ok(response) => Answer::Done(DeliveryOutcome::Completed(response), Some(code), false),
+            Err(reason) => Answer::Done(DeliveryOutcome::Failed(reason), Some(code), false),
         };
     }
-    (
+    Answer::Done(
         DeliveryOutcome::Failed(format!("the webhook answered {status}")),
         Some(code),
         policy.retries_status(code),
     )
+}
+
+/// How long an accepted call for `event` may be polled: the hook's `max_polling_time_s`
+/// for upload.created and invocation.scheduled (the only events that may set their own),
+/// Rossum's default for the rest.
+pub fn polling_bound(config: &WebhookConfig, event: &EventAction) -> Duration {
+    Duration::from_secs(
+        if matches!(
+            (event.event(), event.action()),
+            ("upload", "created") | ("invocation", "scheduled")
+        ) {
+            config.options().max_polling_time_s
+        } else {
+            DEFAULT_POLLING_TIME_S
+        },
+    )
+}
+
+/// How long one request of a call to `config`'s URL for `event` may take: 30 s for an
+/// interactive event, else the hook's `timeout_s`.
+fn call_timeout(config: &WebhookConfig, event: &EventAction) -> Duration {
+    let timeout_s = config.options().timeout_s;
+    Duration::from_secs(if event.is_interactive() {
+        INTERACTIVE_TIMEOUT_S
+    } else if timeout_s == 0 {
+        DEFAULT_TIMEOUT_S
+    } else {
+        timeout_s
+    })
 }
 
 /// Why a webhook's 202 to an interactive event fails its call.
@@ -235,75 +340,56 @@ fn interactive_accepted(event: &EventAction) -> String {
     )
 }
 
-/// Polls `target` until it answers 201 (its body is the result), a non-retryable error, or
-/// `bound` has passed.
-async fn poll(
+/// Polls an accepted call's `target` once: 201 ends it (its body is the result), a
+/// retryable answer or none leaves it pending, anything else fails it as a polling failure
+/// (retried only with `retry_after_polling_failure`).
+pub async fn poll_once(
     outbound: &Outbound,
     hook: &Hook,
     config: &WebhookConfig,
+    event: &EventAction,
     target: &reqwest::Url,
-    polling: Polling,
-    bound: Duration,
-    timeout: Duration,
-) -> (DeliveryOutcome, Option<u16>, bool) {
-    let retry_after_failure = config.options().retry_after_polling_failure;
-    let deadline = Instant::now() + bound;
+) -> PollAnswer {
+    let options = config.options();
     let failure = |reason: String, code: Option<u16>| {
-        (
+        PollAnswer::Done(
             DeliveryOutcome::Failed(format!("polling failed: {reason}")),
             code,
-            retry_after_failure,
+            options.retry_after_polling_failure,
         )
     };
     let route = match outbound.webhook_route(target) {
         Ok(route) => route,
         Err(error) => return failure(format!("not polled: {error}"), None),
     };
-    let options = config.options();
-    let mut last_code = Some(202);
-    loop {
-        if Instant::now() + polling.interval > deadline {
-            return failure(
-                format!(
-                    "no result within max_polling_time_s ({} s)",
-                    bound.as_secs()
-                ),
-                last_code,
-            );
-        }
-        {
-            let _pending = Held::on(|metrics| metrics.deliveries_pending.clone());
-            tokio::time::sleep(polling.interval).await;
-        }
-        if let Some(metrics) = metrics() {
-            metrics.webhook_polls.inc();
-        }
-        let request = OutboundRequest {
-            method: http::Method::GET,
-            url: target.clone(),
-            headers: http::HeaderMap::new(),
-            body: Bytes::new(),
-            first_byte_timeout: Some(timeout),
-            insecure_tls: options.insecure_ssl,
-        };
-        let (status, _, body) = match exchange(outbound, hook, route, request, timeout).await {
-            // No answer to a poll is retried, as a 5xx is.
-            Err(OutboundError::Timeout(_) | OutboundError::Connect(_)) => continue,
-            Err(error) => return failure(error.to_string(), last_code),
-            Ok(answer) => answer,
-        };
-        let code = status.as_u16();
-        last_code = Some(code);
-        match code {
-            201 => {
-                return match response_object(&body) {
-                    Ok(response) => (DeliveryOutcome::Completed(response), Some(code), false),
-                    Err(reason) => failure(reason, Some(code)),
-                }
+    if let Some(metrics) = metrics() {
+        metrics.webhook_polls.inc();
+    }
+    let timeout = call_timeout(config, event);
+    let request = OutboundRequest {
+        method: http::Method::GET,
+        url: target.clone(),
+        headers: http::HeaderMap::new(),
+        body: Bytes::new(),
+        first_byte_timeout: Some(timeout),
+        insecure_tls: options.insecure_ssl,
+    };
+    let (status, _, body) = match exchange(outbound, hook, route, request, timeout).await {
+        // No answer to a poll is retried, as a 5xx is.
+        Err(OutboundError::Timeout(_) | OutboundError::Connect(_)) => return PollAnswer::Pending,
+        Err(error) => return failure(error.to_string(), None),
+        Ok(answer) => answer,
+    };
+    let code = status.as_u16();
+    match code {
+        201 => match response_object(&body) {
+            Ok(response) => {
+                PollAnswer::Done(DeliveryOutcome::Completed(response), Some(code), false)
             }
-            200 | 202 | 408 | 429 | 500 | 502 | 503 | 504 => continue,
-            _ => return failure(format!("the poll answered {status}"), Some(code)),
-        }
+            Err(reason) => failure(reason, Some(code)),
+        },
+        200 | 202 | 408 | 429 | 500 | 502 | 503 | 504 => PollAnswer::Pending,
+        _ => failure(format!("the poll answered {status}"), Some(code)),
     }
 }
 

@@ -76,7 +76,7 @@ impl RunLogWriter {
 
 /// One line per run, once its run log is written: which hook, how it ended, how long it
 /// took. Never its payload, response or output (they hold the tenant's data).
-fn log_run(log: &RunLog) {
+pub(super) fn log_run(log: &RunLog) {
     if let Some(metrics) = metrics() {
         let kind = match log.hook_type.as_str() {
             "webhook" => "webhook",

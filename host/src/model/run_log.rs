@@ -36,6 +36,18 @@ impl RunStatus {
             RunStatus::Cancelled => "cancelled",
         }
     }
+
+    /// The status named `name` (as [`RunStatus::as_str`] spells it), for a stored one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            RunStatus::Completed,
+            RunStatus::Failed,
+            RunStatus::Timeout,
+            RunStatus::Cancelled,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == name)
+    }
 }
 
 /// Severity of a run log entry.

@@ -111,6 +111,17 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         .trim_end_matches('/')
         .to_owned();
     let (writer, writer_task) = RunLogWriter::spawn(store.clone());
+    // Replicas sharing the database count each other, for their shares of the limits, and
+    // lease deliveries under this id.
+    let replica = uuid::Uuid::new_v4().to_string();
+    if !store.is_shared() {
+        // One process: every delivery lease found at start is a dead process's.
+        store
+            .deliveries()
+            .abandon_leases()
+            .await
+            .context("cannot take over the deliveries of the last run")?;
+    }
     let network = &config.network;
     let outbound = Outbound::new(network.outbound(), Some(&base_url))
         .context("cannot set up outgoing HTTP")?;
@@ -131,16 +142,19 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
             polling: Polling {
                 interval: Duration::from_millis(network.webhook_poll_interval_ms),
             },
+            lease: Duration::from_millis(network.delivery_lease_ms),
+            unfinished_per_organization: limits.unfinished_deliveries_per_organization,
             ..DispatchSettings::default()
         },
+        replica: replica.clone(),
     }));
     let clock = match &network.test_clock_file {
         Some(path) => Clock::File(path.clone()),
         None => Clock::System,
     };
     let schedules = tokio::spawn(run_schedules(Arc::clone(&dispatcher), clock));
-    // Replicas sharing the database count each other, for their shares of the limits.
-    let replica = uuid::Uuid::new_v4().to_string();
+    let deliveries = tokio::spawn(Arc::clone(&dispatcher).work_deliveries());
+    let leases = tokio::spawn(Arc::clone(&dispatcher).keep_leases());
     let heartbeat = store.is_shared().then(|| {
         tokio::spawn(heartbeat(
             store.clone(),
@@ -228,6 +242,11 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     }
     schedules.abort();
     let _ = schedules.await;
+    // Turns under way end with the process; their leases run out and another replica (or
+    // this one's next start) takes them over, logging an interrupted attempt once.
+    deliveries.abort();
+    leases.abort();
+    let _ = deliveries.await;
     // Every handler has returned, so every run log was handed over and acknowledged; the
     // writer ends once the router's last handle to it is gone.
     let _ = tokio::time::timeout(Duration::from_secs(10), writer_task).await;

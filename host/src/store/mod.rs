@@ -20,6 +20,7 @@
 mod cache;
 mod checkpoint;
 pub mod db;
+pub mod deliveries;
 mod hook_list;
 mod hook_references;
 pub mod hooks;
@@ -373,8 +374,9 @@ impl Store {
 
     /// The housekeeping the server does every hour: deletes the run logs that started
     /// before `log_cutoff` (RFC 3339), a batch per operation so that other writes go
-    /// between, then the tokens expired at `now` (Unix seconds); a failure of the first
-    /// leaves the second undone.
+    /// between, then the events finished before it (with their deliveries; an unfinished
+    /// one stays), then the tokens expired at `now` (Unix seconds); a failure of one
+    /// leaves the next undone.
     pub async fn delete_expired(&self, log_cutoff: &str, now: i64) -> Result<Expired, StoreError> {
         let mut run_logs = 0;
         loop {
@@ -384,6 +386,15 @@ impl Store {
                 .await?;
             run_logs += batch;
             if batch < run_logs::DELETED_PER_STATEMENT {
+                break;
+            }
+        }
+        loop {
+            let cutoff = log_cutoff.to_owned();
+            let batch = self
+                .run(move |db| deliveries::delete_batch_before(db, &cutoff))
+                .await?;
+            if batch < deliveries::EVENTS_DELETED_PER_STATEMENT {
                 break;
             }
         }

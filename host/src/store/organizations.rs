@@ -213,6 +213,8 @@ const OWNED_ROWS: &[&str] = &[
      WHERE user_id IN (SELECT id FROM users WHERE organization_id = ?1)",
     "DELETE FROM users WHERE organization_id = ?1",
     "DELETE FROM run_logs WHERE organization_id = ?1",
+    "DELETE FROM deliveries WHERE organization_id = ?1",
+    "DELETE FROM events WHERE organization_id = ?1",
     "DELETE FROM organizations WHERE id = ?1",
 ];
 

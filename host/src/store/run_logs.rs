@@ -138,6 +138,14 @@ const ROWS_PER_INSERT: usize = 256;
 /// on PostgreSQL one round trip) per up to [`ROWS_PER_INSERT`] logs rather than per log.
 fn insert_batch(db: &Db<'_>, rows: &[RunLogRow]) -> Result<(), StoreError> {
     let transaction = db.transaction()?;
+    insert_rows(&transaction, rows)?;
+    transaction.commit()?;
+    Ok(())
+}
+
+/// Inserts run logs within the caller's transaction (the writer's batch, or a delivery's
+/// attempt, whose log is committed with the delivery's new state).
+pub(super) fn insert_rows(transaction: &Db<'_>, rows: &[RunLogRow]) -> Result<(), StoreError> {
     let mut rest = rows;
     while !rest.is_empty() {
         // Chunks of a power of two rows: at most nine statement texts, each prepared once
@@ -181,7 +189,6 @@ fn insert_batch(db: &Db<'_>, rows: &[RunLogRow]) -> Result<(), StoreError> {
             values.iter().map(|value| value as &dyn ToValue).collect();
         transaction.execute(&sql, &parameters)?;
     }
-    transaction.commit()?;
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //! when one is back.
 
 use super::db::{params, Db};
+use super::deliveries::{self, NewEvent};
 use super::{Store, StoreError};
 use chrono::{DateTime, Utc};
 
@@ -22,21 +23,43 @@ pub struct Schedules<'a> {
 
 impl Schedules<'_> {
     /// Claims the run of hook `hook_id` for `latest`, the latest tick of `expression` at or
-    /// before now: true when it has not been run yet, and then it is recorded as run in
-    /// the same transaction, so that a tick runs once even across a restart. A hook seen
-    /// for the first time, or whose expression changed, counts from `counted_from`.
-    pub async fn claim(
-        &self,
-        hook_id: u64,
-        expression: &str,
-        latest: DateTime<Utc>,
-        counted_from: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let expression = expression.to_owned();
+    /// before now: true when it has not been run yet, and then it is recorded as run and
+    /// `run` (the tick's event, its one delivery ready) is enqueued in the same
+    /// transaction, so that a tick runs once even across a restart, and a claimed tick is
+    /// never lost to one. A hook seen for the first time, or whose expression changed,
+    /// counts from `counted_from`.
+    pub async fn claim(&self, tick: Tick, run: NewEvent, now_ms: i64) -> Result<bool, StoreError> {
         self.store
-            .run(move |db| claim(db, hook_id, &expression, latest, counted_from))
+            .run(move |db| {
+                let transaction = db.transaction()?;
+                let due = claim(
+                    &transaction,
+                    tick.hook_id,
+                    &tick.expression,
+                    tick.latest,
+                    tick.counted_from,
+                )?;
+                if due {
+                    deliveries::enqueue(&transaction, &run, None, now_ms)?;
+                }
+                transaction.commit()?;
+                Ok(due)
+            })
             .await
     }
+}
+
+/// A tick of a hook's schedule, to claim.
+#[derive(Debug, Clone)]
+pub struct Tick {
+    /// The hook.
+    pub hook_id: u64,
+    /// Its cron expression.
+    pub expression: String,
+    /// The latest tick of the expression at or before now.
+    pub latest: DateTime<Utc>,
+    /// When the hook was saved with this expression: earlier ticks are not its to run.
+    pub counted_from: DateTime<Utc>,
 }
 
 /// Claims the run for `latest`, the latest tick of `expression` at or before now: true when
@@ -51,9 +74,9 @@ fn claim(
     latest: DateTime<Utc>,
     counted_from: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let transaction = db.transaction()?;
-    // Replicas claim the same ticks: one at a time per hook, so that the second reads what
-    // the first recorded and finds the tick taken.
+    // Inside the caller's transaction. Replicas claim the same ticks: one at a time per
+    // hook, so that the second reads what the first recorded and finds the tick taken.
+    let transaction = db;
     transaction.serialize(&format!("wasmhook schedule of hook {hook_id}"))?;
     let stored: Option<(String, String)> = transaction.query_opt(
         "SELECT expression, last_tick FROM schedule_ticks WHERE hook_id = ?1",
@@ -78,7 +101,6 @@ fn claim(
             params![hook_id, expression, recorded.to_rfc3339()],
         )?;
     }
-    transaction.commit()?;
     Ok(due)
 }
 

@@ -12,6 +12,7 @@ mod compile_bombs;
 mod conformance;
 mod connections;
 mod contract;
+mod deliveries;
 mod drf;
 mod hooks;
 mod hostile;

@@ -9,6 +9,8 @@
 /// The database of this binary's servers.
 const DATABASE: support::Database = support::Database::Postgres;
 
+#[path = "../all/deliveries.rs"]
+mod deliveries;
 #[path = "../all/drf.rs"]
 mod drf;
 #[path = "../all/hooks.rs"]

@@ -2,7 +2,9 @@
 //! signed by an outside platform with the hook's `config.secret`), and `POST /events`.
 
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use axum::Extension;
+use http::{header, StatusCode};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -16,7 +18,7 @@ use super::json::Json;
 use super::logs::RunStatusView;
 use super::{hooks, id_from, AppState};
 use crate::dispatch::plan::subscribed;
-use crate::dispatch::{DispatchError, EventAnswer, EventRun};
+use crate::dispatch::{DeliveryPhase, DispatchError, EventAnswer, EventProgress, EventRun};
 use crate::model::hook::Hook;
 use crate::model::{EventAction, RESERVED_KEYS};
 use crate::modules::ModuleError;
@@ -87,6 +89,10 @@ fn not_run(error: DispatchError, pending: fn(String) -> ApiError) -> ApiError {
             "The hook's module failed to load (status: failed): {reason}"
         )),
         DispatchError::Payload(payload) => ApiError::field("payload", payload.to_string()),
+        backlog @ DispatchError::Backlog { .. } => ApiError::TooManyRequests {
+            detail: backlog.to_string(),
+            retry_after_s: 30,
+        },
         other => ApiError::Internal(other.to_string()),
     }
 }
@@ -178,20 +184,52 @@ pub(super) struct InvocationFailed {
 pub(super) struct EventRunView {
     /// The hook's URL.
     hook: String,
-    #[schema(value_type = RunStatusView)]
-    status: crate::model::RunStatus,
+    /// How its run ended; null while a non-interactive event's delivery is not finished.
+    #[schema(value_type = Option<RunStatusView>)]
+    status: Option<crate::model::RunStatus>,
+    /// Its run log's message (while unfinished, its last attempt's).
     message: String,
     response: Option<Map<String, Value>>,
     request_id: String,
+    /// A non-interactive event's delivery: `waiting` (for the hooks it runs after),
+    /// `pending`, `running`, `retrying` (an attempt failed, the next is due later),
+    /// `polling` (its webhook answered 202) or `finished`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<&'static str>,
+    /// A non-interactive event's delivery: attempts begun.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempts: Option<u64>,
+    /// A non-interactive event's delivery: the most attempts it may have (1 plus the
+    /// hook's `retry_count`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_attempts: Option<u64>,
 }
 
-/// What `POST /events` answers: each run, and what their responses say together.
+/// What `POST /events` and `GET /events/{id}` answer: each run, and what the finished
+/// runs' responses say together. A non-interactive event is recorded, and carries its id,
+/// URL and state.
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct EventAnswerView {
+    /// A non-interactive event's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<u64>,
+    /// A non-interactive event's URL, where its progress is read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    /// A non-interactive event's state: `running` until every hook's delivery is
+    /// finished, then `finished`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<&'static str>,
+    /// When a non-interactive event was accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_at: Option<String>,
+    /// When a non-interactive event's last delivery finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finished_at: Option<String>,
     event: String,
     action: String,
     results: Vec<EventRunView>,
-    /// How many runs did not complete.
+    /// How many finished runs did not complete.
     failed: usize,
     messages: Vec<Value>,
     operations: Vec<Value>,
@@ -294,7 +332,7 @@ fn named_event(body: &EventBody) -> ApiResult<(String, String, EventAction)> {
     Ok((event_name, action, event))
 }
 
-/// The answer to an event: each run, and what their responses say together.
+/// The answer to an interactive event: each run, and what their responses say together.
 fn render_event(
     state: &AppState,
     event_name: &str,
@@ -306,13 +344,21 @@ fn render_event(
         .iter()
         .map(|run| EventRunView {
             hook: state.url("hooks", run.hook_id),
-            status: run.status,
+            status: Some(run.status),
             message: run.message.clone(),
             response: run.response.clone(),
             request_id: run.request_id.clone(),
+            state: None,
+            attempts: None,
+            max_attempts: None,
         })
         .collect();
     EventAnswerView {
+        id: None,
+        url: None,
+        state: None,
+        created_at: None,
+        finished_at: None,
         event: event_name.to_owned(),
         action: action.to_owned(),
         results,
@@ -323,15 +369,87 @@ fn render_event(
     }
 }
 
+/// The answer about a non-interactive event: each delivery where it is, and what the
+/// finished ones' responses say together.
+fn render_progress(state: &AppState, progress: &EventProgress) -> EventAnswerView {
+    let event = &progress.event;
+    let response_of = |delivery: &crate::store::deliveries::Delivery| {
+        delivery
+            .response
+            .as_deref()
+            .and_then(|text| match serde_json::from_str(text) {
+                Ok(Value::Object(response)) => Some(response),
+                _ => None,
+            })
+    };
+    let finished: Vec<EventRun> = progress
+        .deliveries
+        .iter()
+        .filter(|delivery| DeliveryPhase::of(delivery) == DeliveryPhase::Finished)
+        .filter_map(|delivery| {
+            Some(EventRun {
+                hook_id: delivery.hook_id,
+                status: delivery.status?,
+                message: delivery.message.clone().unwrap_or_default(),
+                response: response_of(delivery),
+                request_id: event.request_id.clone(),
+            })
+        })
+        .collect();
+    let folded = EventAnswer::fold(&finished);
+    let results = progress
+        .deliveries
+        .iter()
+        .map(|delivery| {
+            let phase = DeliveryPhase::of(delivery);
+            let finished = phase == DeliveryPhase::Finished;
+            EventRunView {
+                hook: state.url("hooks", delivery.hook_id),
+                status: delivery.status.filter(|_| finished),
+                message: delivery.message.clone().unwrap_or_default(),
+                response: response_of(delivery).filter(|_| finished),
+                request_id: event.request_id.clone(),
+                state: Some(phase.as_str()),
+                attempts: Some(delivery.attempt),
+                max_attempts: Some(delivery.max_attempts),
+            }
+        })
+        .collect();
+    EventAnswerView {
+        id: Some(event.id),
+        url: Some(state.url("events", event.id)),
+        state: Some(if progress.finished() {
+            "finished"
+        } else {
+            "running"
+        }),
+        created_at: Some(event.created_at.clone()),
+        finished_at: event.finished_at.clone(),
+        event: event.event.clone(),
+        action: event.action.clone(),
+        results,
+        failed: folded.failed,
+        messages: folded.messages,
+        operations: folded.operations,
+        automation_blockers: folded.automation_blockers,
+    }
+}
+
 /// `POST /events`: runs the organization's hooks that subscribe to the event (on its queue,
-/// when it names one), in run_after order, and answers each run and their folded answer.
+/// when it names one), in run_after order. An interactive event's hooks run once each and
+/// it is answered with every run. A non-interactive event is recorded with a delivery per
+/// hook and its first attempts made at once: answered 200 when they finished every
+/// delivery, else 202 with the event's URL (`Location`), where its retries, polling and
+/// later hooks are seen as any replica completes them.
 #[utoipa::path(post, path = "/api/v1/events", tag = "hooks", request_body = EventBody,
     responses(
         (status = 200, description = "Each run, and their folded answer", body = EventAnswerView),
+        (status = 202, description = "A non-interactive event with deliveries still to finish (retries, polling, later hooks): its progress so far; poll its URL", body = EventAnswerView,
+            headers(("Location" = String, description = "The event's URL"))),
         (status = 400, description = "The event or payload is not valid", body = ValidationErrors),
         (status = 403, description = "Not allowed to run these hooks", body = ErrorDetail),
         (status = 409, description = "A module is still compiling", body = ErrorDetail),
-        (status = 429, description = "The organization's run slots or memory are in use", body = ErrorDetail,
+        (status = 429, description = "The organization's run slots or memory are in use, or its deliveries not yet finished are at their bound", body = ErrorDetail,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
 pub(super) async fn event(
@@ -339,7 +457,7 @@ pub(super) async fn event(
     caller: Caller,
     Extension(request_id): Extension<RequestId>,
     Json(body): Json<EventBody>,
-) -> ApiResult<axum::Json<EventAnswerView>> {
+) -> ApiResult<Response> {
     let (organization_id, _) = caller.member()?;
     let (event_name, action, event) = named_event(&body)?;
     let queue_id = event_queue(&state, organization_id, body.queue.as_ref()).await?;
@@ -351,9 +469,25 @@ pub(super) async fn event(
         .dispatcher
         .limits()
         .try_acquire_for(organization_id, &matching)?;
-    let runs = state
+    if event.is_interactive() {
+        let runs = state
+            .dispatcher
+            .run_event(
+                permit,
+                &hooks,
+                &event,
+                queue_id,
+                &body.payload,
+                &request_id.0,
+            )
+            .await
+            .map_err(|error| not_run(error, ApiError::Conflict))?;
+        let answer = render_event(&state, &event_name, &action, &runs);
+        return Ok(axum::Json(answer).into_response());
+    }
+    let progress = state
         .dispatcher
-        .run_event(
+        .deliver_event(
             permit,
             &hooks,
             &event,
@@ -363,10 +497,42 @@ pub(super) async fn event(
         )
         .await
         .map_err(|error| not_run(error, ApiError::Conflict))?;
-    Ok(axum::Json(render_event(
-        &state,
-        &event_name,
-        &action,
-        &runs,
-    )))
+    let Some(progress) = progress else {
+        // No hook runs for it: nothing to record.
+        let answer = render_event(&state, &event_name, &action, &[]);
+        return Ok(axum::Json(answer).into_response());
+    };
+    let answer = render_progress(&state, &progress);
+    if progress.finished() {
+        return Ok(axum::Json(answer).into_response());
+    }
+    let location = answer.url.clone().unwrap_or_default();
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        axum::Json(answer),
+    )
+        .into_response())
+}
+
+/// `GET /events/{id}`: a non-interactive event of the caller's organization, each hook's
+/// delivery where it is (attempts, retries, polling), and what the finished ones' responses
+/// say together.
+#[utoipa::path(get, path = "/api/v1/events/{id}", tag = "hooks", params(IdPath),
+    responses(
+        (status = 200, description = "The event and its deliveries", body = EventAnswerView),
+        (status = 404, description = "No such event in the caller's organization", body = ErrorDetail),
+    ))]
+pub(super) async fn show_event(
+    State(state): State<AppState>,
+    caller: Caller,
+    ObjectId(id): ObjectId,
+) -> ApiResult<axum::Json<EventAnswerView>> {
+    let (organization_id, _) = caller.member()?;
+    let progress = state
+        .dispatcher
+        .event_progress(id, Some(organization_id))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(axum::Json(render_progress(&state, &progress)))
 }

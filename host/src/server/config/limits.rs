@@ -25,6 +25,10 @@ const MAX_GUEST_SLICE_US: u64 = 100_000;
 pub struct Limits {
     /// Concurrent runs per organization; more get 429.
     pub runs_per_organization: usize,
+    /// Deliveries of non-interactive events (retries, polling, later hooks) one
+    /// organization may have not yet finished; a new event beyond it gets 429, so that one
+    /// organization cannot fill the queue every replica's worker reads.
+    pub unfinished_deliveries_per_organization: u64,
     /// Modules per organization.
     pub modules_per_organization: u64,
     /// Module bytes per organization.
@@ -92,6 +96,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             runs_per_organization: crate::dispatch::limits::DEFAULT_RUNS_PER_ORGANIZATION,
+            unfinished_deliveries_per_organization: 1000,
             modules_per_organization: 100,
             module_bytes_per_organization: 2 * 1024 * 1024 * 1024,
             foreground_compile_bytes: crate::modules::DEFAULT_FOREGROUND_COMPILE_BYTES,
@@ -129,6 +134,12 @@ impl Limits {
         // What 0 would do to the compile limits.
         const EVERY_UPLOAD: &str = " (0 would refuse every upload)";
         at_least("max_timeout_s", self.max_timeout_s, 1, "")?;
+        at_least(
+            "unfinished_deliveries_per_organization",
+            self.unfinished_deliveries_per_organization,
+            1,
+            "",
+        )?;
         at_least("max_memory_mb", self.max_memory_mb, 16, "")?;
         at_least("max_reuse_idle_s", self.max_reuse_idle_s, 1, "")?;
         at_most(

@@ -34,6 +34,11 @@ pub struct Network {
     pub retry_delay_ms: u64,
     /// Milliseconds between polls of an async webhook (Rossum polls every 30 s).
     pub webhook_poll_interval_ms: u64,
+    /// Milliseconds a replica holds a delivery it claimed (a retry, a poll, a later hook
+    /// of an event) without renewing its lease; it renews every third of that while it
+    /// lives. A killed replica's deliveries are taken over this long after its last
+    /// renewal.
+    pub delivery_lease_ms: u64,
     /// For tests: read the scheduler's clock from this file (an RFC 3339 time) instead of
     /// the system clock.
     pub test_clock_file: Option<PathBuf>,
@@ -51,6 +56,7 @@ impl Default for Network {
             requests_per_organization: outbound.requests_per_organization,
             retry_delay_ms: 1000,
             webhook_poll_interval_ms: 30_000,
+            delivery_lease_ms: 30_000,
             test_clock_file: None,
         }
     }
@@ -75,6 +81,12 @@ impl Network {
             network.webhook_poll_interval_ms,
             1,
             "",
+        )?;
+        at_least(
+            "delivery_lease_ms",
+            network.delivery_lease_ms,
+            300,
+            " (it is renewed every third of it)",
         )?;
         Ok(network)
     }

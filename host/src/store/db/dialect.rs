@@ -50,6 +50,16 @@ impl Dialect {
         }
     }
 
+    /// What a `SELECT` of rows to claim ends with, so that two replicas claiming at once
+    /// each take other rows rather than wait for one another's (`FOR UPDATE SKIP LOCKED`;
+    /// nothing on SQLite, whose one connection claims one transaction at a time).
+    pub fn skip_locked(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+
     /// The pattern match that ignores ASCII case (SQLite's `LIKE` does; PostgreSQL's
     /// needs `ILIKE`).
     pub fn like(self) -> &'static str {

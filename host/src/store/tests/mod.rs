@@ -39,6 +39,7 @@ macro_rules! on_both {
         }
     };
 }
+mod deliveries;
 mod hooks;
 mod organizations;
 mod run_logs;

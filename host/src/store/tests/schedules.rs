@@ -6,6 +6,8 @@ use serde_json::json;
 
 use super::{open_postgres, save, TestResult};
 use crate::store::db::postgres::PostgresUrl;
+use crate::store::deliveries::{Lease, NewDelivery, NewEvent};
+use crate::store::schedules::Tick;
 use crate::store::Store;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -31,12 +33,14 @@ async fn replicas_claiming_a_tick_at_once_run_it_once() -> TestResult {
                 } else {
                     second.clone()
                 };
-                tokio::spawn(async move {
-                    store
-                        .schedules()
-                        .claim(hook.id, "*/10 * * * *", tick, saved)
-                        .await
-                })
+                let run = scheduled_run(organization, hook.id, claim);
+                let tick = Tick {
+                    hook_id: hook.id,
+                    expression: "*/10 * * * *".into(),
+                    latest: tick,
+                    counted_from: saved,
+                };
+                tokio::spawn(async move { store.schedules().claim(tick, run, 0).await })
             })
             .collect();
         let mut won = 0;
@@ -47,5 +51,40 @@ async fn replicas_claiming_a_tick_at_once_run_it_once() -> TestResult {
         }
         assert_eq!(won, 1, "round {round}: one claim of sixteen runs the tick");
     }
+    // Each tick won enqueued its one delivery, and no lost claim enqueued any.
+    let claimed = first
+        .deliveries()
+        .claim(
+            Lease {
+                owner: "test".into(),
+                until_ms: i64::MAX,
+            },
+            1,
+            100,
+        )
+        .await?;
+    assert_eq!(claimed.len(), 2, "{claimed:?}");
+    assert!(claimed
+        .iter()
+        .all(|claimed| claimed.delivery.hook_id == hook.id && claimed.delivery.attempt == 1));
     Ok(())
+}
+
+/// The event a claim of a tick enqueues (its request id names the claimer).
+fn scheduled_run(organization: u64, hook_id: u64, claimer: usize) -> NewEvent {
+    NewEvent {
+        organization_id: organization,
+        request_id: format!("claim-{claimer}"),
+        event: "invocation".into(),
+        action: "scheduled".into(),
+        queue_id: None,
+        body: "{}".into(),
+        created_at: "2027-01-01T12:10:00Z".into(),
+        deliveries: vec![NewDelivery {
+            hook_id,
+            layer: 0,
+            ancestors: Vec::new(),
+            max_attempts: 1,
+        }],
+    }
 }

@@ -441,6 +441,32 @@ impl<'a> Tenant<'a> {
         (status, response.json().expect("a JSON answer"))
     }
 
+    /// The finished event of `answer` (what `POST /events` answered with `status`): read
+    /// again at its URL until every delivery is finished, when it was answered 202.
+    pub fn settle(&self, status: StatusCode, answer: Value) -> Value {
+        if status != StatusCode::ACCEPTED {
+            return answer;
+        }
+        let url = answer["url"].as_str().expect("a 202 names the event's URL");
+        let path = url
+            .split_once("/api/v1")
+            .map(|(_, path)| path.to_owned())
+            .expect("an API URL");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let (read, progress) = self.get(&path);
+            assert_eq!(read, StatusCode::OK, "{progress}");
+            if progress["state"] == "finished" {
+                return progress;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the event did not finish in 120 s: {progress}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// Sends `event`.`action` with `payload` through `/events`, on the queue with URL
     /// `queue` when one is given; the status and the answer.
     pub fn event(

@@ -1,0 +1,767 @@
+//! A non-interactive event's runs as durable deliveries (`store::deliveries`): the event and
+//! one row per hook are committed first, the accepting replica then makes the first
+//! attempts it can at once, and everything after (a retry, an async webhook's polling, a
+//! run_after successor whose predecessor is retrying, a scheduled run) is a turn that any
+//! replica's worker claims when it falls due. No request waits for a retry or a poll, and
+//! a killed or restarted replica loses nothing: its leases expire and another takes its
+//! deliveries over, logging an attempt it interrupted as failed so that every attempt has
+//! its one run log.
+//!
+//! A turn is one step of one delivery: an attempt (a module's call or a webhook's first
+//! request), or one poll of an accepted webhook call. Its end and the attempt's run log are
+//! committed together, and only while this replica still holds the lease
+//! (`Deliveries::finish`). When a delivery is done, the next layer of the event's plan is
+//! promoted (run, or cancelled when an ancestor did not complete, as [`super::plan`]
+//! says), and the promoted deliveries are leased to the replica that finished the layer.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use serde_json::{Map, Value};
+use tokio::sync::Semaphore;
+
+use super::dispatcher::{attempts, check_permit, AttemptEnd, Attempted, DispatchError};
+use super::limits::{reserved_mb, RunPermit};
+use super::plan::{body_after, failed_predecessor, EventPlan};
+use super::webhook::{self, PollAnswer};
+use super::writer::log_run;
+use super::Dispatcher;
+use crate::metrics::metrics;
+use crate::model::hook::{Hook, HookKind};
+use crate::model::{format_rfc3339, now_rfc3339, EventAction, RunStatus};
+use crate::store::deliveries::{
+    Claimed, Delivery, DeliveryState, EventRow, Lease, NewDelivery, NewEvent, Next, Polled,
+    Promotion, Turn,
+};
+use crate::store::run_logs::RunLogRow;
+use crate::store::StoreError;
+
+/// An event and its deliveries, in plan order: what `POST /events` and
+/// `GET /events/{id}` answer.
+#[derive(Debug, Clone)]
+pub struct EventProgress {
+    /// The event.
+    pub event: EventRow,
+    /// One per hook it runs.
+    pub deliveries: Vec<Delivery>,
+}
+
+impl EventProgress {
+    /// Whether every delivery is done.
+    pub fn finished(&self) -> bool {
+        self.deliveries
+            .iter()
+            .all(|delivery| delivery.state == DeliveryState::Done)
+    }
+}
+
+/// Where one delivery is, as its event's answer names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryPhase {
+    /// Waiting for the hooks it runs after.
+    Waiting,
+    /// Due for its first attempt.
+    Pending,
+    /// An attempt is being made.
+    Running,
+    /// An attempt failed; the next one is due later.
+    Retrying,
+    /// Its webhook accepted the call; the result is being polled.
+    Polling,
+    /// Done: its status is final.
+    Finished,
+}
+
+impl DeliveryPhase {
+    /// The phase of `delivery`.
+    pub fn of(delivery: &Delivery) -> Self {
+        match (delivery.state, &delivery.poll) {
+            (DeliveryState::Waiting, _) => DeliveryPhase::Waiting,
+            (DeliveryState::Done, _) => DeliveryPhase::Finished,
+            (_, Some(_)) => DeliveryPhase::Polling,
+            (DeliveryState::Running, None) => DeliveryPhase::Running,
+            (DeliveryState::Ready, None) if delivery.status.is_some() => DeliveryPhase::Retrying,
+            (DeliveryState::Ready, None) => DeliveryPhase::Pending,
+        }
+    }
+
+    /// Its name in an answer.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryPhase::Waiting => "waiting",
+            DeliveryPhase::Pending => "pending",
+            DeliveryPhase::Running => "running",
+            DeliveryPhase::Retrying => "retrying",
+            DeliveryPhase::Polling => "polling",
+            DeliveryPhase::Finished => "finished",
+        }
+    }
+}
+
+/// Turns one replica takes at once; more due deliveries wait for the next claim.
+const TURNS_AT_ONCE: usize = 64;
+/// Deliveries claimed in one statement.
+const CLAIMED_AT_ONCE: usize = 16;
+/// The longest the worker sleeps without looking (other replicas' retries fall due
+/// without telling it).
+const IDLE_LOOK: Duration = Duration::from_secs(1);
+/// The shortest: something due that another replica is claiming is not looked at in a
+/// busy loop.
+const BUSY_LOOK: Duration = Duration::from_millis(20);
+/// How long a delivery whose organization has no free run waits before it is claimed again.
+const NO_TURN_WAIT_MS: i64 = 1_000;
+
+/// Unix milliseconds now.
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Dispatcher {
+    /// A lease on deliveries for this replica, from now.
+    fn lease(&self) -> Lease {
+        Lease {
+            owner: self.replica.clone(),
+            until_ms: now_ms().saturating_add(millis(self.settings.lease)),
+        }
+    }
+
+    /// Accepts a non-interactive event: records it with one delivery per hook that
+    /// subscribes to it (and the queue, when given), in run_after order, then makes every
+    /// first attempt it can at once under `permit` (the organization's, for as many runs as
+    /// the plan has hooks). Answers the event as those attempts left it; none when no hook
+    /// runs for it. What is left (retries, polling, successors of a retrying hook) is the
+    /// workers'.
+    pub async fn deliver_event(
+        self: &Arc<Self>,
+        permit: RunPermit,
+        hooks: &[Hook],
+        event: &EventAction,
+        queue_id: Option<u64>,
+        body: &Map<String, Value>,
+        request_id: &str,
+    ) -> Result<Option<EventProgress>, DispatchError> {
+        let plan = EventPlan::new(hooks, event, queue_id);
+        if plan.layers().is_empty() {
+            return Ok(None);
+        }
+        let limit = self.settings.unfinished_per_organization;
+        let backlog = self
+            .store
+            .deliveries()
+            .unfinished(permit.organization_id())
+            .await?;
+        if backlog >= limit {
+            return Err(DispatchError::Backlog { limit });
+        }
+        let mut deliveries = Vec::new();
+        for (layer, ids) in plan.layers().iter().enumerate() {
+            for &id in ids {
+                let hook = plan.hook(id);
+                check_permit(&permit, hook);
+                deliveries.push(NewDelivery {
+                    hook_id: id,
+                    layer: u32::try_from(layer).unwrap_or(u32::MAX),
+                    ancestors: plan.ancestors(id),
+                    max_attempts: attempts(hook, event),
+                });
+            }
+        }
+        let new = NewEvent {
+            organization_id: permit.organization_id(),
+            request_id: request_id.to_owned(),
+            event: event.event().to_owned(),
+            action: event.action().to_owned(),
+            queue_id,
+            body: Value::Object(body.clone()).to_string(),
+            created_at: now_rfc3339(),
+            deliveries,
+        };
+        let (row, first) = self
+            .store
+            .deliveries()
+            .enqueue(new, Some(self.lease()), now_ms())
+            .await?;
+        let id = row.id;
+        let claimed = first
+            .into_iter()
+            .map(|delivery| Claimed {
+                delivery,
+                event: row.clone(),
+                interrupted: false,
+            })
+            .collect();
+        // A task of its own: a client that goes away must not drop a turn in the middle
+        // (its delivery would wait for its lease to run out, and count as interrupted).
+        let dispatcher = Arc::clone(self);
+        let driving = tokio::spawn(async move {
+            dispatcher.drive(claimed, true).await;
+            drop(permit);
+        });
+        if let Err(error) = driving.await {
+            tracing::error!("the first attempts of event {id} ended abnormally: {error}");
+        }
+        self.wake.notify_one();
+        Ok(self.event_progress(id, None).await?)
+    }
+
+    /// Event `id` and its deliveries; only `organization`'s when given.
+    pub async fn event_progress(
+        &self,
+        id: u64,
+        organization: Option<u64>,
+    ) -> Result<Option<EventProgress>, StoreError> {
+        Ok(self
+            .store
+            .deliveries()
+            .event(id, organization)
+            .await?
+            .map(|(event, deliveries)| EventProgress { event, deliveries }))
+    }
+
+    /// Claims due deliveries and takes their turns, until the future is dropped: every
+    /// replica runs one. It sleeps until the next delivery falls due (at most a second,
+    /// since other replicas schedule without telling it), or until this replica schedules
+    /// something itself.
+    pub async fn work_deliveries(self: Arc<Self>) {
+        let turns = Arc::new(Semaphore::new(TURNS_AT_ONCE));
+        loop {
+            let free = turns.available_permits().min(CLAIMED_AT_ONCE);
+            let mut claimed_all = false;
+            if free > 0 {
+                match self
+                    .store
+                    .deliveries()
+                    .claim(self.lease(), now_ms(), free)
+                    .await
+                {
+                    Ok(claimed) => {
+                        claimed_all = claimed.len() == free;
+                        for one in claimed {
+                            let Ok(turn) = Arc::clone(&turns).try_acquire_owned() else {
+                                break;
+                            };
+                            let dispatcher = Arc::clone(&self);
+                            tokio::spawn(async move {
+                                dispatcher.drive(vec![one], false).await;
+                                drop(turn);
+                            });
+                        }
+                    }
+                    Err(error) => tracing::warn!("claiming deliveries failed: {error}"),
+                }
+            }
+            if claimed_all {
+                continue;
+            }
+            let wait = match self.store.deliveries().outlook().await {
+                Ok((next, pending)) => {
+                    if let Some(metrics) = metrics() {
+                        metrics
+                            .deliveries_pending
+                            .set(i64::try_from(pending).unwrap_or(i64::MAX));
+                    }
+                    next.map_or(IDLE_LOOK, |at| {
+                        let until = Duration::from_millis(
+                            u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0),
+                        );
+                        until.clamp(BUSY_LOOK, IDLE_LOOK)
+                    })
+                }
+                Err(error) => {
+                    tracing::warn!("looking at deliveries failed: {error}");
+                    IDLE_LOOK
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.wake.notified() => {}
+            }
+        }
+    }
+
+    /// Extends the leases of the deliveries this replica's turns hold, every third of
+    /// their length, until the future is dropped: a replica that stops (kill -9 included)
+    /// stops extending, and so does one whose turn ended abnormally (its guard is gone),
+    /// and those deliveries are taken over once the lease runs out.
+    pub async fn keep_leases(self: Arc<Self>) {
+        let every = self.settings.lease / 3;
+        loop {
+            tokio::time::sleep(every).await;
+            let held: Vec<u64> = self
+                .held
+                .lock()
+                .map(|held| held.iter().copied().collect())
+                .unwrap_or_default();
+            if held.is_empty() {
+                continue;
+            }
+            let lease = self.lease();
+            if let Err(error) = self
+                .store
+                .deliveries()
+                .extend(&lease.owner, held, lease.until_ms)
+                .await
+            {
+                tracing::warn!("extending the delivery leases failed: {error}");
+            }
+        }
+    }
+
+    /// Takes the turns of `claimed` (leased to this replica) at once, and of whatever
+    /// each end leases to it (the next layer of its event) as soon as that end is
+    /// committed, until none is left. `admitted`: the caller holds the organization's run
+    /// permit for them all.
+    async fn drive(&self, claimed: Vec<Claimed>, admitted: bool) {
+        let mut turns: FuturesUnordered<_> = claimed
+            .into_iter()
+            .map(|claimed| self.turn(claimed, admitted))
+            .collect();
+        while let Some(promoted) = turns.next().await {
+            for claimed in promoted {
+                turns.push(self.turn(claimed, admitted));
+            }
+        }
+    }
+
+    /// One turn of a claimed delivery; the deliveries its end leased to this replica. A
+    /// turn that fails gives the delivery back for a later one, so that no lease is kept
+    /// alive by this replica's heartbeat for a delivery nobody is taking.
+    async fn turn(&self, claimed: Claimed, admitted: bool) -> Vec<Claimed> {
+        let id = claimed.delivery.id;
+        let _held = Held::new(&self.held, id);
+        match self.take_turn(claimed, admitted).await {
+            Ok(next) => next,
+            Err(error) => {
+                tracing::warn!("delivery {id}: {error}; it is given back for a later turn");
+                let back = Turn {
+                    id,
+                    owner: self.replica.clone(),
+                    next: Next::Later {
+                        run_at_ms: now_ms().saturating_add(millis(self.settings.retry_delay_cap)),
+                        uncount: true,
+                    },
+                    log: None,
+                };
+                if let Err(error) = self.store.deliveries().finish(back).await {
+                    tracing::warn!("delivery {id} could not be given back: {error}");
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    async fn take_turn(
+        &self,
+        claimed: Claimed,
+        admitted: bool,
+    ) -> Result<Vec<Claimed>, DispatchError> {
+        let Claimed {
+            delivery,
+            event: row,
+            interrupted,
+        } = claimed;
+        let event = EventAction::new(&row.event, &row.action).map_err(|error| {
+            DispatchError::Store(StoreError::Task(format!("a stored event: {error}")))
+        })?;
+        let hook = self
+            .store
+            .hook(delivery.hook_id)
+            .await?
+            .filter(|hook| hook.organization_id == delivery.organization_id);
+        let Some(hook) = hook else {
+            let done = Next::Done {
+                status: RunStatus::Cancelled,
+                message: "not run: the hook was deleted".into(),
+                response: None,
+            };
+            return self.end_turn(&delivery, done, None).await;
+        };
+        let body = self.body_of(&row, &delivery).await?;
+        if interrupted {
+            let reason = "failed: the replica making this attempt stopped before it ended; \
+                          its outcome is unknown";
+            let log = self
+                .unrun_call(&hook, &event, &body, row.queue_id, &row.request_id)?
+                .failed_log(reason);
+            let next = self.after_attempt(&delivery, true, &log);
+            return self.end_turn(&delivery, next, Some(&log)).await;
+        }
+        let _permit = if admitted {
+            None
+        } else {
+            match self
+                .limits
+                .try_acquire(hook.organization_id, 1, reserved_mb(&hook))
+            {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    let later = Next::Later {
+                        run_at_ms: now_ms().saturating_add(NO_TURN_WAIT_MS),
+                        uncount: delivery.poll.is_none(),
+                    };
+                    return self.end_turn(&delivery, later, None).await;
+                }
+            }
+        };
+        match &delivery.poll {
+            Some(polled) => {
+                self.poll_turn(&delivery, &hook, &event, &row, &body, polled)
+                    .await
+            }
+            None => {
+                self.attempt_turn(&delivery, &hook, &event, &row, &body)
+                    .await
+            }
+        }
+    }
+
+    /// The payload keys a delivery runs on: its event's, with its ancestors' operations
+    /// applied.
+    async fn body_of(
+        &self,
+        row: &EventRow,
+        delivery: &Delivery,
+    ) -> Result<Map<String, Value>, DispatchError> {
+        let body = match serde_json::from_str(&row.body) {
+            Ok(Value::Object(body)) => body,
+            _ => Map::new(),
+        };
+        if delivery.ancestors.is_empty() {
+            return Ok(body);
+        }
+        let Some((_, all)) = self.store.deliveries().event(row.id, None).await? else {
+            return Ok(body);
+        };
+        let responses: Vec<Map<String, Value>> = delivery
+            .ancestors
+            .iter()
+            .filter_map(|ancestor| all.iter().find(|other| other.hook_id == *ancestor))
+            .filter_map(|other| other.response.as_deref())
+            .filter_map(|response| match serde_json::from_str(response) {
+                Ok(Value::Object(response)) => Some(response),
+                _ => None,
+            })
+            .collect();
+        Ok(body_after(&body, &responses))
+    }
+
+    /// An attempt: the hook's module called, or its webhook's first request sent.
+    async fn attempt_turn(
+        &self,
+        delivery: &Delivery,
+        hook: &Hook,
+        event: &EventAction,
+        row: &EventRow,
+        body: &Map<String, Value>,
+    ) -> Result<Vec<Claimed>, DispatchError> {
+        let prepared = match self
+            .prepare(hook, event, body, row.queue_id, &row.request_id, true)
+            .await
+        {
+            Ok(prepared) => prepared,
+            Err(DispatchError::Module(error)) => {
+                let reason = format!("not run: {error}");
+                let log = self
+                    .unrun_call(hook, event, body, row.queue_id, &row.request_id)?
+                    .cancelled_log(&reason);
+                let done = Next::Done {
+                    status: RunStatus::Cancelled,
+                    message: reason,
+                    response: None,
+                };
+                return self.end_turn(delivery, done, Some(&log)).await;
+            }
+            Err(other) => return Err(other),
+        };
+        match self.attempt(hook, event, &prepared).await? {
+            AttemptEnd::Ended(Attempted { log, retryable, .. }) => {
+                let next = self.after_attempt(delivery, retryable, &log);
+                let promoted = self.end_turn(delivery, next, Some(&log)).await;
+                prepared.expire_token(&self.store).await?;
+                promoted
+            }
+            AttemptEnd::Accepted(accepted) => {
+                // The token stays valid for the polling: the webhook may still be using it.
+                let polled = Polled {
+                    url: accepted.target.to_string(),
+                    until_ms: now_ms().saturating_add(millis(accepted.bound)),
+                    started_at: format_rfc3339(accepted.started_at),
+                };
+                let poll = Next::Poll {
+                    polled,
+                    run_at_ms: now_ms().saturating_add(millis(self.settings.polling.interval)),
+                };
+                self.end_turn(delivery, poll, None).await
+            }
+        }
+    }
+
+    /// One poll of an accepted webhook call: its result ends the attempt, no result yet
+    /// schedules the next poll, and a passed bound fails it.
+    async fn poll_turn(
+        &self,
+        delivery: &Delivery,
+        hook: &Hook,
+        event: &EventAction,
+        row: &EventRow,
+        body: &Map<String, Value>,
+        polled: &Polled,
+    ) -> Result<Vec<Claimed>, DispatchError> {
+        let HookKind::Webhook(config) = &hook.spec.kind else {
+            let reason = "failed: the hook is no longer a webhook, so its result is not polled";
+            let log = self
+                .unrun_call(hook, event, body, row.queue_id, &row.request_id)?
+                .failed_log(reason);
+            let next = self.after_attempt(delivery, false, &log);
+            return self.end_turn(delivery, next, Some(&log)).await;
+        };
+        let started_at = chrono::DateTime::parse_from_rfc3339(&polled.started_at)
+            .map_or_else(|_| SystemTime::now(), SystemTime::from);
+        let target = reqwest::Url::parse(&polled.url);
+        let answer = match &target {
+            Ok(target) => webhook::poll_once(&self.outbound, hook, config, event, target).await,
+            Err(_) => PollAnswer::Done(
+                webhook::DeliveryOutcome::Failed("polling failed: not a URL".into()),
+                None,
+                false,
+            ),
+        };
+        let (outcome, code, retryable) = match answer {
+            PollAnswer::Done(outcome, code, retryable) => (outcome, code, retryable),
+            PollAnswer::Pending => {
+                let next_poll = now_ms().saturating_add(millis(self.settings.polling.interval));
+                if next_poll <= polled.until_ms {
+                    let later = Next::Later {
+                        run_at_ms: next_poll,
+                        uncount: false,
+                    };
+                    return self.end_turn(delivery, later, None).await;
+                }
+                webhook::polling_expired(config, webhook::polling_bound(config, event))
+            }
+        };
+        let ended = webhook::delivered(outcome, code, retryable, started_at);
+        let prepared = self
+            .prepare(hook, event, body, row.queue_id, &row.request_id, false)
+            .await?;
+        let Attempted { log, retryable, .. } = prepared.webhook_attempted(&ended);
+        let next = self.after_attempt(delivery, retryable, &log);
+        self.end_turn(delivery, next, Some(&log)).await
+    }
+
+    /// What follows an attempt that ended with `log`: another attempt after the retry
+    /// delay while it may help and attempts are left, else done.
+    fn after_attempt(
+        &self,
+        delivery: &Delivery,
+        retryable: bool,
+        log: &crate::model::RunLog,
+    ) -> Next {
+        if retryable && delivery.attempt < delivery.max_attempts {
+            if let Some(metrics) = metrics() {
+                metrics.run_retries.inc();
+            }
+            let delay = self.settings.retry_delay(delivery.attempt);
+            Next::Retry {
+                run_at_ms: now_ms().saturating_add(millis(delay)),
+                status: log.status,
+                message: log.message.clone(),
+            }
+        } else {
+            Next::Done {
+                status: log.status,
+                message: log.message.clone(),
+                response: log.response.as_ref().map(Value::to_string),
+            }
+        }
+    }
+
+    /// Ends this replica's turn with `delivery`: `next` and the attempt's run log
+    /// committed together (nothing when the lease was lost), the run's line logged, and,
+    /// when it is done, its event advanced.
+    async fn end_turn(
+        &self,
+        delivery: &Delivery,
+        next: Next,
+        log: Option<&crate::model::RunLog>,
+    ) -> Result<Vec<Claimed>, DispatchError> {
+        let done = matches!(next, Next::Done { .. });
+        let scheduled = matches!(
+            next,
+            Next::Retry { .. } | Next::Poll { .. } | Next::Later { .. }
+        );
+        let turn = Turn {
+            id: delivery.id,
+            owner: self.replica.clone(),
+            next,
+            log: log.map(RunLogRow::new).transpose()?,
+        };
+        if !self.store.deliveries().finish(turn).await? {
+            tracing::warn!(
+                "delivery {} was taken over by another replica; this turn's end is dropped",
+                delivery.id
+            );
+            return Ok(Vec::new());
+        }
+        if let Some(log) = log {
+            log_run(log);
+        }
+        if scheduled {
+            self.wake.notify_one();
+        }
+        if done {
+            return self.advance(delivery.event_id).await;
+        }
+        Ok(Vec::new())
+    }
+
+    /// After a delivery of event `id` is done: once every delivery of a layer is, the next
+    /// layer's are run (leased to this replica) or cancelled when an ancestor did not
+    /// complete; a layer all cancelled lets the one after it go too. The event is closed
+    /// when nothing is left. Answers the deliveries leased to this replica.
+    async fn advance(&self, id: u64) -> Result<Vec<Claimed>, DispatchError> {
+        loop {
+            let Some((row, deliveries)) = self.store.deliveries().event(id, None).await? else {
+                return Ok(Vec::new());
+            };
+            let unfinished = deliveries
+                .iter()
+                .filter(|delivery| delivery.state != DeliveryState::Done);
+            let Some(layer) = unfinished.clone().map(|delivery| delivery.layer).min() else {
+                self.store
+                    .deliveries()
+                    .close_event(id, &now_rfc3339())
+                    .await?;
+                return Ok(Vec::new());
+            };
+            let next: Vec<&Delivery> = unfinished
+                .filter(|delivery| delivery.layer == layer)
+                .collect();
+            if next
+                .iter()
+                .any(|delivery| delivery.state != DeliveryState::Waiting)
+            {
+                // That layer is still running; its last one to finish advances.
+                return Ok(Vec::new());
+            }
+            let status = |hook_id: u64| {
+                deliveries
+                    .iter()
+                    .find(|delivery| {
+                        delivery.hook_id == hook_id && delivery.state == DeliveryState::Done
+                    })
+                    .and_then(|delivery| delivery.status)
+            };
+            let event = EventAction::new(&row.event, &row.action).map_err(|error| {
+                DispatchError::Store(StoreError::Task(format!("a stored event: {error}")))
+            })?;
+            let body = match serde_json::from_str(&row.body) {
+                Ok(Value::Object(body)) => body,
+                _ => Map::new(),
+            };
+            let mut promotions = Vec::new();
+            let mut runs = false;
+            for delivery in next {
+                match failed_predecessor(&delivery.ancestors, status) {
+                    None => {
+                        runs = true;
+                        promotions.push(Promotion::Run { id: delivery.id });
+                    }
+                    Some(predecessor) => {
+                        let message = format!(
+                            "not run: hook {predecessor}, which this hook runs after, did not \
+                             complete"
+                        );
+                        let log = match self.store.hook(delivery.hook_id).await? {
+                            Some(hook) => Some(RunLogRow::new(
+                                &self
+                                    .unrun_call(
+                                        &hook,
+                                        &event,
+                                        &body,
+                                        row.queue_id,
+                                        &row.request_id,
+                                    )?
+                                    .cancelled_log(&message),
+                            )?),
+                            None => None,
+                        };
+                        promotions.push(Promotion::Cancel {
+                            id: delivery.id,
+                            message,
+                            log,
+                        });
+                    }
+                }
+            }
+            let leased = self
+                .store
+                .deliveries()
+                .promote(promotions, Some(self.lease()), now_ms())
+                .await?;
+            if runs {
+                return Ok(self.store.deliveries().claimed(leased).await?);
+            }
+        }
+    }
+}
+
+/// A delivery this replica is taking a turn with, in the set whose leases
+/// [`Dispatcher::keep_leases`] renews, until the turn ends, however it ends (a panic or a
+/// dropped future included).
+struct Held<'a> {
+    set: &'a std::sync::Mutex<std::collections::HashSet<u64>>,
+    id: u64,
+}
+
+impl<'a> Held<'a> {
+    fn new(set: &'a std::sync::Mutex<std::collections::HashSet<u64>>, id: u64) -> Self {
+        if let Ok(mut held) = set.lock() {
+            held.insert(id);
+        }
+        Held { set, id }
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut held) = self.set.lock() {
+            held.remove(&self.id);
+        }
+    }
+}
+
+/// What a scheduled tick enqueues: an `invocation.scheduled` event of `hook` alone, its
+/// delivery ready at once for any replica.
+pub(super) fn scheduled_event(hook: &Hook, event: &EventAction) -> NewEvent {
+    NewEvent {
+        organization_id: hook.organization_id,
+        // A tick is its own request: every attempt of its run shares this id.
+        request_id: uuid::Uuid::new_v4().to_string(),
+        event: event.event().to_owned(),
+        action: event.action().to_owned(),
+        queue_id: None,
+        body: "{}".into(),
+        created_at: now_rfc3339(),
+        deliveries: vec![NewDelivery {
+            hook_id: hook.id,
+            layer: 0,
+            ancestors: Vec::new(),
+            max_attempts: attempts(hook, event),
+        }],
+    }
+}
+
+/// Unix milliseconds now, for the scheduler's enqueue.
+pub(super) fn unix_ms() -> i64 {
+    now_ms()
+}

@@ -1,0 +1,761 @@
+//! Non-interactive events and their deliveries: one row per hook an event runs, holding
+//! where that hook's run is (waiting for its predecessors, ready from a time, leased to a
+//! replica, done) and how its last attempt ended. Everything that happens after an event's
+//! first answer (a retry, an async webhook's polling, a run_after successor, a scheduled
+//! run) is such a row, so that no request waits for it and no restart loses it: any
+//! replica claims what is due (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite's one
+//! connection serializes claims anyway) under a lease its heartbeat extends, and takes over
+//! a killed replica's rows once their lease has expired.
+//!
+//! An attempt's run log is inserted in the transaction that records the attempt's end, and
+//! only while the lease is still the replica's: every attempt is logged once, whichever
+//! replica dies when. The rules of what comes next (retry, poll, promote, cancel) are the
+//! dispatcher's (`dispatch::deliveries`); this file only stores them.
+
+use super::db::{params, Db, DbError, Row};
+use super::run_logs::{insert_rows, RunLogRow};
+use super::{Store, StoreError};
+use crate::model::RunStatus;
+
+impl Store {
+    /// Events and their deliveries, reached by name.
+    pub fn deliveries(&self) -> Deliveries<'_> {
+        Deliveries { store: self }
+    }
+}
+
+/// The delivery operations; each runs on the store's blocking pool.
+#[derive(Debug, Clone, Copy)]
+pub struct Deliveries<'a> {
+    store: &'a Store,
+}
+
+/// A non-interactive event to record, with one delivery per hook it runs.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// Whose hooks it runs.
+    pub organization_id: u64,
+    /// The request (or schedule tick) that started it: every attempt's run log carries it.
+    pub request_id: String,
+    /// The event's name.
+    pub event: String,
+    /// The event's action.
+    pub action: String,
+    /// The queue it concerns, when it does.
+    pub queue_id: Option<u64>,
+    /// The event's own keys, as JSON text.
+    pub body: String,
+    /// When it was accepted (RFC 3339).
+    pub created_at: String,
+    /// The hooks it runs.
+    pub deliveries: Vec<NewDelivery>,
+}
+
+/// One hook an event runs, placed in the event's plan.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    /// The hook.
+    pub hook_id: u64,
+    /// Its layer of the plan: it may run once every earlier layer is done.
+    pub layer: u32,
+    /// The planned hooks it runs after, directly or not, in layer order: their responses
+    /// make its payload, and one that did not complete cancels it.
+    pub ancestors: Vec<u64>,
+    /// Its first attempt and its retries.
+    pub max_attempts: u64,
+}
+
+/// A replica's hold on the deliveries it runs: no other claims them before `until_ms`.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    /// The replica (its id from start).
+    pub owner: String,
+    /// Unix milliseconds.
+    pub until_ms: i64,
+}
+
+/// Where a delivery is; stored as its name, read once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Its predecessors in the plan are not all done.
+    Waiting,
+    /// Claimable from its `run_at`: its first attempt, a retry or a poll.
+    Ready,
+    /// Leased to a replica, which is attempting or polling it.
+    Running,
+    /// Finished: its last attempt's status is final.
+    Done,
+}
+
+impl DeliveryState {
+    /// Its stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Waiting => "waiting",
+            DeliveryState::Ready => "ready",
+            DeliveryState::Running => "running",
+            DeliveryState::Done => "done",
+        }
+    }
+
+    fn parse(name: &str) -> Result<Self, DbError> {
+        match name {
+            "waiting" => Ok(DeliveryState::Waiting),
+            "ready" => Ok(DeliveryState::Ready),
+            "running" => Ok(DeliveryState::Running),
+            "done" => Ok(DeliveryState::Done),
+            _ => Err(DbError::Column {
+                expected: "a delivery state",
+                found: "another text",
+            }),
+        }
+    }
+}
+
+/// The attempt of a delivery whose webhook accepted the call (202): its result is polled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Polled {
+    /// The URL polled (the 202's `Location`).
+    pub url: String,
+    /// Unix milliseconds after which the polling has failed.
+    pub until_ms: i64,
+    /// When the attempt began (RFC 3339), for its run log.
+    pub started_at: String,
+}
+
+/// One delivery as stored.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Its id.
+    pub id: u64,
+    /// Its event.
+    pub event_id: u64,
+    /// The hook's organization.
+    pub organization_id: u64,
+    /// The hook.
+    pub hook_id: u64,
+    /// Its layer of the event's plan.
+    pub layer: u32,
+    /// The planned hooks it runs after, in layer order.
+    pub ancestors: Vec<u64>,
+    /// Where it is.
+    pub state: DeliveryState,
+    /// Attempts begun (the one in progress included).
+    pub attempt: u64,
+    /// The most attempts it may have.
+    pub max_attempts: u64,
+    /// When it is claimable (Unix milliseconds), while ready.
+    pub run_at_ms: i64,
+    /// The current attempt's polling, while its webhook's result is awaited.
+    pub poll: Option<Polled>,
+    /// How its last finished attempt ended (final once done).
+    pub status: Option<RunStatus>,
+    /// That attempt's run log message.
+    pub message: Option<String>,
+    /// That attempt's response (redacted, JSON text), when it completed.
+    pub response: Option<String>,
+}
+
+/// An event as stored.
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    /// Its id.
+    pub id: u64,
+    /// Whose it is.
+    pub organization_id: u64,
+    /// The request that started it.
+    pub request_id: String,
+    /// The event's name.
+    pub event: String,
+    /// Its action.
+    pub action: String,
+    /// The queue it concerns.
+    pub queue_id: Option<u64>,
+    /// Its own keys, JSON text.
+    pub body: String,
+    /// When it was accepted.
+    pub created_at: String,
+    /// When its last delivery was done.
+    pub finished_at: Option<String>,
+}
+
+/// A delivery this replica has claimed, with its event.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// The delivery, now leased to the claimer.
+    pub delivery: Delivery,
+    /// Its event.
+    pub event: EventRow,
+    /// Whether it was taken over from a replica whose lease expired while it was calling
+    /// the hook: that attempt's outcome is unknown, and it has no run log yet.
+    pub interrupted: bool,
+}
+
+/// What becomes of a claimed delivery after the claimer's turn with it.
+#[derive(Debug, Clone)]
+pub enum Next {
+    /// Finished, as its last attempt ended.
+    Done {
+        /// How.
+        status: RunStatus,
+        /// Its run log's message.
+        message: String,
+        /// Its response, JSON text.
+        response: Option<String>,
+    },
+    /// Its attempt did not complete: the next is claimable from `run_at_ms`.
+    Retry {
+        /// Unix milliseconds.
+        run_at_ms: i64,
+        /// How the attempt ended.
+        status: RunStatus,
+        /// Its run log's message.
+        message: String,
+    },
+    /// Its webhook accepted the call: poll from `run_at_ms`.
+    Poll {
+        /// What is polled, until when.
+        polled: Polled,
+        /// Unix milliseconds.
+        run_at_ms: i64,
+    },
+    /// Back to ready from `run_at_ms` with nothing recorded: a poll that found no result
+    /// yet (`uncount` false), or an attempt not begun because its organization had no
+    /// free run (`uncount` true: the claim's count is taken back).
+    Later {
+        /// Unix milliseconds.
+        run_at_ms: i64,
+        /// Whether the claim counted an attempt that did not begin.
+        uncount: bool,
+    },
+}
+
+/// The end of a replica's turn with a delivery: what comes next, and the run log of the
+/// attempt that ended, when one did.
+#[derive(Debug, Clone)]
+pub struct Turn {
+    /// The delivery.
+    pub id: u64,
+    /// The replica that holds it.
+    pub owner: String,
+    /// What comes next.
+    pub next: Next,
+    /// The ended attempt's run log.
+    pub log: Option<RunLogRow>,
+}
+
+/// What becomes of a waiting delivery once every layer before it is done.
+#[derive(Debug, Clone)]
+pub enum Promotion {
+    /// It runs.
+    Run {
+        /// The delivery.
+        id: u64,
+    },
+    /// It is cancelled, with this run log.
+    Cancel {
+        /// The delivery.
+        id: u64,
+        /// Why.
+        message: String,
+        /// Its `cancelled` run log (none when its hook is gone).
+        log: Option<RunLogRow>,
+    },
+}
+
+/// Events deleted per statement by the retention (their deliveries with them).
+const DELETED_PER_STATEMENT: usize = 5_000;
+
+const DELIVERY_COLUMNS: &str = "id, event_id, organization_id, hook_id, layer, ancestors, state,
+    attempt, max_attempts, run_at, poll_url, poll_until, attempt_started_at, status, message,
+    response";
+
+const EVENT_COLUMNS: &str =
+    "id, organization_id, request_id, event, action, queue_id, body, created_at, finished_at";
+
+impl Deliveries<'_> {
+    /// Records `event` and its deliveries in one transaction. The first layer's are leased
+    /// to `lease` (attempt 1 begun) when one is given, so that the accepting replica runs
+    /// them at once; otherwise they are ready now. Answers the event and the first layer.
+    pub async fn enqueue(
+        &self,
+        event: NewEvent,
+        lease: Option<Lease>,
+        now_ms: i64,
+    ) -> Result<(EventRow, Vec<Delivery>), StoreError> {
+        self.store
+            .run(move |db| {
+                let transaction = db.transaction()?;
+                let id = enqueue(&transaction, &event, lease.as_ref(), now_ms)?;
+                let row = event_row(&transaction, id)?.ok_or(DbError::NoRow)?;
+                let first = deliveries_of(&transaction, id)?
+                    .into_iter()
+                    .filter(|delivery| delivery.layer == 0)
+                    .collect();
+                transaction.commit()?;
+                Ok((row, first))
+            })
+            .await
+    }
+
+    /// Claims up to `limit` deliveries due at `now_ms` (ready ones, and running ones whose
+    /// lease expired) for `lease`, oldest due first; a claimed ready one that is not being
+    /// polled begins its next attempt. Rows another replica is claiming are skipped.
+    pub async fn claim(
+        &self,
+        lease: Lease,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        self.store
+            .run(move |db| claim(db, &lease, now_ms, limit))
+            .await
+    }
+
+    /// Extends `owner`'s leases of the deliveries `ids` to `until_ms`: its heartbeat
+    /// while it takes their turns. One it no longer holds is left alone.
+    pub async fn extend(
+        &self,
+        owner: &str,
+        ids: Vec<u64>,
+        until_ms: i64,
+    ) -> Result<usize, StoreError> {
+        let owner = owner.to_owned();
+        self.store
+            .run(move |db| {
+                let mut extended = 0;
+                for id in ids {
+                    extended += db.execute(
+                        "UPDATE deliveries SET lease_until = ?1
+                         WHERE id = ?2 AND lease_owner = ?3 AND state = 'running'",
+                        params![until_ms, id, owner],
+                    )?;
+                }
+                Ok(extended)
+            })
+            .await
+    }
+
+    /// Ends a turn: the delivery's next state and the ended attempt's run log, in one
+    /// transaction, only if `turn.owner` still holds it. False (nothing written) when the
+    /// lease was lost: another replica has taken the delivery over and logs the attempt.
+    pub async fn finish(&self, turn: Turn) -> Result<bool, StoreError> {
+        self.store.run(move |db| finish(db, &turn)).await
+    }
+
+    /// Applies `promotions` to waiting deliveries of one event, each only if it is still
+    /// waiting (two replicas finishing a layer's last deliveries may both decide the next
+    /// layer; one applies it). Those to run are leased to `lease` (attempt 1 begun) when
+    /// one is given, else ready at `now_ms`. Answers the ids leased to `lease`.
+    pub async fn promote(
+        &self,
+        promotions: Vec<Promotion>,
+        lease: Option<Lease>,
+        now_ms: i64,
+    ) -> Result<Vec<u64>, StoreError> {
+        self.store
+            .run(move |db| promote(db, &promotions, lease.as_ref(), now_ms))
+            .await
+    }
+
+    /// Marks event `id` finished at `now` when every delivery of it is done.
+    pub async fn close_event(&self, id: u64, now: &str) -> Result<bool, StoreError> {
+        let now = now.to_owned();
+        self.store
+            .run(move |db| {
+                let closed = db.execute(
+                    "UPDATE events SET finished_at = ?1
+                     WHERE id = ?2 AND finished_at IS NULL
+                       AND NOT EXISTS (SELECT 1 FROM deliveries
+                                       WHERE event_id = ?2 AND state <> 'done')",
+                    params![now, id],
+                )?;
+                Ok(closed == 1)
+            })
+            .await
+    }
+
+    /// Event `id` with its deliveries in plan order; only `organization`'s when given.
+    pub async fn event(
+        &self,
+        id: u64,
+        organization: Option<u64>,
+    ) -> Result<Option<(EventRow, Vec<Delivery>)>, StoreError> {
+        self.store
+            .run(move |db| {
+                let Some(row) = event_row(db, id)? else {
+                    return Ok(None);
+                };
+                if organization.is_some_and(|organization| organization != row.organization_id) {
+                    return Ok(None);
+                }
+                let deliveries = deliveries_of(db, id)?;
+                Ok(Some((row, deliveries)))
+            })
+            .await
+    }
+
+    /// Deliveries with the given ids (those that exist), with their events: the ones a
+    /// promotion leased to this replica.
+    pub async fn claimed(&self, ids: Vec<u64>) -> Result<Vec<Claimed>, StoreError> {
+        self.store
+            .run(move |db| {
+                let mut claimed = Vec::new();
+                for id in ids {
+                    if let Some(found) = claimed_row(db, id, false)? {
+                        claimed.push(found);
+                    }
+                }
+                Ok(claimed)
+            })
+            .await
+    }
+
+    /// When the next delivery falls due (the earliest ready one's time, or the earliest
+    /// lease to expire), and how many are not done: what the worker sleeps until, and the
+    /// pending gauge.
+    pub async fn outlook(&self) -> Result<(Option<i64>, u64), StoreError> {
+        self.store
+            .run(|db| {
+                Ok(db.query_row(
+                    "SELECT MIN(CASE WHEN state = 'ready' THEN run_at
+                                     WHEN state = 'running' THEN lease_until END),
+                            COUNT(*)
+                     FROM deliveries WHERE state IN ('waiting', 'ready', 'running')",
+                    params![],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )?)
+            })
+            .await
+    }
+
+    /// How many deliveries of `organization` are not done: its backlog, which
+    /// `POST /events` bounds so that one organization cannot fill the queue every
+    /// replica's worker reads.
+    pub async fn unfinished(&self, organization: u64) -> Result<u64, StoreError> {
+        self.store
+            .run(move |db| {
+                Ok(db.query_row(
+                    "SELECT COUNT(*) FROM deliveries
+                     WHERE organization_id = ?1 AND state IN ('waiting', 'ready', 'running')",
+                    params![organization],
+                    |row| row.get(0),
+                )?)
+            })
+            .await
+    }
+
+    /// Lets every delivery leased by an earlier process be claimed at once. Only for a
+    /// database no other replica shares (SQLite's one process): there, every lease found at
+    /// start is a dead process's.
+    pub async fn abandon_leases(&self) -> Result<usize, StoreError> {
+        self.store
+            .run(|db| {
+                Ok(db.execute(
+                    "UPDATE deliveries SET lease_until = 0 WHERE state = 'running'",
+                    params![],
+                )?)
+            })
+            .await
+    }
+}
+
+/// Records `event` and its deliveries in the caller's transaction; its id.
+pub(super) fn enqueue(
+    db: &Db<'_>,
+    event: &NewEvent,
+    lease: Option<&Lease>,
+    now_ms: i64,
+) -> Result<u64, StoreError> {
+    let id: u64 = db.query_row(
+        "INSERT INTO events (organization_id, request_id, event, action, queue_id, body,
+                             created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+        params![
+            event.organization_id,
+            event.request_id,
+            event.event,
+            event.action,
+            event.queue_id,
+            event.body,
+            event.created_at
+        ],
+        |row| row.get(0),
+    )?;
+    for delivery in &event.deliveries {
+        let (state, attempt, owner, until) = match (delivery.layer, lease) {
+            (0, Some(lease)) => (
+                "running",
+                1,
+                Some(lease.owner.as_str()),
+                Some(lease.until_ms),
+            ),
+            (0, None) => ("ready", 0, None, None),
+            _ => ("waiting", 0, None, None),
+        };
+        let ancestors = serde_json::to_string(&delivery.ancestors)
+            .map_err(|error| StoreError::Task(error.to_string()))?;
+        db.execute(
+            "INSERT INTO deliveries (event_id, organization_id, hook_id, layer, ancestors, state,
+                                     attempt, max_attempts, run_at, lease_owner, lease_until)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                id,
+                event.organization_id,
+                delivery.hook_id,
+                delivery.layer,
+                ancestors,
+                state,
+                attempt,
+                delivery.max_attempts,
+                now_ms,
+                owner,
+                until
+            ],
+        )?;
+    }
+    Ok(id)
+}
+
+fn claim(
+    db: &Db<'_>,
+    lease: &Lease,
+    now_ms: i64,
+    limit: usize,
+) -> Result<Vec<Claimed>, StoreError> {
+    let transaction = db.transaction()?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let due: Vec<(u64, String, bool)> = transaction.query_map(
+        &format!(
+            "SELECT id, state, CASE WHEN poll_url IS NULL THEN 0 ELSE 1 END FROM deliveries
+             WHERE (state = 'ready' AND run_at <= ?1)
+                OR (state = 'running' AND lease_until < ?1)
+             ORDER BY run_at, id LIMIT ?2{}",
+            transaction.dialect().skip_locked()
+        ),
+        params![now_ms, limit],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+    )?;
+    let mut claimed = Vec::with_capacity(due.len());
+    for (id, state, polling) in due {
+        let ready = DeliveryState::parse(&state)? == DeliveryState::Ready;
+        let begins = i64::from(ready && !polling);
+        transaction.execute(
+            "UPDATE deliveries SET state = 'running', lease_owner = ?1, lease_until = ?2,
+                                   attempt = attempt + ?3
+             WHERE id = ?4",
+            params![lease.owner, lease.until_ms, begins, id],
+        )?;
+        if let Some(found) = claimed_row(&transaction, id, !ready && !polling)? {
+            claimed.push(found);
+        }
+    }
+    transaction.commit()?;
+    Ok(claimed)
+}
+
+fn claimed_row(db: &Db<'_>, id: u64, interrupted: bool) -> Result<Option<Claimed>, StoreError> {
+    let Some(delivery) = db.query_opt(
+        &format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?1"),
+        params![id],
+        delivery_of,
+    )?
+    else {
+        return Ok(None);
+    };
+    let Some(event) = event_row(db, delivery.event_id)? else {
+        return Ok(None);
+    };
+    Ok(Some(Claimed {
+        delivery,
+        event,
+        interrupted,
+    }))
+}
+
+fn finish(db: &Db<'_>, turn: &Turn) -> Result<bool, StoreError> {
+    let transaction = db.transaction()?;
+    let held = "WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'";
+    let released = "lease_owner = NULL, lease_until = NULL";
+    let unpolled = "poll_url = NULL, poll_until = NULL, attempt_started_at = NULL";
+    let changed = match &turn.next {
+        Next::Done {
+            status,
+            message,
+            response,
+        } => transaction.execute(
+            &format!(
+                "UPDATE deliveries SET state = 'done', {released}, {unpolled},
+                                       status = ?3, message = ?4, response = ?5 {held}"
+            ),
+            params![turn.id, turn.owner, status.as_str(), message, response],
+        )?,
+        Next::Retry {
+            run_at_ms,
+            status,
+            message,
+        } => transaction.execute(
+            &format!(
+                "UPDATE deliveries SET state = 'ready', run_at = ?3, {released}, {unpolled},
+                                       status = ?4, message = ?5 {held}"
+            ),
+            params![turn.id, turn.owner, run_at_ms, status.as_str(), message],
+        )?,
+        Next::Poll { polled, run_at_ms } => transaction.execute(
+            &format!(
+                "UPDATE deliveries SET state = 'ready', run_at = ?3, {released},
+                                       poll_url = ?4, poll_until = ?5, attempt_started_at = ?6
+                 {held}"
+            ),
+            params![
+                turn.id,
+                turn.owner,
+                run_at_ms,
+                polled.url,
+                polled.until_ms,
+                polled.started_at
+            ],
+        )?,
+        Next::Later { run_at_ms, uncount } => transaction.execute(
+            &format!(
+                "UPDATE deliveries SET state = 'ready', run_at = ?3, {released},
+                                       attempt = attempt - ?4 {held}"
+            ),
+            params![turn.id, turn.owner, run_at_ms, i64::from(*uncount)],
+        )?,
+    };
+    if changed != 1 {
+        return Ok(false);
+    }
+    if let Some(log) = &turn.log {
+        insert_rows(&transaction, std::slice::from_ref(log))?;
+    }
+    transaction.commit()?;
+    Ok(true)
+}
+
+fn promote(
+    db: &Db<'_>,
+    promotions: &[Promotion],
+    lease: Option<&Lease>,
+    now_ms: i64,
+) -> Result<Vec<u64>, StoreError> {
+    let transaction = db.transaction()?;
+    let mut leased = Vec::new();
+    for promotion in promotions {
+        match promotion {
+            Promotion::Run { id } => {
+                let (state, attempt, owner, until) = match lease {
+                    Some(lease) => (
+                        "running",
+                        1,
+                        Some(lease.owner.as_str()),
+                        Some(lease.until_ms),
+                    ),
+                    None => ("ready", 0, None, None),
+                };
+                let changed = transaction.execute(
+                    "UPDATE deliveries SET state = ?1, attempt = ?2, run_at = ?3,
+                                           lease_owner = ?4, lease_until = ?5
+                     WHERE id = ?6 AND state = 'waiting'",
+                    params![state, attempt, now_ms, owner, until, id],
+                )?;
+                if changed == 1 && lease.is_some() {
+                    leased.push(*id);
+                }
+            }
+            Promotion::Cancel { id, message, log } => {
+                let changed = transaction.execute(
+                    "UPDATE deliveries SET state = 'done', status = 'cancelled', message = ?1
+                     WHERE id = ?2 AND state = 'waiting'",
+                    params![message, id],
+                )?;
+                if let (1, Some(log)) = (changed, log) {
+                    insert_rows(&transaction, std::slice::from_ref(log))?;
+                }
+            }
+        }
+    }
+    transaction.commit()?;
+    Ok(leased)
+}
+
+fn event_row(db: &Db<'_>, id: u64) -> Result<Option<EventRow>, StoreError> {
+    let Ok(id) = i64::try_from(id) else {
+        return Ok(None);
+    };
+    Ok(db.query_opt(
+        &format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1"),
+        params![id],
+        |row| {
+            Ok(EventRow {
+                id: row.get(0)?,
+                organization_id: row.get(1)?,
+                request_id: row.get(2)?,
+                event: row.get(3)?,
+                action: row.get(4)?,
+                queue_id: row.get(5)?,
+                body: row.get(6)?,
+                created_at: row.get(7)?,
+                finished_at: row.get(8)?,
+            })
+        },
+    )?)
+}
+
+fn deliveries_of(db: &Db<'_>, event_id: u64) -> Result<Vec<Delivery>, StoreError> {
+    Ok(db.query_map(
+        &format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE event_id = ?1 ORDER BY layer, hook_id"
+        ),
+        params![event_id],
+        delivery_of,
+    )?)
+}
+
+fn delivery_of(row: &Row) -> Result<Delivery, DbError> {
+    let ancestors: String = row.get(5)?;
+    let state: String = row.get(6)?;
+    let poll_url: Option<String> = row.get(10)?;
+    let poll_until: Option<i64> = row.get(11)?;
+    let started_at: Option<String> = row.get(12)?;
+    let status: Option<String> = row.get(13)?;
+    Ok(Delivery {
+        id: row.get(0)?,
+        event_id: row.get(1)?,
+        organization_id: row.get(2)?,
+        hook_id: row.get(3)?,
+        layer: row.get(4)?,
+        // Written by `enqueue` from a list of ids; nothing else writes it.
+        ancestors: serde_json::from_str(&ancestors).unwrap_or_default(),
+        state: DeliveryState::parse(&state)?,
+        attempt: row.get(7)?,
+        max_attempts: row.get(8)?,
+        run_at_ms: row.get(9)?,
+        poll: match (poll_url, poll_until, started_at) {
+            (Some(url), Some(until_ms), Some(started_at)) => Some(Polled {
+                url,
+                until_ms,
+                started_at,
+            }),
+            _ => None,
+        },
+        status: status.as_deref().and_then(RunStatus::from_name),
+        message: row.get(14)?,
+        response: row.get(15)?,
+    })
+}
+
+/// Deletes up to [`DELETED_PER_STATEMENT`] events finished before `cutoff` (RFC 3339),
+/// their deliveries with them; how many.
+pub(super) fn delete_batch_before(db: &Db<'_>, cutoff: &str) -> Result<usize, StoreError> {
+    let limit = i64::try_from(DELETED_PER_STATEMENT).unwrap_or(i64::MAX);
+    Ok(db.execute(
+        "DELETE FROM events WHERE id IN (
+             SELECT id FROM events WHERE finished_at < ?1 LIMIT ?2)",
+        params![cutoff, limit],
+    )?)
+}
+
+/// How many events one retention statement deletes at most.
+pub(super) const EVENTS_DELETED_PER_STATEMENT: usize = DELETED_PER_STATEMENT;

@@ -1,0 +1,274 @@
+//! Deliveries as rows, on both backends: a lease keeps a delivery from every other claimer
+//! until it runs out, and one taken over mid-attempt says so; a turn ends only while its
+//! lease is held, its run log committed with it or not at all; a layer is promoted once;
+//! and, on PostgreSQL, two replicas claiming at once take disjoint rows.
+
+use serde_json::json;
+
+use super::TestResult;
+use crate::model::run_log::{RunLog, RunStatus};
+use crate::store::deliveries::{
+    DeliveryState, Lease, NewDelivery, NewEvent, Next, Promotion, Turn,
+};
+use crate::store::run_logs::RunLogRow;
+use crate::store::Store;
+
+fn lease(owner: &str, until_ms: i64) -> Lease {
+    Lease {
+        owner: owner.into(),
+        until_ms,
+    }
+}
+
+/// An event of two layers: hook 1, then hook 2 after it.
+fn event(request_id: &str) -> NewEvent {
+    NewEvent {
+        organization_id: 1,
+        request_id: request_id.into(),
+        event: "annotation_content".into(),
+        action: "initialize".into(),
+        queue_id: None,
+        body: "{}".into(),
+        created_at: "2027-01-01T00:00:00.000000Z".into(),
+        deliveries: vec![
+            NewDelivery {
+                hook_id: 1,
+                layer: 0,
+                ancestors: Vec::new(),
+                max_attempts: 3,
+            },
+            NewDelivery {
+                hook_id: 2,
+                layer: 1,
+                ancestors: vec![1],
+                max_attempts: 1,
+            },
+        ],
+    }
+}
+
+fn log_of(
+    request_id: &str,
+    hook_id: u64,
+    status: RunStatus,
+) -> Result<RunLogRow, crate::store::StoreError> {
+    RunLogRow::new(&RunLog {
+        uuid: uuid::Uuid::new_v4().to_string(),
+        request_id: request_id.into(),
+        timestamp: "2027-01-01T00:00:00.000000Z".into(),
+        event: "annotation_content".into(),
+        action: "initialize".into(),
+        organization_id: 1,
+        hook_id,
+        hook_type: "webhook".into(),
+        queue_id: None,
+        annotation_id: None,
+        email_id: None,
+        status,
+        log_level: status.log_level(),
+        status_code: None,
+        message: String::new(),
+        request: None,
+        response: None,
+        output: None,
+        settings: json!({}),
+        start: "2027-01-01T00:00:00.000000Z".into(),
+        end: "2027-01-01T00:00:00.000000Z".into(),
+        duration_ms: 0.0,
+    })
+}
+
+async fn a_lease_holds_until_it_runs_out_and_a_turn_ends_only_while_held(
+    store: Store,
+) -> TestResult {
+    let deliveries = store.deliveries();
+    let (row, first) = deliveries
+        .enqueue(event("r-1"), Some(lease("a", 1_000)), 100)
+        .await?;
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].state, DeliveryState::Running);
+    assert_eq!(first[0].attempt, 1);
+    // Held by "a" until 1,000: nobody else claims it before, and the waiting layer is
+    // never claimable.
+    assert!(deliveries
+        .claim(lease("b", 5_000), 999, 10)
+        .await?
+        .is_empty());
+    // Run out: "b" takes it over, and is told the attempt in flight was interrupted.
+    let taken = deliveries.claim(lease("b", 5_000), 1_001, 10).await?;
+    assert_eq!(taken.len(), 1);
+    assert!(taken[0].interrupted);
+    assert_eq!(
+        taken[0].delivery.attempt, 1,
+        "the interrupted attempt is not counted twice"
+    );
+    assert_eq!(taken[0].event.request_id, "r-1");
+    // "a" comes back too late: its end is refused, and its log is not written.
+    let late = Turn {
+        id: first[0].id,
+        owner: "a".into(),
+        next: Next::Done {
+            status: RunStatus::Completed,
+            message: String::new(),
+            response: None,
+        },
+        log: Some(log_of("r-1", 1, RunStatus::Completed)?),
+    };
+    assert!(!deliveries.finish(late).await?);
+    assert_eq!(store.run_logs().count_for_request("r-1").await?, 0);
+    // "b" logs the interrupted attempt and schedules the retry.
+    let retry = Turn {
+        id: first[0].id,
+        owner: "b".into(),
+        next: Next::Retry {
+            run_at_ms: 2_000,
+            status: RunStatus::Failed,
+            message: "interrupted".into(),
+        },
+        log: Some(log_of("r-1", 1, RunStatus::Failed)?),
+    };
+    assert!(deliveries.finish(retry).await?);
+    assert_eq!(store.run_logs().count_for_request("r-1").await?, 1);
+    assert!(deliveries
+        .claim(lease("c", 9_000), 1_999, 10)
+        .await?
+        .is_empty());
+    let retried = deliveries.claim(lease("c", 9_000), 2_000, 10).await?;
+    assert_eq!(retried.len(), 1);
+    assert!(!retried[0].interrupted);
+    assert_eq!(
+        retried[0].delivery.attempt, 2,
+        "a claimed retry begins the next attempt"
+    );
+    let done = Turn {
+        id: first[0].id,
+        owner: "c".into(),
+        next: Next::Done {
+            status: RunStatus::Completed,
+            message: "ok".into(),
+            response: Some(r#"{"operations": []}"#.into()),
+        },
+        log: Some(log_of("r-1", 1, RunStatus::Completed)?),
+    };
+    assert!(deliveries.finish(done).await?);
+    assert_eq!(store.run_logs().count_for_request("r-1").await?, 2);
+
+    // The next layer is promoted once, however many finishers decide it.
+    let (_, all) = deliveries.event(row.id, None).await?.ok_or("the event")?;
+    let second = all
+        .iter()
+        .find(|delivery| delivery.layer == 1)
+        .ok_or("layer 1")?;
+    assert_eq!(second.state, DeliveryState::Waiting);
+    let promote = || vec![Promotion::Run { id: second.id }];
+    let leased = deliveries
+        .promote(promote(), Some(lease("c", 9_000)), 3_000)
+        .await?;
+    assert_eq!(leased, vec![second.id]);
+    let again = deliveries
+        .promote(promote(), Some(lease("d", 9_000)), 3_000)
+        .await?;
+    assert!(again.is_empty(), "already promoted");
+    let finished = Turn {
+        id: second.id,
+        owner: "c".into(),
+        next: Next::Done {
+            status: RunStatus::Completed,
+            message: String::new(),
+            response: None,
+        },
+        log: None,
+    };
+    assert!(deliveries.finish(finished).await?);
+    assert!(
+        deliveries
+            .close_event(row.id, "2027-01-01T00:00:01.000000Z")
+            .await?
+    );
+    // Another organization does not see it; the retention deletes it once finished.
+    assert!(deliveries.event(row.id, Some(2)).await?.is_none());
+    assert_eq!(deliveries.outlook().await?.1, 0, "nothing left to do");
+    store
+        .delete_expired("2028-01-01T00:00:00.000000Z", 0)
+        .await?;
+    assert!(deliveries.event(row.id, None).await?.is_none());
+    Ok(())
+}
+
+async fn a_polled_attempt_is_not_counted_again_and_a_backlog_is_counted(
+    store: Store,
+) -> TestResult {
+    let deliveries = store.deliveries();
+    let (_, first) = deliveries
+        .enqueue(event("r-2"), Some(lease("a", 1_000)), 100)
+        .await?;
+    let poll = Turn {
+        id: first[0].id,
+        owner: "a".into(),
+        next: Next::Poll {
+            polled: crate::store::deliveries::Polled {
+                url: "https://example.com/result".into(),
+                until_ms: 60_000,
+                started_at: "2027-01-01T00:00:00.000000Z".into(),
+            },
+            run_at_ms: 500,
+        },
+        log: None,
+    };
+    assert!(deliveries.finish(poll).await?);
+    assert_eq!(deliveries.unfinished(1).await?, 2);
+    assert_eq!(deliveries.unfinished(2).await?, 0);
+    let polled = deliveries.claim(lease("b", 5_000), 500, 10).await?;
+    assert_eq!(polled.len(), 1);
+    assert_eq!(polled[0].delivery.attempt, 1, "a poll is no new attempt");
+    assert!(polled[0].delivery.poll.is_some());
+    // A poll interrupted by a kill is polled again, not logged as an interrupted attempt.
+    let again = deliveries.claim(lease("c", 9_000), 5_001, 10).await?;
+    assert_eq!(again.len(), 1);
+    assert!(!again[0].interrupted);
+    Ok(())
+}
+
+on_both!(
+    a_lease_holds_until_it_runs_out_and_a_turn_ends_only_while_held,
+    a_polled_attempt_is_not_counted_again_and_a_backlog_is_counted,
+);
+
+/// Two stores on one schema (two replicas) claiming at once take disjoint deliveries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_claiming_at_once_take_disjoint_deliveries() -> TestResult {
+    let (schema, first) = super::open_postgres().await?;
+    let url: crate::store::db::postgres::PostgresUrl = schema.url().parse()?;
+    let second = Store::open_postgres(&url, 4).await?;
+    for index in 0..40 {
+        first
+            .deliveries()
+            .enqueue(event(&format!("r-{index}")), None, 0)
+            .await?;
+    }
+    let claims: Vec<_> = (0..8)
+        .map(|claimer| {
+            let store = if claimer % 2 == 0 {
+                first.clone()
+            } else {
+                second.clone()
+            };
+            tokio::spawn(async move {
+                store
+                    .deliveries()
+                    .claim(lease(&format!("replica-{claimer}"), 9_000), 1, 10)
+                    .await
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for claim in claims {
+        ids.extend(claim.await??.into_iter().map(|claimed| claimed.delivery.id));
+    }
+    let claimed = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), claimed, "a delivery claimed twice");
+    assert_eq!(claimed, 40, "every first layer's delivery claimed once");
+    Ok(())
+}

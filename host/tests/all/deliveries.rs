@@ -1,0 +1,233 @@
+//! A non-interactive event's deliveries outlive the request and the process: `POST /events`
+//! answers 202 with the event's URL while retries, polling or later hooks are left, the
+//! worker finishes them, `GET /events/{id}` shows each hook's state to its organization
+//! only, and a delivery pending when the server is killed completes after a restart with
+//! each attempt logged once. (Run on both backends: `tests/postgres` includes this file.)
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use super::support::{temp, Reply, Server, Tenant, Upstream};
+
+/// An event every webhook of these tests subscribes to, and which is not interactive.
+const EVENT: (&str, &str) = ("annotation_content", "initialize");
+
+fn post_event(tenant: &Tenant<'_>) -> (StatusCode, Value) {
+    tenant.event(
+        EVENT.0,
+        EVENT.1,
+        None,
+        json!({"annotation": {"id": 7, "content": []}}),
+    )
+}
+
+/// The event's path under the API, from its URL.
+fn path_of(answer: &Value) -> String {
+    let url = answer["url"].as_str().expect("an event URL");
+    url.split_once("/api/v1")
+        .map(|(_, path)| path.to_owned())
+        .expect("an API URL")
+}
+
+#[test]
+fn a_hook_after_a_retrying_one_waits_for_it_and_one_after_a_failed_one_is_cancelled() {
+    let dir = temp();
+    let upstream = Upstream::start();
+    let server = Server::for_webhooks_with(dir.path(), &[("WASMHOOK_RETRY_DELAY_MS", "400")]);
+    let acme = Tenant::new(&server, "acme");
+    let first = acme.webhook(
+        &format!("{}/first", upstream.base),
+        json!({"retry_count": 2}),
+    );
+    let after = acme.webhook(&format!("{}/after", upstream.base), json!({}));
+    let (status, patched) = acme.patch(
+        &format!("/hooks/{}", after["id"]),
+        json!({"run_after": [first["url"]]}),
+    );
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    upstream.script("/first", vec![Reply::Json(503, json!({}))]);
+    upstream.script(
+        "/after",
+        vec![Reply::Json(
+            200,
+            json!({"messages": [{"type": "info", "content": "after"}]}),
+        )],
+    );
+
+    let (status, answer) = post_event(&acme);
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["state"], "running", "{answer}");
+    assert_eq!(answer["results"][0]["state"], "retrying", "{answer}");
+    assert_eq!(answer["results"][0]["attempts"], 1, "{answer}");
+    assert_eq!(answer["results"][0]["max_attempts"], 3, "{answer}");
+    assert_eq!(
+        answer["results"][0]["message"],
+        "the webhook answered 503 Service Unavailable"
+    );
+    assert_eq!(answer["results"][1]["state"], "waiting", "{answer}");
+    assert_eq!(answer["results"][1]["status"], Value::Null, "{answer}");
+    assert!(
+        upstream.received("/after").is_empty(),
+        "the later hook waits"
+    );
+
+    let done = acme.settle(status, answer);
+    assert_eq!(done["results"][0]["status"], "completed", "{done}");
+    assert_eq!(done["results"][0]["attempts"], 2, "{done}");
+    assert_eq!(done["results"][1]["status"], "completed", "{done}");
+    assert_eq!(
+        done["messages"],
+        json!([{"type": "info", "content": "after"}])
+    );
+    assert_eq!(done["failed"], 0);
+    assert!(done["finished_at"].is_string(), "{done}");
+    let called = upstream.received("/first");
+    let later = upstream.received("/after");
+    assert_eq!((called.len(), later.len()), (2, 1));
+    assert!(later[0].at > called[1].at, "after the retry that completed");
+    let logs = acme.run_logs(&first);
+    assert_eq!(logs.len(), 2, "one log per attempt");
+    assert!(logs
+        .iter()
+        .all(|log| log["request_id"] == done["results"][0]["request_id"]));
+
+    // A predecessor that never completes cancels the hook after it, with a log saying so.
+    upstream.script("/first", vec![Reply::Json(503, json!({})); 3]);
+    let (status, answer) = post_event(&acme);
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let done = acme.settle(status, answer);
+    assert_eq!(done["results"][0]["status"], "failed", "{done}");
+    assert_eq!(done["results"][0]["attempts"], 3, "{done}");
+    assert_eq!(done["results"][1]["status"], "cancelled", "{done}");
+    assert_eq!(done["failed"], 2);
+    assert_eq!(upstream.received("/after").len(), 1, "not called again");
+    let cancelled = acme.run_logs(&after);
+    assert_eq!(cancelled[0]["status"], "cancelled", "{}", cancelled[0]);
+}
+
+#[test]
+fn an_event_is_shown_to_its_organization_only() {
+    let dir = temp();
+    let upstream = Upstream::start();
+    let server = Server::for_webhooks_with(dir.path(), &[("WASMHOOK_RETRY_DELAY_MS", "60000")]);
+    let acme = Tenant::new(&server, "acme");
+    let rival = Tenant::new(&server, "rival");
+    acme.webhook(
+        &format!("{}/kept", upstream.base),
+        json!({"retry_count": 1}),
+    );
+    upstream.script("/kept", vec![Reply::Json(502, json!({}))]);
+    let (status, answer) = post_event(&acme);
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let path = path_of(&answer);
+    let (status, seen) = acme.get(&path);
+    assert_eq!(status, StatusCode::OK, "{seen}");
+    assert_eq!(seen["id"], answer["id"]);
+    assert_eq!(seen["results"][0]["state"], "retrying", "{seen}");
+    for (tenant_path, token) in [
+        (path.clone(), rival.token.as_str()),
+        (
+            "/events/99999999999999999999".to_owned(),
+            acme.token.as_str(),
+        ),
+        ("/events/0".to_owned(), acme.token.as_str()),
+    ] {
+        let (status, body) = server.get(&tenant_path, token);
+        assert_eq!(status, StatusCode::NOT_FOUND, "{tenant_path}: {body}");
+    }
+    let (status, _) = server.send(reqwest::Method::GET, &path, None, None);
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[test]
+fn a_delivery_pending_when_the_server_is_killed_completes_after_a_restart() {
+    let dir = temp();
+    let upstream = Upstream::start();
+    let settings = [("WASMHOOK_RETRY_DELAY_MS", "2500")];
+    let mut server = Server::for_webhooks_with(dir.path(), &settings);
+    let acme = Tenant::new(&server, "acme");
+    let token = acme.token.clone();
+    let hook = acme.webhook(
+        &format!("{}/pending", upstream.base),
+        json!({"retry_count": 1}),
+    );
+    upstream.script("/pending", vec![Reply::Json(503, json!({}))]);
+    let (status, answer) = post_event(&acme);
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let path = path_of(&answer);
+    server.kill();
+
+    let restarted = Server::for_webhooks_with(dir.path(), &settings);
+    let acme = Tenant {
+        server: &restarted,
+        token,
+    };
+    let done = acme.settle(StatusCode::ACCEPTED, answer);
+    assert_eq!(done["results"][0]["status"], "completed", "{done}");
+    assert_eq!(done["results"][0]["attempts"], 2, "{done}");
+    assert_eq!(
+        upstream.received("/pending").len(),
+        2,
+        "one call, one retry"
+    );
+    let codes: Vec<Value> = acme
+        .run_logs(&hook)
+        .iter()
+        .map(|log| log["status_code"].clone())
+        .collect();
+    assert_eq!(
+        codes,
+        [json!(200), json!(503)],
+        "newest first, each attempt once"
+    );
+    let (status, seen) = acme.get(&path);
+    assert_eq!(
+        (status, &seen["state"]),
+        (StatusCode::OK, &json!("finished"))
+    );
+}
+
+#[test]
+fn an_organizations_unfinished_deliveries_are_bounded_and_the_bound_is_its_own() {
+    let dir = temp();
+    let upstream = Upstream::start();
+    let server = Server::for_webhooks_with(
+        dir.path(),
+        &[
+            ("WASMHOOK_RETRY_DELAY_MS", "60000"),
+            ("WASMHOOK_UNFINISHED_DELIVERIES_PER_ORGANIZATION", "2"),
+        ],
+    );
+    let acme = Tenant::new(&server, "acme");
+    let quiet = Tenant::new(&server, "quiet");
+    for tenant in [&acme, &quiet] {
+        tenant.webhook(
+            &format!("{}/down", upstream.base),
+            json!({"retry_count": 1}),
+        );
+    }
+    upstream.script("/down", vec![Reply::Json(503, json!({})); 8]);
+    for _ in 0..2 {
+        let (status, answer) = post_event(&acme);
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    }
+    let (status, refused) = post_event(&acme);
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{refused}");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains("2 deliveries of earlier events")),
+        "{refused}"
+    );
+    // Another organization's events are not held back by it.
+    let (status, answer) = post_event(&quiet);
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    // An interactive event is not a delivery: it still runs.
+    let (status, answer) = acme.event(
+        "annotation_content",
+        "updated",
+        None,
+        json!({"annotation": {"id": 7, "content": []}}),
+    );
+    assert_eq!(status, StatusCode::OK, "{answer}");
+}
