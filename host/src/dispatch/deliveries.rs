@@ -21,7 +21,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
 
-use super::dispatcher::{attempts, check_permit, AttemptEnd, Attempted, DispatchError};
+use super::dispatcher::{attempts, check_permit, AttemptEnd, Attempted, DispatchError, RunToken};
 use super::limits::{reserved_mb, RunPermit};
 use super::plan::{body_after, failed_predecessor, EventPlan};
 use super::webhook::{self, PollAnswer};
@@ -36,6 +36,7 @@ use crate::store::deliveries::{
 };
 use crate::store::run_logs::RunLogRow;
 use crate::store::StoreError;
+use crate::trace_context::TRACE;
 
 /// An event and its deliveries, in plan order: what `POST /events` and
 /// `GET /events/{id}` answer.
@@ -109,6 +110,8 @@ const IDLE_LOOK: Duration = Duration::from_secs(1);
 /// The shortest: something due that another replica is claiming is not looked at in a
 /// busy loop.
 const BUSY_LOOK: Duration = Duration::from_millis(20);
+/// How often the worker looks for events no delivery moves on.
+const SWEEP_EVERY: Duration = Duration::from_secs(2);
 /// How long a delivery whose organization has no free run waits before it is claimed again.
 const NO_TURN_WAIT_MS: i64 = 1_000;
 
@@ -126,10 +129,12 @@ fn millis(duration: Duration) -> i64 {
 }
 
 impl Dispatcher {
-    /// A lease on deliveries for this replica, from now.
+    /// A lease on deliveries for one claim of this replica, from now: its owner names the
+    /// replica and the claim, so that a replica claiming its own expired row again cannot
+    /// end it twice.
     fn lease(&self) -> Lease {
         Lease {
-            owner: self.replica.clone(),
+            owner: format!("{}/{}", self.replica, uuid::Uuid::new_v4()),
             until_ms: now_ms().saturating_add(millis(self.settings.lease)),
         }
     }
@@ -233,7 +238,12 @@ impl Dispatcher {
     /// something itself.
     pub async fn work_deliveries(self: Arc<Self>) {
         let turns = Arc::new(Semaphore::new(TURNS_AT_ONCE));
+        let mut swept = tokio::time::Instant::now();
         loop {
+            if swept.elapsed() >= SWEEP_EVERY {
+                swept = tokio::time::Instant::now();
+                self.sweep(&turns).await;
+            }
             let free = turns.available_permits().min(CLAIMED_AT_ONCE);
             let mut claimed_all = false;
             if free > 0 {
@@ -288,6 +298,35 @@ impl Dispatcher {
         }
     }
 
+    /// Advances the events no delivery moves on ([`Deliveries::stalled`]): the replica that
+    /// finished a layer died before promoting the next, or before closing the event. The
+    /// deliveries it promotes are this replica's to take.
+    ///
+    /// [`Deliveries::stalled`]: crate::store::deliveries::Deliveries::stalled
+    async fn sweep(self: &Arc<Self>, turns: &Arc<Semaphore>) {
+        let stalled = match self.store.deliveries().stalled(CLAIMED_AT_ONCE).await {
+            Ok(stalled) => stalled,
+            Err(error) => {
+                tracing::warn!("looking for stalled events failed: {error}");
+                return;
+            }
+        };
+        for id in stalled {
+            match self.advance(id).await {
+                Ok(promoted) if !promoted.is_empty() => {
+                    let turn = Arc::clone(turns).acquire_owned().await;
+                    let dispatcher = Arc::clone(self);
+                    tokio::spawn(async move {
+                        dispatcher.drive(promoted, false).await;
+                        drop(turn);
+                    });
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!("advancing stalled event {id} failed: {error}"),
+            }
+        }
+    }
+
     /// Extends the leases of the deliveries this replica's turns hold, every third of
     /// their length, until the future is dropped: a replica that stops (kill -9 included)
     /// stops extending, and so does one whose turn ended abnormally (its guard is gone),
@@ -296,21 +335,20 @@ impl Dispatcher {
         let every = self.settings.lease / 3;
         loop {
             tokio::time::sleep(every).await;
-            let held: Vec<u64> = self
+            let held: Vec<(u64, String)> = self
                 .held
                 .lock()
-                .map(|held| held.iter().copied().collect())
+                .map(|held| {
+                    held.iter()
+                        .map(|(id, owner)| (*id, owner.clone()))
+                        .collect()
+                })
                 .unwrap_or_default();
             if held.is_empty() {
                 continue;
             }
-            let lease = self.lease();
-            if let Err(error) = self
-                .store
-                .deliveries()
-                .extend(&lease.owner, held, lease.until_ms)
-                .await
-            {
+            let until = self.lease().until_ms;
+            if let Err(error) = self.store.deliveries().extend(held, until).await {
                 tracing::warn!("extending the delivery leases failed: {error}");
             }
         }
@@ -333,21 +371,36 @@ impl Dispatcher {
     }
 
     /// One turn of a claimed delivery; the deliveries its end leased to this replica. A
-    /// turn that fails gives the delivery back for a later one, so that no lease is kept
-    /// alive by this replica's heartbeat for a delivery nobody is taking.
+    /// turn that fails is logged as a failed attempt (retried as the hook allows, so that
+    /// an error that repeats ends with the attempts), or, when even that cannot be done,
+    /// given back for a later turn, so that no lease is renewed for a delivery nobody is
+    /// taking.
     async fn turn(&self, claimed: Claimed, admitted: bool) -> Vec<Claimed> {
-        let id = claimed.delivery.id;
-        let _held = Held::new(&self.held, id);
-        match self.take_turn(claimed, admitted).await {
+        let delivery = claimed.delivery.clone();
+        let row = claimed.event.clone();
+        // Whether the claim counted an attempt that a give-back must take back.
+        let counted = !claimed.interrupted && delivery.poll.is_none();
+        let _held = Held::new(
+            &self.held,
+            delivery.id,
+            delivery.lease_owner.clone().unwrap_or_default(),
+        );
+        let error = match self.take_turn(claimed, admitted).await {
+            Ok(next) => return next,
+            Err(error) => error,
+        };
+        let id = delivery.id;
+        tracing::warn!("delivery {id}: {error}");
+        match self.fail_turn(&delivery, &row, &error).await {
             Ok(next) => next,
-            Err(error) => {
-                tracing::warn!("delivery {id}: {error}; it is given back for a later turn");
+            Err(again) => {
+                tracing::warn!("delivery {id} could not be logged ({again}); given back");
                 let back = Turn {
                     id,
-                    owner: self.replica.clone(),
+                    owner: delivery.lease_owner.clone().unwrap_or_default(),
                     next: Next::Later {
                         run_at_ms: now_ms().saturating_add(millis(self.settings.retry_delay_cap)),
-                        uncount: true,
+                        uncount: counted,
                     },
                     log: None,
                 };
@@ -359,6 +412,51 @@ impl Dispatcher {
         }
     }
 
+    /// Ends a turn that failed with `error` as a failed attempt with its run log.
+    async fn fail_turn(
+        &self,
+        delivery: &Delivery,
+        row: &EventRow,
+        error: &DispatchError,
+    ) -> Result<Vec<Claimed>, DispatchError> {
+        let hook = self
+            .store
+            .hook(delivery.hook_id)
+            .await?
+            .filter(|hook| hook.organization_id == delivery.organization_id);
+        let event = stored_event(row)?;
+        let Some(hook) = hook else {
+            let done = Next::Done {
+                status: RunStatus::Cancelled,
+                message: "not run: the hook was deleted".into(),
+                response: None,
+            };
+            return self.end_turn(delivery, done, None).await;
+        };
+        let log = self
+            .unrun_call(
+                &hook,
+                &event,
+                &event_body(row),
+                row.queue_id,
+                &row.request_id,
+            )?
+            .failed_log(&format!("failed: {error}"));
+        let next = self.after_attempt(delivery, true, &log);
+        self.end_turn(delivery, next, Some(&log)).await
+    }
+
+    #[tracing::instrument(
+        target = TRACE,
+        name = "hook run",
+        skip_all,
+        fields(
+            hook = claimed.delivery.hook_id,
+            organization = claimed.delivery.organization_id,
+            delivery = claimed.delivery.id,
+            attempt = claimed.delivery.attempt,
+        ),
+    )]
     async fn take_turn(
         &self,
         claimed: Claimed,
@@ -369,9 +467,7 @@ impl Dispatcher {
             event: row,
             interrupted,
         } = claimed;
-        let event = EventAction::new(&row.event, &row.action).map_err(|error| {
-            DispatchError::Store(StoreError::Task(format!("a stored event: {error}")))
-        })?;
+        let event = stored_event(&row)?;
         let hook = self
             .store
             .hook(delivery.hook_id)
@@ -431,10 +527,7 @@ impl Dispatcher {
         row: &EventRow,
         delivery: &Delivery,
     ) -> Result<Map<String, Value>, DispatchError> {
-        let body = match serde_json::from_str(&row.body) {
-            Ok(Value::Object(body)) => body,
-            _ => Map::new(),
-        };
+        let body = event_body(row);
         if delivery.ancestors.is_empty() {
             return Ok(body);
         }
@@ -464,7 +557,14 @@ impl Dispatcher {
         body: &Map<String, Value>,
     ) -> Result<Vec<Claimed>, DispatchError> {
         let prepared = match self
-            .prepare(hook, event, body, row.queue_id, &row.request_id, true)
+            .prepare(
+                hook,
+                event,
+                body,
+                row.queue_id,
+                &row.request_id,
+                RunToken::Mint,
+            )
             .await
         {
             Ok(prepared) => prepared,
@@ -486,15 +586,21 @@ impl Dispatcher {
             AttemptEnd::Ended(Attempted { log, retryable, .. }) => {
                 let next = self.after_attempt(delivery, retryable, &log);
                 let promoted = self.end_turn(delivery, next, Some(&log)).await;
-                prepared.expire_token(&self.store).await?;
+                if let Err(error) = prepared.expire_token(&self.store).await {
+                    // It expires on its own, at the attempt's worst case.
+                    tracing::warn!("a run's token was not cut after its attempt: {error}");
+                }
                 promoted
             }
             AttemptEnd::Accepted(accepted) => {
                 // The token stays valid for the polling: the webhook may still be using it.
+                // It is kept sealed, so that whichever replica ends the polling redacts the
+                // result of it and cuts it.
                 let polled = Polled {
                     url: accepted.target.to_string(),
                     until_ms: now_ms().saturating_add(millis(accepted.bound)),
                     started_at: format_rfc3339(accepted.started_at),
+                    sealed_token: prepared.sealed_token(&self.sealer, hook.organization_id),
                 };
                 let poll = Next::Poll {
                     polled,
@@ -550,12 +656,28 @@ impl Dispatcher {
             }
         };
         let ended = webhook::delivered(outcome, code, retryable, started_at);
+        let token = polled
+            .sealed_token
+            .as_deref()
+            .and_then(|sealed| self.sealer.open(hook.organization_id, sealed).ok())
+            .and_then(|token| String::from_utf8(token).ok());
         let prepared = self
-            .prepare(hook, event, body, row.queue_id, &row.request_id, false)
+            .prepare(
+                hook,
+                event,
+                body,
+                row.queue_id,
+                &row.request_id,
+                RunToken::Given(token),
+            )
             .await?;
         let Attempted { log, retryable, .. } = prepared.webhook_attempted(&ended);
         let next = self.after_attempt(delivery, retryable, &log);
-        self.end_turn(delivery, next, Some(&log)).await
+        let promoted = self.end_turn(delivery, next, Some(&log)).await;
+        if let Err(error) = prepared.expire_token(&self.store).await {
+            tracing::warn!("a polled run's token was not cut: {error}");
+        }
+        promoted
     }
 
     /// What follows an attempt that ended with `log`: another attempt after the retry
@@ -601,7 +723,7 @@ impl Dispatcher {
         );
         let turn = Turn {
             id: delivery.id,
-            owner: self.replica.clone(),
+            owner: delivery.lease_owner.clone().unwrap_or_default(),
             next,
             log: log.map(RunLogRow::new).transpose()?,
         };
@@ -661,13 +783,8 @@ impl Dispatcher {
                     })
                     .and_then(|delivery| delivery.status)
             };
-            let event = EventAction::new(&row.event, &row.action).map_err(|error| {
-                DispatchError::Store(StoreError::Task(format!("a stored event: {error}")))
-            })?;
-            let body = match serde_json::from_str(&row.body) {
-                Ok(Value::Object(body)) => body,
-                _ => Map::new(),
-            };
+            let event = stored_event(&row)?;
+            let body = event_body(&row);
             let mut promotions = Vec::new();
             let mut runs = false;
             for delivery in next {
@@ -715,28 +832,49 @@ impl Dispatcher {
     }
 }
 
+/// The deliveries a replica's turns hold, each with the claim holding it.
+type HeldSet = std::sync::Mutex<std::collections::HashMap<u64, String>>;
+
 /// A delivery this replica is taking a turn with, in the set whose leases
 /// [`Dispatcher::keep_leases`] renews, until the turn ends, however it ends (a panic or a
-/// dropped future included).
+/// dropped future included). Keyed by the claim: a later claim of the same row is not
+/// forgotten when an earlier turn ends.
 struct Held<'a> {
-    set: &'a std::sync::Mutex<std::collections::HashSet<u64>>,
+    set: &'a HeldSet,
     id: u64,
+    owner: String,
 }
 
 impl<'a> Held<'a> {
-    fn new(set: &'a std::sync::Mutex<std::collections::HashSet<u64>>, id: u64) -> Self {
+    fn new(set: &'a HeldSet, id: u64, owner: String) -> Self {
         if let Ok(mut held) = set.lock() {
-            held.insert(id);
+            held.insert(id, owner.clone());
         }
-        Held { set, id }
+        Held { set, id, owner }
     }
 }
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
         if let Ok(mut held) = self.set.lock() {
-            held.remove(&self.id);
+            if held.get(&self.id) == Some(&self.owner) {
+                held.remove(&self.id);
+            }
         }
+    }
+}
+
+/// The event of a stored row.
+fn stored_event(row: &EventRow) -> Result<EventAction, DispatchError> {
+    EventAction::new(&row.event, &row.action)
+        .map_err(|error| DispatchError::Store(StoreError::Task(format!("a stored event: {error}"))))
+}
+
+/// The event's own keys, as stored.
+fn event_body(row: &EventRow) -> Map<String, Value> {
+    match serde_json::from_str(&row.body) {
+        Ok(Value::Object(body)) => body,
+        _ => Map::new(),
     }
 }
 

@@ -174,7 +174,7 @@ impl RunResult {
 pub struct Dispatcher {
     pub(super) store: Store,
     library: Arc<ModuleLibrary>,
-    sealer: Sealer,
+    pub(super) sealer: Sealer,
     writer: RunLogWriter,
     pub(super) limits: RunLimits,
     base_url: String,
@@ -184,8 +184,9 @@ pub struct Dispatcher {
     /// Wakes this replica's delivery worker when something falls due sooner than it
     /// expected (a retry or a poll it scheduled itself).
     pub(super) wake: tokio::sync::Notify,
-    /// The deliveries this replica's turns hold now, whose leases it renews.
-    pub(super) held: std::sync::Mutex<std::collections::HashSet<u64>>,
+    /// The deliveries this replica's turns hold now, each with the claim holding it,
+    /// whose leases it renews.
+    pub(super) held: std::sync::Mutex<std::collections::HashMap<u64, String>>,
 }
 
 impl Dispatcher {
@@ -239,6 +240,12 @@ impl Dispatcher {
     /// One attempt of a hook's run, recorded through the batching writer, where someone
     /// waits for it: a test, an invocation, a hook of an interactive event. A webhook that
     /// accepts the call for later is polled in place.
+    #[tracing::instrument(
+        target = TRACE,
+        name = "hook run",
+        skip_all,
+        fields(hook = hook.id, organization = hook.organization_id, kind = %hook.spec.kind.hook_type()),
+    )]
     pub(super) async fn run_once(
         &self,
         hook: &Hook,
@@ -248,7 +255,7 @@ impl Dispatcher {
         request_id: &str,
     ) -> Result<RunResult, DispatchError> {
         let prepared = self
-            .prepare(hook, event, body, queue_id, request_id, true)
+            .prepare(hook, event, body, queue_id, request_id, RunToken::Mint)
             .await?;
         let attempted = match self.attempt(hook, event, &prepared).await? {
             AttemptEnd::Ended(attempted) => attempted,
@@ -279,14 +286,8 @@ impl Dispatcher {
     }
 
     /// Makes a hook's run ready: its module loaded (or its URL), its secrets opened, a
-    /// token minted for its owner when `with_token` (valid for one attempt's worst case),
-    /// its sideloads added and its payload assembled. Span: one per run.
-    #[tracing::instrument(
-        target = TRACE,
-        name = "hook run",
-        skip_all,
-        fields(hook = hook.id, organization = hook.organization_id, kind = %hook.spec.kind.hook_type()),
-    )]
+    /// token for its owner as `token` says (a minted one is valid for one attempt's worst case),
+    /// its sideloads added and its payload assembled.
     pub(super) async fn prepare<'h>(
         &self,
         hook: &'h Hook,
@@ -294,7 +295,7 @@ impl Dispatcher {
         body: &Map<String, Value>,
         queue_id: Option<u64>,
         request_id: &str,
-        with_token: bool,
+        token: RunToken,
     ) -> Result<Prepared<'h>, DispatchError> {
         let target = match &hook.spec.kind {
             HookKind::Function(function) | HookKind::Job(function) => {
@@ -327,8 +328,8 @@ impl Dispatcher {
                     + Duration::from_secs(options.max_polling_time_s)
             }
         };
-        let token = match hook.spec.token_owner {
-            Some(owner) if with_token => {
+        let token = match (hook.spec.token_owner, token) {
+            (Some(owner), RunToken::Mint) => {
                 let grant = Grant::Run {
                     owner,
                     hook_id: hook.id,
@@ -337,7 +338,8 @@ impl Dispatcher {
                 };
                 Some(tokens::mint(&self.store, grant).await?)
             }
-            _ => None,
+            (_, RunToken::Given(given)) => given,
+            (None, RunToken::Mint) => None,
         };
         let body = with_sideloads(&self.store, &self.base_url, hook, body, queue_id).await?;
         let call = PreparedCall::new(&HookCall {
@@ -516,6 +518,15 @@ pub(super) enum Target<'a> {
     Webhook(&'a WebhookConfig),
 }
 
+/// The token a prepared run carries.
+pub(super) enum RunToken {
+    /// A fresh one for the hook's `token_owner`, if it has one.
+    Mint,
+    /// The one minted for the attempt before (a webhook's polled result is redacted of
+    /// it), or none.
+    Given(Option<String>),
+}
+
 /// A hook's run made ready ([`Dispatcher::prepare`]).
 pub(super) struct Prepared<'a> {
     pub(super) target: Target<'a>,
@@ -536,6 +547,14 @@ impl Prepared<'_> {
             called: Instant::now(),
             module_call: false,
         }
+    }
+
+    /// The run's token sealed for its organization, to be kept while its webhook is
+    /// polled (none when it has no token, or it cannot be sealed: then it is not redacted
+    /// by name from the result, only expired on its own).
+    pub(super) fn sealed_token(&self, sealer: &Sealer, organization_id: u64) -> Option<Vec<u8>> {
+        let token = self.token.as_ref()?;
+        sealer.seal(organization_id, token.as_bytes()).ok()
     }
 
     /// Cuts the run's token to the hook's lifetime, now that the attempt has ended.

@@ -121,6 +121,9 @@ pub struct Polled {
     pub until_ms: i64,
     /// When the attempt began (RFC 3339), for its run log.
     pub started_at: String,
+    /// The token minted for the attempt, sealed: the poll's result is redacted of it, and
+    /// it is cut once the polling ends, by whichever replica ends it.
+    pub sealed_token: Option<Vec<u8>>,
 }
 
 /// One delivery as stored.
@@ -154,6 +157,8 @@ pub struct Delivery {
     pub message: Option<String>,
     /// That attempt's response (redacted, JSON text), when it completed.
     pub response: Option<String>,
+    /// The claim holding it while it runs: the owner a turn's end must name.
+    pub lease_owner: Option<String>,
 }
 
 /// An event as stored.
@@ -268,7 +273,7 @@ const DELETED_PER_STATEMENT: usize = 5_000;
 
 const DELIVERY_COLUMNS: &str = "id, event_id, organization_id, hook_id, layer, ancestors, state,
     attempt, max_attempts, run_at, poll_url, poll_until, attempt_started_at, status, message,
-    response";
+    response, lease_owner, poll_token";
 
 const EVENT_COLUMNS: &str =
     "id, organization_id, request_id, event, action, queue_id, body, created_at, finished_at";
@@ -312,19 +317,18 @@ impl Deliveries<'_> {
             .await
     }
 
-    /// Extends `owner`'s leases of the deliveries `ids` to `until_ms`: its heartbeat
-    /// while it takes their turns. One it no longer holds is left alone.
+    /// Extends the leases of the deliveries `held` (each with the claim that holds it) to
+    /// `until_ms`: a replica's heartbeat while it takes their turns. One its claim no
+    /// longer holds is left alone.
     pub async fn extend(
         &self,
-        owner: &str,
-        ids: Vec<u64>,
+        held: Vec<(u64, String)>,
         until_ms: i64,
     ) -> Result<usize, StoreError> {
-        let owner = owner.to_owned();
         self.store
             .run(move |db| {
                 let mut extended = 0;
-                for id in ids {
+                for (id, owner) in held {
                     extended += db.execute(
                         "UPDATE deliveries SET lease_until = ?1
                          WHERE id = ?2 AND lease_owner = ?3 AND state = 'running'",
@@ -332,6 +336,27 @@ impl Deliveries<'_> {
                     )?;
                 }
                 Ok(extended)
+            })
+            .await
+    }
+
+    /// Events that no delivery moves on: unfinished, with none ready or running. Their
+    /// next layer waits to be promoted, or they wait to be closed, because the replica
+    /// that finished their last delivery died (or failed) before it advanced them.
+    pub async fn stalled(&self, limit: usize) -> Result<Vec<u64>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.store
+            .run(move |db| {
+                Ok(db.query_map(
+                    "SELECT id FROM events
+                     WHERE finished_at IS NULL
+                       AND NOT EXISTS (SELECT 1 FROM deliveries
+                                       WHERE deliveries.event_id = events.id
+                                         AND deliveries.state IN ('ready', 'running'))
+                     ORDER BY id LIMIT ?1",
+                    params![limit],
+                    |row| row.get(0),
+                )?)
             })
             .await
     }
@@ -577,7 +602,8 @@ fn finish(db: &Db<'_>, turn: &Turn) -> Result<bool, StoreError> {
     let transaction = db.transaction()?;
     let held = "WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'";
     let released = "lease_owner = NULL, lease_until = NULL";
-    let unpolled = "poll_url = NULL, poll_until = NULL, attempt_started_at = NULL";
+    let unpolled =
+        "poll_url = NULL, poll_until = NULL, attempt_started_at = NULL, poll_token = NULL";
     let changed = match &turn.next {
         Next::Done {
             status,
@@ -604,7 +630,8 @@ fn finish(db: &Db<'_>, turn: &Turn) -> Result<bool, StoreError> {
         Next::Poll { polled, run_at_ms } => transaction.execute(
             &format!(
                 "UPDATE deliveries SET state = 'ready', run_at = ?3, {released},
-                                       poll_url = ?4, poll_until = ?5, attempt_started_at = ?6
+                                       poll_url = ?4, poll_until = ?5, attempt_started_at = ?6,
+                                       poll_token = ?7
                  {held}"
             ),
             params![
@@ -613,13 +640,14 @@ fn finish(db: &Db<'_>, turn: &Turn) -> Result<bool, StoreError> {
                 run_at_ms,
                 polled.url,
                 polled.until_ms,
-                polled.started_at
+                polled.started_at,
+                polled.sealed_token
             ],
         )?,
         Next::Later { run_at_ms, uncount } => transaction.execute(
             &format!(
                 "UPDATE deliveries SET state = 'ready', run_at = ?3, {released},
-                                       attempt = attempt - ?4 {held}"
+                        attempt = CASE WHEN attempt >= ?4 THEN attempt - ?4 ELSE 0 END {held}"
             ),
             params![turn.id, turn.owner, run_at_ms, i64::from(*uncount)],
         )?,
@@ -737,12 +765,14 @@ fn delivery_of(row: &Row) -> Result<Delivery, DbError> {
                 url,
                 until_ms,
                 started_at,
+                sealed_token: row.get(17)?,
             }),
             _ => None,
         },
         status: status.as_deref().and_then(RunStatus::from_name),
         message: row.get(14)?,
         response: row.get(15)?,
+        lease_owner: row.get(16)?,
     })
 }
 

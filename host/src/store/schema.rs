@@ -200,10 +200,14 @@ const MIGRATIONS: &[&str] = &[
     // request waits for it and no restart loses it (`deliveries.rs`). Times are Unix
     // milliseconds; `state` is `waiting` (for its predecessors), `ready` (claimable from
     // `run_at`), `running` (leased to `lease_owner` until `lease_until`) or `done`.
-    // `poll_url` is set while the current attempt's webhook is being polled. No foreign key
-    // to hooks: a delivery outlives its hook's deletion, and is then cancelled.
+    // `poll_url` is set while the current attempt's webhook is being polled, with the token
+    // minted for the attempt sealed in `poll_token` (it is redacted from the result, and
+    // cut once the polling ends). `lease_owner` is the claim, not only the replica: a
+    // replica that claims its own expired row again cannot end it twice. No foreign key to
+    // hooks: a delivery outlives its hook's deletion, and is then cancelled. AUTOINCREMENT:
+    // an event's id (its URL) is never given again.
     "CREATE TABLE events (
-        id INTEGER PRIMARY KEY,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
         organization_id INTEGER NOT NULL,
         request_id TEXT NOT NULL,
         event TEXT NOT NULL,
@@ -216,7 +220,7 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_by_organization ON events(organization_id, id);
     CREATE INDEX events_finished ON events(finished_at);
     CREATE TABLE deliveries (
-        id INTEGER PRIMARY KEY,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
         event_id INTEGER NOT NULL REFERENCES events(id) ON DELETE CASCADE,
         organization_id INTEGER NOT NULL,
         hook_id INTEGER NOT NULL,
@@ -231,6 +235,7 @@ const MIGRATIONS: &[&str] = &[
         poll_url TEXT,
         poll_until INTEGER,
         attempt_started_at TEXT,
+        poll_token BLOB,
         status TEXT,
         message TEXT,
         response TEXT
@@ -457,6 +462,7 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
         poll_url TEXT COLLATE "C",
         poll_until BIGINT,
         attempt_started_at TEXT COLLATE "C",
+        poll_token BYTEA,
         status TEXT COLLATE "C",
         message TEXT COLLATE "C",
         response TEXT COLLATE "C"

@@ -7,7 +7,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use super::support::{temp, Reply, Server, Tenant, Upstream};
+use super::support::{execute_in_database, temp, Reply, Server, Tenant, Upstream};
 
 /// An event every webhook of these tests subscribes to, and which is not interactive.
 const EVENT: (&str, &str) = ("annotation_content", "initialize");
@@ -230,4 +230,58 @@ fn an_organizations_unfinished_deliveries_are_bounded_and_the_bound_is_its_own()
         json!({"annotation": {"id": 7, "content": []}}),
     );
     assert_eq!(status, StatusCode::OK, "{answer}");
+}
+
+#[test]
+fn an_event_left_between_a_layer_and_the_next_by_a_crash_is_advanced_by_the_sweep() {
+    let dir = temp();
+    let upstream = Upstream::start();
+    let settings = [("WASMHOOK_RETRY_DELAY_MS", "60000")];
+    let mut server = Server::for_webhooks_with(dir.path(), &settings);
+    let acme = Tenant::new(&server, "acme");
+    let token = acme.token.clone();
+    let first = acme.webhook(
+        &format!("{}/first", upstream.base),
+        json!({"retry_count": 1}),
+    );
+    let after = acme.webhook(&format!("{}/after", upstream.base), json!({}));
+    let (status, patched) = acme.patch(
+        &format!("/hooks/{}", after["id"]),
+        json!({"run_after": [first["url"]]}),
+    );
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    upstream.script("/first", vec![Reply::Json(503, json!({}))]);
+    let (status, answer) = post_event(&acme);
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    server.kill();
+    // What a replica killed right after committing the first hook's last attempt leaves:
+    // that delivery done, the next layer still waiting, the event unfinished.
+    let changed = execute_in_database(
+        dir.path(),
+        &format!(
+            "UPDATE deliveries SET state = 'done', status = 'completed', message = '',
+                    response = '{{}}', lease_owner = NULL, lease_until = NULL
+             WHERE hook_id = {}",
+            first["id"]
+        ),
+    );
+    assert_eq!(changed, 1);
+
+    let restarted = Server::for_webhooks_with(dir.path(), &settings);
+    let acme = Tenant {
+        server: &restarted,
+        token,
+    };
+    let done = acme.settle(StatusCode::ACCEPTED, answer);
+    assert_eq!(done["results"][1]["status"], "completed", "{done}");
+    assert_eq!(
+        upstream.received("/after").len(),
+        1,
+        "the next layer ran once"
+    );
+    assert_eq!(
+        upstream.received("/first").len(),
+        1,
+        "the done one was not run again"
+    );
 }

@@ -210,6 +210,7 @@ async fn a_polled_attempt_is_not_counted_again_and_a_backlog_is_counted(
                 url: "https://example.com/result".into(),
                 until_ms: 60_000,
                 started_at: "2027-01-01T00:00:00.000000Z".into(),
+                sealed_token: Some(vec![1, 2, 3]),
             },
             run_at_ms: 500,
         },
@@ -221,7 +222,14 @@ async fn a_polled_attempt_is_not_counted_again_and_a_backlog_is_counted(
     let polled = deliveries.claim(lease("b", 5_000), 500, 10).await?;
     assert_eq!(polled.len(), 1);
     assert_eq!(polled[0].delivery.attempt, 1, "a poll is no new attempt");
-    assert!(polled[0].delivery.poll.is_some());
+    assert_eq!(
+        polled[0]
+            .delivery
+            .poll
+            .as_ref()
+            .and_then(|poll| poll.sealed_token.clone()),
+        Some(vec![1, 2, 3])
+    );
     // A poll interrupted by a kill is polled again, not logged as an interrupted attempt.
     let again = deliveries.claim(lease("c", 9_000), 5_001, 10).await?;
     assert_eq!(again.len(), 1);
