@@ -583,7 +583,8 @@ impl Dispatcher {
             Err(other) => return Err(other),
         };
         match self.attempt(hook, event, &prepared).await? {
-            AttemptEnd::Ended(Attempted { log, retryable, .. }) => {
+            AttemptEnd::Ended(attempted) => {
+                let Attempted { log, retryable, .. } = *attempted;
                 let next = self.after_attempt(delivery, retryable, &log);
                 let promoted = self.end_turn(delivery, next, Some(&log)).await;
                 if let Err(error) = prepared.expire_token(&self.store).await {
@@ -799,7 +800,7 @@ impl Dispatcher {
                              complete"
                         );
                         let log = match self.store.hook(delivery.hook_id).await? {
-                            Some(hook) => Some(RunLogRow::new(
+                            Some(hook) => Some(Box::new(RunLogRow::new(
                                 &self
                                     .unrun_call(
                                         &hook,
@@ -809,7 +810,7 @@ impl Dispatcher {
                                         &row.request_id,
                                     )?
                                     .cancelled_log(&message),
-                            )?),
+                            )?)),
                             None => None,
                         };
                         promotions.push(Promotion::Cancel {

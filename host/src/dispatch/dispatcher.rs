@@ -258,7 +258,7 @@ impl Dispatcher {
             .prepare(hook, event, body, queue_id, request_id, RunToken::Mint)
             .await?;
         let attempted = match self.attempt(hook, event, &prepared).await? {
-            AttemptEnd::Ended(attempted) => attempted,
+            AttemptEnd::Ended(attempted) => *attempted,
             AttemptEnd::Accepted(accepted) => {
                 let Target::Webhook(config) = &prepared.target else {
                     return Err(DispatchError::NoModule);
@@ -382,10 +382,10 @@ impl Dispatcher {
                 .clone()
         });
         let end = match &prepared.target {
-            Target::Module(loaded, function) => AttemptEnd::Ended(
+            Target::Module(loaded, function) => AttemptEnd::Ended(Box::new(
                 self.call_module(hook, function, loaded, &prepared.call)
                     .await,
-            ),
+            )),
             Target::Webhook(config) => {
                 let sent = webhook::send(
                     &self.outbound,
@@ -398,7 +398,7 @@ impl Dispatcher {
                 .await;
                 match sent {
                     webhook::Sent::Answered(delivery) => {
-                        AttemptEnd::Ended(prepared.webhook_attempted(&delivery))
+                        AttemptEnd::Ended(Box::new(prepared.webhook_attempted(&delivery)))
                     }
                     webhook::Sent::Accepted(accepted) => AttemptEnd::Accepted(accepted),
                 }
@@ -569,7 +569,7 @@ impl Prepared<'_> {
 /// How an attempt ended.
 pub(super) enum AttemptEnd {
     /// With this run log (not yet written).
-    Ended(Attempted),
+    Ended(Box<Attempted>),
     /// Its webhook accepted the call; the result is to be polled.
     Accepted(webhook::Accepted),
 }

@@ -264,7 +264,7 @@ pub enum Promotion {
         /// Why.
         message: String,
         /// Its `cancelled` run log (none when its hook is gone).
-        log: Option<RunLogRow>,
+        log: Option<Box<RunLogRow>>,
     },
 }
 
@@ -699,7 +699,7 @@ fn promote(
                     params![message, id],
                 )?;
                 if let (1, Some(log)) = (changed, log) {
-                    insert_rows(&transaction, std::slice::from_ref(log))?;
+                    insert_rows(&transaction, std::slice::from_ref(log.as_ref()))?;
                 }
             }
         }
