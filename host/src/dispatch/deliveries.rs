@@ -238,6 +238,7 @@ impl Dispatcher {
     /// something itself.
     pub async fn work_deliveries(self: Arc<Self>) {
         let turns = Arc::new(Semaphore::new(TURNS_AT_ONCE));
+        let busy = Busy::default();
         let mut swept = tokio::time::Instant::now();
         loop {
             if swept.elapsed() >= SWEEP_EVERY {
@@ -256,13 +257,25 @@ impl Dispatcher {
                     Ok(claimed) => {
                         claimed_all = claimed.len() == free;
                         for one in claimed {
+                            let organization = one.delivery.organization_id;
+                            // An interrupted attempt is logged now whatever the cap: given
+                            // back, it would be claimed as a fresh one and never logged.
+                            let share = match busy.take(organization) {
+                                Some(share) => share,
+                                None if one.interrupted => busy.force(organization),
+                                None => {
+                                    self.give_back(&one).await;
+                                    continue;
+                                }
+                            };
                             let Ok(turn) = Arc::clone(&turns).try_acquire_owned() else {
-                                break;
+                                self.give_back(&one).await;
+                                continue;
                             };
                             let dispatcher = Arc::clone(&self);
                             tokio::spawn(async move {
                                 dispatcher.drive(vec![one], false).await;
-                                drop(turn);
+                                drop((turn, share));
                             });
                         }
                     }
@@ -295,6 +308,26 @@ impl Dispatcher {
                 () = tokio::time::sleep(wait) => {}
                 () = self.wake.notified() => {}
             }
+        }
+    }
+
+    /// Gives a claimed delivery back, ready again shortly, its claim's attempt count taken
+    /// back: this worker has no turn for it now.
+    async fn give_back(&self, claimed: &Claimed) {
+        let back = Turn {
+            id: claimed.delivery.id,
+            owner: claimed.delivery.lease_owner.clone().unwrap_or_default(),
+            next: Next::Later {
+                run_at_ms: now_ms().saturating_add(NO_TURN_WAIT_MS),
+                uncount: !claimed.interrupted && claimed.delivery.poll.is_none(),
+            },
+            log: None,
+        };
+        if let Err(error) = self.store.deliveries().finish(back).await {
+            tracing::warn!(
+                "delivery {} could not be given back: {error}",
+                claimed.delivery.id
+            );
         }
     }
 
@@ -828,6 +861,60 @@ impl Dispatcher {
                 .await?;
             if runs {
                 return Ok(self.store.deliveries().claimed(leased).await?);
+            }
+        }
+    }
+}
+
+/// Turns one organization may have at once in one replica's worker: the rest of the
+/// worker stays free for the others, however many of its deliveries fall due.
+const TURNS_PER_ORGANIZATION: usize = TURNS_AT_ONCE / 4;
+
+/// The worker's turns under way per organization.
+#[derive(Debug, Clone, Default)]
+struct Busy(Arc<std::sync::Mutex<std::collections::HashMap<u64, usize>>>);
+
+impl Busy {
+    /// One more turn of `organization`, unless it has its share of the worker.
+    fn take(&self, organization: u64) -> Option<Share> {
+        let mut busy = self.0.lock().ok()?;
+        let turns = busy.entry(organization).or_default();
+        if *turns >= TURNS_PER_ORGANIZATION {
+            return None;
+        }
+        *turns += 1;
+        Some(Share {
+            busy: self.clone(),
+            organization,
+        })
+    }
+
+    /// One more turn of `organization` whatever its share.
+    fn force(&self, organization: u64) -> Share {
+        if let Ok(mut busy) = self.0.lock() {
+            *busy.entry(organization).or_default() += 1;
+        }
+        Share {
+            busy: self.clone(),
+            organization,
+        }
+    }
+}
+
+/// One turn of an organization in the worker, given back when dropped.
+struct Share {
+    busy: Busy,
+    organization: u64,
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        if let Ok(mut busy) = self.busy.0.lock() {
+            if let Some(turns) = busy.get_mut(&self.organization) {
+                *turns = turns.saturating_sub(1);
+                if *turns == 0 {
+                    busy.remove(&self.organization);
+                }
             }
         }
     }
