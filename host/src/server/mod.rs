@@ -155,11 +155,13 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let schedules = tokio::spawn(run_schedules(Arc::clone(&dispatcher), clock));
     let deliveries = tokio::spawn(Arc::clone(&dispatcher).work_deliveries());
     let leases = tokio::spawn(Arc::clone(&dispatcher).keep_leases());
+    let (stop_beating, stopping) = tokio::sync::watch::channel(false);
     let heartbeat = store.is_shared().then(|| {
         tokio::spawn(heartbeat(
             store.clone(),
             Arc::clone(&dispatcher),
             replica.clone(),
+            stopping,
         ))
     });
     let draining = Arc::new(AtomicBool::new(false));
@@ -231,7 +233,10 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     housekeeping.abort();
     warm_sweeper.abort();
     if let Some(heartbeat) = heartbeat {
-        heartbeat.abort();
+        // Stopped rather than aborted, and awaited: a beat under way finishes first, so
+        // that none writes this replica's row again after it has left.
+        let _ = stop_beating.send(true);
+        let _ = heartbeat.await;
         // The others take this replica's share at their next beat.
         if let Err(error) = store_for_leaving.replicas().leave(&replica).await {
             tracing::warn!("could not say this replica is leaving: {error}");
@@ -259,11 +264,20 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
 const HEARTBEAT_WINDOW_S: i64 = 10;
 
-/// Beats for this replica, and sets its share of the limits from how many are alive.
-async fn heartbeat(store: Store, dispatcher: Arc<Dispatcher>, replica: String) {
+/// Beats for this replica, and sets its share of the limits from how many are alive, until
+/// `stopping` says the replica is leaving.
+async fn heartbeat(
+    store: Store,
+    dispatcher: Arc<Dispatcher>,
+    replica: String,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
     let mut every = tokio::time::interval(HEARTBEAT_EVERY);
     loop {
-        every.tick().await;
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = stopping.changed() => return,
+        }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |elapsed| {
