@@ -24,7 +24,7 @@ use super::pagination::{list_page, PageQuery, Paginated};
 use super::{hooks, id_from, modules, AppState};
 use crate::model::hook::{self, parse_template};
 use crate::model::now_rfc3339;
-use crate::store::modules::Module;
+use crate::store::modules::{Module, NewModule};
 use crate::store::templates::{HookTemplate, TemplateOrder};
 
 /// The `ordering` values of the templates list.
@@ -363,14 +363,16 @@ async fn adopted_module(
     }
     modules::within_quotas(state, organization_id, template.module.size).await?;
     Ok(rows
-        .create(
+        .create(NewModule {
             organization_id,
-            &template.spec.name,
+            name: &template.spec.name,
             sha256,
-            template.module.size,
-            Some(&template.module.inspected),
-            &now_rfc3339(),
-        )
+            size: template.module.size,
+            inspected: Some(&template.module.inspected),
+            created_at: &now_rfc3339(),
+            // The template's registration stored them, and the template holds them.
+            bytes: None,
+        })
         .await?)
 }
 

@@ -27,7 +27,7 @@ use crate::metrics::{metrics, CompileLabels, Held};
 use crate::model::now_rfc3339;
 use crate::runtime::precheck::{precheck, ModuleBounds};
 use crate::runtime::{Digest, LoadError, LoadedModule, Runtime};
-use crate::store::modules::{Inspected, Module, ModuleStatus};
+use crate::store::modules::{Inspected, Module, ModuleStatus, NewModule};
 use crate::store::templates::TemplateModule;
 use crate::store::{Store, StoreError};
 use gate::{CompileGate, CompileRefused, Queued};
@@ -194,22 +194,25 @@ impl ModuleLibrary {
             (None, Some(self.gate.queue(organization_id)?), false)
         };
         self.write_file(&sha256, &bytes).await?;
-        self.share_bytes(&sha256, &bytes).await?;
         if quick {
             self.optimize_in_background(sha256.clone());
         }
         let created_at = now_rfc3339();
+        // Replicas load the bytes from the database: written with the row, in its
+        // transaction, so that no deletion elsewhere leaves the row without them.
+        let shared = self.store.is_shared().then_some(&bytes);
         let module = self
             .store
             .modules()
-            .create(
+            .create(NewModule {
                 organization_id,
-                &name,
-                &sha256,
+                name: &name,
+                sha256: &sha256,
                 size,
-                inspected.as_ref(),
-                &created_at,
-            )
+                inspected: inspected.as_ref(),
+                created_at: &created_at,
+                bytes: shared,
+            })
             .await?;
         match queued {
             Some(queued) if module.status == ModuleStatus::Pending => {

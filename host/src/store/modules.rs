@@ -50,29 +50,45 @@ impl SortColumn for ModuleOrder {
 impl Modules<'_> {
     /// Records an uploaded module: ready when `inspected` (it was compiled while the
     /// upload waited), else pending.
-    pub async fn create(
-        &self,
-        organization_id: u64,
-        name: &str,
-        sha256: &str,
-        size: u64,
-        inspected: Option<&Inspected>,
-        created_at: &str,
-    ) -> Result<Module, StoreError> {
+    pub async fn create(&self, new: NewModule<'_>) -> Result<Module, StoreError> {
+        let NewModule {
+            organization_id,
+            name,
+            sha256,
+            size,
+            inspected,
+            created_at,
+            bytes,
+        } = new;
         let (name, sha256, created_at) =
             (name.to_owned(), sha256.to_owned(), created_at.to_owned());
         let inspected = inspected.cloned();
+        let bytes = bytes.cloned();
         self.store
             .run(move |db| {
-                create(
-                    db,
+                let transaction = db.transaction()?;
+                // After a deletion of the last module with these bytes (which forgets
+                // them) or before it (which then finds this row), never between.
+                transaction.serialize(&bytes_lock(&sha256))?;
+                if let Some(bytes) = &bytes {
+                    let bytes: &[u8] = bytes;
+                    transaction.execute(
+                        "INSERT INTO module_bytes (sha256, bytes) VALUES (?1, ?2)
+                         ON CONFLICT (sha256) DO NOTHING",
+                        params![sha256, bytes],
+                    )?;
+                }
+                let module = create(
+                    &transaction,
                     organization_id,
                     &name,
                     &sha256,
                     size,
                     inspected.as_ref(),
                     &created_at,
-                )
+                )?;
+                transaction.commit()?;
+                Ok(module)
             })
             .await
     }
@@ -458,6 +474,9 @@ pub enum DeleteOutcome {
 /// Deletes module `id` (whose bytes are `sha256`) unless a hook uses it.
 fn delete(db: &Db<'_>, id: u64, sha256: &str) -> Result<DeleteOutcome, StoreError> {
     let transaction = db.transaction()?;
+    // A replica creating a module of these bytes at the same moment either commits first
+    // (and is counted below) or waits, and then writes the bytes again.
+    transaction.serialize(&bytes_lock(sha256))?;
     let users = transaction.query_map(
         "SELECT id FROM hooks WHERE module_id = ?1 ORDER BY id",
         params![id],
@@ -481,6 +500,34 @@ fn delete(db: &Db<'_>, id: u64, sha256: &str) -> Result<DeleteOutcome, StoreErro
     Ok(DeleteOutcome::Deleted {
         last_copy: others == 0,
     })
+}
+
+/// A module row to make: what [`Modules::create`] is given.
+#[derive(Debug, Clone, Copy)]
+pub struct NewModule<'a> {
+    /// Its organization.
+    pub organization_id: u64,
+    /// Its name.
+    pub name: &'a str,
+    /// Its bytes' sha256.
+    pub sha256: &'a str,
+    /// Its size in bytes.
+    pub size: u64,
+    /// What its compile found: ready when given, else pending.
+    pub inspected: Option<&'a Inspected>,
+    /// When (RFC 3339).
+    pub created_at: &'a str,
+    /// Its bytes, to store in the row's transaction when replicas share the database
+    /// (none on SQLite, whose files are the only copy, and for a template's module, whose
+    /// registration stored them).
+    pub bytes: Option<&'a bytes::Bytes>,
+}
+
+/// The name under which the writes of one module's stored bytes are serialized across
+/// replicas: a module's creation (which writes them) and the deletion of their last holder
+/// (which forgets them).
+pub(super) fn bytes_lock(sha256: &str) -> String {
+    format!("wasmhook module bytes {sha256}")
 }
 
 /// Deletes the stored bytes `sha256`, which no module or template holds any more.

@@ -230,6 +230,11 @@ fn delete(db: &Db<'_>, id: u64) -> Result<Option<DeletedOrganization>, StoreErro
         params![id],
         |row| row.get::<String>(0),
     )?;
+    // In sha256 order, as every holder of several takes them: no two deletions wait on
+    // each other.
+    for sha256 in &digests {
+        transaction.serialize(&super::modules::bytes_lock(sha256))?;
+    }
     let last_user = transaction.query_row(
         "SELECT COALESCE(MAX(id), 0) FROM users WHERE organization_id = ?1",
         params![id],

@@ -41,6 +41,7 @@ macro_rules! on_both {
 }
 mod deliveries;
 mod hooks;
+mod modules;
 mod organizations;
 mod run_logs;
 mod schedules;
@@ -126,4 +127,22 @@ async fn user_with_token(
         )
         .await?;
     Ok(user.id)
+}
+
+/// A module row of 10 bytes, made "now", its bytes not stored.
+fn new_module<'a>(
+    organization_id: u64,
+    name: &'a str,
+    sha256: &'a str,
+    inspected: Option<&'a crate::store::modules::Inspected>,
+) -> crate::store::modules::NewModule<'a> {
+    crate::store::modules::NewModule {
+        organization_id,
+        name,
+        sha256,
+        size: 10,
+        inspected,
+        created_at: "now",
+        bytes: None,
+    }
 }

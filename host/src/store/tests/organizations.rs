@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{save, user_with_token, TestResult};
+use super::{new_module, save, user_with_token, TestResult};
 use crate::store::queues::QueueWrite;
 use crate::store::users::UserDeletion;
 use crate::store::Store;
@@ -19,13 +19,13 @@ async fn an_organization_goes_with_everything_it_owns_and_nothing_of_another(
     let (shared, own) = ("a".repeat(64), "b".repeat(64));
     let modules = store.modules();
     let module = modules
-        .create(ours, "shared.wasm", &shared, 10, None, "now")
+        .create(new_module(ours, "shared.wasm", &shared, None))
         .await?;
     modules
-        .create(ours, "own.wasm", &own, 10, None, "now")
+        .create(new_module(ours, "own.wasm", &own, None))
         .await?;
     let their_module = modules
-        .create(theirs, "shared.wasm", &shared, 10, None, "now")
+        .create(new_module(theirs, "shared.wasm", &shared, None))
         .await?;
     let write = QueueWrite {
         name: "Invoices".into(),

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::TestResult;
+use super::{new_module, TestResult};
 use crate::model::hook::{parse_template, TemplateSpec, TEST_BOUNDS};
 use crate::store::modules::{DeleteOutcome, Inspected};
 use crate::store::templates::TemplateModule;
@@ -40,14 +40,12 @@ async fn a_templates_bytes_stay_while_a_template_or_a_module_has_them(store: Sto
     assert_eq!(templates.list(Window::first(10)).await?.total, 1);
     let copy = store
         .modules()
-        .create(
+        .create(new_module(
             ours,
             "checker",
             &module.sha256,
-            10,
             Some(&module.inspected),
-            "now",
-        )
+        ))
         .await?;
     let found = store.modules().by_digest(ours, &module.sha256).await?;
     assert_eq!(found.map(|module| module.id), Some(copy.id));
@@ -74,17 +72,15 @@ async fn an_organizations_deletion_keeps_the_bytes_a_hook_template_runs(
     let own = "ef".repeat(32);
     let modules = store.modules();
     modules
-        .create(
+        .create(new_module(
             ours,
             "checker",
             &module.sha256,
-            10,
             Some(&module.inspected),
-            "now",
-        )
+        ))
         .await?;
     modules
-        .create(ours, "own", &own, 10, Some(&module.inspected), "now")
+        .create(new_module(ours, "own", &own, Some(&module.inspected)))
         .await?;
     let deleted = store
         .organizations()
