@@ -240,10 +240,11 @@ impl Dispatcher {
         let turns = Arc::new(Semaphore::new(TURNS_AT_ONCE));
         let busy = Busy::default();
         let mut swept = tokio::time::Instant::now();
+        let mut seen_stalled = Vec::new();
         loop {
             if swept.elapsed() >= SWEEP_EVERY {
                 swept = tokio::time::Instant::now();
-                self.sweep(&turns).await;
+                seen_stalled = self.sweep(&turns, &seen_stalled).await;
             }
             let free = turns.available_permits().min(CLAIMED_AT_ONCE);
             let mut claimed_all = false;
@@ -265,11 +266,15 @@ impl Dispatcher {
                                 None if one.interrupted => busy.force(organization),
                                 None => {
                                     self.give_back(&one).await;
+                                    // No claiming again at once: those it gives back
+                                    // would be claimed and given back in a loop.
+                                    claimed_all = false;
                                     continue;
                                 }
                             };
                             let Ok(turn) = Arc::clone(&turns).try_acquire_owned() else {
                                 self.give_back(&one).await;
+                                claimed_all = false;
                                 continue;
                             };
                             let dispatcher = Arc::clone(&self);
@@ -336,18 +341,25 @@ impl Dispatcher {
     /// deliveries it promotes are this replica's to take.
     ///
     /// [`Deliveries::stalled`]: crate::store::deliveries::Deliveries::stalled
-    async fn sweep(self: &Arc<Self>, turns: &Arc<Semaphore>) {
+    ///
+    /// An event is advanced only when the sweep before (2 s earlier) found it stalled too:
+    /// the replica finishing a layer is, for a moment, between its end and its own
+    /// promotion of the next, and that one is not to be taken from it. Answers this
+    /// sweep's stalled events, for the next.
+    async fn sweep(self: &Arc<Self>, turns: &Arc<Semaphore>, seen_before: &[u64]) -> Vec<u64> {
         let stalled = match self.store.deliveries().stalled(CLAIMED_AT_ONCE).await {
             Ok(stalled) => stalled,
             Err(error) => {
                 tracing::warn!("looking for stalled events failed: {error}");
-                return;
+                return Vec::new();
             }
         };
-        for id in stalled {
+        for &id in stalled.iter().filter(|id| seen_before.contains(id)) {
             match self.advance(id).await {
                 Ok(promoted) if !promoted.is_empty() => {
-                    let turn = Arc::clone(turns).acquire_owned().await;
+                    // Leased already: taken at once, past the worker's bound if need be,
+                    // rather than left to their lease.
+                    let turn = Arc::clone(turns).try_acquire_owned().ok();
                     let dispatcher = Arc::clone(self);
                     tokio::spawn(async move {
                         dispatcher.drive(promoted, false).await;
@@ -358,6 +370,7 @@ impl Dispatcher {
                 Err(error) => tracing::warn!("advancing stalled event {id} failed: {error}"),
             }
         }
+        stalled
     }
 
     /// Extends the leases of the deliveries this replica's turns hold, every third of

@@ -273,15 +273,19 @@ fn duplicate(
     Ok(hook)
 }
 
+/// The name under which one organization's hook saves are serialized across replicas,
+/// and its deletion with them (which would otherwise take the same rows' locks in
+/// another order than a save, and wait for it in a cycle).
+pub(super) fn organization_hooks_lock(organization_id: u64) -> String {
+    format!("wasmhook hooks of organization {organization_id}")
+}
+
 /// Writes a hook (a new one when `context.hook_id` is none) and its relations on `db`,
 /// inside the caller's transaction, after checking its references; its id.
 fn write(db: &Db<'_>, draft: &HookDraft, context: &SaveContext) -> Result<u64, SaveError> {
     // Two saves of one organization's hooks at once (on two replicas) could each pass the
     // run_after cycle check against the other's uncommitted edge: one at a time.
-    db.serialize(&format!(
-        "wasmhook hooks of organization {}",
-        context.organization_id
-    ))?;
+    db.serialize(&organization_hooks_lock(context.organization_id))?;
     check_references(db, draft, context)?;
     let spec = &draft.spec;
     let document = spec
