@@ -252,7 +252,7 @@ impl Dispatcher {
                 match self
                     .store
                     .deliveries()
-                    .claim(self.lease(), now_ms(), free)
+                    .claim(self.lease(), now_ms(), free, busy.full())
                     .await
                 {
                     Ok(claimed) => {
@@ -900,6 +900,20 @@ impl Busy {
             busy: self.clone(),
             organization,
         })
+    }
+
+    /// The organizations whose share is taken: the worker's next claim leaves their
+    /// deliveries for later, rather than claiming them to give them back.
+    fn full(&self) -> Vec<u64> {
+        self.0
+            .lock()
+            .map(|busy| {
+                busy.iter()
+                    .filter(|(_, turns)| **turns >= TURNS_PER_ORGANIZATION)
+                    .map(|(organization, _)| *organization)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// One more turn of `organization` whatever its share.

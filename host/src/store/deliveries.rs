@@ -12,7 +12,7 @@
 //! replica dies when. The rules of what comes next (retry, poll, promote, cancel) are the
 //! dispatcher's (`dispatch::deliveries`); this file only stores them.
 
-use super::db::{params, Db, DbError, Row};
+use super::db::{params, Db, DbError, Row, ToValue};
 use super::run_logs::{insert_rows, RunLogRow};
 use super::{Store, StoreError};
 use crate::model::RunStatus;
@@ -306,14 +306,18 @@ impl Deliveries<'_> {
     /// Claims up to `limit` deliveries due at `now_ms` (ready ones, and running ones whose
     /// lease expired) for `lease`, oldest due first; a claimed ready one that is not being
     /// polled begins its next attempt. Rows another replica is claiming are skipped.
+    ///
+    /// `skipped` organizations' deliveries are left for later (those whose share of the
+    /// claimer's turns is taken).
     pub async fn claim(
         &self,
         lease: Lease,
         now_ms: i64,
         limit: usize,
+        skipped: Vec<u64>,
     ) -> Result<Vec<Claimed>, StoreError> {
         self.store
-            .run(move |db| claim(db, &lease, now_ms, limit))
+            .run(move |db| claim(db, &lease, now_ms, limit, &skipped))
             .await
     }
 
@@ -547,18 +551,29 @@ fn claim(
     lease: &Lease,
     now_ms: i64,
     limit: usize,
+    skipped: &[u64],
 ) -> Result<Vec<Claimed>, StoreError> {
     let transaction = db.transaction()?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    // One statement text per number of skipped organizations (a claimer skips a few at
+    // most: its turns divided by one organization's share).
+    let skip = if skipped.is_empty() {
+        String::new()
+    } else {
+        let marks: Vec<String> = (3..3 + skipped.len()).map(|n| format!("?{n}")).collect();
+        format!(" AND organization_id NOT IN ({})", marks.join(", "))
+    };
+    let mut values: Vec<&dyn ToValue> = vec![&now_ms, &limit];
+    values.extend(skipped.iter().map(|id| id as &dyn ToValue));
     let due: Vec<(u64, String, bool)> = transaction.query_map(
         &format!(
             "SELECT id, state, CASE WHEN poll_url IS NULL THEN 0 ELSE 1 END FROM deliveries
-             WHERE (state = 'ready' AND run_at <= ?1)
-                OR (state = 'running' AND lease_until < ?1)
+             WHERE ((state = 'ready' AND run_at <= ?1)
+                    OR (state = 'running' AND lease_until < ?1)){skip}
              ORDER BY run_at, id LIMIT ?2{}",
             transaction.dialect().skip_locked()
         ),
-        params![now_ms, limit],
+        &values,
         |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
     )?;
     let mut claimed = Vec::with_capacity(due.len());

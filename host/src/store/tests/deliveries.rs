@@ -91,11 +91,13 @@ async fn a_lease_holds_until_it_runs_out_and_a_turn_ends_only_while_held(
     // Held by "a" until 1,000: nobody else claims it before, and the waiting layer is
     // never claimable.
     assert!(deliveries
-        .claim(lease("b", 5_000), 999, 10)
+        .claim(lease("b", 5_000), 999, 10, Vec::new())
         .await?
         .is_empty());
     // Run out: "b" takes it over, and is told the attempt in flight was interrupted.
-    let taken = deliveries.claim(lease("b", 5_000), 1_001, 10).await?;
+    let taken = deliveries
+        .claim(lease("b", 5_000), 1_001, 10, Vec::new())
+        .await?;
     assert_eq!(taken.len(), 1);
     assert!(taken[0].interrupted);
     assert_eq!(
@@ -130,10 +132,12 @@ async fn a_lease_holds_until_it_runs_out_and_a_turn_ends_only_while_held(
     assert!(deliveries.finish(retry).await?);
     assert_eq!(store.run_logs().count_for_request("r-1").await?, 1);
     assert!(deliveries
-        .claim(lease("c", 9_000), 1_999, 10)
+        .claim(lease("c", 9_000), 1_999, 10, Vec::new())
         .await?
         .is_empty());
-    let retried = deliveries.claim(lease("c", 9_000), 2_000, 10).await?;
+    let retried = deliveries
+        .claim(lease("c", 9_000), 2_000, 10, Vec::new())
+        .await?;
     assert_eq!(retried.len(), 1);
     assert!(!retried[0].interrupted);
     assert_eq!(
@@ -219,7 +223,9 @@ async fn a_polled_attempt_is_not_counted_again_and_a_backlog_is_counted(
     assert!(deliveries.finish(poll).await?);
     assert_eq!(deliveries.unfinished(1).await?, 2);
     assert_eq!(deliveries.unfinished(2).await?, 0);
-    let polled = deliveries.claim(lease("b", 5_000), 500, 10).await?;
+    let polled = deliveries
+        .claim(lease("b", 5_000), 500, 10, Vec::new())
+        .await?;
     assert_eq!(polled.len(), 1);
     assert_eq!(polled[0].delivery.attempt, 1, "a poll is no new attempt");
     assert_eq!(
@@ -231,15 +237,36 @@ async fn a_polled_attempt_is_not_counted_again_and_a_backlog_is_counted(
         Some(vec![1, 2, 3])
     );
     // A poll interrupted by a kill is polled again, not logged as an interrupted attempt.
-    let again = deliveries.claim(lease("c", 9_000), 5_001, 10).await?;
+    let again = deliveries
+        .claim(lease("c", 9_000), 5_001, 10, Vec::new())
+        .await?;
     assert_eq!(again.len(), 1);
     assert!(!again[0].interrupted);
+    Ok(())
+}
+
+async fn a_skipped_organizations_deliveries_are_left_for_later(store: Store) -> TestResult {
+    let deliveries = store.deliveries();
+    deliveries.enqueue(event("r-3"), None, 100).await?;
+    assert!(deliveries
+        .claim(lease("a", 5_000), 100, 10, vec![1, 7])
+        .await?
+        .is_empty());
+    let claimed = deliveries
+        .claim(lease("a", 5_000), 100, 10, vec![7])
+        .await?;
+    assert_eq!(
+        claimed.len(),
+        1,
+        "the first layer of organization 1's event"
+    );
     Ok(())
 }
 
 on_both!(
     a_lease_holds_until_it_runs_out_and_a_turn_ends_only_while_held,
     a_polled_attempt_is_not_counted_again_and_a_backlog_is_counted,
+    a_skipped_organizations_deliveries_are_left_for_later,
 );
 
 /// Two stores on one schema (two replicas) claiming at once take disjoint deliveries.
@@ -264,7 +291,12 @@ async fn replicas_claiming_at_once_take_disjoint_deliveries() -> TestResult {
             tokio::spawn(async move {
                 store
                     .deliveries()
-                    .claim(lease(&format!("replica-{claimer}"), 9_000), 1, 10)
+                    .claim(
+                        lease(&format!("replica-{claimer}"), 9_000),
+                        1,
+                        10,
+                        Vec::new(),
+                    )
                     .await
             })
         })

@@ -61,6 +61,7 @@ async fn replicas_claiming_a_tick_at_once_run_it_once() -> TestResult {
             },
             1,
             100,
+            Vec::new(),
         )
         .await?;
     assert_eq!(claimed.len(), 2, "{claimed:?}");
