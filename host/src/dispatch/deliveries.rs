@@ -265,7 +265,8 @@ impl Dispatcher {
                                 Some(share) => share,
                                 None if one.interrupted => busy.force(organization),
                                 None => {
-                                    self.give_back(&one).await;
+                                    self.give_back(&one.delivery, one.counted(), NO_TURN_WAIT_MS)
+                                        .await;
                                     // No claiming again at once: those it gives back
                                     // would be claimed and given back in a loop.
                                     claimed_all = false;
@@ -273,7 +274,8 @@ impl Dispatcher {
                                 }
                             };
                             let Ok(turn) = Arc::clone(&turns).try_acquire_owned() else {
-                                self.give_back(&one).await;
+                                self.give_back(&one.delivery, one.counted(), NO_TURN_WAIT_MS)
+                                    .await;
                                 claimed_all = false;
                                 continue;
                             };
@@ -316,23 +318,20 @@ impl Dispatcher {
         }
     }
 
-    /// Gives a claimed delivery back, ready again shortly, its claim's attempt count taken
-    /// back: this worker has no turn for it now.
-    async fn give_back(&self, claimed: &Claimed) {
+    /// Gives a claimed delivery back, ready again in `after_ms`, with nothing recorded;
+    /// `uncount` takes back the attempt its claim counted.
+    async fn give_back(&self, delivery: &Delivery, uncount: bool, after_ms: i64) {
         let back = Turn {
-            id: claimed.delivery.id,
-            owner: claimed.delivery.lease_owner.clone().unwrap_or_default(),
+            id: delivery.id,
+            owner: delivery.lease_owner.clone().unwrap_or_default(),
             next: Next::Later {
-                run_at_ms: now_ms().saturating_add(NO_TURN_WAIT_MS),
-                uncount: !claimed.interrupted && claimed.delivery.poll.is_none(),
+                run_at_ms: now_ms().saturating_add(after_ms),
+                uncount,
             },
             log: None,
         };
         if let Err(error) = self.store.deliveries().finish(back).await {
-            tracing::warn!(
-                "delivery {} could not be given back: {error}",
-                claimed.delivery.id
-            );
+            tracing::warn!("delivery {} could not be given back: {error}", delivery.id);
         }
     }
 
@@ -424,8 +423,7 @@ impl Dispatcher {
     async fn turn(&self, claimed: Claimed, admitted: bool) -> Vec<Claimed> {
         let delivery = claimed.delivery.clone();
         let row = claimed.event.clone();
-        // Whether the claim counted an attempt that a give-back must take back.
-        let counted = !claimed.interrupted && delivery.poll.is_none();
+        let counted = claimed.counted();
         let _held = Held::new(
             &self.held,
             delivery.id,
@@ -441,18 +439,8 @@ impl Dispatcher {
             Ok(next) => next,
             Err(again) => {
                 tracing::warn!("delivery {id} could not be logged ({again}); given back");
-                let back = Turn {
-                    id,
-                    owner: delivery.lease_owner.clone().unwrap_or_default(),
-                    next: Next::Later {
-                        run_at_ms: now_ms().saturating_add(millis(self.settings.retry_delay_cap)),
-                        uncount: counted,
-                    },
-                    log: None,
-                };
-                if let Err(error) = self.store.deliveries().finish(back).await {
-                    tracing::warn!("delivery {id} could not be given back: {error}");
-                }
+                let later = millis(self.settings.retry_delay_cap);
+                self.give_back(&delivery, counted, later).await;
                 Vec::new()
             }
         }
@@ -472,21 +460,11 @@ impl Dispatcher {
             .filter(|hook| hook.organization_id == delivery.organization_id);
         let event = stored_event(row)?;
         let Some(hook) = hook else {
-            let done = Next::Done {
-                status: RunStatus::Cancelled,
-                message: "not run: the hook was deleted".into(),
-                response: None,
-            };
+            let done = hook_deleted();
             return self.end_turn(delivery, done, None).await;
         };
         let log = self
-            .unrun_call(
-                &hook,
-                &event,
-                &event_body(row),
-                row.queue_id,
-                &row.request_id,
-            )?
+            .unrun_for(&hook, &event, &event_body(row), row)?
             .failed_log(&format!("failed: {error}"));
         let next = self.after_attempt(delivery, true, &log);
         self.end_turn(delivery, next, Some(&log)).await
@@ -520,11 +498,7 @@ impl Dispatcher {
             .await?
             .filter(|hook| hook.organization_id == delivery.organization_id);
         let Some(hook) = hook else {
-            let done = Next::Done {
-                status: RunStatus::Cancelled,
-                message: "not run: the hook was deleted".into(),
-                response: None,
-            };
+            let done = hook_deleted();
             return self.end_turn(&delivery, done, None).await;
         };
         let body = self.body_of(&row, &delivery).await?;
@@ -532,7 +506,7 @@ impl Dispatcher {
             let reason = "failed: the replica making this attempt stopped before it ended; \
                           its outcome is unknown";
             let log = self
-                .unrun_call(&hook, &event, &body, row.queue_id, &row.request_id)?
+                .unrun_for(&hook, &event, &body, &row)?
                 .failed_log(reason);
             let next = self.after_attempt(&delivery, true, &log);
             return self.end_turn(&delivery, next, Some(&log)).await;
@@ -617,7 +591,7 @@ impl Dispatcher {
             Err(DispatchError::Module(error)) => {
                 let reason = format!("not run: {error}");
                 let log = self
-                    .unrun_call(hook, event, body, row.queue_id, &row.request_id)?
+                    .unrun_for(hook, event, body, row)?
                     .cancelled_log(&reason);
                 let done = Next::Done {
                     status: RunStatus::Cancelled,
@@ -671,9 +645,7 @@ impl Dispatcher {
     ) -> Result<Vec<Claimed>, DispatchError> {
         let HookKind::Webhook(config) = &hook.spec.kind else {
             let reason = "failed: the hook is no longer a webhook, so its result is not polled";
-            let log = self
-                .unrun_call(hook, event, body, row.queue_id, &row.request_id)?
-                .failed_log(reason);
+            let log = self.unrun_for(hook, event, body, row)?.failed_log(reason);
             let next = self.after_attempt(delivery, false, &log);
             return self.end_turn(delivery, next, Some(&log)).await;
         };
@@ -848,13 +820,7 @@ impl Dispatcher {
                         let log = match self.store.hook(delivery.hook_id).await? {
                             Some(hook) => Some(Box::new(RunLogRow::new(
                                 &self
-                                    .unrun_call(
-                                        &hook,
-                                        &event,
-                                        &body,
-                                        row.queue_id,
-                                        &row.request_id,
-                                    )?
+                                    .unrun_for(&hook, &event, &body, &row)?
                                     .cancelled_log(&message),
                             )?)),
                             None => None,
@@ -976,6 +942,15 @@ impl Drop for Held<'_> {
                 held.remove(&self.id);
             }
         }
+    }
+}
+
+/// The end of a delivery whose hook was deleted before its turn.
+fn hook_deleted() -> Next {
+    Next::Done {
+        status: RunStatus::Cancelled,
+        message: "not run: the hook was deleted".into(),
+        response: None,
     }
 }
 

@@ -489,6 +489,17 @@ impl Dispatcher {
         })?)
     }
 
+    /// [`Dispatcher::unrun_call`] for a delivery of the stored event `row`.
+    pub(super) fn unrun_for(
+        &self,
+        hook: &Hook,
+        event: &EventAction,
+        body: &Map<String, Value>,
+        row: &crate::store::deliveries::EventRow,
+    ) -> Result<PreparedCall, DispatchError> {
+        self.unrun_call(hook, event, body, row.queue_id, &row.request_id)
+    }
+
     /// Records that `hook` was not run for `event`, and why (a `cancelled` run log).
     pub(crate) async fn cancel(
         &self,

@@ -190,22 +190,19 @@ impl PreparedCall {
 
     /// The run log of this call when it was not run: a hook it runs after failed.
     pub fn cancelled_log(self, reason: &str) -> RunLog {
-        self.log(Ending {
-            status: RunStatus::Cancelled,
-            status_code: None,
-            message: reason.to_owned(),
-            response: None,
-            output: None,
-            started_at: SystemTime::now(),
-            duration: Duration::ZERO,
-        })
+        self.unrun_log(RunStatus::Cancelled, reason)
     }
 
     /// The run log of an attempt that ended without an outcome of its own: it failed for
     /// `reason` (the replica running it stopped before recording it, say).
     pub fn failed_log(self, reason: &str) -> RunLog {
+        self.unrun_log(RunStatus::Failed, reason)
+    }
+
+    /// The run log of a call that did not run (or whose run left no outcome), ended now.
+    fn unrun_log(self, status: RunStatus, reason: &str) -> RunLog {
         self.log(Ending {
-            status: RunStatus::Failed,
+            status,
             status_code: None,
             message: reason.to_owned(),
             response: None,

@@ -132,17 +132,16 @@ pub async fn send(
     event: &EventAction,
     payload: &Map<String, Value>,
 ) -> Sent {
-    let started_at = SystemTime::now();
-    match call(outbound, hook, config, secret, event, payload).await {
-        Answer::Done(outcome, code, retryable) => {
-            Sent::Answered(delivered(outcome, code, retryable, started_at))
-        }
-        Answer::Accepted { target, bound } => Sent::Accepted(Accepted {
-            target,
-            bound,
-            started_at,
-        }),
-    }
+    call(
+        outbound,
+        hook,
+        config,
+        secret,
+        event,
+        payload,
+        SystemTime::now(),
+    )
+    .await
 }
 
 /// A call that ended, counted; its duration runs from `started_at` to now.
@@ -188,15 +187,6 @@ pub fn polling_expired(
     )
 }
 
-/// What the first request got.
-enum Answer {
-    Done(DeliveryOutcome, Option<u16>, bool),
-    Accepted {
-        target: reqwest::Url,
-        bound: Duration,
-    },
-}
-
 async fn call(
     outbound: &Outbound,
     hook: &Hook,
@@ -204,10 +194,13 @@ async fn call(
     secret: Option<&str>,
     event: &EventAction,
     payload: &Map<String, Value>,
-) -> Answer {
+    started_at: SystemTime,
+) -> Sent {
     let policy = hook.spec.kind.retry_policy();
     let options = config.options();
-    let failed = |reason: String| Answer::Done(DeliveryOutcome::Failed(reason), None, false);
+    let done =
+        |outcome, code, retryable| Sent::Answered(delivered(outcome, code, retryable, started_at));
+    let failed = |reason: String| done(DeliveryOutcome::Failed(reason), None, false);
     let Ok(url) = reqwest::Url::parse(&config.url) else {
         return failed("config.url is not a URL".into());
     };
@@ -240,7 +233,7 @@ async fn call(
     };
     let (status, headers, body) = match exchange(outbound, hook, route, request, timeout).await {
         Err(OutboundError::Timeout(_)) => {
-            return Answer::Done(DeliveryOutcome::Timeout(timeout), None, true)
+            return done(DeliveryOutcome::Timeout(timeout), None, true)
         }
         Err(error) => {
             // A refusal, a certificate that does not verify or an answer over the cap will
@@ -252,7 +245,7 @@ async fn call(
                     | OutboundError::Tls(_)
                     | OutboundError::TooLarge(_)
             );
-            return Answer::Done(
+            return done(
                 DeliveryOutcome::Failed(match error {
                     OutboundError::TooLarge(limit) => {
                         format!("the webhook's answer is larger than {limit} bytes")
@@ -269,7 +262,7 @@ async fn call(
     if code == 202 && event.is_interactive() {
         // Someone waits on an interactive call: Rossum's async protocol is for
         // non-interactive events only, so a 202 here is no answer.
-        return Answer::Done(
+        return done(
             DeliveryOutcome::Failed(interactive_accepted(event)),
             Some(code),
             false,
@@ -278,25 +271,26 @@ async fn call(
     if code == 202 {
         if let Some(location) = headers.get(LOCATION).and_then(|value| value.to_str().ok()) {
             let Ok(target) = url.join(location) else {
-                return Answer::Done(
+                return done(
                     DeliveryOutcome::Failed("the 202's Location is not a URL".into()),
                     Some(code),
                     false,
                 );
             };
-            return Answer::Accepted {
+            return Sent::Accepted(Accepted {
                 target,
                 bound: polling_bound(config, event),
-            };
+                started_at,
+            });
         }
     }
     if status.is_success() {
         return match response_object(&body) {
-            Ok(response) => Answer::Done(DeliveryOutcome::Completed(response), Some(code), false),
-            Err(reason) => Answer::Done(DeliveryOutcome::Failed(reason), Some(code), false),
+            Ok(response) => done(DeliveryOutcome::Completed(response), Some(code), false),
+            Err(reason) => done(DeliveryOutcome::Failed(reason), Some(code), false),
         };
     }
-    Answer::Done(
+    done(
         DeliveryOutcome::Failed(format!("the webhook answered {status}")),
         Some(code),
         policy.retries_status(code),

@@ -196,6 +196,14 @@ pub struct Claimed {
     pub interrupted: bool,
 }
 
+impl Claimed {
+    /// Whether its claim counted an attempt as begun (a ready row's first or next attempt,
+    /// not a poll or a takeover): the count a give-back without a turn takes back.
+    pub fn counted(&self) -> bool {
+        !self.interrupted && self.delivery.poll.is_none()
+    }
+}
+
 /// What becomes of a claimed delivery after the claimer's turn with it.
 #[derive(Debug, Clone)]
 pub enum Next {

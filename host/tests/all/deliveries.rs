@@ -7,7 +7,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use super::support::{execute_in_database, temp, Reply, Server, Tenant, Upstream};
+use super::support::{api_path, execute_in_database, temp, Reply, Server, Tenant, Upstream};
 
 /// An event every webhook of these tests subscribes to, and which is not interactive.
 const EVENT: (&str, &str) = ("annotation_content", "initialize");
@@ -23,10 +23,23 @@ fn post_event(tenant: &Tenant<'_>) -> (StatusCode, Value) {
 
 /// The event's path under the API, from its URL.
 fn path_of(answer: &Value) -> String {
-    let url = answer["url"].as_str().expect("an event URL");
-    url.split_once("/api/v1")
-        .map(|(_, path)| path.to_owned())
-        .expect("an API URL")
+    api_path(answer["url"].as_str().expect("an event URL"))
+}
+
+/// Two webhooks of `tenant` on `upstream`: `/first` with `retry_count`, and `/after`, which
+/// runs after it.
+fn chained(tenant: &Tenant<'_>, upstream: &Upstream, retry_count: u64) -> (Value, Value) {
+    let first = tenant.webhook(
+        &format!("{}/first", upstream.base),
+        json!({"retry_count": retry_count}),
+    );
+    let after = tenant.webhook(&format!("{}/after", upstream.base), json!({}));
+    let (status, patched) = tenant.patch(
+        &format!("/hooks/{}", after["id"]),
+        json!({"run_after": [first["url"]]}),
+    );
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    (first, after)
 }
 
 #[test]
@@ -35,16 +48,7 @@ fn a_hook_after_a_retrying_one_waits_for_it_and_one_after_a_failed_one_is_cancel
     let upstream = Upstream::start();
     let server = Server::for_webhooks_with(dir.path(), &[("WASMHOOK_RETRY_DELAY_MS", "400")]);
     let acme = Tenant::new(&server, "acme");
-    let first = acme.webhook(
-        &format!("{}/first", upstream.base),
-        json!({"retry_count": 2}),
-    );
-    let after = acme.webhook(&format!("{}/after", upstream.base), json!({}));
-    let (status, patched) = acme.patch(
-        &format!("/hooks/{}", after["id"]),
-        json!({"run_after": [first["url"]]}),
-    );
-    assert_eq!(status, StatusCode::OK, "{patched}");
+    let (first, after) = chained(&acme, &upstream, 2);
     upstream.script("/first", vec![Reply::Json(503, json!({}))]);
     upstream.script(
         "/after",
@@ -240,16 +244,7 @@ fn an_event_left_between_a_layer_and_the_next_by_a_crash_is_advanced_by_the_swee
     let mut server = Server::for_webhooks_with(dir.path(), &settings);
     let acme = Tenant::new(&server, "acme");
     let token = acme.token.clone();
-    let first = acme.webhook(
-        &format!("{}/first", upstream.base),
-        json!({"retry_count": 1}),
-    );
-    let after = acme.webhook(&format!("{}/after", upstream.base), json!({}));
-    let (status, patched) = acme.patch(
-        &format!("/hooks/{}", after["id"]),
-        json!({"run_after": [first["url"]]}),
-    );
-    assert_eq!(status, StatusCode::OK, "{patched}");
+    let (first, _after) = chained(&acme, &upstream, 1);
     upstream.script("/first", vec![Reply::Json(503, json!({}))]);
     let (status, answer) = post_event(&acme);
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");

@@ -85,6 +85,14 @@ pub fn execute_in_database(data_dir: &Path, statement: &str) -> u64 {
     }
 }
 
+/// The path under `/api/v1` of one of the API's URLs (which name the server that made
+/// them: after a restart, another port).
+pub fn api_path(url: &str) -> String {
+    url.split_once("/api/v1")
+        .map(|(_, path)| path.to_owned())
+        .expect("an API URL")
+}
+
 /// Data directories whose servers use another directory's schema: replicas.
 fn shared() -> &'static Mutex<HashMap<PathBuf, String>> {
     static SHARED: OnceLock<Mutex<HashMap<PathBuf, String>>> = OnceLock::new();
@@ -447,11 +455,7 @@ impl<'a> Tenant<'a> {
         if status != StatusCode::ACCEPTED {
             return answer;
         }
-        let url = answer["url"].as_str().expect("a 202 names the event's URL");
-        let path = url
-            .split_once("/api/v1")
-            .map(|(_, path)| path.to_owned())
-            .expect("an API URL");
+        let path = api_path(answer["url"].as_str().expect("a 202 names the event's URL"));
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
         loop {
             let (read, progress) = self.get(&path);
