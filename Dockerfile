@@ -26,7 +26,8 @@ ENV WASMHOOK_LISTEN=0.0.0.0:8080 \
 VOLUME /var/lib/wasmhook
 EXPOSE 8080
 # /readyz: 200 while the database answers with this build's schema, 503 once stopping.
+# bash, not sh: /dev/tcp is bash's (the slim image has no curl).
 HEALTHCHECK --interval=10s --timeout=3s \
-    CMD ["/bin/sh", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /readyz HTTP/1.0\\r\\n\\r\\n' >&3 && head -1 <&3 | grep -q ' 200 '"]
+    CMD ["/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /readyz HTTP/1.0\\r\\n\\r\\n' >&3 && head -1 <&3 | grep -q ' 200 '"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/wasmhook", "serve"]

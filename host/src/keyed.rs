@@ -82,6 +82,19 @@ impl<K: Eq + Hash> KeyedSemaphores<K> {
         taken
     }
 
+    /// The keys holding `limit` permits or more: those a caller holding keys to
+    /// [`KeyedSemaphores::try_acquire_many_within`] that limit need not try now.
+    pub fn holding_at_least(&self, limit: usize) -> Vec<K>
+    where
+        K: Copy,
+    {
+        self.lock()
+            .iter()
+            .filter(|(_, semaphore)| self.capacity - semaphore.available_permits() >= limit)
+            .map(|(key, _)| *key)
+            .collect()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Arc<Semaphore>>> {
         // Every update leaves the map consistent, so a poisoned lock is still usable.
         self.semaphores
@@ -150,6 +163,17 @@ mod tests {
         let _all = keyed
             .try_acquire_many(1, 3)
             .expect("the refusal took nothing");
+    }
+
+    #[test]
+    fn the_keys_at_a_limit_are_listed() {
+        let semaphores = KeyedSemaphores::new(4);
+        let _one = semaphores.try_acquire_many(1, 1).expect("free");
+        let _two = semaphores.try_acquire_many(2, 2).expect("free");
+        assert_eq!(semaphores.holding_at_least(2), vec![2]);
+        let mut both = semaphores.holding_at_least(1);
+        both.sort_unstable();
+        assert_eq!(both, vec![1, 2]);
     }
 
     #[test]

@@ -204,8 +204,19 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(consistent_reads))
         .layer(axum::middleware::from_fn(access::access_log))
         .with_state(state)
+}
+
+/// Holds a request's cached reads to what every replica committed before it began
+/// ([`crate::store::reads_since`]): a change answered through one replica is what the next
+/// request through another one sees.
+async fn consistent_reads(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    crate::store::reads_since(std::time::Instant::now(), next.run(request)).await
 }
 
 async fn not_found() -> error::ApiError {

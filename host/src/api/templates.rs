@@ -290,6 +290,7 @@ pub(super) async fn register(
     operator(&caller)?;
     let (fields, bytes) = read?;
     let spec = parse_template(&fields, &state.bounds)?;
+    let stored = state.library.bytes_to_store(&bytes);
     let module = state
         .library
         .add_template_module(bytes)
@@ -298,7 +299,7 @@ pub(super) async fn register(
     let template = state
         .store
         .hook_templates()
-        .create(spec, module, &now_rfc3339())
+        .create(spec, module, &now_rfc3339(), stored)
         .await?;
     Ok((StatusCode::CREATED, axum::Json(render(&state, &template))))
 }

@@ -158,15 +158,6 @@ impl Dispatcher {
         if plan.layers().is_empty() {
             return Ok(None);
         }
-        let limit = self.settings.unfinished_per_organization;
-        let backlog = self
-            .store
-            .deliveries()
-            .unfinished(permit.organization_id())
-            .await?;
-        if backlog >= limit {
-            return Err(DispatchError::Backlog { limit });
-        }
         let mut deliveries = Vec::new();
         for (layer, ids) in plan.layers().iter().enumerate() {
             for &id in ids {
@@ -190,11 +181,13 @@ impl Dispatcher {
             created_at: now_rfc3339(),
             deliveries,
         };
+        let limit = self.settings.unfinished_per_organization;
         let (row, first) = self
             .store
             .deliveries()
-            .enqueue(new, Some(self.lease()), now_ms())
-            .await?;
+            .enqueue(new, Some(self.lease()), now_ms(), limit)
+            .await?
+            .ok_or(DispatchError::Backlog { limit })?;
         let id = row.id;
         let claimed = first
             .into_iter()
@@ -207,10 +200,11 @@ impl Dispatcher {
         // A task of its own: a client that goes away must not drop a turn in the middle
         // (its delivery would wait for its lease to run out, and count as interrupted).
         let dispatcher = Arc::clone(self);
-        let driving = tokio::spawn(async move {
+        let since = crate::store::read_moment();
+        let driving = tokio::spawn(crate::store::reads_since(since, async move {
             dispatcher.drive(claimed, true).await;
             drop(permit);
-        });
+        }));
         if let Err(error) = driving.await {
             tracing::error!("the first attempts of event {id} ended abnormally: {error}");
         }
@@ -248,11 +242,18 @@ impl Dispatcher {
             }
             let free = turns.available_permits().min(CLAIMED_AT_ONCE);
             let mut claimed_all = false;
+            // Left out: the organizations whose share of the turns is taken, and those with
+            // no run free here (claimed, their deliveries would only be given back, a write
+            // each, every second). A turn's end wakes the worker to look again.
+            let mut skipped = busy.full();
+            skipped.extend(self.limits.saturated());
+            skipped.sort_unstable();
+            skipped.dedup();
             if free > 0 {
                 match self
                     .store
                     .deliveries()
-                    .claim(self.lease(), now_ms(), free, busy.full())
+                    .claim(self.lease(), now_ms(), free, skipped.clone())
                     .await
                 {
                     Ok(claimed) => {
@@ -283,6 +284,8 @@ impl Dispatcher {
                             tokio::spawn(async move {
                                 dispatcher.drive(vec![one], false).await;
                                 drop((turn, share));
+                                // A turn or a run freed: what was skipped may be claimed.
+                                dispatcher.wake.notify_one();
                             });
                         }
                     }
@@ -292,7 +295,7 @@ impl Dispatcher {
             if claimed_all {
                 continue;
             }
-            let wait = match self.store.deliveries().outlook().await {
+            let wait = match self.store.deliveries().outlook(&skipped).await {
                 Ok((next, pending)) => {
                     if let Some(metrics) = metrics() {
                         metrics
@@ -503,8 +506,10 @@ impl Dispatcher {
         };
         let body = self.body_of(&row, &delivery).await?;
         if interrupted {
-            let reason = "failed: the replica making this attempt stopped before it ended; \
-                          its outcome is unknown";
+            // An attempt is counted when it is claimed, so the replica may have stopped
+            // before the extension ran as well as during it: which, nobody knows.
+            let reason = "failed: the replica that took this attempt stopped before it \
+                          ended; whether the extension ran, and how, is unknown";
             let log = self
                 .unrun_for(&hook, &event, &body, &row)?
                 .failed_log(reason);

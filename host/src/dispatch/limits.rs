@@ -198,6 +198,12 @@ impl RunLimits {
         (self.per_organization / self.replicas.load(Ordering::Relaxed).max(1)).max(1)
     }
 
+    /// The organizations holding all of this replica's share of their runs: no run of
+    /// theirs can start here until one ends.
+    pub fn saturated(&self) -> Vec<u64> {
+        self.runs.holding_at_least(self.share())
+    }
+
     /// The memory budget.
     pub fn budget(&self) -> MemoryBudget {
         self.budget
@@ -276,6 +282,19 @@ mod tests {
             total_mb,
             per_organization_mb,
         }
+    }
+
+    #[test]
+    fn an_organization_holding_its_share_of_runs_is_saturated() {
+        let limits = RunLimits::new(4, 256, budget(1024, 512));
+        limits.set_replicas(2);
+        let _first = limits.try_acquire(1, 1, 0).expect("room");
+        let _other = limits.try_acquire(2, 1, 0).expect("room");
+        assert!(limits.saturated().is_empty(), "one run of a share of two");
+        let second = limits.try_acquire(1, 1, 0).expect("room");
+        assert_eq!(limits.saturated(), vec![1]);
+        drop(second);
+        assert!(limits.saturated().is_empty(), "given back");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use super::deliveries::{scheduled_event, unix_ms};
 use super::Dispatcher;
 use crate::model::schedule::Schedule;
 use crate::model::EventAction;
-use crate::store::schedules::Tick;
+use crate::store::schedules::{Claim, Tick};
 
 /// Where the scheduler reads the time.
 #[derive(Debug, Clone)]
@@ -111,14 +111,22 @@ async fn pass(
             counted_from,
         };
         let run = scheduled_event(&hook, scheduled);
-        let due = dispatcher
+        let backlog = dispatcher.settings.unfinished_per_organization;
+        let claimed = dispatcher
             .store()
             .schedules()
-            .claim(tick, run, unix_ms())
+            .claim(tick, run, unix_ms(), backlog)
             .await?;
         checked.insert(row.hook_id, (row.expression, latest));
-        if due {
-            dispatcher.wake.notify_one();
+        match claimed {
+            Claim::Enqueued => dispatcher.wake.notify_one(),
+            Claim::Skipped => tracing::warn!(
+                hook = row.hook_id,
+                organization = hook.organization_id,
+                "a scheduled run was skipped: the organization has {backlog} unfinished \
+                 deliveries or more"
+            ),
+            Claim::NotDue => {}
         }
     }
     Ok(())

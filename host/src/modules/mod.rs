@@ -198,9 +198,9 @@ impl ModuleLibrary {
             self.optimize_in_background(sha256.clone());
         }
         let created_at = now_rfc3339();
-        // Replicas load the bytes from the database: written with the row, in its
-        // transaction, so that no deletion elsewhere leaves the row without them.
-        let shared = self.store.is_shared().then_some(&bytes);
+        // Written with the row, in its transaction, so that no deletion elsewhere leaves
+        // the row without them.
+        let shared = self.bytes_to_store(&bytes);
         let module = self
             .store
             .modules()
@@ -211,7 +211,7 @@ impl ModuleLibrary {
                 size,
                 inspected: inspected.as_ref(),
                 created_at: &created_at,
-                bytes: shared,
+                bytes: shared.as_ref(),
             })
             .await?;
         match queued {
@@ -257,7 +257,6 @@ impl ModuleLibrary {
         .map_err(|error| ModuleError::Io(error.to_string()))??;
         let sha256 = Digest::of(&bytes).to_string();
         self.write_file(&sha256, &bytes).await?;
-        self.share_bytes(&sha256, &bytes).await?;
         if self.runtime.needs_optimizing(&loaded) {
             self.optimize_in_background(sha256.clone());
         }
@@ -268,18 +267,13 @@ impl ModuleLibrary {
         })
     }
 
-    /// Puts a module's bytes in the database, where the other replicas load them from. On
-    /// SQLite the file is the only copy: one process uses the data directory, and blobs of
-    /// tens of MiB (an interpreter's component) would only swell the write-ahead log that
-    /// every run log's commit goes through.
-    async fn share_bytes(&self, sha256: &str, bytes: &bytes::Bytes) -> Result<(), ModuleError> {
-        if self.store.is_shared() {
-            self.store
-                .modules()
-                .put_bytes(sha256, bytes.clone())
-                .await?;
-        }
-        Ok(())
+    /// The bytes a module's or template's row must be stored with, in its transaction, for
+    /// the other replicas to load them from the database: none on SQLite, where the file is
+    /// the only copy (one process uses the data directory, and blobs of tens of MiB, an
+    /// interpreter's component, would only swell the write-ahead log that every run log's
+    /// commit goes through).
+    pub fn bytes_to_store(&self, bytes: &bytes::Bytes) -> Option<bytes::Bytes> {
+        self.store.is_shared().then(|| bytes.clone())
     }
 
     /// Puts the bytes `sha256` in this data directory from the database, unless they are
@@ -395,7 +389,8 @@ impl ModuleLibrary {
     /// On a database shared by replicas: compiles here, in the background, every module
     /// that is ready but that this replica has no compiled code of (accepted through
     /// another replica, or while this one was down), now and whenever a module changes,
-    /// so that no call waits for a compile a module's upload already paid for elsewhere.
+    /// so that no call waits for a compile a module's upload already paid for elsewhere;
+    /// and deletes the files of bytes deleted through another replica.
     fn follow_replicas(self: &Arc<Self>) {
         let library = Arc::clone(self);
         let mut changes = self.store.module_changes();
@@ -404,11 +399,40 @@ impl ModuleLibrary {
                 if let Err(error) = library.compile_missing().await {
                     tracing::warn!("cannot look for modules to compile: {error}");
                 }
+                if let Err(error) = library.forget_deleted().await {
+                    tracing::warn!("cannot look for deleted modules' files: {error}");
+                }
                 if changes.changed().await.is_err() {
                     break;
                 }
             }
         });
+    }
+
+    /// Forgets (file and compiled code) the bytes no module or template holds any more,
+    /// but for those being compiled or written in the last [`FRESH_FILE`]: an upload
+    /// through this replica writes its file before its row. On a shared database only,
+    /// where the bytes are in the database too, so a file forgotten too soon is fetched
+    /// again when needed.
+    async fn forget_deleted(&self) -> Result<(), ModuleError> {
+        let in_use: HashSet<String> = self
+            .store
+            .modules()
+            .digests_in_use()
+            .await?
+            .into_iter()
+            .collect();
+        let dir = self.dir.clone();
+        let files = tokio::task::spawn_blocking(move || stale_files(&dir))
+            .await
+            .map_err(|error| ModuleError::Io(error.to_string()))?;
+        for sha256 in files {
+            if !in_use.contains(&sha256) && !locked(&self.compiling).contains(&sha256) {
+                tracing::info!(%sha256, "deleting the file of a module deleted elsewhere");
+                self.forget(&sha256);
+            }
+        }
+        Ok(())
     }
 
     /// Queues a local compile of each ready module this replica cannot call yet.
@@ -453,6 +477,12 @@ impl ModuleLibrary {
                 .remove(&sha256);
             if let Err(error) = result {
                 tracing::error!(%sha256, "background compile could not record its result: {error}");
+            }
+            // A deletion heard while it compiled left its file: look again.
+            if library.store.is_shared() {
+                if let Err(error) = library.forget_deleted().await {
+                    tracing::warn!("cannot look for deleted modules' files: {error}");
+                }
             }
         });
     }
@@ -532,10 +562,40 @@ fn inspected(loaded: &LoadedModule) -> Inspected {
     }
 }
 
+/// How long a module file is kept whatever the database says: it may be an upload's whose
+/// row is not committed yet.
+const FRESH_FILE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The sha256 of each module file in `dir` older than [`FRESH_FILE`].
+fn stale_files(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            entry
+                .metadata()
+                .and_then(|metadata| metadata.modified())
+                .is_ok_and(|modified| modified.elapsed().is_ok_and(|age| age >= FRESH_FILE))
+        })
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let sha256 = name.strip_suffix(".wasm")?;
+            sha256.parse::<Digest>().is_ok().then(|| sha256.to_owned())
+        })
+        .collect()
+}
+
 /// Writes a file whole under a temporary name, then renames it into place.
+/// Present already, it is only touched: its age is what keeps a replica from forgetting it
+/// as a deleted module's while an upload of the same bytes is under way ([`FRESH_FILE`]).
 fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if path.exists() {
-        return Ok(());
+        return std::fs::File::options()
+            .write(true)
+            .open(path)?
+            .set_modified(std::time::SystemTime::now());
     }
     let temporary = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4()));
     std::fs::write(&temporary, bytes)?;

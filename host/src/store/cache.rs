@@ -176,6 +176,12 @@ impl<K: Hash + Eq, V: Clone> ReadCache<K, V> {
         }
     }
 
+    /// Whether an entry for `key` is held, whatever its generation: when none is, a read
+    /// goes to the database anyway, and need not first catch up with other replicas.
+    pub fn holds(&self, key: &K) -> bool {
+        self.lock().contains(key)
+    }
+
     /// Remembers `value`, read for `key` at `generation`.
     pub fn put(&self, key: K, generation: u64, value: V) {
         self.lock().put(key, (generation, value));

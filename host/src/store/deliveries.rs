@@ -12,7 +12,7 @@
 //! replica dies when. The rules of what comes next (retry, poll, promote, cancel) are the
 //! dispatcher's (`dispatch::deliveries`); this file only stores them.
 
-use super::db::{params, Db, DbError, Row, ToValue};
+use super::db::{params, Db, DbError, Row};
 use super::run_logs::{insert_rows, RunLogRow};
 use super::{Store, StoreError};
 use crate::model::RunStatus;
@@ -289,16 +289,22 @@ const EVENT_COLUMNS: &str =
 impl Deliveries<'_> {
     /// Records `event` and its deliveries in one transaction. The first layer's are leased
     /// to `lease` (attempt 1 begun) when one is given, so that the accepting replica runs
-    /// them at once; otherwise they are ready now. Answers the event and the first layer.
+    /// them at once; otherwise they are ready now. Answers the event and the first layer;
+    /// none, with nothing written, when its organization has `backlog` unfinished
+    /// deliveries or more ([`unfinished_in`]).
     pub async fn enqueue(
         &self,
         event: NewEvent,
         lease: Option<Lease>,
         now_ms: i64,
-    ) -> Result<(EventRow, Vec<Delivery>), StoreError> {
+        backlog: u64,
+    ) -> Result<Option<(EventRow, Vec<Delivery>)>, StoreError> {
         self.store
             .run(move |db| {
                 let transaction = db.transaction()?;
+                if unfinished_in(&transaction, event.organization_id)? >= backlog {
+                    return Ok(None);
+                }
                 let id = enqueue(&transaction, &event, lease.as_ref(), now_ms)?;
                 let row = event_row(&transaction, id)?.ok_or(DbError::NoRow)?;
                 let first = deliveries_of(&transaction, id)?
@@ -306,7 +312,7 @@ impl Deliveries<'_> {
                     .filter(|delivery| delivery.layer == 0)
                     .collect();
                 transaction.commit()?;
-                Ok((row, first))
+                Ok(Some((row, first)))
             })
             .await
     }
@@ -316,7 +322,7 @@ impl Deliveries<'_> {
     /// polled begins its next attempt. Rows another replica is claiming are skipped.
     ///
     /// `skipped` organizations' deliveries are left for later (those whose share of the
-    /// claimer's turns is taken).
+    /// claimer's turns is taken, or that have no run free on the claimer's replica).
     pub async fn claim(
         &self,
         lease: Lease,
@@ -451,34 +457,34 @@ impl Deliveries<'_> {
     /// When the next delivery falls due (the earliest ready one's time, or the earliest
     /// lease to expire), and how many are not done: what the worker sleeps until, and the
     /// pending gauge.
-    pub async fn outlook(&self) -> Result<(Option<i64>, u64), StoreError> {
+    ///
+    /// The `skipped` organizations' deliveries (those a claim leaves out) are counted but
+    /// do not make the next one due: a worker would otherwise wake at once, every time,
+    /// for rows it will not claim.
+    pub async fn outlook(&self, skipped: &[u64]) -> Result<(Option<i64>, u64), StoreError> {
+        let skipped = json_ids(skipped)?;
         self.store
-            .run(|db| {
+            .run(move |db| {
                 Ok(db.query_row(
-                    "SELECT MIN(CASE WHEN state = 'ready' THEN run_at
-                                     WHEN state = 'running' THEN lease_until END),
-                            COUNT(*)
-                     FROM deliveries WHERE state IN ('waiting', 'ready', 'running')",
-                    params![],
+                    &format!(
+                        "SELECT MIN(CASE WHEN organization_id IN ({}) THEN NULL
+                                         WHEN state = 'ready' THEN run_at
+                                         WHEN state = 'running' THEN lease_until END),
+                                COUNT(*)
+                         FROM deliveries WHERE state IN ('waiting', 'ready', 'running')",
+                        db.dialect().json_integers("?1")
+                    ),
+                    params![skipped],
                     |row| Ok((row.get(0)?, row.get(1)?)),
                 )?)
             })
             .await
     }
 
-    /// How many deliveries of `organization` are not done: its backlog, which
-    /// `POST /events` bounds so that one organization cannot fill the queue every
-    /// replica's worker reads.
+    /// How many deliveries of `organization` are not done ([`unfinished_in`]).
     pub async fn unfinished(&self, organization: u64) -> Result<u64, StoreError> {
         self.store
-            .run(move |db| {
-                Ok(db.query_row(
-                    "SELECT COUNT(*) FROM deliveries
-                     WHERE organization_id = ?1 AND state IN ('waiting', 'ready', 'running')",
-                    params![organization],
-                    |row| row.get(0),
-                )?)
-            })
+            .run(move |db| unfinished_in(db, organization))
             .await
     }
 
@@ -495,6 +501,26 @@ impl Deliveries<'_> {
             })
             .await
     }
+}
+
+/// Organization ids as the JSON array [`super::db::Dialect::json_integers`] reads.
+fn json_ids(ids: &[u64]) -> Result<String, StoreError> {
+    serde_json::to_string(ids).map_err(|error| StoreError::Task(error.to_string()))
+}
+
+/// How many deliveries of `organization` are not done: its backlog, which `POST /events`
+/// and the scheduler's ticks bound so that one organization cannot fill the queue every
+/// replica's worker reads. Counted in the enqueuing transaction but not locked: enqueues
+/// racing may all pass, so the bound can be passed by as many events as are enqueued at
+/// once: the organization's runs at once (each `POST /events` holds its run permits) and
+/// its hooks' ticks claimed at that moment, no more.
+pub(super) fn unfinished_in(db: &Db<'_>, organization: u64) -> Result<u64, StoreError> {
+    Ok(db.query_row(
+        "SELECT COUNT(*) FROM deliveries
+         WHERE organization_id = ?1 AND state IN ('waiting', 'ready', 'running')",
+        params![organization],
+        |row| row.get(0),
+    )?)
 }
 
 /// Records `event` and its deliveries in the caller's transaction; its id.
@@ -563,25 +589,19 @@ fn claim(
 ) -> Result<Vec<Claimed>, StoreError> {
     let transaction = db.transaction()?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    // One statement text per number of skipped organizations (a claimer skips a few at
-    // most: its turns divided by one organization's share).
-    let skip = if skipped.is_empty() {
-        String::new()
-    } else {
-        let marks: Vec<String> = (3..3 + skipped.len()).map(|n| format!("?{n}")).collect();
-        format!(" AND organization_id NOT IN ({})", marks.join(", "))
-    };
-    let mut values: Vec<&dyn ToValue> = vec![&now_ms, &limit];
-    values.extend(skipped.iter().map(|id| id as &dyn ToValue));
+    let dialect = transaction.dialect();
+    let skipped = json_ids(skipped)?;
     let due: Vec<(u64, String, bool)> = transaction.query_map(
         &format!(
             "SELECT id, state, CASE WHEN poll_url IS NULL THEN 0 ELSE 1 END FROM deliveries
              WHERE ((state = 'ready' AND run_at <= ?1)
-                    OR (state = 'running' AND lease_until < ?1)){skip}
+                    OR (state = 'running' AND lease_until < ?1))
+               AND organization_id NOT IN ({})
              ORDER BY run_at, id LIMIT ?2{}",
-            transaction.dialect().skip_locked()
+            dialect.json_integers("?3"),
+            dialect.skip_locked()
         ),
-        &values,
+        params![now_ms, limit, skipped],
         |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
     )?;
     let mut claimed = Vec::with_capacity(due.len());

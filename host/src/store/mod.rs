@@ -41,7 +41,7 @@ pub mod users;
 use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::model::hook::Hook;
 use cache::{Domain, Generations, ReadCache};
@@ -82,6 +82,30 @@ impl From<rusqlite::Error> for StoreError {
 pub struct Store {
     backend: Backend,
     cached: Arc<CachedReads>,
+    /// On PostgreSQL: what makes a request's cached reads see every change other replicas
+    /// committed before it began (`listen.rs`).
+    catch_up: Option<Arc<listen::CatchUp>>,
+}
+
+tokio::task_local! {
+    /// When the request being served began (see [`reads_since`]).
+    static READS_SINCE: Instant;
+}
+
+/// Runs one request's handling with its cached reads held to what was committed before
+/// `since`, rather than before each read: on PostgreSQL that takes one sync with the other
+/// replicas per request instead of one per read (`listen.rs`). Reads outside it hold
+/// themselves to the moment they begin.
+pub async fn reads_since<F: std::future::Future>(since: Instant, work: F) -> F::Output {
+    READS_SINCE.scope(since, work).await
+}
+
+/// The moment the current task's cached reads are held to ([`reads_since`]), or now: what
+/// a task spawned for a request carries into its own `reads_since`.
+pub fn read_moment() -> Instant {
+    READS_SINCE
+        .try_with(|since| *since)
+        .unwrap_or_else(|_| Instant::now())
 }
 
 impl std::fmt::Debug for Store {
@@ -221,6 +245,7 @@ impl Store {
         Ok(Store {
             backend: Backend::Sqlite(connection),
             cached,
+            catch_up: None,
         })
     }
 
@@ -247,10 +272,12 @@ impl Store {
         let cached = Arc::new(CachedReads::new());
         // Not trusted until the listener hears.
         cached.generations.set_hearing(false);
-        listen::spawn(url.clone(), channel, Arc::downgrade(&cached))?;
+        let (catch_up, syncs) = listen::CatchUp::new(channel.clone(), listen::SYNC_WAIT);
+        listen::spawn(url.clone(), channel, Arc::downgrade(&cached), syncs)?;
         Ok(Store {
             backend: Backend::Postgres(Arc::new(pool)),
             cached,
+            catch_up: Some(Arc::new(catch_up)),
         })
     }
 
@@ -342,8 +369,9 @@ impl Store {
         L: FnOnce(&Db<'_>) -> Result<Option<V>, StoreError> + Send + 'static,
     {
         let cache = pick(&self.cached);
-        let current = self.cached.generations.of(cache.domains());
-        if self.cached.generations.trusted() {
+        // Caught up first: the changes it hears make entries stale before one is used.
+        if self.cached.generations.trusted() && cache.holds(&key) && self.caught_up().await {
+            let current = self.cached.generations.of(cache.domains());
             if let Some(value) = cache.get(&key, current) {
                 return Ok(Some(value));
             }
@@ -364,6 +392,20 @@ impl Store {
             cache.put(key, generation, value.clone());
         }
         Ok(value)
+    }
+
+    /// Whether this replica has heard every change committed before the current request
+    /// began (or this read, outside one); always on SQLite, where no other process writes.
+    async fn caught_up(&self) -> bool {
+        let Some(catch_up) = &self.catch_up else {
+            return true;
+        };
+        let since = read_moment();
+        catch_up
+            .caught_up(since, |channel, payload| {
+                self.run(move |db| Ok(listen::sync(db, &channel, &payload)?))
+            })
+            .await
     }
 
     /// Whether the database answers and holds the schema this build expects: what a
@@ -422,7 +464,7 @@ impl Store {
         &self,
         work: impl FnOnce(&Db<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let asked = std::time::Instant::now();
+        let asked = Instant::now();
         match &self.backend {
             Backend::Sqlite(connection) => {
                 // A panic inside a query leaves no transaction open (a transaction rolls
@@ -454,7 +496,7 @@ impl Store {
 }
 
 /// Records how long an operation waited for its connection.
-fn waited(asked: std::time::Instant) {
+fn waited(asked: Instant) {
     if let Some(metrics) = crate::metrics::metrics() {
         metrics
             .db_wait_seconds

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::db::{params, Db, DbError, Row};
+use super::db::{params, Db, DbError, Dialect, Row};
 use super::{Page, SortColumn, Store, StoreError, Window};
 
 impl Store {
@@ -67,16 +67,38 @@ impl Modules<'_> {
         self.store
             .run(move |db| {
                 let transaction = db.transaction()?;
+                // Not while its organization is being deleted: the deletion reads which
+                // bytes the organization's modules hold once it holds this.
+                transaction.serialize(&super::hooks::organization_hooks_lock(organization_id))?;
                 // After a deletion of the last module with these bytes (which forgets
                 // them) or before it (which then finds this row), never between.
                 transaction.serialize(&bytes_lock(&sha256))?;
-                if let Some(bytes) = &bytes {
-                    let bytes: &[u8] = bytes;
-                    transaction.execute(
-                        "INSERT INTO module_bytes (sha256, bytes) VALUES (?1, ?2)
-                         ON CONFLICT (sha256) DO NOTHING",
-                        params![sha256, bytes],
-                    )?;
+                match &bytes {
+                    Some(bytes) => {
+                        let bytes: &[u8] = bytes;
+                        transaction.execute(
+                            "INSERT INTO module_bytes (sha256, bytes) VALUES (?1, ?2)
+                             ON CONFLICT (sha256) DO NOTHING",
+                            params![sha256, bytes],
+                        )?;
+                    }
+                    // A template's module, made as its template may be deleted through
+                    // another replica: only while the database still holds the bytes.
+                    None if transaction.dialect() == Dialect::Postgres => {
+                        let held = transaction.query_row(
+                            "SELECT EXISTS (SELECT 1 FROM module_bytes WHERE sha256 = ?1)",
+                            params![sha256],
+                            |row| row.get::<bool>(0),
+                        )?;
+                        if !held {
+                            return Err(StoreError::Conflict {
+                                field: "hook_template",
+                                message: "its module was deleted meanwhile, with its template"
+                                    .into(),
+                            });
+                        }
+                    }
+                    None => {}
                 }
                 let module = create(
                     &transaction,
@@ -177,8 +199,8 @@ impl Modules<'_> {
     }
 
     /// Stores a module's bytes by their sha256 (once: the same bytes again change nothing),
-    /// so that every replica can load them; the module library does this before it makes
-    /// the module's row, as it writes the file.
+    /// so that every replica can load them: for bytes a row holds but the database lacks
+    /// (uploaded before migration 9, found on this replica's disk at start).
     pub async fn put_bytes(&self, sha256: &str, bytes: bytes::Bytes) -> Result<(), StoreError> {
         let sha256 = sha256.to_owned();
         self.store
@@ -205,6 +227,19 @@ impl Modules<'_> {
                      UNION
                      SELECT module_sha256 FROM hook_templates
                      WHERE module_sha256 NOT IN (SELECT sha256 FROM module_bytes)",
+                    params![],
+                    |row| row.get::<String>(0),
+                )?)
+            })
+            .await
+    }
+
+    /// The sha256 of every module's or template's bytes: what a replica's files may hold.
+    pub async fn digests_in_use(&self) -> Result<Vec<String>, StoreError> {
+        self.store
+            .run(|db| {
+                Ok(db.query_map(
+                    "SELECT sha256 FROM modules UNION SELECT module_sha256 FROM hook_templates",
                     params![],
                     |row| row.get::<String>(0),
                 )?)
@@ -519,13 +554,13 @@ pub struct NewModule<'a> {
     pub created_at: &'a str,
     /// Its bytes, to store in the row's transaction when replicas share the database
     /// (none on SQLite, whose files are the only copy, and for a template's module, whose
-    /// registration stored them).
+    /// template holds them).
     pub bytes: Option<&'a bytes::Bytes>,
 }
 
 /// The name under which the writes of one module's stored bytes are serialized across
-/// replicas: a module's creation (which writes them) and the deletion of their last holder
-/// (which forgets them).
+/// replicas: a module's or a template's creation (which writes them) and the deletion of
+/// their last holder (which forgets them).
 pub(super) fn bytes_lock(sha256: &str) -> String {
     format!("wasmhook module bytes {sha256}")
 }

@@ -222,8 +222,9 @@ const OWNED_ROWS: &[&str] = &[
 /// module holds any more. None when there is no such organization.
 fn delete(db: &Db<'_>, id: u64) -> Result<Option<DeletedOrganization>, StoreError> {
     let transaction = db.transaction()?;
-    // First, before any row: a hook save of the organization on another replica finishes
-    // before, or waits and then finds it gone.
+    // First, before any row: a hook save or a module upload of the organization on another
+    // replica finishes before (and its module's bytes are read below), or waits and then
+    // finds it gone.
     transaction.serialize(&super::hooks::organization_hooks_lock(id))?;
     if get(&transaction, id)?.is_none() {
         return Ok(None);

@@ -23,12 +23,19 @@ pub struct Schedules<'a> {
 
 impl Schedules<'_> {
     /// Claims the run of hook `hook_id` for `latest`, the latest tick of `expression` at or
-    /// before now: true when it has not been run yet, and then it is recorded as run and
-    /// `run` (the tick's event, its one delivery ready) is enqueued in the same
-    /// transaction, so that a tick runs once even across a restart, and a claimed tick is
-    /// never lost to one. A hook seen for the first time, or whose expression changed,
-    /// counts from `counted_from`.
-    pub async fn claim(&self, tick: Tick, run: NewEvent, now_ms: i64) -> Result<bool, StoreError> {
+    /// before now. When it has not been run yet it is recorded as run and `run` (the tick's
+    /// event, its one delivery ready) is enqueued in the same transaction, so that a tick
+    /// runs once even across a restart, and a claimed tick is never lost to one; unless its
+    /// organization has `backlog` unfinished deliveries or more: then the tick is recorded
+    /// and skipped. A hook seen for the first time, or whose expression changed, counts
+    /// from `counted_from`.
+    pub async fn claim(
+        &self,
+        tick: Tick,
+        run: NewEvent,
+        now_ms: i64,
+        backlog: u64,
+    ) -> Result<Claim, StoreError> {
         self.store
             .run(move |db| {
                 let transaction = db.transaction()?;
@@ -39,14 +46,30 @@ impl Schedules<'_> {
                     tick.latest,
                     tick.counted_from,
                 )?;
-                if due {
+                let claimed = if !due {
+                    Claim::NotDue
+                } else if deliveries::unfinished_in(&transaction, run.organization_id)? >= backlog {
+                    Claim::Skipped
+                } else {
                     deliveries::enqueue(&transaction, &run, None, now_ms)?;
-                }
+                    Claim::Enqueued
+                };
                 transaction.commit()?;
-                Ok(due)
+                Ok(claimed)
             })
             .await
     }
+}
+
+/// What became of a tick claimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Already run (by this replica or another), or not the hook's to run.
+    NotDue,
+    /// Its run is enqueued.
+    Enqueued,
+    /// Recorded as run, but not run: its organization's backlog was full.
+    Skipped,
 }
 
 /// A tick of a hook's schedule, to claim.

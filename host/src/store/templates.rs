@@ -4,7 +4,7 @@
 //! see `crate::modules`), size and what the runtime learned of them.
 
 use super::db::{params, Db, DbError, Row};
-use super::modules::Inspected;
+use super::modules::{bytes_lock, forget_bytes, Inspected};
 use super::{Page, SortColumn, Store, StoreError, Window};
 use crate::model::hook::TemplateSpec;
 
@@ -79,15 +79,35 @@ pub struct DeletedTemplate {
 
 impl HookTemplates<'_> {
     /// Records a template whose module's bytes are stored and compiled.
+    ///
+    /// `bytes` are its module's, stored in the same transaction when replicas share the
+    /// database (none on SQLite, whose files are the only copy), as a module's are.
     pub async fn create(
         &self,
         spec: TemplateSpec,
         module: TemplateModule,
         created_at: &str,
+        bytes: Option<bytes::Bytes>,
     ) -> Result<HookTemplate, StoreError> {
         let created_at = created_at.to_owned();
         self.store
-            .run(move |db| create(db, &spec, &module, &created_at))
+            .run(move |db| {
+                let transaction = db.transaction()?;
+                // As a module's creation: never between a deletion of the bytes' last
+                // holder and its commit.
+                transaction.serialize(&bytes_lock(&module.sha256))?;
+                if let Some(bytes) = &bytes {
+                    let bytes: &[u8] = bytes;
+                    transaction.execute(
+                        "INSERT INTO module_bytes (sha256, bytes) VALUES (?1, ?2)
+                         ON CONFLICT (sha256) DO NOTHING",
+                        params![module.sha256, bytes],
+                    )?;
+                }
+                let template = create(&transaction, &spec, &module, &created_at)?;
+                transaction.commit()?;
+                Ok(template)
+            })
             .await
     }
 
@@ -189,6 +209,7 @@ fn delete(db: &Db<'_>, id: u64) -> Result<Option<DeletedTemplate>, StoreError> {
     let Some(sha256) = sha256 else {
         return Ok(None);
     };
+    transaction.serialize(&bytes_lock(&sha256))?;
     transaction.execute("DELETE FROM hook_templates WHERE id = ?1", params![id])?;
     let others = transaction.query_row(
         "SELECT (SELECT COUNT(*) FROM modules WHERE sha256 = ?1)
@@ -196,6 +217,9 @@ fn delete(db: &Db<'_>, id: u64) -> Result<Option<DeletedTemplate>, StoreError> {
         params![sha256],
         |row| row.get::<u64>(0),
     )?;
+    if others == 0 {
+        forget_bytes(&transaction, &sha256)?;
+    }
     transaction.commit()?;
     Ok(Some(DeletedTemplate {
         sha256,

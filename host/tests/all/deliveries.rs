@@ -4,6 +4,8 @@
 //! only, and a delivery pending when the server is killed completes after a restart with
 //! each attempt logged once. (Run on both backends: `tests/postgres` includes this file.)
 
+use std::time::Duration;
+
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -278,5 +280,72 @@ fn an_event_left_between_a_layer_and_the_next_by_a_crash_is_advanced_by_the_swee
         upstream.received("/first").len(),
         1,
         "the done one was not run again"
+    );
+}
+
+#[test]
+fn one_organizations_retries_take_no_more_than_its_share_of_the_workers_turns() {
+    let dir = temp();
+    let upstream = Upstream::start();
+    let server = Server::for_webhooks_with(dir.path(), &[("WASMHOOK_RETRY_DELAY_MS", "5000")]);
+    let flood = Tenant::new(&server, "flood");
+    let quiet = Tenant::new(&server, "quiet");
+    flood.webhook(
+        &format!("{}/flood", upstream.base),
+        json!({"retry_count": 1}),
+    );
+    quiet.webhook(
+        &format!("{}/quiet", upstream.base),
+        json!({"retry_count": 1}),
+    );
+    // More retries than the worker has turns (64): each first attempt fails at once, and
+    // each retry hangs for 20 s. Without a share of the turns per organization they would
+    // take every turn (16 calling, the rest waiting for the organization's outbound
+    // requests), and the quiet organization's retry would wait for them.
+    const EVENTS: usize = 72;
+    const CLIENTS: usize = 8;
+    const HANG: Duration = Duration::from_secs(20);
+    const RETRY: Duration = Duration::from_secs(5);
+    upstream.script("/flood", vec![Reply::Json(503, json!({})); EVENTS]);
+    // Sent by eight clients at once, so that every first attempt is made well within the
+    // 5 s before the first retry.
+    std::thread::scope(|scope| {
+        for _ in 0..CLIENTS {
+            scope.spawn(|| {
+                for _ in 0..EVENTS / CLIENTS {
+                    let (status, answer) = post_event(&flood);
+                    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+                }
+            });
+        }
+    });
+    let first_attempts = upstream.received("/flood");
+    assert_eq!(first_attempts.len(), EVENTS, "one first attempt each");
+    assert!(
+        first_attempts[first_attempts.len() - 1].at < first_attempts[0].at + RETRY,
+        "every first attempt came before any retry"
+    );
+    let events = first_attempts.len();
+    upstream.script("/flood", vec![Reply::Slow(HANG); events]);
+    let hanging = upstream.wait_for("/flood", events + 16, Duration::from_secs(60));
+    assert!(hanging.len() >= events + 16, "the flood's retries began");
+    let hanging_since = hanging[events].at;
+
+    upstream.script(
+        "/quiet",
+        vec![
+            Reply::Json(503, json!({})),
+            Reply::Json(200, json!({"messages": []})),
+        ],
+    );
+    let (status, answer) = post_event(&quiet);
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let done = quiet.settle(status, answer);
+    assert_eq!(done["results"][0]["status"], "completed", "{done}");
+    let retried = upstream.received("/quiet");
+    assert_eq!(retried.len(), 2);
+    assert!(
+        retried[1].at < hanging_since + HANG,
+        "the quiet organization's retry ran while the flood's hung"
     );
 }

@@ -60,6 +60,18 @@ impl Dialect {
         }
     }
 
+    /// A subquery of the integers in the JSON array bound at `placeholder` (`?3`): one
+    /// statement text for a list of any length, where `IN (?3, ?4, ..)` would make one per
+    /// length, each a prepared statement to keep.
+    pub fn json_integers(self, placeholder: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("SELECT value FROM json_each({placeholder})"),
+            Dialect::Postgres => format!(
+                "SELECT jsonb_array_elements_text(CAST({placeholder} AS TEXT)::jsonb)::bigint"
+            ),
+        }
+    }
+
     /// The pattern match that ignores ASCII case (SQLite's `LIKE` does; PostgreSQL's
     /// needs `ILIKE`).
     pub fn like(self) -> &'static str {

@@ -13,6 +13,9 @@ use crate::store::deliveries::{
 use crate::store::run_logs::RunLogRow;
 use crate::store::Store;
 
+/// A backlog bound no test here reaches unless it means to.
+const BACKLOG: u64 = 1000;
+
 fn lease(owner: &str, until_ms: i64) -> Lease {
     Lease {
         owner: owner.into(),
@@ -83,8 +86,9 @@ async fn a_lease_holds_until_it_runs_out_and_a_turn_ends_only_while_held(
 ) -> TestResult {
     let deliveries = store.deliveries();
     let (row, first) = deliveries
-        .enqueue(event("r-1"), Some(lease("a", 1_000)), 100)
-        .await?;
+        .enqueue(event("r-1"), Some(lease("a", 1_000)), 100, BACKLOG)
+        .await?
+        .ok_or("the backlog has room")?;
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].state, DeliveryState::Running);
     assert_eq!(first[0].attempt, 1);
@@ -191,7 +195,7 @@ async fn a_lease_holds_until_it_runs_out_and_a_turn_ends_only_while_held(
     );
     // Another organization does not see it; the retention deletes it once finished.
     assert!(deliveries.event(row.id, Some(2)).await?.is_none());
-    assert_eq!(deliveries.outlook().await?.1, 0, "nothing left to do");
+    assert_eq!(deliveries.outlook(&[]).await?.1, 0, "nothing left to do");
     store
         .delete_expired("2028-01-01T00:00:00.000000Z", 0)
         .await?;
@@ -204,8 +208,9 @@ async fn a_polled_attempt_is_not_counted_again_and_a_backlog_is_counted(
 ) -> TestResult {
     let deliveries = store.deliveries();
     let (_, first) = deliveries
-        .enqueue(event("r-2"), Some(lease("a", 1_000)), 100)
-        .await?;
+        .enqueue(event("r-2"), Some(lease("a", 1_000)), 100, BACKLOG)
+        .await?
+        .ok_or("the backlog has room")?;
     let poll = Turn {
         id: first[0].id,
         owner: "a".into(),
@@ -223,6 +228,12 @@ async fn a_polled_attempt_is_not_counted_again_and_a_backlog_is_counted(
     assert!(deliveries.finish(poll).await?);
     assert_eq!(deliveries.unfinished(1).await?, 2);
     assert_eq!(deliveries.unfinished(2).await?, 0);
+    // A full backlog refuses the next event and writes nothing.
+    assert!(deliveries
+        .enqueue(event("r-refused"), None, 100, 2)
+        .await?
+        .is_none());
+    assert_eq!(deliveries.unfinished(1).await?, 2);
     let polled = deliveries
         .claim(lease("b", 5_000), 500, 10, Vec::new())
         .await?;
@@ -247,7 +258,10 @@ async fn a_polled_attempt_is_not_counted_again_and_a_backlog_is_counted(
 
 async fn a_skipped_organizations_deliveries_are_left_for_later(store: Store) -> TestResult {
     let deliveries = store.deliveries();
-    deliveries.enqueue(event("r-3"), None, 100).await?;
+    deliveries
+        .enqueue(event("r-3"), None, 100, BACKLOG)
+        .await?
+        .ok_or("the backlog has room")?;
     assert!(deliveries
         .claim(lease("a", 5_000), 100, 10, vec![1, 7])
         .await?
@@ -278,8 +292,9 @@ async fn replicas_claiming_at_once_take_disjoint_deliveries() -> TestResult {
     for index in 0..40 {
         first
             .deliveries()
-            .enqueue(event(&format!("r-{index}")), None, 0)
-            .await?;
+            .enqueue(event(&format!("r-{index}")), None, 0, BACKLOG)
+            .await?
+            .ok_or("the backlog has room")?;
     }
     let claims: Vec<_> = (0..8)
         .map(|claimer| {

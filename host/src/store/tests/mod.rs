@@ -130,6 +130,9 @@ async fn user_with_token(
 }
 
 /// A module row of 10 bytes, made "now", its bytes not stored.
+/// The bytes every module of these tests is stored with (the store does not hash them).
+static MODULE_BYTES: bytes::Bytes = bytes::Bytes::from_static(b"\0asm a module's bytes");
+
 fn new_module<'a>(
     organization_id: u64,
     name: &'a str,
@@ -143,6 +146,6 @@ fn new_module<'a>(
         size: 10,
         inspected,
         created_at: "now",
-        bytes: None,
+        bytes: Some(&MODULE_BYTES),
     }
 }

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{open_postgres, save, TestResult};
 use crate::store::db::postgres::PostgresUrl;
 use crate::store::deliveries::{Lease, NewDelivery, NewEvent};
-use crate::store::schedules::Tick;
+use crate::store::schedules::{Claim, Tick};
 use crate::store::Store;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -40,12 +40,12 @@ async fn replicas_claiming_a_tick_at_once_run_it_once() -> TestResult {
                     latest: tick,
                     counted_from: saved,
                 };
-                tokio::spawn(async move { store.schedules().claim(tick, run, 0).await })
+                tokio::spawn(async move { store.schedules().claim(tick, run, 0, 1000).await })
             })
             .collect();
         let mut won = 0;
         for claim in claims {
-            if claim.await?? {
+            if claim.await?? == Claim::Enqueued {
                 won += 1;
             }
         }
@@ -89,3 +89,41 @@ fn scheduled_run(organization: u64, hook_id: u64, claimer: usize) -> NewEvent {
         }],
     }
 }
+
+/// A tick of an organization whose backlog is full is recorded as run, but nothing is
+/// enqueued: the scheduler cannot grow the queue past the bound `POST /events` keeps.
+async fn a_tick_of_an_organization_with_a_full_backlog_is_skipped(store: Store) -> TestResult {
+    let organization = store.organizations().create("busy", "now").await?.id;
+    let hook = save(&store, organization, json!({"name": "ticking"})).await?;
+    let latest = Utc
+        .with_ymd_and_hms(2027, 1, 1, 12, 10, 0)
+        .single()
+        .ok_or("a time")?;
+    let tick = |latest| Tick {
+        hook_id: hook.id,
+        expression: "*/10 * * * *".into(),
+        latest,
+        counted_from: latest - TimeDelta::minutes(5),
+    };
+    // A backlog of one: the first tick's run fills it.
+    let run = |claimer| scheduled_run(organization, hook.id, claimer);
+    let schedules = store.schedules();
+    assert_eq!(
+        schedules.claim(tick(latest), run(0), 0, 1).await?,
+        Claim::Enqueued
+    );
+    let next = latest + TimeDelta::minutes(10);
+    assert_eq!(
+        schedules.claim(tick(next), run(1), 0, 1).await?,
+        Claim::Skipped
+    );
+    // Recorded: the same tick is not claimed again once the backlog drains.
+    assert_eq!(
+        schedules.claim(tick(next), run(2), 0, 10).await?,
+        Claim::NotDue
+    );
+    assert_eq!(store.deliveries().unfinished(organization).await?, 1);
+    Ok(())
+}
+
+on_both!(a_tick_of_an_organization_with_a_full_backlog_is_skipped);

@@ -5,9 +5,11 @@ use serde_json::json;
 
 use super::{new_module, TestResult};
 use crate::model::hook::{parse_template, TemplateSpec, TEST_BOUNDS};
-use crate::store::modules::{DeleteOutcome, Inspected};
+use crate::store::db::Dialect;
+use crate::store::modules::{DeleteOutcome, Inspected, NewModule};
 use crate::store::templates::TemplateModule;
 use crate::store::Store;
+use crate::store::StoreError;
 use crate::store::Window;
 
 /// The `checker` template's spec, and the module of its bytes (`sha256`, 10 bytes, a
@@ -35,8 +37,16 @@ async fn a_templates_bytes_stay_while_a_template_or_a_module_has_them(store: Sto
     let ours = store.organizations().create("ours", "now").await?.id;
     let (spec, module) = checker(&"ab".repeat(32))?;
     let templates = store.hook_templates();
-    let template = templates.create(spec, module.clone(), "now").await?;
+    let bytes = bytes::Bytes::from_static(b"the template's module");
+    let template = templates
+        .create(spec, module.clone(), "now", Some(bytes.clone()))
+        .await?;
     assert_eq!(templates.get(template.id).await?, Some(template.clone()));
+    assert_eq!(
+        store.modules().bytes(&module.sha256).await?.as_deref(),
+        Some(&bytes[..]),
+        "stored with the template"
+    );
     assert_eq!(templates.list(Window::first(10)).await?.total, 1);
     let copy = store
         .modules()
@@ -56,6 +66,22 @@ async fn a_templates_bytes_stay_while_a_template_or_a_module_has_them(store: Sto
     );
     let deleted = templates.delete(template.id).await?;
     assert_eq!(deleted.map(|deleted| deleted.last_copy), Some(true));
+    assert_eq!(
+        store.modules().bytes(&module.sha256).await?,
+        None,
+        "forgotten with their last holder"
+    );
+    // A module made from the template as it was deleted (through another replica, say)
+    // would have no bytes for the other replicas to load: refused where they share them.
+    let adopted = NewModule {
+        bytes: None,
+        ..new_module(ours, "late", &module.sha256, Some(&module.inspected))
+    };
+    let made = store.modules().create(adopted).await;
+    match store.dialect() {
+        Dialect::Postgres => assert!(matches!(made, Err(StoreError::Conflict { .. })), "{made:?}"),
+        Dialect::Sqlite => assert!(made.is_ok(), "{made:?}"),
+    }
     assert_eq!(templates.delete(template.id).await?, None);
     Ok(())
 }
@@ -65,20 +91,19 @@ async fn an_organizations_deletion_keeps_the_bytes_a_hook_template_runs(
 ) -> TestResult {
     let ours = store.organizations().create("ours", "now").await?.id;
     let (spec, module) = checker(&"cd".repeat(32))?;
+    let bytes = bytes::Bytes::from_static(b"the template's module");
     store
         .hook_templates()
-        .create(spec, module.clone(), "now")
+        .create(spec, module.clone(), "now", Some(bytes))
         .await?;
     let own = "ef".repeat(32);
     let modules = store.modules();
-    modules
-        .create(new_module(
-            ours,
-            "checker",
-            &module.sha256,
-            Some(&module.inspected),
-        ))
-        .await?;
+    // Made from the template: its bytes are the template's, stored with it.
+    let adopted = NewModule {
+        bytes: None,
+        ..new_module(ours, "checker", &module.sha256, Some(&module.inspected))
+    };
+    modules.create(adopted).await?;
     modules
         .create(new_module(ours, "own", &own, Some(&module.inspected)))
         .await?;
