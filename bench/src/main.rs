@@ -5,8 +5,10 @@
 #![allow(clippy::print_stdout)] // The report on stdout is what this tool is for.
 
 mod servers;
+mod stages;
 mod wrk;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -20,6 +22,7 @@ use wasmhook_sdk::{Call, Extension};
 use wasmhook_tests::conformance::cases;
 
 use servers::{Running, Tenant};
+use stages::Stages;
 use wrk::{Report, Target, Wrk};
 
 /// Benchmarks of the wasmhook server.
@@ -393,6 +396,8 @@ async fn throughput(
         contenders(args, wrk, c, postgres.as_ref(), &work).await?;
     let mut results: Vec<(usize, usize, &str, Report)> = Vec::new();
     let mut database_work: Vec<(usize, DatabaseWork)> = Vec::new();
+    // wasmhook's own per-stage timings of each run, summed over the rounds.
+    let mut stages: BTreeMap<(usize, &str), Stages> = BTreeMap::new();
     for round in 0..args.rounds {
         for &connections in &args.connections {
             for contender in &contenders {
@@ -405,7 +410,21 @@ async fn throughput(
                     (Some((_, url)), "e") => Some(DatabaseWork::read(url)?),
                     _ => None,
                 };
+                let metrics_base = matches!(contender.key, "c" | "d" | "e")
+                    .then(|| contender.target.url.split("/api/v1").next())
+                    .flatten();
+                let stages_before = match metrics_base {
+                    Some(base) => Some(Stages::read(base, servers::OPERATOR_TOKEN).await?),
+                    None => None,
+                };
                 let report = wrk.run(&contender.target, connections, seconds).await?;
+                if let (Some(base), Some(before)) = (metrics_base, stages_before) {
+                    let after = Stages::read(base, servers::OPERATOR_TOKEN).await?;
+                    stages
+                        .entry((connections, contender.key))
+                        .or_default()
+                        .add(&after.since(&before));
+                }
                 if let (Some(before), Some((_, url))) = (before, &postgres) {
                     // PostgreSQL's statistics reach the shared counters within a second of a
                     // backend going idle.
@@ -479,6 +498,24 @@ async fn throughput(
         "\nwasmhook answered {invoked} measured invocations with 2xx; its database holds {logs} \
          run logs for the hook ({distinct} distinct request ids), the check's call included."
     );
+    println!(
+        "\n### Where wasmhook's calls spent their time\n\nFrom each server's own \
+         `wasmhook_call_stage_duration_seconds{{stage}}`, read before and after each run, \
+         all rounds together. p50 and p99 are the histogram's bucket bounds they fall under \
+         (buckets double from 0.1 ms).\n"
+    );
+    println!("| connections | server | stage | calls | mean | p50 under | p99 under |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    for ((connections, key), observed) in &stages {
+        for (stage, count, mean, p50, p99) in observed.rows() {
+            println!(
+                "| {connections} | ({key}) | {stage} | {count:.0} | {} | {} | {} |",
+                ms(Duration::from_secs_f64(mean)),
+                bound(p50),
+                bound(p99)
+            );
+        }
+    }
     if !database_work.is_empty() {
         println!(
             "\n### (e) PostgreSQL's work per answered call\n\nFrom `pg_stat_database` and the \
@@ -543,6 +580,15 @@ impl DatabaseWork {
             rows_read: (self.rows_read - before.rows_read) / calls,
             wal_bytes: (self.wal_bytes - before.wal_bytes) / calls,
         }
+    }
+}
+
+/// A histogram bound in milliseconds (the last bucket has none).
+fn bound(seconds: f64) -> String {
+    if seconds.is_finite() {
+        format!("{:.1} ms", seconds * 1000.0)
+    } else {
+        "beyond the last bucket".into()
     }
 }
 

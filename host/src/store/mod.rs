@@ -219,7 +219,7 @@ impl Store {
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.pragma_update(None, "journal_size_limit", 64 << 20)?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
-        connection.busy_timeout(Duration::from_secs(5))?;
+        connection.busy_handler(Some(wait_a_millisecond))?;
         schema::migrate(&Db::sqlite(&connection))?;
         let cached = Arc::new(CachedReads::new());
         let reported = Arc::clone(&cached);
@@ -493,6 +493,22 @@ impl Store {
             }
         }
     }
+}
+
+/// How long the SQLite connection waits for a lock another connection holds (the
+/// checkpoint thread's restarting checkpoint) before it fails.
+const SQLITE_LOCK_WAIT_MS: i32 = 5_000;
+
+/// The SQLite connection's busy handler: waits for the lock in steps of one millisecond,
+/// up to [`SQLITE_LOCK_WAIT_MS`]. SQLite's own (`busy_timeout`) sleeps in growing steps of
+/// up to 100 ms, so a commit blocked by a checkpoint of a few milliseconds could sleep tens
+/// of milliseconds more, with every call waiting on its run log.
+fn wait_a_millisecond(tries: i32) -> bool {
+    if tries >= SQLITE_LOCK_WAIT_MS {
+        return false;
+    }
+    std::thread::sleep(Duration::from_millis(1));
+    true
 }
 
 /// Records how long an operation waited for its connection.
