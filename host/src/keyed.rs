@@ -73,8 +73,7 @@ impl<K: Eq + Hash> KeyedSemaphores<K> {
                 .entry(key)
                 .or_insert_with(|| Arc::new(Semaphore::new(self.capacity))),
         );
-        let held = self.capacity - semaphore.available_permits();
-        if held + permits as usize > limit {
+        if self.held(&semaphore) + permits as usize > limit {
             return Err(TryAcquireError::NoPermits);
         }
         let taken = semaphore.try_acquire_many_owned(permits);
@@ -90,9 +89,14 @@ impl<K: Eq + Hash> KeyedSemaphores<K> {
     {
         self.lock()
             .iter()
-            .filter(|(_, semaphore)| self.capacity - semaphore.available_permits() >= limit)
+            .filter(|(_, semaphore)| self.held(semaphore) >= limit)
             .map(|(key, _)| *key)
             .collect()
+    }
+
+    /// The permits of a key's `semaphore` that are taken.
+    fn held(&self, semaphore: &Semaphore) -> usize {
+        self.capacity - semaphore.available_permits()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Arc<Semaphore>>> {

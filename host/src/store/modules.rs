@@ -74,14 +74,7 @@ impl Modules<'_> {
                 // them) or before it (which then finds this row), never between.
                 transaction.serialize(&bytes_lock(&sha256))?;
                 match &bytes {
-                    Some(bytes) => {
-                        let bytes: &[u8] = bytes;
-                        transaction.execute(
-                            "INSERT INTO module_bytes (sha256, bytes) VALUES (?1, ?2)
-                             ON CONFLICT (sha256) DO NOTHING",
-                            params![sha256, bytes],
-                        )?;
-                    }
+                    Some(bytes) => store_bytes(&transaction, &sha256, bytes)?,
                     // A template's module, made as its template may be deleted through
                     // another replica: only while the database still holds the bytes.
                     None if transaction.dialect() == Dialect::Postgres => {
@@ -204,15 +197,7 @@ impl Modules<'_> {
     pub async fn put_bytes(&self, sha256: &str, bytes: bytes::Bytes) -> Result<(), StoreError> {
         let sha256 = sha256.to_owned();
         self.store
-            .run(move |db| {
-                let bytes: &[u8] = &bytes;
-                db.execute(
-                    "INSERT INTO module_bytes (sha256, bytes) VALUES (?1, ?2)
-                     ON CONFLICT (sha256) DO NOTHING",
-                    params![sha256, bytes],
-                )?;
-                Ok(())
-            })
+            .run(move |db| store_bytes(db, &sha256, &bytes))
             .await
     }
 
@@ -521,20 +506,9 @@ fn delete(db: &Db<'_>, id: u64, sha256: &str) -> Result<DeleteOutcome, StoreErro
         return Ok(DeleteOutcome::InUse(users));
     }
     transaction.execute("DELETE FROM modules WHERE id = ?1", params![id])?;
-    // A hook template's module is the same file: it stays while a template runs it.
-    let others = transaction.query_row(
-        "SELECT (SELECT COUNT(*) FROM modules WHERE sha256 = ?1)
-              + (SELECT COUNT(*) FROM hook_templates WHERE module_sha256 = ?1)",
-        params![sha256],
-        |row| row.get::<u64>(0),
-    )?;
-    if others == 0 {
-        forget_bytes(&transaction, sha256)?;
-    }
+    let last_copy = forget_unheld_bytes(&transaction, sha256)?;
     transaction.commit()?;
-    Ok(DeleteOutcome::Deleted {
-        last_copy: others == 0,
-    })
+    Ok(DeleteOutcome::Deleted { last_copy })
 }
 
 /// A module row to make: what [`Modules::create`] is given.
@@ -565,13 +539,34 @@ pub(super) fn bytes_lock(sha256: &str) -> String {
     format!("wasmhook module bytes {sha256}")
 }
 
-/// Deletes the stored bytes `sha256`, which no module or template holds any more.
-pub(super) fn forget_bytes(db: &Db<'_>, sha256: &str) -> Result<(), StoreError> {
+/// Stores the bytes `sha256` in the caller's transaction (once: the same bytes again
+/// change nothing), for the other replicas to load.
+pub(super) fn store_bytes(db: &Db<'_>, sha256: &str, bytes: &[u8]) -> Result<(), StoreError> {
     db.execute(
-        "DELETE FROM module_bytes WHERE sha256 = ?1",
-        params![sha256],
+        "INSERT INTO module_bytes (sha256, bytes) VALUES (?1, ?2)
+         ON CONFLICT (sha256) DO NOTHING",
+        params![sha256, bytes],
     )?;
     Ok(())
+}
+
+/// Deletes the stored bytes `sha256` if no module or hook template holds them any more (a
+/// template's module is the same bytes: they stay while a template runs them); whether it
+/// did. Inside the caller's transaction, which holds their [`bytes_lock`].
+pub(super) fn forget_unheld_bytes(db: &Db<'_>, sha256: &str) -> Result<bool, StoreError> {
+    let held = db.query_row(
+        "SELECT EXISTS (SELECT 1 FROM modules WHERE sha256 = ?1)
+             OR EXISTS (SELECT 1 FROM hook_templates WHERE module_sha256 = ?1)",
+        params![sha256],
+        |row| row.get::<bool>(0),
+    )?;
+    if !held {
+        db.execute(
+            "DELETE FROM module_bytes WHERE sha256 = ?1",
+            params![sha256],
+        )?;
+    }
+    Ok(!held)
 }
 
 /// The status of every module of an organization (or of all).

@@ -251,15 +251,7 @@ fn delete(db: &Db<'_>, id: u64) -> Result<Option<DeletedOrganization>, StoreErro
     }
     let mut unused_digests = Vec::new();
     for sha256 in digests {
-        let held = transaction.query_row(
-            // A hook template's module (the installation's bytes) holds them too.
-            "SELECT EXISTS (SELECT 1 FROM modules WHERE sha256 = ?1)
-                 OR EXISTS (SELECT 1 FROM hook_templates WHERE module_sha256 = ?1)",
-            params![sha256],
-            |row| row.get::<bool>(0),
-        )?;
-        if !held {
-            super::modules::forget_bytes(&transaction, &sha256)?;
+        if super::modules::forget_unheld_bytes(&transaction, &sha256)? {
             unused_digests.push(sha256);
         }
     }

@@ -4,7 +4,7 @@
 //! see `crate::modules`), size and what the runtime learned of them.
 
 use super::db::{params, Db, DbError, Row};
-use super::modules::{bytes_lock, forget_bytes, Inspected};
+use super::modules::{bytes_lock, forget_unheld_bytes, store_bytes, Inspected};
 use super::{Page, SortColumn, Store, StoreError, Window};
 use crate::model::hook::TemplateSpec;
 
@@ -97,12 +97,7 @@ impl HookTemplates<'_> {
                 // holder and its commit.
                 transaction.serialize(&bytes_lock(&module.sha256))?;
                 if let Some(bytes) = &bytes {
-                    let bytes: &[u8] = bytes;
-                    transaction.execute(
-                        "INSERT INTO module_bytes (sha256, bytes) VALUES (?1, ?2)
-                         ON CONFLICT (sha256) DO NOTHING",
-                        params![module.sha256, bytes],
-                    )?;
+                    store_bytes(&transaction, &module.sha256, bytes)?;
                 }
                 let template = create(&transaction, &spec, &module, &created_at)?;
                 transaction.commit()?;
@@ -211,18 +206,7 @@ fn delete(db: &Db<'_>, id: u64) -> Result<Option<DeletedTemplate>, StoreError> {
     };
     transaction.serialize(&bytes_lock(&sha256))?;
     transaction.execute("DELETE FROM hook_templates WHERE id = ?1", params![id])?;
-    let others = transaction.query_row(
-        "SELECT (SELECT COUNT(*) FROM modules WHERE sha256 = ?1)
-              + (SELECT COUNT(*) FROM hook_templates WHERE module_sha256 = ?1)",
-        params![sha256],
-        |row| row.get::<u64>(0),
-    )?;
-    if others == 0 {
-        forget_bytes(&transaction, &sha256)?;
-    }
+    let last_copy = forget_unheld_bytes(&transaction, &sha256)?;
     transaction.commit()?;
-    Ok(Some(DeletedTemplate {
-        sha256,
-        last_copy: others == 0,
-    }))
+    Ok(Some(DeletedTemplate { sha256, last_copy }))
 }
