@@ -233,26 +233,28 @@ struct Contender {
 }
 
 /// A hook on a wasmhook running invoice-check with the case's settings and secrets, and the
-/// request that invokes it.
+/// request that invokes it; with `reuse`, the hook asks for warm instances
+/// (`config.reuse_instances`).
 async fn invoice_hook(
     wrk: &Wrk,
     server: &Running,
     key: &str,
     work: &Workload,
+    reuse: bool,
 ) -> anyhow::Result<(Target, u64)> {
-    let tenant = Tenant::create(&server.address, "bench").await?;
+    let tenant = Tenant::create(&server.address, &format!("bench-{key}")).await?;
     let module = tenant
         .upload(
             std::fs::read(wasmhook_tests::guests::INVOICE_CHECK)?,
             "invoice-check",
         )
         .await?;
-    let hook = tenant
-        .hook(
-            &module,
-            json!({"settings": work.settings, "secrets": work.secrets}),
-        )
-        .await?;
+    let mut extra = json!({"settings": work.settings, "secrets": work.secrets});
+    if reuse {
+        extra["config"] = json!({"runtime": "wasm", "module": module, "timeout_s": 30,
+                                 "memory_size_mb": 64, "reuse_instances": true});
+    }
+    let hook = tenant.hook(&module, extra).await?;
     let target = Target {
         url: format!("http://{}/api/v1/hooks/{hook}/invoke", server.address),
         authorization: Some(format!("Bearer {}", tenant.token)),
@@ -317,7 +319,7 @@ async fn contenders(
             _server: Some(b),
         });
     }
-    let (target, hook) = invoice_hook(wrk, c, "c", work).await?;
+    let (target, hook) = invoice_hook(wrk, c, "c", work, false).await?;
     contenders.push(Contender {
         key: "c",
         name: "wasmhook invoke".into(),
@@ -325,9 +327,18 @@ async fn contenders(
         target,
         _server: None,
     });
+    // (w): the same server, a hook of another organization that reuses warm instances.
+    let (target, _) = invoice_hook(wrk, c, "w", work, true).await?;
+    contenders.push(Contender {
+        key: "w",
+        name: "wasmhook invoke, warm instances".into(),
+        answer: answer_of(&target).await?,
+        target,
+        _server: None,
+    });
     let baseline_data = tempfile::tempdir()?;
     if let Some((e, _)) = postgres {
-        let (target, _) = invoice_hook(wrk, e, "e", work).await?;
+        let (target, _) = invoice_hook(wrk, e, "e", work, false).await?;
         contenders.push(Contender {
             key: "e",
             name: "wasmhook invoke on PostgreSQL".into(),
@@ -338,7 +349,7 @@ async fn contenders(
     }
     if let Some(baseline) = &args.baseline {
         let d = servers::wasmhook(baseline, baseline_data.path()).await?;
-        let (target, _) = invoice_hook(wrk, &d, "d", work).await?;
+        let (target, _) = invoice_hook(wrk, &d, "d", work, false).await?;
         contenders.push(Contender {
             key: "d",
             name: format!("baseline wasmhook ({})", baseline.display()),
@@ -410,7 +421,7 @@ async fn throughput(
                     (Some((_, url)), "e") => Some(DatabaseWork::read(url)?),
                     _ => None,
                 };
-                let metrics_base = matches!(contender.key, "c" | "d" | "e")
+                let metrics_base = matches!(contender.key, "c" | "d" | "e" | "w")
                     .then(|| contender.target.url.split("/api/v1").next())
                     .flatten();
                 let stages_before = match metrics_base {
@@ -475,7 +486,14 @@ async fn throughput(
                 each(&reports, |r| ms(r.p99)),
             );
         }
-        for (over, under) in [("c", "a"), ("c", "b"), ("c", "d"), ("e", "c")] {
+        for (over, under) in [
+            ("c", "a"),
+            ("c", "b"),
+            ("c", "d"),
+            ("e", "c"),
+            ("w", "a"),
+            ("w", "c"),
+        ] {
             let (top, bottom) = (runs(connections, over), runs(connections, under));
             if top.is_empty() || bottom.is_empty() {
                 continue;
@@ -671,7 +689,14 @@ async fn noisy_neighbour(
         body: body.clone(),
     };
     quiet.invoke_until_ready(hello_hook, &json!({})).await?;
+    let base = format!("http://{}", server.address);
+    // The server's per-stage timings of each run: nearly all of them quiet's calls (a loop
+    // is observed only when it ends at its timeout).
+    let mut stages: Vec<(String, Stages)> = Vec::new();
+    let before = Stages::read(&base, servers::OPERATOR_TOKEN).await?;
     let idle = wrk.run(&quiet_target, 4, seconds).await?;
+    let after = Stages::read(&base, servers::OPERATOR_TOKEN).await?;
+    stages.push(("alone".to_owned(), after.since(&before)));
     let mut rows = Vec::new();
     for &calls in noisy_calls {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -693,7 +718,10 @@ async fn noisy_neighbour(
             .collect();
         // Let the loops take their slots before quiet is measured.
         tokio::time::sleep(Duration::from_millis(500)).await;
+        let before = Stages::read(&base, servers::OPERATOR_TOKEN).await?;
         let busy = wrk.run(&quiet_target, 4, seconds).await?;
+        let after = Stages::read(&base, servers::OPERATOR_TOKEN).await?;
+        stages.push((format!("N = {calls}"), after.since(&before)));
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         // Each loop ends at its timeout: the next N starts with none left running.
         let mut ended = (0, 0);
@@ -726,6 +754,22 @@ async fn noisy_neighbour(
             ratio(busy.p99, idle.p99),
             busy.errors
         );
+    }
+    println!(
+        "\nWhere quiet's calls spent their time (the server's \
+         `wasmhook_call_stage_duration_seconds{{stage}}` over each run):\n"
+    );
+    println!("| quiet | stage | calls | mean | p50 under | p99 under |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for (run, observed) in &stages {
+        for (stage, count, mean, p50, p99) in observed.rows() {
+            println!(
+                "| {run} | {stage} | {count:.0} | {} | {} | {} |",
+                ms(Duration::from_secs_f64(mean)),
+                bound(p50),
+                bound(p99)
+            );
+        }
     }
     Ok(())
 }

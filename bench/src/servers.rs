@@ -104,7 +104,12 @@ pub async fn wasmhook_on(
     command
         .env("WASMHOOK_OPERATOR_TOKEN", OPERATOR_TOKEN)
         // The cold-path measurement keeps 1,000 modules in one organization (default limit 100).
-        .env("WASMHOOK_MODULES_PER_ORGANIZATION", "100000");
+        .env("WASMHOOK_MODULES_PER_ORGANIZATION", "100000")
+        // Room for a warm instance per connection of the warm-instance runs (w): at the
+        // defaults (4 per organization, 1 GiB) most of 64 concurrent calls would find none.
+        .env("WASMHOOK_WARM_INSTANCES", "64")
+        .env("WASMHOOK_WARM_INSTANCES_PER_ORGANIZATION", "64")
+        .env("WASMHOOK_WARM_MEMORY_MB", "4096");
     spawn(command, address).await
 }
 

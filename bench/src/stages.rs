@@ -122,6 +122,8 @@ impl Stages {
     /// Each stage: its observations, mean, and the bucket bounds its p50 and p99 fall
     /// under (seconds), in the order a call goes through them.
     pub fn rows(&self) -> Vec<(String, f64, f64, f64, f64)> {
+        // Named as text, not through the host's `Stage::ALL`: the bench reads any wasmhook
+        // binary, baselines built from older commits included, and takes what it finds.
         let order = [
             "queue",
             "handoff",

@@ -1,6 +1,8 @@
-//! The hello example in every language and form: module size, compile-at-upload time and
-//! the warm call time, with each figure also as a ratio to the Rust component measured in
-//! the same run. Prints the Markdown table that docs/languages.md quotes.
+//! The hello example in every language and form: module size, compile-at-upload time, the
+//! warm call time (a fresh instance per call) and the call time on a reused instance (a hook
+//! with `config.reuse_instances`), with each figure also as a ratio to the Rust component
+//! measured in the same run. Prints the Markdown table that docs/languages.md and
+//! BENCHMARKS.md quote.
 //!
 //! `cargo bench -p wasmhook --bench languages` (about two minutes here: Python and
 //! JavaScript take seconds per compile). A plain harness rather than criterion: a compile of
@@ -14,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use common::{invocation, median};
 
-use wasmhook::runtime::{CallLimits, Digest, Invocation, Runtime, RuntimeConfig};
+use wasmhook::runtime::{
+    CallLimits, Digest, Invocation, Reuse, ReusePolicy, Runtime, RuntimeConfig, WarmHook,
+};
 use wasmhook_tests::guests::EXAMPLES;
 
 /// Compiles measured per module; the median is reported.
@@ -28,6 +32,23 @@ struct Row {
     bytes: usize,
     compile: Duration,
     call_p50: Duration,
+    reused_p50: Duration,
+}
+
+/// What a hook with `config.reuse_instances` asks: one hook, enough calls per instance that
+/// every measured call after the first finds the instance the one before left.
+fn reuse() -> Reuse {
+    Reuse {
+        hook: WarmHook {
+            organization: 1,
+            hook: 1,
+            version: Digest::of(b"the bench's hook"),
+        },
+        policy: ReusePolicy {
+            max_calls: 10_000,
+            idle: Duration::from_secs(600),
+        },
+    }
 }
 
 fn measure(
@@ -52,7 +73,9 @@ fn measure(
     );
     let module = runtime.load(&bytes).expect("the example loads");
     let limits = CallLimits::default();
-    let mut samples = Vec::with_capacity(CALLS);
+    let reuse = reuse();
+    let mut fresh = Vec::with_capacity(CALLS);
+    let mut reused = Vec::with_capacity(CALLS);
     for index in 0..WARM_UP + CALLS {
         let start = Instant::now();
         let report = tokio.block_on(runtime.call(&module, invocation, &limits));
@@ -62,15 +85,25 @@ fn measure(
             "{form}: {:?}",
             report.outcome
         );
+        let start = Instant::now();
+        let report = tokio.block_on(runtime.call_reusing(&module, invocation, &limits, &reuse));
+        let reused_elapsed = start.elapsed();
+        assert!(
+            report.outcome.is_completed(),
+            "{form}: {:?}",
+            report.outcome
+        );
         if index >= WARM_UP {
-            samples.push(elapsed);
+            fresh.push(elapsed);
+            reused.push(reused_elapsed);
         }
     }
     Row {
         form,
         bytes: bytes.len(),
         compile,
-        call_p50: median(samples),
+        call_p50: median(fresh),
+        reused_p50: median(reused),
     }
 }
 
@@ -98,17 +131,22 @@ fn main() {
         .find(|row| row.form == "rust component")
         .expect("the Rust component is measured");
 
-    println!("| hello | module size | compile at upload (median of {COMPILES}) | warm call (p50 of {CALLS}) |");
-    println!("| --- | --- | --- | --- |");
+    println!(
+        "| hello | module size | compile at upload (median of {COMPILES}) \
+         | warm call, fresh instance (p50 of {CALLS}) | call on a reused instance (p50 of {CALLS}) |"
+    );
+    println!("| --- | --- | --- | --- | --- |");
     for row in &rows {
         println!(
-            "| {} | {} | {} ({:.1}x) | {} ({:.1}x) |",
+            "| {} | {} | {} ({:.1}x) | {} ({:.1}x) | {} ({:.1}x) |",
             row.form,
             size(row.bytes),
             time(row.compile),
             row.compile.as_secs_f64() / baseline.compile.as_secs_f64(),
             time(row.call_p50),
             row.call_p50.as_secs_f64() / baseline.call_p50.as_secs_f64(),
+            time(row.reused_p50),
+            row.reused_p50.as_secs_f64() / baseline.reused_p50.as_secs_f64(),
         );
     }
 }

@@ -66,6 +66,34 @@ pub enum Stage {
     total,
 }
 
+impl Stage {
+    /// Every stage, in the order a call goes through them: for readers of the histogram
+    /// that must name each one (the server's tests check that every call observed each).
+    pub const ALL: [Stage; 7] = [
+        Stage::queue,
+        Stage::handoff,
+        Stage::cpu_slot,
+        Stage::instantiate,
+        Stage::guest,
+        Stage::log_commit,
+        Stage::total,
+    ];
+
+    /// The label's value as `/metrics` writes it. A match, so that a new stage cannot be
+    /// added without a name here (and a look at [`Stage::ALL`]).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::queue => "queue",
+            Stage::handoff => "handoff",
+            Stage::cpu_slot => "cpu_slot",
+            Stage::instantiate => "instantiate",
+            Stage::guest => "guest",
+            Stage::log_commit => "log_commit",
+            Stage::total => "total",
+        }
+    }
+}
+
 /// The label of `call_stage_duration_seconds`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StageLabels {

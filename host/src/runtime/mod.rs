@@ -199,7 +199,8 @@ impl Runtime {
                     engine.increment_epoch();
                 }
             });
-        let guests = threads::GuestThreads::start(config.cpu_slots, config.guest_nice)
+        // One thread more than slots: see `threads`.
+        let guests = threads::GuestThreads::start(config.cpu_slots + 1, config.guest_nice)
             .map_err(RuntimeError::GuestThreads)?;
         Ok(Runtime {
             main,

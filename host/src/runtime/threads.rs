@@ -6,11 +6,17 @@
 //! priority: a quiet organization's call, its guest done in a fraction of a millisecond,
 //! then waited for the kernel to give those threads a time slice (BENCHMARKS.md, noisy
 //! neighbour). So the guest part of every call (instantiation and the guest's work, inside
-//! its fair share, see `fair`) runs here instead: an async runtime of its own, with as many
-//! worker threads as the fair scheduler has CPU slots, each lowered by
+//! its fair share, see `fair`) runs here instead: an async runtime of its own, with one
+//! worker thread more than the fair scheduler has CPU slots, each lowered by
 //! [`RuntimeConfig::guest_nice`](super::RuntimeConfig::guest_nice) below the server's own
 //! priority. The kernel then runs the server's threads first whenever they have work, and
 //! gives the guests every cycle they leave.
+//!
+//! The thread beyond the slots: a guest without a slot waits for one as a parked task,
+//! not on a thread, so at most as many threads as slots run guests and the one more is
+//! free whenever they are all busy. A job that arrives then is picked up at once, asks for
+//! its slot and (a quiet organization's call beside a noisy one) preempts the holders;
+//! with no thread free it waited for a busy one to reach its next tick first.
 //!
 //! The priority is the thread's nice value, set by `setpriority(PRIO_PROCESS, tid)`, which
 //! on Linux applies to one thread (rustix, already a dependency, wraps it without unsafe

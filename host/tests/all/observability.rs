@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use wasmhook::metrics::Stage;
 use wasmhook_tests::guests::{FETCHER, HELLO, HOSTILE};
 
 use super::support::{http_client, series, wait_until, Server, Tenant, Upstream, OPERATOR_TOKEN};
@@ -228,15 +229,7 @@ fn runs_are_counted_by_organization_kind_and_status_with_their_phases_and_logs()
         "{text}"
     );
     // Every stage of each of the six calls of a module, webhooks not.
-    for stage in [
-        "queue",
-        "handoff",
-        "cpu_slot",
-        "instantiate",
-        "guest",
-        "log_commit",
-        "total",
-    ] {
+    for stage in Stage::ALL.map(Stage::as_str) {
         assert_eq!(
             value(
                 &all,

@@ -15,13 +15,18 @@
 //! group's calls in order. A group that was idle starts level with the group served last,
 //! so idling earns no credit to spend in a burst.
 //!
-//! A guest that queues while every slot is held, when its group holds none and would be
-//! served next (a quiet organization's call beside a noisy one), makes the holders reach
-//! their next tick at once rather than within an epoch tick: the scheduler's *preemption*,
-//! which the runtime wires to the engine's epoch (`Engine::increment_epoch`). Each holder's
+//! A guest that queues while every slot is held, when its group holds none, would be served
+//! next, and has used no more CPU than any holding group (counting the holders' running
+//! slices: a quiet organization's call beside a noisy one), makes the holders reach their
+//! next tick at once rather than within an epoch tick: the scheduler's *preemption*, which
+//! the runtime wires to the engine's epoch (`Engine::increment_epoch`). Each holder's
 //! deadline callback then yields, and the first to see the waiter hands it its slot. Only
 //! such a waiter preempts: the calls of a group that already holds a slot wait for the
-//! holders' ticks, so a group with many guests does not cut every slice short.
+//! holders' ticks, so a group with many guests does not cut every slice short; and a group
+//! that was just preempted is ahead of the one it made way for (its slice is charged), so
+//! two groups with long guests do not preempt each other back and forth. Preemptions are
+//! also at least a *gap* apart (a fraction of the tick), which bounds what many quiet
+//! organizations arriving at once can cost the holders.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -64,21 +69,32 @@ struct State {
     /// The CPU time of the group last served: where a group that was idle starts, so that
     /// idling earns no credit to spend later in a burst.
     floor: Duration,
+    /// Groups that went idle ahead of the floor within the last tick, with the CPU time
+    /// they had: one that comes back meanwhile starts there, not at the floor. A guest
+    /// preempted for a quiet group gives its slot up and queues again at once; had its
+    /// group been forgotten in between, it would come back level with the quiet group
+    /// and preempt it in turn, shrinking both slices to a switch.
+    recent: VecDeque<(u64, Duration, Instant)>,
     /// When the holders were last made to yield, and the least time between two such
-    /// preemptions (an epoch tick): groups that each run one long guest take turns in
-    /// handing a slot over and queueing again, and without this gap every handover would
-    /// preempt the next holder at once, shrinking every slice to a switch.
+    /// preemptions: many quiet groups queueing at once preempt the holders at most once a
+    /// gap.
     last_preempt: Option<Instant>,
     preempt_gap: Duration,
+    /// The epoch tick: how long `recent` remembers a group.
+    tick: Duration,
 }
+
+/// The most groups [`State::recent`] remembers, whatever their age.
+const MOST_RECENT: usize = 1024;
 
 #[derive(Debug, Default)]
 struct Group {
     /// CPU time charged to the group's slots. The waiting group with the least is served
     /// first.
     used: Duration,
-    /// Slots the group's guests hold.
-    held: usize,
+    /// When each slot the group's guests hold was granted: how many they hold, and the
+    /// running slices not yet charged to `used`.
+    holding: Vec<Instant>,
     /// The group's waiting guests, in order.
     waiters: VecDeque<oneshot::Sender<CpuSlot>>,
 }
@@ -99,20 +115,20 @@ impl CpuScheduler {
         Self::build(slots, Duration::ZERO, None)
     }
 
-    /// A scheduler with `slots` slots (at least one) that calls `preempt` to make the
-    /// holders yield at once when a waiter should not wait for their ticks, at most once
-    /// every `gap` (the epoch tick).
+    /// A scheduler with `slots` slots (at least one) whose holders yield at every `tick`
+    /// (the epoch tick), and that calls `preempt` to make them yield at once when a waiter
+    /// should not wait for their ticks, at most once every quarter of a tick.
     pub fn with_preemption(
         slots: usize,
-        gap: Duration,
+        tick: Duration,
         preempt: impl Fn() + Send + Sync + 'static,
     ) -> Arc<Self> {
-        Self::build(slots, gap, Some(Box::new(preempt)))
+        Self::build(slots, tick, Some(Box::new(preempt)))
     }
 
     fn build(
         slots: usize,
-        preempt_gap: Duration,
+        tick: Duration,
         preempt: Option<Box<dyn Fn() + Send + Sync>>,
     ) -> Arc<Self> {
         Arc::new(CpuScheduler {
@@ -121,8 +137,10 @@ impl CpuScheduler {
                 waiting: 0,
                 groups: HashMap::new(),
                 floor: Duration::ZERO,
+                recent: VecDeque::new(),
                 last_preempt: None,
-                preempt_gap,
+                preempt_gap: tick / 4,
+                tick,
             }),
             preempt: Preempt(preempt),
         })
@@ -133,8 +151,7 @@ impl CpuScheduler {
         let mut state = self.lock();
         (state.free > 0).then(|| {
             state.free -= 1;
-            state.grant(group);
-            CpuSlot::of(self, group)
+            CpuSlot::of(self, group, state.grant(group))
         })
     }
 
@@ -146,14 +163,9 @@ impl CpuScheduler {
                 let mut state = self.lock();
                 if state.free > 0 {
                     state.free -= 1;
-                    state.grant(group);
-                    return CpuSlot::of(self, group);
+                    return CpuSlot::of(self, group, state.grant(group));
                 }
-                let floor = state.floor;
-                let entry = state.groups.entry(group).or_default();
-                if entry.held == 0 && entry.waiters.is_empty() {
-                    entry.used = entry.used.max(floor);
-                }
+                let entry = state.join(group, Instant::now());
                 let (sender, granted) = oneshot::channel();
                 entry.waiters.push_back(sender);
                 state.waiting += 1;
@@ -183,21 +195,21 @@ impl CpuScheduler {
 
     /// Charges a slot's time to its group and hands the slot to the next waiting guest,
     /// or keeps it free.
-    fn release(self: &Arc<Self>, group: u64, used: Duration) {
+    fn release(self: &Arc<Self>, group: u64, since: Instant, used: Duration) {
         let mut state = self.lock();
-        state.charge(group, used);
+        state.charge(group, since, used);
         loop {
             let Some((next_group, sender)) = state.next_waiter() else {
                 state.free += 1;
                 return;
             };
-            state.grant(next_group);
-            match sender.send(CpuSlot::of(self, next_group)) {
+            let since = state.grant(next_group);
+            match sender.send(CpuSlot::of(self, next_group, since)) {
                 Ok(()) => return,
                 // That guest stopped waiting (its call ended); try the next one.
                 Err(mut unsent) => {
                     unsent.scheduler = None;
-                    state.charge(next_group, Duration::ZERO);
+                    state.charge(next_group, since, Duration::ZERO);
                 }
             }
         }
@@ -212,20 +224,57 @@ impl CpuScheduler {
 }
 
 impl State {
-    /// Counts a slot as `group`'s.
-    fn grant(&mut self, group: u64) {
-        self.groups.entry(group).or_default().held += 1;
+    /// `group`'s entry. A group that was idle joins level with the floor, or where it stood
+    /// if it went idle ahead of the floor within the last tick (see `recent`).
+    fn join(&mut self, group: u64, now: Instant) -> &mut Group {
+        let tick = self.tick;
+        self.recent
+            .retain(|(_, _, idle)| now.saturating_duration_since(*idle) < tick);
+        if !self.groups.contains_key(&group) {
+            let stood = self
+                .recent
+                .iter()
+                .position(|(id, _, _)| *id == group)
+                .and_then(|index| self.recent.remove(index))
+                .map_or(Duration::ZERO, |(_, used, _)| used);
+            let used = stood.max(self.floor);
+            self.groups.insert(
+                group,
+                Group {
+                    used,
+                    ..Group::default()
+                },
+            );
+        }
+        self.groups.entry(group).or_default()
     }
 
-    /// Takes a slot back from `group`, charging it `used`; forgets the group if it is idle.
-    fn charge(&mut self, group: u64, used: Duration) {
+    /// Counts a slot as `group`'s from now, which it returns (the slot's grant time).
+    fn grant(&mut self, group: u64) -> Instant {
+        let now = Instant::now();
+        self.join(group, now).holding.push(now);
+        now
+    }
+
+    /// Takes the slot granted at `since` back from `group`, charging it `used`; forgets
+    /// the group if it is idle.
+    fn charge(&mut self, group: u64, since: Instant, used: Duration) {
         let Some(entry) = self.groups.get_mut(&group) else {
             return;
         };
         entry.used += used;
-        entry.held = entry.held.saturating_sub(1);
-        if entry.held == 0 && entry.waiters.is_empty() {
+        if let Some(index) = entry.holding.iter().position(|granted| *granted == since) {
+            entry.holding.swap_remove(index);
+        }
+        if entry.holding.is_empty() && entry.waiters.is_empty() {
+            let used = entry.used;
             self.groups.remove(&group);
+            if used > self.floor {
+                if self.recent.len() == MOST_RECENT {
+                    self.recent.pop_front();
+                }
+                self.recent.push_back((group, used, Instant::now()));
+            }
         }
     }
 
@@ -240,30 +289,34 @@ impl State {
 
     /// Whether the guest of `group` that just queued should make the holders yield at
     /// once (noting when it does): its group holds no slot and had nobody waiting; it is
-    /// the first of the waiting groups that hold none, and no group holding a slot has
-    /// used less (the holders' running time is not charged yet, so a tie goes to the
-    /// quiet group); and the last preemption is at least the gap ago.
+    /// the first of the waiting groups that hold none; it has used no more than any group
+    /// holding a slot, counting the holders' running slices (a tie goes to the quiet
+    /// group); and the last preemption is at least the gap ago.
     fn preempts(&mut self, group: u64, now: Instant) -> bool {
         let Some(entry) = self.groups.get(&group) else {
             return false;
         };
-        if entry.held > 0 || entry.waiters.len() != 1 {
+        if !entry.holding.is_empty() || entry.waiters.len() != 1 {
             return false;
         }
         let first_without_slot = self
             .groups
             .iter()
-            .filter(|(_, other)| other.held == 0 && !other.waiters.is_empty())
+            .filter(|(_, other)| other.holding.is_empty() && !other.waiters.is_empty())
             .min_by_key(|(&id, other)| (other.used, id))
             .map(|(&id, _)| id);
-        let holder_used_less = self
-            .groups
-            .values()
-            .any(|other| other.held > 0 && !other.waiters.is_empty() && other.used < entry.used);
+        let a_holder_used_less = self.groups.values().any(|other| {
+            let running: Duration = other
+                .holding
+                .iter()
+                .map(|granted| now.saturating_duration_since(*granted))
+                .sum();
+            !other.holding.is_empty() && other.used + running < entry.used
+        });
         let gap_passed = self
             .last_preempt
             .is_none_or(|last| now.duration_since(last) >= self.preempt_gap);
-        let preempts = first_without_slot == Some(group) && !holder_used_less && gap_passed;
+        let preempts = first_without_slot == Some(group) && !a_holder_used_less && gap_passed;
         if preempts {
             self.last_preempt = Some(now);
         }
@@ -282,11 +335,11 @@ impl State {
 }
 
 impl CpuSlot {
-    fn of(scheduler: &Arc<CpuScheduler>, group: u64) -> Self {
+    fn of(scheduler: &Arc<CpuScheduler>, group: u64, since: Instant) -> Self {
         CpuSlot {
             scheduler: Some(Arc::clone(scheduler)),
             group,
-            since: Instant::now(),
+            since,
         }
     }
 }
@@ -294,7 +347,7 @@ impl CpuSlot {
 impl Drop for CpuSlot {
     fn drop(&mut self) {
         if let Some(scheduler) = self.scheduler.take() {
-            scheduler.release(self.group, self.since.elapsed());
+            scheduler.release(self.group, self.since, self.since.elapsed());
         }
     }
 }

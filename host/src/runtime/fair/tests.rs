@@ -10,7 +10,7 @@ impl CpuSlot {
     /// busy the machine is.
     fn release_charging(mut self, used: Duration) {
         if let Some(scheduler) = self.scheduler.take() {
-            scheduler.release(self.group, used);
+            scheduler.release(self.group, self.since, used);
         }
     }
 }
@@ -177,6 +177,36 @@ fn holders_are_preempted_at_most_once_a_gap() {
     for waiter in waiters {
         drop(waiter);
     }
+}
+
+#[test]
+fn a_guest_preempted_for_a_quiet_group_does_not_preempt_it_back() {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    let (scheduler, kicks) = counting_preemptions(Duration::from_secs(3600));
+    let kicked = || kicks.load(Ordering::Relaxed);
+    let held = scheduler.try_acquire(1).expect("the free slot");
+    let mut waiters = vec![("2a", queue(&scheduler, 2, &mut cx))];
+    assert_eq!(kicked(), 1, "the quiet group preempts");
+    // Group 1 yields, charged its 5 ms, and is forgotten: nothing of it waits or runs.
+    held.release_charging(Duration::from_millis(5));
+    let (name, slot) = next_served(&mut waiters, &mut cx);
+    assert_eq!(name, "2a");
+    // Its guest queues again at once. The gap aside (cleared here), it comes back where it
+    // stood, 5 ms ahead of the holder, not level with it at the floor.
+    scheduler.lock().last_preempt = None;
+    waiters.push(("1b", queue(&scheduler, 1, &mut cx)));
+    assert_eq!(kicked(), 1, "the preempted group does not preempt back");
+    // A third group, idle until now, joins at the floor and preempts.
+    scheduler.lock().last_preempt = None;
+    waiters.push(("3a", queue(&scheduler, 3, &mut cx)));
+    assert_eq!(kicked(), 2, "a group that was idle preempts");
+    slot.release_charging(Duration::ZERO);
+    let (name, slot) = next_served(&mut waiters, &mut cx);
+    assert_eq!(name, "3a", "group 3 (0) before group 1 (5 ms)");
+    slot.release_charging(Duration::ZERO);
+    let (name, slot) = next_served(&mut waiters, &mut cx);
+    assert_eq!(name, "1b");
+    slot.release_charging(Duration::ZERO);
 }
 
 #[tokio::test]
