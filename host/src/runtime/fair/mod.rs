@@ -227,26 +227,21 @@ impl State {
     /// `group`'s entry. A group that was idle joins level with the floor, or where it stood
     /// if it went idle ahead of the floor within the last tick (see `recent`).
     fn join(&mut self, group: u64, now: Instant) -> &mut Group {
-        let tick = self.tick;
-        self.recent
-            .retain(|(_, _, idle)| now.saturating_duration_since(*idle) < tick);
-        if !self.groups.contains_key(&group) {
-            let stood = self
-                .recent
+        // Only a group that is not active looks at `recent` (and ages it): a slot granted
+        // to a group already holding or waiting costs no more than the map lookup.
+        let (recent, floor, tick) = (&mut self.recent, self.floor, self.tick);
+        self.groups.entry(group).or_insert_with(|| {
+            recent.retain(|(_, _, idle)| now.saturating_duration_since(*idle) < tick);
+            let stood = recent
                 .iter()
                 .position(|(id, _, _)| *id == group)
-                .and_then(|index| self.recent.remove(index))
+                .and_then(|index| recent.remove(index))
                 .map_or(Duration::ZERO, |(_, used, _)| used);
-            let used = stood.max(self.floor);
-            self.groups.insert(
-                group,
-                Group {
-                    used,
-                    ..Group::default()
-                },
-            );
-        }
-        self.groups.entry(group).or_default()
+            Group {
+                used: stood.max(floor),
+                ..Group::default()
+            }
+        })
     }
 
     /// Counts a slot as `group`'s from now, which it returns (the slot's grant time).
