@@ -424,18 +424,19 @@ async fn throughput(
                 let metrics_base = matches!(contender.key, "c" | "d" | "e" | "w")
                     .then(|| contender.target.url.split("/api/v1").next())
                     .flatten();
-                let stages_before = match metrics_base {
-                    Some(base) => Some(Stages::read(base, servers::OPERATOR_TOKEN).await?),
-                    None => None,
+                let run = wrk.run(&contender.target, connections, seconds);
+                let report = match metrics_base {
+                    Some(base) => {
+                        let (report, observed) =
+                            Stages::during(base, servers::OPERATOR_TOKEN, run).await?;
+                        stages
+                            .entry((connections, contender.key))
+                            .or_default()
+                            .add(&observed);
+                        report
+                    }
+                    None => run.await?,
                 };
-                let report = wrk.run(&contender.target, connections, seconds).await?;
-                if let (Some(base), Some(before)) = (metrics_base, stages_before) {
-                    let after = Stages::read(base, servers::OPERATOR_TOKEN).await?;
-                    stages
-                        .entry((connections, contender.key))
-                        .or_default()
-                        .add(&after.since(&before));
-                }
                 if let (Some(before), Some((_, url))) = (before, &postgres) {
                     // PostgreSQL's statistics reach the shared counters within a second of a
                     // backend going idle.
@@ -692,11 +693,13 @@ async fn noisy_neighbour(
     let base = format!("http://{}", server.address);
     // The server's per-stage timings of each run: nearly all of them quiet's calls (a loop
     // is observed only when it ends at its timeout).
-    let mut stages: Vec<(String, Stages)> = Vec::new();
-    let before = Stages::read(&base, servers::OPERATOR_TOKEN).await?;
-    let idle = wrk.run(&quiet_target, 4, seconds).await?;
-    let after = Stages::read(&base, servers::OPERATOR_TOKEN).await?;
-    stages.push(("alone".to_owned(), after.since(&before)));
+    let (idle, observed) = Stages::during(
+        &base,
+        servers::OPERATOR_TOKEN,
+        wrk.run(&quiet_target, 4, seconds),
+    )
+    .await?;
+    let mut stages = vec![("alone".to_owned(), observed)];
     let mut rows = Vec::new();
     for &calls in noisy_calls {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -718,10 +721,13 @@ async fn noisy_neighbour(
             .collect();
         // Let the loops take their slots before quiet is measured.
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let before = Stages::read(&base, servers::OPERATOR_TOKEN).await?;
-        let busy = wrk.run(&quiet_target, 4, seconds).await?;
-        let after = Stages::read(&base, servers::OPERATOR_TOKEN).await?;
-        stages.push((format!("N = {calls}"), after.since(&before)));
+        let (busy, observed) = Stages::during(
+            &base,
+            servers::OPERATOR_TOKEN,
+            wrk.run(&quiet_target, 4, seconds),
+        )
+        .await?;
+        stages.push((format!("N = {calls}"), observed));
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         // Each loop ends at its timeout: the next N starts with none left running.
         let mut ended = (0, 0);

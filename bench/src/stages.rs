@@ -36,6 +36,18 @@ impl Stages {
         Self::parse(&text)
     }
 
+    /// `run`, and what the wasmhook at `base` observed while it ran.
+    pub async fn during<T>(
+        base: &str,
+        operator_token: &str,
+        run: impl std::future::Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<(T, Self)> {
+        let before = Self::read(base, operator_token).await?;
+        let value = run.await?;
+        let after = Self::read(base, operator_token).await?;
+        Ok((value, after.since(&before)))
+    }
+
     fn parse(text: &str) -> anyhow::Result<Self> {
         let mut stages: BTreeMap<String, Histogram> = BTreeMap::new();
         for line in text.lines() {
