@@ -16,7 +16,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
-use wasmhook::model::{assemble_payload, EventAction, PayloadParts, RESERVED_KEYS};
+use wasmhook::model::{assemble_payload, payload_text, EventAction, PayloadParts, RESERVED_KEYS};
 use wasmhook::runtime::Redactor;
 
 fuzz_target!(|data: &[u8]| {
@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
         })
         .collect();
 
-    let assembled = assemble_payload(&PayloadParts {
+    let parts = PayloadParts {
         request_id: "5f0c9a4e-1b7d-4c35-9a63-2f1e8d0b7c11",
         timestamp: "2026-01-01T00:00:00.000000Z",
         hook_url: "http://localhost:8080/api/v1/hooks/7",
@@ -50,7 +50,19 @@ fuzz_target!(|data: &[u8]| {
         settings: &settings,
         secrets: &secrets,
         body: &body,
-    });
+    };
+    let assembled = assemble_payload(&parts);
+    // The text a call sends is the assembled payload written, byte for byte, or the same
+    // refusal.
+    match (&assembled, payload_text(&parts)) {
+        (Ok(payload), Ok(text)) => assert_eq!(
+            serde_json::to_string(payload).ok().as_deref(),
+            Some(text.as_str()),
+            "the payload's text"
+        ),
+        (Err(refused), Err(also)) => assert_eq!(refused, &also),
+        (assembled, text) => panic!("{assembled:?} but {text:?}"),
+    }
     let reserved = body.keys().any(|key| RESERVED_KEYS.contains(&key.as_str()));
     let payload = match assembled {
         Ok(payload) => payload,

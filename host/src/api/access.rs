@@ -114,7 +114,9 @@ pub(super) async fn access_log(mut request: Request, next: Next) -> Response {
         .headers()
         .get(REQUEST_ID_HEADER)
         .and_then(sane)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        // Version 7 (time first): a run log's `request_id` is indexed, and ids that grow
+        // with time are appended to that index rather than scattered over it.
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let line = AccessLine {
         started: Instant::now(),
         method: request.method().clone(),

@@ -979,7 +979,7 @@ pub(super) fn scheduled_event(hook: &Hook, event: &EventAction) -> NewEvent {
     NewEvent {
         organization_id: hook.organization_id,
         // A tick is its own request: every attempt of its run shares this id.
-        request_id: uuid::Uuid::new_v4().to_string(),
+        request_id: uuid::Uuid::now_v7().to_string(),
         event: event.event().to_owned(),
         action: event.action().to_owned(),
         queue_id: None,

@@ -393,7 +393,7 @@ impl Dispatcher {
                     config,
                     prepared.config_secret.as_deref(),
                     event,
-                    &prepared.call.payload,
+                    &prepared.call.invocation.payload,
                 )
                 .await;
                 match sent {
@@ -452,7 +452,7 @@ impl Dispatcher {
                 }
             }
         };
-        let log = prepared.clone().run_log(&report);
+        let log = prepared.run_log(&report);
         let retryable = log.status != RunStatus::Completed;
         Attempted {
             log,
@@ -552,7 +552,7 @@ impl Prepared<'_> {
     pub(super) fn webhook_attempted(&self, delivery: &webhook::Delivery) -> Attempted {
         phase(Phase::webhook, delivery.duration);
         Attempted {
-            log: self.call.clone().webhook_log(delivery),
+            log: self.call.webhook_log(delivery),
             output: String::new(),
             retryable: delivery.retryable,
             called: Instant::now(),

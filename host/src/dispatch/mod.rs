@@ -41,7 +41,7 @@ use serde_json::{Map, Value};
 
 use crate::model::hook::HookType;
 use crate::model::{
-    assemble_payload, format_rfc3339, now_rfc3339, EventAction, PayloadError, PayloadParts, RunLog,
+    format_rfc3339, now_rfc3339, payload_text, EventAction, PayloadError, PayloadParts, RunLog,
     RunStatus,
 };
 use crate::runtime::{Invocation, Outcome, Redactor, RunReport, REDACTED};
@@ -85,11 +85,14 @@ pub struct HookCall<'a> {
 /// A call ready for the runtime: its invocation, and what its run log will need.
 #[derive(Debug, Clone)]
 pub struct PreparedCall {
-    /// What the runtime delivers to the guest.
-    pub invocation: Invocation,
-    /// The payload as sent, secrets and token in clear: a webhook's body. Its run log keeps
+    /// What the runtime delivers to the guest; its `payload` is the payload's JSON text as
+    /// sent, secrets and token in clear, which is also a webhook's body. Its run log keeps
     /// it redacted.
-    pub payload: Map<String, Value>,
+    pub invocation: Invocation,
+    /// The annotation the event is about, which its run log is filed under.
+    annotation_id: Option<u64>,
+    /// The email the event is about, likewise.
+    email_id: Option<u64>,
     event: EventAction,
     hook_type: HookType,
     settings: Map<String, Value>,
@@ -105,7 +108,9 @@ impl PreparedCall {
         let request_id = call.request_id.to_owned();
         let timestamp = now_rfc3339();
         let hook_url = crate::model::object_url(call.base_url, "hooks", call.hook_id);
-        let payload = assemble_payload(&PayloadParts {
+        // Written straight from its parts: the text is all a module's call needs, and a
+        // webhook sends it as its body.
+        let payload = payload_text(&PayloadParts {
             request_id: &request_id,
             timestamp: &timestamp,
             hook_url: &hook_url,
@@ -117,8 +122,7 @@ impl PreparedCall {
             body: call.body,
         })?;
         let invocation = Invocation {
-            payload: serde_json::to_string(&payload)
-                .map_err(|error| PayloadError::Json(error.to_string()))?,
+            payload,
             settings: serde_json::to_string(call.settings)
                 .map_err(|error| PayloadError::Json(error.to_string()))?,
             request_id,
@@ -134,7 +138,8 @@ impl PreparedCall {
         let redactor = invocation.redactor();
         Ok(PreparedCall {
             invocation,
-            payload,
+            annotation_id: annotation_id(call.body),
+            email_id: email_id(call.body),
             event: call.event.clone(),
             hook_type: call.hook_type,
             settings: call.settings.clone(),
@@ -145,7 +150,7 @@ impl PreparedCall {
     }
 
     /// The run log of this call once the runtime has reported, every secret redacted.
-    pub fn run_log(self, report: &RunReport) -> RunLog {
+    pub fn run_log(&self, report: &RunReport) -> RunLog {
         let status = run_status(&report.outcome);
         let (message, response) = match &report.outcome {
             Outcome::Completed { response } => (response_messages(response), Some(response)),
@@ -163,7 +168,7 @@ impl PreparedCall {
     }
 
     /// The run log of a webhook call: its status code, no `output` (webhooks have none).
-    pub fn webhook_log(self, delivery: &webhook::Delivery) -> RunLog {
+    pub fn webhook_log(&self, delivery: &webhook::Delivery) -> RunLog {
         let (status, message, response) = match &delivery.outcome {
             webhook::DeliveryOutcome::Completed(response) => (
                 RunStatus::Completed,
@@ -189,18 +194,18 @@ impl PreparedCall {
     }
 
     /// The run log of this call when it was not run: a hook it runs after failed.
-    pub fn cancelled_log(self, reason: &str) -> RunLog {
+    pub fn cancelled_log(&self, reason: &str) -> RunLog {
         self.unrun_log(RunStatus::Cancelled, reason)
     }
 
     /// The run log of an attempt that ended without an outcome of its own: it failed for
     /// `reason` (the replica running it stopped before recording it, say).
-    pub fn failed_log(self, reason: &str) -> RunLog {
+    pub fn failed_log(&self, reason: &str) -> RunLog {
         self.unrun_log(RunStatus::Failed, reason)
     }
 
     /// The run log of a call that did not run (or whose run left no outcome), ended now.
-    fn unrun_log(self, status: RunStatus, reason: &str) -> RunLog {
+    fn unrun_log(&self, status: RunStatus, reason: &str) -> RunLog {
         self.log(Ending {
             status,
             status_code: None,
@@ -213,28 +218,30 @@ impl PreparedCall {
     }
 
     /// The run log of this call ending as `ending` says, every secret redacted; the payload
-    /// only when the hook keeps it.
-    fn log(self, ending: Ending<'_>) -> RunLog {
-        let annotation_id = self.annotation_id();
-        let email_id = self.email_id();
+    /// only when the hook keeps it. Borrows the call, which a retry makes again from: only
+    /// what the log keeps is copied (the payload only when the hook keeps it).
+    fn log(&self, ending: Ending<'_>) -> RunLog {
         let redactor = &self.redactor;
+        // Read back from the text sent (the payload is kept only where the hook asks).
         let request = if self.payload_logging {
-            Some(logged_request(self.payload, redactor))
+            serde_json::from_str(&self.invocation.payload)
+                .ok()
+                .map(|payload| logged_request(payload, redactor))
         } else {
             None
         };
         RunLog {
-            uuid: uuid::Uuid::new_v4().to_string(),
-            request_id: self.invocation.request_id,
-            timestamp: self.invocation.timestamp,
+            uuid: run_log_uuid(),
+            request_id: self.invocation.request_id.clone(),
+            timestamp: self.invocation.timestamp.clone(),
             event: self.event.event().to_owned(),
             action: self.event.action().to_owned(),
             organization_id: self.invocation.organization_id,
             hook_id: self.invocation.hook_id,
             hook_type: self.hook_type.as_str().to_owned(),
             queue_id: self.queue_id,
-            annotation_id,
-            email_id,
+            annotation_id: self.annotation_id,
+            email_id: self.email_id,
             status: ending.status,
             log_level: ending.status.log_level(),
             status_code: ending.status_code,
@@ -244,7 +251,7 @@ impl PreparedCall {
                 .response
                 .map(|response| redactor.redact_json(Value::Object(response.clone()))),
             output: ending.output,
-            settings: redactor.redact_json(Value::Object(self.settings)),
+            settings: redactor.redact_json(Value::Object(self.settings.clone())),
             start: format_rfc3339(ending.started_at),
             end: format_rfc3339(ending.started_at + ending.duration),
             duration_ms: ending.duration.as_secs_f64() * 1000.0,
@@ -255,19 +262,28 @@ impl PreparedCall {
     pub fn redactor(&self) -> &Redactor {
         &self.redactor
     }
+}
 
-    fn annotation_id(&self) -> Option<u64> {
-        self.payload
-            .get("annotation")
-            .and_then(|annotation| annotation.get("id"))
-            .and_then(Value::as_u64)
-    }
+/// The id of the annotation an event's keys are about (its `annotation` object).
+fn annotation_id(body: &Map<String, Value>) -> Option<u64> {
+    body.get("annotation")
+        .and_then(|annotation| annotation.get("id"))
+        .and_then(Value::as_u64)
+}
 
-    fn email_id(&self) -> Option<u64> {
-        self.payload
-            .get("email")
-            .and_then(|email| crate::model::id_from_reference(email, "emails"))
-    }
+/// The id of the email an event's keys are about (its `email`, an object or a URL).
+fn email_id(body: &Map<String, Value>) -> Option<u64> {
+    body.get("email")
+        .and_then(|email| crate::model::id_from_reference(email, "emails"))
+}
+
+/// A fresh run log's `uuid`: version 7, whose leading bits are the time, so that the rows of
+/// one batch land side by side at the right edge of the `uuid` index instead of on a random
+/// page each (a version 4 id dirtied one index page per row, each written to the WAL at the
+/// commit and again at the checkpoint). It is as unique, and says no more than the log's
+/// own `start`.
+fn run_log_uuid() -> String {
+    uuid::Uuid::now_v7().to_string()
 }
 
 /// The payload as a run log keeps it: the values under `secrets` and the

@@ -3,6 +3,8 @@
 //! does not know the store's queue shapes. Only those this installation holds are added:
 //! `queues`.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 use crate::model::hook::Hook;
@@ -11,15 +13,15 @@ use crate::store::{Store, StoreError};
 /// The event's keys followed by the sideloads `hook` asks for that this installation
 /// holds: `queues` (the event's queue, or the hook's queues when the call names none), in
 /// Rossum's shape, with URLs under `base_url`. A key the event already carries is left as
-/// sent.
-pub(super) async fn with_sideloads(
+/// sent. The keys are borrowed as they are when there is nothing to add (most calls): the
+/// payload copies them once anyway.
+pub(super) async fn with_sideloads<'b>(
     store: &Store,
     base_url: &str,
     hook: &Hook,
-    body: &Map<String, Value>,
+    body: &'b Map<String, Value>,
     queue_id: Option<u64>,
-) -> Result<Map<String, Value>, StoreError> {
-    let mut body = body.clone();
+) -> Result<Cow<'b, Map<String, Value>>, StoreError> {
     if !hook
         .spec
         .document
@@ -28,7 +30,7 @@ pub(super) async fn with_sideloads(
         .any(|name| name == "queues")
         || body.contains_key("queues")
     {
-        return Ok(body);
+        return Ok(Cow::Borrowed(body));
     }
     let wanted: Vec<u64> = match queue_id {
         Some(queue) => vec![queue],
@@ -49,6 +51,7 @@ pub(super) async fn with_sideloads(
             })
         })
         .collect();
+    let mut body = body.clone();
     body.insert("queues".into(), Value::Array(rendered));
-    Ok(body)
+    Ok(Cow::Owned(body))
 }

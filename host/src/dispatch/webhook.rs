@@ -130,7 +130,7 @@ pub async fn send(
     config: &WebhookConfig,
     secret: Option<&str>,
     event: &EventAction,
-    payload: &Map<String, Value>,
+    payload: &str,
 ) -> Sent {
     call(
         outbound,
@@ -193,7 +193,7 @@ async fn call(
     config: &WebhookConfig,
     secret: Option<&str>,
     event: &EventAction,
-    payload: &Map<String, Value>,
+    payload: &str,
     started_at: SystemTime,
 ) -> Sent {
     let policy = hook.spec.kind.retry_policy();
@@ -208,10 +208,7 @@ async fn call(
         Ok(route) => route,
         Err(error) => return failed(format!("not called: {error}")),
     };
-    let body = match serde_json::to_vec(payload) {
-        Ok(body) => Bytes::from(body),
-        Err(error) => return failed(format!("the payload is not JSON: {error}")),
-    };
+    let body = Bytes::copy_from_slice(payload.as_bytes());
     let mut headers = http::HeaderMap::new();
     headers.insert(
         CONTENT_TYPE,

@@ -16,7 +16,9 @@ pub mod schedule;
 
 pub use event::{EventAction, EventError};
 pub use field::FieldPath;
-pub use payload::{assemble_payload, reserved_key, PayloadError, PayloadParts, RESERVED_KEYS};
+pub use payload::{
+    assemble_payload, payload_text, reserved_key, PayloadError, PayloadParts, RESERVED_KEYS,
+};
 pub use run_log::{LogLevel, RunLog, RunStatus};
 
 /// Now in Unix seconds: when tokens expire, stored as an integer.

@@ -68,35 +68,59 @@ pub enum PayloadError {
     Json(String),
 }
 
+/// The payload as the JSON text a hook receives, written from its parts without
+/// assembling it first: what `serde_json::to_string(&assemble_payload(parts)?)` gives, byte
+/// for byte, minus a copy of the event's keys and the settings per call.
+pub fn payload_text(parts: &PayloadParts<'_>) -> Result<String, PayloadError> {
+    if let Some(key) = reserved_key(parts.body) {
+        return Err(PayloadError::ReservedKey(key.to_owned()));
+    }
+    serde_json::to_string(parts).map_err(|error| PayloadError::Json(error.to_string()))
+}
+
+/// The payload's keys in Rossum's order: the one place they are written, for
+/// [`payload_text`] and [`assemble_payload`], each of which refuses the event's reserved
+/// keys first, so no key is written twice.
+impl serde::Serialize for PayloadParts<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        // As a map, as `assemble_payload` makes it, so that a name given twice is written
+        // once (the last value, at the first place); a hook has a few secrets at most.
+        let secrets: Map<String, Value> = self
+            .secrets
+            .iter()
+            .map(|(name, value)| (name.clone(), Value::String(value.clone())))
+            .collect();
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("request_id", self.request_id)?;
+        map.serialize_entry("timestamp", self.timestamp)?;
+        map.serialize_entry("hook", self.hook_url)?;
+        map.serialize_entry("action", self.event.action())?;
+        map.serialize_entry("event", self.event.event())?;
+        if let Some(token) = self.token {
+            map.serialize_entry("rossum_authorization_token", token)?;
+        }
+        map.serialize_entry("base_url", self.base_url)?;
+        map.serialize_entry("settings", self.settings)?;
+        map.serialize_entry("secrets", &secrets)?;
+        for (key, value) in self.body {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
 /// The payload object a hook receives.
 pub fn assemble_payload(parts: &PayloadParts<'_>) -> Result<Map<String, Value>, PayloadError> {
     if let Some(key) = reserved_key(parts.body) {
         return Err(PayloadError::ReservedKey(key.to_owned()));
     }
-    let mut payload = Map::new();
-    payload.insert("request_id".into(), parts.request_id.into());
-    payload.insert("timestamp".into(), parts.timestamp.into());
-    payload.insert("hook".into(), parts.hook_url.into());
-    payload.insert("action".into(), parts.event.action().into());
-    payload.insert("event".into(), parts.event.event().into());
-    if let Some(token) = parts.token {
-        payload.insert("rossum_authorization_token".into(), token.into());
+    // The keys and their order are written once, by the `Serialize` of `PayloadParts`.
+    match serde_json::to_value(parts) {
+        Ok(Value::Object(payload)) => Ok(payload),
+        Ok(other) => Err(PayloadError::Json(format!("not an object: {other}"))),
+        Err(error) => Err(PayloadError::Json(error.to_string())),
     }
-    payload.insert("base_url".into(), parts.base_url.into());
-    payload.insert("settings".into(), Value::Object(parts.settings.clone()));
-    let secrets = parts
-        .secrets
-        .iter()
-        .map(|(name, value)| (name.clone(), Value::String(value.clone())))
-        .collect();
-    payload.insert("secrets".into(), Value::Object(secrets));
-    payload.extend(
-        parts
-            .body
-            .iter()
-            .map(|(key, value)| (key.clone(), value.clone())),
-    );
-    Ok(payload)
 }
 
 #[cfg(test)]
@@ -157,6 +181,38 @@ mod tests {
         let settings = Map::new();
         let result = assemble_payload(&parts(&event, &body, &settings, &[]));
         assert_eq!(result, Err(PayloadError::ReservedKey("secrets".into())));
+        Ok(())
+    }
+
+    #[test]
+    fn the_text_is_the_assembled_payload_written() -> Result<(), Box<dyn std::error::Error>> {
+        let event = EventAction::new("annotation_content", "initialize")?;
+        let mut body = Map::new();
+        body.insert(
+            "annotation".into(),
+            serde_json::json!({"id": 1, "content": [{"a": "\"x\""}]}),
+        );
+        body.insert("document".into(), serde_json::json!({"id": 2}));
+        let secrets = vec![
+            ("api_key".to_owned(), "v".to_owned()),
+            ("other".to_owned(), "w\n".to_owned()),
+            ("api_key".to_owned(), "given twice".to_owned()),
+        ];
+        let settings = serde_json::json!({"b": 1, "a": [true, null]});
+        let settings = settings.as_object().cloned().unwrap_or_default();
+        let mut with_token = parts(&event, &body, &settings, &secrets);
+        with_token.token = Some("token-value");
+        for parts in [parts(&event, &body, &settings, &secrets), with_token] {
+            assert_eq!(
+                payload_text(&parts)?,
+                serde_json::to_string(&assemble_payload(&parts)?)?
+            );
+        }
+        body.insert("hook".into(), serde_json::json!("mine"));
+        assert_eq!(
+            payload_text(&parts(&event, &body, &settings, &secrets)),
+            Err(PayloadError::ReservedKey("hook".into()))
+        );
         Ok(())
     }
 

@@ -26,13 +26,29 @@
 //! again, which is why guests need threads of their own rather than a server thread
 //! lowered while it polls a guest.
 //!
+//! Long calls move to slower threads still. A job that has spent [`DEMOTE_AFTER`] inside
+//! its polls (a CPU-bound guest, an endless loop until its time limit) is handed, at its
+//! next yield, to a second pool of as many threads at the lowest priority
+//! ([`MAX_NICE`], or [`LONG_NICE_STEP`] below the first pool's when that is lower), where
+//! it runs to its end. A short call (a hello takes a tenth of a millisecond) never moves,
+//! so beside a neighbour's loops its instantiation and its guest run on threads the kernel
+//! prefers to the loops' (at nice 10 against 19, about seven times the weight) instead of
+//! splitting a core with them: the noisy neighbour's `instantiate` and `handoff` stages
+//! (BENCHMARKS.md). It is a two-level feedback queue, as an OS scheduler keeps one; the
+//! fair scheduler still decides who holds the CPU slots, this only who the kernel runs
+//! first. A job moves as the boxed future it is: whatever it waits on is polled again from
+//! its new task, which registers the new task's waker (a waker of the finished first task
+//! wakes nothing).
+//!
 //! A job is `'static`: it owns its store and everything the call needs, and comes back
 //! through its task's handle. A call that is abandoned (its time limit, its caller gone)
 //! aborts its job, which drops the store on the guest thread; a job that panics fails its
 //! call and leaves the pool running.
 
 use std::future::Future;
-use std::time::Instant;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
@@ -44,18 +60,32 @@ pub const DEFAULT_GUEST_NICE: u8 = 10;
 /// The highest nice value, the lowest priority, the kernel gives a normal thread.
 pub const MAX_NICE: u8 = 19;
 
+/// How long a job runs on the first pool's threads (the time inside its polls) before it
+/// moves to the long calls' pool at its next yield: many times a short call's whole guest
+/// part, a few epoch ticks of a CPU-bound one.
+pub const DEMOTE_AFTER: Duration = Duration::from_millis(10);
+
+/// How much lower the long calls' threads are than the first pool's, at most (their nice
+/// value is capped at [`MAX_NICE`]).
+pub const LONG_NICE_STEP: u8 = 9;
+
 /// The guest threads: see the module's documentation.
 pub(crate) struct GuestThreads {
-    /// Taken only when dropped (see `Drop`).
+    /// Every job starts here. Taken only when dropped (see `Drop`).
     tokio: Option<tokio::runtime::Runtime>,
-    /// The nice value each guest thread sets itself to.
+    /// Where a job that ran past [`DEMOTE_AFTER`] continues.
+    long: Option<tokio::runtime::Runtime>,
+    /// The nice value each first-pool thread sets itself to.
     nice: i32,
+    /// The nice value of the long calls' threads.
+    long_nice: i32,
 }
 
 impl std::fmt::Debug for GuestThreads {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GuestThreads")
             .field("nice", &self.nice)
+            .field("long_nice", &self.long_nice)
             .finish_non_exhaustive()
     }
 }
@@ -71,24 +101,14 @@ impl GuestThreads {
     pub(crate) fn start(threads: usize, nice: u8) -> std::io::Result<Self> {
         let own = thread_nice().unwrap_or(0);
         let target = own.saturating_add(i32::from(nice)).min(i32::from(MAX_NICE));
-        // Every thread of this runtime sets the same value, its blocking threads (a guest's
-        // file and clock calls) too, which a thread started by a guest thread inherits
-        // anyway.
-        let tokio = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads.max(1))
-            .thread_name("wasmhook-guest")
-            // A job arrives from outside this runtime, in its global queue, which a worker
-            // busy with a spinning guest (a task that wakes itself at every tick) would
-            // otherwise look at only every 61 ticks: a quiet organization's call would wait
-            // there tens of milliseconds before it can even ask for a CPU slot (and make
-            // the holders yield). Looking at every tick costs one lock of an empty queue.
-            .global_queue_interval(1)
-            .on_thread_start(move || set_thread_nice(target))
-            .enable_all()
-            .build()?;
+        let long_nice = target
+            .saturating_add(i32::from(LONG_NICE_STEP))
+            .min(i32::from(MAX_NICE));
         Ok(GuestThreads {
-            tokio: Some(tokio),
+            tokio: Some(pool(threads, "wasmhook-guest", target)?),
+            long: Some(pool(threads, "wasmhook-long", long_nice)?),
             nice: target,
+            long_nice,
         })
     }
 
@@ -100,35 +120,49 @@ impl GuestThreads {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let Some(tokio) = &self.tokio else {
+        let (Some(tokio), Some(long)) = (&self.tokio, &self.long) else {
             return Err(Lost("the guest threads have stopped".into()));
         };
+        let span = tracing::Span::current();
         let submitted = Instant::now();
-        let job = async move {
+        let first = Demoting {
+            job: Some(Box::pin(job)),
+            used: Duration::ZERO,
+        };
+        let first = async move {
             let reached = submitted.elapsed();
-            let output = job.await;
-            (output, reached, Instant::now())
+            let ended = first.await;
+            (ended, reached, Instant::now())
         }
-        .instrument(tracing::Span::current());
-        let mut task = Aborting(tokio.spawn(job));
-        match (&mut task.0).await {
-            Ok((output, reached, finished)) => {
-                stage(Stage::handoff, reached + finished.elapsed());
-                Ok(output)
+        .instrument(span.clone());
+        let (ended, reached, finished) = joined(Aborting(tokio.spawn(first))).await?;
+        let (output, finished) = match ended {
+            Ok(output) => (output, finished),
+            // It ran long: the rest of it on the long calls' threads (the hop between the
+            // pools is not a handoff the caller waits for; its own turn there is).
+            Err(job) => {
+                let rest = async move {
+                    let output = job.await;
+                    (output, Instant::now())
+                }
+                .instrument(span);
+                joined(Aborting(long.spawn(rest))).await?
             }
-            Err(error) if error.is_panic() => {
-                let message = panic_payload(error.into_panic());
-                tracing::error!("a guest job panicked: {message}");
-                Err(Lost(format!("it panicked: {message}")))
-            }
-            Err(_cancelled) => Err(Lost("it was cancelled".into())),
-        }
+        };
+        stage(Stage::handoff, reached + finished.elapsed());
+        Ok(output)
     }
 
     /// The nice value of the guest threads.
     #[cfg(test)]
     pub(crate) fn nice(&self) -> i32 {
         self.nice
+    }
+
+    /// The nice value of the long calls' threads.
+    #[cfg(test)]
+    pub(crate) fn long_nice(&self) -> i32 {
+        self.long_nice
     }
 }
 
@@ -137,8 +171,73 @@ impl Drop for GuestThreads {
         // Dropping a tokio runtime waits for its threads, which an async caller (a test
         // dropping its `Runtime`) may not do; the threads end on their own once their jobs
         // are gone.
-        if let Some(tokio) = self.tokio.take() {
-            tokio.shutdown_background();
+        for pool in [self.tokio.take(), self.long.take()].into_iter().flatten() {
+            pool.shutdown_background();
+        }
+    }
+}
+
+/// One pool of guest threads, each at `nice`.
+fn pool(threads: usize, name: &str, nice: i32) -> std::io::Result<tokio::runtime::Runtime> {
+    // Every thread of this runtime sets the same value, its blocking threads (a guest's
+    // file and clock calls) too, which a thread started by a guest thread inherits anyway.
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .thread_name(name)
+        // A job arrives from outside this runtime, in its global queue, which a worker busy
+        // with a spinning guest (a task that wakes itself at every tick) would otherwise
+        // look at only every 61 ticks: a quiet organization's call would wait there tens of
+        // milliseconds before it can even ask for a CPU slot (and make the holders yield).
+        // Looking at every tick costs one lock of an empty queue.
+        .global_queue_interval(1)
+        .on_thread_start(move || set_thread_nice(nice))
+        .enable_all()
+        .build()
+}
+
+/// A task's result, or why there is none.
+async fn joined<T>(mut task: Aborting<T>) -> Result<T, Lost> {
+    match (&mut task.0).await {
+        Ok(value) => Ok(value),
+        Err(error) if error.is_panic() => {
+            let message = panic_payload(error.into_panic());
+            tracing::error!("a guest job panicked: {message}");
+            Err(Lost(format!("it panicked: {message}")))
+        }
+        Err(_cancelled) => Err(Lost("it was cancelled".into())),
+    }
+}
+
+/// A job on the first pool: its output, or the job itself once it has spent
+/// [`DEMOTE_AFTER`] in its polls and yielded, for the long calls' pool to go on with.
+struct Demoting<F> {
+    /// Taken when it ends or moves.
+    job: Option<Pin<Box<F>>>,
+    /// The time spent inside the job's polls so far.
+    used: Duration,
+}
+
+impl<F: Future> Future for Demoting<F> {
+    type Output = Result<F::Output, Pin<Box<F>>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(job) = self.job.as_mut() else {
+            // Polled after it ended: nothing more comes.
+            return Poll::Pending;
+        };
+        let started = Instant::now();
+        let polled = job.as_mut().poll(cx);
+        self.used += started.elapsed();
+        match polled {
+            Poll::Ready(output) => {
+                self.job = None;
+                Poll::Ready(Ok(output))
+            }
+            Poll::Pending if self.used >= DEMOTE_AFTER => match self.job.take() {
+                Some(job) => Poll::Ready(Err(job)),
+                None => Poll::Pending,
+            },
+            Poll::Pending => Poll::Pending,
         }
     }
 }
@@ -206,6 +305,44 @@ mod tests {
             own,
             "the caller's thread keeps its priority"
         );
+    }
+
+    #[tokio::test]
+    async fn a_long_job_moves_to_the_long_calls_threads_and_ends_there() {
+        let own = thread_nice().expect("getpriority");
+        let threads = GuestThreads::start(1, 5).expect("starts");
+        let long = (own + 5 + i32::from(LONG_NICE_STEP)).min(i32::from(MAX_NICE));
+        assert_eq!(threads.long_nice(), long);
+        // Spins a millisecond a poll, yielding between, for several times DEMOTE_AFTER.
+        let (first, last, polls) = threads
+            .run(async {
+                let first = thread_nice().expect("getpriority");
+                let mut polls = 0;
+                let until = Instant::now() + DEMOTE_AFTER * 4;
+                while Instant::now() < until {
+                    let slice = Instant::now() + Duration::from_millis(1);
+                    while Instant::now() < slice {
+                        std::hint::spin_loop();
+                    }
+                    polls += 1;
+                    tokio::task::yield_now().await;
+                }
+                let name = std::thread::current().name().map(str::to_owned);
+                (first, (name, thread_nice().expect("getpriority")), polls)
+            })
+            .await
+            .expect("the job ends");
+        assert_eq!(first, threads.nice(), "it starts on the first pool");
+        assert_eq!(
+            last,
+            (Some("wasmhook-long".to_owned()), long),
+            "after {polls} polls"
+        );
+        // A short job afterwards starts on the first pool again.
+        let short = threads
+            .run(async { thread_nice().expect("getpriority") })
+            .await;
+        assert_eq!(short.expect("runs"), threads.nice());
     }
 
     #[tokio::test]

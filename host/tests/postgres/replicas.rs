@@ -354,9 +354,13 @@ fn an_organizations_run_limit_holds_across_replicas() {
     let second = limited(second_dir.path());
     let tenant = Tenant::new(&first, "limited");
     let organization = tenant.organization_id();
+    // It must outlast both replicas' waits for their heartbeats below (up to HEARTBEATS
+    // each, longer on a loaded machine), so it spins longer than the helper's 5 s limit.
+    let spinner = tenant.upload(HOSTILE);
     let sleeper = tenant.hook(
-        &tenant.upload(HOSTILE),
-        json!({"settings": {"behavior": "spin", "ms": 8000}}),
+        &spinner,
+        json!({"settings": {"behavior": "spin", "ms": 25000},
+               "config": {"runtime": "wasm", "module": spinner, "timeout_s": 30}}),
     );
     let greeter = tenant.hook(&tenant.upload(HELLO), json!({}));
     let invoke = |server: &Server, hook: &serde_json::Value| invoke(server, &tenant, hook);

@@ -59,10 +59,12 @@ pub struct Limits {
     pub compile_seconds_per_organization: u64,
     /// Uploads of one organization that may be refused per 10 minutes; then uploads get 429.
     pub refused_uploads_per_organization: u64,
-    /// Compile uploads unoptimized first (Cranelift `none`, several times quicker), so that
-    /// their first calls need not wait for the optimizing compiler, and compile their
-    /// optimized code in the background, one at a time and at low priority, swapped in when
-    /// ready (`wasmhook_modules_optimized_total`). The time limit holds on both.
+    /// Compile uploads unoptimized first (Cranelift `none`), so that their first calls need
+    /// not wait for the optimizing compiler, and compile their optimized code in the
+    /// background, one at a time and at low priority, swapped in when ready
+    /// (`wasmhook_modules_optimized_total`). The time limit holds on both. Off: measured
+    /// here, `none` compiles only 0-27% quicker and its calls run up to 6x slower
+    /// (BENCHMARKS.md, tiers).
     pub tiered_compile: bool,
     /// The most seconds a hook's `config.reuse_instances.idle_s` may ask: how long an idle
     /// warm instance may keep its memory waiting for its hook's next call.
