@@ -13,7 +13,8 @@
 //! - `cache`: compiled artifacts on disk;
 //! - `state`, `limiter`, `output`: what a store holds during a call;
 //! - `fair`: the CPU shared between fairness groups, turn by turn;
-//! - `threads`: the guest threads, below the server's priority, that guests run on;
+//! - `threads`: the guest threads, below the server's priority, that guests move to after
+//!   their first slice;
 //! - [`http`]: a guest's outgoing `wasi:http` requests, denied unless granted;
 //! - `call`: one call, from a fresh store to its [`RunReport`];
 //! - `warm`, `reuse`: idle instances kept for the next call of the hooks that ask

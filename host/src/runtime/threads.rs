@@ -1,12 +1,21 @@
-//! The threads guests run on, apart from the server's.
+//! The threads guests run on, apart from the server's, once they have run a slice.
+//!
+//! A call's guest starts on the thread that asked for it, a server worker, and a short call
+//! (a hello, an invoice check: a tenth of a millisecond) ends there: it costs no hand-off to
+//! another thread and back, the kernel's task switches and the cross-thread frees of every
+//! call's memory that the profile of the server under `wrk` found (BENCHMARKS.md), which is
+//! how `wasmtime serve` runs its guests too. A job that has spent [`INLINE_FOR`] inside its
+//! polls (one epoch tick) moves at its next yield to the guest threads below, so a guest
+//! holds a server worker for at most a slice or two, once.
 //!
 //! A guest's wasm runs inside the poll of its call's future, on whatever thread polls it.
 //! On the server's async workers, a CPU-bound guest competed for the cores with the
 //! threads that accept and parse requests, answer them and commit run logs, at the same OS
 //! priority: a quiet organization's call, its guest done in a fraction of a millisecond,
 //! then waited for the kernel to give those threads a time slice (BENCHMARKS.md, noisy
-//! neighbour). So the guest part of every call (instantiation and the guest's work, inside
-//! its fair share, see `fair`) runs here instead: an async runtime of its own, with one
+//! neighbour). So the guest part of every call that runs past its first slice
+//! (instantiation and the guest's work, inside its fair share, see `fair`) runs here
+//! instead: an async runtime of its own, with one
 //! worker thread more than the fair scheduler has CPU slots, each lowered by
 //! [`RuntimeConfig::guest_nice`](super::RuntimeConfig::guest_nice) below the server's own
 //! priority. The kernel then runs the server's threads first whenever they have work, and
@@ -30,26 +39,28 @@
 //! its polls (a CPU-bound guest, an endless loop until its time limit) is handed, at its
 //! next yield, to a second pool of as many threads at the lowest priority
 //! ([`MAX_NICE`], or [`LONG_NICE_STEP`] below the first pool's when that is lower), where
-//! it runs to its end. A short call (a hello takes a tenth of a millisecond) never moves,
-//! so beside a neighbour's loops its instantiation and its guest run on threads the kernel
-//! prefers to the loops' (at nice 10 against 19, about seven times the weight) instead of
+//! it runs to its end. A short call (a hello takes a tenth of a millisecond) never moves
+//! off the server's worker, so beside a neighbour's loops its instantiation and its guest
+//! run on a thread the kernel prefers to the loops' (nice 0 against 19) instead of
 //! splitting a core with them: the noisy neighbour's `instantiate` and `handoff` stages
-//! (BENCHMARKS.md). It is a two-level feedback queue, as an OS scheduler keeps one; the
-//! fair scheduler still decides who holds the CPU slots, this only who the kernel runs
-//! first. A job moves as the boxed future it is: whatever it waits on is polled again from
-//! its new task, which registers the new task's waker (a waker of the finished first task
-//! wakes nothing).
+//! (BENCHMARKS.md). It is a three-level feedback queue, as an OS scheduler keeps one; the
+//! fair scheduler still decides who holds the CPU slots (a long call never the last one,
+//! see `fair`), this only who the kernel runs first. A job moves as the boxed future it
+//! is: whatever it waits on is polled again from its new task, which registers the new
+//! task's waker (a waker of the finished first task wakes nothing).
 //!
 //! A job is `'static`: it owns its store and everything the call needs, and comes back
 //! through its task's handle. A call that is abandoned (its time limit, its caller gone)
-//! aborts its job, which drops the store on the guest thread; a job that panics fails its
-//! call and leaves the pool running.
+//! aborts its job, which drops the store where the job is; a job that panics fails its
+//! call (caught where it runs, the server's worker included) and leaves the pools running.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use tracing::Instrument;
 
 use crate::metrics::{stage, Stage};
@@ -60,9 +71,15 @@ pub const DEFAULT_GUEST_NICE: u8 = 10;
 /// The highest nice value, the lowest priority, the kernel gives a normal thread.
 pub const MAX_NICE: u8 = 19;
 
-/// How long a job runs on the first pool's threads (the time inside its polls) before it
-/// moves to the long calls' pool at its next yield: many times a short call's whole guest
-/// part, a few epoch ticks of a CPU-bound one.
+/// How long a job runs on the thread that asked for it (the time inside its polls) before
+/// it moves to the first pool's threads at its next yield: several times a short call's
+/// whole guest part (a Rust or C hello, an invoice check), one epoch tick of a CPU-bound
+/// one. A Python or JavaScript call, whose instantiation alone takes longer, moves.
+pub const INLINE_FOR: Duration = Duration::from_millis(1);
+
+/// How long a job runs in all (the time inside its polls) before it moves to the long
+/// calls' pool at its next yield: many times a short call's whole guest part, a few epoch
+/// ticks of a CPU-bound one.
 pub const DEMOTE_AFTER: Duration = Duration::from_millis(10);
 
 /// How much lower the long calls' threads are than the first pool's, at most (their nice
@@ -112,9 +129,10 @@ impl GuestThreads {
         })
     }
 
-    /// Runs `job` on a guest thread, in the caller's tracing span; dropping the returned
-    /// future aborts the job. The time from here to the job's first poll, and from its end
-    /// to the caller's, is recorded as the `handoff` stage.
+    /// Runs `job`, first on the calling thread and past [`INLINE_FOR`] on a guest thread,
+    /// in the caller's tracing span; dropping the returned future aborts the job. The time
+    /// from a move to the job's first poll on a guest thread, and from its end there to the
+    /// caller's, is recorded as the `handoff` stage (zero for a job that ended inline).
     pub(crate) async fn run<F>(&self, job: F) -> Result<F::Output, Lost>
     where
         F: Future + Send + 'static,
@@ -123,12 +141,19 @@ impl GuestThreads {
         let (Some(tokio), Some(long)) = (&self.tokio, &self.long) else {
             return Err(Lost("the guest threads have stopped".into()));
         };
+        let inline = Demoting::new(Box::pin(job), Duration::ZERO, INLINE_FOR);
+        // A panic in the job fails its call, not the request's task that polled it.
+        let moved = match AssertUnwindSafe(inline).catch_unwind().await {
+            Ok(Ok(output)) => {
+                stage(Stage::handoff, Duration::ZERO);
+                return Ok(output);
+            }
+            Ok(Err(moved)) => moved,
+            Err(panic) => return Err(panicked(panic)),
+        };
         let span = tracing::Span::current();
         let submitted = Instant::now();
-        let first = Demoting {
-            job: Some(Box::pin(job)),
-            used: Duration::ZERO,
-        };
+        let first = Demoting::new(moved.job, moved.used, DEMOTE_AFTER);
         let first = async move {
             let reached = submitted.elapsed();
             let ended = first.await;
@@ -140,7 +165,8 @@ impl GuestThreads {
             Ok(output) => (output, finished),
             // It ran long: the rest of it on the long calls' threads (the hop between the
             // pools is not a handoff the caller waits for; its own turn there is).
-            Err(job) => {
+            Err(moved) => {
+                let job = moved.job;
                 let rest = async move {
                     let output = job.await;
                     (output, Instant::now())
@@ -199,26 +225,40 @@ fn pool(threads: usize, name: &str, nice: i32) -> std::io::Result<tokio::runtime
 async fn joined<T>(mut task: Aborting<T>) -> Result<T, Lost> {
     match (&mut task.0).await {
         Ok(value) => Ok(value),
-        Err(error) if error.is_panic() => {
-            let message = panic_payload(error.into_panic());
-            tracing::error!("a guest job panicked: {message}");
-            Err(Lost(format!("it panicked: {message}")))
-        }
+        Err(error) if error.is_panic() => Err(panicked(error.into_panic())),
         Err(_cancelled) => Err(Lost("it was cancelled".into())),
     }
 }
 
-/// A job on the first pool: its output, or the job itself once it has spent
-/// [`DEMOTE_AFTER`] in its polls and yielded, for the long calls' pool to go on with.
+/// A job running where it started: its output, or the job itself once it has spent its
+/// time there (`until`, counting what it used before) and yielded, to go on elsewhere.
 struct Demoting<F> {
     /// Taken when it ends or moves.
     job: Option<Pin<Box<F>>>,
-    /// The time spent inside the job's polls so far.
+    /// The time spent inside the job's polls so far, here and before.
+    used: Duration,
+    /// When `used` reaches this, the job moves at its next yield.
+    until: Duration,
+}
+
+/// A job that moves on, with the time it has spent inside its polls so far.
+struct Moving<F> {
+    job: Pin<Box<F>>,
     used: Duration,
 }
 
+impl<F> Demoting<F> {
+    fn new(job: Pin<Box<F>>, used: Duration, until: Duration) -> Self {
+        Demoting {
+            job: Some(job),
+            used,
+            until,
+        }
+    }
+}
+
 impl<F: Future> Future for Demoting<F> {
-    type Output = Result<F::Output, Pin<Box<F>>>;
+    type Output = Result<F::Output, Moving<F>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let Some(job) = self.job.as_mut() else {
@@ -233,8 +273,11 @@ impl<F: Future> Future for Demoting<F> {
                 self.job = None;
                 Poll::Ready(Ok(output))
             }
-            Poll::Pending if self.used >= DEMOTE_AFTER => match self.job.take() {
-                Some(job) => Poll::Ready(Err(job)),
+            Poll::Pending if self.used >= self.until => match self.job.take() {
+                Some(job) => Poll::Ready(Err(Moving {
+                    job,
+                    used: self.used,
+                })),
                 None => Poll::Pending,
             },
             Poll::Pending => Poll::Pending,
@@ -269,6 +312,13 @@ fn set_thread_nice(nice: i32) {
     }
 }
 
+/// Why a job that panicked gave no result, logged.
+fn panicked(payload: Box<dyn std::any::Any + Send>) -> Lost {
+    let message = panic_payload(payload);
+    tracing::error!("a guest job panicked: {message}");
+    Lost(format!("it panicked: {message}"))
+}
+
 /// A panic's message, when it has one.
 fn panic_payload(payload: Box<dyn std::any::Any + Send>) -> String {
     match payload.downcast::<String>() {
@@ -285,20 +335,48 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    /// Spins for `time` without yielding: a guest's slice of CPU work.
+    fn spin(time: Duration) {
+        let until = Instant::now() + time;
+        while Instant::now() < until {
+            std::hint::spin_loop();
+        }
+    }
+
+    /// The calling thread's name, or its id when it has none.
+    fn thread_label() -> String {
+        let thread = std::thread::current();
+        thread
+            .name()
+            .map_or_else(|| format!("{:?}", thread.id()), str::to_owned)
+    }
+
     #[tokio::test]
-    async fn a_job_runs_on_a_guest_thread_at_the_configured_nice_value() {
+    async fn a_short_job_ends_where_it_was_asked_for_and_a_longer_one_on_a_guest_thread() {
         let own = thread_nice().expect("getpriority");
         let threads = GuestThreads::start(2, 5).expect("starts");
         let expected = (own + 5).min(i32::from(MAX_NICE));
         assert_eq!(threads.nice(), expected);
+        let caller = thread_label();
+        let short = threads
+            .run(async { (thread_label(), thread_nice().expect("getpriority")) })
+            .await
+            .expect("the job runs");
+        assert_eq!(
+            short,
+            (caller, own),
+            "a short job stays on the caller's thread"
+        );
+        // A slice past INLINE_FOR, then a yield: the rest runs on a guest thread.
         let (name, nice) = threads
             .run(async {
-                let name = std::thread::current().name().map(str::to_owned);
-                (name, thread_nice().expect("getpriority"))
+                spin(INLINE_FOR * 2);
+                tokio::task::yield_now().await;
+                (thread_label(), thread_nice().expect("getpriority"))
             })
             .await
             .expect("the job runs");
-        assert_eq!(name.as_deref(), Some("wasmhook-guest"));
+        assert_eq!(name, "wasmhook-guest");
         assert_eq!(nice, expected, "the guest thread's nice value, read back");
         assert_eq!(
             thread_nice().expect("getpriority"),
@@ -313,52 +391,66 @@ mod tests {
         let threads = GuestThreads::start(1, 5).expect("starts");
         let long = (own + 5 + i32::from(LONG_NICE_STEP)).min(i32::from(MAX_NICE));
         assert_eq!(threads.long_nice(), long);
-        // Spins a millisecond a poll, yielding between, for several times DEMOTE_AFTER.
-        let (first, last, polls) = threads
+        let caller = thread_label();
+        // Spins a millisecond a poll, yielding between, for several times DEMOTE_AFTER,
+        // noting where each poll ran.
+        let places = threads
             .run(async {
-                let first = thread_nice().expect("getpriority");
-                let mut polls = 0;
+                let mut places: Vec<(String, i32)> = Vec::new();
                 let until = Instant::now() + DEMOTE_AFTER * 4;
                 while Instant::now() < until {
-                    let slice = Instant::now() + Duration::from_millis(1);
-                    while Instant::now() < slice {
-                        std::hint::spin_loop();
+                    let here = (thread_label(), thread_nice().expect("getpriority"));
+                    if places.last() != Some(&here) {
+                        places.push(here);
                     }
-                    polls += 1;
+                    spin(Duration::from_millis(1));
                     tokio::task::yield_now().await;
                 }
-                let name = std::thread::current().name().map(str::to_owned);
-                (first, (name, thread_nice().expect("getpriority")), polls)
+                places
             })
             .await
             .expect("the job ends");
-        assert_eq!(first, threads.nice(), "it starts on the first pool");
         assert_eq!(
-            last,
-            (Some("wasmhook-long".to_owned()), long),
-            "after {polls} polls"
+            places,
+            [
+                (caller, own),
+                ("wasmhook-guest".to_owned(), threads.nice()),
+                ("wasmhook-long".to_owned(), long)
+            ],
+            "where it ran, in order"
         );
-        // A short job afterwards starts on the first pool again.
+        // A short job afterwards starts where it is asked for again.
         let short = threads
             .run(async { thread_nice().expect("getpriority") })
             .await;
-        assert_eq!(short.expect("runs"), threads.nice());
+        assert_eq!(short.expect("runs"), own);
     }
 
     #[tokio::test]
     async fn a_panicking_job_fails_alone_and_the_pool_runs_on() {
         let threads = GuestThreads::start(1, 0).expect("starts");
-        let lost = threads
-            .run(async {
-                panic!("a guest job that panics");
-            })
-            .await;
-        let Err(Lost(why)) = lost else {
-            panic!("a panicking job gave a result");
-        };
-        assert!(why.contains("a guest job that panics"), "{why}");
+        // One panics where it was asked for, one on a guest thread.
+        for slice in [Duration::ZERO, INLINE_FOR * 2] {
+            let lost = threads
+                .run(async move {
+                    spin(slice);
+                    tokio::task::yield_now().await;
+                    panic!("a guest job that panics");
+                })
+                .await;
+            let Err(Lost(why)) = lost else {
+                panic!("a panicking job gave a result");
+            };
+            assert!(why.contains("a guest job that panics"), "{why}");
+        }
         for round in 0..4 {
-            let answer = threads.run(async move { round * 2 }).await;
+            let answer = threads
+                .run(async move {
+                    spin(INLINE_FOR * 2);
+                    tokio::task::yield_now().await;
+                    round * 2
+                })
+                .await;
             assert_eq!(answer.expect("the pool still runs jobs"), round * 2);
         }
     }

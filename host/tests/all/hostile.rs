@@ -290,7 +290,8 @@ async fn two_spinning_guests_do_not_keep_hello_from_completing() {
 }
 
 /// One organization keeps twice as many endless loops running as there are CPU slots, so it
-/// holds every slot and always has a loop waiting for one; another organization's hello
+/// holds every slot long calls may hold (one per core) and always has a loop waiting for
+/// one; another organization's hello
 /// calls still complete while every loop runs. Told by the calls' own start and end times
 /// (each hello call within the span when all loops ran), never by how long anything took.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

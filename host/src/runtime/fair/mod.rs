@@ -27,6 +27,16 @@
 //! two groups with long guests do not preempt each other back and forth. Preemptions are
 //! also at least a *gap* apart (a fraction of the tick), which bounds what many quiet
 //! organizations arriving at once can cost the holders.
+//!
+//! Slots come in two [`Class`]es. A call that has run [`DEMOTE_AFTER`] inside its polls
+//! (a CPU-bound guest; the same rule that moves it to the long calls' threads, see
+//! `threads`) is *long*, every other call *short*, and each class may hold at most as many
+//! slots as there are cores, out of one more than that in all. So long calls never hold
+//! the last slot: a short call beside any number of loops finds one free (or the one a
+//! short call is about to give back) instead of waiting for a loop, which at its lower
+//! priority reaches its yield late (a priority inversion: the noisy neighbour's
+//! `cpu_slot` stage, BENCHMARKS.md). Alone, either class still has every core; together,
+//! the short call's thread and the loops' share the cores as their priorities say.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -37,6 +47,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
+
+use super::threads::DEMOTE_AFTER;
 
 /// The slots and the guests waiting for one.
 #[derive(Debug)]
@@ -58,12 +70,42 @@ impl std::fmt::Debug for Preempt {
     }
 }
 
+/// Which slots a call may hold: see the module's documentation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// A call that has not yet run [`DEMOTE_AFTER`]: a hello, an invoice check.
+    Short,
+    /// A call that has: a CPU-bound guest, which may not hold the last slot.
+    Long,
+}
+
+impl Class {
+    fn index(self) -> usize {
+        match self {
+            Class::Short => 0,
+            Class::Long => 1,
+        }
+    }
+
+    fn other(self) -> Class {
+        match self {
+            Class::Short => Class::Long,
+            Class::Long => Class::Short,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct State {
-    /// Slots nobody holds. Never more than zero while anyone waits.
+    /// Slots nobody holds, of the per-class limit plus one. Never a slot a waiter may take:
+    /// a slot is free while somebody waits only if that waiter's class holds its limit.
     free: usize,
-    /// Guests waiting, in all groups.
-    waiting: usize,
+    /// The most slots one class holds: the cores.
+    per_class: usize,
+    /// Slots held, by class.
+    held: [usize; 2],
+    /// Guests waiting, in all groups, by class.
+    waiting: [usize; 2],
     /// Groups that hold a slot or wait for one; an idle group is forgotten.
     groups: HashMap<u64, Group>,
     /// The CPU time of the group last served: where a group that was idle starts, so that
@@ -95,8 +137,8 @@ struct Group {
     /// When each slot the group's guests hold was granted: how many they hold, and the
     /// running slices not yet charged to `used`.
     holding: Vec<Instant>,
-    /// The group's waiting guests, in order.
-    waiters: VecDeque<oneshot::Sender<CpuSlot>>,
+    /// The group's waiting guests, in order, with the class each waits as.
+    waiters: VecDeque<(Class, oneshot::Sender<CpuSlot>)>,
 }
 
 /// The right to run wasm on a core; given back, and its time charged to its group, when
@@ -105,17 +147,20 @@ struct Group {
 pub struct CpuSlot {
     scheduler: Option<Arc<CpuScheduler>>,
     group: u64,
+    class: Class,
     since: Instant,
 }
 
 impl CpuScheduler {
-    /// A scheduler with `slots` slots (at least one), whose holders yield at their ticks.
+    /// A scheduler with `slots` slots per class (at least one), whose holders yield at
+    /// their ticks.
     #[cfg(test)]
     pub fn new(slots: usize) -> Arc<Self> {
         Self::build(slots, Duration::ZERO, None)
     }
 
-    /// A scheduler with `slots` slots (at least one) whose holders yield at every `tick`
+    /// A scheduler with `slots` slots per class (at least one; one more in all, see the
+    /// module's documentation) whose holders yield at every `tick`
     /// (the epoch tick), and that calls `preempt` to make them yield at once when a waiter
     /// should not wait for their ticks, at most once every quarter of a tick.
     pub fn with_preemption(
@@ -131,10 +176,13 @@ impl CpuScheduler {
         tick: Duration,
         preempt: Option<Box<dyn Fn() + Send + Sync>>,
     ) -> Arc<Self> {
+        let per_class = slots.max(1);
         Arc::new(CpuScheduler {
             state: Mutex::new(State {
-                free: slots.max(1),
-                waiting: 0,
+                free: per_class + 1,
+                per_class,
+                held: [0; 2],
+                waiting: [0; 2],
                 groups: HashMap::new(),
                 floor: Duration::ZERO,
                 recent: VecDeque::new(),
@@ -146,29 +194,42 @@ impl CpuScheduler {
         })
     }
 
-    /// A slot for a guest of `group` now, if one is free (none is while anyone waits).
+    /// A slot for a short guest of `group` now, if one is free to it.
+    #[cfg(test)]
     pub fn try_acquire(self: &Arc<Self>, group: u64) -> Option<CpuSlot> {
+        self.try_acquire_as(group, Class::Short)
+    }
+
+    /// A slot of `class` for a guest of `group` now, if one is free to it (none is while a
+    /// guest of that class waits).
+    pub fn try_acquire_as(self: &Arc<Self>, group: u64, class: Class) -> Option<CpuSlot> {
         let mut state = self.lock();
-        (state.free > 0).then(|| {
-            state.free -= 1;
-            CpuSlot::of(self, group, state.grant(group))
+        state.may_take(class).then(|| {
+            let since = state.grant(group, class);
+            CpuSlot::of(self, group, class, since)
         })
     }
 
-    /// A slot for a guest of `group`, once it is this group's turn.
+    /// A slot for a short guest of `group`, once it is this group's turn.
+    #[cfg(test)]
     pub async fn acquire(self: &Arc<Self>, group: u64) -> CpuSlot {
+        self.acquire_as(group, Class::Short).await
+    }
+
+    /// A slot of `class` for a guest of `group`, once it is this group's turn.
+    pub async fn acquire_as(self: &Arc<Self>, group: u64, class: Class) -> CpuSlot {
         let asked = Instant::now();
         loop {
             let (granted, preempt) = {
                 let mut state = self.lock();
-                if state.free > 0 {
-                    state.free -= 1;
-                    return CpuSlot::of(self, group, state.grant(group));
+                if state.may_take(class) {
+                    let since = state.grant(group, class);
+                    return CpuSlot::of(self, group, class, since);
                 }
                 let entry = state.join(group, Instant::now());
                 let (sender, granted) = oneshot::channel();
-                entry.waiters.push_back(sender);
-                state.waiting += 1;
+                entry.waiters.push_back((class, sender));
+                state.waiting[class.index()] += 1;
                 (granted, state.preempts(group, Instant::now()))
             };
             if preempt {
@@ -188,28 +249,27 @@ impl CpuScheduler {
         }
     }
 
-    /// Whether any guest is waiting for a slot.
-    pub fn contended(&self) -> bool {
-        self.lock().waiting > 0
+    /// Whether a guest waits that could take the slot a holder of `class` gave back.
+    pub fn contended(&self, class: Class) -> bool {
+        let state = self.lock();
+        let other = class.other();
+        state.waiting[class.index()] > 0
+            || (state.waiting[other.index()] > 0 && state.held[other.index()] < state.per_class)
     }
 
-    /// Charges a slot's time to its group and hands the slot to the next waiting guest,
-    /// or keeps it free.
-    fn release(self: &Arc<Self>, group: u64, since: Instant, used: Duration) {
+    /// Charges a slot's time to its group and hands the slot to the next waiting guest
+    /// that may take it, or keeps it free.
+    fn release(self: &Arc<Self>, group: u64, class: Class, since: Instant, used: Duration) {
         let mut state = self.lock();
-        state.charge(group, since, used);
-        loop {
-            let Some((next_group, sender)) = state.next_waiter() else {
-                state.free += 1;
-                return;
-            };
-            let since = state.grant(next_group);
-            match sender.send(CpuSlot::of(self, next_group, since)) {
+        state.charge(group, class, since, used);
+        while let Some((next_group, next_class, sender)) = state.next_waiter() {
+            let since = state.grant(next_group, next_class);
+            match sender.send(CpuSlot::of(self, next_group, next_class, since)) {
                 Ok(()) => return,
                 // That guest stopped waiting (its call ended); try the next one.
                 Err(mut unsent) => {
                     unsent.scheduler = None;
-                    state.charge(next_group, since, Duration::ZERO);
+                    state.charge(next_group, next_class, since, Duration::ZERO);
                 }
             }
         }
@@ -244,16 +304,29 @@ impl State {
         })
     }
 
-    /// Counts a slot as `group`'s from now, which it returns (the slot's grant time).
-    fn grant(&mut self, group: u64) -> Instant {
+    /// Whether a guest of `class` may take a slot now: one is free, its class holds less
+    /// than its limit, and no guest of its class waits (who would be first).
+    fn may_take(&self, class: Class) -> bool {
+        self.free > 0
+            && self.held[class.index()] < self.per_class
+            && self.waiting[class.index()] == 0
+    }
+
+    /// Counts a free slot as `group`'s, of `class`, from now, which it returns (the slot's
+    /// grant time).
+    fn grant(&mut self, group: u64, class: Class) -> Instant {
         let now = Instant::now();
+        self.free -= 1;
+        self.held[class.index()] += 1;
         self.join(group, now).holding.push(now);
         now
     }
 
-    /// Takes the slot granted at `since` back from `group`, charging it `used`; forgets
-    /// the group if it is idle.
-    fn charge(&mut self, group: u64, since: Instant, used: Duration) {
+    /// Takes the slot of `class` granted at `since` back from `group`, charging it `used`;
+    /// forgets the group if it is idle.
+    fn charge(&mut self, group: u64, class: Class, since: Instant, used: Duration) {
+        self.free += 1;
+        self.held[class.index()] -= 1;
         let Some(entry) = self.groups.get_mut(&group) else {
             return;
         };
@@ -273,11 +346,22 @@ impl State {
         }
     }
 
-    /// The waiting group that has used the least CPU: the next served.
+    /// Whether a waiting guest of `class` may be given a slot that is free.
+    fn class_has_room(&self, class: Class) -> bool {
+        self.free > 0 && self.held[class.index()] < self.per_class
+    }
+
+    /// The waiting group that has used the least CPU among those with a guest that may
+    /// take a slot now: the next served.
     fn first_waiting_group(&self) -> Option<u64> {
         self.groups
             .iter()
-            .filter(|(_, entry)| !entry.waiters.is_empty())
+            .filter(|(_, entry)| {
+                entry
+                    .waiters
+                    .iter()
+                    .any(|(class, _)| self.class_has_room(*class))
+            })
             .min_by_key(|(&group, entry)| (entry.used, group))
             .map(|(&group, _)| group)
     }
@@ -318,22 +402,29 @@ impl State {
         preempts
     }
 
-    /// The first waiter of the waiting group that has used the least CPU.
-    fn next_waiter(&mut self) -> Option<(u64, oneshot::Sender<CpuSlot>)> {
+    /// The first waiter that may take a slot now of the waiting group that has used the
+    /// least CPU, with its class.
+    fn next_waiter(&mut self) -> Option<(u64, Class, oneshot::Sender<CpuSlot>)> {
         let group = self.first_waiting_group()?;
+        let room = [Class::Short, Class::Long].map(|class| self.class_has_room(class));
         let entry = self.groups.get_mut(&group)?;
-        let waiter = entry.waiters.pop_front()?;
+        let index = entry
+            .waiters
+            .iter()
+            .position(|(class, _)| room[class.index()])?;
+        let (class, waiter) = entry.waiters.remove(index)?;
         self.floor = entry.used;
-        self.waiting -= 1;
-        Some((group, waiter))
+        self.waiting[class.index()] -= 1;
+        Some((group, class, waiter))
     }
 }
 
 impl CpuSlot {
-    fn of(scheduler: &Arc<CpuScheduler>, group: u64, since: Instant) -> Self {
+    fn of(scheduler: &Arc<CpuScheduler>, group: u64, class: Class, since: Instant) -> Self {
         CpuSlot {
             scheduler: Some(Arc::clone(scheduler)),
             group,
+            class,
             since,
         }
     }
@@ -342,7 +433,7 @@ impl CpuSlot {
 impl Drop for CpuSlot {
     fn drop(&mut self) {
         if let Some(scheduler) = self.scheduler.take() {
-            scheduler.release(self.group, self.since, self.since.elapsed());
+            scheduler.release(self.group, self.class, self.since, self.since.elapsed());
         }
     }
 }
@@ -375,6 +466,9 @@ pub(crate) struct FairShare<F> {
     /// When the current wait for a slot began, and the time waited before it.
     asked: Option<Instant>,
     waited: Duration,
+    /// The time spent inside the inner future's polls: past [`DEMOTE_AFTER`], the call is
+    /// [`Class::Long`].
+    ran: Duration,
     inner: Pin<Box<F>>,
 }
 
@@ -395,7 +489,17 @@ impl<F: Future> FairShare<F> {
             waiting: None,
             asked: None,
             waited: Duration::ZERO,
+            ran: Duration::ZERO,
             inner: Box::pin(inner),
+        }
+    }
+
+    /// The slots this call may hold now.
+    fn class(&self) -> Class {
+        if self.ran >= DEMOTE_AFTER {
+            Class::Long
+        } else {
+            Class::Short
         }
     }
 }
@@ -405,15 +509,16 @@ impl<F: Future> Future for FairShare<F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = &mut *self;
+        let class = this.class();
         if this.slot.is_none() && this.waiting.is_none() {
-            this.slot = this.scheduler.try_acquire(this.group);
+            this.slot = this.scheduler.try_acquire_as(this.group, class);
         }
         if this.slot.is_none() {
             this.asked.get_or_insert_with(Instant::now);
             let waiting = this.waiting.get_or_insert_with(|| {
                 let scheduler = Arc::clone(&this.scheduler);
                 let group = this.group;
-                Box::pin(async move { scheduler.acquire(group).await })
+                Box::pin(async move { scheduler.acquire_as(group, class).await })
             });
             match waiting.as_mut().poll(cx) {
                 Poll::Ready(slot) => {
@@ -427,8 +532,15 @@ impl<F: Future> Future for FairShare<F> {
             }
         }
         this.tick.take();
+        let started = Instant::now();
         let polled = this.inner.as_mut().poll(cx);
-        let keep = polled.is_pending() && this.tick.take() && !this.scheduler.contended();
+        this.ran += started.elapsed();
+        // A short call that has just become long gives its slot up, to ask again as one.
+        let class_held = this.slot.as_ref().map_or(class, |slot| slot.class);
+        let keep = polled.is_pending()
+            && this.tick.take()
+            && class_held == this.class()
+            && !this.scheduler.contended(class_held);
         if !keep {
             this.slot = None;
         }

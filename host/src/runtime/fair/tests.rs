@@ -10,7 +10,7 @@ impl CpuSlot {
     /// busy the machine is.
     fn release_charging(mut self, used: Duration) {
         if let Some(scheduler) = self.scheduler.take() {
-            scheduler.release(self.group, self.since, used);
+            scheduler.release(self.group, self.class, self.since, used);
         }
     }
 }
@@ -58,7 +58,7 @@ fn the_group_that_used_least_goes_first() {
         .into_iter()
         .map(|(group, name)| (name, queue(&scheduler, group, &mut cx)))
         .collect();
-    assert!(scheduler.contended());
+    assert!(scheduler.contended(Class::Short));
     // Group 1 has used 30 ms; group 2, idle until now, starts at the floor (0).
     held.release_charging(Duration::from_millis(30));
     // Each guest served, and the milliseconds it uses before giving the slot back:
@@ -73,7 +73,7 @@ fn the_group_that_used_least_goes_first() {
         slot.release_charging(Duration::from_millis(used_ms));
     }
     assert!(waiters.is_empty());
-    assert!(!scheduler.contended());
+    assert!(!scheduler.contended(Class::Short));
     assert!(
         scheduler.lock().groups.is_empty(),
         "idle groups are forgotten"
@@ -281,4 +281,92 @@ fn a_share_keeps_its_slot_at_a_tick_until_someone_waits() {
     assert!(share.as_mut().poll(&mut cx).is_pending());
     assert!(share.as_mut().poll(&mut cx).is_ready());
     assert!(scheduler.try_acquire(9).is_some(), "the slot came back");
+}
+
+/// Long calls hold at most the cores' slots and never the last one, which is a short
+/// call's; alone, either class has as many slots as there are cores, and no more.
+#[test]
+fn long_calls_never_hold_the_last_slot() {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    let scheduler = CpuScheduler::new(2);
+    let long_a = scheduler.try_acquire_as(1, Class::Long).expect("a core");
+    let long_b = scheduler
+        .try_acquire_as(1, Class::Long)
+        .expect("the other core");
+    assert!(
+        scheduler.try_acquire_as(1, Class::Long).is_none(),
+        "long calls hold every core already"
+    );
+    let mut waiters = vec![(
+        "1c",
+        Box::pin({
+            let scheduler = Arc::clone(&scheduler);
+            async move { scheduler.acquire_as(1, Class::Long).await }
+        }) as Waiter,
+    )];
+    assert!(waiters[0].1.as_mut().poll(&mut cx).is_pending());
+    assert!(scheduler.contended(Class::Long));
+    assert!(
+        !scheduler.contended(Class::Short),
+        "a short holder's slot would not go to a long waiter at its limit"
+    );
+    // The third slot is free to a short call of any group, waiting long calls or not.
+    let quiet = scheduler
+        .try_acquire(2)
+        .expect("the slot long calls may not hold");
+    assert!(scheduler.try_acquire(2).is_none(), "every slot is held");
+    // A long call's slot goes to the long waiter; the short call's stays free of them.
+    drop(long_a);
+    let (name, long_c) = next_served(&mut waiters, &mut cx);
+    assert_eq!(name, "1c");
+    drop(quiet);
+    assert!(scheduler.try_acquire_as(1, Class::Long).is_none());
+    let short_a = scheduler
+        .try_acquire(2)
+        .expect("short calls alone have the cores");
+    drop((long_b, long_c));
+    let short_b = scheduler.try_acquire(2).expect("a second core");
+    assert!(
+        scheduler.try_acquire(2).is_none(),
+        "short calls hold as many slots as there are cores, and no more"
+    );
+    assert!(scheduler.try_acquire_as(1, Class::Long).is_some());
+    drop((short_a, short_b));
+}
+
+/// A call that runs past [`DEMOTE_AFTER`] gives its short slot up at its next tick and
+/// holds a long one from then on, leaving the last slot to short calls.
+#[test]
+fn a_share_that_runs_long_moves_to_a_long_slot() {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    let scheduler = CpuScheduler::new(1);
+    let tick = TickYield::default();
+    let marking = tick.clone();
+    let mut share = Box::pin(FairShare::new(&scheduler, 1, tick, async move {
+        loop {
+            // A CPU-bound slice, as long as a short call may run in all.
+            std::thread::sleep(DEMOTE_AFTER);
+            marking.mark();
+            tokio::task::yield_now().await;
+        }
+    }));
+    assert!(share.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(scheduler.lock().held, [0, 0], "the short slot was given up");
+    assert!(share.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(
+        scheduler.lock().held,
+        [0, 1],
+        "a long slot, kept at its tick"
+    );
+    let quiet = scheduler
+        .try_acquire(2)
+        .expect("the slot long calls may not hold");
+    assert!(scheduler.try_acquire_as(3, Class::Long).is_none());
+    drop(quiet);
+    drop(share);
+    assert_eq!(
+        scheduler.lock().held,
+        [0, 0],
+        "dropping the share gives its slot back"
+    );
 }

@@ -82,10 +82,12 @@ pub struct Limits {
     /// `memory_budget_mb`, which reserves memory for running calls only (the budget worked
     /// out from the machine leaves it out). 0 keeps no warm instance.
     pub warm_memory_mb: u64,
-    /// How much lower than the server's own the priority of the threads guests run on is:
-    /// the nice value added to the server's (0 to 19; the result is capped at 19). The
-    /// threads that accept requests, answer them and commit run logs then run first, so
-    /// one organization's CPU-bound guests do not slow another's calls.
+    /// How much lower than the server's own the priority of the threads guests move to
+    /// after their first millisecond is: the nice value added to the server's (0 to 19; the
+    /// result is capped at 19; calls past 10 ms move lower still, to 19). The threads that
+    /// accept requests, answer them and commit run logs then run first, so one
+    /// organization's CPU-bound guests do not slow another's calls; a short call ends on
+    /// the server's thread, with no hand-off.
     pub guest_nice: u64,
     /// Microseconds a guest runs before it yields its CPU slot to a waiting call of
     /// another organization (the epoch tick, which also bounds how late a deadline is
