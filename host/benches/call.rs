@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use serde_json::{Map, Value};
 use wasmhook::dispatch::{HookCall, PreparedCall};
-use wasmhook::model::EventAction;
+use wasmhook::model::{EventAction, EventFields};
 use wasmhook::runtime::{CallLimits, Digest, Invocation, LoadedModule, Runtime, RuntimeConfig};
 use wasmhook_tests::conformance::cases;
 use wasmhook_tests::guests::{HELLO, INVOICE_CHECK};
@@ -44,7 +44,7 @@ fn subjects() -> Vec<Subject> {
             settings,
             secrets,
             token: None,
-            body,
+            body: &EventFields::from_map(body),
             payload_logging: false,
         })
         .expect("assembles")

@@ -18,7 +18,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::{json, Map, Value};
 use wasmhook::dispatch::webhook::signature;
 use wasmhook::dispatch::{HookCall, PreparedCall};
-use wasmhook::model::EventAction;
+use wasmhook::model::{EventAction, EventFields};
 use wasmhook::outbound::{AllowList, Outbound, OutboundConfig, OutboundRequest, Route};
 use wasmhook::runtime::{CallLimits, NetworkGrant, Outcome, Runtime, RuntimeConfig};
 use wasmhook_tests::guests::FETCHER;
@@ -133,7 +133,7 @@ fn bench(c: &mut Criterion) {
             settings: &settings,
             secrets: &[],
             token: None,
-            body: &Map::new(),
+            body: &EventFields::default(),
             payload_logging: false,
         })
         .expect("assembles")

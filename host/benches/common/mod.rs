@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Map;
 use wasmhook::dispatch::{HookCall, PreparedCall};
-use wasmhook::model::EventAction;
+use wasmhook::model::{EventAction, EventFields};
 use wasmhook::runtime::Invocation;
 
 pub fn median(mut samples: Vec<Duration>) -> Duration {
@@ -26,7 +26,7 @@ pub fn invocation() -> Invocation {
         settings: &Map::new(),
         secrets: &[],
         token: None,
-        body: &Map::new(),
+        body: &EventFields::default(),
         payload_logging: false,
     })
     .expect("the payload assembles")

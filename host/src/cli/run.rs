@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use super::{EXIT_COMPLETED, EXIT_RUN_FAILED, EXIT_USAGE};
 use crate::dispatch::{HookCall, PreparedCall};
 use crate::model::hook::HookType;
-use crate::model::{EventAction, RunLog};
+use crate::model::{EventAction, EventFields, RunLog};
 use crate::outbound::{AllowList, HostPattern, Outbound, OutboundConfig, PatternError};
 use crate::runtime::config::{
     DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_TIMEOUT, MIN_MEMORY_BYTES, MIN_TIMEOUT,
@@ -117,7 +117,7 @@ pub(super) fn run(args: &RunArgs, cache_dir: Option<PathBuf>) -> ExitCode {
 fn execute(args: &RunArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<RunLog> {
     let bytes = std::fs::read(&args.module)
         .with_context(|| format!("cannot read the module {}", args.module.display()))?;
-    let body = read_object(args.payload.as_deref(), "payload")?;
+    let body = EventFields::from_map(&read_object(args.payload.as_deref(), "payload")?);
     let settings = read_object(args.settings.as_deref(), "settings")?;
 
     let runtime = Runtime::new(RuntimeConfig {

@@ -29,7 +29,7 @@ use super::writer::log_run;
 use super::Dispatcher;
 use crate::metrics::metrics;
 use crate::model::hook::{Hook, HookKind};
-use crate::model::{format_rfc3339, now_rfc3339, EventAction, RunStatus};
+use crate::model::{format_rfc3339, now_rfc3339, EventAction, EventFields, RunStatus};
 use crate::store::deliveries::{
     Claimed, Delivery, DeliveryState, EventRow, Lease, NewDelivery, NewEvent, Next, Polled,
     Promotion, Turn,
@@ -151,7 +151,7 @@ impl Dispatcher {
         hooks: &[Hook],
         event: &EventAction,
         queue_id: Option<u64>,
-        body: &Map<String, Value>,
+        body: &EventFields,
         request_id: &str,
     ) -> Result<Option<EventProgress>, DispatchError> {
         let plan = EventPlan::new(hooks, event, queue_id);
@@ -177,7 +177,7 @@ impl Dispatcher {
             event: event.event().to_owned(),
             action: event.action().to_owned(),
             queue_id,
-            body: Value::Object(body.clone()).to_string(),
+            body: body.to_json(),
             created_at: now_rfc3339(),
             deliveries,
         };
@@ -551,7 +551,7 @@ impl Dispatcher {
         &self,
         row: &EventRow,
         delivery: &Delivery,
-    ) -> Result<Map<String, Value>, DispatchError> {
+    ) -> Result<EventFields, DispatchError> {
         let body = event_body(row);
         if delivery.ancestors.is_empty() {
             return Ok(body);
@@ -579,7 +579,7 @@ impl Dispatcher {
         hook: &Hook,
         event: &EventAction,
         row: &EventRow,
-        body: &Map<String, Value>,
+        body: &EventFields,
     ) -> Result<Vec<Claimed>, DispatchError> {
         let prepared = match self
             .prepare(
@@ -645,7 +645,7 @@ impl Dispatcher {
         hook: &Hook,
         event: &EventAction,
         row: &EventRow,
-        body: &Map<String, Value>,
+        body: &EventFields,
         polled: &Polled,
     ) -> Result<Vec<Claimed>, DispatchError> {
         let HookKind::Webhook(config) = &hook.spec.kind else {
@@ -965,12 +965,9 @@ fn stored_event(row: &EventRow) -> Result<EventAction, DispatchError> {
         .map_err(|error| DispatchError::Store(StoreError::Task(format!("a stored event: {error}"))))
 }
 
-/// The event's own keys, as stored.
-fn event_body(row: &EventRow) -> Map<String, Value> {
-    match serde_json::from_str(&row.body) {
-        Ok(Value::Object(body)) => body,
-        _ => Map::new(),
-    }
+/// The event's own keys, as stored (written from keys that were read as these are).
+fn event_body(row: &EventRow) -> EventFields {
+    EventFields::parse(row.body.as_bytes()).unwrap_or_default()
 }
 
 /// What a scheduled tick enqueues: an `invocation.scheduled` event of `hook` alone, its

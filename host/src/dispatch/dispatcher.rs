@@ -21,7 +21,7 @@ use super::writer::{RunLogWriter, WriteError};
 use super::{HookCall, PreparedCall};
 use crate::metrics::{organization, phase, stage, Held, Metrics, OrganizationLabels, Phase, Stage};
 use crate::model::hook::{FunctionConfig, Hook, HookKind, WebhookConfig};
-use crate::model::{EventAction, PayloadError, RunLog, RunStatus};
+use crate::model::{EventAction, EventFields, PayloadError, RunLog, RunStatus};
 use crate::modules::{ModuleError, ModuleLibrary};
 use crate::outbound::Outbound;
 use crate::runtime::{CallLimits, LoadedModule, NetworkGrant};
@@ -227,7 +227,7 @@ impl Dispatcher {
         permit: RunPermit,
         hook: &Hook,
         event: &EventAction,
-        body: &Map<String, Value>,
+        body: &EventFields,
         queue_id: Option<u64>,
         request_id: &str,
     ) -> Result<RunResult, DispatchError> {
@@ -250,7 +250,7 @@ impl Dispatcher {
         &self,
         hook: &Hook,
         event: &EventAction,
-        body: &Map<String, Value>,
+        body: &EventFields,
         queue_id: Option<u64>,
         request_id: &str,
     ) -> Result<RunResult, DispatchError> {
@@ -292,7 +292,7 @@ impl Dispatcher {
         &self,
         hook: &'h Hook,
         event: &EventAction,
-        body: &Map<String, Value>,
+        body: &EventFields,
         queue_id: Option<u64>,
         request_id: &str,
         token: RunToken,
@@ -469,7 +469,7 @@ impl Dispatcher {
         &self,
         hook: &Hook,
         event: &EventAction,
-        body: &Map<String, Value>,
+        body: &EventFields,
         queue_id: Option<u64>,
         request_id: &str,
     ) -> Result<PreparedCall, DispatchError> {
@@ -494,7 +494,7 @@ impl Dispatcher {
         &self,
         hook: &Hook,
         event: &EventAction,
-        body: &Map<String, Value>,
+        body: &EventFields,
         row: &crate::store::deliveries::EventRow,
     ) -> Result<PreparedCall, DispatchError> {
         self.unrun_call(hook, event, body, row.queue_id, &row.request_id)
@@ -505,7 +505,7 @@ impl Dispatcher {
         &self,
         hook: &Hook,
         event: &EventAction,
-        body: &Map<String, Value>,
+        body: &EventFields,
         queue_id: Option<u64>,
         request_id: &str,
         reason: &str,

@@ -11,7 +11,7 @@ use super::dispatcher::{check_permit, DispatchError, Dispatcher, RunResult};
 use super::limits::RunPermit;
 use super::plan::{body_after, EventPlan, Step};
 use crate::model::hook::Hook;
-use crate::model::{EventAction, RunStatus};
+use crate::model::{EventAction, EventFields, RunStatus};
 use crate::trace_context::TRACE;
 
 /// One hook's part in an event: what `POST /events` answers for each hook, and what the
@@ -100,7 +100,7 @@ impl Dispatcher {
         hooks: &[Hook],
         event: &EventAction,
         queue_id: Option<u64>,
-        body: &Map<String, Value>,
+        body: &EventFields,
         request_id: &str,
     ) -> Result<Vec<EventRun>, DispatchError> {
         let plan = EventPlan::new(hooks, event, queue_id);
@@ -144,7 +144,7 @@ impl Dispatcher {
         hook: &Hook,
         step: &Step,
         event: &EventAction,
-        body: &Map<String, Value>,
+        body: &EventFields,
         queue_id: Option<u64>,
         request_id: &str,
     ) -> Result<EventRun, DispatchError> {

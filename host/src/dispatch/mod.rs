@@ -41,8 +41,8 @@ use serde_json::{Map, Value};
 
 use crate::model::hook::HookType;
 use crate::model::{
-    format_rfc3339, now_rfc3339, payload_text, EventAction, PayloadError, PayloadParts, RunLog,
-    RunStatus,
+    format_rfc3339, now_rfc3339, payload_text, EventAction, EventFields, PayloadError,
+    PayloadParts, RunLog, RunStatus,
 };
 use crate::runtime::{Invocation, Outcome, Redactor, RunReport, REDACTED};
 
@@ -68,8 +68,8 @@ pub struct HookCall<'a> {
     pub secrets: &'a [(String, String)],
     /// Token minted for the hook's owner.
     pub token: Option<&'a str>,
-    /// The event's own keys.
-    pub body: &'a Map<String, Value>,
+    /// The event's own keys, their values as the JSON text they came as.
+    pub body: &'a EventFields,
     /// The queue the event concerns, when there is one.
     pub queue_id: Option<u64>,
     /// The id of the HTTP request that started the run (its `X-Request-Id`), or of the
@@ -264,17 +264,26 @@ impl PreparedCall {
     }
 }
 
-/// The id of the annotation an event's keys are about (its `annotation` object).
-fn annotation_id(body: &Map<String, Value>) -> Option<u64> {
-    body.get("annotation")
-        .and_then(|annotation| annotation.get("id"))
+/// The id of the annotation an event's keys are about (its `annotation` object), read from
+/// that one value without parsing the rest (its content, which may be most of the body).
+fn annotation_id(body: &EventFields) -> Option<u64> {
+    /// An object's `id`; its other keys are skipped unread.
+    #[derive(serde::Deserialize)]
+    struct WithId {
+        id: Option<Value>,
+    }
+    let annotation = body.get("annotation")?;
+    serde_json::from_str::<WithId>(annotation.get())
+        .ok()?
+        .id
+        .as_ref()
         .and_then(Value::as_u64)
 }
 
 /// The id of the email an event's keys are about (its `email`, an object or a URL).
-fn email_id(body: &Map<String, Value>) -> Option<u64> {
-    body.get("email")
-        .and_then(|email| crate::model::id_from_reference(email, "emails"))
+fn email_id(body: &EventFields) -> Option<u64> {
+    body.value("email")
+        .and_then(|email| crate::model::id_from_reference(&email, "emails"))
 }
 
 /// A fresh run log's `uuid`: version 7, whose leading bits are the time, so that the rows of
@@ -350,10 +359,10 @@ mod tests {
             ("pin".to_owned(), "12".to_owned()),
             ("api_key".to_owned(), "long-secret-value".to_owned()),
         ];
-        let mut body = Map::new();
+        let mut body = EventFields::default();
         body.insert(
             "note".into(),
-            Value::String("echoes long-secret-value".into()),
+            &Value::String("echoes long-secret-value".into()),
         );
         let prepared = PreparedCall::new(&HookCall {
             event: &event,

@@ -26,7 +26,7 @@ use serde_json::{Map, Value};
 
 use crate::model::content::apply_operations;
 use crate::model::hook::Hook;
-use crate::model::{EventAction, RunStatus};
+use crate::model::{EventAction, EventFields, RunStatus};
 
 /// The hooks an event runs, and their order: layers of hooks whose predecessors are all in
 /// earlier layers, so that the hooks of one layer may run at once. It exists so that the
@@ -200,12 +200,11 @@ pub fn failed_predecessor(
 /// The payload keys of a hook whose predecessors have run: `annotation.content` with the
 /// operations of `responses` (its ancestors' responses, in layer order) applied, and
 /// `updated_datapoints` with what they changed. The event's keys as sent when there is no
-/// operation or no content.
+/// operation or no content. Only the values it changes are parsed.
 pub fn body_after<'r>(
-    body: &Map<String, Value>,
+    body: &EventFields,
     responses: impl IntoIterator<Item = &'r Map<String, Value>>,
-) -> Map<String, Value> {
-    let mut body = body.clone();
+) -> EventFields {
     let operations: Vec<Value> = responses
         .into_iter()
         .filter_map(|response| response.get("operations").and_then(Value::as_array))
@@ -213,18 +212,18 @@ pub fn body_after<'r>(
         .cloned()
         .collect();
     if operations.is_empty() {
-        return body;
+        return body.clone();
     }
-    let Some(content) = body
-        .get_mut("annotation")
-        .and_then(|annotation| annotation.get_mut("content"))
-    else {
-        return body;
+    let Some(mut annotation) = body.value("annotation") else {
+        return body.clone();
+    };
+    let Some(content) = annotation.get_mut("content") else {
+        return body.clone();
     };
     let changed = apply_operations(content, &operations);
-    let updated = body
-        .entry("updated_datapoints")
-        .or_insert_with(|| Value::Array(Vec::new()));
+    let mut updated = body
+        .value("updated_datapoints")
+        .unwrap_or_else(|| Value::Array(Vec::new()));
     if let Some(updated) = updated.as_array_mut() {
         for id in changed {
             if !updated.iter().any(|existing| existing.as_u64() == Some(id)) {
@@ -232,6 +231,9 @@ pub fn body_after<'r>(
             }
         }
     }
+    let mut body = body.clone();
+    body.insert("annotation".into(), &annotation);
+    body.insert("updated_datapoints".into(), &updated);
     body
 }
 

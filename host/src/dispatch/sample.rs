@@ -11,7 +11,7 @@ use super::sideloads::with_sideloads;
 use super::DispatchError;
 use crate::model::hook::Hook;
 use crate::model::sample::SampleRequest;
-use crate::model::{assemble_payload, now_rfc3339, object_url, PayloadParts};
+use crate::model::{assemble_payload, now_rfc3339, object_url, EventFields, PayloadParts};
 use crate::runtime::REDACTED;
 use crate::store::Store;
 
@@ -25,7 +25,7 @@ pub async fn generate_payload(
     request_id: &str,
 ) -> Result<Map<String, Value>, DispatchError> {
     let queue_id = hook.spec.queues.first().copied();
-    let body = request.body(base_url, queue_id);
+    let body = EventFields::from_map(&request.body(base_url, queue_id));
     let body = with_sideloads(store, base_url, hook, &body, queue_id).await?;
     let secrets: Vec<(String, String)> = hook
         .secrets_keys

@@ -5,9 +5,10 @@
 
 use std::borrow::Cow;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::model::hook::Hook;
+use crate::model::EventFields;
 use crate::store::{Store, StoreError};
 
 /// The event's keys followed by the sideloads `hook` asks for that this installation
@@ -19,9 +20,9 @@ pub(super) async fn with_sideloads<'b>(
     store: &Store,
     base_url: &str,
     hook: &Hook,
-    body: &'b Map<String, Value>,
+    body: &'b EventFields,
     queue_id: Option<u64>,
-) -> Result<Cow<'b, Map<String, Value>>, StoreError> {
+) -> Result<Cow<'b, EventFields>, StoreError> {
     if !hook
         .spec
         .document
@@ -52,6 +53,6 @@ pub(super) async fn with_sideloads<'b>(
         })
         .collect();
     let mut body = body.clone();
-    body.insert("queues".into(), Value::Array(rendered));
+    body.insert("queues".into(), &Value::Array(rendered));
     Ok(Cow::Owned(body))
 }

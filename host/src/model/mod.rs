@@ -7,6 +7,7 @@ pub mod allow_list;
 pub mod content;
 pub mod event;
 pub mod field;
+pub mod fields;
 pub mod group;
 pub mod hook;
 pub mod payload;
@@ -16,6 +17,7 @@ pub mod schedule;
 
 pub use event::{EventAction, EventError};
 pub use field::FieldPath;
+pub use fields::{EventFields, FieldsError};
 pub use payload::{
     assemble_payload, payload_text, reserved_key, PayloadError, PayloadParts, RESERVED_KEYS,
 };

@@ -7,6 +7,7 @@
 use serde_json::{Map, Value};
 
 use super::event::EventAction;
+use super::fields::EventFields;
 
 /// Keys the host sets; the event's own keys may not use them.
 pub const RESERVED_KEYS: &[&str] = &[
@@ -21,14 +22,10 @@ pub const RESERVED_KEYS: &[&str] = &[
     "secrets",
 ];
 
-/// The first of `fields`' keys that the host sets ([`RESERVED_KEYS`]), if any: the one
-/// rule by which an event's keys, an invocation's body and an assembled payload refuse
-/// them.
-pub fn reserved_key(fields: &Map<String, Value>) -> Option<&str> {
-    fields
-        .keys()
-        .map(String::as_str)
-        .find(|key| RESERVED_KEYS.contains(key))
+/// The first of `keys` that the host sets ([`RESERVED_KEYS`]), if any: the one rule by
+/// which an event's keys, an invocation's body and an assembled payload refuse them.
+pub fn reserved_key<'k>(keys: impl IntoIterator<Item = &'k str>) -> Option<&'k str> {
+    keys.into_iter().find(|key| RESERVED_KEYS.contains(key))
 }
 
 /// Everything a payload is made of.
@@ -53,8 +50,8 @@ pub struct PayloadParts<'a> {
     /// The hook's secrets, opened: the payload's `secrets` in clear, which every run log
     /// redacts.
     pub secrets: &'a [(String, String)],
-    /// The event's own keys.
-    pub body: &'a Map<String, Value>,
+    /// The event's own keys, their values as the JSON text they came as.
+    pub body: &'a EventFields,
 }
 
 /// Why a payload could not be assembled.
@@ -69,10 +66,12 @@ pub enum PayloadError {
 }
 
 /// The payload as the JSON text a hook receives, written from its parts without
-/// assembling it first: what `serde_json::to_string(&assemble_payload(parts)?)` gives, byte
-/// for byte, minus a copy of the event's keys and the settings per call.
+/// assembling it first: the object [`assemble_payload`] gives, the event's values written
+/// as the text they came as (so byte for byte what writing that object gives, but for
+/// the spaces and escapes within those values), minus a copy of the event's keys and the
+/// settings per call.
 pub fn payload_text(parts: &PayloadParts<'_>) -> Result<String, PayloadError> {
-    if let Some(key) = reserved_key(parts.body) {
+    if let Some(key) = reserved_key(parts.body.keys()) {
         return Err(PayloadError::ReservedKey(key.to_owned()));
     }
     serde_json::to_string(parts).map_err(|error| PayloadError::Json(error.to_string()))
@@ -103,7 +102,8 @@ impl serde::Serialize for PayloadParts<'_> {
         map.serialize_entry("base_url", self.base_url)?;
         map.serialize_entry("settings", self.settings)?;
         map.serialize_entry("secrets", &secrets)?;
-        for (key, value) in self.body {
+        // Each value's text as it came: written as is, not parsed and written again.
+        for (key, value) in self.body.iter() {
             map.serialize_entry(key, value)?;
         }
         map.end()
@@ -112,7 +112,7 @@ impl serde::Serialize for PayloadParts<'_> {
 
 /// The payload object a hook receives.
 pub fn assemble_payload(parts: &PayloadParts<'_>) -> Result<Map<String, Value>, PayloadError> {
-    if let Some(key) = reserved_key(parts.body) {
+    if let Some(key) = reserved_key(parts.body.keys()) {
         return Err(PayloadError::ReservedKey(key.to_owned()));
     }
     // The keys and their order are written once, by the `Serialize` of `PayloadParts`.
@@ -129,7 +129,7 @@ mod tests {
 
     fn parts<'a>(
         event: &'a EventAction,
-        body: &'a Map<String, Value>,
+        body: &'a EventFields,
         settings: &'a Map<String, Value>,
         secrets: &'a [(String, String)],
     ) -> PayloadParts<'a> {
@@ -149,8 +149,8 @@ mod tests {
     #[test]
     fn keys_come_in_rossums_order_then_the_event_keys() -> Result<(), Box<dyn std::error::Error>> {
         let event = EventAction::new("annotation_content", "initialize")?;
-        let mut body = Map::new();
-        body.insert("annotation".into(), serde_json::json!({"id": 1}));
+        let mut body = EventFields::default();
+        body.insert("annotation".into(), &serde_json::json!({"id": 1}));
         let secrets = vec![("api_key".to_owned(), "v".to_owned())];
         let settings = Map::new();
         let payload = assemble_payload(&parts(&event, &body, &settings, &secrets))?;
@@ -176,8 +176,8 @@ mod tests {
     #[test]
     fn event_keys_cannot_overwrite_host_keys() -> Result<(), Box<dyn std::error::Error>> {
         let event = EventAction::new("upload", "created")?;
-        let mut body = Map::new();
-        body.insert("secrets".into(), serde_json::json!({}));
+        let mut body = EventFields::default();
+        body.insert("secrets".into(), &serde_json::json!({}));
         let settings = Map::new();
         let result = assemble_payload(&parts(&event, &body, &settings, &[]));
         assert_eq!(result, Err(PayloadError::ReservedKey("secrets".into())));
@@ -187,12 +187,10 @@ mod tests {
     #[test]
     fn the_text_is_the_assembled_payload_written() -> Result<(), Box<dyn std::error::Error>> {
         let event = EventAction::new("annotation_content", "initialize")?;
-        let mut body = Map::new();
-        body.insert(
-            "annotation".into(),
-            serde_json::json!({"id": 1, "content": [{"a": "\"x\""}]}),
-        );
-        body.insert("document".into(), serde_json::json!({"id": 2}));
+        // As an invocation's body comes: its values' text kept, spaces and escapes included.
+        let body = EventFields::parse(
+            br#"{"annotation": {"id": 1, "content": [{"a": "\"x\u00e9\""}]}, "document": {"id": 2}}"#,
+        )?;
         let secrets = vec![
             ("api_key".to_owned(), "v".to_owned()),
             ("other".to_owned(), "w\n".to_owned()),
@@ -203,12 +201,16 @@ mod tests {
         let mut with_token = parts(&event, &body, &settings, &secrets);
         with_token.token = Some("token-value");
         for parts in [parts(&event, &body, &settings, &secrets), with_token] {
-            assert_eq!(
-                payload_text(&parts)?,
-                serde_json::to_string(&assemble_payload(&parts)?)?
+            // The same payload as assembling it: the text parses to the assembled object.
+            let text: Value = serde_json::from_str(&payload_text(&parts)?)?;
+            assert_eq!(text, Value::Object(assemble_payload(&parts)?));
+            assert!(
+                payload_text(&parts)?.contains(r#""content": [{"a": "\"x\u00e9\""}]"#),
+                "the event's values are written as they came"
             );
         }
-        body.insert("hook".into(), serde_json::json!("mine"));
+        let mut body = body;
+        body.insert("hook".into(), &serde_json::json!("mine"));
         assert_eq!(
             payload_text(&parts(&event, &body, &settings, &secrets)),
             Err(PayloadError::ReservedKey("hook".into()))
@@ -220,8 +222,11 @@ mod tests {
     fn a_host_key_is_named() {
         let mut fields = Map::new();
         fields.insert("annotation".into(), serde_json::json!({}));
-        assert_eq!(reserved_key(&fields), None);
+        assert_eq!(reserved_key(fields.keys().map(String::as_str)), None);
         fields.insert("timestamp".into(), serde_json::json!("now"));
-        assert_eq!(reserved_key(&fields), Some("timestamp"));
+        assert_eq!(
+            reserved_key(fields.keys().map(String::as_str)),
+            Some("timestamp")
+        );
     }
 }

@@ -164,6 +164,83 @@ fn a_hook_is_tested_and_invoked_with_its_settings() {
     );
 }
 
+/// An invocation's body is read at its top level only and its values spliced into the
+/// payload as they came: the payload the run log keeps holds them (nested, escaped, a key
+/// given twice keeping its last value) beside the hook's sideload, and the log is filed
+/// under the body's annotation. A body that is not JSON, not an object, nests deeper than
+/// the host parses, or sets a key the host sets, is refused with a 400 saying why, and runs
+/// nothing.
+#[test]
+fn an_invocations_body_reaches_the_payload_as_sent_or_is_refused_saying_why() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let hello = acme.upload(HELLO);
+    let (_, hook) = greeter(&acme, &hello);
+    let invoke = |body: &str| {
+        let response = server
+            .client
+            .post(server.url(&format!("/hooks/{}/invoke", hook["id"])))
+            .bearer_auth(&acme.token)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .expect("answers");
+        let status = response.status();
+        (status, response.json::<Value>().expect("a JSON answer"))
+    };
+    let sent = r#"{"annotation": {"id": 4242, "content": [{"value": "\"quoted\" \u00e9"}]},
+        "SAP_ID": 1, "SAP_ID": [ 2.50, null ], "note": "ahoj"}"#;
+    let (status, answer) = invoke(sent);
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let logs = acme.run_logs(&hook);
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert_eq!(logs[0]["annotation_id"], 4242, "{}", logs[0]);
+    let request: Value = logs[0]["request"]
+        .as_str()
+        .and_then(|text| serde_json::from_str(text).ok())
+        .expect("the kept payload is JSON text");
+    let expected: Value = serde_json::from_str(sent).expect("JSON");
+    for key in ["annotation", "SAP_ID", "note"] {
+        assert_eq!(request[key], expected[key], "`{key}` in {request}");
+    }
+    assert_eq!(
+        request["SAP_ID"],
+        json!([2.5, null]),
+        "the last of a key given twice"
+    );
+    assert!(
+        request["queues"].is_array(),
+        "the hook's sideload: {request}"
+    );
+    assert_eq!(request["action"], "manual");
+
+    let deep = format!("{{\"deep\": {}{}}}", "[".repeat(200), "]".repeat(200));
+    for (body, says) in [
+        ("{\"note\": ", "JSON parse error - "),
+        (
+            "[1, 2]",
+            "Invalid data. Expected a dictionary, but got list.",
+        ),
+        (
+            "\"text\"",
+            "Invalid data. Expected a dictionary, but got str.",
+        ),
+        (deep.as_str(), "JSON parse error - "),
+    ] {
+        let (status, answer) = invoke(body);
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body:.40}: {answer}");
+        let detail = detail_of(&answer)
+            .or_else(|| field_message(&answer, "non_field_errors"))
+            .unwrap_or_default();
+        assert!(detail.starts_with(says), "{body:.40}: {answer}");
+    }
+    let (status, answer) = invoke(r#"{"note": 1, "secrets": {"api_key": "mine"}}"#);
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(field_message(&answer, "secrets").is_some(), "{answer}");
+    assert_eq!(acme.run_logs(&hook).len(), 1, "a refused body ran the hook");
+}
+
 #[test]
 fn both_runs_of_a_hook_are_logged_newest_first_in_hookrundatas_shape() {
     let dir = temp();

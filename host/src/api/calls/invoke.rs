@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use hmac::{Hmac, Mac};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::Sha256;
 
 use super::{may_run, not_run, InvocationFailed, SIGNATURE_HEADER};
@@ -21,7 +21,7 @@ use crate::api::json::RawBody;
 use crate::api::{hooks, AppState};
 use crate::dispatch::RunResult;
 use crate::model::hook::Hook;
-use crate::model::{reserved_key, EventAction};
+use crate::model::{reserved_key, EventAction, EventFields, FieldsError};
 use crate::sealing::HookSecrets;
 
 /// Who invokes: a user by token, or an outside platform by signature.
@@ -121,11 +121,14 @@ async fn invoked_hook(
     })
 }
 
-/// Refuses `fields` that set a key the host sets: the key is the field in error when the
-/// fields are the body itself, or the message names it under `within` (the body's field
-/// that holds them).
-pub(super) fn refuse_host_keys(fields: &Map<String, Value>, within: Option<&str>) -> ApiResult<()> {
-    match (reserved_key(fields), within) {
+/// Refuses `keys` that set a key the host sets: the key is the field in error when the keys
+/// are the body's own, or the message names it under `within` (the body's field that
+/// holds them).
+pub(super) fn refuse_host_keys<'k>(
+    keys: impl IntoIterator<Item = &'k str>,
+    within: Option<&str>,
+) -> ApiResult<()> {
+    match (reserved_key(keys), within) {
         (None, _) => Ok(()),
         (Some(key), None) => Err(ApiError::field(key, "set by the host and cannot be sent")),
         (Some(key), Some(field)) => Err(ApiError::field(
@@ -135,18 +138,23 @@ pub(super) fn refuse_host_keys(fields: &Map<String, Value>, within: Option<&str>
     }
 }
 
-/// An invocation's body: a JSON object (or nothing) without the keys the host sets.
-fn invocation_fields(body: &[u8]) -> ApiResult<Map<String, Value>> {
-    let fields = if body.iter().all(u8::is_ascii_whitespace) {
-        Map::new()
-    } else {
-        match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(fields)) => fields,
-            Ok(other) => return Err(crate::api::json::not_an_object(&other)),
-            Err(error) => return Err(ApiError::Parse(format!("JSON parse error - {error}"))),
+/// An invocation's body: a JSON object (or nothing) without the keys the host sets, read
+/// at its top level only (its values are spliced into the payload as they came).
+fn invocation_fields(body: &[u8]) -> ApiResult<EventFields> {
+    let fields = match EventFields::parse(body) {
+        Ok(fields) => fields,
+        // Not an object, or not JSON: said as parsing the whole body says it.
+        Err(FieldsError::Json(error)) => {
+            return Err(match serde_json::from_slice::<Value>(body) {
+                Ok(other) => crate::api::json::not_an_object(&other),
+                Err(_) => ApiError::Parse(format!("JSON parse error - {error}")),
+            })
+        }
+        Err(too_deep @ FieldsError::TooDeep(_)) => {
+            return Err(ApiError::Parse(format!("JSON parse error - {too_deep}")))
         }
     };
-    refuse_host_keys(&fields, None)?;
+    refuse_host_keys(fields.keys(), None)?;
     Ok(fields)
 }
 

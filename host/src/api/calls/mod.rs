@@ -20,7 +20,7 @@ use super::{hooks, id_from, AppState};
 use crate::dispatch::plan::subscribed;
 use crate::dispatch::{DeliveryPhase, DispatchError, EventAnswer, EventProgress, EventRun};
 use crate::model::hook::Hook;
-use crate::model::{EventAction, RESERVED_KEYS};
+use crate::model::{EventAction, EventFields, RESERVED_KEYS};
 use crate::modules::ModuleError;
 
 mod invoke;
@@ -108,12 +108,13 @@ fn event_of(event: &Value, action: &Value) -> ApiResult<EventAction> {
 }
 
 /// The event's own keys: the payload without what the host sets.
-fn event_keys(payload: &Map<String, Value>) -> Map<String, Value> {
-    payload
+fn event_keys(payload: &Map<String, Value>) -> EventFields {
+    let keys: Map<String, Value> = payload
         .iter()
         .filter(|(key, _)| !RESERVED_KEYS.contains(&key.as_str()))
         .map(|(key, value)| (key.clone(), value.clone()))
-        .collect()
+        .collect();
+    EventFields::from_map(&keys)
 }
 
 /// The hook as `/test` runs it with another config: an admin's decision (another module
@@ -461,7 +462,8 @@ pub(super) async fn event(
     let (organization_id, _) = caller.member()?;
     let (event_name, action, event) = named_event(&body)?;
     let queue_id = event_queue(&state, organization_id, body.queue.as_ref()).await?;
-    refuse_host_keys(&body.payload, Some("payload"))?;
+    refuse_host_keys(body.payload.keys().map(String::as_str), Some("payload"))?;
+    let fields = EventFields::from_map(&body.payload);
     let hooks = state.store.organization_hooks(organization_id).await?;
     let matching = subscribed(&hooks, &event, queue_id);
     may_run(&state, &caller, &matching).await?;
@@ -472,14 +474,7 @@ pub(super) async fn event(
     if event.is_interactive() {
         let runs = state
             .dispatcher
-            .run_event(
-                permit,
-                &hooks,
-                &event,
-                queue_id,
-                &body.payload,
-                &request_id.0,
-            )
+            .run_event(permit, &hooks, &event, queue_id, &fields, &request_id.0)
             .await
             .map_err(|error| not_run(error, ApiError::Conflict))?;
         let answer = render_event(&state, &event_name, &action, &runs);
@@ -487,14 +482,7 @@ pub(super) async fn event(
     }
     let progress = state
         .dispatcher
-        .deliver_event(
-            permit,
-            &hooks,
-            &event,
-            queue_id,
-            &body.payload,
-            &request_id.0,
-        )
+        .deliver_event(permit, &hooks, &event, queue_id, &fields, &request_id.0)
         .await
         .map_err(|error| not_run(error, ApiError::Conflict))?;
     let Some(progress) = progress else {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Map, Value};
 use wasmhook::dispatch::{HookCall, PreparedCall};
-use wasmhook::model::EventAction;
+use wasmhook::model::{EventAction, EventFields};
 use wasmhook::runtime::{CallLimits, LoadedModule, RunReport, Runtime, RuntimeConfig};
 
 mod drf;
@@ -86,7 +86,7 @@ impl Call {
             settings: &self.settings,
             secrets: &self.secrets,
             token: None,
-            body: &self.body,
+            body: &EventFields::from_map(&self.body),
             payload_logging: true,
         })
         .expect("the payload assembles")
