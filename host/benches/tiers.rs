@@ -65,10 +65,12 @@ fn measure(
     tier: Tier,
     invocation: &Invocation,
 ) -> Measured {
-    // No disk cache: every load compiles, as an upload does. One runtime at a time, so
-    // that two pools never reserve their address space at once.
+    // No disk cache and no per-function cache: every load compiles all of the module, as
+    // the first upload of its toolchain does (the `compile_cache` bench measures the rest).
+    // One runtime at a time, so that two pools never reserve their address space at once.
     let runtime = Runtime::new(RuntimeConfig {
         tiered: matches!(tier, Tier::Quick),
+        function_cache_bytes: 0,
         ..RuntimeConfig::default()
     })
     .expect("the runtime starts");

@@ -267,17 +267,36 @@ impl PreparedCall {
 /// The id of the annotation an event's keys are about (its `annotation` object), read from
 /// that one value without parsing the rest (its content, which may be most of the body).
 fn annotation_id(body: &EventFields) -> Option<u64> {
-    /// An object's `id`; its other keys are skipped unread.
-    #[derive(serde::Deserialize)]
-    struct WithId {
-        id: Option<Value>,
+    /// An object's last `id` (as a parsed object keeps it), its other values skipped
+    /// unread; anything but an object has none.
+    struct LastId;
+
+    impl<'de> serde::de::Visitor<'de> for LastId {
+        type Value = Option<u64>;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            formatter.write_str("an object")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut entries: A,
+        ) -> Result<Option<u64>, A::Error> {
+            let mut id = None;
+            while let Some(key) = entries.next_key::<std::borrow::Cow<'de, str>>()? {
+                if key == "id" {
+                    id = entries.next_value::<Value>()?.as_u64();
+                } else {
+                    entries.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+            Ok(id)
+        }
     }
+
     let annotation = body.get("annotation")?;
-    serde_json::from_str::<WithId>(annotation.get())
-        .ok()?
-        .id
-        .as_ref()
-        .and_then(Value::as_u64)
+    let mut deserializer = serde_json::Deserializer::from_str(annotation.get());
+    serde::Deserializer::deserialize_map(&mut deserializer, LastId).ok()?
 }
 
 /// The id of the email an event's keys are about (its `email`, an object or a URL).
@@ -379,6 +398,20 @@ mod tests {
             payload_logging,
         })?;
         Ok(prepared.cancelled_log("not run"))
+    }
+
+    #[test]
+    fn the_annotation_is_the_last_id_of_an_annotation_object() {
+        let id =
+            |body: &str| annotation_id(&EventFields::parse(body.as_bytes()).unwrap_or_default());
+        assert_eq!(
+            id(r#"{"annotation": {"content": [{"id": 9}], "id": 42}}"#),
+            Some(42)
+        );
+        assert_eq!(id(r#"{"annotation": {"id": 1, "id": 2}}"#), Some(2));
+        assert_eq!(id(r#"{"annotation": [4242]}"#), None);
+        assert_eq!(id(r#"{"annotation": {"id": "42"}}"#), None);
+        assert_eq!(id(r#"{"document": {"id": 42}}"#), None);
     }
 
     #[test]

@@ -5,14 +5,18 @@
 //! few of the event's values (the annotation's id, the email's, the content a predecessor's
 //! operations change). Parsing the whole body into a `serde_json::Value` tree and writing
 //! it back out was a sixth of the server's CPU per invocation (BENCHMARKS.md, the profile
-//! under `wrk`): here the body is parsed at its top level only, each value checked as JSON
-//! and kept as its text (`serde_json::value::RawValue`), and the payload splices that text
-//! in. What the host reads it parses from that one value.
+//! under `wrk`): here the body is parsed at its top level only, each value walked once as
+//! serde_json parses a `Value` (strings decoded, numbers read, nesting counted) but built
+//! into nothing, and kept as its text (`serde_json::value::RawValue`); the payload splices
+//! that text in. What the host reads it parses from that one value. So a body is refused
+//! exactly when parsing it into a `Value` would fail, and every payload made parses back.
 
 use std::fmt;
 
 use indexmap::IndexMap;
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde::de::{
+    Deserialize, DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor,
+};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -28,32 +32,16 @@ pub const MAX_VALUE_DEPTH: usize = 126;
 #[derive(Clone, Debug, Default)]
 pub struct EventFields(IndexMap<String, Box<RawValue>>);
 
-/// Why a body is not an event's keys.
-#[derive(Debug, thiserror::Error)]
-pub enum FieldsError {
-    /// Not JSON, or not an object: serde_json's own message.
-    #[error("{0}")]
-    Json(#[from] serde_json::Error),
-    /// A value nests deeper than [`MAX_VALUE_DEPTH`].
-    #[error("the value of `{0}` nests deeper than {MAX_VALUE_DEPTH} levels")]
-    TooDeep(String),
-}
-
 impl EventFields {
     /// A body's keys: a JSON object, or nothing at all (only whitespace), which has none.
-    pub fn parse(body: &[u8]) -> Result<Self, FieldsError> {
+    /// Refused (serde_json's error) when it is not an object, or a value would not parse
+    /// into a `Value` (a lone surrogate, a number out of range, nesting deeper than
+    /// [`MAX_VALUE_DEPTH`]).
+    pub fn parse(body: &[u8]) -> Result<Self, serde_json::Error> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(EventFields::default());
         }
-        let fields: EventFields = serde_json::from_slice(body)?;
-        if let Some((key, _)) = fields
-            .0
-            .iter()
-            .find(|(_, value)| !nests_within(value.get(), MAX_VALUE_DEPTH))
-        {
-            return Err(FieldsError::TooDeep(key.clone()));
-        }
-        Ok(fields)
+        serde_json::from_slice(body)
     }
 
     /// The keys of an object already parsed (a stored event's, a test's payload).
@@ -135,36 +123,85 @@ fn parsed(value: &RawValue) -> Value {
     serde_json::from_str(value.get()).unwrap_or(Value::Null)
 }
 
-/// Whether the JSON `text` (already checked) nests no deeper than `limit` arrays and
-/// objects: a walk over its bytes that skips strings, as `serde_json`'s skipping of a raw
-/// value keeps no count.
-fn nests_within(text: &str, limit: usize) -> bool {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for byte in text.bytes() {
-        if in_string {
-            match (escaped, byte) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > limit {
-                    return false;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
+/// One JSON value walked as serde_json parses a `Value`, within `depth` arrays and objects
+/// of the event's value, kept as nothing: what makes a raw value one that parses back.
+#[derive(Clone, Copy)]
+struct Checked {
+    depth: usize,
+}
+
+impl Checked {
+    /// Whether `text` (one JSON value) parses into a `Value` nested within the bound.
+    fn check(text: &str) -> Result<(), serde_json::Error> {
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        Checked { depth: 0 }.deserialize(&mut deserializer)?;
+        deserializer.end()
     }
-    true
+
+    /// The values inside an array or object at this depth, if they may be that deep.
+    fn inner<E: serde::de::Error>(self) -> Result<Checked, E> {
+        let depth = self.depth + 1;
+        if depth > MAX_VALUE_DEPTH {
+            return Err(E::custom(format_args!(
+                "a value nests deeper than {MAX_VALUE_DEPTH} levels"
+            )));
+        }
+        Ok(Checked { depth })
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Checked {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Checked {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
+        let inner = self.inner()?;
+        while items.next_element_seed(inner)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<(), A::Error> {
+        let inner = self.inner()?;
+        while entries.next_key_seed(inner)?.is_some() {
+            entries.next_value_seed(inner)?;
+        }
+        Ok(())
+    }
 }
 
 impl Serialize for EventFields {
@@ -191,6 +228,9 @@ impl<'de> Deserialize<'de> for EventFields {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<EventFields, A::Error> {
                 let mut fields = IndexMap::with_capacity(map.size_hint().unwrap_or(0).min(64));
                 while let Some((key, value)) = map.next_entry::<String, Box<RawValue>>()? {
+                    Checked::check(value.get()).map_err(|error| {
+                        A::Error::custom(format_args!("the value of `{key}`: {error}"))
+                    })?;
                     fields.insert(key, value);
                 }
                 Ok(EventFields(fields))
@@ -206,7 +246,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn values_keep_their_text_and_keys_their_order() -> Result<(), FieldsError> {
+    fn values_keep_their_text_and_keys_their_order() -> Result<(), serde_json::Error> {
         let body = br#"{"b": {"x": [1, 2.50, "\u00e9"]}, "a": 1, "b": [true]}"#;
         let fields = EventFields::parse(body)?;
         assert_eq!(fields.keys().collect::<Vec<_>>(), ["b", "a"]);
@@ -229,7 +269,7 @@ mod tests {
             b"null",
         ] {
             assert!(
-                matches!(EventFields::parse(body), Err(FieldsError::Json(_))),
+                EventFields::parse(body).is_err(),
                 "{}",
                 String::from_utf8_lossy(body)
             );
@@ -253,11 +293,28 @@ mod tests {
         assert!(EventFields::parse(within.as_bytes()).is_ok());
         assert!(serde_json::from_str::<Value>(&within).is_ok());
         let beyond = nested(MAX_VALUE_DEPTH + 1);
-        assert!(matches!(
-            EventFields::parse(beyond.as_bytes()),
-            Err(FieldsError::TooDeep(key)) if key == "deep"
-        ));
+        let refused = EventFields::parse(beyond.as_bytes()).map(|_| ());
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|error| error.to_string().contains("`deep`")),
+            "{refused:?}"
+        );
         assert!(serde_json::from_str::<Value>(&beyond).is_err());
+    }
+
+    /// What skipping a raw value lets through and parsing a `Value` does not: refused.
+    #[test]
+    fn a_value_that_would_not_parse_into_a_value_is_refused() {
+        for body in [
+            r#"{"a": "\ud800"}"#,
+            r#"{"a": {"b": [1e400]}}"#,
+            r#"{"a": "\x"}"#,
+            r#"{"a": {"\ud800": 1}}"#,
+        ] {
+            assert!(serde_json::from_str::<Value>(body).is_err(), "{body}");
+            assert!(EventFields::parse(body.as_bytes()).is_err(), "{body}");
+        }
     }
 
     #[test]

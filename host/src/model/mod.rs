@@ -17,7 +17,7 @@ pub mod schedule;
 
 pub use event::{EventAction, EventError};
 pub use field::FieldPath;
-pub use fields::{EventFields, FieldsError};
+pub use fields::EventFields;
 pub use payload::{
     assemble_payload, payload_text, reserved_key, PayloadError, PayloadParts, RESERVED_KEYS,
 };

@@ -67,9 +67,10 @@ pub enum PayloadError {
 
 /// The payload as the JSON text a hook receives, written from its parts without
 /// assembling it first: the object [`assemble_payload`] gives, the event's values written
-/// as the text they came as (so byte for byte what writing that object gives, but for
-/// the spaces and escapes within those values), minus a copy of the event's keys and the
-/// settings per call.
+/// as the text they came as. So it parses to that object, and differs from writing it only
+/// within those values: their spaces, escapes and number spellings as sent, and a key
+/// given twice inside one of them given twice (where the object keeps the last), as the
+/// caller sent them to the hook. It saves a copy of the event's keys per call.
 pub fn payload_text(parts: &PayloadParts<'_>) -> Result<String, PayloadError> {
     if let Some(key) = reserved_key(parts.body.keys()) {
         return Err(PayloadError::ReservedKey(key.to_owned()));

@@ -108,12 +108,10 @@ impl Runtime {
         // the guest runs on a guest thread (see `threads`).
         let execution = tokio::time::timeout(
             limits.timeout,
-            self.guests.run(FairShare::new(
-                &self.cpu,
-                limits.fairness_group,
-                tick.clone(),
-                job,
-            )),
+            self.guests.run(
+                FairShare::new(&self.cpu, limits.fairness_group, tick.clone(), job),
+                module.fresh_start(),
+            ),
         )
         .await;
         let duration = start.elapsed();

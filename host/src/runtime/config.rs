@@ -119,6 +119,10 @@ pub struct RuntimeConfig {
     pub warm: super::WarmBounds,
     /// How hard the engine optimizes what it compiles.
     pub opt_level: OptLevel,
+    /// Bytes of compiled functions kept so that a module compiling a function compiled
+    /// before (in any module, any organization's) reuses its code (see `function_cache`,
+    /// which says why it is off unless asked for); 0 turns it off.
+    pub function_cache_bytes: usize,
     /// Tiered compilation: also make a quick engine (Cranelift `none`, instances allocated
     /// on demand) whose code serves a module's first calls while the code of `opt_level`
     /// is compiled in the background (`Runtime::load_quick`, `Runtime::optimize`). Nothing
@@ -140,6 +144,7 @@ impl Default for RuntimeConfig {
             guest_nice: super::DEFAULT_GUEST_NICE,
             warm: super::DEFAULT_WARM_BOUNDS,
             opt_level: OptLevel::Speed,
+            function_cache_bytes: 0,
             tiered: false,
         }
     }

@@ -3,9 +3,12 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::config::{OptLevel, RuntimeConfig};
+use super::function_cache::FunctionCache;
 use super::limiter::MAX_TABLE_ELEMENTS;
 
 /// Core instances a component may hold; interpreters built with componentize-py or
@@ -45,11 +48,14 @@ pub enum Allocation {
     OnDemand,
 }
 
-/// Builds the engine: component model, async calls, epoch interruption, and the pooling
-/// allocator when the address space allows it.
-pub(crate) fn build(config: &RuntimeConfig) -> wasmtime::Result<(Engine, Allocation)> {
+/// Builds the engine: component model, async calls, epoch interruption, the pooling
+/// allocator when the address space allows it, and `functions` behind its compiler.
+pub(crate) fn build(
+    config: &RuntimeConfig,
+    functions: Option<&Arc<FunctionCache>>,
+) -> wasmtime::Result<(Engine, Allocation)> {
     if config.pooling {
-        let mut wasm = base_config(config);
+        let mut wasm = base_config(config, functions)?;
         wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(config)));
         match Engine::new(&wasm) {
             Ok(engine) => return Ok((engine, Allocation::Pooling)),
@@ -58,7 +64,7 @@ pub(crate) fn build(config: &RuntimeConfig) -> wasmtime::Result<(Engine, Allocat
             ),
         }
     }
-    let wasm = base_config(config);
+    let wasm = base_config(config, functions)?;
     Ok((Engine::new(&wasm)?, Allocation::OnDemand))
 }
 
@@ -67,17 +73,27 @@ pub(crate) fn build(config: &RuntimeConfig) -> wasmtime::Result<(Engine, Allocat
 /// demand: it serves only the calls made before a module's optimized code is ready, and a
 /// second pool would reserve the address space of the first again. Its limits are the
 /// optimized engine's, epoch interruption included: the time limit holds on either tier.
-pub(crate) fn build_quick(config: &RuntimeConfig) -> wasmtime::Result<Engine> {
-    let mut wasm = base_config(config);
+pub(crate) fn build_quick(
+    config: &RuntimeConfig,
+    functions: Option<&Arc<FunctionCache>>,
+) -> wasmtime::Result<Engine> {
+    let mut wasm = base_config(config, functions)?;
     // An upload waits for this compile: every core may help.
     wasm.cranelift_opt_level(OptLevel::None.cranelift())
         .parallel_compilation(true);
     Engine::new(&wasm)
 }
 
-fn base_config(config: &RuntimeConfig) -> Config {
+fn base_config(
+    config: &RuntimeConfig,
+    functions: Option<&Arc<FunctionCache>>,
+) -> wasmtime::Result<Config> {
     let mut wasm = Config::new();
     wasm.cranelift_opt_level(config.opt_level.cranelift());
+    if let Some(functions) = functions {
+        // The compiler's settings are part of every key: both engines may share it.
+        wasm.enable_incremental_compilation(Arc::clone(functions) as Arc<dyn wasmtime::CacheStore>)?;
+    }
     if config.tiered && config.opt_level > OptLevel::None {
         // The optimizing compiler then runs only in the background, behind the quick one:
         // one thread (lowered in priority by its caller) rather than every core, so that
@@ -90,7 +106,7 @@ fn base_config(config: &RuntimeConfig) -> Config {
         .max_wasm_stack(MAX_WASM_STACK)
         .async_stack_size(ASYNC_STACK)
         .wasm_backtrace_max_frames(std::num::NonZeroUsize::new(64));
-    wasm
+    Ok(wasm)
 }
 
 fn pooling(config: &RuntimeConfig) -> PoolingAllocationConfig {

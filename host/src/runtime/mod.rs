@@ -27,6 +27,7 @@ mod call;
 pub mod config;
 mod engine;
 mod fair;
+mod function_cache;
 pub mod http;
 mod invocation;
 mod limiter;
@@ -54,6 +55,7 @@ pub use config::{
     CallLimits, OptLevel, RuntimeConfig, UnknownOptLevel, DEFAULT_MODULE_CACHE_CAPACITY,
 };
 pub use engine::Allocation;
+pub use function_cache::{FunctionCacheStats, DEFAULT_FUNCTION_CACHE_BYTES};
 pub use http::NetworkGrant;
 pub use invocation::Invocation;
 pub use module::{Digest, Encoding, LoadError, ModuleInfo, ModuleKind};
@@ -101,6 +103,8 @@ pub struct Runtime {
     cpu: Arc<fair::CpuScheduler>,
     guests: threads::GuestThreads,
     warm: WarmPool,
+    /// The per-function code both engines compile through, when it is on.
+    functions: Option<Arc<function_cache::FunctionCache>>,
     config: RuntimeConfig,
 }
 
@@ -126,6 +130,8 @@ pub struct LoadedModule {
     engine: Engine,
     /// How optimized its code is.
     opt_level: OptLevel,
+    /// Where its next call on a fresh instance, and on a warm one, starts (see `threads`).
+    starts: [threads::StartHint; 2],
 }
 
 impl std::fmt::Debug for LoadedModule {
@@ -138,6 +144,16 @@ impl std::fmt::Debug for LoadedModule {
 }
 
 impl LoadedModule {
+    /// Where its next call on a fresh instance starts.
+    pub(crate) fn fresh_start(&self) -> &threads::StartHint {
+        &self.starts[0]
+    }
+
+    /// Where its next call on a warm instance starts.
+    pub(crate) fn warm_start(&self) -> &threads::StartHint {
+        &self.starts[1]
+    }
+
     /// What the host learned about the module.
     pub fn info(&self) -> &ModuleInfo {
         &self.info
@@ -172,10 +188,16 @@ impl Runtime {
     /// Creates the engine, its linkers and caches, and starts the epoch ticker.
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
         let engine_error = |error: wasmtime::Error| RuntimeError::Engine(format!("{error:#}"));
-        let (engine, allocation) = engine::build(&config).map_err(engine_error)?;
+        let functions = (config.function_cache_bytes > 0).then(|| {
+            Arc::new(function_cache::FunctionCache::new(
+                config.function_cache_bytes,
+            ))
+        });
+        let (engine, allocation) =
+            engine::build(&config, functions.as_ref()).map_err(engine_error)?;
         let main = Tier::new(engine, config.opt_level, config.cache_dir.as_deref())?;
         let quick = if config.tiered && config.opt_level > OptLevel::None {
-            let engine = engine::build_quick(&config).map_err(engine_error)?;
+            let engine = engine::build_quick(&config, functions.as_ref()).map_err(engine_error)?;
             Some(Tier::new(
                 engine,
                 OptLevel::None,
@@ -201,8 +223,12 @@ impl Runtime {
                 }
             });
         // One thread more than slots: see `threads`.
-        let guests = threads::GuestThreads::start(config.cpu_slots + 1, config.guest_nice)
-            .map_err(RuntimeError::GuestThreads)?;
+        let guests = threads::GuestThreads::start(
+            config.cpu_slots + 1,
+            config.guest_nice,
+            config.epoch_tick,
+        )
+        .map_err(RuntimeError::GuestThreads)?;
         Ok(Runtime {
             main,
             quick,
@@ -211,8 +237,14 @@ impl Runtime {
             cpu,
             guests,
             warm: WarmPool::new(config.warm),
+            functions,
             config,
         })
+    }
+
+    /// What the per-function compile cache has done so far; none when it is off.
+    pub fn function_cache_stats(&self) -> Option<FunctionCacheStats> {
+        self.functions.as_ref().map(|cache| cache.stats())
     }
 
     /// The configuration the runtime was built with.
@@ -425,6 +457,7 @@ impl Runtime {
                     prepared,
                     engine: tier.engine.clone(),
                     opt_level: tier.level,
+                    starts: [threads::StartHint::new(), threads::StartHint::new()],
                 })
             }
             Compiled::Core(module) => {
@@ -442,6 +475,7 @@ impl Runtime {
                     prepared: Prepared::CoreCommand(pre),
                     engine: tier.engine.clone(),
                     opt_level: tier.level,
+                    starts: [threads::StartHint::new(), threads::StartHint::new()],
                 })
             }
         }

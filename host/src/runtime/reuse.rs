@@ -54,7 +54,8 @@ impl Runtime {
             memory_bytes: limits.memory_bytes,
         };
         let warm = self.warm.take(&key);
-        count_instance(if warm.is_some() {
+        let warm_call = warm.is_some();
+        count_instance(if warm_call {
             InstanceKind::reused
         } else {
             InstanceKind::fresh
@@ -75,12 +76,14 @@ impl Runtime {
         // comes back with its result.
         let execution = tokio::time::timeout(
             limits.timeout,
-            self.guests.run(FairShare::new(
-                &self.cpu,
-                limits.fairness_group,
-                tick.clone(),
-                job,
-            )),
+            self.guests.run(
+                FairShare::new(&self.cpu, limits.fairness_group, tick.clone(), job),
+                if warm_call {
+                    module.warm_start()
+                } else {
+                    module.fresh_start()
+                },
+            ),
         )
         .await;
         let duration = start.elapsed();

@@ -6,7 +6,13 @@
 //! call's memory that the profile of the server under `wrk` found (BENCHMARKS.md), which is
 //! how `wasmtime serve` runs its guests too. A job that has spent [`INLINE_FOR`] inside its
 //! polls (one epoch tick) moves at its next yield to the guest threads below, so a guest
-//! holds a server worker for at most a slice or two, once.
+//! holds a server worker for at most a slice or two, once. What does not yield cannot be
+//! moved (an instantiation), so a module's [`StartHint`] remembers whether its last job
+//! ended within [`INLINE_FOR`]: one that did not (a Python or JavaScript guest, whose
+//! instantiation alone takes longer; a loop) starts on the guest threads, until one of its
+//! jobs there ends that quickly again. With epoch ticks longer than [`INLINE_FOR`]
+//! (`[limits] guest_slice_us`) nothing starts on the server's threads: a slice would hold
+//! one too long.
 //!
 //! A guest's wasm runs inside the poll of its call's future, on whatever thread polls it.
 //! On the server's async workers, a CPU-bound guest competed for the cores with the
@@ -21,8 +27,9 @@
 //! priority. The kernel then runs the server's threads first whenever they have work, and
 //! gives the guests every cycle they leave.
 //!
-//! The thread beyond the slots: a guest without a slot waits for one as a parked task,
-//! not on a thread, so at most as many threads as slots run guests and the one more is
+//! The thread beyond the cores: a guest without a slot waits for one as a parked task,
+//! not on a thread, and each class of call holds at most as many slots as there are cores
+//! (`fair`), so at most that many of a pool's threads run guests and the one more is
 //! free whenever they are all busy. A job that arrives then is picked up at once, asks for
 //! its slot and (a quiet organization's call beside a noisy one) preempts the holders;
 //! with no thread free it waited for a busy one to reach its next tick first.
@@ -57,6 +64,7 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -74,8 +82,30 @@ pub const MAX_NICE: u8 = 19;
 /// How long a job runs on the thread that asked for it (the time inside its polls) before
 /// it moves to the first pool's threads at its next yield: several times a short call's
 /// whole guest part (a Rust or C hello, an invoice check), one epoch tick of a CPU-bound
-/// one. A Python or JavaScript call, whose instantiation alone takes longer, moves.
+/// one.
 pub const INLINE_FOR: Duration = Duration::from_millis(1);
+
+/// Whether the next job of a module (fresh instances and warm ones apart) starts on the
+/// thread that asks for it: its last job ended within [`INLINE_FOR`] of poll time. Kept by
+/// the module, read and set by [`GuestThreads::run`].
+#[derive(Debug)]
+pub(crate) struct StartHint(AtomicBool);
+
+impl StartHint {
+    /// A module not called yet: its first job starts where it is asked for.
+    pub(crate) fn new() -> Self {
+        StartHint(AtomicBool::new(true))
+    }
+
+    fn inline(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// What a job that spent `used` in its polls says of the next.
+    fn ended_after(&self, used: Duration) {
+        self.0.store(used < INLINE_FOR, Ordering::Relaxed);
+    }
+}
 
 /// How long a job runs in all (the time inside its polls) before it moves to the long
 /// calls' pool at its next yield: many times a short call's whole guest part, a few epoch
@@ -88,7 +118,8 @@ pub const LONG_NICE_STEP: u8 = 9;
 
 /// The guest threads: see the module's documentation.
 pub(crate) struct GuestThreads {
-    /// Every job starts here. Taken only when dropped (see `Drop`).
+    /// Where a job goes when it does not start, or stay, on the thread that asks for it.
+    /// Taken only when dropped (see `Drop`).
     tokio: Option<tokio::runtime::Runtime>,
     /// Where a job that ran past [`DEMOTE_AFTER`] continues.
     long: Option<tokio::runtime::Runtime>,
@@ -96,6 +127,9 @@ pub(crate) struct GuestThreads {
     nice: i32,
     /// The nice value of the long calls' threads.
     long_nice: i32,
+    /// Whether any job may start on the thread that asks for it: the epoch tick, by which
+    /// a guest yields, is at most [`INLINE_FOR`].
+    inline: bool,
 }
 
 impl std::fmt::Debug for GuestThreads {
@@ -114,8 +148,9 @@ pub(crate) struct Lost(String);
 
 impl GuestThreads {
     /// `threads` guest threads (at least one), `nice` below the priority of the thread
-    /// calling this (the nice value is capped at [`MAX_NICE`]).
-    pub(crate) fn start(threads: usize, nice: u8) -> std::io::Result<Self> {
+    /// calling this (the nice value is capped at [`MAX_NICE`]), for guests that yield every
+    /// `tick`.
+    pub(crate) fn start(threads: usize, nice: u8, tick: Duration) -> std::io::Result<Self> {
         let own = thread_nice().unwrap_or(0);
         let target = own.saturating_add(i32::from(nice)).min(i32::from(MAX_NICE));
         let long_nice = target
@@ -126,14 +161,16 @@ impl GuestThreads {
             long: Some(pool(threads, "wasmhook-long", long_nice)?),
             nice: target,
             long_nice,
+            inline: tick <= INLINE_FOR,
         })
     }
 
-    /// Runs `job`, first on the calling thread and past [`INLINE_FOR`] on a guest thread,
-    /// in the caller's tracing span; dropping the returned future aborts the job. The time
-    /// from a move to the job's first poll on a guest thread, and from its end there to the
-    /// caller's, is recorded as the `handoff` stage (zero for a job that ended inline).
-    pub(crate) async fn run<F>(&self, job: F) -> Result<F::Output, Lost>
+    /// Runs `job`, first on the calling thread when `hint` says so and past [`INLINE_FOR`]
+    /// on a guest thread, in the caller's tracing span; dropping the returned future aborts
+    /// the job. The time from a move to the job's first poll on a guest thread, and from its
+    /// end there to the caller's, is recorded as the `handoff` stage (zero for a job that
+    /// ended where it started).
+    pub(crate) async fn run<F>(&self, job: F, hint: &StartHint) -> Result<F::Output, Lost>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -141,31 +178,51 @@ impl GuestThreads {
         let (Some(tokio), Some(long)) = (&self.tokio, &self.long) else {
             return Err(Lost("the guest threads have stopped".into()));
         };
-        let inline = Demoting::new(Box::pin(job), Duration::ZERO, INLINE_FOR);
-        // A panic in the job fails its call, not the request's task that polled it.
-        let moved = match AssertUnwindSafe(inline).catch_unwind().await {
-            Ok(Ok(output)) => {
-                stage(Stage::handoff, Duration::ZERO);
-                return Ok(output);
+        let job = Box::pin(job);
+        let moved = if self.inline && hint.inline() {
+            let inline = Demoting::new(job, Duration::ZERO, INLINE_FOR);
+            // A panic in the job fails its call, not the request's task that polled it.
+            match AssertUnwindSafe(inline).catch_unwind().await {
+                Ok(Ok((output, used))) => {
+                    hint.ended_after(used);
+                    stage(Stage::handoff, Duration::ZERO);
+                    return Ok(output);
+                }
+                Ok(Err(moved)) => moved,
+                Err(panic) => return Err(panicked(panic)),
             }
-            Ok(Err(moved)) => moved,
-            Err(panic) => return Err(panicked(panic)),
+        } else {
+            Moving {
+                job,
+                used: Duration::ZERO,
+            }
         };
         let span = tracing::Span::current();
         let submitted = Instant::now();
-        let first = Demoting::new(moved.job, moved.used, DEMOTE_AFTER);
+        // Past DEMOTE_AFTER already (a loop that started inline under a long instantiation):
+        // straight to the long calls' threads.
+        let (pool, until) = if moved.used >= DEMOTE_AFTER {
+            (long, Duration::MAX)
+        } else {
+            (tokio, DEMOTE_AFTER)
+        };
+        let first = Demoting::new(moved.job, moved.used, until);
         let first = async move {
             let reached = submitted.elapsed();
             let ended = first.await;
             (ended, reached, Instant::now())
         }
         .instrument(span.clone());
-        let (ended, reached, finished) = joined(Aborting(tokio.spawn(first))).await?;
+        let (ended, reached, finished) = joined(Aborting(pool.spawn(first))).await?;
         let (output, finished) = match ended {
-            Ok(output) => (output, finished),
+            Ok((output, used)) => {
+                hint.ended_after(used);
+                (output, finished)
+            }
             // It ran long: the rest of it on the long calls' threads (the hop between the
             // pools is not a handoff the caller waits for; its own turn there is).
             Err(moved) => {
+                hint.ended_after(moved.used);
                 let job = moved.job;
                 let rest = async move {
                     let output = job.await;
@@ -258,7 +315,8 @@ impl<F> Demoting<F> {
 }
 
 impl<F: Future> Future for Demoting<F> {
-    type Output = Result<F::Output, Moving<F>>;
+    /// Its output and the time it spent in its polls in all, or it moving on.
+    type Output = Result<(F::Output, Duration), Moving<F>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let Some(job) = self.job.as_mut() else {
@@ -271,7 +329,7 @@ impl<F: Future> Future for Demoting<F> {
         match polled {
             Poll::Ready(output) => {
                 self.job = None;
-                Poll::Ready(Ok(output))
+                Poll::Ready(Ok((output, self.used)))
             }
             Poll::Pending if self.used >= self.until => match self.job.take() {
                 Some(job) => Poll::Ready(Err(Moving {
@@ -354,12 +412,15 @@ mod tests {
     #[tokio::test]
     async fn a_short_job_ends_where_it_was_asked_for_and_a_longer_one_on_a_guest_thread() {
         let own = thread_nice().expect("getpriority");
-        let threads = GuestThreads::start(2, 5).expect("starts");
+        let threads = GuestThreads::start(2, 5, INLINE_FOR).expect("starts");
         let expected = (own + 5).min(i32::from(MAX_NICE));
         assert_eq!(threads.nice(), expected);
         let caller = thread_label();
         let short = threads
-            .run(async { (thread_label(), thread_nice().expect("getpriority")) })
+            .run(
+                async { (thread_label(), thread_nice().expect("getpriority")) },
+                &StartHint::new(),
+            )
             .await
             .expect("the job runs");
         assert_eq!(
@@ -369,11 +430,14 @@ mod tests {
         );
         // A slice past INLINE_FOR, then a yield: the rest runs on a guest thread.
         let (name, nice) = threads
-            .run(async {
-                spin(INLINE_FOR * 2);
-                tokio::task::yield_now().await;
-                (thread_label(), thread_nice().expect("getpriority"))
-            })
+            .run(
+                async {
+                    spin(INLINE_FOR * 2);
+                    tokio::task::yield_now().await;
+                    (thread_label(), thread_nice().expect("getpriority"))
+                },
+                &StartHint::new(),
+            )
             .await
             .expect("the job runs");
         assert_eq!(name, "wasmhook-guest");
@@ -388,26 +452,30 @@ mod tests {
     #[tokio::test]
     async fn a_long_job_moves_to_the_long_calls_threads_and_ends_there() {
         let own = thread_nice().expect("getpriority");
-        let threads = GuestThreads::start(1, 5).expect("starts");
+        let threads = GuestThreads::start(1, 5, INLINE_FOR).expect("starts");
         let long = (own + 5 + i32::from(LONG_NICE_STEP)).min(i32::from(MAX_NICE));
         assert_eq!(threads.long_nice(), long);
         let caller = thread_label();
         // Spins a millisecond a poll, yielding between, for several times DEMOTE_AFTER,
         // noting where each poll ran.
+        let hint = StartHint::new();
         let places = threads
-            .run(async {
-                let mut places: Vec<(String, i32)> = Vec::new();
-                let until = Instant::now() + DEMOTE_AFTER * 4;
-                while Instant::now() < until {
-                    let here = (thread_label(), thread_nice().expect("getpriority"));
-                    if places.last() != Some(&here) {
-                        places.push(here);
+            .run(
+                async {
+                    let mut places: Vec<(String, i32)> = Vec::new();
+                    let until = Instant::now() + DEMOTE_AFTER * 4;
+                    while Instant::now() < until {
+                        let here = (thread_label(), thread_nice().expect("getpriority"));
+                        if places.last() != Some(&here) {
+                            places.push(here);
+                        }
+                        spin(Duration::from_millis(1));
+                        tokio::task::yield_now().await;
                     }
-                    spin(Duration::from_millis(1));
-                    tokio::task::yield_now().await;
-                }
-                places
-            })
+                    places
+                },
+                &hint,
+            )
             .await
             .expect("the job ends");
         assert_eq!(
@@ -419,24 +487,39 @@ mod tests {
             ],
             "where it ran, in order"
         );
-        // A short job afterwards starts where it is asked for again.
-        let short = threads
-            .run(async { thread_nice().expect("getpriority") })
+        // The module's next job starts on the guest threads; once one has ended quickly
+        // there, the one after starts where it is asked for again.
+        for expected in [threads.nice(), own] {
+            let short = threads
+                .run(async { thread_nice().expect("getpriority") }, &hint)
+                .await;
+            assert_eq!(short.expect("runs"), expected);
+        }
+        // With slices longer than INLINE_FOR, nothing starts on the caller's thread.
+        let coarse = GuestThreads::start(1, 5, INLINE_FOR * 10).expect("starts");
+        let nice = coarse
+            .run(
+                async { thread_nice().expect("getpriority") },
+                &StartHint::new(),
+            )
             .await;
-        assert_eq!(short.expect("runs"), own);
+        assert_eq!(nice.expect("runs"), coarse.nice());
     }
 
     #[tokio::test]
     async fn a_panicking_job_fails_alone_and_the_pool_runs_on() {
-        let threads = GuestThreads::start(1, 0).expect("starts");
+        let threads = GuestThreads::start(1, 0, INLINE_FOR).expect("starts");
         // One panics where it was asked for, one on a guest thread.
         for slice in [Duration::ZERO, INLINE_FOR * 2] {
             let lost = threads
-                .run(async move {
-                    spin(slice);
-                    tokio::task::yield_now().await;
-                    panic!("a guest job that panics");
-                })
+                .run(
+                    async move {
+                        spin(slice);
+                        tokio::task::yield_now().await;
+                        panic!("a guest job that panics");
+                    },
+                    &StartHint::new(),
+                )
                 .await;
             let Err(Lost(why)) = lost else {
                 panic!("a panicking job gave a result");
@@ -445,11 +528,14 @@ mod tests {
         }
         for round in 0..4 {
             let answer = threads
-                .run(async move {
-                    spin(INLINE_FOR * 2);
-                    tokio::task::yield_now().await;
-                    round * 2
-                })
+                .run(
+                    async move {
+                        spin(INLINE_FOR * 2);
+                        tokio::task::yield_now().await;
+                        round * 2
+                    },
+                    &StartHint::new(),
+                )
                 .await;
             assert_eq!(answer.expect("the pool still runs jobs"), round * 2);
         }
@@ -457,14 +543,18 @@ mod tests {
 
     #[tokio::test]
     async fn an_abandoned_job_is_aborted() {
-        let threads = GuestThreads::start(1, 0).expect("starts");
+        let threads = GuestThreads::start(1, 0, INLINE_FOR).expect("starts");
         let (dropped, was_dropped) = tokio::sync::oneshot::channel::<()>();
         // Holds `dropped` until the job is dropped: its receiver then sees the sender gone.
         let job = async move {
             let _held = dropped;
             std::future::pending::<()>().await;
         };
-        let abandoned = tokio::time::timeout(Duration::from_millis(1), threads.run(job)).await;
+        let abandoned = tokio::time::timeout(
+            Duration::from_millis(1),
+            threads.run(job, &StartHint::new()),
+        )
+        .await;
         assert!(abandoned.is_err(), "a pending job ended");
         assert!(
             was_dropped.await.is_err(),

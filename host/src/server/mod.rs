@@ -68,6 +68,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         guest_nice: limits.guest_nice(),
         epoch_tick: limits.guest_slice(),
         tiered: limits.tiered_compile,
+        function_cache_bytes: limits.compile_cache_bytes(),
         ..RuntimeConfig::default()
     };
     // Idle warm instances hold places of the pool (at most half of it): running calls get

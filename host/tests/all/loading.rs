@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use wasmhook::runtime::{Digest, Encoding, LoadError, ModuleKind, Runtime, RuntimeConfig};
+use wasmhook::runtime::{
+    Digest, Encoding, LoadError, ModuleKind, Runtime, RuntimeConfig, DEFAULT_FUNCTION_CACHE_BYTES,
+};
 use wasmhook_tests::guests::{
     HELLO, HELLO_COMMAND, HELLO_COMMAND_CORE, INVOICE_CHECK, OTHER_WORLD,
 };
@@ -199,4 +201,53 @@ async fn a_corrupt_artifact_is_discarded_and_the_module_compiled_again() {
     assert!(third.load_compiled(&digest).is_none());
     assert!(third.load(&bytes).is_ok());
     assert!(std::fs::read(&artifact).expect("rewritten").len() > 1000);
+}
+
+/// A module compiled after another of its toolchain takes the code of the functions they
+/// share from the per-function compile cache, and runs as the same module compiled without
+/// it does. With the cache off (the default), the runtime has none.
+#[tokio::test]
+async fn a_module_reuses_the_code_of_functions_compiled_before_and_runs_the_same() {
+    let small = |function_cache_bytes| RuntimeConfig {
+        max_instances: 4,
+        function_cache_bytes,
+        ..RuntimeConfig::default()
+    };
+    assert_eq!(
+        RuntimeConfig::default().function_cache_bytes,
+        0,
+        "off by default"
+    );
+    let cached = Runtime::new(small(DEFAULT_FUNCTION_CACHE_BYTES)).expect("starts");
+    cached
+        .load(&std::fs::read(INVOICE_CHECK).expect("built"))
+        .expect("loads");
+    let before = cached.function_cache_stats().expect("on");
+    assert!(before.entries > 0, "{before:?}");
+    let hello_bytes = std::fs::read(HELLO).expect("built");
+    let hello = cached.load(&hello_bytes).expect("loads");
+    let after = cached.function_cache_stats().expect("on");
+    assert!(
+        after.hits > before.hits,
+        "hello shares functions with invoice-check: {before:?} then {after:?}"
+    );
+
+    let plain = Runtime::new(small(0)).expect("starts");
+    assert_eq!(plain.function_cache_stats(), None);
+    let plain_hello = plain.load(&hello_bytes).expect("loads");
+    let call = Call::with_settings(serde_json::json!({"greeting": "Ahoj"}));
+    let (from_cache, compiled) = (
+        call.run_on(&cached, &hello).await,
+        call.run_on(&plain, &plain_hello).await,
+    );
+    assert!(
+        from_cache.outcome.is_completed(),
+        "{:?}",
+        from_cache.outcome
+    );
+    assert_eq!(
+        format!("{:?}", from_cache.outcome),
+        format!("{:?}", compiled.outcome),
+        "the same answer with code from the cache"
+    );
 }

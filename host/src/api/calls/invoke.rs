@@ -21,7 +21,7 @@ use crate::api::json::RawBody;
 use crate::api::{hooks, AppState};
 use crate::dispatch::RunResult;
 use crate::model::hook::Hook;
-use crate::model::{reserved_key, EventAction, EventFields, FieldsError};
+use crate::model::{reserved_key, EventAction, EventFields};
 use crate::sealing::HookSecrets;
 
 /// Who invokes: a user by token, or an outside platform by signature.
@@ -144,14 +144,11 @@ fn invocation_fields(body: &[u8]) -> ApiResult<EventFields> {
     let fields = match EventFields::parse(body) {
         Ok(fields) => fields,
         // Not an object, or not JSON: said as parsing the whole body says it.
-        Err(FieldsError::Json(error)) => {
+        Err(error) => {
             return Err(match serde_json::from_slice::<Value>(body) {
-                Ok(other) => crate::api::json::not_an_object(&other),
-                Err(_) => ApiError::Parse(format!("JSON parse error - {error}")),
+                Ok(other) if !other.is_object() => crate::api::json::not_an_object(&other),
+                _ => ApiError::Parse(format!("JSON parse error - {error}")),
             })
-        }
-        Err(too_deep @ FieldsError::TooDeep(_)) => {
-            return Err(ApiError::Parse(format!("JSON parse error - {too_deep}")))
         }
     };
     refuse_host_keys(fields.keys(), None)?;

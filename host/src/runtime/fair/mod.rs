@@ -5,8 +5,8 @@
 //! Left to itself the async runtime puts a yielding guest straight back in its run queue,
 //! first come, first served, so a group with 64 spinning guests gets 64 turns for every
 //! turn of a group with one: a noisy neighbour. Here a call's future is polled only while
-//! it holds one of a few *slots* (as many as there are cores), so no more guests are
-//! runnable than can run. A guest keeps its slot across a tick's yield while nobody waits
+//! it holds one of a few *slots* (as many as there are cores for each class of call, one
+//! more in all: see below), so hardly more guests are runnable than can run. A guest keeps its slot across a tick's yield while nobody waits
 //! for one, and hands it over at its next tick when somebody does; it gives it up at once
 //! when it stops for any other reason (a sleep or another wait in a host call, which must
 //! not hold a core it does not use). A freed slot goes straight to the next waiting call:
@@ -139,6 +139,9 @@ struct Group {
     holding: Vec<Instant>,
     /// The group's waiting guests, in order, with the class each waits as.
     waiters: VecDeque<(Class, oneshot::Sender<CpuSlot>)>,
+    /// How many of them wait as each class: which group may be served is read from these,
+    /// not from every waiter.
+    waiting: [usize; 2],
 }
 
 /// The right to run wasm on a core; given back, and its time charged to its group, when
@@ -229,6 +232,7 @@ impl CpuScheduler {
                 let entry = state.join(group, Instant::now());
                 let (sender, granted) = oneshot::channel();
                 entry.waiters.push_back((class, sender));
+                entry.waiting[class.index()] += 1;
                 state.waiting[class.index()] += 1;
                 (granted, state.preempts(group, Instant::now()))
             };
@@ -357,10 +361,9 @@ impl State {
         self.groups
             .iter()
             .filter(|(_, entry)| {
-                entry
-                    .waiters
+                [Class::Short, Class::Long]
                     .iter()
-                    .any(|(class, _)| self.class_has_room(*class))
+                    .any(|class| entry.waiting[class.index()] > 0 && self.class_has_room(*class))
             })
             .min_by_key(|(&group, entry)| (entry.used, group))
             .map(|(&group, _)| group)
@@ -413,6 +416,7 @@ impl State {
             .iter()
             .position(|(class, _)| room[class.index()])?;
         let (class, waiter) = entry.waiters.remove(index)?;
+        entry.waiting[class.index()] -= 1;
         self.floor = entry.used;
         self.waiting[class.index()] -= 1;
         Some((group, class, waiter))

@@ -17,6 +17,9 @@ const MIN_GUEST_SLICE_US: u64 = 100;
 /// The longest guest slice: a tenth of a second, past which a quiet organization's call
 /// would wait too long for a slot and a deadline be noticed too late.
 const MAX_GUEST_SLICE_US: u64 = 100_000;
+/// The largest per-function compile cache: 4 GiB holds the functions of hundreds of
+/// interpreters' worth of modules; a larger number would be no bound at all.
+const MAX_COMPILE_CACHE_MB: u64 = 4096;
 
 /// Per-installation and per-organization limits; each has a default and an environment
 /// variable (`WASMHOOK_<NAME>` in capitals).
@@ -66,6 +69,13 @@ pub struct Limits {
     /// here, `none` compiles only 0-27% quicker and its calls run up to 6x slower
     /// (BENCHMARKS.md, tiers).
     pub tiered_compile: bool,
+    /// MiB of compiled functions kept in memory, shared by every organization's uploads, so
+    /// that a function compiled before (the same code in any module: the parts of `std`
+    /// and of the bindings every module of a toolchain carries) is not compiled again
+    /// (BENCHMARKS.md, the compile cache); at most 4096. Off (0) by default: how quickly an
+    /// upload compiles tells its organization whether another compiled the same function,
+    /// so turn it on only where organizations trust each other.
+    pub compile_cache_mb: u64,
     /// The most seconds a hook's `config.reuse_instances.idle_s` may ask: how long an idle
     /// warm instance may keep its memory waiting for its hook's next call.
     pub max_reuse_idle_s: u64,
@@ -84,7 +94,7 @@ pub struct Limits {
     pub warm_memory_mb: u64,
     /// How much lower than the server's own the priority of the threads guests move to
     /// after their first millisecond is: the nice value added to the server's (0 to 19; the
-    /// result is capped at 19; calls past 10 ms move lower still, to 19). The threads that
+    /// result is capped at 19; calls past 10 ms move 9 lower still, at most to 19). The threads that
     /// accept requests, answer them and commit run logs then run first, so one
     /// organization's CPU-bound guests do not slow another's calls; a short call ends on
     /// the server's thread, with no hand-off.
@@ -116,6 +126,7 @@ impl Default for Limits {
             refused_uploads_per_organization: crate::modules::gate::CompileBudget::default()
                 .refusals_per_window,
             tiered_compile: false,
+            compile_cache_mb: 0,
             max_reuse_idle_s: crate::runtime::DEFAULT_WARM_BOUNDS.max_idle.as_secs(),
             warm_instances: crate::runtime::DEFAULT_WARM_BOUNDS.total,
             warm_instances_per_organization: crate::runtime::DEFAULT_WARM_BOUNDS.per_organization,
@@ -158,6 +169,11 @@ impl Limits {
             "",
         )?;
         at_most("guest_slice_us", self.guest_slice_us, MAX_GUEST_SLICE_US)?;
+        at_most(
+            "compile_cache_mb",
+            self.compile_cache_mb,
+            MAX_COMPILE_CACHE_MB,
+        )?;
         at_least(
             "concurrent_compiles",
             self.concurrent_compiles,
@@ -208,6 +224,11 @@ impl Limits {
             max_idle: std::time::Duration::from_secs(self.max_reuse_idle_s),
             memory_bytes: self.warm_memory_mb.saturating_mul(MIB),
         }
+    }
+
+    /// The per-function compile cache's size in bytes, as the runtime takes it.
+    pub fn compile_cache_bytes(&self) -> usize {
+        usize::try_from(self.compile_cache_mb.saturating_mul(MIB)).unwrap_or(usize::MAX)
     }
 
     /// The guest threads' nice value, as the runtime takes it (checked at most 19).
