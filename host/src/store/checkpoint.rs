@@ -26,12 +26,8 @@ const INTERVAL: Duration = Duration::from_millis(250);
 /// The size the log file is cut back to after it was reset, so that a burst does not leave
 /// a large file behind.
 const LOG_SIZE_LIMIT: i64 = 64 << 20;
-/// Frames (pages) in the log past which the checkpoint restarts it: 64 MiB of 4 KiB pages.
-/// A restart pauses the writer (and every call waiting on a commit) while it copies the
-/// last frames and syncs the database; at 16 MiB that came about once a second under
-/// load and put its pause into the calls' p99 (BENCHMARKS.md); at 64 MiB, a quarter as
-/// often, for the same pause.
-const RESTART_FRAMES: i64 = 16384;
+/// Frames (pages) in the log past which the checkpoint restarts it: 16 MiB of 4 KiB pages.
+const RESTART_FRAMES: i64 = 4096;
 /// How long a restarting checkpoint waits for the writer's commit before giving up (it is
 /// tried again at the next interval).
 const RESTART_WAIT: Duration = Duration::from_millis(500);
