@@ -523,15 +523,20 @@ async fn throughput(
          all rounds together. p50 and p99 are the histogram's bucket bounds they fall under \
          (buckets double from 0.1 ms).\n"
     );
-    println!("| connections | server | stage | calls | mean | p50 under | p99 under |");
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    println!(
+        "| connections | server | stage | calls | mean | p50 under | p99 under | p99.9 under |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     for ((connections, key), observed) in &stages {
-        for (stage, count, mean, p50, p99) in observed.rows() {
+        for row in observed.rows() {
             println!(
-                "| {connections} | ({key}) | {stage} | {count:.0} | {} | {} | {} |",
-                ms(Duration::from_secs_f64(mean)),
-                bound(p50),
-                bound(p99)
+                "| {connections} | ({key}) | {} | {:.0} | {} | {} | {} | {} |",
+                row.stage,
+                row.count,
+                ms(Duration::from_secs_f64(row.mean)),
+                bound(row.p50),
+                bound(row.p99),
+                bound(row.p999)
             );
         }
     }
@@ -765,15 +770,18 @@ async fn noisy_neighbour(
         "\nWhere quiet's calls spent their time (the server's \
          `wasmhook_call_stage_duration_seconds{{stage}}` over each run):\n"
     );
-    println!("| quiet | stage | calls | mean | p50 under | p99 under |");
-    println!("| --- | --- | --- | --- | --- | --- |");
+    println!("| quiet | stage | calls | mean | p50 under | p99 under | p99.9 under |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
     for (run, observed) in &stages {
-        for (stage, count, mean, p50, p99) in observed.rows() {
+        for row in observed.rows() {
             println!(
-                "| {run} | {stage} | {count:.0} | {} | {} | {} |",
-                ms(Duration::from_secs_f64(mean)),
-                bound(p50),
-                bound(p99)
+                "| {run} | {} | {:.0} | {} | {} | {} | {} |",
+                row.stage,
+                row.count,
+                ms(Duration::from_secs_f64(row.mean)),
+                bound(row.p50),
+                bound(row.p99),
+                bound(row.p999)
             );
         }
     }

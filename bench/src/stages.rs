@@ -1,14 +1,34 @@
 //! Where a wasmhook call's time goes under load: the server's own per-stage histogram
 //! (`wasmhook_call_stage_duration_seconds{stage}`: queue, handoff, cpu_slot, instantiate,
-//! guest, log_commit, total), read from its `/metrics` before and after a run and
-//! subtracted, so that a slow tail can be put on a stage rather than guessed at.
+//! guest, log_commit, total), beside the whole HTTP request of an invocation as the server
+//! timed it (`wasmhook_http_request_duration_seconds` of the invoke route: `http_request`)
+//! and the waits for a database connection (`wasmhook_db_wait_seconds`: `db_wait`), read
+//! from its `/metrics` before and after a run and subtracted, so that a slow tail can be put
+//! on a stage, or outside every stage, rather than guessed at.
 
 use std::collections::BTreeMap;
 
 use anyhow::Context;
 
-/// The histogram's name in the exposition.
+/// The histograms' names in the exposition.
 const SERIES: &str = "wasmhook_call_stage_duration_seconds";
+const HTTP_SERIES: &str = "wasmhook_http_request_duration_seconds";
+const DB_WAIT_SERIES: &str = "wasmhook_db_wait_seconds";
+/// The route whose requests are the invocations measured.
+const INVOKE_ROUTE: &str = "/api/v1/hooks/{id}/invoke";
+
+/// One row of a stage table: the stage, its observations, mean, and the bucket bounds
+/// (seconds) its p50, p99 and p99.9 fall under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub stage: String,
+    pub count: f64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p99: f64,
+    /// A stall in one round of two is under 1% of the calls: it shows here, not at p99.
+    pub p999: f64,
+}
 
 /// One stage's histogram: cumulative counts by upper bound (seconds), and the sum of the
 /// observed durations.
@@ -51,18 +71,40 @@ impl Stages {
     fn parse(text: &str) -> anyhow::Result<Self> {
         let mut stages: BTreeMap<String, Histogram> = BTreeMap::new();
         for line in text.lines() {
-            let Some(rest) = line.strip_prefix(SERIES) else {
+            let (series, rest) = if let Some(rest) = line.strip_prefix(SERIES) {
+                (SERIES, rest)
+            } else if let Some(rest) = line.strip_prefix(HTTP_SERIES) {
+                (HTTP_SERIES, rest)
+            } else if let Some(rest) = line.strip_prefix(DB_WAIT_SERIES) {
+                (DB_WAIT_SERIES, rest)
+            } else {
                 continue;
             };
-            let (kind, rest) = rest.split_once('{').context("a labelled series")?;
-            let (labels, value) = rest.rsplit_once("} ").context("a value")?;
+            // `_bucket{le="0.001"} 5`, or an unlabelled `_sum 0.0` (the database waits').
+            let (kind, labels, value) = match rest.split_once('{') {
+                Some((kind, rest)) => {
+                    let (labels, value) = rest.rsplit_once("} ").context("a value")?;
+                    (kind, labels, value)
+                }
+                None => {
+                    let (kind, value) = rest.split_once(' ').context("a value")?;
+                    (kind, "", value)
+                }
+            };
             let label = |name: &str| {
                 labels.split(',').find_map(|pair| {
                     let (key, value) = pair.split_once('=')?;
                     (key == name).then(|| value.trim_matches('"').to_owned())
                 })
             };
-            let stage = label("stage").context("a stage label")?;
+            let stage = match series {
+                SERIES => label("stage").context("a stage label")?,
+                HTTP_SERIES if label("route").as_deref() == Some(INVOKE_ROUTE) => {
+                    "http_request".to_owned()
+                }
+                HTTP_SERIES => continue,
+                _ => "db_wait".to_owned(),
+            };
             let value: f64 = value
                 .split_whitespace()
                 .next()
@@ -77,9 +119,13 @@ impl Stages {
                     } else {
                         bound.parse()?
                     };
-                    histogram.buckets.push((bound, value));
+                    // Series of several label sets (methods, statuses) add up per bound.
+                    match histogram.buckets.iter_mut().find(|(b, _)| *b == bound) {
+                        Some((_, count)) => *count += value,
+                        None => histogram.buckets.push((bound, value)),
+                    }
                 }
-                "_sum" => histogram.sum = value,
+                "_sum" => histogram.sum += value,
                 _ => {}
             }
         }
@@ -131,9 +177,9 @@ impl Stages {
         }
     }
 
-    /// Each stage: its observations, mean, and the bucket bounds its p50 and p99 fall
-    /// under (seconds), in the order a call goes through them.
-    pub fn rows(&self) -> Vec<(String, f64, f64, f64, f64)> {
+    /// Each stage's row, in the order a call goes through them, then the whole request and
+    /// the database waits.
+    pub fn rows(&self) -> Vec<Row> {
         // Named as text, not through the host's `Stage::ALL`: the bench reads any wasmhook
         // binary, baselines built from older commits included, and takes what it finds.
         let order = [
@@ -144,6 +190,8 @@ impl Stages {
             "guest",
             "log_commit",
             "total",
+            "http_request",
+            "db_wait",
         ];
         let mut rows = Vec::new();
         for stage in order {
@@ -161,13 +209,14 @@ impl Stages {
                     .find(|(_, below)| *below >= quantile * count)
                     .map_or(f64::INFINITY, |(bound, _)| *bound)
             };
-            rows.push((
-                stage.to_owned(),
+            rows.push(Row {
+                stage: stage.to_owned(),
                 count,
-                histogram.sum / count,
-                under(0.5),
-                under(0.99),
-            ));
+                mean: histogram.sum / count,
+                p50: under(0.5),
+                p99: under(0.99),
+                p999: under(0.999),
+            });
         }
         rows
     }
@@ -193,11 +242,35 @@ mod tests {
         )?;
         let rows = after.since(&before).rows();
         assert_eq!(rows.len(), 1);
-        let (stage, count, mean, p50, p99) = rows[0].clone();
-        assert_eq!((stage.as_str(), count), ("guest", 100.0));
-        assert!((mean - 0.001).abs() < 1e-9);
-        assert_eq!(p50, 0.001);
-        assert_eq!(p99, 0.002);
+        let row = rows[0].clone();
+        assert_eq!((row.stage.as_str(), row.count), ("guest", 100.0));
+        assert!((row.mean - 0.001).abs() < 1e-9);
+        assert_eq!((row.p50, row.p99, row.p999), (0.001, 0.002, f64::INFINITY));
+        Ok(())
+    }
+
+    #[test]
+    fn the_invocations_requests_and_the_database_waits_are_read_beside_the_stages(
+    ) -> anyhow::Result<()> {
+        let read = Stages::parse(
+            "wasmhook_http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/v1/hooks/{id}/invoke\",status=\"200\",le=\"0.001\"} 90\n\
+             wasmhook_http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/v1/hooks/{id}/invoke\",status=\"200\",le=\"+Inf\"} 99\n\
+             wasmhook_http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/v1/hooks/{id}/invoke\",status=\"400\",le=\"0.001\"} 0\n\
+             wasmhook_http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/v1/hooks/{id}/invoke\",status=\"400\",le=\"+Inf\"} 1\n\
+             wasmhook_http_request_duration_seconds_sum{method=\"POST\",route=\"/api/v1/hooks/{id}/invoke\",status=\"200\"} 0.2\n\
+             wasmhook_http_request_duration_seconds_bucket{method=\"GET\",route=\"/metrics\",status=\"200\",le=\"+Inf\"} 7\n\
+             wasmhook_db_wait_seconds_bucket{le=\"0.001\"} 5\n\
+             wasmhook_db_wait_seconds_bucket{le=\"+Inf\"} 5\n\
+             wasmhook_db_wait_seconds_sum 0.0\n",
+        )?;
+        let rows = read.rows();
+        let stages: Vec<(&str, f64)> = rows
+            .iter()
+            .map(|row| (row.stage.as_str(), row.count))
+            .collect();
+        assert_eq!(stages, [("http_request", 100.0), ("db_wait", 5.0)]);
+        assert_eq!(rows[0].p50, 0.001);
+        assert_eq!(rows[0].p99, f64::INFINITY);
         Ok(())
     }
 }
