@@ -56,9 +56,9 @@ pub fn organization(id: u64) -> Option<u64> {
 mod labels;
 
 pub use labels::{
-    BuildLabels, CompileLabels, HttpLabels, InstanceKind, InstanceLabels, OrganizationLabels,
-    OutboundLabels, Phase, PhaseLabels, ReasonLabels, RouteLabels, RunKindLabels, RunLabels, Stage,
-    StageLabels, StatusLabels,
+    BuildLabels, CacheLookup, CacheLookupLabels, CompileLabels, HttpLabels, InstanceKind,
+    InstanceLabels, OrganizationLabels, OutboundLabels, Phase, PhaseLabels, ReasonLabels,
+    RouteLabels, RunKindLabels, RunLabels, Stage, StageLabels, StatusLabels,
 };
 
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -136,6 +136,9 @@ pub struct Metrics {
     pub instances: Family<InstanceLabels, Counter>,
     /// Warm instances idle now, waiting for their hook's next call.
     pub warm_instances: Gauge,
+    /// Lookups of the per-function compile cache, by what they found: its hit rate says
+    /// whether the memory it is given pays (it is off unless configured).
+    pub compile_cache_lookups: Family<CacheLookupLabels, Counter>,
 }
 
 impl Metrics {
@@ -168,6 +171,7 @@ impl Metrics {
             build_info: Family::default(),
             instances: Family::default(),
             warm_instances: Gauge::default(),
+            compile_cache_lookups: Family::default(),
         };
         // Series of fixed labels exist at 0 from the start, so that a rate over them is
         // defined before their first event.
@@ -181,6 +185,11 @@ impl Metrics {
             .get_or_create(&OrganizationLabels { organization: None });
         for kind in [InstanceKind::fresh, InstanceKind::reused] {
             let _ = metrics.instances.get_or_create(&InstanceLabels { kind });
+        }
+        for result in [CacheLookup::hit, CacheLookup::miss] {
+            let _ = metrics
+                .compile_cache_lookups
+                .get_or_create(&CacheLookupLabels { result });
         }
         let registry = &mut metrics.registry;
         registry.register(
@@ -312,6 +321,11 @@ impl Metrics {
             "warm_instances",
             "Warm instances idle, waiting for their hook's next call",
             metrics.warm_instances.clone(),
+        );
+        registry.register(
+            "compile_cache_lookups",
+            "Lookups of the per-function compile cache, hit or miss",
+            metrics.compile_cache_lookups.clone(),
         );
         metrics
     }

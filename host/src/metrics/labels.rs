@@ -186,6 +186,25 @@ pub enum InstanceKind {
     reused,
 }
 
+/// What a lookup of the per-function compile cache found (`[limits] compile_cache_mb`).
+#[derive(
+    Debug, Clone, Copy, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelValue,
+)]
+#[allow(non_camel_case_types)]
+pub enum CacheLookup {
+    /// The function's code was there: it was not compiled.
+    hit,
+    /// It was not: the function was compiled (and its code kept, when it fits).
+    miss,
+}
+
+/// The label of `compile_cache_lookups_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLookupLabels {
+    /// Hit or miss.
+    pub result: CacheLookup,
+}
+
 /// The label of `instances_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct InstanceLabels {

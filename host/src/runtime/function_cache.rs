@@ -30,6 +30,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use lru::LruCache;
 
+use crate::metrics::{metrics, CacheLookup, CacheLookupLabels};
+
 /// The bytes the cache keeps when it is on and not given a size (`RuntimeConfig` has it
 /// off by default: see the module's documentation).
 pub const DEFAULT_FUNCTION_CACHE_BYTES: usize = 64 << 20;
@@ -106,12 +108,18 @@ impl wasmtime::CacheStore for FunctionCache {
     fn get(&self, key: &[u8]) -> Option<Cow<'_, [u8]>> {
         // The reference under the lock, the copy after it: compiling threads look up at once.
         let found = self.lock().lru.get(key).cloned();
-        let counter = if found.is_some() {
-            &self.hits
+        let (counter, result) = if found.is_some() {
+            (&self.hits, CacheLookup::hit)
         } else {
-            &self.misses
+            (&self.misses, CacheLookup::miss)
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(metrics) = metrics() {
+            metrics
+                .compile_cache_lookups
+                .get_or_create(&CacheLookupLabels { result })
+                .inc();
+        }
         found.map(|code| Cow::Owned(code.to_vec()))
     }
 
