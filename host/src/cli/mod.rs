@@ -191,10 +191,11 @@ fn default_cache_dir() -> Option<PathBuf> {
 fn serve(args: &crate::server::config::ServeArgs) -> ExitCode {
     let resolved = crate::server::ServerConfig::resolve(args).map_err(anyhow::Error::from);
     let result = resolved.and_then(|config| {
-        // One async worker more than the runtime's CPU slots (one per core). Guests run on
-        // the runtime's own guest threads, below these threads' priority (runtime/
-        // threads.rs); these accept, parse and answer requests and hand slots over
-        // (BENCHMARKS.md, noisy neighbour).
+        // One async worker more than the runtime's CPU slots (one per core). These accept,
+        // parse and answer requests and hand slots over; a short guest call ends on the
+        // worker that asked for it, and one past its first millisecond moves to the
+        // runtime's own guest threads, below these threads' priority (runtime/threads.rs,
+        // BENCHMARKS.md, noisy neighbour).
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(cores + 1)
