@@ -199,10 +199,6 @@ fn serve(args: &crate::server::config::ServeArgs) -> ExitCode {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(cores + 1)
-            // A nice value above the main thread's, which starts the run log's writer, the
-            // epoch ticker and the checkpoint: every answered call waits for the writer's
-            // commit, so a commit must not wait behind a worker's time slice.
-            .on_thread_start(|| crate::runtime::lower_this_thread(1))
             .enable_all()
             .build()?
             .block_on(crate::server::serve(config))

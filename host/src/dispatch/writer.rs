@@ -40,26 +40,11 @@ pub struct RunLogWriter {
 }
 
 impl RunLogWriter {
-    /// Starts the writer on a thread of its own, at the priority of the thread calling this
-    /// (the server's main thread, above its workers'). It ends once every handle is dropped
-    /// and the queue is written; the task returned ends with it.
+    /// Starts the writer on a thread of the blocking pool. It ends once every handle is
+    /// dropped and the queue is written.
     pub fn spawn(store: Store) -> (Self, tokio::task::JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(QUEUE);
-        let (ended, done) = oneshot::channel::<()>();
-        let started = std::thread::Builder::new()
-            .name("wasmhook-writer".into())
-            .spawn(move || {
-                write_batches(&store, receiver);
-                let _ = ended.send(());
-            });
-        if let Err(error) = started {
-            // Every write then fails with "the writer has stopped": runs are not answered
-            // as recorded when they were not.
-            tracing::error!("could not start the run log writer: {error}");
-        }
-        let task = tokio::spawn(async move {
-            let _ = done.await;
-        });
+        let task = tokio::task::spawn_blocking(move || write_batches(&store, receiver));
         (RunLogWriter { sender }, task)
     }
 

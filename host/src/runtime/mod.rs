@@ -61,7 +61,7 @@ pub use invocation::Invocation;
 pub use module::{Digest, Encoding, LoadError, ModuleInfo, ModuleKind};
 pub use outcome::{Failure, Outcome, RunReport, TrapReport};
 pub use redact::{Redactor, REDACTED};
-pub use threads::{lower_this_thread, DEFAULT_GUEST_NICE, MAX_NICE};
+pub use threads::{DEFAULT_GUEST_NICE, MAX_NICE};
 pub use warm::{Reuse, ReusePolicy, WarmBounds, WarmHook, DEFAULT_WARM_BOUNDS};
 
 use bindings::ExtensionPre;

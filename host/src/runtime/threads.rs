@@ -352,15 +352,6 @@ impl<T> Drop for Aborting<T> {
     }
 }
 
-/// Lowers the calling thread's priority by `step` nice values (capped at [`MAX_NICE`]):
-/// for the server's async workers, so that the threads it leaves at its own priority (the
-/// run log's writer, the epoch ticker, the checkpoint) run first when they wake. An
-/// unprivileged process can lower a thread's priority, never raise it.
-pub fn lower_this_thread(step: u8) {
-    let own = thread_nice().unwrap_or(0);
-    set_thread_nice(own.saturating_add(i32::from(step)).min(i32::from(MAX_NICE)));
-}
-
 /// The calling thread's nice value.
 fn thread_nice() -> std::io::Result<i32> {
     Ok(rustix::process::getpriority_process(Some(
