@@ -529,15 +529,7 @@ async fn throughput(
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     for ((connections, key), observed) in &stages {
         for row in observed.rows() {
-            println!(
-                "| {connections} | ({key}) | {} | {:.0} | {} | {} | {} | {} |",
-                row.stage,
-                row.count,
-                ms(Duration::from_secs_f64(row.mean)),
-                bound(row.p50),
-                bound(row.p99),
-                bound(row.p999)
-            );
+            println!("| {connections} | ({key}) | {} |", stage_cells(&row));
         }
     }
     if !database_work.is_empty() {
@@ -608,6 +600,20 @@ impl DatabaseWork {
 }
 
 /// A histogram bound in milliseconds (the last bucket has none).
+/// A stage table's cells after the columns naming the run: stage, calls, mean, and the
+/// bounds p50, p99 and p99.9 fall under.
+fn stage_cells(row: &stages::Row) -> String {
+    format!(
+        "{} | {:.0} | {} | {} | {} | {}",
+        row.stage,
+        row.count,
+        ms(Duration::from_secs_f64(row.mean)),
+        bound(row.p50),
+        bound(row.p99),
+        bound(row.p999)
+    )
+}
+
 fn bound(seconds: f64) -> String {
     if seconds.is_finite() {
         format!("{:.1} ms", seconds * 1000.0)
@@ -774,15 +780,7 @@ async fn noisy_neighbour(
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     for (run, observed) in &stages {
         for row in observed.rows() {
-            println!(
-                "| {run} | {} | {:.0} | {} | {} | {} | {} |",
-                row.stage,
-                row.count,
-                ms(Duration::from_secs_f64(row.mean)),
-                bound(row.p50),
-                bound(row.p99),
-                bound(row.p999)
-            );
+            println!("| {run} | {} |", stage_cells(&row));
         }
     }
     Ok(())

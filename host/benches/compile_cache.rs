@@ -19,7 +19,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{invocation, median};
+use common::{invocation, measuring, median, time, tokio};
 
 use wasmhook::runtime::{
     CallLimits, Digest, Invocation, Runtime, RuntimeConfig, DEFAULT_FUNCTION_CACHE_BYTES,
@@ -64,15 +64,10 @@ fn upload(
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --benches` would pass nothing and must not
-    // spend minutes here.
-    if !std::env::args().any(|arg| arg == "--bench") {
+    if !measuring() {
         return;
     }
-    let tokio = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("a tokio runtime");
+    let tokio = tokio();
     let invocation = invocation();
     let on = DEFAULT_FUNCTION_CACHE_BYTES;
     println!("| hello | cold (cache off) | after invoice-check | found | again | found |");
@@ -123,15 +118,4 @@ fn main() {
 
 fn ratio(time: Duration, cold: Duration) -> f64 {
     time.as_secs_f64() / cold.as_secs_f64()
-}
-
-fn time(duration: Duration) -> String {
-    let micros = duration.as_secs_f64() * 1e6;
-    if micros >= 1e6 {
-        format!("{:.2} s", micros / 1e6)
-    } else if micros >= 1e3 {
-        format!("{:.1} ms", micros / 1e3)
-    } else {
-        format!("{micros:.0} us")
-    }
 }

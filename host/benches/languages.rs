@@ -14,7 +14,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{invocation, median};
+use common::{invocation, measuring, median, time, tokio};
 
 use wasmhook::runtime::{
     CallLimits, Digest, Invocation, Reuse, ReusePolicy, Runtime, RuntimeConfig, WarmHook,
@@ -108,15 +108,10 @@ fn measure(
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --benches` would pass nothing and must not
-    // spend minutes here.
-    if !std::env::args().any(|arg| arg == "--bench") {
+    if !measuring() {
         return;
     }
-    let tokio = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("a tokio runtime");
+    let tokio = tokio();
     let invocation = invocation();
     let rows: Vec<Row> = EXAMPLES
         .iter()
@@ -156,16 +151,5 @@ fn size(bytes: usize) -> String {
         format!("{:.1} MB", bytes as f64 / f64::from(1 << 20))
     } else {
         format!("{} KB", bytes.div_ceil(1 << 10))
-    }
-}
-
-fn time(duration: Duration) -> String {
-    let micros = duration.as_secs_f64() * 1e6;
-    if micros >= 1e6 {
-        format!("{:.2} s", micros / 1e6)
-    } else if micros >= 1e3 {
-        format!("{:.1} ms", micros / 1e3)
-    } else {
-        format!("{micros:.0} µs")
     }
 }

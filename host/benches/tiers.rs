@@ -20,7 +20,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{invocation, median};
+use common::{invocation, measuring, median, time, tokio};
 
 use wasmhook::runtime::{
     CallLimits, Digest, Invocation, LoadedModule, OptLevel, Runtime, RuntimeConfig,
@@ -127,15 +127,10 @@ fn measure(
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --benches` would pass nothing and must not
-    // spend minutes here.
-    if !std::env::args().any(|arg| arg == "--bench") {
+    if !measuring() {
         return;
     }
-    let tokio = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("a tokio runtime");
+    let tokio = tokio();
     let invocation = invocation();
     let rows: Vec<Row> = EXAMPLES
         .iter()
@@ -183,15 +178,4 @@ fn main() {
 /// `none` as a multiple of `speed`.
 fn ratio(none: Duration, speed: Duration) -> String {
     format!("{:.2}x", none.as_secs_f64() / speed.as_secs_f64())
-}
-
-fn time(duration: Duration) -> String {
-    let micros = duration.as_secs_f64() * 1e6;
-    if micros >= 1e6 {
-        format!("{:.2} s", micros / 1e6)
-    } else if micros >= 1e3 {
-        format!("{:.1} ms", micros / 1e3)
-    } else {
-        format!("{micros:.0} us")
-    }
 }

@@ -1,5 +1,6 @@
-//! What the in-process benchmarks share: the median of samples, and the invocation every
-//! measured call gets (`annotation_content.initialize`, no settings, secrets or token).
+//! What the in-process benchmarks share: whether to measure at all, the runtime their calls
+//! run on, the median of samples, how a time is printed, and the invocation every measured
+//! call gets (`annotation_content.initialize`, no settings, secrets or token).
 
 use std::time::Duration;
 
@@ -7,6 +8,32 @@ use serde_json::Map;
 use wasmhook::dispatch::{HookCall, PreparedCall};
 use wasmhook::model::{EventAction, EventFields};
 use wasmhook::runtime::Invocation;
+
+/// Whether this run is `cargo bench`, which passes `--bench`: `cargo test --benches` passes
+/// nothing and must not spend minutes in a plain-harness benchmark.
+pub fn measuring() -> bool {
+    std::env::args().any(|arg| arg == "--bench")
+}
+
+/// The single-threaded async runtime the plain-harness benchmarks call guests on.
+pub fn tokio() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// A time as the tables print it: seconds, milliseconds or microseconds.
+pub fn time(duration: Duration) -> String {
+    let micros = duration.as_secs_f64() * 1e6;
+    if micros >= 1e6 {
+        format!("{:.2} s", micros / 1e6)
+    } else if micros >= 1e3 {
+        format!("{:.1} ms", micros / 1e3)
+    } else {
+        format!("{micros:.0} µs")
+    }
+}
 
 pub fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();

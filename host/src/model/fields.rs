@@ -105,12 +105,6 @@ impl EventFields {
     }
 }
 
-impl From<&Map<String, Value>> for EventFields {
-    fn from(map: &Map<String, Value>) -> Self {
-        EventFields::from_map(map)
-    }
-}
-
 /// A parsed value as JSON text. Writing a `Value` cannot fail (its keys are strings and its
 /// numbers finite), so the `null` is never used.
 fn raw(value: &Value) -> Box<RawValue> {

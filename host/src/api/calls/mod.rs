@@ -109,12 +109,14 @@ fn event_of(event: &Value, action: &Value) -> ApiResult<EventAction> {
 
 /// The event's own keys: the payload without what the host sets.
 fn event_keys(payload: &Map<String, Value>) -> EventFields {
-    let keys: Map<String, Value> = payload
+    let mut keys = EventFields::default();
+    for (key, value) in payload
         .iter()
         .filter(|(key, _)| !RESERVED_KEYS.contains(&key.as_str()))
-        .map(|(key, value)| (key.clone(), value.clone()))
-        .collect();
-    EventFields::from_map(&keys)
+    {
+        keys.insert(key.clone(), value);
+    }
+    keys
 }
 
 /// The hook as `/test` runs it with another config: an admin's decision (another module

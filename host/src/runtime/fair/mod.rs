@@ -311,9 +311,7 @@ impl State {
     /// Whether a guest of `class` may take a slot now: one is free, its class holds less
     /// than its limit, and no guest of its class waits (who would be first).
     fn may_take(&self, class: Class) -> bool {
-        self.free > 0
-            && self.held[class.index()] < self.per_class
-            && self.waiting[class.index()] == 0
+        self.class_has_room(class) && self.waiting[class.index()] == 0
     }
 
     /// Counts a free slot as `group`'s, of `class`, from now, which it returns (the slot's
