@@ -2,7 +2,10 @@
 //! (`wasmhook_call_stage_duration_seconds{stage}`: queue, handoff, cpu_slot, instantiate,
 //! guest, log_commit, total), beside the whole HTTP request of an invocation as the server
 //! timed it (`wasmhook_http_request_duration_seconds` of the invoke route: `http_request`)
-//! and the waits for a database connection (`wasmhook_db_wait_seconds`: `db_wait`), read
+//! and the waits for a database connection (`wasmhook_db_wait_seconds`: `db_wait`), with
+//! the run log writer's commits (`log_batch`: one a batch, so calls over its count is the
+//! batch's size) and SQLite's checkpoints (`checkpoint_passive`, `checkpoint_restart`: the
+//! writer waits for a restarting one), read
 //! from its `/metrics` before and after a run and subtracted, so that a slow tail can be put
 //! on a stage, or outside every stage, rather than guessed at.
 
@@ -14,6 +17,8 @@ use anyhow::Context;
 const SERIES: &str = "wasmhook_call_stage_duration_seconds";
 const HTTP_SERIES: &str = "wasmhook_http_request_duration_seconds";
 const DB_WAIT_SERIES: &str = "wasmhook_db_wait_seconds";
+const BATCH_SERIES: &str = "wasmhook_run_log_batch_commit_seconds";
+const CHECKPOINT_SERIES: &str = "wasmhook_sqlite_checkpoint_seconds";
 /// The route whose requests are the invocations measured.
 const INVOKE_ROUTE: &str = "/api/v1/hooks/{id}/invoke";
 
@@ -77,6 +82,10 @@ impl Stages {
                 (HTTP_SERIES, rest)
             } else if let Some(rest) = line.strip_prefix(DB_WAIT_SERIES) {
                 (DB_WAIT_SERIES, rest)
+            } else if let Some(rest) = line.strip_prefix(BATCH_SERIES) {
+                (BATCH_SERIES, rest)
+            } else if let Some(rest) = line.strip_prefix(CHECKPOINT_SERIES) {
+                (CHECKPOINT_SERIES, rest)
             } else {
                 continue;
             };
@@ -103,6 +112,8 @@ impl Stages {
                     "http_request".to_owned()
                 }
                 HTTP_SERIES => continue,
+                BATCH_SERIES => "log_batch".to_owned(),
+                CHECKPOINT_SERIES => format!("checkpoint_{}", label("mode").context("a mode")?),
                 _ => "db_wait".to_owned(),
             };
             let value: f64 = value
@@ -177,8 +188,8 @@ impl Stages {
         }
     }
 
-    /// Each stage's row, in the order a call goes through them, then the whole request and
-    /// the database waits.
+    /// Each stage's row, in the order a call goes through them, then the whole request, the
+    /// database waits, the writer's commits and the checkpoints.
     pub fn rows(&self) -> Vec<Row> {
         // Named as text, not through the host's `Stage::ALL`: the bench reads any wasmhook
         // binary, baselines built from older commits included, and takes what it finds.
@@ -192,6 +203,9 @@ impl Stages {
             "total",
             "http_request",
             "db_wait",
+            "log_batch",
+            "checkpoint_passive",
+            "checkpoint_restart",
         ];
         let mut rows = Vec::new();
         for stage in order {
@@ -271,6 +285,37 @@ mod tests {
         assert_eq!(stages, [("http_request", 100.0), ("db_wait", 5.0)]);
         assert_eq!(rows[0].p50, 0.001);
         assert_eq!(rows[0].p99, f64::INFINITY);
+        Ok(())
+    }
+
+    #[test]
+    fn the_writers_commits_and_the_checkpoints_are_read_by_mode() -> anyhow::Result<()> {
+        let read = Stages::parse(
+            "wasmhook_run_log_batch_commit_seconds_bucket{le=\"0.001\"} 40\n\
+             wasmhook_run_log_batch_commit_seconds_bucket{le=\"+Inf\"} 40\n\
+             wasmhook_run_log_batch_commit_seconds_sum 0.02\n\
+             wasmhook_sqlite_checkpoint_seconds_bucket{mode=\"passive\",le=\"0.001\"} 3\n\
+             wasmhook_sqlite_checkpoint_seconds_bucket{mode=\"passive\",le=\"+Inf\"} 4\n\
+             wasmhook_sqlite_checkpoint_seconds_sum{mode=\"passive\"} 0.01\n\
+             wasmhook_sqlite_checkpoint_seconds_bucket{mode=\"restart\",le=\"0.001\"} 0\n\
+             wasmhook_sqlite_checkpoint_seconds_bucket{mode=\"restart\",le=\"+Inf\"} 2\n\
+             wasmhook_sqlite_checkpoint_seconds_sum{mode=\"restart\"} 0.02\n",
+        )?;
+        let rows = read.rows();
+        let stages: Vec<(&str, f64)> = rows
+            .iter()
+            .map(|row| (row.stage.as_str(), row.count))
+            .collect();
+        assert_eq!(
+            stages,
+            [
+                ("log_batch", 40.0),
+                ("checkpoint_passive", 4.0),
+                ("checkpoint_restart", 2.0)
+            ]
+        );
+        assert!((rows[2].mean - 0.01).abs() < 1e-9);
+        assert_eq!(rows[2].p50, f64::INFINITY);
         Ok(())
     }
 }

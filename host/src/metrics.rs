@@ -56,7 +56,7 @@ pub fn organization(id: u64) -> Option<u64> {
 mod labels;
 
 pub use labels::{
-    BuildLabels, CacheLookup, CacheLookupLabels, CompileLabels, HttpLabels, InstanceKind,
+    BuildLabels, CacheLookup, CacheLookupLabels, Checkpoint, CheckpointLabels, CompileLabels, HttpLabels, InstanceKind,
     InstanceLabels, OrganizationLabels, OutboundLabels, Phase, PhaseLabels, ReasonLabels,
     RouteLabels, RunKindLabels, RunLabels, Stage, StageLabels, StatusLabels,
 };
@@ -102,6 +102,12 @@ pub struct Metrics {
     pub run_logs_written: Counter,
     /// Commit latency of one batch of run logs.
     pub run_log_batch_seconds: Histogram,
+    /// Checkpoints of SQLite's write-ahead log, by mode: a restarting one holds up the run
+    /// log writer, and every answer waiting on it, for as long as it takes.
+    pub sqlite_checkpoint_seconds: Histograms<CheckpointLabels>,
+    /// Frames (pages) in SQLite's write-ahead log at its last checkpoint: how much the
+    /// writer appends between checkpoints, and whether the log is being started over.
+    pub sqlite_log_frames: Gauge,
     /// Compiles under way now, those an upload waits for and those in the background.
     pub modules_compiling: Gauge,
     /// Compile times, by result.
@@ -155,6 +161,8 @@ impl Metrics {
             scheduler_wait_seconds: latency(),
             run_logs_written: Counter::default(),
             run_log_batch_seconds: latency(),
+            sqlite_checkpoint_seconds: Family::new_with_constructor(latency),
+            sqlite_log_frames: Gauge::default(),
             modules_compiling: Gauge::default(),
             compile_seconds: Family::new_with_constructor(compile_time),
             modules_optimized: Counter::default(),
@@ -241,6 +249,16 @@ impl Metrics {
             "run_log_batch_commit_seconds",
             "Commit latency of one batch of run logs",
             metrics.run_log_batch_seconds.clone(),
+        );
+        registry.register(
+            "sqlite_checkpoint_seconds",
+            "Checkpoints of SQLite's write-ahead log, by mode",
+            metrics.sqlite_checkpoint_seconds.clone(),
+        );
+        registry.register(
+            "sqlite_log_frames",
+            "Frames in SQLite's write-ahead log at its last checkpoint",
+            metrics.sqlite_log_frames.clone(),
         );
         registry.register(
             "modules_compiling",

@@ -211,3 +211,22 @@ pub struct InstanceLabels {
     /// Fresh or reused.
     pub kind: InstanceKind,
 }
+
+/// Which checkpoint of SQLite's write-ahead log was timed (`store/checkpoint.rs`).
+#[derive(
+    Debug, Clone, Copy, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelValue,
+)]
+#[allow(non_camel_case_types)]
+pub enum Checkpoint {
+    /// Copies the log into the database beside the writer, never blocking it.
+    passive,
+    /// Copies the rest and starts the log over: the run log writer waits for it.
+    restart,
+}
+
+/// The label of `sqlite_checkpoint_seconds`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckpointLabels {
+    /// Passive or restarting.
+    pub mode: Checkpoint,
+}

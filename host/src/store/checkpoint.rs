@@ -15,11 +15,12 @@
 
 use std::path::Path;
 use std::sync::{Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
 use super::StoreError;
+use crate::metrics::{metrics, Checkpoint, CheckpointLabels};
 
 /// How often the log is copied into the database.
 const INTERVAL: Duration = Duration::from_millis(250);
@@ -45,15 +46,9 @@ pub(super) fn spawn(path: &Path, store: Weak<Mutex<Connection>>) -> Result<(), S
             if store.strong_count() == 0 {
                 break;
             }
-            // Its row: whether it was blocked, the log's frames, the frames copied.
-            let frames = |mode: &str| {
-                connection.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
-                    row.get::<_, i64>(1)
-                })
-            };
-            let result = frames("PASSIVE").and_then(|logged| {
+            let result = checkpoint(&connection, Checkpoint::passive).and_then(|logged| {
                 if logged > RESTART_FRAMES {
-                    frames("RESTART")
+                    checkpoint(&connection, Checkpoint::restart)
                 } else {
                     Ok(logged)
                 }
@@ -66,4 +61,26 @@ pub(super) fn spawn(path: &Path, store: Weak<Mutex<Connection>>) -> Result<(), S
             StoreError::Task(format!("cannot start the checkpoint thread: {error}"))
         })?;
     Ok(())
+}
+
+/// Runs one checkpoint, timed into `sqlite_checkpoint_seconds`; returns the frames the log
+/// held.
+fn checkpoint(connection: &Connection, mode: Checkpoint) -> rusqlite::Result<i64> {
+    let started = Instant::now();
+    let pragma = match mode {
+        Checkpoint::passive => "PRAGMA wal_checkpoint(PASSIVE)",
+        Checkpoint::restart => "PRAGMA wal_checkpoint(RESTART)",
+    };
+    // Its row: whether it was blocked, the log's frames, the frames copied.
+    let frames = connection.query_row(pragma, [], |row| row.get::<_, i64>(1))?;
+    if let Some(metrics) = metrics() {
+        metrics
+            .sqlite_checkpoint_seconds
+            .get_or_create(&CheckpointLabels { mode })
+            .observe(started.elapsed().as_secs_f64());
+        if mode == Checkpoint::passive {
+            metrics.sqlite_log_frames.set(frames);
+        }
+    }
+    Ok(frames)
 }
