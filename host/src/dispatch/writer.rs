@@ -10,7 +10,7 @@
 //! [`RunLogWriter::record`] is how a run is recorded: its log written, then its line logged
 //! and its metrics counted, once, whoever ran it (a run, an attempt, a cancellation).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
@@ -23,19 +23,6 @@ use crate::trace_context::TRACE;
 
 /// The most logs written in one transaction.
 const MAX_BATCH: usize = 512;
-/// Under load (a log came while the last commit ran), the least time from the start of one
-/// commit to the start of the next.
-///
-/// Each commit writes the pages it changed to SQLite's write-ahead log whole: the table's
-/// last page and the last leaf of each of its four indexes, about five pages whether the
-/// batch holds one run log or ten. Committing whatever had gathered the moment the last
-/// commit ended made batches of two logs at 16 connections, the log grew by 55 MB/s, and
-/// every 300 ms the checkpoint that starts it over held the writer up for milliseconds, and
-/// every answer with it: the p99 at 16 connections (BENCHMARKS.md, issue 18). Waiting until
-/// this long after the previous commit began gathers the logs of that time into one
-/// commit. A log that finds the writer idle (one caller's calls one after another, a quiet
-/// organization beside long calls) is committed at once.
-const COMMIT_INTERVAL: Duration = Duration::from_millis(1);
 /// Logs waiting for the writer before runs wait to hand theirs over.
 const QUEUE: usize = 4096;
 
@@ -124,24 +111,7 @@ pub(super) fn log_run(log: &RunLog) {
 }
 
 fn write_batches(store: &Store, mut receiver: mpsc::Receiver<(RunLogRow, Ack)>) {
-    // When the last commit began, and a log that came while it ran.
-    let mut previous: Option<Instant> = None;
-    let mut came: Option<(RunLogRow, Ack)> = None;
-    loop {
-        let first = match came.take() {
-            Some(first) => {
-                if let Some(wait) = wait_before_commit(previous, Instant::now()) {
-                    std::thread::sleep(wait);
-                }
-                first
-            }
-            // The writer was idle: no other run is about to hand a log over, and waiting
-            // would only make this one's wait longer.
-            None => match receiver.blocking_recv() {
-                Some(first) => first,
-                None => break,
-            },
-        };
+    while let Some(first) = receiver.blocking_recv() {
         let mut rows = vec![first.0];
         let mut acks = vec![first.1];
         while rows.len() < MAX_BATCH {
@@ -154,7 +124,6 @@ fn write_batches(store: &Store, mut receiver: mpsc::Receiver<(RunLogRow, Ack)>) 
             }
         }
         let started = Instant::now();
-        previous = Some(started);
         let result = store
             .run_logs()
             .insert_batch_blocking(&rows)
@@ -174,40 +143,5 @@ fn write_batches(store: &Store, mut receiver: mpsc::Receiver<(RunLogRow, Ack)>) 
             // A run that stopped waiting has nothing to be told.
             let _ = ack.send(result.clone());
         }
-        came = receiver.try_recv().ok();
-    }
-}
-
-/// How long the writer, busy, waits at `now` before a commit when the previous one began
-/// at `previous`: until [`COMMIT_INTERVAL`] after it, or not at all.
-fn wait_before_commit(previous: Option<Instant>, now: Instant) -> Option<Duration> {
-    let due = previous? + COMMIT_INTERVAL;
-    (now < due).then(|| due - now)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_commit_waits_only_within_the_interval_after_the_last() {
-        let now = Instant::now();
-        assert_eq!(wait_before_commit(None, now), None, "the first commit");
-        let quarter = COMMIT_INTERVAL / 4;
-        assert_eq!(
-            wait_before_commit(Some(now), now + quarter),
-            Some(COMMIT_INTERVAL - quarter),
-            "a log soon after a commit began waits for the interval's end"
-        );
-        assert_eq!(
-            wait_before_commit(Some(now), now + COMMIT_INTERVAL),
-            None,
-            "a log at the interval's end"
-        );
-        assert_eq!(
-            wait_before_commit(Some(now), now + COMMIT_INTERVAL * 3),
-            None,
-            "a log after a quiet spell is committed at once"
-        );
     }
 }
