@@ -29,18 +29,16 @@ const INTERVAL: Duration = Duration::from_millis(250);
 const LOG_SIZE_LIMIT: i64 = 64 << 20;
 /// Frames (pages) in the log past which the checkpoint restarts it: 16 MiB of 4 KiB pages.
 const RESTART_FRAMES: i64 = 4096;
-/// How long a restarting checkpoint waits for the writer's commit, and then for a read to
-/// end, before giving up (it is tried again at the next interval), in milliseconds.
-const RESTART_WAIT_MS: u64 = 500;
+/// How long a restarting checkpoint waits for the writer's commit before giving up (it is
+/// tried again at the next interval).
+const RESTART_WAIT: Duration = Duration::from_millis(500);
 
 /// Starts the checkpointing thread for the database at `path`; it ends once `store` (the
 /// writing connection) is gone. On failure the caller keeps SQLite's own checkpoints.
 pub(super) fn spawn(path: &Path, store: Weak<Mutex<Connection>>) -> Result<(), StoreError> {
     let connection = Connection::open(path)?;
     connection.pragma_update(None, "journal_size_limit", LOG_SIZE_LIMIT)?;
-    // Steps of a tenth of a millisecond: once it has the writer's lock, a restarting
-    // checkpoint that waits for a read holds the writer up for as long as it sleeps.
-    connection.busy_handler(Some(super::wait_briefly::<RESTART_WAIT_MS>))?;
+    connection.busy_timeout(RESTART_WAIT)?;
     std::thread::Builder::new()
         .name("wasmhook-checkpoint".into())
         .spawn(move || loop {

@@ -219,7 +219,7 @@ impl Store {
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.pragma_update(None, "journal_size_limit", 64 << 20)?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
-        connection.busy_handler(Some(wait_briefly::<SQLITE_LOCK_WAIT_MS>))?;
+        connection.busy_handler(Some(wait_a_millisecond))?;
         schema::migrate(&Db::sqlite(&connection))?;
         let cached = Arc::new(CachedReads::new());
         let reported = Arc::clone(&cached);
@@ -496,25 +496,18 @@ impl Store {
 }
 
 /// How long the SQLite connection waits for a lock another connection holds (the
-/// checkpoint thread's restarting checkpoint) before it fails, in milliseconds.
-const SQLITE_LOCK_WAIT_MS: u64 = 5_000;
-/// The busy handlers' step: a restarting checkpoint holds the lock for a millisecond or
-/// two, and whoever waits for it should go on within a fraction of one, not a whole
-/// millisecond (or SQLite's own growing steps) later.
-const SQLITE_LOCK_STEP: Duration = Duration::from_micros(100);
+/// checkpoint thread's restarting checkpoint) before it fails.
+const SQLITE_LOCK_WAIT_MS: i32 = 5_000;
 
-/// A SQLite connection's busy handler: waits for the lock in steps of
-/// [`SQLITE_LOCK_STEP`], for `LIMIT_MS` milliseconds of steps (a little more in all: each
-/// sleep overshoots). SQLite's own (`busy_timeout`) sleeps in growing steps of up to 100
-/// ms: the writer's commit blocked by a checkpoint, or the restarting checkpoint (which
-/// holds the writer up meanwhile) waiting for a read to end, would sleep far past the
-/// moment the lock was free, with every call waiting on its run log.
-fn wait_briefly<const LIMIT_MS: u64>(tries: i32) -> bool {
-    let steps = u128::from(LIMIT_MS) * 1_000 / SQLITE_LOCK_STEP.as_micros();
-    if u128::try_from(tries).map_or(true, |tries| tries >= steps) {
+/// The SQLite connection's busy handler: waits for the lock in steps of one millisecond,
+/// up to [`SQLITE_LOCK_WAIT_MS`]. SQLite's own (`busy_timeout`) sleeps in growing steps of
+/// up to 100 ms, so a commit blocked by a checkpoint of a few milliseconds could sleep tens
+/// of milliseconds more, with every call waiting on its run log.
+fn wait_a_millisecond(tries: i32) -> bool {
+    if tries >= SQLITE_LOCK_WAIT_MS {
         return false;
     }
-    std::thread::sleep(SQLITE_LOCK_STEP);
+    std::thread::sleep(Duration::from_millis(1));
     true
 }
 
