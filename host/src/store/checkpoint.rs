@@ -11,7 +11,9 @@
 //! load, the log grew past 1.5 GB beside a 240 MB database, and calls waited on it. So once
 //! the log holds more than [`RESTART_FRAMES`], the checkpoint is a restarting one: it waits
 //! for the writer's current commit (the writer waits for it in turn, a bounded pause),
-//! copies the rest and makes the next commit start the log from its beginning.
+//! copies the rest and makes the next commit start the log from its beginning. Passive
+//! checkpoints first copy what came while the last one ran, so that the rest, and the
+//! pause, is small ([`catch_up_and_restart`]).
 
 use std::path::Path;
 use std::sync::{Mutex, Weak};
@@ -29,6 +31,11 @@ const INTERVAL: Duration = Duration::from_millis(250);
 const LOG_SIZE_LIMIT: i64 = 64 << 20;
 /// Frames (pages) in the log past which the checkpoint restarts it: 16 MiB of 4 KiB pages.
 const RESTART_FRAMES: i64 = 4096;
+/// Passive checkpoints at most before a restarting one, each copying what the writer added
+/// during the one before.
+const CATCH_UP_PASSES: usize = 3;
+/// Frames added during a passive checkpoint few enough for the restart to copy (1 MiB).
+const CATCH_UP_FRAMES: i64 = 256;
 /// How long a restarting checkpoint waits for the writer's commit before giving up (it is
 /// tried again at the next interval).
 const RESTART_WAIT: Duration = Duration::from_millis(500);
@@ -48,7 +55,7 @@ pub(super) fn spawn(path: &Path, store: Weak<Mutex<Connection>>) -> Result<(), S
             }
             let result = checkpoint(&connection, Checkpoint::passive).and_then(|logged| {
                 if logged > RESTART_FRAMES {
-                    checkpoint(&connection, Checkpoint::restart)
+                    catch_up_and_restart(&connection, logged)
                 } else {
                     Ok(logged)
                 }
@@ -83,4 +90,26 @@ fn checkpoint(connection: &Connection, mode: Checkpoint) -> rusqlite::Result<i64
         }
     }
     Ok(frames)
+}
+
+/// Restarts the log, which holds `logged` frames, all copied by the passive checkpoint
+/// just run. The restart holds the writer up while it syncs the log, copies what is left and
+/// syncs the database, and what is left is what the writer added during that passive
+/// checkpoint (tens of milliseconds of commits, megabytes under load). So passive
+/// checkpoints copy it first, beside the writer, each the frames the last one saw come,
+/// until few enough came; the restart then has little to write and sync.
+fn catch_up_and_restart(connection: &Connection, mut logged: i64) -> rusqlite::Result<i64> {
+    for _ in 0..CATCH_UP_PASSES {
+        let now = checkpoint(connection, Checkpoint::passive)?;
+        if now < logged {
+            // The writer started the log over by itself: everything had been copied.
+            return Ok(now);
+        }
+        let came = now - logged;
+        logged = now;
+        if came <= CATCH_UP_FRAMES {
+            break;
+        }
+    }
+    checkpoint(connection, Checkpoint::restart)
 }

@@ -74,3 +74,44 @@ async fn a_batch_larger_than_one_insert_is_written_whole_and_retention_deletes_i
 }
 
 on_both!(a_batch_larger_than_one_insert_is_written_whole_and_retention_deletes_in_batches);
+
+/// SQLite only: a writer that keeps committing (as the run log writer does under load)
+/// leaves a passive checkpoint always behind, and SQLite would never start the log over by
+/// itself. The checkpoint thread's restart must, or the log grows as long as the load lasts.
+#[tokio::test]
+async fn the_write_ahead_log_is_started_over_under_a_writer_that_never_pauses() -> TestResult {
+    let (dir, store) = super::open()?;
+    let log_file = dir.path().join("wasmhook.db-wal");
+    // Logs of 64 KiB each: every commit adds 17 pages or more. 1,600 of them write over
+    // 100 MiB to the log, six times the 16 MiB past which it is restarted.
+    const LOGS: usize = 1_600;
+    let message = "x".repeat(64 << 10);
+    let started = std::time::Instant::now();
+    let largest = tokio::task::spawn_blocking(move || -> Result<u64, String> {
+        let mut largest = 0;
+        for index in 0..LOGS {
+            let mut entry = log(index, "2030-01-01T00:00:00.000000Z");
+            entry.message.clone_from(&message);
+            let row = RunLogRow::new(&entry).map_err(|error| error.to_string())?;
+            store
+                .run_logs()
+                .insert_batch_blocking(&[row])
+                .map_err(|error| error.to_string())?;
+            let size = std::fs::metadata(&log_file).map_err(|error| error.to_string())?;
+            largest = largest.max(size.len());
+            // At most 32 MiB a second: a checkpoint (every 250 ms) sees the log pass
+            // 16 MiB long before it could hold half of what is written.
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        Ok(largest)
+    })
+    .await??;
+    let written = (LOGS as u64) * (64 << 10);
+    assert!(
+        largest < written / 2,
+        "the log reached {largest} bytes of the {written} written in {:?}: it was not \
+         started over",
+        started.elapsed()
+    );
+    Ok(())
+}
