@@ -56,9 +56,10 @@ pub fn organization(id: u64) -> Option<u64> {
 mod labels;
 
 pub use labels::{
-    BuildLabels, CacheLookup, CacheLookupLabels, Checkpoint, CheckpointLabels, CompileLabels, HttpLabels, InstanceKind,
-    InstanceLabels, OrganizationLabels, OutboundLabels, Phase, PhaseLabels, ReasonLabels,
-    RouteLabels, RunKindLabels, RunLabels, Stage, StageLabels, StatusLabels,
+    BuildLabels, CacheLookup, CacheLookupLabels, Checkpoint, CheckpointLabels, CompileLabels,
+    HttpLabels, InstanceKind, InstanceLabels, OrganizationLabels, OutboundLabels, Phase,
+    PhaseLabels, ReasonLabels, RouteLabels, RunKindLabels, RunLabels, Stage, StageLabels,
+    StatusLabels,
 };
 
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
