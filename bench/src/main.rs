@@ -599,7 +599,6 @@ impl DatabaseWork {
     }
 }
 
-/// A histogram bound in milliseconds (the last bucket has none).
 /// A stage table's cells after the columns naming the run: stage, calls, mean, and the
 /// bounds p50, p99 and p99.9 fall under.
 fn stage_cells(row: &stages::Row) -> String {
@@ -614,6 +613,7 @@ fn stage_cells(row: &stages::Row) -> String {
     )
 }
 
+/// A histogram bound in milliseconds (the last bucket has none).
 fn bound(seconds: f64) -> String {
     if seconds.is_finite() {
         format!("{:.1} ms", seconds * 1000.0)

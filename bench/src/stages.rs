@@ -76,17 +76,15 @@ impl Stages {
     fn parse(text: &str) -> anyhow::Result<Self> {
         let mut stages: BTreeMap<String, Histogram> = BTreeMap::new();
         for line in text.lines() {
-            let (series, rest) = if let Some(rest) = line.strip_prefix(SERIES) {
-                (SERIES, rest)
-            } else if let Some(rest) = line.strip_prefix(HTTP_SERIES) {
-                (HTTP_SERIES, rest)
-            } else if let Some(rest) = line.strip_prefix(DB_WAIT_SERIES) {
-                (DB_WAIT_SERIES, rest)
-            } else if let Some(rest) = line.strip_prefix(BATCH_SERIES) {
-                (BATCH_SERIES, rest)
-            } else if let Some(rest) = line.strip_prefix(CHECKPOINT_SERIES) {
-                (CHECKPOINT_SERIES, rest)
-            } else {
+            let Some((series, rest)) = [
+                SERIES,
+                HTTP_SERIES,
+                DB_WAIT_SERIES,
+                BATCH_SERIES,
+                CHECKPOINT_SERIES,
+            ]
+            .into_iter()
+            .find_map(|series| Some((series, line.strip_prefix(series)?))) else {
                 continue;
             };
             // `_bucket{le="0.001"} 5`, or an unlabelled `_sum 0.0` (the database waits').
@@ -240,6 +238,13 @@ impl Stages {
 mod tests {
     use super::*;
 
+    /// Each row's stage and count, in order.
+    fn counts(rows: &[Row]) -> Vec<(&str, f64)> {
+        rows.iter()
+            .map(|row| (row.stage.as_str(), row.count))
+            .collect()
+    }
+
     #[test]
     fn a_run_is_the_difference_of_two_readings() -> anyhow::Result<()> {
         let before = Stages::parse(
@@ -278,11 +283,7 @@ mod tests {
              wasmhook_db_wait_seconds_sum 0.0\n",
         )?;
         let rows = read.rows();
-        let stages: Vec<(&str, f64)> = rows
-            .iter()
-            .map(|row| (row.stage.as_str(), row.count))
-            .collect();
-        assert_eq!(stages, [("http_request", 100.0), ("db_wait", 5.0)]);
+        assert_eq!(counts(&rows), [("http_request", 100.0), ("db_wait", 5.0)]);
         assert_eq!(rows[0].p50, 0.001);
         assert_eq!(rows[0].p99, f64::INFINITY);
         Ok(())
@@ -302,12 +303,8 @@ mod tests {
              wasmhook_sqlite_checkpoint_seconds_sum{mode=\"restart\"} 0.02\n",
         )?;
         let rows = read.rows();
-        let stages: Vec<(&str, f64)> = rows
-            .iter()
-            .map(|row| (row.stage.as_str(), row.count))
-            .collect();
         assert_eq!(
-            stages,
+            counts(&rows),
             [
                 ("log_batch", 40.0),
                 ("checkpoint_passive", 4.0),

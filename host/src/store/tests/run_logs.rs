@@ -79,7 +79,7 @@ on_both!(a_batch_larger_than_one_insert_is_written_whole_and_retention_deletes_i
 /// leaves a passive checkpoint always behind, and SQLite would never start the log over by
 /// itself. The checkpoint thread's restart must, or the log grows as long as the load lasts.
 #[tokio::test]
-async fn the_write_ahead_log_is_started_over_under_a_writer_that_never_pauses() -> TestResult {
+async fn the_write_ahead_log_is_started_over_under_a_writer_that_keeps_committing() -> TestResult {
     let (dir, store) = super::open()?;
     let log_file = dir.path().join("wasmhook.db-wal");
     // Logs of 64 KiB each: every commit adds 17 pages or more. 1,600 of them write over
