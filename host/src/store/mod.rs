@@ -68,6 +68,10 @@ pub enum StoreError {
     /// The blocking task running the query could not complete.
     #[error("the database task failed: {0}")]
     Task(String),
+    /// The database file could not be reached beside SQLite (the checkpoint thread syncs
+    /// it itself).
+    #[error("the database file: {0}")]
+    File(#[from] std::io::Error),
 }
 
 impl From<rusqlite::Error> for StoreError {
