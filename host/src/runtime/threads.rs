@@ -46,7 +46,12 @@
 //! its polls (a CPU-bound guest, an endless loop until its time limit) is handed, at its
 //! next yield, to a second pool of as many threads at the lowest priority
 //! ([`MAX_NICE`], or [`LONG_NICE_STEP`] below the first pool's when that is lower), where
-//! it runs to its end. A short call (a hello takes a tenth of a millisecond) never moves
+//! it runs to its end. These threads are also `SCHED_IDLE`: a nice value only weighs a
+//! thread's share of the cores, and a loop at nice 19 still kept server threads that woke
+//! up (the run log writer, a worker with an answer to send) waiting for a core, on each hop
+//! of a quiet organization's call; a `SCHED_IDLE` thread gives the core up to any other
+//! thread that wants it (the noisy neighbour's p99, BENCHMARKS.md). It gets every cycle the
+//! server leaves, as before. A short call (a hello takes a tenth of a millisecond) never moves
 //! off the server's worker, so beside a neighbour's loops its instantiation and its guest
 //! run on a thread the kernel prefers to the loops' (nice 0 against 19) instead of
 //! splitting a core with them: the noisy neighbour's `instantiate` and `handoff` stages
@@ -157,8 +162,8 @@ impl GuestThreads {
             .saturating_add(i32::from(LONG_NICE_STEP))
             .min(i32::from(MAX_NICE));
         Ok(GuestThreads {
-            tokio: Some(pool(threads, "wasmhook-guest", target)?),
-            long: Some(pool(threads, "wasmhook-long", long_nice)?),
+            tokio: Some(pool(threads, "wasmhook-guest", target, Policy::Normal)?),
+            long: Some(pool(threads, "wasmhook-long", long_nice, Policy::Idle)?),
             nice: target,
             long_nice,
             inline: tick <= INLINE_FOR,
@@ -260,8 +265,23 @@ impl Drop for GuestThreads {
     }
 }
 
-/// One pool of guest threads, each at `nice`.
-fn pool(threads: usize, name: &str, nice: i32) -> std::io::Result<tokio::runtime::Runtime> {
+/// The kernel's scheduling policy of a pool's threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Policy {
+    /// `SCHED_OTHER`, the server's own: the nice value weighs the thread's share.
+    Normal,
+    /// `SCHED_IDLE`: runs only when no normal thread wants the core (see the module's
+    /// documentation).
+    Idle,
+}
+
+/// One pool of guest threads, each at `nice` and `policy`.
+fn pool(
+    threads: usize,
+    name: &str,
+    nice: i32,
+    policy: Policy,
+) -> std::io::Result<tokio::runtime::Runtime> {
     // Every thread of this runtime sets the same value, its blocking threads (a guest's
     // file and clock calls) too, which a thread started by a guest thread inherits anyway.
     tokio::runtime::Builder::new_multi_thread()
@@ -273,7 +293,12 @@ fn pool(threads: usize, name: &str, nice: i32) -> std::io::Result<tokio::runtime
         // milliseconds before it can even ask for a CPU slot (and make the holders yield).
         // Looking at every tick costs one lock of an empty queue.
         .global_queue_interval(1)
-        .on_thread_start(move || set_thread_nice(nice))
+        .on_thread_start(move || {
+            set_thread_nice(nice);
+            if policy == Policy::Idle {
+                set_thread_idle();
+            }
+        })
         .enable_all()
         .build()
 }
@@ -370,6 +395,21 @@ fn set_thread_nice(nice: i32) {
     }
 }
 
+/// Makes the calling thread `SCHED_IDLE` (on Linux `sched_setscheduler` with pid 0 names
+/// the calling thread alone). Lowering one's own policy needs no privilege.
+#[allow(unsafe_code)]
+fn set_thread_idle() {
+    let parameters = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `parameters` is a valid `sched_param` that outlives the call, which only
+    // reads it; pid 0 is the calling thread.
+    let result = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &parameters) };
+    if result != 0 {
+        // As with the nice value: guests then run at the nice value alone, not not at all.
+        let error = std::io::Error::last_os_error();
+        tracing::warn!("could not make a long calls' thread SCHED_IDLE: {error}");
+    }
+}
+
 /// Why a job that panicked gave no result, logged.
 fn panicked(payload: Box<dyn std::any::Any + Send>) -> Lost {
     let message = panic_payload(payload);
@@ -399,6 +439,23 @@ mod tests {
         while Instant::now() < until {
             std::hint::spin_loop();
         }
+    }
+
+    /// Whether the calling thread is `SCHED_IDLE`, as the kernel reports it (the `policy`
+    /// line of `/proc/thread-self/sched`; 5 is `SCHED_IDLE`).
+    fn thread_is_idle() -> bool {
+        let sched = std::fs::read_to_string("/proc/thread-self/sched").expect("readable");
+        let policy = sched
+            .lines()
+            .find_map(|line| line.strip_prefix("policy"))
+            .and_then(|rest| {
+                rest.trim_start_matches([' ', ':'])
+                    .trim()
+                    .parse::<i32>()
+                    .ok()
+            })
+            .expect("a policy line");
+        policy == libc::SCHED_IDLE
     }
 
     /// The calling thread's name, or its id when it has none.
@@ -462,10 +519,14 @@ mod tests {
         let places = threads
             .run(
                 async {
-                    let mut places: Vec<(String, i32)> = Vec::new();
+                    let mut places: Vec<(String, i32, bool)> = Vec::new();
                     let until = Instant::now() + DEMOTE_AFTER * 4;
                     while Instant::now() < until {
-                        let here = (thread_label(), thread_nice().expect("getpriority"));
+                        let here = (
+                            thread_label(),
+                            thread_nice().expect("getpriority"),
+                            thread_is_idle(),
+                        );
                         if places.last() != Some(&here) {
                             places.push(here);
                         }
@@ -481,11 +542,11 @@ mod tests {
         assert_eq!(
             places,
             [
-                (caller, own),
-                ("wasmhook-guest".to_owned(), threads.nice()),
-                ("wasmhook-long".to_owned(), long)
+                (caller, own, false),
+                ("wasmhook-guest".to_owned(), threads.nice(), false),
+                ("wasmhook-long".to_owned(), long, true)
             ],
-            "where it ran, in order"
+            "where it ran, in order, at what nice value, and whether SCHED_IDLE"
         );
         // The module's next job starts on the guest threads; once one has ended quickly
         // there, the one after starts where it is asked for again.

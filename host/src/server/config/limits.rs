@@ -94,7 +94,8 @@ pub struct Limits {
     pub warm_memory_mb: u64,
     /// How much lower than the server's own the priority of the threads guests move to
     /// after their first millisecond is: the nice value added to the server's (0 to 19; the
-    /// result is capped at 19; calls past 10 ms move 9 lower still, at most to 19). The threads that
+    /// result is capped at 19; calls past 10 ms move 9 lower still, at most to 19, and to
+    /// `SCHED_IDLE`, which yields the core to any other thread that wants it). The threads that
     /// accept requests, answer them and commit run logs then run first, so one
     /// organization's CPU-bound guests do not slow another's calls; a short call ends on
     /// the server's thread, with no hand-off.
