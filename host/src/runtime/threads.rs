@@ -36,9 +36,9 @@
 //!
 //! The priority is the thread's nice value, set by `setpriority(PRIO_PROCESS, tid)`, which
 //! on Linux applies to one thread (rustix, already a dependency, wraps it without unsafe
-//! code). Not `SCHED_BATCH` or `SCHED_IDLE`: rustix has no `sched_setscheduler`, and a
-//! nice of 10 already gives a guest thread about a tenth of the weight of a server thread
-//! when both want a core. An unprivileged process may lower its priority but not raise it
+//! code). A nice of 10 gives a guest thread about a tenth of the weight of a server thread
+//! when both want a core; the long calls' threads below are also `SCHED_IDLE`, set through
+//! the C library (`sched_setscheduler`, which rustix does not wrap). An unprivileged process may lower its priority but not raise it
 //! again, which is why guests need threads of their own rather than a server thread
 //! lowered while it polls a guest.
 //!
@@ -270,8 +270,8 @@ impl Drop for GuestThreads {
 enum Policy {
     /// `SCHED_OTHER`, the server's own: the nice value weighs the thread's share.
     Normal,
-    /// `SCHED_IDLE`: runs only when no normal thread wants the core (see the module's
-    /// documentation).
+    /// `SCHED_IDLE`: the smallest share of all, and preempted by any normal thread that
+    /// wakes up (see the module's documentation).
     Idle,
 }
 
@@ -404,7 +404,7 @@ fn set_thread_idle() {
     // reads it; pid 0 is the calling thread.
     let result = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &parameters) };
     if result != 0 {
-        // As with the nice value: guests then run at the nice value alone, not not at all.
+        // As with the nice value: guests then run at the nice value alone, rather than not at all.
         let error = std::io::Error::last_os_error();
         tracing::warn!("could not make a long calls' thread SCHED_IDLE: {error}");
     }
@@ -441,20 +441,18 @@ mod tests {
         }
     }
 
-    /// Whether the calling thread is `SCHED_IDLE`, as the kernel reports it (the `policy`
-    /// line of `/proc/thread-self/sched`; 5 is `SCHED_IDLE`).
+    /// Whether the calling thread is `SCHED_IDLE`, as the kernel reports it: the 41st field
+    /// of `/proc/thread-self/stat` (`policy`), counted after the parenthesised name, which
+    /// may hold spaces.
     fn thread_is_idle() -> bool {
-        let sched = std::fs::read_to_string("/proc/thread-self/sched").expect("readable");
-        let policy = sched
-            .lines()
-            .find_map(|line| line.strip_prefix("policy"))
-            .and_then(|rest| {
-                rest.trim_start_matches([' ', ':'])
-                    .trim()
-                    .parse::<i32>()
-                    .ok()
-            })
-            .expect("a policy line");
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("readable");
+        let (_, after_name) = stat.rsplit_once(')').expect("a name in parentheses");
+        // Field 3 (the state) is the first after the name.
+        let policy = after_name
+            .split_whitespace()
+            .nth(41 - 3)
+            .and_then(|field| field.parse::<i32>().ok())
+            .expect("a policy field");
         policy == libc::SCHED_IDLE
     }
 

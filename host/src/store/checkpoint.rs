@@ -9,9 +9,9 @@
 //! A writer that never pauses leaves a passive checkpoint always a few frames behind, and
 //! SQLite starts the log over only once a checkpoint has copied all of it: measured under
 //! load, the log grew past 1.5 GB beside a 240 MB database, and calls waited on it. So once
-//! the log holds more than [`RESTART_FRAMES`], the checkpoint is a restarting one: it waits
-//! for the writer's current commit (the writer waits for it in turn, a bounded pause),
-//! copies the rest and makes the next commit start the log from its beginning. Passive
+//! the log holds more than [`RESTART_FRAMES`], the checkpoint is a restarting one: it holds
+//! the writer up (a bounded pause), copies the rest and makes the next commit start the log
+//! from its beginning. Passive
 //! checkpoints first copy what came while the last one ran, so that the rest, and the
 //! pause, is small ([`catch_up_and_restart`]). A passive checkpoint that cannot copy the
 //! whole log (under load, none can) leaves what it copied unsynced in the database file, so
@@ -46,22 +46,23 @@ const CATCH_UP_PASSES: usize = 8;
 /// Syncing what it copies is most of the restart's pause, and a sync's time grows with the
 /// pages it writes (measured here: 0.4 ms for 16 pages, 1.2 ms for 256).
 const CATCH_UP_FRAMES: i64 = 32;
-/// How long a passive checkpoint waits for a lock (it needs none the writer holds; another
-/// process's restart, say).
-const PASSIVE_WAIT: Duration = Duration::from_millis(500);
-/// How long the restart waits for another process's read or write to end. Every call of
-/// this process waits on the store's connection meanwhile, so it gives up soon and is tried
-/// again at the next interval.
+/// How long the restart waits for another process's read or write to end (SQLite never
+/// waits in a passive checkpoint). Every call of this process waits on the store's
+/// connection meanwhile, so it gives up soon and is tried again at the next interval.
 const RESTART_WAIT: Duration = Duration::from_millis(20);
 
 /// Starts the checkpointing thread for the database at `path`; it ends once `store` (the
 /// writing connection) is gone. On failure the caller keeps SQLite's own checkpoints.
 pub(super) fn spawn(path: &Path, store: Weak<Mutex<Connection>>) -> Result<(), StoreError> {
     let connection = Connection::open(path)?;
-    // Only synced, never written through: see `catch_up_and_restart`.
+    // Only synced, never written through: see `catch_up_and_restart`. Closing a file drops
+    // every POSIX lock the process holds on it, SQLite's own included (SQLite knows of its
+    // own descriptors only); this one is closed when the thread ends, once the store's
+    // connection is gone, and no other process opens a data directory's database while a
+    // server holds it (`server.lock`).
     let database = File::open(path)?;
     connection.pragma_update(None, "journal_size_limit", LOG_SIZE_LIMIT)?;
-    connection.busy_timeout(PASSIVE_WAIT)?;
+    connection.busy_timeout(RESTART_WAIT)?;
     std::thread::Builder::new()
         .name("wasmhook-checkpoint".into())
         .spawn(move || loop {
@@ -89,7 +90,8 @@ pub(super) fn spawn(path: &Path, store: Weak<Mutex<Connection>>) -> Result<(), S
 }
 
 /// Runs one checkpoint, timed into `sqlite_checkpoint_seconds`; returns the frames the log
-/// held.
+/// held. A restart that could not finish (another process's read or write outlasted
+/// [`RESTART_WAIT`]) is logged and not timed: it is tried again at the next interval.
 fn checkpoint(connection: &Connection, mode: Checkpoint) -> rusqlite::Result<i64> {
     let started = Instant::now();
     let pragma = match mode {
@@ -97,7 +99,16 @@ fn checkpoint(connection: &Connection, mode: Checkpoint) -> rusqlite::Result<i64
         Checkpoint::restart => "PRAGMA wal_checkpoint(RESTART)",
     };
     // Its row: whether it was blocked, the log's frames, the frames copied.
-    let frames = connection.query_row(pragma, [], |row| row.get::<_, i64>(1))?;
+    let (blocked, frames) = connection.query_row(pragma, [], |row| {
+        Ok((row.get::<_, i64>(0)? != 0, row.get::<_, i64>(1)?))
+    })?;
+    if blocked && mode == Checkpoint::restart {
+        tracing::warn!(
+            "the write-ahead log was not started over: another connection held it past {} ms",
+            RESTART_WAIT.as_millis()
+        );
+        return Ok(frames);
+    }
     if let Some(metrics) = metrics() {
         metrics
             .sqlite_checkpoint_seconds
@@ -152,8 +163,5 @@ fn catch_up_and_restart(
     let _held = store
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    connection.busy_timeout(RESTART_WAIT)?;
-    let restarted = checkpoint(connection, Checkpoint::restart);
-    connection.busy_timeout(PASSIVE_WAIT)?;
-    Ok(restarted?)
+    Ok(checkpoint(connection, Checkpoint::restart)?)
 }

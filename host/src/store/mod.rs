@@ -499,8 +499,10 @@ impl Store {
     }
 }
 
-/// How long the SQLite connection waits for a lock another connection holds (the
-/// checkpoint thread's restarting checkpoint) before it fails.
+/// How long the SQLite connection waits for a lock another connection holds before it
+/// fails. The checkpoint thread's restart, which holds the writer's lock, runs while that
+/// thread holds this connection, so this connection does not meet it; what is left is
+/// another process that opened the database.
 const SQLITE_LOCK_WAIT_MS: i32 = 5_000;
 
 /// The SQLite connection's busy handler: waits for the lock in steps of one millisecond,
