@@ -33,6 +33,7 @@ mod error;
 mod resolver;
 mod route;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -166,6 +167,9 @@ pub struct Outbound {
     own_api: Option<route::Origin>,
     clients: client::Clients,
     turns: client::Turns,
+    /// The runtime the client was made on (the server's), where guests' requests run
+    /// ([`Outbound::send_from_guest`]); none when it was made outside one.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Outbound {
@@ -206,12 +210,38 @@ impl Outbound {
             turns: client::Turns::new(config.requests_per_organization),
             config,
             own_api,
+            runtime: tokio::runtime::Handle::try_current().ok(),
         })
     }
 
     /// The configuration it was built with.
     pub fn config(&self) -> &OutboundConfig {
         &self.config
+    }
+
+    /// Sends a guest's request as [`Outbound::send`] does, as a task of the runtime this
+    /// client was made on (the server's). A guest may run on a thread of the lowest
+    /// priority (a long call's, `SCHED_IDLE`), and a connection is driven by a task of the
+    /// runtime that opened it: opened there, a connection the pool then hands to other
+    /// organizations' requests and to webhooks would move only when the server leaves a
+    /// core idle. Dropping the returned future (the call abandoned) aborts the request.
+    pub async fn send_from_guest(
+        self: Arc<Self>,
+        organization: u64,
+        route: Route,
+        request: OutboundRequest,
+    ) -> Result<OutboundResponse, OutboundError> {
+        let Some(runtime) = self.runtime.clone() else {
+            return self.send(organization, route, request).await;
+        };
+        let span = tracing::Span::current();
+        let mut task =
+            Aborting(runtime.spawn(
+                async move { self.send(organization, route, request).await }.instrument(span),
+            ));
+        (&mut task.0)
+            .await
+            .map_err(|error| OutboundError::Failed(format!("the request's task ended: {error}")))?
     }
 
     /// Sends a request under `route` for `organization`, waiting for the organization's
@@ -252,5 +282,82 @@ impl Outbound {
                 .inc();
         }
         sent
+    }
+}
+
+/// A task's handle that aborts the task when dropped: a guest's request stops with its call.
+struct Aborting<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for Aborting<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error;
+    use std::io::{Read, Write};
+
+    /// A guest's request runs on the runtime the client was made on: the connection it
+    /// opens, which the pool keeps for any later request, is driven by a task there, and no
+    /// task of the guest's runtime is left behind. Sent with `send`, the connection's task
+    /// would be the guest runtime's.
+    #[test]
+    fn a_guests_request_and_its_connection_run_on_the_clients_runtime() -> Result<(), Box<dyn Error>>
+    {
+        // One keep-alive connection, one short answer to each request on it.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        std::thread::spawn(move || {
+            if let Ok((mut stream, _)) = listener.accept() {
+                let mut buffer = [0u8; 4096];
+                while let Ok(read) = stream.read(&mut buffer) {
+                    if read == 0 {
+                        break;
+                    }
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    if stream.write_all(answer).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let server = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let outbound =
+            Arc::new(server.block_on(async { Outbound::new(OutboundConfig::default(), None) })?);
+        let guest = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let request = OutboundRequest {
+            method: http::Method::GET,
+            url: reqwest::Url::parse(&format!("http://127.0.0.1:{port}/"))?,
+            headers: http::HeaderMap::new(),
+            body: Bytes::new(),
+            first_byte_timeout: None,
+            insecure_tls: false,
+        };
+        let (status, _, body) = guest.block_on(async {
+            Arc::clone(&outbound)
+                .send_from_guest(1, Route::OwnApi, request)
+                .await?
+                .bytes()
+                .await
+        })?;
+        assert_eq!((status, &body[..]), (http::StatusCode::OK, &b"ok"[..]));
+        assert_eq!(
+            guest.metrics().num_alive_tasks(),
+            0,
+            "no task of the guest's runtime drives the connection"
+        );
+        assert!(
+            server.metrics().num_alive_tasks() >= 1,
+            "the pooled connection's task is the client's runtime's"
+        );
+        Ok(())
     }
 }

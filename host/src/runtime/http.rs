@@ -119,7 +119,7 @@ impl WasiHttpHooks for GuestHttp {
                     .to_bytes();
                 let sent = grant
                     .outbound
-                    .send(
+                    .send_from_guest(
                         grant.organization,
                         route,
                         OutboundRequest {
