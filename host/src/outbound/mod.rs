@@ -38,6 +38,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
 use crate::trace_context::TRACE;
@@ -235,12 +236,11 @@ impl Outbound {
             return self.send(organization, route, request).await;
         };
         let span = tracing::Span::current();
-        let mut task =
-            Aborting(runtime.spawn(
+        let task =
+            AbortOnDropHandle::new(runtime.spawn(
                 async move { self.send(organization, route, request).await }.instrument(span),
             ));
-        (&mut task.0)
-            .await
+        task.await
             .map_err(|error| OutboundError::Failed(format!("the request's task ended: {error}")))?
     }
 
@@ -282,15 +282,6 @@ impl Outbound {
                 .inc();
         }
         sent
-    }
-}
-
-/// A task's handle that aborts the task when dropped: a guest's request stops with its call.
-struct Aborting<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for Aborting<T> {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

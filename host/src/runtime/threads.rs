@@ -38,9 +38,9 @@
 //! on Linux applies to one thread (rustix, already a dependency, wraps it without unsafe
 //! code). A nice of 10 gives a guest thread about a tenth of the weight of a server thread
 //! when both want a core; the long calls' threads below are also `SCHED_IDLE`, set through
-//! the C library (`sched_setscheduler`, which rustix does not wrap). An unprivileged process may lower its priority but not raise it
-//! again, which is why guests need threads of their own rather than a server thread
-//! lowered while it polls a guest.
+//! the C library (`sched_setscheduler`, which rustix does not wrap). An unprivileged
+//! process may lower its priority but not raise it again, which is why guests need threads
+//! of their own rather than a server thread lowered while it polls a guest.
 //!
 //! Long calls move to slower threads still. A job that has spent [`DEMOTE_AFTER`] inside
 //! its polls (a CPU-bound guest, an endless loop until its time limit) is handed, at its
@@ -74,6 +74,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
 use crate::metrics::{stage, Stage};
@@ -218,7 +219,7 @@ impl GuestThreads {
             (ended, reached, Instant::now())
         }
         .instrument(span.clone());
-        let (ended, reached, finished) = joined(Aborting(pool.spawn(first))).await?;
+        let (ended, reached, finished) = joined(AbortOnDropHandle::new(pool.spawn(first))).await?;
         let (output, finished) = match ended {
             Ok((output, used)) => {
                 hint.ended_after(used);
@@ -234,7 +235,7 @@ impl GuestThreads {
                     (output, Instant::now())
                 }
                 .instrument(span);
-                joined(Aborting(long.spawn(rest))).await?
+                joined(AbortOnDropHandle::new(long.spawn(rest))).await?
             }
         };
         stage(Stage::handoff, reached + finished.elapsed());
@@ -303,9 +304,10 @@ fn pool(
         .build()
 }
 
-/// A task's result, or why there is none.
-async fn joined<T>(mut task: Aborting<T>) -> Result<T, Lost> {
-    match (&mut task.0).await {
+/// A task's result, or why there is none; the task is aborted if this is dropped (an
+/// abandoned call stops its guest).
+async fn joined<T>(task: AbortOnDropHandle<T>) -> Result<T, Lost> {
+    match task.await {
         Ok(value) => Ok(value),
         Err(error) if error.is_panic() => Err(panicked(error.into_panic())),
         Err(_cancelled) => Err(Lost("it was cancelled".into())),
@@ -365,15 +367,6 @@ impl<F: Future> Future for Demoting<F> {
             },
             Poll::Pending => Poll::Pending,
         }
-    }
-}
-
-/// A task's handle that aborts the task when dropped: an abandoned call stops its guest.
-struct Aborting<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for Aborting<T> {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

@@ -11,15 +11,14 @@
 //! load, the log grew past 1.5 GB beside a 240 MB database, and calls waited on it. So once
 //! the log holds more than [`RESTART_FRAMES`], the checkpoint is a restarting one: it holds
 //! the writer up (a bounded pause), copies the rest and makes the next commit start the log
-//! from its beginning. Passive
-//! checkpoints first copy what came while the last one ran, so that the rest, and the
-//! pause, is small ([`catch_up_and_restart`]). A passive checkpoint that cannot copy the
-//! whole log (under load, none can) leaves what it copied unsynced in the database file, so
-//! the restart's sync of the file would write all of it; this thread syncs the file before
-//! the restart, beside the writer. And the restart runs while this thread holds
-//! the store's connection, so that the writer waits on that lock, and goes on the moment
-//! the restart is done, rather than in SQLite's busy handler, which polls a millisecond at
-//! a time.
+//! from its beginning. Passive checkpoints first copy what came while the last one ran, so
+//! that the rest, and the pause, is small ([`catch_up_and_restart`]). A passive checkpoint
+//! that cannot copy the whole log (under load, none can) leaves what it copied unsynced in
+//! the database file, so the restart's sync of the file would write all of it; this thread
+//! syncs the file before the restart, beside the writer. And the restart runs while this
+//! thread holds the store's connection, so that the writer waits on that lock, and goes on
+//! the moment the restart is done, rather than in SQLite's busy handler, which polls a
+//! millisecond at a time.
 
 use std::fs::File;
 use std::path::Path;
