@@ -35,8 +35,14 @@
 //! the last slot: a short call beside any number of loops finds one free (or the one a
 //! short call is about to give back) instead of waiting for a loop, which at its lower
 //! priority reaches its yield late (a priority inversion: the noisy neighbour's
-//! `cpu_slot` stage, BENCHMARKS.md). Alone, either class still has every core; together,
-//! the short call's thread and the loops' share the cores as their priorities say.
+//! `cpu_slot` stage, BENCHMARKS.md). And while short calls run, or ran within the last
+//! [`SHORT_RECENT`], long calls hold one core fewer (never less than one): a short call
+//! then runs on a core no loop shares, whose caches it finds warm, rather than beside
+//! loops that, idle priority or not, take the core's shared caches and its sibling
+//! hyper-thread (measured: the quiet organization's p99 beside loops from 2.1x-2.3x of
+//! alone to under 2x, BENCHMARKS.md). The window bridges the gaps between one client's
+//! calls. Alone, long calls still have every core: they take the core back at the first
+//! of their ticks after the window.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -49,6 +55,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::threads::DEMOTE_AFTER;
+
+/// How long after a short call gave its slot back long calls still leave it a core of its
+/// own (see the module's documentation): long enough to bridge the gap between the calls
+/// of a client calling in a loop (a round trip and a request's parsing, well under a
+/// millisecond here), short enough that long calls alone lose little. A short call every
+/// 10 ms or more often keeps a core from the long calls; that is the trade, and its price
+/// is paid by calls that already run past [`DEMOTE_AFTER`].
+pub const SHORT_RECENT: Duration = Duration::from_millis(3);
 
 /// The slots and the guests waiting for one.
 #[derive(Debug)]
@@ -97,8 +111,9 @@ impl Class {
 
 #[derive(Debug)]
 struct State {
-    /// Slots nobody holds, of the per-class limit plus one. Never a slot a waiter may take:
-    /// a slot is free while somebody waits only if that waiter's class holds its limit.
+    /// Slots nobody holds, of the per-class limit plus one. A slot is free while somebody
+    /// waits only if that waiter's class holds its limit, or did until long calls' limit
+    /// grew back (short calls stopped): the next long holder's tick hands it out.
     free: usize,
     /// The most slots one class holds: the cores.
     per_class: usize,
@@ -106,6 +121,10 @@ struct State {
     held: [usize; 2],
     /// Guests waiting, in all groups, by class.
     waiting: [usize; 2],
+    /// When a short call last gave its slot back, and how long long calls leave short
+    /// calls a core after that ([`SHORT_RECENT`]; the tests set it).
+    short_released: Option<Instant>,
+    short_recent: Duration,
     /// Groups that hold a slot or wait for one; an idle group is forgotten.
     groups: HashMap<u64, Group>,
     /// The CPU time of the group last served: where a group that was idle starts, so that
@@ -186,6 +205,8 @@ impl CpuScheduler {
                 per_class,
                 held: [0; 2],
                 waiting: [0; 2],
+                short_released: None,
+                short_recent: SHORT_RECENT,
                 groups: HashMap::new(),
                 floor: Duration::ZERO,
                 recent: VecDeque::new(),
@@ -254,27 +275,30 @@ impl CpuScheduler {
     }
 
     /// Whether a guest waits that could take the slot a holder of `class` gave back.
+    /// A long holder is also told to give its slot up while its class holds more than its
+    /// limit, which shrinks when short calls come (see the module's documentation).
     pub fn contended(&self, class: Class) -> bool {
         let state = self.lock();
+        let now = Instant::now();
         let other = class.other();
         state.waiting[class.index()] > 0
-            || (state.waiting[other.index()] > 0 && state.held[other.index()] < state.per_class)
+            || state.held[class.index()] > state.limit(class, now)
+            || (state.waiting[other.index()] > 0
+                && state.held[other.index()] < state.limit(other, now))
     }
 
-    /// Charges a slot's time to its group and hands the slot to the next waiting guest
-    /// that may take it, or keeps it free.
+    /// Charges a slot's time to its group and hands free slots to the next waiting guests
+    /// that may take them, or keeps them free. Usually that is the one slot given back;
+    /// more when long calls' limit has grown back since short calls stopped.
     fn release(self: &Arc<Self>, group: u64, class: Class, since: Instant, used: Duration) {
         let mut state = self.lock();
         state.charge(group, class, since, used);
         while let Some((next_group, next_class, sender)) = state.next_waiter() {
             let since = state.grant(next_group, next_class);
-            match sender.send(CpuSlot::of(self, next_group, next_class, since)) {
-                Ok(()) => return,
-                // That guest stopped waiting (its call ended); try the next one.
-                Err(mut unsent) => {
-                    unsent.scheduler = None;
-                    state.charge(next_group, next_class, since, Duration::ZERO);
-                }
+            if let Err(mut unsent) = sender.send(CpuSlot::of(self, next_group, next_class, since)) {
+                // That guest stopped waiting (its call ended); the slot is free again.
+                unsent.scheduler = None;
+                state.charge(next_group, next_class, since, Duration::ZERO);
             }
         }
     }
@@ -311,7 +335,7 @@ impl State {
     /// Whether a guest of `class` may take a slot now: one is free, its class holds less
     /// than its limit, and no guest of its class waits (who would be first).
     fn may_take(&self, class: Class) -> bool {
-        self.class_has_room(class) && self.waiting[class.index()] == 0
+        self.class_has_room(class, Instant::now()) && self.waiting[class.index()] == 0
     }
 
     /// Counts a free slot as `group`'s, of `class`, from now, which it returns (the slot's
@@ -329,6 +353,9 @@ impl State {
     fn charge(&mut self, group: u64, class: Class, since: Instant, used: Duration) {
         self.free += 1;
         self.held[class.index()] -= 1;
+        if class == Class::Short {
+            self.short_released = Some(Instant::now());
+        }
         let Some(entry) = self.groups.get_mut(&group) else {
             return;
         };
@@ -348,20 +375,38 @@ impl State {
         }
     }
 
-    /// Whether a waiting guest of `class` may be given a slot that is free.
-    fn class_has_room(&self, class: Class) -> bool {
-        self.free > 0 && self.held[class.index()] < self.per_class
+    /// Whether a waiting guest of `class` may be given a slot that is free at `now`.
+    fn class_has_room(&self, class: Class, now: Instant) -> bool {
+        self.free > 0 && self.held[class.index()] < self.limit(class, now)
+    }
+
+    /// The most slots `class` may hold at `now`: the cores, one fewer for long calls while
+    /// short calls run, wait, or ran within the window (see the module's documentation).
+    fn limit(&self, class: Class, now: Instant) -> usize {
+        match class {
+            Class::Short => self.per_class,
+            Class::Long if self.shorts_recent(now) => (self.per_class - 1).max(1),
+            Class::Long => self.per_class,
+        }
+    }
+
+    fn shorts_recent(&self, now: Instant) -> bool {
+        self.held[Class::Short.index()] > 0
+            || self.waiting[Class::Short.index()] > 0
+            || self
+                .short_released
+                .is_some_and(|released| now.saturating_duration_since(released) < self.short_recent)
     }
 
     /// The waiting group that has used the least CPU among those with a guest that may
     /// take a slot now: the next served.
-    fn first_waiting_group(&self) -> Option<u64> {
+    fn first_waiting_group(&self, room: [bool; 2]) -> Option<u64> {
         self.groups
             .iter()
             .filter(|(_, entry)| {
                 [Class::Short, Class::Long]
                     .iter()
-                    .any(|class| entry.waiting[class.index()] > 0 && self.class_has_room(*class))
+                    .any(|class| entry.waiting[class.index()] > 0 && room[class.index()])
             })
             .min_by_key(|(&group, entry)| (entry.used, group))
             .map(|(&group, _)| group)
@@ -406,8 +451,9 @@ impl State {
     /// The first waiter that may take a slot now of the waiting group that has used the
     /// least CPU, with its class.
     fn next_waiter(&mut self) -> Option<(u64, Class, oneshot::Sender<CpuSlot>)> {
-        let group = self.first_waiting_group()?;
-        let room = [Class::Short, Class::Long].map(|class| self.class_has_room(class));
+        let now = Instant::now();
+        let room = [Class::Short, Class::Long].map(|class| self.class_has_room(class, now));
+        let group = self.first_waiting_group(room)?;
         let entry = self.groups.get_mut(&group)?;
         let index = entry
             .waiters

@@ -284,15 +284,18 @@ fn a_share_keeps_its_slot_at_a_tick_until_someone_waits() {
 }
 
 /// Long calls hold at most the cores' slots and never the last one, which is a short
-/// call's; alone, either class has as many slots as there are cores, and no more.
+/// call's; while a short call runs they hold one core fewer; alone, either class has as
+/// many slots as there are cores, and no more.
 #[test]
 fn long_calls_never_hold_the_last_slot() {
     let mut cx = Context::from_waker(std::task::Waker::noop());
     let scheduler = CpuScheduler::new(2);
+    // Short calls count only while they hold a slot or wait for one.
+    scheduler.lock().short_recent = Duration::ZERO;
     let long_a = scheduler.try_acquire_as(1, Class::Long).expect("a core");
     let long_b = scheduler
         .try_acquire_as(1, Class::Long)
-        .expect("the other core");
+        .expect("the other core: no short call runs");
     assert!(
         scheduler.try_acquire_as(1, Class::Long).is_none(),
         "long calls hold every core already"
@@ -315,11 +318,19 @@ fn long_calls_never_hold_the_last_slot() {
         .try_acquire(2)
         .expect("the slot long calls may not hold");
     assert!(scheduler.try_acquire(2).is_none(), "every slot is held");
-    // A long call's slot goes to the long waiter; the short call's stays free of them.
+    // While it runs, long calls hold one core fewer: a long call's slot stays free of
+    // the long waiter, for a second short call.
     drop(long_a);
+    assert!(waiters[0].1.as_mut().poll(&mut cx).is_pending());
+    let quiet_b = scheduler
+        .try_acquire(2)
+        .expect("the core long calls leave short calls");
+    drop(quiet_b);
+    assert!(waiters[0].1.as_mut().poll(&mut cx).is_pending());
+    // The last short call done, the long waiter has the core back.
+    drop(quiet);
     let (name, long_c) = next_served(&mut waiters, &mut cx);
     assert_eq!(name, "1c");
-    drop(quiet);
     assert!(scheduler.try_acquire_as(1, Class::Long).is_none());
     let short_a = scheduler
         .try_acquire(2)
@@ -332,6 +343,63 @@ fn long_calls_never_hold_the_last_slot() {
     );
     assert!(scheduler.try_acquire_as(1, Class::Long).is_some());
     drop((short_a, short_b));
+}
+
+/// A short call that comes makes long calls holding every core give one up at their
+/// next tick; they get it back only once no short call has run for the window, and
+/// then both waiting long calls are served at once.
+#[test]
+fn long_calls_take_the_core_back_once_short_calls_stop() {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    let scheduler = CpuScheduler::new(2);
+    // The window never passes until the test says so.
+    scheduler.lock().short_recent = Duration::MAX;
+    let long_a = scheduler.try_acquire_as(1, Class::Long).expect("a core");
+    let long_b = scheduler
+        .try_acquire_as(1, Class::Long)
+        .expect("no short call ran: the other core");
+    assert!(
+        !scheduler.contended(Class::Long),
+        "alone, long calls keep every core at their ticks"
+    );
+    let quiet = scheduler
+        .try_acquire(9)
+        .expect("the slot long calls never hold");
+    assert!(
+        scheduler.contended(Class::Long),
+        "with a short call running, a long holder gives its slot up at its tick"
+    );
+    drop(long_b);
+    assert!(!scheduler.contended(Class::Long), "one core fewer, no more");
+    drop(quiet);
+    assert!(
+        scheduler.try_acquire_as(1, Class::Long).is_none(),
+        "within the window after a short call, long calls leave it a core"
+    );
+    let mut waiters: Vec<Waiter> = (0..2)
+        .map(|_| {
+            let scheduler = Arc::clone(&scheduler);
+            Box::pin(async move { scheduler.acquire_as(1, Class::Long).await }) as Waiter
+        })
+        .collect();
+    for waiter in &mut waiters {
+        assert!(waiter.as_mut().poll(&mut cx).is_pending());
+    }
+    // The window passes; at its next tick the long holder sees the waiters and gives its
+    // slot back, and the two free slots go to the two waiters.
+    scheduler.lock().short_recent = Duration::ZERO;
+    assert!(scheduler.contended(Class::Long));
+    drop(long_a);
+    let slots: Vec<CpuSlot> = waiters
+        .iter_mut()
+        .map(|waiter| match waiter.as_mut().poll(&mut cx) {
+            Poll::Ready(slot) => slot,
+            Poll::Pending => panic!("a long waiter was left waiting beside a free core"),
+        })
+        .collect();
+    assert_eq!(scheduler.lock().held, [0, 2]);
+    drop(slots);
+    assert_eq!(scheduler.lock().free, 3);
 }
 
 /// A call that runs past [`DEMOTE_AFTER`] gives its short slot up at its next tick and
