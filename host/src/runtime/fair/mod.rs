@@ -35,8 +35,8 @@
 //! the last slot: a short call beside any number of loops finds one free (or the one a
 //! short call is about to give back) instead of waiting for a loop, which at its lower
 //! priority reaches its yield late (a priority inversion: the noisy neighbour's
-//! `cpu_slot` stage, BENCHMARKS.md). And while short calls run, or ran within the last
-//! [`SHORT_RECENT`], long calls hold one core fewer (never less than one): a short call
+//! `cpu_slot` stage, BENCHMARKS.md). And while short calls run or wait, or ran within
+//! the last [`SHORT_RECENT`], long calls hold one core fewer (never less than one): a short call
 //! then runs on a core no loop shares, whose caches it finds warm, rather than beside
 //! loops that, idle priority or not, take the core's shared caches and its sibling
 //! hyper-thread (measured: the quiet organization's p99 beside loops from 2.1x-2.3x of
@@ -59,9 +59,11 @@ use super::threads::DEMOTE_AFTER;
 /// How long after a short call gave its slot back long calls still leave it a core of its
 /// own (see the module's documentation): long enough to bridge the gap between the calls
 /// of a client calling in a loop (a round trip and a request's parsing, well under a
-/// millisecond here), short enough that long calls alone lose little. A short call every
-/// 10 ms or more often keeps a core from the long calls; that is the trade, and its price
-/// is paid by calls that already run past [`DEMOTE_AFTER`].
+/// millisecond here), short enough that long calls alone lose little. Each short call
+/// (a call's first [`DEMOTE_AFTER`] included, but not its move to a long slot) keeps a
+/// core from the long calls while it runs and for this long after; calls that follow
+/// each other closer than that keep it all along. That is the trade, and its price is
+/// paid by calls that already run past [`DEMOTE_AFTER`].
 pub const SHORT_RECENT: Duration = Duration::from_millis(3);
 
 /// The slots and the guests waiting for one.
@@ -290,15 +292,24 @@ impl CpuScheduler {
     /// Charges a slot's time to its group and hands free slots to the next waiting guests
     /// that may take them, or keeps them free. Usually that is the one slot given back;
     /// more when long calls' limit has grown back since short calls stopped.
-    fn release(self: &Arc<Self>, group: u64, class: Class, since: Instant, used: Duration) {
+    /// `as_short` says whether a short call gave the slot up as one: not when the call
+    /// has just become long (see [`CpuSlot::give_up_demoted`]).
+    fn release(
+        self: &Arc<Self>,
+        group: u64,
+        class: Class,
+        since: Instant,
+        used: Duration,
+        as_short: bool,
+    ) {
         let mut state = self.lock();
-        state.charge(group, class, since, used);
+        state.charge(group, class, since, used, as_short);
         while let Some((next_group, next_class, sender)) = state.next_waiter() {
             let since = state.grant(next_group, next_class);
             if let Err(mut unsent) = sender.send(CpuSlot::of(self, next_group, next_class, since)) {
                 // That guest stopped waiting (its call ended); the slot is free again.
                 unsent.scheduler = None;
-                state.charge(next_group, next_class, since, Duration::ZERO);
+                state.charge(next_group, next_class, since, Duration::ZERO, false);
             }
         }
     }
@@ -349,11 +360,14 @@ impl State {
     }
 
     /// Takes the slot of `class` granted at `since` back from `group`, charging it `used`;
-    /// forgets the group if it is idle.
-    fn charge(&mut self, group: u64, class: Class, since: Instant, used: Duration) {
+    /// forgets the group if it is idle. A short call that ran on it (`as_short`) starts
+    /// the window in which long calls leave short calls a core; a call that gave its short
+    /// slot up because it has just become long, or a slot its waiter never took, does not:
+    /// otherwise every loop's own first 10 ms would keep a core from the loops alone.
+    fn charge(&mut self, group: u64, class: Class, since: Instant, used: Duration, as_short: bool) {
         self.free += 1;
         self.held[class.index()] -= 1;
-        if class == Class::Short {
+        if class == Class::Short && as_short {
             self.short_released = Some(Instant::now());
         }
         let Some(entry) = self.groups.get_mut(&group) else {
@@ -478,10 +492,22 @@ impl CpuSlot {
     }
 }
 
+impl CpuSlot {
+    /// Gives up the short slot of a call that has just become long, to ask again as one:
+    /// as a drop, but not counted as a short call having run (see `State::charge`).
+    fn give_up_demoted(mut self) {
+        if let Some(scheduler) = self.scheduler.take() {
+            let used = self.since.elapsed();
+            scheduler.release(self.group, self.class, self.since, used, false);
+        }
+    }
+}
+
 impl Drop for CpuSlot {
     fn drop(&mut self) {
         if let Some(scheduler) = self.scheduler.take() {
-            scheduler.release(self.group, self.class, self.since, self.since.elapsed());
+            let used = self.since.elapsed();
+            scheduler.release(self.group, self.class, self.since, used, true);
         }
     }
 }
@@ -585,12 +611,17 @@ impl<F: Future> Future for FairShare<F> {
         this.ran += started.elapsed();
         // A short call that has just become long gives its slot up, to ask again as one.
         let class_held = this.slot.as_ref().map_or(class, |slot| slot.class);
+        let demoted = class_held != this.class();
         let keep = polled.is_pending()
             && this.tick.take()
-            && class_held == this.class()
+            && !demoted
             && !this.scheduler.contended(class_held);
         if !keep {
-            this.slot = None;
+            if let Some(slot) = this.slot.take() {
+                if demoted {
+                    slot.give_up_demoted();
+                }
+            }
         }
         polled
     }

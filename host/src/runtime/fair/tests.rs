@@ -10,7 +10,7 @@ impl CpuSlot {
     /// busy the machine is.
     fn release_charging(mut self, used: Duration) {
         if let Some(scheduler) = self.scheduler.take() {
-            scheduler.release(self.group, self.class, self.since, used);
+            scheduler.release(self.group, self.class, self.since, used, true);
         }
     }
 }
@@ -437,4 +437,42 @@ fn a_share_that_runs_long_moves_to_a_long_slot() {
         [0, 0],
         "dropping the share gives its slot back"
     );
+}
+
+/// A call that becomes long gives its short slot up without starting the window in which
+/// long calls leave short calls a core: alone, a loop joining another still gets the
+/// second core as soon as it asks for a long slot.
+#[test]
+fn a_call_becoming_long_does_not_hold_long_calls_back() {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    let scheduler = CpuScheduler::new(2);
+    // A window that never passes: only a short call that really ran may open it.
+    scheduler.lock().short_recent = Duration::MAX;
+    let long_a = scheduler.try_acquire_as(1, Class::Long).expect("a core");
+    let tick = TickYield::default();
+    let marking = tick.clone();
+    let mut share = Box::pin(FairShare::new(&scheduler, 2, tick, async move {
+        loop {
+            std::thread::sleep(DEMOTE_AFTER);
+            marking.mark();
+            tokio::task::yield_now().await;
+        }
+    }));
+    assert!(share.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(scheduler.lock().held, [0, 1], "its short slot given up");
+    assert!(share.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(
+        scheduler.lock().held,
+        [0, 2],
+        "the second core, with no short call having run"
+    );
+    drop(share);
+    // A short call that ran does open the window.
+    drop(
+        scheduler
+            .try_acquire(3)
+            .expect("the slot long calls never hold"),
+    );
+    assert!(scheduler.try_acquire_as(2, Class::Long).is_none());
+    drop(long_a);
 }
