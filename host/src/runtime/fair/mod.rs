@@ -114,8 +114,9 @@ impl Class {
 #[derive(Debug)]
 struct State {
     /// Slots nobody holds, of the per-class limit plus one. A slot is free while somebody
-    /// waits only if that waiter's class holds its limit, or did until long calls' limit
-    /// grew back (short calls stopped): the next long holder's tick hands it out.
+    /// waits only if that waiter's class holds its limit (or more, just after it shrank), or
+    /// did until long calls' limit grew back (short calls stopped): the next long
+    /// holder's tick hands it out.
     free: usize,
     /// The most slots one class holds: the cores.
     per_class: usize,
@@ -278,9 +279,14 @@ impl CpuScheduler {
 
     /// Whether a guest waits that could take the slot a holder of `class` gave back.
     /// A long holder is also told to give its slot up while its class holds more than its
-    /// limit, which shrinks when short calls come (see the module's documentation).
-    pub fn contended(&self, class: Class) -> bool {
-        let state = self.lock();
+    /// limit, which shrinks when short calls come (see the module's documentation). Asked
+    /// at every tick; slots that are free to waiters (long calls' limit grew back since
+    /// short calls stopped) go to them first, so that the holder keeps its own.
+    pub fn contended(self: &Arc<Self>, class: Class) -> bool {
+        let mut state = self.lock();
+        if state.free > 0 && state.waiting != [0, 0] {
+            self.grant_waiting(&mut state);
+        }
         let now = Instant::now();
         let other = class.other();
         state.waiting[class.index()] > 0
@@ -304,6 +310,11 @@ impl CpuScheduler {
     ) {
         let mut state = self.lock();
         state.charge(group, class, since, used, as_short);
+        self.grant_waiting(&mut state);
+    }
+
+    /// Hands free slots to the next waiting guests that may take them, in turn.
+    fn grant_waiting(self: &Arc<Self>, state: &mut State) {
         while let Some((next_group, next_class, sender)) = state.next_waiter() {
             let since = state.grant(next_group, next_class);
             if let Err(mut unsent) = sender.send(CpuSlot::of(self, next_group, next_class, since)) {

@@ -346,8 +346,8 @@ fn long_calls_never_hold_the_last_slot() {
 }
 
 /// A short call that comes makes long calls holding every core give one up at their
-/// next tick; they get it back only once no short call has run for the window, and
-/// then both waiting long calls are served at once.
+/// next tick; they get it back only once no short call has run for the window, at the
+/// next holder's tick, which hands the free slot out without giving up its own.
 #[test]
 fn long_calls_take_the_core_back_once_short_calls_stop() {
     let mut cx = Context::from_waker(std::task::Waker::noop());
@@ -385,20 +385,26 @@ fn long_calls_take_the_core_back_once_short_calls_stop() {
     for waiter in &mut waiters {
         assert!(waiter.as_mut().poll(&mut cx).is_pending());
     }
-    // The window passes; at its next tick the long holder sees the waiters and gives its
-    // slot back, and the two free slots go to the two waiters.
+    // The window passes; at its next tick the long holder hands the free slot to the
+    // first waiter and, with the second still waiting, gives its own up to it.
     scheduler.lock().short_recent = Duration::ZERO;
     assert!(scheduler.contended(Class::Long));
+    let first = match waiters[0].as_mut().poll(&mut cx) {
+        Poll::Ready(slot) => slot,
+        Poll::Pending => panic!("a long waiter was left waiting beside a free core"),
+    };
+    assert!(waiters[1].as_mut().poll(&mut cx).is_pending());
     drop(long_a);
-    let slots: Vec<CpuSlot> = waiters
-        .iter_mut()
-        .map(|waiter| match waiter.as_mut().poll(&mut cx) {
-            Poll::Ready(slot) => slot,
-            Poll::Pending => panic!("a long waiter was left waiting beside a free core"),
-        })
-        .collect();
+    let second = match waiters[1].as_mut().poll(&mut cx) {
+        Poll::Ready(slot) => slot,
+        Poll::Pending => panic!("the holder's slot went to nobody"),
+    };
     assert_eq!(scheduler.lock().held, [0, 2]);
-    drop(slots);
+    assert!(
+        !scheduler.contended(Class::Long),
+        "nobody waits: the holders keep their slots"
+    );
+    drop((first, second));
     assert_eq!(scheduler.lock().free, 3);
 }
 
