@@ -36,13 +36,13 @@
 //! short call is about to give back) instead of waiting for a loop, which at its lower
 //! priority reaches its yield late (a priority inversion: the noisy neighbour's
 //! `cpu_slot` stage, BENCHMARKS.md). And while short calls run or wait, or ran within
-//! the last [`SHORT_RECENT`], long calls hold one core fewer (never less than one): a short call
-//! then runs on a core no loop shares, whose caches it finds warm, rather than beside
-//! loops that, idle priority or not, take the core's shared caches and its sibling
+//! the last [`SHORT_RECENT`], long calls hold one core fewer (never less than one): a
+//! short call then runs on a core no loop shares, whose caches it finds warm, rather than
+//! beside loops that, idle priority or not, take the core's shared caches and its sibling
 //! hyper-thread (measured: the quiet organization's p99 beside loops from 2.1x-2.3x of
-//! alone to under 2x, BENCHMARKS.md). The window bridges the gaps between one client's
-//! calls. Alone, long calls still have every core: they take the core back at the first
-//! of their ticks after the window.
+//! alone to 1.1x-2.6x, under 2x in nine ratios of fifteen, BENCHMARKS.md). The window
+//! bridges the gaps between one client's calls. Alone, long calls still have every core:
+//! they take the core back at the first of their ticks after the window.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
