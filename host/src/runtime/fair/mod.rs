@@ -501,25 +501,25 @@ impl CpuSlot {
             since,
         }
     }
-}
 
-impl CpuSlot {
     /// Gives up the short slot of a call that has just become long, to ask again as one:
     /// as a drop, but not counted as a short call having run (see `State::charge`).
     fn give_up_demoted(mut self) {
+        self.give_back(false);
+    }
+
+    /// Gives the slot back, charging its time since the grant, once.
+    fn give_back(&mut self, as_short: bool) {
         if let Some(scheduler) = self.scheduler.take() {
             let used = self.since.elapsed();
-            scheduler.release(self.group, self.class, self.since, used, false);
+            scheduler.release(self.group, self.class, self.since, used, as_short);
         }
     }
 }
 
 impl Drop for CpuSlot {
     fn drop(&mut self) {
-        if let Some(scheduler) = self.scheduler.take() {
-            let used = self.since.elapsed();
-            scheduler.release(self.group, self.class, self.since, used, true);
-        }
+        self.give_back(true);
     }
 }
 

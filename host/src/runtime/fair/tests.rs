@@ -408,22 +408,27 @@ fn long_calls_take_the_core_back_once_short_calls_stop() {
     assert_eq!(scheduler.lock().free, 3);
 }
 
+/// A CPU-bound guest of `group` in its fair share: each poll runs a slice as long as a
+/// short call may run in all, then yields at a tick.
+fn spinning(scheduler: &Arc<CpuScheduler>, group: u64) -> Pin<Box<impl Future<Output = ()>>> {
+    let tick = TickYield::default();
+    let marking = tick.clone();
+    Box::pin(FairShare::new(scheduler, group, tick, async move {
+        loop {
+            std::thread::sleep(DEMOTE_AFTER);
+            marking.mark();
+            tokio::task::yield_now().await;
+        }
+    }))
+}
+
 /// A call that runs past [`DEMOTE_AFTER`] gives its short slot up at its next tick and
 /// holds a long one from then on, leaving the last slot to short calls.
 #[test]
 fn a_share_that_runs_long_moves_to_a_long_slot() {
     let mut cx = Context::from_waker(std::task::Waker::noop());
     let scheduler = CpuScheduler::new(1);
-    let tick = TickYield::default();
-    let marking = tick.clone();
-    let mut share = Box::pin(FairShare::new(&scheduler, 1, tick, async move {
-        loop {
-            // A CPU-bound slice, as long as a short call may run in all.
-            std::thread::sleep(DEMOTE_AFTER);
-            marking.mark();
-            tokio::task::yield_now().await;
-        }
-    }));
+    let mut share = spinning(&scheduler, 1);
     assert!(share.as_mut().poll(&mut cx).is_pending());
     assert_eq!(scheduler.lock().held, [0, 0], "the short slot was given up");
     assert!(share.as_mut().poll(&mut cx).is_pending());
@@ -455,15 +460,7 @@ fn a_call_becoming_long_does_not_hold_long_calls_back() {
     // A window that never passes: only a short call that really ran may open it.
     scheduler.lock().short_recent = Duration::MAX;
     let long_a = scheduler.try_acquire_as(1, Class::Long).expect("a core");
-    let tick = TickYield::default();
-    let marking = tick.clone();
-    let mut share = Box::pin(FairShare::new(&scheduler, 2, tick, async move {
-        loop {
-            std::thread::sleep(DEMOTE_AFTER);
-            marking.mark();
-            tokio::task::yield_now().await;
-        }
-    }));
+    let mut share = spinning(&scheduler, 2);
     assert!(share.as_mut().poll(&mut cx).is_pending());
     assert_eq!(scheduler.lock().held, [0, 1], "its short slot given up");
     assert!(share.as_mut().poll(&mut cx).is_pending());
