@@ -1,32 +1,44 @@
-//! The run log writer: runs hand their logs to one thread, which writes whatever has
-//! gathered in one transaction and then tells each run its log is durable. A call's HTTP
-//! answer waits for that, so an answered call always has its run log.
+//! The run log writer: group commit. A run whose log finds no commit under way commits it
+//! at once, with whatever other logs are waiting; a run that finds one under way queues its
+//! log and waits. When a commit ends, the committer tells each run in its batch that its
+//! log is durable (or why not) and hands the turn to the run that has waited longest, which
+//! commits everything queued meanwhile. A call's HTTP answer waits for that, so an answered
+//! call always has its run log.
 //!
-//! The writer is a thread of its own rather than an async task: when guests keep every
-//! async worker busy, a task would wait behind them in the run queue twice per batch (to
-//! take the rows, and again when the blocking pool hands the commit back), and every
-//! answered call waits for the writer.
+//! Before, one thread of its own wrote every batch: each call's log crossed to it and its
+//! acknowledgement crossed back, two wake-ups of threads that, on two cores busy with
+//! guests, waited for a core each time (a commit of 0.09 ms cost a call 0.7 ms,
+//! BENCHMARKS.md). Here the first run of a burst commits without waiting for anyone, and
+//! the turn passes between tasks of the same async runtime, usually on the same worker.
+//!
+//! Where a round commits: on SQLite, on the caller's own thread when the connection is free
+//! at that moment (a commit is a write to a local file, a tenth of a millisecond, less than
+//! any hand-off), else on the blocking pool, so that an async worker never waits for a read,
+//! the housekeeping or the checkpoint thread holding the connection; on PostgreSQL always on
+//! the blocking pool (a commit waits on the network). See
+//! [`RunLogs::try_insert_batch_here`](crate::store::run_logs::RunLogs::try_insert_batch_here).
+//!
+//! The queue has no bound of its own: every queued log belongs to a run waiting for it, and
+//! the runs in flight are bounded by the run limits.
 //!
 //! [`RunLogWriter::record`] is how a run is recorded: its log written, then its line logged
 //! and its metrics counted, once, whoever ran it (a run, an attempt, a cancellation).
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{oneshot, Notify};
 use tracing::Instrument;
 
 use crate::metrics::{metrics, organization, phase, Phase, RunKindLabels, RunLabels};
 use crate::model::RunLog;
 use crate::store::run_logs::RunLogRow;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::trace_context::TRACE;
 
 /// The most logs written in one transaction.
 const MAX_BATCH: usize = 512;
-/// Logs waiting for the writer before runs wait to hand theirs over.
-const QUEUE: usize = 4096;
-
-type Ack = oneshot::Sender<Result<(), String>>;
 
 /// Why a run log was not written.
 #[derive(Debug, thiserror::Error)]
@@ -34,31 +46,92 @@ type Ack = oneshot::Sender<Result<(), String>>;
 pub struct WriteError(String);
 
 /// A handle to the writer; clones share it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunLogWriter {
-    sender: mpsc::Sender<(RunLogRow, Ack)>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for RunLogWriter {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("RunLogWriter")
+            .finish_non_exhaustive()
+    }
+}
+
+/// The queue and the database, shared by every handle and every turn.
+struct Shared {
+    store: Store,
+    queue: Mutex<Queue>,
+    /// Told whenever the turn is freed: what [`RunLogWriter::idle`] waits for.
+    freed: Notify,
+}
+
+/// Logs waiting for the next turn, and whether a turn is under way.
+#[derive(Default)]
+struct Queue {
+    waiting: VecDeque<(RunLogRow, Ack)>,
+    /// Someone holds the turn: a new log queues rather than commits.
+    turn_taken: bool,
+}
+
+/// What a queued run is told: its log is written (or failed to be), or the turn is its.
+enum Told {
+    Written(Result<(), String>),
+    YourTurn(Turn),
+}
+
+type Ack = oneshot::Sender<Told>;
+
+/// The right to commit the queue, with the log of the run that holds it. One exists at a
+/// time. Dropped unused (its run gave up waiting, or had already), it still takes its
+/// round, on the blocking pool: otherwise nobody would hold the turn and every log queued
+/// after it would wait forever.
+struct Turn {
+    shared: Arc<Shared>,
+    /// Taken by [`Turn::take`]; still here when the turn is dropped unused.
+    own: Option<RunLogRow>,
+}
+
+/// A turn's batch, from the queue's front. However it ends (committed here, on the
+/// blocking pool, or its task dropped before it ran at shutdown) its runs are told and the
+/// turn passes on, in [`Round`]'s drop: a round that kept the turn would leave every later
+/// log waiting forever.
+struct Round {
+    shared: Arc<Shared>,
+    rows: Vec<RunLogRow>,
+    acks: Vec<Ack>,
+    /// The commit's result, once committed.
+    result: Option<Result<(), String>>,
 }
 
 impl RunLogWriter {
-    /// Starts the writer on a thread of the blocking pool. It ends once every handle is
-    /// dropped and the queue is written.
-    pub fn spawn(store: Store) -> (Self, tokio::task::JoinHandle<()>) {
-        let (sender, receiver) = mpsc::channel(QUEUE);
-        let task = tokio::task::spawn_blocking(move || write_batches(&store, receiver));
-        (RunLogWriter { sender }, task)
+    /// A writer for `store`; it needs no thread or task of its own.
+    pub fn new(store: Store) -> Self {
+        RunLogWriter {
+            shared: Arc::new(Shared {
+                store,
+                queue: Mutex::default(),
+                freed: Notify::new(),
+            }),
+        }
     }
 
-    /// Writes one run log; returns once it is committed.
+    /// Writes one run log; returns once it is committed. The future must be polled to its
+    /// end or dropped: one kept but never polled again may hold the turn, and every other
+    /// run's log would wait for it.
     pub async fn write(&self, log: &RunLog) -> Result<(), WriteError> {
         let row = RunLogRow::new(log).map_err(|error| WriteError(error.to_string()))?;
-        let (ack, done) = oneshot::channel();
-        self.sender
-            .send((row, ack))
-            .await
-            .map_err(|_| WriteError("the writer has stopped".into()))?;
-        done.await
-            .map_err(|_| WriteError("the writer has stopped".into()))?
-            .map_err(WriteError)
+        let result = match self.shared.queue_or_take_turn(row) {
+            Ok(turn) => turn.take().await,
+            Err(told) => match told.await {
+                Ok(Told::Written(result)) => result,
+                Ok(Told::YourTurn(turn)) => turn.take().await,
+                // The round that took this log panicked before telling its batch.
+                Err(_) => Err("the round writing it failed".into()),
+            },
+        };
+        result.map_err(WriteError)
     }
 
     /// Records a run: writes its log and returns once it is committed (in a `log write`
@@ -71,6 +144,195 @@ impl RunLogWriter {
         phase(Phase::log_write, started.elapsed());
         log_run(log);
         Ok(())
+    }
+
+    /// Returns once no log is waiting or being written: a stopping server waits for it, so
+    /// that the log of a run whose caller left, which a round on the blocking pool may
+    /// still be writing, is written before the process ends.
+    pub async fn idle(&self) {
+        loop {
+            let freed = self.shared.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if !self.shared.queue().turn_taken {
+                return;
+            }
+            freed.await;
+        }
+    }
+}
+
+impl Shared {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        // The lock is held only to move entries; a panic while holding it leaves the queue
+        // whole.
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Gives the caller the turn with `row` when no turn is under way; else queues `row`
+    /// and gives back what the caller is to wait for.
+    fn queue_or_take_turn(
+        self: &Arc<Self>,
+        row: RunLogRow,
+    ) -> Result<Turn, oneshot::Receiver<Told>> {
+        let mut queue = self.queue();
+        if queue.turn_taken {
+            let (ack, told) = oneshot::channel();
+            queue.waiting.push_back((row, ack));
+            return Err(told);
+        }
+        queue.turn_taken = true;
+        Ok(Turn {
+            shared: Arc::clone(self),
+            own: Some(row),
+        })
+    }
+
+    /// Gives the turn to the run that has waited longest, or frees it when none waits.
+    fn pass_turn(self: &Arc<Self>) {
+        let next = {
+            let mut queue = self.queue();
+            let next = queue.waiting.pop_front();
+            if next.is_none() {
+                queue.turn_taken = false;
+            }
+            next
+        };
+        match next {
+            Some((row, ack)) => {
+                let turn = Turn {
+                    shared: Arc::clone(self),
+                    own: Some(row),
+                };
+                // A run that stopped waiting sends the turn back, and dropping it takes it.
+                let _ = ack.send(Told::YourTurn(turn));
+            }
+            None => self.freed.notify_waiters(),
+        }
+    }
+}
+
+impl Turn {
+    /// Takes the round: commits its own log and the queue's front, here when the database
+    /// allows, else on the blocking pool. Returns its own log's result.
+    async fn take(mut self) -> Result<(), String> {
+        let round = Round::begin(&self.shared, self.own.take());
+        match round.commit_here() {
+            Ok(result) => result,
+            Err(round) => tokio::task::spawn_blocking(move || round.commit())
+                .await
+                .unwrap_or_else(|error| Err(format!("the commit's task failed: {error}"))),
+        }
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let Some(own) = self.own.take() else {
+            return;
+        };
+        let round = Round::begin(&self.shared, Some(own));
+        match tokio::runtime::Handle::try_current() {
+            // Not run (the runtime shutting down), the round still commits, in its drop.
+            Ok(runtime) => drop(runtime.spawn_blocking(move || round.commit())),
+            Err(_) => drop(round.commit()),
+        }
+    }
+}
+
+impl Round {
+    /// Takes `own` and up to a batch of the queue's front.
+    fn begin(shared: &Arc<Shared>, own: Option<RunLogRow>) -> Self {
+        let mut rows: Vec<RunLogRow> = own.into_iter().collect();
+        let mut acks = Vec::new();
+        {
+            let mut queue = shared.queue();
+            let taken = queue.waiting.len().min(MAX_BATCH - rows.len());
+            for (row, ack) in queue.waiting.drain(..taken) {
+                rows.push(row);
+                acks.push(ack);
+            }
+        }
+        Round {
+            shared: Arc::clone(shared),
+            rows,
+            acks,
+            result: None,
+        }
+    }
+
+    /// Commits on this thread when the database can without waiting, else gives the round
+    /// back to be committed where waiting does no harm.
+    fn commit_here(mut self) -> Result<Result<(), String>, Round> {
+        let started = Instant::now();
+        match self
+            .shared
+            .store
+            .run_logs()
+            .try_insert_batch_here(&self.rows)
+        {
+            Some(result) => Ok(self.committed(started, result)),
+            None => Err(self),
+        }
+    }
+
+    /// Commits on this thread, waiting for the connection if it must.
+    fn commit(mut self) -> Result<(), String> {
+        let started = Instant::now();
+        let result = self
+            .shared
+            .store
+            .run_logs()
+            .insert_batch_blocking(&self.rows);
+        self.committed(started, result)
+    }
+
+    fn committed(
+        &mut self,
+        started: Instant,
+        result: Result<(), StoreError>,
+    ) -> Result<(), String> {
+        let result = result.map_err(|error| error.to_string());
+        if let Some(metrics) = metrics() {
+            metrics
+                .run_log_batch_seconds
+                .observe(started.elapsed().as_secs_f64());
+            if result.is_ok() {
+                metrics.run_logs_written.inc_by(self.rows.len() as u64);
+            }
+        }
+        if let Err(error) = &result {
+            tracing::error!("writing {} run logs failed: {error}", self.rows.len());
+        }
+        self.result = Some(result.clone());
+        result
+    }
+}
+
+impl Drop for Round {
+    fn drop(&mut self) {
+        let result = match self.result.take() {
+            Some(result) => result,
+            // Dropped mid-commit by a panic: the runs are told it failed.
+            None if std::thread::panicking() => Err("the commit panicked".into()),
+            // Its task dropped before it ran (the runtime shutting down): commit now.
+            None => {
+                let started = Instant::now();
+                let result = self
+                    .shared
+                    .store
+                    .run_logs()
+                    .insert_batch_blocking(&self.rows);
+                self.committed(started, result)
+            }
+        };
+        for ack in self.acks.drain(..) {
+            // A run that stopped waiting has nothing to be told.
+            let _ = ack.send(Told::Written(result.clone()));
+        }
+        self.shared.pass_turn();
     }
 }
 
@@ -110,38 +372,304 @@ pub(super) fn log_run(log: &RunLog) {
     );
 }
 
-fn write_batches(store: &Store, mut receiver: mpsc::Receiver<(RunLogRow, Ack)>) {
-    while let Some(first) = receiver.blocking_recv() {
-        let mut rows = vec![first.0];
-        let mut acks = vec![first.1];
-        while rows.len() < MAX_BATCH {
-            match receiver.try_recv() {
-                Ok((row, ack)) => {
-                    rows.push(row);
-                    acks.push(ack);
-                }
-                Err(_) => break,
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::model::run_log::RunStatus;
+    use crate::store::db::postgres::PostgresUrl;
+    use wasmhook_tests::postgres::TestSchema;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    fn log(request_id: &str, index: usize) -> RunLog {
+        let at = "2030-01-01T00:00:00.000000Z".to_owned();
+        RunLog {
+            uuid: uuid::Uuid::new_v4().to_string(),
+            request_id: request_id.to_owned(),
+            timestamp: at.clone(),
+            event: "invocation".into(),
+            action: "manual".into(),
+            organization_id: 1,
+            hook_id: 1,
+            hook_type: "function".into(),
+            queue_id: None,
+            annotation_id: Some(index as u64),
+            email_id: None,
+            status: RunStatus::Completed,
+            log_level: RunStatus::Completed.log_level(),
+            status_code: None,
+            message: format!("run {index}"),
+            request: None,
+            response: None,
+            output: None,
+            settings: json!({}),
+            start: at.clone(),
+            end: at,
+            duration_ms: 1.0,
+        }
+    }
+
+    fn row(request_id: &str, index: usize) -> RunLogRow {
+        RunLogRow::new(&log(request_id, index)).expect("a row")
+    }
+
+    fn sqlite() -> Result<(tempfile::TempDir, Store), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(&dir.path().join("wasmhook.db"))?;
+        Ok((dir, store))
+    }
+
+    /// Runs a test's body, failed if it takes over half a minute: a lost turn hangs every
+    /// write, and should fail the test rather than hang it.
+    async fn bounded(body: impl std::future::Future<Output = TestResult>) -> TestResult {
+        tokio::time::timeout(Duration::from_secs(30), body).await?
+    }
+
+    /// Waits until `condition` holds, for at most ten seconds.
+    async fn until(mut condition: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !condition() {
+            if Instant::now() >= deadline {
+                return false;
             }
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let started = Instant::now();
-        let result = store
-            .run_logs()
-            .insert_batch_blocking(&rows)
-            .map_err(|error| error.to_string());
-        if let Some(metrics) = metrics() {
-            metrics
-                .run_log_batch_seconds
-                .observe(started.elapsed().as_secs_f64());
-            if result.is_ok() {
-                metrics.run_logs_written.inc_by(rows.len() as u64);
+        true
+    }
+
+    /// Many runs at once, each waiting for its own log: every one is told its log is
+    /// written, every log is there, and the turn is free at the end.
+    async fn logs_written_at_once_are_each_committed_before_their_run_is_told(
+        store: Store,
+    ) -> TestResult {
+        let writer = RunLogWriter::new(store.clone());
+        let runs: Vec<_> = (0..200)
+            .map(|index| {
+                let writer = writer.clone();
+                tokio::spawn(async move {
+                    writer.write(&log("at-once", index)).await?;
+                    // Told: so it is in the database, whoever's turn wrote it.
+                    let found = writer
+                        .shared
+                        .store
+                        .run_logs()
+                        .query(crate::store::run_logs::RunLogFilter {
+                            annotations: vec![index as u64],
+                            request_id: Some("at-once".into()),
+                            limit: 10,
+                            ..Default::default()
+                        })
+                        .await
+                        .map_err(|error| WriteError(error.to_string()))?;
+                    Ok::<usize, WriteError>(found.len())
+                })
+            })
+            .collect();
+        for run in runs {
+            assert_eq!(run.await??, 1);
+        }
+        assert_eq!(store.run_logs().count_for_request("at-once").await?, 200);
+        let queue = writer.shared.queue();
+        assert!(queue.waiting.is_empty() && !queue.turn_taken);
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_logs_written_at_once_are_each_committed_before_their_run_is_told() -> TestResult
+    {
+        let (_dir, store) = sqlite()?;
+        bounded(logs_written_at_once_are_each_committed_before_their_run_is_told(store)).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_logs_written_at_once_are_each_committed_before_their_run_is_told(
+    ) -> TestResult {
+        bounded(async move {
+            let schema = TestSchema::create("writer").map_err(|error| error.to_string())?;
+            let url: PostgresUrl = schema.url().parse()?;
+            let store = Store::open_postgres(&url, 4).await?;
+            logs_written_at_once_are_each_committed_before_their_run_is_told(store).await
+        })
+        .await
+    }
+
+    /// Holds the turn as a run under way would, with its own log.
+    fn hold_turn(writer: &RunLogWriter, own: &RunLog) -> Turn {
+        match writer
+            .shared
+            .queue_or_take_turn(RunLogRow::new(own).expect("a row"))
+        {
+            Ok(turn) => turn,
+            Err(_) => panic!("the turn is taken"),
+        }
+    }
+
+    /// Holds the turn with no log of its own: a round under way elsewhere.
+    fn hold_turn_empty(writer: &RunLogWriter) {
+        let mut turn = hold_turn(writer, &log("none", 0));
+        turn.own = None;
+    }
+
+    async fn queued_writes(
+        writer: &RunLogWriter,
+        request_id: &str,
+        count: usize,
+    ) -> Vec<tokio::task::JoinHandle<Result<(), WriteError>>> {
+        let before = writer.shared.queue().waiting.len();
+        let writes = (1..=count)
+            .map(|index| {
+                let writer = writer.clone();
+                let log = log(request_id, index);
+                tokio::spawn(async move { writer.write(&log).await })
+            })
+            .collect();
+        assert!(until(|| writer.shared.queue().waiting.len() == before + count).await);
+        writes
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn logs_queued_during_a_turn_are_written_in_its_one_round() -> TestResult {
+        bounded(async move {
+            let (_dir, store) = sqlite()?;
+            let writer = RunLogWriter::new(store.clone());
+            let turn = hold_turn(&writer, &log("held", 0));
+            let queued = queued_writes(&writer, "queued", 10).await;
+            assert_eq!(store.run_logs().count_for_request("queued").await?, 0);
+
+            turn.take().await?;
+            // The held turn's round took the whole queue: every queued log is there before any
+            // queued run has done anything with being told, and nobody holds the turn.
+            assert_eq!(store.run_logs().count_for_request("held").await?, 1);
+            assert_eq!(store.run_logs().count_for_request("queued").await?, 10);
+            assert!(!writer.shared.queue().turn_taken);
+            for write in queued {
+                write.await??;
             }
-        }
-        if let Err(error) = &result {
-            tracing::error!("writing {} run logs failed: {error}", acks.len());
-        }
-        for ack in acks {
-            // A run that stopped waiting has nothing to be told.
-            let _ = ack.send(result.clone());
-        }
+            writer.idle().await;
+            Ok(())
+        })
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_that_fails_tells_every_run_in_it_and_writes_none() -> TestResult {
+        bounded(async move {
+            let (_dir, store) = sqlite()?;
+            let writer = RunLogWriter::new(store.clone());
+            let held = log("clash", 0);
+            let turn = hold_turn(&writer, &held);
+            // The same uuid as the held turn's log: the batch's transaction cannot commit.
+            let mut clash = log("clash", 1);
+            clash.uuid = held.uuid.clone();
+            let queued = {
+                let writer = writer.clone();
+                tokio::spawn(async move { writer.write(&clash).await })
+            };
+            assert!(until(|| writer.shared.queue().waiting.len() == 1).await);
+            let also = queued_writes(&writer, "clash", 1).await;
+
+            assert!(turn.take().await.is_err());
+            assert!(queued.await?.is_err(), "told written when it was not");
+            for write in also {
+                assert!(write.await?.is_err());
+            }
+            assert_eq!(store.run_logs().count_for_request("clash").await?, 0);
+            // The turn went on: the next log is written.
+            writer.write(&log("after", 3)).await?;
+            assert_eq!(store.run_logs().count_for_request("after").await?, 1);
+            Ok(())
+        })
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_queued_run_whose_task_is_aborted_still_has_its_log_written() -> TestResult {
+        bounded(async move {
+            let (_dir, store) = sqlite()?;
+            let writer = RunLogWriter::new(store.clone());
+            let turn = hold_turn(&writer, &log("held", 0));
+            let queued = queued_writes(&writer, "aborted", 3).await;
+            for write in &queued {
+                write.abort();
+            }
+            for write in queued {
+                assert!(write.await.is_err_and(|error| error.is_cancelled()));
+            }
+            turn.take().await?;
+            assert_eq!(store.run_logs().count_for_request("aborted").await?, 3);
+            writer.idle().await;
+            Ok(())
+        })
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_turn_passed_to_a_run_that_gave_up_waiting_is_still_taken() -> TestResult {
+        bounded(async move {
+            let (_dir, store) = sqlite()?;
+            let writer = RunLogWriter::new(store.clone());
+            let shared = &writer.shared;
+            hold_turn_empty(&writer);
+            let (ack, told) = oneshot::channel();
+            shared.queue().waiting.push_back((row("gone", 1), ack));
+            drop(told);
+            shared.pass_turn();
+
+            tokio::time::timeout(Duration::from_secs(10), writer.idle()).await?;
+            assert_eq!(store.run_logs().count_for_request("gone").await?, 1);
+            writer.write(&log("after", 2)).await?;
+            assert_eq!(store.run_logs().count_for_request("after").await?, 1);
+            Ok(())
+        })
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_turn_told_to_a_run_that_then_gave_up_is_still_taken() -> TestResult {
+        bounded(async move {
+            let (_dir, store) = sqlite()?;
+            let writer = RunLogWriter::new(store.clone());
+            let shared = &writer.shared;
+            hold_turn_empty(&writer);
+            let (ack, told) = oneshot::channel();
+            shared.queue().waiting.push_back((row("told", 1), ack));
+            let (late_ack, late) = oneshot::channel();
+            shared.queue().waiting.push_back((row("late", 2), late_ack));
+            shared.pass_turn();
+            // The turn reached the run, which is dropped (its caller gone) before reading it.
+            drop(told);
+
+            assert!(matches!(late.await, Ok(Told::Written(Ok(())))));
+            tokio::time::timeout(Duration::from_secs(10), writer.idle()).await?;
+            assert_eq!(store.run_logs().count_for_request("told").await?, 1);
+            assert_eq!(store.run_logs().count_for_request("late").await?, 1);
+            Ok(())
+        })
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_turn_dropped_on_postgres_is_still_taken() -> TestResult {
+        bounded(async move {
+            let schema = TestSchema::create("writer").map_err(|error| error.to_string())?;
+            let url: PostgresUrl = schema.url().parse()?;
+            let store = Store::open_postgres(&url, 4).await?;
+            let writer = RunLogWriter::new(store.clone());
+            let turn = hold_turn(&writer, &log("dropped", 0));
+            let queued = queued_writes(&writer, "queued", 2).await;
+            drop(turn);
+            for write in queued {
+                write.await??;
+            }
+            tokio::time::timeout(Duration::from_secs(10), writer.idle()).await?;
+            assert_eq!(store.run_logs().count_for_request("dropped").await?, 1);
+            assert_eq!(store.run_logs().count_for_request("queued").await?, 2);
+            Ok(())
+        })
+        .await
     }
 }

@@ -48,7 +48,7 @@
 //! ([`MAX_NICE`], or [`LONG_NICE_STEP`] below the first pool's when that is lower), where
 //! it runs to its end. These threads are also `SCHED_IDLE`: a nice value only weighs a
 //! thread's share of the cores, and a loop at nice 19 still kept server threads that woke
-//! up (the run log writer, a worker with an answer to send) waiting for a core, on each hop
+//! up (then the run log writer's thread, a worker with an answer to send) waiting for a core, on each hop
 //! of a quiet organization's call; a `SCHED_IDLE` thread gives the core up to any other
 //! thread that wants it (the noisy neighbour's p99, BENCHMARKS.md). It gets every cycle the
 //! server leaves, as before. A short call (a hello takes a tenth of a millisecond) never moves

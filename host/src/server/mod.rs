@@ -111,7 +111,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("http://{address}"))
         .trim_end_matches('/')
         .to_owned();
-    let (writer, writer_task) = RunLogWriter::spawn(store.clone());
+    let writer = RunLogWriter::new(store.clone());
     // Replicas sharing the database count each other, for their shares of the limits, and
     // lease deliveries under this id.
     let replica = uuid::Uuid::new_v4().to_string();
@@ -130,7 +130,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         store: store.clone(),
         library: Arc::clone(&library),
         sealer: sealer.clone(),
-        writer,
+        writer: writer.clone(),
         limits: RunLimits::new(
             limits.runs_per_organization,
             running_instances,
@@ -253,9 +253,9 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     deliveries.abort();
     leases.abort();
     let _ = deliveries.await;
-    // Every handler has returned, so every run log was handed over and acknowledged; the
-    // writer ends once the router's last handle to it is gone.
-    let _ = tokio::time::timeout(Duration::from_secs(10), writer_task).await;
+    // Every handler has returned, so every run log of an answered call is committed; a
+    // round on the blocking pool may still be writing the log of a run whose caller left.
+    let _ = tokio::time::timeout(Duration::from_secs(10), writer.idle()).await;
     Ok(())
 }
 
