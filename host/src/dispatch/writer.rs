@@ -25,6 +25,7 @@
 //! and its metrics counted, once, whoever ran it (a run, an attempt, a cancellation).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -39,6 +40,11 @@ use crate::trace_context::TRACE;
 
 /// The most logs written in one transaction.
 const MAX_BATCH: usize = 512;
+
+/// The most logs a round commits on its caller's async thread; a larger batch (a burst of
+/// many runs at once) goes to the blocking pool, so that no async worker spends long on a
+/// commit.
+const MAX_IN_PLACE: usize = 32;
 
 /// Why a run log was not written.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +71,9 @@ struct Shared {
     queue: Mutex<Queue>,
     /// Told whenever the turn is freed: what [`RunLogWriter::idle`] waits for.
     freed: Notify,
+    /// Whether a round is under way: checked (in debug builds, the tests') to be never
+    /// two at once.
+    in_round: AtomicBool,
 }
 
 /// Logs waiting for the next turn, and whether a turn is under way.
@@ -113,6 +122,7 @@ impl RunLogWriter {
                 store,
                 queue: Mutex::default(),
                 freed: Notify::new(),
+                in_round: AtomicBool::new(false),
             }),
         }
     }
@@ -255,6 +265,8 @@ impl Round {
                 acks.push(ack);
             }
         }
+        let overlapping = shared.in_round.swap(true, Ordering::SeqCst);
+        debug_assert!(!overlapping, "two rounds at once");
         Round {
             shared: Arc::clone(shared),
             rows,
@@ -263,9 +275,12 @@ impl Round {
         }
     }
 
-    /// Commits on this thread when the database can without waiting, else gives the round
-    /// back to be committed where waiting does no harm.
+    /// Commits on this thread when the batch is small and the database can without
+    /// waiting, else gives the round back to be committed where waiting does no harm.
     fn commit_here(mut self) -> Result<Result<(), String>, Round> {
+        if self.rows.len() > MAX_IN_PLACE {
+            return Err(self);
+        }
         let started = Instant::now();
         match self
             .shared
@@ -313,6 +328,9 @@ impl Round {
 
 impl Drop for Round {
     fn drop(&mut self) {
+        // Made first, dropped last: the turn passes on after the runs are told, and also
+        // when the commit below panics.
+        let _passes = PassesTurn(Arc::clone(&self.shared));
         let result = match self.result.take() {
             Some(result) => result,
             // Dropped mid-commit by a panic: the runs are told it failed.
@@ -332,7 +350,16 @@ impl Drop for Round {
             // A run that stopped waiting has nothing to be told.
             let _ = ack.send(Told::Written(result.clone()));
         }
-        self.shared.pass_turn();
+    }
+}
+
+/// Ends a round: passes the turn on, however the round ended.
+struct PassesTurn(Arc<Shared>);
+
+impl Drop for PassesTurn {
+    fn drop(&mut self) {
+        self.0.in_round.store(false, Ordering::SeqCst);
+        self.0.pass_turn();
     }
 }
 
@@ -472,6 +499,8 @@ mod tests {
         for run in runs {
             assert_eq!(run.await??, 1);
         }
+        // The last round tells its runs before it frees the turn.
+        writer.idle().await;
         assert_eq!(store.run_logs().count_for_request("at-once").await?, 200);
         let queue = writer.shared.queue();
         assert!(queue.waiting.is_empty() && !queue.turn_taken);
@@ -668,6 +697,53 @@ mod tests {
             tokio::time::timeout(Duration::from_secs(10), writer.idle()).await?;
             assert_eq!(store.run_logs().count_for_request("dropped").await?, 1);
             assert_eq!(store.run_logs().count_for_request("queued").await?, 2);
+            Ok(())
+        })
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_commit_waits_for_a_busy_connection_off_the_async_thread() -> TestResult {
+        let (_dir, store) = sqlite()?;
+        let writer = RunLogWriter::new(store.clone());
+        bounded(async move {
+            let held = store.hold_connection().ok_or("SQLite has a connection")?;
+            let write = {
+                let writer = writer.clone();
+                tokio::spawn(async move { writer.write(&log("busy", 1)).await })
+            };
+            // The runtime's one async thread is free while the write waits: had the round
+            // waited for the connection there, this task could not run.
+            tokio::spawn(async {}).await?;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(
+                !write.is_finished(),
+                "written while the connection was held"
+            );
+            drop(held);
+            write.await??;
+            assert_eq!(store.run_logs().count_for_request("busy").await?, 1);
+            Ok(())
+        })
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_round_dropped_before_it_ran_still_commits_and_tells_its_runs() -> TestResult {
+        let (_dir, store) = sqlite()?;
+        let writer = RunLogWriter::new(store.clone());
+        bounded(async move {
+            let shared = &writer.shared;
+            hold_turn_empty(&writer);
+            let (ack, told) = oneshot::channel();
+            shared.queue().waiting.push_back((row("queued", 1), ack));
+            // As a round on the blocking pool whose task the stopping runtime never ran.
+            drop(Round::begin(shared, Some(row("own", 0))));
+
+            assert!(matches!(told.await, Ok(Told::Written(Ok(())))));
+            assert_eq!(store.run_logs().count_for_request("own").await?, 1);
+            assert_eq!(store.run_logs().count_for_request("queued").await?, 1);
+            assert!(!shared.queue().turn_taken);
             Ok(())
         })
         .await

@@ -472,15 +472,33 @@ impl Store {
     ) -> Option<Result<T, StoreError>> {
         match &self.backend {
             Backend::Sqlite(connection) => {
+                let asked = Instant::now();
                 let connection = match connection.try_lock() {
                     Ok(connection) => connection,
                     Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
                     Err(std::sync::TryLockError::WouldBlock) => return None,
                 };
+                waited(asked);
                 let _in_use =
                     crate::metrics::Held::on(|metrics| metrics.db_connections_in_use.clone());
                 Some(work(&Db::sqlite(&connection)))
             }
+            Backend::Postgres(_) => None,
+        }
+    }
+
+    /// Holds the SQLite connection as a long read or the checkpoint thread would, for the
+    /// tests of callers that must not wait for it (`None` on PostgreSQL).
+    #[cfg(test)]
+    pub(crate) fn hold_connection(
+        &self,
+    ) -> Option<std::sync::MutexGuard<'_, rusqlite::Connection>> {
+        match &self.backend {
+            Backend::Sqlite(connection) => Some(
+                connection
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            ),
             Backend::Postgres(_) => None,
         }
     }
