@@ -8,8 +8,9 @@
 //! Before, one thread of its own wrote every batch: each call's log crossed to it and its
 //! acknowledgement crossed back, two wake-ups of threads that, on two cores busy with
 //! guests, waited for a core each time (a commit of 0.09 ms cost a call 0.7 ms,
-//! BENCHMARKS.md). Here the first run of a burst commits without waiting for anyone, and
-//! the turn passes between tasks of the same async runtime, usually on the same worker.
+//! BENCHMARKS.md). Here the first run of a burst commits after yielding once to the tasks
+//! ready on its worker, and the turn passes between tasks of the same async runtime,
+//! usually on the same worker.
 //!
 //! Where a round commits: on SQLite, on the caller's own thread when the connection is free
 //! at that moment (a commit is a write to a local file, a tenth of a millisecond, less than
@@ -133,7 +134,15 @@ impl RunLogWriter {
     pub async fn write(&self, log: &RunLog) -> Result<(), WriteError> {
         let row = RunLogRow::new(log).map_err(|error| WriteError(error.to_string()))?;
         let result = match self.shared.queue_or_take_turn(row) {
-            Ok(turn) => turn.take().await,
+            Ok(turn) => {
+                // Once behind the other tasks ready on this worker: runs whose guests are
+                // ending queue their logs meanwhile, and a burst commits in one transaction
+                // rather than one each (4.6 logs a commit against 2.5 without, at 16
+                // connections; fewer commits and a lower p99, BENCHMARKS.md). Alone, the
+                // yield comes straight back.
+                tokio::task::yield_now().await;
+                turn.take().await
+            }
             Err(told) => match told.await {
                 Ok(Told::Written(result)) => result,
                 Ok(Told::YourTurn(turn)) => turn.take().await,
