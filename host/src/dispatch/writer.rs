@@ -88,7 +88,7 @@ struct Queue {
 /// What a queued run is told: its log is written (or failed to be), or the turn is its.
 enum Told {
     Written(Result<(), String>),
-    YourTurn(Turn),
+    YourTurn(Box<Turn>),
 }
 
 type Ack = oneshot::Sender<Told>;
@@ -145,7 +145,7 @@ impl RunLogWriter {
             }
             Err(told) => match told.await {
                 Ok(Told::Written(result)) => result,
-                Ok(Told::YourTurn(turn)) => turn.take().await,
+                Ok(Told::YourTurn(turn)) => (*turn).take().await,
                 // The round that took this log panicked before telling its batch.
                 Err(_) => Err("the round writing it failed".into()),
             },
@@ -226,7 +226,7 @@ impl Shared {
                     own: Some(row),
                 };
                 // A run that stopped waiting sends the turn back, and dropping it takes it.
-                let _ = ack.send(Told::YourTurn(turn));
+                let _ = ack.send(Told::YourTurn(Box::new(turn)));
             }
             None => self.freed.notify_waiters(),
         }
@@ -711,6 +711,9 @@ mod tests {
         .await
     }
 
+    // The connection is held across awaits on purpose: it stands for a read or the
+    // checkpoint thread holding it while the writer must not wait on an async thread.
+    #[allow(clippy::await_holding_lock)]
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn a_commit_waits_for_a_busy_connection_off_the_async_thread() -> TestResult {
         let (_dir, store) = sqlite()?;
