@@ -5,19 +5,19 @@
 //! commits everything queued meanwhile. A call's HTTP answer waits for that, so an answered
 //! call always has its run log.
 //!
-//! Before, one thread of its own wrote every batch: each call's log crossed to it and its
-//! acknowledgement crossed back, two wake-ups of threads that, on two cores busy with
-//! guests, waited for a core each time (a commit of 0.09 ms cost a call 0.7 ms,
-//! BENCHMARKS.md). Here the first run of a burst commits after yielding once to the tasks
-//! ready on its worker, and the turn passes between tasks of the same async runtime,
-//! usually on the same worker.
+//! Before, one thread of its own wrote every batch, taking whatever logs had gathered
+//! whenever it woke: batches of about two logs at 16 connections, each call waiting for the
+//! thread to wake and for the acknowledgement to cross back. Here the first run of a burst
+//! yields once to the tasks ready on its worker, whose logs join its batch (four to five
+//! logs a commit), and the commit, fewer of them, runs on the blocking pool: p99 at 16
+//! connections 0.60x–0.68x of the writer thread's (BENCHMARKS.md).
 //!
-//! Where a round commits: on SQLite, on the caller's own thread when the connection is free
-//! at that moment (a commit is a write to a local file, a tenth of a millisecond, less than
-//! any hand-off), else on the blocking pool, so that an async worker never waits for a read,
-//! the housekeeping or the checkpoint thread holding the connection; on PostgreSQL always on
-//! the blocking pool (a commit waits on the network). See
-//! [`RunLogs::try_insert_batch_here`](crate::store::run_logs::RunLogs::try_insert_batch_here).
+//! A round always commits on the blocking pool, never on the async thread of the run that
+//! holds the turn, although an SQLite commit is only a tenth of a millisecond: committed
+//! there, the quiet organization's p99 beside a neighbour's loops was about twice as long
+//! (BENCHMARKS.md, the noisy neighbour): a write to the log file can wait for the checkpoint
+//! thread's sync, or for the connection a read holds, and a stalled async thread stalls
+//! every request it holds.
 //!
 //! The queue has no bound of its own: every queued log belongs to a run waiting for it, and
 //! the runs in flight are bounded by the run limits.
@@ -41,11 +41,6 @@ use crate::trace_context::TRACE;
 
 /// The most logs written in one transaction.
 const MAX_BATCH: usize = 512;
-
-/// The most logs a round commits on its caller's async thread; a larger batch (a burst of
-/// many runs at once) goes to the blocking pool, so that no async worker spends long on a
-/// commit.
-const MAX_IN_PLACE: usize = 32;
 
 /// Why a run log was not written.
 #[derive(Debug, thiserror::Error)]
@@ -137,8 +132,8 @@ impl RunLogWriter {
             Ok(turn) => {
                 // Once behind the other tasks ready on this worker: runs whose guests are
                 // ending queue their logs meanwhile, and a burst commits in one transaction
-                // rather than one each (4.6 logs a commit against 2.5 without, at 16
-                // connections; fewer commits and a lower p99, BENCHMARKS.md). Alone, the
+                // rather than one each (about four logs a commit against two and a half
+                // without, at 16 connections; fewer commits and a lower p99, BENCHMARKS.md). Alone, the
                 // yield comes straight back.
                 tokio::task::yield_now().await;
                 turn.take().await
@@ -234,16 +229,13 @@ impl Shared {
 }
 
 impl Turn {
-    /// Takes the round: commits its own log and the queue's front, here when the database
-    /// allows, else on the blocking pool. Returns its own log's result.
+    /// Takes the round: commits its own log and the queue's front on the blocking pool.
+    /// Returns its own log's result.
     async fn take(mut self) -> Result<(), String> {
         let round = Round::begin(&self.shared, self.own.take());
-        match round.commit_here() {
-            Ok(result) => result,
-            Err(round) => tokio::task::spawn_blocking(move || round.commit())
-                .await
-                .unwrap_or_else(|error| Err(format!("the commit's task failed: {error}"))),
-        }
+        tokio::task::spawn_blocking(move || round.commit())
+            .await
+            .unwrap_or_else(|error| Err(format!("the commit's task failed: {error}")))
     }
 }
 
@@ -281,24 +273,6 @@ impl Round {
             rows,
             acks,
             result: None,
-        }
-    }
-
-    /// Commits on this thread when the batch is small and the database can without
-    /// waiting, else gives the round back to be committed where waiting does no harm.
-    fn commit_here(mut self) -> Result<Result<(), String>, Round> {
-        if self.rows.len() > MAX_IN_PLACE {
-            return Err(self);
-        }
-        let started = Instant::now();
-        match self
-            .shared
-            .store
-            .run_logs()
-            .try_insert_batch_here(&self.rows)
-        {
-            Some(result) => Ok(self.committed(started, result)),
-            None => Err(self),
         }
     }
 

@@ -16,10 +16,9 @@
 //! that cannot copy the whole log (under load, none can) leaves what it copied unsynced in
 //! the database file, so the restart's sync of the file would write all of it; this thread
 //! syncs the file before the restart, beside the writer. And the restart runs while this
-//! thread holds the store's connection, so that the run log writer, finding the connection
-//! taken, commits from the blocking pool, waits on that lock and goes on the moment the
-//! restart is done, rather than in SQLite's busy handler, which polls a millisecond at a
-//! time.
+//! thread holds the store's connection, so that the run log writer (its rounds commit on
+//! the blocking pool) waits on that lock and goes on the moment the restart is done,
+//! rather than in SQLite's busy handler, which polls a millisecond at a time.
 
 use std::fs::File;
 use std::path::Path;

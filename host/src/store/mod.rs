@@ -461,32 +461,6 @@ impl Store {
             .map_err(|error| StoreError::Task(error.to_string()))?
     }
 
-    /// Runs a closure with the connection on the calling thread when that costs no wait:
-    /// on SQLite when the connection is free this moment (a short write there is cheaper
-    /// than a hand-off to another thread and back); never on PostgreSQL, whose every
-    /// operation waits on the network. `None`: the caller hands the work to the blocking
-    /// pool instead. For the run log writer, which runs on the async threads.
-    fn try_run_here<T>(
-        &self,
-        work: impl FnOnce(&Db<'_>) -> Result<T, StoreError>,
-    ) -> Option<Result<T, StoreError>> {
-        match &self.backend {
-            Backend::Sqlite(connection) => {
-                let asked = Instant::now();
-                let connection = match connection.try_lock() {
-                    Ok(connection) => connection,
-                    Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-                    Err(std::sync::TryLockError::WouldBlock) => return None,
-                };
-                waited(asked);
-                let _in_use =
-                    crate::metrics::Held::on(|metrics| metrics.db_connections_in_use.clone());
-                Some(work(&Db::sqlite(&connection)))
-            }
-            Backend::Postgres(_) => None,
-        }
-    }
-
     /// Holds the SQLite connection as a long read or the checkpoint thread would, for the
     /// tests of callers that must not wait for it (`None` on PostgreSQL).
     #[cfg(test)]
@@ -504,8 +478,8 @@ impl Store {
     }
 
     /// Runs a closure with the connection on the calling thread, for a facade method whose
-    /// caller is off the async threads already (the run log writer's rounds on the
-    /// blocking pool, the operator's token rotation).
+    /// caller is off the async threads already (the run log writer's rounds, on the
+    /// blocking pool; the operator's token rotation).
     fn run_here<T>(
         &self,
         work: impl FnOnce(&Db<'_>) -> Result<T, StoreError>,

@@ -23,17 +23,9 @@ pub struct RunLogs<'a> {
 
 impl RunLogs<'_> {
     /// Writes a batch of run logs in one transaction, on the calling thread, waiting for the
-    /// connection: for the writer's rounds on the blocking pool.
+    /// connection: for the writer's rounds, which run on the blocking pool.
     pub fn insert_batch_blocking(&self, rows: &[RunLogRow]) -> Result<(), StoreError> {
         self.store.run_here(|db| insert_batch(db, rows))
-    }
-
-    /// Writes a batch of run logs in one transaction on the calling thread if that costs no
-    /// wait for the connection or the network (SQLite, its connection free); `None`
-    /// otherwise, written nothing. The writer tries this on the async thread of the run
-    /// holding its turn, and hands the batch to the blocking pool when it gets `None`.
-    pub fn try_insert_batch_here(&self, rows: &[RunLogRow]) -> Option<Result<(), StoreError>> {
-        self.store.try_run_here(|db| insert_batch(db, rows))
     }
 
     /// Run logs matching a filter, newest start first, at most `filter.limit`.
