@@ -1,5 +1,5 @@
 //! The run log writer: group commit. A run whose log finds no commit under way commits it
-//! at once, with whatever other logs are waiting; a run that finds one under way queues its
+//! with whatever other logs are waiting; a run that finds one under way queues its
 //! log and waits. When a commit ends, the committer tells each run in its batch that its
 //! log is durable (or why not) and hands the turn to the run that has waited longest, which
 //! commits everything queued meanwhile. A call's HTTP answer waits for that, so an answered
@@ -8,9 +8,9 @@
 //! Before, one thread of its own wrote every batch, taking whatever logs had gathered
 //! whenever it woke: batches of about two logs at 16 connections, each call waiting for the
 //! thread to wake and for the acknowledgement to cross back. Here the first run of a burst
-//! yields once to the tasks ready on its worker, whose logs join its batch (four to five
-//! logs a commit), and the commit, fewer of them, runs on the blocking pool: p99 at 16
-//! connections 0.60x–0.68x of the writer thread's (BENCHMARKS.md).
+//! yields once to the tasks ready on its worker, whose logs join its batch (about five logs
+//! a commit), and the commit, fewer of them, runs on the blocking pool: p99 at 16
+//! connections 0.54x–1.00x of the writer thread's (BENCHMARKS.md).
 //!
 //! A round always commits on the blocking pool, never on the async thread of the run that
 //! holds the turn, although an SQLite commit is only a tenth of a millisecond: committed
@@ -98,8 +98,8 @@ struct Turn {
     own: Option<RunLogRow>,
 }
 
-/// A turn's batch, from the queue's front. However it ends (committed here, on the
-/// blocking pool, or its task dropped before it ran at shutdown) its runs are told and the
+/// A turn's batch, from the queue's front. However it ends (committed on the blocking
+/// pool, a panic, or its task dropped before it ran at shutdown) its runs are told and the
 /// turn passes on, in [`Round`]'s drop: a round that kept the turn would leave every later
 /// log waiting forever.
 struct Round {
