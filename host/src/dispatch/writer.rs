@@ -36,7 +36,7 @@ use tracing::Instrument;
 use crate::metrics::{metrics, organization, phase, Phase, RunKindLabels, RunLabels};
 use crate::model::RunLog;
 use crate::store::run_logs::RunLogRow;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use crate::trace_context::TRACE;
 
 /// The most logs written in one transaction.
@@ -278,21 +278,19 @@ impl Round {
 
     /// Commits on this thread, waiting for the connection if it must.
     fn commit(mut self) -> Result<(), String> {
+        self.write()
+    }
+
+    /// Writes the rows in one transaction, counts it, and keeps the result for the drop
+    /// to tell the batch.
+    fn write(&mut self) -> Result<(), String> {
         let started = Instant::now();
         let result = self
             .shared
             .store
             .run_logs()
-            .insert_batch_blocking(&self.rows);
-        self.committed(started, result)
-    }
-
-    fn committed(
-        &mut self,
-        started: Instant,
-        result: Result<(), StoreError>,
-    ) -> Result<(), String> {
-        let result = result.map_err(|error| error.to_string());
+            .insert_batch_blocking(&self.rows)
+            .map_err(|error| error.to_string());
         if let Some(metrics) = metrics() {
             metrics
                 .run_log_batch_seconds
@@ -319,15 +317,7 @@ impl Drop for Round {
             // Dropped mid-commit by a panic: the runs are told it failed.
             None if std::thread::panicking() => Err("the commit panicked".into()),
             // Its task dropped before it ran (the runtime shutting down): commit now.
-            None => {
-                let started = Instant::now();
-                let result = self
-                    .shared
-                    .store
-                    .run_logs()
-                    .insert_batch_blocking(&self.rows);
-                self.committed(started, result)
-            }
+            None => self.write(),
         };
         for ack in self.acks.drain(..) {
             // A run that stopped waiting has nothing to be told.
@@ -386,41 +376,19 @@ pub(super) fn log_run(log: &RunLog) {
 mod tests {
     use std::time::Duration;
 
-    use serde_json::json;
-
     use super::*;
-    use crate::model::run_log::RunStatus;
     use crate::store::db::postgres::PostgresUrl;
     use wasmhook_tests::postgres::TestSchema;
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
+    /// The store tests' run log, with its own uuid and `request_id`, by which the tests
+    /// count what was written.
     fn log(request_id: &str, index: usize) -> RunLog {
-        let at = "2030-01-01T00:00:00.000000Z".to_owned();
-        RunLog {
-            uuid: uuid::Uuid::new_v4().to_string(),
-            request_id: request_id.to_owned(),
-            timestamp: at.clone(),
-            event: "invocation".into(),
-            action: "manual".into(),
-            organization_id: 1,
-            hook_id: 1,
-            hook_type: "function".into(),
-            queue_id: None,
-            annotation_id: Some(index as u64),
-            email_id: None,
-            status: RunStatus::Completed,
-            log_level: RunStatus::Completed.log_level(),
-            status_code: None,
-            message: format!("run {index}"),
-            request: None,
-            response: None,
-            output: None,
-            settings: json!({}),
-            start: at.clone(),
-            end: at,
-            duration_ms: 1.0,
-        }
+        let mut log = crate::store::tests::run_logs::log(index, "2030-01-01T00:00:00.000000Z");
+        log.uuid = uuid::Uuid::new_v4().to_string();
+        log.request_id = request_id.to_owned();
+        log
     }
 
     fn row(request_id: &str, index: usize) -> RunLogRow {

@@ -34,7 +34,7 @@ pub mod schedules;
 mod schema;
 pub mod templates;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 pub mod tokens;
 pub mod users;
 

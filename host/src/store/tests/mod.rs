@@ -43,7 +43,7 @@ mod deliveries;
 mod hooks;
 mod modules;
 mod organizations;
-mod run_logs;
+pub(crate) mod run_logs;
 mod schedules;
 mod templates;
 mod users;

@@ -8,7 +8,9 @@ use crate::model::run_log::{RunLog, RunStatus};
 use crate::store::run_logs::{RunLogFilter, RunLogRow};
 use crate::store::Store;
 
-fn log(index: usize, start: &str) -> RunLog {
+/// A completed run's log, its annotation `index`, one of three request ids: the rows these
+/// tests write, and the run log writer's tests too.
+pub(crate) fn log(index: usize, start: &str) -> RunLog {
     RunLog {
         uuid: format!("00000000-0000-4000-8000-{index:012}"),
         request_id: format!("request-{}", index % 3),
