@@ -133,8 +133,8 @@ impl RunLogWriter {
                 // Once behind the other tasks ready on this worker: runs whose guests are
                 // ending queue their logs meanwhile, and a burst commits in one transaction
                 // rather than one each (about four logs a commit against two and a half
-                // without, at 16 connections; fewer commits and a lower p99, BENCHMARKS.md). Alone, the
-                // yield comes straight back.
+                // without, at 16 connections; fewer commits and a lower p99, BENCHMARKS.md).
+                // Alone, the yield comes straight back.
                 tokio::task::yield_now().await;
                 turn.take().await
             }
