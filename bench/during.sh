@@ -10,8 +10,10 @@ set -euo pipefail
 [ $# -ge 3 ] || { echo "usage: $0 N PATTERN COMMAND..." >&2; exit 2; }
 n=$1 pattern=$2
 shift 2
-last="" count=0
+# Gives up after ten minutes, so that a comparison that failed leaves no script waiting.
+last="" count=0 deadline=$((SECONDS + 600))
 while [ "$count" -lt "$n" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || { echo "wrk run $n never started" >&2; exit 1; }
     wrk=$(pgrep -nx wrk || true)
     if [ -n "$wrk" ] && [ "$wrk" != "$last" ]; then
         last=$wrk
