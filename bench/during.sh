@@ -5,7 +5,9 @@
 # line matches PATTERN. For the profiles and counts BENCHMARKS.md quotes:
 #   bench/during.sh 3 'wasmhook serve' perf stat -e context-switches -p PID -- sleep 5 &
 #   target/release/wasmhook-bench compare --only throughput --seconds 10 --rounds 1 --connections 16
-# (the literal argument PID is replaced by the process id).
+# (the literal argument PID is replaced by the process id). With --baseline both wasmhook
+# servers run all along, and the newest match is the baseline's: name the binary in the
+# pattern ('release/wasmhook serve', or the baseline's file name).
 set -euo pipefail
 [ $# -ge 3 ] || { echo "usage: $0 N PATTERN COMMAND..." >&2; exit 2; }
 n=$1 pattern=$2

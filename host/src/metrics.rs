@@ -146,6 +146,9 @@ pub struct Metrics {
     /// Lookups of the per-function compile cache, by what they found: its hit rate says
     /// whether the memory it is given pays (it is off unless configured).
     pub compile_cache_lookups: Family<CacheLookupLabels, Counter>,
+    /// Log lines dropped because stderr did not take them as fast as they came (the
+    /// process holds a bounded amount of them rather than make requests wait).
+    pub log_lines_dropped: Counter,
 }
 
 impl Metrics {
@@ -181,6 +184,7 @@ impl Metrics {
             instances: Family::default(),
             warm_instances: Gauge::default(),
             compile_cache_lookups: Family::default(),
+            log_lines_dropped: Counter::default(),
         };
         // Series of fixed labels exist at 0 from the start, so that a rate over them is
         // defined before their first event.
@@ -345,6 +349,11 @@ impl Metrics {
             "compile_cache_lookups",
             "Lookups of the per-function compile cache, hit or miss",
             metrics.compile_cache_lookups.clone(),
+        );
+        registry.register(
+            "log_lines_dropped",
+            "Log lines dropped because stderr did not take them as fast as they came",
+            metrics.log_lines_dropped.clone(),
         );
         metrics
     }

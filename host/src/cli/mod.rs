@@ -1,6 +1,7 @@
 //! The command line: `wasmhook run`, `serve` and `new`. Configuration is resolved here, at
 //! the edge, and handed down as typed values.
 
+pub mod log_lines;
 mod new;
 pub mod reference;
 mod run;
@@ -124,14 +125,14 @@ pub fn main() -> ExitCode {
 /// What must live until the process ends, and be dropped then: the log writer's thread
 /// (flushed on drop) and the trace exporter (flushed on drop).
 struct Logging {
-    _lines: tracing_appender::non_blocking::WorkerGuard,
+    _lines: Option<log_lines::Flushing>,
     _traces: Option<telemetry::Exporting>,
 }
 
 /// Sets up the log: wasmhook's own lines from `level`, every dependency's from `warn`
 /// (or `WASMHOOK_LOG` as a whole filter), in the chosen format, coloured only on a terminal,
-/// written by a thread of their own (a request never waits for stderr; none is dropped: a
-/// full queue, 128k lines, makes writers wait); and the export of traces when an OTLP
+/// written in batches by a thread of their own (`log_lines`: a request never waits for
+/// stderr, nor wakes a thread for each line); and the export of traces when an OTLP
 /// endpoint is set (`telemetry`).
 fn init_logs(format: LogFormat, level: tracing::Level) -> Logging {
     use std::io::IsTerminal;
@@ -150,13 +151,23 @@ fn init_logs(format: LogFormat, level: tracing::Level) -> Logging {
         Err(_) => filter,
     };
     let terminal = std::io::stderr().is_terminal();
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("wasmhook-log")
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
+    let lost = |count: u64| {
+        if let Some(metrics) = crate::metrics::metrics() {
+            metrics.log_lines_dropped.inc_by(count);
+        }
+        tracing::warn!(
+            count,
+            "log lines dropped: stderr did not take them as fast as they came"
+        );
+    };
+    let (writer, flushing) =
+        match log_lines::start(std::io::stderr(), log_lines::Limits::default(), lost) {
+            Ok((lines, flushing)) => (log_lines::LogWriter::Batched(lines), Some(flushing)),
+            Err(error) => {
+                eprintln!("warning: log lines are written one by one: {error}");
+                (log_lines::LogWriter::Direct, None)
+            }
+        };
     let lines = tracing_subscriber::fmt::layer().with_writer(writer);
     let lines = match format {
         LogFormat::Text => lines.with_ansi(terminal).boxed(),
@@ -176,7 +187,7 @@ fn init_logs(format: LogFormat, level: tracing::Level) -> Logging {
     };
     tracing_subscriber::registry().with(layers).init();
     Logging {
-        _lines: guard,
+        _lines: flushing,
         _traces: exporting,
     }
 }
