@@ -16,15 +16,16 @@
 //! the second 12-05 session.)
 //!
 //! A request never waits for stderr: when whatever reads it falls behind and the buffer
-//! reaches [`Limits::bound`], further lines are dropped and counted, and the count is
-//! reported as a line of its own and in `wasmhook_log_lines_dropped_total`. Lines held when
+//! reaches [`Limits::bound`], further lines are dropped, counted at once in
+//! `wasmhook_log_lines_dropped_total`, and reported as a line of their own once stderr
+//! takes lines again. Lines held when
 //! the process ends are written by [`Flushing`]'s drop.
 //!
 //! No crate found does this (timer-or-size batching behind a `MakeWriter`); it is a lock,
 //! a condition variable and a loop.
 
 use std::io::Write;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -87,6 +88,12 @@ impl Shared {
             let before = gathered.lines.len();
             if before + line.len() > self.limits.bound {
                 gathered.dropped += 1;
+                drop(gathered);
+                // Counted now, while stderr may still be stalled: the warning line waits
+                // for stderr to take lines again.
+                if let Some(metrics) = crate::metrics::metrics() {
+                    metrics.log_lines_dropped.inc();
+                }
                 return;
             }
             gathered.lines.extend_from_slice(line);
@@ -183,18 +190,28 @@ impl<'a> MakeWriter<'a> for LogWriter {
     }
 }
 
-/// The writer thread; dropping it writes the lines still gathered and waits for the
-/// thread to end.
+/// The longest the process waits at its end for the last lines to be written: a stderr
+/// that nobody reads must not keep a stopping server from stopping.
+const LAST_WRITE: Duration = Duration::from_secs(2);
+
+/// The writer thread; dropping it writes the lines still gathered, waiting at most
+/// [`LAST_WRITE`] for the thread to end.
 #[derive(Debug)]
 pub struct Flushing {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    /// Disconnected when the thread ends.
+    ended: mpsc::Receiver<()>,
 }
 
 impl Drop for Flushing {
     fn drop(&mut self) {
         self.shared.close();
-        if let Some(thread) = self.thread.take() {
+        let ended = matches!(
+            self.ended.recv_timeout(LAST_WRITE),
+            Err(mpsc::RecvTimeoutError::Disconnected)
+        );
+        if let Some(thread) = self.thread.take().filter(|_| ended) {
             // The thread only writes; a panic in it has nothing left for us to do.
             let _ = thread.join();
         }
@@ -203,7 +220,7 @@ impl Drop for Flushing {
 
 /// Starts the thread that writes gathered lines to `sink`; `dropped` is told how many
 /// lines were dropped whenever some were, after the lines that were kept are written (the
-/// server logs a warning and counts them in its metrics). Returns where to write lines and
+/// server logs a warning; the metric counted each as it was dropped). Returns where to write lines and
 /// the guard that flushes them at the end.
 pub fn start<W, D>(mut sink: W, limits: Limits, dropped: D) -> std::io::Result<(Lines, Flushing)>
 where
@@ -216,9 +233,12 @@ where
         limits,
     });
     let theirs = Arc::clone(&shared);
+    let (ending, ended) = mpsc::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("wasmhook-log".into())
         .spawn(move || {
+            // Dropped when the thread returns, which is what `Flushing` waits for.
+            let _ending = ending;
             let mut batch = Vec::new();
             loop {
                 let (lost, closed) = theirs.take(&mut batch);
@@ -247,6 +267,7 @@ where
         Flushing {
             shared,
             thread: Some(thread),
+            ended,
         },
     ))
 }
@@ -254,7 +275,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::mpsc;
 
     /// A sink that keeps what it is given, and can be held shut to play a stalled stderr.
     #[derive(Clone, Default)]
@@ -356,6 +376,23 @@ mod tests {
         }
         drop(flushing);
         assert_eq!(sink.text().lines().count(), 100);
+    }
+
+    #[test]
+    fn a_sink_stalled_at_the_end_delays_the_end_by_at_most_the_last_write() {
+        let gate = Arc::new(Mutex::new(()));
+        let sink = Kept {
+            gate: Some(Arc::clone(&gate)),
+            ..Kept::default()
+        };
+        let (lines, flushing) = start(sink, Limits::default(), |_| {}).expect("started");
+        let _shut = gate.lock().expect("a lock");
+        line(&lines, "stuck\n");
+        assert!(wait_for(|| lines.0.lock().lines.is_empty()));
+        let started = Instant::now();
+        drop(flushing);
+        let took = started.elapsed();
+        assert!(took >= LAST_WRITE && took < LAST_WRITE * 2, "{took:?}");
     }
 
     #[test]

@@ -152,9 +152,6 @@ fn init_logs(format: LogFormat, level: tracing::Level) -> Logging {
     };
     let terminal = std::io::stderr().is_terminal();
     let lost = |count: u64| {
-        if let Some(metrics) = crate::metrics::metrics() {
-            metrics.log_lines_dropped.inc_by(count);
-        }
         tracing::warn!(
             count,
             "log lines dropped: stderr did not take them as fast as they came"

@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wasmhook_tests::guests::HOSTILE;
 
-use super::support::{http_client, wait_until, Server, Tenant, OPERATOR_TOKEN};
+use super::support::{http_client, rss_kib_of, wait_until, Server, Tenant, OPERATOR_TOKEN};
 
 fn get(url: &str) -> (StatusCode, Value) {
     let response = http_client().get(url).send().expect("the server answers");
@@ -352,6 +352,55 @@ fn no_log_line_holds_a_secret_a_token_a_payload_or_a_colour_code() {
             "`{never}` is in the server's log:\n{log}"
         );
     }
+}
+
+/// A log collector that stops reading stderr stops no request: lines past the buffer's
+/// bound are dropped and counted, and the server's memory does not grow with them. (With
+/// `tracing_appender`, never lossy, the server stopped answering, health checks included,
+/// once 128k lines waited.)
+#[test]
+fn a_log_reader_that_stops_reading_stops_no_request() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = Server::start_with_stderr_unread(dir.path(), Some(OPERATOR_TOKEN));
+    let before = server.rss_kib();
+    // The path is in the access line: lines of about 4 KiB, so the 4 MiB that may wait and
+    // the pipe's 64 KiB are full after about a thousand requests; 4,000 are sent.
+    let url = format!("{}/api/v1/{}", server.root(), "x".repeat(4000));
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                let client = http_client();
+                for _ in 0..1000 {
+                    let response = client
+                        .get(&url)
+                        .timeout(Duration::from_secs(10))
+                        .send()
+                        .expect("answered, although nobody reads the log");
+                    assert!(response.status().is_client_error(), "{response:?}");
+                }
+            });
+        }
+    });
+    let started = Instant::now();
+    let (status, body) = server.get("/organizations", OPERATOR_TOKEN);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let dropped = server.metrics()["wasmhook_log_lines_dropped_total"];
+    assert!(dropped >= 2000.0, "{dropped} lines dropped");
+    // What waits is bounded (the buffer, and the batch stuck in the write: 8 MiB at most),
+    // though 16 MiB of lines went by.
+    let grown = server.rss_kib().saturating_sub(before);
+    assert!(grown < 24 * 1024, "the server grew by {grown} KiB");
+    eprintln!("{dropped} lines dropped; the server grew by {grown} KiB");
+    // And it stops when told, though its last lines cannot be written.
+    let pid = server.pid();
+    server.terminate();
+    assert!(
+        wait_until(Instant::now() + Duration::from_secs(20), || {
+            rss_kib_of(pid).is_none()
+        }),
+        "the server did not stop"
+    );
 }
 
 #[test]

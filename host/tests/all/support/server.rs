@@ -125,6 +125,9 @@ pub struct Server {
     pub client: Client,
     /// Whether the process was already killed and waited for.
     reaped: bool,
+    /// The stderr of a server started by [`Server::start_with_stderr_unread`], held open
+    /// and never read.
+    _unread: Option<std::io::Lines<BufReader<std::process::ChildStderr>>>,
 }
 
 impl Server {
@@ -138,6 +141,22 @@ impl Server {
         operator_token: Option<&str>,
         env: &[(&str, &str)],
         args: &[&str],
+    ) -> Server {
+        Server::start_reading(data_dir, operator_token, env, args, true)
+    }
+
+    /// Starts a server whose stderr is read up to its banner and then never again, though
+    /// kept open: a log collector that stopped reading. [`Server::log`] stays empty.
+    pub fn start_with_stderr_unread(data_dir: &Path, operator_token: Option<&str>) -> Server {
+        Server::start_reading(data_dir, operator_token, &[], &[], false)
+    }
+
+    fn start_reading(
+        data_dir: &Path,
+        operator_token: Option<&str>,
+        env: &[(&str, &str)],
+        args: &[&str],
+        read_log: bool,
     ) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_wasmhook"));
         command
@@ -170,14 +189,19 @@ impl Server {
         // Keep draining stderr so the server never blocks on a full pipe, and keep what it
         // says for the tests that read its log.
         let log = Arc::new(Mutex::new(String::new()));
-        let kept = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                let mut kept = kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                kept.push_str(&line);
-                kept.push('\n');
-            }
-        });
+        let mut unread = None;
+        if read_log {
+            let kept = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in lines.map_while(Result::ok) {
+                    let mut kept = kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    kept.push_str(&line);
+                    kept.push('\n');
+                }
+            });
+        } else {
+            unread = Some(lines);
+        }
         Server {
             child,
             base,
@@ -185,6 +209,7 @@ impl Server {
             log,
             client: http_client(),
             reaped: false,
+            _unread: unread,
         }
     }
 
