@@ -18,8 +18,7 @@
 //! A request never waits for stderr: when whatever reads it falls behind and the buffer
 //! reaches [`Limits::bound`], further lines are dropped, counted at once in
 //! `wasmhook_log_lines_dropped_total`, and reported as a line of their own once stderr
-//! takes lines again. Lines held when
-//! the process ends are written by [`Flushing`]'s drop.
+//! takes lines again. Lines held when the process ends are written by [`Flushing`]'s drop.
 //!
 //! No crate found does this (timer-or-size batching behind a `MakeWriter`); it is a lock,
 //! a condition variable and a loop.
@@ -220,8 +219,8 @@ impl Drop for Flushing {
 
 /// Starts the thread that writes gathered lines to `sink`; `dropped` is told how many
 /// lines were dropped whenever some were, after the lines that were kept are written (the
-/// server logs a warning; the metric counted each as it was dropped). Returns where to write lines and
-/// the guard that flushes them at the end.
+/// server logs a warning; the metric counted each as it was dropped). Returns where to
+/// write lines and the guard that flushes them at the end.
 pub fn start<W, D>(mut sink: W, limits: Limits, dropped: D) -> std::io::Result<(Lines, Flushing)>
 where
     W: Write + Send + 'static,
@@ -239,12 +238,15 @@ where
         .spawn(move || {
             // Dropped when the thread returns, which is what `Flushing` waits for.
             let _ending = ending;
+            // A failed write (stderr closed) has nowhere to be reported; the lines are let
+            // go, as `tracing_appender` does.
+            let mut write_out = |batch: &[u8]| {
+                let _ = sink.write_all(batch).and_then(|()| sink.flush());
+            };
             let mut batch = Vec::new();
             loop {
                 let (lost, closed) = theirs.take(&mut batch);
-                // A failed write (stderr closed) has nowhere to be reported; the lines are
-                // let go, as `tracing_appender` does.
-                let _ = sink.write_all(&batch).and_then(|()| sink.flush());
+                write_out(&batch);
                 batch.clear();
                 // A burst may have grown the buffer far past what a steady load needs.
                 if batch.capacity() > 4 * limits.early {
@@ -257,7 +259,7 @@ where
                     // What `dropped` wrote, and any line that came while this one was
                     // written.
                     theirs.take(&mut batch);
-                    let _ = sink.write_all(&batch).and_then(|()| sink.flush());
+                    write_out(&batch);
                     return;
                 }
             }
@@ -298,6 +300,16 @@ mod tests {
     }
 
     impl Kept {
+        /// A sink held shut while the returned lock is locked.
+        fn gated() -> (Kept, Arc<Mutex<()>>) {
+            let gate = Arc::new(Mutex::new(()));
+            let sink = Kept {
+                gate: Some(Arc::clone(&gate)),
+                ..Kept::default()
+            };
+            (sink, gate)
+        }
+
         fn text(&self) -> String {
             String::from_utf8(self.bytes.lock().expect("a lock").clone()).expect("text")
         }
@@ -380,11 +392,7 @@ mod tests {
 
     #[test]
     fn a_sink_stalled_at_the_end_delays_the_end_by_at_most_the_last_write() {
-        let gate = Arc::new(Mutex::new(()));
-        let sink = Kept {
-            gate: Some(Arc::clone(&gate)),
-            ..Kept::default()
-        };
+        let (sink, gate) = Kept::gated();
         let (lines, flushing) = start(sink, Limits::default(), |_| {}).expect("started");
         let _shut = gate.lock().expect("a lock");
         line(&lines, "stuck\n");
@@ -397,11 +405,7 @@ mod tests {
 
     #[test]
     fn a_stalled_sink_bounds_the_lines_held_and_counts_those_dropped() {
-        let gate = Arc::new(Mutex::new(()));
-        let sink = Kept {
-            gate: Some(Arc::clone(&gate)),
-            ..Kept::default()
-        };
+        let (sink, gate) = Kept::gated();
         let limits = Limits {
             interval: Duration::from_millis(1),
             early: 64,

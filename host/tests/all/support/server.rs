@@ -189,8 +189,7 @@ impl Server {
         // Keep draining stderr so the server never blocks on a full pipe, and keep what it
         // says for the tests that read its log.
         let log = Arc::new(Mutex::new(String::new()));
-        let mut unread = None;
-        if read_log {
+        let unread = if read_log {
             let kept = Arc::clone(&log);
             std::thread::spawn(move || {
                 for line in lines.map_while(Result::ok) {
@@ -199,9 +198,10 @@ impl Server {
                     kept.push('\n');
                 }
             });
+            None
         } else {
-            unread = Some(lines);
-        }
+            Some(lines)
+        };
         Server {
             child,
             base,
