@@ -792,7 +792,6 @@ async fn cold_paths(
     binary: &std::path::Path,
     modules: usize,
 ) -> anyhow::Result<()> {
-    let tenant = Tenant::create(&server.address, "cold").await?;
     println!("\n## Cold paths\n");
     println!("| path | time |");
     println!("| --- | --- |");
@@ -801,20 +800,28 @@ async fn cold_paths(
         .find(|(name, form, _)| *name == "hello" && form.starts_with("python"))
         .map(|(_, _, path)| *path)
         .context("the Python hello")?;
-    for (name, path) in [
-        ("Rust hello (component)", wasmhook_tests::guests::HELLO),
-        ("Python hello (component, 18 MB)", hello_py),
-    ] {
-        let bytes = unique(&std::fs::read(path)?, &format!("{}", std::process::id()));
-        let started = Instant::now();
-        let module = tenant.upload(bytes, "first").await?;
-        let hook = tenant.hook(&module, json!({})).await?;
-        tenant.invoke_until_ready(hook, &json!({})).await?;
-        println!(
-            "| upload to first completed call, {name} | {} |",
-            ms(started.elapsed())
-        );
+    // The same uploads on (c), which compiles with Cranelift before the first call, and on
+    // a server as configured by default, whose first calls run Winch's code (tiers).
+    let tiered_data = tempfile::tempdir()?;
+    let tiered = servers::wasmhook_tiered(binary, tiered_data.path()).await?;
+    for (server, compiler) in [(server, "Cranelift"), (&tiered, "Winch first (tiers)")] {
+        let tenant = Tenant::create(&server.address, "cold").await?;
+        for (name, path) in [
+            ("Rust hello (component)", wasmhook_tests::guests::HELLO),
+            ("Python hello (component, 18 MB)", hello_py),
+        ] {
+            let bytes = unique(&std::fs::read(path)?, &format!("{}", std::process::id()));
+            let started = Instant::now();
+            let module = tenant.upload(bytes, "first").await?;
+            let hook = tenant.hook(&module, json!({})).await?;
+            tenant.invoke_until_ready(hook, &json!({})).await?;
+            println!(
+                "| upload to first completed call, {name}, {compiler} | {} |",
+                ms(started.elapsed())
+            );
+        }
     }
+    tiered.stop().await?;
 
     // Many modules: each a distinct hello (a unique custom section), each with a hook.
     let data = tempfile::tempdir()?;

@@ -88,10 +88,31 @@ pub async fn wasmhook(binary: &Path, data_dir: &Path) -> anyhow::Result<Running>
 
 /// `wasmhook serve` on a data directory, its rows in the PostgreSQL database at `database`
 /// when one is given (else SQLite in the data directory).
+///
+/// Without tiered compilation: these servers are measured in their steady state, every
+/// call on the optimized code, which with tiers (the default) is what every call runs
+/// once the background compile has swapped it in, a second or so after an upload; a run
+/// must not measure a module's first calls on Winch's code by chance. What tiers change,
+/// an upload's first call, is measured on [`wasmhook_tiered`].
 pub async fn wasmhook_on(
     binary: &Path,
     data_dir: &Path,
     database: Option<&str>,
+) -> anyhow::Result<Running> {
+    spawn_wasmhook(binary, data_dir, database, false).await
+}
+
+/// `wasmhook serve` as configured by default: uploads compiled by Winch first, their
+/// optimized code in the background.
+pub async fn wasmhook_tiered(binary: &Path, data_dir: &Path) -> anyhow::Result<Running> {
+    spawn_wasmhook(binary, data_dir, None, true).await
+}
+
+async fn spawn_wasmhook(
+    binary: &Path,
+    data_dir: &Path,
+    database: Option<&str>,
+    tiered: bool,
 ) -> anyhow::Result<Running> {
     let address = free_address()?;
     let mut command = Command::new(binary);
@@ -102,6 +123,10 @@ pub async fn wasmhook_on(
         command.args(["--database", database]);
     }
     command
+        .env(
+            "WASMHOOK_TIERED_COMPILE",
+            if tiered { "true" } else { "false" },
+        )
         .env("WASMHOOK_OPERATOR_TOKEN", OPERATOR_TOKEN)
         // The cold-path measurement keeps 1,000 modules in one organization (default limit 100).
         .env("WASMHOOK_MODULES_PER_ORGANIZATION", "100000")

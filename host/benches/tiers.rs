@@ -1,14 +1,16 @@
-//! Cranelift's two tiers, `none` against `speed`, for the hello example in every language
-//! and form: the compile at upload, a call on a fresh instance, and the two together (what
-//! an upload's first call waits for), each as a ratio of `none` to `speed`; and the
-//! background compile of the optimized code that tiered compilation adds. Prints the
-//! Markdown table that BENCHMARKS.md (Tiers) quotes, which decides whether tiered
-//! compilation (`[limits] tiered_compile`) pays.
+//! The two tiers of tiered compilation, Winch (the quick one) against Cranelift at `speed`,
+//! for the hello example in every language and form: the compile at upload, a call on a
+//! fresh instance, and the two together (what an upload's first call waits for), each as a
+//! ratio of quick to `speed`; and the background compile of the optimized code that
+//! tiered compilation adds. Prints the Markdown table that BENCHMARKS.md (Tiers) quotes,
+//! which decides whether tiered compilation (`[limits] tiered_compile`) pays.
 //!
-//! `speed` is measured as an upload compiles today (a runtime without tiers); `none` as the
-//! server's quick tier runs (a tiered runtime's quick engine, `Runtime::load_quick`:
-//! instances allocated on demand), and the background compile on that runtime's optimizing
-//! engine (`Runtime::optimize`: one thread; the server also lowers its priority).
+//! `speed` is measured as an upload compiles without tiers (a runtime without them); the
+//! quick tier as the server runs it (a tiered runtime's quick engine, `Runtime::load_quick`:
+//! instances allocated on demand, interrupted through fuel), and the background compile on
+//! that runtime's optimizing engine (`Runtime::optimize`: one thread; the server also
+//! lowers its priority). A module Winch cannot compile is compiled by Cranelift on the
+//! quick path too: its row says so.
 //!
 //! `cargo bench -p wasmhook --bench tiers` (a few minutes here: Python and JavaScript take
 //! seconds per compile at `speed`). A plain harness, as `languages`: a compile of an 18 MB
@@ -23,7 +25,7 @@ use std::time::{Duration, Instant};
 use common::{invocation, measuring, median, time, tokio};
 
 use wasmhook::runtime::{
-    CallLimits, Digest, Invocation, LoadedModule, OptLevel, Runtime, RuntimeConfig,
+    CallLimits, CodeTier, Digest, Invocation, LoadedModule, OptLevel, Runtime, RuntimeConfig,
 };
 
 /// Which tier is measured.
@@ -48,13 +50,16 @@ struct Measured {
     /// The first call after the compile: what an upload's first call adds to it.
     first_call: Duration,
     call_p50: Duration,
-    /// The background compile of the optimized code, once (quick tier only).
+    /// The background compile of the optimized code, once (quick tier only; none when the
+    /// quick path compiled optimized code already).
     optimize: Option<Duration>,
+    /// Which compiler the path used.
+    code: CodeTier,
 }
 
 struct Row {
     form: &'static str,
-    none: Measured,
+    quick: Measured,
     speed: Measured,
 }
 
@@ -74,10 +79,6 @@ fn measure(
         ..RuntimeConfig::default()
     })
     .expect("the runtime starts");
-    let opt_level = match tier {
-        Tier::Quick => OptLevel::None,
-        Tier::Optimized => OptLevel::Speed,
-    };
     let load = |bytes: &[u8]| match tier {
         Tier::Quick => runtime.load_quick(bytes),
         Tier::Optimized => runtime.load(bytes),
@@ -90,7 +91,8 @@ fn measure(
         let elapsed = start.elapsed();
         assert!(
             report.outcome.is_completed(),
-            "{form} at {opt_level}: {:?}",
+            "{form} on {}: {:?}",
+            module.code(),
             report.outcome
         );
         elapsed
@@ -102,15 +104,18 @@ fn measure(
         let start = Instant::now();
         let module = load(bytes).expect("the example loads");
         compiles.push(start.elapsed());
-        assert_eq!(module.opt_level(), opt_level);
         first_calls.push(call(&module));
     }
     let module = load(bytes).expect("the example loads");
+    let code = module.code();
+    if matches!(tier, Tier::Optimized) {
+        assert_eq!(code, CodeTier::Cranelift(OptLevel::Speed));
+    }
     let samples: Vec<Duration> = (0..WARM_UP + CALLS)
         .map(|_| call(&module))
         .skip(WARM_UP)
         .collect();
-    let optimize = matches!(tier, Tier::Quick).then(|| {
+    let optimize = runtime.needs_optimizing(&module).then(|| {
         let start = Instant::now();
         let compiled = runtime
             .optimize(bytes)
@@ -123,6 +128,7 @@ fn measure(
         first_call: median(first_calls),
         call_p50: median(samples),
         optimize,
+        code,
     }
 }
 
@@ -140,42 +146,44 @@ fn main() {
             eprintln!("measuring {form}");
             Row {
                 form,
-                none: measure(&tokio, form, &bytes, Tier::Quick, &invocation),
+                quick: measure(&tokio, form, &bytes, Tier::Quick, &invocation),
                 speed: measure(&tokio, form, &bytes, Tier::Optimized, &invocation),
             }
         })
         .collect();
 
     println!(
-        "| hello | compile: speed / none (median of {COMPILES}) | fresh call: speed / none \
-         (p50 of {CALLS}) | upload to first call: speed / none | background optimize, 1 thread |"
+        "| hello | quick tier | compile: speed / quick (median of {COMPILES}) | fresh call: \
+         speed / quick (p50 of {CALLS}) | upload to first call: speed / quick | background \
+         optimize, 1 thread |"
     );
-    println!("| --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- |");
     for row in &rows {
         let upload = |tier: &Measured| tier.compile + tier.first_call;
         println!(
-            "| {} | {} / {} ({}) | {} / {} ({}) | {} / {} ({}) | {} |",
+            "| {} | {} | {} / {} ({}) | {} / {} ({}) | {} / {} ({}) | {} |",
             row.form,
+            row.quick.code,
             time(row.speed.compile),
-            time(row.none.compile),
-            ratio(row.none.compile, row.speed.compile),
+            time(row.quick.compile),
+            ratio(row.quick.compile, row.speed.compile),
             time(row.speed.call_p50),
-            time(row.none.call_p50),
-            ratio(row.none.call_p50, row.speed.call_p50),
+            time(row.quick.call_p50),
+            ratio(row.quick.call_p50, row.speed.call_p50),
             time(upload(&row.speed)),
-            time(upload(&row.none)),
-            ratio(upload(&row.none), upload(&row.speed)),
-            row.none.optimize.map_or_else(|| "-".to_owned(), time),
+            time(upload(&row.quick)),
+            ratio(upload(&row.quick), upload(&row.speed)),
+            row.quick.optimize.map_or_else(|| "-".to_owned(), time),
         );
     }
     println!();
     println!(
-        "Ratios are none / speed: below 1x, `none` is quicker. Tiered compilation pays when \
-         the compile ratio is well below 1x and the call ratio stays small."
+        "Ratios are quick / speed: below 1x, the quick tier is quicker. Tiered compilation \
+         pays when the compile ratio is well below 1x and the call ratio stays small."
     );
 }
 
-/// `none` as a multiple of `speed`.
-fn ratio(none: Duration, speed: Duration) -> String {
-    format!("{:.2}x", none.as_secs_f64() / speed.as_secs_f64())
+/// The quick tier's time as a multiple of `speed`'s.
+fn ratio(quick: Duration, speed: Duration) -> String {
+    format!("{:.2}x", quick.as_secs_f64() / speed.as_secs_f64())
 }

@@ -17,7 +17,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::config::OptLevel;
+use super::config::{CodeTier, OptLevel};
 use super::module::Digest;
 
 /// The directory of compiled artifacts for one engine configuration.
@@ -31,7 +31,7 @@ pub(crate) struct ArtifactDir {
 impl ArtifactDir {
     /// Opens (creating if needed) the directory, for the artifacts of an engine of this
     /// fingerprint compiling at this tier.
-    pub(crate) fn open(dir: &Path, fingerprint: String, tier: OptLevel) -> io::Result<Self> {
+    pub(crate) fn open(dir: &Path, fingerprint: String, tier: CodeTier) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         Ok(ArtifactDir {
             dir: dir.to_owned(),
@@ -67,10 +67,12 @@ impl ArtifactDir {
 }
 
 /// The part of an artifact's name after the digest.
-fn tier_key(fingerprint: String, tier: OptLevel) -> String {
+fn tier_key(fingerprint: String, tier: CodeTier) -> String {
     match tier {
-        OptLevel::Speed => fingerprint,
-        OptLevel::None => format!("{fingerprint}-{}", tier.name()),
+        CodeTier::Cranelift(OptLevel::Speed) => fingerprint,
+        CodeTier::Cranelift(OptLevel::None) | CodeTier::Baseline => {
+            format!("{fingerprint}-{}", tier.name())
+        }
     }
 }
 
@@ -81,8 +83,12 @@ mod tests {
     #[test]
     fn the_tiers_of_one_engine_have_different_keys() {
         let dir = std::env::temp_dir().join(format!("wasmhook-cache-{}", std::process::id()));
-        let quick = ArtifactDir::open(&dir, "0123456789abcdef".into(), OptLevel::None);
-        let optimized = ArtifactDir::open(&dir, "0123456789abcdef".into(), OptLevel::Speed);
+        let quick = ArtifactDir::open(&dir, "0123456789abcdef".into(), CodeTier::Baseline);
+        let optimized = ArtifactDir::open(
+            &dir,
+            "0123456789abcdef".into(),
+            CodeTier::Cranelift(OptLevel::Speed),
+        );
         let (Ok(quick), Ok(optimized)) = (quick, optimized) else {
             panic!("the directory opens");
         };

@@ -89,6 +89,37 @@ impl std::str::FromStr for OptLevel {
     }
 }
 
+/// Which compiler made a module's code, and how hard it optimized: ordered from the
+/// quickest compile to the fastest code, so that a module's code is only ever replaced by
+/// faster code (tiered compilation swaps the optimized code in; a late quick load never
+/// swaps it out).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CodeTier {
+    /// Winch, wasmtime's single-pass compiler: the quick tier of tiered compilation. It
+    /// compiles several times faster than Cranelift at either level (BENCHMARKS.md, Tiers)
+    /// and has no epoch interruption, so its guests are interrupted through fuel instead
+    /// (`engine::build_quick`).
+    Baseline,
+    /// Cranelift, at this level.
+    Cranelift(OptLevel),
+}
+
+impl CodeTier {
+    /// Its name: `winch`, or the Cranelift level's (`none`, `speed`).
+    pub fn name(self) -> &'static str {
+        match self {
+            CodeTier::Baseline => "winch",
+            CodeTier::Cranelift(level) => level.name(),
+        }
+    }
+}
+
+impl std::fmt::Display for CodeTier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// How the runtime is sized and where it keeps compiled code.
 #[derive(Clone, Debug)]
 pub struct RuntimeConfig {
@@ -123,10 +154,10 @@ pub struct RuntimeConfig {
     /// before (in any module, any organization's) reuses its code (see `function_cache`,
     /// which says why it is off unless asked for); 0 turns it off.
     pub function_cache_bytes: usize,
-    /// Tiered compilation: also make a quick engine (Cranelift `none`, instances allocated
-    /// on demand) whose code serves a module's first calls while the code of `opt_level`
-    /// is compiled in the background (`Runtime::load_quick`, `Runtime::optimize`). Nothing
-    /// changes when `opt_level` is already `none`.
+    /// Tiered compilation: also make a quick engine (Winch, [`CodeTier::Baseline`],
+    /// instances allocated on demand) whose code serves a module's first calls while the
+    /// code of `opt_level` is compiled in the background (`Runtime::load_quick`,
+    /// `Runtime::optimize`).
     pub tiered: bool,
 }
 

@@ -1,13 +1,15 @@
 //! The wasmtime `Engine` of a process (two with tiered compilation: the quick one beside
-//! it), and the thread that advances their epochs.
+//! it), and the thread that advances the main engine's epoch.
 
 use std::time::Duration;
 
 use std::sync::Arc;
 
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Strategy,
+};
 
-use super::config::{OptLevel, RuntimeConfig};
+use super::config::RuntimeConfig;
 use super::function_cache::FunctionCache;
 use super::limiter::MAX_TABLE_ELEMENTS;
 
@@ -38,6 +40,11 @@ const TABLE_KEEP_RESIDENT: usize = 64 << 10;
 const MAX_WASM_STACK: usize = 1 << 20;
 /// The fiber stack a call runs on must hold the guest's stack plus host frames.
 const ASYNC_STACK: usize = 2 << 20;
+/// Instructions a guest of the quick tier runs between two yields to the async runtime:
+/// about a millisecond of Winch's code, as an epoch tick is (DEFAULT_EPOCH_TICK). At each
+/// yield the call's wall-clock timer can end it, and the fair scheduler and the guest
+/// threads can move it, as they do at a tick.
+pub(crate) const QUICK_YIELD_FUEL: u64 = 1_000_000;
 
 /// How the engine allocates instances, as it turned out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,19 +75,27 @@ pub(crate) fn build(
     Ok((Engine::new(&wasm)?, Allocation::OnDemand))
 }
 
-/// The quick engine of tiered compilation: Cranelift without optimizations, so a module's
-/// first calls need not wait for the optimizing compiler. Its instances are allocated on
-/// demand: it serves only the calls made before a module's optimized code is ready, and a
-/// second pool would reserve the address space of the first again. Its limits are the
-/// optimized engine's, epoch interruption included: the time limit holds on either tier.
-pub(crate) fn build_quick(
-    config: &RuntimeConfig,
-    functions: Option<&Arc<FunctionCache>>,
-) -> wasmtime::Result<Engine> {
-    let mut wasm = base_config(config, functions)?;
+/// The quick engine of tiered compilation: Winch, wasmtime's single-pass compiler, so a
+/// module's first calls need not wait for Cranelift (Cranelift at `none` was measured and
+/// saved almost nothing: its time is register allocation and emission, which `none` keeps;
+/// BENCHMARKS.md, Tiers). Its instances are allocated on demand: it serves only the calls
+/// made before a module's optimized code is ready, and a second pool would reserve the
+/// address space of the first again.
+///
+/// Winch has no epoch interruption, so the time limit is kept through fuel: every store of
+/// this engine yields each [`QUICK_YIELD_FUEL`] instructions (`call::arm`), and the
+/// call's wall-clock timer, which surrounds every call, ends it at the first yield past
+/// its deadline. Memory, stack and instance limits are the optimized engine's. Features
+/// Winch lacks (tail calls, GC, exceptions) fail its compile, and the upload is then
+/// compiled by the optimizing engine alone (`Runtime::load_quick`).
+pub(crate) fn build_quick() -> wasmtime::Result<Engine> {
+    let mut wasm = Config::new();
     // An upload waits for this compile: every core may help.
-    wasm.cranelift_opt_level(OptLevel::None.cranelift())
-        .parallel_compilation(true);
+    wasm.strategy(Strategy::Winch)
+        .parallel_compilation(true)
+        .epoch_interruption(false)
+        .consume_fuel(true);
+    limits(&mut wasm);
     Engine::new(&wasm)
 }
 
@@ -91,22 +106,29 @@ fn base_config(
     let mut wasm = Config::new();
     wasm.cranelift_opt_level(config.opt_level.cranelift());
     if let Some(functions) = functions {
-        // The compiler's settings are part of every key: both engines may share it.
+        // The compiler's settings are part of every key (only Cranelift uses it: the quick
+        // engine, Winch, compiles without it).
         wasm.enable_incremental_compilation(Arc::clone(functions) as Arc<dyn wasmtime::CacheStore>)?;
     }
-    if config.tiered && config.opt_level > OptLevel::None {
+    if config.tiered {
         // The optimizing compiler then runs only in the background, behind the quick one:
         // one thread (lowered in priority by its caller) rather than every core, so that
         // it never takes the CPU from calls and from other uploads' quick compiles.
         wasm.parallel_compilation(false);
     }
+    wasm.epoch_interruption(true)
+        .consume_fuel(config.fuel_metering);
+    limits(&mut wasm);
+    Ok(wasm)
+}
+
+/// What both engines share: the component model, a guest's stack and the frames kept of
+/// a trap's backtrace.
+fn limits(wasm: &mut Config) {
     wasm.wasm_component_model(true)
-        .epoch_interruption(true)
-        .consume_fuel(config.fuel_metering)
         .max_wasm_stack(MAX_WASM_STACK)
         .async_stack_size(ASYNC_STACK)
         .wasm_backtrace_max_frames(std::num::NonZeroUsize::new(64));
-    Ok(wasm)
 }
 
 fn pooling(config: &RuntimeConfig) -> PoolingAllocationConfig {
@@ -133,23 +155,17 @@ fn pooling(config: &RuntimeConfig) -> PoolingAllocationConfig {
     pool
 }
 
-/// Advances the engines' epochs at a fixed interval, on one thread, until every engine is
-/// dropped. Each engine has its own epoch: a store's deadline counts its engine's ticks, so
-/// the quick engine of tiered compilation must tick too, or its guests would never be
-/// interrupted.
-pub(crate) fn spawn_epoch_ticker(engines: &[&Engine], tick: Duration) {
-    let weak: Vec<_> = engines.iter().map(|engine| engine.weak()).collect();
+/// Advances the engine's epoch at a fixed interval, on one thread, until the engine is
+/// dropped. (The quick engine of tiered compilation has no epoch: see [`build_quick`].)
+pub(crate) fn spawn_epoch_ticker(engine: &Engine, tick: Duration) {
+    let weak = engine.weak();
     let spawned = std::thread::Builder::new()
         .name("wasmhook-epoch".into())
         .spawn(move || loop {
             std::thread::sleep(tick);
-            let mut alive = false;
-            for engine in weak.iter().filter_map(wasmtime::EngineWeak::upgrade) {
-                engine.increment_epoch();
-                alive = true;
-            }
-            if !alive {
-                break;
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => break,
             }
         });
     if let Err(error) = spawned {

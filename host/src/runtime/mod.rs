@@ -52,7 +52,7 @@ use wasmtime::{Engine, Precompiled};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
 pub use config::{
-    CallLimits, OptLevel, RuntimeConfig, UnknownOptLevel, DEFAULT_MODULE_CACHE_CAPACITY,
+    CallLimits, CodeTier, OptLevel, RuntimeConfig, UnknownOptLevel, DEFAULT_MODULE_CACHE_CAPACITY,
 };
 pub use engine::Allocation;
 pub use function_cache::{FunctionCacheStats, DEFAULT_FUNCTION_CACHE_BYTES};
@@ -103,7 +103,8 @@ pub struct Runtime {
     cpu: Arc<fair::CpuScheduler>,
     guests: threads::GuestThreads,
     warm: WarmPool,
-    /// The per-function code both engines compile through, when it is on.
+    /// The per-function code the main engine compiles through, when it is on (Cranelift's:
+    /// the quick engine, Winch, has none).
     functions: Option<Arc<function_cache::FunctionCache>>,
     config: RuntimeConfig,
 }
@@ -128,8 +129,8 @@ pub struct LoadedModule {
     prepared: Prepared,
     /// The engine that compiled it: a store for it must be made from this one.
     engine: Engine,
-    /// How optimized its code is.
-    opt_level: OptLevel,
+    /// Which compiler made its code.
+    code: CodeTier,
     /// Where its next call on a fresh instance, and on a warm one, starts (see `threads`).
     starts: [threads::StartHint; 2],
 }
@@ -138,7 +139,7 @@ impl std::fmt::Debug for LoadedModule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoadedModule")
             .field("info", &self.info)
-            .field("opt_level", &self.opt_level)
+            .field("code", &self.code)
             .finish_non_exhaustive()
     }
 }
@@ -159,10 +160,10 @@ impl LoadedModule {
         &self.info
     }
 
-    /// How optimized its code is: below the runtime's level while tiered compilation
+    /// Which compiler made its code: [`CodeTier::Baseline`] while tiered compilation
     /// serves it from the quick engine.
-    pub fn opt_level(&self) -> OptLevel {
-        self.opt_level
+    pub fn code(&self) -> CodeTier {
+        self.code
     }
 
     /// The engine its stores must be made from.
@@ -195,30 +196,30 @@ impl Runtime {
         });
         let (engine, allocation) =
             engine::build(&config, functions.as_ref()).map_err(engine_error)?;
-        let main = Tier::new(engine, config.opt_level, config.cache_dir.as_deref())?;
-        let quick = if config.tiered && config.opt_level > OptLevel::None {
-            let engine = engine::build_quick(&config, functions.as_ref()).map_err(engine_error)?;
+        let main = Tier::new(
+            engine,
+            CodeTier::Cranelift(config.opt_level),
+            config.cache_dir.as_deref(),
+        )?;
+        let quick = if config.tiered {
+            let engine = engine::build_quick().map_err(engine_error)?;
             Some(Tier::new(
                 engine,
-                OptLevel::None,
+                CodeTier::Baseline,
                 config.cache_dir.as_deref(),
             )?)
         } else {
             None
         };
-        let engines: Vec<&Engine> = std::iter::once(&main)
-            .chain(&quick)
-            .map(|tier| &tier.engine)
-            .collect();
-        engine::spawn_epoch_ticker(&engines, config.epoch_tick);
+        // Only the main engine has epochs: the quick one's guests yield through fuel.
+        engine::spawn_epoch_ticker(&main.engine, config.epoch_tick);
         let capacity = NonZeroUsize::new(config.module_cache_capacity).unwrap_or(NonZeroUsize::MIN);
         // A quiet group's guest waiting for a slot makes the holders yield at once: an
-        // extra epoch is an early tick (of both engines when tiered), and deadlines are
-        // checked against the clock.
-        let epochs: Vec<_> = engines.iter().map(|engine| engine.weak()).collect();
+        // extra epoch is an early tick, and deadlines are checked against the clock.
+        let epochs = main.engine.weak();
         let cpu =
             fair::CpuScheduler::with_preemption(config.cpu_slots, config.epoch_tick, move || {
-                for engine in epochs.iter().filter_map(|weak| weak.upgrade()) {
+                if let Some(engine) = epochs.upgrade() {
                     engine.increment_epoch();
                 }
             });
@@ -322,7 +323,7 @@ impl Runtime {
     fn keep(&self, module: LoadedModule) -> Arc<LoadedModule> {
         let mut modules = self.modules();
         if let Some(kept) = modules.get(&module.digest) {
-            if kept.opt_level > module.opt_level {
+            if kept.code > module.code {
                 return Arc::clone(kept);
             }
         }
@@ -456,7 +457,7 @@ impl Runtime {
                     digest,
                     prepared,
                     engine: tier.engine.clone(),
-                    opt_level: tier.level,
+                    code: tier.code,
                     starts: [threads::StartHint::new(), threads::StartHint::new()],
                 })
             }
@@ -474,7 +475,7 @@ impl Runtime {
                     digest,
                     prepared: Prepared::CoreCommand(pre),
                     engine: tier.engine.clone(),
-                    opt_level: tier.level,
+                    code: tier.code,
                     starts: [threads::StartHint::new(), threads::StartHint::new()],
                 })
             }

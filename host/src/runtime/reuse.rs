@@ -50,7 +50,7 @@ impl Runtime {
         let key = WarmKey {
             hook: reuse.hook,
             module: module.digest,
-            opt_level: module.opt_level,
+            code: module.code,
             memory_bytes: limits.memory_bytes,
         };
         let warm = self.warm.take(&key);

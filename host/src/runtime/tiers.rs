@@ -1,16 +1,17 @@
 //! Tiered compilation: a module's first calls need not wait for the optimizing compiler.
 //!
-//! A [`Tier`] is an engine at one Cranelift optimization level with its linkers and its
-//! artifacts. Every runtime has its main tier ([`RuntimeConfig::opt_level`]); with
-//! [`RuntimeConfig::tiered`] it also has a quick one (`none`). An upload is then compiled
-//! by the quick engine ([`Runtime::load_quick`]), and its optimized code is compiled later,
-//! off the upload's path ([`Runtime::optimize`]), and swapped into the in-memory cache: the
-//! calls that start afterwards run it, the calls in flight keep the quick module they hold.
-//! A loaded module carries its engine, since a store must be made from the engine that
-//! compiled the module it instantiates.
+//! A [`Tier`] is an engine with its compiler ([`CodeTier`]), its linkers and its
+//! artifacts. Every runtime has its main tier (Cranelift at [`RuntimeConfig::opt_level`]);
+//! with [`RuntimeConfig::tiered`] it also has a quick one: Winch, wasmtime's single-pass
+//! compiler. An upload is then compiled by the quick engine ([`Runtime::load_quick`]), and
+//! its optimized code is compiled later, off the upload's path ([`Runtime::optimize`]), and
+//! swapped into the in-memory cache: the calls that start afterwards run it, the calls in
+//! flight keep the quick module they hold. A loaded module carries its engine, since a
+//! store must be made from the engine that compiled the module it instantiates.
 //!
-//! Winch (wasmtime's baseline compiler) would compile quicker still, but it does not
-//! support epoch interruption, so it could not enforce the time limit: not a candidate.
+//! Winch has no epoch interruption; its guests yield through fuel instead, and the call's
+//! wall-clock timer keeps the time limit (`engine::build_quick`). Cranelift at `none` was
+//! the quick tier before and saved almost no compile time (BENCHMARKS.md, Tiers).
 //!
 //! [`RuntimeConfig::opt_level`]: super::RuntimeConfig::opt_level
 //! [`RuntimeConfig::tiered`]: super::RuntimeConfig::tiered
@@ -23,14 +24,14 @@ use wasmtime::Engine;
 
 use super::bindings::Extension;
 use super::cache::ArtifactDir;
-use super::config::OptLevel;
+use super::config::CodeTier;
 use super::module::{self, Digest, LoadError};
 use super::state::{ComponentState, CoreState};
 use super::{engine, LoadedModule, Runtime, RuntimeError};
 
-/// An engine at one optimization level, its linkers, and where its artifacts are kept.
+/// An engine with its compiler, its linkers, and where its artifacts are kept.
 pub(super) struct Tier {
-    pub(super) level: OptLevel,
+    pub(super) code: CodeTier,
     pub(super) engine: Engine,
     pub(super) component_linker: wasmtime::component::Linker<ComponentState>,
     pub(super) core_linker: wasmtime::Linker<CoreState>,
@@ -40,7 +41,7 @@ pub(super) struct Tier {
 impl std::fmt::Debug for Tier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tier")
-            .field("level", &self.level)
+            .field("code", &self.code)
             .field("artifacts", &self.artifacts)
             .finish_non_exhaustive()
     }
@@ -50,7 +51,7 @@ impl Tier {
     /// Links the host's interfaces for `engine`, and opens its artifacts in `cache_dir`.
     pub(super) fn new(
         engine: Engine,
-        level: OptLevel,
+        code: CodeTier,
         cache_dir: Option<&Path>,
     ) -> Result<Self, RuntimeError> {
         let engine_error = |error: wasmtime::Error| RuntimeError::Engine(format!("{error:#}"));
@@ -73,7 +74,7 @@ impl Tier {
         .map_err(engine_error)?;
         let artifacts = match cache_dir {
             Some(dir) => Some(
-                ArtifactDir::open(dir, engine::fingerprint(&engine), level).map_err(|source| {
+                ArtifactDir::open(dir, engine::fingerprint(&engine), code).map_err(|source| {
                     RuntimeError::CacheDir {
                         path: dir.display().to_string(),
                         source,
@@ -83,7 +84,7 @@ impl Tier {
             None => None,
         };
         Ok(Tier {
-            level,
+            code,
             engine,
             component_linker,
             core_linker,
@@ -101,15 +102,20 @@ impl Runtime {
     /// Whether this module runs code of the quick tier, and its optimized code is still to
     /// be compiled ([`Runtime::optimize`]).
     pub fn needs_optimizing(&self, module: &LoadedModule) -> bool {
-        self.quick.is_some() && module.opt_level < self.main.level
+        self.quick.is_some() && module.code < self.main.code
     }
 
     /// [`Runtime::load`], but compiling with the quick engine when tiered (the module's
-    /// first calls then run unoptimized code until [`Runtime::optimize`] has swapped in
-    /// the optimized one). Memory and the optimized artifact come first, as always.
+    /// first calls then run Winch's code until [`Runtime::optimize`] has swapped in the
+    /// optimized one). Memory and the optimized artifact come first, as always. A module
+    /// Winch refuses (a feature it lacks: tail calls, GC, exceptions; or an invalid
+    /// module) is compiled by the optimizing engine, whose verdict is the one reported.
     pub fn load_quick(&self, bytes: &[u8]) -> Result<Arc<LoadedModule>, LoadError> {
         match &self.quick {
-            Some(quick) => self.load_with(quick, bytes),
+            Some(quick) => match self.load_with(quick, bytes) {
+                Err(LoadError::Invalid { .. }) => self.load(bytes),
+                loaded => loaded,
+            },
             None => self.load(bytes),
         }
     }
@@ -124,7 +130,7 @@ impl Runtime {
             return Ok(false);
         }
         let digest = Digest::of(bytes);
-        let optimized = |kept: &Arc<LoadedModule>| kept.opt_level >= self.main.level;
+        let optimized = |kept: &Arc<LoadedModule>| kept.code >= self.main.code;
         if self.modules().peek(&digest).is_some_and(optimized) {
             return Ok(false);
         }

@@ -89,7 +89,7 @@ pub(crate) struct WarmKey {
     pub(crate) module: Digest,
     /// The module's tier: once its optimized code is swapped in, the instances of its
     /// quick code are no longer taken (they expire).
-    pub(crate) opt_level: super::OptLevel,
+    pub(crate) code: super::CodeTier,
     pub(crate) memory_bytes: u64,
 }
 

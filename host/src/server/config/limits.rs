@@ -62,12 +62,13 @@ pub struct Limits {
     pub compile_seconds_per_organization: u64,
     /// Uploads of one organization that may be refused per 10 minutes; then uploads get 429.
     pub refused_uploads_per_organization: u64,
-    /// Compile uploads unoptimized first (Cranelift `none`), so that their first calls need
-    /// not wait for the optimizing compiler, and compile their optimized code in the
+    /// Compile uploads with Winch first (wasmtime's single-pass compiler: about a fifth of
+    /// Cranelift's compile time, calls 1.2-2.5x slower), so that their first calls need not
+    /// wait for the optimizing compiler, and compile their optimized code (Cranelift) in the
     /// background, one at a time and at low priority, swapped in when ready
-    /// (`wasmhook_modules_optimized_total`). The time limit holds on both. Off: measured
-    /// here, `none` compiles only 0-27% quicker and its calls run up to 6x slower
-    /// (BENCHMARKS.md, tiers).
+    /// (`wasmhook_modules_optimized_total`; BENCHMARKS.md, Tiers). The time limit and the
+    /// instruction budget hold on both. A module Winch cannot compile is compiled by
+    /// Cranelift at once. Off: every upload waits for Cranelift.
     pub tiered_compile: bool,
     /// MiB of compiled functions kept in memory, shared by every organization's uploads, so
     /// that a function compiled before (the same code in any module: the parts of `std`
@@ -126,7 +127,7 @@ impl Default for Limits {
                 .seconds_per_window,
             refused_uploads_per_organization: crate::modules::gate::CompileBudget::default()
                 .refusals_per_window,
-            tiered_compile: false,
+            tiered_compile: true,
             compile_cache_mb: 0,
             max_reuse_idle_s: crate::runtime::DEFAULT_WARM_BOUNDS.max_idle.as_secs(),
             warm_instances: crate::runtime::DEFAULT_WARM_BOUNDS.total,
