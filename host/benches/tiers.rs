@@ -7,7 +7,7 @@
 //!
 //! `speed` is measured as an upload compiles without tiers (a runtime without them); the
 //! quick tier as the server runs it (a tiered runtime's quick engine, `Runtime::load_quick`:
-//! instances allocated on demand, interrupted through fuel), and the background compile on
+//! instances allocated on demand), and the background compile on
 //! that runtime's optimizing engine (`Runtime::optimize`: one thread; the server also
 //! lowers its priority). A module Winch cannot compile is compiled by Cranelift on the
 //! quick path too: its row says so.

@@ -11,7 +11,7 @@
 //! cache, so a restart loads it without compiling.
 //!
 //! With tiered compilation (`[limits] tiered_compile`) every compile above is the quick
-//! one (Cranelift without optimizations), and a module that runs quick code gets its
+//! one (Winch, wasmtime's single-pass compiler), and a module that runs quick code gets its
 //! optimized code compiled afterwards, once, by [`ModuleLibrary`]'s optimizer: behind the
 //! gate's one background place, on a thread of low priority, charged to the installation
 //! (the organization paid for its upload's compile). The runtime swaps it in when ready.

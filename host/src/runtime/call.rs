@@ -10,7 +10,6 @@ use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::I32Exit;
 
 use super::config::CallLimits;
-use super::engine::QUICK_YIELD_FUEL;
 use super::fair::{FairShare, TickYield};
 use super::http::GuestHttp;
 use super::invocation::Invocation;
@@ -259,35 +258,25 @@ impl Runtime {
         tick: &TickYield,
     ) -> wasmtime::Result<()> {
         store.data_mut().call_state().deadline = deadline;
-        if store.engine().get_epoch_interruption() {
-            // Check the deadline at every tick, yielding to the async runtime in between so
-            // that a CPU-bound guest never holds a worker thread (or its CPU slot, see
-            // `fair`) for more than one tick.
-            store.set_epoch_deadline(1);
-            let tick = tick.clone();
-            store.epoch_deadline_callback(move |_| {
-                if Instant::now() >= deadline {
-                    Ok(UpdateDeadline::Interrupt)
-                } else {
-                    tick.mark();
-                    Ok(UpdateDeadline::Yield(1))
-                }
-            });
-        } else {
-            // The quick tier's engine (Winch) has no epochs: its guests yield every so many
-            // instructions instead, and the wall-clock timer around the call ends one at
-            // its first yield past the deadline. Its CPU slot is given up at each such
-            // yield (no tick is marked) and taken again at once unless another waits.
-            store.fuel_async_yield_interval(Some(QUICK_YIELD_FUEL))?;
-        }
+        // Check the deadline at every tick, yielding to the async runtime in between so
+        // that a CPU-bound guest never holds a worker thread (or its CPU slot, see `fair`)
+        // for more than one tick.
+        store.set_epoch_deadline(1);
+        let tick = tick.clone();
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                tick.mark();
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
         match (self.config.fuel_metering, limits.fuel) {
+            (true, budget) => store.set_fuel(budget.unwrap_or(u64::MAX))?,
             (false, Some(_)) => wasmtime::bail!(
                 "an instruction budget was asked for, but this runtime was built without fuel metering"
             ),
-            (_, budget) if store.engine().get_consume_fuel() => {
-                store.set_fuel(budget.unwrap_or(u64::MAX))?;
-            }
-            _ => {}
+            (false, None) => {}
         }
         Ok(())
     }

@@ -36,8 +36,9 @@ pub const DEFAULT_EPOCH_TICK: Duration = Duration::from_millis(1);
 
 const MIB: u64 = 1024 * 1024;
 
-/// How hard Cranelift optimizes the code it compiles: `none` compiles several times faster
-/// and runs slower, `speed` the reverse (BENCHMARKS.md, Tiers). Parsed once from its name.
+/// How hard Cranelift optimizes the code it compiles: `none` compiles a little faster (at
+/// most a quarter) and runs up to 6x slower, `speed` the reverse (BENCHMARKS.md, Tiers).
+/// Parsed once from its name.
 /// Ordered: `None` is below `Speed`, so that optimized code is never replaced by quicker.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum OptLevel {
@@ -96,9 +97,9 @@ impl std::str::FromStr for OptLevel {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum CodeTier {
     /// Winch, wasmtime's single-pass compiler: the quick tier of tiered compilation. It
-    /// compiles several times faster than Cranelift at either level (BENCHMARKS.md, Tiers)
-    /// and has no epoch interruption, so its guests are interrupted through fuel instead
-    /// (`engine::build_quick`).
+    /// compiles several times faster than Cranelift at either level, and its code runs
+    /// slower (BENCHMARKS.md, Tiers); its guests are interrupted by epochs as Cranelift's
+    /// are (`engine::build_quick`).
     Baseline,
     /// Cranelift, at this level.
     Cranelift(OptLevel),

@@ -1,5 +1,5 @@
 //! The wasmtime `Engine` of a process (two with tiered compilation: the quick one beside
-//! it), and the thread that advances the main engine's epoch.
+//! it), and the thread that advances their epochs.
 
 use std::time::Duration;
 
@@ -40,11 +40,6 @@ const TABLE_KEEP_RESIDENT: usize = 64 << 10;
 const MAX_WASM_STACK: usize = 1 << 20;
 /// The fiber stack a call runs on must hold the guest's stack plus host frames.
 const ASYNC_STACK: usize = 2 << 20;
-/// Instructions a guest of the quick tier runs between two yields to the async runtime:
-/// about a millisecond of Winch's code, as an epoch tick is (DEFAULT_EPOCH_TICK). At each
-/// yield the call's wall-clock timer can end it, and the fair scheduler and the guest
-/// threads can move it, as they do at a tick.
-pub(crate) const QUICK_YIELD_FUEL: u64 = 1_000_000;
 
 /// How the engine allocates instances, as it turned out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,20 +77,18 @@ pub(crate) fn build(
 /// made before a module's optimized code is ready, and a second pool would reserve the
 /// address space of the first again.
 ///
-/// Winch has no epoch interruption, so the time limit is kept through fuel: every store of
-/// this engine yields each [`QUICK_YIELD_FUEL`] instructions (`call::arm`), and the
-/// call's wall-clock timer, which surrounds every call, ends it at the first yield past
-/// its deadline. Memory, stack and instance limits are the optimized engine's. Features
-/// Winch lacks (tail calls, GC, exceptions) fail its compile, and the upload is then
-/// compiled by the optimizing engine alone (`Runtime::load_quick`).
-pub(crate) fn build_quick() -> wasmtime::Result<Engine> {
+/// Its limits are the optimized engine's, epoch interruption included: Winch checks the
+/// epoch where Cranelift does, at every function's entry and loop's header (winch-codegen
+/// 48's `maybe_emit_epoch_check`; the note on `Config::epoch_interruption` that calls it
+/// incompatible with Winch is older than that code), so the time limit, the ticks of the
+/// fair scheduler and its preemption hold on either tier; and fuel, when the runtime meters
+/// it. Features Winch lacks (tail calls, GC, exceptions) fail its compile, and the upload
+/// is then compiled by the optimizing engine (`Runtime::load_quick`).
+pub(crate) fn build_quick(config: &RuntimeConfig) -> wasmtime::Result<Engine> {
     let mut wasm = Config::new();
     // An upload waits for this compile: every core may help.
-    wasm.strategy(Strategy::Winch)
-        .parallel_compilation(true)
-        .epoch_interruption(false)
-        .consume_fuel(true);
-    limits(&mut wasm);
+    wasm.strategy(Strategy::Winch).parallel_compilation(true);
+    interruption(&mut wasm, config);
     Engine::new(&wasm)
 }
 
@@ -116,16 +109,17 @@ fn base_config(
         // it never takes the CPU from calls and from other uploads' quick compiles.
         wasm.parallel_compilation(false);
     }
-    wasm.epoch_interruption(true)
-        .consume_fuel(config.fuel_metering);
-    limits(&mut wasm);
+    interruption(&mut wasm, config);
     Ok(wasm)
 }
 
-/// What both engines share: the component model, a guest's stack and the frames kept of
+/// What both engines share: the component model, epoch interruption (the time limit and
+/// the fair scheduler's ticks), fuel when metered, a guest's stack and the frames kept of
 /// a trap's backtrace.
-fn limits(wasm: &mut Config) {
+fn interruption(wasm: &mut Config, config: &RuntimeConfig) {
     wasm.wasm_component_model(true)
+        .epoch_interruption(true)
+        .consume_fuel(config.fuel_metering)
         .max_wasm_stack(MAX_WASM_STACK)
         .async_stack_size(ASYNC_STACK)
         .wasm_backtrace_max_frames(std::num::NonZeroUsize::new(64));
@@ -155,17 +149,23 @@ fn pooling(config: &RuntimeConfig) -> PoolingAllocationConfig {
     pool
 }
 
-/// Advances the engine's epoch at a fixed interval, on one thread, until the engine is
-/// dropped. (The quick engine of tiered compilation has no epoch: see [`build_quick`].)
-pub(crate) fn spawn_epoch_ticker(engine: &Engine, tick: Duration) {
-    let weak = engine.weak();
+/// Advances the engines' epochs at a fixed interval, on one thread, until every engine is
+/// dropped. Each engine has its own epoch: a store's deadline counts its engine's ticks, so
+/// the quick engine of tiered compilation must tick too, or its guests would never be
+/// interrupted.
+pub(crate) fn spawn_epoch_ticker(engines: &[&Engine], tick: Duration) {
+    let weak: Vec<_> = engines.iter().map(|engine| engine.weak()).collect();
     let spawned = std::thread::Builder::new()
         .name("wasmhook-epoch".into())
         .spawn(move || loop {
             std::thread::sleep(tick);
-            match weak.upgrade() {
-                Some(engine) => engine.increment_epoch(),
-                None => break,
+            let mut alive = false;
+            for engine in weak.iter().filter_map(wasmtime::EngineWeak::upgrade) {
+                engine.increment_epoch();
+                alive = true;
+            }
+            if !alive {
+                break;
             }
         });
     if let Err(error) = spawned {

@@ -202,7 +202,7 @@ impl Runtime {
             config.cache_dir.as_deref(),
         )?;
         let quick = if config.tiered {
-            let engine = engine::build_quick().map_err(engine_error)?;
+            let engine = engine::build_quick(&config).map_err(engine_error)?;
             Some(Tier::new(
                 engine,
                 CodeTier::Baseline,
@@ -211,15 +211,19 @@ impl Runtime {
         } else {
             None
         };
-        // Only the main engine has epochs: the quick one's guests yield through fuel.
-        engine::spawn_epoch_ticker(&main.engine, config.epoch_tick);
+        let engines: Vec<&Engine> = std::iter::once(&main)
+            .chain(&quick)
+            .map(|tier| &tier.engine)
+            .collect();
+        engine::spawn_epoch_ticker(&engines, config.epoch_tick);
         let capacity = NonZeroUsize::new(config.module_cache_capacity).unwrap_or(NonZeroUsize::MIN);
         // A quiet group's guest waiting for a slot makes the holders yield at once: an
-        // extra epoch is an early tick, and deadlines are checked against the clock.
-        let epochs = main.engine.weak();
+        // extra epoch is an early tick (of both engines when tiered), and deadlines are
+        // checked against the clock.
+        let epochs: Vec<_> = engines.iter().map(|engine| engine.weak()).collect();
         let cpu =
             fair::CpuScheduler::with_preemption(config.cpu_slots, config.epoch_tick, move || {
-                if let Some(engine) = epochs.upgrade() {
+                for engine in epochs.iter().filter_map(|weak| weak.upgrade()) {
                     engine.increment_epoch();
                 }
             });

@@ -9,9 +9,9 @@
 //! flight keep the quick module they hold. A loaded module carries its engine, since a
 //! store must be made from the engine that compiled the module it instantiates.
 //!
-//! Winch has no epoch interruption; its guests yield through fuel instead, and the call's
-//! wall-clock timer keeps the time limit (`engine::build_quick`). Cranelift at `none` was
-//! the quick tier before and saved almost no compile time (BENCHMARKS.md, Tiers).
+//! Winch checks epochs as Cranelift does, so the time limit and the fair scheduler's ticks
+//! hold on either tier (`engine::build_quick`). Cranelift at `none` was the quick tier
+//! before and saved almost no compile time (BENCHMARKS.md, Tiers).
 //!
 //! [`RuntimeConfig::opt_level`]: super::RuntimeConfig::opt_level
 //! [`RuntimeConfig::tiered`]: super::RuntimeConfig::tiered

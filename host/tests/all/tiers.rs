@@ -1,7 +1,7 @@
 //! Tiered compilation (`[limits] tiered_compile`): an upload is compiled by Winch first,
 //! its first calls run that quick code, and its optimized code is compiled in the
 //! background and swapped in; the time limit and an instruction budget hold on either
-//! tier, though Winch's code is interrupted through fuel rather than epochs.
+//! tier, and a module Winch cannot compile is compiled by Cranelift.
 
 use std::time::{Duration, Instant};
 
@@ -160,6 +160,38 @@ fn a_runtime_without_tiers_loads_optimized_code() {
 }
 
 #[tokio::test]
+async fn a_loop_of_bulk_memory_fills_is_cut_at_its_time_limit_on_the_quick_tier() {
+    let runtime = tiered_runtime();
+    // Each round is one instruction of fuel but milliseconds of work: an interruption that
+    // counted instructions would let it run far past its limit; the epoch check at the
+    // loop's header does not.
+    let bytes = wat::parse_str(
+        r#"(module
+            (memory (export "memory") 256)
+            (func (export "_start")
+              (loop
+                (memory.fill (i32.const 0) (i32.const 0) (i32.const 16777216))
+                (br 0))))"#,
+    )
+    .expect("valid text");
+    let filling = runtime.load_quick(&bytes).expect("compiles quick");
+    assert_eq!(filling.code(), CodeTier::Baseline);
+    let mut call = Call::with_settings(json!({}));
+    call.limits.timeout = Duration::from_secs(1);
+    let report = call.run_on(&runtime, &filling).await;
+    assert!(
+        matches!(report.outcome, Outcome::Timeout { limit } if limit == Duration::from_secs(1)),
+        "{:?}",
+        report.outcome
+    );
+    assert!(
+        report.duration < Duration::from_secs(3),
+        "interrupted near its deadline: {:?}",
+        report.duration
+    );
+}
+
+#[tokio::test]
 async fn an_instruction_budget_holds_on_the_quick_tier() {
     let runtime = Runtime::new(RuntimeConfig {
         tiered: true,
@@ -173,7 +205,6 @@ async fn an_instruction_budget_holds_on_the_quick_tier() {
         .expect("the hostile guest compiles quick");
     assert_eq!(spinning.code(), CodeTier::Baseline);
     let mut call = hostile("loop");
-    // Several of the quick tier's yields (engine::QUICK_YIELD_FUEL) before it runs out.
     call.limits.fuel = Some(5_000_000);
     call.limits.timeout = Duration::from_secs(20);
     let report = call.run_on(&runtime, &spinning).await;

@@ -525,8 +525,7 @@ impl Drop for CpuSlot {
 
 /// Marked by the epoch callback just before the guest yields at a tick, so that its share
 /// can tell a tick (keep the slot unless others wait) from a wait in a host call (give it
-/// up). The quick tier's guests (Winch, no epochs) yield through fuel and mark nothing:
-/// they give their slot up at each yield and take it again unless another call waits.
+/// up).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TickYield(Arc<AtomicBool>);
 
