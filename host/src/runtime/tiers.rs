@@ -109,7 +109,9 @@ impl Runtime {
     /// first calls then run Winch's code until [`Runtime::optimize`] has swapped in the
     /// optimized one). Memory and the optimized artifact come first, as always. A module
     /// Winch refuses (a feature it lacks: tail calls, GC, exceptions; or an invalid
-    /// module) is compiled by the optimizing engine, whose verdict is the one reported.
+    /// module) is compiled by the optimizing engine, whose verdict is the one reported; that
+    /// compile runs on one thread (the engine's setting for its background work), so such
+    /// an upload waits longer than it would without tiers.
     pub fn load_quick(&self, bytes: &[u8]) -> Result<Arc<LoadedModule>, LoadError> {
         match &self.quick {
             Some(quick) => match self.load_with(quick, bytes) {
