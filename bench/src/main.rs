@@ -835,8 +835,9 @@ async fn cold_paths(
             let hook = tenant.hook(&module, json!({})).await?;
             tenant.invoke_until_ready(hook, &json!({})).await?;
             let elapsed = started.elapsed();
-            // The compile on the upload's path (the quick one with tiers); a background
-            // compile finished meanwhile would count too, but none is started before it.
+            // The compile on the upload's path (the quick one with tiers). Background
+            // compiles are not counted; the Rust hello's may still run during the Python
+            // upload.
             let compiling = compile_seconds(server).await? - compiled_before;
             println!(
                 "| upload to first completed call, {name}, {compiler} (of which compiling {}) | {} |",

@@ -61,13 +61,17 @@ impl ModuleLibrary {
             .name("wasmhook-optimize".into())
             .spawn(move || {
                 lower_priority();
-                let _compiling = Held::on(|metrics| metrics.modules_compiling.clone());
-                let optimized = std::fs::read(&path)
-                    .map_err(|error| LoadError::Invalid {
-                        encoding: "module",
-                        reason: format!("its file is unreadable: {error}"),
-                    })
-                    .and_then(|bytes| runtime.optimize(&bytes));
+                // No longer counted as compiling once the swap can be counted (the
+                // receiver counts it): the gauge is down before the counter is up.
+                let optimized = {
+                    let _compiling = Held::on(|metrics| metrics.modules_compiling.clone());
+                    std::fs::read(&path)
+                        .map_err(|error| LoadError::Invalid {
+                            encoding: "module",
+                            reason: format!("its file is unreadable: {error}"),
+                        })
+                        .and_then(|bytes| runtime.optimize(&bytes))
+                };
                 // The receiver is gone only if the server is shutting down.
                 let _ = sender.send(optimized);
             })

@@ -1,7 +1,7 @@
 //! Compiled code on disk, keyed by (module digest, engine fingerprint, tier).
 //!
-//! The tier is the Cranelift optimization level: with tiered compilation the quick and the
-//! optimizing engine write to the same directory, and code of one must never be mapped by
+//! The tier is the [`CodeTier`] (Winch, or Cranelift at a level): with tiered compilation
+//! the quick and the optimizing engine write to the same directory, and code of one must never be mapped by
 //! the other. The optimized tier's names carry no tier, as before tiers existed, so that
 //! the artifacts of an installation upgraded stay valid.
 //!

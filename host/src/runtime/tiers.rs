@@ -107,15 +107,26 @@ impl Runtime {
 
     /// [`Runtime::load`], but compiling with the quick engine when tiered (the module's
     /// first calls then run Winch's code until [`Runtime::optimize`] has swapped in the
-    /// optimized one). Memory and the optimized artifact come first, as always. A module
-    /// Winch refuses (a feature it lacks: tail calls, GC, exceptions; or an invalid
-    /// module) is compiled by the optimizing engine, whose verdict is the one reported; that
-    /// compile runs on one thread (the engine's setting for its background work), so such
-    /// an upload waits longer than it would without tiers.
+    /// optimized one). Memory and the optimized artifact come first, as always.
+    ///
+    /// Winch refuses a module that uses a feature it lacks (tail calls, GC, exceptions) as
+    /// it refuses an invalid one. The module is then validated against the optimizing
+    /// engine's features: valid, it is compiled by that engine (on one thread, the engine's
+    /// setting for its background work, so such an upload waits longer than it would
+    /// without tiers); invalid, it is refused with the validator's reason, without a second
+    /// compile.
     pub fn load_quick(&self, bytes: &[u8]) -> Result<Arc<LoadedModule>, LoadError> {
         match &self.quick {
             Some(quick) => match self.load_with(quick, bytes) {
-                Err(LoadError::Invalid { .. }) => self.load(bytes),
+                Err(LoadError::Invalid { encoding, .. }) => {
+                    wasmparser::Validator::new_with_features(self.main.engine.get_wasm_features())
+                        .validate_all(bytes)
+                        .map_err(|error| LoadError::Invalid {
+                            encoding,
+                            reason: error.message().to_owned(),
+                        })?;
+                    self.load(bytes)
+                }
                 loaded => loaded,
             },
             None => self.load(bytes),

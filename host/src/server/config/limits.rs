@@ -63,7 +63,7 @@ pub struct Limits {
     /// Uploads of one organization that may be refused per 10 minutes; then uploads get 429.
     pub refused_uploads_per_organization: u64,
     /// Compile uploads with Winch first (wasmtime's single-pass compiler: about a fifth of
-    /// Cranelift's compile time, calls 1.2-2.5x slower), so that their first calls need not
+    /// Cranelift's compile time, calls 1.4-5x slower), so that their first calls need not
     /// wait for the optimizing compiler, and compile their optimized code (Cranelift) in the
     /// background, one at a time and at low priority, swapped in when ready
     /// (`wasmhook_modules_optimized_total`; BENCHMARKS.md, Tiers). The time limit and the
@@ -73,7 +73,9 @@ pub struct Limits {
     /// MiB of compiled functions kept in memory, shared by every organization's uploads, so
     /// that a function compiled before (the same code in any module: the parts of `std`
     /// and of the bindings every module of a toolchain carries) is not compiled again
-    /// (BENCHMARKS.md, the compile cache); at most 4096. Off (0) by default: how quickly an
+    /// (BENCHMARKS.md, the compile cache); at most 4096. Cranelift's: with `tiered_compile`
+    /// it serves the background compiles and what Winch refuses, not the upload's Winch
+    /// compile. Off (0) by default: how quickly an
     /// upload compiles tells its organization whether another compiled the same function,
     /// so turn it on only where organizations trust each other.
     pub compile_cache_mb: u64,
