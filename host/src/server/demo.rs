@@ -40,7 +40,7 @@ pub async fn create(state: &AppState, module_path: &Path) -> anyhow::Result<Anno
     // admin whose password was never shown.
     let runtime = std::sync::Arc::clone(state.library.runtime());
     let checked = bytes.clone();
-    tokio::task::spawn_blocking(move || runtime.load(&checked))
+    tokio::task::spawn_blocking(move || runtime.load_quick(&checked))
         .await
         .context("the demo module check stopped")?
         .with_context(|| format!("the demo module {} was refused", module_path.display()))?;
