@@ -224,14 +224,8 @@ async fn compare(args: &CompareArgs) -> anyhow::Result<()> {
 /// Seconds a wasmhook has spent compiling modules that loaded (its
 /// `wasmhook_module_compile_seconds{result="ok"}` histogram's sum).
 async fn compile_seconds(server: &Running) -> anyhow::Result<f64> {
-    let text = reqwest::Client::new()
-        .get(format!("http://{}/metrics", server.address))
-        .bearer_auth(servers::OPERATOR_TOKEN)
-        .send()
-        .await?
-        .error_for_status()?
-        .text()
-        .await?;
+    let base = format!("http://{}", server.address);
+    let text = stages::scrape(&base, servers::OPERATOR_TOKEN).await?;
     let sum = text
         .lines()
         .find_map(|line| line.strip_prefix("wasmhook_module_compile_seconds_sum{result=\"ok\"} "))

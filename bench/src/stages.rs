@@ -37,6 +37,18 @@ pub struct Row {
 
 /// One stage's histogram: cumulative counts by upper bound (seconds), and the sum of the
 /// observed durations.
+/// The exposition text of the wasmhook at `base` (`http://host:port`), as the operator.
+pub async fn scrape(base: &str, operator_token: &str) -> anyhow::Result<String> {
+    Ok(reqwest::Client::new()
+        .get(format!("{base}/metrics"))
+        .bearer_auth(operator_token)
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?)
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Histogram {
     buckets: Vec<(f64, f64)>,
@@ -50,15 +62,7 @@ pub struct Stages(BTreeMap<String, Histogram>);
 impl Stages {
     /// Reads the stages from the wasmhook at `base` (`http://host:port`), as the operator.
     pub async fn read(base: &str, operator_token: &str) -> anyhow::Result<Self> {
-        let text = reqwest::Client::new()
-            .get(format!("{base}/metrics"))
-            .bearer_auth(operator_token)
-            .send()
-            .await?
-            .error_for_status()?
-            .text()
-            .await?;
-        Self::parse(&text)
+        Self::parse(&scrape(base, operator_token).await?)
     }
 
     /// `run`, and what the wasmhook at `base` observed while it ran.

@@ -1,9 +1,9 @@
 //! Compiled code on disk, keyed by (module digest, engine fingerprint, tier).
 //!
 //! The tier is the [`CodeTier`] (Winch, or Cranelift at a level): with tiered compilation
-//! the quick and the optimizing engine write to the same directory, and code of one must never be mapped by
-//! the other. The optimized tier's names carry no tier, as before tiers existed, so that
-//! the artifacts of an installation upgraded stay valid.
+//! the quick and the optimizing engine write to the same directory, and code of one must
+//! never be mapped by the other. The optimized tier's names carry no tier, as before tiers
+//! existed, so that the artifacts of an installation upgraded stay valid.
 //!
 //! An artifact is written once, after the module has been validated, through a temporary
 //! file and a rename, so a crash never leaves a half-written artifact under its final name.

@@ -88,7 +88,7 @@ pub(crate) fn build_quick(config: &RuntimeConfig) -> wasmtime::Result<Engine> {
     let mut wasm = Config::new();
     // An upload waits for this compile: every core may help.
     wasm.strategy(Strategy::Winch).parallel_compilation(true);
-    interruption(&mut wasm, config);
+    shared(&mut wasm, config);
     Engine::new(&wasm)
 }
 
@@ -109,14 +109,14 @@ fn base_config(
         // it never takes the CPU from calls and from other uploads' quick compiles.
         wasm.parallel_compilation(false);
     }
-    interruption(&mut wasm, config);
+    shared(&mut wasm, config);
     Ok(wasm)
 }
 
 /// What both engines share: the component model, epoch interruption (the time limit and
 /// the fair scheduler's ticks), fuel when metered, a guest's stack and the frames kept of
 /// a trap's backtrace.
-fn interruption(wasm: &mut Config, config: &RuntimeConfig) {
+fn shared(wasm: &mut Config, config: &RuntimeConfig) {
     wasm.wasm_component_model(true)
         .epoch_interruption(true)
         .consume_fuel(config.fuel_metering)

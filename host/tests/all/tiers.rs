@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::json;
-use wasmhook::runtime::{CodeTier, Digest, Failure, OptLevel, Outcome, Runtime, RuntimeConfig};
+use wasmhook::runtime::{
+    CodeTier, Digest, Failure, OptLevel, Outcome, RunReport, Runtime, RuntimeConfig,
+};
 use wasmhook_tests::guests::{HELLO, HOSTILE};
 
 use super::support::{artifacts, hostile, temp, wait_until, Call, Server, Tenant, OPERATOR_TOKEN};
@@ -30,6 +32,20 @@ fn tiered_runtime() -> Runtime {
 
 fn bytes_of(path: &str) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|error| panic!("cannot read {path}: {error}"))
+}
+
+/// A call given a 1 s limit ended as a timeout, near its deadline.
+fn assert_cut_at_one_second(report: &RunReport) {
+    assert!(
+        matches!(report.outcome, Outcome::Timeout { limit } if limit == Duration::from_secs(1)),
+        "{:?}",
+        report.outcome
+    );
+    assert!(
+        report.duration < Duration::from_secs(3),
+        "interrupted near its deadline: {:?}",
+        report.duration
+    );
 }
 
 #[test]
@@ -134,16 +150,7 @@ async fn the_time_limit_holds_on_the_quick_tier() {
     let mut call = hostile("loop");
     call.limits.timeout = Duration::from_secs(1);
     let report = call.run_on(&runtime, &spinning).await;
-    assert!(
-        matches!(report.outcome, Outcome::Timeout { limit } if limit == Duration::from_secs(1)),
-        "{:?}",
-        report.outcome
-    );
-    assert!(
-        report.duration < Duration::from_secs(3),
-        "interrupted near its deadline: {:?}",
-        report.duration
-    );
+    assert_cut_at_one_second(&report);
 }
 
 #[test]
@@ -179,16 +186,7 @@ async fn a_loop_of_bulk_memory_fills_is_cut_at_its_time_limit_on_the_quick_tier(
     let mut call = Call::with_settings(json!({}));
     call.limits.timeout = Duration::from_secs(1);
     let report = call.run_on(&runtime, &filling).await;
-    assert!(
-        matches!(report.outcome, Outcome::Timeout { limit } if limit == Duration::from_secs(1)),
-        "{:?}",
-        report.outcome
-    );
-    assert!(
-        report.duration < Duration::from_secs(3),
-        "interrupted near its deadline: {:?}",
-        report.duration
-    );
+    assert_cut_at_one_second(&report);
 }
 
 #[tokio::test]

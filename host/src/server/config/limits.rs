@@ -75,9 +75,9 @@ pub struct Limits {
     /// and of the bindings every module of a toolchain carries) is not compiled again
     /// (BENCHMARKS.md, the compile cache); at most 4096. Cranelift's: with `tiered_compile`
     /// it serves the background compiles and what Winch refuses, not the upload's Winch
-    /// compile. Off (0) by default: how quickly an
-    /// upload compiles tells its organization whether another compiled the same function,
-    /// so turn it on only where organizations trust each other.
+    /// compile. Off (0) by default: how quickly an upload compiles tells its organization
+    /// whether another compiled the same function, so turn it on only where organizations
+    /// trust each other.
     pub compile_cache_mb: u64,
     /// The most seconds a hook's `config.reuse_instances.idle_s` may ask: how long an idle
     /// warm instance may keep its memory waiting for its hook's next call.
