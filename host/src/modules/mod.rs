@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use crate::metrics::{metrics, CompileLabels, Held};
 use crate::model::now_rfc3339;
 use crate::runtime::precheck::{precheck, ModuleBounds};
-use crate::runtime::{Digest, LoadError, LoadedModule, Runtime};
+use crate::runtime::{Digest, LoadError, LoadedModule, Runtime, Swept};
 use crate::store::modules::{Inspected, Module, ModuleStatus, NewModule};
 use crate::store::templates::TemplateModule;
 use crate::store::{Store, StoreError};
@@ -362,7 +362,55 @@ impl ModuleLibrary {
             self.share_files().await?;
             self.follow_replicas();
         }
+        self.sweep_in_background();
         Ok(())
+    }
+
+    /// Sweeps the runtime's artifact directory now and every [`SWEEP_EVERY`]: compiled
+    /// code no module needs (of bytes deleted while they compiled or while the server was
+    /// down, of an older version's engine) would otherwise hold disk for good.
+    fn sweep_in_background(self: &Arc<Self>) {
+        let library = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                if let Err(error) = library.sweep_artifacts().await {
+                    tracing::warn!("cannot sweep the compiled artifacts: {error}");
+                }
+                tokio::time::sleep(SWEEP_EVERY).await;
+            }
+        });
+    }
+
+    /// Removes the compiled artifacts of bytes no module or template holds and that have
+    /// no file here (an upload writes its file before it compiles), and those no engine of
+    /// this runtime would load.
+    async fn sweep_artifacts(&self) -> Result<Swept, ModuleError> {
+        let in_use: HashSet<String> = self
+            .store
+            .modules()
+            .digests_in_use()
+            .await?
+            .into_iter()
+            .collect();
+        let runtime = Arc::clone(&self.runtime);
+        let dir = self.dir.clone();
+        let swept = tokio::task::spawn_blocking(move || {
+            let keep = |digest: &Digest| {
+                let sha256 = digest.to_string();
+                in_use.contains(&sha256) || dir.join(format!("{sha256}.wasm")).exists()
+            };
+            runtime.sweep_artifacts(&keep, FRESH_FILE)
+        })
+        .await
+        .map_err(|error| ModuleError::Io(error.to_string()))?;
+        if swept.files > 0 {
+            tracing::info!(
+                files = swept.files,
+                bytes = swept.bytes,
+                "removed compiled artifacts no module needs"
+            );
+        }
+        Ok(swept)
     }
 
     /// Puts in the database the bytes of modules it does not hold, from this data
@@ -538,7 +586,7 @@ impl ModuleLibrary {
     /// Deletes the file of bytes no module uses any more, and drops its compiled form.
     pub fn forget(&self, sha256: &str) {
         if let Ok(digest) = sha256.parse::<Digest>() {
-            self.runtime.evict(&digest);
+            self.runtime.forget(&digest);
         }
         if let Err(error) = std::fs::remove_file(self.path(sha256)) {
             tracing::warn!(%sha256, "could not delete a module file: {error}");
@@ -565,6 +613,10 @@ fn inspected(loaded: &LoadedModule) -> Inspected {
 /// How long a module file is kept whatever the database says: it may be an upload's whose
 /// row is not committed yet.
 const FRESH_FILE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How often the compiled artifacts no module needs are swept (and once at start): they
+/// are left only by a deletion racing a compile, or by an upgrade, so seldom is enough.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The sha256 of each module file in `dir` older than [`FRESH_FILE`].
 fn stale_files(dir: &Path) -> Vec<String> {

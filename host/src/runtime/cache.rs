@@ -13,9 +13,17 @@
 //! rename or removed, never rewritten in place: truncating a mapped file under a running
 //! process makes its next access to that code fail with SIGBUS. The runtime itself only
 //! renames and unlinks; operators cleaning the cache should delete files, not edit them.
+//!
+//! Nothing here is kept for good: a module's artifacts go with its bytes
+//! ([`super::Runtime::forget`]), and [`sweep`] removes what no tier of this process will
+//! load (another fingerprint's or a retired tier's code, an orphan of bytes deleted while
+//! a compile was under way, a crash's temporary file). Without it the directory only
+//! grows: an upgrade changes the fingerprint, and an organization uploading and deleting
+//! distinct modules would leave a few megabytes of code behind for each.
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::config::{CodeTier, OptLevel};
 use super::module::Digest;
@@ -60,10 +68,77 @@ impl ArtifactDir {
         written
     }
 
-    /// Removes an artifact that could not be loaded.
+    /// Removes an artifact (unlinked: a process that maps it keeps its code).
     pub(crate) fn discard(&self, digest: &Digest) {
         let _ = std::fs::remove_file(self.path(digest));
     }
+
+    /// The digest of the module an artifact of this directory's engine and tier holds, if
+    /// `name` is such an artifact's.
+    fn digest_of(&self, name: &str) -> Option<Digest> {
+        let (digest, key) = name.strip_suffix(".cwasm")?.split_once('-')?;
+        if key != self.key {
+            return None;
+        }
+        digest.parse().ok()
+    }
+}
+
+/// What a [`sweep`] removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    /// Files removed.
+    pub files: usize,
+    /// Their sizes, summed.
+    pub bytes: u64,
+}
+
+/// Removes from the directory `tiers` share (a runtime's tiers keep their artifacts in one)
+/// every artifact no tier of them would load, and each artifact of theirs whose module
+/// `keep` does not want, with the temporary files of writes that never finished; but no
+/// file younger than `fresh`, which may be a compile's under way. Files that are not
+/// artifacts are left alone. A file that cannot be read or removed is skipped: the
+/// directory is a cache, and the next sweep tries again.
+pub(crate) fn sweep(
+    tiers: &[&ArtifactDir],
+    keep: &dyn Fn(&Digest) -> bool,
+    fresh: Duration,
+) -> Swept {
+    let mut swept = Swept::default();
+    let Some(dir) = tiers.first().map(|tier| &tier.dir) else {
+        return swept;
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return swept;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let unwanted = if name.starts_with('.') && name.ends_with(".tmp") {
+            true
+        } else if name.ends_with(".cwasm") {
+            tiers
+                .iter()
+                .find_map(|tier| tier.digest_of(&name))
+                .is_none_or(|digest| !keep(&digest))
+        } else {
+            false
+        };
+        let Ok(metadata) = entry.metadata() else {
+            continue;
+        };
+        let young = metadata
+            .modified()
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_none_or(|age| age < fresh);
+        if unwanted && !young && metadata.is_file() && std::fs::remove_file(entry.path()).is_ok() {
+            swept.files += 1;
+            swept.bytes += metadata.len();
+        }
+    }
+    swept
 }
 
 /// The part of an artifact's name after the digest.

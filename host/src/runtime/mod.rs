@@ -45,12 +45,14 @@ mod warm;
 use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use lru::LruCache;
 use wasmtime::component::Component;
 use wasmtime::{Engine, Precompiled};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
+pub use cache::Swept;
 pub use config::{
     CallLimits, CodeTier, OptLevel, RuntimeConfig, UnknownOptLevel, DEFAULT_MODULE_CACHE_CAPACITY,
 };
@@ -340,6 +342,33 @@ impl Runtime {
     /// deleted or to measure loading from the artifact.
     pub fn evict(&self, digest: &Digest) {
         self.modules().pop(digest);
+    }
+
+    /// Drops a module's compiled code from memory and from disk, every tier's: its bytes
+    /// were deleted, and an artifact left behind would hold disk for good. A call in flight
+    /// keeps the module it holds (an artifact is unlinked, never truncated).
+    pub fn forget(&self, digest: &Digest) {
+        self.evict(digest);
+        for artifacts in self.artifact_dirs() {
+            artifacts.discard(digest);
+        }
+    }
+
+    /// Removes from the artifact directory what this runtime would never load (code of
+    /// another engine fingerprint or of a retired tier, temporary files of writes that did
+    /// not finish) and the artifacts of modules `keep` does not want: the server's modules
+    /// deleted while their code was being compiled, or while it was down. Files younger
+    /// than `fresh` are kept, as they may be a compile's under way. Reads the directory
+    /// and unlinks: call it on a blocking thread.
+    pub fn sweep_artifacts(&self, keep: &dyn Fn(&Digest) -> bool, fresh: Duration) -> Swept {
+        cache::sweep(&self.artifact_dirs(), keep, fresh)
+    }
+
+    fn artifact_dirs(&self) -> Vec<&cache::ArtifactDir> {
+        std::iter::once(&self.main)
+            .chain(self.quick.as_ref())
+            .filter_map(|tier| tier.artifacts.as_ref())
+            .collect()
     }
 
     fn modules(&self) -> MutexGuard<'_, LruCache<Digest, Arc<LoadedModule>>> {

@@ -1902,3 +1902,113 @@ fn a_graceful_stop_finishes_the_run_in_flight_and_writes_its_log() {
     assert_eq!(logs["results"].as_array().map(Vec::len), Some(1), "{logs}");
     assert_eq!(logs["results"][0]["status"], "completed");
 }
+
+/// The compiled artifacts in a server's data directory, by name.
+fn artifact_names(data_dir: &std::path::Path) -> Vec<String> {
+    artifacts(data_dir)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// Creates a file in the artifact directory, modified `age` ago.
+fn plant(data_dir: &std::path::Path, name: &str, age: Duration) {
+    let path = data_dir.join("artifacts").join(name);
+    std::fs::write(&path, b"not code").expect("planted");
+    let modified = std::time::SystemTime::now() - age;
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|file| file.set_modified(modified))
+        .expect("aged");
+}
+
+#[test]
+fn a_deleted_modules_compiled_code_goes_with_it_and_a_restart_sweeps_what_no_module_needs() {
+    let dir = temp();
+    let kept;
+    let fingerprint;
+    {
+        let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+        let acme = Tenant::new(&server, "acme");
+        let doomed = acme.upload(HELLO);
+        let kept_module = acme.upload(INVOICE_CHECK);
+        // Both optimized in the background (tiers are on by default): their artifacts are
+        // the optimized ones from here on.
+        let optimized = wait_until(Instant::now() + Duration::from_secs(120), || {
+            server
+                .metrics()
+                .get("wasmhook_modules_optimized_total")
+                .copied()
+                >= Some(2.0)
+        });
+        assert!(optimized, "never optimized: {}", server.log());
+        let (_, shown) = acme.get(&format!("/modules/{}", id_of(&doomed)));
+        let doomed_sha = shown["sha256"].as_str().expect("a digest").to_owned();
+        let (_, shown) = acme.get(&format!("/modules/{}", id_of(&kept_module)));
+        let kept_sha = shown["sha256"].as_str().expect("a digest").to_owned();
+        let names = artifact_names(dir.path());
+        assert!(
+            names.iter().any(|name| name.starts_with(&doomed_sha)),
+            "{names:?}"
+        );
+        kept = names
+            .iter()
+            .find(|name| name.starts_with(&kept_sha))
+            .cloned()
+            .expect("the kept module's artifact");
+        fingerprint = kept
+            .strip_prefix(&format!("{kept_sha}-"))
+            .and_then(|rest| rest.strip_suffix(".cwasm"))
+            .expect("named digest-fingerprint.cwasm")
+            .to_owned();
+
+        assert_eq!(
+            acme.delete(&format!("/modules/{}", id_of(&doomed))),
+            StatusCode::NO_CONTENT
+        );
+        let names = artifact_names(dir.path());
+        assert!(
+            !names.iter().any(|name| name.starts_with(&doomed_sha)),
+            "a deleted module's compiled code is left: {names:?}"
+        );
+        assert!(names.contains(&kept), "{names:?}");
+    }
+
+    // What the server would never load, left while it was down: code of bytes no module
+    // holds, of another engine, of the quick tier an older version had, and a write that
+    // never finished. Younger files may be a compile's under way, and files that are not
+    // artifacts are not the cache's.
+    let hour = Duration::from_secs(3600);
+    let orphan = format!("{}-{fingerprint}.cwasm", "ab".repeat(32));
+    let young_orphan = format!("{}-{fingerprint}.cwasm", "cd".repeat(32));
+    let kept_sha = kept.split('-').next().expect("a digest");
+    let older_engine = format!("{kept_sha}-0123456789abcdef.cwasm");
+    let retired_tier = format!("{kept_sha}-{fingerprint}-none.cwasm");
+    let unfinished = format!(".{kept_sha}-1234.0123.tmp");
+    for name in [&orphan, &older_engine, &retired_tier, &unfinished] {
+        plant(dir.path(), name, hour);
+    }
+    plant(dir.path(), &young_orphan, Duration::ZERO);
+    plant(dir.path(), "notes.txt", hour);
+
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let swept = wait_until(Instant::now() + Duration::from_secs(30), || {
+        let names = artifact_names(dir.path());
+        ![&orphan, &older_engine, &retired_tier, &unfinished]
+            .iter()
+            .any(|name| names.contains(name))
+    });
+    let names = artifact_names(dir.path());
+    assert!(swept, "left after a restart: {names:?}\n{}", server.log());
+    for name in [&kept, &young_orphan] {
+        assert!(names.contains(name), "{name} was swept: {names:?}");
+    }
+    assert!(names.iter().any(|name| name == "notes.txt"), "{names:?}");
+    // And said, once the sweep is over.
+    let said = wait_until(Instant::now() + Duration::from_secs(10), || {
+        format!("{}{}", server.banner, server.log())
+            .contains("removed compiled artifacts no module needs")
+    });
+    assert!(said, "{}{}", server.banner, server.log());
+}
