@@ -367,8 +367,8 @@ impl ModuleLibrary {
     }
 
     /// Sweeps the runtime's artifact directory now and every [`SWEEP_EVERY`]: compiled
-    /// code no module needs (of bytes deleted while they compiled or while the server was
-    /// down, of an older version's engine) would otherwise hold disk for good.
+    /// code no module needs (of deleted bytes, of an older version's engine) would
+    /// otherwise hold disk for good.
     fn sweep_in_background(self: &Arc<Self>) {
         let library = Arc::clone(self);
         tokio::spawn(async move {
@@ -382,8 +382,12 @@ impl ModuleLibrary {
     }
 
     /// Removes the compiled artifacts of bytes no module or template holds and that have
-    /// no file here (an upload writes its file before it compiles), and those no engine of
-    /// this runtime would load.
+    /// no file here, and those no engine of this runtime would load. Deleting a module
+    /// leaves its artifacts to this sweep rather than unlinking them at once: a holder of
+    /// the same bytes committed just after the deletion (another organization's upload, a
+    /// hook adopting a template's module) is then seen here by its row, and keeps its code
+    /// even where the deletion took the file. An artifact written in the last
+    /// [`FRESH_FILE`] is a compile's under way, and kept.
     async fn sweep_artifacts(&self) -> Result<Swept, ModuleError> {
         let in_use: HashSet<String> = self
             .store
@@ -586,7 +590,7 @@ impl ModuleLibrary {
     /// Deletes the file of bytes no module uses any more, and drops its compiled form.
     pub fn forget(&self, sha256: &str) {
         if let Ok(digest) = sha256.parse::<Digest>() {
-            self.runtime.forget(&digest);
+            self.runtime.evict(&digest);
         }
         if let Err(error) = std::fs::remove_file(self.path(sha256)) {
             tracing::warn!(%sha256, "could not delete a module file: {error}");
@@ -610,13 +614,14 @@ fn inspected(loaded: &LoadedModule) -> Inspected {
     }
 }
 
-/// How long a module file is kept whatever the database says: it may be an upload's whose
-/// row is not committed yet.
+/// How long a module file, or a compiled artifact, is kept whatever the database says: it
+/// may be an upload's whose row is not committed yet.
 const FRESH_FILE: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// How often the compiled artifacts no module needs are swept (and once at start): they
-/// are left only by a deletion racing a compile, or by an upgrade, so seldom is enough.
-const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+/// How often the compiled artifacts no module needs are swept (and once at start): the
+/// bound on how long a deleted module's code holds disk. A sweep is a directory listing
+/// and one query.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The sha256 of each module file in `dir` older than [`FRESH_FILE`].
 fn stale_files(dir: &Path) -> Vec<String> {

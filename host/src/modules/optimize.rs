@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{locked, ModuleError, ModuleLibrary, INSTALLATION};
 use crate::metrics::{metrics, Held};
-use crate::runtime::{Digest, LoadError};
+use crate::runtime::LoadError;
 
 /// The nice value of the thread compiling a module's optimized code: below every call and
 /// every upload waiting for its compile.
@@ -79,12 +79,6 @@ impl ModuleLibrary {
         let optimized = receiver
             .await
             .map_err(|_| ModuleError::Io("the optimizing thread ended without an answer".into()))?;
-        if !self.path(sha256).exists() {
-            // Deleted while it compiled: the artifact just written is nobody's.
-            if let Ok(digest) = sha256.parse::<Digest>() {
-                self.runtime.forget(&digest);
-            }
-        }
         Ok(optimized?)
     }
 }

@@ -14,12 +14,11 @@
 //! process makes its next access to that code fail with SIGBUS. The runtime itself only
 //! renames and unlinks; operators cleaning the cache should delete files, not edit them.
 //!
-//! Nothing here is kept for good: a module's artifacts go with its bytes
-//! ([`super::Runtime::forget`]), and [`sweep`] removes what no tier of this process will
-//! load (another fingerprint's or a retired tier's code, an orphan of bytes deleted while
-//! a compile was under way, a crash's temporary file). Without it the directory only
-//! grows: an upgrade changes the fingerprint, and an organization uploading and deleting
-//! distinct modules would leave a few megabytes of code behind for each.
+//! Nothing here is kept for good: [`sweep`] removes the artifacts of modules the caller
+//! no longer wants and what no tier of this process will load (another fingerprint's or a
+//! retired tier's code, a crash's temporary file). Without it the directory only grows:
+//! an upgrade changes the fingerprint, and uploading and deleting distinct modules would
+//! leave a few megabytes of code behind for each.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -68,7 +67,7 @@ impl ArtifactDir {
         written
     }
 
-    /// Removes an artifact (unlinked: a process that maps it keeps its code).
+    /// Removes an artifact that could not be loaded.
     pub(crate) fn discard(&self, digest: &Digest) {
         let _ = std::fs::remove_file(self.path(digest));
     }
@@ -84,7 +83,8 @@ impl ArtifactDir {
     }
 }
 
-/// What a [`sweep`] removed.
+/// What a sweep of the artifact directory removed (`Runtime::sweep_artifacts`): for the
+/// caller's log line, which is how an operator learns that disk was given back.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Swept {
     /// Files removed.
@@ -175,5 +175,40 @@ mod tests {
             "the optimized tier keeps the names artifacts had before tiers"
         );
         let _ = std::fs::remove_dir(&dir);
+    }
+
+    #[test]
+    fn a_sweep_keeps_both_tiers_code_of_wanted_modules_and_nothing_young() {
+        let dir = std::env::temp_dir().join(format!("wasmhook-sweep-{}", std::process::id()));
+        let open = |tier| ArtifactDir::open(&dir, "0123456789abcdef".into(), tier);
+        let (Ok(quick), Ok(optimized)) = (
+            open(CodeTier::Baseline),
+            open(CodeTier::Cranelift(OptLevel::Speed)),
+        ) else {
+            panic!("the directory opens");
+        };
+        let (wanted, unwanted, young) = (Digest::of(b"a"), Digest::of(b"b"), Digest::of(b"c"));
+        let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        for tier in [&quick, &optimized] {
+            for digest in [&wanted, &unwanted, &young] {
+                assert!(tier.write(digest, b"code").is_ok());
+                if *digest != young {
+                    let aged = std::fs::File::options()
+                        .write(true)
+                        .open(tier.path(digest))
+                        .and_then(|file| file.set_modified(hour_ago));
+                    assert!(aged.is_ok());
+                }
+            }
+        }
+        let keep = |digest: &Digest| *digest == wanted;
+        let swept = sweep(&[&quick, &optimized], &keep, Duration::from_secs(60));
+        assert_eq!(swept, Swept { files: 2, bytes: 8 });
+        for tier in [&quick, &optimized] {
+            assert!(tier.path(&wanted).exists());
+            assert!(!tier.path(&unwanted).exists());
+            assert!(tier.path(&young).exists(), "a compile's under way");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

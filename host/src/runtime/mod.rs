@@ -344,22 +344,12 @@ impl Runtime {
         self.modules().pop(digest);
     }
 
-    /// Drops a module's compiled code from memory and from disk, every tier's: its bytes
-    /// were deleted, and an artifact left behind would hold disk for good. A call in flight
-    /// keeps the module it holds (an artifact is unlinked, never truncated).
-    pub fn forget(&self, digest: &Digest) {
-        self.evict(digest);
-        for artifacts in self.artifact_dirs() {
-            artifacts.discard(digest);
-        }
-    }
-
     /// Removes from the artifact directory what this runtime would never load (code of
     /// another engine fingerprint or of a retired tier, temporary files of writes that did
-    /// not finish) and the artifacts of modules `keep` does not want: the server's modules
-    /// deleted while their code was being compiled, or while it was down. Files younger
-    /// than `fresh` are kept, as they may be a compile's under way. Reads the directory
-    /// and unlinks: call it on a blocking thread.
+    /// not finish) and the artifacts of modules `keep` does not want (their bytes deleted):
+    /// without it the directory only grows. Files younger than `fresh` are kept, as they
+    /// may be a compile's under way. Reads the directory and unlinks: call it on a blocking
+    /// thread.
     pub fn sweep_artifacts(&self, keep: &dyn Fn(&Digest) -> bool, fresh: Duration) -> Swept {
         cache::sweep(&self.artifact_dirs(), keep, fresh)
     }
