@@ -818,11 +818,32 @@ async fn cold_paths(
     let tiered = servers::wasmhook_tiered(binary, tiered_data.path()).await?;
     for (server, compiler) in [(server, "Cranelift"), (&tiered, "Winch first (tiers)")] {
         let tenant = Tenant::create(&server.address, "cold").await?;
-        for (name, path) in [
-            ("Rust hello (component)", wasmhook_tests::guests::HELLO),
+        // The Rust hello three times (distinct bytes): the server's first compile, and two
+        // later ones, as a server that has run a while compiles an upload. A second's pause
+        // before each lets the last upload's background compile (tiers) end first.
+        for (upload, (name, path)) in [
+            (
+                "Rust hello (component), 1st upload",
+                wasmhook_tests::guests::HELLO,
+            ),
+            (
+                "Rust hello (component), 2nd upload",
+                wasmhook_tests::guests::HELLO,
+            ),
+            (
+                "Rust hello (component), 3rd upload",
+                wasmhook_tests::guests::HELLO,
+            ),
             ("Python hello (component, 18 MB)", hello_py),
-        ] {
-            let bytes = unique(&std::fs::read(path)?, &format!("{}", std::process::id()));
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let bytes = unique(
+                &std::fs::read(path)?,
+                &format!("{}-{upload}", std::process::id()),
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
             let compiled_before = compile_seconds(server).await?;
             let started = Instant::now();
             let module = tenant.upload(bytes, "first").await?;
@@ -830,8 +851,7 @@ async fn cold_paths(
             tenant.invoke_until_ready(hook, &json!({})).await?;
             let elapsed = started.elapsed();
             // The compile on the upload's path (the quick one with tiers). Background
-            // compiles are not counted; the Rust hello's may still run during the Python
-            // upload.
+            // compiles are not counted.
             let compiling = compile_seconds(server).await? - compiled_before;
             println!(
                 "| upload to first completed call, {name}, {compiler} (of which compiling {}) | {} |",
