@@ -420,7 +420,7 @@ pub(super) async fn delete(
         }
         DeleteOutcome::Deleted { last_copy } => {
             if last_copy {
-                state.library.forget(&module.sha256);
+                state.library.forget(&module.sha256).await;
             }
             Ok(StatusCode::NO_CONTENT)
         }

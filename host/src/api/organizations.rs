@@ -287,7 +287,7 @@ pub(super) async fn delete(
         .await?
         .ok_or(ApiError::NotFound)?;
     for sha256 in &deleted.unused_digests {
-        state.library.forget(sha256);
+        state.library.forget(sha256).await;
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -293,7 +293,7 @@ pub(super) async fn register(
     let stored = state.library.bytes_to_store(&bytes);
     let module = state
         .library
-        .add_template_module(bytes)
+        .add_template_module(bytes.clone())
         .await
         .map_err(modules::refused)?;
     let template = state
@@ -301,6 +301,13 @@ pub(super) async fn register(
         .hook_templates()
         .create(spec, module, &now_rfc3339(), stored)
         .await?;
+    if let Err(error) = state
+        .library
+        .keep_file(&template.module.sha256, &bytes)
+        .await
+    {
+        tracing::error!("could not put back the file of a template's module: {error}");
+    }
     Ok((StatusCode::CREATED, axum::Json(render(&state, &template))))
 }
 
@@ -325,7 +332,7 @@ pub(super) async fn delete(
         .await?
         .ok_or(ApiError::NotFound)?;
     if deleted.last_copy {
-        state.library.forget(&deleted.sha256);
+        state.library.forget(&deleted.sha256).await;
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -214,6 +214,9 @@ impl ModuleLibrary {
                 bytes: shared.as_ref(),
             })
             .await?;
+        if let Err(error) = self.keep_file(&sha256, &bytes).await {
+            tracing::error!(%sha256, "could not put back the file of an upload: {error}");
+        }
         match queued {
             Some(queued) if module.status == ModuleStatus::Pending => {
                 self.compile_in_background(sha256, queued, Record::Yes);
@@ -481,7 +484,7 @@ impl ModuleLibrary {
         for sha256 in files {
             if !in_use.contains(&sha256) && !locked(&self.compiling).contains(&sha256) {
                 tracing::info!(%sha256, "deleting the file of a module deleted elsewhere");
-                self.forget(&sha256);
+                self.forget(&sha256).await;
             }
         }
         Ok(())
@@ -587,14 +590,44 @@ impl ModuleLibrary {
         Ok(())
     }
 
-    /// Deletes the file of bytes no module uses any more, and drops its compiled form.
-    pub fn forget(&self, sha256: &str) {
+    /// Deletes the file of bytes no module uses any more, and drops its compiled form from
+    /// memory (its artifacts are left to the sweep, which asks the rows).
+    ///
+    /// The deletion that found the bytes unheld committed before this runs, outside any
+    /// lock on them: an upload or a template of the same bytes may commit its row between
+    /// the two. So the rows are asked again once the file is gone, and the file put back if
+    /// one holds the bytes; the adder, for its part, puts it back after its own commit
+    /// ([`ModuleLibrary::keep_file`]). On SQLite the file is the bytes' only copy.
+    pub async fn forget(&self, sha256: &str) {
+        let path = self.path(sha256);
+        let bytes = tokio::fs::read(&path).await.ok();
         if let Ok(digest) = sha256.parse::<Digest>() {
             self.runtime.evict(&digest);
         }
-        if let Err(error) = std::fs::remove_file(self.path(sha256)) {
+        if let Err(error) = tokio::fs::remove_file(&path).await {
             tracing::warn!(%sha256, "could not delete a module file: {error}");
+            return;
         }
+        let held = match self.store.modules().held(sha256).await {
+            Ok(held) => held,
+            Err(error) => {
+                tracing::warn!(%sha256, "cannot tell whether a deleted module's bytes are held again: {error}");
+                // Put back: a file kept for nothing costs disk, a lost one a module.
+                true
+            }
+        };
+        if let (true, Some(bytes)) = (held, bytes) {
+            if let Err(error) = self.keep_file(sha256, &bytes::Bytes::from(bytes)).await {
+                tracing::error!(%sha256, "could not put back the file of held bytes: {error}");
+            }
+        }
+    }
+
+    /// Puts the file of bytes whose row has just committed back in place if a deletion of
+    /// the same bytes, committed just before that row, took it ([`ModuleLibrary::forget`]);
+    /// present, it is only touched.
+    pub async fn keep_file(&self, sha256: &str, bytes: &bytes::Bytes) -> Result<(), ModuleError> {
+        self.write_file(sha256, bytes).await
     }
 }
 
@@ -679,4 +712,67 @@ fn compile(runtime: &Runtime, bytes: &[u8]) -> Result<Arc<LoadedModule>, LoadErr
 /// A set of digests; it holds no invariant a panic could break halfway.
 fn locked(set: &Mutex<HashSet<String>>) -> std::sync::MutexGuard<'_, HashSet<String>> {
     set.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::RuntimeConfig;
+    use crate::store::modules::DeleteOutcome;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    /// A library on a SQLite store of its own, where the file is the bytes' only copy.
+    fn library(dir: &Path) -> Result<Arc<ModuleLibrary>, Box<dyn std::error::Error>> {
+        let store = Store::open(&dir.join("wasmhook.db"))?;
+        let runtime = Runtime::new(RuntimeConfig {
+            max_instances: 2,
+            ..RuntimeConfig::default()
+        })?;
+        let policy = CompilePolicy {
+            foreground_bytes: DEFAULT_FOREGROUND_COMPILE_BYTES,
+            bounds: ModuleBounds::default(),
+            budget: gate::CompileBudget::default(),
+        };
+        Ok(ModuleLibrary::open(
+            dir.join("modules"),
+            Arc::new(runtime),
+            store,
+            policy,
+        )?)
+    }
+
+    #[tokio::test]
+    async fn a_deletion_that_finds_its_bytes_held_again_puts_their_file_back() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let library = library(dir.path())?;
+        let organization = library
+            .store
+            .organizations()
+            .create("acme", &now_rfc3339())
+            .await?;
+        let bytes = bytes::Bytes::from(wat::parse_str(
+            r#"(module (memory (export "memory") 1) (func (export "_start")))"#,
+        )?);
+        let module = library
+            .add(organization.id, "command".into(), bytes)
+            .await?;
+        let file = library.path(&module.sha256);
+        assert!(file.exists());
+
+        // A deletion that decided the bytes were unheld before this module's row committed
+        // (another organization's copy deleted as this upload ran): the row holds them now.
+        library.forget(&module.sha256).await;
+        assert!(file.exists(), "the file of held bytes was lost");
+
+        // Deleted for good, the file goes.
+        let outcome = library.store.modules().delete(&module).await?;
+        assert!(matches!(
+            outcome,
+            DeleteOutcome::Deleted { last_copy: true }
+        ));
+        library.forget(&module.sha256).await;
+        assert!(!file.exists(), "the file of unheld bytes is left");
+        Ok(())
+    }
 }

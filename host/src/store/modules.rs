@@ -232,6 +232,23 @@ impl Modules<'_> {
             .await
     }
 
+    /// Whether a module or hook template holds the bytes `sha256`: asked again by a
+    /// deletion that found them unheld once their file is gone, since a holder of the
+    /// same bytes may have committed its row in between.
+    pub async fn held(&self, sha256: &str) -> Result<bool, StoreError> {
+        let sha256 = sha256.to_owned();
+        self.store
+            .run(move |db| {
+                Ok(db.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM modules WHERE sha256 = ?1)
+                         OR EXISTS (SELECT 1 FROM hook_templates WHERE module_sha256 = ?1)",
+                    params![sha256],
+                    |row| row.get::<bool>(0),
+                )?)
+            })
+            .await
+    }
+
     /// A module's bytes, by their sha256; none when the database does not hold them
     /// (uploaded before migration 9 and not read since).
     pub async fn bytes(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
