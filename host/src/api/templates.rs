@@ -24,7 +24,7 @@ use super::pagination::{list_page, PageQuery, Paginated};
 use super::{hooks, id_from, modules, AppState};
 use crate::model::hook::{self, parse_template};
 use crate::model::now_rfc3339;
-use crate::store::modules::{Module, NewModule};
+use crate::store::modules::{Module, ModuleBytes, NewModule};
 use crate::store::templates::{HookTemplate, TemplateOrder};
 
 /// The `ordering` values of the templates list.
@@ -379,7 +379,7 @@ async fn adopted_module(
             inspected: Some(&template.module.inspected),
             created_at: &now_rfc3339(),
             // The template's registration stored them, and the template holds them.
-            bytes: None,
+            bytes: ModuleBytes::Template,
         })
         .await?)
 }

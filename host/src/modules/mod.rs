@@ -27,7 +27,7 @@ use crate::metrics::{metrics, CompileLabels, Held};
 use crate::model::now_rfc3339;
 use crate::runtime::precheck::{precheck, ModuleBounds};
 use crate::runtime::{Digest, LoadError, LoadedModule, Runtime, Swept};
-use crate::store::modules::{Inspected, Module, ModuleStatus, NewModule};
+use crate::store::modules::{Inspected, Module, ModuleBytes, ModuleStatus, NewModule};
 use crate::store::templates::TemplateModule;
 use crate::store::{Store, StoreError};
 use gate::{CompileGate, CompileRefused, Queued};
@@ -211,7 +211,10 @@ impl ModuleLibrary {
                 size,
                 inspected: inspected.as_ref(),
                 created_at: &created_at,
-                bytes: shared.as_ref(),
+                bytes: match &shared {
+                    Some(bytes) => ModuleBytes::Stored(bytes),
+                    None => ModuleBytes::InFile,
+                },
             })
             .await?;
         if let Err(error) = self.keep_file(&sha256, &bytes).await {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::db::{params, Db, DbError, Dialect, Row};
+use super::db::{params, Db, DbError, Row};
 use super::{Page, SortColumn, Store, StoreError, Window};
 
 impl Store {
@@ -63,7 +63,11 @@ impl Modules<'_> {
         let (name, sha256, created_at) =
             (name.to_owned(), sha256.to_owned(), created_at.to_owned());
         let inspected = inspected.cloned();
-        let bytes = bytes.cloned();
+        let (bytes, template) = match bytes {
+            ModuleBytes::Stored(bytes) => (Some(bytes.clone()), false),
+            ModuleBytes::InFile => (None, false),
+            ModuleBytes::Template => (None, true),
+        };
         self.store
             .run(move |db| {
                 let transaction = db.transaction()?;
@@ -73,25 +77,17 @@ impl Modules<'_> {
                 // After a deletion of the last module with these bytes (which forgets
                 // them) or before it (which then finds this row), never between.
                 transaction.serialize(&bytes_lock(&sha256))?;
-                match &bytes {
-                    Some(bytes) => store_bytes(&transaction, &sha256, bytes)?,
-                    // A template's module, made as its template may be deleted through
-                    // another replica: only while the database still holds the bytes.
-                    None if transaction.dialect() == Dialect::Postgres => {
-                        let held = transaction.query_row(
-                            "SELECT EXISTS (SELECT 1 FROM module_bytes WHERE sha256 = ?1)",
-                            params![sha256],
-                            |row| row.get::<bool>(0),
-                        )?;
-                        if !held {
-                            return Err(StoreError::Conflict {
-                                field: "hook_template",
-                                message: "its module was deleted meanwhile, with its template"
-                                    .into(),
-                            });
-                        }
-                    }
-                    None => {}
+                if let Some(bytes) = &bytes {
+                    store_bytes(&transaction, &sha256, bytes)?;
+                }
+                // A template's module, made as its template may be deleted (through
+                // another replica, or by the operator here): only while a row still holds
+                // the bytes, which its deletion would otherwise have taken.
+                if template && !held(&transaction, &sha256)? {
+                    return Err(StoreError::Conflict {
+                        field: "hook_template",
+                        message: "its module was deleted meanwhile, with its template".into(),
+                    });
                 }
                 let module = create(
                     &transaction,
@@ -237,16 +233,7 @@ impl Modules<'_> {
     /// same bytes may have committed its row in between.
     pub async fn held(&self, sha256: &str) -> Result<bool, StoreError> {
         let sha256 = sha256.to_owned();
-        self.store
-            .run(move |db| {
-                Ok(db.query_row(
-                    "SELECT EXISTS (SELECT 1 FROM modules WHERE sha256 = ?1)
-                         OR EXISTS (SELECT 1 FROM hook_templates WHERE module_sha256 = ?1)",
-                    params![sha256],
-                    |row| row.get::<bool>(0),
-                )?)
-            })
-            .await
+        self.store.run(move |db| held(db, &sha256)).await
     }
 
     /// A module's bytes, by their sha256; none when the database does not hold them
@@ -543,10 +530,22 @@ pub struct NewModule<'a> {
     pub inspected: Option<&'a Inspected>,
     /// When (RFC 3339).
     pub created_at: &'a str,
-    /// Its bytes, to store in the row's transaction when replicas share the database
-    /// (none on SQLite, whose files are the only copy, and for a template's module, whose
-    /// template holds them).
-    pub bytes: Option<&'a bytes::Bytes>,
+    /// Where its bytes are kept, which says what the row's transaction must do with them.
+    pub bytes: ModuleBytes<'a>,
+}
+
+/// Where a new module's bytes are kept: what its creation stores or checks.
+#[derive(Debug, Clone, Copy)]
+pub enum ModuleBytes<'a> {
+    /// Uploaded, and stored with the row in its transaction, for the other replicas that
+    /// share the database to load.
+    Stored(&'a bytes::Bytes),
+    /// Uploaded, and kept only in this data directory's file (SQLite, one process).
+    InFile,
+    /// A hook template's, which holds them: the row is refused unless a template or module
+    /// still does when it commits, as the template may be deleted meanwhile and its last
+    /// holder's deletion takes the bytes (the file, and the stored copy).
+    Template,
 }
 
 /// The name under which the writes of one module's stored bytes are serialized across
@@ -567,16 +566,21 @@ pub(super) fn store_bytes(db: &Db<'_>, sha256: &str, bytes: &[u8]) -> Result<(),
     Ok(())
 }
 
-/// Deletes the stored bytes `sha256` if no module or hook template holds them any more (a
-/// template's module is the same bytes: they stay while a template runs them); whether it
-/// did. Inside the caller's transaction, which holds their [`bytes_lock`].
-pub(super) fn forget_unheld_bytes(db: &Db<'_>, sha256: &str) -> Result<bool, StoreError> {
-    let held = db.query_row(
+/// Whether a module or a hook template holds the bytes `sha256`.
+fn held(db: &Db<'_>, sha256: &str) -> Result<bool, StoreError> {
+    Ok(db.query_row(
         "SELECT EXISTS (SELECT 1 FROM modules WHERE sha256 = ?1)
              OR EXISTS (SELECT 1 FROM hook_templates WHERE module_sha256 = ?1)",
         params![sha256],
         |row| row.get::<bool>(0),
-    )?;
+    )?)
+}
+
+/// Deletes the stored bytes `sha256` if no module or hook template holds them any more (a
+/// template's module is the same bytes: they stay while a template runs them); whether it
+/// did. Inside the caller's transaction, which holds their [`bytes_lock`].
+pub(super) fn forget_unheld_bytes(db: &Db<'_>, sha256: &str) -> Result<bool, StoreError> {
+    let held = held(db, sha256)?;
     if !held {
         db.execute(
             "DELETE FROM module_bytes WHERE sha256 = ?1",

@@ -146,6 +146,6 @@ fn new_module<'a>(
         size: 10,
         inspected,
         created_at: "now",
-        bytes: Some(&MODULE_BYTES),
+        bytes: crate::store::modules::ModuleBytes::Stored(&MODULE_BYTES),
     }
 }

@@ -3,7 +3,7 @@
 //! another replica, between an upload's file and its row) cannot leave a row without them.
 
 use super::{new_module, TestResult};
-use crate::store::modules::NewModule;
+use crate::store::modules::{ModuleBytes, NewModule};
 use crate::store::Store;
 
 async fn a_module_row_is_made_with_its_bytes_whatever_was_deleted_before(
@@ -13,7 +13,7 @@ async fn a_module_row_is_made_with_its_bytes_whatever_was_deleted_before(
     let sha256 = "ab".repeat(32);
     let bytes = bytes::Bytes::from_static(b"\0asm\x01\0\0\0");
     let with_bytes = NewModule {
-        bytes: Some(&bytes),
+        bytes: ModuleBytes::Stored(&bytes),
         ..new_module(organization, "first", &sha256, None)
     };
     let first = store.modules().create(with_bytes).await?;
@@ -27,7 +27,7 @@ async fn a_module_row_is_made_with_its_bytes_whatever_was_deleted_before(
     // An upload of the same bytes whose early write was undone by that deletion still
     // gets them with its row.
     let second = NewModule {
-        bytes: Some(&bytes),
+        bytes: ModuleBytes::Stored(&bytes),
         ..new_module(organization, "second", &sha256, None)
     };
     store.modules().create(second).await?;
