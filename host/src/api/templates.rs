@@ -24,6 +24,7 @@ use super::pagination::{list_page, PageQuery, Paginated};
 use super::{hooks, id_from, modules, AppState};
 use crate::model::hook::{self, parse_template};
 use crate::model::now_rfc3339;
+use crate::runtime::Digest;
 use crate::store::modules::{Module, ModuleBytes, NewModule};
 use crate::store::templates::{HookTemplate, TemplateOrder};
 
@@ -291,9 +292,13 @@ pub(super) async fn register(
     let (fields, bytes) = read?;
     let spec = parse_template(&fields, &state.bounds)?;
     let stored = state.library.bytes_to_store(&bytes);
+    // Held from the file's write to the row's commit, as an upload's: a deletion of the
+    // same bytes then finds this row or comes before the file is written.
+    let sha256 = Digest::of(&bytes).to_string();
+    let held = state.library.hold_bytes(&sha256).await;
     let module = state
         .library
-        .add_template_module(bytes.clone())
+        .add_template_module(bytes)
         .await
         .map_err(modules::refused)?;
     let template = state
@@ -301,13 +306,7 @@ pub(super) async fn register(
         .hook_templates()
         .create(spec, module, &now_rfc3339(), stored)
         .await?;
-    if let Err(error) = state
-        .library
-        .keep_file(&template.module.sha256, &bytes)
-        .await
-    {
-        tracing::error!("could not put back the file of a template's module: {error}");
-    }
+    drop(held);
     Ok((StatusCode::CREATED, axum::Json(render(&state, &template))))
 }
 

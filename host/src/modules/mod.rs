@@ -88,8 +88,14 @@ pub struct ModuleLibrary {
     /// Modules whose optimized code is being compiled, or failed to compile (not tried
     /// again before a restart: they keep running their quick code).
     optimizing: Mutex<HashSet<String>>,
+    /// A lock per bytes, striped by their sha256 ([`ModuleLibrary::hold_bytes`]).
+    bytes_locks: Box<[tokio::sync::Mutex<()>]>,
     gate: Arc<CompileGate>,
 }
+
+/// Stripes of [`ModuleLibrary::hold_bytes`]'s lock: a fixed number, so that the locks never
+/// grow with the bytes ever uploaded; two digests of one stripe only wait for each other.
+const BYTES_LOCK_STRIPES: usize = 64;
 
 /// How the library bounds what it compiles.
 #[derive(Debug, Clone, Copy, Default)]
@@ -119,6 +125,9 @@ impl ModuleLibrary {
             bounds: policy.bounds,
             compiling: Mutex::new(HashSet::new()),
             optimizing: Mutex::new(HashSet::new()),
+            bytes_locks: (0..BYTES_LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
             gate: CompileGate::new(policy.budget),
         }))
     }
@@ -193,6 +202,9 @@ impl ModuleLibrary {
         } else {
             (None, Some(self.gate.queue(organization_id)?), false)
         };
+        // Held from the file's write to the row's commit: a deletion of the same bytes
+        // then either finds this row or comes before the file is written.
+        let held = self.hold_bytes(&sha256).await;
         self.write_file(&sha256, &bytes).await?;
         if quick {
             self.optimize_in_background(sha256.clone());
@@ -217,9 +229,7 @@ impl ModuleLibrary {
                 },
             })
             .await?;
-        if let Err(error) = self.keep_file(&sha256, &bytes).await {
-            tracing::error!(%sha256, "could not put back the file of an upload: {error}");
-        }
+        drop(held);
         match queued {
             Some(queued) if module.status == ModuleStatus::Pending => {
                 self.compile_in_background(sha256, queued, Record::Yes);
@@ -487,7 +497,7 @@ impl ModuleLibrary {
         for sha256 in files {
             if !in_use.contains(&sha256) && !locked(&self.compiling).contains(&sha256) {
                 tracing::info!(%sha256, "deleting the file of a module deleted elsewhere");
-                self.forget(&sha256).await;
+                self.forget_here(&sha256).await;
             }
         }
         Ok(())
@@ -596,41 +606,50 @@ impl ModuleLibrary {
     /// Deletes the file of bytes no module uses any more, and drops its compiled form from
     /// memory (its artifacts are left to the sweep, which asks the rows).
     ///
-    /// The deletion that found the bytes unheld committed before this runs, outside any
-    /// lock on them: an upload or a template of the same bytes may commit its row between
-    /// the two. So the rows are asked again once the file is gone, and the file put back if
-    /// one holds the bytes; the adder, for its part, puts it back after its own commit
-    /// ([`ModuleLibrary::keep_file`]). On SQLite the file is the bytes' only copy.
-    pub async fn forget(&self, sha256: &str) {
-        let path = self.path(sha256);
-        let bytes = tokio::fs::read(&path).await.ok();
-        if let Ok(digest) = sha256.parse::<Digest>() {
-            self.runtime.evict(&digest);
-        }
-        if let Err(error) = tokio::fs::remove_file(&path).await {
-            tracing::warn!(%sha256, "could not delete a module file: {error}");
-            return;
-        }
-        let held = match self.store.modules().held(sha256).await {
-            Ok(held) => held,
-            Err(error) => {
-                tracing::warn!(%sha256, "cannot tell whether a deleted module's bytes are held again: {error}");
-                // Put back: a file kept for nothing costs disk, a lost one a module.
-                true
-            }
-        };
-        if let (true, Some(bytes)) = (held, bytes) {
-            if let Err(error) = self.keep_file(sha256, &bytes::Bytes::from(bytes)).await {
-                tracing::error!(%sha256, "could not put back the file of held bytes: {error}");
-            }
+    /// The deletion that found the bytes unheld committed before this runs: an upload or a
+    /// template of the same bytes may have committed its row since. So the rows are asked
+    /// again under the bytes' lock, which every adder holds from its file's write to its
+    /// row's commit ([`ModuleLibrary::hold_bytes`]): the file goes only while no row holds
+    /// the bytes, and no adder is between the two. On SQLite the file is the bytes' only
+    /// copy. Run on a task of its own, so that a caller that goes away (a client hanging
+    /// up on a deletion) does not leave it half done.
+    pub async fn forget(self: &Arc<Self>, sha256: &str) {
+        let library = Arc::clone(self);
+        let sha256 = sha256.to_owned();
+        if let Err(error) = tokio::spawn(async move { library.forget_here(&sha256).await }).await {
+            tracing::error!("forgetting a module's file ended abruptly: {error}");
         }
     }
 
-    /// Puts the file of bytes whose row has just committed back in place if a deletion of
-    /// the same bytes, committed just before that row, took it ([`ModuleLibrary::forget`]);
-    /// present, it is only touched.
-    pub async fn keep_file(&self, sha256: &str, bytes: &bytes::Bytes) -> Result<(), ModuleError> {
-        self.write_file(sha256, bytes).await
+    async fn forget_here(&self, sha256: &str) {
+        let _held = self.hold_bytes(sha256).await;
+        match self.store.modules().held(sha256).await {
+            Ok(false) => {}
+            // Held again, by a row committed since the deletion.
+            Ok(true) => return,
+            Err(error) => {
+                // Kept: a file kept for nothing costs disk, a lost one a module.
+                tracing::warn!(%sha256, "cannot tell whether a deleted module's bytes are held again: {error}");
+                return;
+            }
+        }
+        if let Ok(digest) = sha256.parse::<Digest>() {
+            self.runtime.evict(&digest);
+        }
+        if let Err(error) = tokio::fs::remove_file(self.path(sha256)).await {
+            tracing::warn!(%sha256, "could not delete a module file: {error}");
+        }
+    }
+
+    /// The lock of the bytes `sha256`, held by whoever writes their file and then commits a
+    /// row holding them (an upload, a template's registration), and by a deletion's
+    /// [`ModuleLibrary::forget`] while it asks the rows and unlinks the file: the two
+    /// cannot interleave, so a committed row never finds its file gone.
+    pub async fn hold_bytes(&self, sha256: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        let stripe = sha256.bytes().fold(0_usize, |hash, byte| {
+            hash.wrapping_mul(31).wrapping_add(usize::from(byte))
+        }) % self.bytes_locks.len();
+        self.bytes_locks[stripe].lock().await
     }
 }
 
@@ -746,7 +765,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_deletion_that_finds_its_bytes_held_again_puts_their_file_back() -> TestResult {
+    async fn a_deletion_never_takes_the_file_of_bytes_a_row_holds_again() -> TestResult {
         let dir = tempfile::tempdir()?;
         let library = library(dir.path())?;
         let organization = library
@@ -768,8 +787,42 @@ mod tests {
         library.forget(&module.sha256).await;
         assert!(file.exists(), "the file of held bytes was lost");
 
-        // Deleted for good, the file goes.
+        // Deleted, while an upload of the same bytes has written its file and not yet
+        // committed its row: the deletion's forget waits for the upload's commit, then finds
+        // the bytes held again.
         let outcome = library.store.modules().delete(&module).await?;
+        assert!(matches!(
+            outcome,
+            DeleteOutcome::Deleted { last_copy: true }
+        ));
+        let uploading = library.hold_bytes(&module.sha256).await;
+        let forgetting = tokio::spawn({
+            let (library, sha256) = (Arc::clone(&library), module.sha256.clone());
+            async move { library.forget(&sha256).await }
+        });
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!forgetting.is_finished(), "forget waits for the upload");
+        let again = library
+            .store
+            .modules()
+            .create(NewModule {
+                organization_id: organization.id,
+                name: "again",
+                sha256: &module.sha256,
+                size: module.size,
+                inspected: None,
+                created_at: &now_rfc3339(),
+                bytes: ModuleBytes::InFile,
+            })
+            .await?;
+        drop(uploading);
+        forgetting.await?;
+        assert!(file.exists(), "the file of the upload's bytes was lost");
+
+        // Deleted for good, the file goes.
+        let outcome = library.store.modules().delete(&again).await?;
         assert!(matches!(
             outcome,
             DeleteOutcome::Deleted { last_copy: true }
