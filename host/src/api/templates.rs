@@ -9,6 +9,8 @@
 //! own organization. Every caller may list and read the templates; only the operator
 //! registers or deletes them.
 
+use std::sync::Arc;
+
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::StatusCode;
 use serde::Serialize;
@@ -292,21 +294,28 @@ pub(super) async fn register(
     let (fields, bytes) = read?;
     let spec = parse_template(&fields, &state.bounds)?;
     let stored = state.library.bytes_to_store(&bytes);
-    // Held from the file's write to the row's commit, as an upload's: a deletion of the
-    // same bytes then finds this row or comes before the file is written.
-    let sha256 = Digest::of(&bytes).to_string();
-    let held = state.library.hold_bytes(&sha256).await;
-    let module = state
-        .library
-        .add_template_module(bytes)
-        .await
-        .map_err(modules::refused)?;
-    let template = state
-        .store
-        .hook_templates()
-        .create(spec, module, &now_rfc3339(), stored)
-        .await?;
-    drop(held);
+    let (library, store) = (Arc::clone(&state.library), state.store.clone());
+    // On a task of its own, so that a client hanging up does not drop the bytes' lock
+    // while the row's commit still runs. The lock is held from before the compile (a
+    // registration is the operator's, and rare) to the row's commit, as an upload holds
+    // it from its file's write: a deletion of the same bytes then finds this row or comes
+    // before the file is written.
+    let registered = tokio::spawn(async move {
+        let sha256 = Digest::of(&bytes).to_string();
+        let _held = library.hold_bytes(&sha256).await;
+        let module = library
+            .add_template_module(bytes)
+            .await
+            .map_err(modules::refused)?;
+        let template = store
+            .hook_templates()
+            .create(spec, module, &now_rfc3339(), stored)
+            .await?;
+        Ok::<_, ApiError>(template)
+    })
+    .await
+    .map_err(|error| ApiError::Internal(format!("the registration's task ended: {error}")))?;
+    let template = registered?;
     Ok((StatusCode::CREATED, axum::Json(render(&state, &template))))
 }
 

@@ -621,6 +621,9 @@ impl ModuleLibrary {
         }
     }
 
+    /// [`ModuleLibrary::forget`] on the caller's task: for a caller that is a background
+    /// task already (`forget_deleted`). It takes the bytes' lock: never call it holding a
+    /// stripe.
     async fn forget_here(&self, sha256: &str) {
         let _held = self.hold_bytes(sha256).await;
         match self.store.modules().held(sha256).await {

@@ -228,9 +228,9 @@ impl Modules<'_> {
             .await
     }
 
-    /// Whether a module or hook template holds the bytes `sha256`: asked again by a
-    /// deletion that found them unheld once their file is gone, since a holder of the
-    /// same bytes may have committed its row in between.
+    /// Whether a module or hook template holds the bytes `sha256`: asked again before
+    /// their file goes by a deletion that found them unheld, since a holder of the same
+    /// bytes may have committed its row since.
     pub async fn held(&self, sha256: &str) -> Result<bool, StoreError> {
         let sha256 = sha256.to_owned();
         self.store.run(move |db| held(db, &sha256)).await
