@@ -1053,7 +1053,13 @@ fn a_large_module_compiles_in_the_background_while_its_hook_is_pending() {
     let server = Server::start_with(
         dir.path(),
         Some(OPERATOR_TOKEN),
-        &[("WASMHOOK_FOREGROUND_COMPILE_BYTES", "0")],
+        // Cranelift's compile, the slow one this test needs: Winch's (tiers, the
+        // default) compiles the slow module fast enough that hello was at times ready
+        // before its hook was made.
+        &[
+            ("WASMHOOK_FOREGROUND_COMPILE_BYTES", "0"),
+            ("WASMHOOK_TIERED_COMPILE", "false"),
+        ],
         &[],
     );
     let acme = Tenant::new(&server, "acme");

@@ -364,13 +364,13 @@ fn a_log_reader_that_stops_reading_stops_no_request() {
     let server = Server::start_with_stderr_unread(dir.path(), Some(OPERATOR_TOKEN));
     let before = server.rss_kib();
     // The path is in the access line: lines of about 4 KiB, so the 4 MiB that may wait and
-    // the pipe's 64 KiB are full after about a thousand requests; 4,000 are sent.
+    // the pipe's 64 KiB are full after about a thousand requests; 16,000 are sent.
     let url = format!("{}/api/v1/{}", server.root(), "x".repeat(4000));
     std::thread::scope(|scope| {
         for _ in 0..4 {
             scope.spawn(|| {
                 let client = http_client();
-                for _ in 0..1000 {
+                for _ in 0..4000 {
                     let response = client
                         .get(&url)
                         .timeout(Duration::from_secs(10))
@@ -386,15 +386,15 @@ fn a_log_reader_that_stops_reading_stops_no_request() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(started.elapsed() < Duration::from_secs(2));
     let dropped = server.metrics()["wasmhook_log_lines_dropped_total"];
-    assert!(dropped >= 2000.0, "{dropped} lines dropped");
+    assert!(dropped >= 12000.0, "{dropped} lines dropped");
     // What waits is bounded (the buffer, and the batch stuck in the write: 8 MiB at most),
-    // though 16 MiB of lines went by. Read once the allocator has given back what the
-    // requests freed, which mimalloc does a second after (its `purge_delay`): lines that
-    // piled up would never let it settle.
+    // though 64 MiB of lines went by. The bound leaves room for what the allocator keeps
+    // of the requests' memory (27-32 MiB of growth in all were seen with 16 MiB of lines):
+    // lines that piled up would pass it.
     let mut grown = 0;
     let settled = wait_until(Instant::now() + Duration::from_secs(10), || {
         grown = server.rss_kib().saturating_sub(before);
-        grown < 24 * 1024
+        grown < 48 * 1024
     });
     assert!(settled, "the server grew by {grown} KiB");
     eprintln!("{dropped} lines dropped; the server grew by {grown} KiB");
