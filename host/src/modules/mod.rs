@@ -138,7 +138,7 @@ impl ModuleLibrary {
     }
 
     fn path(&self, sha256: &str) -> PathBuf {
-        self.dir.join(format!("{sha256}.wasm"))
+        module_file(&self.dir, sha256)
     }
 
     /// Adds an uploaded module of an organization: refused at once when the organization
@@ -399,25 +399,18 @@ impl ModuleLibrary {
 
     /// Removes the compiled artifacts of bytes no module or template holds and that have
     /// no file here, and those no engine of this runtime would load. Deleting a module
-    /// leaves its artifacts to this sweep rather than unlinking them at once: a holder of
-    /// the same bytes committed just after the deletion (another organization's upload, a
-    /// hook adopting a template's module) is then seen here by its row, and keeps its code
-    /// even where the deletion took the file. An artifact written in the last
-    /// [`FRESH_FILE`] is a compile's under way, and kept.
+    /// leaves its artifacts to this sweep rather than unlinking them at once; the sweep
+    /// asks the rows, so a holder of the same bytes committed just after the deletion
+    /// keeps its code. An artifact written in the last [`FRESH_FILE`] is a compile's under
+    /// way, and kept.
     async fn sweep_artifacts(&self) -> Result<Swept, ModuleError> {
-        let in_use: HashSet<String> = self
-            .store
-            .modules()
-            .digests_in_use()
-            .await?
-            .into_iter()
-            .collect();
+        let in_use = self.digests_in_use().await?;
         let runtime = Arc::clone(&self.runtime);
         let dir = self.dir.clone();
         let swept = tokio::task::spawn_blocking(move || {
             let keep = |digest: &Digest| {
                 let sha256 = digest.to_string();
-                in_use.contains(&sha256) || dir.join(format!("{sha256}.wasm")).exists()
+                in_use.contains(&sha256) || module_file(&dir, &sha256).exists()
             };
             runtime.sweep_artifacts(&keep, FRESH_FILE)
         })
@@ -483,13 +476,7 @@ impl ModuleLibrary {
     /// where the bytes are in the database too, so a file forgotten too soon is fetched
     /// again when needed.
     async fn forget_deleted(&self) -> Result<(), ModuleError> {
-        let in_use: HashSet<String> = self
-            .store
-            .modules()
-            .digests_in_use()
-            .await?
-            .into_iter()
-            .collect();
+        let in_use = self.digests_in_use().await?;
         let dir = self.dir.clone();
         let files = tokio::task::spawn_blocking(move || stale_files(&dir))
             .await
@@ -501,6 +488,17 @@ impl ModuleLibrary {
             }
         }
         Ok(())
+    }
+
+    /// The sha256 of every module's or template's bytes, as a set to look digests up in.
+    async fn digests_in_use(&self) -> Result<HashSet<String>, ModuleError> {
+        Ok(self
+            .store
+            .modules()
+            .digests_in_use()
+            .await?
+            .into_iter()
+            .collect())
     }
 
     /// Queues a local compile of each ready module this replica cannot call yet.
@@ -670,6 +668,11 @@ fn inspected(loaded: &LoadedModule) -> Inspected {
         imports: info.imports.clone(),
         exports: info.exports.clone(),
     }
+}
+
+/// Where the file of the bytes `sha256` is in a library's directory `dir`.
+fn module_file(dir: &Path, sha256: &str) -> PathBuf {
+    dir.join(format!("{sha256}.wasm"))
 }
 
 /// How long a module file, or a compiled artifact, is kept whatever the database says: it

@@ -9,8 +9,9 @@ use serde_json::{json, Value};
 use wasmhook_tests::guests::{HELLO, HOSTILE, INVOICE_CHECK, OTHER_WORLD};
 
 use super::support::{
-    artifacts, detail_of, execute_in_database, field_error, field_message, id_of, initialize,
-    initialize_annotation, message_at, sign, temp, wait_until, Server, Tenant, OPERATOR_TOKEN,
+    artifact_names, artifacts, detail_of, execute_in_database, field_error, field_message, id_of,
+    initialize, initialize_annotation, message_at, sign, temp, wait_until, Server, Tenant,
+    OPERATOR_TOKEN,
 };
 
 #[test]
@@ -1907,14 +1908,6 @@ fn a_graceful_stop_finishes_the_run_in_flight_and_writes_its_log() {
     let (_, logs) = server.get(&format!("/hooks/logs?hook={}", hook["id"]), &token);
     assert_eq!(logs["results"].as_array().map(Vec::len), Some(1), "{logs}");
     assert_eq!(logs["results"][0]["status"], "completed");
-}
-
-/// The compiled artifacts in a server's data directory, by name.
-fn artifact_names(data_dir: &std::path::Path) -> Vec<String> {
-    artifacts(data_dir)
-        .into_iter()
-        .map(|(name, _)| name)
-        .collect()
 }
 
 /// Sets a file's modification time to `age` ago.

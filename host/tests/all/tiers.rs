@@ -12,7 +12,9 @@ use wasmhook::runtime::{
 };
 use wasmhook_tests::guests::{HELLO, HOSTILE};
 
-use super::support::{artifacts, hostile, temp, wait_until, Call, Server, Tenant, OPERATOR_TOKEN};
+use super::support::{
+    artifact_names, hostile, temp, wait_until, Call, Server, Tenant, OPERATOR_TOKEN,
+};
 
 /// The series counting modules whose optimized code was swapped in.
 const OPTIMIZED: &str = "wasmhook_modules_optimized_total";
@@ -75,10 +77,7 @@ fn an_uploads_first_call_completes_and_so_do_calls_after_its_optimized_code_is_i
             "a call on the optimized code: {answer}"
         );
     }
-    let names: Vec<String> = artifacts(dir.path())
-        .into_iter()
-        .map(|(name, _)| name)
-        .collect();
+    let names = artifact_names(dir.path());
     assert!(
         names.iter().any(|name| !name.ends_with("-winch.cwasm")),
         "the optimized artifact is kept: {names:?}"

@@ -155,6 +155,14 @@ pub fn artifacts(data_dir: &Path) -> Vec<(String, SystemTime)> {
     found
 }
 
+/// The names of [`artifacts`], sorted.
+pub fn artifact_names(data_dir: &Path) -> Vec<String> {
+    artifacts(data_dir)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect()
+}
+
 /// How often [`wait_until`] looks again.
 const POLL_EVERY: Duration = Duration::from_millis(20);
 
