@@ -382,13 +382,19 @@ impl ModuleLibrary {
         Ok(())
     }
 
-    /// Sweeps the runtime's artifact directory now and every [`SWEEP_EVERY`]: compiled
-    /// code no module needs (of deleted bytes, of an older version's engine) would
-    /// otherwise hold disk for good.
+    /// Sweeps the module directory and the runtime's artifact directory now and every
+    /// [`SWEEP_EVERY`]: files no row holds (a create that failed after its file was
+    /// written, a client that hung up between a deletion's commit and its
+    /// [`ModuleLibrary::forget`], a write a crash cut short) and compiled code no module
+    /// needs (of deleted bytes, of an older version's engine) would otherwise hold disk for
+    /// good. Module files first, so that their artifacts go in the same sweep.
     fn sweep_in_background(self: &Arc<Self>) {
         let library = Arc::clone(self);
         tokio::spawn(async move {
             loop {
+                if let Err(error) = library.forget_unheld_files().await {
+                    tracing::warn!("cannot sweep the module files: {error}");
+                }
                 if let Err(error) = library.sweep_artifacts().await {
                     tracing::warn!("cannot sweep the compiled artifacts: {error}");
                 }
@@ -399,10 +405,11 @@ impl ModuleLibrary {
 
     /// Removes the compiled artifacts of bytes no module or template holds and that have
     /// no file here, and those no engine of this runtime would load. Deleting a module
-    /// leaves its artifacts to this sweep rather than unlinking them at once; the sweep
-    /// asks the rows, so a holder of the same bytes committed just after the deletion
-    /// keeps its code. An artifact written in the last [`FRESH_FILE`] is a compile's under
-    /// way, and kept.
+    /// leaves its artifacts to this sweep rather than unlinking them at once: an upload of
+    /// the same bytes compiles (and writes their artifact) before it takes the bytes'
+    /// lock, so a deletion's [`ModuleLibrary::forget`] cannot tell it is coming, while the
+    /// sweep asks the rows once it has committed. An artifact written in the last
+    /// [`FRESH_FILE`] is a compile's under way, and kept.
     async fn sweep_artifacts(&self) -> Result<Swept, ModuleError> {
         let in_use = self.digests_in_use().await?;
         let runtime = Arc::clone(&self.runtime);
@@ -451,7 +458,8 @@ impl ModuleLibrary {
     /// that is ready but that this replica has no compiled code of (accepted through
     /// another replica, or while this one was down), now and whenever a module changes,
     /// so that no call waits for a compile a module's upload already paid for elsewhere;
-    /// and deletes the files of bytes deleted through another replica.
+    /// and deletes the files of bytes deleted through another replica at once, rather
+    /// than at the next sweep.
     fn follow_replicas(self: &Arc<Self>) {
         let library = Arc::clone(self);
         let mut changes = self.store.module_changes();
@@ -460,7 +468,7 @@ impl ModuleLibrary {
                 if let Err(error) = library.compile_missing().await {
                     tracing::warn!("cannot look for modules to compile: {error}");
                 }
-                if let Err(error) = library.forget_deleted().await {
+                if let Err(error) = library.forget_unheld_files().await {
                     tracing::warn!("cannot look for deleted modules' files: {error}");
                 }
                 if changes.changed().await.is_err() {
@@ -471,20 +479,34 @@ impl ModuleLibrary {
     }
 
     /// Forgets (file and compiled code) the bytes no module or template holds any more,
-    /// but for those being compiled or written in the last [`FRESH_FILE`]: an upload
-    /// through this replica writes its file before its row. On a shared database only,
-    /// where the bytes are in the database too, so a file forgotten too soon is fetched
-    /// again when needed.
-    async fn forget_deleted(&self) -> Result<(), ModuleError> {
+    /// but for those being compiled or written in the last [`FRESH_FILE`], and removes
+    /// unfinished writes older than that. Each file goes through
+    /// [`ModuleLibrary::forget_here`], which asks the rows again under the bytes' lock: on
+    /// SQLite, where the file is the bytes' only copy, no file a row holds is taken.
+    async fn forget_unheld_files(&self) -> Result<(), ModuleError> {
         let in_use = self.digests_in_use().await?;
         let dir = self.dir.clone();
-        let files = tokio::task::spawn_blocking(move || stale_files(&dir))
+        let stale = tokio::task::spawn_blocking(move || stale_files(&dir))
             .await
             .map_err(|error| ModuleError::Io(error.to_string()))?;
-        for sha256 in files {
+        for sha256 in stale.modules {
             if !in_use.contains(&sha256) && !locked(&self.compiling).contains(&sha256) {
-                tracing::info!(%sha256, "deleting the file of a module deleted elsewhere");
+                tracing::info!(%sha256, "deleting the file of bytes no module holds");
                 self.forget_here(&sha256).await;
+            }
+        }
+        for (sha256, path) in stale.unfinished {
+            // Under the bytes' lock, which a write holds until its rename: what is left is
+            // a write a crash cut short, whose row never committed (`write_whole` syncs the
+            // rename before any row holds the bytes).
+            let _held = self.hold_bytes(&sha256).await;
+            match tokio::fs::remove_file(&path).await {
+                Ok(()) => tracing::info!(%sha256, "deleted an unfinished module file"),
+                // Renamed into place while the lock was awaited.
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => {
+                    tracing::warn!(%sha256, "could not delete an unfinished module file: {error}");
+                }
             }
         }
         Ok(())
@@ -546,7 +568,7 @@ impl ModuleLibrary {
             }
             // A deletion heard while it compiled left its file: look again.
             if library.store.is_shared() {
-                if let Err(error) = library.forget_deleted().await {
+                if let Err(error) = library.forget_unheld_files().await {
                     tracing::warn!("cannot look for deleted modules' files: {error}");
                 }
             }
@@ -620,7 +642,7 @@ impl ModuleLibrary {
     }
 
     /// [`ModuleLibrary::forget`] on the caller's task: for a caller that is a background
-    /// task already (`forget_deleted`). It takes the bytes' lock: never call it holding a
+    /// task already (`forget_unheld_files`). It takes the bytes' lock: never call it holding a
     /// stripe.
     async fn forget_here(&self, sha256: &str) {
         let _held = self.hold_bytes(sha256).await;
@@ -637,8 +659,12 @@ impl ModuleLibrary {
         if let Ok(digest) = sha256.parse::<Digest>() {
             self.runtime.evict(&digest);
         }
-        if let Err(error) = tokio::fs::remove_file(self.path(sha256)).await {
-            tracing::warn!(%sha256, "could not delete a module file: {error}");
+        match tokio::fs::remove_file(self.path(sha256)).await {
+            // Gone already: another sweep (on a shared database two may run at once) or
+            // deletion took it first.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => tracing::warn!(%sha256, "could not delete a module file: {error}"),
+            Ok(()) => {}
         }
     }
 
@@ -684,28 +710,53 @@ const FRESH_FILE: std::time::Duration = std::time::Duration::from_secs(60);
 /// and one query.
 const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// The sha256 of each module file in `dir` older than [`FRESH_FILE`].
-fn stale_files(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter(|entry| {
-            entry
-                .metadata()
-                .and_then(|metadata| metadata.modified())
-                .is_ok_and(|modified| modified.elapsed().is_ok_and(|age| age >= FRESH_FILE))
-        })
-        .filter_map(|entry| {
-            let name = entry.file_name().into_string().ok()?;
-            let sha256 = name.strip_suffix(".wasm")?;
-            sha256.parse::<Digest>().is_ok().then(|| sha256.to_owned())
-        })
-        .collect()
+/// The files of a module directory older than [`FRESH_FILE`], by what they are.
+#[derive(Debug, Default)]
+struct StaleFiles {
+    /// The sha256 of each module file.
+    modules: Vec<String>,
+    /// Temporary files of [`write_whole`]'s that a crash left, with their bytes' sha256.
+    unfinished: Vec<(String, PathBuf)>,
 }
 
-/// Writes a file whole under a temporary name, then renames it into place.
+/// The module directory's files older than [`FRESH_FILE`]; any other file is left alone.
+fn stale_files(dir: &Path) -> StaleFiles {
+    let mut stale = StaleFiles::default();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return stale;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let old = entry
+            .metadata()
+            .and_then(|metadata| metadata.modified())
+            .is_ok_and(|modified| modified.elapsed().is_ok_and(|age| age >= FRESH_FILE));
+        if !old {
+            continue;
+        }
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let Some((sha256, extension)) = name.split_once('.') else {
+            continue;
+        };
+        if sha256.parse::<Digest>().is_err() {
+            continue;
+        }
+        if extension == "wasm" {
+            stale.modules.push(sha256.to_owned());
+        } else if extension.starts_with(UNFINISHED) {
+            stale.unfinished.push((sha256.to_owned(), entry.path()));
+        }
+    }
+    stale
+}
+
+/// How the extension of [`write_whole`]'s temporary file begins.
+const UNFINISHED: &str = "tmp-";
+
+/// Writes a file whole under a temporary name, then renames it into place and syncs the
+/// directory: a row committed after this finds the file after a crash too, and a temporary
+/// file a crash leaves belongs to no row (the sweep deletes it).
 /// Present already, it is only touched: its age is what keeps a replica from forgetting it
 /// as a deleted module's while an upload of the same bytes is under way ([`FRESH_FILE`]).
 fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -715,10 +766,14 @@ fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
             .open(path)?
             .set_modified(std::time::SystemTime::now());
     }
-    let temporary = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4()));
+    let temporary = path.with_extension(format!("{UNFINISHED}{}", uuid::Uuid::new_v4()));
     std::fs::write(&temporary, bytes)?;
     std::fs::File::open(&temporary)?.sync_all()?;
-    std::fs::rename(&temporary, path)
+    std::fs::rename(&temporary, path)?;
+    match path.parent() {
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
 }
 
 /// Compiles an upload (on a blocking thread), counted in the compile metrics: with the

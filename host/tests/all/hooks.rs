@@ -2013,3 +2013,98 @@ fn the_artifacts_no_module_needs_are_swept_and_those_of_live_modules_kept() {
     });
     assert!(said, "{}{}", server.banner, server.log());
 }
+
+#[test]
+fn module_files_no_row_holds_are_swept_on_sqlite_and_those_of_live_modules_kept() {
+    let dir = temp();
+    let modules = dir.path().join("modules");
+    let (hook, live, template_held) = {
+        let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+        let acme = Tenant::new(&server, "acme");
+        let module = acme.upload(HELLO);
+        let hook = acme.hook(&module, json!({}));
+        let (_, shown) = acme.get(&format!("/modules/{}", id_of(&module)));
+        let sha = shown["sha256"].as_str().expect("a digest").to_owned();
+        // Bytes only a template holds: no module row has them.
+        let fields = json!({
+            "name": "Checker",
+            "events": ["invocation.manual"],
+            "config": {"runtime": "wasm"},
+        });
+        let form = multipart::Form::new()
+            .text("template", fields.to_string())
+            .part(
+                "file",
+                multipart::Part::bytes(std::fs::read(INVOICE_CHECK).expect("built"))
+                    .file_name("extension.wasm"),
+            );
+        let response = server
+            .client
+            .post(server.url("/hook_templates"))
+            .bearer_auth(OPERATOR_TOKEN)
+            .multipart(form)
+            .send()
+            .expect("the server answers");
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let template: Value = response.json().expect("a JSON answer");
+        let template_sha = template["module"]["sha256"].as_str().expect("a digest");
+        (hook, format!("{sha}.wasm"), format!("{template_sha}.wasm"))
+    };
+
+    // An hour later, as far as the files can tell. Left while the server was down: the
+    // file of bytes no row holds (a create that failed after writing it, a deletion whose
+    // client hung up before the file went) and a write a crash cut short. A younger file
+    // may be an upload's whose row is not committed yet, and a file that is not a
+    // module's is not the library's.
+    let hour = Duration::from_secs(3600);
+    let orphan = format!("{}.wasm", "ab".repeat(32));
+    let young_orphan = format!("{}.wasm", "cd".repeat(32));
+    let unfinished = live.replace(".wasm", ".tmp-0123");
+    age(&modules.join(&live), hour);
+    age(&modules.join(&template_held), hour);
+    for (name, modified) in [
+        (&orphan, hour),
+        (&unfinished, hour),
+        (&young_orphan, Duration::ZERO),
+        (&"notes.txt".to_owned(), hour),
+    ] {
+        let path = modules.join(name);
+        std::fs::write(&path, b"not a module").expect("planted");
+        age(&path, modified);
+    }
+
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let names = || -> Vec<String> {
+        std::fs::read_dir(&modules)
+            .expect("the module directory")
+            .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+            .collect()
+    };
+    let swept = wait_until(Instant::now() + Duration::from_secs(30), || {
+        let names = names();
+        !names.contains(&orphan) && !names.contains(&unfinished)
+    });
+    assert!(
+        swept,
+        "left after a restart: {:?}\n{}",
+        names(),
+        server.log()
+    );
+    for name in [
+        &live,
+        &template_held,
+        &young_orphan,
+        &"notes.txt".to_owned(),
+    ] {
+        assert!(names().contains(name), "{name} was swept: {:?}", names());
+    }
+    // The live module still runs (from its artifact: the file's presence is the check
+    // above).
+    let token = server.login("acme-admin", "long enough");
+    let (status, answer) = server.post(
+        &format!("/hooks/{}/invoke", hook["id"]),
+        Some(&token),
+        json!({}),
+    );
+    assert_eq!(status, StatusCode::OK, "{answer}\n{}", server.log());
+}
