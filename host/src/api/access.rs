@@ -108,6 +108,24 @@ fn sane(value: &HeaderValue) -> Option<String> {
 /// (nginx's code for it): the handler was dropped, but the request still happened.
 const CLIENT_CLOSED: u16 = 499;
 
+/// The most bytes of a request's path its access line keeps: a path is the client's to
+/// choose, up to hyper's header limit (hundreds of KiB), and every line is written twice
+/// over (field and message) to a log every organization's lines share.
+const MAX_LOGGED_PATH: usize = 256;
+
+/// `path` as its access line shows it: cut at [`MAX_LOGGED_PATH`] bytes (on a character's
+/// boundary), the cut said by a trailing `...`.
+fn logged_path(path: &str) -> String {
+    if path.len() <= MAX_LOGGED_PATH {
+        return path.to_owned();
+    }
+    let mut end = MAX_LOGGED_PATH;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &path[..end])
+}
+
 /// The middleware: names the request, runs it inside a span with its id, logs its line.
 pub(super) async fn access_log(mut request: Request, next: Next) -> Response {
     let id = request
@@ -120,7 +138,7 @@ pub(super) async fn access_log(mut request: Request, next: Next) -> Response {
     let line = AccessLine {
         started: Instant::now(),
         method: request.method().clone(),
-        path: request.uri().path().to_owned(),
+        path: logged_path(request.uri().path()),
         id: id.clone(),
         organization: OrganizationSlot::default(),
         route: RouteSlot::default(),
@@ -209,6 +227,23 @@ impl Drop for AccessLine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_path_is_cut_in_its_line_and_a_short_one_kept_whole() {
+        assert_eq!(logged_path("/api/v1/hooks/7"), "/api/v1/hooks/7");
+        let long = format!("/{}", "a".repeat(64 * 1024));
+        let logged = logged_path(&long);
+        assert_eq!(logged.len(), MAX_LOGGED_PATH + 3);
+        assert!(logged.ends_with("..."), "{logged}");
+        // A cut never splits a character: `é` is two bytes, the 256th byte mid-character.
+        let accented = format!("/{}", "é".repeat(200));
+        let logged = logged_path(&accented);
+        assert!(logged.len() <= MAX_LOGGED_PATH + 3, "{}", logged.len());
+        assert!(logged
+            .trim_end_matches("...")
+            .chars()
+            .all(|c| c == '/' || c == 'é'));
+    }
 
     #[test]
     fn only_a_sane_request_id_is_kept() {

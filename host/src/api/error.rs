@@ -123,6 +123,9 @@ pub enum ApiError {
     /// The body is larger than the limit (413).
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// The body did not arrive within the seconds its route allows (408).
+    #[error("the request body did not arrive within {0} seconds")]
+    RequestTimeout(u64),
     /// Conflicts with the state (409).
     #[error("{0}")]
     Conflict(String),
@@ -190,6 +193,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooManyRequests { .. } | ApiError::Throttled { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
@@ -236,7 +240,7 @@ impl IntoResponse for ApiError {
                     http::HeaderValue::from(*retry_after_s),
                 );
             }
-            ApiError::PayloadTooLarge(_) => {
+            ApiError::PayloadTooLarge(_) | ApiError::RequestTimeout(_) => {
                 // The body may be partly unread: the connection cannot carry another request.
                 headers.insert(
                     http::header::CONNECTION,
@@ -283,6 +287,9 @@ impl From<crate::store::hooks::SaveError> for ApiError {
     fn from(error: crate::store::hooks::SaveError) -> Self {
         match error {
             crate::store::hooks::SaveError::Invalid(invalid) => invalid.into(),
+            quota @ crate::store::hooks::SaveError::Quota { .. } => {
+                ApiError::Conflict(quota.to_string())
+            }
             crate::store::hooks::SaveError::Store(store) => store.into(),
         }
     }

@@ -72,6 +72,8 @@ pub struct Quotas {
     pub modules: u64,
     /// Module bytes, all together.
     pub module_bytes: u64,
+    /// How many hooks it may hold (`hooks_per_organization`); a new one beyond gets 409.
+    pub hooks: u64,
 }
 
 /// The shared state of the router.
@@ -109,12 +111,11 @@ pub fn metrics_router() -> Router {
 
 /// The whole API.
 pub fn router(state: AppState) -> Router {
+    // One throttle for the server's life: the router is built once, at start. Its places
+    // for password work are shared by logins and by the user writes that hash a password.
+    let throttle = Extension(Arc::new(throttle::LoginThrottle::default()));
     let api = Router::new()
-        // One throttle for the server's life: the router is built once, at start.
-        .route(
-            "/auth/login",
-            post(login::login).layer(Extension(Arc::new(throttle::LoginThrottle::default()))),
-        )
+        .route("/auth/login", post(login::login).layer(throttle.clone()))
         .route("/auth/logout", post(login::logout))
         .route("/auth/user", get(users::me))
         .route(
@@ -128,13 +129,17 @@ pub fn router(state: AppState) -> Router {
                 .patch(organizations::update)
                 .delete(organizations::delete),
         )
-        .route("/users", get(users::list).post(users::create))
+        .route(
+            "/users",
+            get(users::list).post(users::create).layer(throttle.clone()),
+        )
         .route(
             "/users/{id}",
             get(users::show)
                 .put(users::update)
                 .patch(users::update)
-                .delete(users::delete),
+                .delete(users::delete)
+                .layer(throttle),
         )
         .route("/groups", get(groups::list))
         .route("/groups/{id}", get(groups::show))
@@ -204,6 +209,8 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // The places of module uploads under way, for the server's life (`modules.rs`).
+        .layer(Extension(Arc::new(modules::UploadPlaces::default())))
         .layer(axum::middleware::from_fn(consistent_reads))
         .layer(axum::middleware::from_fn(access::access_log))
         .with_state(state)

@@ -4,9 +4,13 @@
 //! `FileUploadParser` names a raw body's file `file` too): a module refused for what it is
 //! answers `{"file": ["..."]}`.
 
+use std::sync::Arc;
+
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, StatusCode};
+use axum::Extension;
 use serde::{Deserialize, Serialize};
+use tokio::sync::OwnedSemaphorePermit;
 use utoipa::ToSchema;
 
 use super::auth::Caller;
@@ -14,6 +18,7 @@ use super::error::{ApiError, ApiResult, ErrorDetail, ValidationErrors};
 use super::extract::{IdPath, ObjectId, Params};
 use super::pagination::{list_page, PageQuery, Paginated};
 use super::AppState;
+use crate::keyed::KeyedSemaphores;
 use crate::modules::ModuleError;
 use crate::runtime::{LoadError, DEFAULT_MAX_MODULE_BYTES};
 use crate::store::modules::{DeleteOutcome, Module, ModuleOrder, ModuleStatus};
@@ -28,6 +33,62 @@ const ORDERINGS: &[(&str, ModuleOrder)] = &[
 
 /// The largest upload body: the largest module plus room for multipart framing.
 pub const MAX_UPLOAD_BYTES: usize = DEFAULT_MAX_MODULE_BYTES + 64 * 1024;
+
+/// Uploads one organization may have under way at once (read, checked, compiled).
+const UPLOADS_PER_ORGANIZATION: usize = 4;
+/// Uploads the installation reads at once: each body is held whole in memory (up to
+/// [`MAX_UPLOAD_BYTES`]) until its module is stored, so this bounds what uploads take
+/// (1 GiB at most) whoever sends them. Four organizations' places together; and no upload
+/// holds a place longer than [`UPLOAD_READ_DEADLINE`] while its body comes.
+const UPLOADS_AT_ONCE: usize = 16;
+/// How long an upload's body may take to arrive (64 MiB at half a MiB a second): a body
+/// trickled in would otherwise hold its place, the organization's and everyone's, for as
+/// long as its sender likes. Past it the upload is answered 408.
+const UPLOAD_READ_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The places of uploads under way: a few per organization, a few in all. Without them an
+/// admin's many connections at once would each hold 64 MiB of body before any quota or
+/// compile gate looked at it. An upload that finds no place is answered 429 before a byte
+/// of its body is read.
+#[derive(Debug)]
+pub struct UploadPlaces {
+    per_organization: KeyedSemaphores<u64>,
+    all: Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for UploadPlaces {
+    fn default() -> Self {
+        UploadPlaces {
+            per_organization: KeyedSemaphores::new(UPLOADS_PER_ORGANIZATION),
+            all: Arc::new(tokio::sync::Semaphore::new(UPLOADS_AT_ONCE)),
+        }
+    }
+}
+
+impl UploadPlaces {
+    /// A place for an upload of `organization_id`, held until the upload is answered.
+    fn take(
+        &self,
+        organization_id: u64,
+    ) -> ApiResult<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
+        let busy = |detail: &str| ApiError::TooManyRequests {
+            detail: detail.to_owned(),
+            retry_after_s: 1,
+        };
+        let own = self
+            .per_organization
+            .try_acquire_many(organization_id, 1)
+            .map_err(|_| {
+                busy(&format!(
+                    "the organization has {UPLOADS_PER_ORGANIZATION} uploads under way; retry when one is answered"
+                ))
+            })?;
+        let shared = Arc::clone(&self.all)
+            .try_acquire_owned()
+            .map_err(|_| busy("too many uploads are under way; retry shortly"))?;
+        Ok((own, shared))
+    }
+}
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -240,6 +301,14 @@ async fn read_multipart(
     Ok((name.unwrap_or_else(|| "module.wasm".into()), file))
 }
 
+/// The body's length as its `Content-Length` declares it, when it does.
+fn declared_length(request: &Request) -> Option<u64> {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+}
+
 /// Reads the module's bytes and name from a raw or a multipart body.
 async fn read_upload(
     state: &AppState,
@@ -247,10 +316,7 @@ async fn read_upload(
     query_name: Option<String>,
 ) -> ApiResult<(String, bytes::Bytes)> {
     // A body declared too large is refused before a byte of it is read into memory.
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    let declared = declared_length(&request);
     if let Some(length) = declared.filter(|&length| length > MAX_UPLOAD_BYTES as u64) {
         discard_in_background(request.into_body(), length);
         return Err(too_large());
@@ -320,19 +386,43 @@ pub(super) fn refused(error: ModuleError) -> ApiError {
         (status = 400, description = "Not a valid module, or a field is not valid", body = ValidationErrors),
         (status = 403, description = "Not an admin", body = ErrorDetail),
         (status = 409, description = "The organization is at its module quota", body = ErrorDetail),
+        (status = 408, description = "The body did not arrive within 120 seconds", body = ErrorDetail),
         (status = 413, description = "Larger than the module limit", body = ErrorDetail),
         (status = 415, description = "Neither multipart nor a wasm body", body = ErrorDetail),
-        (status = 429, description = "The compiler is busy: retry after Retry-After", body = ErrorDetail,
+        (status = 429, description = "The compiler is busy, or the organization's (or the installation's) uploads under way are at their bound: retry after Retry-After", body = ErrorDetail,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
 pub(super) async fn upload(
     State(state): State<AppState>,
+    Extension(places): Extension<Arc<UploadPlaces>>,
     caller: Caller,
     Params(query): Params<UploadQuery>,
     request: Request,
 ) -> ApiResult<(StatusCode, axum::Json<ModuleView>)> {
     let (organization_id, _) = caller.admin()?;
-    let (name, bytes) = read_upload(&state, request, query.name).await?;
+    // Refused before its body is read: the body is drained behind the answer, so that a
+    // client still sending it reads the answer rather than a reset connection.
+    let refusal = match places.take(organization_id) {
+        // An organization at its module count is told so before its body is read too.
+        Ok(place) => within_quotas(&state, organization_id, 0)
+            .await
+            .map(|()| place),
+        Err(busy) => Err(busy),
+    };
+    let _place = match refusal {
+        Ok(place) => place,
+        Err(refused) => {
+            let declared = declared_length(&request).unwrap_or(MAX_UPLOAD_BYTES as u64);
+            discard_in_background(request.into_body(), declared);
+            return Err(refused);
+        }
+    };
+    let (name, bytes) = tokio::time::timeout(
+        UPLOAD_READ_DEADLINE,
+        read_upload(&state, request, query.name),
+    )
+    .await
+    .map_err(|_| ApiError::RequestTimeout(UPLOAD_READ_DEADLINE.as_secs()))??;
     let name = name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 200 {
         return Err(ApiError::field("name", "must be 1 to 200 characters"));

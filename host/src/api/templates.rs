@@ -400,7 +400,7 @@ async fn adopted_module(
         (status = 201, description = "The hook made from the template", body = HookView),
         (status = 400, description = "A field is not valid", body = ValidationErrors),
         (status = 403, description = "Not an admin", body = ErrorDetail),
-        (status = 409, description = "The organization is at its module quota", body = ErrorDetail),
+        (status = 409, description = "The organization is at its module or hook quota", body = ErrorDetail),
     ))]
 pub(super) async fn create_hook(
     State(state): State<AppState>,

@@ -202,7 +202,8 @@ impl Dispatcher {
         let dispatcher = Arc::clone(self);
         let since = crate::store::read_moment();
         let driving = tokio::spawn(crate::store::reads_since(since, async move {
-            dispatcher.drive(claimed, true).await;
+            let at_once = permit.runs();
+            dispatcher.drive(claimed, true, at_once).await;
             drop(permit);
         }));
         if let Err(error) = driving.await {
@@ -282,7 +283,7 @@ impl Dispatcher {
                             };
                             let dispatcher = Arc::clone(&self);
                             tokio::spawn(async move {
-                                dispatcher.drive(vec![one], false).await;
+                                dispatcher.drive(vec![one], false, usize::MAX).await;
                                 drop((turn, share));
                                 // A turn or a run freed: what was skipped may be claimed.
                                 dispatcher.wake.notify_one();
@@ -364,7 +365,7 @@ impl Dispatcher {
                     let turn = Arc::clone(turns).try_acquire_owned().ok();
                     let dispatcher = Arc::clone(self);
                     tokio::spawn(async move {
-                        dispatcher.drive(promoted, false).await;
+                        dispatcher.drive(promoted, false, usize::MAX).await;
                         drop(turn);
                     });
                 }
@@ -404,17 +405,31 @@ impl Dispatcher {
 
     /// Takes the turns of `claimed` (leased to this replica) at once, and of whatever
     /// each end leases to it (the next layer of its event) as soon as that end is
-    /// committed, until none is left. `admitted`: the caller holds the organization's run
-    /// permit for them all.
-    async fn drive(&self, claimed: Vec<Claimed>, admitted: bool) {
-        let mut turns: FuturesUnordered<_> = claimed
-            .into_iter()
-            .map(|claimed| self.turn(claimed, admitted))
-            .collect();
-        while let Some(promoted) = turns.next().await {
-            for claimed in promoted {
+    /// committed, until none is left; at most `at_once` under way. `admitted`: the caller
+    /// holds the organization's run permit for them all, and `at_once` is its slots, so
+    /// that an event of more hooks than the organization's share never runs more than the
+    /// share at once. Those beyond are given back at once (the attempt their claim counted
+    /// taken back), rather than held leased here for as long as the others run: the
+    /// workers take them, each under a permit of its own, once the organization has slots
+    /// free.
+    async fn drive(&self, claimed: Vec<Claimed>, admitted: bool, at_once: usize) {
+        let at_once = at_once.max(1);
+        let mut turns = FuturesUnordered::new();
+        let mut next = claimed;
+        loop {
+            let room = at_once.saturating_sub(turns.len());
+            let beyond = next.split_off(room.min(next.len()));
+            for claimed in next {
                 turns.push(self.turn(claimed, admitted));
             }
+            for claimed in beyond {
+                self.give_back(&claimed.delivery, claimed.counted(), 0)
+                    .await;
+            }
+            let Some(promoted) = turns.next().await else {
+                break;
+            };
+            next = promoted;
         }
     }
 

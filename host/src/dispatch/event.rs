@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::{Map, Value};
 
 use super::dispatcher::{check_permit, DispatchError, Dispatcher, RunResult};
@@ -107,25 +108,48 @@ impl Dispatcher {
         let mut finished: HashMap<u64, EventRun> = HashMap::new();
         let mut order = Vec::new();
         for layer in plan.layers() {
-            let runs = layer.iter().map(|&id| {
-                let hook = plan.hook(id);
-                check_permit(&permit, hook);
-                let step = plan.step(id, |other| finished.get(&other).map(|run| run.status));
-                let body = match &step {
-                    Step::Cancel { .. } => body.clone(),
-                    Step::Run { ancestors } => {
-                        let responses = ancestors
-                            .iter()
-                            .filter_map(|ancestor| finished.get(ancestor)?.response.as_ref());
-                        body_after(body, responses)
+            let runs: Vec<_> = layer
+                .iter()
+                .map(|&id| {
+                    let hook = plan.hook(id);
+                    check_permit(&permit, hook);
+                    let step = plan.step(id, |other| finished.get(&other).map(|run| run.status));
+                    let body = match &step {
+                        Step::Cancel { .. } => body.clone(),
+                        Step::Run { ancestors } => {
+                            let responses = ancestors
+                                .iter()
+                                .filter_map(|ancestor| finished.get(ancestor)?.response.as_ref());
+                            body_after(body, responses)
+                        }
+                    };
+                    async move {
+                        self.take_step(hook, &step, event, &body, queue_id, request_id)
+                            .await
                     }
-                };
-                async move {
-                    self.take_step(hook, &step, event, &body, queue_id, request_id)
-                        .await
+                })
+                .collect();
+            // As many at once as the permit holds slots: a layer of more hooks than the
+            // organization's share takes turns within it, the next starting as soon as any
+            // ends; the results are then put back in the layer's order.
+            let at_once = permit.runs();
+            let mut waiting = runs.into_iter().enumerate();
+            let mut running = FuturesUnordered::new();
+            let mut ended = Vec::with_capacity(layer.len());
+            loop {
+                while running.len() < at_once {
+                    let Some((index, run)) = waiting.next() else {
+                        break;
+                    };
+                    running.push(async move { (index, run.await) });
                 }
-            });
-            for run in futures::future::join_all(runs).await {
+                let Some(run) = running.next().await else {
+                    break;
+                };
+                ended.push(run);
+            }
+            ended.sort_by_key(|(index, _)| *index);
+            for (_, run) in ended {
                 let run = run?;
                 order.push(run.hook_id);
                 finished.insert(run.hook_id, run);

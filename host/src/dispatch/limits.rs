@@ -147,6 +147,13 @@ impl RunPermit {
     pub fn organization_id(&self) -> u64 {
         self.organization_id
     }
+
+    /// The run slots it holds: the most runs of its event that may be under way at once
+    /// (an event of more hooks than the organization's share runs them that many at a
+    /// time, never more than the share).
+    pub fn runs(&self) -> usize {
+        self._runs.num_permits().max(1)
+    }
 }
 
 /// A run's place in the installation: an instance slot and its guest memory.

@@ -100,6 +100,7 @@ pub async fn create(state: &AppState, module_path: &Path) -> anyhow::Result<Anno
                 author: Some(user_id),
                 now: now_rfc3339(),
                 hook_template: None,
+                hooks_limit: state.quotas.hooks,
             };
             state.store.hooks().save(draft, context).await?.id
         }

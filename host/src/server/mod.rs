@@ -183,6 +183,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         quotas: Quotas {
             modules: limits.modules_per_organization,
             module_bytes: limits.module_bytes_per_organization,
+            hooks: limits.hooks_per_organization,
         },
         draining: Arc::clone(&draining),
     }));

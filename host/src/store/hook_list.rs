@@ -92,7 +92,12 @@ impl HookOrder {
 /// [`parameters`]. Each parameter is first met compared with a column, then tested for
 /// NULL: PostgreSQL takes a parameter's type from its first use, and refuses a statement
 /// whose first use of it (`?1 IS NULL`) gives none.
-fn condition(dialect: Dialect) -> String {
+///
+/// The organization is the one filter an index serves (`hooks_by_organization`), and
+/// SQLite plans a statement before it sees its parameters: `organization_id = ?1 OR ?1 IS
+/// NULL` would scan every organization's hooks for each organization's list. So an
+/// organization's list is its own text, `organization_id = ?1`.
+fn condition(dialect: Dialect, one_organization: bool) -> String {
     // Every wanted event (parameter 8, a JSON array of names) among the hook's events:
     // SQLite's `json_each` has no PostgreSQL spelling; `jsonb_array_elements_text` yields
     // the same elements as text, and yields nothing for a document without `events`, as
@@ -115,8 +120,13 @@ fn condition(dialect: Dialect) -> String {
             WHERE subscribed.value = wanted.value))"
         }
     };
+    let organization = if one_organization {
+        "organization_id = ?1"
+    } else {
+        "(organization_id = ?1 OR ?1 IS NULL)"
+    };
     format!(
-        "WHERE (organization_id = ?1 OR ?1 IS NULL)
+        "WHERE {organization}
     AND (id = ?2 OR ?2 IS NULL)
     AND (name = ?3 OR ?3 IS NULL)
     AND (type = ?4 OR ?4 IS NULL)
@@ -152,7 +162,7 @@ pub(super) fn list(
 ) -> Result<Page<Hook>, StoreError> {
     let events = serde_json::to_string(&filter.events)
         .map_err(|error| StoreError::Task(format!("cannot serialize events: {error}")))?;
-    let condition = condition(db.dialect());
+    let condition = condition(db.dialect(), filter.organization.is_some());
     let filtered = parameters(filter, &events);
     let total = db.query_row(
         &format!("SELECT COUNT(*) FROM hooks {condition}"),

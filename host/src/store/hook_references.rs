@@ -129,28 +129,66 @@ fn find_cycle(
         }
     }
     edges.insert(hook, predecessors.to_vec());
-    // Depth-first from the hook; a path back to it is the cycle.
-    let mut visited = HashSet::new();
-    let mut path = vec![hook];
-    Ok(walk(&edges, hook, hook, &mut visited, &mut path).then_some(path))
+    Ok(walk(&edges, hook))
 }
 
-fn walk(
-    edges: &HashMap<u64, Vec<u64>>,
-    start: u64,
-    at: u64,
-    visited: &mut HashSet<u64>,
-    path: &mut Vec<u64>,
-) -> bool {
-    for next in edges.get(&at).into_iter().flatten() {
-        path.push(*next);
-        if *next == start {
-            return true;
+/// Depth-first from `start` along `edges`; the path back to it, if there is one. Walked
+/// with a stack of its own rather than by recursion: a chain as long as an organization's
+/// hooks would otherwise take a frame per hook off the thread's stack.
+fn walk(edges: &HashMap<u64, Vec<u64>>, start: u64) -> Option<Vec<u64>> {
+    let successors = |at: u64| edges.get(&at).map_or(&[][..], Vec::as_slice);
+    let mut visited = HashSet::new();
+    let mut path = vec![start];
+    // Per hook on the path, its successors still to try.
+    let mut pending = vec![successors(start).iter()];
+    while let Some(next) = pending.last_mut() {
+        match next.next() {
+            Some(&hook) if hook == start => {
+                path.push(hook);
+                return Some(path);
+            }
+            Some(&hook) => {
+                if visited.insert(hook) {
+                    path.push(hook);
+                    pending.push(successors(hook).iter());
+                }
+            }
+            None => {
+                pending.pop();
+                path.pop();
+            }
         }
-        if visited.insert(*next) && walk(edges, start, *next, visited, path) {
-            return true;
-        }
-        path.pop();
     }
-    false
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hook `n` runs after hook `n + 1`, for `length` hooks: the longest chain an
+    /// organization can build, one save at a time.
+    fn chain(length: u64) -> HashMap<u64, Vec<u64>> {
+        (1..length).map(|hook| (hook, vec![hook + 1])).collect()
+    }
+
+    #[test]
+    fn a_cycle_is_found_at_the_end_of_a_chain_longer_than_any_stack_would_recurse() {
+        let length = 1_000_000;
+        let mut edges = chain(length);
+        edges.insert(length, vec![1]);
+        let cycle = walk(&edges, 1).expect("the cycle");
+        assert_eq!(cycle.len(), usize::try_from(length).expect("fits") + 1);
+        assert_eq!((cycle.first(), cycle.last()), (Some(&1), Some(&1)));
+        let chain = chain(length);
+        assert_eq!(walk(&chain, 1), None);
+    }
+
+    #[test]
+    fn the_path_named_is_the_cycle_itself_not_the_dead_ends_tried_first() {
+        // 1 -> 2 -> 3 (a dead end), 1 -> 4 -> 5 -> 1; 2 is reached again from 4.
+        let edges = HashMap::from([(1, vec![2, 4]), (2, vec![3]), (4, vec![2, 5]), (5, vec![1])]);
+        assert_eq!(walk(&edges, 1), Some(vec![1, 4, 5, 1]));
+        assert_eq!(walk(&HashMap::new(), 1), None);
+    }
 }

@@ -563,8 +563,13 @@ fn page_where<T, K: SortColumn + Copy>(
     };
     let limit = i64::try_from(window.limit).unwrap_or(i64::MAX);
     let offset = i64::try_from(window.offset).unwrap_or(i64::MAX);
-    // The comparison first: PostgreSQL types a parameter by its first use.
-    let filter = format!("WHERE {column} = ?1 OR ?1 IS NULL");
+    // The comparison first: PostgreSQL types a parameter by its first use. With a value,
+    // the comparison alone: SQLite plans before it sees `?1`, and would scan the whole
+    // table for `{column} = ?1 OR ?1 IS NULL` rather than read `column`'s index.
+    let filter = match value {
+        Some(_) => format!("WHERE {column} = ?1"),
+        None => format!("WHERE {column} = ?1 OR ?1 IS NULL"),
+    };
     let total: u64 = db.query_row(
         &format!("SELECT COUNT(*) FROM {table} {filter}"),
         params![value],

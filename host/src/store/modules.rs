@@ -595,15 +595,16 @@ fn statuses(
     db: &Db<'_>,
     organization: Option<u64>,
 ) -> Result<HashMap<u64, ModuleStatus>, StoreError> {
-    let rows = db.query_map(
-        "SELECT id, status FROM modules WHERE organization_id = ?1 OR ?1 IS NULL",
-        params![organization],
-        |row| {
-            Ok((
-                row.get::<u64>(0)?,
-                ModuleStatus::parse(&row.get::<String>(1)?),
-            ))
-        },
-    )?;
+    // One organization's by its index (see `hooks::all`).
+    let sql = match organization {
+        Some(_) => "SELECT id, status FROM modules WHERE organization_id = ?1",
+        None => "SELECT id, status FROM modules WHERE organization_id = ?1 OR ?1 IS NULL",
+    };
+    let rows = db.query_map(sql, params![organization], |row| {
+        Ok((
+            row.get::<u64>(0)?,
+            ModuleStatus::parse(&row.get::<String>(1)?),
+        ))
+    })?;
     Ok(rows.into_iter().collect())
 }

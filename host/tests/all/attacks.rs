@@ -1,6 +1,8 @@
 //! The smaller attacks of issue 13, each against the real `wasmhook serve`: ids and pages
 //! beyond SQLite's integers, the operator logging itself out, password guessing,
-//! usernames that differ only in case, duplicated multipart fields, uppercase signatures.
+//! usernames that differ only in case, duplicated multipart fields, uppercase signatures;
+//! and those of a later review: a hook quota, bounded reference lists, a long run_after
+//! chain, an event of more hooks than its organization's run slots.
 
 use std::time::Duration;
 
@@ -378,5 +380,236 @@ fn a_signature_in_uppercase_hex_is_refused() {
     assert_eq!(
         call(&lowercase.to_ascii_uppercase()),
         StatusCode::UNAUTHORIZED
+    );
+}
+
+#[test]
+fn an_organization_holds_no_more_hooks_than_its_quota_and_another_is_not_counted() {
+    let dir = temp();
+    let server = Server::start_with(
+        dir.path(),
+        Some(OPERATOR_TOKEN),
+        &[("WASMHOOK_HOOKS_PER_ORGANIZATION", "2")],
+        &[],
+    );
+    let acme = Tenant::new(&server, "acme");
+    let module = acme.upload(HELLO);
+    let first = acme.hook(&module, json!({}));
+    acme.hook(&module, json!({}));
+    let (status, refused) = acme.post(
+        "/hooks",
+        json!({"name": "third", "config": {"runtime": "wasm", "module": module}}),
+    );
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert!(detail(&refused).contains("2 hooks, its limit"), "{refused}");
+    let (status, refused) = acme.post(
+        &format!("/hooks/{}/duplicate", first["id"]),
+        json!({"name": "copy"}),
+    );
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    // Refused whole: nothing was written.
+    let (_, listed) = acme.get("/hooks");
+    assert_eq!(listed["pagination"]["total"], 2, "{listed}");
+    // An update is no new hook; a deletion makes room; another organization has its own.
+    let (status, updated) = acme.patch(
+        &format!("/hooks/{}", first["id"]),
+        json!({"name": "renamed"}),
+    );
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(acme.delete_hook(&first), StatusCode::NO_CONTENT);
+    acme.hook(&module, json!({}));
+    let rival = Tenant::new(&server, "rival");
+    let theirs = rival.upload(HELLO);
+    rival.hook(&theirs, json!({}));
+    rival.hook(&theirs, json!({}));
+}
+
+#[test]
+fn a_list_of_references_is_bounded_and_its_repeats_count_once() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let module = acme.upload(HELLO);
+    let (status, queue) = acme.post("/queues", json!({"name": "inbox"}));
+    assert_eq!(status, StatusCode::CREATED, "{queue}");
+    let hook = acme.hook(&module, json!({}));
+
+    // A thousand and one names of one queue: refused before any is looked up.
+    let queues = vec![queue["url"].clone(); 1001];
+    let (status, refused) = acme.post(
+        "/hooks",
+        json!({"name": "wide", "queues": queues, "config": {"runtime": "wasm", "module": module}}),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(
+        field_message(&refused, "queues"),
+        Some("may name at most 1000 queues"),
+        "{refused}"
+    );
+    let (status, refused) = acme.patch(
+        &format!("/hooks/{}", hook["id"]),
+        json!({"run_after": vec![json!("https://x.invalid/api/v1/hooks/1"); 1001]}),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(field_message(&refused, "run_after").is_some(), "{refused}");
+    let (status, refused) = acme.post(
+        "/queues",
+        json!({"name": "wide", "hooks": vec![hook["url"].clone(); 1001]}),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(
+        field_message(&refused, "hooks"),
+        Some("may name at most 1000 hooks"),
+        "{refused}"
+    );
+    // At the bound, repeats are one subscription.
+    let queues = vec![queue["url"].clone(); 1000];
+    let (status, saved) = acme.patch(&format!("/hooks/{}", hook["id"]), json!({"queues": queues}));
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    assert_eq!(saved["queues"], json!([queue["url"]]), "{saved}");
+    let (status, saved) = acme.patch(
+        &format!("/queues/{}", queue["id"]),
+        json!({"hooks": vec![hook["url"].clone(); 1000]}),
+    );
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    assert_eq!(saved["hooks"], json!([hook["url"]]), "{saved}");
+}
+
+#[test]
+fn a_run_after_chain_as_long_as_the_quota_is_checked_for_cycles_without_harm() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let module = acme.upload(HELLO);
+    // Each hook runs after the one before it.
+    let first = acme.hook(&module, json!({}));
+    let mut last = first.clone();
+    for _ in 0..100 {
+        last = acme.hook(&module, json!({"run_after": [last["url"]]}));
+    }
+    // Closing the chain is a cycle, named through its whole length.
+    let (status, refused) = acme.patch(
+        &format!("/hooks/{}", first["id"]),
+        json!({"run_after": [last["url"]]}),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(field_message(&refused, "run_after").is_some(), "{refused}");
+    let (status, _) = acme.get("/hooks");
+    assert_eq!(status, StatusCode::OK, "the server still answers");
+}
+
+#[test]
+fn an_event_of_more_hooks_than_the_organizations_run_slots_runs_that_many_at_a_time() {
+    let dir = temp();
+    let server = Server::start_with(
+        dir.path(),
+        Some(OPERATOR_TOKEN),
+        &[("WASMHOOK_RUNS_PER_ORGANIZATION", "2")],
+        &[],
+    );
+    let acme = Tenant::new(&server, "acme");
+    let hostile = acme.upload(wasmhook_tests::guests::HOSTILE);
+    for _ in 0..5 {
+        acme.hook(
+            &hostile,
+            json!({"settings": {"behavior": "sleep", "ms": 500}}),
+        );
+    }
+    let acme_id = acme.organization_id();
+    // Interactive (every hook run while the caller waits) and not (recorded deliveries).
+    for action in ["updated", "initialize"] {
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let (status, answer, most) = std::thread::scope(|scope| {
+            let watcher = scope.spawn(|| {
+                let mut most: f64 = 0.0;
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    most = most.max(server.runs_in_flight(acme_id));
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                most
+            });
+            let (status, answer) = acme.event(
+                "annotation_content",
+                action,
+                None,
+                json!({"annotation": {"id": 1, "content": []}}),
+            );
+            // Those beyond the permit's slots are the workers' (202), under permits of
+            // their own: watched until every delivery is done.
+            let answer = acme.settle(status, answer);
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            (status, answer, watcher.join().expect("no panic"))
+        });
+        let expected = match action {
+            "updated" => StatusCode::OK,
+            _ => StatusCode::ACCEPTED,
+        };
+        assert_eq!(status, expected, "{action}: {answer}");
+        let results = answer["results"].as_array().cloned().unwrap_or_default();
+        assert_eq!(results.len(), 5, "{action}: {answer}");
+        for result in &results {
+            assert_eq!(result["status"], "completed", "{action}: {answer}");
+        }
+        assert!(
+            (1.0..=2.0).contains(&most),
+            "{action}: {most} runs at once, beyond the organization's 2"
+        );
+    }
+}
+
+/// Starts an upload of a large module whose body never comes: the connection, which holds
+/// one of the organization's upload places until it is closed.
+fn stalled_upload(server: &Server, token: &str) -> std::net::TcpStream {
+    use std::io::Write;
+    let address = server
+        .root()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let mut stream = std::net::TcpStream::connect(&address).expect("the server listens");
+    write!(
+        stream,
+        "POST /api/v1/modules?name=slow HTTP/1.1\r\nHost: {address}\r\n\
+         Authorization: Bearer {token}\r\nContent-Type: application/wasm\r\n\
+         Content-Length: 10000000\r\n\r\n\0asm"
+    )
+    .expect("sent");
+    stream.flush().expect("flushed");
+    stream
+}
+
+#[test]
+fn an_organization_has_a_few_uploads_under_way_and_its_bodies_wait_for_none_of_anothers() {
+    let dir = temp();
+    let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
+    let acme = Tenant::new(&server, "acme");
+    let rival = Tenant::new(&server, "rival");
+    let hello = std::fs::read(HELLO).expect("built");
+    let stalled: Vec<_> = (0..4)
+        .map(|_| stalled_upload(&server, &acme.token))
+        .collect();
+    // The four hold acme's places once their handlers run: a fifth is refused before
+    // its body is read.
+    let refused =
+        super::support::wait_until(std::time::Instant::now() + Duration::from_secs(10), || {
+            acme.upload_bytes(hello.clone(), "fifth.wasm").0 == StatusCode::TOO_MANY_REQUESTS
+        });
+    assert!(refused, "a fifth upload of acme was not refused");
+    let (status, answer) = acme.upload_bytes(hello.clone(), "fifth.wasm");
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{answer}");
+    assert!(detail(&answer).contains("uploads under way"), "{answer}");
+    // Another organization uploads meanwhile.
+    let (status, answer) = rival.upload_bytes(hello.clone(), "theirs.wasm");
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    // Hung up, the stalled uploads give their places back.
+    drop(stalled);
+    let stored =
+        super::support::wait_until(std::time::Instant::now() + Duration::from_secs(10), || {
+            acme.upload_bytes(hello.clone(), "later.wasm").0 == StatusCode::CREATED
+        });
+    assert!(
+        stored,
+        "acme's places were not given back:\n{}",
+        server.log()
     );
 }

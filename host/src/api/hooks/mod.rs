@@ -213,6 +213,7 @@ pub(super) async fn save(
         author: Some(author),
         now,
         hook_template,
+        hooks_limit: state.quotas.hooks,
     };
     Ok(state.store.hooks().save(draft, context).await?)
 }
@@ -260,6 +261,7 @@ fn private_input(hook: &Hook, input: &Map<String, Value>) -> ApiResult<Map<Strin
         (status = 201, description = "Created", body = HookView),
         (status = 400, description = "A field is not valid", body = ValidationErrors),
         (status = 403, description = "Not an admin", body = ErrorDetail),
+        (status = 409, description = "The organization is at its hook quota", body = ErrorDetail),
     ))]
 pub(super) async fn create(
     State(state): State<AppState>,
@@ -379,6 +381,7 @@ pub(super) async fn secrets_keys(
         (status = 400, description = "A field is not valid", body = ValidationErrors),
         (status = 403, description = "Not an admin", body = ErrorDetail),
         (status = 404, description = "No such hook in the caller's organization", body = ErrorDetail),
+        (status = 409, description = "The organization is at its hook quota", body = ErrorDetail),
     ))]
 pub(super) async fn duplicate(
     State(state): State<AppState>,
@@ -400,6 +403,7 @@ pub(super) async fn duplicate(
         author: Some(author),
         now: now_rfc3339(),
         hook_template: original.hook_template,
+        hooks_limit: state.quotas.hooks,
     };
     let draft = HookDraft {
         spec: original.spec.duplicated(&request),

@@ -45,6 +45,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use lru::LruCache;
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::keyed::KeyedSemaphores;
 
 use self::counters::Counters;
 use self::keys::{peer_key, username_key, UsernameKey};
@@ -79,6 +82,9 @@ pub struct LoginThrottle {
     /// for tens of milliseconds; without a bound, the failures a throttle lets through
     /// from many addresses at once would be paid in memory all together.
     verifications: Arc<tokio::sync::Semaphore>,
+    /// A user write's password hash at a time per organization: so that one
+    /// organization's writes hold at most one of [`LoginThrottle::verifications`] places.
+    password_writes: KeyedSemaphores<u64>,
 }
 
 /// A login attempt the throttle let through: counted as a failure of its username and
@@ -119,6 +125,7 @@ impl LoginThrottle {
                 std::thread::available_parallelism()
                     .map_or(2, |cores| cores.get().saturating_mul(2)),
             )),
+            password_writes: KeyedSemaphores::new(1),
             counters: Mutex::new(Both {
                 usernames: Counters::new(usernames),
                 accounts: Counters::new(ACCOUNTS),
@@ -171,7 +178,7 @@ impl LoginThrottle {
 
     /// A place to check a password, waiting up to a second for one, or [`Throttled`] for a
     /// second when none frees (the answer a throttled client already knows how to handle).
-    pub async fn verification(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Throttled> {
+    pub async fn verification(&self) -> Result<OwnedSemaphorePermit, Throttled> {
         let busy = Throttled {
             retry_after: Duration::from_secs(1),
         };
@@ -184,6 +191,22 @@ impl LoginThrottle {
             Ok(Ok(place)) => Ok(place),
             _ => Err(busy),
         }
+    }
+
+    /// The places to hash a user's new password for `organization_id`: the organization's
+    /// one (refused at once, [`Throttled`] for a second, while another write of it hashes),
+    /// then one of the verifications' ([`LoginThrottle::verification`]).
+    pub async fn password_write(
+        &self,
+        organization_id: u64,
+    ) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit), Throttled> {
+        let own = self
+            .password_writes
+            .try_acquire_many(organization_id, 1)
+            .map_err(|_| Throttled {
+                retry_after: Duration::from_secs(1),
+            })?;
+        Ok((own, self.verification().await?))
     }
 
     /// Records that `attempt` logged in: its username's failures are forgotten, and its

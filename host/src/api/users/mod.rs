@@ -4,8 +4,11 @@
 //! `role` or as Rossum's `groups` (`model::group`), and `GET /auth/user` answers the
 //! caller's own user (Rossum's client reads it to find its organization).
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::Extension;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -16,6 +19,7 @@ use super::extract::{IdPath, ObjectId, Params};
 use super::groups::group_url;
 use super::json::Json;
 use super::pagination::{PageQuery, Paginated};
+use super::throttle::LoginThrottle;
 use super::{id_from, AppState};
 use crate::accounts;
 use crate::model::group::Group;
@@ -165,9 +169,12 @@ fn render(state: &AppState, user: &User) -> UserView {
         (status = 201, description = "Created (without a password: unusable until one is set)", body = UserView),
         (status = 400, description = "A field is not valid", body = ValidationErrors),
         (status = 403, description = "Not an admin, nor the operator", body = ErrorDetail),
+        (status = 429, description = "Another password of the organization is being hashed, or the server's password work is busy", body = ErrorDetail,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
 pub(super) async fn create(
     State(state): State<AppState>,
+    Extension(throttle): Extension<Arc<LoginThrottle>>,
     caller: Caller,
     Json(body): Json<NewUserBody>,
 ) -> ApiResult<(StatusCode, axum::Json<UserView>)> {
@@ -193,7 +200,7 @@ pub(super) async fn create(
     )?;
     accounts::validate_username(&body.username)?;
     let password_hash = match body.password.clone() {
-        Some(password) => hash_password(password).await?,
+        Some(password) => hash_password(&throttle, organization_id, password).await?,
         None => accounts::UNUSABLE_PASSWORD.to_owned(),
     };
     let created_at = now_rfc3339();
@@ -243,14 +250,24 @@ fn new_user_organization(caller: Caller, requested: Option<u64>) -> ApiResult<u6
     }
 }
 
-/// Hashes a new password off the async threads (argon2 takes tens of milliseconds); a
-/// password the rules refuse is the client's error, on `password`.
-async fn hash_password(password: String) -> ApiResult<String> {
-    Ok(
-        tokio::task::spawn_blocking(move || accounts::hash_password(&password))
-            .await
-            .map_err(|error| ApiError::Internal(error.to_string()))??,
-    )
+/// Hashes a new password of a user of `organization_id` off the async threads (argon2
+/// takes tens of milliseconds); a password the rules refuse is the client's error, on
+/// `password`. One at a time per organization, in one of the places the logins' password
+/// checks take turns at ([`LoginThrottle::password_write`]): each hash holds about 19 MiB
+/// and a core, and an admin's requests at once must neither add up to the machine's
+/// memory nor keep every organization's logins waiting (429 with `Retry-After`).
+async fn hash_password(
+    throttle: &LoginThrottle,
+    organization_id: u64,
+    password: String,
+) -> ApiResult<String> {
+    let places = throttle.password_write(organization_id).await?;
+    Ok(tokio::task::spawn_blocking(move || {
+        let _places = places;
+        accounts::hash_password(&password)
+    })
+    .await
+    .map_err(|error| ApiError::Internal(error.to_string()))??)
 }
 
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserFilter, PageQuery),
@@ -353,9 +370,12 @@ pub(super) async fn me(
         (status = 400, description = "A field is not valid", body = ValidationErrors),
         (status = 403, description = "Not allowed to change these fields", body = ErrorDetail),
         (status = 404, description = "No such user in the caller's organization", body = ErrorDetail),
+        (status = 429, description = "Another password of the organization is being hashed, or the server's password work is busy", body = ErrorDetail,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
 pub(super) async fn update(
     State(state): State<AppState>,
+    Extension(throttle): Extension<Arc<LoginThrottle>>,
     caller: Caller,
     ObjectId(id): ObjectId,
     Json(mut body): Json<UserChangeBody>,
@@ -364,7 +384,8 @@ pub(super) async fn update(
     let mut change = requested_change(&user, &body)?;
     may_change(&caller, &user, &change, body.password.is_some())?;
     if let Some(password) = body.password.take() {
-        change.password_hash = Some(hash_password(password).await?);
+        change.password_hash =
+            Some(hash_password(&throttle, user.organization_id, password).await?);
     }
     let user = state
         .store

@@ -281,7 +281,14 @@ fn references(
             ))
         }
     };
+    if items.len() > MAX_REFERENCES {
+        return Err(HookError::new(
+            key,
+            format!("may name at most {MAX_REFERENCES} {collection}"),
+        ));
+    }
     let mut ids = Vec::with_capacity(items.len());
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
     for item in items {
         let id = id_from_reference(item, collection).ok_or_else(|| {
             HookError::new(
@@ -289,12 +296,17 @@ fn references(
                 format!("`{}` is not a URL of {collection}", plain(item)),
             )
         })?;
-        if !ids.contains(&id) {
+        if seen.insert(id) {
             ids.push(id);
         }
     }
     Ok(ids)
 }
+
+/// The most objects a hook's list of references (`queues`, `run_after`) may name, repeats
+/// included: each is a row to check and write in the save's transaction, which holds the
+/// database (SQLite's one connection) for every organization meanwhile.
+pub const MAX_REFERENCES: usize = 1000;
 
 fn events(input: &Map<String, Value>) -> Result<Vec<String>, HookError> {
     let names = string_list(input, "events")?;

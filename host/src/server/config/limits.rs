@@ -32,6 +32,9 @@ pub struct Limits {
     /// organization may have not yet finished; a new event beyond it gets 429, so that one
     /// organization cannot fill the queue every replica's worker reads.
     pub unfinished_deliveries_per_organization: u64,
+    /// Hooks per organization; a new one beyond gets 409. It also bounds how many hooks
+    /// one event of an organization runs, and the run_after chains a save checks.
+    pub hooks_per_organization: u64,
     /// Modules per organization.
     pub modules_per_organization: u64,
     /// Module bytes per organization.
@@ -115,6 +118,7 @@ impl Default for Limits {
         Limits {
             runs_per_organization: crate::dispatch::limits::DEFAULT_RUNS_PER_ORGANIZATION,
             unfinished_deliveries_per_organization: 1000,
+            hooks_per_organization: 500,
             modules_per_organization: 100,
             module_bytes_per_organization: 2 * 1024 * 1024 * 1024,
             foreground_compile_bytes: crate::modules::DEFAULT_FOREGROUND_COMPILE_BYTES,
@@ -153,6 +157,7 @@ impl Limits {
         // What 0 would do to the compile limits.
         const EVERY_UPLOAD: &str = " (0 would refuse every upload)";
         at_least("max_timeout_s", self.max_timeout_s, 1, "")?;
+        at_least("hooks_per_organization", self.hooks_per_organization, 1, "")?;
         at_least(
             "unfinished_deliveries_per_organization",
             self.unfinished_deliveries_per_organization,

@@ -152,6 +152,7 @@ async fn a_duplicate_with_its_dependencies_joins_the_originals_chain(store: Stor
         author: None,
         now: "2026-12-02T00:00:00.000000Z".into(),
         hook_template: None,
+        hooks_limit: u64::MAX,
     };
     let alone = store
         .hooks()

@@ -88,6 +88,7 @@ async fn save(
         author: None,
         now: "2026-12-02T00:00:00.000000Z".into(),
         hook_template: None,
+        hooks_limit: u64::MAX,
     };
     Ok(store.hooks().save(draft, context).await?)
 }
