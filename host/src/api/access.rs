@@ -110,8 +110,9 @@ const CLIENT_CLOSED: u16 = 499;
 
 /// The most bytes of a request's path its access line keeps: a path is the client's to
 /// choose, up to hyper's header limit (hundreds of KiB), and every line is written twice
-/// over (field and message) to a log every organization's lines share.
-const MAX_LOGGED_PATH: usize = 256;
+/// over (field and message) to a log every organization's lines share. No path the API
+/// serves comes near it.
+const MAX_LOGGED_PATH: usize = 4096;
 
 /// `path` as its access line shows it: cut at [`MAX_LOGGED_PATH`] bytes (on a character's
 /// boundary), the cut said by a trailing `...`.
@@ -236,7 +237,7 @@ mod tests {
         assert_eq!(logged.len(), MAX_LOGGED_PATH + 3);
         assert!(logged.ends_with("..."), "{logged}");
         // A cut never splits a character: `é` is two bytes, the 256th byte mid-character.
-        let accented = format!("/{}", "é".repeat(200));
+        let accented = format!("/{}", "é".repeat(2100));
         let logged = logged_path(&accented);
         assert!(logged.len() <= MAX_LOGGED_PATH + 3, "{}", logged.len());
         assert!(logged
