@@ -12,7 +12,7 @@ use super::extract::{IdPath, ObjectId, Params};
 use super::json::Json;
 use super::pagination::{list_page, PageQuery, Paginated};
 use super::{id_from, AppState};
-use crate::model::hook::{MAX_METADATA_BYTES, MAX_REFERENCES};
+use crate::model::hook::{distinct_references, MAX_METADATA_BYTES, MAX_REFERENCES};
 use crate::model::now_rfc3339;
 use crate::store::queues::{Queue, QueueOrder, QueueWrite};
 
@@ -162,22 +162,15 @@ fn hook_ids(body: &QueueBody) -> ApiResult<Option<Vec<u64>>> {
     };
     // Each is a query and a row in the save's transaction: bounded as a hook's own lists
     // are, and each hook once.
-    if references.len() > MAX_REFERENCES {
-        return Err(ApiError::field(
-            "hooks",
-            format!("may name at most {MAX_REFERENCES} hooks"),
-        ));
-    }
-    let mut seen = std::collections::HashSet::with_capacity(references.len());
-    let mut ids = Vec::with_capacity(references.len());
-    for reference in references {
-        let id = id_from(reference, "hooks")
-            .ok_or_else(|| ApiError::field("hooks", format!("`{reference}` is not a hook URL")))?;
-        if seen.insert(id) {
-            ids.push(id);
-        }
-    }
-    Ok(Some(ids))
+    distinct_references(
+        references,
+        || ApiError::field("hooks", format!("may name at most {MAX_REFERENCES} hooks")),
+        |reference| {
+            id_from(reference, "hooks")
+                .ok_or_else(|| ApiError::field("hooks", format!("`{reference}` is not a hook URL")))
+        },
+    )
+    .map(Some)
 }
 
 #[utoipa::path(post, path = "/api/v1/queues", tag = "queues", request_body = QueueBody,

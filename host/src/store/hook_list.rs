@@ -4,7 +4,7 @@
 
 use super::db::{Db, DbError, Dialect, ToValue};
 use super::hooks::{from_row, with_relations, COLUMNS};
-use super::{Page, StoreError, Window};
+use super::{equal_or_all, Page, StoreError, Window};
 use crate::model::hook::Hook;
 
 /// Rossum's filters of the hooks list; every one given must hold, and none given lists
@@ -92,11 +92,8 @@ impl HookOrder {
 /// [`parameters`]. Each parameter is first met compared with a column, then tested for
 /// NULL: PostgreSQL takes a parameter's type from its first use, and refuses a statement
 /// whose first use of it (`?1 IS NULL`) gives none.
-///
-/// The organization is the one filter an index serves (`hooks_by_organization`), and
-/// SQLite plans a statement before it sees its parameters: `organization_id = ?1 OR ?1 IS
-/// NULL` would scan every organization's hooks for each organization's list. So an
-/// organization's list is its own text, `organization_id = ?1`.
+/// The organization, the one filter an index serves (`hooks_by_organization`), is its
+/// own text when one is given ([`equal_or_all`]).
 fn condition(dialect: Dialect, one_organization: bool) -> String {
     // Every wanted event (parameter 8, a JSON array of names) among the hook's events:
     // SQLite's `json_each` has no PostgreSQL spelling; `jsonb_array_elements_text` yields
@@ -120,11 +117,7 @@ fn condition(dialect: Dialect, one_organization: bool) -> String {
             WHERE subscribed.value = wanted.value))"
         }
     };
-    let organization = if one_organization {
-        "organization_id = ?1"
-    } else {
-        "(organization_id = ?1 OR ?1 IS NULL)"
-    };
+    let organization = equal_or_all("organization_id", one_organization);
     format!(
         "WHERE {organization}
     AND (id = ?2 OR ?2 IS NULL)

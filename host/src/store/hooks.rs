@@ -5,7 +5,7 @@
 
 use super::db::{params, Db, DbError, Row};
 use super::hook_references::check_references;
-use super::{Page, Store, StoreError, Window};
+use super::{equal_or_all, Page, Store, StoreError, Window};
 use crate::model::hook::{Hook, HookDraft, HookError, HookSpec};
 
 pub use super::hook_list::{HookListFilter, HookOrder};
@@ -202,13 +202,7 @@ pub(super) fn get(db: &Db<'_>, id: u64) -> Result<Option<Hook>, StoreError> {
 /// Every hook of an organization (or of all), by id: what an event is matched against
 /// (through [`Store::organization_hooks`]'s cache).
 pub(super) fn all(db: &Db<'_>, organization: Option<u64>) -> Result<Vec<Hook>, StoreError> {
-    // The comparison before the NULL test: PostgreSQL types `?1` by its first use. One
-    // organization's is its own text, which SQLite's plan reads off the organization's
-    // index (it plans before it sees `?1`, and `OR ?1 IS NULL` would scan every hook).
-    let filter = match organization {
-        Some(_) => "organization_id = ?1",
-        None => "organization_id = ?1 OR ?1 IS NULL",
-    };
+    let filter = equal_or_all("organization_id", organization.is_some());
     let hooks = db.query_map(
         &format!("SELECT {COLUMNS} FROM hooks WHERE {filter} ORDER BY id"),
         params![organization],

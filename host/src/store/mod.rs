@@ -542,6 +542,20 @@ fn waited(asked: Instant) {
     }
 }
 
+/// The condition that `column` equals `?1` when a value is `given`, else that `?1` is
+/// NULL (every row): each its own statement text. SQLite plans a statement before it sees
+/// its parameters, and would scan the whole table for `column = ?1 OR ?1 IS NULL` rather
+/// than read `column`'s index, so an organization's list would read every organization's
+/// rows. The comparison comes first either way: PostgreSQL types a parameter by its first
+/// use.
+pub(super) fn equal_or_all(column: &str, given: bool) -> String {
+    if given {
+        format!("{column} = ?1")
+    } else {
+        format!("({column} = ?1 OR ?1 IS NULL)")
+    }
+}
+
 /// One page of `table`'s rows whose `column` equals `value` (all rows when it is none),
 /// in the window's order then by id: the shape most lists of the API share.
 fn page_where<T, K: SortColumn + Copy>(
@@ -563,13 +577,7 @@ fn page_where<T, K: SortColumn + Copy>(
     };
     let limit = i64::try_from(window.limit).unwrap_or(i64::MAX);
     let offset = i64::try_from(window.offset).unwrap_or(i64::MAX);
-    // The comparison first: PostgreSQL types a parameter by its first use. With a value,
-    // the comparison alone: SQLite plans before it sees `?1`, and would scan the whole
-    // table for `{column} = ?1 OR ?1 IS NULL` rather than read `column`'s index.
-    let filter = match value {
-        Some(_) => format!("WHERE {column} = ?1"),
-        None => format!("WHERE {column} = ?1 OR ?1 IS NULL"),
-    };
+    let filter = format!("WHERE {}", equal_or_all(column, value.is_some()));
     let total: u64 = db.query_row(
         &format!("SELECT COUNT(*) FROM {table} {filter}"),
         params![value],

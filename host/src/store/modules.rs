@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::db::{params, Db, DbError, Row};
-use super::{Page, SortColumn, Store, StoreError, Window};
+use super::{equal_or_all, Page, SortColumn, Store, StoreError, Window};
 
 impl Store {
     /// The modules' rows, reached by name: what the module library and `/modules` record
@@ -595,12 +595,11 @@ fn statuses(
     db: &Db<'_>,
     organization: Option<u64>,
 ) -> Result<HashMap<u64, ModuleStatus>, StoreError> {
-    // One organization's by its index (see `hooks::all`).
-    let sql = match organization {
-        Some(_) => "SELECT id, status FROM modules WHERE organization_id = ?1",
-        None => "SELECT id, status FROM modules WHERE organization_id = ?1 OR ?1 IS NULL",
-    };
-    let rows = db.query_map(sql, params![organization], |row| {
+    let sql = format!(
+        "SELECT id, status FROM modules WHERE {}",
+        equal_or_all("organization_id", organization.is_some())
+    );
+    let rows = db.query_map(&sql, params![organization], |row| {
         Ok((
             row.get::<u64>(0)?,
             ModuleStatus::parse(&row.get::<String>(1)?),

@@ -10,8 +10,8 @@ use wasmhook_tests::guests::{HELLO, HOSTILE, INVOICE_CHECK, OTHER_WORLD};
 
 use super::support::{
     artifact_names, artifacts, detail_of, execute_in_database, field_error, field_message, id_of,
-    initialize, initialize_annotation, message_at, sign, temp, wait_until, Server, Tenant,
-    OPERATOR_TOKEN,
+    initialize, initialize_annotation, message_at, register_template, sign, temp, wait_until,
+    Server, Tenant, OPERATOR_TOKEN,
 };
 
 #[test]
@@ -2031,22 +2031,9 @@ fn module_files_no_row_holds_are_swept_on_sqlite_and_those_of_live_modules_kept(
             "events": ["invocation.manual"],
             "config": {"runtime": "wasm"},
         });
-        let form = multipart::Form::new()
-            .text("template", fields.to_string())
-            .part(
-                "file",
-                multipart::Part::bytes(std::fs::read(INVOICE_CHECK).expect("built"))
-                    .file_name("extension.wasm"),
-            );
-        let response = server
-            .client
-            .post(server.url("/hook_templates"))
-            .bearer_auth(OPERATOR_TOKEN)
-            .multipart(form)
-            .send()
-            .expect("the server answers");
-        assert_eq!(response.status(), StatusCode::CREATED);
-        let template: Value = response.json().expect("a JSON answer");
+        let (status, template) =
+            register_template(&server, OPERATOR_TOKEN, &fields, Some(INVOICE_CHECK));
+        assert_eq!(status, StatusCode::CREATED, "{template}");
         let template_sha = template["module"]["sha256"].as_str().expect("a digest");
         (hook, format!("{sha}.wasm"), format!("{template_sha}.wasm"))
     };

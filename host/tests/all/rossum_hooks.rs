@@ -3,12 +3,13 @@
 //! answers 202, `POST /hooks/{id}/duplicate`, `POST /hooks/{id}/generate_payload`, and hook
 //! templates (registered by the operator, listed, instantiated by `POST /hooks/create`).
 
-use reqwest::blocking::multipart;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use wasmhook_tests::guests::HELLO;
 
-use super::support::{id_of, sign, temp, Reply, Server, Tenant, Upstream, OPERATOR_TOKEN};
+use super::support::{
+    id_of, register_template, sign, temp, Reply, Server, Tenant, Upstream, OPERATOR_TOKEN,
+};
 
 /// What the run log keeps of the payload of a hook's last run: none, or the payload.
 fn logged_request(tenant: &Tenant<'_>, hook: &Value) -> Option<Value> {
@@ -350,33 +351,6 @@ fn a_generated_payload_is_the_hooks_with_realistic_content_and_no_secret() {
     let rival = Tenant::new(&server, "rival");
     let (status, refused) = rival.post(&path, json!({"event": "invocation", "action": "manual"}));
     assert_eq!(status, StatusCode::NOT_FOUND, "{refused}");
-}
-
-/// Registers a hook template with `token`: its fields and, unless `module` is none, the
-/// module at that path; the status and the answer.
-fn register_template(
-    server: &Server,
-    token: &str,
-    template: &Value,
-    module: Option<&str>,
-) -> (StatusCode, Value) {
-    let mut form = multipart::Form::new().text("template", template.to_string());
-    if let Some(path) = module {
-        let bytes = std::fs::read(path).expect("the guest was built");
-        form = form.part(
-            "file",
-            multipart::Part::bytes(bytes).file_name("extension.wasm"),
-        );
-    }
-    let response = server
-        .client
-        .post(server.url("/hook_templates"))
-        .bearer_auth(token)
-        .multipart(form)
-        .send()
-        .expect("the server answers");
-    let status = response.status();
-    (status, response.json().expect("a JSON answer"))
 }
 
 #[test]

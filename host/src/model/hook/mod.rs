@@ -37,7 +37,7 @@ pub use schemas::{
     check_secrets_schema, default_secrets_schema, validate_secrets, validate_settings,
 };
 pub use template::{parse_template, InstallAction, TemplateSpec};
-pub use validate::{module_reference_is, parse_draft, MAX_REFERENCES};
+pub use validate::{distinct_references, module_reference_is, parse_draft, MAX_REFERENCES};
 
 use super::event::EventAction;
 use super::field::FieldPath;

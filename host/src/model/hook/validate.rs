@@ -281,32 +281,53 @@ fn references(
             ))
         }
     };
+    distinct_references(
+        items,
+        || {
+            HookError::new(
+                key,
+                format!("may name at most {MAX_REFERENCES} {collection}"),
+            )
+        },
+        |item| {
+            id_from_reference(item, collection).ok_or_else(|| {
+                HookError::new(
+                    key,
+                    format!("`{}` is not a URL of {collection}", plain(item)),
+                )
+            })
+        },
+    )
+}
+
+/// The most objects a list of references (a hook's `queues` and `run_after`, a queue's
+/// `hooks`) may name, repeats included: each is a row to check and write in the save's
+/// transaction, which holds the database (SQLite's one connection) for every organization
+/// meanwhile.
+pub const MAX_REFERENCES: usize = 1000;
+
+/// The ids a list of references names, each once, in the order first named: refused with
+/// `too_many` past [`MAX_REFERENCES`] items before any is read, and with `id_of`'s error at
+/// the first that names nothing. The one reading of every such list, whatever its errors
+/// are worded as.
+pub fn distinct_references<T, E>(
+    items: &[T],
+    too_many: impl FnOnce() -> E,
+    mut id_of: impl FnMut(&T) -> Result<u64, E>,
+) -> Result<Vec<u64>, E> {
     if items.len() > MAX_REFERENCES {
-        return Err(HookError::new(
-            key,
-            format!("may name at most {MAX_REFERENCES} {collection}"),
-        ));
+        return Err(too_many());
     }
     let mut ids = Vec::with_capacity(items.len());
     let mut seen = std::collections::HashSet::with_capacity(items.len());
     for item in items {
-        let id = id_from_reference(item, collection).ok_or_else(|| {
-            HookError::new(
-                key,
-                format!("`{}` is not a URL of {collection}", plain(item)),
-            )
-        })?;
+        let id = id_of(item)?;
         if seen.insert(id) {
             ids.push(id);
         }
     }
     Ok(ids)
 }
-
-/// The most objects a hook's list of references (`queues`, `run_after`) may name, repeats
-/// included: each is a row to check and write in the save's transaction, which holds the
-/// database (SQLite's one connection) for every organization meanwhile.
-pub const MAX_REFERENCES: usize = 1000;
 
 fn events(input: &Map<String, Value>) -> Result<Vec<String>, HookError> {
     let names = string_list(input, "events")?;

@@ -22,8 +22,9 @@ pub use drf::{detail_of, field_error, field_message, message_at, Shape};
 // Each test binary (tests/all, tests/postgres) uses part of these.
 #[allow(unused_imports)]
 pub use server::{
-    api_path, execute_in_database, http_client, http_client_builder, id_of, rss_kib_of,
-    schema_url_of, series, share_database, sign, Database, Server, Tenant, OPERATOR_TOKEN,
+    api_path, execute_in_database, http_client, http_client_builder, id_of, register_template,
+    rss_kib_of, schema_url_of, series, share_database, sign, Database, Server, Tenant,
+    OPERATOR_TOKEN,
 };
 pub use upstream::{Reply, TlsUpstream, Upstream};
 

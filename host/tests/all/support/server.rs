@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use reqwest::blocking::Client;
+use reqwest::blocking::{multipart, Client};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use wasmhook_tests::postgres::TestSchema;
@@ -650,4 +650,31 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
 
 pub fn id_of(url: &str) -> &str {
     url.rsplit('/').next().unwrap_or_default()
+}
+
+/// Registers a hook template with `token`: its fields and, unless `module` is none, the
+/// module at that path; the status and the answer.
+pub fn register_template(
+    server: &Server,
+    token: &str,
+    template: &Value,
+    module: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut form = multipart::Form::new().text("template", template.to_string());
+    if let Some(path) = module {
+        let bytes = std::fs::read(path).expect("the guest was built");
+        form = form.part(
+            "file",
+            multipart::Part::bytes(bytes).file_name("extension.wasm"),
+        );
+    }
+    let response = server
+        .client
+        .post(server.url("/hook_templates"))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .expect("the server answers");
+    let status = response.status();
+    (status, response.json().expect("a JSON answer"))
 }
