@@ -2,10 +2,11 @@
 //! the same capacity, made at the key's first use, so that one key holding all of its
 //! permits cannot take another's.
 //!
-//! One type for the two per-organization limits that need it, outbound requests in flight
-//! (`outbound/client.rs`) and runs with their memory share (`dispatch/limits.rs`), so that
-//! the map, its lock and its capacity rule are written once. It imports nothing of the
-//! crate: `outbound` and `dispatch` both use it without importing each other.
+//! One type for the per-organization limits that need it, outbound requests in flight
+//! (`outbound/client.rs`), runs with their memory share (`dispatch/limits.rs`), uploads
+//! under way (`api/modules.rs`) and reads that may scan (`store/readers.rs`), so that the
+//! map, its lock and its capacity rule are written once. It imports nothing of the crate:
+//! each of those uses it without importing the others.
 //!
 //! Entries are never removed: a key's semaphore lives as long as the map, as in the two
 //! maps it replaces. Keys are organizations, which the store bounds, and an idle entry is

@@ -126,6 +126,14 @@ pub enum ApiError {
     /// The body did not arrive within the seconds its route allows (408).
     #[error("the request body did not arrive within {0} seconds")]
     RequestTimeout(u64),
+    /// A read that may scan ran past its deadline (400 `{"detail": ...}`): the request is
+    /// valid, but asks for more than the server scans for one answer; a narrower one is
+    /// answered.
+    #[error(
+        "the read ran for {} ms without finishing; narrow the filter (start_after, hook, queue, request_id) and ask again",
+        .0.as_millis()
+    )]
+    TooBroad(std::time::Duration),
     /// Conflicts with the state (409).
     #[error("{0}")]
     Conflict(String),
@@ -183,9 +191,10 @@ impl ApiError {
 
     fn status(&self) -> StatusCode {
         match self {
-            ApiError::Invalid(_) | ApiError::Parse(_) | ApiError::BadCredentials => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::Invalid(_)
+            | ApiError::Parse(_)
+            | ApiError::BadCredentials
+            | ApiError::TooBroad(_) => StatusCode::BAD_REQUEST,
             ApiError::NotAuthenticated | ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden | ApiError::ForbiddenBecause(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
@@ -260,6 +269,12 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Conflict { field, message } => ApiError::field(field, message),
+            StoreError::Deadline(limit) => ApiError::TooBroad(limit),
+            StoreError::Quota(reason) => ApiError::Conflict(reason),
+            StoreError::Queued => ApiError::TooManyRequests {
+                detail: "the organization's run-log reads before this one are still running; retry when they are answered".into(),
+                retry_after_s: 1,
+            },
             other => ApiError::Internal(other.to_string()),
         }
     }

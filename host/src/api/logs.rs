@@ -278,7 +278,7 @@ fn render(log: &RunLog) -> RunLogView {
 #[utoipa::path(get, path = "/api/v1/hooks/logs", tag = "hooks", params(LogFilter),
     responses(
         (status = 200, description = "The organization's run logs, newest first", body = RunLogs),
-        (status = 400, description = "A filter is not valid", body = ValidationErrors),
+        (status = 400, description = "A filter is not valid (ValidationErrors), or the read ran past `log_query_ms` (ErrorDetail: narrow the filter)", body = ValidationErrors),
     ))]
 pub(super) async fn list(
     State(state): State<AppState>,
@@ -287,7 +287,11 @@ pub(super) async fn list(
 ) -> ApiResult<axum::Json<RunLogs>> {
     let mut filter = filter_from(pairs)?;
     filter.organization = caller.organization();
-    let logs = state.store.run_logs().query(filter).await?;
+    let logs = state
+        .store
+        .run_logs()
+        .query(filter, state.log_query_deadline)
+        .await?;
     Ok(axum::Json(RunLogs {
         results: logs.iter().map(render).collect(),
     }))

@@ -59,6 +59,8 @@ pub struct App {
     pub bounds: HookBounds,
     /// Per-organization quotas.
     pub quotas: Quotas,
+    /// How long a run-log read may take (`log_query_ms`) before it is stopped.
+    pub log_query_deadline: std::time::Duration,
     /// Set when a shutdown has begun: `/readyz` answers 503 from then on, so a load
     /// balancer stops sending requests while those in flight finish.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
@@ -74,6 +76,18 @@ pub struct Quotas {
     pub module_bytes: u64,
     /// How many hooks it may hold (`hooks_per_organization`); a new one beyond gets 409.
     pub hooks: u64,
+    /// How many queues it may hold (`queues_per_organization`); a new one beyond gets 409.
+    pub queues: u64,
+}
+
+impl Quotas {
+    /// The module quotas, as the store checks them in a new module's transaction.
+    pub fn of_modules(&self) -> crate::store::modules::ModuleQuota {
+        crate::store::modules::ModuleQuota {
+            count: self.modules,
+            bytes: self.module_bytes,
+        }
+    }
 }
 
 /// The shared state of the router.

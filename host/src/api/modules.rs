@@ -340,26 +340,20 @@ async fn read_upload(
 
 /// Refuses (409) a new module of `size` bytes that would take the organization past its
 /// module count or bytes: for an upload, and for the module row a hook made from a
-/// template brings.
+/// template brings. Asked early, before a body is read or a module compiled; the row's
+/// transaction asks again, and decides ([`NewModule::quota`]).
+///
+/// [`NewModule::quota`]: crate::store::modules::NewModule::quota
 pub(super) async fn within_quotas(
     state: &AppState,
     organization_id: u64,
     size: u64,
 ) -> ApiResult<()> {
     let (count, used) = state.store.modules().usage(organization_id).await?;
-    if count >= state.quotas.modules {
-        return Err(ApiError::Conflict(format!(
-            "the organization has {count} modules, its limit; delete one first"
-        )));
+    match state.quotas.of_modules().refusal(count, used, size) {
+        Some(reason) => Err(ApiError::Conflict(reason)),
+        None => Ok(()),
     }
-    if used + size > state.quotas.module_bytes {
-        return Err(ApiError::Conflict(format!(
-            "the organization's modules would take {} bytes, over its limit of {}",
-            used + size,
-            state.quotas.module_bytes
-        )));
-    }
-    Ok(())
 }
 
 /// Why the module library did not take a module's bytes, as the API answers it.
@@ -433,7 +427,7 @@ pub(super) async fn upload(
     within_quotas(&state, organization_id, bytes.len() as u64).await?;
     let module = state
         .library
-        .add(organization_id, name, bytes)
+        .add(organization_id, name, bytes, state.quotas.of_modules())
         .await
         .map_err(refused)?;
     let status = if module.status == ModuleStatus::Pending {

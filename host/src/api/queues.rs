@@ -178,6 +178,7 @@ fn hook_ids(body: &QueueBody) -> ApiResult<Option<Vec<u64>>> {
         (status = 201, description = "Created", body = QueueView),
         (status = 400, description = "A field is not valid", body = ValidationErrors),
         (status = 403, description = "Not allowed to write queues", body = ErrorDetail),
+        (status = 409, description = "The organization is at its queue quota", body = ErrorDetail),
     ))]
 pub(super) async fn create(
     State(state): State<AppState>,
@@ -201,7 +202,7 @@ pub(super) async fn create(
     let queue = state
         .store
         .queues()
-        .create(organization_id, write, &now_rfc3339())
+        .create(organization_id, write, &now_rfc3339(), state.quotas.queues)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok((StatusCode::CREATED, axum::Json(render(&state, &queue))))

@@ -388,6 +388,7 @@ async fn adopted_module(
             created_at: &now_rfc3339(),
             // The template's registration stored them, and the template holds them.
             bytes: ModuleBytes::Template,
+            quota: state.quotas.of_modules(),
         })
         .await?)
 }

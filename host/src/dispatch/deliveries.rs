@@ -31,8 +31,8 @@ use crate::metrics::metrics;
 use crate::model::hook::{Hook, HookKind};
 use crate::model::{format_rfc3339, now_rfc3339, EventAction, EventFields, RunStatus};
 use crate::store::deliveries::{
-    Claimed, Delivery, DeliveryState, EventRow, Lease, NewDelivery, NewEvent, Next, Polled,
-    Promotion, Turn,
+    Claimed, Delivery, DeliveryState, EventRow, GivenBack, Lease, NewDelivery, NewEvent, Next,
+    Polled, Promotion, Turn,
 };
 use crate::store::run_logs::RunLogRow;
 use crate::store::StoreError;
@@ -245,7 +245,7 @@ impl Dispatcher {
             let mut claimed_all = false;
             // Left out: the organizations whose share of the turns is taken, and those with
             // no run free here (claimed, their deliveries would only be given back, a write
-            // each, every second). A turn's end wakes the worker to look again.
+            // every second). A turn's end wakes the worker to look again.
             let mut skipped = busy.full();
             skipped.extend(self.limits.saturated());
             skipped.sort_unstable();
@@ -259,6 +259,7 @@ impl Dispatcher {
                 {
                     Ok(claimed) => {
                         claimed_all = claimed.len() == free;
+                        let mut untaken = Vec::new();
                         for one in claimed {
                             let organization = one.delivery.organization_id;
                             // An interrupted attempt is logged now whatever the cap: given
@@ -267,18 +268,12 @@ impl Dispatcher {
                                 Some(share) => share,
                                 None if one.interrupted => busy.force(organization),
                                 None => {
-                                    self.give_back(&one.delivery, one.counted(), NO_TURN_WAIT_MS)
-                                        .await;
-                                    // No claiming again at once: those it gives back
-                                    // would be claimed and given back in a loop.
-                                    claimed_all = false;
+                                    untaken.push(GivenBack::from(&one));
                                     continue;
                                 }
                             };
                             let Ok(turn) = Arc::clone(&turns).try_acquire_owned() else {
-                                self.give_back(&one.delivery, one.counted(), NO_TURN_WAIT_MS)
-                                    .await;
-                                claimed_all = false;
+                                untaken.push(GivenBack::from(&one));
                                 continue;
                             };
                             let dispatcher = Arc::clone(&self);
@@ -288,6 +283,12 @@ impl Dispatcher {
                                 // A turn or a run freed: what was skipped may be claimed.
                                 dispatcher.wake.notify_one();
                             });
+                        }
+                        if !untaken.is_empty() {
+                            self.give_back(untaken, NO_TURN_WAIT_MS).await;
+                            // No claiming again at once: those it gives back would be
+                            // claimed and given back in a loop.
+                            claimed_all = false;
                         }
                     }
                     Err(error) => tracing::warn!("claiming deliveries failed: {error}"),
@@ -322,20 +323,16 @@ impl Dispatcher {
         }
     }
 
-    /// Gives a claimed delivery back, ready again in `after_ms`, with nothing recorded;
-    /// `uncount` takes back the attempt its claim counted.
-    async fn give_back(&self, delivery: &Delivery, uncount: bool, after_ms: i64) {
-        let back = Turn {
-            id: delivery.id,
-            owner: delivery.lease_owner.clone().unwrap_or_default(),
-            next: Next::Later {
-                run_at_ms: now_ms().saturating_add(after_ms),
-                uncount,
-            },
-            log: None,
-        };
-        if let Err(error) = self.store.deliveries().finish(back).await {
-            tracing::warn!("delivery {} could not be given back: {error}", delivery.id);
+    /// Gives claimed deliveries back untaken, ready again in `after_ms`, with nothing
+    /// recorded and the attempt each claim counted taken back; one write for them all. One not given back keeps its lease, and is taken over when the
+    /// lease runs out.
+    async fn give_back(&self, untaken: Vec<GivenBack>, after_ms: i64) {
+        let (count, first) = (untaken.len(), untaken.first().map_or(0, |one| one.id));
+        let run_at_ms = now_ms().saturating_add(after_ms);
+        if let Err(error) = self.store.deliveries().give_back(untaken, run_at_ms).await {
+            tracing::warn!(
+                "{count} deliveries (delivery {first} the first) could not be given back: {error}"
+            );
         }
     }
 
@@ -422,8 +419,8 @@ impl Dispatcher {
             for claimed in next {
                 turns.push(self.turn(claimed, admitted));
             }
-            for claimed in beyond {
-                self.give_back(&claimed.delivery, claimed.counted(), 0)
+            if !beyond.is_empty() {
+                self.give_back(beyond.iter().map(GivenBack::from).collect(), 0)
                     .await;
             }
             let Some(promoted) = turns.next().await else {
@@ -458,7 +455,12 @@ impl Dispatcher {
             Err(again) => {
                 tracing::warn!("delivery {id} could not be logged ({again}); given back");
                 let later = millis(self.settings.retry_delay_cap);
-                self.give_back(&delivery, counted, later).await;
+                let back = GivenBack {
+                    id,
+                    owner: delivery.lease_owner.clone().unwrap_or_default(),
+                    uncount: counted,
+                };
+                self.give_back(vec![back], later).await;
                 Vec::new()
             }
         }
@@ -791,9 +793,10 @@ impl Dispatcher {
     /// when nothing is left. Answers the deliveries leased to this replica.
     async fn advance(&self, id: u64) -> Result<Vec<Claimed>, DispatchError> {
         loop {
-            let Some((row, deliveries)) = self.store.deliveries().event(id, None).await? else {
+            let deliveries = self.store.deliveries().states(id).await?;
+            if deliveries.is_empty() {
                 return Ok(Vec::new());
-            };
+            }
             let unfinished = deliveries
                 .iter()
                 .filter(|delivery| delivery.state != DeliveryState::Done);
@@ -822,8 +825,8 @@ impl Dispatcher {
                     })
                     .and_then(|delivery| delivery.status)
             };
-            let event = stored_event(&row)?;
-            let body = event_body(&row);
+            // Read only for a cancelled delivery's log: the event's body may be megabytes.
+            let mut read: Option<(EventRow, EventAction, EventFields)> = None;
             let mut promotions = Vec::new();
             let mut runs = false;
             for delivery in next {
@@ -838,11 +841,25 @@ impl Dispatcher {
                              complete"
                         );
                         let log = match self.store.hook(delivery.hook_id).await? {
-                            Some(hook) => Some(Box::new(RunLogRow::new(
-                                &self
-                                    .unrun_for(&hook, &event, &body, &row)?
-                                    .cancelled_log(&message),
-                            )?)),
+                            Some(hook) => {
+                                if read.is_none() {
+                                    let Some(row) = self.store.deliveries().event_row(id).await?
+                                    else {
+                                        return Ok(Vec::new());
+                                    };
+                                    let event = stored_event(&row)?;
+                                    let body = event_body(&row);
+                                    read = Some((row, event, body));
+                                }
+                                let Some((row, event, body)) = &read else {
+                                    return Ok(Vec::new());
+                                };
+                                Some(Box::new(RunLogRow::new(
+                                    &self
+                                        .unrun_for(&hook, event, body, row)?
+                                        .cancelled_log(&message),
+                                )?))
+                            }
                             None => None,
                         };
                         promotions.push(Promotion::Cancel {

@@ -24,7 +24,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
-use crate::model::content::apply_operations;
+use crate::model::content::{apply_operations, MAX_OPERATIONS};
 use crate::model::hook::Hook;
 use crate::model::{EventAction, EventFields, RunStatus};
 
@@ -205,12 +205,20 @@ pub fn body_after<'r>(
     body: &EventFields,
     responses: impl IntoIterator<Item = &'r Map<String, Value>>,
 ) -> EventFields {
-    let operations: Vec<Value> = responses
+    let mut operations: Vec<Value> = responses
         .into_iter()
         .filter_map(|response| response.get("operations").and_then(Value::as_array))
         .flatten()
+        .take(MAX_OPERATIONS + 1)
         .cloned()
         .collect();
+    if operations.len() > MAX_OPERATIONS {
+        operations.truncate(MAX_OPERATIONS);
+        tracing::warn!(
+            "the hooks before this one answered over {MAX_OPERATIONS} operations; those past \
+             it are not applied to its payload"
+        );
+    }
     if operations.is_empty() {
         return body.clone();
     }
@@ -225,8 +233,9 @@ pub fn body_after<'r>(
         .value("updated_datapoints")
         .unwrap_or_else(|| Value::Array(Vec::new()));
     if let Some(updated) = updated.as_array_mut() {
+        let mut listed: HashSet<u64> = updated.iter().filter_map(Value::as_u64).collect();
         for id in changed {
-            if !updated.iter().any(|existing| existing.as_u64() == Some(id)) {
+            if listed.insert(id) {
                 updated.push(id.into());
             }
         }

@@ -37,7 +37,9 @@ pub(super) async fn with_sideloads<'b>(
         Some(queue) => vec![queue],
         None => hook.spec.queues.clone(),
     };
-    let found = store.queues().by_ids(&wanted).await?;
+    // Only the hook's own organization's: an event's queue may have been deleted since, and
+    // its id is never another's, but a payload names no other organization's queue anyway.
+    let found = store.queues().by_ids(hook.organization_id, &wanted).await?;
     let url = |collection: &str, id: u64| crate::model::object_url(base_url, collection, id);
     let rendered: Vec<Value> = found
         .iter()

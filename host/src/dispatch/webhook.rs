@@ -393,11 +393,14 @@ async fn exchange(
     timeout: Duration,
 ) -> Result<(http::StatusCode, http::HeaderMap, Bytes), OutboundError> {
     let answer = async {
-        outbound
-            .send(hook.organization_id, route, request)
-            .await?
-            .bytes()
-            .await
+        let mut answer = outbound.send(hook.organization_id, route, request).await?;
+        // A webhook's answer is a hook's response, as a module's is: held to the same
+        // bytes, not to the 8 MiB a module may fetch, since it is parsed, kept in the run
+        // log and the delivery's row, and handed to the hooks after it.
+        answer.max_body_bytes = answer
+            .max_body_bytes
+            .min(crate::runtime::DEFAULT_RESPONSE_BYTES as u64);
+        answer.bytes().await
     };
     tokio::time::timeout(timeout, answer)
         .await

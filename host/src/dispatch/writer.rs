@@ -435,12 +435,15 @@ mod tests {
                         .shared
                         .store
                         .run_logs()
-                        .query(crate::store::run_logs::RunLogFilter {
-                            annotations: vec![index as u64],
-                            request_id: Some("at-once".into()),
-                            limit: 10,
-                            ..Default::default()
-                        })
+                        .query(
+                            crate::store::run_logs::RunLogFilter {
+                                annotations: vec![index as u64],
+                                request_id: Some("at-once".into()),
+                                limit: 10,
+                                ..Default::default()
+                            },
+                            Duration::from_secs(10),
+                        )
                         .await
                         .map_err(|error| WriteError(error.to_string()))?;
                     Ok::<usize, WriteError>(found.len())
@@ -653,8 +656,9 @@ mod tests {
         .await
     }
 
-    // The connection is held across awaits on purpose: it stands for a read or the
-    // checkpoint thread holding it while the writer must not wait on an async thread.
+    // The connection is held across awaits on purpose: it stands for the checkpoint
+    // thread's restart (or an operation of another facade) holding it while the writer
+    // must not wait on an async thread.
     #[allow(clippy::await_holding_lock)]
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn a_commit_waits_for_a_busy_connection_off_the_async_thread() -> TestResult {

@@ -27,7 +27,7 @@ use crate::metrics::{metrics, CompileLabels, Held};
 use crate::model::now_rfc3339;
 use crate::runtime::precheck::{precheck, ModuleBounds};
 use crate::runtime::{Digest, LoadError, LoadedModule, Runtime, Swept};
-use crate::store::modules::{Inspected, Module, ModuleBytes, ModuleStatus, NewModule};
+use crate::store::modules::{Inspected, Module, ModuleBytes, ModuleQuota, ModuleStatus, NewModule};
 use crate::store::templates::TemplateModule;
 use crate::store::{Store, StoreError};
 use gate::{CompileGate, CompileRefused, Queued};
@@ -151,11 +151,14 @@ impl ModuleLibrary {
         organization_id: u64,
         name: String,
         bytes: bytes::Bytes,
+        quota: ModuleQuota,
     ) -> Result<Module, ModuleError> {
         self.gate.admit(organization_id)?;
         let library = Arc::clone(self);
         tokio::spawn(async move {
-            let added = library.add_admitted(organization_id, name, bytes).await;
+            let added = library
+                .add_admitted(organization_id, name, bytes, quota)
+                .await;
             if let Err(ModuleError::Invalid(_)) = &added {
                 library.gate.refused(organization_id);
             }
@@ -170,6 +173,7 @@ impl ModuleLibrary {
         organization_id: u64,
         name: String,
         bytes: bytes::Bytes,
+        quota: ModuleQuota,
     ) -> Result<Module, ModuleError> {
         let limit = crate::runtime::DEFAULT_MAX_MODULE_BYTES;
         if bytes.len() > limit {
@@ -211,7 +215,9 @@ impl ModuleLibrary {
         }
         let created_at = now_rfc3339();
         // Written with the row, in its transaction, so that no deletion elsewhere leaves
-        // the row without them.
+        // the row without them. A row the quota refuses there (uploads at once each passed
+        // the API's early look) leaves its file and compiled code behind, for the sweep of
+        // files no row holds (`forget_unheld_files`) to take.
         let shared = self.bytes_to_store(&bytes);
         let module = self
             .store
@@ -227,6 +233,7 @@ impl ModuleLibrary {
                     Some(bytes) => ModuleBytes::Stored(bytes),
                     None => ModuleBytes::InFile,
                 },
+                quota,
             })
             .await?;
         drop(held);
@@ -838,7 +845,7 @@ mod tests {
             r#"(module (memory (export "memory") 1) (func (export "_start")))"#,
         )?);
         let module = library
-            .add(organization.id, "command".into(), bytes)
+            .add(organization.id, "command".into(), bytes, ModuleQuota::NONE)
             .await?;
         let file = library.path(&module.sha256);
         assert!(file.exists());
@@ -876,6 +883,7 @@ mod tests {
                 inspected: None,
                 created_at: &now_rfc3339(),
                 bytes: ModuleBytes::InFile,
+                quota: ModuleQuota::NONE,
             })
             .await?;
         drop(uploading);

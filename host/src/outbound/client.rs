@@ -61,20 +61,29 @@ impl Clients {
 /// connection.
 pub(super) type Turns = KeyedSemaphores<u64>;
 
+/// One of an organization's turns ([`Outbound::turn`]), held until the answer's body is
+/// read or dropped.
+pub type Turn = tokio::sync::OwnedSemaphorePermit;
+
 impl Outbound {
-    /// Waits for `organization`'s turn, sends the request with the client of `route`, and
-    /// returns the answer once its headers are in (or why there is none).
+    /// Waits for one of `organization`'s turns. A guest's request takes it before its body
+    /// is read into memory, so that the bodies an organization's requests hold at once are
+    /// as few as its turns.
+    pub async fn turn(&self, organization: u64) -> Result<Turn, OutboundError> {
+        self.turns
+            .acquire(organization)
+            .await
+            .map_err(|_| OutboundError::Failed("the client is shutting down".into()))
+    }
+
+    /// Sends the request in `permit` (the organization's turn) with the client of `route`,
+    /// and returns the answer once its headers are in (or why there is none).
     pub(super) async fn exchange(
         &self,
-        organization: u64,
+        permit: Turn,
         route: Route,
         request: OutboundRequest,
     ) -> Result<OutboundResponse, OutboundError> {
-        let permit = self
-            .turns
-            .acquire(organization)
-            .await
-            .map_err(|_| OutboundError::Failed("the client is shutting down".into()))?;
         let client = self.clients.of(route, request.insecure_tls);
         let host = request.url.host_str().unwrap_or_default().to_owned();
         let wait = request

@@ -45,6 +45,7 @@ use crate::trace_context::TRACE;
 
 pub use crate::model::allow_list::{AllowList, HostPattern, PatternError};
 pub use address::is_public;
+pub use client::Turn;
 pub use error::OutboundError;
 pub use route::Route;
 
@@ -220,26 +221,29 @@ impl Outbound {
         &self.config
     }
 
-    /// Sends a guest's request as [`Outbound::send`] does, as a task of the runtime this
-    /// client was made on (the server's). A guest may run on a thread of the lowest
+    /// Sends a guest's request as [`Outbound::send`] does, in `turn` (taken before its body
+    /// was read), as a task of the runtime this client was made on (the server's). A guest may run on a thread of the lowest
     /// priority (a long call's, `SCHED_IDLE`), and a connection is driven by a task of the
     /// runtime that opened it: opened there, a connection the pool then hands to other
     /// organizations' requests and to webhooks would move only when the server leaves a
     /// core idle. Dropping the returned future (the call abandoned) aborts the request.
     pub async fn send_from_guest(
         self: Arc<Self>,
+        turn: Turn,
         organization: u64,
         route: Route,
         request: OutboundRequest,
     ) -> Result<OutboundResponse, OutboundError> {
         let Some(runtime) = self.runtime.clone() else {
-            return self.send(organization, route, request).await;
+            return self.send_in_turn(turn, organization, route, request).await;
         };
         let span = tracing::Span::current();
-        let task =
-            AbortOnDropHandle::new(runtime.spawn(
-                async move { self.send(organization, route, request).await }.instrument(span),
-            ));
+        let task = AbortOnDropHandle::new(
+            runtime.spawn(
+                async move { self.send_in_turn(turn, organization, route, request).await }
+                    .instrument(span),
+            ),
+        );
         task.await
             .map_err(|error| OutboundError::Failed(format!("the request's task ended: {error}")))?
     }
@@ -248,6 +252,18 @@ impl Outbound {
     /// turn first, and returns the answer once its headers are in.
     pub async fn send(
         &self,
+        organization: u64,
+        route: Route,
+        request: OutboundRequest,
+    ) -> Result<OutboundResponse, OutboundError> {
+        let turn = self.turn(organization).await?;
+        self.send_in_turn(turn, organization, route, request).await
+    }
+
+    /// [`Outbound::send`] in a turn of `organization` already taken.
+    async fn send_in_turn(
+        &self,
+        turn: Turn,
         organization: u64,
         route: Route,
         request: OutboundRequest,
@@ -262,10 +278,7 @@ impl Outbound {
             organization,
         );
         span.in_scope(|| crate::trace_context::inject(&mut request.headers));
-        let sent = self
-            .exchange(organization, route, request)
-            .instrument(span)
-            .await;
+        let sent = self.exchange(turn, route, request).instrument(span).await;
         let result = match &sent {
             Ok(_) => "ok",
             // A name that resolved only to refused addresses is a refusal too, found late.
@@ -333,8 +346,9 @@ mod tests {
             insecure_tls: false,
         };
         let (status, _, body) = guest.block_on(async {
+            let turn = outbound.turn(1).await?;
             Arc::clone(&outbound)
-                .send_from_guest(1, Route::OwnApi, request)
+                .send_from_guest(turn, 1, Route::OwnApi, request)
                 .await?
                 .bytes()
                 .await

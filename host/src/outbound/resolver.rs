@@ -4,9 +4,20 @@
 //! an earlier lookup). A refusal is a [`ResolveRefusal`], which reaches
 //! [`super::error`]'s classification unchanged, inside reqwest's error.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
 
 use super::address::is_public;
+
+/// Lookups under way at once. The system's resolver blocks a thread of tokio's blocking
+/// pool until it answers (seconds, for a name whose servers do not), and nothing cancels
+/// it: a request abandoned at its timeout leaves its lookup running. That pool also runs
+/// every database operation, so a guest looking up names no server answers, in a loop,
+/// would hold all of its threads. Each lookup holds a place until it returns, so at most
+/// this many of the pool's threads are ever the resolver's.
+const LOOKUPS_AT_ONCE: usize = 32;
 
 /// Why the checking resolver gave a name no address.
 ///
@@ -39,21 +50,27 @@ pub(super) struct CheckingResolver {
     /// Keep loopback, private and other non-public addresses too (the operator allows
     /// them): then only a name that does not resolve is refused.
     allow_private: bool,
+    /// The lookups' places ([`LOOKUPS_AT_ONCE`]).
+    places: Arc<Semaphore>,
 }
 
 impl CheckingResolver {
     /// A resolver under the operator's `allow_private_addresses`.
     pub(super) fn new(allow_private: bool) -> Self {
-        CheckingResolver { allow_private }
+        CheckingResolver {
+            allow_private,
+            places: Arc::new(Semaphore::new(LOOKUPS_AT_ONCE)),
+        }
     }
 }
 
 impl reqwest::dns::Resolve for CheckingResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let allow_private = self.allow_private;
+        let places = Arc::clone(&self.places);
         let name = name.as_str().to_owned();
         Box::pin(async move {
-            match lookup(name, allow_private).await {
+            match lookup(name, allow_private, places).await {
                 Ok(kept) => Ok(Box::new(kept.into_iter()) as reqwest::dns::Addrs),
                 Err(refusal) => Err(Box::new(refusal) as Box<dyn std::error::Error + Send + Sync>),
             }
@@ -61,12 +78,29 @@ impl reqwest::dns::Resolve for CheckingResolver {
     }
 }
 
-/// Looks `name` up with the system's resolver and keeps the addresses the rules allow.
-async fn lookup(name: String, allow_private: bool) -> Result<Vec<SocketAddr>, ResolveRefusal> {
+/// Looks `name` up with the system's resolver, in one of `places` held by the blocking
+/// thread until the resolver returns, and keeps the addresses the rules allow.
+async fn lookup(
+    name: String,
+    allow_private: bool,
+    places: Arc<Semaphore>,
+) -> Result<Vec<SocketAddr>, ResolveRefusal> {
+    let unresolved = |name: String| ResolveRefusal::Unresolved { name };
+    let Ok(place) = places.acquire_owned().await else {
+        return Err(unresolved(name));
+    };
+    let asked = name.clone();
+    let looked_up = tokio::task::spawn_blocking(move || {
+        let _place = place;
+        (asked.as_str(), 0)
+            .to_socket_addrs()
+            .map(|found| found.collect::<Vec<_>>())
+    })
+    .await;
     // A failed lookup is judged as one that found nothing: the name does not resolve.
-    let found: Vec<SocketAddr> = match tokio::net::lookup_host((name.as_str(), 0)).await {
-        Ok(found) => found.collect(),
-        Err(_) => Vec::new(),
+    let found = match looked_up {
+        Ok(Ok(found)) => found,
+        _ => Vec::new(),
     };
     allowed(name, found, allow_private)
 }
@@ -145,15 +179,17 @@ mod tests {
     /// `localhost` resolves (from /etc/hosts) to loopback addresses only.
     #[tokio::test]
     async fn localhost_is_refused_unless_private_addresses_are_allowed() {
+        let places = Arc::new(Semaphore::new(1));
         assert_eq!(
-            lookup("localhost".to_owned(), false).await,
+            lookup("localhost".to_owned(), false, Arc::clone(&places)).await,
             Err(ResolveRefusal::PrivateOnly {
                 name: "localhost".to_owned()
             })
         );
-        let kept = lookup("localhost".to_owned(), true)
+        let kept = lookup("localhost".to_owned(), true, Arc::clone(&places))
             .await
             .expect("localhost resolves");
+        assert_eq!(places.available_permits(), 1, "the place is given back");
         assert!(
             kept.iter().all(|address| address.ip().is_loopback()),
             "{kept:?}"

@@ -111,6 +111,15 @@ impl WasiHttpHooks for GuestHttp {
         let live = Arc::clone(&self.live);
         Box::new(
             async move {
+                // The turn first: the organization's requests hold no more bodies in memory
+                // at once than it has turns.
+                let turn = match grant.outbound.turn(grant.organization).await {
+                    Ok(turn) => turn,
+                    Err(error) => {
+                        refuse(&error);
+                        return Err(wasi_error(&error));
+                    }
+                };
                 let (parts, body) = request.into_parts();
                 let body: Bytes = Limited::new(body, MAX_REQUEST_BODY_BYTES)
                     .collect()
@@ -120,6 +129,7 @@ impl WasiHttpHooks for GuestHttp {
                 let sent = grant
                     .outbound
                     .send_from_guest(
+                        turn,
                         grant.organization,
                         route,
                         OutboundRequest {

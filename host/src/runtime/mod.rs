@@ -55,6 +55,7 @@ use wasmtime_wasi::p2::bindings::CommandPre;
 pub use cache::Swept;
 pub use config::{
     CallLimits, CodeTier, OptLevel, RuntimeConfig, UnknownOptLevel, DEFAULT_MODULE_CACHE_CAPACITY,
+    DEFAULT_RESPONSE_BYTES,
 };
 pub use engine::Allocation;
 pub use function_cache::{FunctionCacheStats, DEFAULT_FUNCTION_CACHE_BYTES};

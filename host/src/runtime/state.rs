@@ -34,13 +34,27 @@ pub(crate) struct ComponentState {
     pub(crate) call: CallState,
 }
 
+/// Resources a guest may hold at once (streams, pollables, `wasi:http` fields, requests
+/// and responses): their memory is the host's, outside the guest's memory limit and the
+/// budget, so the table is bounded far below wasmtime's million. The interpreters hold a
+/// few dozen; past this, the call that creates one more traps.
+const MAX_RESOURCES: usize = 1024;
+
+/// Bytes of names and values one `wasi:http` fields resource may hold (wasmtime's default
+/// is 128 KiB): with [`MAX_RESOURCES`], a call holds at most 32 MiB of them.
+const MAX_FIELDS_BYTES: usize = 32 * 1024;
+
 impl ComponentState {
     pub(crate) fn new(wasi: WasiCtx, call: CallState, http_hooks: GuestHttp) -> Self {
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(MAX_FIELDS_BYTES);
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
         ComponentState {
             wasi,
-            http: WasiHttpCtx::new(),
+            http,
             http_hooks,
-            table: ResourceTable::new(),
+            table,
             call,
         }
     }

@@ -227,26 +227,75 @@ impl WarmPool {
     }
 
     fn make_room(&self, idle: &mut Vec<Idle>, organization: u64) -> Vec<Idle> {
-        let mut discarded = Vec::new();
-        let of_organization = |entry: &Idle| entry.key.hook.organization == organization;
-        while idle.iter().filter(|entry| of_organization(entry)).count()
-            > self.bounds.per_organization
-        {
-            match idle.iter().position(of_organization) {
-                Some(oldest) => discarded.push(idle.remove(oldest)),
-                None => break,
-            }
-        }
-        let excess = idle.len().saturating_sub(self.bounds.total);
-        discarded.extend(idle.drain(..excess));
-        let mut kept: u64 = idle.iter().map(|entry| entry.key.memory_bytes).sum();
-        while kept > self.bounds.memory_bytes && !idle.is_empty() {
-            let oldest = idle.remove(0);
-            kept = kept.saturating_sub(oldest.key.memory_bytes);
-            discarded.push(oldest);
-        }
-        discarded
+        let held: Vec<(u64, u64)> = idle
+            .iter()
+            .map(|entry| (entry.key.hook.organization, entry.key.memory_bytes))
+            .collect();
+        let mut leaving = evictions(&held, organization, &self.bounds);
+        // From the back, so that the positions before stay true.
+        leaving.sort_unstable_by(|a, b| b.cmp(a));
+        leaving
+            .into_iter()
+            .map(|index| idle.remove(index))
+            .collect()
     }
+}
+
+/// Which of the idle instances `held` (each its organization and memory, oldest first) go
+/// to make room after `organization` added the newest, by position: past the
+/// organization's count, its oldest; past the total count, the oldest of all; past the
+/// memory, the oldest of `organization` while it keeps more than a fair share of it (a
+/// quarter), then the oldest of all. An organization whose hooks keep large instances
+/// idle then makes room among its own before it takes another's.
+fn evictions(held: &[(u64, u64)], organization: u64, bounds: &WarmBounds) -> Vec<usize> {
+    let mut kept: Vec<bool> = vec![true; held.len()];
+    let count = |kept: &[bool], of: Option<u64>| {
+        held.iter()
+            .zip(kept)
+            .filter(|((owner, _), kept)| **kept && of.is_none_or(|of| of == *owner))
+            .count()
+    };
+    let oldest = |kept: &[bool], of: Option<u64>| {
+        held.iter()
+            .zip(kept)
+            .position(|((owner, _), kept)| *kept && of.is_none_or(|of| of == *owner))
+    };
+    let memory = |kept: &[bool], of: Option<u64>| -> u64 {
+        held.iter()
+            .zip(kept)
+            .filter(|((owner, _), kept)| **kept && of.is_none_or(|of| of == *owner))
+            .map(|((_, bytes), _)| *bytes)
+            .sum()
+    };
+    while count(&kept, Some(organization)) > bounds.per_organization {
+        let Some(index) = oldest(&kept, Some(organization)) else {
+            break;
+        };
+        kept[index] = false;
+    }
+    while count(&kept, None) > bounds.total {
+        let Some(index) = oldest(&kept, None) else {
+            break;
+        };
+        kept[index] = false;
+    }
+    let share = bounds.memory_bytes / 4;
+    while memory(&kept, None) > bounds.memory_bytes {
+        let whose = if memory(&kept, Some(organization)) > share {
+            Some(organization)
+        } else {
+            None
+        };
+        let Some(index) = oldest(&kept, whose) else {
+            break;
+        };
+        kept[index] = false;
+    }
+    kept.iter()
+        .enumerate()
+        .filter(|(_, kept)| !**kept)
+        .map(|(index, _)| index)
+        .collect()
 }
 
 /// Takes the entries past their time out of `idle`.
@@ -269,5 +318,38 @@ fn publish(idle: usize) {
         metrics
             .warm_instances
             .set(i64::try_from(idle).unwrap_or(i64::MAX));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bounds(total: usize, per_organization: usize, memory_bytes: u64) -> WarmBounds {
+        WarmBounds {
+            total,
+            per_organization,
+            max_idle: Duration::from_secs(60),
+            memory_bytes,
+        }
+    }
+
+    #[test]
+    fn an_organization_keeping_large_instances_makes_room_among_its_own() {
+        // Organization 1 keeps three small instances; 2 adds large ones past the memory.
+        let held = [(1, 100), (1, 100), (1, 100), (2, 400), (2, 400)];
+        assert_eq!(evictions(&held, 2, &bounds(32, 4, 1000)), vec![3]);
+        // Within its share, the oldest of all goes.
+        let held = [(1, 300), (1, 300), (1, 300), (2, 200)];
+        assert_eq!(evictions(&held, 2, &bounds(32, 4, 900)), vec![0]);
+    }
+
+    #[test]
+    fn counts_are_bounded_per_organization_then_in_all() {
+        let held = [(1, 1), (2, 1), (1, 1), (1, 1)];
+        assert_eq!(evictions(&held, 1, &bounds(32, 2, 1000)), vec![0]);
+        let held = [(1, 1), (2, 1), (3, 1)];
+        assert_eq!(evictions(&held, 3, &bounds(2, 4, 1000)), vec![0]);
+        assert!(evictions(&held, 3, &bounds(3, 4, 1000)).is_empty());
     }
 }

@@ -79,7 +79,12 @@ pub async fn create(state: &AppState, module_path: &Path) -> anyhow::Result<Anno
         None => {
             let module = state
                 .library
-                .add(organization_id, "hello.wasm".into(), bytes.into())
+                .add(
+                    organization_id,
+                    "hello.wasm".into(),
+                    bytes.into(),
+                    state.quotas.of_modules(),
+                )
                 .await
                 .context("the demo module was refused")?;
             let input = json!({

@@ -184,7 +184,9 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
             modules: limits.modules_per_organization,
             module_bytes: limits.module_bytes_per_organization,
             hooks: limits.hooks_per_organization,
+            queues: limits.queues_per_organization,
         },
+        log_query_deadline: Duration::from_millis(limits.log_query_ms),
         draining: Arc::clone(&draining),
     }));
     let demo = match &config.demo {

@@ -18,15 +18,17 @@
 //! syncs the file before the restart, beside the writer. And the restart runs while this
 //! thread holds the store's connection, so that the run log writer (its rounds commit on
 //! the blocking pool) waits on that lock and goes on the moment the restart is done,
-//! rather than in SQLite's busy handler, which polls a millisecond at a time.
+//! rather than in SQLite's busy handler, which polls a millisecond at a time. The store's
+//! read connections, which scans use (`readers.rs`), are closed out and interrupted for it.
 
 use std::fs::File;
 use std::path::Path;
-use std::sync::{Mutex, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
+use super::readers::ReadGate;
 use super::StoreError;
 use crate::metrics::{metrics, Checkpoint, CheckpointLabels};
 
@@ -52,7 +54,11 @@ const RESTART_WAIT: Duration = Duration::from_millis(20);
 
 /// Starts the checkpointing thread for the database at `path`; it ends once `store` (the
 /// writing connection) is gone. On failure the caller keeps SQLite's own checkpoints.
-pub(super) fn spawn(path: &Path, store: Weak<Mutex<Connection>>) -> Result<(), StoreError> {
+pub(super) fn spawn(
+    path: &Path,
+    store: Weak<Mutex<Connection>>,
+    readers: Arc<ReadGate>,
+) -> Result<(), StoreError> {
     let connection = Connection::open(path)?;
     // Only synced, never written through: see `catch_up_and_restart`. Closing a file drops
     // every POSIX lock the process holds on it, SQLite's own included (SQLite knows of its
@@ -73,7 +79,7 @@ pub(super) fn spawn(path: &Path, store: Weak<Mutex<Connection>>) -> Result<(), S
                 .map_err(StoreError::from)
                 .and_then(|logged| {
                     if logged > RESTART_FRAMES {
-                        catch_up_and_restart(&connection, &database, &store, logged)
+                        catch_up_and_restart(&connection, &database, &store, &readers, logged)
                     } else {
                         Ok(logged)
                     }
@@ -127,13 +133,15 @@ fn checkpoint(connection: &Connection, mode: Checkpoint) -> rusqlite::Result<i64
 /// checkpoints copy it first, beside the writer, each the frames the last one saw come,
 /// until few enough came; the restart then has little to write and sync.
 ///
-/// The restart itself runs holding `store`, the store's one connection: no transaction of
-/// this process is then open, so it waits for none, and every caller (the writer first)
-/// waits on the lock and goes on as soon as it is released.
+/// The restart itself runs holding `store`, the store's writing connection, with the read
+/// connections' gate closed and their reads interrupted: no transaction of this process is
+/// then open, so it waits for none, and every caller (the writer first) waits on the lock
+/// and goes on as soon as it is released.
 fn catch_up_and_restart(
     connection: &Connection,
     database: &File,
     store: &Weak<Mutex<Connection>>,
+    readers: &ReadGate,
     mut logged: i64,
 ) -> Result<i64, StoreError> {
     for _ in 0..CATCH_UP_PASSES {
@@ -162,5 +170,16 @@ fn catch_up_and_restart(
     let _held = store
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    Ok(checkpoint(connection, Checkpoint::restart)?)
+    // The store's read connections' reads are this process's too: closed out and
+    // interrupted for the restart, they run again after it.
+    match readers.closed_for(RESTART_WAIT, || checkpoint(connection, Checkpoint::restart)) {
+        Some(restarted) => Ok(restarted?),
+        None => {
+            tracing::warn!(
+                "the write-ahead log was not started over: a read did not stop within {} ms",
+                RESTART_WAIT.as_millis()
+            );
+            Ok(logged)
+        }
+    }
 }

@@ -257,6 +257,27 @@ pub struct Turn {
     pub log: Option<RunLogRow>,
 }
 
+/// A claimed delivery given back without a turn ([`Deliveries::give_back`]).
+#[derive(Debug, Clone)]
+pub struct GivenBack {
+    /// The delivery.
+    pub id: u64,
+    /// The claim that holds it.
+    pub owner: String,
+    /// Whether its claim counted an attempt, now taken back.
+    pub uncount: bool,
+}
+
+impl From<&Claimed> for GivenBack {
+    fn from(claimed: &Claimed) -> Self {
+        Self {
+            id: claimed.delivery.id,
+            owner: claimed.delivery.lease_owner.clone().unwrap_or_default(),
+            uncount: claimed.counted(),
+        }
+    }
+}
+
 /// What becomes of a waiting delivery once every layer before it is done.
 #[derive(Debug, Clone)]
 pub enum Promotion {
@@ -282,6 +303,12 @@ const DELETED_PER_STATEMENT: usize = 5_000;
 const DELIVERY_COLUMNS: &str = "id, event_id, organization_id, hook_id, layer, ancestors, state,
     attempt, max_attempts, run_at, poll_url, poll_until, attempt_started_at, status, message,
     response, lease_owner, poll_token";
+
+/// [`DELIVERY_COLUMNS`] without the response, read as null: for the reads that decide what
+/// comes next, which an event of many hooks with large answers makes after every delivery.
+const DELIVERY_STATE_COLUMNS: &str = "id, event_id, organization_id, hook_id, layer, ancestors,
+    state, attempt, max_attempts, run_at, poll_url, poll_until, attempt_started_at, status,
+    message, NULL AS response, lease_owner, poll_token";
 
 const EVENT_COLUMNS: &str =
     "id, organization_id, request_id, event, action, queue_id, body, created_at, finished_at";
@@ -386,6 +413,35 @@ impl Deliveries<'_> {
         self.store.run(move |db| finish(db, &turn)).await
     }
 
+    /// Gives claimed deliveries back untaken, ready again from `run_at_ms` with nothing
+    /// recorded, in one transaction: what [`Next::Later`] does to one, for the many a
+    /// claim or an event's fan-out may leave beyond what the replica can take at once, so
+    /// that they cost one commit and not one each. Each only if its claim still holds it;
+    /// answers how many were.
+    pub async fn give_back(
+        &self,
+        given: Vec<GivenBack>,
+        run_at_ms: i64,
+    ) -> Result<usize, StoreError> {
+        if given.is_empty() {
+            return Ok(0);
+        }
+        self.store
+            .run(move |db| {
+                let transaction = db.transaction()?;
+                let mut changed = 0;
+                for one in &given {
+                    changed += transaction.execute(
+                        GIVE_BACK,
+                        params![one.id, one.owner, run_at_ms, i64::from(one.uncount)],
+                    )?;
+                }
+                transaction.commit()?;
+                Ok(changed)
+            })
+            .await
+    }
+
     /// Applies `promotions` to waiting deliveries of one event, each only if it is still
     /// waiting (two replicas finishing a layer's last deliveries may both decide the next
     /// layer; one applies it). Those to run are leased to `lease` (attempt 1 begun) when
@@ -414,6 +470,29 @@ impl Deliveries<'_> {
                     params![now, id],
                 )?;
                 Ok(closed == 1)
+            })
+            .await
+    }
+
+    /// Event `id`'s row alone, without its deliveries.
+    pub async fn event_row(&self, id: u64) -> Result<Option<EventRow>, StoreError> {
+        self.store.run(move |db| event_row(db, id)).await
+    }
+
+    /// The deliveries of event `id` in plan order, their responses left out (none): what
+    /// deciding its next layer needs, without reading every answer again each time one of
+    /// its deliveries ends.
+    pub async fn states(&self, id: u64) -> Result<Vec<Delivery>, StoreError> {
+        self.store
+            .run(move |db| {
+                Ok(db.query_map(
+                    &format!(
+                        "SELECT {DELIVERY_STATE_COLUMNS} FROM deliveries WHERE event_id = ?1
+                         ORDER BY layer, hook_id"
+                    ),
+                    params![id],
+                    delivery_of,
+                )?)
             })
             .await
     }
@@ -641,6 +720,13 @@ fn claimed_row(db: &Db<'_>, id: u64, interrupted: bool) -> Result<Option<Claimed
     }))
 }
 
+/// A delivery back to ready at `?3` with nothing recorded, `?4` (0 or 1) attempts taken back,
+/// if claim `?2` still holds it ([`Next::Later`]); `finish`'s `held` and `released` spelled out.
+const GIVE_BACK: &str = "UPDATE deliveries SET state = 'ready', run_at = ?3,
+        lease_owner = NULL, lease_until = NULL,
+        attempt = CASE WHEN attempt >= ?4 THEN attempt - ?4 ELSE 0 END
+    WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'";
+
 fn finish(db: &Db<'_>, turn: &Turn) -> Result<bool, StoreError> {
     let transaction = db.transaction()?;
     let held = "WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'";
@@ -688,10 +774,7 @@ fn finish(db: &Db<'_>, turn: &Turn) -> Result<bool, StoreError> {
             ],
         )?,
         Next::Later { run_at_ms, uncount } => transaction.execute(
-            &format!(
-                "UPDATE deliveries SET state = 'ready', run_at = ?3, {released},
-                        attempt = CASE WHEN attempt >= ?4 THEN attempt - ?4 ELSE 0 END {held}"
-            ),
+            GIVE_BACK,
             params![turn.id, turn.owner, run_at_ms, i64::from(*uncount)],
         )?,
     };

@@ -28,6 +28,7 @@ mod listen;
 pub mod modules;
 pub mod organizations;
 pub mod queues;
+mod readers;
 pub mod replicas;
 pub mod run_logs;
 pub mod schedules;
@@ -72,6 +73,25 @@ pub enum StoreError {
     /// it itself).
     #[error("the database file: {0}")]
     File(#[from] std::io::Error),
+    /// A new row would take its organization past one of its quotas; what to say.
+    #[error("{0}")]
+    Quota(String),
+    /// An organization's reads that may scan before this one did not end within its
+    /// deadline: it was not begun.
+    #[error("the organization's reads before this one are still running")]
+    Queued,
+    /// A read that may scan ran past its deadline and was stopped ([`readers`]): the
+    /// caller is to narrow it.
+    #[error("the read did not finish within {} ms", .0.as_millis())]
+    Deadline(Duration),
+}
+
+impl StoreError {
+    /// Whether the statement was stopped under way: by a deadline, or on SQLite by the
+    /// checkpoint thread's interrupt ([`readers`]).
+    fn is_interrupted(&self) -> bool {
+        matches!(self, StoreError::Database(error) if error.is_interrupted())
+    }
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -85,6 +105,10 @@ impl From<rusqlite::Error> for StoreError {
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
+    /// On SQLite: the connections reads that may scan take instead of the writer's.
+    readers: Option<Arc<readers::Readers>>,
+    /// One read that may scan of each organization at a time, on either database.
+    read_turns: Arc<readers::ReadTurns>,
     cached: Arc<CachedReads>,
     /// On PostgreSQL: what makes a request's cached reads see every change other replicas
     /// committed before it began (`listen.rs`).
@@ -237,7 +261,8 @@ impl Store {
             reported.generations.changed(change, table);
         }));
         let connection = Arc::new(Mutex::new(connection));
-        match checkpoint::spawn(path, Arc::downgrade(&connection)) {
+        let readers = readers::Readers::open(path)?;
+        match checkpoint::spawn(path, Arc::downgrade(&connection), readers.gate()) {
             Ok(()) => {
                 let locked = connection
                     .lock()
@@ -248,6 +273,8 @@ impl Store {
         }
         Ok(Store {
             backend: Backend::Sqlite(connection),
+            readers: Some(Arc::new(readers)),
+            read_turns: Arc::default(),
             cached,
             catch_up: None,
         })
@@ -280,6 +307,8 @@ impl Store {
         listen::spawn(url.clone(), channel, Arc::downgrade(&cached), syncs)?;
         Ok(Store {
             backend: Backend::Postgres(Arc::new(pool)),
+            readers: None,
+            read_turns: Arc::default(),
             cached,
             catch_up: Some(Arc::new(catch_up)),
         })
@@ -459,6 +488,42 @@ impl Store {
         tokio::task::spawn_blocking(move || store.run_here(work))
             .await
             .map_err(|error| StoreError::Task(error.to_string()))?
+    }
+
+    /// Runs a read that may scan ([`readers`]): after `organization`'s reads before it,
+    /// stopped at `deadline` ([`StoreError::Deadline`]). On SQLite on a read connection,
+    /// never the writer's; on PostgreSQL on a pooled one, under `statement_timeout`.
+    async fn read_within<T, F>(
+        &self,
+        organization: Option<u64>,
+        deadline: Duration,
+        work: F,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(&Db<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let turn = self.read_turns.take(organization, deadline).await?;
+        if let Some(readers) = &self.readers {
+            return readers.run(turn, deadline, work).await;
+        }
+        let timeout_ms = deadline.as_millis().max(1);
+        self.run(move |db| {
+            // Held by the blocking task, as long as the read lasts.
+            let _turn = turn;
+            let transaction = db.transaction()?;
+            // Until the transaction ends, whichever way: the pooled connection keeps none.
+            transaction.execute_batch(&format!("SET LOCAL statement_timeout = {timeout_ms}"))?;
+            match work(&transaction) {
+                Ok(answer) => {
+                    transaction.commit()?;
+                    Ok(answer)
+                }
+                Err(error) if error.is_interrupted() => Err(StoreError::Deadline(deadline)),
+                Err(error) => Err(error),
+            }
+        })
+        .await
     }
 
     /// Holds the SQLite connection as a long read or the checkpoint thread would, for the

@@ -59,6 +59,7 @@ impl Modules<'_> {
             inspected,
             created_at,
             bytes,
+            quota,
         } = new;
         let (name, sha256, created_at) =
             (name.to_owned(), sha256.to_owned(), created_at.to_owned());
@@ -74,6 +75,10 @@ impl Modules<'_> {
                 // Not while its organization is being deleted: the deletion reads which
                 // bytes the organization's modules hold once it holds this.
                 transaction.serialize(&super::hooks::organization_hooks_lock(organization_id))?;
+                let (count, used) = usage(&transaction, organization_id)?;
+                if let Some(reason) = quota.refusal(count, used, size) {
+                    return Err(StoreError::Quota(reason));
+                }
                 // After a deletion of the last module with these bytes (which forgets
                 // them) or before it (which then finds this row), never between.
                 transaction.serialize(&bytes_lock(&sha256))?;
@@ -532,6 +537,45 @@ pub struct NewModule<'a> {
     pub created_at: &'a str,
     /// Where its bytes are kept, which says what the row's transaction must do with them.
     pub bytes: ModuleBytes<'a>,
+    /// What the organization's modules may hold together, this one with them: checked in
+    /// the row's transaction, under the organization's lock, so that uploads at once cannot
+    /// all pass a check each made before the others committed.
+    pub quota: ModuleQuota,
+}
+
+/// What an organization's modules may hold together (`modules_per_organization`,
+/// `module_bytes_per_organization`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModuleQuota {
+    /// Modules.
+    pub count: u64,
+    /// Their bytes, all together.
+    pub bytes: u64,
+}
+
+impl ModuleQuota {
+    /// No bound: for the rows the operator's tools and the tests make.
+    pub const NONE: ModuleQuota = ModuleQuota {
+        count: u64::MAX,
+        bytes: u64::MAX,
+    };
+
+    /// Why a new module of `size` bytes is refused beside `count` modules of `used` bytes,
+    /// if it is, worded for the organization's admin.
+    pub fn refusal(&self, count: u64, used: u64, size: u64) -> Option<String> {
+        if count >= self.count {
+            return Some(format!(
+                "the organization has {count} modules, its limit; delete one first"
+            ));
+        }
+        let total = used.saturating_add(size);
+        (total > self.bytes).then(|| {
+            format!(
+                "the organization's modules would take {total} bytes, over its limit of {}",
+                self.bytes
+            )
+        })
+    }
 }
 
 /// Where a new module's bytes are kept: what its creation stores or checks.

@@ -245,6 +245,12 @@ fn delete(db: &Db<'_>, id: u64) -> Result<Option<DeletedOrganization>, StoreErro
         |row| row.get::<u64>(0),
     )?;
     retire_ids(&transaction, "users", last_user)?;
+    let last_queue = transaction.query_row(
+        "SELECT COALESCE(MAX(id), 0) FROM queues WHERE organization_id = ?1",
+        params![id],
+        |row| row.get::<u64>(0),
+    )?;
+    retire_ids(&transaction, "queues", last_queue)?;
     retire_ids(&transaction, "organizations", id)?;
     for statement in OWNED_ROWS {
         transaction.execute(statement, params![id])?;

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::db::{params, Db, DbError, Row};
-use super::{Page, SortColumn, Store, StoreError, Window};
+use super::{next_id, retire_ids, Page, SortColumn, Store, StoreError, Window};
 
 impl Store {
     /// The queues, reached by name: what `/queues`, the demo and the dispatcher's
@@ -75,14 +75,24 @@ impl Queues<'_> {
         self.store.run(move |db| get(db, id)).await
     }
 
-    /// The queues among `ids` that exist, in the order asked (a missing one is left out).
-    pub async fn by_ids(&self, ids: &[u64]) -> Result<Vec<Queue>, StoreError> {
+    /// The queues of `organization_id` among `ids`, in the order asked (one missing, or
+    /// another organization's, is left out).
+    pub async fn by_ids(
+        &self,
+        organization_id: u64,
+        ids: &[u64],
+    ) -> Result<Vec<Queue>, StoreError> {
         let ids = ids.to_vec();
         self.store
             .run(move |db| {
-                ids.iter()
+                let found = ids
+                    .iter()
                     .filter_map(|id| get(db, *id).transpose())
-                    .collect::<Result<Vec<_>, _>>()
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(found
+                    .into_iter()
+                    .filter(|queue| queue.organization_id == organization_id)
+                    .collect())
             })
             .await
     }
@@ -109,15 +119,19 @@ impl Queues<'_> {
     /// Creates a queue of `organization_id` with its hooks, after checking that they are
     /// the organization's, in one transaction: a refused hook leaves no queue behind.
     /// Returns the queue as stored.
+    /// An organization with `limit` queues gets none more ([`StoreError::Quota`]), counted
+    /// in the transaction under the organization's lock, so that creations at once cannot
+    /// all pass.
     pub async fn create(
         &self,
         organization_id: u64,
         queue: QueueWrite,
         now: &str,
+        limit: u64,
     ) -> Result<Option<Queue>, QueueSaveError> {
         let now = now.to_owned();
         self.store
-            .run(move |db| Ok(create_with_hooks(db, organization_id, &queue, &now)))
+            .run(move |db| Ok(create_with_hooks(db, organization_id, &queue, &now, limit)))
             .await?
     }
 
@@ -148,13 +162,14 @@ impl Queues<'_> {
         let (name, now) = (name.to_owned(), now.to_owned());
         self.store
             .run(move |db| {
-                let page = list(db, Some(organization_id), Window::first(1))?;
-                match page.rows.first() {
-                    Some(queue) => Ok(queue.id),
-                    None => {
-                        create(db, organization_id, &name, &Map::new(), &now).map(|queue| queue.id)
-                    }
-                }
+                let transaction = db.transaction()?;
+                let page = list(&transaction, Some(organization_id), Window::first(1))?;
+                let id = match page.rows.first() {
+                    Some(queue) => queue.id,
+                    None => create(&transaction, organization_id, &name, &Map::new(), &now)?.id,
+                };
+                transaction.commit()?;
+                Ok(id)
             })
             .await
     }
@@ -215,17 +230,20 @@ fn create(
     metadata: &Map<String, Value>,
     now: &str,
 ) -> Result<Queue, StoreError> {
-    let id = db.query_row(
-        "INSERT INTO queues (organization_id, name, metadata, created_at, modified_at)
-         VALUES (?1, ?2, ?3, ?4, ?4)
-         RETURNING id",
+    // Past every id a queue ever had: SQLite would give a deleted newest queue's id again,
+    // and an event of the deleted one still being delivered would then name another
+    // organization's queue.
+    let id = next_id(db, "queues", "queues")?;
+    db.execute(
+        "INSERT INTO queues (id, organization_id, name, metadata, created_at, modified_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
         params![
+            id,
             organization_id,
             name,
             Value::Object(metadata.clone()).to_string(),
             now
         ],
-        |row| row.get::<u64>(0),
     )?;
     get(db, id)?.ok_or(StoreError::Database(DbError::NoRow))
 }
@@ -303,7 +321,10 @@ fn owned(db: &Db<'_>, organization_id: u64, ids: &[u64]) -> Result<Vec<u64>, Sto
 
 /// Deletes a queue (its hook subscriptions go with it).
 fn delete(db: &Db<'_>, id: u64) -> Result<(), StoreError> {
-    db.execute("DELETE FROM queues WHERE id = ?1", params![id])?;
+    let transaction = db.transaction()?;
+    retire_ids(&transaction, "queues", id)?;
+    transaction.execute("DELETE FROM queues WHERE id = ?1", params![id])?;
+    transaction.commit()?;
     Ok(())
 }
 
@@ -313,8 +334,20 @@ fn create_with_hooks(
     organization_id: u64,
     queue: &QueueWrite,
     now: &str,
+    limit: u64,
 ) -> Result<Option<Queue>, QueueSaveError> {
     let transaction = db.transaction()?;
+    transaction.serialize(&super::hooks::organization_hooks_lock(organization_id))?;
+    let count = transaction.query_row(
+        "SELECT COUNT(*) FROM queues WHERE organization_id = ?1",
+        params![organization_id],
+        |row| row.get::<u64>(0),
+    )?;
+    if count >= limit {
+        return Err(QueueSaveError::Store(StoreError::Quota(format!(
+            "the organization has {count} queues, its limit; delete one first"
+        ))));
+    }
     let created = create(
         &transaction,
         organization_id,

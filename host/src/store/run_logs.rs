@@ -28,9 +28,19 @@ impl RunLogs<'_> {
         self.store.run_here(|db| insert_batch(db, rows))
     }
 
-    /// Run logs matching a filter, newest start first, at most `filter.limit`.
-    pub async fn query(&self, filter: RunLogFilter) -> Result<Vec<RunLog>, StoreError> {
-        self.store.run(move |db| query(db, &filter)).await
+    /// Run logs matching a filter, newest start first, at most `filter.limit`. A search,
+    /// or a filter no index serves, scans the organization's logs: it runs as a read that
+    /// may scan (`readers.rs`), never holding the connection the run logs are written on,
+    /// after the organization's reads before it, and stopped past `deadline`
+    /// ([`StoreError::Deadline`]).
+    pub async fn query(
+        &self,
+        filter: RunLogFilter,
+        deadline: std::time::Duration,
+    ) -> Result<Vec<RunLog>, StoreError> {
+        self.store
+            .read_within(filter.organization, deadline, move |db| query(db, &filter))
+            .await
     }
 
     /// How many run logs a request id has (tests and the load suite count them).

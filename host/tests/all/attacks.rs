@@ -425,6 +425,33 @@ fn an_organization_holds_no_more_hooks_than_its_quota_and_another_is_not_counted
 }
 
 #[test]
+fn an_organization_holds_no_more_queues_than_its_quota() {
+    let dir = temp();
+    let server = Server::start_with(
+        dir.path(),
+        Some(OPERATOR_TOKEN),
+        &[("WASMHOOK_QUEUES_PER_ORGANIZATION", "2")],
+        &[],
+    );
+    let acme = Tenant::new(&server, "acme");
+    for name in ["one", "two"] {
+        let (status, queue) = acme.post("/queues", json!({"name": name}));
+        assert_eq!(status, StatusCode::CREATED, "{queue}");
+    }
+    let (status, refused) = acme.post("/queues", json!({"name": "three"}));
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert!(
+        detail(&refused).contains("2 queues, its limit"),
+        "{refused}"
+    );
+    let (_, listed) = acme.get("/queues");
+    assert_eq!(listed["pagination"]["total"], 2, "{listed}");
+    let rival = Tenant::new(&server, "rival");
+    let (status, queue) = rival.post("/queues", json!({"name": "one"}));
+    assert_eq!(status, StatusCode::CREATED, "{queue}");
+}
+
+#[test]
 fn a_list_of_references_is_bounded_and_its_repeats_count_once() {
     let dir = temp();
     let server = Server::start(dir.path(), Some(OPERATOR_TOKEN));
@@ -627,4 +654,57 @@ fn an_organization_has_a_few_uploads_under_way_and_its_bodies_wait_for_none_of_a
         "acme's places were not given back:\n{}",
         server.log()
     );
+}
+
+/// A run-log read that scans (a `search` no log matches, over 110 MB of payloads that
+/// compress poorly and that the search tries to match every few bytes) past the
+/// installation's `log_query_ms` (40 ms here) is stopped and answered 400, asking for a
+/// narrower filter; a narrow one is answered, and calls go on.
+#[test]
+fn a_run_log_search_that_scans_past_its_deadline_is_stopped_and_answered_400() {
+    let dir = temp();
+    let server = Server::start_with(
+        dir.path(),
+        Some(OPERATOR_TOKEN),
+        &[("WASMHOOK_LOG_QUERY_MS", "40")],
+        &[],
+    );
+    let acme = Tenant::new(&server, "acme");
+    let hello = acme.upload(HELLO);
+    let hook = acme.hook(
+        &hello,
+        json!({"config": {"runtime": "wasm", "module": hello, "timeout_s": 5,
+                          "payload_logging_enabled": true}}),
+    );
+    // 250 KB of hex digits from a xorshift: neither the database's compression nor any
+    // shortcut of LIKE makes reading them cheap.
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    // The whole scan took 113 ms for 300 of them here: 450 take four times the deadline.
+    for index in 0..450 {
+        let filler: String = (0..250_000 / 16)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                format!("{state:016x}")
+            })
+            .collect();
+        let (status, answer) = acme.invoke(&hook, json!({"index": index, "filler": filler}));
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    // A word that begins as one byte in sixteen of the hex digits does, so that the scan
+    // tries a match at each of those, and none succeeds.
+    let (status, answer) = acme.get("/hooks/logs?search=0123zz");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let said = detail(&answer);
+    assert!(
+        said.contains("40 ms") && said.contains("narrow the filter"),
+        "{answer}"
+    );
+    // A read by an index is answered, and the hook still runs.
+    let (status, answer) = acme.get(&format!("/hooks/logs?hook={}&page_size=1", hook["id"]));
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["results"].as_array().map(Vec::len), Some(1));
+    let (status, answer) = acme.invoke(&hook, json!({"index": 450}));
+    assert_eq!(status, StatusCode::OK, "{answer}");
 }

@@ -349,3 +349,50 @@ fn one_organizations_retries_take_no_more_than_its_share_of_the_workers_turns() 
         "the quiet organization's retry ran while the flood's hung"
     );
 }
+
+/// A hook's answer of operations that would each nest the content a level deeper (an
+/// added cell that says it is a multivalue, added to in turn) neither crashes the server,
+/// which applies them for the hook after it (before, the walks over the tree overflowed
+/// the stack, and the delivery crashed the server again at every start), nor nests the
+/// content: an added cell is a datapoint, and past 10,000 operations none is applied.
+#[test]
+fn operations_that_would_nest_the_content_without_end_neither_crash_nor_nest_it() {
+    let dir = temp();
+    let upstream = Upstream::start();
+    let server =
+        Server::for_webhooks_with(dir.path(), &[("WASMHOOK_MAX_RESPONSE_BYTES", "8388608")]);
+    let acme = Tenant::new(&server, "acme");
+    let (_first, _after) = chained(&acme, &upstream, 0);
+    let operations: Vec<Value> = (1..=15_000u64)
+        .map(|id| json!({"op": "add", "id": id, "value": {"category": "multivalue"}}))
+        .collect();
+    upstream.script(
+        "/first",
+        vec![Reply::Json(200, json!({"operations": operations}))],
+    );
+    upstream.script("/after", vec![Reply::Json(200, json!({}))]);
+    let (status, answer) = acme.event(
+        EVENT.0,
+        EVENT.1,
+        None,
+        json!({"annotation": {"id": 7, "content": [
+            {"id": 1, "category": "multivalue", "children": []}
+        ]}}),
+    );
+    let settled = acme.settle(status, answer);
+    assert_eq!(settled["results"][1]["status"], "completed", "{settled}");
+    let received = upstream.wait_for("/after", 1, Duration::from_secs(30));
+    let payload: Value = serde_json::from_slice(&received[0].body).expect("a JSON payload");
+    let content = &payload["annotation"]["content"];
+    assert_eq!(
+        content,
+        &json!([{"id": 1, "category": "multivalue", "children": [
+            {"id": 2, "category": "datapoint"}
+        ]}]),
+        "{payload}"
+    );
+    assert_eq!(payload["updated_datapoints"], json!([1, 2]));
+    // The server still answers.
+    let (status, _) = post_event(&acme);
+    assert!(status.is_success(), "{status}");
+}

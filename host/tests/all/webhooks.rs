@@ -602,6 +602,35 @@ fn a_slow_or_unreachable_webhook_is_a_logged_timeout_or_failure() {
     assert!(logs_of[0]["status_code"].is_null());
 }
 
+/// A webhook's answer is a hook's response, held to a module's 1 MiB even where a
+/// module's own requests may fetch 8 MiB.
+#[test]
+fn a_webhooks_answer_is_held_to_a_modules_response_bytes() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let upstream = Upstream::start();
+    let server =
+        Server::for_webhooks_with(dir.path(), &[("WASMHOOK_MAX_RESPONSE_BYTES", "8388608")]);
+    let acme = Tenant::new(&server, "acme");
+    acme.webhook(&format!("{}/big", upstream.base), json!({"retry_count": 0}));
+    upstream.script(
+        "/big",
+        vec![Reply::Json(200, json!({"filler": "x".repeat(1_500_000)}))],
+    );
+    let answer = event(
+        &acme,
+        "annotation_content",
+        "initialize",
+        &json!({"annotation": {"id": 1, "content": []}}),
+    );
+    assert_eq!(answer["results"][0]["status"], "failed", "{answer}");
+    assert!(
+        answer["results"][0]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("larger than 1048576 bytes")),
+        "{answer}"
+    );
+}
+
 #[test]
 fn webhooks_to_private_addresses_are_refused_unless_the_operator_allows_them() {
     let dir = tempfile::tempdir().expect("a temporary directory");

@@ -180,7 +180,13 @@ pub(super) async fn save(
         }
         None => input,
     };
-    let draft: HookDraft = hook::parse_draft(input, &state.bounds)?;
+    // On the blocking pool: its JSON Schemas' validation is bounded by the sizes of the
+    // schema and the settings (`model::hook::schemas`), but may still take a while over
+    // large ones, which no async worker, serving every tenant's requests, is to wait for.
+    let (owned, bounds) = (input.clone(), state.bounds);
+    let draft: HookDraft = tokio::task::spawn_blocking(move || hook::parse_draft(&owned, &bounds))
+        .await
+        .map_err(|error| ApiError::Internal(format!("validating the hook failed: {error}")))??;
     let mut secrets = match existing {
         Some(hook) => {
             let sealed = hook.sealed_secrets.as_deref();

@@ -68,6 +68,17 @@ fn each_broken_rule_names_its_field() {
             "secrets_schema",
         ),
         (json!({"secrets": {"k": 1}}), "secrets.k"),
+        (
+            json!({"settings": {"x": "y".repeat(256 * 1024)}}),
+            "settings",
+        ),
+        (json!({"test": {"x": "y".repeat(256 * 1024)}}), "test"),
+        (
+            json!({"description": "y".repeat(64 * 1024 + 1)}),
+            "description",
+        ),
+        (json!({"secrets": {"k": "y".repeat(64 * 1024)}}), "secrets"),
+        (json!({"settings_schema": {"$ref": "#"}}), "settings_schema"),
         (json!({"type": "cron"}), "type"),
         (json!({"type": "webhook"}), "config.runtime"),
         (

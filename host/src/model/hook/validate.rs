@@ -109,6 +109,11 @@ pub fn parse_draft(
     }
     let (kind, config_secret) = parse_config(input, hook_type, bounds)?;
     let settings = object(input, "settings")?;
+    at_most_bytes(
+        "settings",
+        &Value::Object(settings.clone()),
+        MAX_SETTINGS_BYTES,
+    )?;
     let settings_schema = match field("settings_schema") {
         None => None,
         Some(schema @ Value::Object(_)) => Some(schema.clone()),
@@ -143,16 +148,42 @@ pub fn parse_draft(
                     }
                 }
             }
+            let bytes: usize = pairs
+                .iter()
+                .map(|(key, value)| key.len() + value.len())
+                .sum();
+            if bytes > MAX_SECRETS_BYTES {
+                return Err(HookError::new(
+                    "secrets",
+                    format!("at most {MAX_SECRETS_BYTES} bytes of keys and values"),
+                ));
+            }
             validate_secrets(&secrets_schema, &pairs)?;
             Change::Set(pairs)
         }
         Some(_) => return Err(HookError::new("secrets", "must be an object of strings")),
     };
     let test = object(input, "test")?;
+    at_most_bytes("test", &Value::Object(test.clone()), MAX_SETTINGS_BYTES)?;
     let description = optional_string(input, "description")?;
     let guide = optional_string(input, "guide")?;
     let read_more_url = optional_string(input, "read_more_url")?;
     let extension_image_url = optional_string(input, "extension_image_url")?;
+    for (name, text, limit) in [
+        ("description", &description, MAX_TEXT_BYTES),
+        ("guide", &guide, MAX_TEXT_BYTES),
+        ("read_more_url", &read_more_url, MAX_TEXT_BYTES),
+        // A `data:` URL of the image itself is tens of kilobytes.
+        (
+            "extension_image_url",
+            &extension_image_url,
+            MAX_SETTINGS_BYTES,
+        ),
+    ] {
+        if text.as_ref().is_some_and(|text| text.len() > limit) {
+            return Err(HookError::new(name, format!("at most {limit} bytes")));
+        }
+    }
     let extension_source = match field("extension_source") {
         None => "custom".to_owned(),
         Some(Value::String(source)) if source == "custom" || source == "rossum_store" => {
@@ -351,4 +382,26 @@ fn events(input: &Map<String, Value>) -> Result<Vec<String>, HookError> {
 /// Whether a sent `config.module` (an id or a URL) names `module`.
 pub fn module_reference_is(reference: &Value, module: Option<u64>) -> bool {
     module.is_some() && id_from_reference(reference, "modules") == module
+}
+
+/// Bytes of JSON a hook's `settings` (and its `test` input) may take. The settings go into
+/// every payload and every run log, and 500 hooks of an organization are cached and read
+/// together: a configuration, not a data store.
+pub const MAX_SETTINGS_BYTES: usize = 256 * 1024;
+
+/// Bytes of a hook's texts (`description`, `guide`, `read_more_url`).
+pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+
+/// Bytes of a hook's secrets, keys and values together: sealed and opened on every run.
+pub const MAX_SECRETS_BYTES: usize = 64 * 1024;
+
+/// Refuses `value` (the field `name`) past `limit` bytes of JSON.
+fn at_most_bytes(name: &'static str, value: &Value, limit: usize) -> Result<(), HookError> {
+    if value.to_string().len() > limit {
+        return Err(HookError::new(
+            name,
+            format!("at most {limit} bytes of JSON"),
+        ));
+    }
+    Ok(())
 }

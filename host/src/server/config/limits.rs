@@ -17,6 +17,9 @@ const MIN_GUEST_SLICE_US: u64 = 100;
 /// The longest guest slice: a tenth of a second, past which a quiet organization's call
 /// would wait too long for a slot and a deadline be noticed too late.
 const MAX_GUEST_SLICE_US: u64 = 100_000;
+/// The longest a run-log read may take: a minute of a read connection (of two) is already
+/// more than any person waits for a list.
+const MAX_LOG_QUERY_MS: u64 = 60_000;
 /// The largest per-function compile cache: 4 GiB holds the functions of hundreds of
 /// interpreters' worth of modules; a larger number would be no bound at all.
 const MAX_COMPILE_CACHE_MB: u64 = 4096;
@@ -35,6 +38,9 @@ pub struct Limits {
     /// Hooks per organization; a new one beyond gets 409. It also bounds how many hooks
     /// one event of an organization runs, and the run_after chains a save checks.
     pub hooks_per_organization: u64,
+    /// Queues per organization; a new one beyond gets 409. Each costs a row, and a hook
+    /// that sideloads its queues reads each of them on every run.
+    pub queues_per_organization: u64,
     /// Modules per organization.
     pub modules_per_organization: u64,
     /// Module bytes per organization.
@@ -44,6 +50,12 @@ pub struct Limits {
     pub foreground_compile_bytes: usize,
     /// Days run logs are kept.
     pub log_retention_days: u64,
+    /// Milliseconds a run-log read (`GET /hooks/logs`) may take; one that scans longer, a
+    /// `search` over a busy organization's week of logs say, is stopped and answered 400,
+    /// asking for a narrower filter. Such reads never hold the connection run logs are
+    /// written on, and an organization's run one at a time in each replica (one that waits
+    /// longer than this for its turn gets 429).
+    pub log_query_ms: u64,
     /// The most seconds a hook's `config.timeout_s` may ask.
     pub max_timeout_s: u64,
     /// The most MiB a hook's `config.memory_size_mb` may ask.
@@ -119,10 +131,12 @@ impl Default for Limits {
             runs_per_organization: crate::dispatch::limits::DEFAULT_RUNS_PER_ORGANIZATION,
             unfinished_deliveries_per_organization: 1000,
             hooks_per_organization: 500,
+            queues_per_organization: 1000,
             modules_per_organization: 100,
             module_bytes_per_organization: 2 * 1024 * 1024 * 1024,
             foreground_compile_bytes: crate::modules::DEFAULT_FOREGROUND_COMPILE_BYTES,
             log_retention_days: 7,
+            log_query_ms: 2000,
             max_timeout_s: 60,
             max_memory_mb: 512,
             loaded_modules: crate::runtime::DEFAULT_MODULE_CACHE_CAPACITY,
@@ -159,6 +173,12 @@ impl Limits {
         at_least("max_timeout_s", self.max_timeout_s, 1, "")?;
         at_least("hooks_per_organization", self.hooks_per_organization, 1, "")?;
         at_least(
+            "queues_per_organization",
+            self.queues_per_organization,
+            1,
+            "",
+        )?;
+        at_least(
             "unfinished_deliveries_per_organization",
             self.unfinished_deliveries_per_organization,
             1,
@@ -166,6 +186,8 @@ impl Limits {
         )?;
         at_least("max_memory_mb", self.max_memory_mb, 16, "")?;
         at_least("max_reuse_idle_s", self.max_reuse_idle_s, 1, "")?;
+        at_least("log_query_ms", self.log_query_ms, 1, "")?;
+        at_most("log_query_ms", self.log_query_ms, MAX_LOG_QUERY_MS)?;
         at_most(
             "guest_nice",
             self.guest_nice,

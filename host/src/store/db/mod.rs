@@ -68,6 +68,20 @@ impl DbError {
         }
     }
 
+    /// Whether the statement was stopped under way: on SQLite by an interrupt or the
+    /// progress handler, on PostgreSQL by `statement_timeout` (or a cancel).
+    pub fn is_interrupted(&self) -> bool {
+        match self {
+            DbError::Sqlite(rusqlite::Error::SqliteFailure(failure, _)) => {
+                failure.code == rusqlite::ErrorCode::OperationInterrupted
+            }
+            DbError::Postgres(error) => {
+                error.code() == Some(&::postgres::error::SqlState::QUERY_CANCELED)
+            }
+            _ => false,
+        }
+    }
+
     /// Whether a foreign key refused the statement (it names a row that is gone).
     pub fn is_foreign_key_violation(&self) -> bool {
         match self {

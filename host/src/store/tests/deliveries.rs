@@ -8,7 +8,7 @@ use serde_json::json;
 use super::TestResult;
 use crate::model::run_log::{RunLog, RunStatus};
 use crate::store::deliveries::{
-    DeliveryState, Lease, NewDelivery, NewEvent, Next, Promotion, Turn,
+    DeliveryState, GivenBack, Lease, NewDelivery, NewEvent, Next, Promotion, Turn,
 };
 use crate::store::run_logs::RunLogRow;
 use crate::store::Store;
@@ -277,7 +277,69 @@ async fn a_skipped_organizations_deliveries_are_left_for_later(store: Store) -> 
     Ok(())
 }
 
+async fn deliveries_given_back_together_are_ready_uncounted_and_only_if_still_held(
+    store: Store,
+) -> TestResult {
+    let deliveries = store.deliveries();
+    let mut fan_out = event("r-4");
+    fan_out.deliveries = (1..=3)
+        .map(|hook_id| NewDelivery {
+            hook_id,
+            layer: 0,
+            ancestors: Vec::new(),
+            max_attempts: 3,
+        })
+        .collect();
+    let (_, first) = deliveries
+        .enqueue(fan_out, Some(lease("a", 1_000)), 100, BACKLOG)
+        .await?
+        .ok_or("the backlog has room")?;
+    assert_eq!(first.len(), 3);
+    let back = |id: u64, owner: &str| GivenBack {
+        id,
+        owner: owner.into(),
+        uncount: true,
+    };
+    // Two held by "a" and one named with a claim that does not hold it: two go back.
+    let given = vec![
+        back(first[0].id, "a"),
+        back(first[1].id, "a"),
+        back(first[2].id, "x"),
+    ];
+    assert_eq!(deliveries.give_back(given, 200).await?, 2);
+    assert_eq!(deliveries.give_back(Vec::new(), 200).await?, 0);
+    assert!(deliveries
+        .claim(lease("b", 5_000), 199, 10, Vec::new())
+        .await?
+        .is_empty());
+    let again = deliveries
+        .claim(lease("b", 5_000), 200, 10, Vec::new())
+        .await?;
+    let mut ids: Vec<u64> = again.iter().map(|one| one.delivery.id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, vec![first[0].id, first[1].id]);
+    for one in &again {
+        assert!(!one.interrupted);
+        assert_eq!(
+            one.delivery.attempt, 1,
+            "the give-back took its attempt back; this claim counts it again"
+        );
+    }
+    // The third is still "a"'s.
+    let (_, all) = deliveries
+        .event(first[0].event_id, None)
+        .await?
+        .ok_or("the event")?;
+    let third = all
+        .iter()
+        .find(|delivery| delivery.id == first[2].id)
+        .ok_or("the third")?;
+    assert_eq!(third.lease_owner.as_deref(), Some("a"));
+    Ok(())
+}
+
 on_both!(
+    deliveries_given_back_together_are_ready_uncounted_and_only_if_still_held,
     a_lease_holds_until_it_runs_out_and_a_turn_ends_only_while_held,
     a_polled_attempt_is_not_counted_again_and_a_backlog_is_counted,
     a_skipped_organizations_deliveries_are_left_for_later,

@@ -43,6 +43,7 @@ mod deliveries;
 mod hooks;
 mod modules;
 mod organizations;
+mod readers;
 pub(crate) mod run_logs;
 mod schedules;
 mod templates;
@@ -148,5 +149,6 @@ fn new_module<'a>(
         inspected,
         created_at: "now",
         bytes: crate::store::modules::ModuleBytes::Stored(&MODULE_BYTES),
+        quota: crate::store::modules::ModuleQuota::NONE,
     }
 }

@@ -4,10 +4,10 @@
 use serde_json::json;
 
 use super::{new_module, save, user_with_token, TestResult};
-use crate::store::queues::QueueWrite;
+use crate::store::queues::{QueueSaveError, QueueWrite};
 use crate::store::users::UserDeletion;
-use crate::store::Store;
 use crate::store::Window;
+use crate::store::{Store, StoreError};
 
 async fn an_organization_goes_with_everything_it_owns_and_nothing_of_another(
     store: Store,
@@ -33,7 +33,7 @@ async fn an_organization_goes_with_everything_it_owns_and_nothing_of_another(
     };
     let queue = store
         .queues()
-        .create(ours, write, "now")
+        .create(ours, write, "now", u64::MAX)
         .await?
         .ok_or("the organization exists")?;
     let first = save(
@@ -111,7 +111,62 @@ async fn a_deleted_organizations_or_users_id_is_never_given_again(store: Store) 
     Ok(())
 }
 
+/// A deleted queue's id is never another's, whether the queue or its organization went:
+/// an event of it still being delivered names it, and its payload's sideloaded queue would
+/// otherwise be another organization's.
+async fn a_deleted_queues_id_is_never_given_again_nor_sideloaded_to_another(
+    store: Store,
+) -> TestResult {
+    let ours = store.organizations().create("ours", "now").await?.id;
+    let theirs = store.organizations().create("theirs", "now").await?.id;
+    let queues = store.queues();
+    let write = || QueueWrite {
+        name: "Invoices".into(),
+        ..QueueWrite::default()
+    };
+    let first = queues
+        .create(ours, write(), "now", u64::MAX)
+        .await?
+        .ok_or("created")?
+        .id;
+    queues.delete(first).await?;
+    let second = queues
+        .create(theirs, write(), "now", u64::MAX)
+        .await?
+        .ok_or("created")?
+        .id;
+    assert!(second > first, "{second} after {first}");
+    let third = queues
+        .create(ours, write(), "now", u64::MAX)
+        .await?
+        .ok_or("created")?
+        .id;
+    store
+        .organizations()
+        .delete(ours)
+        .await?
+        .ok_or("the organization exists")?;
+    let fourth = queues
+        .create(theirs, write(), "now", u64::MAX)
+        .await?
+        .ok_or("created")?
+        .id;
+    assert!(fourth > third, "{fourth} after {third}");
+    // At its quota, an organization gets no queue more, and nothing is written.
+    let refused = queues.create(theirs, write(), "now", 2).await;
+    assert!(
+        matches!(&refused, Err(QueueSaveError::Store(StoreError::Quota(_)))),
+        "{refused:?}"
+    );
+    assert_eq!(queues.by_ids(theirs, &[fourth + 1]).await?.len(), 0);
+    // Asked for another organization's queue, a sideload finds nothing.
+    assert!(queues.by_ids(ours, &[second, fourth]).await?.is_empty());
+    assert_eq!(queues.by_ids(theirs, &[second]).await?.len(), 1);
+    Ok(())
+}
+
 on_both!(
     an_organization_goes_with_everything_it_owns_and_nothing_of_another,
     a_deleted_organizations_or_users_id_is_never_given_again,
+    a_deleted_queues_id_is_never_given_again_nor_sideloaded_to_another,
 );

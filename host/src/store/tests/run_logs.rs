@@ -1,6 +1,8 @@
 //! Run logs in volume: a batch larger than one multi-row INSERT is written whole, read back
 //! with the filters, and the retention deletes past a batch of its own.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use super::TestResult;
@@ -61,7 +63,7 @@ async fn a_batch_larger_than_one_insert_is_written_whole_and_retention_deletes_i
     };
     let found: Vec<u64> = store
         .run_logs()
-        .query(filter)
+        .query(filter, Duration::from_secs(10))
         .await?
         .iter()
         .filter_map(|log| log.annotation_id)
@@ -103,7 +105,7 @@ async fn the_write_ahead_log_is_started_over_under_a_writer_that_keeps_committin
             largest = largest.max(size.len());
             // At most 32 MiB a second: a checkpoint (every 250 ms) sees the log pass
             // 16 MiB long before it could hold half of what is written.
-            std::thread::sleep(std::time::Duration::from_millis(2));
+            std::thread::sleep(Duration::from_millis(2));
         }
         Ok(largest)
     })
