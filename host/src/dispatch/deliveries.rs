@@ -324,8 +324,8 @@ impl Dispatcher {
     }
 
     /// Gives claimed deliveries back untaken, ready again in `after_ms`, with nothing
-    /// recorded and the attempt each claim counted taken back; one write for them all. One not given back keeps its lease, and is taken over when the
-    /// lease runs out.
+    /// recorded and the attempt each claim counted taken back; one write for them all. One
+    /// not given back keeps its lease, and is taken over when the lease runs out.
     async fn give_back(&self, untaken: Vec<GivenBack>, after_ms: i64) {
         let (count, first) = (untaken.len(), untaken.first().map_or(0, |one| one.id));
         let run_at_ms = now_ms().saturating_add(after_ms);

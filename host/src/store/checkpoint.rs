@@ -47,9 +47,13 @@ const CATCH_UP_PASSES: usize = 8;
 /// Syncing what it copies is most of the restart's pause, and a sync's time grows with the
 /// pages it writes (measured here: 0.4 ms for 16 pages, 1.2 ms for 256).
 const CATCH_UP_FRAMES: i64 = 32;
-/// How long the restart waits for another process's read or write to end (SQLite never
-/// waits in a passive checkpoint). Every call of this process waits on the store's
-/// connection meanwhile, so it gives up soon and is tried again at the next interval.
+/// How long the restart waits for this process's reads that may scan to leave their gate
+/// (`readers.rs`: half of it for them to end, the rest interrupting them), and then for
+/// another process's read or write to end (SQLite never waits in a passive checkpoint).
+/// Every call of this process waits on the store's connection meanwhile, up to twice this,
+/// so it gives up soon and is tried again at the next interval. Under a heavy write load,
+/// when restarts are frequent, a read that scans for longer than the time between two may
+/// be cut off again at each, until its deadline.
 const RESTART_WAIT: Duration = Duration::from_millis(20);
 
 /// Starts the checkpointing thread for the database at `path`; it ends once `store` (the

@@ -1,8 +1,9 @@
 //! The smaller attacks of issue 13, each against the real `wasmhook serve`: ids and pages
 //! beyond SQLite's integers, the operator logging itself out, password guessing,
 //! usernames that differ only in case, duplicated multipart fields, uppercase signatures;
-//! and those of a later review: a hook quota, bounded reference lists, a long run_after
-//! chain, an event of more hooks than its organization's run slots.
+//! and those of later reviews: hook and queue quotas, bounded reference lists, a long
+//! run_after chain, an event of more hooks than its organization's run slots, uploads at
+//! once, and a run-log search that scans past its deadline.
 
 use std::time::Duration;
 
