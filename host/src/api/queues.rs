@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use super::auth::Caller;
+use super::auth::{extension_may_not, Caller};
 use super::error::{ApiError, ApiResult, ErrorDetail, ValidationErrors};
 use super::extract::{IdPath, ObjectId, Params};
 use super::json::Json;
@@ -156,10 +156,15 @@ fn check_metadata(metadata: &Map<String, Value>) -> ApiResult<()> {
     Ok(())
 }
 
-fn hook_ids(body: &QueueBody) -> ApiResult<Option<Vec<u64>>> {
+fn hook_ids(caller: &Caller, body: &QueueBody) -> ApiResult<Option<Vec<u64>>> {
     let Some(references) = body.hooks.as_ref().or(body.webhooks.as_ref()) else {
         return Ok(None);
     };
+    // A queue's hooks are each of those hooks' `queues`: an extension, which may change
+    // only its own hook's settings, changes no other hook's subscriptions this way either.
+    if matches!(caller, Caller::Extension { .. }) {
+        return Err(extension_may_not("change which hooks a queue runs"));
+    }
     // Each is a query and a row in the save's transaction: bounded as a hook's own lists
     // are, and each hook once.
     distinct_references(
@@ -193,7 +198,7 @@ pub(super) async fn create(
     )?;
     let metadata = body.metadata.clone().unwrap_or_default();
     check_metadata(&metadata)?;
-    let hooks = hook_ids(&body)?.unwrap_or_default();
+    let hooks = hook_ids(&caller, &body)?.unwrap_or_default();
     let write = QueueWrite {
         name,
         metadata,
@@ -275,7 +280,7 @@ pub(super) async fn update(
     let write = QueueWrite {
         name,
         metadata,
-        hooks: hook_ids(&body)?,
+        hooks: hook_ids(&caller, &body)?,
     };
     let queue = state
         .store

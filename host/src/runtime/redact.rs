@@ -19,7 +19,9 @@ pub struct Redactor {
 }
 
 impl Redactor {
-    /// A redactor for these values (secrets, tokens); short or empty values are ignored.
+    /// A redactor for these values (secrets, tokens), each in every form a guest can
+    /// print it in without meaning to hide it ([`written_forms`]); short or empty values
+    /// are ignored.
     pub fn new<I, S>(values: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -27,10 +29,10 @@ impl Redactor {
     {
         let mut needles: Vec<String> = values
             .into_iter()
-            .map(|value| value.as_ref().to_owned())
+            .flat_map(|value| written_forms(value.as_ref()))
             .filter(|value| value.len() >= MIN_SECRET_LEN)
             .collect();
-        needles.sort_by_key(|needle| std::cmp::Reverse(needle.len()));
+        needles.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         needles.dedup();
         Redactor { needles }
     }
@@ -106,6 +108,51 @@ impl Redactor {
     }
 }
 
+/// Lines of a multi-line secret (a PEM key, a service account's JSON) shorter than this are
+/// not redacted on their own: `-----END-----`-like lines and braces are in every such file.
+const MIN_LINE_LEN: usize = 16;
+
+/// A secret as the guest may write it out: as it is; inside a JSON string, as every JSON
+/// encoder escapes it (`"`, `\`, control characters), and as those that escape every
+/// character past ASCII too (Python's `json.dumps` by default); inside a Rust `{:?}`; and,
+/// for a secret of several lines, each long line alone. The payload a guest reads is JSON,
+/// so printing it, or a part of it, writes the escaped form of every secret in it.
+fn written_forms(value: &str) -> Vec<String> {
+    let mut forms = vec![value.to_owned()];
+    let quoted = |text: String| {
+        text.strip_prefix('"')
+            .and_then(|text| text.strip_suffix('"'))
+            .map(str::to_owned)
+    };
+    if let Some(json) = serde_json::to_string(value).ok().and_then(quoted) {
+        let ascii: String = json
+            .chars()
+            .flat_map(|character| {
+                if character.is_ascii() {
+                    vec![character.to_string()]
+                } else {
+                    let mut units = [0u16; 2];
+                    character
+                        .encode_utf16(&mut units)
+                        .iter()
+                        .map(|unit| format!("\\u{unit:04x}"))
+                        .collect()
+                }
+            })
+            .collect();
+        forms.push(json);
+        forms.push(ascii);
+    }
+    forms.extend(quoted(format!("{value:?}")));
+    forms.extend(
+        value
+            .lines()
+            .filter(|line| value.contains('\n') && line.trim().len() >= MIN_LINE_LEN)
+            .map(str::to_owned),
+    );
+    forms
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +164,27 @@ mod tests {
             redactor.redact("a s3cr3t-value and s3cr3t"),
             "a [redacted...] and [redacted...]"
         );
+    }
+
+    #[test]
+    fn replaces_a_secret_written_out_as_json_python_and_rust_write_it_and_its_lines() {
+        let secret =
+            "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0B\n\"quoted\" and é\n-----END KEY-----";
+        let redactor = Redactor::new([secret]);
+        let payload = serde_json::json!({"secrets": {"key": secret}}).to_string();
+        assert!(!redactor.redact(&payload).contains("MIIEvQ"), "{payload}");
+        // Python's json.dumps escapes what is past ASCII.
+        let python = payload.replace('é', "\\u00e9");
+        assert!(!redactor.redact(&python).contains("MIIEvQ"), "{python}");
+        let debug = format!("{secret:?}");
+        assert_eq!(redactor.redact(&debug), format!("\"{REDACTED}\""));
+        // One line of it alone.
+        assert_eq!(
+            redactor.redact("line: MIIEvQIBADANBgkqhkiG9w0B"),
+            format!("line: {REDACTED}")
+        );
+        // A line of it shorter than a line worth hiding is left.
+        assert_eq!(redactor.redact("} and ]"), "} and ]");
     }
 
     #[test]

@@ -711,7 +711,9 @@ fn secrets_are_write_only_encrypted_at_rest_and_never_logged() {
         tested["log"].as_str().unwrap_or("").contains("[redacted"),
         "{tested}"
     );
-    // A PATCH without secrets keeps them; a schema that refuses them is refused.
+    // A PATCH without secrets keeps them; a new schema without them is refused, whatever
+    // it says of them (its answer tells nothing of the values), and one with them is
+    // checked against them.
     let (status, _) = acme.patch(
         &format!("/hooks/{}", hook["id"]),
         json!({"name": "renamed"}),
@@ -722,6 +724,23 @@ fn secrets_are_write_only_encrypted_at_rest_and_never_logged() {
         json!({"secrets_schema": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 5}}}),
     );
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(!answer.to_string().contains(SECRET), "{answer}");
+    assert!(answer.to_string().contains("sent again"), "{answer}");
+    let (status, answer) = acme.patch(
+        &format!("/hooks/{}", hook["id"]),
+        json!({"secrets_schema": {"type": "object", "additionalProperties": {"type": "string", "minLength": 1}}}),
+    );
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "accepting ones too: {answer}"
+    );
+    let (status, answer) = acme.patch(
+        &format!("/hooks/{}", hook["id"]),
+        json!({"secrets_schema": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 5}},
+               "secrets": {"api_key": SECRET}}),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     assert!(!answer.to_string().contains(SECRET), "{answer}");
     let (status, tested) = acme.test_call(&hook, initialize());
     assert_eq!(status, StatusCode::OK, "{tested}");

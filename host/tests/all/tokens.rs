@@ -190,7 +190,8 @@ fn a_minted_token_reads_its_organization_and_writes_queues_and_its_hooks_setting
 
 /// What a minted token must not do, for it would outlive the run or raise its rights:
 /// create a user; change its hook's lifetime, owner, config or secrets; change `other`, a
-/// hook of its organization; replace its hook; create a hook; run one.
+/// hook of its organization, or which queues it is on; replace its hook; create a hook;
+/// run one.
 fn beyond_an_extension(hook: &Value, owner: &Value, other: &Value) -> Vec<(Method, String, Value)> {
     let path = format!("/hooks/{}", hook["id"]);
     vec![
@@ -219,6 +220,12 @@ fn beyond_an_extension(hook: &Value, owner: &Value, other: &Value) -> Vec<(Metho
             Method::PATCH,
             format!("/hooks/{}", other["id"]),
             json!({"settings": {"behavior": "panic"}}),
+        ),
+        // A queue's hooks are each of those hooks' `queues`.
+        (
+            Method::POST,
+            "/queues".into(),
+            json!({"name": "detour", "hooks": [other["url"]]}),
         ),
         (Method::PUT, path.clone(), hook.clone()),
         (
