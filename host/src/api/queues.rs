@@ -156,15 +156,27 @@ fn check_metadata(metadata: &Map<String, Value>) -> ApiResult<()> {
     Ok(())
 }
 
-fn hook_ids(caller: &Caller, body: &QueueBody) -> ApiResult<Option<Vec<u64>>> {
+/// The hooks a queue write names, once each. `current`: the queue's hooks before the
+/// write (none for a new queue). A queue's hooks are each of those hooks' `queues`: an
+/// extension, which may change only its own hook's settings, changes no other hook's
+/// subscriptions this way either, though it may send the list it read back unchanged.
+fn hook_ids(caller: &Caller, body: &QueueBody, current: &[u64]) -> ApiResult<Option<Vec<u64>>> {
     let Some(references) = body.hooks.as_ref().or(body.webhooks.as_ref()) else {
         return Ok(None);
     };
-    // A queue's hooks are each of those hooks' `queues`: an extension, which may change
-    // only its own hook's settings, changes no other hook's subscriptions this way either.
+    let ids = parsed_hook_ids(references)?;
     if matches!(caller, Caller::Extension { .. }) {
-        return Err(extension_may_not("change which hooks a queue runs"));
+        let asked: std::collections::BTreeSet<u64> = ids.iter().copied().collect();
+        let held: std::collections::BTreeSet<u64> = current.iter().copied().collect();
+        if asked != held {
+            return Err(extension_may_not("change which hooks a queue runs"));
+        }
     }
+    Ok(Some(ids))
+}
+
+/// The hook references of a queue write as ids, once each.
+fn parsed_hook_ids(references: &[Value]) -> ApiResult<Vec<u64>> {
     // Each is a query and a row in the save's transaction: bounded as a hook's own lists
     // are, and each hook once.
     distinct_references(
@@ -175,7 +187,6 @@ fn hook_ids(caller: &Caller, body: &QueueBody) -> ApiResult<Option<Vec<u64>>> {
                 .ok_or_else(|| ApiError::field("hooks", format!("`{reference}` is not a hook URL")))
         },
     )
-    .map(Some)
 }
 
 #[utoipa::path(post, path = "/api/v1/queues", tag = "queues", request_body = QueueBody,
@@ -198,7 +209,7 @@ pub(super) async fn create(
     )?;
     let metadata = body.metadata.clone().unwrap_or_default();
     check_metadata(&metadata)?;
-    let hooks = hook_ids(&caller, &body)?.unwrap_or_default();
+    let hooks = hook_ids(&caller, &body, &[])?.unwrap_or_default();
     let write = QueueWrite {
         name,
         metadata,
@@ -280,7 +291,7 @@ pub(super) async fn update(
     let write = QueueWrite {
         name,
         metadata,
-        hooks: hook_ids(&caller, &body)?,
+        hooks: hook_ids(&caller, &body, &queue.hooks)?,
     };
     let queue = state
         .store

@@ -223,10 +223,10 @@ impl Outbound {
 
     /// Sends a guest's request as [`Outbound::send`] does, in `turn` (taken before its body
     /// was read), as a task of the runtime this client was made on (the server's). A guest
-    /// may run on a thread of the lowest priority (a long call's, `SCHED_IDLE`), and a connection is driven by a task of the
-    /// runtime that opened it: opened there, a connection the pool then hands to other
-    /// organizations' requests and to webhooks would move only when the server leaves a
-    /// core idle. Dropping the returned future (the call abandoned) aborts the request.
+    /// may run on a thread of the lowest priority (a long call's, `SCHED_IDLE`), and a
+    /// connection is driven by a task of the runtime that opened it: opened there, a
+    /// connection the pool then hands to other organizations' requests and to webhooks
+    /// would move only when the server leaves a core idle. Dropping the returned future (the call abandoned) aborts the request.
     pub async fn send_from_guest(
         self: Arc<Self>,
         turn: Turn,

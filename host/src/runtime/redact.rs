@@ -29,6 +29,7 @@ impl Redactor {
     {
         let mut needles: Vec<String> = values
             .into_iter()
+            .filter(|value| value.as_ref().len() >= MIN_SECRET_LEN)
             .flat_map(|value| written_forms(value.as_ref()))
             .filter(|value| value.len() >= MIN_SECRET_LEN)
             .collect();
@@ -57,15 +58,22 @@ impl Redactor {
     /// survived the cut is removed too.
     pub fn redact_truncated(&self, text: &str) -> String {
         let mut text = self.redact(text);
-        for needle in &self.needles {
-            let longest_prefix = (1..needle.len())
-                .rev()
-                .filter(|&len| needle.is_char_boundary(len))
-                .find(|&len| text.ends_with(&needle[..len]));
-            if let Some(len) = longest_prefix {
-                text.truncate(text.len() - len);
-                text.push_str(REDACTED);
-            }
+        // The longest start of any needle the text ends with, cut once: several forms of a
+        // secret begin alike, and a longer one matching only its first characters must not
+        // stop the cut of the one matching more.
+        let cut = self
+            .needles
+            .iter()
+            .filter_map(|needle| {
+                (1..needle.len())
+                    .rev()
+                    .filter(|&len| needle.is_char_boundary(len))
+                    .find(|&len| text.ends_with(&needle[..len]))
+            })
+            .max();
+        if let Some(len) = cut {
+            text.truncate(text.len() - len);
+            text.push_str(REDACTED);
         }
         text
     }
@@ -109,48 +117,99 @@ impl Redactor {
 }
 
 /// Lines of a multi-line secret (a PEM key, a service account's JSON) shorter than this are
-/// not redacted on their own: `-----END-----`-like lines and braces are in every such file.
+/// not redacted on their own: braces and short keys are in every such file. (Longer lines
+/// that hide nothing, a PEM's header, are redacted too: that costs a log nothing.)
 const MIN_LINE_LEN: usize = 16;
 
-/// A secret as the guest may write it out: as it is; inside a JSON string, as every JSON
-/// encoder escapes it (`"`, `\`, control characters), and as those that escape every
-/// character past ASCII too (Python's `json.dumps` by default); inside a Rust `{:?}`; and,
-/// for a secret of several lines, each long line alone. The payload a guest reads is JSON,
-/// so printing it, or a part of it, writes the escaped form of every secret in it.
+/// A secret as a guest may write it out without meaning to hide it: as it is; inside a
+/// JSON string, as encoders escape it (serde_json and JavaScript: `"`, `\\`, control
+/// characters; Python's `ensure_ascii`, the default: everything past ASCII, and DEL; Go:
+/// `<`, `>`, `&` and the line separators too); inside Python's `repr` (printing a dict of
+/// them) and a Rust `{:?}`; and, for a secret of several lines, each long line alone in
+/// those forms. The payload a guest reads is JSON, so printing it, or a part of it,
+/// writes every secret in it escaped.
 fn written_forms(value: &str) -> Vec<String> {
+    let mut forms = line_forms(value);
+    if value.contains('\n') {
+        for line in value
+            .lines()
+            .filter(|line| line.trim().len() >= MIN_LINE_LEN)
+        {
+            forms.extend(line_forms(line));
+        }
+    }
+    forms
+}
+
+/// [`written_forms`] of one line (or a whole value), its lines not taken apart.
+fn line_forms(value: &str) -> Vec<String> {
     let mut forms = vec![value.to_owned()];
-    let quoted = |text: String| {
-        text.strip_prefix('"')
-            .and_then(|text| text.strip_suffix('"'))
+    let unquoted = |text: &str| {
+        text.strip_prefix(['"', '\''])
+            .and_then(|text| text.strip_suffix(['"', '\'']))
             .map(str::to_owned)
     };
-    if let Some(json) = serde_json::to_string(value).ok().and_then(quoted) {
-        let ascii: String = json
-            .chars()
-            .flat_map(|character| {
-                if character.is_ascii() {
-                    vec![character.to_string()]
-                } else {
+    if let Some(json) = serde_json::to_string(value)
+        .ok()
+        .and_then(|json| unquoted(&json))
+    {
+        let mut ascii = String::with_capacity(json.len());
+        let mut go = String::with_capacity(json.len());
+        for character in json.chars() {
+            match character {
+                '\x7f' => ascii.push_str("\\u007f"),
+                character if character.is_ascii() => ascii.push(character),
+                character => {
                     let mut units = [0u16; 2];
-                    character
-                        .encode_utf16(&mut units)
-                        .iter()
-                        .map(|unit| format!("\\u{unit:04x}"))
-                        .collect()
+                    for unit in character.encode_utf16(&mut units) {
+                        ascii.push_str(&format!("\\u{unit:04x}"));
+                    }
                 }
-            })
-            .collect();
-        forms.push(json);
-        forms.push(ascii);
+            }
+            match character {
+                '<' => go.push_str("\\u003c"),
+                '>' => go.push_str("\\u003e"),
+                '&' => go.push_str("\\u0026"),
+                '\u{2028}' => go.push_str("\\u2028"),
+                '\u{2029}' => go.push_str("\\u2029"),
+                character => go.push(character),
+            }
+        }
+        forms.extend([json, ascii, go]);
     }
-    forms.extend(quoted(format!("{value:?}")));
-    forms.extend(
-        value
-            .lines()
-            .filter(|line| value.contains('\n') && line.trim().len() >= MIN_LINE_LEN)
-            .map(str::to_owned),
-    );
+    forms.push(python_repr(value));
+    forms.extend(unquoted(&format!("{value:?}")));
+    forms.sort();
+    forms.dedup();
     forms
+}
+
+/// A string as Python's `repr` writes it, without its quotes: backslashes doubled, the
+/// quote it is written in escaped, `\n`, `\r`, `\t`, other control characters as `\xNN`.
+fn python_repr(value: &str) -> String {
+    let quote = if value.contains('\'') && !value.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut repr = String::with_capacity(value.len());
+    for character in value.chars() {
+        match character {
+            '\\' => repr.push_str("\\\\"),
+            '\n' => repr.push_str("\\n"),
+            '\r' => repr.push_str("\\r"),
+            '\t' => repr.push_str("\\t"),
+            character if character == quote => {
+                repr.push('\\');
+                repr.push(character);
+            }
+            character if character.is_ascii_control() => {
+                repr.push_str(&format!("\\x{:02x}", u32::from(character)));
+            }
+            character => repr.push(character),
+        }
+    }
+    repr
 }
 
 #[cfg(test)]
@@ -167,24 +226,60 @@ mod tests {
     }
 
     #[test]
-    fn replaces_a_secret_written_out_as_json_python_and_rust_write_it_and_its_lines() {
-        let secret =
-            "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0B\n\"quoted\" and é\n-----END KEY-----";
+    fn replaces_a_secret_written_out_as_json_python_go_and_rust_write_it_and_its_lines() {
+        let secret = "first line & <b> long\n\"quoted\" é\nshort\nlast\\line long enough";
         let redactor = Redactor::new([secret]);
         let payload = serde_json::json!({"secrets": {"key": secret}}).to_string();
-        assert!(!redactor.redact(&payload).contains("MIIEvQ"), "{payload}");
-        // Python's json.dumps escapes what is past ASCII.
-        let python = payload.replace('é', "\\u00e9");
-        assert!(!redactor.redact(&python).contains("MIIEvQ"), "{python}");
-        let debug = format!("{secret:?}");
-        assert_eq!(redactor.redact(&debug), format!("\"{REDACTED}\""));
-        // One line of it alone.
+        let forms = [
+            // serde_json, and JavaScript's JSON.stringify alike.
+            payload.clone(),
+            // Python's json.dumps escapes what is past ASCII.
+            payload.replace('é', "\\u00e9"),
+            // Go's json.Marshal escapes <, > and & too.
+            payload
+                .replace('<', "\\u003c")
+                .replace('>', "\\u003e")
+                .replace('&', "\\u0026"),
+            // Python's print of a dict: repr, single quotes, backslashes doubled.
+            format!("{{'key': '{}'}}", python_repr(secret)),
+            format!("{secret:?}"),
+        ];
+        for form in forms {
+            let redacted = redactor.redact(&form);
+            // "quoted" is on a line too short to be redacted alone: only the whole secret's
+            // form removes it.
+            assert!(!redacted.contains("quoted"), "{form} -> {redacted}");
+        }
+        // A long line of it alone, and the same line escaped.
         assert_eq!(
-            redactor.redact("line: MIIEvQIBADANBgkqhkiG9w0B"),
+            redactor.redact("line: last\\line long enough"),
             format!("line: {REDACTED}")
         );
-        // A line of it shorter than a line worth hiding is left.
-        assert_eq!(redactor.redact("} and ]"), "} and ]");
+        assert_eq!(
+            redactor.redact("\"last\\\\line long enough\""),
+            format!("\"{REDACTED}\"")
+        );
+        // A short line of it alone is left.
+        assert_eq!(redactor.redact("a short one"), "a short one");
+    }
+
+    #[test]
+    fn a_secret_cut_at_the_end_is_removed_whichever_of_its_forms_matches_most() {
+        // Its JSON form begins as it does and is longer: the cut must still be the
+        // longest match of any form.
+        let redactor = Redactor::new(["ab\"xyzab!!"]);
+        assert_eq!(
+            redactor.redact_truncated("key=ab\"xyzab"),
+            "key=[redacted...]"
+        );
+    }
+
+    #[test]
+    fn a_short_value_adds_none_of_its_forms() {
+        // "é" is short; its escaped form is not, and must not be redacted either.
+        let redactor = Redactor::new(["é", "\t\t"]);
+        assert!(redactor.is_empty());
+        assert_eq!(redactor.redact("caf\\u00e9"), "caf\\u00e9");
     }
 
     #[test]

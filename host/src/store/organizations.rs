@@ -239,18 +239,9 @@ fn delete(db: &Db<'_>, id: u64) -> Result<Option<DeletedOrganization>, StoreErro
     for sha256 in &digests {
         transaction.serialize(&super::modules::bytes_lock(sha256))?;
     }
-    let last_user = transaction.query_row(
-        "SELECT COALESCE(MAX(id), 0) FROM users WHERE organization_id = ?1",
-        params![id],
-        |row| row.get::<u64>(0),
-    )?;
-    retire_ids(&transaction, "users", last_user)?;
-    let last_queue = transaction.query_row(
-        "SELECT COALESCE(MAX(id), 0) FROM queues WHERE organization_id = ?1",
-        params![id],
-        |row| row.get::<u64>(0),
-    )?;
-    retire_ids(&transaction, "queues", last_queue)?;
+    for table in RETIRED_WITH_IT {
+        retire_owned(&transaction, table, id)?;
+    }
     retire_ids(&transaction, "organizations", id)?;
     for statement in OWNED_ROWS {
         transaction.execute(statement, params![id])?;
@@ -263,4 +254,19 @@ fn delete(db: &Db<'_>, id: u64) -> Result<Option<DeletedOrganization>, StoreErro
     }
     transaction.commit()?;
     Ok(Some(DeletedOrganization { unused_digests }))
+}
+
+/// The tables whose ids an organization's deletion retires with its own, so that none of
+/// them names a row of another organization later (each counter in `id_high_water` is
+/// named as its table).
+const RETIRED_WITH_IT: [&str; 2] = ["users", "queues"];
+
+/// Retires the ids of `table`'s rows of `organization`, about to be deleted with it.
+fn retire_owned(db: &Db<'_>, table: &'static str, organization: u64) -> Result<(), DbError> {
+    let last = db.query_row(
+        &format!("SELECT COALESCE(MAX(id), 0) FROM {table} WHERE organization_id = ?1"),
+        params![organization],
+        |row| row.get::<u64>(0),
+    )?;
+    retire_ids(db, table, last)
 }

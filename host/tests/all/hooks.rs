@@ -742,6 +742,23 @@ fn secrets_are_write_only_encrypted_at_rest_and_never_logged() {
     );
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     assert!(!answer.to_string().contains(SECRET), "{answer}");
+    // With them, and they match: saved.
+    let with_length =
+        json!({"type": "object", "additionalProperties": {"type": "string", "minLength": 1}});
+    let (status, answer) = acme.patch(
+        &format!("/hooks/{}", hook["id"]),
+        json!({"secrets_schema": with_length, "secrets": {"api_key": SECRET, "other": "x-other-secret"}}),
+    );
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    // A whole hook sent back without its secrets_schema (Rossum's SDK model has none)
+    // keeps it, with the secrets.
+    let (_, mut whole) = acme.get(&format!("/hooks/{}", hook["id"]));
+    whole
+        .as_object_mut()
+        .map(|fields| fields.remove("secrets_schema"));
+    let (status, answer) = acme.put(&format!("/hooks/{}", hook["id"]), whole);
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["secrets_schema"], with_length, "{answer}");
     let (status, tested) = acme.test_call(&hook, initialize());
     assert_eq!(status, StatusCode::OK, "{tested}");
     assert_eq!(tested["status"], "completed", "{tested}");

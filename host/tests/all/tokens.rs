@@ -179,6 +179,19 @@ fn a_minted_token_reads_its_organization_and_writes_queues_and_its_hooks_setting
         Some(json!({"name": "by the extension"})),
     );
     assert_eq!(status, StatusCode::CREATED, "{queue}");
+    // The queue it read, sent back with its hooks unchanged, is written; its hooks are
+    // not changed by an extension.
+    let mut renamed = queue.clone();
+    renamed["name"] = json!("renamed by the extension");
+    let queue_path = format!("/queues/{}", queue["id"]);
+    let (status, answer) = as_extension(Method::PUT, &queue_path, Some(renamed));
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, answer) = as_extension(
+        Method::PATCH,
+        &queue_path,
+        Some(json!({"webhooks": [hook["url"]]})),
+    );
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
     let (status, patched) = as_extension(
         Method::PATCH,
         &path,

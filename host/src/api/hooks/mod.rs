@@ -184,9 +184,19 @@ pub(super) async fn save(
     // schema and the settings (`model::hook::schemas`), but may still take a while over
     // large ones, which no async worker, serving every tenant's requests, is to wait for.
     let (owned, bounds) = (input.clone(), state.bounds);
-    let draft: HookDraft = tokio::task::spawn_blocking(move || hook::parse_draft(&owned, &bounds))
-        .await
-        .map_err(|error| ApiError::Internal(format!("validating the hook failed: {error}")))??;
+    let mut draft: HookDraft =
+        tokio::task::spawn_blocking(move || hook::parse_draft(&owned, &bounds))
+            .await
+            .map_err(|error| {
+                ApiError::Internal(format!("validating the hook failed: {error}"))
+            })??;
+    // A whole hook sent without its `secrets_schema` (Rossum's SDK model has none) keeps
+    // the stored one, as it keeps the stored secrets, rather than the default's.
+    if let (Some(hook), Change::Keep, None) =
+        (existing, &draft.secrets, input.get("secrets_schema"))
+    {
+        draft.spec.document.secrets_schema = hook.spec.document.secrets_schema.clone();
+    }
     let mut secrets = match existing {
         Some(hook) => {
             let sealed = hook.sealed_secrets.as_deref();
