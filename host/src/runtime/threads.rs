@@ -504,15 +504,23 @@ mod tests {
         let long = (own + 5 + i32::from(LONG_NICE_STEP)).min(i32::from(MAX_NICE));
         assert_eq!(threads.long_nice(), long);
         let caller = thread_label();
-        // Spins a millisecond a poll, yielding between, for several times DEMOTE_AFTER,
-        // noting where each poll ran.
+        // Spins a millisecond a poll, yielding between, for several times DEMOTE_AFTER and
+        // then until it has reached the long calls' threads (a loaded machine may be slow
+        // to move it), noting where each poll ran.
         let hint = StartHint::new();
         let places = threads
             .run(
                 async {
                     let mut places: Vec<(String, i32, bool)> = Vec::new();
-                    let until = Instant::now() + DEMOTE_AFTER * 4;
-                    while Instant::now() < until {
+                    let started = Instant::now();
+                    let reached = |places: &[(String, i32, bool)]| {
+                        places
+                            .last()
+                            .is_some_and(|(name, _, _)| name == "wasmhook-long")
+                    };
+                    while started.elapsed() < DEMOTE_AFTER * 4
+                        || (!reached(&places) && started.elapsed() < Duration::from_secs(10))
+                    {
                         let here = (
                             thread_label(),
                             thread_nice().expect("getpriority"),
