@@ -112,12 +112,28 @@ impl Sealer {
 /// seals them when a hook is saved and opens them to check a signed invocation) and the
 /// dispatcher (which opens them for a run) read and write one format. Sealed as JSON under
 /// the hook's organization.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HookSecrets {
     /// `secrets`, in the order written.
     pub secrets: Vec<(String, String)>,
     /// `config.secret` (signed invocations are checked with it).
     pub config_secret: Option<String>,
+}
+
+/// The keys only: a `{:?}` of a hook's secrets, in a log line or a failed assertion, shows
+/// no value.
+impl std::fmt::Debug for HookSecrets {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<&str> = self.secrets.iter().map(|(key, _)| key.as_str()).collect();
+        formatter
+            .debug_struct("HookSecrets")
+            .field("secrets", &keys)
+            .field(
+                "config_secret",
+                &self.config_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
 }
 
 impl HookSecrets {
@@ -211,6 +227,24 @@ fn key_from_file(path: &Path) -> Result<[u8; 32], SealingError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_printed_hook_secrets_and_invocation_show_no_value() {
+        let secrets = HookSecrets {
+            secrets: vec![("api_key".into(), "value-never-printed".into())],
+            config_secret: Some("signing-never-printed".into()),
+        };
+        let invocation = crate::runtime::Invocation {
+            payload: r#"{"secrets": {"api_key": "value-never-printed"}}"#.into(),
+            secrets: secrets.secrets.clone(),
+            authorization_token: Some("token-never-printed".into()),
+            ..crate::runtime::Invocation::default()
+        };
+        let redactor = invocation.redactor();
+        let printed = format!("{secrets:?} {invocation:?} {redactor:?}");
+        assert!(printed.contains("api_key"), "{printed}");
+        assert!(!printed.contains("never-printed"), "{printed}");
+    }
 
     #[test]
     fn sealed_secrets_open_only_for_their_organization() -> Result<(), SealingError> {

@@ -46,8 +46,9 @@ use crate::model::{
 };
 use crate::runtime::{Invocation, Outcome, Redactor, RunReport, REDACTED};
 
-/// What one call of one hook is made of, before its payload is assembled.
-#[derive(Debug, Clone)]
+/// What one call of one hook is made of, before its payload is assembled. Its `{:?}`
+/// shows the secrets' keys only, and not the token: it holds both in clear.
+#[derive(Clone)]
 pub struct HookCall<'a> {
     /// The event and action the hook runs for: the payload's, the guest's request's and
     /// the run log's `event` and `action`.
@@ -80,6 +81,23 @@ pub struct HookCall<'a> {
     /// `config.payload_logging_enabled`; Rossum's default is not to, so that what the
     /// payload carries stays out of the logs).
     pub payload_logging: bool,
+}
+
+impl std::fmt::Debug for HookCall<'_> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<&str> = self.secrets.iter().map(|(key, _)| key.as_str()).collect();
+        formatter
+            .debug_struct("HookCall")
+            .field("event", &self.event)
+            .field("hook_id", &self.hook_id)
+            .field("hook_type", &self.hook_type)
+            .field("organization_id", &self.organization_id)
+            .field("secrets", &keys)
+            .field("token", &self.token.map(|_| "[redacted]"))
+            .field("queue_id", &self.queue_id)
+            .field("request_id", &self.request_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A call ready for the runtime: its invocation, and what its run log will need.

@@ -5,7 +5,7 @@ use super::redact::Redactor;
 
 /// One hook call as the runtime sees it. The payload is already assembled (see
 /// `model::payload`); the runtime only delivers it.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Invocation {
     /// Unique id of the call; the run log carries the same.
     pub request_id: String,
@@ -29,6 +29,28 @@ pub struct Invocation {
     pub authorization_token: Option<String>,
     /// Base URL of the host's API.
     pub base_url: String,
+}
+
+/// No secret value, token or payload (which holds the secrets): a `{:?}` of a call shows
+/// what it is, not what it carries.
+impl std::fmt::Debug for Invocation {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<&str> = self.secrets.iter().map(|(key, _)| key.as_str()).collect();
+        formatter
+            .debug_struct("Invocation")
+            .field("request_id", &self.request_id)
+            .field("hook_id", &self.hook_id)
+            .field("organization_id", &self.organization_id)
+            .field("event", &self.event)
+            .field("action", &self.action)
+            .field("payload_bytes", &self.payload.len())
+            .field("secrets", &keys)
+            .field(
+                "authorization_token",
+                &self.authorization_token.as_ref().map(|_| "[redacted]"),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl Invocation {

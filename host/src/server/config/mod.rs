@@ -120,8 +120,9 @@ pub const OPERATOR_TOKEN_VARIABLE: &str = "WASMHOOK_OPERATOR_TOKEN";
 /// The secrets key's variable.
 pub const SECRETS_KEY_VARIABLE: &str = "WASMHOOK_SECRETS_KEY";
 
-/// The resolved configuration.
-#[derive(Debug, Clone)]
+/// The resolved configuration. Its `{:?}` shows neither the operator's token nor the
+/// secrets key (the database URL prints its password masked).
+#[derive(Clone)]
 pub struct ServerConfig {
     /// Address to listen on.
     pub listen: SocketAddr,
@@ -146,6 +147,26 @@ pub struct ServerConfig {
     pub database: DatabaseChoice,
     /// Create the demo, running this module.
     pub demo: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |value: &Option<String>| value.as_ref().map(|_| "[redacted]");
+        formatter
+            .debug_struct("ServerConfig")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("base_url", &self.base_url)
+            .field("operator_token", &hidden(&self.operator_token))
+            .field("secrets_key", &hidden(&self.secrets_key))
+            .field("limits", &self.limits)
+            .field("network", &self.network)
+            .field("connections", &self.connections)
+            .field("metrics", &self.metrics)
+            .field("database", &self.database)
+            .field("demo", &self.demo)
+            .finish()
+    }
 }
 
 impl ServerConfig {

@@ -552,8 +552,18 @@ fn a_database_url_is_refused_by_type_and_its_password_is_never_printed() {
     );
     let config = resolve_with(
         &args(None),
-        &[("WASMHOOK_DATABASE_URL", "postgres://root:hunter2@db/x")],
+        &[
+            ("WASMHOOK_DATABASE_URL", "postgres://root:hunter2@db/x"),
+            ("WASMHOOK_OPERATOR_TOKEN", "operator-token-never-printed"),
+            ("WASMHOOK_SECRETS_KEY", &"ab".repeat(32)),
+        ],
     )
     .expect("valid");
-    assert!(!format!("{config:?}").contains("hunter2"));
+    let printed = format!("{config:?}");
+    assert!(!printed.contains("hunter2"), "{printed}");
+    assert!(
+        !printed.contains("operator-token-never-printed"),
+        "{printed}"
+    );
+    assert!(!printed.contains(&"ab".repeat(32)), "{printed}");
 }
