@@ -12,7 +12,7 @@ use super::extract::{IdPath, ObjectId, Params};
 use super::json::Json;
 use super::pagination::{list_page, PageQuery, Paginated};
 use super::{id_from, AppState};
-use crate::model::hook::{distinct_references, MAX_METADATA_BYTES, MAX_REFERENCES};
+use crate::model::hook::{distinct_references, json_bytes, MAX_METADATA_BYTES, MAX_REFERENCES};
 use crate::model::now_rfc3339;
 use crate::store::queues::{Queue, QueueOrder, QueueWrite};
 
@@ -147,7 +147,7 @@ fn check_name(name: &str) -> ApiResult<String> {
 }
 
 fn check_metadata(metadata: &Map<String, Value>) -> ApiResult<()> {
-    if Value::Object(metadata.clone()).to_string().len() > MAX_METADATA_BYTES {
+    if json_bytes(metadata) > MAX_METADATA_BYTES {
         return Err(ApiError::field(
             "metadata",
             format!("at most {MAX_METADATA_BYTES} bytes of JSON"),

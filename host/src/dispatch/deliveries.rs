@@ -455,12 +455,8 @@ impl Dispatcher {
             Err(again) => {
                 tracing::warn!("delivery {id} could not be logged ({again}); given back");
                 let later = millis(self.settings.retry_delay_cap);
-                let back = GivenBack {
-                    id,
-                    owner: delivery.lease_owner.clone().unwrap_or_default(),
-                    uncount: counted,
-                };
-                self.give_back(vec![back], later).await;
+                self.give_back(vec![GivenBack::new(&delivery, counted)], later)
+                    .await;
                 Vec::new()
             }
         }
@@ -825,50 +821,46 @@ impl Dispatcher {
                     })
                     .and_then(|delivery| delivery.status)
             };
-            // Read only for a cancelled delivery's log: the event's body may be megabytes.
-            let mut read: Option<(EventRow, EventAction, EventFields)> = None;
+            let decided: Vec<(&Delivery, Option<u64>)> = next
+                .into_iter()
+                .map(|delivery| (delivery, failed_predecessor(&delivery.ancestors, status)))
+                .collect();
+            // The event's row (its body may be megabytes) only for cancelled deliveries'
+            // logs.
+            let read = if decided.iter().any(|(_, failed)| failed.is_some()) {
+                let Some(row) = self.store.deliveries().event_row(id).await? else {
+                    return Ok(Vec::new());
+                };
+                let event = stored_event(&row)?;
+                let body = event_body(&row);
+                Some((row, event, body))
+            } else {
+                None
+            };
             let mut promotions = Vec::new();
             let mut runs = false;
-            for delivery in next {
-                match failed_predecessor(&delivery.ancestors, status) {
-                    None => {
-                        runs = true;
-                        promotions.push(Promotion::Run { id: delivery.id });
-                    }
-                    Some(predecessor) => {
-                        let message = format!(
-                            "not run: hook {predecessor}, which this hook runs after, did not \
-                             complete"
-                        );
-                        let log = match self.store.hook(delivery.hook_id).await? {
-                            Some(hook) => {
-                                if read.is_none() {
-                                    let Some(row) = self.store.deliveries().event_row(id).await?
-                                    else {
-                                        return Ok(Vec::new());
-                                    };
-                                    let event = stored_event(&row)?;
-                                    let body = event_body(&row);
-                                    read = Some((row, event, body));
-                                }
-                                let Some((row, event, body)) = &read else {
-                                    return Ok(Vec::new());
-                                };
-                                Some(Box::new(RunLogRow::new(
-                                    &self
-                                        .unrun_for(&hook, event, body, row)?
-                                        .cancelled_log(&message),
-                                )?))
-                            }
-                            None => None,
-                        };
-                        promotions.push(Promotion::Cancel {
-                            id: delivery.id,
-                            message,
-                            log,
-                        });
-                    }
-                }
+            for (delivery, failed) in decided {
+                let Some(predecessor) = failed else {
+                    runs = true;
+                    promotions.push(Promotion::Run { id: delivery.id });
+                    continue;
+                };
+                let message = format!(
+                    "not run: hook {predecessor}, which this hook runs after, did not complete"
+                );
+                let log = match (self.store.hook(delivery.hook_id).await?, &read) {
+                    (Some(hook), Some((row, event, body))) => Some(Box::new(RunLogRow::new(
+                        &self
+                            .unrun_for(&hook, event, body, row)?
+                            .cancelled_log(&message),
+                    )?)),
+                    _ => None,
+                };
+                promotions.push(Promotion::Cancel {
+                    id: delivery.id,
+                    message,
+                    log,
+                });
             }
             let leased = self
                 .store

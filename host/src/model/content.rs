@@ -54,13 +54,11 @@ pub fn apply_operations(content: &mut Value, operations: &[Value]) -> Vec<u64> {
                 let Some((entry, path)) = index.path(id) else {
                     continue;
                 };
-                let mut next_id = index.next_id;
                 let Some((position, added)) =
-                    at(content, &path).and_then(|node| add_row(node, value, &mut next_id))
+                    at(content, &path).and_then(|node| add_row(node, value, &mut index.next_id))
                 else {
                     continue;
                 };
-                index.next_id = next_id;
                 if let Some(row) = at(content, &path)
                     .and_then(children_mut)
                     .and_then(|rows| rows.get(position))

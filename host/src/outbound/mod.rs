@@ -226,7 +226,8 @@ impl Outbound {
     /// may run on a thread of the lowest priority (a long call's, `SCHED_IDLE`), and a
     /// connection is driven by a task of the runtime that opened it: opened there, a
     /// connection the pool then hands to other organizations' requests and to webhooks
-    /// would move only when the server leaves a core idle. Dropping the returned future (the call abandoned) aborts the request.
+    /// would move only when the server leaves a core idle. Dropping the returned future
+    /// (the call abandoned) aborts the request.
     pub async fn send_from_guest(
         self: Arc<Self>,
         turn: Turn,

@@ -249,23 +249,20 @@ impl WarmPool {
 /// idle then makes room among its own before it takes another's.
 fn evictions(held: &[(u64, u64)], organization: u64, bounds: &WarmBounds) -> Vec<usize> {
     let mut kept: Vec<bool> = vec![true; held.len()];
-    let count = |kept: &[bool], of: Option<u64>| {
+    // The instances still kept, of `of` (of everyone when none): position and bytes.
+    let kept_of = |kept: &[bool], of: Option<u64>| {
         held.iter()
             .zip(kept)
-            .filter(|((owner, _), kept)| **kept && of.is_none_or(|of| of == *owner))
-            .count()
+            .enumerate()
+            .filter(move |(_, ((owner, _), kept))| **kept && of.is_none_or(|of| of == *owner))
+            .map(|(index, ((_, bytes), _))| (index, *bytes))
+            .collect::<Vec<_>>()
     };
-    let oldest = |kept: &[bool], of: Option<u64>| {
-        held.iter()
-            .zip(kept)
-            .position(|((owner, _), kept)| *kept && of.is_none_or(|of| of == *owner))
-    };
+    let count = |kept: &[bool], of: Option<u64>| kept_of(kept, of).len();
+    let oldest =
+        |kept: &[bool], of: Option<u64>| kept_of(kept, of).first().map(|(index, _)| *index);
     let memory = |kept: &[bool], of: Option<u64>| -> u64 {
-        held.iter()
-            .zip(kept)
-            .filter(|((owner, _), kept)| **kept && of.is_none_or(|of| of == *owner))
-            .map(|((_, bytes), _)| *bytes)
-            .sum()
+        kept_of(kept, of).iter().map(|(_, bytes)| bytes).sum()
     };
     while count(&kept, Some(organization)) > bounds.per_organization {
         let Some(index) = oldest(&kept, Some(organization)) else {

@@ -268,13 +268,21 @@ pub struct GivenBack {
     pub uncount: bool,
 }
 
+impl GivenBack {
+    /// `delivery`, held by the claim it names, `uncount` saying whether the attempt that
+    /// claim counted is taken back.
+    pub fn new(delivery: &Delivery, uncount: bool) -> Self {
+        Self {
+            id: delivery.id,
+            owner: delivery.lease_owner.clone().unwrap_or_default(),
+            uncount,
+        }
+    }
+}
+
 impl From<&Claimed> for GivenBack {
     fn from(claimed: &Claimed) -> Self {
-        Self {
-            id: claimed.delivery.id,
-            owner: claimed.delivery.lease_owner.clone().unwrap_or_default(),
-            uncount: claimed.counted(),
-        }
+        Self::new(&claimed.delivery, claimed.counted())
     }
 }
 

@@ -119,6 +119,7 @@ impl Queues<'_> {
     /// Creates a queue of `organization_id` with its hooks, after checking that they are
     /// the organization's, in one transaction: a refused hook leaves no queue behind.
     /// Returns the queue as stored.
+    ///
     /// An organization with `limit` queues gets none more ([`StoreError::Quota`]), counted
     /// in the transaction under the organization's lock, so that creations at once cannot
     /// all pass.

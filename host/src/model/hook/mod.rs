@@ -46,6 +46,12 @@ use super::field::FieldPath;
 pub const MAX_NAME_CHARS: usize = 200;
 /// Client metadata is capped, as Rossum caps it.
 pub const MAX_METADATA_BYTES: usize = 4096;
+
+/// The bytes of `value`'s JSON text, measured without a copy of it: the one measure of
+/// the byte caps on what a hook or a queue is saved with (metadata, settings, schemas).
+pub fn json_bytes(value: &impl Serialize) -> usize {
+    serde_json::to_vec(value).map_or(usize::MAX, |text| text.len())
+}
 /// The longest `token_lifetime_s` a hook may ask for (2 h; the shortest is 0): a token that
 /// leaks out of a run is worth this long at most.
 pub const MAX_TOKEN_LIFETIME_S: u64 = 7200;

@@ -107,7 +107,7 @@ fn validator(field: &'static str, schema: &Value) -> Result<jsonschema::Validato
 /// over [`MAX_SCHEMA_BYTES`], or using one of [`REFUSED_KEYWORDS`] (even as a property's
 /// name: the check reads every key).
 fn check_shape(field: &'static str, schema: &Value) -> Result<(), HookError> {
-    if schema.to_string().len() > MAX_SCHEMA_BYTES {
+    if super::json_bytes(schema) > MAX_SCHEMA_BYTES {
         return Err(HookError::new(
             field,
             format!("at most {MAX_SCHEMA_BYTES} bytes of JSON"),

@@ -12,8 +12,8 @@ use super::schemas::{
     check_secrets_schema, default_secrets_schema, validate_secrets, validate_settings,
 };
 use super::{
-    Change, HookBounds, HookDocument, HookDraft, HookError, HookSpec, MAX_METADATA_BYTES,
-    MAX_NAME_CHARS, MAX_TOKEN_LIFETIME_S, SIDELOADS,
+    json_bytes, Change, HookBounds, HookDocument, HookDraft, HookError, HookSpec,
+    MAX_METADATA_BYTES, MAX_NAME_CHARS, MAX_TOKEN_LIFETIME_S, SIDELOADS,
 };
 
 /// Fields a client may send back from a GET that are not its to set; they are ignored.
@@ -101,19 +101,10 @@ pub fn parse_draft(
         ));
     }
     let metadata = object(input, "metadata")?;
-    if Value::Object(metadata.clone()).to_string().len() > MAX_METADATA_BYTES {
-        return Err(HookError::new(
-            "metadata",
-            format!("at most {MAX_METADATA_BYTES} bytes of JSON"),
-        ));
-    }
+    at_most_bytes("metadata", &metadata, MAX_METADATA_BYTES)?;
     let (kind, config_secret) = parse_config(input, hook_type, bounds)?;
     let settings = object(input, "settings")?;
-    at_most_bytes(
-        "settings",
-        &Value::Object(settings.clone()),
-        MAX_SETTINGS_BYTES,
-    )?;
+    at_most_bytes("settings", &settings, MAX_SETTINGS_BYTES)?;
     let settings_schema = match field("settings_schema") {
         None => None,
         Some(schema @ Value::Object(_)) => Some(schema.clone()),
@@ -164,7 +155,7 @@ pub fn parse_draft(
         Some(_) => return Err(HookError::new("secrets", "must be an object of strings")),
     };
     let test = object(input, "test")?;
-    at_most_bytes("test", &Value::Object(test.clone()), MAX_SETTINGS_BYTES)?;
+    at_most_bytes("test", &test, MAX_SETTINGS_BYTES)?;
     let description = optional_string(input, "description")?;
     let guide = optional_string(input, "guide")?;
     let read_more_url = optional_string(input, "read_more_url")?;
@@ -396,8 +387,12 @@ pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 pub const MAX_SECRETS_BYTES: usize = 64 * 1024;
 
 /// Refuses `value` (the field `name`) past `limit` bytes of JSON.
-fn at_most_bytes(name: &'static str, value: &Value, limit: usize) -> Result<(), HookError> {
-    if value.to_string().len() > limit {
+fn at_most_bytes(
+    name: &'static str,
+    value: &Map<String, Value>,
+    limit: usize,
+) -> Result<(), HookError> {
+    if json_bytes(value) > limit {
         return Err(HookError::new(
             name,
             format!("at most {limit} bytes of JSON"),
