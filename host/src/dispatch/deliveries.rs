@@ -100,6 +100,27 @@ impl DeliveryPhase {
     }
 }
 
+/// Bytes of its deliveries' responses one answer about an event (`POST /events`,
+/// `GET /events/{id}`) reads, in plan order: eight of the largest responses a hook may give
+/// (1 MiB). An event may run `hooks_per_organization` (500) hooks, and any member may ask
+/// for it as often as it likes: read whole, each answer would read, parse and send up to
+/// 500 MiB. The responses past it are left out of the answer, unread, each delivery saying
+/// so (`response_omitted`; its run log holds it), and the answer's folded `messages`,
+/// `operations` and `automation_blockers` are those of the responses read. An answer holds
+/// each response read twice at most: in its result, and its lists once more in the fold.
+pub const ANSWERED_RESPONSE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Bytes of its ancestors' responses a delivery's payload is built from, in layer order:
+/// eight of the largest responses a hook may give (1 MiB), which is also about what
+/// [`MAX_OPERATIONS`] operations of a hundred bytes each take. Each turn of a delivery reads
+/// them, and a delivery at the end of a run_after chain of 500 hooks would otherwise read
+/// up to 499 MiB at each turn, 500 times over the chain (on SQLite through the connection
+/// every write waits for). Past it, the responses left are not read and their operations
+/// not applied, with a warning, as past [`MAX_OPERATIONS`] operations.
+///
+/// [`MAX_OPERATIONS`]: crate::model::content::MAX_OPERATIONS
+const ANCESTOR_RESPONSE_BYTES: u64 = 8 * 1024 * 1024;
+
 /// Turns one replica takes at once; more due deliveries wait for the next claim.
 const TURNS_AT_ONCE: usize = 64;
 /// Deliveries claimed in one statement.
@@ -213,7 +234,9 @@ impl Dispatcher {
         Ok(self.event_progress(id, None).await?)
     }
 
-    /// Event `id` and its deliveries; only `organization`'s when given.
+    /// Event `id` and its deliveries; only `organization`'s when given. Their responses
+    /// are read up to [`ANSWERED_RESPONSE_BYTES`]; those past it are left out, marked
+    /// (`Delivery::response_omitted`).
     pub async fn event_progress(
         &self,
         id: u64,
@@ -222,7 +245,7 @@ impl Dispatcher {
         Ok(self
             .store
             .deliveries()
-            .event(id, organization)
+            .event(id, organization, ANSWERED_RESPONSE_BYTES)
             .await?
             .map(|(event, deliveries)| EventProgress { event, deliveries }))
     }
@@ -559,7 +582,9 @@ impl Dispatcher {
     }
 
     /// The payload keys a delivery runs on: its event's, with its ancestors' operations
-    /// applied.
+    /// applied. Only its ancestors' responses are read, up to [`ANCESTOR_RESPONSE_BYTES`]
+    /// in layer order (those past it are not applied, with a warning), and only their
+    /// `operations` are parsed.
     async fn body_of(
         &self,
         row: &EventRow,
@@ -569,18 +594,24 @@ impl Dispatcher {
         if delivery.ancestors.is_empty() {
             return Ok(body);
         }
-        let Some((_, all)) = self.store.deliveries().event(row.id, None).await? else {
-            return Ok(body);
-        };
-        let responses: Vec<Map<String, Value>> = delivery
-            .ancestors
+        let read = self
+            .store
+            .deliveries()
+            .responses_of(row.id, delivery.ancestors.clone(), ANCESTOR_RESPONSE_BYTES)
+            .await?;
+        if let Some(first) = read.omitted.first() {
+            tracing::warn!(
+                "delivery {}: the responses of the hooks it runs after are over \
+                 {ANCESTOR_RESPONSE_BYTES} bytes; those of {} of them (hook {first} the \
+                 first) are not read, and their operations not applied to its payload",
+                delivery.id,
+                read.omitted.len()
+            );
+        }
+        let responses: Vec<Map<String, Value>> = read
+            .responses
             .iter()
-            .filter_map(|ancestor| all.iter().find(|other| other.hook_id == *ancestor))
-            .filter_map(|other| other.response.as_deref())
-            .filter_map(|response| match serde_json::from_str(response) {
-                Ok(Value::Object(response)) => Some(response),
-                _ => None,
-            })
+            .filter_map(|(_, response)| operations_of(response))
             .collect();
         Ok(body_after(&body, &responses))
     }
@@ -981,6 +1012,26 @@ fn hook_deleted() -> Next {
         message: "not run: the hook was deleted".into(),
         response: None,
     }
+}
+
+/// A stored response (JSON text) with its `operations` alone, all [`body_after`] applies:
+/// the rest of it (messages of up to a MiB, say) is read past, not made into values. None
+/// when it is not a JSON object.
+fn operations_of(response: &str) -> Option<Map<String, Value>> {
+    /// The one key of a response a payload is built from.
+    #[derive(serde::Deserialize)]
+    struct Operations {
+        #[serde(default)]
+        operations: Value,
+    }
+    // serde reads a struct from an array too; a response is an object or nothing.
+    if !response.trim_start().starts_with('{') {
+        return None;
+    }
+    let Operations { operations } = serde_json::from_str(response).ok()?;
+    let mut only = Map::new();
+    only.insert("operations".to_owned(), operations);
+    Some(only)
 }
 
 /// The event of a stored row.

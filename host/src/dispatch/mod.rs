@@ -30,7 +30,7 @@ mod sideloads;
 pub mod webhook;
 pub mod writer;
 
-pub use deliveries::{DeliveryPhase, EventProgress};
+pub use deliveries::{DeliveryPhase, EventProgress, ANSWERED_RESPONSE_BYTES};
 pub use dispatcher::{DispatchError, DispatchSettings, Dispatcher, DispatcherParts, RunResult};
 pub use event::{EventAnswer, EventRun};
 pub use limits::RunPermit;

@@ -12,6 +12,8 @@
 //! replica dies when. The rules of what comes next (retry, poll, promote, cancel) are the
 //! dispatcher's (`dispatch::deliveries`); this file only stores them.
 
+use std::collections::HashMap;
+
 use super::db::{params, Db, DbError, Row};
 use super::run_logs::{insert_rows, RunLogRow};
 use super::{Store, StoreError};
@@ -155,10 +157,15 @@ pub struct Delivery {
     pub status: Option<RunStatus>,
     /// That attempt's run log message.
     pub message: Option<String>,
-    /// That attempt's response (redacted, JSON text), when it completed.
+    /// That attempt's response (redacted, JSON text), when it completed; none too when
+    /// it was left out of a read bounded in bytes (`response_omitted`).
     pub response: Option<String>,
     /// The claim holding it while it runs: the owner a turn's end must name.
     pub lease_owner: Option<String>,
+    /// Whether it has a response that this read left out, unread: [`Deliveries::event`]
+    /// reads an event's responses up to a budget of bytes, and this one came past it. An
+    /// answer says so, so that a client can tell a response left out from none.
+    pub response_omitted: bool,
 }
 
 /// An event as stored.
@@ -286,6 +293,17 @@ impl From<&Claimed> for GivenBack {
     }
 }
 
+/// Responses of some of an event's deliveries, read within a budget of bytes
+/// ([`Deliveries::responses_of`]): what a delivery's payload is built from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponsesRead {
+    /// Each hook's response (JSON text) that was read, with the hook, in the order asked.
+    pub responses: Vec<(u64, String)>,
+    /// The hooks, in the order asked, whose response was not read: it came past the
+    /// budget.
+    pub omitted: Vec<u64>,
+}
+
 /// What becomes of a waiting delivery once every layer before it is done.
 #[derive(Debug, Clone)]
 pub enum Promotion {
@@ -317,6 +335,30 @@ const DELIVERY_COLUMNS: &str = "id, event_id, organization_id, hook_id, layer, a
 const DELIVERY_STATE_COLUMNS: &str = "id, event_id, organization_id, hook_id, layer, ancestors,
     state, attempt, max_attempts, run_at, poll_url, poll_until, attempt_started_at, status,
     message, NULL AS response, lease_owner, poll_token";
+
+/// [`DELIVERY_COLUMNS`] of `d`, a delivery joined to `sized` (the running total, in plan
+/// order, of its event's responses' bytes: `spent`), for a read whose responses are bounded
+/// by the budget bound at `?2`: a response is read only while the total is within it (the
+/// `CASE` reads the text only then), and a column more says whether one was left out. Its
+/// message (the response's messages joined, up to a MiB) is cut to its first 1,024
+/// characters, or 500 of them would be as much as 500 responses; its run log keeps it whole.
+/// `octet_length` counts the bytes of the text on both databases (SQLite's `length` counts
+/// characters), and neither reads the text to count them: SQLite reads only the header
+/// of a value that overflows its page, PostgreSQL only the size of a toasted one.
+const BUDGETED_DELIVERY_COLUMNS: &str = "d.id, d.event_id, d.organization_id, d.hook_id,
+    d.layer, d.ancestors, d.state, d.attempt, d.max_attempts, d.run_at, d.poll_url,
+    d.poll_until, d.attempt_started_at, d.status, substr(d.message, 1, 1024) AS message,
+    CASE WHEN sized.spent <= ?2 THEN d.response END AS response, d.lease_owner, d.poll_token,
+    CASE WHEN sized.spent > ?2 AND octet_length(d.response) IS NOT NULL THEN 1 ELSE 0 END
+        AS response_omitted";
+
+/// Each delivery of event `?1` with the running total of its event's responses' bytes in
+/// plan order, its own included: [`BUDGETED_DELIVERY_COLUMNS`]'s `sized`. The window's
+/// argument is all it reads of a response (its length), so the texts are not copied into
+/// the window's sort.
+const RESPONSES_SPENT: &str = "SELECT id, SUM(COALESCE(octet_length(response), 0)) OVER (
+        ORDER BY layer, hook_id, id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS spent
+    FROM deliveries WHERE event_id = ?1";
 
 const EVENT_COLUMNS: &str =
     "id, organization_id, request_id, event, action, queue_id, body, created_at, finished_at";
@@ -506,10 +548,16 @@ impl Deliveries<'_> {
     }
 
     /// Event `id` with its deliveries in plan order; only `organization`'s when given.
+    /// Their responses are read while, in plan order, their bytes together are within
+    /// `response_budget`: the first that would pass it, and every one after it, are left
+    /// out unread (none, with `response_omitted`), so that an event of hundreds of hooks
+    /// answering a MiB each costs no more than the budget to read, however often it is
+    /// asked for. Each message is cut to its first 1,024 characters, for the same reason.
     pub async fn event(
         &self,
         id: u64,
         organization: Option<u64>,
+        response_budget: u64,
     ) -> Result<Option<(EventRow, Vec<Delivery>)>, StoreError> {
         self.store
             .run(move |db| {
@@ -519,8 +567,65 @@ impl Deliveries<'_> {
                 if organization.is_some_and(|organization| organization != row.organization_id) {
                     return Ok(None);
                 }
-                let deliveries = deliveries_of(db, id)?;
+                let deliveries = deliveries_within(db, id, response_budget)?;
                 Ok(Some((row, deliveries)))
+            })
+            .await
+    }
+
+    /// The responses of event `event_id`'s deliveries of `hook_ids` (a delivery's
+    /// ancestors), in that order, read while their bytes together are within `budget`:
+    /// the first that would pass it, and every one after it, are left out unread (named in
+    /// [`ResponsesRead::omitted`]). A hook with no delivery in the event, or no response,
+    /// is skipped. What a delivery's payload is built from, read instead of every response
+    /// of its event, and bounded, since a delivery of a long run_after chain reads its
+    /// ancestors' again at each of its turns.
+    pub async fn responses_of(
+        &self,
+        event_id: u64,
+        hook_ids: Vec<u64>,
+        budget: u64,
+    ) -> Result<ResponsesRead, StoreError> {
+        if hook_ids.is_empty() {
+            return Ok(ResponsesRead::default());
+        }
+        let asked = json_ids(&hook_ids)?;
+        self.store
+            .run(move |db| {
+                // The sizes first (no text is read to count them), then the texts that fit.
+                let sizes: Vec<(u64, Option<u64>)> = db.query_map(
+                    &format!(
+                        "SELECT hook_id, octet_length(response) FROM deliveries
+                         WHERE event_id = ?1 AND hook_id IN ({})",
+                        db.dialect().json_integers("?2")
+                    ),
+                    params![event_id, asked],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )?;
+                let sizes: HashMap<u64, Option<u64>> = sizes.into_iter().collect();
+                let (kept, omitted) = within_budget(&hook_ids, &sizes, budget);
+                if kept.is_empty() {
+                    return Ok(ResponsesRead {
+                        responses: Vec::new(),
+                        omitted,
+                    });
+                }
+                let kept_ids = json_ids(&kept)?;
+                let texts: Vec<(u64, Option<String>)> = db.query_map(
+                    &format!(
+                        "SELECT hook_id, response FROM deliveries
+                         WHERE event_id = ?1 AND hook_id IN ({})",
+                        db.dialect().json_integers("?2")
+                    ),
+                    params![event_id, kept_ids],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )?;
+                let mut texts: HashMap<u64, Option<String>> = texts.into_iter().collect();
+                let responses = kept
+                    .into_iter()
+                    .filter_map(|hook| Some((hook, texts.remove(&hook).flatten()?)))
+                    .collect();
+                Ok(ResponsesRead { responses, omitted })
             })
             .await
     }
@@ -590,7 +695,35 @@ impl Deliveries<'_> {
     }
 }
 
-/// Organization ids as the JSON array [`super::db::Dialect::json_integers`] reads.
+/// Which of `hook_ids` (in their order) have a response within `budget` bytes, by the
+/// responses' `sizes` (a hook absent, or without a response, has none and is skipped):
+/// those before the first that would take the total past it, and those from it on. Split
+/// at the first, rather than skipping it for smaller ones after, so that the operations a
+/// payload is built from are always those of its first ancestors, none missing between.
+fn within_budget(
+    hook_ids: &[u64],
+    sizes: &HashMap<u64, Option<u64>>,
+    budget: u64,
+) -> (Vec<u64>, Vec<u64>) {
+    let mut spent = 0u64;
+    let mut kept = Vec::new();
+    let mut omitted = Vec::new();
+    for &hook in hook_ids {
+        let Some(size) = sizes.get(&hook).copied().flatten() else {
+            continue;
+        };
+        match spent.checked_add(size) {
+            Some(total) if omitted.is_empty() && total <= budget => {
+                spent = total;
+                kept.push(hook);
+            }
+            _ => omitted.push(hook),
+        }
+    }
+    (kept, omitted)
+}
+
+/// Ids as the JSON array [`super::db::Dialect::json_integers`] reads.
 fn json_ids(ids: &[u64]) -> Result<String, StoreError> {
     serde_json::to_string(ids).map_err(|error| StoreError::Task(error.to_string()))
 }
@@ -875,6 +1008,28 @@ fn deliveries_of(db: &Db<'_>, event_id: u64) -> Result<Vec<Delivery>, StoreError
     )?)
 }
 
+/// Event `event_id`'s deliveries in plan order, each response read only while the
+/// running total of the responses' bytes in that order (its own included) is within
+/// `budget`; past it, a delivery's response is none and `response_omitted` says whether it
+/// had one. One statement, so that the total and the texts read are of one moment.
+fn deliveries_within(db: &Db<'_>, event_id: u64, budget: u64) -> Result<Vec<Delivery>, StoreError> {
+    Ok(db.query_map(
+        &format!(
+            "SELECT {BUDGETED_DELIVERY_COLUMNS}
+             FROM deliveries AS d JOIN ({RESPONSES_SPENT}) AS sized ON sized.id = d.id
+             WHERE d.event_id = ?1
+             ORDER BY d.layer, d.hook_id"
+        ),
+        params![event_id, budget],
+        |row| {
+            Ok(Delivery {
+                response_omitted: row.get(18)?,
+                ..delivery_of(row)?
+            })
+        },
+    )?)
+}
+
 fn delivery_of(row: &Row) -> Result<Delivery, DbError> {
     let ancestors: String = row.get(5)?;
     let state: String = row.get(6)?;
@@ -907,6 +1062,7 @@ fn delivery_of(row: &Row) -> Result<Delivery, DbError> {
         message: row.get(14)?,
         response: row.get(15)?,
         lease_owner: row.get(16)?,
+        response_omitted: false,
     })
 }
 

@@ -4,12 +4,14 @@
 //! only, and a delivery pending when the server is killed completes after a restart with
 //! each attempt logged once. (Run on both backends: `tests/postgres` includes this file.)
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use super::support::{api_path, execute_in_database, temp, Reply, Server, Tenant, Upstream};
+use super::support::{
+    api_path, execute_in_database, temp, wait_until, Reply, Server, Tenant, Upstream,
+};
 
 /// An event every webhook of these tests subscribes to, and which is not interactive.
 const EVENT: (&str, &str) = ("annotation_content", "initialize");
@@ -395,4 +397,141 @@ fn operations_that_would_nest_the_content_without_end_neither_crash_nor_nest_it(
     // The server still answers.
     let (status, _) = post_event(&acme);
     assert!(status.is_success(), "{status}");
+}
+
+/// What one answer about an event reads of its responses at most
+/// (`dispatch::ANSWERED_RESPONSE_BYTES`), and what a delivery reads of its ancestors'
+/// (`ANCESTOR_RESPONSE_BYTES` in `dispatch/deliveries.rs`): 8 MiB each.
+const RESPONSE_BUDGET: usize = 8 * 1024 * 1024;
+
+/// An event of nine hooks each answering about a MiB (a message of 1,000,000 bytes and an
+/// operation on a datapoint of its own), and a tenth after them all. The answers about it
+/// (`POST /events` and `GET /events/{id}`) read its responses up to 8 MiB, in plan order:
+/// the ninth's and the tenth's are left out, each marked, and the fold is of the eight
+/// read, so that an answer holds each response read twice at most (in its result, and its
+/// messages in the fold). Before, every response was read, parsed and answered, however
+/// often asked: up to 500 MiB for an event of 500 hooks. The tenth's payload is built
+/// from its ancestors' responses up to 8 MiB too: the first eight's operations are
+/// applied, the ninth's not, with a warning. Before, every response of the event was read
+/// at each of its turns.
+#[test]
+fn an_events_responses_are_read_within_a_budget_by_its_answers_and_its_later_hooks() {
+    const BIG: usize = 9;
+    const READ: usize = 8;
+    let dir = temp();
+    let upstream = Upstream::start();
+    // Answers of up to a module's response bytes (1 MiB), not the 64 KiB of these tests.
+    let server =
+        Server::for_webhooks_with(dir.path(), &[("WASMHOOK_MAX_RESPONSE_BYTES", "8388608")]);
+    let acme = Tenant::new(&server, "acme");
+    let padding = "x".repeat(1_000_000);
+    let mut big = Vec::new();
+    for index in 1..=BIG {
+        let path = format!("/big-{index}");
+        big.push(acme.webhook(&format!("{}{path}", upstream.base), json!({})));
+        let operation =
+            json!({"op": "replace", "id": index, "value": {"content": {"value": "set"}}});
+        upstream.script(
+            &path,
+            vec![Reply::Json(
+                200,
+                json!({
+                    "messages": [{"type": "info", "content": padding}],
+                    "operations": [operation],
+                }),
+            )],
+        );
+    }
+    let after = acme.webhook(&format!("{}/after", upstream.base), json!({}));
+    let run_after: Vec<Value> = big.iter().map(|hook| hook["url"].clone()).collect();
+    let (status, patched) = acme.patch(
+        &format!("/hooks/{}", after["id"]),
+        json!({"run_after": run_after}),
+    );
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    upstream.script(
+        "/after",
+        vec![Reply::Json(
+            200,
+            json!({"messages": [{"type": "info", "content": "after"}]}),
+        )],
+    );
+    let datapoints: Vec<Value> = (1..=BIG)
+        .map(|id| json!({"id": id, "category": "datapoint", "content": {"value": "0"}}))
+        .collect();
+    let (status, answer) = acme.event(
+        EVENT.0,
+        EVENT.1,
+        None,
+        json!({"annotation": {"id": 7, "content": [
+            {"id": 100, "category": "section", "children": datapoints}
+        ]}}),
+    );
+    let posted = acme.settle(status, answer);
+    let (status, shown) = acme.get(&path_of(&posted));
+    assert_eq!(status, StatusCode::OK);
+
+    for (name, seen) in [("POST", &posted), ("GET", &shown)] {
+        // Not `{seen}` in a message: it is megabytes.
+        let results = seen["results"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        assert_eq!(results.len(), BIG + 1, "{name}");
+        for (index, result) in results.iter().enumerate() {
+            assert_eq!(result["status"], "completed", "{name}: result {index}");
+            // Each message (its response's messages joined) is cut, as a response would
+            // be: ten of a MB each would be the answer's budget again.
+            let message = result["message"].as_str().unwrap_or_default();
+            assert!(
+                message.chars().count() <= 1024,
+                "{name}: result {index}'s message of {} bytes",
+                message.len()
+            );
+            let omitted = index >= READ;
+            assert_eq!(
+                result["response"].is_object(),
+                !omitted,
+                "{name}: result {index}'s response"
+            );
+            assert_eq!(
+                result.get("response_omitted").cloned(),
+                omitted.then_some(json!(true)),
+                "{name}: result {index} says whether its response was left out"
+            );
+        }
+        let folded = |key: &str| seen[key].as_array().map(Vec::len);
+        assert_eq!(folded("messages"), Some(READ), "{name}: the eight read");
+        assert_eq!(folded("operations"), Some(READ), "{name}: the eight read");
+        let bytes = serde_json::to_string(seen)
+            .map(|text| text.len())
+            .unwrap_or(0);
+        assert!(
+            bytes < 2 * RESPONSE_BUDGET,
+            "{name}: an answer of {bytes} bytes"
+        );
+    }
+
+    let received = upstream.wait_for("/after", 1, Duration::from_secs(30));
+    let payload: Value = serde_json::from_slice(&received[0].body).expect("a JSON payload");
+    let children = &payload["annotation"]["content"][0]["children"];
+    for index in 0..BIG {
+        let expected = if index < READ { "set" } else { "0" };
+        assert_eq!(
+            children[index]["content"]["value"],
+            expected,
+            "datapoint {}",
+            index + 1
+        );
+    }
+    assert_eq!(
+        payload["updated_datapoints"],
+        json!([1, 2, 3, 4, 5, 6, 7, 8])
+    );
+    let warned = wait_until(Instant::now() + Duration::from_secs(10), || {
+        server
+            .log()
+            .contains("their operations not applied to its payload")
+    });
+    assert!(warned, "no warning that operations were left out");
 }

@@ -206,6 +206,12 @@ pub(super) struct EventRunView {
     /// hook's `retry_count`).
     #[serde(skip_serializing_if = "Option::is_none")]
     max_attempts: Option<u64>,
+    /// A non-interactive event's finished delivery whose response is left out of this
+    /// answer (`response` null; present only when true): an answer reads 8 MiB of its
+    /// event's responses at most, in plan order, and this one came past it. Its run log
+    /// holds it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    response_omitted: bool,
 }
 
 /// What `POST /events` and `GET /events/{id}` answer: each run, and what the finished
@@ -354,6 +360,7 @@ fn render_event(
             state: None,
             attempts: None,
             max_attempts: None,
+            response_omitted: false,
         })
         .collect();
     EventAnswerView {
@@ -372,49 +379,80 @@ fn render_event(
     }
 }
 
-/// The answer about a non-interactive event: each delivery where it is, and what the
-/// finished ones' responses say together.
-fn render_progress(state: &AppState, progress: &EventProgress) -> EventAnswerView {
-    let event = &progress.event;
-    let response_of = |delivery: &crate::store::deliveries::Delivery| {
-        delivery
-            .response
-            .as_deref()
-            .and_then(|text| match serde_json::from_str(text) {
-                Ok(Value::Object(response)) => Some(response),
-                _ => None,
-            })
-    };
-    let finished: Vec<EventRun> = progress
+/// The responses of a non-interactive event's finished deliveries (those the store read,
+/// within the answer's budget), each parsed once, and what they say together: the fold
+/// borrows them, then each is answered in its delivery's result. `phases` are the
+/// deliveries' own.
+fn finished_responses(
+    progress: &EventProgress,
+    phases: &[DeliveryPhase],
+) -> (EventAnswer, Vec<Option<Map<String, Value>>>) {
+    let mut responses: Vec<Option<Map<String, Value>>> = progress
         .deliveries
         .iter()
-        .filter(|delivery| DeliveryPhase::of(delivery) == DeliveryPhase::Finished)
-        .filter_map(|delivery| {
-            Some(EventRun {
+        .zip(phases)
+        .map(|(delivery, phase)| {
+            let text = delivery
+                .response
+                .as_deref()
+                .filter(|_| *phase == DeliveryPhase::Finished)?;
+            match serde_json::from_str(text) {
+                Ok(Value::Object(response)) => Some(response),
+                _ => None,
+            }
+        })
+        .collect();
+    let (folded_at, finished): (Vec<usize>, Vec<EventRun>) = progress
+        .deliveries
+        .iter()
+        .zip(phases)
+        .enumerate()
+        .filter(|(_, (_, phase))| **phase == DeliveryPhase::Finished)
+        .filter_map(|(index, (delivery, _))| {
+            let run = EventRun {
                 hook_id: delivery.hook_id,
                 status: delivery.status?,
                 message: delivery.message.clone().unwrap_or_default(),
-                response: response_of(delivery),
-                request_id: event.request_id.clone(),
-            })
+                response: responses.get_mut(index)?.take(),
+                request_id: progress.event.request_id.clone(),
+            };
+            Some((index, run))
         })
-        .collect();
+        .unzip();
     let folded = EventAnswer::fold(&finished);
+    for (index, run) in folded_at.into_iter().zip(finished) {
+        if let Some(slot) = responses.get_mut(index) {
+            *slot = run.response;
+        }
+    }
+    (folded, responses)
+}
+
+/// The answer about a non-interactive event: each delivery where it is, and what the
+/// finished ones' responses say together. The responses are those the store read within
+/// the answer's budget (`dispatch::ANSWERED_RESPONSE_BYTES`); a delivery whose response
+/// was left out says so, and the fold is of those read.
+fn render_progress(state: &AppState, progress: &EventProgress) -> EventAnswerView {
+    let event = &progress.event;
+    let phases: Vec<DeliveryPhase> = progress.deliveries.iter().map(DeliveryPhase::of).collect();
+    let (folded, responses) = finished_responses(progress, &phases);
     let results = progress
         .deliveries
         .iter()
-        .map(|delivery| {
-            let phase = DeliveryPhase::of(delivery);
+        .zip(phases)
+        .zip(responses)
+        .map(|((delivery, phase), response)| {
             let finished = phase == DeliveryPhase::Finished;
             EventRunView {
                 hook: state.url("hooks", delivery.hook_id),
                 status: delivery.status.filter(|_| finished),
                 message: delivery.message.clone().unwrap_or_default(),
-                response: response_of(delivery).filter(|_| finished),
+                response,
                 request_id: event.request_id.clone(),
                 state: Some(phase.as_str()),
                 attempts: Some(delivery.attempt),
                 max_attempts: Some(delivery.max_attempts),
+                response_omitted: finished && delivery.response_omitted,
             }
         })
         .collect();

@@ -1,20 +1,24 @@
 //! Deliveries as rows, on both backends: a lease keeps a delivery from every other claimer
 //! until it runs out, and one taken over mid-attempt says so; a turn ends only while its
 //! lease is held, its run log committed with it or not at all; a layer is promoted once;
-//! and, on PostgreSQL, two replicas claiming at once take disjoint rows.
+//! an event's responses are read within a budget of bytes, and a delivery's ancestors'
+//! alone; and, on PostgreSQL, two replicas claiming at once take disjoint rows.
 
 use serde_json::json;
 
 use super::TestResult;
 use crate::model::run_log::{RunLog, RunStatus};
 use crate::store::deliveries::{
-    DeliveryState, GivenBack, Lease, NewDelivery, NewEvent, Next, Promotion, Turn,
+    DeliveryState, GivenBack, Lease, NewDelivery, NewEvent, Next, Promotion, ResponsesRead, Turn,
 };
 use crate::store::run_logs::RunLogRow;
 use crate::store::Store;
 
 /// A backlog bound no test here reaches unless it means to.
 const BACKLOG: u64 = 1000;
+/// A budget of response bytes no test here reaches unless it means to (the most a
+/// parameter may be: the databases' integers are signed).
+const ALL: u64 = u64::MAX >> 1;
 
 fn lease(owner: &str, until_ms: i64) -> Lease {
     Lease {
@@ -162,7 +166,10 @@ async fn a_lease_holds_until_it_runs_out_and_a_turn_ends_only_while_held(
     assert_eq!(store.run_logs().count_for_request("r-1").await?, 2);
 
     // The next layer is promoted once, however many finishers decide it.
-    let (_, all) = deliveries.event(row.id, None).await?.ok_or("the event")?;
+    let (_, all) = deliveries
+        .event(row.id, None, ALL)
+        .await?
+        .ok_or("the event")?;
     let second = all
         .iter()
         .find(|delivery| delivery.layer == 1)
@@ -194,12 +201,12 @@ async fn a_lease_holds_until_it_runs_out_and_a_turn_ends_only_while_held(
             .await?
     );
     // Another organization does not see it; the retention deletes it once finished.
-    assert!(deliveries.event(row.id, Some(2)).await?.is_none());
+    assert!(deliveries.event(row.id, Some(2), ALL).await?.is_none());
     assert_eq!(deliveries.outlook(&[]).await?.1, 0, "nothing left to do");
     store
         .delete_expired("2028-01-01T00:00:00.000000Z", 0)
         .await?;
-    assert!(deliveries.event(row.id, None).await?.is_none());
+    assert!(deliveries.event(row.id, None, ALL).await?.is_none());
     Ok(())
 }
 
@@ -327,7 +334,7 @@ async fn deliveries_given_back_together_are_ready_uncounted_and_only_if_still_he
     }
     // The third is still "a"'s.
     let (_, all) = deliveries
-        .event(first[0].event_id, None)
+        .event(first[0].event_id, None, ALL)
         .await?
         .ok_or("the event")?;
     let third = all
@@ -338,7 +345,167 @@ async fn deliveries_given_back_together_are_ready_uncounted_and_only_if_still_he
     Ok(())
 }
 
+/// Ten bytes of JSON in nine characters: a budget counted in characters would take it.
+const FIRST: &str = r#"{"a":"é"}"#;
+/// Seven bytes.
+const SECOND: &str = r#"{"b":1}"#;
+
+/// An event of hooks 1, 2 and 3, then hook 4 after them, whose first layer is done: hook 1
+/// answered [`FIRST`], hook 2 [`SECOND`] and hook 3 nothing. Its id.
+async fn answered_event(store: &Store) -> Result<u64, Box<dyn std::error::Error>> {
+    let deliveries = store.deliveries();
+    let mut answered = event("r-answered");
+    answered.deliveries = (1..=3)
+        .map(|hook_id| NewDelivery {
+            hook_id,
+            layer: 0,
+            ancestors: Vec::new(),
+            max_attempts: 1,
+        })
+        .chain([NewDelivery {
+            hook_id: 4,
+            layer: 1,
+            ancestors: vec![1, 2, 3],
+            max_attempts: 1,
+        }])
+        .collect();
+    let (row, first) = deliveries
+        .enqueue(answered, Some(lease("a", 1_000)), 100, BACKLOG)
+        .await?
+        .ok_or("the backlog has room")?;
+    for delivery in first {
+        let response = match delivery.hook_id {
+            1 => Some(FIRST.to_owned()),
+            2 => Some(SECOND.to_owned()),
+            _ => None,
+        };
+        let done = Turn {
+            id: delivery.id,
+            owner: "a".into(),
+            next: Next::Done {
+                status: RunStatus::Completed,
+                message: String::new(),
+                response,
+            },
+            log: None,
+        };
+        assert!(deliveries.finish(done).await?);
+    }
+    Ok(row.id)
+}
+
+async fn an_events_responses_are_read_within_a_budget_of_bytes_and_those_past_it_marked(
+    store: Store,
+) -> TestResult {
+    let id = answered_event(&store).await?;
+    let read = |budget: u64| {
+        let store = store.clone();
+        async move {
+            let (_, deliveries) = store
+                .deliveries()
+                .event(id, None, budget)
+                .await?
+                .ok_or("the event")?;
+            let seen: Vec<(u64, Option<String>, bool)> = deliveries
+                .into_iter()
+                .map(|delivery| {
+                    (
+                        delivery.hook_id,
+                        delivery.response,
+                        delivery.response_omitted,
+                    )
+                })
+                .collect();
+            Ok::<_, Box<dyn std::error::Error>>(seen)
+        }
+    };
+    let (first, second) = (Some(FIRST.to_owned()), Some(SECOND.to_owned()));
+    assert_eq!(
+        read(17).await?,
+        vec![
+            (1, first.clone(), false),
+            (2, second, false),
+            (3, None, false),
+            (4, None, false),
+        ],
+        "both responses, 17 bytes, fit in 17"
+    );
+    assert_eq!(
+        read(16).await?,
+        vec![
+            (1, first, false),
+            (2, None, true),
+            (3, None, false),
+            (4, None, false),
+        ],
+        "the second is past the budget; those with no response are not marked"
+    );
+    assert_eq!(
+        read(9).await?,
+        vec![
+            (1, None, true),
+            (2, None, true),
+            (3, None, false),
+            (4, None, false),
+        ],
+        "the first is nine characters but ten bytes, and the budget is of bytes; past it, \
+         every response after is left out too"
+    );
+    Ok(())
+}
+
+async fn a_deliverys_ancestors_responses_are_read_alone_in_its_order_within_a_budget(
+    store: Store,
+) -> TestResult {
+    let id = answered_event(&store).await?;
+    let deliveries = store.deliveries();
+    let (first, second) = (FIRST.to_owned(), SECOND.to_owned());
+    // Hook 3 answered nothing and hook 99 is not the event's: both are skipped.
+    assert_eq!(
+        deliveries.responses_of(id, vec![2, 3, 1, 99], 17).await?,
+        ResponsesRead {
+            responses: vec![(2, second.clone()), (1, first.clone())],
+            omitted: Vec::new(),
+        },
+        "in the order asked"
+    );
+    assert_eq!(
+        deliveries.responses_of(id, vec![2, 1], 16).await?,
+        ResponsesRead {
+            responses: vec![(2, second)],
+            omitted: vec![1],
+        }
+    );
+    assert_eq!(
+        deliveries.responses_of(id, vec![1, 2], 9).await?,
+        ResponsesRead {
+            responses: Vec::new(),
+            omitted: vec![1, 2],
+        },
+        "ten bytes are past a budget of nine, and the one after it is left out too"
+    );
+    assert_eq!(
+        deliveries.responses_of(id, vec![1], 10).await?,
+        ResponsesRead {
+            responses: vec![(1, first)],
+            omitted: Vec::new(),
+        }
+    );
+    assert_eq!(
+        deliveries.responses_of(id, Vec::new(), 10).await?,
+        ResponsesRead::default()
+    );
+    assert_eq!(
+        deliveries.responses_of(id + 1, vec![1, 2], 17).await?,
+        ResponsesRead::default(),
+        "another event's deliveries are not read"
+    );
+    Ok(())
+}
+
 on_both!(
+    an_events_responses_are_read_within_a_budget_of_bytes_and_those_past_it_marked,
+    a_deliverys_ancestors_responses_are_read_alone_in_its_order_within_a_budget,
     deliveries_given_back_together_are_ready_uncounted_and_only_if_still_held,
     a_lease_holds_until_it_runs_out_and_a_turn_ends_only_while_held,
     a_polled_attempt_is_not_counted_again_and_a_backlog_is_counted,
