@@ -22,6 +22,7 @@ use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
 
 use super::dispatcher::{attempts, check_permit, AttemptEnd, Attempted, DispatchError, RunToken};
+use super::event::{ANCESTOR_RESPONSE_BYTES, ANSWERED_RESPONSE_BYTES};
 use super::limits::{reserved_mb, RunPermit};
 use super::plan::{body_after, failed_predecessor, EventPlan};
 use super::webhook::{self, PollAnswer};
@@ -99,27 +100,6 @@ impl DeliveryPhase {
         }
     }
 }
-
-/// Bytes of its deliveries' responses one answer about an event (`POST /events`,
-/// `GET /events/{id}`) reads, in plan order: eight of the largest responses a hook may give
-/// (1 MiB). An event may run `hooks_per_organization` (500) hooks, and any member may ask
-/// for it as often as it likes: read whole, each answer would read, parse and send up to
-/// 500 MiB. The responses past it are left out of the answer, unread, each delivery saying
-/// so (`response_omitted`; its run log holds it), and the answer's folded `messages`,
-/// `operations` and `automation_blockers` are those of the responses read. An answer holds
-/// each response read twice at most: in its result, and its lists once more in the fold.
-pub const ANSWERED_RESPONSE_BYTES: u64 = 8 * 1024 * 1024;
-
-/// Bytes of its ancestors' responses a delivery's payload is built from, in layer order:
-/// eight of the largest responses a hook may give (1 MiB), which is also about what
-/// [`MAX_OPERATIONS`] operations of a hundred bytes each take. Each turn of a delivery reads
-/// them, and a delivery at the end of a run_after chain of 500 hooks would otherwise read
-/// up to 499 MiB at each turn, 500 times over the chain (on SQLite through the connection
-/// every write waits for). Past it, the responses left are not read and their operations
-/// not applied, with a warning, as past [`MAX_OPERATIONS`] operations.
-///
-/// [`MAX_OPERATIONS`]: crate::model::content::MAX_OPERATIONS
-const ANCESTOR_RESPONSE_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Turns one replica takes at once; more due deliveries wait for the next claim.
 const TURNS_AT_ONCE: usize = 64;

@@ -518,6 +518,7 @@ impl Dispatcher {
             status: RunStatus::Cancelled,
             message: log.message,
             response: None,
+            response_omitted: false,
             request_id: log.request_id,
         })
     }

@@ -1,7 +1,9 @@
 //! Running an event: walking its [`EventPlan`] layer by layer, the hooks of a layer at
 //! once, each run or cancelled as [`EventPlan::step`] says, and recorded. The rules (which
 //! hooks, what order, who is cancelled) are the plan's; this is only the walk, with the
-//! dispatcher's runs.
+//! dispatcher's runs, and what it keeps of them: within budgets of bytes, the responses
+//! its answer holds and the operations its later hooks' payloads are built from. Those
+//! budgets, and the fold of an answer ([`EventAnswer`]), are a non-interactive event's too.
 
 use std::collections::HashMap;
 
@@ -11,9 +13,53 @@ use serde_json::{Map, Value};
 use super::dispatcher::{check_permit, DispatchError, Dispatcher, RunResult};
 use super::limits::RunPermit;
 use super::plan::{body_after, EventPlan, Step};
-use crate::model::hook::Hook;
+use crate::model::hook::{json_bytes, Hook};
 use crate::model::{EventAction, EventFields, RunStatus};
 use crate::trace_context::TRACE;
+
+/// Bytes of an event's responses one answer about it holds (`POST /events`,
+/// `GET /events/{id}`), in plan order: eight of the largest responses a hook may give
+/// (1 MiB). An event may run `hooks_per_organization` (500) hooks: whole, an answer would
+/// hold, parse and send up to 500 MiB, and a non-interactive event's may be asked for as
+/// often as a member likes. A non-interactive event's answers read its deliveries'
+/// responses up to it, the texts past it never read; an interactive event's walk
+/// ([`Dispatcher::run_event`]) keeps its runs' responses up to it, each past it dropped as
+/// soon as its run ends. Either way each response left out says so (`response_omitted`; its
+/// run log holds it), and the answer's folded `messages`, `operations` and
+/// `automation_blockers` are those of the responses held. An answer holds each response
+/// twice at most: in its result, and its lists once more in the fold.
+pub const ANSWERED_RESPONSE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Bytes of its ancestors' responses a hook's payload is built from, in layer order:
+/// eight of the largest responses a hook may give (1 MiB), which is also about what
+/// [`MAX_OPERATIONS`] operations of a hundred bytes each take. Each turn of a
+/// non-interactive delivery reads them, and one at the end of a run_after chain of 500
+/// hooks would otherwise read up to 499 MiB at each turn, 500 times over the chain (on
+/// SQLite through the connection every write waits for); an interactive event's walk would
+/// keep them all in memory until its last hook's payload is built. Past it, the responses
+/// left are not read (a delivery's) or not kept (an interactive run's), and their
+/// operations not applied, with a warning, as past [`MAX_OPERATIONS`] operations. Of those
+/// within it, only the `operations` are parsed (a delivery's) or kept once the answer no
+/// longer holds the response (an interactive run's).
+///
+/// [`MAX_OPERATIONS`]: crate::model::content::MAX_OPERATIONS
+pub const ANCESTOR_RESPONSE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Characters of each run's message (its response's messages joined, up to a MiB) an
+/// answer about an event holds: its first ones, or 500 messages would be as much as 500
+/// responses. Its run log keeps it whole. A non-interactive event's answers cut it in the
+/// statement that reads it (`substr(message, 1, 1024)` in `store/deliveries.rs`), an
+/// interactive event's walk as each run ends (`cut_message`).
+pub const ANSWERED_MESSAGE_CHARS: usize = 1024;
+
+/// Cuts `message` to its first [`ANSWERED_MESSAGE_CHARS`] characters (at a character's
+/// boundary), giving back the memory of the rest: what an answer holds of a run's message.
+pub(crate) fn cut_message(message: &mut String) {
+    if let Some((end, _)) = message.char_indices().nth(ANSWERED_MESSAGE_CHARS) {
+        message.truncate(end);
+        message.shrink_to_fit();
+    }
+}
 
 /// One hook's part in an event: what `POST /events` answers for each hook, and what the
 /// hooks after it are decided by.
@@ -23,10 +69,15 @@ pub struct EventRun {
     pub hook_id: u64,
     /// How its run ended.
     pub status: RunStatus,
-    /// Its run log's message.
+    /// Its run log's message; in an answer, its first [`ANSWERED_MESSAGE_CHARS`]
+    /// characters (the run log keeps it whole).
     pub message: String,
-    /// Its response, when it completed.
+    /// Its response, when it completed and the answer holds it.
     pub response: Option<Map<String, Value>>,
+    /// Whether it completed with a response that the answer does not hold: it came past
+    /// [`ANSWERED_RESPONSE_BYTES`] in plan order. Its run log holds it; the answer says
+    /// so, so that a client can tell a response left out from none.
+    pub response_omitted: bool,
     /// Its run's request id.
     pub request_id: String,
 }
@@ -77,6 +128,7 @@ impl EventRun {
             status: result.status,
             message: result.message,
             response: result.response,
+            response_omitted: false,
             request_id: result.request_id,
         }
     }
@@ -89,6 +141,12 @@ impl Dispatcher {
     /// (the organization's, for as many runs as the plan has hooks) is held until the last
     /// run is recorded. A non-interactive event is delivered instead
     /// (`Dispatcher::deliver_event`): its retries and polling outlive the request.
+    ///
+    /// The runs come back in plan order, each message cut to [`ANSWERED_MESSAGE_CHARS`]
+    /// characters, and their responses up to [`ANSWERED_RESPONSE_BYTES`]: each past it is
+    /// dropped as soon as its run ends, its run marked `response_omitted`. A hook's payload
+    /// is built from its ancestors' operations up to [`ANCESTOR_RESPONSE_BYTES`] of their
+    /// responses, in layer order, as a non-interactive delivery's is (see `Walk`).
     #[tracing::instrument(
         target = TRACE,
         name = "event",
@@ -105,61 +163,69 @@ impl Dispatcher {
         request_id: &str,
     ) -> Result<Vec<EventRun>, DispatchError> {
         let plan = EventPlan::new(hooks, event, queue_id);
-        let mut finished: HashMap<u64, EventRun> = HashMap::new();
-        let mut order = Vec::new();
-        for layer in plan.layers() {
-            let runs: Vec<_> = layer
+        let mut walk = Walk::new(
+            plan.layers()
                 .iter()
-                .map(|&id| {
-                    let hook = plan.hook(id);
-                    check_permit(&permit, hook);
-                    let step = plan.step(id, |other| finished.get(&other).map(|run| run.status));
-                    let body = match &step {
-                        Step::Cancel { .. } => body.clone(),
-                        Step::Run { ancestors } => {
-                            let responses = ancestors
-                                .iter()
-                                .filter_map(|ancestor| finished.get(ancestor)?.response.as_ref());
-                            body_after(body, responses)
-                        }
-                    };
-                    async move {
-                        self.take_step(hook, &step, event, &body, queue_id, request_id)
-                            .await
-                    }
+                .flatten()
+                .map(|&id| (id, plan.ancestors(id))),
+            Budgets::SHARED,
+        );
+        for layer in plan.layers() {
+            let mut steps = Vec::with_capacity(layer.len());
+            for &id in layer {
+                let hook = plan.hook(id);
+                check_permit(&permit, hook);
+                let step = plan.step(id, |other| walk.status(other));
+                let body = match &step {
+                    Step::Cancel { .. } => body.clone(),
+                    Step::Run { .. } => walk.body_of(id, body),
+                };
+                steps.push((hook, step, body));
+            }
+            walk.built(layer);
+            let runs: Vec<_> = steps
+                .into_iter()
+                .map(|(hook, step, body)| async move {
+                    self.take_step(hook, &step, event, &body, queue_id, request_id)
+                        .await
                 })
                 .collect();
             // As many at once as the permit holds slots: a layer of more hooks than the
             // organization's share takes turns within it, the next starting as soon as any
-            // ends; the results are then put back in the layer's order.
+            // ends. Each run is kept in its place in the layer as it ends, its response
+            // dropped at once when it is past the answer's budget.
             let at_once = permit.runs();
             let mut waiting = runs.into_iter().enumerate();
             let mut running = FuturesUnordered::new();
-            let mut ended = Vec::with_capacity(layer.len());
+            let mut ending = walk.layer(layer);
+            // The first error in the layer's order, answered once every run has ended.
+            let mut failed: Option<(usize, DispatchError)> = None;
             loop {
                 while running.len() < at_once {
-                    let Some((index, run)) = waiting.next() else {
+                    let Some((place, run)) = waiting.next() else {
                         break;
                     };
-                    running.push(async move { (index, run.await) });
+                    running.push(async move { (place, run.await) });
                 }
-                let Some(run) = running.next().await else {
+                let Some((place, run)) = running.next().await else {
                     break;
                 };
-                ended.push(run);
+                match run {
+                    Ok(run) => walk.ended(&mut ending, place, run),
+                    Err(error) => {
+                        if failed.as_ref().is_none_or(|(first, _)| place < *first) {
+                            failed = Some((place, error));
+                        }
+                    }
+                }
             }
-            ended.sort_by_key(|(index, _)| *index);
-            for (_, run) in ended {
-                let run = run?;
-                order.push(run.hook_id);
-                finished.insert(run.hook_id, run);
+            if let Some((_, error)) = failed {
+                return Err(error);
             }
+            walk.finish_layer(ending);
         }
         drop(permit);
-        Ok(order
-            .into_iter()
-            .filter_map(|id| finished.remove(&id))
-            .collect())
+        Ok(walk.results)
     }
 
     /// One hook's step of an event, recorded: its run, or its cancellation when a predecessor did not complete or its module cannot run.
@@ -190,6 +256,320 @@ impl Dispatcher {
     }
 }
 
+/// The budgets of bytes a [`Walk`] keeps responses within: [`Budgets::SHARED`], a
+/// non-interactive event's too, or a test's smaller ones.
+#[derive(Debug, Clone, Copy)]
+struct Budgets {
+    /// Bytes of responses the answer holds, in plan order.
+    answer: u64,
+    /// Bytes of its ancestors' responses a payload is built from, in layer order.
+    ancestors: u64,
+}
+
+impl Budgets {
+    /// [`ANSWERED_RESPONSE_BYTES`] and [`ANCESTOR_RESPONSE_BYTES`].
+    const SHARED: Budgets = Budgets {
+        answer: ANSWERED_RESPONSE_BYTES,
+        ancestors: ANCESTOR_RESPONSE_BYTES,
+    };
+}
+
+/// What an interactive event's walk keeps of its runs as they end, within [`Budgets`] of
+/// bytes, by the rules a non-interactive event's answers and deliveries read its responses
+/// by. The answer's results, in plan order, hold the responses up to the answer's budget: a
+/// response found past it (the bytes of the responses before it in plan order and its own
+/// over it) is dropped as soon as its run ends, or as soon as a run before it in its layer
+/// ends and puts it past, not when the event ends. Each hook still to run is built from the
+/// operations of its ancestors' responses up to the ancestors' budget, in layer order, as
+/// a delivery is: of a response the answer dropped, the operations alone are kept, and
+/// only while a payload still to build takes them. Before, every response was kept whole
+/// until the last hook had run, each payload was built from its ancestors' whole
+/// responses, and every one was answered: up to 500 hooks of 1 MiB each, parsed, per event.
+///
+/// A run's place in plan order within its layer is known when it starts, but its layer's
+/// runs end in any order: one that has not ended counts for no bytes, so that the total
+/// before a response only grows as more runs end, and one found past a budget stays past.
+#[derive(Debug)]
+struct Walk {
+    budgets: Budgets,
+    /// The runs of the layers that have ended, in plan order: the answer's results.
+    results: Vec<EventRun>,
+    /// Each of those runs' place in `results`.
+    at: HashMap<u64, usize>,
+    /// Bytes of the responses of the layers that have ended, those dropped included: the
+    /// answer's budget spent.
+    spent: u64,
+    /// Each planned hook with ancestors whose payload is not built yet, and what it will
+    /// be built from.
+    payloads: HashMap<u64, Payload>,
+    /// The operations (a map of that key alone, as [`body_after`] reads them) of ended runs
+    /// whose responses the answer dropped, while a payload still to build takes them.
+    operations: HashMap<u64, Map<String, Value>>,
+    /// How many payloads still to build take each ended run's operations.
+    takers: HashMap<u64, usize>,
+}
+
+/// What the payload of a hook still to run is built from, gathered as its ancestors'
+/// layers end.
+#[derive(Debug, Default)]
+struct Payload {
+    /// The hooks it runs after, in layer order.
+    ancestors: Vec<u64>,
+    /// How many of `ancestors` are in the layers that have begun: those after are in the
+    /// layers to come.
+    begun: usize,
+    /// Bytes of the responses of its ancestors whose layers have ended, in layer order,
+    /// those past the budget included.
+    spent: u64,
+    /// The ancestors whose operations it takes, in layer order: those whose responses came
+    /// within the budget.
+    takes: Vec<u64>,
+    /// How many of its ancestors' responses came past the budget.
+    omitted: usize,
+    /// The first of them.
+    first_omitted: Option<u64>,
+}
+
+/// One layer's runs while they end, in any order, each in its place in the layer.
+#[derive(Debug)]
+struct LayerRuns {
+    /// The layer's hooks, in plan order.
+    ids: Vec<u64>,
+    /// Each hook's run, once it has ended.
+    runs: Vec<Option<EventRun>>,
+    /// Each ended run's response's bytes (of its JSON text), when it gave one.
+    bytes: Vec<Option<u64>>,
+    /// Each hook still to run after some of this layer's: that hook, and the places in this
+    /// layer of its ancestors, in order.
+    later: Vec<(u64, Vec<usize>)>,
+}
+
+impl Walk {
+    /// The walk of a plan whose hooks are `planned`, each with its ancestors in layer order
+    /// ([`EventPlan::ancestors`]), keeping responses within `budgets`.
+    fn new(planned: impl IntoIterator<Item = (u64, Vec<u64>)>, budgets: Budgets) -> Self {
+        let payloads = planned
+            .into_iter()
+            .filter(|(_, ancestors)| !ancestors.is_empty())
+            .map(|(id, ancestors)| {
+                let payload = Payload {
+                    ancestors,
+                    ..Payload::default()
+                };
+                (id, payload)
+            })
+            .collect();
+        Walk {
+            budgets,
+            results: Vec::new(),
+            at: HashMap::new(),
+            spent: 0,
+            payloads,
+            operations: HashMap::new(),
+            takers: HashMap::new(),
+        }
+    }
+
+    /// Hook `id`'s run, once its layer has ended.
+    fn run(&self, id: u64) -> Option<&EventRun> {
+        self.results.get(*self.at.get(&id)?)
+    }
+
+    /// How hook `id`'s run ended, once its layer has: what [`EventPlan::step`] decides by.
+    fn status(&self, id: u64) -> Option<RunStatus> {
+        self.run(id).map(|run| run.status)
+    }
+
+    /// The payload keys of hook `id`, about to run: `body` with the operations of its
+    /// ancestors' responses within the budget applied ([`body_after`]), and a warning
+    /// naming those past it.
+    fn body_of(&self, id: u64, body: &EventFields) -> EventFields {
+        let Some(payload) = self.payloads.get(&id) else {
+            return body.clone();
+        };
+        if let Some(first) = payload.first_omitted {
+            tracing::warn!(
+                "hook {id}: the responses of the hooks it runs after are over {} bytes; \
+                 those of {} of them (hook {first} the first) are not kept, and their \
+                 operations not applied to its payload",
+                self.budgets.ancestors,
+                payload.omitted
+            );
+        }
+        let responses = payload.takes.iter().filter_map(|ancestor| {
+            self.operations
+                .get(ancestor)
+                .or_else(|| self.run(*ancestor)?.response.as_ref())
+        });
+        body_after(body, responses)
+    }
+
+    /// The payloads of `layer`'s hooks are built: what they took is given back, and the
+    /// operations no payload still to build takes are dropped.
+    fn built(&mut self, layer: &[u64]) {
+        for id in layer {
+            let Some(payload) = self.payloads.remove(id) else {
+                continue;
+            };
+            for ancestor in payload.takes {
+                let left = match self.takers.get_mut(&ancestor) {
+                    Some(takers) => {
+                        *takers = takers.saturating_sub(1);
+                        *takers
+                    }
+                    None => 0,
+                };
+                if left == 0 {
+                    self.takers.remove(&ancestor);
+                    self.operations.remove(&ancestor);
+                }
+            }
+        }
+    }
+
+    /// `layer`'s runs, about to begin, to be kept as they end: each hook still to run after
+    /// some of them finds their places.
+    fn layer(&mut self, layer: &[u64]) -> LayerRuns {
+        let places: HashMap<u64, usize> = layer
+            .iter()
+            .enumerate()
+            .map(|(place, &id)| (id, place))
+            .collect();
+        let mut later = Vec::new();
+        for (&id, payload) in &mut self.payloads {
+            // Its ancestors are in layer order, and those of the layers before are behind
+            // `begun`: this layer's, if any, come next.
+            let mut mine = Vec::new();
+            while let Some(place) = payload
+                .ancestors
+                .get(payload.begun)
+                .and_then(|ancestor| places.get(ancestor).copied())
+            {
+                mine.push(place);
+                payload.begun += 1;
+            }
+            if !mine.is_empty() {
+                later.push((id, mine));
+            }
+        }
+        LayerRuns {
+            ids: layer.to_vec(),
+            runs: layer.iter().map(|_| None).collect(),
+            bytes: vec![None; layer.len()],
+            later,
+        }
+    }
+
+    /// The run at `place` in `layer` has ended: its message cut to what an answer holds,
+    /// its response's bytes measured, and whatever is now past a budget dropped.
+    fn ended(&mut self, layer: &mut LayerRuns, place: usize, mut run: EventRun) {
+        cut_message(&mut run.message);
+        let bytes = run
+            .response
+            .as_ref()
+            .map(|response| u64::try_from(json_bytes(response)).unwrap_or(u64::MAX));
+        if let (Some(slot), Some(size)) = (layer.runs.get_mut(place), layer.bytes.get_mut(place)) {
+            *slot = Some(run);
+            *size = bytes;
+        }
+        self.drop_past_budgets(layer);
+    }
+
+    /// Drops the responses of `layer`'s ended runs that are past the answer's budget, and
+    /// the operations of those no payload still to build may take within its own.
+    fn drop_past_budgets(&mut self, layer: &mut LayerRuns) {
+        // The answer's: the responses of the layers ended, then this layer's, in plan order.
+        let mut spent = self.spent;
+        let mut dropped: Vec<(usize, Value)> = Vec::new();
+        for (place, (run, bytes)) in layer.runs.iter_mut().zip(&layer.bytes).enumerate() {
+            let (Some(run), Some(bytes)) = (run.as_mut(), *bytes) else {
+                continue;
+            };
+            spent = spent.saturating_add(bytes);
+            if spent <= self.budgets.answer {
+                continue;
+            }
+            if let Some(mut response) = run.response.take() {
+                run.response_omitted = true;
+                if let Some(operations) = response.remove("operations") {
+                    dropped.push((place, operations));
+                }
+            }
+        }
+        // Each payload's: its ancestors' responses of the layers ended, then this layer's,
+        // in layer order. A response within one payload's budget may be taken.
+        let mut taken = vec![false; layer.ids.len()];
+        for (id, places) in &layer.later {
+            let mut spent = self.payloads.get(id).map_or(0, |payload| payload.spent);
+            for &place in places {
+                let Some(bytes) = layer.bytes.get(place).copied().flatten() else {
+                    continue;
+                };
+                spent = spent.saturating_add(bytes);
+                if spent > self.budgets.ancestors {
+                    break;
+                }
+                if let Some(slot) = taken.get_mut(place) {
+                    *slot = true;
+                }
+            }
+        }
+        for (place, operations) in dropped {
+            let Some(&id) = layer.ids.get(place) else {
+                continue;
+            };
+            if taken.get(place).copied().unwrap_or(false) {
+                let mut only = Map::new();
+                only.insert("operations".to_owned(), operations);
+                self.operations.insert(id, only);
+            }
+        }
+        for (id, &kept) in layer.ids.iter().zip(&taken) {
+            if !kept {
+                self.operations.remove(id);
+            }
+        }
+    }
+
+    /// Every run of `layer` has ended: each payload still to build takes the operations of
+    /// its ancestors' responses among them within its budget, and the runs join the
+    /// answer's results.
+    fn finish_layer(&mut self, layer: LayerRuns) {
+        for (id, places) in &layer.later {
+            let Some(payload) = self.payloads.get_mut(id) else {
+                continue;
+            };
+            for &place in places {
+                let (Some(bytes), Some(&ancestor)) = (
+                    layer.bytes.get(place).copied().flatten(),
+                    layer.ids.get(place),
+                ) else {
+                    continue;
+                };
+                payload.spent = payload.spent.saturating_add(bytes);
+                if payload.spent <= self.budgets.ancestors {
+                    payload.takes.push(ancestor);
+                    *self.takers.entry(ancestor).or_insert(0) += 1;
+                } else {
+                    payload.omitted += 1;
+                    payload.first_omitted = payload.first_omitted.or(Some(ancestor));
+                }
+            }
+        }
+        self.spent = layer
+            .bytes
+            .iter()
+            .flatten()
+            .fold(self.spent, |spent, bytes| spent.saturating_add(*bytes));
+        for run in layer.runs.into_iter().flatten() {
+            self.at.insert(run.hook_id, self.results.len());
+            self.results.push(run);
+        }
+        let takers = &self.takers;
+        self.operations.retain(|id, _| takers.contains_key(id));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,6 +581,7 @@ mod tests {
             status,
             message: String::new(),
             response: response.and_then(|value| value.as_object().cloned()),
+            response_omitted: false,
             request_id: "r".into(),
         }
     }
@@ -227,5 +608,159 @@ mod tests {
         assert_eq!(answer.operations, vec![json!(1)]);
         assert_eq!(answer.automation_blockers, vec![json!("x")]);
         assert_eq!(answer.failed, 2);
+    }
+
+    /// Hook `id`'s completed run with run log message `message`, whose response sets
+    /// datapoint `id` to "set": as many bytes for every id of one digit.
+    fn setting(id: u64, message: &str) -> EventRun {
+        let response = json!({
+            "messages": [{"type": "info", "content": "m"}],
+            "operations": [{"op": "replace", "id": id, "value": {"content": {"value": "set"}}}],
+        });
+        EventRun {
+            hook_id: id,
+            message: message.to_owned(),
+            ..run(RunStatus::Completed, Some(response))
+        }
+    }
+
+    /// The bytes of [`setting`]'s response for an id of one digit.
+    fn one_response() -> u64 {
+        let bytes = setting(1, "m")
+            .response
+            .map_or(0, |response| json_bytes(&response));
+        u64::try_from(bytes).unwrap_or(u64::MAX)
+    }
+
+    /// Which of `layer`'s ended runs' responses are held now, in its order.
+    fn held(layer: &LayerRuns) -> Vec<bool> {
+        layer
+            .runs
+            .iter()
+            .map(|run| run.as_ref().is_some_and(|run| run.response.is_some()))
+            .collect()
+    }
+
+    #[test]
+    fn a_message_is_cut_to_its_first_characters_at_a_boundary() {
+        let mut message = "é".repeat(ANSWERED_MESSAGE_CHARS + 10);
+        cut_message(&mut message);
+        assert_eq!(message.chars().count(), ANSWERED_MESSAGE_CHARS);
+        assert_eq!(message.len(), 2 * ANSWERED_MESSAGE_CHARS, "two bytes each");
+        let mut short = "short".to_owned();
+        cut_message(&mut short);
+        assert_eq!(short, "short");
+    }
+
+    /// The answer holds its responses in plan order up to its budget, whatever order a
+    /// layer's runs end in: a response is dropped as soon as the runs before it that have
+    /// ended put it past, and stays dropped; each marked, the fold of those held.
+    #[test]
+    fn responses_past_the_answers_budget_are_dropped_as_runs_end_in_any_order() {
+        let size = one_response();
+        let budgets = Budgets {
+            answer: 2 * size,
+            ancestors: 2 * size,
+        };
+        let mut walk = Walk::new([(1, Vec::new()), (2, Vec::new()), (3, Vec::new())], budgets);
+        walk.built(&[1, 2, 3]);
+        let mut layer = walk.layer(&[1, 2, 3]);
+        let long = "é".repeat(ANSWERED_MESSAGE_CHARS + 1);
+        walk.ended(&mut layer, 2, setting(3, "c"));
+        assert_eq!(held(&layer), [false, false, true]);
+        walk.ended(&mut layer, 0, setting(1, &long));
+        assert_eq!(held(&layer), [true, false, true], "two within the budget");
+        walk.ended(&mut layer, 1, setting(2, "b"));
+        assert_eq!(
+            held(&layer),
+            [true, true, false],
+            "the second put the third past it"
+        );
+        walk.finish_layer(layer);
+        let results = walk.results;
+        let ids: Vec<u64> = results.iter().map(|run| run.hook_id).collect();
+        assert_eq!(ids, [1, 2, 3], "in plan order");
+        let omitted: Vec<bool> = results.iter().map(|run| run.response_omitted).collect();
+        assert_eq!(omitted, [false, false, true]);
+        assert_eq!(
+            results[0].message.chars().count(),
+            ANSWERED_MESSAGE_CHARS,
+            "cut"
+        );
+        let folded = EventAnswer::fold(&results);
+        assert_eq!(folded.operations.len(), 2, "the fold is of those held");
+        assert_eq!(folded.messages.len(), 2);
+        assert!(walk.operations.is_empty(), "no hook runs after them");
+    }
+
+    /// A hook's payload takes the operations of its ancestors' responses within its
+    /// budget, in layer order; of a response the answer dropped, only the operations are
+    /// kept, and only while a payload still to build takes them.
+    #[test]
+    fn a_payload_takes_its_ancestors_operations_within_its_budget() {
+        let size = one_response();
+        let budgets = Budgets {
+            answer: size,
+            ancestors: 2 * size,
+        };
+        let planned = [
+            (1, Vec::new()),
+            (2, Vec::new()),
+            (3, Vec::new()),
+            (4, vec![1, 2, 3]),
+        ];
+        let mut walk = Walk::new(planned, budgets);
+        walk.built(&[1, 2, 3]);
+        let mut layer = walk.layer(&[1, 2, 3]);
+        walk.ended(&mut layer, 2, setting(3, "c"));
+        assert!(walk.operations.is_empty(), "the answer holds the third's");
+        walk.ended(&mut layer, 0, setting(1, "a"));
+        assert_eq!(held(&layer), [true, false, false]);
+        assert_eq!(
+            walk.operations.keys().copied().collect::<Vec<u64>>(),
+            [3],
+            "dropped from the answer, still within the fourth's budget"
+        );
+        walk.ended(&mut layer, 1, setting(2, "b"));
+        assert_eq!(
+            walk.operations.keys().copied().collect::<Vec<u64>>(),
+            [2],
+            "the third's is past the fourth's budget now"
+        );
+        walk.finish_layer(layer);
+
+        let content: Vec<Value> = (1..=3)
+            .map(|id| json!({"id": id, "category": "datapoint", "content": {"value": "0"}}))
+            .collect();
+        let keys = json!({"annotation": {"id": 7, "content": [
+            {"id": 100, "category": "section", "children": content}
+        ]}});
+        let body = EventFields::from_map(keys.as_object().unwrap_or(&Map::new()));
+        let built = Value::Object(walk.body_of(4, &body).to_map());
+        let values: Vec<Value> = (0..3)
+            .map(|index| {
+                built["annotation"]["content"][0]["children"][index]["content"]["value"].clone()
+            })
+            .collect();
+        assert_eq!(values, [json!("set"), json!("set"), json!("0")]);
+        assert_eq!(built["updated_datapoints"], json!([1, 2]));
+        walk.built(&[4]);
+        assert!(walk.operations.is_empty(), "no payload left to take them");
+        assert!(walk.takers.is_empty());
+
+        // The fourth's own response is past the answer's budget too, however small.
+        let mut layer = walk.layer(&[4]);
+        let small = EventRun {
+            hook_id: 4,
+            ..run(RunStatus::Completed, Some(json!({})))
+        };
+        walk.ended(&mut layer, 0, small);
+        walk.finish_layer(layer);
+        let omitted: Vec<bool> = walk
+            .results
+            .iter()
+            .map(|run| run.response_omitted)
+            .collect();
+        assert_eq!(omitted, [false, true, true, true]);
     }
 }

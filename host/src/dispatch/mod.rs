@@ -5,7 +5,8 @@
 //! - [`dispatcher`]: running one hook (its attempts, module or webhook, token, secrets)
 //!   for tests, invocations, schedules and events;
 //! - [`plan`]: which hooks an event runs, in what order, and which are cancelled (pure);
-//! - [`event`]: running an interactive event's plan with the dispatcher, once each;
+//! - [`event`]: running an interactive event's plan with the dispatcher, once each; the
+//!   budgets of bytes an answer about any event holds its responses within, and the fold;
 //! - `deliveries`: a non-interactive event's deliveries, durable rows any replica claims
 //!   (first attempts, retries, webhook polling, run_after successors, scheduled runs);
 //! - [`limits`]: concurrent runs per organization and in all, and the [`RunPermit`] every
@@ -30,9 +31,9 @@ mod sideloads;
 pub mod webhook;
 pub mod writer;
 
-pub use deliveries::{DeliveryPhase, EventProgress, ANSWERED_RESPONSE_BYTES};
+pub use deliveries::{DeliveryPhase, EventProgress};
 pub use dispatcher::{DispatchError, DispatchSettings, Dispatcher, DispatcherParts, RunResult};
-pub use event::{EventAnswer, EventRun};
+pub use event::{EventAnswer, EventRun, ANSWERED_RESPONSE_BYTES};
 pub use limits::RunPermit;
 
 use std::time::{Duration, SystemTime};

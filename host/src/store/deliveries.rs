@@ -341,7 +341,8 @@ const DELIVERY_STATE_COLUMNS: &str = "id, event_id, organization_id, hook_id, la
 /// by the budget bound at `?2`: a response is read only while the total is within it (the
 /// `CASE` reads the text only then), and a column more says whether one was left out. Its
 /// message (the response's messages joined, up to a MiB) is cut to its first 1,024
-/// characters, or 500 of them would be as much as 500 responses; its run log keeps it whole.
+/// characters (`dispatch::event::ANSWERED_MESSAGE_CHARS`, as an interactive event's answer
+/// cuts it), or 500 of them would be as much as 500 responses; its run log keeps it whole.
 /// `octet_length` counts the bytes of the text on both databases (SQLite's `length` counts
 /// characters), and neither reads the text to count them: SQLite reads only the header
 /// of a value that overflows its page, PostgreSQL only the size of a toasted one.

@@ -2,7 +2,9 @@
 //! answers 202 with the event's URL while retries, polling or later hooks are left, the
 //! worker finishes them, `GET /events/{id}` shows each hook's state to its organization
 //! only, and a delivery pending when the server is killed completes after a restart with
-//! each attempt logged once. (Run on both backends: `tests/postgres` includes this file.)
+//! each attempt logged once. An event's answers, non-interactive or interactive, hold its
+//! responses within a budget, and its later hooks' payloads take their ancestors' within
+//! one. (Run on both backends: `tests/postgres` includes this file.)
 
 use std::time::{Duration, Instant};
 
@@ -399,31 +401,25 @@ fn operations_that_would_nest_the_content_without_end_neither_crash_nor_nest_it(
     assert!(status.is_success(), "{status}");
 }
 
-/// What one answer about an event reads of its responses at most
-/// (`dispatch::ANSWERED_RESPONSE_BYTES`), and what a delivery reads of its ancestors'
-/// (`ANCESTOR_RESPONSE_BYTES` in `dispatch/deliveries.rs`): 8 MiB each.
+/// What one answer about an event holds of its responses at most
+/// (`dispatch::ANSWERED_RESPONSE_BYTES`), and what a hook's payload is built from of its
+/// ancestors' (`ANCESTOR_RESPONSE_BYTES` in `dispatch/event.rs`): 8 MiB each.
 const RESPONSE_BUDGET: usize = 8 * 1024 * 1024;
+/// Hooks of [`answering_a_mib_each`] answering about a MiB each.
+const BIG: usize = 9;
+/// Of them, those whose responses fit in [`RESPONSE_BUDGET`].
+const READ: usize = 8;
 
-/// An event of nine hooks each answering about a MiB (a message of 1,000,000 bytes and an
-/// operation on a datapoint of its own), and a tenth after them all. The answers about it
-/// (`POST /events` and `GET /events/{id}`) read its responses up to 8 MiB, in plan order:
-/// the ninth's and the tenth's are left out, each marked, and the fold is of the eight
-/// read, so that an answer holds each response read twice at most (in its result, and its
-/// messages in the fold). Before, every response was read, parsed and answered, however
-/// often asked: up to 500 MiB for an event of 500 hooks. The tenth's payload is built
-/// from its ancestors' responses up to 8 MiB too: the first eight's operations are
-/// applied, the ninth's not, with a warning. Before, every response of the event was read
-/// at each of its turns.
-#[test]
-fn an_events_responses_are_read_within_a_budget_by_its_answers_and_its_later_hooks() {
-    const BIG: usize = 9;
-    const READ: usize = 8;
-    let dir = temp();
-    let upstream = Upstream::start();
-    // Answers of up to a module's response bytes (1 MiB), not the 64 KiB of these tests.
-    let server =
-        Server::for_webhooks_with(dir.path(), &[("WASMHOOK_MAX_RESPONSE_BYTES", "8388608")]);
-    let acme = Tenant::new(&server, "acme");
+/// A server of webhooks whose answers may be up to 8 MiB, a module's response bytes
+/// (1 MiB) and more, not the 64 KiB of these tests.
+fn answering_mibs(dir: &std::path::Path) -> Server {
+    Server::for_webhooks_with(dir, &[("WASMHOOK_MAX_RESPONSE_BYTES", "8388608")])
+}
+
+/// Webhooks of `acme` on `upstream`: [`BIG`] of them each answer about a MiB (a message of
+/// 1,000,000 bytes and an operation on a datapoint of its own), and a tenth (`/after`),
+/// which runs after them all, a short message.
+fn answering_a_mib_each(acme: &Tenant<'_>, upstream: &Upstream) {
     let padding = "x".repeat(1_000_000);
     let mut big = Vec::new();
     for index in 1..=BIG {
@@ -456,62 +452,66 @@ fn an_events_responses_are_read_within_a_budget_by_its_answers_and_its_later_hoo
             json!({"messages": [{"type": "info", "content": "after"}]}),
         )],
     );
+}
+
+/// The keys of an event on [`answering_a_mib_each`]'s hooks: an annotation with a
+/// datapoint for each of its big ones to set.
+fn big_event_keys() -> Value {
     let datapoints: Vec<Value> = (1..=BIG)
         .map(|id| json!({"id": id, "category": "datapoint", "content": {"value": "0"}}))
         .collect();
-    let (status, answer) = acme.event(
-        EVENT.0,
-        EVENT.1,
-        None,
-        json!({"annotation": {"id": 7, "content": [
-            {"id": 100, "category": "section", "children": datapoints}
-        ]}}),
-    );
-    let posted = acme.settle(status, answer);
-    let (status, shown) = acme.get(&path_of(&posted));
-    assert_eq!(status, StatusCode::OK);
+    json!({"annotation": {"id": 7, "content": [
+        {"id": 100, "category": "section", "children": datapoints}
+    ]}})
+}
 
-    for (name, seen) in [("POST", &posted), ("GET", &shown)] {
-        // Not `{seen}` in a message: it is megabytes.
-        let results = seen["results"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        assert_eq!(results.len(), BIG + 1, "{name}");
-        for (index, result) in results.iter().enumerate() {
-            assert_eq!(result["status"], "completed", "{name}: result {index}");
-            // Each message (its response's messages joined) is cut, as a response would
-            // be: ten of a MB each would be the answer's budget again.
-            let message = result["message"].as_str().unwrap_or_default();
-            assert!(
-                message.chars().count() <= 1024,
-                "{name}: result {index}'s message of {} bytes",
-                message.len()
-            );
-            let omitted = index >= READ;
-            assert_eq!(
-                result["response"].is_object(),
-                !omitted,
-                "{name}: result {index}'s response"
-            );
-            assert_eq!(
-                result.get("response_omitted").cloned(),
-                omitted.then_some(json!(true)),
-                "{name}: result {index} says whether its response was left out"
-            );
-        }
-        let folded = |key: &str| seen[key].as_array().map(Vec::len);
-        assert_eq!(folded("messages"), Some(READ), "{name}: the eight read");
-        assert_eq!(folded("operations"), Some(READ), "{name}: the eight read");
-        let bytes = serde_json::to_string(seen)
-            .map(|text| text.len())
-            .unwrap_or(0);
+/// `seen`, an answer (`name`) about an event on [`answering_a_mib_each`]'s hooks, holds
+/// the responses of the first [`READ`] only, each left out marked (the tenth's too, small
+/// as it is: it comes after them in plan order), folds those held, and cuts each message.
+fn assert_held_within_the_budget(name: &str, seen: &Value) {
+    // Not `{seen}` in a message: it is megabytes.
+    let results = seen["results"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    assert_eq!(results.len(), BIG + 1, "{name}");
+    for (index, result) in results.iter().enumerate() {
+        assert_eq!(result["status"], "completed", "{name}: result {index}");
+        // Each message (its response's messages joined) is cut, as a response would
+        // be: ten of a MB each would be the answer's budget again.
+        let message = result["message"].as_str().unwrap_or_default();
         assert!(
-            bytes < 2 * RESPONSE_BUDGET,
-            "{name}: an answer of {bytes} bytes"
+            message.chars().count() <= 1024,
+            "{name}: result {index}'s message of {} bytes",
+            message.len()
+        );
+        let omitted = index >= READ;
+        assert_eq!(
+            result["response"].is_object(),
+            !omitted,
+            "{name}: result {index}'s response"
+        );
+        assert_eq!(
+            result.get("response_omitted").cloned(),
+            omitted.then_some(json!(true)),
+            "{name}: result {index} says whether its response was left out"
         );
     }
+    let folded = |key: &str| seen[key].as_array().map(Vec::len);
+    assert_eq!(folded("messages"), Some(READ), "{name}: the eight held");
+    assert_eq!(folded("operations"), Some(READ), "{name}: the eight held");
+    let bytes = serde_json::to_string(seen)
+        .map(|text| text.len())
+        .unwrap_or(0);
+    assert!(
+        bytes < 2 * RESPONSE_BUDGET,
+        "{name}: an answer of {bytes} bytes"
+    );
+}
 
+/// The tenth hook of [`answering_a_mib_each`] received a payload with the first [`READ`]
+/// operations applied and not the ninth's, and `server` warned that it left that out.
+fn assert_the_tenth_took_its_ancestors_within_the_budget(server: &Server, upstream: &Upstream) {
     let received = upstream.wait_for("/after", 1, Duration::from_secs(30));
     let payload: Value = serde_json::from_slice(&received[0].body).expect("a JSON payload");
     let children = &payload["annotation"]["content"][0]["children"];
@@ -534,4 +534,56 @@ fn an_events_responses_are_read_within_a_budget_by_its_answers_and_its_later_hoo
             .contains("their operations not applied to its payload")
     });
     assert!(warned, "no warning that operations were left out");
+}
+
+/// An event of nine hooks each answering about a MiB, and a tenth after them all
+/// ([`answering_a_mib_each`]). The answers about it (`POST /events` and
+/// `GET /events/{id}`) read its responses up to 8 MiB, in plan order: the ninth's and the
+/// tenth's are left out, each marked, and the fold is of the eight read, so that an answer
+/// holds each response read twice at most (in its result, and its messages in the fold).
+/// Before, every response was read, parsed and answered, however often asked: up to 500
+/// MiB for an event of 500 hooks. The tenth's payload is built from its ancestors'
+/// responses up to 8 MiB too: the first eight's operations are applied, the ninth's not,
+/// with a warning. Before, every response of the event was read at each of its turns.
+#[test]
+fn an_events_responses_are_read_within_a_budget_by_its_answers_and_its_later_hooks() {
+    let dir = temp();
+    let upstream = Upstream::start();
+    let server = answering_mibs(dir.path());
+    let acme = Tenant::new(&server, "acme");
+    answering_a_mib_each(&acme, &upstream);
+    let (status, answer) = acme.event(EVENT.0, EVENT.1, None, big_event_keys());
+    let posted = acme.settle(status, answer);
+    let (status, shown) = acme.get(&path_of(&posted));
+    assert_eq!(status, StatusCode::OK);
+    for (name, seen) in [("POST", &posted), ("GET", &shown)] {
+        assert_held_within_the_budget(name, seen);
+    }
+    assert_the_tenth_took_its_ancestors_within_the_budget(&server, &upstream);
+}
+
+/// The same hooks on an interactive event (`annotation_content.updated`), whose runs are
+/// not stored as deliveries but kept in memory until its answer: the answer holds its
+/// responses up to 8 MiB in plan order as a non-interactive event's does (the ninth's and
+/// the tenth's dropped as their runs end, each marked, the fold of the eight held, each
+/// message cut), and the tenth's payload is built from the operations of its ancestors'
+/// responses up to 8 MiB (the ninth's not applied, with a warning). Before, every run's
+/// whole response was kept, passed to the tenth's payload and answered: up to 500 hooks of
+/// 1 MiB each, parsed, per event.
+#[test]
+fn an_interactive_events_responses_are_held_within_a_budget_by_its_answer_and_later_hooks() {
+    let dir = temp();
+    let upstream = Upstream::start();
+    let server = answering_mibs(dir.path());
+    let acme = Tenant::new(&server, "acme");
+    answering_a_mib_each(&acme, &upstream);
+    let (status, answer) = acme.event("annotation_content", "updated", None, big_event_keys());
+    // Not `{answer}`: it is megabytes.
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        answer.get("url").is_none(),
+        "an interactive event is not stored"
+    );
+    assert_held_within_the_budget("POST", &answer);
+    assert_the_tenth_took_its_ancestors_within_the_budget(&server, &upstream);
 }

@@ -190,7 +190,8 @@ pub(super) struct EventRunView {
     /// How its run ended; null while a non-interactive event's delivery is not finished.
     #[schema(value_type = Option<RunStatusView>)]
     status: Option<crate::model::RunStatus>,
-    /// Its run log's message (while unfinished, its last attempt's).
+    /// Its run log's message (while unfinished, its last attempt's): its first 1,024
+    /// characters; the run log keeps it whole.
     message: String,
     response: Option<Map<String, Value>>,
     request_id: String,
@@ -206,10 +207,9 @@ pub(super) struct EventRunView {
     /// hook's `retry_count`).
     #[serde(skip_serializing_if = "Option::is_none")]
     max_attempts: Option<u64>,
-    /// A non-interactive event's finished delivery whose response is left out of this
-    /// answer (`response` null; present only when true): an answer reads 8 MiB of its
-    /// event's responses at most, in plan order, and this one came past it. Its run log
-    /// holds it.
+    /// A finished run whose response is left out of this answer (`response` null;
+    /// present only when true): an answer holds 8 MiB of its event's responses at most, in
+    /// plan order, and this one came past it. Its run log holds it.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     response_omitted: bool,
 }
@@ -342,25 +342,28 @@ fn named_event(body: &EventBody) -> ApiResult<(String, String, EventAction)> {
 }
 
 /// The answer to an interactive event: each run, and what their responses say together.
+/// The runs are as `Dispatcher::run_event` kept them (their responses within
+/// `dispatch::ANSWERED_RESPONSE_BYTES`, each left out marked, their messages cut), and are
+/// moved into the answer: only the fold's lists are copies.
 fn render_event(
     state: &AppState,
     event_name: &str,
     action: &str,
-    runs: &[EventRun],
+    runs: Vec<EventRun>,
 ) -> EventAnswerView {
-    let folded = EventAnswer::fold(runs);
+    let folded = EventAnswer::fold(&runs);
     let results: Vec<EventRunView> = runs
-        .iter()
+        .into_iter()
         .map(|run| EventRunView {
             hook: state.url("hooks", run.hook_id),
             status: Some(run.status),
-            message: run.message.clone(),
-            response: run.response.clone(),
-            request_id: run.request_id.clone(),
+            message: run.message,
+            response: run.response,
+            request_id: run.request_id,
             state: None,
             attempts: None,
             max_attempts: None,
-            response_omitted: false,
+            response_omitted: run.response_omitted,
         })
         .collect();
     EventAnswerView {
@@ -414,6 +417,7 @@ fn finished_responses(
                 status: delivery.status?,
                 message: delivery.message.clone().unwrap_or_default(),
                 response: responses.get_mut(index)?.take(),
+                response_omitted: delivery.response_omitted,
                 request_id: progress.event.request_id.clone(),
             };
             Some((index, run))
@@ -517,7 +521,7 @@ pub(super) async fn event(
             .run_event(permit, &hooks, &event, queue_id, &fields, &request_id.0)
             .await
             .map_err(|error| not_run(error, ApiError::Conflict))?;
-        let answer = render_event(&state, &event_name, &action, &runs);
+        let answer = render_event(&state, &event_name, &action, runs);
         return Ok(axum::Json(answer).into_response());
     }
     let progress = state
@@ -527,7 +531,7 @@ pub(super) async fn event(
         .map_err(|error| not_run(error, ApiError::Conflict))?;
     let Some(progress) = progress else {
         // No hook runs for it: nothing to record.
-        let answer = render_event(&state, &event_name, &action, &[]);
+        let answer = render_event(&state, &event_name, &action, Vec::new());
         return Ok(axum::Json(answer).into_response());
     };
     let answer = render_progress(&state, &progress);

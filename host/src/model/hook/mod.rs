@@ -47,10 +47,30 @@ pub const MAX_NAME_CHARS: usize = 200;
 /// Client metadata is capped, as Rossum caps it.
 pub const MAX_METADATA_BYTES: usize = 4096;
 
-/// The bytes of `value`'s JSON text, measured without a copy of it: the one measure of
-/// the byte caps on what a hook or a queue is saved with (metadata, settings, schemas).
+/// The bytes of `value`'s JSON text (compact, as `Value::to_string` writes it), counted as
+/// it is written, with neither a copy of the value nor the text held: the one measure of
+/// the byte caps on what a hook or a queue is saved with (metadata, settings, schemas), and
+/// of the responses an interactive event's answer holds (`dispatch::event`).
 pub fn json_bytes(value: &impl Serialize) -> usize {
-    serde_json::to_vec(value).map_or(usize::MAX, |text| text.len())
+    /// Counts the bytes written to it, keeping none.
+    struct Counted(usize);
+
+    impl std::io::Write for Counted {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 = self.0.saturating_add(bytes.len());
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let mut counted = Counted(0);
+    match serde_json::to_writer(&mut counted, value) {
+        Ok(()) => counted.0,
+        Err(_) => usize::MAX,
+    }
 }
 /// The longest `token_lifetime_s` a hook may ask for (2 h; the shortest is 0): a token that
 /// leaks out of a run is worth this long at most.
