@@ -520,8 +520,8 @@ impl Dispatcher {
             let done = hook_deleted();
             return self.end_turn(&delivery, done, None).await;
         };
-        let body = self.body_of(&row, &delivery).await?;
         if interrupted {
+            let body = self.body_of(&row, &delivery).await?;
             // An attempt is counted when it is claimed, so the replica may have stopped
             // before the extension ran as well as during it: which, nobody knows.
             let reason = "failed: the replica that took this attempt stopped before it \
@@ -549,6 +549,10 @@ impl Dispatcher {
                 }
             }
         };
+        // Read once the turn may run: its ancestors' responses are up to
+        // ANCESTOR_RESPONSE_BYTES, and a turn put off for want of a slot (an organization
+        // whose slots are full, claimed again and again) would read them at every claim.
+        let body = self.body_of(&row, &delivery).await?;
         match &delivery.poll {
             Some(polled) => {
                 self.poll_turn(&delivery, &hook, &event, &row, &body, polled)

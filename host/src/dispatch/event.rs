@@ -5,6 +5,7 @@
 //! its answer holds and the operations its later hooks' payloads are built from. Those
 //! budgets, and the fold of an answer ([`EventAnswer`]), are a non-interactive event's too.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -171,41 +172,42 @@ impl Dispatcher {
             Budgets::SHARED,
         );
         for layer in plan.layers() {
-            let mut steps = Vec::with_capacity(layer.len());
-            for &id in layer {
-                let hook = plan.hook(id);
-                check_permit(&permit, hook);
-                let step = plan.step(id, |other| walk.status(other));
-                let body = match &step {
-                    Step::Cancel { .. } => body.clone(),
-                    Step::Run { .. } => walk.body_of(id, body),
-                };
-                steps.push((hook, step, body));
-            }
-            walk.built(layer);
-            let runs: Vec<_> = steps
-                .into_iter()
-                .map(|(hook, step, body)| async move {
-                    self.take_step(hook, &step, event, &body, queue_id, request_id)
-                        .await
+            let steps: Vec<_> = layer
+                .iter()
+                .map(|&id| {
+                    let hook = plan.hook(id);
+                    check_permit(&permit, hook);
+                    (id, hook, plan.step(id, |other| walk.status(other)))
                 })
                 .collect();
             // As many at once as the permit holds slots: a layer of more hooks than the
             // organization's share takes turns within it, the next starting as soon as any
             // ends. Each run is kept in its place in the layer as it ends, its response
-            // dropped at once when it is past the answer's budget.
+            // dropped at once when it is past the answer's budget. A payload is built when
+            // its run starts, not the layer's all at once: each may be a copy of the
+            // event's keys, and a layer may hold hundreds of hooks.
             let at_once = permit.runs();
-            let mut waiting = runs.into_iter().enumerate();
+            let mut waiting = steps.into_iter().enumerate();
             let mut running = FuturesUnordered::new();
             let mut ending = walk.layer(layer);
             // The first error in the layer's order, answered once every run has ended.
             let mut failed: Option<(usize, DispatchError)> = None;
             loop {
                 while running.len() < at_once {
-                    let Some((place, run)) = waiting.next() else {
+                    let Some((place, (id, hook, step))) = waiting.next() else {
                         break;
                     };
-                    running.push(async move { (place, run.await) });
+                    let payload = match &step {
+                        Step::Cancel { .. } => Cow::Borrowed(body),
+                        Step::Run { .. } => walk.body_of(id, body),
+                    };
+                    walk.built(&[id]);
+                    running.push(async move {
+                        let run = self
+                            .take_step(hook, &step, event, &payload, queue_id, request_id)
+                            .await;
+                        (place, run)
+                    });
                 }
                 let Some((place, run)) = running.next().await else {
                     break;
@@ -383,9 +385,11 @@ impl Walk {
     /// The payload keys of hook `id`, about to run: `body` with the operations of its
     /// ancestors' responses within the budget applied ([`body_after`]), and a warning
     /// naming those past it.
-    fn body_of(&self, id: u64, body: &EventFields) -> EventFields {
+    /// A hook that takes nothing borrows `body`: a layer of hundreds of hooks would
+    /// otherwise copy the event's keys (up to the 2 MiB of a request's body) for each.
+    fn body_of<'b>(&self, id: u64, body: &'b EventFields) -> Cow<'b, EventFields> {
         let Some(payload) = self.payloads.get(&id) else {
-            return body.clone();
+            return Cow::Borrowed(body);
         };
         if let Some(first) = payload.first_omitted {
             tracing::warn!(
@@ -396,12 +400,15 @@ impl Walk {
                 payload.omitted
             );
         }
+        if payload.takes.is_empty() {
+            return Cow::Borrowed(body);
+        }
         let responses = payload.takes.iter().filter_map(|ancestor| {
             self.operations
                 .get(ancestor)
                 .or_else(|| self.run(*ancestor)?.response.as_ref())
         });
-        body_after(body, responses)
+        Cow::Owned(body_after(body, responses))
     }
 
     /// The payloads of `layer`'s hooks are built: what they took is given back, and the

@@ -183,7 +183,7 @@ pub struct EventRow {
     pub action: String,
     /// The queue it concerns.
     pub queue_id: Option<u64>,
-    /// Its own keys, JSON text.
+    /// Its own keys, JSON text; empty as [`Deliveries::event`] reads it, for an answer.
     pub body: String,
     /// When it was accepted.
     pub created_at: String,
@@ -354,15 +354,23 @@ const BUDGETED_DELIVERY_COLUMNS: &str = "d.id, d.event_id, d.organization_id, d.
         AS response_omitted";
 
 /// Each delivery of event `?1` with the running total of its event's responses' bytes in
-/// plan order, its own included: [`BUDGETED_DELIVERY_COLUMNS`]'s `sized`. The window's
-/// argument is all it reads of a response (its length), so the texts are not copied into
-/// the window's sort.
-const RESPONSES_SPENT: &str = "SELECT id, SUM(COALESCE(octet_length(response), 0)) OVER (
-        ORDER BY layer, hook_id, id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS spent
+/// plan order, its own included: [`BUDGETED_DELIVERY_COLUMNS`]'s `sized`. The window sums
+/// lengths only; a text is read by the outer `CASE` alone (PostgreSQL's sort below the
+/// window may carry a large one, but as its TOAST pointer). Cast, so that PostgreSQL's
+/// total is a `bigint` whatever the lengths' type, as the budget bound at `?2` is.
+const RESPONSES_SPENT: &str = "SELECT id, CAST(SUM(COALESCE(octet_length(response), 0)) OVER (
+        ORDER BY layer, hook_id, id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS BIGINT)
+        AS spent
     FROM deliveries WHERE event_id = ?1";
 
 const EVENT_COLUMNS: &str =
     "id, organization_id, request_id, event, action, queue_id, body, created_at, finished_at";
+
+/// [`EVENT_COLUMNS`] with an empty `body`: for an answer about an event, which never shows
+/// its keys (up to a request's 2 MiB), read by any member as often as it likes.
+const EVENT_COLUMNS_BUT_BODY: &str =
+    "id, organization_id, request_id, event, action, queue_id, '' AS body, created_at, \
+     finished_at";
 
 impl Deliveries<'_> {
     /// Records `event` and its deliveries in one transaction. The first layer's are leased
@@ -553,7 +561,8 @@ impl Deliveries<'_> {
     /// `response_budget`: the first that would pass it, and every one after it, are left
     /// out unread (none, with `response_omitted`), so that an event of hundreds of hooks
     /// answering a MiB each costs no more than the budget to read, however often it is
-    /// asked for. Each message is cut to its first 1,024 characters, for the same reason.
+    /// asked for. Each message is cut to its first 1,024 characters, for the same reason,
+    /// and the event's row is read without its `body` (empty here), which no answer shows.
     pub async fn event(
         &self,
         id: u64,
@@ -562,7 +571,7 @@ impl Deliveries<'_> {
     ) -> Result<Option<(EventRow, Vec<Delivery>)>, StoreError> {
         self.store
             .run(move |db| {
-                let Some(row) = event_row(db, id)? else {
+                let Some(row) = event_row_of(db, id, EVENT_COLUMNS_BUT_BODY)? else {
                     return Ok(None);
                 };
                 if organization.is_some_and(|organization| organization != row.organization_id) {
@@ -977,11 +986,16 @@ fn promote(
 }
 
 fn event_row(db: &Db<'_>, id: u64) -> Result<Option<EventRow>, StoreError> {
+    event_row_of(db, id, EVENT_COLUMNS)
+}
+
+/// Event `id`'s row, `columns` read ([`EVENT_COLUMNS`], or [`EVENT_COLUMNS_BUT_BODY`]).
+fn event_row_of(db: &Db<'_>, id: u64, columns: &str) -> Result<Option<EventRow>, StoreError> {
     let Ok(id) = i64::try_from(id) else {
         return Ok(None);
     };
     Ok(db.query_opt(
-        &format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1"),
+        &format!("SELECT {columns} FROM events WHERE id = ?1"),
         params![id],
         |row| {
             Ok(EventRow {
