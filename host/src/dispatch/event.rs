@@ -770,4 +770,65 @@ mod tests {
             .collect();
         assert_eq!(omitted, [false, true, true, true]);
     }
+
+    /// Three layers: hook 1, then hook 2 after it, then hook 3 after both. The answer holds
+    /// no response (its budget is none), so an ancestor's operations are kept alone, and
+    /// only while a payload still to build takes them: hook 1's until hook 3's payload is
+    /// built, though hook 2's (which took them too) was built a layer before.
+    #[test]
+    fn an_ancestors_operations_are_kept_until_the_last_payload_taking_them_is_built() {
+        let budgets = Budgets {
+            answer: 0,
+            ancestors: 10 * one_response(),
+        };
+        let planned = [(1, Vec::new()), (2, vec![1]), (3, vec![1, 2])];
+        let mut walk = Walk::new(planned, budgets);
+        let content: Vec<Value> = (1..=2)
+            .map(|id| json!({"id": id, "category": "datapoint", "content": {"value": "0"}}))
+            .collect();
+        let keys = json!({"annotation": {"id": 7, "content": [
+            {"id": 100, "category": "section", "children": content}
+        ]}});
+        let body = EventFields::from_map(keys.as_object().unwrap_or(&Map::new()));
+        let values = |built: &EventFields| -> Vec<Value> {
+            let built = Value::Object(built.to_map());
+            (0..2)
+                .map(|index| {
+                    built["annotation"]["content"][0]["children"][index]["content"]["value"].clone()
+                })
+                .collect()
+        };
+
+        assert!(
+            matches!(walk.body_of(1, &body), Cow::Borrowed(_)),
+            "it takes nothing"
+        );
+        walk.built(&[1]);
+        let mut layer = walk.layer(&[1]);
+        walk.ended(&mut layer, 0, setting(1, "a"));
+        assert_eq!(held(&layer), [false], "past the answer's budget of none");
+        walk.finish_layer(layer);
+        assert_eq!(walk.takers.get(&1), Some(&2), "hooks 2 and 3 take hook 1's");
+
+        let second = walk.body_of(2, &body);
+        assert_eq!(values(&second), [json!("set"), json!("0")]);
+        walk.built(&[2]);
+        assert_eq!(walk.takers.get(&1), Some(&1));
+        assert!(walk.operations.contains_key(&1), "hook 3 still takes them");
+        let mut layer = walk.layer(&[2]);
+        walk.ended(&mut layer, 0, setting(2, "b"));
+        walk.finish_layer(layer);
+
+        let third = walk.body_of(3, &body);
+        assert_eq!(values(&third), [json!("set"), json!("set")]);
+        walk.built(&[3]);
+        assert!(walk.operations.is_empty(), "no payload left to take them");
+        assert!(walk.takers.is_empty());
+        let omitted: Vec<bool> = walk
+            .results
+            .iter()
+            .map(|run| run.response_omitted)
+            .collect();
+        assert_eq!(omitted, [true, true]);
+    }
 }

@@ -351,11 +351,14 @@ const FIRST: &str = r#"{"a":"é"}"#;
 const SECOND: &str = r#"{"b":1}"#;
 
 /// An event of hooks 1, 2 and 3, then hook 4 after them, whose first layer is done: hook 1
-/// answered [`FIRST`], hook 2 [`SECOND`] and hook 3 nothing. Its id.
+/// answered [`FIRST`], hook 2 [`SECOND`] and hook 3 nothing. Its id. Hook 2's delivery is
+/// written first, so that the deliveries' ids are not in the plan's order (layer, then
+/// hook): a read that took them in the ids' order would find hook 2's response first.
 async fn answered_event(store: &Store) -> Result<u64, Box<dyn std::error::Error>> {
     let deliveries = store.deliveries();
     let mut answered = event("r-answered");
-    answered.deliveries = (1..=3)
+    answered.deliveries = [2, 1, 3]
+        .into_iter()
         .map(|hook_id| NewDelivery {
             hook_id,
             layer: 0,
