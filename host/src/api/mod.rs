@@ -64,6 +64,9 @@ pub struct App {
     /// Set when a shutdown has begun: `/readyz` answers 503 from then on, so a load
     /// balancer stops sending requests while those in flight finish.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
+    /// Turns for answers about an event, which hold megabytes of parsed responses each
+    /// (`calls::answers`).
+    pub(crate) event_answers: calls::answers::AnswerTurns,
 }
 
 /// What one organization may hold.

@@ -188,6 +188,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         },
         log_query_deadline: Duration::from_millis(limits.log_query_ms),
         draining: Arc::clone(&draining),
+        event_answers: Default::default(),
     }));
     let demo = match &config.demo {
         Some(module) => Some(

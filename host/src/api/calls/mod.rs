@@ -23,6 +23,7 @@ use crate::model::hook::Hook;
 use crate::model::{EventAction, EventFields, RESERVED_KEYS};
 use crate::modules::ModuleError;
 
+pub(crate) mod answers;
 mod invoke;
 
 use invoke::refuse_host_keys;
@@ -554,17 +555,25 @@ pub(super) async fn event(
     responses(
         (status = 200, description = "The event and its deliveries", body = EventAnswerView),
         (status = 404, description = "No such event in the caller's organization", body = ErrorDetail),
+        (status = 429, description = "Another answer about an event of the organization is being made, or the server's are all taken", body = ErrorDetail,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
 pub(super) async fn show_event(
     State(state): State<AppState>,
     caller: Caller,
     ObjectId(id): ObjectId,
-) -> ApiResult<axum::Json<EventAnswerView>> {
+) -> ApiResult<Response> {
     let (organization_id, _) = caller.member()?;
+    // Held until the answer is bytes: its parsed responses are what the turns bound.
+    let _turn = state.event_answers.take(organization_id).await?;
     let progress = state
         .dispatcher
         .event_progress(id, Some(organization_id))
         .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(axum::Json(render_progress(&state, &progress)))
+    let view = render_progress(&state, &progress);
+    drop(progress);
+    let body = serde_json::to_vec(&view)
+        .map_err(|error| ApiError::Internal(format!("cannot write an event's answer: {error}")))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
