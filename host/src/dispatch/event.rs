@@ -307,6 +307,13 @@ struct Walk {
     /// The operations (a map of that key alone, as [`body_after`] reads them) of ended runs
     /// whose responses the answer dropped, while a payload still to build takes them.
     operations: HashMap<u64, Map<String, Value>>,
+    /// The bytes of each of `operations` (their JSON text), and of all of them: at most
+    /// the ancestors' budget for the whole walk, since each payload's budget alone would
+    /// let hundreds of hooks each keep a different ancestor's megabyte.
+    kept: (HashMap<u64, u64>, u64),
+    /// The ended runs whose operations a payload took within its budget, but which were
+    /// not kept: the walk's operations were at the budget. Their payloads warn.
+    lost: std::collections::HashSet<u64>,
     /// How many payloads still to build take each ended run's operations.
     takers: HashMap<u64, usize>,
 }
@@ -368,7 +375,31 @@ impl Walk {
             spent: 0,
             payloads,
             operations: HashMap::new(),
+            kept: (HashMap::new(), 0),
+            lost: std::collections::HashSet::new(),
             takers: HashMap::new(),
+        }
+    }
+
+    /// Keeps run `id`'s operations for the payloads that take them, unless the walk's kept
+    /// operations would then be past the ancestors' budget: then they are lost.
+    fn keep(&mut self, id: u64, operations: Map<String, Value>) {
+        let bytes = u64::try_from(json_bytes(&operations)).unwrap_or(u64::MAX);
+        let total = self.kept.1.saturating_add(bytes);
+        if total > self.budgets.ancestors {
+            self.lost.insert(id);
+            return;
+        }
+        self.kept.0.insert(id, bytes);
+        self.kept.1 = total;
+        self.operations.insert(id, operations);
+    }
+
+    /// Drops run `id`'s kept operations, which no payload still to build takes.
+    fn forget(&mut self, id: u64) {
+        self.operations.remove(&id);
+        if let Some(bytes) = self.kept.0.remove(&id) {
+            self.kept.1 = self.kept.1.saturating_sub(bytes);
         }
     }
 
@@ -400,6 +431,19 @@ impl Walk {
                 payload.omitted
             );
         }
+        let lost = payload
+            .takes
+            .iter()
+            .filter(|ancestor| self.lost.contains(ancestor))
+            .count();
+        if lost > 0 {
+            tracing::warn!(
+                "hook {id}: the operations of {lost} of the hooks it runs after are not \
+                 applied to its payload: the event's hooks still to run keep over {} bytes \
+                 of operations",
+                self.budgets.ancestors
+            );
+        }
         if payload.takes.is_empty() {
             return Cow::Borrowed(body);
         }
@@ -428,7 +472,7 @@ impl Walk {
                 };
                 if left == 0 {
                     self.takers.remove(&ancestor);
-                    self.operations.remove(&ancestor);
+                    self.forget(ancestor);
                 }
             }
         }
@@ -528,12 +572,12 @@ impl Walk {
             if taken.get(place).copied().unwrap_or(false) {
                 let mut only = Map::new();
                 only.insert("operations".to_owned(), operations);
-                self.operations.insert(id, only);
+                self.keep(id, only);
             }
         }
         for (id, &kept) in layer.ids.iter().zip(&taken) {
             if !kept {
-                self.operations.remove(id);
+                self.forget(*id);
             }
         }
     }
@@ -572,8 +616,15 @@ impl Walk {
             self.at.insert(run.hook_id, self.results.len());
             self.results.push(run);
         }
-        let takers = &self.takers;
-        self.operations.retain(|id, _| takers.contains_key(id));
+        let untaken: Vec<u64> = self
+            .operations
+            .keys()
+            .filter(|id| !self.takers.contains_key(id))
+            .copied()
+            .collect();
+        for id in untaken {
+            self.forget(id);
+        }
     }
 }
 
@@ -830,5 +881,49 @@ mod tests {
             .map(|run| run.response_omitted)
             .collect();
         assert_eq!(omitted, [true, true]);
+    }
+
+    /// Two hooks each after a hook of its own, in the layer before: each payload's budget
+    /// takes its one ancestor, but the walk keeps operations up to the ancestors' budget in
+    /// all, so the second ancestor's, past it, are lost, and its payload is built without
+    /// them (with a warning) rather than every payload's ancestors kept at once.
+    #[test]
+    fn the_walks_kept_operations_are_held_to_the_ancestors_budget_in_all() {
+        let size = one_response();
+        // A response's operations alone are more than half of it: two are past it.
+        let budgets = Budgets {
+            answer: 0,
+            ancestors: size,
+        };
+        let planned = [(1, Vec::new()), (2, Vec::new()), (3, vec![1]), (4, vec![2])];
+        let mut walk = Walk::new(planned, budgets);
+        walk.built(&[1, 2]);
+        let mut layer = walk.layer(&[1, 2]);
+        walk.ended(&mut layer, 0, setting(1, "a"));
+        walk.ended(&mut layer, 1, setting(2, "b"));
+        assert_eq!(walk.operations.keys().copied().collect::<Vec<u64>>(), [1]);
+        assert!(walk.lost.contains(&2), "past the budget in all");
+        assert!(walk.kept.1 <= budgets.ancestors);
+        walk.finish_layer(layer);
+
+        let content: Vec<Value> = (1..=2)
+            .map(|id| json!({"id": id, "category": "datapoint", "content": {"value": "0"}}))
+            .collect();
+        let keys = json!({"annotation": {"id": 7, "content": [
+            {"id": 100, "category": "section", "children": content}
+        ]}});
+        let body = EventFields::from_map(keys.as_object().unwrap_or(&Map::new()));
+        let value = |built: &EventFields, index: usize| {
+            Value::Object(built.to_map())["annotation"]["content"][0]["children"][index]["content"]
+                ["value"]
+                .clone()
+        };
+        let third = walk.body_of(3, &body);
+        assert_eq!(value(&third, 0), json!("set"), "hook 1's, kept");
+        let fourth = walk.body_of(4, &body);
+        assert_eq!(value(&fourth, 1), json!("0"), "hook 2's, lost");
+        walk.built(&[3, 4]);
+        assert!(walk.operations.is_empty());
+        assert_eq!(walk.kept.1, 0, "given back with them");
     }
 }
