@@ -189,7 +189,7 @@ impl FromRequestParts<AppState> for Caller {
             .await?
             .filter(|session| session.valid_at(crate::model::unix_now()))
             .ok_or(ApiError::Unauthorized)?;
-        let caller = match (session.owner, session.user) {
+        let caller = match (&session.owner, &session.user) {
             (Owner::Operator, _) => Some(Caller::Operator),
             (Owner::User(_), Some(user)) if user.is_active => {
                 Role::parse(&user.role).map(|role| match session.hook_id {

@@ -168,7 +168,7 @@ const CACHED_ORGANIZATIONS: NonZeroUsize = NonZeroUsize::new(256).expect("nonzer
 struct CachedReads {
     generations: Generations,
     /// By the token's hash, so that memory holds no usable token.
-    sessions: ReadCache<String, Session>,
+    sessions: ReadCache<String, Arc<Session>>,
     hooks: ReadCache<u64, Arc<Hook>>,
     organization_hooks: ReadCache<u64, Arc<Vec<Hook>>>,
     modules: ReadCache<u64, Arc<Module>>,
@@ -335,13 +335,15 @@ impl Store {
         }
     }
 
-    /// A token's session (whatever its expiry: the caller checks it), by the token.
-    pub async fn session(&self, token: &str) -> Result<Option<Session>, StoreError> {
+    /// A token's session (whatever its expiry: the caller checks it), by the token. Shared
+    /// with the cache, not copied: every request reads one, and its user is eight strings
+    /// (the password's hash among them) that a request has no use for copies of.
+    pub async fn session(&self, token: &str) -> Result<Option<Arc<Session>>, StoreError> {
         let hash = tokens::hash(token);
         self.read_through(
             |reads| &reads.sessions,
             hash.clone(),
-            move |connection| tokens::session(connection, &hash),
+            move |connection| Ok(tokens::session(connection, &hash)?.map(Arc::new)),
         )
         .await
     }

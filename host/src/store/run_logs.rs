@@ -153,6 +153,35 @@ fn insert_batch(db: &Db<'_>, rows: &[RunLogRow]) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The INSERT of `rows` run logs (a power of two up to [`ROWS_PER_INSERT`]), written once
+/// per process: every round of the writer inserts its batch with them.
+fn insert_sql(rows: usize) -> &'static str {
+    static TEXTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let texts = TEXTS.get_or_init(|| {
+        (0..=ROWS_PER_INSERT.ilog2())
+            .map(|power| {
+                let rows = 1usize << power;
+                let values: Vec<String> = (0..rows)
+                    .map(|index| {
+                        let marks: Vec<String> = (index * 14 + 1..=index * 14 + 14)
+                            .map(|n| format!("?{n}"))
+                            .collect();
+                        format!("({})", marks.join(", "))
+                    })
+                    .collect();
+                format!(
+                    "INSERT INTO run_logs (uuid, organization_id, hook_id, request_id, queue_id,
+                                   annotation_id, email_id, log_level, status, status_code,
+                                   timestamp, start, \"end\", body) VALUES {}",
+                    values.join(", ")
+                )
+            })
+            .collect()
+    });
+    // `rows` is a power of two within the bound (`insert_rows` cuts the batch so).
+    texts.get(rows.ilog2() as usize).map_or("", String::as_str)
+}
+
 /// Inserts run logs within the caller's transaction (the writer's batch, or a delivery's
 /// attempt, whose log is committed with the delivery's new state).
 pub(super) fn insert_rows(transaction: &Db<'_>, rows: &[RunLogRow]) -> Result<(), StoreError> {
@@ -163,21 +192,8 @@ pub(super) fn insert_rows(transaction: &Db<'_>, rows: &[RunLogRow]) -> Result<()
         let size = ROWS_PER_INSERT.min(1 << rest.len().ilog2());
         let (chunk, after) = rest.split_at(size);
         rest = after;
-        let mut sql = String::from(
-            "INSERT INTO run_logs (uuid, organization_id, hook_id, request_id, queue_id,
-                                   annotation_id, email_id, log_level, status, status_code,
-                                   timestamp, start, \"end\", body) VALUES ",
-        );
         let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 14);
-        for (index, row) in chunk.iter().enumerate() {
-            if index > 0 {
-                sql.push_str(", ");
-            }
-            let first = index * 14;
-            let marks: Vec<String> = (first + 1..=first + 14).map(|n| format!("?{n}")).collect();
-            sql.push('(');
-            sql.push_str(&marks.join(", "));
-            sql.push(')');
+        for row in chunk {
             values.extend([
                 Value::Text(row.uuid.clone()),
                 row.organization_id.to_value()?,
@@ -197,7 +213,7 @@ pub(super) fn insert_rows(transaction: &Db<'_>, rows: &[RunLogRow]) -> Result<()
         }
         let parameters: Vec<&dyn ToValue> =
             values.iter().map(|value| value as &dyn ToValue).collect();
-        transaction.execute(&sql, &parameters)?;
+        transaction.execute(insert_sql(size), &parameters)?;
     }
     Ok(())
 }
