@@ -351,6 +351,12 @@ struct LayerRuns {
     /// Each hook still to run after some of this layer's: that hook, and the places in this
     /// layer of its ancestors, in order.
     later: Vec<(u64, Vec<usize>)>,
+    /// The bytes of the operations of each ended run whose response the answer dropped.
+    dropped: Vec<Option<u64>>,
+    /// The bytes of operations this layer's runs may keep for the payloads still to build:
+    /// what the ancestors' budget left when the layer began. Fixed then, so that which are
+    /// kept depends on the places of the runs, not on the order they end in.
+    allowance: u64,
 }
 
 impl Walk {
@@ -381,17 +387,12 @@ impl Walk {
         }
     }
 
-    /// Keeps run `id`'s operations for the payloads that take them, unless the walk's kept
-    /// operations would then be past the ancestors' budget: then they are lost.
-    fn keep(&mut self, id: u64, operations: Map<String, Value>) {
-        let bytes = u64::try_from(json_bytes(&operations)).unwrap_or(u64::MAX);
-        let total = self.kept.1.saturating_add(bytes);
-        if total > self.budgets.ancestors {
-            self.lost.insert(id);
-            return;
-        }
+    /// Keeps run `id`'s operations (of `bytes`) for the payloads that take them, counted
+    /// against the ancestors' budget ([`Walk::drop_past_budgets`] decides which may be).
+    fn keep(&mut self, id: u64, operations: Map<String, Value>, bytes: u64) {
+        self.forget(id);
         self.kept.0.insert(id, bytes);
-        self.kept.1 = total;
+        self.kept.1 = self.kept.1.saturating_add(bytes);
         self.operations.insert(id, operations);
     }
 
@@ -508,6 +509,8 @@ impl Walk {
             runs: layer.iter().map(|_| None).collect(),
             bytes: vec![None; layer.len()],
             later,
+            dropped: vec![None; layer.len()],
+            allowance: self.budgets.ancestors.saturating_sub(self.kept.1),
         }
     }
 
@@ -565,19 +568,40 @@ impl Walk {
                 }
             }
         }
+        let mut newly: HashMap<usize, (Map<String, Value>, u64)> = HashMap::new();
         for (place, operations) in dropped {
-            let Some(&id) = layer.ids.get(place) else {
+            let mut only = Map::new();
+            only.insert("operations".to_owned(), operations);
+            let bytes = u64::try_from(json_bytes(&only)).unwrap_or(u64::MAX);
+            if let Some(slot) = layer.dropped.get_mut(place) {
+                *slot = Some(bytes);
+            }
+            newly.insert(place, (only, bytes));
+        }
+        // Kept: a run taken whose operations, with those of every dropped run before it in
+        // the layer (taken or not), are within the layer's allowance. As runs end, what is
+        // before a place only grows and what is taken only shrinks, so a run refused stays
+        // refused and the runs kept at the end are those of the plan's order, whatever order
+        // they ended in.
+        let mut before = 0u64;
+        for place in 0..layer.ids.len() {
+            let (Some(&id), Some(&taken)) = (layer.ids.get(place), taken.get(place)) else {
                 continue;
             };
-            if taken.get(place).copied().unwrap_or(false) {
-                let mut only = Map::new();
-                only.insert("operations".to_owned(), operations);
-                self.keep(id, only);
-            }
-        }
-        for (id, &kept) in layer.ids.iter().zip(&taken) {
-            if !kept {
-                self.forget(*id);
+            let Some(bytes) = layer.dropped.get(place).copied().flatten() else {
+                continue;
+            };
+            before = before.saturating_add(bytes);
+            let within = before <= layer.allowance;
+            match newly.remove(&place) {
+                Some((operations, bytes)) if taken && within => self.keep(id, operations, bytes),
+                _ if taken && within => {}
+                _ => {
+                    if taken || self.operations.contains_key(&id) {
+                        self.lost.insert(id);
+                    }
+                    self.forget(id);
+                }
             }
         }
     }
@@ -925,5 +949,20 @@ mod tests {
         walk.built(&[3, 4]);
         assert!(walk.operations.is_empty());
         assert_eq!(walk.kept.1, 0, "given back with them");
+
+        // The same runs ending the other way round keep the same: hook 2's, kept while it
+        // was the only one ended, is lost once hook 1's, before it in the layer, ends.
+        let mut walk = Walk::new(
+            [(1, Vec::new()), (2, Vec::new()), (3, vec![1]), (4, vec![2])],
+            budgets,
+        );
+        walk.built(&[1, 2]);
+        let mut layer = walk.layer(&[1, 2]);
+        walk.ended(&mut layer, 1, setting(2, "b"));
+        assert_eq!(walk.operations.keys().copied().collect::<Vec<u64>>(), [2]);
+        walk.ended(&mut layer, 0, setting(1, "a"));
+        assert_eq!(walk.operations.keys().copied().collect::<Vec<u64>>(), [1]);
+        assert!(walk.lost.contains(&2));
+        assert!(walk.kept.1 <= budgets.ancestors);
     }
 }

@@ -155,7 +155,7 @@ fn insert_batch(db: &Db<'_>, rows: &[RunLogRow]) -> Result<(), StoreError> {
 
 /// The INSERT of `rows` run logs (a power of two up to [`ROWS_PER_INSERT`]), written once
 /// per process: every round of the writer inserts its batch with them.
-fn insert_sql(rows: usize) -> &'static str {
+fn insert_sql(rows: usize) -> Option<&'static str> {
     static TEXTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let texts = TEXTS.get_or_init(|| {
         (0..=ROWS_PER_INSERT.ilog2())
@@ -179,8 +179,11 @@ fn insert_sql(rows: usize) -> &'static str {
             .collect()
     });
     // `rows` is a power of two within the bound (`insert_rows` cuts the batch so).
-    texts.get(rows.ilog2() as usize).map_or("", String::as_str)
+    texts.get(rows.ilog2() as usize).map(String::as_str)
 }
+
+// `insert_rows` cuts a batch into powers of two up to it, one text each.
+const _: () = assert!(ROWS_PER_INSERT.is_power_of_two());
 
 /// Inserts run logs within the caller's transaction (the writer's batch, or a delivery's
 /// attempt, whose log is committed with the delivery's new state).
@@ -213,7 +216,9 @@ pub(super) fn insert_rows(transaction: &Db<'_>, rows: &[RunLogRow]) -> Result<()
         }
         let parameters: Vec<&dyn ToValue> =
             values.iter().map(|value| value as &dyn ToValue).collect();
-        transaction.execute(insert_sql(size), &parameters)?;
+        let sql = insert_sql(size)
+            .ok_or_else(|| StoreError::Task(format!("no INSERT text for {size} rows")))?;
+        transaction.execute(sql, &parameters)?;
     }
     Ok(())
 }
