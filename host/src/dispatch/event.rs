@@ -706,6 +706,18 @@ mod tests {
         }
     }
 
+    /// An event's keys: an annotation whose content is one section of datapoints 1 to
+    /// `count`, each of value "0".
+    fn datapoints_event(count: u64) -> EventFields {
+        let content: Vec<Value> = (1..=count)
+            .map(|id| json!({"id": id, "category": "datapoint", "content": {"value": "0"}}))
+            .collect();
+        let keys = json!({"annotation": {"id": 7, "content": [
+            {"id": 100, "category": "section", "children": content}
+        ]}});
+        EventFields::from_map(keys.as_object().unwrap_or(&Map::new()))
+    }
+
     /// The bytes of [`setting`]'s response for an id of one digit.
     fn one_response() -> u64 {
         let bytes = setting(1, "m")
@@ -811,13 +823,7 @@ mod tests {
         );
         walk.finish_layer(layer);
 
-        let content: Vec<Value> = (1..=3)
-            .map(|id| json!({"id": id, "category": "datapoint", "content": {"value": "0"}}))
-            .collect();
-        let keys = json!({"annotation": {"id": 7, "content": [
-            {"id": 100, "category": "section", "children": content}
-        ]}});
-        let body = EventFields::from_map(keys.as_object().unwrap_or(&Map::new()));
+        let body = datapoints_event(3);
         let built = Value::Object(walk.body_of(4, &body).to_map());
         let values: Vec<Value> = (0..3)
             .map(|index| {
@@ -858,13 +864,7 @@ mod tests {
         };
         let planned = [(1, Vec::new()), (2, vec![1]), (3, vec![1, 2])];
         let mut walk = Walk::new(planned, budgets);
-        let content: Vec<Value> = (1..=2)
-            .map(|id| json!({"id": id, "category": "datapoint", "content": {"value": "0"}}))
-            .collect();
-        let keys = json!({"annotation": {"id": 7, "content": [
-            {"id": 100, "category": "section", "children": content}
-        ]}});
-        let body = EventFields::from_map(keys.as_object().unwrap_or(&Map::new()));
+        let body = datapoints_event(2);
         let values = |built: &EventFields| -> Vec<Value> {
             let built = Value::Object(built.to_map());
             (0..2)
@@ -930,13 +930,7 @@ mod tests {
         assert!(walk.kept.1 <= budgets.ancestors);
         walk.finish_layer(layer);
 
-        let content: Vec<Value> = (1..=2)
-            .map(|id| json!({"id": id, "category": "datapoint", "content": {"value": "0"}}))
-            .collect();
-        let keys = json!({"annotation": {"id": 7, "content": [
-            {"id": 100, "category": "section", "children": content}
-        ]}});
-        let body = EventFields::from_map(keys.as_object().unwrap_or(&Map::new()));
+        let body = datapoints_event(2);
         let value = |built: &EventFields, index: usize| {
             Value::Object(built.to_map())["annotation"]["content"][0]["children"][index]["content"]
                 ["value"]
