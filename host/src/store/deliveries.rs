@@ -366,6 +366,10 @@ const RESPONSES_SPENT: &str = "SELECT id, CAST(SUM(COALESCE(octet_length(respons
 const EVENT_COLUMNS: &str =
     "id, organization_id, request_id, event, action, queue_id, body, created_at, finished_at";
 
+/// How long [`Deliveries::event`]'s read may take: a safety net, since what it reads is
+/// bounded by its budget of bytes (a read past it is answered as too broad).
+const EVENT_READ_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// [`EVENT_COLUMNS`] with an empty `body`: for an answer about an event, which never shows
 /// its keys (up to a request's 2 MiB), read by any member as often as it likes.
 const EVENT_COLUMNS_BUT_BODY: &str =
@@ -569,8 +573,11 @@ impl Deliveries<'_> {
         organization: Option<u64>,
         response_budget: u64,
     ) -> Result<Option<(EventRow, Vec<Delivery>)>, StoreError> {
+        // A read of up to the budget's megabytes that any member may ask for as often as it
+        // likes: on a read connection, never the one every write waits for, after the
+        // organization's reads before it (`readers.rs`).
         self.store
-            .run(move |db| {
+            .read_within(organization, EVENT_READ_DEADLINE, move |db| {
                 let Some(row) = event_row_of(db, id, EVENT_COLUMNS_BUT_BODY)? else {
                     return Ok(None);
                 };
