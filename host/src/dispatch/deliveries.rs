@@ -24,7 +24,7 @@ use tokio::sync::Semaphore;
 use super::dispatcher::{attempts, check_permit, AttemptEnd, Attempted, DispatchError, RunToken};
 use super::event::{ANCESTOR_RESPONSE_BYTES, ANSWERED_RESPONSE_BYTES};
 use super::limits::{reserved_mb, RunPermit};
-use super::plan::{body_after, failed_predecessor, EventPlan};
+use super::plan::{body_after, failed_predecessor, operations_only, EventPlan};
 use super::webhook::{self, PollAnswer};
 use super::writer::log_run;
 use super::Dispatcher;
@@ -1013,9 +1013,7 @@ fn operations_of(response: &str) -> Option<Map<String, Value>> {
         return None;
     }
     let Operations { operations } = serde_json::from_str(response).ok()?;
-    let mut only = Map::new();
-    only.insert("operations".to_owned(), operations);
-    Some(only)
+    Some(operations_only(operations))
 }
 
 /// The event of a stored row.

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::dispatcher::{check_permit, DispatchError, Dispatcher, RunResult};
 use super::limits::RunPermit;
-use super::plan::{body_after, EventPlan, Step};
+use super::plan::{body_after, operations_only, EventPlan, Step};
 use crate::model::hook::{json_bytes, Hook};
 use crate::model::{EventAction, EventFields, RunStatus};
 use crate::trace_context::TRACE;
@@ -100,12 +100,20 @@ pub struct EventAnswer {
 impl EventAnswer {
     /// Folds the runs' responses in order.
     pub fn fold(runs: &[EventRun]) -> Self {
+        EventAnswer::fold_ended(runs.iter().map(|run| (run.status, run.response.as_ref())))
+    }
+
+    /// Folds how runs ended and their responses, in order: for runs not held as
+    /// [`EventRun`]s (a non-interactive event's deliveries, their responses parsed once).
+    pub fn fold_ended<'r>(
+        ended: impl IntoIterator<Item = (RunStatus, Option<&'r Map<String, Value>>)>,
+    ) -> Self {
         let mut answer = EventAnswer::default();
-        for run in runs {
-            if run.status != RunStatus::Completed {
+        for (status, response) in ended {
+            if status != RunStatus::Completed {
                 answer.failed += 1;
             }
-            let Some(response) = &run.response else {
+            let Some(response) = response else {
                 continue;
             };
             for (key, into) in [
@@ -304,18 +312,27 @@ struct Walk {
     /// Each planned hook with ancestors whose payload is not built yet, and what it will
     /// be built from.
     payloads: HashMap<u64, Payload>,
-    /// The operations (a map of that key alone, as [`body_after`] reads them) of ended runs
-    /// whose responses the answer dropped, while a payload still to build takes them.
-    operations: HashMap<u64, Map<String, Value>>,
-    /// The bytes of each of `operations` (their JSON text), and of all of them: at most
-    /// the ancestors' budget for the whole walk, since each payload's budget alone would
-    /// let hundreds of hooks each keep a different ancestor's megabyte.
-    kept: (HashMap<u64, u64>, u64),
+    /// The operations of ended runs whose responses the answer dropped, while a payload
+    /// still to build takes them.
+    operations: HashMap<u64, Kept>,
+    /// The bytes of all of `operations`: at most the ancestors' budget for the whole walk,
+    /// since each payload's budget alone would let hundreds of hooks each keep a different
+    /// ancestor's megabyte.
+    kept_bytes: u64,
     /// The ended runs whose operations a payload took within its budget, but which were
     /// not kept: the walk's operations were at the budget. Their payloads warn.
     lost: std::collections::HashSet<u64>,
     /// How many payloads still to build take each ended run's operations.
     takers: HashMap<u64, usize>,
+}
+
+/// A dropped response's operations, kept for the payloads that take them.
+#[derive(Debug)]
+struct Kept {
+    /// A map of that key alone, as [`body_after`] reads a response.
+    operations: Map<String, Value>,
+    /// Its JSON text's bytes.
+    bytes: u64,
 }
 
 /// What the payload of a hook still to run is built from, gathered as its ancestors'
@@ -381,7 +398,7 @@ impl Walk {
             spent: 0,
             payloads,
             operations: HashMap::new(),
-            kept: (HashMap::new(), 0),
+            kept_bytes: 0,
             lost: std::collections::HashSet::new(),
             takers: HashMap::new(),
         }
@@ -391,16 +408,14 @@ impl Walk {
     /// against the ancestors' budget ([`Walk::drop_past_budgets`] decides which may be).
     fn keep(&mut self, id: u64, operations: Map<String, Value>, bytes: u64) {
         self.forget(id);
-        self.kept.0.insert(id, bytes);
-        self.kept.1 = self.kept.1.saturating_add(bytes);
-        self.operations.insert(id, operations);
+        self.kept_bytes = self.kept_bytes.saturating_add(bytes);
+        self.operations.insert(id, Kept { operations, bytes });
     }
 
     /// Drops run `id`'s kept operations, which no payload still to build takes.
     fn forget(&mut self, id: u64) {
-        self.operations.remove(&id);
-        if let Some(bytes) = self.kept.0.remove(&id) {
-            self.kept.1 = self.kept.1.saturating_sub(bytes);
+        if let Some(kept) = self.operations.remove(&id) {
+            self.kept_bytes = self.kept_bytes.saturating_sub(kept.bytes);
         }
     }
 
@@ -417,6 +432,7 @@ impl Walk {
     /// The payload keys of hook `id`, about to run: `body` with the operations of its
     /// ancestors' responses within the budget applied ([`body_after`]), and a warning
     /// naming those past it.
+    ///
     /// A hook that takes nothing borrows `body`: a layer of hundreds of hooks would
     /// otherwise copy the event's keys (up to the 2 MiB of a request's body) for each.
     fn body_of<'b>(&self, id: u64, body: &'b EventFields) -> Cow<'b, EventFields> {
@@ -451,6 +467,7 @@ impl Walk {
         let responses = payload.takes.iter().filter_map(|ancestor| {
             self.operations
                 .get(ancestor)
+                .map(|kept| &kept.operations)
                 .or_else(|| self.run(*ancestor)?.response.as_ref())
         });
         Cow::Owned(body_after(body, responses))
@@ -510,7 +527,7 @@ impl Walk {
             bytes: vec![None; layer.len()],
             later,
             dropped: vec![None; layer.len()],
-            allowance: self.budgets.ancestors.saturating_sub(self.kept.1),
+            allowance: self.budgets.ancestors.saturating_sub(self.kept_bytes),
         }
     }
 
@@ -570,8 +587,7 @@ impl Walk {
         }
         let mut newly: HashMap<usize, (Map<String, Value>, u64)> = HashMap::new();
         for (place, operations) in dropped {
-            let mut only = Map::new();
-            only.insert("operations".to_owned(), operations);
+            let only = operations_only(operations);
             let bytes = u64::try_from(json_bytes(&only)).unwrap_or(u64::MAX);
             if let Some(slot) = layer.dropped.get_mut(place) {
                 *slot = Some(bytes);
@@ -927,7 +943,7 @@ mod tests {
         walk.ended(&mut layer, 1, setting(2, "b"));
         assert_eq!(walk.operations.keys().copied().collect::<Vec<u64>>(), [1]);
         assert!(walk.lost.contains(&2), "past the budget in all");
-        assert!(walk.kept.1 <= budgets.ancestors);
+        assert!(walk.kept_bytes <= budgets.ancestors);
         walk.finish_layer(layer);
 
         let body = datapoints_event(2);
@@ -942,7 +958,7 @@ mod tests {
         assert_eq!(value(&fourth, 1), json!("0"), "hook 2's, lost");
         walk.built(&[3, 4]);
         assert!(walk.operations.is_empty());
-        assert_eq!(walk.kept.1, 0, "given back with them");
+        assert_eq!(walk.kept_bytes, 0, "given back with them");
 
         // The same runs ending the other way round keep the same: hook 2's, kept while it
         // was the only one ended, is lost once hook 1's, before it in the layer, ends.
@@ -957,6 +973,6 @@ mod tests {
         walk.ended(&mut layer, 0, setting(1, "a"));
         assert_eq!(walk.operations.keys().copied().collect::<Vec<u64>>(), [1]);
         assert!(walk.lost.contains(&2));
-        assert!(walk.kept.1 <= budgets.ancestors);
+        assert!(walk.kept_bytes <= budgets.ancestors);
     }
 }

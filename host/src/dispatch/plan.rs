@@ -197,6 +197,14 @@ pub fn failed_predecessor(
         .find(|&ancestor| status(ancestor).is_some_and(|status| status != RunStatus::Completed))
 }
 
+/// A response made of its `operations` alone: all of a response [`body_after`] applies, and
+/// all that is kept of one whose whole is not (past a budget of bytes).
+pub fn operations_only(operations: Value) -> Map<String, Value> {
+    let mut only = Map::new();
+    only.insert("operations".to_owned(), operations);
+    only
+}
+
 /// The payload keys of a hook whose predecessors have run: `annotation.content` with the
 /// operations of `responses` (its ancestors' responses, in layer order) applied, and
 /// `updated_datapoints` with what they changed. The event's keys as sent when there is no

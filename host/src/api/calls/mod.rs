@@ -383,18 +383,18 @@ fn render_event(
     }
 }
 
-/// The responses of a non-interactive event's finished deliveries (those the store read,
-/// within the answer's budget), each parsed once, and what they say together: the fold
-/// borrows them, then each is answered in its delivery's result. `phases` are the
-/// deliveries' own.
-fn finished_responses(
-    progress: &EventProgress,
-    phases: &[DeliveryPhase],
-) -> (EventAnswer, Vec<Option<Map<String, Value>>>) {
-    let mut responses: Vec<Option<Map<String, Value>>> = progress
+/// The answer about a non-interactive event: each delivery where it is, and what the
+/// finished ones' responses say together. The responses are those the store read within
+/// the answer's budget (`dispatch::ANSWERED_RESPONSE_BYTES`); a delivery whose response
+/// was left out says so, and the fold is of those read.
+fn render_progress(state: &AppState, progress: &EventProgress) -> EventAnswerView {
+    let event = &progress.event;
+    let phases: Vec<DeliveryPhase> = progress.deliveries.iter().map(DeliveryPhase::of).collect();
+    // The finished deliveries' responses, each parsed once: folded, then answered.
+    let responses: Vec<Option<Map<String, Value>>> = progress
         .deliveries
         .iter()
-        .zip(phases)
+        .zip(&phases)
         .map(|(delivery, phase)| {
             let text = delivery
                 .response
@@ -406,41 +406,15 @@ fn finished_responses(
             }
         })
         .collect();
-    let (folded_at, finished): (Vec<usize>, Vec<EventRun>) = progress
-        .deliveries
-        .iter()
-        .zip(phases)
-        .enumerate()
-        .filter(|(_, (_, phase))| **phase == DeliveryPhase::Finished)
-        .filter_map(|(index, (delivery, _))| {
-            let run = EventRun {
-                hook_id: delivery.hook_id,
-                status: delivery.status?,
-                message: delivery.message.clone().unwrap_or_default(),
-                response: responses.get_mut(index)?.take(),
-                response_omitted: delivery.response_omitted,
-                request_id: progress.event.request_id.clone(),
-            };
-            Some((index, run))
-        })
-        .unzip();
-    let folded = EventAnswer::fold(&finished);
-    for (index, run) in folded_at.into_iter().zip(finished) {
-        if let Some(slot) = responses.get_mut(index) {
-            *slot = run.response;
-        }
-    }
-    (folded, responses)
-}
-
-/// The answer about a non-interactive event: each delivery where it is, and what the
-/// finished ones' responses say together. The responses are those the store read within
-/// the answer's budget (`dispatch::ANSWERED_RESPONSE_BYTES`); a delivery whose response
-/// was left out says so, and the fold is of those read.
-fn render_progress(state: &AppState, progress: &EventProgress) -> EventAnswerView {
-    let event = &progress.event;
-    let phases: Vec<DeliveryPhase> = progress.deliveries.iter().map(DeliveryPhase::of).collect();
-    let (folded, responses) = finished_responses(progress, &phases);
+    let folded = EventAnswer::fold_ended(
+        progress
+            .deliveries
+            .iter()
+            .zip(&phases)
+            .zip(&responses)
+            .filter(|((_, phase), _)| **phase == DeliveryPhase::Finished)
+            .filter_map(|((delivery, _), response)| Some((delivery.status?, response.as_ref()))),
+    );
     let results = progress
         .deliveries
         .iter()
