@@ -101,6 +101,9 @@ pub struct Metrics {
     pub scheduler_wait_seconds: Histogram,
     /// Run logs the batching writer has committed to the database, one a run.
     pub run_logs_written: Counter,
+    /// Run logs deleted before their retention because their organization was over its
+    /// quota (`log_mb_per_organization`), by organization.
+    pub run_logs_trimmed: Family<OrganizationLabels, Counter>,
     /// Commit latency of one batch of run logs.
     pub run_log_batch_seconds: Histogram,
     /// Checkpoints of SQLite's write-ahead log, by mode: a restarting one holds up the run
@@ -164,6 +167,7 @@ impl Metrics {
             throttled: Family::default(),
             scheduler_wait_seconds: latency(),
             run_logs_written: Counter::default(),
+            run_logs_trimmed: Family::default(),
             run_log_batch_seconds: latency(),
             sqlite_checkpoint_seconds: Family::new_with_constructor(latency),
             sqlite_log_frames: Gauge::default(),
@@ -249,6 +253,11 @@ impl Metrics {
             "run_logs_written",
             "Run logs committed",
             metrics.run_logs_written.clone(),
+        );
+        registry.register(
+            "run_logs_trimmed",
+            "Run logs deleted before their retention: their organization was over its quota",
+            metrics.run_logs_trimmed.clone(),
         );
         registry.register(
             "run_log_batch_commit_seconds",

@@ -28,8 +28,8 @@ use crate::outbound::Outbound;
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::sealing::Sealer;
 use crate::store::{Expired, Store};
-use config::DatabaseChoice;
 pub use config::ServerConfig;
+use config::{DatabaseChoice, RunLogQuota};
 
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "wasmhook.db";
@@ -43,6 +43,9 @@ pub const ARTIFACTS_DIR: &str = "artifacts";
 pub const LOCK_FILE: &str = "server.lock";
 /// How often expired run logs and tokens are deleted.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
+/// How often the organizations whose run logs are over their quota are trimmed: the
+/// most an organization can write past its quota is what its calls log in this time.
+const RUN_LOG_TRIM_EVERY: Duration = Duration::from_secs(1);
 /// How often idle warm instances past their `idle_s` are discarded: a second of the
 /// shortest idle time a hook may ask.
 const WARM_SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -223,6 +226,9 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         None => None,
     };
     let store_for_leaving = store.clone();
+    let log_trimmer = limits
+        .run_log_quota()
+        .map(|quota| tokio::spawn(trim_run_logs(store.clone(), quota)));
     let housekeeping = tokio::spawn(housekeeping(store, limits.log_retention_days));
     let warm_sweeper = tokio::spawn(sweep_warm_instances(Arc::clone(&runtime)));
     // Tests and scripts read this line to find the port when listening on port 0.
@@ -237,6 +243,9 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     .await;
     housekeeping.abort();
     warm_sweeper.abort();
+    if let Some(log_trimmer) = log_trimmer {
+        log_trimmer.abort();
+    }
     if let Some(heartbeat) = heartbeat {
         // Stopped rather than aborted, and awaited: a beat under way finishes first, so
         // that none writes this replica's row again after it has left.
@@ -335,6 +344,45 @@ async fn housekeeping(store: Store, retention_days: u64) {
             Err(error) => tracing::warn!("housekeeping failed: {error}"),
         }
         tokio::time::sleep(HOUSEKEEPING_EVERY).await;
+    }
+}
+
+/// Deletes the oldest run logs of the organizations over their quota, every
+/// [`RUN_LOG_TRIM_EVERY`]: one organization's logs cannot fill the disk the others' are on.
+/// Each replica does it on PostgreSQL; their deletes of run logs take turns (a lock of
+/// the database's, `run_logs.rs`).
+async fn trim_run_logs(store: Store, quota: RunLogQuota) {
+    loop {
+        tokio::time::sleep(RUN_LOG_TRIM_EVERY).await;
+        match store
+            .run_logs()
+            .trim_over(quota.bytes, quota.trimmed_to)
+            .await
+        {
+            Ok(trimmed) => {
+                for organization in trimmed {
+                    tracing::info!(
+                        organization = organization.organization,
+                        "deleted the {} oldest run logs of an organization over its quota \
+                         ({} bytes of {})",
+                        organization.run_logs,
+                        organization.before,
+                        quota.bytes
+                    );
+                    if let Some(metrics) = crate::metrics::metrics() {
+                        metrics
+                            .run_logs_trimmed
+                            .get_or_create(&crate::metrics::OrganizationLabels {
+                                organization: crate::metrics::organization(
+                                    organization.organization,
+                                ),
+                            })
+                            .inc_by(organization.run_logs as u64);
+                    }
+                }
+            }
+            Err(error) => tracing::warn!("trimming run logs over their quota failed: {error}"),
+        }
     }
 }
 

@@ -253,6 +253,18 @@ const MIGRATIONS: &[&str] = &[
         GENERATED ALWAYS AS (json_extract(document, '$.config.schedule.cron')) VIRTUAL;
     CREATE INDEX hooks_scheduled ON hooks(id, schedule_cron, modified_at)
         WHERE active = 1 AND schedule_cron IS NOT NULL;",
+    // 13: the bytes each organization's run logs hold, kept by every statement that inserts
+    // or deletes run logs (`run_logs.rs`: a log counts its body's bytes and `ROW_BYTES` for
+    // its other columns and index entries), so that the run logs of an organization past
+    // its quota can be found without reading the logs, and its oldest deleted. Seeded from
+    // the logs already there (one read of them all, once).
+    "CREATE TABLE run_log_usage (
+        organization_id INTEGER PRIMARY KEY,
+        bytes INTEGER NOT NULL
+    );
+    INSERT INTO run_log_usage (organization_id, bytes)
+        SELECT organization_id, SUM(octet_length(body) + 256) FROM run_logs
+        GROUP BY organization_id;",
 ];
 
 /// PostgreSQL's schema, migration by migration as SQLite's above, in PostgreSQL's types:
@@ -484,6 +496,14 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     r#"ALTER TABLE hooks ADD COLUMN schedule_cron TEXT COLLATE "C"
         GENERATED ALWAYS AS ((document)::jsonb #>> '{config,schedule,cron}') STORED;
     CREATE INDEX hooks_scheduled ON hooks(id) WHERE active = 1 AND schedule_cron IS NOT NULL;"#,
+    // 13
+    r#"CREATE TABLE run_log_usage (
+        organization_id BIGINT PRIMARY KEY,
+        bytes BIGINT NOT NULL
+    );
+    INSERT INTO run_log_usage (organization_id, bytes)
+        SELECT organization_id, SUM(octet_length(body) + 256) FROM run_logs
+        GROUP BY organization_id;"#,
 ];
 
 /// The migrations of `dialect`'s database.

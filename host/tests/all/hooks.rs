@@ -2131,3 +2131,86 @@ fn module_files_no_row_holds_are_swept_on_sqlite_and_those_of_live_modules_kept(
     );
     assert_eq!(status, StatusCode::OK, "{answer}\n{}", server.log());
 }
+
+/// An organization whose run logs pass its quota (`log_mb_per_organization`, 1 MiB here)
+/// has its oldest deleted within a second or two, down to 90% of it, while its newest stay
+/// readable; another organization's logs are untouched, and the trim is counted for the
+/// organization in `/metrics`.
+#[test]
+fn an_organizations_oldest_run_logs_are_deleted_past_its_quota_and_no_one_elses() {
+    let dir = temp();
+    let server = Server::start_with(
+        dir.path(),
+        Some(OPERATOR_TOKEN),
+        &[("WASMHOOK_LOG_MB_PER_ORGANIZATION", "1")],
+        &[],
+    );
+    let acme = Tenant::new(&server, "acme");
+    let rival = Tenant::new(&server, "rival");
+    let logged = |module: &str| {
+        json!({"config": {"runtime": "wasm", "module": module, "timeout_s": 5,
+                          "payload_logging_enabled": true}})
+    };
+    let hello = acme.upload(HELLO);
+    let hook = acme.hook(&hello, logged(&hello));
+    let theirs = rival.upload(HELLO);
+    let rival_hook = rival.hook(&theirs, logged(&theirs));
+    let (status, answer) = rival.invoke(&rival_hook, json!({"small": true}));
+    assert_eq!(status, StatusCode::OK, "{answer}");
+
+    // 20 logs of about 200 KB each (the payload kept): four times the quota.
+    let filler = "f".repeat(200_000);
+    for index in 0..20 {
+        let (status, answer) = acme.invoke(&hook, json!({"index": index, "filler": filler}));
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    let indexes = |tenant: &Tenant| -> Vec<u64> {
+        let (status, logs) = tenant.get("/hooks/logs?page_size=100");
+        assert_eq!(status, StatusCode::OK, "{logs}");
+        logs["results"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|log| {
+                let request: Value = serde_json::from_str(log["request"].as_str().unwrap_or("{}"))
+                    .unwrap_or(Value::Null);
+                request["index"].as_u64().unwrap_or(u64::MAX)
+            })
+            .collect()
+    };
+    let acme_id = acme.organization_id();
+    let counted = || {
+        server
+            .metrics()
+            .get(&format!(
+                "wasmhook_run_logs_trimmed_total{{organization=\"{acme_id}\"}}"
+            ))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    // Settled: the newest, newest first: four (within 90% of a MiB, 200 KB each), or five
+    // when the last call came after the last trim (five are still within the quota itself);
+    // each deleted one counted.
+    let settled = wait_until(Instant::now() + Duration::from_secs(20), || {
+        let kept = indexes(&acme);
+        let newest: Vec<u64> = (20 - kept.len() as u64..20).rev().collect();
+        (4..=5).contains(&kept.len()) && kept == newest && counted() == 20.0 - kept.len() as f64
+    });
+    assert!(
+        settled,
+        "acme's logs were not trimmed to its newest: {:?}, {} counted\n{}",
+        indexes(&acme),
+        counted(),
+        server.log()
+    );
+    assert_eq!(
+        indexes(&rival),
+        vec![u64::MAX],
+        "rival's one small log is kept"
+    );
+    // Calls go on, and are logged.
+    let (status, answer) = acme.invoke(&hook, json!({"index": 20}));
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(indexes(&acme).first(), Some(&20));
+}

@@ -20,6 +20,9 @@ const MAX_GUEST_SLICE_US: u64 = 100_000;
 /// The longest a run-log read may take: a minute of a read connection (of two) is already
 /// more than any person waits for a list.
 const MAX_LOG_QUERY_MS: u64 = 60_000;
+/// The largest run-log quota an organization may have: a PiB, well within the 64-bit
+/// integers the database counts bytes in.
+const MAX_LOG_MB_PER_ORGANIZATION: u64 = 1 << 30;
 /// The largest per-function compile cache: 4 GiB holds the functions of hundreds of
 /// interpreters' worth of modules; a larger number would be no bound at all.
 const MAX_COMPILE_CACHE_MB: u64 = 4096;
@@ -56,6 +59,12 @@ pub struct Limits {
     /// written on, and an organization's run one at a time in each replica (one that waits
     /// longer than this for its turn gets 429).
     pub log_query_ms: u64,
+    /// MiB of run logs one organization may keep (a log counts its stored record and 256
+    /// bytes for its row). Past it, its oldest logs are deleted, within a second, until it
+    /// keeps 90% of this: so that one organization's logs, written as fast as its calls
+    /// end, cannot fill the disk every organization's are on before the retention deletes
+    /// them. 0: no quota (the retention alone).
+    pub log_mb_per_organization: u64,
     /// The most seconds a hook's `config.timeout_s` may ask.
     pub max_timeout_s: u64,
     /// The most MiB a hook's `config.memory_size_mb` may ask.
@@ -125,6 +134,16 @@ pub struct Limits {
     pub guest_slice_us: u64,
 }
 
+/// An organization's quota of run-log bytes ([`Limits::log_mb_per_organization`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunLogQuota {
+    /// Past this, an organization's oldest logs are deleted.
+    pub bytes: u64,
+    /// Until it keeps this much: a margin below the quota, so that an organization at its
+    /// quota is not trimmed again after each call.
+    pub trimmed_to: u64,
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -137,6 +156,7 @@ impl Default for Limits {
             foreground_compile_bytes: crate::modules::DEFAULT_FOREGROUND_COMPILE_BYTES,
             log_retention_days: 7,
             log_query_ms: 2000,
+            log_mb_per_organization: 1024,
             max_timeout_s: 60,
             max_memory_mb: 512,
             loaded_modules: crate::runtime::DEFAULT_MODULE_CACHE_CAPACITY,
@@ -188,6 +208,11 @@ impl Limits {
         at_least("max_reuse_idle_s", self.max_reuse_idle_s, 1, "")?;
         at_least("log_query_ms", self.log_query_ms, 1, "")?;
         at_most("log_query_ms", self.log_query_ms, MAX_LOG_QUERY_MS)?;
+        at_most(
+            "log_mb_per_organization",
+            self.log_mb_per_organization,
+            MAX_LOG_MB_PER_ORGANIZATION,
+        )?;
         at_most(
             "guest_nice",
             self.guest_nice,
@@ -244,6 +269,16 @@ impl Limits {
             per_organization_mb,
         }
         .at_least(self.max_memory_mb)
+    }
+
+    /// The run logs an organization may keep, in bytes, and what trimming them leaves
+    /// (90% of it); none without a quota.
+    pub fn run_log_quota(&self) -> Option<RunLogQuota> {
+        let bytes = self.log_mb_per_organization.checked_mul(MIB)?;
+        (bytes > 0).then_some(RunLogQuota {
+            bytes,
+            trimmed_to: bytes / 10 * 9,
+        })
     }
 
     /// How many idle warm instances the runtime keeps (never more than `most`), and for
