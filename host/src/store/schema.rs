@@ -697,6 +697,38 @@ mod tests {
     }
 
     #[test]
+    fn run_logs_from_before_their_usage_was_kept_count_toward_it() -> Result<(), StoreError> {
+        let connection = migrated_through(12)?;
+        let connection = Db::sqlite(&connection);
+        // Bodies of multi-byte characters: usage counts bytes, as `String::len` does.
+        let bodies = [
+            (1u64, "é".repeat(100)),
+            (1, "x".repeat(7)),
+            (2, "ü".repeat(3)),
+        ];
+        for (index, (organization, body)) in bodies.iter().enumerate() {
+            connection.execute(
+                "INSERT INTO run_logs (uuid, organization_id, hook_id, request_id, log_level,
+                                       status, timestamp, start, \"end\", body)
+                 VALUES (?1, ?2, 1, 'r', 'INFO', 'completed', 't', 's', 'e', ?3)",
+                params![format!("u{index}"), organization, body],
+            )?;
+        }
+        migrate(&connection)?;
+        let usage = |organization: u64| -> Result<u64, StoreError> {
+            Ok(connection.query_row(
+                "SELECT bytes FROM run_log_usage WHERE organization_id = ?1",
+                params![organization],
+                |row| row.get(0),
+            )?)
+        };
+        let row = crate::store::run_logs::ROW_BYTES;
+        assert_eq!(usage(1)?, 200 + row + 7 + row);
+        assert_eq!(usage(2)?, 6 + row);
+        Ok(())
+    }
+
+    #[test]
     fn no_new_case_variant_of_a_username_can_be_created() -> Result<(), StoreError> {
         let connection = before_case_folding(&["aadmin", "AADMIN"])?;
         let connection = Db::sqlite(&connection);
