@@ -279,7 +279,11 @@ impl Outbound {
             organization,
         );
         span.in_scope(|| crate::trace_context::inject(&mut request.headers));
-        let sent = self.exchange(turn, route, request).instrument(span).await;
+        let sent = resolver::for_organization(
+            organization,
+            self.exchange(turn, route, request).instrument(span),
+        )
+        .await;
         let result = match &sent {
             Ok(_) => "ok",
             // A name that resolved only to refused addresses is a refusal too, found late.
