@@ -32,9 +32,11 @@ tokio::task_local! {
 }
 
 /// Runs `request` (an exchange of `organization`'s) with its lookups counted against the
-/// organization's places. A lookup made outside (a connection the pool opens after its
-/// request no longer waits for it, on a task of its own) takes a place of the
-/// installation's alone.
+/// organization's places. The organization is read as a lookup starts, which is in the
+/// request's own task (reqwest's connector calls the resolver as the connection is first
+/// polled), so a connection the pool finishes after its request stopped waiting still
+/// holds its organization's place until the lookup returns. A lookup made outside any
+/// (none is, today) takes a place of the installation's alone.
 pub(super) async fn for_organization<F: std::future::Future>(
     organization: u64,
     request: F,
