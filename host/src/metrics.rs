@@ -104,6 +104,9 @@ pub struct Metrics {
     /// Run logs deleted before their retention because their organization was over its
     /// quota (`log_mb_per_organization`), by organization.
     pub run_logs_trimmed: Family<OrganizationLabels, Counter>,
+    /// Finished events deleted before their retention because their organization was over
+    /// its quota (`event_mb_per_organization`), by organization.
+    pub events_trimmed: Family<OrganizationLabels, Counter>,
     /// Commit latency of one batch of run logs.
     pub run_log_batch_seconds: Histogram,
     /// Checkpoints of SQLite's write-ahead log, by mode: a restarting one holds up the run
@@ -168,6 +171,7 @@ impl Metrics {
             scheduler_wait_seconds: latency(),
             run_logs_written: Counter::default(),
             run_logs_trimmed: Family::default(),
+            events_trimmed: Family::default(),
             run_log_batch_seconds: latency(),
             sqlite_checkpoint_seconds: Family::new_with_constructor(latency),
             sqlite_log_frames: Gauge::default(),
@@ -258,6 +262,11 @@ impl Metrics {
             "run_logs_trimmed",
             "Run logs deleted before their retention: their organization was over its quota",
             metrics.run_logs_trimmed.clone(),
+        );
+        registry.register(
+            "events_trimmed",
+            "Finished events deleted before their retention: their organization was over its quota",
+            metrics.events_trimmed.clone(),
         );
         registry.register(
             "run_log_batch_commit_seconds",

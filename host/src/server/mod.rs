@@ -27,9 +27,10 @@ use crate::modules::ModuleLibrary;
 use crate::outbound::Outbound;
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::sealing::Sealer;
+use crate::store::usage::Stored;
 use crate::store::{Expired, Store};
 pub use config::ServerConfig;
-use config::{DatabaseChoice, RunLogQuota};
+use config::{DatabaseChoice, StoredQuota};
 
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "wasmhook.db";
@@ -43,9 +44,10 @@ pub const ARTIFACTS_DIR: &str = "artifacts";
 pub const LOCK_FILE: &str = "server.lock";
 /// How often expired run logs and tokens are deleted.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
-/// How often the organizations whose run logs are over their quota are trimmed: the
-/// most an organization can write past its quota is what its calls log in this time.
-const RUN_LOG_TRIM_EVERY: Duration = Duration::from_secs(1);
+/// How often the organizations whose run logs or events are over their quota are
+/// trimmed: the most an organization can write past its quota is what its calls store in
+/// this time.
+const STORED_TRIM_EVERY: Duration = Duration::from_secs(1);
 /// How often idle warm instances past their `idle_s` are discarded: a second of the
 /// shortest idle time a hook may ask.
 const WARM_SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -226,9 +228,8 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         None => None,
     };
     let store_for_leaving = store.clone();
-    let log_trimmer = limits
-        .run_log_quota()
-        .map(|quota| tokio::spawn(trim_run_logs(store.clone(), quota)));
+    let quotas = limits.stored_quotas();
+    let trimmer = (!quotas.is_empty()).then(|| tokio::spawn(trim_stored(store.clone(), quotas)));
     let housekeeping = tokio::spawn(housekeeping(store, limits.log_retention_days));
     let warm_sweeper = tokio::spawn(sweep_warm_instances(Arc::clone(&runtime)));
     // Tests and scripts read this line to find the port when listening on port 0.
@@ -243,8 +244,8 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     .await;
     housekeeping.abort();
     warm_sweeper.abort();
-    if let Some(log_trimmer) = log_trimmer {
-        log_trimmer.abort();
+    if let Some(trimmer) = trimmer {
+        trimmer.abort();
     }
     if let Some(heartbeat) = heartbeat {
         // Stopped rather than aborted, and awaited: a beat under way finishes first, so
@@ -347,41 +348,50 @@ async fn housekeeping(store: Store, retention_days: u64) {
     }
 }
 
-/// Deletes the oldest run logs of the organizations over their quota, every
-/// [`RUN_LOG_TRIM_EVERY`]: one organization's logs cannot fill the disk the others' are on.
-/// Each replica does it on PostgreSQL; their deletes of run logs take turns (a lock of
-/// the database's, `run_logs.rs`).
-async fn trim_run_logs(store: Store, quota: RunLogQuota) {
+/// Deletes the oldest run logs and finished events of the organizations over their
+/// quotas, every [`STORED_TRIM_EVERY`]: one organization's rows cannot fill the disk the
+/// others' are on. Each replica does it on PostgreSQL; their deletes take turns (a lock of
+/// the database's, `store/usage.rs`).
+async fn trim_stored(store: Store, quotas: Vec<(Stored, StoredQuota)>) {
     loop {
-        tokio::time::sleep(RUN_LOG_TRIM_EVERY).await;
-        match store
-            .run_logs()
-            .trim_over(quota.bytes, quota.trimmed_to)
-            .await
-        {
-            Ok(trimmed) => {
-                for organization in trimmed {
-                    tracing::info!(
-                        organization = organization.organization,
-                        "deleted the {} oldest run logs of an organization over its quota \
-                         ({} bytes of {})",
-                        organization.run_logs,
-                        organization.before,
-                        quota.bytes
-                    );
-                    if let Some(metrics) = crate::metrics::metrics() {
-                        metrics
-                            .run_logs_trimmed
-                            .get_or_create(&crate::metrics::OrganizationLabels {
-                                organization: crate::metrics::organization(
-                                    organization.organization,
-                                ),
-                            })
-                            .inc_by(organization.run_logs as u64);
+        tokio::time::sleep(STORED_TRIM_EVERY).await;
+        for &(kind, quota) in &quotas {
+            match store
+                .usage()
+                .trim_over(kind, quota.bytes, quota.trimmed_to)
+                .await
+            {
+                Ok(trimmed) => {
+                    for organization in trimmed {
+                        let what = match kind {
+                            Stored::RunLogs => "run logs",
+                            Stored::Events => "finished events",
+                        };
+                        tracing::info!(
+                            organization = organization.organization,
+                            "deleted the {} oldest {what} of an organization over its quota \
+                             ({} bytes of {})",
+                            organization.rows,
+                            organization.before,
+                            quota.bytes
+                        );
+                        if let Some(metrics) = crate::metrics::metrics() {
+                            let counter = match kind {
+                                Stored::RunLogs => &metrics.run_logs_trimmed,
+                                Stored::Events => &metrics.events_trimmed,
+                            };
+                            counter
+                                .get_or_create(&crate::metrics::OrganizationLabels {
+                                    organization: crate::metrics::organization(
+                                        organization.organization,
+                                    ),
+                                })
+                                .inc_by(organization.rows as u64);
+                        }
                     }
                 }
+                Err(error) => tracing::warn!("trimming rows over their quota failed: {error}"),
             }
-            Err(error) => tracing::warn!("trimming run logs over their quota failed: {error}"),
         }
     }
 }

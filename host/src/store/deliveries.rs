@@ -16,6 +16,7 @@ use std::collections::HashMap;
 
 use super::db::{params, Db, DbError, Row};
 use super::run_logs::{insert_rows, RunLogRow};
+use super::usage::{self, Stored};
 use super::{Store, StoreError};
 use crate::model::RunStatus;
 
@@ -525,14 +526,25 @@ impl Deliveries<'_> {
         let now = now.to_owned();
         self.store
             .run(move |db| {
-                let closed = db.execute(
-                    "UPDATE events SET finished_at = ?1
+                let transaction = db.transaction()?;
+                // What it keeps from now on counts toward its organization's usage
+                // (`usage.rs`, `Stored::Events`; migration 13 counts it alike).
+                let closed = transaction.query_map(
+                    "UPDATE events SET finished_at = ?1,
+                         stored_bytes = octet_length(body) + 256 + COALESCE((
+                             SELECT SUM(COALESCE(octet_length(response), 0)
+                                        + COALESCE(octet_length(message), 0) + 256)
+                             FROM deliveries WHERE deliveries.event_id = events.id), 0)
                      WHERE id = ?2 AND finished_at IS NULL
                        AND NOT EXISTS (SELECT 1 FROM deliveries
-                                       WHERE event_id = ?2 AND state <> 'done')",
+                                       WHERE event_id = ?2 AND state <> 'done')
+                     RETURNING organization_id, stored_bytes",
                     params![now, id],
+                    |row| Ok((row.get::<u64>(0)?, row.get::<u64>(1)?)),
                 )?;
-                Ok(closed == 1)
+                usage::add(&transaction, Stored::Events, closed.iter().copied())?;
+                transaction.commit()?;
+                Ok(closed.len() == 1)
             })
             .await
     }
@@ -1092,11 +1104,18 @@ fn delivery_of(row: &Row) -> Result<Delivery, DbError> {
 /// their deliveries with them; how many.
 pub(super) fn delete_batch_before(db: &Db<'_>, cutoff: &str) -> Result<usize, StoreError> {
     let limit = i64::try_from(DELETED_PER_STATEMENT).unwrap_or(i64::MAX);
-    Ok(db.execute(
+    let transaction = db.transaction()?;
+    transaction.serialize(usage::DELETES)?;
+    let deleted = transaction.query_map(
         "DELETE FROM events WHERE id IN (
-             SELECT id FROM events WHERE finished_at < ?1 LIMIT ?2)",
+             SELECT id FROM events WHERE finished_at < ?1 LIMIT ?2)
+         RETURNING organization_id, stored_bytes",
         params![cutoff, limit],
-    )?)
+        |row| Ok((row.get::<u64>(0)?, row.get::<Option<u64>>(1)?.unwrap_or(0))),
+    )?;
+    usage::release(&transaction, Stored::Events, &deleted)?;
+    transaction.commit()?;
+    Ok(deleted.len())
 }
 
 /// How many events one retention statement deletes at most.

@@ -37,6 +37,7 @@ pub mod templates;
 #[cfg(test)]
 pub(crate) mod tests;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 
 use std::num::NonZeroUsize;

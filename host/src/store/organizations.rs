@@ -218,6 +218,7 @@ const OWNED_ROWS: &[&str] = &[
     // After the deliveries: a delivery's end locks its row, then its organization's
     // usage row (its run log's insert); taking them in the other order could deadlock.
     "DELETE FROM run_log_usage WHERE organization_id = ?1",
+    "DELETE FROM event_usage WHERE organization_id = ?1",
     "DELETE FROM organizations WHERE id = ?1",
 ];
 

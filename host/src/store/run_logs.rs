@@ -2,9 +2,8 @@
 //! JSON. Written in batches by the dispatcher's writer; read newest first with Rossum's
 //! filters; deleted after the retention.
 
-use std::collections::BTreeMap;
-
 use super::db::{params, Db, ToValue, Value};
+use super::usage::{self, Stored};
 use super::{Store, StoreError};
 use crate::model::{id_in_range, RunLog};
 
@@ -45,47 +44,6 @@ impl RunLogs<'_> {
             .await
     }
 
-    /// Deletes the oldest run logs of every organization whose logs hold more than `quota`
-    /// bytes (a log counts its body and [`ROW_BYTES`]), until each holds at most `target`:
-    /// so that no organization's logs can fill the disk every organization's share. A
-    /// statement per batch, so that the run log writer's commits go between. The logs
-    /// deleted, per organization.
-    pub async fn trim_over(&self, quota: u64, target: u64) -> Result<Vec<Trimmed>, StoreError> {
-        let over = self.store.run(move |db| over_quota(db, quota)).await?;
-        let mut trimmed = Vec::with_capacity(over.len());
-        for (organization, before) in over {
-            let mut run_logs = 0;
-            while let Some(batch) = self
-                .store
-                .run(move |db| trim_batch(db, organization, target))
-                .await?
-            {
-                run_logs += batch;
-            }
-            trimmed.push(Trimmed {
-                organization,
-                before,
-                run_logs,
-            });
-        }
-        Ok(trimmed)
-    }
-
-    /// The bytes `organization`'s run logs hold, as its quota counts them.
-    pub async fn usage(&self, organization: u64) -> Result<u64, StoreError> {
-        self.store
-            .run(move |db| {
-                Ok(db
-                    .query_opt(
-                        "SELECT bytes FROM run_log_usage WHERE organization_id = ?1",
-                        params![organization],
-                        |row| row.get(0),
-                    )?
-                    .unwrap_or(0))
-            })
-            .await
-    }
-
     /// How many run logs a request id has (tests and the load suite count them).
     pub async fn count_for_request(&self, request_id: &str) -> Result<u64, StoreError> {
         let request_id = request_id.to_owned();
@@ -93,17 +51,6 @@ impl RunLogs<'_> {
             .run(move |db| count_for_request(db, &request_id))
             .await
     }
-}
-
-/// An organization whose run logs were over their quota, and what trimming them deleted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Trimmed {
-    /// Whose logs.
-    pub organization: u64,
-    /// The bytes they held before.
-    pub before: u64,
-    /// How many of its oldest logs were deleted.
-    pub run_logs: usize,
 }
 
 /// Rossum's filters of `GET /hooks/logs`; every list is "any of".
@@ -286,57 +233,20 @@ pub(super) fn insert_rows(transaction: &Db<'_>, rows: &[RunLogRow]) -> Result<()
             .ok_or_else(|| StoreError::Task(format!("no INSERT text for {size} rows")))?;
         transaction.execute(sql, &parameters)?;
     }
-    let mut added: BTreeMap<u64, u64> = BTreeMap::new();
-    for row in rows {
-        *added.entry(row.organization_id).or_default() += counted_bytes(row.body.len());
-    }
-    // In the order of the organizations' ids, as every statement that changes usage takes
-    // them: two replicas' transactions then never wait for each other's usage rows in a
-    // cycle (PostgreSQL locks each row until the commit).
-    for (organization, bytes) in added {
-        transaction.execute(
-            "INSERT INTO run_log_usage (organization_id, bytes) VALUES (?1, ?2)
-             ON CONFLICT (organization_id)
-             DO UPDATE SET bytes = run_log_usage.bytes + excluded.bytes",
-            params![organization, bytes],
-        )?;
-    }
-    Ok(())
+    usage::add(
+        transaction,
+        Stored::RunLogs,
+        rows.iter()
+            .map(|row| (row.organization_id, counted_bytes(row.body.len()))),
+    )
 }
-
-/// What a stored run log counts against its organization's quota besides its body's bytes:
-/// its other columns and its entries in the table's four indexes, about this much. Migration
-/// 13 seeds each organization's usage with the same number; both must stay alike.
-pub(super) const ROW_BYTES: u64 = 256;
 
 /// The bytes a run log whose body is `body_bytes` long counts against its organization's
 /// quota.
 fn counted_bytes(body_bytes: usize) -> u64 {
     u64::try_from(body_bytes)
         .unwrap_or(u64::MAX)
-        .saturating_add(ROW_BYTES)
-}
-
-/// Takes the run logs a statement deleted (each its organization and its body's bytes, as
-/// the statement's `RETURNING organization_id, octet_length(body)` answers them) off their
-/// organizations' usage, within the deleting transaction.
-fn release(transaction: &Db<'_>, deleted: &[(u64, u64)]) -> Result<(), StoreError> {
-    let mut freed: BTreeMap<u64, u64> = BTreeMap::new();
-    for &(organization, body_bytes) in deleted {
-        let bytes = body_bytes.saturating_add(ROW_BYTES);
-        let total = freed.entry(organization).or_default();
-        *total = total.saturating_add(bytes);
-    }
-    for (organization, bytes) in freed {
-        // Never below zero: logs written by a build from before the usage was kept (a
-        // replica of the older version during an upgrade) were never counted.
-        transaction.execute(
-            "UPDATE run_log_usage SET bytes = CASE WHEN bytes > ?2 THEN bytes - ?2 ELSE 0 END
-             WHERE organization_id = ?1",
-            params![organization, bytes],
-        )?;
-    }
-    Ok(())
+        .saturating_add(usage::ROW_BYTES)
 }
 
 /// Run logs matching a filter, newest start first.
@@ -425,99 +335,15 @@ pub(super) const DELETED_PER_STATEMENT: usize = 5_000;
 /// first; how many.
 pub(super) fn delete_batch_before(db: &Db<'_>, cutoff: &str) -> Result<usize, StoreError> {
     let transaction = db.transaction()?;
-    transaction.serialize(DELETES)?;
+    transaction.serialize(usage::DELETES)?;
     let deleted = transaction.query_map(
         "DELETE FROM run_logs WHERE id IN (
              SELECT id FROM run_logs WHERE start < ?1 ORDER BY start LIMIT ?2)
-         RETURNING organization_id, octet_length(body)",
+         RETURNING organization_id, octet_length(body) + 256",
         params![cutoff, DELETED_PER_STATEMENT],
         |row| Ok((row.get::<u64>(0)?, row.get::<u64>(1)?)),
     )?;
-    release(&transaction, &deleted)?;
+    usage::release(&transaction, Stored::RunLogs, &deleted)?;
     transaction.commit()?;
     Ok(deleted.len())
-}
-
-/// What every transaction deleting run logs (retention, trims) holds on PostgreSQL
-/// ([`Db::serialize`]): one at a time across replicas.
-const DELETES: &str = "run_log_deletes";
-
-/// The most run logs one trimming statement deletes, and the most bytes: each statement is
-/// its own transaction (on SQLite its own hold of the connection every run log's commit
-/// waits for), so that trimming a large organization never holds the writer for long.
-const TRIMMED_PER_STATEMENT: usize = 1_000;
-/// See [`TRIMMED_PER_STATEMENT`].
-const TRIMMED_BYTES_PER_STATEMENT: u64 = 16 << 20;
-
-/// The organizations whose run logs hold more than `quota` bytes, and how many each holds.
-fn over_quota(db: &Db<'_>, quota: u64) -> Result<Vec<(u64, u64)>, StoreError> {
-    Ok(db.query_map(
-        "SELECT organization_id, bytes FROM run_log_usage WHERE bytes > ?1
-         ORDER BY organization_id",
-        params![quota],
-        |row| Ok((row.get(0)?, row.get(1)?)),
-    )?)
-}
-
-/// Deletes the oldest run logs of `organization` (by start), up to
-/// [`TRIMMED_PER_STATEMENT`] of them and about [`TRIMMED_BYTES_PER_STATEMENT`], until its
-/// usage is at most `target`: one transaction. How many it deleted; none once the
-/// organization is within `target` (or has no logs left).
-fn trim_batch(db: &Db<'_>, organization: u64, target: u64) -> Result<Option<usize>, StoreError> {
-    let transaction = db.transaction()?;
-    // Alone among deletes: the usage read here still holds when the logs are deleted
-    // (another replica's trim between would make this one delete past the target), and no
-    // two deletes lock the same logs in different orders.
-    transaction.serialize(DELETES)?;
-    let usage: Option<u64> = transaction.query_opt(
-        "SELECT bytes FROM run_log_usage WHERE organization_id = ?1",
-        params![organization],
-        |row| row.get(0),
-    )?;
-    let (usage, excess) = match usage {
-        Some(usage) if usage > target => (usage, usage - target),
-        _ => return Ok(None),
-    };
-    let oldest = transaction.query_map(
-        "SELECT octet_length(body) FROM run_logs WHERE organization_id = ?1
-         ORDER BY start LIMIT ?2",
-        params![organization, TRIMMED_PER_STATEMENT],
-        |row| row.get::<u64>(0),
-    )?;
-    // The oldest logs until they free the excess (or this statement's share of it); at
-    // least one, so that every statement makes progress.
-    let bound = excess.min(TRIMMED_BYTES_PER_STATEMENT);
-    let mut count = 0usize;
-    let mut freed = 0u64;
-    for body_bytes in oldest {
-        if freed >= bound {
-            break;
-        }
-        freed = freed.saturating_add(body_bytes.saturating_add(ROW_BYTES));
-        count += 1;
-    }
-    if count == 0 {
-        // Usage with no logs left to delete (logs counted twice, say): what was read is
-        // taken off, not the logs a writer may have committed since.
-        transaction.execute(
-            "UPDATE run_log_usage SET bytes = CASE WHEN bytes > ?2 THEN bytes - ?2 ELSE 0 END
-             WHERE organization_id = ?1",
-            params![organization, usage],
-        )?;
-        transaction.commit()?;
-        return Ok(None);
-    }
-    // The same oldest `count` (one text, whatever the count: the connection keeps it
-    // prepared); what was deleted is read back, since on PostgreSQL another replica may
-    // have trimmed some of them meanwhile.
-    let deleted = transaction.query_map(
-        "DELETE FROM run_logs WHERE id IN (
-             SELECT id FROM run_logs WHERE organization_id = ?1 ORDER BY start LIMIT ?2)
-         RETURNING organization_id, octet_length(body)",
-        params![organization, count],
-        |row| Ok((row.get::<u64>(0)?, row.get::<u64>(1)?)),
-    )?;
-    release(&transaction, &deleted)?;
-    transaction.commit()?;
-    Ok(Some(deleted.len()))
 }

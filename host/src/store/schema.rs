@@ -253,17 +253,32 @@ const MIGRATIONS: &[&str] = &[
         GENERATED ALWAYS AS (json_extract(document, '$.config.schedule.cron')) VIRTUAL;
     CREATE INDEX hooks_scheduled ON hooks(id, schedule_cron, modified_at)
         WHERE active = 1 AND schedule_cron IS NOT NULL;",
-    // 13: the bytes each organization's run logs hold, kept by every statement that inserts
-    // or deletes run logs (`run_logs.rs`: a log counts its body's bytes and `ROW_BYTES` for
-    // its other columns and index entries), so that the run logs of an organization past
-    // its quota can be found without reading the logs, and its oldest deleted. Seeded from
-    // the logs already there (one read of them all, once).
+    // 13: the bytes each organization's run logs and finished events hold, kept by every
+    // statement that inserts or deletes them (`usage.rs`: a run log counts its body's bytes
+    // and 256 for its other columns and index entries; an event, once finished, its body,
+    // its deliveries' responses and messages, and 256 for itself and each delivery, kept
+    // in `stored_bytes`), so that an organization past its quota can be found without
+    // reading its rows, and its oldest deleted. Seeded from the rows already there (one
+    // read of them all, once).
     "CREATE TABLE run_log_usage (
         organization_id INTEGER PRIMARY KEY,
         bytes INTEGER NOT NULL
     );
     INSERT INTO run_log_usage (organization_id, bytes)
         SELECT organization_id, SUM(octet_length(body) + 256) FROM run_logs
+        GROUP BY organization_id;
+    ALTER TABLE events ADD COLUMN stored_bytes INTEGER;
+    UPDATE events SET stored_bytes = octet_length(body) + 256 + COALESCE((
+        SELECT SUM(COALESCE(octet_length(response), 0) + COALESCE(octet_length(message), 0)
+                   + 256)
+        FROM deliveries WHERE deliveries.event_id = events.id), 0)
+    WHERE finished_at IS NOT NULL;
+    CREATE TABLE event_usage (
+        organization_id INTEGER PRIMARY KEY,
+        bytes INTEGER NOT NULL
+    );
+    INSERT INTO event_usage (organization_id, bytes)
+        SELECT organization_id, SUM(stored_bytes) FROM events WHERE stored_bytes IS NOT NULL
         GROUP BY organization_id;",
 ];
 
@@ -503,6 +518,19 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     );
     INSERT INTO run_log_usage (organization_id, bytes)
         SELECT organization_id, SUM(octet_length(body) + 256) FROM run_logs
+        GROUP BY organization_id;
+    ALTER TABLE events ADD COLUMN stored_bytes BIGINT;
+    UPDATE events SET stored_bytes = octet_length(body) + 256 + COALESCE((
+        SELECT SUM(COALESCE(octet_length(response), 0) + COALESCE(octet_length(message), 0)
+                   + 256)
+        FROM deliveries WHERE deliveries.event_id = events.id), 0)
+    WHERE finished_at IS NOT NULL;
+    CREATE TABLE event_usage (
+        organization_id BIGINT PRIMARY KEY,
+        bytes BIGINT NOT NULL
+    );
+    INSERT INTO event_usage (organization_id, bytes)
+        SELECT organization_id, SUM(stored_bytes) FROM events WHERE stored_bytes IS NOT NULL
         GROUP BY organization_id;"#,
 ];
 
@@ -722,9 +750,41 @@ mod tests {
                 |row| row.get(0),
             )?)
         };
-        let row = crate::store::run_logs::ROW_BYTES;
+        let row = crate::store::usage::ROW_BYTES;
         assert_eq!(usage(1)?, 200 + row + 7 + row);
         assert_eq!(usage(2)?, 6 + row);
+        Ok(())
+    }
+
+    #[test]
+    fn finished_events_from_before_their_usage_was_kept_count_toward_it() -> Result<(), StoreError>
+    {
+        let connection = migrated_through(12)?;
+        let connection = Db::sqlite(&connection);
+        for (id, finished) in [(1, Some("f")), (2, None)] {
+            connection.execute(
+                "INSERT INTO events (id, organization_id, request_id, event, action, body,
+                                     created_at, finished_at)
+                 VALUES (?1, 1, 'r', 'e', 'a', 'ébody', 't', ?2)",
+                params![id, finished],
+            )?;
+            connection.execute(
+                "INSERT INTO deliveries (event_id, organization_id, hook_id, layer, ancestors,
+                                         state, attempt, max_attempts, run_at, message, response)
+                 VALUES (?1, 1, 1, 0, '[]', 'done', 1, 1, 0, 'mm', '{\"a\": 1}')",
+                params![id],
+            )?;
+        }
+        migrate(&connection)?;
+        let row = crate::store::usage::ROW_BYTES;
+        let usage: u64 = connection.query_row(
+            "SELECT bytes FROM event_usage WHERE organization_id = 1",
+            params![],
+            |row| row.get(0),
+        )?;
+        // The finished one only: its body (6 bytes), its delivery's message and response
+        // (2 and 8), a row's share each.
+        assert_eq!(usage, 6 + row + 2 + 8 + row);
         Ok(())
     }
 

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::environment::{with_environment, Section, Variables};
 use super::error::{at_least, at_most, ConfigError};
+use crate::store::usage::Stored;
 
 /// Bytes in a MiB, for the settings given in MiB.
 const MIB: u64 = 1024 * 1024;
@@ -20,9 +21,9 @@ const MAX_GUEST_SLICE_US: u64 = 100_000;
 /// The longest a run-log read may take: a minute of a read connection (of two) is already
 /// more than any person waits for a list.
 const MAX_LOG_QUERY_MS: u64 = 60_000;
-/// The largest run-log quota an organization may have: a PiB, well within the 64-bit
-/// integers the database counts bytes in.
-const MAX_LOG_MB_PER_ORGANIZATION: u64 = 1 << 30;
+/// The largest quota of run logs or events an organization may have: a PiB, well within
+/// the 64-bit integers the database counts bytes in.
+const MAX_STORED_MB_PER_ORGANIZATION: u64 = 1 << 30;
 /// The largest per-function compile cache: 4 GiB holds the functions of hundreds of
 /// interpreters' worth of modules; a larger number would be no bound at all.
 const MAX_COMPILE_CACHE_MB: u64 = 4096;
@@ -65,6 +66,12 @@ pub struct Limits {
     /// end, cannot fill the disk every organization's are on before the retention deletes
     /// them. 0: no quota (the retention alone).
     pub log_mb_per_organization: u64,
+    /// MiB of finished non-interactive events one organization may keep (an event counts
+    /// its body, each of its deliveries' response and message, and 256 bytes for itself
+    /// and each delivery). Past it, its oldest finished events are deleted, within a second,
+    /// until it keeps 90% of this: `POST /events` can store up to a MiB a hook an event,
+    /// kept as long as run logs are. 0: no quota (the retention alone).
+    pub event_mb_per_organization: u64,
     /// The most seconds a hook's `config.timeout_s` may ask.
     pub max_timeout_s: u64,
     /// The most MiB a hook's `config.memory_size_mb` may ask.
@@ -134,14 +141,25 @@ pub struct Limits {
     pub guest_slice_us: u64,
 }
 
-/// An organization's quota of run-log bytes ([`Limits::log_mb_per_organization`]).
+/// An organization's quota of bytes of a kind of row ([`Limits::log_mb_per_organization`],
+/// [`Limits::event_mb_per_organization`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RunLogQuota {
-    /// Past this, an organization's oldest logs are deleted.
+pub struct StoredQuota {
+    /// Past this, an organization's oldest rows are deleted.
     pub bytes: u64,
     /// Until it keeps this much: a margin below the quota, so that an organization at its
     /// quota is not trimmed again after each call.
     pub trimmed_to: u64,
+}
+
+impl StoredQuota {
+    /// A quota of `bytes`, trimmed to 90% of it; none for 0.
+    fn of(bytes: u64) -> Option<Self> {
+        (bytes > 0).then_some(StoredQuota {
+            bytes,
+            trimmed_to: bytes / 10 * 9,
+        })
+    }
 }
 
 impl Default for Limits {
@@ -157,6 +175,7 @@ impl Default for Limits {
             log_retention_days: 7,
             log_query_ms: 2000,
             log_mb_per_organization: 1024,
+            event_mb_per_organization: 1024,
             max_timeout_s: 60,
             max_memory_mb: 512,
             loaded_modules: crate::runtime::DEFAULT_MODULE_CACHE_CAPACITY,
@@ -211,7 +230,12 @@ impl Limits {
         at_most(
             "log_mb_per_organization",
             self.log_mb_per_organization,
-            MAX_LOG_MB_PER_ORGANIZATION,
+            MAX_STORED_MB_PER_ORGANIZATION,
+        )?;
+        at_most(
+            "event_mb_per_organization",
+            self.event_mb_per_organization,
+            MAX_STORED_MB_PER_ORGANIZATION,
         )?;
         at_most(
             "guest_nice",
@@ -271,14 +295,17 @@ impl Limits {
         .at_least(self.max_memory_mb)
     }
 
-    /// The run logs an organization may keep, in bytes, and what trimming them leaves
-    /// (90% of it); none without a quota.
-    pub fn run_log_quota(&self) -> Option<RunLogQuota> {
-        let bytes = self.log_mb_per_organization.checked_mul(MIB)?;
-        (bytes > 0).then_some(RunLogQuota {
-            bytes,
-            trimmed_to: bytes / 10 * 9,
-        })
+    /// What an organization may keep of each kind of row that grows with its calls (run
+    /// logs, finished events), in bytes, and what trimming leaves; the kinds without a
+    /// quota left out.
+    pub fn stored_quotas(&self) -> Vec<(Stored, StoredQuota)> {
+        [
+            (Stored::RunLogs, self.log_mb_per_organization),
+            (Stored::Events, self.event_mb_per_organization),
+        ]
+        .into_iter()
+        .filter_map(|(kind, mb)| Some((kind, StoredQuota::of(mb.checked_mul(MIB)?)?)))
+        .collect()
     }
 
     /// How many idle warm instances the runtime keeps (never more than `most`), and for

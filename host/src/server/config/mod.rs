@@ -35,7 +35,7 @@ pub use self::connections::{
 pub use self::database::{Database, DatabaseChoice, DEFAULT_POOL_SIZE};
 pub use self::environment::Section;
 pub use self::error::ConfigError;
-pub use self::limits::{Limits, RunLogQuota};
+pub use self::limits::{Limits, StoredQuota};
 pub use self::metrics::Metrics;
 pub use self::network::Network;
 pub use self::schema::{section_settings, SectionSetting};

@@ -12,6 +12,7 @@ use crate::store::deliveries::{
     DeliveryState, GivenBack, Lease, NewDelivery, NewEvent, Next, Promotion, ResponsesRead, Turn,
 };
 use crate::store::run_logs::RunLogRow;
+use crate::store::usage::Stored;
 use crate::store::Store;
 
 /// A backlog bound no test here reaches unless it means to.
@@ -506,7 +507,94 @@ async fn a_deliverys_ancestors_responses_are_read_alone_in_its_order_within_a_bu
     Ok(())
 }
 
+/// An event of `organization` with one hook, whose delivery ends with `response` and
+/// message `m`, finished; its id and the bytes it counts (its body, the response and the
+/// message, and the 256 of each row).
+async fn finished_event(
+    store: &Store,
+    organization: u64,
+    request_id: &str,
+    response: &str,
+) -> Result<(u64, u64), Box<dyn std::error::Error>> {
+    let deliveries = store.deliveries();
+    let mut one = event(request_id);
+    one.organization_id = organization;
+    one.deliveries.truncate(1);
+    let body_bytes = one.body.len() as u64;
+    let (row, first) = deliveries
+        .enqueue(one, Some(lease("a", 1_000)), 100, BACKLOG)
+        .await?
+        .ok_or("the backlog has room")?;
+    let done = Turn {
+        id: first[0].id,
+        owner: "a".into(),
+        next: Next::Done {
+            status: RunStatus::Completed,
+            message: "m".into(),
+            response: Some(response.to_owned()),
+        },
+        log: None,
+    };
+    assert!(deliveries.finish(done).await?);
+    assert!(
+        deliveries
+            .close_event(row.id, "2027-01-01T00:00:01.000000Z")
+            .await?
+    );
+    Ok((row.id, body_bytes + 256 + response.len() as u64 + 1 + 256))
+}
+
+async fn finished_events_count_toward_their_organizations_usage_and_the_oldest_are_trimmed(
+    store: Store,
+) -> TestResult {
+    let response = format!("{{\"pad\": \"{}\"}}", "é".repeat(500));
+    let mut ours = Vec::new();
+    for index in 0..3 {
+        ours.push(finished_event(&store, 1, &format!("r-{index}"), &response).await?);
+    }
+    let (theirs, size) = finished_event(&store, 2, "r-theirs", &response).await?;
+    assert!(ours.iter().all(|(_, each)| *each == size));
+    assert_eq!(store.usage().of(Stored::Events, 1).await?, 3 * size);
+    assert_eq!(store.usage().of(Stored::Events, 2).await?, size);
+    // An unfinished event of ours counts nothing yet, and is never trimmed.
+    let (unfinished, _) = store
+        .deliveries()
+        .enqueue(event("r-unfinished"), None, 100, BACKLOG)
+        .await?
+        .ok_or("the backlog has room")?;
+    assert_eq!(store.usage().of(Stored::Events, 1).await?, 3 * size);
+
+    // Over a quota of two and a bit: the oldest goes, with its deliveries.
+    let trimmed = store
+        .usage()
+        .trim_over(Stored::Events, 2 * size + 1, 2 * size)
+        .await?;
+    assert_eq!(trimmed.len(), 1, "{trimmed:?}");
+    assert_eq!((trimmed[0].organization, trimmed[0].rows), (1, 1));
+    let deliveries = store.deliveries();
+    assert!(deliveries.event_row(ours[0].0).await?.is_none());
+    assert!(deliveries.states(ours[0].0).await?.is_empty());
+    assert!(deliveries.event_row(ours[1].0).await?.is_some());
+    assert_eq!(store.usage().of(Stored::Events, 1).await?, 2 * size);
+    // Over a quota theirs is within, down to nothing: every finished one of ours goes,
+    // the unfinished one stays.
+    store.usage().trim_over(Stored::Events, size + 1, 0).await?;
+    assert!(deliveries.event_row(ours[2].0).await?.is_none());
+    assert!(deliveries.event_row(unfinished.id).await?.is_some());
+    assert_eq!(store.usage().of(Stored::Events, 1).await?, 0);
+    assert_eq!(store.usage().of(Stored::Events, 2).await?, size);
+
+    // The retention takes what it deletes off the usage too.
+    store
+        .delete_expired("2028-01-01T00:00:00.000000Z", 0)
+        .await?;
+    assert!(deliveries.event_row(theirs).await?.is_none());
+    assert_eq!(store.usage().of(Stored::Events, 2).await?, 0);
+    Ok(())
+}
+
 on_both!(
+    finished_events_count_toward_their_organizations_usage_and_the_oldest_are_trimmed,
     an_events_responses_are_read_within_a_budget_of_bytes_and_those_past_it_marked,
     a_deliverys_ancestors_responses_are_read_alone_in_its_order_within_a_budget,
     deliveries_given_back_together_are_ready_uncounted_and_only_if_still_held,

@@ -8,6 +8,7 @@ use serde_json::json;
 use super::TestResult;
 use crate::model::run_log::{RunLog, RunStatus};
 use crate::store::run_logs::{RunLogFilter, RunLogRow};
+use crate::store::usage::Stored;
 use crate::store::Store;
 
 /// A completed run's log, its annotation `index`, one of three request ids: the rows these
@@ -115,8 +116,11 @@ async fn each_organization_s_run_log_bytes_are_kept_and_its_oldest_logs_trimmed_
     mixed.extend(theirs_rows.iter().cloned());
     insert(&store, mixed).await?;
     insert(&store, second.to_vec()).await?;
-    assert_eq!(store.run_logs().usage(ours).await?, ours_bytes);
-    assert_eq!(store.run_logs().usage(theirs).await?, theirs_bytes);
+    assert_eq!(store.usage().of(Stored::RunLogs, ours).await?, ours_bytes);
+    assert_eq!(
+        store.usage().of(Stored::RunLogs, theirs).await?,
+        theirs_bytes
+    );
     // The bytes of ours' newest twelve logs by start (their second is their place).
     let mut by_start: Vec<&RunLogRow> = ours_rows.iter().collect();
     by_start.sort_by_key(|row| row.start().to_owned());
@@ -125,13 +129,19 @@ async fn each_organization_s_run_log_bytes_are_kept_and_its_oldest_logs_trimmed_
     // A quota ours is over and theirs is not: ours is trimmed to its newest twelve logs,
     // its oldest by start deleted first; theirs is untouched.
     let quota = target + 1;
-    let trimmed = store.run_logs().trim_over(quota, target).await?;
+    let trimmed = store
+        .usage()
+        .trim_over(Stored::RunLogs, quota, target)
+        .await?;
     assert_eq!(trimmed.len(), 1, "{trimmed:?}");
     assert_eq!(trimmed[0].organization, ours);
     assert_eq!(trimmed[0].before, ours_bytes);
-    assert_eq!(trimmed[0].run_logs, 8);
-    assert_eq!(store.run_logs().usage(ours).await?, target);
-    assert_eq!(store.run_logs().usage(theirs).await?, theirs_bytes);
+    assert_eq!(trimmed[0].rows, 8);
+    assert_eq!(store.usage().of(Stored::RunLogs, ours).await?, target);
+    assert_eq!(
+        store.usage().of(Stored::RunLogs, theirs).await?,
+        theirs_bytes
+    );
     let kept = store
         .run_logs()
         .query(
@@ -150,7 +160,11 @@ async fn each_organization_s_run_log_bytes_are_kept_and_its_oldest_logs_trimmed_
         .collect();
     assert_eq!(starts, expected, "the oldest eight by start were deleted");
     // Within its quota now: nothing more to trim.
-    assert!(store.run_logs().trim_over(quota, target).await?.is_empty());
+    assert!(store
+        .usage()
+        .trim_over(Stored::RunLogs, quota, target)
+        .await?
+        .is_empty());
 
     // The retention takes what it deletes off each organization's usage.
     let old = RunLogRow::new(&{
@@ -161,19 +175,25 @@ async fn each_organization_s_run_log_bytes_are_kept_and_its_oldest_logs_trimmed_
     let old_bytes = old.stored_bytes();
     insert(&store, vec![old]).await?;
     assert_eq!(
-        store.run_logs().usage(theirs).await?,
+        store.usage().of(Stored::RunLogs, theirs).await?,
         theirs_bytes + old_bytes
     );
     let expired = store
         .delete_expired("2025-01-01T00:00:00.000000Z", 0)
         .await?;
     assert_eq!(expired.run_logs, 1);
-    assert_eq!(store.run_logs().usage(theirs).await?, theirs_bytes);
+    assert_eq!(
+        store.usage().of(Stored::RunLogs, theirs).await?,
+        theirs_bytes
+    );
 
     // An organization's deletion takes its usage with its logs.
     store.organizations().delete(ours).await?;
-    assert_eq!(store.run_logs().usage(ours).await?, 0);
-    assert_eq!(store.run_logs().usage(theirs).await?, theirs_bytes);
+    assert_eq!(store.usage().of(Stored::RunLogs, ours).await?, 0);
+    assert_eq!(
+        store.usage().of(Stored::RunLogs, theirs).await?,
+        theirs_bytes
+    );
     Ok(())
 }
 
@@ -182,10 +202,10 @@ async fn each_organization_s_run_log_bytes_are_kept_and_its_oldest_logs_trimmed_
 async fn a_single_log_larger_than_the_quota_is_trimmed_too(store: Store) -> TestResult {
     let row = RunLogRow::new(&sized(7, 1, 0, 50_000))?;
     insert(&store, vec![row]).await?;
-    let trimmed = store.run_logs().trim_over(1_000, 900).await?;
+    let trimmed = store.usage().trim_over(Stored::RunLogs, 1_000, 900).await?;
     assert_eq!(trimmed.len(), 1);
-    assert_eq!(trimmed[0].run_logs, 1);
-    assert_eq!(store.run_logs().usage(7).await?, 0);
+    assert_eq!(trimmed[0].rows, 1);
+    assert_eq!(store.usage().of(Stored::RunLogs, 7).await?, 0);
     Ok(())
 }
 
