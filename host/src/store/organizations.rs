@@ -243,6 +243,9 @@ fn delete(db: &Db<'_>, id: u64) -> Result<Option<DeletedOrganization>, StoreErro
     for sha256 in &digests {
         transaction.serialize(&super::modules::bytes_lock(sha256))?;
     }
+    // Alone among the deletes of rows a usage counts (`usage.rs`): a trim or the retention
+    // deletes an event before its deliveries (the cascade), this deletion the other way.
+    transaction.serialize(super::usage::DELETES)?;
     for table in RETIRED_WITH_IT {
         retire_owned(&transaction, table, id)?;
     }

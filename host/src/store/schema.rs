@@ -253,21 +253,22 @@ const MIGRATIONS: &[&str] = &[
         GENERATED ALWAYS AS (json_extract(document, '$.config.schedule.cron')) VIRTUAL;
     CREATE INDEX hooks_scheduled ON hooks(id, schedule_cron, modified_at)
         WHERE active = 1 AND schedule_cron IS NOT NULL;",
-    // 13: the bytes each organization's run logs and finished events hold, kept by every
-    // statement that inserts or deletes them (`usage.rs`: a run log counts its body's bytes
-    // and 256 for its other columns and index entries; an event, once finished, its body,
-    // its deliveries' responses and messages, and 256 for itself and each delivery, kept
-    // in `stored_bytes`), so that an organization past its quota can be found without
-    // reading its rows, and its oldest deleted. Seeded from the rows already there (one
-    // read of them all, once).
+    // 13: the bytes each organization's run logs hold, kept by every statement that
+    // inserts or deletes run logs (`usage.rs`: a log counts its body's bytes and 256 for
+    // its other columns and index entries), so that an organization past its quota can be
+    // found without reading its logs, and its oldest deleted. Seeded from the logs already
+    // there (one read of them all, once).
     "CREATE TABLE run_log_usage (
         organization_id INTEGER PRIMARY KEY,
         bytes INTEGER NOT NULL
     );
     INSERT INTO run_log_usage (organization_id, bytes)
         SELECT organization_id, SUM(octet_length(body) + 256) FROM run_logs
-        GROUP BY organization_id;
-    ALTER TABLE events ADD COLUMN stored_bytes INTEGER;
+        GROUP BY organization_id;",
+    // 14: the same for finished events: an event, once finished, counts its body, its
+    // deliveries' responses and messages, and 256 for itself and each delivery, kept in
+    // `stored_bytes` (`usage.rs`). Seeded from the finished events already there.
+    "ALTER TABLE events ADD COLUMN stored_bytes INTEGER;
     UPDATE events SET stored_bytes = octet_length(body) + 256 + COALESCE((
         SELECT SUM(COALESCE(octet_length(response), 0) + COALESCE(octet_length(message), 0)
                    + 256)
@@ -518,8 +519,9 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     );
     INSERT INTO run_log_usage (organization_id, bytes)
         SELECT organization_id, SUM(octet_length(body) + 256) FROM run_logs
-        GROUP BY organization_id;
-    ALTER TABLE events ADD COLUMN stored_bytes BIGINT;
+        GROUP BY organization_id;"#,
+    // 14
+    r#"ALTER TABLE events ADD COLUMN stored_bytes BIGINT;
     UPDATE events SET stored_bytes = octet_length(body) + 256 + COALESCE((
         SELECT SUM(COALESCE(octet_length(response), 0) + COALESCE(octet_length(message), 0)
                    + 256)

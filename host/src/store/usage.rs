@@ -39,7 +39,7 @@ impl Stored {
     }
 
     /// The sizes of the organization `?1`'s oldest rows that may be trimmed, oldest first,
-    /// at most `?2`.
+    /// at most `?2`; events only those finished before `?3` ([`EVENT_TRIM_GRACE`]).
     fn oldest_sizes(self) -> &'static str {
         match self {
             Stored::RunLogs => {
@@ -48,7 +48,7 @@ impl Stored {
             }
             Stored::Events => {
                 "SELECT stored_bytes FROM events
-                 WHERE organization_id = ?1 AND stored_bytes IS NOT NULL
+                 WHERE organization_id = ?1 AND stored_bytes IS NOT NULL AND finished_at < ?3
                  ORDER BY id LIMIT ?2"
             }
         }
@@ -67,7 +67,7 @@ impl Stored {
             Stored::Events => {
                 "DELETE FROM events WHERE id IN (
                      SELECT id FROM events
-                     WHERE organization_id = ?1 AND stored_bytes IS NOT NULL
+                     WHERE organization_id = ?1 AND stored_bytes IS NOT NULL AND finished_at < ?3
                      ORDER BY id LIMIT ?2)
                  RETURNING organization_id, stored_bytes"
             }
@@ -90,10 +90,14 @@ impl Stored {
     }
 }
 
+/// How long a finished event is kept whatever its organization's usage: its `POST /events`
+/// reads it back to answer, and its client may poll `GET /events/{id}` for it once more.
+const EVENT_TRIM_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// What every transaction deleting rows an organization's usage counts (retention, trims)
 /// holds on PostgreSQL ([`Db::serialize`]): one at a time across replicas, so that a trim's
 /// usage read still holds when it deletes, and no two deletes lock the same rows in
-/// different orders.
+/// different orders (organization deletion holds it too).
 pub(super) const DELETES: &str = "stored_deletes";
 
 /// The most rows one trimming statement deletes, and about the most bytes: each statement
@@ -188,14 +192,20 @@ impl Usage<'_> {
             .store
             .run(move |db| over_quota(db, kind, quota))
             .await?;
+        let finished_before = crate::model::format_rfc3339(
+            std::time::SystemTime::now()
+                .checked_sub(EVENT_TRIM_GRACE)
+                .unwrap_or(std::time::UNIX_EPOCH),
+        );
         let mut trimmed = Vec::with_capacity(over.len());
         for (organization, before) in over {
             let mut rows = 0;
-            while let Some(batch) = self
-                .store
-                .run(move |db| trim_batch(db, kind, organization, target))
-                .await?
-            {
+            while let Some(batch) = {
+                let finished_before = finished_before.clone();
+                self.store
+                    .run(move |db| trim_batch(db, kind, organization, target, &finished_before))
+                    .await?
+            } {
                 rows += batch;
             }
             trimmed.push(Trimmed {
@@ -239,27 +249,29 @@ fn over_quota(db: &Db<'_>, kind: Stored, quota: u64) -> Result<Vec<(u64, u64)>, 
     )?)
 }
 
-/// Deletes the oldest rows of `kind` of `organization`, up to [`TRIMMED_PER_STATEMENT`] of
-/// them and about [`TRIMMED_BYTES_PER_STATEMENT`], until its usage is at most `target`:
-/// one transaction. How many it deleted; none once the organization is within `target` (or
-/// has no such rows left).
+/// Deletes the oldest rows of `kind` of `organization` (events only those finished before
+/// `finished_before`), up to [`TRIMMED_PER_STATEMENT`] of them and about
+/// [`TRIMMED_BYTES_PER_STATEMENT`], until its usage is at most `target`: one transaction.
+/// How many it deleted; none once the organization is within `target` (or has no such
+/// rows it may delete).
 fn trim_batch(
     db: &Db<'_>,
     kind: Stored,
     organization: u64,
     target: u64,
+    finished_before: &str,
 ) -> Result<Option<usize>, StoreError> {
     let transaction = db.transaction()?;
     transaction.serialize(DELETES)?;
-    let (usage, excess) = match usage_of(&transaction, kind, organization)? {
-        Some(usage) if usage > target => (usage, usage - target),
+    let excess = match usage_of(&transaction, kind, organization)? {
+        Some(usage) if usage > target => usage - target,
         _ => return Ok(None),
     };
-    let oldest = transaction.query_map(
-        kind.oldest_sizes(),
-        params![organization, TRIMMED_PER_STATEMENT],
-        |row| row.get::<u64>(0),
-    )?;
+    let which = match kind {
+        Stored::RunLogs => params![organization, TRIMMED_PER_STATEMENT],
+        Stored::Events => params![organization, TRIMMED_PER_STATEMENT, finished_before],
+    };
+    let oldest = transaction.query_map(kind.oldest_sizes(), which, |row| row.get::<u64>(0))?;
     // The oldest rows until they free the excess (or this statement's share of it); at
     // least one, so that every statement makes progress.
     let bound = excess.min(TRIMMED_BYTES_PER_STATEMENT);
@@ -273,19 +285,21 @@ fn trim_batch(
         count += 1;
     }
     if count == 0 {
-        // Usage with no rows left to delete (rows counted twice, say): what was read is
-        // taken off, not the rows a writer may have committed since.
-        release(&transaction, kind, &[(organization, usage)])?;
-        transaction.commit()?;
+        // None it may delete: events all finished within the grace, or usage counted
+        // twice (by a replica of an older build during an upgrade), which the next
+        // deletions of its rows take down, never below zero.
         return Ok(None);
     }
     // The same oldest `count` (one text, whatever the count: the connection keeps it
     // prepared); what was deleted is read back, since on PostgreSQL another statement may
     // have deleted some of them meanwhile.
-    let deleted =
-        transaction.query_map(kind.delete_oldest(), params![organization, count], |row| {
-            Ok((row.get::<u64>(0)?, row.get::<Option<u64>>(1)?.unwrap_or(0)))
-        })?;
+    let which = match kind {
+        Stored::RunLogs => params![organization, count],
+        Stored::Events => params![organization, count, finished_before],
+    };
+    let deleted = transaction.query_map(kind.delete_oldest(), which, |row| {
+        Ok((row.get::<u64>(0)?, row.get::<Option<u64>>(1)?.unwrap_or(0)))
+    })?;
     release(&transaction, kind, &deleted)?;
     transaction.commit()?;
     Ok(Some(deleted.len()))

@@ -515,6 +515,7 @@ async fn finished_event(
     organization: u64,
     request_id: &str,
     response: &str,
+    finished_at: &str,
 ) -> Result<(u64, u64), Box<dyn std::error::Error>> {
     let deliveries = store.deliveries();
     let mut one = event(request_id);
@@ -536,11 +537,7 @@ async fn finished_event(
         log: None,
     };
     assert!(deliveries.finish(done).await?);
-    assert!(
-        deliveries
-            .close_event(row.id, "2027-01-01T00:00:01.000000Z")
-            .await?
-    );
+    assert!(deliveries.close_event(row.id, finished_at).await?);
     Ok((row.id, body_bytes + 256 + response.len() as u64 + 1 + 256))
 }
 
@@ -550,9 +547,9 @@ async fn finished_events_count_toward_their_organizations_usage_and_the_oldest_a
     let response = format!("{{\"pad\": \"{}\"}}", "é".repeat(500));
     let mut ours = Vec::new();
     for index in 0..3 {
-        ours.push(finished_event(&store, 1, &format!("r-{index}"), &response).await?);
+        ours.push(finished_event(&store, 1, &format!("r-{index}"), &response, LONG_AGO).await?);
     }
-    let (theirs, size) = finished_event(&store, 2, "r-theirs", &response).await?;
+    let (theirs, size) = finished_event(&store, 2, "r-theirs", &response, LONG_AGO).await?;
     assert!(ours.iter().all(|(_, each)| *each == size));
     assert_eq!(store.usage().of(Stored::Events, 1).await?, 3 * size);
     assert_eq!(store.usage().of(Stored::Events, 2).await?, size);
@@ -590,8 +587,24 @@ async fn finished_events_count_toward_their_organizations_usage_and_the_oldest_a
         .await?;
     assert!(deliveries.event_row(theirs).await?.is_none());
     assert_eq!(store.usage().of(Stored::Events, 2).await?, 0);
+
+    // An event finished a moment ago is kept whatever the usage: its POST /events reads
+    // it back to answer.
+    let now = crate::model::now_rfc3339();
+    let (fresh, _) = finished_event(&store, 3, "r-fresh", &response, &now).await?;
+    let trimmed = store.usage().trim_over(Stored::Events, 1, 0).await?;
+    assert_eq!(
+        trimmed.iter().map(|t| t.rows).sum::<usize>(),
+        0,
+        "{trimmed:?}"
+    );
+    assert!(deliveries.event_row(fresh).await?.is_some());
     Ok(())
 }
+
+/// When the events of [`finished_events_count_toward_their_organizations_usage_and_the_oldest_are_trimmed`]
+/// finished: long before the trims' grace.
+const LONG_AGO: &str = "2025-01-01T00:00:01.000000Z";
 
 on_both!(
     finished_events_count_toward_their_organizations_usage_and_the_oldest_are_trimmed,
