@@ -528,7 +528,7 @@ impl Deliveries<'_> {
             .run(move |db| {
                 let transaction = db.transaction()?;
                 // What it keeps from now on counts toward its organization's usage
-                // (`usage.rs`, `Stored::Events`; migration 13 counts it alike).
+                // (`usage.rs`, `Stored::Events`; migration 14 counts it alike).
                 let closed = transaction.query_map(
                     "UPDATE events SET finished_at = ?1,
                          stored_bytes = octet_length(body) + 256 + COALESCE((

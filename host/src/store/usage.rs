@@ -5,7 +5,8 @@
 //!
 //! Every statement that adds or deletes such rows changes its organization's usage in the
 //! same transaction (`run_logs.rs`, `deliveries.rs`, `organizations.rs`); nothing here reads
-//! the rows themselves but to trim them. Migration 13 made the tables and seeded them.
+//! the rows themselves but to trim them. Migrations 13 (run logs) and 14 (events) made the
+//! tables and seeded them.
 
 use std::collections::BTreeMap;
 
@@ -13,8 +14,8 @@ use super::db::{params, Db};
 use super::{Store, StoreError};
 
 /// What a stored row counts besides its texts: its other columns and its index entries,
-/// about this much. Migration 13 seeds the usage with the same number, as the statements
-/// below count it; all must stay alike.
+/// about this much. Migrations 13 and 14 seed the usage with the same number, as the
+/// statements below count it; all must stay alike.
 pub(super) const ROW_BYTES: u64 = 256;
 
 /// The kinds of rows an organization's usage is kept for.
