@@ -1106,16 +1106,16 @@ pub(super) fn delete_batch_before(db: &Db<'_>, cutoff: &str) -> Result<usize, St
     let limit = i64::try_from(DELETED_PER_STATEMENT).unwrap_or(i64::MAX);
     let transaction = db.transaction()?;
     transaction.serialize(usage::DELETES)?;
-    let deleted = transaction.query_map(
+    let deleted = usage::delete_counted(
+        &transaction,
+        Stored::Events,
         "DELETE FROM events WHERE id IN (
              SELECT id FROM events WHERE finished_at < ?1 LIMIT ?2)
          RETURNING organization_id, stored_bytes",
         params![cutoff, limit],
-        |row| Ok((row.get::<u64>(0)?, row.get::<Option<u64>>(1)?.unwrap_or(0))),
     )?;
-    usage::release(&transaction, Stored::Events, &deleted)?;
     transaction.commit()?;
-    Ok(deleted.len())
+    Ok(deleted)
 }
 
 /// How many events one retention statement deletes at most.

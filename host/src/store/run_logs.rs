@@ -139,12 +139,13 @@ impl RunLogRow {
             body,
         })
     }
-}
 
-impl RunLogRow {
-    /// The bytes this log counts against its organization's quota once stored.
+    /// The bytes this log counts against its organization's quota once stored: its
+    /// record's and `usage::ROW_BYTES`.
     pub fn stored_bytes(&self) -> u64 {
-        counted_bytes(self.body.len())
+        u64::try_from(self.body.len())
+            .unwrap_or(u64::MAX)
+            .saturating_add(usage::ROW_BYTES)
     }
 
     /// When its run started (RFC 3339): the order trimming and retention delete in.
@@ -237,16 +238,8 @@ pub(super) fn insert_rows(transaction: &Db<'_>, rows: &[RunLogRow]) -> Result<()
         transaction,
         Stored::RunLogs,
         rows.iter()
-            .map(|row| (row.organization_id, counted_bytes(row.body.len()))),
+            .map(|row| (row.organization_id, row.stored_bytes())),
     )
-}
-
-/// The bytes a run log whose body is `body_bytes` long counts against its organization's
-/// quota.
-fn counted_bytes(body_bytes: usize) -> u64 {
-    u64::try_from(body_bytes)
-        .unwrap_or(u64::MAX)
-        .saturating_add(usage::ROW_BYTES)
 }
 
 /// Run logs matching a filter, newest start first.
@@ -336,14 +329,14 @@ pub(super) const DELETED_PER_STATEMENT: usize = 5_000;
 pub(super) fn delete_batch_before(db: &Db<'_>, cutoff: &str) -> Result<usize, StoreError> {
     let transaction = db.transaction()?;
     transaction.serialize(usage::DELETES)?;
-    let deleted = transaction.query_map(
+    let deleted = usage::delete_counted(
+        &transaction,
+        Stored::RunLogs,
         "DELETE FROM run_logs WHERE id IN (
              SELECT id FROM run_logs WHERE start < ?1 ORDER BY start LIMIT ?2)
          RETURNING organization_id, octet_length(body) + 256",
         params![cutoff, DELETED_PER_STATEMENT],
-        |row| Ok((row.get::<u64>(0)?, row.get::<u64>(1)?)),
     )?;
-    usage::release(&transaction, Stored::RunLogs, &deleted)?;
     transaction.commit()?;
-    Ok(deleted.len())
+    Ok(deleted)
 }

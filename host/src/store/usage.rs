@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use super::db::{params, Db};
+use super::db::{params, Db, ToValue};
 use super::{Store, StoreError};
 
 /// What a stored row counts besides its texts: its other columns and its index entries,
@@ -123,15 +123,29 @@ pub(super) fn add(
     Ok(())
 }
 
+/// Runs `sql`, a DELETE of rows of `kind` that answers each deleted row's organization and
+/// size (`RETURNING organization_id, <size>`), and takes them off their organizations'
+/// usage, within the caller's transaction (which should hold [`DELETES`]); how many rows
+/// it deleted. The one way the retention and the trims delete what a usage counts.
+pub(super) fn delete_counted(
+    transaction: &Db<'_>,
+    kind: Stored,
+    sql: &str,
+    parameters: &[&dyn ToValue],
+) -> Result<usize, StoreError> {
+    // A size is NULL only for an unfinished event, which no such DELETE selects.
+    let deleted = transaction.query_map(sql, parameters, |row| {
+        Ok((row.get::<u64>(0)?, row.get::<Option<u64>>(1)?.unwrap_or(0)))
+    })?;
+    release(transaction, kind, &deleted)?;
+    Ok(deleted.len())
+}
+
 /// Takes the rows a statement deleted (each its organization and its size, as the
 /// statement's `RETURNING` answers them) off their organizations' usage of `kind`, within
 /// the deleting transaction. Never below zero: rows written by a build from before the
 /// usage was kept (a replica of the older version during an upgrade) were never counted.
-pub(super) fn release(
-    transaction: &Db<'_>,
-    kind: Stored,
-    deleted: &[(u64, u64)],
-) -> Result<(), StoreError> {
+fn release(transaction: &Db<'_>, kind: Stored, deleted: &[(u64, u64)]) -> Result<(), StoreError> {
     let sql = format!(
         "UPDATE {} SET bytes = CASE WHEN bytes > ?2 THEN bytes - ?2 ELSE 0 END
          WHERE organization_id = ?1",
@@ -298,10 +312,7 @@ fn trim_batch(
         Stored::RunLogs => params![organization, count],
         Stored::Events => params![organization, count, finished_before],
     };
-    let deleted = transaction.query_map(kind.delete_oldest(), which, |row| {
-        Ok((row.get::<u64>(0)?, row.get::<Option<u64>>(1)?.unwrap_or(0)))
-    })?;
-    release(&transaction, kind, &deleted)?;
+    let deleted = delete_counted(&transaction, kind, kind.delete_oldest(), which)?;
     transaction.commit()?;
-    Ok(Some(deleted.len()))
+    Ok(Some(deleted))
 }
